@@ -1,0 +1,90 @@
+# latchkey — see README.md. `make` builds build/latchkey; `make run`, `make test`, `make bench`.
+.DEFAULT_GOAL := all
+
+PKGS     := libh2o-evloop libssl libcrypto zlib jansson libsodium sqlite3 liburcu liburcu-cds libpq hiredis
+CC       ?= cc
+# h2o's pkg-config file omits -DH2O_USE_LIBUV=0 (DESIGN §8).
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Wall -Wextra -Werror -Wshadow \
+               -Wstrict-prototypes -Wno-missing-field-initializers -g -Isrc
+PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+ifdef SANITIZE
+BUILD    ?= build-san
+OPT      := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD    ?= build
+OPT      := -O2
+endif
+
+CFLAGS  ?=
+CFLAGS  += $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS)
+LDFLAGS += $(OPT)
+
+SRCS     := $(wildcard src/base/*.c src/core/*.c src/store/*.c src/service/*.c src/http/*.c src/cli/*.c)
+LIB_SRCS := $(filter-out src/cli/main.c,$(SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/src/cli/main.o
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+PY       := /usr/bin/python3
+
+.PHONY: all deps deps-test deps-bench run test unit integration fuzz bench lint clean
+
+all: deps $(BUILD)/latchkey
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+deps-bench:
+	@scripts/deps.sh bench
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/liblatchkey.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/latchkey: $(MAIN_OBJ) $(BUILD)/liblatchkey.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblatchkey.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblatchkey.a $(LDFLAGS) $(PKG_LIBS) -lcmocka
+
+# Starts latchkey on the embedded database, printing the first root key on first start.
+run: all
+	$(BUILD)/latchkey serve $(ARGS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: $(BUILD)/latchkey
+	LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+fuzz:
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk FUZZ_SECONDS=$(or $(FUZZ_SECONDS),5)
+
+# Everything, as CI runs it: the release build, then unit and black-box tests under
+# ASan+UBSan, then each fuzz target for a few seconds.
+test: deps-test
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit integration
+	@$(MAKE) --no-print-directory fuzz
+
+bench: deps-bench all
+	bash bench/run.sh
+
+lint:
+	clang-format --dry-run --Werror $(SRCS) $(wildcard src/*/*.h)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)

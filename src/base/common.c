@@ -1,0 +1,73 @@
+#include "base/common.h"
+
+#include <errno.h>
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+void lk__assert_fail(const char *what, const char *file, int line)
+{
+    fprintf(stderr, "latchkey: assertion failed: %s (%s:%d)\n", what, file, line);
+    abort();
+}
+
+int lk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
+{
+    bool neg = false;
+    uint64_t v = 0;
+    size_t i = 0;
+
+    if (len == 0)
+        return -1;
+    if (s[0] == '-') {
+        neg = true;
+        if (++i == len)
+            return -1;
+    }
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return -1;
+        int64_t r = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+        if (r < min || r > max)
+            return -1;
+        *out = r;
+        return 0;
+    }
+    if (v > (uint64_t)INT64_MAX || (int64_t)v < min || (int64_t)v > max)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+void *lk_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL) {
+        fputs("latchkey: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+void *lk_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL) {
+        fputs("latchkey: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+char *lk_strndup(const char *s, size_t n)
+{
+    char *p = lk_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}

@@ -1,0 +1,35 @@
+/*
+ * common.h — what every latchkey translation unit shares: fixed-width types,
+ * assertions that are always on, and the banned-function list.
+ */
+#ifndef LK_COMMON_H
+#define LK_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Invariants of our own code only; outside input never reaches an assert. */
+#define lk_assert(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            lk__assert_fail(#cond, __FILE__, __LINE__);                                            \
+    } while (0)
+
+_Noreturn void lk__assert_fail(const char *what, const char *file, int line);
+
+/* Parses all of s[0..len) as a decimal integer within [min, max]. Returns 0 on
+ * success, -1 on any other input (sign, spaces, overflow, empty). */
+int lk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out /* OUT */);
+
+/* malloc/calloc/strdup that abort on exhaustion: latchkey does not limp on without memory. */
+void *lk_malloc(size_t n);
+void *lk_calloc(size_t n, size_t size);
+char *lk_strndup(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,68 @@
+#include <stdarg.h>
+
+#include "base/common.h"
+#include "cli/cmd.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+int lk_cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("latchkey: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int lk_cli_usage(const struct lk_cmd *cmd)
+{
+    fprintf(stderr, "usage: latchkey %s\n", cmd->usage);
+    return 2;
+}
+
+void lk_cli_conn_defaults(struct lk_cli_conn *c)
+{
+    const char *v;
+
+    c->server = (v = getenv("LATCHKEY_URL")) && *v ? v : "http://127.0.0.1:8080";
+    c->token = (v = getenv("LATCHKEY_TOKEN")) && *v ? v : NULL;
+    c->json = false;
+}
+
+void lk_cli_print_json(json_t *j)
+{
+    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', stdout);
+}
+
+int lk_cli_call(const struct lk_cli_conn *c, const char *method, const char *path, json_t *body,
+                json_t **out)
+{
+    struct lk_client_resp resp;
+    char err[256], *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_t *j = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = lk_client_call(c->server, c->token, method, path, text, &resp, err, sizeof(err));
+    free(text);
+    if (rc != 0)
+        return lk_cli_fail("cannot reach %s: %s", c->server, err);
+    if (resp.len > 0)
+        j = json_loadb(resp.body, resp.len, 0, NULL);
+    free(resp.body);
+    if (resp.status >= 200 && resp.status < 300) {
+        *out = j;
+        return 0;
+    }
+    json_t *e = json_object_get(j, "error");
+    if (json_is_object(e))
+        lk_cli_fail("%s (%d): %s", json_string_value(json_object_get(e, "code")), resp.status,
+                    json_string_value(json_object_get(e, "message")));
+    else
+        lk_cli_fail("server answered HTTP %d", resp.status);
+    json_decref(j);
+    return 1;
+}

@@ -1,0 +1,45 @@
+/*
+ * cmd.h — the `latchkey` command (DESIGN §6): a table of verbs, each
+ * {name, usage, run} in its own cmd_<verb>.c. run() returns the exit status.
+ */
+#ifndef LK_CMD_H
+#define LK_CMD_H
+
+#include <jansson.h>
+
+#include "cli/client.h"
+
+struct lk_cmd {
+    const char *name;
+    const char *usage;
+    const char *summary;
+    int (*run)(const struct lk_cmd *self, int argc, char **argv);
+};
+
+extern const struct lk_cmd lk_cmd_init, lk_cmd_serve, lk_cmd_seed, lk_cmd_keys,
+    lk_cmd_workspaces;
+
+/* Prints "latchkey: <msg>" to stderr and returns 1 (or 2 for usage errors via
+ * lk_cli_usage). */
+int lk_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int lk_cli_usage(const struct lk_cmd *cmd);
+
+/* The server and token for admin verbs: --server/--token, else LATCHKEY_URL /
+ * LATCHKEY_TOKEN, else http://127.0.0.1:8080 and no token. */
+struct lk_cli_conn {
+    const char *server;
+    const char *token;
+    bool json;
+};
+void lk_cli_conn_defaults(struct lk_cli_conn *c);
+
+/* Calls the server and parses a JSON answer. On 2xx returns 0 with *out (may be
+ * NULL for 204; caller decrefs). Otherwise prints the server's error (code and
+ * message) or the transport failure and returns 1. */
+int lk_cli_call(const struct lk_cli_conn *c, const char *method, const char *path,
+                json_t *body /* may be NULL; borrowed */, json_t **out /* OUT */);
+
+/* Prints j as indented JSON on stdout. */
+void lk_cli_print_json(json_t *j);
+
+#endif

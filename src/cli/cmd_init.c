@@ -1,0 +1,166 @@
+/*
+ * cmd_init.c — `latchkey init` and `latchkey serve`: the two verbs that open the
+ * database themselves rather than talk to a server.
+ */
+#include <getopt.h>
+
+#include <openssl/crypto.h>
+
+#include "base/clock.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "cli/cmd.h"
+#include "http/server.h"
+#include "service/workspaces.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+#define DEFAULT_DB "sqlite:latchkey.db"
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+
+/* Creates the first workspace if there is none and prints its root key once.
+ * Returns 0 when created, 1 when the database already had one (message printed
+ * only if `quiet_if_exists` is false), or 1 on failure. */
+static int bootstrap(struct lk_app *app, bool json, bool quiet_if_exists, bool *created)
+{
+    struct lk_ws_row w;
+    struct lk_ws_secrets sec;
+    enum lk_err e = lk_workspaces_bootstrap(app, lk_clock_now_s(), &w, &sec);
+
+    *created = false;
+    if (e == LK_ERR_CONFLICT) {
+        if (!quiet_if_exists)
+            return lk_cli_fail("this database already has a workspace (%s); nothing changed",
+                               w.id);
+        return 0;
+    }
+    if (e != LK_OK)
+        return lk_cli_fail("cannot create the first workspace: %s", lk_err_message(e));
+    *created = true;
+    if (json) {
+        json_t *o = json_pack("{s:s, s:s}", "workspace_id", w.id, "root_key", sec.root_key);
+        json_dumpf(o, stdout, JSON_COMPACT);
+        fputc('\n', stdout);
+        json_decref(o);
+    } else {
+        printf("created workspace %s\n"
+               "root key (shown once; store it now, it cannot be shown again):\n  %s\n",
+               w.id, sec.root_key);
+    }
+    fflush(stdout);
+    OPENSSL_cleanse(&sec, sizeof(sec));
+    return 0;
+}
+
+static int open_app(const char *db, const char *pepper, struct lk_app **app)
+{
+    struct lk_app_config cfg = {db, pepper};
+    struct lk_errinfo ei;
+
+    lk_errinfo_clear(&ei);
+    if (lk_app_open(&cfg, app, &ei) != LK_OK)
+        return lk_cli_fail("%s", ei.detail[0] ? ei.detail : "cannot open the database");
+    return 0;
+}
+
+static int run_init(const struct lk_cmd *self, int argc, char **argv)
+{
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"pepper-file", required_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *db = DEFAULT_DB, *pepper = NULL;
+    bool json = false, created;
+    struct lk_app *app = NULL;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': db = optarg; break;
+        case 'j': json = true; break;
+        case 'p': pepper = optarg; break;
+        default: return lk_cli_usage(self);
+        }
+    }
+    if (optind != argc)
+        return lk_cli_usage(self);
+    if ((rc = open_app(db, pepper, &app)) != 0)
+        return rc;
+    rc = bootstrap(app, json, false, &created);
+    lk_app_close(app);
+    return rc;
+}
+
+static int parse_listen(const char *s, char *host, size_t hostsz, unsigned short *port)
+{
+    const char *colon = strrchr(s, ':');
+    int64_t p;
+
+    if (colon == NULL || colon == s || (size_t)(colon - s) >= hostsz ||
+        lk_parse_i64(colon + 1, strlen(colon + 1), 1, 65535, &p) != 0)
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, hostsz, "127.0.0.1");
+    *port = (unsigned short)p;
+    return 0;
+}
+
+static int run_serve(const struct lk_cmd *self, int argc, char **argv)
+{
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"pepper-file", required_argument, NULL, 'p'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *db = DEFAULT_DB, *listen = DEFAULT_LISTEN, *pepper = NULL;
+    struct lk_server_config sc = {0};
+    struct lk_app *app = NULL;
+    struct lk_errinfo ei;
+    char host[64];
+    int64_t threads = 0;
+    bool created;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': db = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'p': pepper = optarg; break;
+        case 't':
+            if (lk_parse_i64(optarg, strlen(optarg), 1, 64, &threads) != 0)
+                return lk_cli_fail("--threads must be 1 to 64");
+            break;
+        default: return lk_cli_usage(self);
+        }
+    }
+    if (optind != argc)
+        return lk_cli_usage(self);
+    if (parse_listen(listen, host, sizeof(host), &sc.port) != 0)
+        return lk_cli_fail("--listen wants HOST:PORT, e.g. 127.0.0.1:8080");
+    sc.host = host;
+    sc.threads = (int)threads;
+    if ((rc = open_app(db, pepper, &app)) != 0)
+        return rc;
+    /* An empty database gets its first workspace, as `init` would. */
+    if ((rc = bootstrap(app, false, true, &created)) != 0)
+        goto out;
+    lk_info("%lu key digests loaded", lk_keycache_count(app->cache));
+    lk_errinfo_clear(&ei);
+    if (lk_server_run(app, &sc, &ei) != LK_OK)
+        rc = lk_cli_fail("%s", ei.detail[0] ? ei.detail : "cannot serve");
+out:
+    lk_app_close(app);
+    return rc;
+}
+
+const struct lk_cmd lk_cmd_init = {
+    "init", "init [--db URL] [--json] [--pepper-file FILE]",
+    "create the database and its first workspace; print the root key once", run_init};
+
+const struct lk_cmd lk_cmd_serve = {
+    "serve",
+    "serve [--listen HOST:PORT] [--db URL] [--pepper-file FILE] [--threads N]",
+    "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db)", run_serve};

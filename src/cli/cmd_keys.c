@@ -1,0 +1,304 @@
+/*
+ * cmd_keys.c — `latchkey keys create|list|get|revoke|regenerate`, over HTTP, so
+ * that a revocation from the command line is a revocation on the server.
+ */
+#include <getopt.h>
+
+#include "base/common.h"
+#include "cli/cmd.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+enum { O_SERVER = 1000, O_TOKEN, O_JSON, O_NAME, O_ENV, O_KIND, O_PERM, O_EXPIRES_IN,
+       O_EXPIRES_AT, O_META, O_RATE, O_CAP, O_STATUS, O_LIMIT, O_CURSOR, O_GRACE };
+
+/* Options every subcommand shares; the others are refused where they mean nothing. */
+static const struct option opts[] = {
+    {"server", required_argument, NULL, O_SERVER},
+    {"token", required_argument, NULL, O_TOKEN},
+    {"json", no_argument, NULL, O_JSON},
+    {"name", required_argument, NULL, O_NAME},
+    {"env", required_argument, NULL, O_ENV},
+    {"environment", required_argument, NULL, O_ENV},
+    {"kind", required_argument, NULL, O_KIND},
+    {"permission", required_argument, NULL, O_PERM},
+    {"expires-in", required_argument, NULL, O_EXPIRES_IN},
+    {"expires-at", required_argument, NULL, O_EXPIRES_AT},
+    {"meta", required_argument, NULL, O_META},
+    {"rate-limit", required_argument, NULL, O_RATE},
+    {"daily-spend-cap", required_argument, NULL, O_CAP},
+    {"status", required_argument, NULL, O_STATUS},
+    {"limit", required_argument, NULL, O_LIMIT},
+    {"cursor", required_argument, NULL, O_CURSOR},
+    {"grace", required_argument, NULL, O_GRACE},
+    {NULL, 0, NULL, 0},
+};
+
+struct args {
+    struct lk_cli_conn conn;
+    json_t *body;  /* create: the request */
+    char query[512];
+    const char *id;
+    int64_t grace;
+    const char *bad; /* an option given where it does not apply */
+};
+
+static int int_arg(const char *flag, const char *v, int64_t min, int64_t max, int64_t *out)
+{
+    if (lk_parse_i64(v, strlen(v), min, max, out) != 0)
+        return lk_cli_fail("%s wants an integer from %lld to %lld", flag, (long long)min,
+                           (long long)max);
+    return 0;
+}
+
+static void add_query(struct args *a, const char *k, const char *v)
+{
+    size_t n = strlen(a->query);
+    snprintf(a->query + n, sizeof(a->query) - n, "%c%s=%s", n ? '&' : '?', k, v);
+}
+
+/* Parses argv into a; `sub` is the subcommand. Returns 0, or the exit status. */
+static int parse(const char *sub, int argc, char **argv, struct args *a)
+{
+    bool create = strcmp(sub, "create") == 0, list = strcmp(sub, "list") == 0;
+    int64_t n;
+    int c;
+
+    lk_cli_conn_defaults(&a->conn);
+    a->body = json_object();
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == '?')
+            return 2;
+        if (c != O_SERVER && c != O_TOKEN && c != O_JSON && c != O_GRACE && !create && !list) {
+            a->bad = argv[optind - 1];
+            continue;
+        }
+        switch (c) {
+        case O_SERVER: a->conn.server = optarg; break;
+        case O_TOKEN: a->conn.token = optarg; break;
+        case O_JSON: a->conn.json = true; break;
+        case O_NAME: json_object_set_new(a->body, "name", json_string(optarg)); break;
+        case O_ENV:
+            if (list)
+                add_query(a, "environment", optarg);
+            else
+                json_object_set_new(a->body, "environment", json_string(optarg));
+            break;
+        case O_KIND: json_object_set_new(a->body, "kind", json_string(optarg)); break;
+        case O_PERM: {
+            json_t *p = json_object_get(a->body, "permissions");
+            if (p == NULL)
+                json_object_set_new(a->body, "permissions", p = json_array());
+            json_array_append_new(p, json_string(optarg));
+            break;
+        }
+        case O_EXPIRES_IN:
+            if (int_arg("--expires-in", optarg, 1, INT64_MAX, &n))
+                return 1;
+            json_object_set_new(a->body, "expires_in", json_integer(n));
+            break;
+        case O_EXPIRES_AT: json_object_set_new(a->body, "expires_at", json_string(optarg)); break;
+        case O_META: {
+            json_t *m = json_loads(optarg, 0, NULL);
+            if (m == NULL)
+                return lk_cli_fail("--meta wants a JSON object");
+            json_object_set_new(a->body, "meta", m);
+            break;
+        }
+        case O_RATE: {
+            /* LIMIT/WINDOW_S, e.g. 100/60 */
+            int64_t limit, window;
+            const char *slash = strchr(optarg, '/');
+            if (slash == NULL ||
+                lk_parse_i64(optarg, (size_t)(slash - optarg), 1, INT64_MAX, &limit) ||
+                lk_parse_i64(slash + 1, strlen(slash + 1), 1, INT64_MAX, &window))
+                return lk_cli_fail("--rate-limit wants LIMIT/WINDOW_SECONDS, e.g. 100/60");
+            json_object_set_new(a->body, "rate_limit",
+                                json_pack("{s:I, s:I}", "limit", (json_int_t)limit, "window_s",
+                                          (json_int_t)window));
+            break;
+        }
+        case O_CAP:
+            if (int_arg("--daily-spend-cap", optarg, 0, INT64_MAX, &n))
+                return 1;
+            json_object_set_new(a->body, "daily_spend_cap", json_integer(n));
+            break;
+        case O_STATUS: add_query(a, "status", optarg); break;
+        case O_LIMIT: add_query(a, "limit", optarg); break;
+        case O_CURSOR: add_query(a, "cursor", optarg); break;
+        case O_GRACE:
+            if (int_arg("--grace", optarg, 0, INT64_MAX, &a->grace))
+                return 1;
+            break;
+        }
+    }
+    if (a->bad)
+        return lk_cli_fail("option %s does not apply to 'keys %s'", a->bad, sub);
+    if (optind < argc)
+        a->id = argv[optind++];
+    if (optind < argc)
+        return lk_cli_fail("unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "-";
+}
+
+static void print_key(json_t *k)
+{
+    static const char *const fields[] = {"id", "name", "workspace_id", "environment", "kind",
+                                         "status", "hint", "expires_at", "revoked_at",
+                                         "created_at", "last_used_at"};
+    char *perms = json_dumps(json_object_get(k, "permissions"), JSON_COMPACT);
+
+    for (size_t i = 0; i < LK_ARRAY_LEN(fields); i++)
+        printf("%-14s %s\n", fields[i], str(k, fields[i]));
+    printf("%-14s %s\n", "permissions", perms ? perms : "-");
+    free(perms);
+}
+
+static int with_key_result(const struct args *a, json_t *res, bool show_secret)
+{
+    if (a->conn.json) {
+        lk_cli_print_json(res);
+    } else {
+        print_key(res);
+        if (show_secret)
+            printf("\nsecret (shown once; store it now, it cannot be shown again):\n  %s\n",
+                   str(res, "secret"));
+    }
+    json_decref(res);
+    return 0;
+}
+
+static int keys_create(struct args *a)
+{
+    json_t *res;
+
+    if (json_object_get(a->body, "name") == NULL)
+        return lk_cli_fail("keys create needs --name");
+    if (lk_cli_call(&a->conn, "POST", "/v1/keys", a->body, &res))
+        return 1;
+    return with_key_result(a, res, true);
+}
+
+static int keys_list(struct args *a)
+{
+    char path[600];
+    json_t *res, *k;
+    size_t i;
+
+    snprintf(path, sizeof(path), "/v1/keys%s", a->query);
+    if (lk_cli_call(&a->conn, "GET", path, NULL, &res))
+        return 1;
+    if (a->conn.json) {
+        lk_cli_print_json(res);
+    } else {
+        printf("%-22s %-20s %-5s %-11s %-9s %-22s %s\n", "ID", "NAME", "ENV", "KIND", "STATUS",
+               "HINT", "LAST USED");
+        json_array_foreach(json_object_get(res, "data"), i, k)
+            printf("%-22s %-20.20s %-5s %-11s %-9s %-22s %s\n", str(k, "id"), str(k, "name"),
+                   str(k, "environment"), str(k, "kind"), str(k, "status"), str(k, "hint"),
+                   str(k, "last_used_at"));
+        if (json_is_string(json_object_get(res, "next_cursor")))
+            printf("(more: --cursor %s)\n", str(res, "next_cursor"));
+    }
+    json_decref(res);
+    return 0;
+}
+
+/* The id must be a plain key id: it goes into a URL path. */
+static int check_id(const struct args *a, const char *sub)
+{
+    if (a->id == NULL)
+        return lk_cli_fail("keys %s needs a key id", sub);
+    for (const char *p = a->id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            return lk_cli_fail("not a key id: %s", a->id);
+    return 0;
+}
+
+static int keys_get(struct args *a)
+{
+    char path[128];
+    json_t *res;
+
+    if (check_id(a, "get"))
+        return 1;
+    snprintf(path, sizeof(path), "/v1/keys/%s", a->id);
+    if (lk_cli_call(&a->conn, "GET", path, NULL, &res))
+        return 1;
+    return with_key_result(a, res, false);
+}
+
+static int keys_revoke(struct args *a)
+{
+    char path[128];
+    json_t *res;
+
+    if (check_id(a, "revoke"))
+        return 1;
+    snprintf(path, sizeof(path), "/v1/keys/%s", a->id);
+    if (lk_cli_call(&a->conn, "DELETE", path, NULL, &res))
+        return 1;
+    json_decref(res);
+    if (a->conn.json)
+        printf("{\"id\": \"%s\", \"revoked\": true}\n", a->id);
+    else
+        printf("revoked %s\n", a->id);
+    return 0;
+}
+
+static int keys_regenerate(struct args *a)
+{
+    char path[160];
+    json_t *res, *body = json_pack("{s:I}", "grace_period_s", (json_int_t)a->grace);
+    int rc;
+
+    if (check_id(a, "regenerate")) {
+        json_decref(body);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "/v1/keys/%s/regenerate", a->id);
+    rc = lk_cli_call(&a->conn, "POST", path, body, &res);
+    json_decref(body);
+    if (rc)
+        return 1;
+    return with_key_result(a, res, true);
+}
+
+static const struct {
+    const char *name;
+    int (*run)(struct args *a);
+} subs[] = {
+    {"create", keys_create}, {"list", keys_list},           {"get", keys_get},
+    {"revoke", keys_revoke}, {"regenerate", keys_regenerate},
+};
+
+static int run_keys(const struct lk_cmd *self, int argc, char **argv)
+{
+    struct args a = {0};
+    int rc;
+
+    if (argc < 2)
+        return lk_cli_usage(self);
+    for (size_t i = 0; i < LK_ARRAY_LEN(subs); i++) {
+        if (strcmp(argv[1], subs[i].name) != 0)
+            continue;
+        rc = parse(argv[1], argc - 1, argv + 1, &a);
+        if (rc == 0)
+            rc = subs[i].run(&a);
+        json_decref(a.body);
+        return rc;
+    }
+    return lk_cli_usage(self);
+}
+
+const struct lk_cmd lk_cmd_keys = {
+    "keys",
+    "keys create|list|get|revoke|regenerate [ID] [options]",
+    "manage keys on a running server (see README)", run_keys};

@@ -1,0 +1,39 @@
+/*
+ * main.c — `latchkey VERB ...`: finds the verb in the command table and runs it.
+ */
+#include "base/common.h"
+#include "cli/cmd.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+static const struct lk_cmd *const commands[] = {
+    &lk_cmd_init, &lk_cmd_serve, &lk_cmd_keys, &lk_cmd_workspaces, &lk_cmd_seed,
+};
+
+static void help(FILE *f)
+{
+    fputs("latchkey — API keys issued, verified, scoped and revoked\n\nusage:\n", f);
+    for (size_t i = 0; i < LK_ARRAY_LEN(commands); i++)
+        fprintf(f, "  latchkey %-60s %s\n", commands[i]->usage, commands[i]->summary);
+    fputs("\nAdmin verbs talk to a running server: --server URL (or LATCHKEY_URL),\n"
+          "--token KEY (or LATCHKEY_TOKEN). See README.md.\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        help(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        help(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < LK_ARRAY_LEN(commands); i++)
+        if (strcmp(argv[1], commands[i]->name) == 0)
+            return commands[i]->run(commands[i], argc - 1, argv + 1);
+    fprintf(stderr, "latchkey: unknown command '%s'\n\n", argv[1]);
+    help(stderr);
+    return 2;
+}

@@ -1,0 +1,128 @@
+#include "core/secret.h"
+
+#include <zlib.h>
+
+#include "base/common.h"
+#include "core/base62.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+#define BODY_LEN LK_BASE62_LEN_256
+#define CHECK_LEN LK_BASE62_LEN_U32
+#define ENV_PART_LEN 6 /* "_live_" */
+#define HEX_LEN 64
+
+const char *lk_env_name(enum lk_env env)
+{
+    return env == LK_ENV_TEST ? "test" : "live";
+}
+
+int lk_env_parse(const char *s, enum lk_env *out)
+{
+    if (strcmp(s, "live") == 0)
+        *out = LK_ENV_LIVE;
+    else if (strcmp(s, "test") == 0)
+        *out = LK_ENV_TEST;
+    else
+        return -1;
+    return 0;
+}
+
+bool lk_secret_prefix_valid(const char *p, size_t len)
+{
+    if (len == 0 || len > LK_PREFIX_MAX || p[0] < 'a' || p[0] > 'z')
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static uint32_t crc_of(const char *s, size_t len)
+{
+    return (uint32_t)crc32(0L, (const Bytef *)s, (uInt)len);
+}
+
+static bool is_lower_hex(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+enum lk_err lk_secret_parse(const char *s, size_t len, struct lk_secret_view *out)
+{
+    const size_t tail = ENV_PART_LEN + BODY_LEN + CHECK_LEN;
+    const char *envp;
+    uint32_t want;
+
+    if (len == HEX_LEN && is_lower_hex(s, len)) {
+        *out = (struct lk_secret_view){LK_FORMAT_HEX, LK_ENV_LIVE, NULL, 0, s, len};
+        return LK_OK;
+    }
+    /* The prefix may itself hold '_', so parse from the fixed-width right end. */
+    if (len <= tail || len > tail + LK_PREFIX_MAX)
+        return LK_ERR_MALFORMED_KEY;
+    envp = s + len - tail;
+    if (memcmp(envp, "_live_", ENV_PART_LEN) == 0)
+        out->env = LK_ENV_LIVE;
+    else if (memcmp(envp, "_test_", ENV_PART_LEN) == 0)
+        out->env = LK_ENV_TEST;
+    else
+        return LK_ERR_MALFORMED_KEY;
+    if (!lk_secret_prefix_valid(s, (size_t)(envp - s)))
+        return LK_ERR_MALFORMED_KEY;
+    for (size_t i = len - BODY_LEN - CHECK_LEN; i < len; i++)
+        if (!lk_base62_is_digit(s[i]))
+            return LK_ERR_MALFORMED_KEY;
+    if (!lk_base62_decode_u32(s + len - CHECK_LEN, &want) || crc_of(s, len - CHECK_LEN) != want)
+        return LK_ERR_MALFORMED_KEY;
+    out->format = LK_FORMAT_DEFAULT;
+    out->prefix = s;
+    out->prefix_len = (size_t)(envp - s);
+    out->body = s + len - BODY_LEN - CHECK_LEN;
+    out->body_len = BODY_LEN;
+    return LK_OK;
+}
+
+size_t lk_secret_format(enum lk_key_format fmt, const char *prefix, enum lk_env env,
+                        const uint8_t bytes[LK_SECRET_BYTES], char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n;
+
+    if (fmt == LK_FORMAT_HEX) {
+        for (size_t i = 0; i < LK_SECRET_BYTES; i++) {
+            out[2 * i] = hex[bytes[i] >> 4];
+            out[2 * i + 1] = hex[bytes[i] & 15];
+        }
+        out[HEX_LEN] = '\0';
+        return HEX_LEN;
+    }
+    n = strlen(prefix);
+    lk_assert(lk_secret_prefix_valid(prefix, n));
+    memcpy(out, prefix, n);
+    out[n++] = '_';
+    memcpy(out + n, lk_env_name(env), 4);
+    n += 4;
+    out[n++] = '_';
+    lk_assert(lk_base62_encode(bytes, LK_SECRET_BYTES, out + n, BODY_LEN));
+    n += BODY_LEN;
+    lk_base62_encode_u32(crc_of(out, n), out + n);
+    n += CHECK_LEN;
+    out[n] = '\0';
+    return n;
+}
+
+void lk_secret_hint(const struct lk_secret_view *v, char *out)
+{
+    const char *last4 = v->body + v->body_len - 4;
+
+    if (v->format == LK_FORMAT_HEX)
+        snprintf(out, LK_HINT_MAX, "...%.4s", last4);
+    else
+        snprintf(out, LK_HINT_MAX, "%.*s_%s_...%.4s", (int)v->prefix_len, v->prefix,
+                 lk_env_name(v->env), last4);
+}

@@ -1,0 +1,20 @@
+/*
+ * timefmt.h — RFC 3339 UTC timestamps ("2026-11-23T08:40:51Z"), the only time
+ * format latchkey shows. Pure; safe from any thread.
+ */
+#ifndef LK_TIMEFMT_H
+#define LK_TIMEFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LK_TIME_STRLEN 32
+
+/* Writes t (Unix seconds) as RFC 3339 UTC into out. */
+void lk_time_format(int64_t t, char out[LK_TIME_STRLEN]);
+
+/* Parses "YYYY-MM-DDTHH:MM:SSZ" (optionally with fractional seconds, which are
+ * dropped, or a "+HH:MM"/"-HH:MM" offset). Returns 0 and sets *out, or -1. */
+int lk_time_parse(const char *s, size_t len, int64_t *out /* OUT */);
+
+#endif

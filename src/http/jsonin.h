@@ -1,0 +1,50 @@
+/*
+ * jsonin.h — decoders for JSON request bodies. Each takes the raw body, checks
+ * that it is one JSON object (LK_ERR_BAD_JSON otherwise), that it has no unknown
+ * fields and that every field has the right type and range
+ * (LK_ERR_INVALID_REQUEST, with ei->field naming the field), and fills a plain
+ * struct. Pure: no I/O, no globals; each has a fuzz target.
+ */
+#ifndef LK_JSONIN_H
+#define LK_JSONIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "service/keys.h"
+#include "service/workspaces.h"
+
+#define LK_JSON_MAX_BODY (64 * 1024) /* bytes in a request body */
+#define LK_JSON_MAX_META 4096        /* bytes of serialised `meta` */
+#define LK_JSON_MAX_EXPIRES_IN 315360000 /* ten years */
+
+/* POST /v1/verify. Views point into the decoder's own copies, owned by the struct. */
+struct lk_verify_body {
+    char *key;         /* NULL when absent */
+    size_t key_len;
+    int environment;   /* -1 when absent, else enum lk_env */
+    char *permissions; /* NULL when absent */
+    int64_t cost;      /* 0 when absent */
+};
+
+enum lk_err lk_jsonin_verify(const char *body, size_t len, struct lk_verify_body *out /* OUT */,
+                             struct lk_errinfo *ei);
+/* Wipes and frees what out holds (the key is a secret). */
+void lk_verify_body_release(struct lk_verify_body *b);
+
+/* POST /v1/keys (create = true) and PATCH /v1/keys/{id} (create = false). `now`
+ * converts `expires_at` given as Unix seconds or RFC 3339. Caller releases with
+ * lk_key_spec_release(). */
+enum lk_err lk_jsonin_key_spec(const char *body, size_t len, bool create,
+                               struct lk_key_spec *out /* OUT */, struct lk_errinfo *ei);
+
+/* POST /v1/keys/{id}/regenerate; an empty body means the defaults. */
+enum lk_err lk_jsonin_regenerate(const char *body, size_t len, int64_t *grace_s /* OUT */,
+                                 struct lk_errinfo *ei);
+
+/* POST /v1/workspaces. */
+enum lk_err lk_jsonin_workspace(const char *body, size_t len, struct lk_ws_spec *out /* OUT */,
+                                struct lk_errinfo *ei);
+
+#endif

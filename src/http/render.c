@@ -1,0 +1,68 @@
+#include "http/render.h"
+
+#include "base/common.h"
+#include "core/timefmt.h"
+#include "service/keys.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+const char *lk_render_kind(enum lk_key_kind kind)
+{
+    static const char *const names[] = {"permanent", "temporary", "application", "root"};
+    return (unsigned)kind < LK_ARRAY_LEN(names) ? names[kind] : "permanent";
+}
+
+json_t *lk_render_time(int64_t t)
+{
+    char buf[LK_TIME_STRLEN];
+
+    if (t == 0)
+        return json_null();
+    lk_time_format(t, buf);
+    return json_string(buf);
+}
+
+static json_t *parsed_or(const char *text, const char *fallback)
+{
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    return j ? j : json_loads(fallback, 0, NULL);
+}
+
+json_t *lk_render_key(const struct lk_key_row *k, int64_t now, const char *secret)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "id", json_string(k->id));
+    json_object_set_new(o, "name", json_string(k->name));
+    json_object_set_new(o, "workspace_id", json_string(k->workspace_id));
+    json_object_set_new(o, "environment", json_string(lk_env_name(k->env)));
+    json_object_set_new(o, "kind", json_string(lk_render_kind(k->kind)));
+    json_object_set_new(o, "permissions", parsed_or(k->permissions, "[\"*\"]"));
+    json_object_set_new(o, "hint", json_string(k->hint));
+    json_object_set_new(o, "enabled", json_boolean(k->enabled));
+    json_object_set_new(o, "status", json_string(lk_keys_status(k, now)));
+    json_object_set_new(o, "expires_at", lk_render_time(k->expires_at));
+    json_object_set_new(o, "revoked_at", lk_render_time(k->revoked_at));
+    json_object_set_new(o, "created_at", lk_render_time(k->created_at));
+    json_object_set_new(o, "last_used_at", lk_render_time(k->last_used_at));
+    if (k->rl_limit > 0)
+        json_object_set_new(o, "rate_limit",
+                            json_pack("{s:I, s:I}", "limit", (json_int_t)k->rl_limit, "window_s",
+                                      (json_int_t)k->rl_window_s));
+    else
+        json_object_set_new(o, "rate_limit", json_null());
+    json_object_set_new(o, "daily_spend_cap",
+                        k->daily_spend_cap >= 0 ? json_integer(k->daily_spend_cap) : json_null());
+    json_object_set_new(o, "meta", parsed_or(k->meta, "{}"));
+    json_object_set_new(o, "created_by", k->created_by[0] ? json_string(k->created_by) : json_null());
+    if (secret != NULL)
+        json_object_set_new(o, "secret", json_string(secret));
+    return o;
+}
+
+json_t *lk_render_ws(const struct lk_ws_row *w)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", w->id, "name", w->name, "key_prefix",
+                     w->key_prefix, "key_format",
+                     w->key_format == LK_FORMAT_HEX ? "hex" : "default", "created_at",
+                     lk_render_time(w->created_at));
+}

@@ -1,0 +1,215 @@
+#include "http/respond.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "base/clock.h"
+#include "base/common.h"
+#include "base/rand.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+/* Request ids need to be unique, not secret: a per-thread xorshift seeded from the CSPRNG. */
+static _Thread_local uint64_t rid_state;
+
+static void new_request_id(char out[24])
+{
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    uint64_t x;
+
+    while (rid_state == 0)
+        lk_rand_bytes(&rid_state, sizeof(rid_state));
+    x = rid_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    rid_state = x;
+    memcpy(out, "req_", 4);
+    for (int i = 0; i < 16; i++) {
+        out[4 + i] = alphabet[x % 62];
+        x = x / 62 ^ (rid_state << (i % 8)); /* fold the state back in for the tail digits */
+    }
+    out[20] = '\0';
+}
+
+void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app)
+{
+    struct sockaddr_storage ss;
+    socklen_t n;
+
+    memset(rc, 0, sizeof(*rc));
+    rc->req = req;
+    rc->app = app;
+    rc->now = lk_clock_now_s();
+    new_request_id(rc->request_id);
+    n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (n > 0 && ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, rc->address,
+                  sizeof(rc->address));
+    else if (n > 0 && ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, rc->address,
+                  sizeof(rc->address));
+}
+
+void lk_respond_header(struct lk_reqctx *rc, const char *name, const char *value)
+{
+    h2o_add_header_by_str(&rc->req->pool, &rc->req->res.headers, name, strlen(name), 1, NULL,
+                          value, strlen(value));
+}
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Internal Server Error";
+    }
+}
+
+int lk_respond_raw(struct lk_reqctx *rc, int status, const char *body, size_t len)
+{
+    h2o_req_t *req = rc->req;
+
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          rc->request_id, strlen(rc->request_id));
+    h2o_send_inline(req, body, len);
+    return 0;
+}
+
+int lk_respond_json(struct lk_reqctx *rc, int status, json_t *body)
+{
+    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
+    char *buf = h2o_mem_alloc_pool(&rc->req->pool, n + 1);
+
+    json_dumpb(body, buf, n, JSON_COMPACT);
+    json_decref(body);
+    return lk_respond_raw(rc, status, buf, n);
+}
+
+int lk_respond_no_content(struct lk_reqctx *rc)
+{
+    h2o_req_t *req = rc->req;
+
+    req->res.status = 204;
+    req->res.reason = "No Content";
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          rc->request_id, strlen(rc->request_id));
+    h2o_send_inline(req, "", 0);
+    return 0;
+}
+
+static json_t *error_body(enum lk_err e, const struct lk_errinfo *ei, const char *request_id)
+{
+    json_t *err = json_pack("{s:i, s:s, s:s, s:s, s:s}", "status", lk_err_status(e), "code",
+                            lk_err_code(e), "message",
+                            ei && ei->detail[0] ? ei->detail : lk_err_message(e), "hint_for_ai",
+                            lk_err_hint(e), "request_id", request_id);
+    lk_assert(err != NULL);
+    if (ei && ei->field[0])
+        json_object_set_new(err, "field", json_string(ei->field));
+    return json_pack("{s:o}", "error", err);
+}
+
+int lk_respond_error(struct lk_reqctx *rc, enum lk_err e, const struct lk_errinfo *ei)
+{
+    int status = lk_err_status(e);
+
+    if (status == 401) /* RFC 6750 */
+        lk_respond_header(rc, "www-authenticate",
+                          e == LK_ERR_MISSING_KEY
+                              ? "Bearer realm=\"latchkey\""
+                              : "Bearer realm=\"latchkey\", error=\"invalid_token\"");
+    return lk_respond_json(rc, status, error_body(e, ei, rc->request_id));
+}
+
+/* --- shaping h2o's own error responses ------------------------------------------------ */
+
+struct shape_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+};
+
+static void shape_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t n,
+                          h2o_send_state_t state)
+{
+    struct shape_ostream *s = (struct shape_ostream *)self;
+
+    (void)bufs;
+    (void)n;
+    /* Drop h2o's plain-text body; send ours once, with the final chunk. */
+    if (state == H2O_SEND_STATE_IN_PROGRESS)
+        h2o_ostream_send_next(&s->super, req, NULL, 0, state);
+    else
+        h2o_ostream_send_next(&s->super, req, &s->body, 1, state);
+}
+
+static enum lk_err err_for_status(int status)
+{
+    switch (status) {
+    case 400: return LK_ERR_BAD_JSON;
+    case 404: return LK_ERR_NOT_FOUND;
+    case 405: return LK_ERR_METHOD_NOT_ALLOWED;
+    case 413: return LK_ERR_PAYLOAD_TOO_LARGE;
+    case 431: return LK_ERR_HEADERS_TOO_LARGE;
+    case 503: return LK_ERR_STORAGE_UNAVAILABLE;
+    default: return LK_ERR_INTERNAL;
+    }
+}
+
+static void shape_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    if (req->res.status >= 400 &&
+        h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1) == -1) {
+        char rid[24];
+        struct lk_errinfo ei;
+        enum lk_err e = err_for_status(req->res.status);
+        json_t *body;
+        struct shape_ostream *s;
+        size_t n;
+
+        lk_errinfo_clear(&ei);
+        new_request_id(rid);
+        if (e == LK_ERR_BAD_JSON)
+            snprintf(ei.detail, sizeof(ei.detail), "malformed HTTP request");
+        body = error_body(e, &ei, rid);
+        n = json_dumpb(body, NULL, 0, JSON_COMPACT);
+        s = (struct shape_ostream *)h2o_add_ostream(req, sizeof(*s), slot);
+        s->body.base = h2o_mem_alloc_pool(&req->pool, n + 1);
+        s->body.len = json_dumpb(body, s->body.base, n, JSON_COMPACT);
+        json_decref(body);
+        s->super.do_send = shape_do_send;
+        slot = &s->super.next;
+        req->res.status = lk_err_status(e);
+        req->res.content_length = s->body.len;
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                       H2O_STRLIT("application/json"), 1);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
+                              NULL, rid, strlen(rid));
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+void lk_respond_register_filter(h2o_pathconf_t *pathconf)
+{
+    h2o_filter_t *f = h2o_create_filter(pathconf, sizeof(*f));
+    f->on_setup_ostream = shape_on_setup_ostream;
+}

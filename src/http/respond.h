@@ -1,0 +1,51 @@
+/*
+ * respond.h — one request's context and every way latchkey answers: JSON bodies
+ * and errors in the shape of DESIGN §4, rendered from core/err.def and nothing
+ * else. Everything allocated here lives in the request's pool.
+ */
+#ifndef LK_RESPOND_H
+#define LK_RESPOND_H
+
+#include <h2o.h>
+#include <jansson.h>
+
+#include "core/err.h"
+#include "service/app.h"
+
+#define LK_MAX_HEADER_VALUE 4096
+#define LK_MAX_HEADERS_TOTAL 6144
+#define LK_ROUTE_MAX_PARAMS 2
+
+struct lk_reqctx {
+    h2o_req_t *req;
+    struct lk_app *app;
+    int64_t now;
+    char request_id[24];
+    h2o_iovec_t params[LK_ROUTE_MAX_PARAMS]; /* captured path segments */
+    char address[64];                        /* peer address, for audit events */
+};
+
+/* Fills rc for req: request id, clock, peer address. */
+void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app);
+
+/* Sends `body` (takes ownership: decref'd here) with `status`. Returns 0, as
+ * h2o handlers do. */
+int lk_respond_json(struct lk_reqctx *rc, int status, json_t *body);
+
+/* Sends a pre-rendered JSON text (pool memory or static). */
+int lk_respond_raw(struct lk_reqctx *rc, int status, const char *body, size_t len);
+
+/* Sends 204 with no body. */
+int lk_respond_no_content(struct lk_reqctx *rc);
+
+/* Sends the error e; ei (may be NULL) supplies a specific message and field. */
+int lk_respond_error(struct lk_reqctx *rc, enum lk_err e, const struct lk_errinfo *ei);
+
+/* Adds a response header (name lowercase, both strings static or pool). */
+void lk_respond_header(struct lk_reqctx *rc, const char *name, const char *value);
+
+/* Makes responses that h2o itself produces (413 while reading a body, and other
+ * protocol-level errors) use the error shape too. */
+void lk_respond_register_filter(h2o_pathconf_t *pathconf);
+
+#endif

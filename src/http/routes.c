@@ -1,0 +1,87 @@
+#include "http/routes.h"
+
+#include "base/common.h"
+#include "http/handlers.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+typedef int (*lk_handler_fn)(struct lk_reqctx *rc);
+
+/* `{}` in a pattern captures one path segment into rc->params. */
+static const struct route {
+    const char *method;
+    const char *pattern;
+    lk_handler_fn run;
+} routes[] = {
+    {"GET", "/healthz", lk_h_healthz},
+    {"GET", "/v1/auth-context", lk_h_auth_context},
+    {"GET", "/api/auth-context", lk_h_auth_context},
+    {"POST", "/v1/verify", lk_h_verify},
+    {"POST", "/v1/keys", lk_h_keys_create},
+    {"GET", "/v1/keys", lk_h_keys_list},
+    {"GET", "/v1/keys/{}", lk_h_keys_get},
+    {"PATCH", "/v1/keys/{}", lk_h_keys_update},
+    {"DELETE", "/v1/keys/{}", lk_h_keys_delete},
+    {"POST", "/v1/keys/{}/regenerate", lk_h_keys_regenerate},
+    {"POST", "/v1/workspaces", lk_h_workspaces_create},
+    {"GET", "/v1/workspaces", lk_h_workspaces_list},
+};
+
+/* Matches path[0..len) against pattern, capturing `{}` segments. */
+static bool match(const char *pattern, const char *path, size_t len, h2o_iovec_t *params)
+{
+    size_t np = 0, i = 0;
+    const char *p = pattern;
+
+    while (*p != '\0') {
+        if (p[0] == '{' && p[1] == '}') {
+            size_t start = i;
+            while (i < len && path[i] != '/')
+                i++;
+            if (i == start || np == LK_ROUTE_MAX_PARAMS)
+                return false;
+            params[np++] = h2o_iovec_init(path + start, i - start);
+            p += 2;
+        } else {
+            if (i == len || path[i] != *p)
+                return false;
+            i++;
+            p++;
+        }
+    }
+    return i == len;
+}
+
+static bool headers_too_large(h2o_req_t *req)
+{
+    size_t total = 0;
+
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (h->value.len > LK_MAX_HEADER_VALUE)
+            return true;
+        total += h->name->len + h->value.len + 4;
+    }
+    return total > LK_MAX_HEADERS_TOTAL;
+}
+
+int lk_routes_dispatch(struct lk_reqctx *rc)
+{
+    h2o_req_t *req = rc->req;
+    size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    bool path_known = false;
+
+    if (headers_too_large(req))
+        return lk_respond_error(rc, LK_ERR_HEADERS_TOO_LARGE, NULL);
+    for (size_t i = 0; i < LK_ARRAY_LEN(routes); i++) {
+        h2o_iovec_t params[LK_ROUTE_MAX_PARAMS];
+        if (!match(routes[i].pattern, req->path.base, len, params))
+            continue;
+        path_known = true;
+        if (!h2o_memis(req->method.base, req->method.len, routes[i].method,
+                       strlen(routes[i].method)))
+            continue;
+        memcpy(rc->params, params, sizeof(params));
+        return routes[i].run(rc);
+    }
+    return lk_respond_error(rc, path_known ? LK_ERR_METHOD_NOT_ALLOWED : LK_ERR_NOT_FOUND, NULL);
+}

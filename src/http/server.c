@@ -1,0 +1,177 @@
+#include "http/server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "http/jsonin.h"
+#include "http/respond.h"
+#include "http/routes.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+#define MAX_THREADS 64
+#define LOOP_WAKE_MS 100 /* how often an idle loop looks at the stop flag */
+
+struct lk_handler {
+    h2o_handler_t super;
+    struct lk_app *app;
+};
+
+struct loop_thread {
+    pthread_t tid;
+    int fd;
+    h2o_globalconf_t *conf;
+    struct lk_app *app;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+};
+
+static atomic_bool stopping;
+static atomic_int ready;
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct lk_reqctx rc;
+
+    lk_reqctx_init(&rc, req, ((struct lk_handler *)self)->app);
+    return lk_routes_dispatch(&rc);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    h2o_socket_t *sock;
+
+    if (err != NULL)
+        return;
+    if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
+        return;
+    h2o_accept(listener->data, sock);
+}
+
+static int open_listener(const struct lk_server_config *cfg, struct lk_errinfo *ei)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
+    int fd, on = 1;
+
+    if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
+        lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "listen", "not an IPv4 address: %s",
+                       cfg->host);
+        return -1;
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, SOMAXCONN) != 0) {
+        lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "listen", "cannot listen on %s:%u: %s",
+                       cfg->host, cfg->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *loop_main(void *arg)
+{
+    struct loop_thread *t = arg;
+
+    lk_keycache_thread_online();
+    t->loop = h2o_evloop_create();
+    h2o_context_init(&t->ctx, t->loop, t->conf);
+    t->accept_ctx.ctx = &t->ctx;
+    t->accept_ctx.hosts = t->conf->hosts;
+    t->listener = h2o_evloop_socket_create(t->loop, t->fd, H2O_SOCKET_FLAG_DONT_READ);
+    t->listener->data = &t->accept_ctx;
+    h2o_socket_read_start(t->listener, on_accept);
+    atomic_fetch_add(&ready, 1);
+    while (!atomic_load(&stopping))
+        h2o_evloop_run(t->loop, LOOP_WAKE_MS);
+    h2o_socket_read_stop(t->listener);
+    h2o_socket_close(t->listener);
+    lk_keycache_thread_offline();
+    return NULL;
+}
+
+enum lk_err lk_server_run(struct lk_app *app, const struct lk_server_config *cfg,
+                          struct lk_errinfo *ei)
+{
+    static h2o_globalconf_t conf;
+    struct loop_thread *threads = NULL;
+    h2o_hostconf_t *host;
+    h2o_pathconf_t *path;
+    struct lk_handler *handler;
+    sigset_t sigs;
+    int n = cfg->threads, started = 0, sig;
+    enum lk_err e = LK_OK;
+
+    if (n <= 0)
+        n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 0 || n > MAX_THREADS)
+        n = n <= 0 ? 1 : MAX_THREADS;
+
+    h2o_config_init(&conf);
+    /* Bodies over the limit are refused while reading, before any handler runs;
+     * respond.c's filter gives that 413 the error shape. */
+    conf.max_request_entity_size = LK_JSON_MAX_BODY;
+    conf.server_name = h2o_iovec_init(H2O_STRLIT("latchkey"));
+    host = h2o_config_register_host(&conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    path = h2o_config_register_path(host, "/", 0);
+    handler = (struct lk_handler *)h2o_create_handler(path, sizeof(*handler));
+    handler->super.on_req = on_req;
+    handler->app = app;
+    lk_respond_register_filter(path);
+    lk_respond_register_filter(&host->fallback_path);
+
+    /* Only the main thread takes SIGINT/SIGTERM (sigwait below); no loop is interrupted. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    threads = lk_calloc((size_t)n, sizeof(*threads));
+    for (int i = 0; i < n; i++) {
+        threads[i].fd = open_listener(cfg, ei);
+        if (threads[i].fd < 0) {
+            e = LK_ERR_INVALID_REQUEST;
+            goto out;
+        }
+        threads[i].conf = &conf;
+        threads[i].app = app;
+    }
+    for (; started < n; started++)
+        if (pthread_create(&threads[started].tid, NULL, loop_main, &threads[started]) != 0) {
+            e = lk_errinfo_set(ei, LK_ERR_INTERNAL, "", "cannot start event loop threads");
+            goto out;
+        }
+    while (atomic_load(&ready) < n)
+        usleep(1000);
+    printf("latchkey listening on http://%s:%u (%d event loops)\n", cfg->host, cfg->port, n);
+    fflush(stdout);
+    lk_info("serving on %s:%u with %d event loops", cfg->host, cfg->port, n);
+    sigwait(&sigs, &sig);
+    lk_info("signal %d: stopping", sig);
+out:
+    atomic_store(&stopping, true);
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i].tid, NULL);
+    if (started == 0)
+        for (int i = 0; i < n; i++)
+            if (threads[i].fd > 0)
+                close(threads[i].fd);
+    free(threads);
+    return e;
+}

@@ -1,0 +1,97 @@
+#include "service/app.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+#define PEPPER_FILE_MAX 4096
+
+static enum lk_err read_pepper(const char *path, struct lk_pepper **out, struct lk_errinfo *ei)
+{
+    uint8_t buf[PEPPER_FILE_MAX];
+    ssize_t n;
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "pepper-file", "cannot open %s: %s",
+                              path, strerror(errno));
+    while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    /* A trailing newline from `echo` or an editor is not part of the pepper. */
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    *out = lk_pepper_new(buf, len);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    if (*out == NULL)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "pepper-file",
+                              "%s: a pepper needs at least 16 bytes", path);
+    return LK_OK;
+}
+
+static int load_key(void *arg, const struct lk_key_row *row)
+{
+    lk_keycache_put(arg, row, NULL);
+    return 0;
+}
+
+static int find_operator(void *arg, const struct lk_ws_row *w)
+{
+    if (!w->is_operator)
+        return 0;
+    memcpy(arg, w->id, LK_ID_MAX);
+    return 1;
+}
+
+enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
+                        struct lk_errinfo *ei)
+{
+    struct lk_app *app = lk_calloc(1, sizeof(*app));
+    enum lk_err e;
+
+    pthread_mutex_init(&app->write_mu, NULL);
+    lk_keycache_thread_online();
+    if (cfg->pepper_file && (e = read_pepper(cfg->pepper_file, &app->pepper, ei)) != LK_OK)
+        goto out;
+    if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK)
+        goto out;
+    app->cache = lk_keycache_new();
+    if ((e = lk_store_key_scan(app->store, load_key, app->cache)) != LK_OK ||
+        (e = lk_store_ws_list(app->store, find_operator, app->operator_ws)) != LK_OK) {
+        lk_errinfo_set(ei, e, "db", "cannot read keys from the database");
+        goto out;
+    }
+    app->usage = lk_usage_new(app->store);
+out:
+    if (e != LK_OK) {
+        lk_app_close(app);
+        return e;
+    }
+    *out = app;
+    return LK_OK;
+}
+
+void lk_app_close(struct lk_app *app)
+{
+    if (app == NULL)
+        return;
+    lk_usage_free(app->usage);
+    lk_keycache_free(app->cache);
+    lk_store_close(app->store);
+    lk_pepper_free(app->pepper);
+    pthread_mutex_destroy(&app->write_mu);
+    free(app);
+}
+
+void lk_app_digest(const struct lk_app *app, const char *secret, size_t len,
+                   uint8_t out[LK_DIGEST_LEN])
+{
+    lk_digest_secret(app->pepper, secret, len, out);
+}

@@ -1,0 +1,50 @@
+/*
+ * app.h — one running latchkey: the store, the key cache filled from it, the
+ * usage recorder and the configuration, tied together. Every service call takes
+ * a `struct lk_app *`.
+ *
+ * Thread safety: after lk_app_open() returns, the app may be used from any thread
+ * that has called lk_keycache_thread_online().
+ */
+#ifndef LK_APP_H
+#define LK_APP_H
+
+#include <pthread.h>
+
+#include "core/digest.h"
+#include "core/err.h"
+#include "service/keycache.h"
+#include "service/usage.h"
+#include "store/store.h"
+
+struct lk_app_config {
+    const char *db_url;      /* "sqlite:PATH" */
+    const char *pepper_file; /* NULL: no pepper */
+};
+
+/* Transparent to the service layer; the http layer only passes it along. */
+struct lk_app {
+    struct lk_store *store;
+    struct lk_keycache *cache;
+    struct lk_usage *usage;
+    struct lk_pepper *pepper; /* NULL when none is configured */
+    /* Serialises management writes, so the store and the cache see changes of
+     * one key in the same order. */
+    pthread_mutex_t write_mu;
+    char operator_ws[LK_ID_MAX]; /* "" until the first workspace exists */
+};
+
+/* Opens the store (applying migrations), reads the pepper, loads every key into
+ * the cache and starts the usage recorder. The calling thread is put online for
+ * the cache. Caller frees with lk_app_close(). Errors are described in ei. */
+enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out /* OUT */,
+                        struct lk_errinfo *ei);
+
+/* Flushes usage and releases everything. Accepts NULL. */
+void lk_app_close(struct lk_app *app);
+
+/* The digest a secret is stored under with the configured pepper. */
+void lk_app_digest(const struct lk_app *app, const char *secret, size_t len,
+                   uint8_t out[LK_DIGEST_LEN]);
+
+#endif

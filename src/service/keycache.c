@@ -1,0 +1,234 @@
+#include "service/keycache.h"
+
+#include <jansson.h>
+#include <urcu.h>
+#include <urcu/rculfhash.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "core/perm.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+struct centry {
+    struct lk_ckey k;
+    struct cds_lfht_node node;
+    struct rcu_head rcu;
+    uint32_t pepper_id;
+    /* Owned storage behind k.permissions_json and k.perms. */
+    char *perm_json;
+    char **perm_list;
+};
+
+struct lk_keycache {
+    struct cds_lfht *ht;
+    _Atomic unsigned long count;
+    _Atomic unsigned plain_count;    /* entries whose digest has no pepper */
+    _Atomic unsigned peppered_count; /* entries with a pepper */
+};
+
+static unsigned long hash_of(const uint8_t d[LK_DIGEST_LEN])
+{
+    unsigned long h;
+    /* Digests are uniformly random: any 8 bytes are a good hash. */
+    memcpy(&h, d, sizeof(h));
+    return h;
+}
+
+static int match(struct cds_lfht_node *node, const void *key)
+{
+    const struct centry *e = caa_container_of(node, struct centry, node);
+    return lk_digest_equal(e->k.digest, key);
+}
+
+struct lk_keycache *lk_keycache_new(void)
+{
+    struct lk_keycache *c = lk_calloc(1, sizeof(*c));
+
+    c->ht = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+    lk_assert(c->ht != NULL);
+    return c;
+}
+
+static void centry_free(struct centry *e)
+{
+    if (e == NULL)
+        return;
+    if (e->perm_list) {
+        for (size_t i = 0; i < e->k.nperms; i++)
+            free(e->perm_list[i]);
+        free(e->perm_list);
+    }
+    free(e->perm_json);
+    free(e);
+}
+
+static void centry_free_rcu(struct rcu_head *head)
+{
+    centry_free(caa_container_of(head, struct centry, rcu));
+}
+
+void lk_keycache_free(struct lk_keycache *c)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+
+    if (c == NULL)
+        return;
+    rcu_read_lock();
+    cds_lfht_first(c->ht, &it);
+    while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
+        struct centry *e = caa_container_of(node, struct centry, node);
+        cds_lfht_next(c->ht, &it);
+        if (cds_lfht_del(c->ht, node) == 0)
+            call_rcu(&e->rcu, centry_free_rcu);
+    }
+    rcu_read_unlock();
+    rcu_barrier(); /* every deferred free has run */
+    cds_lfht_destroy(c->ht, NULL);
+    free(c);
+}
+
+void lk_keycache_thread_online(void)
+{
+    rcu_register_thread();
+}
+
+void lk_keycache_thread_offline(void)
+{
+    rcu_unregister_thread();
+}
+
+void lk_keycache_read_lock(void)
+{
+    rcu_read_lock();
+}
+
+void lk_keycache_read_unlock(void)
+{
+    rcu_read_unlock();
+}
+
+const struct lk_ckey *lk_keycache_find(struct lk_keycache *c, const uint8_t d[LK_DIGEST_LEN])
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+
+    cds_lfht_lookup(c->ht, hash_of(d), match, d, &it);
+    node = cds_lfht_iter_get_node(&it);
+    return node ? &caa_container_of(node, struct centry, node)->k : NULL;
+}
+
+/* Builds an entry for one digest of row. */
+static struct centry *centry_new(const struct lk_key_row *row, const uint8_t d[LK_DIGEST_LEN],
+                                 uint32_t pepper_id, int64_t retired_at)
+{
+    struct centry *e = lk_calloc(1, sizeof(*e));
+    json_t *arr;
+    size_t i;
+
+    memcpy(e->k.digest, d, LK_DIGEST_LEN);
+    e->pepper_id = pepper_id;
+    e->k.rowid = row->rowid;
+    e->k.expires_at = row->expires_at;
+    e->k.revoked_at = row->revoked_at;
+    e->k.retired_at = retired_at;
+    e->k.env = row->env;
+    e->k.kind = row->kind;
+    e->k.enabled = row->enabled;
+    memcpy(e->k.id, row->id, sizeof(e->k.id));
+    memcpy(e->k.workspace_id, row->workspace_id, sizeof(e->k.workspace_id));
+    atomic_init(&e->k.last_used, row->last_used_at);
+    e->perm_json = lk_strndup(row->permissions ? row->permissions : "[\"*\"]",
+                              strlen(row->permissions ? row->permissions : "[\"*\"]"));
+    /* Permissions were validated on the way in; parse them once here, not per request. */
+    arr = json_loads(e->perm_json, 0, NULL);
+    if (json_is_array(arr)) {
+        e->perm_list = lk_calloc(json_array_size(arr) + 1, sizeof(char *));
+        for (i = 0; i < json_array_size(arr); i++) {
+            const char *p = json_string_value(json_array_get(arr, i));
+            if (p != NULL)
+                e->perm_list[e->k.nperms++] = lk_strndup(p, strlen(p));
+        }
+    }
+    json_decref(arr);
+    e->k.permissions_json = e->perm_json;
+    e->k.perms = (const char *const *)e->perm_list;
+    return e;
+}
+
+static void account(struct lk_keycache *c, uint32_t pepper_id, int delta)
+{
+    atomic_fetch_add(&c->count, (unsigned long)(long)delta);
+    if (pepper_id == 0)
+        atomic_fetch_add(&c->plain_count, (unsigned)delta);
+    else
+        atomic_fetch_add(&c->peppered_count, (unsigned)delta);
+}
+
+static void publish(struct lk_keycache *c, struct centry *e)
+{
+    struct cds_lfht_node *old_node;
+    const struct lk_ckey *prev;
+
+    rcu_read_lock();
+    if ((prev = lk_keycache_find(c, e->k.digest)) != NULL) {
+        int64_t lu = atomic_load(&((struct lk_ckey *)prev)->last_used);
+        if (lu > atomic_load(&e->k.last_used))
+            atomic_store(&e->k.last_used, lu);
+    }
+    old_node = cds_lfht_add_replace(c->ht, hash_of(e->k.digest), match, e->k.digest, &e->node);
+    account(c, e->pepper_id, 1);
+    if (old_node != NULL) {
+        struct centry *old = caa_container_of(old_node, struct centry, node);
+        account(c, old->pepper_id, -1);
+        call_rcu(&old->rcu, centry_free_rcu);
+    }
+    rcu_read_unlock();
+}
+
+static void drop(struct lk_keycache *c, const uint8_t d[LK_DIGEST_LEN])
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+
+    rcu_read_lock();
+    cds_lfht_lookup(c->ht, hash_of(d), match, d, &it);
+    if ((node = cds_lfht_iter_get_node(&it)) != NULL && cds_lfht_del(c->ht, node) == 0) {
+        struct centry *e = caa_container_of(node, struct centry, node);
+        account(c, e->pepper_id, -1);
+        call_rcu(&e->rcu, centry_free_rcu);
+    }
+    rcu_read_unlock();
+}
+
+void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row,
+                     const struct lk_key_row *old)
+{
+    publish(c, centry_new(row, row->digest, row->pepper_id, 0));
+    if (row->has_prev)
+        publish(c, centry_new(row, row->prev_digest, row->prev_pepper_id, row->prev_until));
+    if (old == NULL)
+        return;
+    if (!lk_digest_equal(old->digest, row->digest) &&
+        !(row->has_prev && lk_digest_equal(old->digest, row->prev_digest)))
+        drop(c, old->digest);
+    if (old->has_prev && !lk_digest_equal(old->prev_digest, row->digest) &&
+        !(row->has_prev && lk_digest_equal(old->prev_digest, row->prev_digest)))
+        drop(c, old->prev_digest);
+}
+
+unsigned long lk_keycache_count(struct lk_keycache *c)
+{
+    return atomic_load(&c->count);
+}
+
+unsigned lk_keycache_pepper_mask(struct lk_keycache *c, uint32_t configured_pepper_id)
+{
+    unsigned m = 0;
+
+    if (atomic_load(&c->plain_count) > 0)
+        m |= 1;
+    if (configured_pepper_id != 0 && atomic_load(&c->peppered_count) > 0)
+        m |= 2;
+    return m;
+}

@@ -1,0 +1,69 @@
+/*
+ * keycache.h — every key's record in memory, found by the digest of its secret
+ * in O(1), so verification never queries the database (DESIGN §8).
+ *
+ * Design (docs/internals/keycache.md): an RCU lock-free hash table (liburcu
+ * rculfhash). Entries are immutable snapshots; a change publishes a new entry
+ * and frees the old one after a grace period, so readers take no lock and never
+ * see a half-written record. A key has one entry per live digest: its current
+ * secret and, after a regeneration, its previous one (retired_at set).
+ *
+ * Thread safety: every thread that calls any function here must first call
+ * lk_keycache_thread_online() once. Readers bracket lookups and every use of the
+ * returned entry with lk_keycache_read_lock()/unlock(). Writers (put/drop) may run
+ * from any registered thread; callers serialise writers of the same key.
+ */
+#ifndef LK_KEYCACHE_H
+#define LK_KEYCACHE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/digest.h"
+#include "store/store.h"
+
+/* One cached digest of one key. Read-only except `last_used`. */
+struct lk_ckey {
+    uint8_t digest[LK_DIGEST_LEN];
+    int64_t rowid;
+    int64_t expires_at, revoked_at; /* 0: none */
+    int64_t retired_at;             /* 0: current secret; else refused from this time */
+    enum lk_env env;
+    enum lk_key_kind kind;
+    bool enabled;
+    char id[LK_ID_MAX];
+    char workspace_id[LK_ID_MAX];
+    const char *permissions_json; /* JSON array text */
+    size_t nperms;
+    const char *const *perms; /* parsed permissions, nperms of them */
+    _Atomic int64_t last_used; /* Unix seconds of the last verification, 0 if none */
+};
+
+struct lk_keycache;
+
+/* Caller frees with lk_keycache_free() (after every reader thread has stopped). */
+struct lk_keycache *lk_keycache_new(void);
+void lk_keycache_free(struct lk_keycache *c);
+
+void lk_keycache_thread_online(void);
+void lk_keycache_thread_offline(void);
+void lk_keycache_read_lock(void);
+void lk_keycache_read_unlock(void);
+
+/* Entry for digest d, or NULL. Valid until lk_keycache_read_unlock(). */
+const struct lk_ckey *lk_keycache_find(struct lk_keycache *c, const uint8_t d[LK_DIGEST_LEN]);
+
+/* Publishes the key `row` (current digest and, if any, previous digest). When
+ * `old` (the row before the change) is given, entries of its digests that `row`
+ * no longer has are removed. Keeps last_used across versions. */
+void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row,
+                     const struct lk_key_row *old);
+
+/* Number of entries (digests). */
+unsigned long lk_keycache_count(struct lk_keycache *c);
+
+/* The peppers digests in the cache were made with: bit 0 = none, bit 1 = the
+ * configured pepper. Lets verification skip digests no key can have. */
+unsigned lk_keycache_pepper_mask(struct lk_keycache *c, uint32_t configured_pepper_id);
+
+#endif

@@ -1,0 +1,337 @@
+#include "service/keys.h"
+
+#include <openssl/crypto.h>
+
+#include "base/common.h"
+#include "base/rand.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+void lk_key_spec_release(struct lk_key_spec *s)
+{
+    if (s == NULL)
+        return;
+    free(s->permissions);
+    free(s->meta);
+    s->permissions = s->meta = NULL;
+}
+
+const char *lk_keys_status(const struct lk_key_row *k, int64_t now)
+{
+    if (k->revoked_at != 0)
+        return "revoked";
+    if (k->expires_at != 0 && now >= k->expires_at)
+        return "expired";
+    if (!k->enabled)
+        return "disabled";
+    return "active";
+}
+
+void lk__keys_new_secret(struct lk_app *app, const struct lk_ws_row *w, struct lk_key_row *k,
+                         char *secret)
+{
+    uint8_t bytes[LK_SECRET_BYTES];
+    struct lk_secret_view v;
+    size_t n;
+
+    lk_rand_bytes(bytes, sizeof(bytes));
+    n = lk_secret_format(w->key_format, w->key_prefix, k->env, bytes, secret);
+    OPENSSL_cleanse(bytes, sizeof(bytes));
+    lk_assert(lk_secret_parse(secret, n, &v) == LK_OK);
+    if (w->key_format == LK_FORMAT_HEX) /* hex secrets carry no env; the hint does */
+        snprintf(k->hint, sizeof(k->hint), "%s_...%.4s", lk_env_name(k->env), secret + n - 4);
+    else
+        lk_secret_hint(&v, k->hint);
+    lk_app_digest(app, secret, n, k->digest);
+    k->pepper_id = lk_pepper_id(app->pepper);
+}
+
+enum lk_err lk__keys_audit(struct lk_app *app, const struct lk_actor *who, const char *action,
+                           const char *target, int64_t now)
+{
+    struct lk_audit_row a = {.created_at = now};
+
+    snprintf(a.workspace_id, sizeof(a.workspace_id), "%s", who->workspace_id);
+    snprintf(a.actor, sizeof(a.actor), "%s", who->id);
+    snprintf(a.action, sizeof(a.action), "%s", action);
+    snprintf(a.target, sizeof(a.target), "%s", target ? target : "");
+    snprintf(a.address, sizeof(a.address), "%s", who->address);
+    snprintf(a.request_id, sizeof(a.request_id), "%s", who->request_id);
+    return lk_store_audit_insert(app->store, &a);
+}
+
+/* Merges the cache's last-used time, fresher than the store's by up to a flush. */
+static void merge_last_used(struct lk_app *app, struct lk_key_row *k)
+{
+    const struct lk_ckey *c;
+
+    lk_keycache_read_lock();
+    if ((c = lk_keycache_find(app->cache, k->digest)) != NULL) {
+        int64_t lu = atomic_load(&((struct lk_ckey *)c)->last_used);
+        if (lu > k->last_used_at)
+            k->last_used_at = lu;
+    }
+    lk_keycache_read_unlock();
+}
+
+/* Applies the fields a create or a change share. */
+static enum lk_err apply_common(const struct lk_key_spec *spec, struct lk_key_row *k, int64_t now,
+                                struct lk_errinfo *ei)
+{
+    if (spec->set & LK_SPEC_NAME)
+        memcpy(k->name, spec->name, sizeof(k->name));
+    if (spec->set & LK_SPEC_PERMISSIONS) {
+        free(k->permissions);
+        k->permissions = lk_strndup(spec->permissions, strlen(spec->permissions));
+    }
+    if (spec->set & LK_SPEC_META) {
+        free(k->meta);
+        k->meta = lk_strndup(spec->meta, strlen(spec->meta));
+    }
+    if (spec->set & LK_SPEC_RATE_LIMIT) {
+        k->rl_limit = spec->rl_limit;
+        k->rl_window_s = spec->rl_window_s;
+    }
+    if (spec->set & LK_SPEC_SPEND_CAP)
+        k->daily_spend_cap = spec->daily_spend_cap;
+    if (spec->set & LK_SPEC_ENABLED)
+        k->enabled = spec->enabled;
+    if (spec->set & LK_SPEC_EXPIRES_AT) {
+        if (spec->expires_at != 0 && spec->expires_at <= now)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "expires_at",
+                                  "expires_at must be in the future");
+        k->expires_at = spec->expires_at;
+    }
+    if (spec->set & LK_SPEC_EXPIRES_IN)
+        k->expires_at = now + spec->expires_in;
+    return LK_OK;
+}
+
+enum lk_err lk_keys_create(struct lk_app *app, const struct lk_actor *who,
+                           const struct lk_key_spec *spec, int64_t now, struct lk_key_row *out,
+                           char *secret, struct lk_errinfo *ei)
+{
+    struct lk_key_row k = {.enabled = true, .daily_spend_cap = -1, .created_at = now};
+    struct lk_ws_row w;
+    enum lk_err e;
+    bool locked = false;
+
+    if (!who->can_write)
+        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    if ((spec->set & LK_SPEC_EXPIRES_IN) && (spec->set & LK_SPEC_EXPIRES_AT))
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "expires_at",
+                              "give expires_in or expires_at, not both");
+    k.env = spec->set & LK_SPEC_ENV ? spec->env : LK_ENV_LIVE;
+    k.kind = spec->set & LK_SPEC_KIND ? spec->kind : LK_KIND_PERMANENT;
+    if (k.kind == LK_KIND_APPLICATION)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "kind",
+                              "application keys come with their workspace and cannot be created");
+    if (k.kind == LK_KIND_ROOT && who->kind != LK_KIND_ROOT)
+        return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "kind",
+                              "only a root key may create root keys");
+    if (k.kind == LK_KIND_TEMPORARY) {
+        int64_t ttl = LK_TEMP_DEFAULT_TTL;
+        if (spec->set & LK_SPEC_EXPIRES_IN)
+            ttl = spec->expires_in;
+        else if (spec->set & LK_SPEC_EXPIRES_AT)
+            ttl = spec->expires_at - now;
+        if (ttl > LK_TEMP_MAX_TTL)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST,
+                                  spec->set & LK_SPEC_EXPIRES_AT ? "expires_at" : "expires_in",
+                                  "a temporary key lives at most %d seconds", LK_TEMP_MAX_TTL);
+        if (!(spec->set & (LK_SPEC_EXPIRES_IN | LK_SPEC_EXPIRES_AT)))
+            k.expires_at = now + ttl;
+    }
+    lk_rand_id("key_", k.id, sizeof(k.id));
+    memcpy(k.workspace_id, who->workspace_id, LK_ID_MAX);
+    memcpy(k.created_by, who->id, LK_ID_MAX);
+    if ((e = apply_common(spec, &k, now, ei)) != LK_OK)
+        goto out;
+    if (k.permissions == NULL)
+        k.permissions = lk_strndup("[\"*\"]", 5);
+    if (k.meta == NULL)
+        k.meta = lk_strndup("{}", 2);
+
+    pthread_mutex_lock(&app->write_mu);
+    locked = true;
+    if ((e = lk_store_ws_get(app->store, who->workspace_id, &w)) != LK_OK)
+        goto out;
+    lk__keys_new_secret(app, &w, &k, secret);
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        goto out;
+    if ((e = lk_store_key_insert(app->store, &k)) != LK_OK ||
+        (e = lk__keys_audit(app, who, "key.create", k.id, now)) != LK_OK) {
+        lk_store_rollback(app->store);
+        goto out;
+    }
+    if ((e = lk_store_commit(app->store)) != LK_OK)
+        goto out;
+    lk_keycache_put(app->cache, &k, NULL);
+out:
+    if (locked)
+        pthread_mutex_unlock(&app->write_mu);
+    if (e != LK_OK) {
+        OPENSSL_cleanse(secret, LK_SECRET_MAX);
+        lk_key_row_release(&k);
+        return e;
+    }
+    *out = k;
+    return LK_OK;
+}
+
+enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const char *id,
+                        struct lk_key_row *out)
+{
+    enum lk_err e = lk_store_key_get(app->store, who->workspace_id, id, out);
+
+    if (e == LK_OK)
+        merge_last_used(app, out);
+    return e;
+}
+
+struct list_ctx {
+    struct lk_app *app;
+    lk_key_row_cb cb;
+    void *arg;
+};
+
+static int list_one(void *arg, const struct lk_key_row *row)
+{
+    struct list_ctx *lc = arg;
+    struct lk_key_row k = *row; /* shallow: strings stay borrowed */
+
+    merge_last_used(lc->app, &k);
+    return lc->cb(lc->arg, &k);
+}
+
+enum lk_err lk_keys_list(struct lk_app *app, const struct lk_actor *who,
+                         const struct lk_key_filter *f, lk_key_row_cb cb, void *arg)
+{
+    struct list_ctx lc = {app, cb, arg};
+    return lk_store_key_list(app->store, who->workspace_id, f, list_one, &lc);
+}
+
+/* Loads key `id`, lets `change` edit a copy, then stores, audits and publishes it.
+ * Runs under write_mu so the store and the cache agree on the order of changes. */
+typedef enum lk_err (*change_fn)(struct lk_app *app, struct lk_key_row *k, void *arg,
+                                 struct lk_errinfo *ei);
+
+static enum lk_err change_key(struct lk_app *app, const struct lk_actor *who, const char *id,
+                              const char *action, int64_t now, change_fn change, void *arg,
+                              struct lk_key_row *out, struct lk_errinfo *ei)
+{
+    struct lk_key_row old = {0}, k = {0};
+    enum lk_err e;
+
+    if (!who->can_write)
+        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    pthread_mutex_lock(&app->write_mu);
+    if ((e = lk_store_key_get(app->store, who->workspace_id, id, &old)) != LK_OK)
+        goto out;
+    lk_key_row_copy(&k, &old);
+    if ((e = change(app, &k, arg, ei)) != LK_OK)
+        goto out;
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        goto out;
+    if ((e = lk_store_key_update(app->store, &k)) != LK_OK ||
+        (e = lk__keys_audit(app, who, action, k.id, now)) != LK_OK) {
+        lk_store_rollback(app->store);
+        goto out;
+    }
+    if ((e = lk_store_commit(app->store)) != LK_OK)
+        goto out;
+    lk_keycache_put(app->cache, &k, &old);
+out:
+    pthread_mutex_unlock(&app->write_mu);
+    lk_key_row_release(&old);
+    if (e == LK_OK && out != NULL) {
+        merge_last_used(app, &k);
+        *out = k;
+    } else {
+        lk_key_row_release(&k);
+    }
+    return e;
+}
+
+struct update_arg {
+    const struct lk_key_spec *spec;
+    int64_t now;
+};
+
+static enum lk_err do_update(struct lk_app *app, struct lk_key_row *k, void *arg,
+                             struct lk_errinfo *ei)
+{
+    struct update_arg *ua = arg;
+
+    (void)app;
+    if (k->kind == LK_KIND_APPLICATION && (ua->spec->set & LK_SPEC_ENABLED) && !ua->spec->enabled)
+        return lk_errinfo_set(ei, LK_ERR_CONFLICT, "enabled",
+                              "application keys cannot be disabled; regenerate them instead");
+    if (k->kind == LK_KIND_TEMPORARY && (ua->spec->set & LK_SPEC_EXPIRES_AT) &&
+        (ua->spec->expires_at == 0 || ua->spec->expires_at - k->created_at > LK_TEMP_MAX_TTL))
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "expires_at",
+                              "a temporary key lives at most %d seconds", LK_TEMP_MAX_TTL);
+    return apply_common(ua->spec, k, ua->now, ei);
+}
+
+enum lk_err lk_keys_update(struct lk_app *app, const struct lk_actor *who, const char *id,
+                           const struct lk_key_spec *spec, int64_t now, struct lk_key_row *out,
+                           struct lk_errinfo *ei)
+{
+    struct update_arg ua = {spec, now};
+    return change_key(app, who, id, "key.update", now, do_update, &ua, out, ei);
+}
+
+static enum lk_err do_revoke(struct lk_app *app, struct lk_key_row *k, void *arg,
+                             struct lk_errinfo *ei)
+{
+    (void)app;
+    if (k->kind == LK_KIND_APPLICATION)
+        return lk_errinfo_set(ei, LK_ERR_CONFLICT, "id",
+                              "application keys cannot be deleted; regenerate them instead");
+    if (k->revoked_at == 0)
+        k->revoked_at = *(int64_t *)arg;
+    return LK_OK;
+}
+
+enum lk_err lk_keys_revoke(struct lk_app *app, const struct lk_actor *who, const char *id,
+                           int64_t now, struct lk_errinfo *ei)
+{
+    return change_key(app, who, id, "key.revoke", now, do_revoke, &now, NULL, ei);
+}
+
+struct regen_arg {
+    int64_t grace_s, now;
+    char *secret;
+};
+
+static enum lk_err do_regenerate(struct lk_app *app, struct lk_key_row *k, void *arg,
+                                 struct lk_errinfo *ei)
+{
+    struct regen_arg *ra = arg;
+    struct lk_ws_row w;
+    enum lk_err e;
+
+    if (k->revoked_at != 0)
+        return lk_errinfo_set(ei, LK_ERR_CONFLICT, "id", "a revoked key cannot be regenerated");
+    if ((e = lk_store_ws_get(app->store, k->workspace_id, &w)) != LK_OK)
+        return e;
+    /* The current secret becomes the previous one, refused from now + grace. */
+    k->has_prev = true;
+    memcpy(k->prev_digest, k->digest, LK_DIGEST_LEN);
+    k->prev_pepper_id = k->pepper_id;
+    k->prev_until = ra->now + ra->grace_s;
+    lk__keys_new_secret(app, &w, k, ra->secret);
+    return LK_OK;
+}
+
+enum lk_err lk_keys_regenerate(struct lk_app *app, const struct lk_actor *who, const char *id,
+                               int64_t grace_s, int64_t now, struct lk_key_row *out,
+                               char *secret, struct lk_errinfo *ei)
+{
+    struct regen_arg ra = {grace_s, now, secret};
+    enum lk_err e = change_key(app, who, id, "key.regenerate", now, do_regenerate, &ra, out, ei);
+
+    if (e != LK_OK)
+        OPENSSL_cleanse(secret, LK_SECRET_MAX);
+    return e;
+}

@@ -1,0 +1,92 @@
+/*
+ * keys.h — key management (DESIGN §5): create, read, list, change, revoke and
+ * regenerate, confined to the actor's workspace. Every change is durable in the
+ * store, recorded as an audit event in the same transaction, and published to
+ * the cache before the call returns.
+ *
+ * Errors: LK_ERR_NOT_FOUND for a key of another workspace or none;
+ * LK_ERR_INSUFFICIENT_PERMISSIONS for a read-only actor writing;
+ * LK_ERR_INVALID_REQUEST (with ei) for a spec the rules refuse;
+ * LK_ERR_CONFLICT for changes application keys do not allow;
+ * LK_ERR_STORAGE_UNAVAILABLE when the store fails (nothing changed).
+ */
+#ifndef LK_KEYS_H
+#define LK_KEYS_H
+
+#include "service/auth.h"
+
+#define LK_TEMP_DEFAULT_TTL 3600
+#define LK_TEMP_MAX_TTL 86400
+#define LK_GRACE_MAX 2592000 /* 30 days */
+
+enum lk_spec_field {
+    LK_SPEC_NAME = 1 << 0,
+    LK_SPEC_ENV = 1 << 1,
+    LK_SPEC_KIND = 1 << 2,
+    LK_SPEC_PERMISSIONS = 1 << 3,
+    LK_SPEC_EXPIRES_IN = 1 << 4,
+    LK_SPEC_EXPIRES_AT = 1 << 5,
+    LK_SPEC_RATE_LIMIT = 1 << 6,
+    LK_SPEC_SPEND_CAP = 1 << 7,
+    LK_SPEC_META = 1 << 8,
+    LK_SPEC_ENABLED = 1 << 9,
+};
+
+/* The fields a create or change asks for; `set` says which are present.
+ * Values are already type- and range-checked by the decoder. */
+struct lk_key_spec {
+    unsigned set;
+    char name[LK_NAME_MAX + 1];
+    enum lk_env env;
+    enum lk_key_kind kind;
+    char *permissions; /* owned JSON array text */
+    int64_t expires_in;
+    int64_t expires_at;           /* 0 with LK_SPEC_EXPIRES_AT set: clear it */
+    int64_t rl_limit, rl_window_s; /* 0: no rate limit */
+    int64_t daily_spend_cap;      /* -1: no cap */
+    char *meta;                   /* owned JSON object text */
+    bool enabled;
+};
+
+void lk_key_spec_release(struct lk_key_spec *s);
+
+/* Creates a key. On LK_OK, *out is the stored row (caller releases) and secret
+ * holds the plaintext (LK_SECRET_MAX bytes; caller wipes it after sending). */
+enum lk_err lk_keys_create(struct lk_app *app, const struct lk_actor *who,
+                           const struct lk_key_spec *spec, int64_t now,
+                           struct lk_key_row *out /* OUT */, char *secret /* OUT */,
+                           struct lk_errinfo *ei);
+
+enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const char *id,
+                        struct lk_key_row *out /* OUT */);
+
+/* Lists keys newest first; each row (borrowed) goes to cb. */
+enum lk_err lk_keys_list(struct lk_app *app, const struct lk_actor *who,
+                         const struct lk_key_filter *f, lk_key_row_cb cb, void *arg);
+
+enum lk_err lk_keys_update(struct lk_app *app, const struct lk_actor *who, const char *id,
+                           const struct lk_key_spec *spec, int64_t now,
+                           struct lk_key_row *out /* OUT */, struct lk_errinfo *ei);
+
+/* Revokes at once; revoking a revoked key is not an error. */
+enum lk_err lk_keys_revoke(struct lk_app *app, const struct lk_actor *who, const char *id,
+                           int64_t now, struct lk_errinfo *ei);
+
+/* New secret for the same key; the old one stays valid for grace_s seconds. */
+enum lk_err lk_keys_regenerate(struct lk_app *app, const struct lk_actor *who, const char *id,
+                               int64_t grace_s, int64_t now, struct lk_key_row *out /* OUT */,
+                               char *secret /* OUT */, struct lk_errinfo *ei);
+
+/* The status word of a key row at `now`: active, disabled, expired or revoked. */
+const char *lk_keys_status(const struct lk_key_row *k, int64_t now);
+
+/* Makes a fresh secret for workspace w and puts its digest, pepper and hint into k.
+ * Used by key creation and by workspace creation. */
+void lk__keys_new_secret(struct lk_app *app, const struct lk_ws_row *w, struct lk_key_row *k,
+                         char *secret /* OUT */);
+
+/* Writes an audit event for the actor (inside the caller's transaction). */
+enum lk_err lk__keys_audit(struct lk_app *app, const struct lk_actor *who, const char *action,
+                           const char *target, int64_t now);
+
+#endif

@@ -1,0 +1,65 @@
+#include "service/verify.h"
+
+#include <openssl/crypto.h>
+
+#include "base/common.h"
+#include "core/perm.h"
+#include "core/secret.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+bool lk_verify_key_covers(const struct lk_ckey *k, const char *needs, size_t len)
+{
+    for (size_t i = 0; i < k->nperms; i++)
+        if (lk_perm_covers(k->perms[i], strlen(k->perms[i]), needs, len))
+            return true;
+    return false;
+}
+
+static const struct lk_ckey *lookup(struct lk_app *app, const char *secret, size_t len)
+{
+    uint8_t sha[LK_DIGEST_LEN], d[LK_DIGEST_LEN];
+    const struct lk_ckey *k = NULL;
+    unsigned mask = lk_keycache_pepper_mask(app->cache, lk_pepper_id(app->pepper));
+
+    /* Imported or pre-pepper keys may be stored as plain SHA-256: try each kind
+     * of digest some key actually has, the configured pepper first. */
+    lk_sha256(secret, len, sha);
+    if (mask & 2) {
+        lk_digest_pepper(app->pepper, sha, d);
+        k = lk_keycache_find(app->cache, d);
+    }
+    if (k == NULL && (mask & 1))
+        k = lk_keycache_find(app->cache, sha);
+    OPENSSL_cleanse(sha, sizeof(sha));
+    return k;
+}
+
+enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
+                      const struct lk_ckey **key)
+{
+    struct lk_secret_view view;
+    const struct lk_ckey *k;
+
+    *key = NULL;
+    if (req->secret == NULL || req->len == 0)
+        return LK_ERR_MISSING_KEY;
+    if (lk_secret_parse(req->secret, req->len, &view) != LK_OK)
+        return LK_ERR_MALFORMED_KEY;
+    if ((k = lookup(app, req->secret, req->len)) == NULL)
+        return LK_ERR_INVALID_KEY;
+    *key = k;
+    /* DESIGN §4's order: expired, revoked, environment, inactive, permissions. */
+    if (k->expires_at != 0 && req->now >= k->expires_at)
+        return LK_ERR_EXPIRED_KEY;
+    if (k->revoked_at != 0 || (k->retired_at != 0 && req->now >= k->retired_at))
+        return LK_ERR_REVOKED_KEY;
+    if (req->want_env != LK_VERIFY_ANY_ENV && (int)k->env != req->want_env)
+        return LK_ERR_ENVIRONMENT_MISMATCH;
+    if (!k->enabled)
+        return LK_ERR_INACTIVE_KEY;
+    if (req->needs != NULL && !lk_verify_key_covers(k, req->needs, req->needs_len))
+        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    if (req->record)
+        lk_usage_touch(app->usage, k, req->now);
+    return LK_OK;
+}

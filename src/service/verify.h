@@ -1,0 +1,38 @@
+/*
+ * verify.h — the verification pipeline (DESIGN §7 "decide"): format and checksum,
+ * digest, cache lookup, then the key's state in DESIGN §4's order. Reads memory
+ * only; never the database.
+ */
+#ifndef LK_VERIFY_H
+#define LK_VERIFY_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "service/app.h"
+
+#define LK_VERIFY_ANY_ENV (-1)
+
+struct lk_verify_req {
+    const char *secret; /* NULL when the request carried none */
+    size_t len;
+    int want_env;       /* LK_VERIFY_ANY_ENV or enum lk_env */
+    const char *needs;  /* one permission the key must cover, or NULL */
+    size_t needs_len;
+    int64_t now;
+    bool record;        /* note the use (last-used); false for management credentials */
+};
+
+/*
+ * Decides one request. Returns the outcome; *key is set to the key's cache entry
+ * whenever the secret named a known key (also for expired, revoked … outcomes),
+ * else NULL. Call between lk_keycache_read_lock() and _unlock(); *key is valid
+ * until the unlock.
+ */
+enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
+                      const struct lk_ckey **key /* OUT */);
+
+/* True when the key's permissions cover `needs`. */
+bool lk_verify_key_covers(const struct lk_ckey *k, const char *needs, size_t len);
+
+#endif

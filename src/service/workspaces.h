@@ -1,0 +1,39 @@
+/*
+ * workspaces.h — workspaces (DESIGN §1): each is created with its root key and
+ * its two application keys, read-write (`*`) and read-only (`*:read`) — Flotiq.
+ * The first workspace is the operator's: its root keys create the others.
+ */
+#ifndef LK_WORKSPACES_H
+#define LK_WORKSPACES_H
+
+#include "service/auth.h"
+
+struct lk_ws_spec {
+    char name[LK_NAME_MAX + 1];
+    char key_prefix[LK_PREFIX_MAX + 1]; /* "" for the default "lk" */
+    enum lk_key_format key_format;
+};
+
+/* The secrets a new workspace comes with, shown once. Caller wipes them. */
+struct lk_ws_secrets {
+    char root_key[LK_SECRET_MAX];
+    char read_write[LK_SECRET_MAX];
+    char read_only[LK_SECRET_MAX];
+};
+
+/* Creates a workspace (operator actors only). */
+enum lk_err lk_workspaces_create(struct lk_app *app, const struct lk_actor *who,
+                                 const struct lk_ws_spec *spec, int64_t now,
+                                 struct lk_ws_row *out /* OUT */,
+                                 struct lk_ws_secrets *secrets /* OUT */);
+
+/* Creates the operator workspace of an empty database (`latchkey init`).
+ * LK_ERR_CONFLICT, with out describing the existing one, if there is any. */
+enum lk_err lk_workspaces_bootstrap(struct lk_app *app, int64_t now,
+                                    struct lk_ws_row *out /* OUT */,
+                                    struct lk_ws_secrets *secrets /* OUT */);
+
+enum lk_err lk_workspaces_list(struct lk_app *app, const struct lk_actor *who, lk_ws_row_cb cb,
+                               void *arg);
+
+#endif

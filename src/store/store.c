@@ -1,0 +1,105 @@
+#include "store/store.h"
+
+#include "base/common.h"
+#include "store/store_int.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+static const struct lk_store_ops *const backends[] = {
+    &lk__store_sqlite_ops,
+};
+
+void lk_key_row_release(struct lk_key_row *r)
+{
+    if (r == NULL)
+        return;
+    free(r->permissions);
+    free(r->meta);
+    r->permissions = r->meta = NULL;
+}
+
+void lk_key_row_copy(struct lk_key_row *dst, const struct lk_key_row *src)
+{
+    *dst = *src;
+    dst->permissions = src->permissions ? lk_strndup(src->permissions, strlen(src->permissions)) : NULL;
+    dst->meta = src->meta ? lk_strndup(src->meta, strlen(src->meta)) : NULL;
+}
+
+enum lk_err lk_store_open(const char *url, struct lk_store **out, struct lk_errinfo *ei)
+{
+    for (size_t i = 0; i < LK_ARRAY_LEN(backends); i++) {
+        size_t n = strlen(backends[i]->scheme);
+        if (strncmp(url, backends[i]->scheme, n) == 0)
+            return backends[i]->open(url, out, ei);
+    }
+    return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "db",
+                          "unsupported database URL (use sqlite:PATH)");
+}
+
+void lk_store_close(struct lk_store *s)
+{
+    if (s != NULL)
+        s->ops->close(s);
+}
+
+enum lk_err lk_store_ping(struct lk_store *s)
+{
+    return s->ops->ping(s);
+}
+enum lk_err lk_store_begin(struct lk_store *s)
+{
+    return s->ops->begin(s);
+}
+enum lk_err lk_store_commit(struct lk_store *s)
+{
+    return s->ops->commit(s);
+}
+void lk_store_rollback(struct lk_store *s)
+{
+    s->ops->rollback(s);
+}
+enum lk_err lk_store_ws_insert(struct lk_store *s, const struct lk_ws_row *w)
+{
+    return s->ops->ws_insert(s, w);
+}
+enum lk_err lk_store_ws_get(struct lk_store *s, const char *id, struct lk_ws_row *out)
+{
+    return s->ops->ws_get(s, id, out);
+}
+enum lk_err lk_store_ws_list(struct lk_store *s, lk_ws_row_cb cb, void *arg)
+{
+    return s->ops->ws_list(s, cb, arg);
+}
+enum lk_err lk_store_ws_count(struct lk_store *s, int64_t *out)
+{
+    return s->ops->ws_count(s, out);
+}
+enum lk_err lk_store_key_insert(struct lk_store *s, struct lk_key_row *k)
+{
+    return s->ops->key_insert(s, k);
+}
+enum lk_err lk_store_key_update(struct lk_store *s, const struct lk_key_row *k)
+{
+    return s->ops->key_update(s, k);
+}
+enum lk_err lk_store_key_get(struct lk_store *s, const char *ws_id, const char *id,
+                             struct lk_key_row *out)
+{
+    return s->ops->key_get(s, ws_id, id, out);
+}
+enum lk_err lk_store_key_list(struct lk_store *s, const char *ws_id,
+                              const struct lk_key_filter *f, lk_key_row_cb cb, void *arg)
+{
+    return s->ops->key_list(s, ws_id, f, cb, arg);
+}
+enum lk_err lk_store_key_scan(struct lk_store *s, lk_key_row_cb cb, void *arg)
+{
+    return s->ops->key_scan(s, cb, arg);
+}
+enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, size_t n)
+{
+    return s->ops->keys_touch(s, t, n);
+}
+enum lk_err lk_store_audit_insert(struct lk_store *s, const struct lk_audit_row *a)
+{
+    return s->ops->audit_insert(s, a);
+}

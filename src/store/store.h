@@ -1,0 +1,142 @@
+/*
+ * store.h — latchkey's one storage interface (DESIGN §7). Callers see an opaque
+ * `struct lk_store` and these functions; backends fill a `struct lk_store_ops`
+ * and are chosen by the URL scheme (sqlite:PATH today; postgres:// beside it).
+ *
+ * Durability: a write that returned LK_OK outside a transaction, or a commit
+ * that returned LK_OK, is on stable storage.
+ *
+ * Thread safety: every function is safe from any thread. A transaction
+ * (lk_store_begin .. commit/rollback) belongs to the calling thread and excludes
+ * other writers until it ends.
+ *
+ * Errors: LK_ERR_STORAGE_UNAVAILABLE when the database fails, LK_ERR_NOT_FOUND
+ * when a get finds nothing, LK_ERR_CONFLICT on a uniqueness violation.
+ */
+#ifndef LK_STORE_H
+#define LK_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/digest.h"
+#include "core/err.h"
+#include "core/secret.h"
+
+#define LK_ID_MAX 24    /* "key_" / "ws_" + 16 base62 + NUL, with room */
+#define LK_NAME_MAX 200 /* bytes in a key or workspace name */
+
+enum lk_key_kind { LK_KIND_PERMANENT = 0, LK_KIND_TEMPORARY, LK_KIND_APPLICATION, LK_KIND_ROOT };
+
+struct lk_ws_row {
+    char id[LK_ID_MAX];
+    char name[LK_NAME_MAX + 1];
+    char key_prefix[LK_PREFIX_MAX + 1];
+    enum lk_key_format key_format;
+    bool is_operator; /* the first workspace: its root keys manage workspaces */
+    int64_t created_at;
+};
+
+/* One key as stored. Times are Unix seconds, 0 meaning "none"; rl_* are 0 when
+ * the key has no rate limit, daily_spend_cap is -1 when it has no cap.
+ * permissions and meta are owned JSON texts (array, object); release with
+ * lk_key_row_release(). */
+struct lk_key_row {
+    int64_t rowid;
+    char id[LK_ID_MAX];
+    char workspace_id[LK_ID_MAX];
+    char name[LK_NAME_MAX + 1];
+    enum lk_env env;
+    enum lk_key_kind kind;
+    char *permissions;
+    char *meta;
+    char hint[LK_HINT_MAX];
+    bool enabled;
+    int64_t expires_at, revoked_at, created_at, last_used_at;
+    int64_t rl_limit, rl_window_s;
+    int64_t daily_spend_cap;
+    uint8_t digest[LK_DIGEST_LEN];
+    uint32_t pepper_id;
+    /* The secret before the last regeneration, valid until prev_until. */
+    bool has_prev;
+    uint8_t prev_digest[LK_DIGEST_LEN];
+    uint32_t prev_pepper_id;
+    int64_t prev_until;
+    char created_by[LK_ID_MAX];
+};
+
+void lk_key_row_release(struct lk_key_row *r);
+/* Deep copy: dst must not hold owned strings. */
+void lk_key_row_copy(struct lk_key_row *dst, const struct lk_key_row *src);
+
+enum lk_key_status_filter {
+    LK_STATUS_ANY = 0,
+    LK_STATUS_ACTIVE,
+    LK_STATUS_DISABLED,
+    LK_STATUS_EXPIRED,
+    LK_STATUS_REVOKED
+};
+
+struct lk_key_filter {
+    int env; /* -1 for any, else enum lk_env */
+    enum lk_key_status_filter status;
+    int64_t now;          /* for the expired / active distinction */
+    int64_t before_rowid; /* 0: from the newest */
+    int limit;
+};
+
+struct lk_audit_row {
+    char workspace_id[LK_ID_MAX];
+    char actor[LK_ID_MAX];
+    char action[48];
+    char target[LK_ID_MAX];
+    char address[64];
+    char request_id[32];
+    int64_t created_at;
+};
+
+/* Called once per row; return 0 to go on, nonzero to stop. The row is borrowed. */
+typedef int (*lk_key_row_cb)(void *arg, const struct lk_key_row *row);
+typedef int (*lk_ws_row_cb)(void *arg, const struct lk_ws_row *row);
+
+/* A last-used time to record (batched by the usage recorder). */
+struct lk_touch {
+    int64_t rowid;
+    int64_t at;
+};
+
+struct lk_store;
+
+/* Opens the store named by url ("sqlite:PATH"), creating it and applying schema
+ * migrations. Caller frees with lk_store_close(). Errors go to ei->detail. */
+enum lk_err lk_store_open(const char *url, struct lk_store **out /* OUT */, struct lk_errinfo *ei);
+void lk_store_close(struct lk_store *s);
+
+enum lk_err lk_store_ping(struct lk_store *s);
+enum lk_err lk_store_begin(struct lk_store *s);
+enum lk_err lk_store_commit(struct lk_store *s);
+void lk_store_rollback(struct lk_store *s);
+
+enum lk_err lk_store_ws_insert(struct lk_store *s, const struct lk_ws_row *w);
+enum lk_err lk_store_ws_get(struct lk_store *s, const char *id, struct lk_ws_row *out /* OUT */);
+enum lk_err lk_store_ws_list(struct lk_store *s, lk_ws_row_cb cb, void *arg);
+enum lk_err lk_store_ws_count(struct lk_store *s, int64_t *out /* OUT */);
+
+/* Inserts k and sets k->rowid. */
+enum lk_err lk_store_key_insert(struct lk_store *s, struct lk_key_row *k);
+/* Rewrites every mutable column of the key with k->id (last_used_at excluded). */
+enum lk_err lk_store_key_update(struct lk_store *s, const struct lk_key_row *k);
+/* Reads key `id` of workspace `ws_id` into out (caller releases). */
+enum lk_err lk_store_key_get(struct lk_store *s, const char *ws_id, const char *id,
+                             struct lk_key_row *out /* OUT */);
+/* Keys of a workspace, newest first, as the filter says. */
+enum lk_err lk_store_key_list(struct lk_store *s, const char *ws_id,
+                              const struct lk_key_filter *f, lk_key_row_cb cb, void *arg);
+/* Every key of every workspace (to fill the cache at start). */
+enum lk_err lk_store_key_scan(struct lk_store *s, lk_key_row_cb cb, void *arg);
+/* Records last-used times, never moving one backwards; one transaction. */
+enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, size_t n);
+
+enum lk_err lk_store_audit_insert(struct lk_store *s, const struct lk_audit_row *a);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * store_int.h — what a storage backend implements. Private to src/store/.
+ */
+#ifndef LK_STORE_INT_H
+#define LK_STORE_INT_H
+
+#include "store/store.h"
+
+struct lk_store_ops {
+    const char *scheme; /* URL scheme with its colon: "sqlite:" */
+    enum lk_err (*open)(const char *url, struct lk_store **out, struct lk_errinfo *ei);
+    void (*close)(struct lk_store *s);
+    enum lk_err (*ping)(struct lk_store *s);
+    enum lk_err (*begin)(struct lk_store *s);
+    enum lk_err (*commit)(struct lk_store *s);
+    void (*rollback)(struct lk_store *s);
+    enum lk_err (*ws_insert)(struct lk_store *s, const struct lk_ws_row *w);
+    enum lk_err (*ws_get)(struct lk_store *s, const char *id, struct lk_ws_row *out);
+    enum lk_err (*ws_list)(struct lk_store *s, lk_ws_row_cb cb, void *arg);
+    enum lk_err (*ws_count)(struct lk_store *s, int64_t *out);
+    enum lk_err (*key_insert)(struct lk_store *s, struct lk_key_row *k);
+    enum lk_err (*key_update)(struct lk_store *s, const struct lk_key_row *k);
+    enum lk_err (*key_get)(struct lk_store *s, const char *ws_id, const char *id,
+                           struct lk_key_row *out);
+    enum lk_err (*key_list)(struct lk_store *s, const char *ws_id, const struct lk_key_filter *f,
+                            lk_key_row_cb cb, void *arg);
+    enum lk_err (*key_scan)(struct lk_store *s, lk_key_row_cb cb, void *arg);
+    enum lk_err (*keys_touch)(struct lk_store *s, const struct lk_touch *t, size_t n);
+    enum lk_err (*audit_insert)(struct lk_store *s, const struct lk_audit_row *a);
+};
+
+/* Every backend's handle starts with this. */
+struct lk_store {
+    const struct lk_store_ops *ops;
+};
+
+extern const struct lk_store_ops lk__store_sqlite_ops;
+
+#endif

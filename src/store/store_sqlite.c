@@ -1,0 +1,645 @@
+/*
+ * store_sqlite.c — the embedded SQLite backend (DESIGN §7): one connection in WAL
+ * mode with synchronous=FULL, so a commit is on disk before it returns; a
+ * recursive mutex serialises callers and lets a transaction span several calls.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "store/store_int.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+/* Versioned migrations: entry i takes the schema from version i to i+1
+ * (PRAGMA user_version). Append only; never edit a shipped entry. */
+static const char *const migrations[] = {
+    /* 1: workspaces, keys, audit events */
+    "CREATE TABLE workspaces("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL, key_prefix TEXT NOT NULL,"
+    "  key_format INTEGER NOT NULL, is_operator INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE keys("
+    "  rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id), name TEXT NOT NULL,"
+    "  environment INTEGER NOT NULL, kind INTEGER NOT NULL, permissions TEXT NOT NULL,"
+    "  meta TEXT NOT NULL, hint TEXT NOT NULL, enabled INTEGER NOT NULL,"
+    "  expires_at INTEGER, revoked_at INTEGER, created_at INTEGER NOT NULL,"
+    "  last_used_at INTEGER, rl_limit INTEGER, rl_window_s INTEGER, daily_spend_cap INTEGER,"
+    "  digest BLOB NOT NULL UNIQUE, pepper_id INTEGER NOT NULL,"
+    "  prev_digest BLOB, prev_pepper_id INTEGER, prev_until INTEGER, created_by TEXT);"
+    "CREATE INDEX keys_by_workspace ON keys(workspace_id, rowid);"
+    "CREATE TABLE audit_events("
+    "  id INTEGER PRIMARY KEY, workspace_id TEXT, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    "  target TEXT, address TEXT, request_id TEXT, created_at INTEGER NOT NULL);"
+    "CREATE INDEX audit_by_workspace ON audit_events(workspace_id, id);",
+};
+
+enum stmt_id {
+    ST_WS_INSERT,
+    ST_WS_GET,
+    ST_WS_LIST,
+    ST_WS_COUNT,
+    ST_KEY_INSERT,
+    ST_KEY_UPDATE,
+    ST_KEY_GET,
+    ST_KEY_SCAN,
+    ST_KEY_TOUCH,
+    ST_AUDIT_INSERT,
+    ST__COUNT
+};
+
+#define KEY_COLS                                                                                   \
+    "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"         \
+    " expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"  \
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by"
+
+static const char *const stmt_sql[ST__COUNT] = {
+    [ST_WS_INSERT] = "INSERT INTO workspaces(id, name, key_prefix, key_format, is_operator, "
+                     "created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_WS_GET] = "SELECT id, name, key_prefix, key_format, is_operator, created_at "
+                  "FROM workspaces WHERE id = ?1",
+    [ST_WS_LIST] = "SELECT id, name, key_prefix, key_format, is_operator, created_at "
+                   "FROM workspaces ORDER BY created_at, id",
+    [ST_WS_COUNT] = "SELECT count(*) FROM workspaces",
+    [ST_KEY_INSERT] = "INSERT INTO keys(" KEY_COLS ") VALUES(NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+    [ST_KEY_UPDATE] = "UPDATE keys SET name = ?4, environment = ?5, kind = ?6, permissions = ?7, "
+                      "meta = ?8, hint = ?9, enabled = ?10, expires_at = ?11, revoked_at = ?12, "
+                      "rl_limit = ?15, rl_window_s = ?16, daily_spend_cap = ?17, digest = ?18, "
+                      "pepper_id = ?19, prev_digest = ?20, prev_pepper_id = ?21, prev_until = ?22 "
+                      "WHERE id = ?2 AND workspace_id = ?3",
+    [ST_KEY_GET] = "SELECT " KEY_COLS " FROM keys WHERE workspace_id = ?1 AND id = ?2",
+    [ST_KEY_SCAN] = "SELECT " KEY_COLS " FROM keys ORDER BY rowid",
+    [ST_KEY_TOUCH] = "UPDATE keys SET last_used_at = ?2 WHERE rowid = ?1 AND "
+                     "(last_used_at IS NULL OR last_used_at < ?2)",
+    [ST_AUDIT_INSERT] = "INSERT INTO audit_events(workspace_id, actor, action, target, address, "
+                        "request_id, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+};
+
+struct sqlite_store {
+    struct lk_store base;
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    sqlite3_stmt *st[ST__COUNT];
+};
+
+#define SQ(s) ((struct sqlite_store *)(s))
+
+static enum lk_err fail(struct sqlite_store *s, int rc, const char *what)
+{
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return LK_ERR_CONFLICT;
+    lk_error("sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+    return LK_ERR_STORAGE_UNAVAILABLE;
+}
+
+/* Returns the cached prepared statement, reset and unbound; NULL on failure.
+ * Caller holds s->mu. */
+static sqlite3_stmt *stmt(struct sqlite_store *s, enum stmt_id id)
+{
+    if (s->st[id] == NULL) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->st[id],
+                               NULL) != SQLITE_OK) {
+            lk_error("sqlite: prepare: %s", sqlite3_errmsg(s->db));
+            return NULL;
+        }
+    }
+    sqlite3_reset(s->st[id]);
+    sqlite3_clear_bindings(s->st[id]);
+    return s->st[id];
+}
+
+static void bind_opt_i64(sqlite3_stmt *st, int i, int64_t v, int64_t none)
+{
+    if (v == none)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+static int64_t col_opt_i64(sqlite3_stmt *st, int i, int64_t none)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? none : sqlite3_column_int64(st, i);
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *out, size_t outsz)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, outsz, "%s", t ? (const char *)t : "");
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return lk_strndup(t ? (const char *)t : "", t ? (size_t)sqlite3_column_bytes(st, i) : 0);
+}
+
+static void col_blob32(sqlite3_stmt *st, int i, uint8_t out[LK_DIGEST_LEN])
+{
+    const void *b = sqlite3_column_blob(st, i);
+    if (b != NULL && sqlite3_column_bytes(st, i) == LK_DIGEST_LEN)
+        memcpy(out, b, LK_DIGEST_LEN);
+    else
+        memset(out, 0, LK_DIGEST_LEN);
+}
+
+static void bind_key(sqlite3_stmt *st, const struct lk_key_row *k)
+{
+    sqlite3_bind_text(st, 2, k->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, k->workspace_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, k->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, (int)k->env);
+    sqlite3_bind_int(st, 6, (int)k->kind);
+    sqlite3_bind_text(st, 7, k->permissions ? k->permissions : "[\"*\"]", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, k->meta ? k->meta : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, k->hint, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 10, k->enabled);
+    bind_opt_i64(st, 11, k->expires_at, 0);
+    bind_opt_i64(st, 12, k->revoked_at, 0);
+    sqlite3_bind_int64(st, 13, k->created_at);
+    bind_opt_i64(st, 14, k->last_used_at, 0);
+    bind_opt_i64(st, 15, k->rl_limit, 0);
+    bind_opt_i64(st, 16, k->rl_window_s, 0);
+    bind_opt_i64(st, 17, k->daily_spend_cap, -1);
+    sqlite3_bind_blob(st, 18, k->digest, LK_DIGEST_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 19, k->pepper_id);
+    if (k->has_prev) {
+        sqlite3_bind_blob(st, 20, k->prev_digest, LK_DIGEST_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 21, k->prev_pepper_id);
+        sqlite3_bind_int64(st, 22, k->prev_until);
+    }
+    sqlite3_bind_text(st, 23, k->created_by, -1, SQLITE_STATIC);
+}
+
+static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->rowid = sqlite3_column_int64(st, 0);
+    col_text(st, 1, k->id, sizeof(k->id));
+    col_text(st, 2, k->workspace_id, sizeof(k->workspace_id));
+    col_text(st, 3, k->name, sizeof(k->name));
+    k->env = sqlite3_column_int(st, 4) == LK_ENV_TEST ? LK_ENV_TEST : LK_ENV_LIVE;
+    k->kind = (enum lk_key_kind)sqlite3_column_int(st, 5);
+    k->permissions = col_dup(st, 6);
+    k->meta = col_dup(st, 7);
+    col_text(st, 8, k->hint, sizeof(k->hint));
+    k->enabled = sqlite3_column_int(st, 9) != 0;
+    k->expires_at = col_opt_i64(st, 10, 0);
+    k->revoked_at = col_opt_i64(st, 11, 0);
+    k->created_at = sqlite3_column_int64(st, 12);
+    k->last_used_at = col_opt_i64(st, 13, 0);
+    k->rl_limit = col_opt_i64(st, 14, 0);
+    k->rl_window_s = col_opt_i64(st, 15, 0);
+    k->daily_spend_cap = col_opt_i64(st, 16, -1);
+    col_blob32(st, 17, k->digest);
+    k->pepper_id = (uint32_t)sqlite3_column_int64(st, 18);
+    k->has_prev = sqlite3_column_type(st, 19) != SQLITE_NULL;
+    if (k->has_prev) {
+        col_blob32(st, 19, k->prev_digest);
+        k->prev_pepper_id = (uint32_t)sqlite3_column_int64(st, 20);
+        k->prev_until = sqlite3_column_int64(st, 21);
+    }
+    col_text(st, 22, k->created_by, sizeof(k->created_by));
+}
+
+static void read_ws(sqlite3_stmt *st, struct lk_ws_row *w)
+{
+    memset(w, 0, sizeof(*w));
+    col_text(st, 0, w->id, sizeof(w->id));
+    col_text(st, 1, w->name, sizeof(w->name));
+    col_text(st, 2, w->key_prefix, sizeof(w->key_prefix));
+    w->key_format = sqlite3_column_int(st, 3) == LK_FORMAT_HEX ? LK_FORMAT_HEX : LK_FORMAT_DEFAULT;
+    w->is_operator = sqlite3_column_int(st, 4) != 0;
+    w->created_at = sqlite3_column_int64(st, 5);
+}
+
+/* Runs a statement that returns no rows. Caller holds s->mu. */
+static enum lk_err step_done(struct sqlite_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    enum lk_err e = rc == SQLITE_DONE ? LK_OK : fail(s, rc, what);
+    sqlite3_reset(st);
+    return e;
+}
+
+static enum lk_err exec(struct sqlite_store *s, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        lk_error("sqlite: %s", msg ? msg : "exec failed");
+        sqlite3_free(msg);
+        return LK_ERR_STORAGE_UNAVAILABLE;
+    }
+    return LK_OK;
+}
+
+static enum lk_err migrate(struct sqlite_store *s, struct lk_errinfo *ei)
+{
+    sqlite3_stmt *st = NULL;
+    int version;
+    char sql[64];
+
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot read schema version");
+    }
+    version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > (int)LK_ARRAY_LEN(migrations))
+        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db",
+                              "database schema %d is newer than this latchkey (%d)", version,
+                              (int)LK_ARRAY_LEN(migrations));
+    for (; version < (int)LK_ARRAY_LEN(migrations); version++) {
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
+        if (exec(s, "BEGIN IMMEDIATE") != LK_OK)
+            return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot migrate");
+        if (exec(s, migrations[version]) != LK_OK || exec(s, sql) != LK_OK) {
+            exec(s, "ROLLBACK");
+            return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db",
+                                  "schema migration %d failed", version + 1);
+        }
+        if (exec(s, "COMMIT") != LK_OK)
+            return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot migrate");
+    }
+    return LK_OK;
+}
+
+static void sq_close(struct lk_store *base)
+{
+    struct sqlite_store *s = SQ(base);
+
+    for (int i = 0; i < ST__COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static enum lk_err sq_open(const char *url, struct lk_store **out, struct lk_errinfo *ei)
+{
+    const char *path = url + strlen("sqlite:");
+    struct sqlite_store *s = NULL;
+    pthread_mutexattr_t attr;
+    enum lk_err e = LK_OK;
+
+    if (*path == '\0')
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "db", "sqlite: URL needs a path");
+    s = lk_calloc(1, sizeof(*s));
+    s->base.ops = &lk__store_sqlite_ops;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&s->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        e = lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s: %s", path,
+                           s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    /* WAL + FULL: a commit is durable when it returns, and readers never block it. */
+    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") !=
+        LK_OK) {
+        e = lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot set up %s", path);
+        goto out;
+    }
+    e = migrate(s, ei);
+out:
+    if (e != LK_OK) {
+        sq_close(&s->base);
+        return e;
+    }
+    *out = &s->base;
+    return LK_OK;
+}
+
+static enum lk_err sq_ping(struct lk_store *base)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *st = stmt(s, ST_WS_COUNT);
+    e = st && sqlite3_step(st) == SQLITE_ROW ? LK_OK : LK_ERR_STORAGE_UNAVAILABLE;
+    if (st)
+        sqlite3_reset(st);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_begin(struct lk_store *base)
+{
+    struct sqlite_store *s = SQ(base);
+
+    pthread_mutex_lock(&s->mu); /* held until commit or rollback */
+    if (exec(s, "BEGIN IMMEDIATE") != LK_OK) {
+        pthread_mutex_unlock(&s->mu);
+        return LK_ERR_STORAGE_UNAVAILABLE;
+    }
+    return LK_OK;
+}
+
+static enum lk_err sq_commit(struct lk_store *base)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = exec(s, "COMMIT");
+
+    if (e != LK_OK)
+        exec(s, "ROLLBACK");
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static void sq_rollback(struct lk_store *base)
+{
+    struct sqlite_store *s = SQ(base);
+
+    exec(s, "ROLLBACK");
+    pthread_mutex_unlock(&s->mu);
+}
+
+static enum lk_err sq_ws_insert(struct lk_store *base, const struct lk_ws_row *w)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_WS_INSERT)) == NULL)
+        goto out;
+    sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, w->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, w->key_prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, (int)w->key_format);
+    sqlite3_bind_int(st, 5, w->is_operator);
+    sqlite3_bind_int64(st, 6, w->created_at);
+    e = step_done(s, st, "insert workspace");
+out:
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_ws_get(struct lk_store *base, const char *id, struct lk_ws_row *out)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_WS_GET)) == NULL)
+        goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_ws(st, out);
+        e = LK_OK;
+    } else {
+        e = rc == SQLITE_DONE ? LK_ERR_NOT_FOUND : fail(s, rc, "get workspace");
+    }
+    sqlite3_reset(st);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_ws_list(struct lk_store *base, lk_ws_row_cb cb, void *arg)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    struct lk_ws_row w;
+    sqlite3_stmt *st;
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_WS_LIST)) == NULL)
+        goto out;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_ws(st, &w);
+        if (cb(arg, &w) != 0)
+            break;
+    }
+    e = rc == SQLITE_ROW || rc == SQLITE_DONE ? LK_OK : fail(s, rc, "list workspaces");
+    sqlite3_reset(st);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_ws_count(struct lk_store *base, int64_t *out)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_WS_COUNT)) != NULL && sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        e = LK_OK;
+    }
+    if (st)
+        sqlite3_reset(st);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_key_insert(struct lk_store *base, struct lk_key_row *k)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_KEY_INSERT)) == NULL)
+        goto out;
+    bind_key(st, k);
+    if ((e = step_done(s, st, "insert key")) == LK_OK)
+        k->rowid = sqlite3_last_insert_rowid(s->db);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_key_update(struct lk_store *base, const struct lk_key_row *k)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_KEY_UPDATE)) == NULL)
+        goto out;
+    bind_key(st, k);
+    if ((e = step_done(s, st, "update key")) == LK_OK && sqlite3_changes(s->db) == 0)
+        e = LK_ERR_NOT_FOUND;
+out:
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_key_get(struct lk_store *base, const char *ws_id, const char *id,
+                              struct lk_key_row *out)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_KEY_GET)) == NULL)
+        goto out;
+    sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_key(st, out);
+        e = LK_OK;
+    } else {
+        e = rc == SQLITE_DONE ? LK_ERR_NOT_FOUND : fail(s, rc, "get key");
+    }
+    sqlite3_reset(st);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+/* Steps st, handing each row to cb. Caller holds s->mu. */
+static enum lk_err each_key(struct sqlite_store *s, sqlite3_stmt *st, lk_key_row_cb cb, void *arg)
+{
+    struct lk_key_row k;
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_key(st, &k);
+        int stop = cb(arg, &k);
+        lk_key_row_release(&k);
+        if (stop)
+            break;
+    }
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? LK_OK : fail(s, rc, "read keys");
+}
+
+static enum lk_err sq_key_list(struct lk_store *base, const char *ws_id,
+                               const struct lk_key_filter *f, lk_key_row_cb cb, void *arg)
+{
+    static const char *const status_sql[] = {
+        [LK_STATUS_ANY] = "",
+        [LK_STATUS_ACTIVE] = " AND revoked_at IS NULL AND enabled = 1"
+                             " AND (expires_at IS NULL OR expires_at > ?4)",
+        [LK_STATUS_DISABLED] = " AND revoked_at IS NULL AND enabled = 0",
+        [LK_STATUS_EXPIRED] = " AND revoked_at IS NULL AND expires_at <= ?4",
+        [LK_STATUS_REVOKED] = " AND revoked_at IS NOT NULL",
+    };
+    struct sqlite_store *s = SQ(base);
+    sqlite3_stmt *st = NULL;
+    char sql[1024];
+    enum lk_err e;
+
+    /* Filters vary, so this statement is built per call; its parts are constants. */
+    snprintf(sql, sizeof(sql),
+             "SELECT " KEY_COLS " FROM keys WHERE workspace_id = ?1 AND rowid < ?2%s%s"
+             " ORDER BY rowid DESC LIMIT ?5",
+             f->env >= 0 ? " AND environment = ?3" : "", status_sql[f->status]);
+    pthread_mutex_lock(&s->mu);
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        e = fail(s, SQLITE_ERROR, "list keys");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, f->before_rowid > 0 ? f->before_rowid : INT64_MAX);
+    if (f->env >= 0)
+        sqlite3_bind_int(st, 3, f->env);
+    sqlite3_bind_int64(st, 4, f->now);
+    sqlite3_bind_int(st, 5, f->limit);
+    e = each_key(s, st, cb, arg);
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_key_scan(struct lk_store *base, lk_key_row_cb cb, void *arg)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_KEY_SCAN)) != NULL) {
+        e = each_key(s, st, cb, arg);
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_keys_touch(struct lk_store *base, const struct lk_touch *t, size_t n)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+    sqlite3_stmt *st;
+
+    if (n == 0)
+        return LK_OK;
+    if ((e = sq_begin(base)) != LK_OK)
+        return e;
+    if ((st = stmt(s, ST_KEY_TOUCH)) == NULL) {
+        sq_rollback(base);
+        return LK_ERR_STORAGE_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < n && e == LK_OK; i++) {
+        sqlite3_bind_int64(st, 1, t[i].rowid);
+        sqlite3_bind_int64(st, 2, t[i].at);
+        e = step_done(s, st, "touch key");
+    }
+    if (e != LK_OK) {
+        sq_rollback(base);
+        return e;
+    }
+    return sq_commit(base);
+}
+
+static enum lk_err sq_audit_insert(struct lk_store *base, const struct lk_audit_row *a)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_AUDIT_INSERT)) == NULL)
+        goto out;
+    sqlite3_bind_text(st, 1, a->workspace_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, a->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, a->target, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, a->address, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, a->request_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, a->created_at);
+    e = step_done(s, st, "insert audit event");
+out:
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+const struct lk_store_ops lk__store_sqlite_ops = {
+    .scheme = "sqlite:",
+    .open = sq_open,
+    .close = sq_close,
+    .ping = sq_ping,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .ws_insert = sq_ws_insert,
+    .ws_get = sq_ws_get,
+    .ws_list = sq_ws_list,
+    .ws_count = sq_ws_count,
+    .key_insert = sq_key_insert,
+    .key_update = sq_key_update,
+    .key_get = sq_key_get,
+    .key_list = sq_key_list,
+    .key_scan = sq_key_scan,
+    .keys_touch = sq_keys_touch,
+    .audit_insert = sq_audit_insert,
+};
