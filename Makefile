@@ -66,6 +66,7 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 integration: $(BUILD)/latchkey
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 fuzz:

@@ -51,6 +51,15 @@ void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app)
                   sizeof(rc->address));
 }
 
+/* h2o keeps pointers to header values until the response is written: copy the id
+ * into the request's pool. */
+static void add_request_id(h2o_req_t *req, const char *rid)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, rid, strlen(rid));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          v.base, v.len);
+}
+
 void lk_respond_header(struct lk_reqctx *rc, const char *name, const char *value)
 {
     h2o_add_header_by_str(&rc->req->pool, &rc->req->res.headers, name, strlen(name), 1, NULL,
@@ -88,8 +97,7 @@ int lk_respond_raw(struct lk_reqctx *rc, int status, const char *body, size_t le
                    H2O_STRLIT("application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-store"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
-                          rc->request_id, strlen(rc->request_id));
+    add_request_id(req, rc->request_id);
     h2o_send_inline(req, body, len);
     return 0;
 }
@@ -110,8 +118,7 @@ int lk_respond_no_content(struct lk_reqctx *rc)
 
     req->res.status = 204;
     req->res.reason = "No Content";
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
-                          rc->request_id, strlen(rc->request_id));
+    add_request_id(req, rc->request_id);
     h2o_send_inline(req, "", 0);
     return 0;
 }
@@ -202,8 +209,7 @@ static void shape_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
         req->res.content_length = s->body.len;
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
                        H2O_STRLIT("application/json"), 1);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
-                              NULL, rid, strlen(rid));
+        add_request_id(req, rid);
     }
     h2o_setup_next_ostream(req, slot);
 }

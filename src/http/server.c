@@ -101,6 +101,9 @@ static void *loop_main(void *arg)
         h2o_evloop_run(t->loop, LOOP_WAKE_MS);
     h2o_socket_read_stop(t->listener);
     h2o_socket_close(t->listener);
+    h2o_context_dispose(&t->ctx);
+    h2o_evloop_run(t->loop, 0); /* let closed sockets' callbacks run */
+    h2o_evloop_destroy(t->loop);
     lk_keycache_thread_offline();
     return NULL;
 }
@@ -173,5 +176,6 @@ out:
             if (threads[i].fd > 0)
                 close(threads[i].fd);
     free(threads);
+    h2o_config_dispose(&conf);
     return e;
 }
