@@ -17,7 +17,7 @@ int lk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *o
 
     if (len == 0)
         return -1;
-    if (s[0] == '-') {
+    if (s[0] == '-' && min < 0) {
         neg = true;
         if (++i == len)
             return -1;

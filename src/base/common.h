@@ -23,8 +23,9 @@
 
 _Noreturn void lk__assert_fail(const char *what, const char *file, int line);
 
-/* Parses all of s[0..len) as a decimal integer within [min, max]. Returns 0 on
- * success, -1 on any other input (sign, spaces, overflow, empty). */
+/* Parses all of s[0..len) as a decimal integer within [min, max]; a leading '-'
+ * is allowed only when min < 0. Returns 0 on success, -1 on any other input
+ * ('+', spaces, overflow, empty). */
 int lk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out /* OUT */);
 
 /* malloc/calloc/strdup that abort on exhaustion: latchkey does not limp on without memory. */

@@ -1,6 +1,7 @@
 #include "core/digest.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -13,14 +14,17 @@ struct lk_pepper {
     uint8_t *key;
     size_t len;
     uint32_t id;
+    uint64_t generation; /* unique per pepper ever made: addresses get reused */
 };
+
+static _Atomic uint64_t next_generation = 1;
 
 /* Per-thread reusable contexts: EVP_MD_CTX reuse avoids a fetch and an
  * allocation per digest (about 4x faster than one-shot EVP_Digest). */
 struct tl_ctx {
     EVP_MD_CTX *md;
     EVP_MAC_CTX *mac;
-    const struct lk_pepper *mac_for;
+    uint64_t mac_for; /* generation of the pepper t->mac is keyed with */
 };
 
 static pthread_key_t tl_key;
@@ -69,6 +73,7 @@ struct lk_pepper *lk_pepper_new(const uint8_t *key, size_t len)
     p->key = lk_malloc(len);
     memcpy(p->key, key, len);
     p->len = len;
+    p->generation = atomic_fetch_add(&next_generation, 1);
     /* The id is a hash of a hash: it names the pepper without revealing it. */
     lk_sha256(key, len, h);
     lk_sha256(h, sizeof(h), h);
@@ -107,7 +112,7 @@ void lk_digest_pepper(const struct lk_pepper *p, const uint8_t sha[LK_DIGEST_LEN
     struct tl_ctx *t = tl_get();
     size_t n = 0;
 
-    if (t->mac_for != p) {
+    if (t->mac_for != p->generation) {
         OSSL_PARAM params[] = {
             OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
             OSSL_PARAM_construct_end(),
@@ -116,7 +121,7 @@ void lk_digest_pepper(const struct lk_pepper *p, const uint8_t sha[LK_DIGEST_LEN
         t->mac = EVP_MAC_CTX_new(hmac_mac);
         lk_assert(t->mac != NULL);
         lk_assert(EVP_MAC_init(t->mac, p->key, p->len, params) == 1);
-        t->mac_for = p;
+        t->mac_for = p->generation;
     } else {
         /* A NULL key re-initialises with the key already set. */
         lk_assert(EVP_MAC_init(t->mac, NULL, 0, NULL) == 1);

@@ -33,7 +33,7 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 int lk_time_parse(const char *s, size_t len, int64_t *out)
 {
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int64_t y, mo, d, h, mi, sec, off = 0;
+    int64_t y, mo, d, h, mi, sec, off = 0, t;
     size_t i = 19;
 
     if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
@@ -61,6 +61,10 @@ int lk_time_parse(const char *s, size_t len, int64_t *out)
     } else {
         return -1;
     }
-    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
+    t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
+    /* Only times lk_time_format can write back: 1970 up to the end of 9999 UTC. */
+    if (t < 0 || t >= LK_TIME_MAX)
+        return -1;
+    *out = t;
     return 0;
 }

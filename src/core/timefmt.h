@@ -9,12 +9,14 @@
 #include <stdint.h>
 
 #define LK_TIME_STRLEN 32
+#define LK_TIME_MAX INT64_C(253402300800) /* 10000-01-01T00:00:00Z */
 
 /* Writes t (Unix seconds) as RFC 3339 UTC into out. */
 void lk_time_format(int64_t t, char out[LK_TIME_STRLEN]);
 
 /* Parses "YYYY-MM-DDTHH:MM:SSZ" (optionally with fractional seconds, which are
- * dropped, or a "+HH:MM"/"-HH:MM" offset). Returns 0 and sets *out, or -1. */
+ * dropped, or a "+HH:MM"/"-HH:MM" offset). A leap second (:60) reads as the next
+ * second; results outside [1970, 10000) UTC are refused. Returns 0 and sets *out, or -1. */
 int lk_time_parse(const char *s, size_t len, int64_t *out /* OUT */);
 
 #endif

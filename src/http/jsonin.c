@@ -96,7 +96,7 @@ static enum lk_err get_time(json_t *v, const char *field, bool nullable, int64_t
         *out = 0;
         return LK_OK;
     }
-    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 253402300800) {
+    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < LK_TIME_MAX) {
         *out = json_integer_value(v);
         return LK_OK;
     }
