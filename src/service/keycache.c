@@ -14,7 +14,8 @@ struct centry {
     struct cds_lfht_node node;
     struct rcu_head rcu;
     uint32_t pepper_id;
-    /* Owned storage behind k.permissions_json and k.perms. */
+    /* Owned storage behind k.name_json, k.permissions_json and k.perms. */
+    char *name_json;
     char *perm_json;
     char **perm_list;
 };
@@ -59,6 +60,7 @@ static void centry_free(struct centry *e)
         free(e->perm_list);
     }
     free(e->perm_json);
+    free(e->name_json);
     free(e);
 }
 
@@ -151,6 +153,13 @@ static struct centry *centry_new(const struct lk_key_row *row, const uint8_t d[L
         }
     }
     json_decref(arr);
+    /* Encoded once here, so responses can place it without escaping per request. */
+    arr = json_string(row->name);
+    e->name_json = arr ? json_dumps(arr, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(arr);
+    if (e->name_json == NULL)
+        e->name_json = lk_strndup("\"\"", 2);
+    e->k.name_json = e->name_json;
     e->k.permissions_json = e->perm_json;
     e->k.perms = (const char *const *)e->perm_list;
     return e;

@@ -33,6 +33,7 @@ struct lk_ckey {
     bool enabled;
     char id[LK_ID_MAX];
     char workspace_id[LK_ID_MAX];
+    const char *name_json;        /* the key's name as a JSON string, quotes included */
     const char *permissions_json; /* JSON array text */
     size_t nperms;
     const char *const *perms; /* parsed permissions, nperms of them */

@@ -4,6 +4,7 @@
 
 #include "base/common.h"
 #include "core/perm.h"
+#include "core/permquery.h"
 #include "core/secret.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -13,6 +14,11 @@ bool lk_verify_key_covers(const struct lk_ckey *k, const char *needs, size_t len
         if (lk_perm_covers(k->perms[i], strlen(k->perms[i]), needs, len))
             return true;
     return false;
+}
+
+static bool key_has(void *arg, const char *p, size_t len)
+{
+    return lk_verify_key_covers(arg, p, len);
 }
 
 static const struct lk_ckey *lookup(struct lk_app *app, const char *secret, size_t len)
@@ -57,8 +63,13 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
         return LK_ERR_ENVIRONMENT_MISMATCH;
     if (!k->enabled)
         return LK_ERR_INACTIVE_KEY;
-    if (req->needs != NULL && !lk_verify_key_covers(k, req->needs, req->needs_len))
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    if (req->needs != NULL) {
+        bool ok = false;
+        /* The caller checked the query's syntax; a failure here still refuses. */
+        if (lk_permquery_eval(req->needs, req->needs_len, key_has, (void *)k, &ok, NULL) != LK_OK ||
+            !ok)
+            return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    }
     if (req->record)
         lk_usage_touch(app->usage, k, req->now);
     return LK_OK;

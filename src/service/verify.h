@@ -17,7 +17,7 @@ struct lk_verify_req {
     const char *secret; /* NULL when the request carried none */
     size_t len;
     int want_env;       /* LK_VERIFY_ANY_ENV or enum lk_env */
-    const char *needs;  /* one permission the key must cover, or NULL */
+    const char *needs;  /* a permission query the key must satisfy, or NULL */
     size_t needs_len;
     int64_t now;
     bool record;        /* note the use (last-used); false for management credentials */

@@ -1,0 +1,343 @@
+"""Fixtures for the latchkey black-box HTTP tests.
+
+Every module gets one server on a scratch SQLite database (`server`), and every
+test that needs keys gets a fresh workspace in it (`ws`), so tests never see each
+other's keys while the suite starts only a handful of processes. Tests that kill
+or restart the server ask for `fresh_server`, which is theirs alone.
+
+LATCHKEY_BIN picks the binary (default build/latchkey); a sanitizer build works
+too, and any sanitizer report in the server's stderr fails the test.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.dirname(__file__))
+from lkhelpers import HTTP_TIMEOUT, describe, expect_status  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("LATCHKEY_BIN", str(REPO / "build" / "latchkey"))
+START_TIMEOUT = float(os.environ.get("LATCHKEY_START_TIMEOUT", "10"))
+STOP_TIMEOUT = float(os.environ.get("LATCHKEY_STOP_TIMEOUT", "10"))
+
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "WARNING: ThreadSanitizer",
+)
+
+_MISSING = object()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+LSAN_SUPP = REPO / "tests" / "lsan.supp"
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LATCHKEY_")}
+    if "LSAN_OPTIONS" not in env and LSAN_SUPP.exists():
+        # what `make integration` passes, so a sanitizer build run by hand agrees
+        env["LSAN_OPTIONS"] = f"suppressions={LSAN_SUPP}:print_suppressions=0"
+    env.update(extra)
+    return env
+
+
+def run_cli(args, env=None, timeout=30, input=None):
+    """Run the latchkey binary with args; returns CompletedProcess (text).
+    A sanitizer report on stderr fails the calling test."""
+    res = subprocess.run(
+        [BIN, *args], capture_output=True, text=True, timeout=timeout,
+        env=env if env is not None else clean_env(), input=input,
+    )
+    report = sanitizer_report(res.stderr)
+    if report:
+        pytest.fail(f"sanitizer report from `latchkey {' '.join(args[:3])}`:\n{report}")
+    return res
+
+
+def sanitizer_report(text):
+    for marker in SANITIZER_MARKERS:
+        i = text.find(marker)
+        if i >= 0:
+            return text[max(0, i - 200): i + 3000]
+    return None
+
+
+class LatchkeyServer:
+    """One `latchkey serve` process on its own scratch database."""
+
+    def __init__(self, workdir, init=True):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.dir / "latchkey.db"
+        self.db_url = f"sqlite:{self.db_path}"
+        self.stdout_path = self.dir / "serve.stdout"
+        self.stderr_path = self.dir / "serve.stderr"
+        self.proc = None
+        self.port = None
+        self.base_url = None
+        self.expect_running = False
+        self.root_key = None
+        self.workspace_id = None
+        self.init_stdout = None  # kept in memory only: it holds the root key
+        self._san_offset = 0
+        self.auto_restart = False
+        if init:
+            self.init()
+
+    # -- lifecycle --------------------------------------------------------
+
+    def init(self):
+        if not os.path.exists(BIN):
+            pytest.fail(f"latchkey binary not found at {BIN} (run make)")
+        res = run_cli(["init", "--db", self.db_url, "--json"])
+        assert res.returncode == 0, f"init failed ({res.returncode}): {res.stderr}"
+        self.init_stdout = res.stdout
+        doc = None
+        for line in res.stdout.splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    doc = json.loads(line)
+                    break
+                except ValueError:
+                    pass
+        assert doc and "root_key" in doc and "workspace_id" in doc, \
+            f"init --json printed no JSON line with root_key/workspace_id: {res.stdout!r}"
+        self.root_key = doc["root_key"]
+        self.workspace_id = doc["workspace_id"]
+
+    def start(self):
+        last_err = None
+        for _ in range(3):
+            self.port = free_port()
+            self.base_url = f"http://127.0.0.1:{self.port}"
+            out = open(self.stdout_path, "ab")
+            err = open(self.stderr_path, "ab")
+            try:
+                self.proc = subprocess.Popen(
+                    [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db_url],
+                    stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=clean_env(),
+                )
+            finally:
+                out.close()
+                err.close()
+            self.expect_running = True
+            ok, last_err = self._wait_ready()
+            if ok:
+                return self
+            if self.proc.poll() is None:
+                break
+            if "in use" not in last_err.lower():
+                break
+        self.expect_running = False
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        pytest.fail(f"latchkey serve did not become ready: {last_err}")
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        last = "no answer"
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                return False, f"exited with {code}; stderr: {self.stderr_tail()}"
+            try:
+                r = requests.get(self.base_url + "/healthz", timeout=1)
+                if r.status_code == 200:
+                    return True, ""
+                last = f"/healthz answered {r.status_code} {r.text[:200]!r}"
+            except requests.RequestException as e:
+                last = repr(e)
+            time.sleep(0.05)
+        return False, f"not ready within {START_TIMEOUT}s: {last}; stderr: {self.stderr_tail()}"
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Signal the server and wait for it; returns its exit code."""
+        self.expect_running = False
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"latchkey serve did not exit within {timeout}s of signal {sig}")
+
+    def kill9(self):
+        self.expect_running = False
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self):
+        self.stop()
+        self.check_sanitizers()
+        return self.start()
+
+    def stderr_text(self):
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr_tail(self, n=3000):
+        return self.stderr_text()[-n:]
+
+    def check_sanitizers(self):
+        """Fail on a sanitizer report not yet reported by an earlier check."""
+        text = self.stderr_text()
+        report = sanitizer_report(text[self._san_offset:])
+        self._san_offset = len(text)
+        if report:
+            pytest.fail(f"sanitizer report in latchkey serve stderr:\n{report}")
+
+    def check_alive(self):
+        """Fail if the server died under the test; a shared server is started again
+        first, so the tests after this one still say something."""
+        if self.expect_running and self.proc is not None and self.proc.poll() is not None:
+            self.expect_running = False
+            code, text = self.proc.returncode, self.stderr_text()
+            tail = sanitizer_report(text[self._san_offset:]) or text[-3000:]
+            self._san_offset = len(text)
+            if self.auto_restart:
+                self.start()
+            pytest.fail(f"latchkey serve died (exit {code}); stderr: {tail}")
+
+    # -- HTTP ---------------------------------------------------------------
+
+    def url(self, path):
+        return self.base_url + path
+
+    def request(self, method, path, key=None, json=_MISSING, **kw):
+        headers = dict(kw.pop("headers", None) or {})
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        if json is not _MISSING:
+            kw["json"] = json
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.request(method, self.url(path), headers=headers, **kw)
+
+    def get(self, path, key=None, **kw):
+        return self.request("GET", path, key=key, **kw)
+
+    def post(self, path, key=None, json=_MISSING, **kw):
+        return self.request("POST", path, key=key, json=json, **kw)
+
+    def patch(self, path, key=None, json=_MISSING, **kw):
+        return self.request("PATCH", path, key=key, json=json, **kw)
+
+    def delete(self, path, key=None, **kw):
+        return self.request("DELETE", path, key=key, **kw)
+
+    # -- shortcuts used across test files ---------------------------------
+
+    def create_workspace(self, **body):
+        body.setdefault("name", f"ws-{uuid.uuid4().hex[:10]}")
+        r = self.post("/v1/workspaces", key=self.root_key, json=body)
+        return Workspace(self, expect_status(r, 201))
+
+    def auth_context(self, key):
+        return self.get("/v1/auth-context", key=key)
+
+    def verify(self, body):
+        return self.post("/v1/verify", json=body)
+
+
+class Workspace:
+    """A workspace created through POST /v1/workspaces, with its three secrets."""
+
+    def __init__(self, server, data):
+        self.server = server
+        self.data = data
+        self.id = data["id"]
+        self.root_key = data["root_key"]
+        self.rw_key = data["application_keys"]["read_write"]
+        self.ro_key = data["application_keys"]["read_only"]
+
+    def create_key(self, key=None, **body):
+        body.setdefault("name", f"k-{uuid.uuid4().hex[:8]}")
+        r = self.server.post("/v1/keys", key=key or self.root_key, json=body)
+        doc = expect_status(r, 201)
+        assert isinstance(doc.get("secret"), str), describe(r)
+        return doc
+
+    def get_key(self, key_id, key=None):
+        r = self.server.get(f"/v1/keys/{key_id}", key=key or self.root_key)
+        return expect_status(r, 200)
+
+    def list_keys(self, key=None, **params):
+        r = self.server.get("/v1/keys", key=key or self.root_key, params=params)
+        return expect_status(r, 200)
+
+
+_live_servers = []
+
+
+def _finish(srv):
+    try:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.stop()
+    finally:
+        if srv in _live_servers:
+            _live_servers.remove(srv)
+    srv.check_sanitizers()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server per test module; use `ws` for a clean workspace inside it."""
+    srv = LatchkeyServer(tmp_path_factory.mktemp("latchkey"))
+    srv.auto_restart = True
+    srv.start()
+    _live_servers.append(srv)
+    yield srv
+    _finish(srv)
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A server of the test's own, free to be killed and restarted."""
+    srv = LatchkeyServer(tmp_path / "srv")
+    srv.start()
+    _live_servers.append(srv)
+    yield srv
+    _finish(srv)
+
+
+@pytest.fixture
+def ws(server):
+    return server.create_workspace()
+
+
+@pytest.fixture
+def ws2(server):
+    return server.create_workspace()
+
+
+@pytest.fixture(autouse=True)
+def _servers_stay_up():
+    """A test fails if any server it used crashed or reported a sanitizer error."""
+    yield
+    for srv in list(_live_servers):
+        srv.check_alive()
+        if srv.expect_running:
+            srv.check_sanitizers()

@@ -1,0 +1,236 @@
+"""Shared helpers for the latchkey black-box tests: secret format, error shape."""
+
+import os
+import re
+import secrets
+import zlib
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+# DESIGN §2: <prefix>_<env>_<body><check>, body = 32 bytes in base62 (43 chars),
+# check = base62 CRC32 of everything before it (6 chars).
+SECRET_RE = re.compile(
+    r"^(?P<prefix>[a-z][a-z0-9_]{0,15})_(?P<env>live|test)_"
+    r"(?P<body>[0-9A-Za-z]{43})(?P<check>[0-9A-Za-z]{6})$"
+)
+HEX_SECRET_RE = re.compile(r"^[0-9a-f]{64}$")
+REQUEST_ID_RE = re.compile(r"^req_[0-9A-Za-z_-]+$")
+
+# Requests that should answer at once still get a generous bound: sanitizer builds
+# are several times slower, and a hang must turn into a failure, not a stuck run.
+HTTP_TIMEOUT = float(os.environ.get("LATCHKEY_HTTP_TIMEOUT", "15"))
+
+
+def b62_encode(n, width):
+    digits = []
+    while n:
+        n, r = divmod(n, 62)
+        digits.append(BASE62[r])
+    s = "".join(reversed(digits)) or ""
+    return s.rjust(width, "0")
+
+
+def checksum(text):
+    return b62_encode(zlib.crc32(text.encode()) & 0xFFFFFFFF, 6)
+
+
+def make_secret(prefix="lk", env="live", body=None):
+    """A well-formed secret with a correct checksum that no server ever issued."""
+    if body is None:
+        body = b62_encode(int.from_bytes(secrets.token_bytes(32), "big"), 43)
+    head = f"{prefix}_{env}_{body}"
+    return head + checksum(head)
+
+
+def flip_char(s, index):
+    """Replace s[index] by another base62 character."""
+    c = s[index]
+    repl = "A" if c != "A" else "B"
+    return s[:index] + repl + s[index + 1:]
+
+
+def describe(resp):
+    """One line naming the request and the answer, for assertion messages."""
+    req = resp.request
+    body = req.body
+    if isinstance(body, bytes):
+        body = body[:300].decode("utf-8", "replace")
+    elif body is not None and not isinstance(body, str):
+        body = "<stream>"
+    if isinstance(body, str) and len(body) > 300:
+        body = body[:300] + "..."
+    text = resp.text
+    if len(text) > 600:
+        text = text[:600] + "..."
+    return f"{req.method} {req.url} body={body!r} -> {resp.status_code} {text!r}"
+
+
+def json_of(resp):
+    ctype = resp.headers.get("Content-Type", "")
+    assert "application/json" in ctype, f"Content-Type {ctype!r}: {describe(resp)}"
+    try:
+        return resp.json()
+    except ValueError:
+        raise AssertionError(f"response is not JSON: {describe(resp)}")
+
+
+def expect_status(resp, status):
+    assert resp.status_code == status, f"expected {status}: {describe(resp)}"
+    if status == 204:
+        return None
+    return json_of(resp)
+
+
+def assert_error(resp, status, code, field=None):
+    """Check DESIGN §4's error shape and return the inner error object."""
+    assert resp.status_code == status, f"expected {status} {code}: {describe(resp)}"
+    body = json_of(resp)
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), describe(resp)
+    err = body["error"]
+    assert err.get("status") == status, describe(resp)
+    assert err.get("code") == code, f"expected code {code}: {describe(resp)}"
+    for name in ("message", "hint_for_ai"):
+        assert isinstance(err.get(name), str) and err[name].strip(), \
+            f"error.{name} missing or empty: {describe(resp)}"
+    rid = err.get("request_id")
+    assert isinstance(rid, str) and REQUEST_ID_RE.match(rid), \
+        f"bad request_id {rid!r}: {describe(resp)}"
+    assert resp.headers.get("X-Request-Id") == rid, \
+        f"X-Request-Id {resp.headers.get('X-Request-Id')!r} != {rid!r}"
+    if status == 401:
+        www = resp.headers.get("WWW-Authenticate", "")
+        assert www.split(" ")[0].lower() == "bearer", \
+            f"401 without WWW-Authenticate: Bearer ({www!r}): {describe(resp)}"
+    if field is not None:
+        # A nested path ("rate_limit.limit") names the field too.
+        got = err.get("field")
+        assert isinstance(got, str) and (got == field or got.startswith(field + ".")
+                                         or got.startswith(field + "[")), \
+            f"expected field {field!r}: {describe(resp)}"
+    return err
+
+
+def contains_value(obj, value):
+    """True if value appears anywhere in a decoded JSON document."""
+    if isinstance(obj, dict):
+        return any(contains_value(k, value) or contains_value(v, value) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(contains_value(v, value) for v in obj)
+    return obj == value
+
+
+def has_key(obj, name):
+    if isinstance(obj, dict):
+        return name in obj or any(has_key(v, name) for v in obj.values())
+    if isinstance(obj, list):
+        return any(has_key(v, name) for v in obj)
+    return False
+
+
+def send_streaming(port, method, path, headers, body, chunked=False, timeout=None):
+    """Send a request the way curl does: stop sending the body as soon as the server
+    answers, so an early 413 is read instead of being lost to a reset connection.
+    Returns a requests.Response, usable with assert_error and describe."""
+    import select
+    import socket
+
+    import requests
+    from requests.structures import CaseInsensitiveDict
+
+    timeout = timeout or HTTP_TIMEOUT
+    head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    for k, v in headers.items():
+        head.append(f"{k}: {v}")
+    if chunked:
+        head.append("Transfer-Encoding: chunked")
+        pieces = []
+        for i in range(0, len(body), 8192):
+            part = body[i:i + 8192]
+            pieces.append(b"%x\r\n" % len(part) + part + b"\r\n")
+        payload = b"".join(pieces) + b"0\r\n\r\n"
+    else:
+        head.append(f"Content-Length: {len(body)}")
+        payload = body
+    data = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+
+    answer = b""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        sock.setblocking(False)
+        sent, deadline = 0, time_monotonic() + timeout
+        while time_monotonic() < deadline:
+            want_write = [sock] if sent < len(data) else []
+            r, w, _ = select.select([sock], want_write, [], 0.5)
+            if r:
+                try:
+                    b = sock.recv(65536)
+                except (ConnectionResetError, BlockingIOError):
+                    b = b""
+                if not b:
+                    break
+                answer += b
+                if _complete(answer):
+                    break
+                continue
+            if w:
+                try:
+                    sent += sock.send(data[sent:sent + 65536])
+                except (BrokenPipeError, ConnectionResetError):
+                    sent = len(data)  # the server stopped reading; wait for its answer
+        else:
+            raise AssertionError(f"{method} {path}: no complete answer within {timeout}s "
+                                 f"(got {answer[:200]!r})")
+    finally:
+        sock.close()
+
+    if not answer:
+        raise AssertionError(f"{method} {path}: connection closed without an answer")
+    head_end = answer.find(b"\r\n\r\n")
+    assert head_end > 0, f"{method} {path}: unparsable answer {answer[:200]!r}"
+    lines = answer[:head_end].decode("latin-1").split("\r\n")
+    resp = requests.models.Response()
+    resp.status_code = int(lines[0].split(" ")[1])
+    resp.headers = CaseInsensitiveDict(
+        (l.split(":", 1)[0].strip(), l.split(":", 1)[1].strip()) for l in lines[1:] if ":" in l)
+    content = answer[head_end + 4:]
+    if resp.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        content = _dechunk(content)
+    elif "Content-Length" in resp.headers:
+        content = content[:int(resp.headers["Content-Length"])]
+    resp._content = content
+    resp.encoding = "utf-8"
+    resp.request = requests.Request(method, f"http://127.0.0.1:{port}{path}").prepare()
+    return resp
+
+
+def time_monotonic():
+    import time
+    return time.monotonic()
+
+
+def _complete(answer):
+    end = answer.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = answer[:end].decode("latin-1").lower()
+    m = re.search(r"\r\ncontent-length:\s*(\d+)", head)
+    if m:
+        return len(answer) - end - 4 >= int(m.group(1))
+    if "transfer-encoding: chunked" in head:
+        return answer.endswith(b"0\r\n\r\n")
+    return False
+
+
+def _dechunk(data):
+    out = b""
+    while data:
+        line, _, rest = data.partition(b"\r\n")
+        try:
+            n = int(line.split(b";")[0], 16)
+        except ValueError:
+            break
+        if n == 0:
+            break
+        out += rest[:n]
+        data = rest[n + 2:]
+    return out

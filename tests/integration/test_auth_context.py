@@ -1,0 +1,210 @@
+"""GET /v1/auth-context: where the key is read from, and every outcome (DESIGN §3, §4)."""
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from lkhelpers import (assert_error, describe, expect_status, flip_char, make_secret)
+
+PLACES = ("bearer", "x-api-key", "x-auth-token", "query")
+
+
+def send(server, path="/v1/auth-context", **places):
+    """GET path with a key in any of the four places (keyword per place)."""
+    headers, params = {}, {}
+    if "bearer" in places:
+        headers["Authorization"] = "Bearer " + places["bearer"]
+    if "x_api_key" in places:
+        headers["X-API-Key"] = places["x_api_key"]
+    if "x_auth_token" in places:
+        headers["X-AUTH-TOKEN"] = places["x_auth_token"]
+    if "query" in places:
+        params["auth_token"] = places["query"]
+    return server.get(path, headers=headers, params=params)
+
+
+def place_kw(place):
+    return place.replace("-", "_")
+
+
+def parse_time(s):
+    assert isinstance(s, str) and s.endswith("Z"), f"not an RFC 3339 UTC time: {s!r}"
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_key_accepted_in_each_place(server, ws, place):
+    k = ws.create_key(name="ctx", permissions=["storage:read"])
+    r = send(server, **{place_kw(place): k["secret"]})
+    ctx = expect_status(r, 200)
+    assert ctx["key_id"] == k["id"], describe(r)
+    assert ctx["workspace_id"] == ws.id, describe(r)
+    assert ctx["environment"] == "live", describe(r)
+    assert ctx["kind"] == "permanent", describe(r)
+    assert ctx["permissions"] == ["storage:read"], describe(r)
+    assert ctx["expires_at"] is None, describe(r)
+    assert ctx["name"] == "ctx", describe(r)
+    assert k["secret"] not in r.text
+
+
+def test_api_alias_answers_the_same(server, ws):
+    k = ws.create_key(name="alias")
+    a = expect_status(send(server, "/v1/auth-context", bearer=k["secret"]), 200)
+    b = expect_status(send(server, "/api/auth-context", x_api_key=k["secret"]), 200)
+    assert a == b
+    assert_error(send(server, "/api/auth-context"), 401, "missing_key")
+
+
+def test_same_key_in_every_place_is_fine(server, ws):
+    k = ws.create_key()
+    r = send(server, bearer=k["secret"], x_api_key=k["secret"],
+             x_auth_token=k["secret"], query=k["secret"])
+    assert expect_status(r, 200)["key_id"] == k["id"]
+
+
+@pytest.mark.parametrize("first,second", [
+    (a, b) for i, a in enumerate(PLACES) for b in PLACES[i + 1:]
+])
+def test_two_different_keys_are_malformed(server, ws, first, second):
+    k1 = ws.create_key()
+    k2 = ws.create_key()
+    r = send(server, **{place_kw(first): k1["secret"], place_kw(second): k2["secret"]})
+    err = assert_error(r, 401, "malformed_key")
+    assert k1["secret"] not in r.text and k2["secret"] not in r.text
+    assert err
+
+
+def test_valid_key_first_and_garbage_later_is_still_refused(server, ws):
+    # First present wins for *reading*, but a conflicting second key is never ignored.
+    k = ws.create_key()
+    assert_error(send(server, bearer=k["secret"], query="garbage"), 401, "malformed_key")
+    assert_error(send(server, x_api_key="garbage", x_auth_token=k["secret"]), 401,
+                 "malformed_key")
+
+
+def test_root_and_application_keys_context(server, ws):
+    root = expect_status(server.auth_context(ws.root_key), 200)
+    assert root["kind"] == "root" and root["workspace_id"] == ws.id
+    rw = expect_status(server.auth_context(ws.rw_key), 200)
+    assert rw["kind"] == "application" and rw["permissions"] == ["*"]
+    ro = expect_status(server.auth_context(ws.ro_key), 200)
+    assert ro["kind"] == "application" and ro["permissions"] == ["*:read"]
+    assert len({root["key_id"], rw["key_id"], ro["key_id"]}) == 3
+
+
+def test_default_permissions_are_everything(server, ws):
+    k = ws.create_key()
+    assert expect_status(server.auth_context(k["secret"]), 200)["permissions"] == ["*"]
+
+
+def test_missing_key(server):
+    r = send(server)
+    assert_error(r, 401, "missing_key")
+
+
+@pytest.mark.parametrize("bad", [
+    "garbage",
+    "lk_live_",
+    "lk_live_tooShort123",
+    "lk_prod_" + make_secret()[8:],                           # unknown environment
+    make_secret()[:-7] + "-" + make_secret()[-6:],           # non-base62 character
+    make_secret() + "0",                                     # one character too long
+    make_secret()[:-1],                                      # one character too short
+    "0123456789abcdef" * 3 + "0123456789abcde",              # 63 hex characters
+    "LK_LIVE_" + make_secret()[8:],                          # prefix must be lowercase
+])
+def test_malformed_keys(server, bad):
+    r = send(server, bearer=bad)
+    assert_error(r, 401, "malformed_key")
+
+
+@pytest.mark.parametrize("index", [-6, -4, -1])
+def test_bad_checksum_is_malformed(server, ws, index):
+    k = ws.create_key()
+    bad = flip_char(k["secret"], index)
+    r = send(server, x_api_key=bad)
+    assert_error(r, 401, "malformed_key")
+    assert bad not in r.text and k["secret"] not in r.text
+
+
+def test_changed_body_without_new_checksum_is_malformed(server, ws):
+    k = ws.create_key()
+    assert_error(send(server, bearer=flip_char(k["secret"], -20)), 401, "malformed_key")
+
+
+@pytest.mark.parametrize("secret", [
+    make_secret("lk", "live"),
+    make_secret("lk", "test"),
+    make_secret("zzq", "live"),      # well-formed, a prefix no workspace uses
+    "ab" * 32,                       # legacy format: 64 lowercase hex characters
+])
+def test_well_formed_but_never_issued_is_invalid(server, secret):
+    r = send(server, bearer=secret)
+    assert_error(r, 401, "invalid_key")
+    assert secret not in r.text
+
+
+def test_valid_body_with_other_body_checksum_recomputed_is_invalid(server, ws):
+    # A real secret, one body character changed and the checksum recomputed.
+    k = ws.create_key()
+    m = k["secret"]
+    body = m[-49:-6]
+    body = ("A" if body[0] != "A" else "B") + body[1:]
+    forged = make_secret("lk", "live", body)
+    assert forged != m
+    assert_error(send(server, bearer=forged), 401, "invalid_key")
+
+
+@pytest.fixture(scope="module")
+def expired(server):
+    w = server.create_workspace()
+    k = w.create_key(name="short", expires_in=1)
+    return w, k, time.monotonic()
+
+
+def test_expired_key(server, expired):
+    w, k, t0 = expired
+    assert k["expires_at"] is not None
+    exp = parse_time(k["expires_at"])
+    now = datetime.now(timezone.utc)
+    assert -1 <= (exp - now).total_seconds() <= 2, k["expires_at"]
+    time.sleep(max(0.0, 2.1 - (time.monotonic() - t0)))
+    r = send(server, bearer=k["secret"])
+    assert_error(r, 401, "expired_key")
+    assert w.get_key(k["id"])["status"] == "expired"
+
+
+def test_expires_at_reported_in_context(server, ws):
+    k = ws.create_key(kind="temporary")
+    ctx = expect_status(server.auth_context(k["secret"]), 200)
+    assert ctx["kind"] == "temporary"
+    delta = (parse_time(ctx["expires_at"]) - datetime.now(timezone.utc)).total_seconds()
+    assert 3500 <= delta <= 3605, ctx
+
+
+def test_revoked_key(server, ws):
+    k = ws.create_key()
+    expect_status(server.auth_context(k["secret"]), 200)
+    r = server.delete(f"/v1/keys/{k['id']}", key=ws.root_key)
+    assert r.status_code == 204, describe(r)
+    r = send(server, query=k["secret"])
+    assert_error(r, 401, "revoked_key")
+    assert k["secret"] not in r.text
+
+
+def test_inactive_key_and_reenable(server, ws):
+    k = ws.create_key()
+    r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key, json={"enabled": False})
+    assert expect_status(r, 200)["enabled"] is False
+    r = send(server, x_auth_token=k["secret"])
+    assert_error(r, 403, "inactive_key")
+    r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key, json={"enabled": True})
+    assert expect_status(r, 200)["enabled"] is True
+    assert expect_status(send(server, x_auth_token=k["secret"]), 200)["key_id"] == k["id"]
+
+
+def test_test_environment_key_context(server, ws):
+    k = ws.create_key(environment="test")
+    assert k["secret"].startswith("lk_test_")
+    assert expect_status(server.auth_context(k["secret"]), 200)["environment"] == "test"

@@ -1,0 +1,34 @@
+"""GET /healthz and the headers every answer carries."""
+
+from lkhelpers import REQUEST_ID_RE, describe, expect_status, make_secret
+
+
+def test_healthz_ok(server):
+    r = server.get("/healthz")
+    assert expect_status(r, 200) == {"status": "ok"}, describe(r)
+
+
+def test_healthz_needs_no_key_and_ignores_a_bad_one(server):
+    r = server.get("/healthz", headers={"Authorization": "Bearer " + make_secret()})
+    assert expect_status(r, 200) == {"status": "ok"}, describe(r)
+
+
+def test_every_response_has_a_request_id(server):
+    ids = set()
+    for _ in range(3):
+        r = server.get("/healthz")
+        rid = r.headers.get("X-Request-Id", "")
+        assert REQUEST_ID_RE.match(rid), f"X-Request-Id {rid!r}: {describe(r)}"
+        ids.add(rid)
+    r = server.get("/v1/auth-context")
+    assert REQUEST_ID_RE.match(r.headers.get("X-Request-Id", "")), describe(r)
+    ids.add(r.headers["X-Request-Id"])
+    assert len(ids) == 4, f"request ids repeat: {ids}"
+
+
+def test_healthz_survives_keep_alive_reuse(server):
+    import requests
+    with requests.Session() as s:
+        for _ in range(20):
+            r = s.get(server.url("/healthz"), timeout=10)
+            assert r.status_code == 200, describe(r)

@@ -1,0 +1,123 @@
+"""Oversize and unexpected requests get a 4xx in the error shape, never a crash."""
+
+import socket
+
+import pytest
+
+from lkhelpers import assert_error, describe, expect_status, send_streaming
+
+
+def test_header_value_over_4k_is_431(server):
+    r = server.get("/healthz", headers={"X-Filler": "a" * 5000})
+    assert_error(r, 431, "headers_too_large")
+    expect_status(server.get("/healthz"), 200)
+
+
+def test_header_value_under_4k_is_fine(server):
+    r = server.get("/healthz", headers={"X-Filler": "a" * 4000})
+    assert expect_status(r, 200) == {"status": "ok"}
+
+
+def test_all_headers_over_6k_is_431(server):
+    r = server.get("/healthz", headers={"X-Filler-1": "a" * 3500, "X-Filler-2": "b" * 3500})
+    assert_error(r, 431, "headers_too_large")
+
+
+def test_all_headers_under_6k_is_fine(server):
+    r = server.get("/healthz", headers={"X-Filler-1": "a" * 2500, "X-Filler-2": "b" * 2500})
+    expect_status(r, 200)
+
+
+def test_oversize_authorization_header_is_431(server, ws):
+    r = server.get("/v1/auth-context", headers={"Authorization": "Bearer " + "k" * 5000})
+    assert_error(r, 431, "headers_too_large")
+
+
+@pytest.mark.parametrize("path,auth", [("/v1/keys", True), ("/v1/verify", False)])
+def test_one_mebibyte_body_is_413(server, ws, path, auth):
+    body = b'{"name": "' + b"x" * (1 << 20) + b'"}'
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Bearer " + ws.root_key
+    r = send_streaming(server.port, "POST", path, headers, body)
+    assert_error(r, 413, "payload_too_large")
+    expect_status(server.get("/healthz"), 200)
+    if auth:
+        names = {k["name"] for k in ws.list_keys()["data"]}
+        assert not any(len(n) > 1000 for n in names)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/nope"),
+    ("GET", "/v1/nope"),
+    ("POST", "/v1/keys/key_abc/nope"),
+    ("GET", "/v2/keys"),
+    ("GET", "/healthz/extra"),
+])
+def test_unknown_route_is_404(server, method, path):
+    r = server.request(method, path)
+    assert_error(r, 404, "not_found")
+
+
+def test_unknown_route_with_valid_key_is_404(server, ws):
+    assert_error(server.get("/v1/nothing-here", key=ws.root_key), 404, "not_found")
+
+
+@pytest.mark.parametrize("method,path", [
+    ("DELETE", "/healthz"),
+    ("POST", "/healthz"),
+    ("PUT", "/v1/keys"),
+    ("DELETE", "/v1/keys"),
+    ("GET", "/v1/verify"),
+    ("PUT", "/v1/keys/key_abc"),
+    ("GET", "/v1/keys/key_abc/regenerate"),
+    ("POST", "/v1/auth-context"),
+    ("DELETE", "/v1/workspaces"),
+])
+def test_wrong_method_is_405(server, ws, method, path):
+    r = server.request(method, path, key=ws.root_key)
+    assert_error(r, 405, "method_not_allowed")
+
+
+def raw_http(server, payload, timeout=10):
+    """Send raw bytes, return everything the server answers before closing."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        except socket.timeout:
+            pytest.fail(f"server did not close or answer within {timeout}s: {payload[:80]!r}")
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize("payload", [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"ke",
+    b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /v1/keys?limit=" + b"9" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"\x00\xff\x00\xff" * 100,
+], ids=["garbage", "negative-length", "short-body", "bad-chunk", "long-query", "binary"])
+def test_broken_http_does_not_hurt_the_server(server, payload):
+    answer = raw_http(server, payload)
+    if answer:
+        assert answer.startswith(b"HTTP/1."), f"not an HTTP answer: {answer[:200]!r}"
+        status = int(answer.split(b" ", 2)[1])
+        assert 400 <= status < 500, answer[:300]
+    expect_status(server.get("/healthz"), 200)
+
+
+def test_json_with_nul_and_bad_utf8_never_breaks(server, ws):
+    for data in (b'{"name": "a\x00b"}', b'{"name": "\xff\xfe"}', b'{"name": "a\\u0000b"}'):
+        r = server.post("/v1/keys", key=ws.root_key, data=data,
+                        headers={"Content-Type": "application/json"})
+        assert r.status_code in (201, 400), describe(r)
+        if r.status_code == 400:
+            assert_error(r, 400, r.json()["error"]["code"])
+    expect_status(server.get("/healthz"), 200)
