@@ -10,6 +10,7 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "cli/cmd.h"
+#include "core/config.h"
 #include "http/server.h"
 #include "service/workspaces.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -107,15 +108,39 @@ static int parse_listen(const char *s, char *host, size_t hostsz, unsigned short
     return 0;
 }
 
+/* Reads and parses the config file at path into *cfg. */
+static int load_config(const char *path, struct lk_config *cfg)
+{
+    char *text = lk_malloc(LK_CONFIG_MAX_BYTES + 1);
+    struct lk_errinfo ei;
+    size_t n;
+    FILE *f = fopen(path, "r");
+    int rc = 0;
+
+    if (f == NULL) {
+        free(text);
+        return lk_cli_fail("cannot read config file %s", path);
+    }
+    n = fread(text, 1, LK_CONFIG_MAX_BYTES + 1, f);
+    fclose(f);
+    lk_errinfo_clear(&ei);
+    if (lk_config_parse(text, n, cfg, &ei) != LK_OK)
+        rc = lk_cli_fail("%s: %s", path, ei.detail);
+    free(text);
+    return rc;
+}
+
 static int run_serve(const struct lk_cmd *self, int argc, char **argv)
 {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"listen", required_argument, NULL, 'l'},
                                          {"pepper-file", required_argument, NULL, 'p'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"config", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *db = DEFAULT_DB, *listen = DEFAULT_LISTEN, *pepper = NULL;
+    const char *db = NULL, *listen = NULL, *pepper = NULL, *config = NULL;
+    struct lk_config file = {0};
     struct lk_server_config sc = {0};
     struct lk_app *app = NULL;
     struct lk_errinfo ei;
@@ -133,11 +158,23 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
             if (lk_parse_i64(optarg, strlen(optarg), 1, 64, &threads) != 0)
                 return lk_cli_fail("--threads must be 1 to 64");
             break;
+        case 'c': config = optarg; break;
         default: return lk_cli_usage(self);
         }
     }
     if (optind != argc)
         return lk_cli_usage(self);
+    /* Flags win over the file, the file over the defaults. */
+    if (config != NULL && (rc = load_config(config, &file)) != 0)
+        return rc;
+    if (db == NULL)
+        db = file.db[0] ? file.db : DEFAULT_DB;
+    if (listen == NULL)
+        listen = file.listen[0] ? file.listen : DEFAULT_LISTEN;
+    if (pepper == NULL && file.pepper_file[0])
+        pepper = file.pepper_file;
+    if (threads == 0)
+        threads = file.threads;
     if (parse_listen(listen, host, sizeof(host), &sc.port) != 0)
         return lk_cli_fail("--listen wants HOST:PORT, e.g. 127.0.0.1:8080");
     sc.host = host;
@@ -162,5 +199,5 @@ const struct lk_cmd lk_cmd_init = {
 
 const struct lk_cmd lk_cmd_serve = {
     "serve",
-    "serve [--listen HOST:PORT] [--db URL] [--pepper-file FILE] [--threads N]",
+    "serve [--listen HOST:PORT] [--db URL] [--config FILE] [--pepper-file FILE] [--threads N]",
     "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db)", run_serve};

@@ -158,21 +158,40 @@ def test_valid_body_with_other_body_checksum_recomputed_is_invalid(server, ws):
 
 @pytest.fixture(scope="module")
 def expired(server):
+    """Keys that run out a second after creation: one expiring, one old secret whose
+    regeneration grace period ends. One wait serves both tests."""
     w = server.create_workspace()
     k = w.create_key(name="short", expires_in=1)
-    return w, k, time.monotonic()
+    rot = w.create_key(name="rot")
+    new = expect_status(server.post(f"/v1/keys/{rot['id']}/regenerate", key=w.root_key,
+                                    json={"grace_period_s": 1}), 200)
+    return w, k, time.monotonic(), rot, new
+
+
+def wait_past_expiry(t0):
+    time.sleep(max(0.0, 2.1 - (time.monotonic() - t0)))
 
 
 def test_expired_key(server, expired):
-    w, k, t0 = expired
+    w, k, t0, _, _ = expired
     assert k["expires_at"] is not None
     exp = parse_time(k["expires_at"])
     now = datetime.now(timezone.utc)
     assert -1 <= (exp - now).total_seconds() <= 2, k["expires_at"]
-    time.sleep(max(0.0, 2.1 - (time.monotonic() - t0)))
+    wait_past_expiry(t0)
     r = send(server, bearer=k["secret"])
     assert_error(r, 401, "expired_key")
     assert w.get_key(k["id"])["status"] == "expired"
+    v = expect_status(server.verify({"key": k["secret"]}), 200)
+    assert v["valid"] is False and v["code"] == "expired_key", v
+
+
+def test_old_secret_refused_after_grace_period(server, expired):
+    w, _, t0, rot, new = expired
+    wait_past_expiry(t0)
+    assert_error(send(server, bearer=rot["secret"]), 401, "revoked_key")
+    assert expect_status(send(server, bearer=new["secret"]), 200)["key_id"] == rot["id"]
+    assert w.get_key(rot["id"])["status"] == "active"
 
 
 def test_expires_at_reported_in_context(server, ws):
@@ -208,3 +227,74 @@ def test_test_environment_key_context(server, ws):
     k = ws.create_key(environment="test")
     assert k["secret"].startswith("lk_test_")
     assert expect_status(server.auth_context(k["secret"]), 200)["environment"] == "test"
+
+
+@pytest.mark.parametrize("header", ["x-api-key", "X-Api-Key", "x-auth-token", "AUTHORIZATION"])
+def test_header_names_are_case_insensitive(server, ws, header):
+    k = ws.create_key()
+    value = ("Bearer " + k["secret"]) if header.lower() == "authorization" else k["secret"]
+    r = server.get("/v1/auth-context", headers={header: value})
+    assert expect_status(r, 200)["key_id"] == k["id"], describe(r)
+
+
+def test_bearer_scheme_is_case_insensitive(server, ws):
+    # RFC 7235: the auth-scheme token is case-insensitive.
+    k = ws.create_key()
+    r = server.get("/v1/auth-context", headers={"Authorization": "bearer " + k["secret"]})
+    assert expect_status(r, 200)["key_id"] == k["id"], describe(r)
+
+
+def test_query_key_percent_encoded(server, ws):
+    k = ws.create_key()
+    enc = "".join("%%%02X" % ord(c) for c in k["secret"])
+    r = server.get("/v1/auth-context?auth_token=" + enc)
+    assert expect_status(r, 200)["key_id"] == k["id"], describe(r)
+    r = server.get("/v1/auth-context?x=1&auth_token=" + k["secret"] + "&y=2")
+    assert expect_status(r, 200)["key_id"] == k["id"], describe(r)
+
+
+def test_changes_reach_every_connection_at_once(server, ws):
+    """The server runs one event loop per core; a revoke, disable or regenerate
+    answered on one connection must hold on every other one from then on."""
+    import requests
+    k = ws.create_key()
+    d = ws.create_key()
+    g = ws.create_key()
+
+    def many(secret, n=12):
+        codes = []
+        for _ in range(n):
+            with requests.Session() as s:
+                r = s.get(server.url("/v1/auth-context"),
+                          headers={"X-API-Key": secret}, timeout=10)
+                codes.append(r.status_code if r.status_code == 200 else r.json()["error"]["code"])
+        return codes
+
+    for secret in (k["secret"], d["secret"], g["secret"]):
+        assert set(many(secret)) == {200}
+    assert server.delete(f"/v1/keys/{k['id']}", key=ws.root_key).status_code == 204
+    expect_status(server.patch(f"/v1/keys/{d['id']}", key=ws.root_key,
+                               json={"enabled": False}), 200)
+    new = expect_status(server.post(f"/v1/keys/{g['id']}/regenerate", key=ws.root_key,
+                                    json={}), 200)
+    assert set(many(k["secret"])) == {"revoked_key"}
+    assert set(many(d["secret"])) == {"inactive_key"}
+    assert set(many(g["secret"])) == {"revoked_key"}
+    assert set(many(new["secret"])) == {200}
+
+
+def test_keep_alive_connection_mixing_errors(server, ws):
+    import requests
+    k = ws.create_key()
+    with requests.Session() as s:
+        for _ in range(3):
+            r = s.get(server.url("/v1/auth-context"), timeout=10)
+            assert_error(r, 401, "missing_key")
+            r = s.post(server.url("/v1/verify"), data=b"{bad", timeout=10,
+                       headers={"Content-Type": "application/json"})
+            assert_error(r, 400, "bad_json")
+            r = s.get(server.url("/v1/auth-context"), timeout=10,
+                      headers={"Authorization": "Bearer " + k["secret"]})
+            assert expect_status(r, 200)["key_id"] == k["id"]
+            r = s.get(server.url("/nope"), timeout=10)
+            assert_error(r, 404, "not_found")

@@ -2,10 +2,13 @@
 
 import json
 import re
+import subprocess
 import time
 import warnings
 
-from conftest import LatchkeyServer, clean_env, free_port, run_cli
+import pytest
+
+from conftest import BIN, LatchkeyServer, clean_env, free_port, run_cli
 from lkhelpers import SECRET_RE, assert_error, expect_status, has_key
 
 ANY_SECRET = re.compile(r"[a-z][a-z0-9_]{0,15}_(?:live|test)_[0-9A-Za-z]{49}")
@@ -191,4 +194,49 @@ def test_unreachable_server_fails_fast(ws):
 
 def test_unknown_command_fails(server):
     res = run_cli(["frobnicate"])
+    failed(res)
+
+
+def test_keys_create_human_shows_secret_once(server, ws):
+    res = cli(server, ws.root_key, "keys", "create", "--name", "human-made")
+    assert res.returncode == 0, res.stderr
+    m = ANY_SECRET.search(res.stdout)
+    assert m, f"keys create printed no secret: {res.stdout!r}"
+    ctx = expect_status(server.auth_context(m.group(0)), 200)
+    assert ctx["name"] == "human-made"
+    assert ctx["key_id"] in res.stdout
+
+
+def test_serve_refuses_a_busy_port(server, ws):
+    """A second server on a port already served must stop with a message. If it
+    shares the port instead, connections are split between two processes and a key
+    revoked through one is still accepted by the other."""
+    proc = subprocess.Popen(
+        [BIN, "serve", "--listen", f"127.0.0.1:{server.port}", "--db", server.db_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(), text=True)
+    try:
+        code = proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        code = None
+    if code is None:
+        # show what a user would see, then stop the intruder
+        k = ws.create_key()
+        assert server.delete(f"/v1/keys/{k['id']}", key=ws.root_key).status_code == 204
+        answers = [server.auth_context(k["secret"]).status_code for _ in range(16)]
+        proc.terminate()
+        proc.communicate(timeout=10)
+        pytest.fail("a second `latchkey serve` on a busy port kept running; after a "
+                    f"204 revoke the key answered {answers}")
+    _, err = proc.communicate(timeout=10)
+    assert code != 0 and err.strip(), f"exit {code}, stderr {err!r}"
+    expect_status(server.get("/healthz"), 200)
+
+
+def test_serve_refuses_an_unusable_database(tmp_path):
+    res = run_cli(["serve", "--listen", f"127.0.0.1:{free_port()}",
+                   "--db", f"sqlite:{tmp_path}/no/such/dir/x.db"], timeout=20)
+    failed(res)
+    res = run_cli(["init", "--db", f"sqlite:{tmp_path}/no/such/dir/x.db"], timeout=20)
+    failed(res)
+    res = run_cli(["init", "--db", "mysql://nowhere/x"], timeout=20)
     failed(res)

@@ -62,8 +62,14 @@ def test_kill9_right_after_create_in_operator_workspace(fresh_server):
     expect_status(srv.auth_context(k2["secret"]), 200)
 
 
-def test_sigterm_exits_cleanly(fresh_server):
-    code = fresh_server.stop()
+@pytest.mark.parametrize("idle_connection", [False, True])
+def test_sigterm_exits_cleanly(fresh_server, idle_connection):
+    import requests
+    with requests.Session() as s:
+        if idle_connection:
+            # a client keeping its connection open, as every HTTP client library does
+            assert s.get(fresh_server.url("/healthz"), timeout=10).status_code == 200
+        code = fresh_server.stop()
     assert code == 0, f"latchkey serve exited with {code} on SIGTERM; " \
                       f"stderr: {fresh_server.stderr_tail()}"
 
@@ -143,3 +149,54 @@ def test_unused_key_has_no_last_used(fresh_server):
     expect_status(srv.auth_context(used["secret"]), 200)
     poll(lambda: w.get_key(used["id"])["last_used_at"], 2.5, "last_used_at")
     assert w.get_key(idle["id"])["last_used_at"] is None
+
+
+def test_concurrent_writes_survive_kill9(fresh_server):
+    from concurrent.futures import ThreadPoolExecutor
+    srv = fresh_server
+    w = srv.create_workspace()
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda i: w.create_key(name=f"k{i}"), range(40)))
+        doomed = made[::2]
+        codes = list(pool.map(
+            lambda k: srv.delete(f"/v1/keys/{k['id']}", key=w.root_key).status_code, doomed))
+    assert codes == [204] * len(doomed)
+    srv.kill9()
+    srv.start()
+    gone = {k["id"] for k in doomed}
+    for k in made:
+        r = srv.auth_context(k["secret"])
+        if k["id"] in gone:
+            assert_error(r, 401, "revoked_key")
+        else:
+            assert expect_status(r, 200)["key_id"] == k["id"]
+    listed = {x["id"] for x in w.list_keys(limit=100)["data"]}
+    assert {k["id"] for k in made} <= listed
+
+
+def test_restart_keeps_listing_and_fields(fresh_server):
+    srv = fresh_server
+    w = srv.create_workspace(key_prefix="dur")
+    k = w.create_key(name="fields", environment="test", permissions=["a:b"],
+                     meta={"x": [1, 2]}, rate_limit={"limit": 3, "window_s": 9},
+                     daily_spend_cap=11, expires_in=9000)
+    before = w.get_key(k["id"])
+    page = w.list_keys()
+    srv.restart()
+    assert w.get_key(k["id"]) == before
+    assert w.list_keys() == page
+    assert expect_status(srv.auth_context(k["secret"]), 200)["permissions"] == ["a:b"]
+    ws = {x["id"]: x for x in expect_status(srv.get("/v1/workspaces", key=srv.root_key),
+                                            200)["data"]}
+    assert ws[w.id]["key_prefix"] == "dur"
+
+
+def test_sigint_exits_cleanly(fresh_server):
+    import signal
+
+    import requests
+    with requests.Session() as s:
+        assert s.get(fresh_server.url("/healthz"), timeout=10).status_code == 200
+        code = fresh_server.stop(sig=signal.SIGINT)
+    assert code == 0, f"latchkey serve exited with {code} on SIGINT; " \
+                      f"stderr: {fresh_server.stderr_tail()}"

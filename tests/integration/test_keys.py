@@ -456,3 +456,87 @@ def test_management_with_bad_credentials(server, ws):
     assert_error(server.get("/v1/keys", key="garbage"), 401, "malformed_key")
     assert server.delete(f"/v1/keys/{k['id']}", key=ws.root_key).status_code == 204
     assert_error(server.get("/v1/keys", key=k["secret"]), 401, "revoked_key")
+
+
+# -- values round-trip exactly -------------------------------------------------------
+
+def test_name_length_counts_bytes(server, ws):
+    ok = ws.create_key(name="é" * 100)             # 200 bytes
+    assert ok["name"] == "é" * 100
+    r = server.post("/v1/keys", key=ws.root_key, json={"name": "é" * 100 + "x"})
+    assert_error(r, 400, "invalid_request", field="name")
+    assert ws.create_key(name="n" * 200)["name"] == "n" * 200
+
+
+@pytest.mark.parametrize("name", [
+    'quote " backslash \\ slash /',
+    "tab\tnewline\ncr\r",
+    "emoji \U0001F511 and \u2028 line separator",
+    "<script>alert(1)</script>",
+    "\u00e9t\u00e9 \u4e2d\u6587",
+])
+def test_name_round_trips(server, ws, name):
+    k = ws.create_key(name=name)
+    assert k["name"] == name
+    assert ws.get_key(k["id"])["name"] == name
+    listed = {x["id"]: x["name"] for x in ws.list_keys()["data"]}
+    assert listed[k["id"]] == name
+    assert expect_status(server.auth_context(k["secret"]), 200)["name"] == name
+
+
+def test_meta_round_trips(server, ws):
+    meta = {"s": "x\"y", "n": 12345678901, "f": 1.5, "b": True, "z": None,
+            "list": [1, "two", {"three": 3}], "nested": {"a": {"b": {"c": []}}},
+            "unicode": "\u00fc\U0001F600"}
+    k = ws.create_key(meta=meta)
+    assert k["meta"] == meta
+    assert ws.get_key(k["id"])["meta"] == meta
+
+
+def test_meta_near_limit(server, ws):
+    meta = {"blob": "x" * 3800}
+    assert ws.create_key(meta=meta)["meta"] == meta
+
+
+@pytest.mark.parametrize("body", [
+    {"kind": "temporary", "expires_in": 86401},
+    {"kind": "temporary", "expires_at": int(time.time()) + 2 * 86400},
+])
+def test_temporary_longer_than_a_day_is_refused(server, ws, body):
+    body["name"] = "t"
+    r = server.post("/v1/keys", key=ws.root_key, json=body)
+    err = assert_error(r, 400, "invalid_request")
+    assert err.get("field") in ("expires_in", "expires_at"), describe(r)
+
+
+def test_list_paging_with_filter(server, ws):
+    mine = [ws.create_key(environment="test", name=f"t{i}")["id"] for i in range(5)]
+    keys, pages = list_all(server, ws.root_key, environment="test", limit=2)
+    assert [k["id"] for k in keys] == list(reversed(mine)), keys
+    assert all(n == 2 for n in pages[:-1]) and pages[-1] <= 2, pages
+
+
+def test_list_paging_survives_deletes(server, ws):
+    mine = [ws.create_key(name=f"d{i}")["id"] for i in range(6)]
+    first = ws.list_keys(limit=2)
+    assert [k["id"] for k in first["data"]] == [mine[5], mine[4]]
+    # revoke one already seen and one not yet seen; the walk goes on without repeats
+    for kid in (mine[5], mine[2]):
+        assert server.delete(f"/v1/keys/{kid}", key=ws.root_key).status_code == 204
+    rest, _ = list_all(server, ws.root_key, limit=2, cursor=first["next_cursor"])
+    ids = [k["id"] for k in rest]
+    assert ids[:4] == [mine[3], mine[2], mine[1], mine[0]], ids
+    assert mine[5] not in ids and mine[4] not in ids
+
+
+def test_concurrent_creates_all_listed(server, ws):
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda i: ws.create_key(name=f"c{i}"), range(24)))
+    ids = {k["id"] for k in made}
+    assert len(ids) == 24 and len({k["secret"] for k in made}) == 24
+    keys, _ = list_all(server, ws.root_key, limit=7)
+    listed = [k["id"] for k in keys]
+    assert ids <= set(listed) and len(listed) == len(set(listed))
+    for k in made[:6]:
+        expect_status(server.auth_context(k["secret"]), 200)

@@ -180,3 +180,43 @@ def test_application_key_can_be_regenerated(server, ws):
     assert doc["id"] == rw and doc["kind"] == "application"
     assert_error(server.get("/v1/keys", key=ws.rw_key), 401, "revoked_key")
     expect_status(server.get("/v1/keys", key=doc["secret"]), 200)
+
+
+def test_operator_is_confined_to_its_own_workspace_for_keys(server, ws):
+    k = ws.create_key(name="theirs")
+    path = f"/v1/keys/{k['id']}"
+    assert_error(server.get(path, key=server.root_key), 404, "not_found")
+    assert_error(server.delete(path, key=server.root_key), 404, "not_found")
+    assert_error(server.patch(path, key=server.root_key, json={"name": "x"}), 404, "not_found")
+    ids = {x["id"] for x in expect_status(server.get("/v1/keys", key=server.root_key,
+                                                     params={"limit": 100}), 200)["data"]}
+    assert k["id"] not in ids
+    assert expect_status(server.auth_context(k["secret"]), 200)["key_id"] == k["id"]
+    assert ws.get_key(k["id"])["name"] == "theirs"
+
+
+def test_keys_created_land_in_the_callers_workspace(server, ws, ws2):
+    a = ws.create_key(key=ws.rw_key)
+    b = ws2.create_key()
+    assert a["workspace_id"] == ws.id and b["workspace_id"] == ws2.id
+    assert expect_status(server.auth_context(a["secret"]), 200)["workspace_id"] == ws.id
+    assert expect_status(server.auth_context(b["secret"]), 200)["workspace_id"] == ws2.id
+    assert a["id"] not in {k["id"] for k in ws2.list_keys()["data"]}
+    assert b["id"] not in {k["id"] for k in ws.list_keys()["data"]}
+
+
+def test_hex_workspace_keys_and_default_workspace_side_by_side(server):
+    h = server.create_workspace(key_format="hex", key_prefix="hx")
+    k = h.create_key(environment="test")
+    assert HEX_SECRET_RE.match(k["secret"])
+    ctx = expect_status(server.auth_context(k["secret"]), 200)
+    assert ctx["environment"] == "test" and ctx["workspace_id"] == h.id
+    v = expect_status(server.verify({"key": k["secret"], "environment": "live"}), 200)
+    assert v["valid"] is False and v["code"] == "environment_mismatch", v
+
+
+def test_workspaces_survive_in_list_after_many(server):
+    made = [server.create_workspace(name=f"bulk-{i}").id for i in range(10)]
+    ids = [w["id"] for w in expect_status(server.get("/v1/workspaces", key=server.root_key),
+                                          200)["data"]]
+    assert set(made) <= set(ids) and len(ids) == len(set(ids))

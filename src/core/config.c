@@ -1,0 +1,103 @@
+#include "core/config.h"
+
+#include "base/common.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+static bool space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+static enum lk_err fail(struct lk_errinfo *ei, long line, const char *field, const char *what)
+{
+    lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field, "config line %ld: %s", line, what);
+    if (ei)
+        ei->offset = line;
+    return LK_ERR_INVALID_REQUEST;
+}
+
+/* Sets one setting; name and value are trimmed views. */
+static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const char *value,
+                       size_t vlen, long line, struct lk_errinfo *ei)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } strings[] = {
+        {"listen", offsetof(struct lk_config, listen)},
+        {"db", offsetof(struct lk_config, db)},
+        {"pepper_file", offsetof(struct lk_config, pepper_file)},
+    };
+    char field[32];
+
+    snprintf(field, sizeof(field), "%.*s", (int)(nlen < 31 ? nlen : 31), name);
+    if (vlen == 0)
+        return fail(ei, line, field, "missing value");
+    if (vlen >= LK_CONFIG_MAX_VALUE)
+        return fail(ei, line, field, "value too long");
+    if (memchr(value, '\0', vlen) != NULL)
+        return fail(ei, line, field, "NUL byte in value");
+    for (size_t i = 0; i < LK_ARRAY_LEN(strings); i++) {
+        if (strlen(strings[i].name) == nlen && memcmp(strings[i].name, name, nlen) == 0) {
+            char *dst = (char *)c + strings[i].off;
+            memcpy(dst, value, vlen);
+            dst[vlen] = '\0';
+            return LK_OK;
+        }
+    }
+    if (nlen == 7 && memcmp(name, "threads", 7) == 0) {
+        int64_t n;
+        if (lk_parse_i64(value, vlen, 1, 64, &n) != 0)
+            return fail(ei, line, field, "threads must be 1 to 64");
+        c->threads = (int)n;
+        return LK_OK;
+    }
+    return fail(ei, line, field, "unknown setting");
+}
+
+enum lk_err lk_config_parse(const char *text, size_t len, struct lk_config *out,
+                            struct lk_errinfo *ei)
+{
+    size_t pos = 0;
+    long line = 0;
+    enum lk_err e;
+
+    memset(out, 0, sizeof(*out));
+    if (len > LK_CONFIG_MAX_BYTES)
+        return fail(ei, 0, "config", "file too large");
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - text) : len, s = pos, eq;
+        const char *hash;
+
+        line++;
+        if (end - pos > LK_CONFIG_MAX_LINE)
+            return fail(ei, line, "config", "line too long");
+        /* A '#' starts a comment anywhere on the line. */
+        if ((hash = memchr(text + pos, '#', end - pos)) != NULL)
+            end = (size_t)(hash - text);
+        while (s < end && space(text[s]))
+            s++;
+        while (end > s && space(text[end - 1]))
+            end--;
+        if (s < end) {
+            const char *eqp = memchr(text + s, '=', end - s);
+            size_t ne, vs;
+            if (eqp == NULL)
+                return fail(ei, line, "config", "expected name = value");
+            eq = (size_t)(eqp - text);
+            ne = eq;
+            while (ne > s && space(text[ne - 1]))
+                ne--;
+            vs = eq + 1;
+            while (vs < end && space(text[vs]))
+                vs++;
+            if (ne == s)
+                return fail(ei, line, "config", "missing name before '='");
+            if ((e = set(out, text + s, ne - s, text + vs, end - vs, line, ei)) != LK_OK)
+                return e;
+        }
+        pos = nl ? (size_t)(nl - text) + 1 : len;
+    }
+    return LK_OK;
+}

@@ -1,0 +1,75 @@
+/*
+ * test_config.c — src/core/config.c: accepted files and refused lines.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "base/common.h"
+#include "core/config.h"
+
+static void test_full(void **state)
+{
+    static const char text[] = "# latchkey\n\n  listen = 0.0.0.0:9000\n"
+                               "db=sqlite:/var/lib/lk.db   # the store\r\n"
+                               "pepper_file = /etc/lk pepper\nthreads = 4";
+    struct lk_config c;
+    struct lk_errinfo ei;
+
+    (void)state;
+    assert_int_equal(lk_config_parse(text, strlen(text), &c, &ei), LK_OK);
+    assert_string_equal(c.listen, "0.0.0.0:9000");
+    assert_string_equal(c.db, "sqlite:/var/lib/lk.db");
+    assert_string_equal(c.pepper_file, "/etc/lk pepper");
+    assert_int_equal(c.threads, 4);
+}
+
+static const struct {
+    const char *text;
+    long line;
+    const char *field;
+} bad[] = {
+    {"listen 127.0.0.1:1\n", 1, "config"},
+    {"\n\nport = 80\n", 3, "port"},
+    {"threads = 0\n", 1, "threads"},
+    {"threads = 65\n", 1, "threads"},
+    {"threads = -1\n", 1, "threads"},
+    {"db =\n", 1, "db"},
+    {" = x\n", 1, "config"},
+};
+
+static void test_bad(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < LK_ARRAY_LEN(bad); i++) {
+        struct lk_config c;
+        struct lk_errinfo ei;
+        lk_errinfo_clear(&ei);
+        if (lk_config_parse(bad[i].text, strlen(bad[i].text), &c, &ei) != LK_ERR_INVALID_REQUEST)
+            fail_msg("accepted: %s", bad[i].text);
+        if (ei.offset != bad[i].line || strcmp(ei.field, bad[i].field) != 0)
+            fail_msg("%s: line %ld field %s", bad[i].text, ei.offset, ei.field);
+    }
+}
+
+static void test_empty(void **state)
+{
+    struct lk_config c;
+
+    (void)state;
+    assert_int_equal(lk_config_parse("", 0, &c, NULL), LK_OK);
+    assert_string_equal(c.db, "");
+    assert_int_equal(c.threads, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_empty),
+    };
+    return cmocka_run_group_tests_name("core/config", tests, NULL, NULL);
+}
