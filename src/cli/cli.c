@@ -22,6 +22,12 @@ int lk_cli_usage(const struct lk_cmd *cmd)
     return 2;
 }
 
+int lk_cli_help(const struct lk_cmd *cmd)
+{
+    printf("usage: latchkey %s\n  %s\n", cmd->usage, cmd->summary);
+    return 0;
+}
+
 void lk_cli_conn_defaults(struct lk_cli_conn *c)
 {
     const char *v;

@@ -23,6 +23,8 @@ extern const struct lk_cmd lk_cmd_init, lk_cmd_serve, lk_cmd_seed, lk_cmd_keys,
  * lk_cli_usage). */
 int lk_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int lk_cli_usage(const struct lk_cmd *cmd);
+/* Prints the usage and summary to stdout for --help; returns 0. */
+int lk_cli_help(const struct lk_cmd *cmd);
 
 /* The server and token for admin verbs: --server/--token, else LATCHKEY_URL /
  * LATCHKEY_TOKEN, else http://127.0.0.1:8080 and no token. */

@@ -80,6 +80,7 @@ static int run_init(const struct lk_cmd *self, int argc, char **argv)
         case 'd': db = optarg; break;
         case 'j': json = true; break;
         case 'p': pepper = optarg; break;
+        case 'h': return lk_cli_help(self);
         default: return lk_cli_usage(self);
         }
     }
@@ -159,6 +160,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
                 return lk_cli_fail("--threads must be 1 to 64");
             break;
         case 'c': config = optarg; break;
+        case 'h': return lk_cli_help(self);
         default: return lk_cli_usage(self);
         }
     }

@@ -286,6 +286,8 @@ static int run_keys(const struct lk_cmd *self, int argc, char **argv)
 
     if (argc < 2)
         return lk_cli_usage(self);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)
+        return lk_cli_help(self);
     for (size_t i = 0; i < LK_ARRAY_LEN(subs); i++) {
         if (strcmp(argv[1], subs[i].name) != 0)
             continue;

@@ -30,6 +30,7 @@ static int run_seed(const struct lk_cmd *self, int argc, char **argv)
                                          {"count", required_argument, NULL, 'c'},
                                          {"out", required_argument, NULL, 'o'},
                                          {"pepper-file", required_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct lk_app_config cfg = {"sqlite:latchkey.db", NULL};
     struct lk_app *app = NULL;
@@ -50,6 +51,7 @@ static int run_seed(const struct lk_cmd *self, int argc, char **argv)
             if (lk_parse_i64(optarg, strlen(optarg), 1, SEED_MAX, &count) != 0)
                 return lk_cli_fail("--count must be 1 to %d", SEED_MAX);
             break;
+        case 'h': return lk_cli_help(self);
         default: return lk_cli_usage(self);
         }
     }

@@ -22,6 +22,8 @@ static int run_workspaces(const struct lk_cmd *self, int argc, char **argv)
     size_t i;
     int c, rc = 1;
 
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
+        return lk_cli_help(self);
     if (argc < 2 || (strcmp(argv[1], "create") != 0 && strcmp(argv[1], "list") != 0))
         return lk_cli_usage(self);
     create = strcmp(argv[1], "create") == 0;

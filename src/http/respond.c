@@ -98,6 +98,7 @@ int lk_respond_raw(struct lk_reqctx *rc, int status, const char *body, size_t le
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-store"));
     add_request_id(req, rc->request_id);
+    req->res.content_length = len; /* else h2o falls back to chunked encoding */
     h2o_send_inline(req, body, len);
     return 0;
 }
@@ -119,6 +120,7 @@ int lk_respond_no_content(struct lk_reqctx *rc)
     req->res.status = 204;
     req->res.reason = "No Content";
     add_request_id(req, rc->request_id);
+    req->res.content_length = 0;
     h2o_send_inline(req, "", 0);
     return 0;
 }

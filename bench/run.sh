@@ -1,0 +1,373 @@
+#!/usr/bin/env bash
+# latchkey throughput/latency benchmark (DESIGN §8).
+#
+# Compares latchkey's hot paths (POST /v1/verify, GET /v1/auth-context) with
+# nginx answering a fixed 60-byte body, on loopback, with the same wrk load.
+# Run from anywhere as `bash bench/run.sh` (`make bench`); see bench/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+LATCHKEY=${LATCHKEY:-$ROOT/build/latchkey}
+KEYS=${BENCH_KEYS:-100000}
+SECONDS_RUN=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP:-2}
+THREADS=${BENCH_THREADS:-1}
+CONNS=${BENCH_CONNS:-32}
+START_TIMEOUT=${BENCH_START_TIMEOUT:-60}
+NGINX=${NGINX:-nginx}
+WRK=${WRK:-wrk}
+
+# Exactly 60 bytes; checked below.
+NGINX_BODY='{"status":"ok","service":"nginx-baseline","pad":"xxxxxxxxx"}'
+
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+note() { printf 'bench: %s\n' "$*" >&2; }
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+for v in KEYS:BENCH_KEYS SECONDS_RUN:BENCH_SECONDS WARMUP:BENCH_WARMUP THREADS:BENCH_THREADS \
+    CONNS:BENCH_CONNS START_TIMEOUT:BENCH_START_TIMEOUT; do
+    var=${v%%:*}
+    is_uint "${!var}" || die "${v#*:} must be a non-negative integer (got '${!var}')"
+done
+for v in BENCH_PORT BENCH_NGINX_PORT; do
+    [[ -z ${!v:-} ]] || { is_uint "${!v}" && (( ${!v} >= 1 && ${!v} <= 65535 )); } ||
+        die "$v must be a TCP port (got '${!v}')"
+done
+(( THREADS >= 1 && CONNS >= THREADS )) || die "need 1 <= BENCH_THREADS <= BENCH_CONNS"
+(( SECONDS_RUN >= 1 )) || die "BENCH_SECONDS must be at least 1"
+(( KEYS >= 1 )) || die "BENCH_KEYS must be at least 1"
+(( ${#NGINX_BODY} == 60 )) || die "internal: nginx body is ${#NGINX_BODY} bytes, not 60"
+
+# --- tools ---------------------------------------------------------------
+
+command -v "$WRK" >/dev/null 2>&1 ||
+    die "'$WRK' not found; install it (Debian: apt-get install wrk) or set WRK=/path/to/wrk"
+command -v "$NGINX" >/dev/null 2>&1 ||
+    die "'$NGINX' not found; install it (Debian: apt-get install nginx-light) or set NGINX=/path/to/nginx"
+command -v curl >/dev/null 2>&1 || die "'curl' not found; install it (Debian: apt-get install curl)"
+command -v shuf >/dev/null 2>&1 || die "'shuf' (coreutils) not found"
+[[ -x $LATCHKEY ]] || die "latchkey binary '$LATCHKEY' not found or not executable; run 'make' first"
+
+# --- scratch dir and cleanup ---------------------------------------------
+
+D=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-bench.XXXXXX")
+LK_PID=
+NGINX_PID=
+WRK_PID=
+
+# stop PID: SIGTERM, wait up to 5 s, then SIGKILL.
+stop_pid() {
+    local pid=$1 i
+    [[ -n $pid ]] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        note "pid $pid did not stop on SIGTERM within 5 s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    if (( rc != 0 )); then
+        for f in init.log seed.log latchkey.log nginx-error.log nginx-stdout.log; do
+            if [[ -s $D/$f ]]; then
+                note "last lines of $f:"
+                tail -n 20 "$D/$f" | sed 's/^/    /' >&2
+            fi
+        done
+    fi
+    stop_pid "$WRK_PID"
+    stop_pid "$LK_PID"
+    stop_pid "$NGINX_PID"
+    rm -rf -- "$D"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers -------------------------------------------------------------
+
+# A TCP port on 127.0.0.1 that nothing is listening on (best effort).
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            printf '%s\n' "$p"
+            return 0
+        fi
+    done
+    die "no free loopback port found"
+}
+
+# wait_http URL PID NAME: wait until URL answers 200, PID stays alive.
+wait_http() {
+    local url=$1 pid=$2 name=$3 deadline code
+    deadline=$((SECONDS + START_TIMEOUT))
+    while :; do
+        kill -0 "$pid" 2>/dev/null || die "$name exited before answering $url"
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+        [[ $code == 200 ]] && return 0
+        (( SECONDS < deadline )) || die "$name did not answer 200 on $url within ${START_TIMEOUT}s (last: ${code:-none})"
+        sleep 0.1
+    done
+}
+
+rss_kib() {
+    awk '/^VmRSS:/ { print $2; found = 1 } END { if (!found) print "?" }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+fmt_mib() {
+    [[ $1 =~ ^[0-9]+$ ]] || { printf '?'; return; }
+    awk -v k="$1" 'BEGIN { printf "%.1f MiB (%d KiB)", k / 1024, k }'
+}
+
+now_ms() { date +%s%3N; }
+
+# parse_wrk FILE: prints "rps p50_us p99_us non2xx socket_errors" for one
+# wrk --latency report. Fails if a required line is missing.
+parse_wrk() {
+    awk '
+        function us(v,    n, u) {
+            n = v + 0
+            u = v
+            sub(/^[0-9.]+/, "", u)
+            if (u == "us") return n
+            if (u == "ms") return n * 1000
+            if (u == "s")  return n * 1000000
+            if (u == "m")  return n * 60000000
+            if (u == "h")  return n * 3600000000
+            return -1
+        }
+        /^Requests\/sec:/            { rps = $2 }
+        $1 == "50%" && p50 == ""     { p50 = us($2) }
+        $1 == "99%" && p99 == ""     { p99 = us($2) }
+        /Non-2xx or 3xx responses:/  { non2xx = $NF }
+        /Socket errors:/ {
+            # Socket errors: connect 0, read 0, write 0, timeout 0
+            for (i = 3; i <= NF; i += 2) { x = $(i + 1); sub(/,/, "", x); sockerr += x }
+        }
+        END {
+            if (rps == "" || p50 == "" || p99 == "" || p50 < 0 || p99 < 0) exit 1
+            printf "%s %s %s %d %d\n", rps, p50, p99, non2xx + 0, sockerr + 0
+        }
+    ' "$1"
+}
+
+# fmt_lat MICROSECONDS
+fmt_lat() {
+    awk -v u="$1" 'BEGIN {
+        if (u >= 1000000)  printf "%.2f s", u / 1000000
+        else if (u >= 1000) printf "%.2f ms", u / 1000
+        else               printf "%.0f us", u
+    }'
+}
+
+# wrk_bg OUT ARGS...: run wrk in the background and wait for it. wrk handles
+# SIGINT itself and exits 0, so as a foreground child a Ctrl-C would not stop
+# this script; waiting on a background job lets our traps run at once.
+wrk_bg() {
+    local out=$1 rc=0
+    shift
+    "$WRK" "$@" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=
+    return "$rc"
+}
+
+# run_wrk NAME URL [wrk args...]: warm-up, then the measured run; raw output
+# goes to $D/wrk-NAME.txt and is echoed indented.
+run_wrk() {
+    local name=$1 url=$2
+    shift 2
+    if (( WARMUP > 0 )); then
+        note "$name: warm-up ${WARMUP}s"
+        wrk_bg "$D/wrk-$name-warmup.txt" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$@" "$url" ||
+            { cat "$D/wrk-$name-warmup.txt" >&2; die "wrk warm-up for $name failed"; }
+    fi
+    note "$name: measuring ${SECONDS_RUN}s (wrk -t$THREADS -c$CONNS --latency)"
+    wrk_bg "$D/wrk-$name.txt" -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency "$@" "$url" ||
+        { cat "$D/wrk-$name.txt" >&2; die "wrk for $name failed"; }
+    sed 's/^/    /' "$D/wrk-$name.txt"
+    parse_wrk "$D/wrk-$name.txt" >"$D/res-$name.txt" ||
+        die "could not parse wrk output for $name (see above)"
+}
+
+# --- machine -------------------------------------------------------------
+
+CORES=$(nproc)
+CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+[[ -n $CPU_MODEL ]] || CPU_MODEL=$(awk -F': *' '/^(Hardware|cpu model|uarch)/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+[[ -n $CPU_MODEL ]] || CPU_MODEL=unknown
+KERNEL=$(uname -r)
+# `wrk -v` exits 1 after printing its version.
+NGINX_VERSION=$({ "$NGINX" -v 2>&1 || true; } | sed 's/^nginx version: //')
+WRK_VERSION=$({ "$WRK" -v 2>&1 || true; } | awk 'NR == 1 { print $2; exit }')
+
+# --- latchkey: database, keys, server ------------------------------------
+
+DB="sqlite:$D/bench.db"
+SECRETS=$D/secrets.txt
+
+note "scratch dir $D"
+note "init"
+"$LATCHKEY" init --db "$DB" --json >"$D/init.json" 2>"$D/init.log" || die "latchkey init failed"
+if ! grep -q '"workspace_id"' "$D/init.json" || ! grep -q '"root_key"' "$D/init.json"; then
+    die "latchkey init --json did not print workspace_id and root_key"
+fi
+
+note "seed $KEYS keys"
+t0=$(now_ms)
+"$LATCHKEY" seed --db "$DB" --count "$KEYS" --out "$SECRETS" >"$D/seed.log" 2>&1 ||
+    die "latchkey seed failed"
+SEED_MS=$(($(now_ms) - t0))
+[[ -f $SECRETS ]] || die "latchkey seed did not write $SECRETS"
+NSECRETS=$(wc -l <"$SECRETS")
+(( NSECRETS == KEYS )) || die "secrets file has $NSECRETS lines, expected $KEYS"
+
+SECRET=$(shuf -n 1 "$SECRETS" | tr -d '\r\n')
+[[ $SECRET =~ ^[A-Za-z0-9_.-]+$ ]] ||
+    die "picked secret has unexpected characters (length ${#SECRET}); refusing to embed it in JSON"
+
+LK_PORT=${BENCH_PORT:-$(free_port)}
+note "serve on 127.0.0.1:$LK_PORT"
+t0=$(now_ms)
+"$LATCHKEY" serve --listen "127.0.0.1:$LK_PORT" --db "$DB" >"$D/latchkey.log" 2>&1 &
+LK_PID=$!
+LK=http://127.0.0.1:$LK_PORT
+wait_http "$LK/healthz" "$LK_PID" latchkey
+START_MS=$(($(now_ms) - t0))
+RSS_LOADED=$(rss_kib "$LK_PID")
+
+# --- nginx ---------------------------------------------------------------
+
+NGINX_PORT=${BENCH_NGINX_PORT:-$(free_port)}
+[[ $NGINX_PORT != "$LK_PORT" ]] || die "nginx and latchkey ports are equal ($NGINX_PORT)"
+mkdir -p "$D/nginx/tmp"
+cat >"$D/nginx/nginx.conf" <<EOF
+# Generated by bench/run.sh; a loopback baseline, nothing under /etc/nginx.
+daemon off;
+master_process on;
+worker_processes $CORES;
+pid $D/nginx/nginx.pid;
+error_log $D/nginx-error.log warn;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    access_log off;
+    server_tokens off;
+    keepalive_timeout 65s;
+    keepalive_requests 100000000;
+    client_body_temp_path $D/nginx/tmp/body;
+    proxy_temp_path $D/nginx/tmp/proxy;
+    fastcgi_temp_path $D/nginx/tmp/fastcgi;
+    uwsgi_temp_path $D/nginx/tmp/uwsgi;
+    scgi_temp_path $D/nginx/tmp/scgi;
+
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            default_type application/json;
+            return 200 '$NGINX_BODY';
+        }
+    }
+}
+EOF
+"$NGINX" -t -p "$D/nginx" -e "$D/nginx-error.log" -c "$D/nginx/nginx.conf" >"$D/nginx-t.log" 2>&1 ||
+    { cat "$D/nginx-t.log" >&2; die "generated nginx config does not pass 'nginx -t'"; }
+note "nginx on 127.0.0.1:$NGINX_PORT ($CORES workers)"
+"$NGINX" -p "$D/nginx" -e "$D/nginx-error.log" -c "$D/nginx/nginx.conf" >"$D/nginx-stdout.log" 2>&1 &
+NGINX_PID=$!
+NG=http://127.0.0.1:$NGINX_PORT
+wait_http "$NG/" "$NGINX_PID" nginx
+NG_SIZE=$(curl -s -o /dev/null -w '%{size_download}' "$NG/")
+[[ $NG_SIZE == 60 ]] || die "nginx answered $NG_SIZE bytes, expected 60"
+
+# --- sanity checks -------------------------------------------------------
+
+VERIFY_BODY="{\"key\":\"$SECRET\"}"
+code=$(curl -s -o "$D/verify.out" -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' --data-binary "$VERIFY_BODY" "$LK/v1/verify" || true)
+if [[ $code != 200 ]] || ! grep -Eq '"valid"[[:space:]]*:[[:space:]]*true' "$D/verify.out"; then
+    note "POST /v1/verify answered HTTP ${code:-none}:"
+    head -c 2000 "$D/verify.out" >&2; echo >&2
+    die "sanity check failed: verify of a seeded key is not \"valid\":true"
+fi
+code=$(curl -s -o "$D/ctx.out" -w '%{http_code}' \
+    -H "Authorization: Bearer $SECRET" "$LK/v1/auth-context" || true)
+if [[ $code != 200 ]]; then
+    note "GET /v1/auth-context answered HTTP ${code:-none}:"
+    head -c 2000 "$D/ctx.out" >&2; echo >&2
+    die "sanity check failed: auth-context with a seeded key is not 200"
+fi
+note "sanity checks passed (verify valid:true, auth-context 200)"
+
+# wrk scripts: the secret is embedded in files in $D only, never on a command
+# line other than wrk's own -H for auth-context.
+cat >"$D/verify.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$VERIFY_BODY'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+cat >"$D/auth-context.lua" <<EOF
+wrk.method = "GET"
+wrk.headers["Authorization"] = "Bearer $SECRET"
+EOF
+
+# --- benchmark -----------------------------------------------------------
+
+run_wrk nginx "$NG/"
+kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited during its benchmark"
+run_wrk verify "$LK/v1/verify" -s "$D/verify.lua"
+kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the verify benchmark"
+run_wrk auth-context "$LK/v1/auth-context" -s "$D/auth-context.lua"
+kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the auth-context benchmark"
+RSS_AFTER=$(rss_kib "$LK_PID")
+
+# --- report --------------------------------------------------------------
+
+read -r NG_RPS _ <"$D/res-nginx.txt"
+echo
+echo "== latchkey benchmark =="
+printf '%-10s %s\n' machine: "$CORES cores, $CPU_MODEL, Linux $KERNEL"
+printf '%-10s %s\n' tools: "wrk $WRK_VERSION, $NGINX_VERSION"
+printf '%-10s %s\n' load: "wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency (after ${WARMUP}s warm-up), loopback, HTTP/1.1 keep-alive"
+printf '%-10s %s\n' keys: "$KEYS live keys (seeded in $((SEED_MS / 1000)).$(printf '%03d' $((SEED_MS % 1000)))s)"
+printf '%-10s %s\n' startup: "serve to first /healthz 200 in $((START_MS / 1000)).$(printf '%03d' $((START_MS % 1000)))s"
+printf '%-10s %s\n' rss: "$(fmt_mib "$RSS_LOADED") after loading, $(fmt_mib "$RSS_AFTER") after the runs"
+echo
+printf '%-22s %12s %10s %10s %9s %8s\n' target req/s p50 p99 vs.nginx errors
+for name in nginx verify auth-context; do
+    read -r rps p50 p99 non2xx sockerr <"$D/res-$name.txt"
+    case $name in
+    nginx) label="nginx GET /" ;;
+    verify) label="POST /v1/verify" ;;
+    auth-context) label="GET /v1/auth-context" ;;
+    esac
+    ratio=$(awk -v a="$rps" -v b="$NG_RPS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    printf '%-22s %12.2f %10s %10s %9s %8s\n' "$label" "$rps" "$(fmt_lat "$p50")" "$(fmt_lat "$p99")" \
+        "$ratio" "$((non2xx + sockerr))"
+    if (( non2xx > 0 )); then
+        note "warning: $name had $non2xx non-2xx/3xx responses; its numbers are not a valid measurement"
+    fi
+    if (( sockerr > 0 )); then
+        note "warning: $name had $sockerr socket errors"
+    fi
+done
+echo
+echo "DESIGN §8 goal: verify >= 0.80 x nginx; p99 < 1 ms at half that load (not measured here)."
