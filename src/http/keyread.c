@@ -34,14 +34,16 @@ static h2o_iovec_t url_decode(h2o_mem_pool_t *pool, const char *s, size_t len)
     return h2o_iovec_init(out, n);
 }
 
-int lk_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *out)
+/* Finds the next query parameter `name` at or after *from (a byte offset into the
+ * query string), URL-decoding it into pool memory. */
+static int query_param_from(h2o_req_t *req, const char *name, size_t *from, h2o_iovec_t *out)
 {
     size_t nlen = strlen(name);
     const char *q, *end;
 
     if (req->query_at == SIZE_MAX)
         return 0;
-    q = req->path.base + req->query_at + 1;
+    q = req->path.base + req->query_at + 1 + *from;
     end = req->path.base + req->path.len;
     while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
@@ -51,11 +53,18 @@ int lk_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *out)
         if ((size_t)(kend - q) == nlen && memcmp(q, name, nlen) == 0) {
             const char *v = eq ? eq + 1 : stop;
             *out = url_decode(&req->pool, v, (size_t)(stop - v));
+            *from = (size_t)(stop - (req->path.base + req->query_at + 1));
             return 1;
         }
         q = stop + 1;
     }
     return 0;
+}
+
+int lk_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *out)
+{
+    size_t from = 0;
+    return query_param_from(req, name, &from, out);
 }
 
 static void trim(h2o_iovec_t *v)
@@ -68,44 +77,49 @@ static void trim(h2o_iovec_t *v)
         v->len--;
 }
 
+/* Takes one more candidate: the first non-empty one is the key; any other that
+ * differs makes the request malformed. */
+static enum lk_err consider(h2o_iovec_t *key, h2o_iovec_t v)
+{
+    trim(&v);
+    if (v.len == 0)
+        return LK_OK;
+    if (v.len > LK_KEYREAD_MAX)
+        return LK_ERR_MALFORMED_KEY;
+    if (key->base == NULL)
+        *key = v;
+    else if (key->len != v.len || memcmp(key->base, v.base, v.len) != 0)
+        return LK_ERR_MALFORMED_KEY;
+    return LK_OK;
+}
+
 enum lk_err lk_keyread(h2o_req_t *req, h2o_iovec_t *key)
 {
-    h2o_iovec_t found[4];
-    size_t n = 0;
-    ssize_t i;
-
-    if ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1)) != -1) {
-        h2o_iovec_t v = req->headers.entries[i].value;
-        /* Only the Bearer scheme carries a key; other schemes are not ours. */
-        if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer "))) {
-            found[n] = h2o_iovec_init(v.base + 7, v.len - 7);
-            trim(&found[n]);
-            n++;
-        }
-    }
-    if ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1)) != -1) {
-        found[n] = req->headers.entries[i].value;
-        trim(&found[n]);
-        n++;
-    }
-    if ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-auth-token"), -1)) != -1) {
-        found[n] = req->headers.entries[i].value;
-        trim(&found[n]);
-        n++;
-    }
-    if (lk_query_param(req, "auth_token", &found[n]))
-        n++;
+    static const char *const headers[] = {"x-api-key", "x-auth-token"};
+    h2o_iovec_t v;
+    ssize_t i = -1;
+    size_t from = 0;
+    enum lk_err e;
 
     *key = h2o_iovec_init(NULL, 0);
-    for (size_t j = 0; j < n; j++) {
-        if (found[j].len == 0)
-            continue;
-        if (found[j].len > LK_KEYREAD_MAX)
-            return LK_ERR_MALFORMED_KEY;
-        if (key->base == NULL)
-            *key = found[j];
-        else if (key->len != found[j].len || memcmp(key->base, found[j].base, key->len) != 0)
-            return LK_ERR_MALFORMED_KEY;
+    /* Every occurrence of every place counts: a repeated header or query parameter
+     * with a different key is as ambiguous as two places. */
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i)) != -1) {
+        v = req->headers.entries[i].value;
+        /* Only the Bearer scheme carries a key; other schemes are not ours. */
+        if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer ")) &&
+            (e = consider(key, h2o_iovec_init(v.base + 7, v.len - 7))) != LK_OK)
+            return e;
     }
+    for (size_t h = 0; h < sizeof(headers) / sizeof(headers[0]); h++) {
+        i = -1;
+        while ((i = h2o_find_header_by_str(&req->headers, headers[h], strlen(headers[h]), i)) !=
+               -1)
+            if ((e = consider(key, req->headers.entries[i].value)) != LK_OK)
+                return e;
+    }
+    while (query_param_from(req, "auth_token", &from, &v))
+        if ((e = consider(key, v)) != LK_OK)
+            return e;
     return LK_OK;
 }

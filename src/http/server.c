@@ -60,7 +60,21 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     h2o_accept(listener->data, sock);
 }
 
-static int open_listener(const struct lk_server_config *cfg, struct lk_errinfo *ei)
+/* SO_REUSEPORT would also let a second latchkey (or anything of the same user)
+ * join the port and take half the connections with a cache of its own. A bind
+ * without it fails when anyone holds the port, so probe that way first. */
+static int port_is_free(const struct sockaddr_in *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+    if (fd < 0)
+        return 0;
+    ok = bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0;
+    close(fd);
+    return ok;
+}
+
+static int open_listener(const struct lk_server_config *cfg, bool first, struct lk_errinfo *ei)
 {
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
     int fd, on = 1;
@@ -68,6 +82,11 @@ static int open_listener(const struct lk_server_config *cfg, struct lk_errinfo *
     if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
         lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "listen", "not an IPv4 address: %s",
                        cfg->host);
+        return -1;
+    }
+    if (first && !port_is_free(&addr)) {
+        lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "listen", "cannot listen on %s:%u: %s",
+                       cfg->host, cfg->port, strerror(EADDRINUSE));
         return -1;
     }
     if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
@@ -101,9 +120,9 @@ static void *loop_main(void *arg)
         h2o_evloop_run(t->loop, LOOP_WAKE_MS);
     h2o_socket_read_stop(t->listener);
     h2o_socket_close(t->listener);
-    h2o_context_dispose(&t->ctx);
-    h2o_evloop_run(t->loop, 0); /* let closed sockets' callbacks run */
-    h2o_evloop_destroy(t->loop);
+    /* The context is not disposed: h2o 2.2 asserts when keep-alive connections are
+     * still open, and the process exits next anyway. Every acknowledged write is
+     * already durable. */
     lk_keycache_thread_offline();
     return NULL;
 }
@@ -147,7 +166,7 @@ enum lk_err lk_server_run(struct lk_app *app, const struct lk_server_config *cfg
 
     threads = lk_calloc((size_t)n, sizeof(*threads));
     for (int i = 0; i < n; i++) {
-        threads[i].fd = open_listener(cfg, ei);
+        threads[i].fd = open_listener(cfg, i == 0, ei);
         if (threads[i].fd < 0) {
             e = LK_ERR_INVALID_REQUEST;
             goto out;
@@ -176,6 +195,5 @@ out:
             if (threads[i].fd > 0)
                 close(threads[i].fd);
     free(threads);
-    h2o_config_dispose(&conf);
     return e;
 }
