@@ -79,7 +79,12 @@ test: deps-test
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit integration
 	@$(MAKE) --no-print-directory fuzz
 
-bench: deps-bench all
+$(BUILD)/bench_verify: bench/bench_verify.c $(BUILD)/liblatchkey.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblatchkey.a $(LDFLAGS) $(PKG_LIBS)
+
+# The in-process verify call at three cache sizes, then the HTTP run against nginx.
+bench: deps-bench all $(BUILD)/bench_verify
+	$(BUILD)/bench_verify
 	bash bench/run.sh
 
 lint:

@@ -5,20 +5,36 @@
 
 static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/* Digit values by byte, -1 outside the alphabet: one load per character on the
+ * verification path instead of a chain of range tests. */
+static const signed char values[256] = {
+#define R10(b) b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
+#define NO16 -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+    NO16, NO16, NO16,
+    R10(0), -1, -1, -1, -1, -1, -1,                              /* '0'..'9' at 0x30 */
+    -1, R10(10), R10(20), 30, 31, 32, 33, 34, 35, -1, -1, -1, -1, -1, /* 'A'..'Z' at 0x41 */
+    -1, R10(36), R10(46), 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, /* 'a'..'z' at 0x61 */
+    NO16, NO16, NO16, NO16, NO16, NO16, NO16, NO16,
+#undef R10
+#undef NO16
+};
+
 static int digit_value(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 36;
-    return -1;
+    return values[(unsigned char)c];
 }
 
 bool lk_base62_is_digit(char c)
 {
-    return digit_value(c) >= 0;
+    return values[(unsigned char)c] >= 0;
+}
+
+bool lk_base62_all_digits(const char *s, size_t len)
+{
+    int bad = 0;
+    for (size_t i = 0; i < len; i++)
+        bad |= values[(unsigned char)s[i]];
+    return bad >= 0;
 }
 
 bool lk_base62_encode(const uint8_t *in, size_t n, char *out, size_t width)

@@ -27,4 +27,7 @@ bool lk_base62_decode_u32(const char *in, uint32_t *out /* OUT */);
 /* True when c is in the alphabet. */
 bool lk_base62_is_digit(char c);
 
+/* True when every one of s[0..len) is in the alphabet. */
+bool lk_base62_all_digits(const char *s, size_t len);
+
 #endif

@@ -74,9 +74,8 @@ enum lk_err lk_secret_parse(const char *s, size_t len, struct lk_secret_view *ou
         return LK_ERR_MALFORMED_KEY;
     if (!lk_secret_prefix_valid(s, (size_t)(envp - s)))
         return LK_ERR_MALFORMED_KEY;
-    for (size_t i = len - BODY_LEN - CHECK_LEN; i < len; i++)
-        if (!lk_base62_is_digit(s[i]))
-            return LK_ERR_MALFORMED_KEY;
+    if (!lk_base62_all_digits(s + len - BODY_LEN - CHECK_LEN, BODY_LEN + CHECK_LEN))
+        return LK_ERR_MALFORMED_KEY;
     if (!lk_base62_decode_u32(s + len - CHECK_LEN, &want) || crc_of(s, len - CHECK_LEN) != want)
         return LK_ERR_MALFORMED_KEY;
     out->format = LK_FORMAT_DEFAULT;

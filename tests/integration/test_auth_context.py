@@ -182,6 +182,9 @@ def test_expired_key(server, expired):
     r = send(server, bearer=k["secret"])
     assert_error(r, 401, "expired_key")
     assert w.get_key(k["id"])["status"] == "expired"
+    listed = w.list_keys(status="expired")["data"]
+    assert [x["id"] for x in listed] == [k["id"]], listed
+    assert k["id"] not in {x["id"] for x in w.list_keys(status="active")["data"]}
     v = expect_status(server.verify({"key": k["secret"]}), 200)
     assert v["valid"] is False and v["code"] == "expired_key", v
 
@@ -298,3 +301,85 @@ def test_keep_alive_connection_mixing_errors(server, ws):
             assert expect_status(r, 200)["key_id"] == k["id"]
             r = s.get(server.url("/nope"), timeout=10)
             assert_error(r, 404, "not_found")
+
+
+def test_duplicate_header_with_two_keys_is_malformed(server, ws):
+    import socket
+    a, b = ws.create_key(), ws.create_key()
+    # the same header twice, raw, so no client library folds it
+    req = (f"GET /v1/auth-context HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           f"X-API-Key: {a['secret']}\r\nX-API-Key: {b['secret']}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(req)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    assert status == 401 and b'"malformed_key"' in data, data[:400]
+
+
+def test_two_query_keys_are_malformed(server, ws):
+    a, b = ws.create_key(), ws.create_key()
+    r = server.get(f"/v1/auth-context?auth_token={a['secret']}&auth_token={b['secret']}")
+    assert_error(r, 401, "malformed_key")
+
+
+def test_revoke_is_linearizable_under_load(server, ws):
+    """Every check that starts after DELETE has returned must see the revocation."""
+    import threading
+
+    import requests
+    k = ws.create_key()
+    stop = threading.Event()
+    seen = []  # (started, finished, code)
+
+    def hammer():
+        with requests.Session() as s:
+            while not stop.is_set():
+                t = time.monotonic()
+                r = s.post(server.url("/v1/verify"), json={"key": k["secret"]}, timeout=10)
+                seen.append((t, time.monotonic(), r.json().get("code")))
+
+    threads = [threading.Thread(target=hammer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        sent = time.monotonic()
+        r = server.delete(f"/v1/keys/{k['id']}", key=ws.root_key)
+        returned = time.monotonic()
+        assert r.status_code == 204, describe(r)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    after = [code for t, _, code in seen if t > returned]
+    before = [code for _, end, code in seen if end < sent]
+    assert before and set(before) == {"valid"}, set(before)
+    assert after, "no check ran after the revoke"
+    wrong = [c for c in after if c != "revoked_key"]
+    assert not wrong, f"{len(wrong)} of {len(after)} checks after the revoke said {set(wrong)}"
+
+
+@pytest.mark.parametrize("prefix,env", [("lk", "test"), ("zz", "live"), ("lkx", "live")])
+def test_same_body_under_another_prefix_or_env_is_invalid(server, ws, prefix, env):
+    # The digest covers the whole secret: moving a real body under another prefix or
+    # environment (with a fresh, correct checksum) must not open the key.
+    k = ws.create_key()
+    body = k["secret"][-49:-6]
+    forged = make_secret(prefix, env, body)
+    r = send(server, bearer=forged)
+    assert_error(r, 401, "invalid_key")
+
+
+def test_hex_secret_is_case_sensitive(server):
+    h = server.create_workspace(key_format="hex")
+    k = h.create_key()
+    expect_status(server.auth_context(k["secret"]), 200)
+    upper = k["secret"].upper()
+    if upper != k["secret"]:
+        assert_error(send(server, bearer=upper), 401, "malformed_key")

@@ -240,3 +240,79 @@ def test_serve_refuses_an_unusable_database(tmp_path):
     failed(res)
     res = run_cli(["init", "--db", "mysql://nowhere/x"], timeout=20)
     failed(res)
+
+
+# -- the options README.md documents ----------------------------------------------------
+
+def test_keys_create_with_options(server, ws):
+    doc = ok_json(cli(server, ws.root_key, "keys", "create", "--name", "full", "--env", "test",
+                      "--permission", "storage:read", "--permission", "workflows:execute",
+                      "--expires-in", "600", "--rate-limit", "10/60",
+                      "--daily-spend-cap", "50", "--meta", '{"team": "ops"}', "--json"))
+    assert doc["environment"] == "test" and doc["secret"].startswith("lk_test_")
+    assert doc["permissions"] == ["storage:read", "workflows:execute"]
+    assert doc["expires_at"] is not None
+    assert doc["rate_limit"] == {"limit": 10, "window_s": 60}
+    assert doc["daily_spend_cap"] == 50 and doc["meta"] == {"team": "ops"}
+    got = ws.get_key(doc["id"])
+    assert got["permissions"] == doc["permissions"] and got["meta"] == {"team": "ops"}
+
+
+def test_keys_create_temporary_too_long_fails(server, ws):
+    before = len(ws.list_keys()["data"])
+    failed(cli(server, ws.root_key, "keys", "create", "--name", "t", "--kind", "temporary",
+               "--expires-in", "90000", "--json"))
+    assert len(ws.list_keys()["data"]) == before
+
+
+def test_keys_list_filters_and_paging(server, ws):
+    t = ws.create_key(environment="test")
+    r = ws.create_key()
+    assert server.delete(f"/v1/keys/{r['id']}", key=ws.root_key).status_code == 204
+    doc = ok_json(cli(server, ws.root_key, "keys", "list", "--env", "test", "--json"))
+    assert [k["id"] for k in doc["data"]] == [t["id"]]
+    doc = ok_json(cli(server, ws.root_key, "keys", "list", "--status", "revoked", "--json"))
+    assert [k["id"] for k in doc["data"]] == [r["id"]]
+    first = ok_json(cli(server, ws.root_key, "keys", "list", "--limit", "1", "--json"))
+    assert len(first["data"]) == 1 and first.get("next_cursor")
+    second = ok_json(cli(server, ws.root_key, "keys", "list", "--limit", "1",
+                         "--cursor", first["next_cursor"], "--json"))
+    assert len(second["data"]) == 1 and second["data"][0]["id"] != first["data"][0]["id"]
+
+
+def test_keys_regenerate_with_grace(server, ws):
+    k = ws.create_key()
+    doc = ok_json(cli(server, ws.root_key, "keys", "regenerate", k["id"], "--grace", "60",
+                      "--json"))
+    expect_status(server.auth_context(doc["secret"]), 200)
+    expect_status(server.auth_context(k["secret"]), 200)
+
+
+def test_workspaces_verbs(server):
+    doc = ok_json(cli(server, server.root_key, "workspaces", "create", "--name", "cli-ws",
+                      "--prefix", "clw", "--json"))
+    assert doc["root_key"].startswith("clw_live_") and doc["name"] == "cli-ws"
+    assert expect_status(server.auth_context(doc["root_key"]), 200)["workspace_id"] == doc["id"]
+    listed = ok_json(cli(server, server.root_key, "workspaces", "list", "--json"))
+    assert doc["id"] in {w["id"] for w in listed["data"]}
+    hexed = ok_json(cli(server, server.root_key, "workspaces", "create", "--name", "h",
+                        "--format", "hex", "--json"))
+    assert re.match(r"^[0-9a-f]{64}$", hexed["root_key"])
+    res = cli(server, server.root_key, "workspaces", "list")
+    assert res.returncode == 0 and doc["id"] in res.stdout and "clw" in res.stdout
+
+
+def test_workspaces_create_needs_the_operator(server, ws):
+    failed(cli(server, ws.root_key, "workspaces", "create", "--name", "nope", "--json"))
+    names = {w["name"] for w in expect_status(server.get("/v1/workspaces",
+                                                         key=server.root_key), 200)["data"]}
+    assert "nope" not in names
+
+
+def test_secret_not_echoed_by_failing_cli(server, ws):
+    k = ws.create_key()
+    assert server.delete(f"/v1/keys/{k['id']}", key=ws.root_key).status_code == 204
+    res = cli(server, k["secret"], "keys", "list")
+    failed(res)
+    assert k["secret"] not in res.stdout + res.stderr
+    assert "revoked" in res.stderr.lower()

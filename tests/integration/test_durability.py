@@ -79,7 +79,11 @@ def test_no_secret_written_anywhere(fresh_server):
     w = srv.create_workspace()
     made = [w.create_key(name=f"s{i}") for i in range(3)]
     test_key = w.create_key(environment="test")
-    secrets = [srv.root_key, w.root_key, w.rw_key, w.ro_key, test_key["secret"]]
+    h = srv.create_workspace(key_format="hex")
+    hex_key = h.create_key()
+    expect_status(srv.auth_context(hex_key["secret"]), 200)
+    secrets = [srv.root_key, w.root_key, w.rw_key, w.ro_key, test_key["secret"],
+               h.root_key, h.rw_key, h.ro_key, hex_key["secret"]]
     secrets += [k["secret"] for k in made]
     # use them every way a key can arrive, good and bad
     expect_status(srv.get("/v1/auth-context", params={"auth_token": made[0]["secret"]}), 200)
@@ -200,3 +204,130 @@ def test_sigint_exits_cleanly(fresh_server):
         code = fresh_server.stop(sig=signal.SIGINT)
     assert code == 0, f"latchkey serve exited with {code} on SIGINT; " \
                       f"stderr: {fresh_server.stderr_tail()}"
+
+
+def test_kill9_under_load_loses_no_acknowledged_key(fresh_server):
+    import threading
+
+    import requests
+    srv = fresh_server
+    w = srv.create_workspace()
+    acked, lock, stop = [], threading.Lock(), threading.Event()
+
+    def writer(n):
+        with requests.Session() as s:
+            i = 0
+            while not stop.is_set():
+                try:
+                    r = s.post(srv.url("/v1/keys"), json={"name": f"w{n}-{i}"}, timeout=5,
+                               headers={"Authorization": "Bearer " + w.root_key})
+                except requests.RequestException:
+                    return
+                if r.status_code == 201:
+                    with lock:
+                        acked.append(r.json())
+                i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(acked) < 60 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    srv.kill9()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(acked) >= 20, f"only {len(acked)} keys created before the kill"
+    srv.start()
+    listed = {x["id"] for x in list_all_keys(srv, w.root_key)}
+    lost = [k["id"] for k in acked if k["id"] not in listed]
+    assert not lost, f"{len(lost)} of {len(acked)} acknowledged keys lost: {lost[:5]}"
+    for k in acked[-5:]:
+        expect_status(srv.auth_context(k["secret"]), 200)
+
+
+def list_all_keys(srv, key):
+    out, cursor = [], None
+    for _ in range(100):
+        params = {"limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        doc = expect_status(srv.get("/v1/keys", key=key, params=params), 200)
+        out += doc["data"]
+        cursor = doc["next_cursor"]
+        if not cursor:
+            return out
+    raise AssertionError("pagination does not end")
+
+
+def test_grace_period_and_new_workspace_survive_kill9(fresh_server):
+    srv = fresh_server
+    w = srv.create_workspace(key_prefix="gr")
+    k = w.create_key()
+    new = expect_status(srv.post(f"/v1/keys/{k['id']}/regenerate", key=w.root_key,
+                                 json={"grace_period_s": 3600}), 200)
+    srv.kill9()
+    srv.start()
+    assert expect_status(srv.auth_context(k["secret"]), 200)["key_id"] == k["id"]
+    assert expect_status(srv.auth_context(new["secret"]), 200)["key_id"] == k["id"]
+    for secret in (w.root_key, w.rw_key, w.ro_key):
+        assert expect_status(srv.auth_context(secret), 200)["workspace_id"] == w.id
+    more = w.create_key()
+    assert more["secret"].startswith("gr_live_")
+
+
+def test_locked_database_gives_503_and_does_not_stall_verification(fresh_server):
+    """Another process holds the database's write lock (a backup, an operator's
+    sqlite3 shell). Writes must answer 503 storage_unavailable rather than hang and
+    change nothing, and verification, which never needs the database, must keep
+    answering at once."""
+    import sqlite3
+    import threading
+
+    import requests
+    srv = fresh_server
+    w = srv.create_workspace()
+    k = w.create_key()
+    victim = w.create_key()
+    auth = {"Authorization": "Bearer " + w.root_key}
+    results = {}
+
+    def create():
+        results["create"] = requests.post(srv.url("/v1/keys"), json={"name": "blocked"},
+                                          headers=auth, timeout=20)
+
+    def revoke():
+        results["delete"] = requests.delete(srv.url(f"/v1/keys/{victim['id']}"),
+                                            headers=auth, timeout=20)
+
+    lock = sqlite3.connect(str(srv.db_path), isolation_level=None, timeout=0)
+    lock.execute("BEGIN EXCLUSIVE")
+    writers = [threading.Thread(target=create), threading.Thread(target=revoke)]
+    try:
+        for t in writers:
+            t.start()
+        time.sleep(0.2)  # let both writes reach the lock
+        latencies = []
+        for _ in range(6):
+            t0 = time.monotonic()
+            v = requests.post(srv.url("/v1/verify"), json={"key": k["secret"]}, timeout=20)
+            latencies.append(round(time.monotonic() - t0, 2))
+            assert v.status_code == 200 and v.json()["valid"] is True, describe(v)
+        for t in writers:
+            t.join(25)
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+    assert set(results) == {"create", "delete"}, f"a write hung or raised: {results}"
+    assert_error(results["create"], 503, "storage_unavailable")
+    assert_error(results["delete"], 503, "storage_unavailable")
+    assert max(latencies) < 1.5, \
+        f"verification stalled behind a locked database: latencies {latencies} s"
+    # a refused write changed nothing, now or after a restart
+    assert "blocked" not in {x["name"] for x in w.list_keys()["data"]}
+    expect_status(srv.auth_context(victim["secret"]), 200)
+    srv.restart()
+    expect_status(srv.auth_context(victim["secret"]), 200)
+    assert w.get_key(victim["id"])["status"] == "active"
+    w.create_key(name="after")

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from lkhelpers import (SECRET_RE, assert_error, checksum, contains_value, describe,
-                       expect_status, has_key)
+from lkhelpers import (SECRET_RE, assert_error, assert_error_shape, checksum, contains_value,
+                       describe, expect_status, has_key)
 
 KEY_FIELDS = ("id", "name", "workspace_id", "environment", "kind", "permissions", "hint",
               "enabled", "status", "expires_at", "revoked_at", "created_at", "last_used_at",
@@ -145,6 +145,8 @@ def test_root_kind_by_root_caller(server, ws):
     ({"name": "a", "meta": "x"}, "meta"),
     ({"name": "a", "meta": {"blob": "x" * 5000}}, "meta"),
     ({"name": "a", "colour": "blue"}, "colour"),
+    ({"name": "a", "workspace_id": "ws_somewhere_else"}, "workspace_id"),
+    ({"name": "a", "enabled": "no"}, "enabled"),
 ])
 def test_create_rejects_bad_input(server, ws, body, field):
     r = server.post("/v1/keys", key=ws.root_key, json=body)
@@ -296,11 +298,15 @@ def test_patch_expires_at_and_clear_it(server, ws):
     ({"enabled": 1}, "enabled"),
     ({"permissions": "storage:read"}, "permissions"),
     ({"meta": [1]}, "meta"),
+    ({"meta": {"blob": "x" * 5000}}, "meta"),
     ({"rate_limit": {"limit": "a", "window_s": 1}}, "rate_limit"),
     ({"daily_spend_cap": "lots"}, "daily_spend_cap"),
     ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
     ({"secret": "lk_live_x"}, "secret"),
     ({"id": "key_other"}, "id"),
+    ({"kind": "root"}, "kind"),
+    ({"environment": "test"}, "environment"),
+    ({"workspace_id": "ws_other"}, "workspace_id"),
 ])
 def test_patch_rejects_bad_input(server, ws, body, field):
     k = ws.create_key(name="keep")
@@ -407,8 +413,8 @@ def test_regenerate_revoked_key_is_refused(server, ws):
     k = ws.create_key()
     assert server.delete(f"/v1/keys/{k['id']}", key=ws.root_key).status_code == 204
     r = server.post(f"/v1/keys/{k['id']}/regenerate", key=ws.root_key, json={})
-    assert r.status_code in (404, 409), describe(r)
-    assert_error(r, r.status_code, "not_found" if r.status_code == 404 else "conflict")
+    err = assert_error_shape(r, (404, 409))
+    assert err["code"] == {404: "not_found", 409: "conflict"}[r.status_code], describe(r)
 
 
 # -- who may manage ------------------------------------------------------------------
@@ -540,3 +546,183 @@ def test_concurrent_creates_all_listed(server, ws):
     assert ids <= set(listed) and len(listed) == len(set(listed))
     for k in made[:6]:
         expect_status(server.auth_context(k["secret"]), 200)
+
+
+def test_revoke_kills_the_old_secret_in_its_grace_period_too(server, ws):
+    k = ws.create_key()
+    new = expect_status(server.post(f"/v1/keys/{k['id']}/regenerate", key=ws.root_key,
+                                    json={"grace_period_s": 3600}), 200)
+    expect_status(server.auth_context(k["secret"]), 200)
+    assert server.delete(f"/v1/keys/{k['id']}", key=ws.root_key).status_code == 204
+    assert_error(server.auth_context(new["secret"]), 401, "revoked_key")
+    assert_error(server.auth_context(k["secret"]), 401, "revoked_key")
+    v = expect_status(server.verify({"key": k["secret"]}), 200)
+    assert v["valid"] is False and v["code"] == "revoked_key", v
+
+
+def test_disable_covers_the_old_secret_in_its_grace_period(server, ws):
+    k = ws.create_key()
+    new = expect_status(server.post(f"/v1/keys/{k['id']}/regenerate", key=ws.root_key,
+                                    json={"grace_period_s": 3600}), 200)
+    expect_status(server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                               json={"enabled": False}), 200)
+    assert_error(server.auth_context(new["secret"]), 403, "inactive_key")
+    assert_error(server.auth_context(k["secret"]), 403, "inactive_key")
+
+
+def test_regenerate_keeps_disabled_and_expiry(server, ws):
+    k = ws.create_key(expires_in=5000, permissions=["x:y"])
+    expect_status(server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                               json={"enabled": False}), 200)
+    new = expect_status(server.post(f"/v1/keys/{k['id']}/regenerate", key=ws.root_key,
+                                    json={}), 200)
+    assert new["enabled"] is False and new["expires_at"] == k["expires_at"]
+    assert new["permissions"] == ["x:y"]
+    assert_error(server.auth_context(new["secret"]), 403, "inactive_key")
+
+
+def test_patch_permissions_apply_at_once(server, ws):
+    k = ws.create_key(permissions=["storage:read"])
+    v = expect_status(server.verify({"key": k["secret"], "permissions": "storage:write"}), 200)
+    assert v["code"] == "insufficient_permissions", v
+    expect_status(server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                               json={"permissions": ["storage:*"]}), 200)
+    v = expect_status(server.verify({"key": k["secret"], "permissions": "storage:write"}), 200)
+    assert v["valid"] is True, v
+
+
+def test_patch_expiry_into_the_past_is_refused_and_future_applies(server, ws):
+    k = ws.create_key()
+    r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                     json={"expires_at": int(time.time()) - 10})
+    assert_error(r, 400, "invalid_request", field="expires_at")
+    expect_status(server.auth_context(k["secret"]), 200)
+
+
+def test_empty_patch_changes_nothing(server, ws):
+    k = ws.create_key(name="same", meta={"a": 1})
+    before = ws.get_key(k["id"])
+    doc = expect_status(server.patch(f"/v1/keys/{k['id']}", key=ws.root_key, json={}), 200)
+    assert doc == before
+    assert ws.get_key(k["id"]) == before
+
+
+@pytest.mark.parametrize("kid", [
+    "key_" + "a" * 5000,
+    "..%2F..%2Fetc%2Fpasswd",
+    "%00",
+    "key_%22%3B--",
+    "' OR '1'='1",
+])
+def test_odd_key_ids_are_404(server, ws, kid):
+    r = server.get(f"/v1/keys/{kid}", key=ws.root_key)
+    err = assert_error_shape(r, (400, 404, 414, 431))
+    if r.status_code == 404:
+        assert err["code"] == "not_found", describe(r)
+
+
+# -- JSON and time edge cases --------------------------------------------------------
+
+def post_raw(server, ws, data):
+    return server.post("/v1/keys", key=ws.root_key, data=data,
+                       headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("data", [
+    b'{"name": "a"} trailing',
+    b'{"name": "a"}{"name": "b"}',
+    b'{"name": "a",}',
+    b"{'name': 'a'}",
+    b'{"name": "a" "meta": {}}',
+    b'{"name": "\\x"}',
+])
+def test_create_invalid_json_variants(server, ws, data):
+    before = len(ws.list_keys()["data"])
+    assert_error(post_raw(server, ws, data), 400, "bad_json")
+    assert len(ws.list_keys()["data"]) == before
+
+
+def test_escaped_field_names_are_the_same_field(server, ws):
+    r = post_raw(server, ws, b'{"n\\u0061me": "esc", "environment": "t\\u0065st"}')
+    doc = expect_status(r, 201)
+    assert doc["name"] == "esc" and doc["environment"] == "test", describe(r)
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"name": None}, "name"),
+    ({"name": "a", "expires_in": True}, "expires_in"),
+    ({"name": "a", "expires_in": 60.5}, "expires_in"),
+    ({"name": "a", "permissions": None}, "permissions"),
+    ({"name": "a", "permissions": [""]}, "permissions"),
+])
+def test_create_rejects_more_bad_values(server, ws, body, field):
+    assert_error(server.post("/v1/keys", key=ws.root_key, json=body), 400, "invalid_request",
+                 field=field)
+
+
+@pytest.mark.parametrize("value,expect", [
+    ("2100-01-01T00:00:00Z", "2100-01-01T00:00:00Z"),
+    (4102444800, "2100-01-01T00:00:00Z"),
+    ("2040-06-30T12:00:00+02:00", "2040-06-30T10:00:00Z"),
+])
+def test_expires_at_beyond_2038_and_with_offset(server, ws, value, expect):
+    k = ws.create_key(expires_at=value)
+    assert k["expires_at"] == expect
+    assert ws.get_key(k["id"])["expires_at"] == expect
+    assert expect_status(server.auth_context(k["secret"]), 200)["expires_at"] == expect
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"limit": "2abc"}, "limit"),
+    ({"limit": "-1"}, "limit"),
+    ({"limit": "99999999999999999999999"}, "limit"),
+])
+def test_list_rejects_bad_numbers(server, ws, params, field):
+    assert_error(server.get("/v1/keys", key=ws.root_key, params=params), 400,
+                 "invalid_request", field=field)
+
+
+# -- races ---------------------------------------------------------------------------
+
+def test_parallel_regenerates_leave_exactly_one_secret(server, ws):
+    from concurrent.futures import ThreadPoolExecutor
+    k = ws.create_key()
+    path = f"/v1/keys/{k['id']}/regenerate"
+    with ThreadPoolExecutor(6) as pool:
+        docs = list(pool.map(lambda _: expect_status(
+            server.post(path, key=ws.root_key, json={}), 200), range(6)))
+    secrets = [d["secret"] for d in docs] + [k["secret"]]
+    ok = [s for s in secrets if server.auth_context(s).status_code == 200]
+    assert len(ok) == 1, f"{len(ok)} secrets still work after 6 regenerations"
+    assert ws.get_key(k["id"])["hint"] == "lk_live_..." + ok[0][-10:-6]
+
+
+def test_delete_racing_regenerate_never_unrevokes(server, ws):
+    from concurrent.futures import ThreadPoolExecutor
+    for _ in range(8):
+        k = ws.create_key()
+        with ThreadPoolExecutor(2) as pool:
+            d = pool.submit(server.delete, f"/v1/keys/{k['id']}", key=ws.root_key)
+            g = pool.submit(server.post, f"/v1/keys/{k['id']}/regenerate", key=ws.root_key,
+                            json={"grace_period_s": 600})
+            d, g = d.result(), g.result()
+        assert d.status_code == 204, describe(d)
+        secrets = [k["secret"]] + ([g.json()["secret"]] if g.status_code == 200 else [])
+        for s in secrets:
+            assert_error(server.auth_context(s), 401, "revoked_key")
+        assert ws.get_key(k["id"])["status"] == "revoked"
+
+
+def test_default_and_maximum_page_sizes(server, ws):
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: ws.create_key(name=f"bulk{i}"), range(110)))
+    total = 113  # and the workspace's root and two application keys
+    doc = ws.list_keys()
+    assert len(doc["data"]) == 50 and doc["next_cursor"], len(doc["data"])
+    doc = ws.list_keys(limit=100)
+    assert len(doc["data"]) == 100 and doc["next_cursor"]
+    rest = ws.list_keys(limit=100, cursor=doc["next_cursor"])
+    assert len(rest["data"]) == total - 100 and rest["next_cursor"] is None
+    ids = [k["id"] for k in doc["data"] + rest["data"]]
+    assert len(set(ids)) == total

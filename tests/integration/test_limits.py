@@ -4,7 +4,8 @@ import socket
 
 import pytest
 
-from lkhelpers import assert_error, describe, expect_status, send_streaming
+from lkhelpers import (assert_error, assert_error_shape, describe, expect_status,
+                       send_streaming)
 
 
 def test_header_value_over_4k_is_431(server):
@@ -119,5 +120,123 @@ def test_json_with_nul_and_bad_utf8_never_breaks(server, ws):
                         headers={"Content-Type": "application/json"})
         assert r.status_code in (201, 400), describe(r)
         if r.status_code == 400:
-            assert_error(r, 400, r.json()["error"]["code"])
+            assert_error_shape(r)
     expect_status(server.get("/healthz"), 200)
+
+
+def test_many_headers_over_6k_is_431(server):
+    headers = {f"X-H{i}": "v" * 90 for i in range(80)}  # about 7.5 KiB in all
+    r = server.get("/healthz", headers=headers)
+    assert_error(r, 431, "headers_too_large")
+
+
+def test_very_many_headers_over_6k_is_431(server):
+    headers = {f"X-H{i}": "v" * 20 for i in range(300)}  # about 9 KiB in 300 headers
+    r = server.get("/healthz", headers=headers)
+    assert_error(r, 431, "headers_too_large")
+
+
+def test_very_many_tiny_headers_get_the_error_shape(server):
+    headers = {f"X-{i}": "v" for i in range(150)}  # under 2 KiB, but 150 of them
+    r = server.get("/healthz", headers=headers)
+    if r.status_code != 200:
+        assert_error_shape(r)
+
+
+def test_long_path_is_4xx(server, ws):
+    r = server.get("/v1/keys/" + "k" * 8000, key=ws.root_key)
+    assert_error_shape(r)
+    expect_status(server.get("/healthz"), 200)
+
+
+def test_idle_and_half_sent_connections_do_not_block_others(server, ws):
+    import time
+    k = ws.create_key()
+    socks = []
+    try:
+        for i in range(60):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            if i % 2:
+                s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            else:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            socks.append(s)
+        t0 = time.monotonic()
+        for _ in range(5):
+            r = server.verify({"key": k["secret"]})
+            assert expect_status(r, 200)["valid"] is True
+        assert time.monotonic() - t0 < 5, "requests stalled behind idle connections"
+    finally:
+        for s in socks:
+            s.close()
+    expect_status(server.get("/healthz"), 200)
+
+
+def test_parallel_verifies_are_all_right(server, ws):
+    from concurrent.futures import ThreadPoolExecutor
+    good = [ws.create_key() for _ in range(4)]
+    gone = ws.create_key()
+    assert server.delete(f"/v1/keys/{gone['id']}", key=ws.root_key).status_code == 204
+    cases = [(k["secret"], "valid", k["id"]) for k in good] + [(gone["secret"], "revoked_key",
+                                                                 gone["id"])]
+    cases = cases * 30
+
+    def one(case):
+        secret, code, kid = case
+        v = server.verify({"key": secret}).json()
+        return v.get("code") == code and v.get("key_id") == kid
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(one, cases))
+    assert all(results), f"{results.count(False)} of {len(results)} answers were wrong"
+
+
+def exchange(server, head, body=b"", wait_continue=False, timeout=10):
+    """Raw request; with wait_continue, send the body only after 100 Continue."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
+        s.sendall(head)
+        data = b""
+        if wait_continue:
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            if not data.startswith(b"HTTP/1.1 100"):
+                return data  # a final answer without Continue
+            data = data[data.index(b"\r\n\r\n") + 4:]
+        s.sendall(body)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_expect_100_continue(server, ws):
+    body = b'{"name": "continued"}'
+    head = (f"POST /v1/keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Authorization: Bearer {ws.root_key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode()
+    data = exchange(server, head, body, wait_continue=True)
+    assert data.startswith(b"HTTP/1.1 201"), data[:300]
+    assert "continued" in {k["name"] for k in ws.list_keys()["data"]}
+
+
+def test_expect_100_continue_oversize_is_refused_early(server, ws):
+    head = (f"POST /v1/keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Authorization: Bearer {ws.root_key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {1 << 20}\r\nExpect: 100-continue\r\n\r\n").encode()
+    data = exchange(server, head, b"", wait_continue=True)
+    assert data.startswith(b"HTTP/1.1 413"), data[:300]
+    assert b'"payload_too_large"' in data, data[:400]
+
+
+def test_http10_request(server):
+    data = exchange(server, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert data.startswith(b"HTTP/1."), data[:200]
+    assert b" 200 " in data.split(b"\r\n", 1)[0] and b'"ok"' in data, data[:300]

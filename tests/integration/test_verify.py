@@ -1,13 +1,12 @@
 """POST /v1/verify: always 200 with a code for a well-formed body; 4xx for a bad body."""
 
 import json
-import time
 
 import pytest
 import requests
 
-from lkhelpers import (HTTP_TIMEOUT, assert_error, describe, expect_status, flip_char,
-                       make_secret, send_streaming)
+from lkhelpers import (HTTP_TIMEOUT, assert_error, assert_error_shape, describe,
+                       expect_status, flip_char, make_secret, send_streaming)
 
 RESULT_FIELDS = ("valid", "code", "key_id", "workspace_id", "environment", "kind",
                  "permissions", "expires_at")
@@ -80,14 +79,8 @@ def test_disabled_key(server, ws):
     assert doc["valid"] is False and doc["code"] == "inactive_key", describe(r)
 
 
-def test_expired_key(server, ws):
-    k = ws.create_key(expires_in=1)
-    t0 = time.monotonic()
-    doc, r = verify(server, {"key": k["secret"]})
-    assert doc["code"] == "valid", describe(r)
-    time.sleep(max(0.0, 2.1 - (time.monotonic() - t0)))
-    doc, r = verify(server, {"key": k["secret"]})
-    assert doc["valid"] is False and doc["code"] == "expired_key", describe(r)
+# expired_key through /v1/verify is checked in test_auth_context.py, next to the
+# one wait for a key to run out.
 
 
 def test_environment_mismatch(server, ws):
@@ -113,6 +106,12 @@ def test_environment_mismatch(server, ws):
     (["storage:*"], "storage:write", True),
     (["storage:*"], "workflows:read", False),
     (["*"], "content.products:update", True),
+    (["*:read"], "storage:read", True),
+    (["*:read"], "storage:write", False),
+    (["content.products:*"], "content.products:update", True),
+    (["content.products:update"], "content.pages:update", False),
+    (["storage:read"], "storage:read OR workflows:execute", True),
+    (["storage:read"], "(storage:write OR workflows:execute) AND storage:read", False),
 ])
 def test_permission_queries(server, ws, perms, query, ok):
     k = ws.create_key(permissions=perms)
@@ -158,20 +157,16 @@ def test_wrong_types_name_the_field(server, body, field):
 
 def test_huge_number_is_rejected(server):
     r = raw_post(server, b'{"key": "x", "cost": 123456789012345678901234567890}')
-    assert r.status_code == 400, describe(r)
     # valid JSON, so invalid_request is the better answer; a parser limit is tolerated
-    code = r.json()["error"]["code"]
-    assert code in ("invalid_request", "bad_json"), describe(r)
-    assert_error(r, 400, code)
+    err = assert_error_shape(r, [400])
+    assert err["code"] in ("invalid_request", "bad_json"), describe(r)
 
 
 def test_deep_nesting_is_rejected_not_crashed(server):
     depth = 20000
     r = raw_post(server, b'{"key": ' + b"[" * depth + b"]" * depth + b"}")
-    assert r.status_code == 400, describe(r)
-    code = r.json()["error"]["code"]
-    assert code in ("bad_json", "invalid_request"), describe(r)
-    assert_error(r, 400, code)
+    err = assert_error_shape(r, [400])
+    assert err["code"] in ("bad_json", "invalid_request"), describe(r)
     expect_status(server.get("/healthz"), 200)
 
 
@@ -213,8 +208,24 @@ def test_chunked_body_small_is_fine(server, ws):
 def test_bad_permission_query_is_400(server, ws, query):
     k = ws.create_key()
     r = server.verify({"key": k["secret"], "permissions": query})
-    assert r.status_code == 400, describe(r)
-    code = r.json().get("error", {}).get("code")
     # docs/http-api.md lists invalid_request for a bad value; a dedicated code is tolerated.
-    assert code in ("invalid_request", "invalid_permission_query"), describe(r)
-    assert_error(r, 400, code, field="permissions")
+    err = assert_error_shape(r, [400])
+    assert err["code"] in ("invalid_request", "invalid_permission_query"), describe(r)
+    assert_error(r, 400, err["code"], field="permissions")
+
+
+@pytest.mark.parametrize("template", [
+    b'{"key": %s}',            # the shell-script mistake: the secret unquoted
+    b'{"key": "%s',            # unterminated string
+    b'{"key": "%s", }',        # trailing comma
+    b'{"key": "%s\\q"}',       # bad escape right after the secret
+    b'{"key": "%s", "colour": 1}',
+    b'{"key": ["%s"]}',
+])
+def test_errors_never_echo_the_secret(server, ws, template):
+    k = ws.create_key()
+    body = template % k["secret"].encode()
+    r = raw_post(server, body)
+    assert_error_shape(r, [400])
+    assert k["secret"] not in r.text and k["secret"][-49:-6] not in r.text, describe(r)
+    assert k["secret"][8:20] not in r.text, f"part of the secret echoed: {describe(r)}"

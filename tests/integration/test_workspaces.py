@@ -220,3 +220,16 @@ def test_workspaces_survive_in_list_after_many(server):
     ids = [w["id"] for w in expect_status(server.get("/v1/workspaces", key=server.root_key),
                                           200)["data"]]
     assert set(made) <= set(ids) and len(ids) == len(set(ids))
+
+
+def test_regenerated_operator_key_stays_the_operator(fresh_server):
+    srv = fresh_server
+    root_id = expect_status(srv.auth_context(srv.root_key), 200)["key_id"]
+    r = srv.post(f"/v1/keys/{root_id}/regenerate", key=srv.root_key, json={})
+    new = expect_status(r, 200)["secret"]
+    assert_error(srv.get("/v1/workspaces", key=srv.root_key), 401, "revoked_key")
+    expect_status(srv.get("/v1/workspaces", key=new), 200)
+    w = expect_status(srv.post("/v1/workspaces", key=new, json={"name": "after-rotation"}), 201)
+    srv.restart()
+    ids = {x["id"] for x in expect_status(srv.get("/v1/workspaces", key=new), 200)["data"]}
+    assert w["id"] in ids
