@@ -1,12 +1,12 @@
 /*
- * h_keys.c — /v1/keys: create, list, read, change, revoke, regenerate.
+ * h_keys.c — /v1/keys: create, list, read, change, revoke, regenerate. These run
+ * on management workers (mgmt.h), never on an event loop.
  */
 #include <openssl/crypto.h>
 
 #include "base/common.h"
 #include "http/handlers.h"
 #include "http/jsonin.h"
-#include "http/keyread.h"
 #include "http/render.h"
 #include "service/keys.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -14,85 +14,82 @@
 #define LIST_DEFAULT_LIMIT 50
 #define LIST_MAX_LIMIT 100
 
-/* Copies the {id} path segment into a NUL-terminated id; false if it cannot be one. */
-static bool key_id_param(struct lk_reqctx *rc, char id[LK_ID_MAX])
+/* The {id} path segment, or NULL when it cannot be a key id. */
+static const char *key_id_param(const struct lk_mreq *m)
 {
-    h2o_iovec_t p = rc->params[0];
-
-    if (p.len == 0 || p.len >= LK_ID_MAX)
-        return false;
-    memcpy(id, p.base, p.len);
-    id[p.len] = '\0';
-    return true;
+    size_t n = strlen(m->params[0]);
+    return m->param_too_long || n == 0 || n >= LK_ID_MAX ? NULL : m->params[0];
 }
 
-static int respond_key(struct lk_reqctx *rc, int status, struct lk_key_row *k, char *secret)
+static void answer_key(struct lk_mreq *m, int status, struct lk_key_row *k, char *secret)
 {
-    json_t *o = lk_render_key(k, rc->now, secret);
+    json_t *o = lk_render_key(k, m->now, secret);
 
     lk_key_row_release(k);
     if (secret != NULL)
         OPENSSL_cleanse(secret, LK_SECRET_MAX);
-    /* The secret now lives only in the rendered body, in the request pool. */
-    return lk_respond_json(rc, status, o);
+    lk_mreq_json(m, status, o); /* the mreq wipes the rendered secret when it is sent */
 }
 
-int lk_h_keys_create(struct lk_reqctx *rc)
+void lk_h_keys_create(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_key_spec spec;
     struct lk_key_row k;
     struct lk_errinfo ei;
     char secret[LK_SECRET_MAX];
-    h2o_iovec_t body = lk_http_body(rc);
     enum lk_err e;
 
-    if (lk_http_actor(rc, &who) != LK_OK)
-        return 0;
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
     lk_errinfo_clear(&ei);
-    if ((e = lk_jsonin_key_spec(body.base, body.len, true, &spec, &ei)) != LK_OK)
-        return lk_respond_error(rc, e, &ei);
-    e = lk_keys_create(rc->app, &who, &spec, rc->now, &k, secret, &ei);
+    if ((e = lk_jsonin_key_spec(m->body, m->body_len, true, &spec, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    e = lk_keys_create(m->app, &who, &spec, m->now, &k, secret, &ei);
     lk_key_spec_release(&spec);
-    if (e != LK_OK)
-        return lk_respond_error(rc, e, &ei);
-    return respond_key(rc, 201, &k, secret);
+    if (e != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    answer_key(m, 201, &k, secret);
 }
 
 /* Reads the list filters from the query string into f. */
-static enum lk_err list_filter(struct lk_reqctx *rc, struct lk_key_filter *f,
-                               struct lk_errinfo *ei)
+static enum lk_err list_filter(struct lk_mreq *m, struct lk_key_filter *f, struct lk_errinfo *ei)
 {
     static const char *const statuses[] = {"any", "active", "disabled", "expired", "revoked"};
-    h2o_iovec_t v;
+    char v[64];
     int64_t n;
     enum lk_env env;
     size_t i;
+    int found;
 
-    *f = (struct lk_key_filter){.env = -1, .now = rc->now, .limit = LIST_DEFAULT_LIMIT};
-    if (lk_query_param(rc->req, "limit", &v)) {
-        if (lk_parse_i64(v.base, v.len, 1, LIST_MAX_LIMIT, &n) != 0)
+    *f = (struct lk_key_filter){.env = -1, .now = m->now, .limit = LIST_DEFAULT_LIMIT};
+    if ((found = lk_mreq_query(m, "limit", v, sizeof(v))) != 0) {
+        if (found < 0 || lk_parse_i64(v, strlen(v), 1, LIST_MAX_LIMIT, &n) != 0)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "limit",
                                   "'limit' must be an integer from 1 to %d", LIST_MAX_LIMIT);
         f->limit = (int)n;
     }
-    if (lk_query_param(rc->req, "cursor", &v) && v.len > 0) {
-        if (v.len < 2 || v.base[0] != 'c' ||
-            lk_parse_i64(v.base + 1, v.len - 1, 1, INT64_MAX, &f->before_rowid) != 0)
+    if ((found = lk_mreq_query(m, "cursor", v, sizeof(v))) != 0 && (found < 0 || v[0] != '\0')) {
+        if (found < 0 || v[0] != 'c' ||
+            lk_parse_i64(v + 1, strlen(v + 1), 1, INT64_MAX, &f->before_rowid) != 0)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "cursor",
                                   "'cursor' must be a next_cursor from an earlier page");
     }
-    if (lk_query_param(rc->req, "environment", &v)) {
-        if (lk_env_parse(v.base, &env) != 0)
+    if ((found = lk_mreq_query(m, "environment", v, sizeof(v))) != 0) {
+        if (found < 0 || lk_env_parse(v, &env) != 0)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "environment",
                                   "'environment' must be live or test");
         f->env = (int)env;
     }
-    if (lk_query_param(rc->req, "status", &v)) {
-        for (i = 0; i < LK_ARRAY_LEN(statuses); i++)
-            if (strcmp(v.base, statuses[i]) == 0)
+    if ((found = lk_mreq_query(m, "status", v, sizeof(v))) != 0) {
+        for (i = 0; found > 0 && i < LK_ARRAY_LEN(statuses); i++)
+            if (strcmp(v, statuses[i]) == 0)
                 break;
-        if (i == LK_ARRAY_LEN(statuses))
+        if (found < 0 || i == LK_ARRAY_LEN(statuses))
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "status",
                                   "'status' must be active, disabled, expired or revoked");
         f->status = (enum lk_key_status_filter)i;
@@ -120,7 +117,7 @@ static int add_to_page(void *arg, const struct lk_key_row *k)
     return 0;
 }
 
-int lk_h_keys_list(struct lk_reqctx *rc)
+void lk_h_keys_list(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_key_filter f;
@@ -129,100 +126,111 @@ int lk_h_keys_list(struct lk_reqctx *rc)
     enum lk_err e;
     char cursor[32];
 
-    if (lk_http_actor(rc, &who) != LK_OK)
-        return 0;
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
     lk_errinfo_clear(&ei);
-    if ((e = list_filter(rc, &f, &ei)) != LK_OK)
-        return lk_respond_error(rc, e, &ei);
+    if ((e = list_filter(m, &f, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
     pg.data = json_array();
-    pg.now = rc->now;
+    pg.now = m->now;
     pg.want = f.limit;
     f.limit++;
-    if ((e = lk_keys_list(rc->app, &who, &f, add_to_page, &pg)) != LK_OK) {
+    if ((e = lk_keys_list(m->app, &who, &f, add_to_page, &pg)) != LK_OK) {
         json_decref(pg.data);
-        return lk_respond_error(rc, e, NULL);
+        lk_mreq_error(m, e, NULL);
+        return;
     }
     snprintf(cursor, sizeof(cursor), "c%lld", (long long)pg.last_rowid);
-    return lk_respond_json(rc, 200,
-                           json_pack("{s:o, s:o}", "data", pg.data, "next_cursor",
-                                     pg.seen > pg.want ? json_string(cursor) : json_null()));
+    lk_mreq_json(m, 200,
+                 json_pack("{s:o, s:o}", "data", pg.data, "next_cursor",
+                           pg.seen > pg.want ? json_string(cursor) : json_null()));
 }
 
-int lk_h_keys_get(struct lk_reqctx *rc)
+void lk_h_keys_get(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_key_row k;
-    char id[LK_ID_MAX];
+    const char *id = key_id_param(m);
     enum lk_err e;
 
-    if (lk_http_actor(rc, &who) != LK_OK)
-        return 0;
-    if (!key_id_param(rc, id))
-        return lk_respond_error(rc, LK_ERR_NOT_FOUND, NULL);
-    if ((e = lk_keys_get(rc->app, &who, id, &k)) != LK_OK)
-        return lk_respond_error(rc, e, NULL);
-    return respond_key(rc, 200, &k, NULL);
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    if (id == NULL || (e = lk_keys_get(m->app, &who, id, &k)) != LK_OK) {
+        lk_mreq_error(m, id == NULL ? LK_ERR_NOT_FOUND : e, NULL);
+        return;
+    }
+    answer_key(m, 200, &k, NULL);
 }
 
-int lk_h_keys_update(struct lk_reqctx *rc)
+void lk_h_keys_update(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_key_spec spec;
     struct lk_key_row k;
     struct lk_errinfo ei;
-    char id[LK_ID_MAX];
-    h2o_iovec_t body = lk_http_body(rc);
+    const char *id = key_id_param(m);
     enum lk_err e;
 
-    if (lk_http_actor(rc, &who) != LK_OK)
-        return 0;
-    if (!key_id_param(rc, id))
-        return lk_respond_error(rc, LK_ERR_NOT_FOUND, NULL);
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    if (id == NULL) {
+        lk_mreq_error(m, LK_ERR_NOT_FOUND, NULL);
+        return;
+    }
     lk_errinfo_clear(&ei);
-    if ((e = lk_jsonin_key_spec(body.base, body.len, false, &spec, &ei)) != LK_OK)
-        return lk_respond_error(rc, e, &ei);
-    e = lk_keys_update(rc->app, &who, id, &spec, rc->now, &k, &ei);
+    if ((e = lk_jsonin_key_spec(m->body, m->body_len, false, &spec, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    e = lk_keys_update(m->app, &who, id, &spec, m->now, &k, &ei);
     lk_key_spec_release(&spec);
-    if (e != LK_OK)
-        return lk_respond_error(rc, e, &ei);
-    return respond_key(rc, 200, &k, NULL);
+    if (e != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    answer_key(m, 200, &k, NULL);
 }
 
-int lk_h_keys_delete(struct lk_reqctx *rc)
+void lk_h_keys_delete(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_errinfo ei;
-    char id[LK_ID_MAX];
+    const char *id = key_id_param(m);
     enum lk_err e;
 
-    if (lk_http_actor(rc, &who) != LK_OK)
-        return 0;
-    if (!key_id_param(rc, id))
-        return lk_respond_error(rc, LK_ERR_NOT_FOUND, NULL);
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
     lk_errinfo_clear(&ei);
-    if ((e = lk_keys_revoke(rc->app, &who, id, rc->now, &ei)) != LK_OK)
-        return lk_respond_error(rc, e, &ei);
-    return lk_respond_no_content(rc);
+    if (id == NULL || (e = lk_keys_revoke(m->app, &who, id, m->now, &ei)) != LK_OK) {
+        lk_mreq_error(m, id == NULL ? LK_ERR_NOT_FOUND : e, &ei);
+        return;
+    }
+    lk_mreq_no_content(m);
 }
 
-int lk_h_keys_regenerate(struct lk_reqctx *rc)
+void lk_h_keys_regenerate(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_key_row k;
     struct lk_errinfo ei;
-    char id[LK_ID_MAX], secret[LK_SECRET_MAX];
-    h2o_iovec_t body = lk_http_body(rc);
+    char secret[LK_SECRET_MAX];
+    const char *id = key_id_param(m);
     int64_t grace;
     enum lk_err e;
 
-    if (lk_http_actor(rc, &who) != LK_OK)
-        return 0;
-    if (!key_id_param(rc, id))
-        return lk_respond_error(rc, LK_ERR_NOT_FOUND, NULL);
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    if (id == NULL) {
+        lk_mreq_error(m, LK_ERR_NOT_FOUND, NULL);
+        return;
+    }
     lk_errinfo_clear(&ei);
-    if ((e = lk_jsonin_regenerate(body.base, body.len, &grace, &ei)) != LK_OK)
-        return lk_respond_error(rc, e, &ei);
-    if ((e = lk_keys_regenerate(rc->app, &who, id, grace, rc->now, &k, secret, &ei)) != LK_OK)
-        return lk_respond_error(rc, e, &ei);
-    return respond_key(rc, 200, &k, secret);
+    if ((e = lk_jsonin_regenerate(m->body, m->body_len, &grace, &ei)) != LK_OK ||
+        (e = lk_keys_regenerate(m->app, &who, id, grace, m->now, &k, secret, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    answer_key(m, 200, &k, secret);
 }

@@ -1,6 +1,5 @@
 /*
- * h_verify.c — the hot path: GET /v1/auth-context and POST /v1/verify, plus
- * /healthz. Answers are rendered from fixed templates: every value placed in
+ * h_verify.c — the hot path: GET /v1/auth-context and POST /v1/verify. Answers are rendered from fixed templates: every value placed in
  * them is an id, a constant or JSON that jansson produced, so nothing needs
  * escaping, and no JSON tree is built per request.
  */
@@ -15,13 +14,6 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define RESPONSE_MAX 512
-
-int lk_h_healthz(struct lk_reqctx *rc)
-{
-    if (lk_store_ping(rc->app->store) != LK_OK)
-        return lk_respond_error(rc, LK_ERR_STORAGE_UNAVAILABLE, NULL);
-    return lk_respond_raw(rc, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
-}
 
 /* `?environment=live|test`; -1 when absent. Returns false on a bad value. */
 static bool want_env_of(struct lk_reqctx *rc, int *env)
@@ -106,7 +98,7 @@ int lk_h_verify(struct lk_reqctx *rc)
     struct lk_verify_body vb;
     struct lk_errinfo ei;
     const struct lk_ckey *k;
-    h2o_iovec_t body = lk_http_body(rc), out;
+    h2o_iovec_t body = rc->req->entity.base ? rc->req->entity : h2o_iovec_init("", 0), out;
     enum lk_err e;
     char head[96];
 

@@ -1,3 +1,7 @@
+/*
+ * h_workspaces.c — /v1/workspaces (operator root key) and /healthz; both run on
+ * management workers, since both touch the database.
+ */
 #include <openssl/crypto.h>
 
 #include "base/common.h"
@@ -7,31 +11,43 @@
 #include "service/workspaces.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-int lk_h_workspaces_create(struct lk_reqctx *rc)
+void lk_h_healthz(struct lk_mreq *m)
+{
+    if (lk_store_ping(m->app->store) != LK_OK) {
+        lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);
+        return;
+    }
+    lk_mreq_json(m, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void lk_h_workspaces_create(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_ws_spec spec;
     struct lk_ws_row w;
     struct lk_ws_secrets sec;
     struct lk_errinfo ei;
-    h2o_iovec_t body = lk_http_body(rc);
     enum lk_err e;
     json_t *o;
 
-    if (lk_http_actor(rc, &who) != LK_OK)
-        return 0;
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
     lk_errinfo_clear(&ei);
-    if ((e = lk_jsonin_workspace(body.base, body.len, &spec, &ei)) != LK_OK)
-        return lk_respond_error(rc, e, &ei);
-    if ((e = lk_workspaces_create(rc->app, &who, &spec, rc->now, &w, &sec)) != LK_OK)
-        return lk_respond_error(rc, e, NULL);
+    if ((e = lk_jsonin_workspace(m->body, m->body_len, &spec, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    if ((e = lk_workspaces_create(m->app, &who, &spec, m->now, &w, &sec)) != LK_OK) {
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
     o = lk_render_ws(&w);
     json_object_set_new(o, "root_key", json_string(sec.root_key));
     json_object_set_new(o, "application_keys",
                         json_pack("{s:s, s:s}", "read_write", sec.read_write, "read_only",
                                   sec.read_only));
     OPENSSL_cleanse(&sec, sizeof(sec));
-    return lk_respond_json(rc, 201, o);
+    lk_mreq_json(m, 201, o);
 }
 
 static int add_ws(void *arg, const struct lk_ws_row *w)
@@ -40,18 +56,19 @@ static int add_ws(void *arg, const struct lk_ws_row *w)
     return 0;
 }
 
-int lk_h_workspaces_list(struct lk_reqctx *rc)
+void lk_h_workspaces_list(struct lk_mreq *m)
 {
     struct lk_actor who;
     json_t *data;
     enum lk_err e;
 
-    if (lk_http_actor(rc, &who) != LK_OK)
-        return 0;
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
     data = json_array();
-    if ((e = lk_workspaces_list(rc->app, &who, add_ws, data)) != LK_OK) {
+    if ((e = lk_workspaces_list(m->app, &who, add_ws, data)) != LK_OK) {
         json_decref(data);
-        return lk_respond_error(rc, e, NULL);
+        lk_mreq_error(m, e, NULL);
+        return;
     }
-    return lk_respond_json(rc, 200, json_pack("{s:o}", "data", data));
+    lk_mreq_json(m, 200, json_pack("{s:o}", "data", data));
 }

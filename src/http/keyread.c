@@ -14,57 +14,64 @@ static int hexval(char c)
     return -1;
 }
 
-/* URL-decodes s[0..len) into pool memory ('+' is a space, bad escapes stay as they are). */
-static h2o_iovec_t url_decode(h2o_mem_pool_t *pool, const char *s, size_t len)
+int lk_query_find(const char *q, size_t qlen, const char *name, size_t *from, char *out,
+                  size_t outsz)
 {
-    char *out = h2o_mem_alloc_pool(pool, len + 1);
-    size_t n = 0;
+    size_t nlen = strlen(name), pos = *from;
 
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
-            (lo = hexval(s[i + 2])) >= 0) {
-            out[n++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[n++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    out[n] = '\0';
-    return h2o_iovec_init(out, n);
-}
+    while (pos < qlen) {
+        const char *s = q + pos;
+        const char *amp = memchr(s, '&', qlen - pos);
+        size_t stop = amp ? (size_t)(amp - q) : qlen;
+        const char *eq = memchr(s, '=', stop - pos);
+        size_t kend = eq ? (size_t)(eq - q) : stop;
 
-/* Finds the next query parameter `name` at or after *from (a byte offset into the
- * query string), URL-decoding it into pool memory. */
-static int query_param_from(h2o_req_t *req, const char *name, size_t *from, h2o_iovec_t *out)
-{
-    size_t nlen = strlen(name);
-    const char *q, *end;
-
-    if (req->query_at == SIZE_MAX)
-        return 0;
-    q = req->path.base + req->query_at + 1 + *from;
-    end = req->path.base + req->path.len;
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(stop - q));
-        const char *kend = eq ? eq : stop;
-        if ((size_t)(kend - q) == nlen && memcmp(q, name, nlen) == 0) {
-            const char *v = eq ? eq + 1 : stop;
-            *out = url_decode(&req->pool, v, (size_t)(stop - v));
-            *from = (size_t)(stop - (req->path.base + req->query_at + 1));
+        if (kend - pos == nlen && memcmp(s, name, nlen) == 0) {
+            size_t v = eq ? kend + 1 : stop, n = 0;
+            *from = stop + 1;
+            /* URL-decode: '+' is a space; a malformed escape stays as it is. */
+            for (size_t i = v; i < stop; i++) {
+                int hi, lo;
+                char ch = q[i];
+                if (ch == '%' && i + 2 < stop && (hi = hexval(q[i + 1])) >= 0 &&
+                    (lo = hexval(q[i + 2])) >= 0) {
+                    ch = (char)(hi << 4 | lo);
+                    i += 2;
+                } else if (ch == '+') {
+                    ch = ' ';
+                }
+                if (n + 1 >= outsz)
+                    return -1;
+                out[n++] = ch;
+            }
+            out[n] = '\0';
             return 1;
         }
-        q = stop + 1;
+        pos = stop + 1;
     }
+    *from = qlen;
     return 0;
+}
+
+/* The query string of req (without '?'), or an empty view. */
+static h2o_iovec_t query_of(h2o_req_t *req)
+{
+    if (req->query_at == SIZE_MAX)
+        return h2o_iovec_init("", 0);
+    return h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
 }
 
 int lk_query_param(h2o_req_t *req, const char *name, h2o_iovec_t *out)
 {
+    h2o_iovec_t q = query_of(req);
+    char *buf = h2o_mem_alloc_pool(&req->pool, q.len + 1);
     size_t from = 0;
-    return query_param_from(req, name, &from, out);
+    int found = lk_query_find(q.base, q.len, name, &from, buf, q.len + 1);
+
+    if (found != 1)
+        return 0;
+    *out = h2o_iovec_init(buf, strlen(buf));
+    return 1;
 }
 
 static void trim(h2o_iovec_t *v)
@@ -96,10 +103,11 @@ static enum lk_err consider(h2o_iovec_t *key, h2o_iovec_t v)
 enum lk_err lk_keyread(h2o_req_t *req, h2o_iovec_t *key)
 {
     static const char *const headers[] = {"x-api-key", "x-auth-token"};
-    h2o_iovec_t v;
+    h2o_iovec_t v, q = query_of(req);
     ssize_t i = -1;
     size_t from = 0;
     enum lk_err e;
+    int found;
 
     *key = h2o_iovec_init(NULL, 0);
     /* Every occurrence of every place counts: a repeated header or query parameter
@@ -118,8 +126,14 @@ enum lk_err lk_keyread(h2o_req_t *req, h2o_iovec_t *key)
             if ((e = consider(key, req->headers.entries[i].value)) != LK_OK)
                 return e;
     }
-    while (query_param_from(req, "auth_token", &from, &v))
-        if ((e = consider(key, v)) != LK_OK)
+    while (from < q.len) {
+        char *buf = h2o_mem_alloc_pool(&req->pool, LK_KEYREAD_MAX + 1);
+        if ((found = lk_query_find(q.base, q.len, "auth_token", &from, buf, LK_KEYREAD_MAX + 1)) < 0)
+            return LK_ERR_MALFORMED_KEY;
+        if (found == 0)
+            break;
+        if ((e = consider(key, h2o_iovec_init(buf, strlen(buf)))) != LK_OK)
             return e;
+    }
     return LK_OK;
 }

@@ -87,19 +87,32 @@ static const char *reason_of(int status)
     }
 }
 
-int lk_respond_raw(struct lk_reqctx *rc, int status, const char *body, size_t len)
+void lk_respond_send(h2o_req_t *req, int status, const char *request_id, enum lk_err e,
+                     const char *body, size_t len)
 {
-    h2o_req_t *req = rc->req;
-
     req->res.status = status;
     req->res.reason = reason_of(status);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   H2O_STRLIT("application/json"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                   H2O_STRLIT("no-store"));
-    add_request_id(req, rc->request_id);
+    if (status == 401) { /* RFC 6750 */
+        static const char missing[] = "Bearer realm=\"latchkey\"";
+        static const char invalid[] = "Bearer realm=\"latchkey\", error=\"invalid_token\"";
+        const char *v = e == LK_ERR_MISSING_KEY ? missing : invalid;
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0,
+                              NULL, v, strlen(v));
+    }
+    if (status != 204) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/json"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       H2O_STRLIT("no-store"));
+    }
+    add_request_id(req, request_id);
     req->res.content_length = len; /* else h2o falls back to chunked encoding */
     h2o_send_inline(req, body, len);
+}
+
+int lk_respond_raw(struct lk_reqctx *rc, int status, const char *body, size_t len)
+{
+    lk_respond_send(rc->req, status, rc->request_id, LK_OK, body, len);
     return 0;
 }
 
@@ -115,17 +128,11 @@ int lk_respond_json(struct lk_reqctx *rc, int status, json_t *body)
 
 int lk_respond_no_content(struct lk_reqctx *rc)
 {
-    h2o_req_t *req = rc->req;
-
-    req->res.status = 204;
-    req->res.reason = "No Content";
-    add_request_id(req, rc->request_id);
-    req->res.content_length = 0;
-    h2o_send_inline(req, "", 0);
+    lk_respond_send(rc->req, 204, rc->request_id, LK_OK, "", 0);
     return 0;
 }
 
-static json_t *error_body(enum lk_err e, const struct lk_errinfo *ei, const char *request_id)
+json_t *lk_respond_error_body(enum lk_err e, const struct lk_errinfo *ei, const char *request_id)
 {
     json_t *err = json_pack("{s:i, s:s, s:s, s:s, s:s}", "status", lk_err_status(e), "code",
                             lk_err_code(e), "message",
@@ -139,14 +146,14 @@ static json_t *error_body(enum lk_err e, const struct lk_errinfo *ei, const char
 
 int lk_respond_error(struct lk_reqctx *rc, enum lk_err e, const struct lk_errinfo *ei)
 {
-    int status = lk_err_status(e);
+    json_t *body = lk_respond_error_body(e, ei, rc->request_id);
+    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
+    char *buf = h2o_mem_alloc_pool(&rc->req->pool, n + 1);
 
-    if (status == 401) /* RFC 6750 */
-        lk_respond_header(rc, "www-authenticate",
-                          e == LK_ERR_MISSING_KEY
-                              ? "Bearer realm=\"latchkey\""
-                              : "Bearer realm=\"latchkey\", error=\"invalid_token\"");
-    return lk_respond_json(rc, status, error_body(e, ei, rc->request_id));
+    json_dumpb(body, buf, n, JSON_COMPACT);
+    json_decref(body);
+    lk_respond_send(rc->req, lk_err_status(e), rc->request_id, e, buf, n);
+    return 0;
 }
 
 /* --- shaping h2o's own error responses ------------------------------------------------ */
@@ -199,7 +206,7 @@ static void shape_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
         new_request_id(rid);
         if (e == LK_ERR_BAD_JSON)
             snprintf(ei.detail, sizeof(ei.detail), "malformed HTTP request");
-        body = error_body(e, &ei, rid);
+        body = lk_respond_error_body(e, &ei, rid);
         n = json_dumpb(body, NULL, 0, JSON_COMPACT);
         s = (struct shape_ostream *)h2o_add_ostream(req, sizeof(*s), slot);
         s->body.base = h2o_mem_alloc_pool(&req->pool, n + 1);

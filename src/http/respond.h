@@ -16,9 +16,12 @@
 #define LK_MAX_HEADERS_TOTAL 6144
 #define LK_ROUTE_MAX_PARAMS 2
 
+struct lk_mgmt;
+
 struct lk_reqctx {
     h2o_req_t *req;
     struct lk_app *app;
+    struct lk_mgmt *mgmt;
     int64_t now;
     char request_id[24];
     h2o_iovec_t params[LK_ROUTE_MAX_PARAMS]; /* captured path segments */
@@ -27,6 +30,16 @@ struct lk_reqctx {
 
 /* Fills rc for req: request id, clock, peer address. */
 void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app);
+
+/* Sends a response with latchkey's headers: content type, no-store, the request
+ * id and, for a 401, WWW-Authenticate (RFC 6750) according to e. body must live
+ * until the request ends (pool or static memory). Loop thread only. */
+void lk_respond_send(h2o_req_t *req, int status, const char *request_id, enum lk_err e,
+                     const char *body, size_t len);
+
+/* The DESIGN §4 error object for e; ei (may be NULL) supplies message and field.
+ * Caller decrefs. */
+json_t *lk_respond_error_body(enum lk_err e, const struct lk_errinfo *ei, const char *request_id);
 
 /* Sends `body` (takes ownership: decref'd here) with `status`. Returns 0, as
  * h2o handlers do. */

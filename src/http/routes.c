@@ -6,24 +6,27 @@
 
 typedef int (*lk_handler_fn)(struct lk_reqctx *rc);
 
-/* `{}` in a pattern captures one path segment into rc->params. */
+/* `{}` in a pattern captures one path segment into rc->params. A route has
+ * either `run` (answered on the event loop: verification, memory only) or
+ * `mgmt` (handed to a management worker: it may wait on the database). */
 static const struct route {
     const char *method;
     const char *pattern;
     lk_handler_fn run;
+    lk_mgmt_fn mgmt;
 } routes[] = {
-    {"GET", "/healthz", lk_h_healthz},
-    {"GET", "/v1/auth-context", lk_h_auth_context},
-    {"GET", "/api/auth-context", lk_h_auth_context},
-    {"POST", "/v1/verify", lk_h_verify},
-    {"POST", "/v1/keys", lk_h_keys_create},
-    {"GET", "/v1/keys", lk_h_keys_list},
-    {"GET", "/v1/keys/{}", lk_h_keys_get},
-    {"PATCH", "/v1/keys/{}", lk_h_keys_update},
-    {"DELETE", "/v1/keys/{}", lk_h_keys_delete},
-    {"POST", "/v1/keys/{}/regenerate", lk_h_keys_regenerate},
-    {"POST", "/v1/workspaces", lk_h_workspaces_create},
-    {"GET", "/v1/workspaces", lk_h_workspaces_list},
+    {"GET", "/healthz", NULL, lk_h_healthz},
+    {"GET", "/v1/auth-context", lk_h_auth_context, NULL},
+    {"GET", "/api/auth-context", lk_h_auth_context, NULL},
+    {"POST", "/v1/verify", lk_h_verify, NULL},
+    {"POST", "/v1/keys", NULL, lk_h_keys_create},
+    {"GET", "/v1/keys", NULL, lk_h_keys_list},
+    {"GET", "/v1/keys/{}", NULL, lk_h_keys_get},
+    {"PATCH", "/v1/keys/{}", NULL, lk_h_keys_update},
+    {"DELETE", "/v1/keys/{}", NULL, lk_h_keys_delete},
+    {"POST", "/v1/keys/{}/regenerate", NULL, lk_h_keys_regenerate},
+    {"POST", "/v1/workspaces", NULL, lk_h_workspaces_create},
+    {"GET", "/v1/workspaces", NULL, lk_h_workspaces_list},
 };
 
 /* Matches path[0..len) against pattern, capturing `{}` segments. */
@@ -73,7 +76,7 @@ int lk_routes_dispatch(struct lk_reqctx *rc)
     if (headers_too_large(req))
         return lk_respond_error(rc, LK_ERR_HEADERS_TOO_LARGE, NULL);
     for (size_t i = 0; i < LK_ARRAY_LEN(routes); i++) {
-        h2o_iovec_t params[LK_ROUTE_MAX_PARAMS];
+        h2o_iovec_t params[LK_ROUTE_MAX_PARAMS] = {{NULL, 0}};
         if (!match(routes[i].pattern, req->path.base, len, params))
             continue;
         path_known = true;
@@ -81,6 +84,8 @@ int lk_routes_dispatch(struct lk_reqctx *rc)
                        strlen(routes[i].method)))
             continue;
         memcpy(rc->params, params, sizeof(params));
+        if (routes[i].mgmt != NULL)
+            return lk_mgmt_submit(rc->mgmt, rc, routes[i].mgmt);
         return routes[i].run(rc);
     }
     return lk_respond_error(rc, path_known ? LK_ERR_METHOD_NOT_ALLOWED : LK_ERR_NOT_FOUND, NULL);

@@ -15,6 +15,7 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "http/jsonin.h"
+#include "http/mgmt.h"
 #include "http/respond.h"
 #include "http/routes.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -25,6 +26,7 @@
 struct lk_handler {
     h2o_handler_t super;
     struct lk_app *app;
+    struct lk_mgmt *mgmt;
 };
 
 struct loop_thread {
@@ -46,6 +48,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct lk_reqctx rc;
 
     lk_reqctx_init(&rc, req, ((struct lk_handler *)self)->app);
+    rc.mgmt = ((struct lk_handler *)self)->mgmt;
     return lk_routes_dispatch(&rc);
 }
 
@@ -109,6 +112,7 @@ static void *loop_main(void *arg)
 
     lk_keycache_thread_online();
     t->loop = h2o_evloop_create();
+    lk_mgmt_attach_loop(t->loop);
     h2o_context_init(&t->ctx, t->loop, t->conf);
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = t->conf->hosts;
@@ -154,6 +158,7 @@ enum lk_err lk_server_run(struct lk_app *app, const struct lk_server_config *cfg
     handler = (struct lk_handler *)h2o_create_handler(path, sizeof(*handler));
     handler->super.on_req = on_req;
     handler->app = app;
+    handler->mgmt = lk_mgmt_new(app);
     lk_respond_register_filter(path);
     lk_respond_register_filter(&host->fallback_path);
 
@@ -195,5 +200,7 @@ out:
             if (threads[i].fd > 0)
                 close(threads[i].fd);
     free(threads);
+    /* After the loops: a worker may still be finishing a write; let it, then stop. */
+    lk_mgmt_free(handler->mgmt);
     return e;
 }

@@ -1,0 +1,253 @@
+#include "http/mgmt.h"
+
+#include <pthread.h>
+
+#include <openssl/crypto.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "http/keyread.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+struct job {
+    h2o_multithread_message_t msg; /* must stay first: the receiver gets this */
+    h2o_multithread_receiver_t *back;
+    h2o_req_t *req;             /* NULL once h2o disposed the request (loop thread only) */
+    struct sentinel *sentinel;  /* lives in the request's pool */
+    lk_mgmt_fn fn;
+    struct lk_mreq m;
+    struct job *next;
+};
+
+/* Tied to the request's pool: when h2o disposes the request (client gone), the
+ * job learns it and its answer is dropped. Both sides run on the loop thread. */
+struct sentinel {
+    struct job *job;
+};
+
+struct lk_mgmt {
+    struct lk_app *app;
+    pthread_t threads[LK_MGMT_WORKERS];
+    int nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct job *head, *tail;
+    bool stopping;
+};
+
+static _Thread_local h2o_multithread_receiver_t *tl_back;
+
+static void job_free(struct job *j)
+{
+    struct lk_mreq *m = &j->m;
+
+    if (m->key) {
+        OPENSSL_cleanse(m->key, m->key_len);
+        free(m->key);
+    }
+    if (m->body) {
+        OPENSSL_cleanse(m->body, m->body_len);
+        free(m->body);
+    }
+    if (m->out) { /* may hold a new secret */
+        OPENSSL_cleanse(m->out, m->out_len);
+        free(m->out);
+    }
+    free(m->query);
+    free(j);
+}
+
+/* --- loop side -------------------------------------------------------------- */
+
+static void on_req_gone(void *p)
+{
+    struct sentinel *s = p;
+    if (s->job != NULL)
+        s->job->req = NULL;
+}
+
+static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    (void)receiver;
+    while (!h2o_linklist_is_empty(messages)) {
+        struct job *j = (struct job *)messages->next;
+        h2o_linklist_unlink(&j->msg.link);
+        if (j->req != NULL) {
+            h2o_req_t *req = j->req;
+            char *body = h2o_mem_alloc_pool(&req->pool, j->m.out_len + 1);
+            memcpy(body, j->m.out ? j->m.out : "", j->m.out_len);
+            j->sentinel->job = NULL;
+            lk_respond_send(req, j->m.status, j->m.request_id, j->m.err, body, j->m.out_len);
+        }
+        job_free(j);
+    }
+}
+
+void lk_mgmt_attach_loop(h2o_loop_t *loop)
+{
+    h2o_multithread_queue_t *q = h2o_multithread_create_queue(loop);
+
+    tl_back = lk_calloc(1, sizeof(*tl_back));
+    h2o_multithread_register_receiver(q, tl_back, on_answers);
+}
+
+static void enqueue(struct lk_mgmt *mg, struct job *j)
+{
+    pthread_mutex_lock(&mg->mu);
+    if (mg->tail)
+        mg->tail->next = j;
+    else
+        mg->head = j;
+    mg->tail = j;
+    pthread_cond_signal(&mg->cond);
+    pthread_mutex_unlock(&mg->mu);
+}
+
+int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)
+{
+    h2o_req_t *req = rc->req;
+    struct job *j = lk_calloc(1, sizeof(*j));
+    struct lk_mreq *m = &j->m;
+    h2o_iovec_t key;
+
+    lk_assert(tl_back != NULL);
+    j->back = tl_back;
+    j->req = req;
+    j->fn = fn;
+    m->app = rc->app;
+    m->now = rc->now;
+    memcpy(m->request_id, rc->request_id, sizeof(m->request_id));
+    memcpy(m->address, rc->address, sizeof(m->address));
+    m->key_err = lk_keyread(req, &key);
+    if (m->key_err == LK_OK && key.base != NULL) {
+        m->key = lk_strndup(key.base, key.len);
+        m->key_len = key.len;
+    }
+    if (req->entity.base != NULL) {
+        m->body = lk_strndup(req->entity.base, req->entity.len);
+        m->body_len = req->entity.len;
+    }
+    if (req->query_at != SIZE_MAX) {
+        m->query_len = req->path.len - req->query_at - 1;
+        m->query = lk_strndup(req->path.base + req->query_at + 1, m->query_len);
+    } else {
+        m->query = lk_strndup("", 0);
+    }
+    for (int i = 0; i < LK_ROUTE_MAX_PARAMS; i++) {
+        if (rc->params[i].len >= LK_MGMT_PARAM_MAX)
+            m->param_too_long = true;
+        else if (rc->params[i].base)
+            memcpy(m->params[i], rc->params[i].base, rc->params[i].len);
+    }
+    j->sentinel = h2o_mem_alloc_shared(&req->pool, sizeof(*j->sentinel), on_req_gone);
+    j->sentinel->job = j;
+    enqueue(mg, j);
+    return 0;
+}
+
+/* --- worker side ------------------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+    struct lk_mgmt *mg = arg;
+
+    lk_keycache_thread_online();
+    pthread_mutex_lock(&mg->mu);
+    for (;;) {
+        struct job *j;
+        while (mg->head == NULL && !mg->stopping)
+            pthread_cond_wait(&mg->cond, &mg->mu);
+        if ((j = mg->head) == NULL)
+            break; /* stopping and drained */
+        if ((mg->head = j->next) == NULL)
+            mg->tail = NULL;
+        pthread_mutex_unlock(&mg->mu);
+        j->fn(&j->m);
+        if (j->m.status == 0)
+            lk_mreq_error(&j->m, LK_ERR_INTERNAL, NULL);
+        h2o_multithread_send_message(j->back, &j->msg);
+        pthread_mutex_lock(&mg->mu);
+    }
+    pthread_mutex_unlock(&mg->mu);
+    lk_keycache_thread_offline();
+    return NULL;
+}
+
+struct lk_mgmt *lk_mgmt_new(struct lk_app *app)
+{
+    struct lk_mgmt *mg = lk_calloc(1, sizeof(*mg));
+
+    mg->app = app;
+    pthread_mutex_init(&mg->mu, NULL);
+    pthread_cond_init(&mg->cond, NULL);
+    for (; mg->nthreads < LK_MGMT_WORKERS; mg->nthreads++)
+        lk_assert(pthread_create(&mg->threads[mg->nthreads], NULL, worker_main, mg) == 0);
+    return mg;
+}
+
+void lk_mgmt_free(struct lk_mgmt *mg)
+{
+    if (mg == NULL)
+        return;
+    pthread_mutex_lock(&mg->mu);
+    mg->stopping = true;
+    pthread_cond_broadcast(&mg->cond);
+    pthread_mutex_unlock(&mg->mu);
+    for (int i = 0; i < mg->nthreads; i++)
+        pthread_join(mg->threads[i], NULL);
+    pthread_mutex_destroy(&mg->mu);
+    pthread_cond_destroy(&mg->cond);
+    free(mg);
+}
+
+/* --- for handlers ----------------------------------------------------------- */
+
+enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who)
+{
+    enum lk_err e = m->key_err;
+
+    memset(who, 0, sizeof(*who));
+    if (e == LK_OK)
+        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, who);
+    if (e != LK_OK) {
+        lk_mreq_error(m, e, NULL);
+        return e;
+    }
+    snprintf(who->address, sizeof(who->address), "%s", m->address);
+    snprintf(who->request_id, sizeof(who->request_id), "%s", m->request_id);
+    return LK_OK;
+}
+
+int lk_mreq_query(const struct lk_mreq *m, const char *name, char *out, size_t outsz)
+{
+    size_t from = 0;
+    return lk_query_find(m->query, m->query_len, name, &from, out, outsz);
+}
+
+static void set_out(struct lk_mreq *m, int status, enum lk_err e, json_t *body)
+{
+    if (m->out) {
+        OPENSSL_cleanse(m->out, m->out_len);
+        free(m->out);
+    }
+    m->status = status;
+    m->err = e;
+    m->out = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    m->out_len = m->out ? strlen(m->out) : 0;
+    json_decref(body);
+}
+
+void lk_mreq_json(struct lk_mreq *m, int status, json_t *body)
+{
+    set_out(m, status, LK_OK, body);
+}
+
+void lk_mreq_error(struct lk_mreq *m, enum lk_err e, const struct lk_errinfo *ei)
+{
+    set_out(m, lk_err_status(e), e, lk_respond_error_body(e, ei, m->request_id));
+}
+
+void lk_mreq_no_content(struct lk_mreq *m)
+{
+    set_out(m, 204, LK_OK, NULL);
+}

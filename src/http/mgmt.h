@@ -1,0 +1,75 @@
+/*
+ * mgmt.h — management requests run off the event loops.
+ *
+ * A management call may wait on the database (an fsync, or a lock another
+ * process holds for seconds); verification on the same event loop must not wait
+ * with it. So the loop copies what the call needs out of the h2o request into a
+ * `struct lk_mreq`, hands it to a small pool of worker threads, and goes on
+ * serving. The worker runs the handler, which writes its answer into the mreq;
+ * the answer is posted back to the loop (h2o's multithread queue), which sends it
+ * if the client is still there. Workers never touch h2o objects.
+ */
+#ifndef LK_MGMT_H
+#define LK_MGMT_H
+
+#include <h2o.h>
+#include <jansson.h>
+
+#include "http/respond.h"
+#include "service/auth.h"
+
+#define LK_MGMT_WORKERS 2
+#define LK_MGMT_PARAM_MAX 128 /* bytes in one captured path segment */
+
+/* One management request, detached from h2o. Everything is owned by the mreq. */
+struct lk_mreq {
+    struct lk_app *app;
+    int64_t now;
+    char request_id[24];
+    char address[64];
+    enum lk_err key_err; /* outcome of reading the key places */
+    char *key;           /* the credential, wiped when freed; NULL when none */
+    size_t key_len;
+    char *body;
+    size_t body_len;
+    char *query; /* the query string without '?', "" when none */
+    size_t query_len;
+    char params[LK_ROUTE_MAX_PARAMS][LK_MGMT_PARAM_MAX];
+    bool param_too_long;
+    /* The answer the handler writes. */
+    int status;
+    enum lk_err err;
+    char *out;
+    size_t out_len;
+};
+
+typedef void (*lk_mgmt_fn)(struct lk_mreq *m);
+
+struct lk_mgmt;
+
+/* Starts the workers. Caller frees with lk_mgmt_free() after the loops stopped. */
+struct lk_mgmt *lk_mgmt_new(struct lk_app *app);
+/* Finishes queued jobs, stops the workers. Accepts NULL. */
+void lk_mgmt_free(struct lk_mgmt *mg);
+
+/* On each event loop thread, once, before it serves: the queue answers come back on. */
+void lk_mgmt_attach_loop(h2o_loop_t *loop);
+
+/* Detaches rc's request into a job for fn and queues it. Loop thread; returns 0. */
+int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn);
+
+/* --- for handlers (worker threads) ----------------------------------------- */
+
+/* Resolves the credential; on failure writes the error answer and returns it. */
+enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who /* OUT */);
+
+/* Query parameter `name`, URL-decoded into out (NUL-terminated). Returns 1 when
+ * present, 0 when absent, -1 when longer than outsz - 1. */
+int lk_mreq_query(const struct lk_mreq *m, const char *name, char *out, size_t outsz);
+
+/* Writes the answer: a JSON body (takes ownership of `body`), an error, or 204. */
+void lk_mreq_json(struct lk_mreq *m, int status, json_t *body);
+void lk_mreq_error(struct lk_mreq *m, enum lk_err e, const struct lk_errinfo *ei);
+void lk_mreq_no_content(struct lk_mreq *m);
+
+#endif
