@@ -68,6 +68,7 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
         lk_errinfo_set(ei, e, "db", "cannot read keys from the database");
         goto out;
     }
+    lk_keycache_fit(app->cache);
     app->usage = lk_usage_new(app->store);
 out:
     if (e != LK_OK) {

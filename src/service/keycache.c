@@ -9,15 +9,15 @@
 #include "core/perm.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
+/* One allocation per entry, 64-byte aligned: the hash node and the digest the
+ * lookup compares share the first cache line, and the strings a verification
+ * reads (permissions, name) follow the record instead of living elsewhere. */
 struct centry {
-    struct lk_ckey k;
     struct cds_lfht_node node;
+    struct lk_ckey k;
     struct rcu_head rcu;
     uint32_t pepper_id;
-    /* Owned storage behind k.name_json, k.permissions_json and k.perms. */
-    char *name_json;
-    char *perm_json;
-    char **perm_list;
+    char mem[]; /* perm pointers, perm lengths, then the strings */
 };
 
 struct lk_keycache {
@@ -52,15 +52,6 @@ struct lk_keycache *lk_keycache_new(void)
 
 static void centry_free(struct centry *e)
 {
-    if (e == NULL)
-        return;
-    if (e->perm_list) {
-        for (size_t i = 0; i < e->k.nperms; i++)
-            free(e->perm_list[i]);
-        free(e->perm_list);
-    }
-    free(e->perm_json);
-    free(e->name_json);
     free(e);
 }
 
@@ -124,9 +115,27 @@ const struct lk_ckey *lk_keycache_find(struct lk_keycache *c, const uint8_t d[LK
 static struct centry *centry_new(const struct lk_key_row *row, const uint8_t d[LK_DIGEST_LEN],
                                  uint32_t pepper_id, int64_t retired_at)
 {
-    struct centry *e = lk_calloc(1, sizeof(*e));
-    json_t *arr;
-    size_t i;
+    const char *perms = row->permissions ? row->permissions : "[\"*\"]";
+    json_t *arr = json_loads(perms, 0, NULL), *name = json_string(row->name);
+    char *name_json = name ? json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    size_t n = json_is_array(arr) ? json_array_size(arr) : 0, size, i;
+    size_t plen = strlen(perms), nlen = name_json ? strlen(name_json) : 2;
+    struct centry *e;
+    char **ptrs, *str;
+    size_t *lens;
+
+    /* Permissions were validated on the way in; they are parsed once here, and the
+     * name is JSON-encoded once, so no request parses or escapes them. */
+    size = sizeof(*e) + n * (sizeof(char *) + sizeof(size_t)) + plen + 1 + nlen + 1;
+    for (i = 0; i < n; i++)
+        size += json_string_length(json_array_get(arr, i)) + 1;
+    size = (size + 63) & ~(size_t)63;
+    e = aligned_alloc(64, size);
+    lk_assert(e != NULL);
+    memset(e, 0, size);
+    ptrs = (char **)e->mem;
+    lens = (size_t *)(ptrs + n);
+    str = (char *)(lens + n);
 
     memcpy(e->k.digest, d, LK_DIGEST_LEN);
     e->pepper_id = pepper_id;
@@ -140,28 +149,27 @@ static struct centry *centry_new(const struct lk_key_row *row, const uint8_t d[L
     memcpy(e->k.id, row->id, sizeof(e->k.id));
     memcpy(e->k.workspace_id, row->workspace_id, sizeof(e->k.workspace_id));
     atomic_init(&e->k.last_used, row->last_used_at);
-    e->perm_json = lk_strndup(row->permissions ? row->permissions : "[\"*\"]",
-                              strlen(row->permissions ? row->permissions : "[\"*\"]"));
-    /* Permissions were validated on the way in; parse them once here, not per request. */
-    arr = json_loads(e->perm_json, 0, NULL);
-    if (json_is_array(arr)) {
-        e->perm_list = lk_calloc(json_array_size(arr) + 1, sizeof(char *));
-        for (i = 0; i < json_array_size(arr); i++) {
-            const char *p = json_string_value(json_array_get(arr, i));
-            if (p != NULL)
-                e->perm_list[e->k.nperms++] = lk_strndup(p, strlen(p));
-        }
+
+    memcpy(str, perms, plen + 1);
+    e->k.permissions_json = str;
+    str += plen + 1;
+    memcpy(str, name_json ? name_json : "\"\"", nlen + 1);
+    e->k.name_json = str;
+    str += nlen + 1;
+    for (i = 0; i < n; i++) {
+        json_t *p = json_array_get(arr, i);
+        size_t l = json_string_length(p);
+        memcpy(str, json_string_value(p), l + 1);
+        ptrs[i] = str;
+        lens[i] = l;
+        str += l + 1;
     }
+    e->k.nperms = n;
+    e->k.perms = (const char *const *)ptrs;
+    e->k.perm_lens = lens;
     json_decref(arr);
-    /* Encoded once here, so responses can place it without escaping per request. */
-    arr = json_string(row->name);
-    e->name_json = arr ? json_dumps(arr, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    json_decref(arr);
-    if (e->name_json == NULL)
-        e->name_json = lk_strndup("\"\"", 2);
-    e->k.name_json = e->name_json;
-    e->k.permissions_json = e->perm_json;
-    e->k.perms = (const char *const *)e->perm_list;
+    json_decref(name);
+    free(name_json);
     return e;
 }
 
@@ -224,6 +232,15 @@ void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row,
     if (old->has_prev && !lk_digest_equal(old->prev_digest, row->digest) &&
         !(row->has_prev && lk_digest_equal(old->prev_digest, row->prev_digest)))
         drop(c, old->prev_digest);
+}
+
+void lk_keycache_fit(struct lk_keycache *c)
+{
+    unsigned long want = 1024, n = atomic_load(&c->count);
+
+    while (want < n && want < (1UL << 30))
+        want <<= 1;
+    cds_lfht_resize(c->ht, want);
 }
 
 unsigned long lk_keycache_count(struct lk_keycache *c)

@@ -37,6 +37,7 @@ struct lk_ckey {
     const char *permissions_json; /* JSON array text */
     size_t nperms;
     const char *const *perms; /* parsed permissions, nperms of them */
+    const size_t *perm_lens;  /* their lengths */
     _Atomic int64_t last_used; /* Unix seconds of the last verification, 0 if none */
 };
 
@@ -59,6 +60,11 @@ const struct lk_ckey *lk_keycache_find(struct lk_keycache *c, const uint8_t d[LK
  * no longer has are removed. Keeps last_used across versions. */
 void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row,
                      const struct lk_key_row *old);
+
+/* Resizes the table to one bucket per entry now, rather than in the lazy steps
+ * auto-resize takes (which leave long chains for seconds after a bulk load).
+ * Call after loading, outside the read lock. */
+void lk_keycache_fit(struct lk_keycache *c);
 
 /* Number of entries (digests). */
 unsigned long lk_keycache_count(struct lk_keycache *c);

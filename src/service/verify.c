@@ -11,7 +11,7 @@
 bool lk_verify_key_covers(const struct lk_ckey *k, const char *needs, size_t len)
 {
     for (size_t i = 0; i < k->nperms; i++)
-        if (lk_perm_covers(k->perms[i], strlen(k->perms[i]), needs, len))
+        if (lk_perm_covers(k->perms[i], k->perm_lens[i], needs, len))
             return true;
     return false;
 }
