@@ -111,15 +111,39 @@ const struct lk_ckey *lk_keycache_find(struct lk_keycache *c, const uint8_t d[LK
     return node ? &caa_container_of(node, struct centry, node)->k : NULL;
 }
 
+/* True when s can stand in a JSON string as it is: printable ASCII, no quote or
+ * backslash. Most names are, and then no encoder is needed at start. */
+static bool json_plain(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+            return false;
+    return true;
+}
+
 /* Builds an entry for one digest of row. */
 static struct centry *centry_new(const struct lk_key_row *row, const uint8_t d[LK_DIGEST_LEN],
                                  uint32_t pepper_id, int64_t retired_at)
 {
     const char *perms = row->permissions ? row->permissions : "[\"*\"]";
-    json_t *arr = json_loads(perms, 0, NULL), *name = json_string(row->name);
-    char *name_json = name ? json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    size_t n = json_is_array(arr) ? json_array_size(arr) : 0, size, i;
-    size_t plen = strlen(perms), nlen = name_json ? strlen(name_json) : 2;
+    bool star = strcmp(perms, "[\"*\"]") == 0; /* the default; skip the parser */
+    json_t *arr = star ? json_pack("[s]", "*") : json_loads(perms, 0, NULL), *name = NULL;
+    char *name_json = NULL;
+    size_t n = json_is_array(arr) ? json_array_size(arr) : 0, size, i, nlen;
+    size_t plen = strlen(perms);
+
+    if (json_plain(row->name)) {
+        nlen = strlen(row->name) + 2;
+        name_json = lk_malloc(nlen + 1);
+        name_json[0] = '"';
+        memcpy(name_json + 1, row->name, nlen - 2);
+        name_json[nlen - 1] = '"';
+        name_json[nlen] = '\0';
+    } else {
+        name = json_string(row->name);
+        name_json = name ? json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        nlen = name_json ? strlen(name_json) : 2;
+    }
     struct centry *e;
     char **ptrs, *str;
     size_t *lens;

@@ -126,7 +126,14 @@ static int64_t col_opt_i64(sqlite3_stmt *st, int i, int64_t none)
 static void col_text(sqlite3_stmt *st, int i, char *out, size_t outsz)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(out, outsz, "%s", t ? (const char *)t : "");
+    size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
+
+    /* memcpy, not snprintf: this runs for every column of every key at start. */
+    if (n >= outsz)
+        n = outsz - 1;
+    if (n > 0)
+        memcpy(out, t, n);
+    out[n] = '\0';
 }
 
 static char *col_dup(sqlite3_stmt *st, int i)
