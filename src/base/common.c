@@ -44,6 +44,17 @@ int lk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *o
     return 0;
 }
 
+int lk_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 void *lk_malloc(size_t n)
 {
     void *p = malloc(n ? n : 1);

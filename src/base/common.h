@@ -28,6 +28,9 @@ _Noreturn void lk__assert_fail(const char *what, const char *file, int line);
  * ('+', spaces, overflow, empty). */
 int lk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out /* OUT */);
 
+/* The value of hex digit c (either case), or -1. */
+int lk_hex_value(char c);
+
 /* malloc/calloc/strdup that abort on exhaustion: latchkey does not limp on without memory. */
 void *lk_malloc(size_t n);
 void *lk_calloc(size_t n, size_t size);

@@ -157,23 +157,13 @@ void lk_digest_to_hex(const uint8_t d[LK_DIGEST_LEN], char out[2 * LK_DIGEST_LEN
     out[2 * LK_DIGEST_LEN] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 bool lk_digest_from_hex(const char *s, size_t len, uint8_t out[LK_DIGEST_LEN])
 {
     if (len != 2 * LK_DIGEST_LEN)
         return false;
     for (size_t i = 0; i < LK_DIGEST_LEN; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = lk_hex_value(s[2 * i]), lo = lk_hex_value(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[i] = (uint8_t)(hi << 4 | lo);

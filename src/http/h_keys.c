@@ -21,6 +21,18 @@ static const char *key_id_param(const struct lk_mreq *m)
     return m->param_too_long || n == 0 || n >= LK_ID_MAX ? NULL : m->params[0];
 }
 
+/* Resolves the credential and the {id} segment; on failure answers and returns NULL. */
+static const char *actor_and_id(struct lk_mreq *m, struct lk_actor *who)
+{
+    const char *id;
+
+    if (lk_mreq_actor(m, who) != LK_OK)
+        return NULL;
+    if ((id = key_id_param(m)) == NULL)
+        lk_mreq_error(m, LK_ERR_NOT_FOUND, NULL);
+    return id;
+}
+
 static void answer_key(struct lk_mreq *m, int status, struct lk_key_row *k, char *secret)
 {
     json_t *o = lk_render_key(k, m->now, secret);
@@ -152,13 +164,13 @@ void lk_h_keys_get(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_key_row k;
-    const char *id = key_id_param(m);
+    const char *id;
     enum lk_err e;
 
-    if (lk_mreq_actor(m, &who) != LK_OK)
+    if ((id = actor_and_id(m, &who)) == NULL)
         return;
-    if (id == NULL || (e = lk_keys_get(m->app, &who, id, &k)) != LK_OK) {
-        lk_mreq_error(m, id == NULL ? LK_ERR_NOT_FOUND : e, NULL);
+    if ((e = lk_keys_get(m->app, &who, id, &k)) != LK_OK) {
+        lk_mreq_error(m, e, NULL);
         return;
     }
     answer_key(m, 200, &k, NULL);
@@ -170,15 +182,11 @@ void lk_h_keys_update(struct lk_mreq *m)
     struct lk_key_spec spec;
     struct lk_key_row k;
     struct lk_errinfo ei;
-    const char *id = key_id_param(m);
+    const char *id;
     enum lk_err e;
 
-    if (lk_mreq_actor(m, &who) != LK_OK)
+    if ((id = actor_and_id(m, &who)) == NULL)
         return;
-    if (id == NULL) {
-        lk_mreq_error(m, LK_ERR_NOT_FOUND, NULL);
-        return;
-    }
     lk_errinfo_clear(&ei);
     if ((e = lk_jsonin_key_spec(m->body, m->body_len, false, &spec, &ei)) != LK_OK) {
         lk_mreq_error(m, e, &ei);
@@ -197,14 +205,14 @@ void lk_h_keys_delete(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_errinfo ei;
-    const char *id = key_id_param(m);
+    const char *id;
     enum lk_err e;
 
-    if (lk_mreq_actor(m, &who) != LK_OK)
+    if ((id = actor_and_id(m, &who)) == NULL)
         return;
     lk_errinfo_clear(&ei);
-    if (id == NULL || (e = lk_keys_revoke(m->app, &who, id, m->now, &ei)) != LK_OK) {
-        lk_mreq_error(m, id == NULL ? LK_ERR_NOT_FOUND : e, &ei);
+    if ((e = lk_keys_revoke(m->app, &who, id, m->now, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
         return;
     }
     lk_mreq_no_content(m);
@@ -216,16 +224,12 @@ void lk_h_keys_regenerate(struct lk_mreq *m)
     struct lk_key_row k;
     struct lk_errinfo ei;
     char secret[LK_SECRET_MAX];
-    const char *id = key_id_param(m);
+    const char *id;
     int64_t grace;
     enum lk_err e;
 
-    if (lk_mreq_actor(m, &who) != LK_OK)
+    if ((id = actor_and_id(m, &who)) == NULL)
         return;
-    if (id == NULL) {
-        lk_mreq_error(m, LK_ERR_NOT_FOUND, NULL);
-        return;
-    }
     lk_errinfo_clear(&ei);
     if ((e = lk_jsonin_regenerate(m->body, m->body_len, &grace, &ei)) != LK_OK ||
         (e = lk_keys_regenerate(m->app, &who, id, grace, m->now, &k, secret, &ei)) != LK_OK) {

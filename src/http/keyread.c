@@ -3,16 +3,6 @@
 #include "base/common.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 int lk_query_find(const char *q, size_t qlen, const char *name, size_t *from, char *out,
                   size_t outsz)
@@ -33,8 +23,8 @@ int lk_query_find(const char *q, size_t qlen, const char *name, size_t *from, ch
             for (size_t i = v; i < stop; i++) {
                 int hi, lo;
                 char ch = q[i];
-                if (ch == '%' && i + 2 < stop && (hi = hexval(q[i + 1])) >= 0 &&
-                    (lo = hexval(q[i + 2])) >= 0) {
+                if (ch == '%' && i + 2 < stop && (hi = lk_hex_value(q[i + 1])) >= 0 &&
+                    (lo = lk_hex_value(q[i + 2])) >= 0) {
                     ch = (char)(hi << 4 | lo);
                     i += 2;
                 } else if (ch == '+') {
