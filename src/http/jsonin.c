@@ -154,7 +154,8 @@ static enum lk_err get_rate_limit(json_t *v, struct lk_key_spec *s, struct lk_er
     if (!json_is_object(v))
         return bad(ei, "rate_limit", "an object {\"limit\", \"window_s\"} or null");
     if ((e = check_fields(v, fields, ei)) != LK_OK) {
-        snprintf(ei->field, sizeof(ei->field), "rate_limit");
+        if (ei)
+            snprintf(ei->field, sizeof(ei->field), "rate_limit");
         return e;
     }
     limit = json_object_get(v, "limit");
