@@ -142,6 +142,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *db = NULL, *listen = NULL, *pepper = NULL, *config = NULL;
     struct lk_config file = {0};
+    sigset_t sigs;
     struct lk_server_config sc = {0};
     struct lk_app *app = NULL;
     struct lk_errinfo ei;
@@ -181,6 +182,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         return lk_cli_fail("--listen wants HOST:PORT, e.g. 127.0.0.1:8080");
     sc.host = host;
     sc.threads = (int)threads;
+    lk_server_block_signals(&sigs);
     if ((rc = open_app(db, pepper, &app)) != 0)
         return rc;
     /* An empty database gets its first workspace, as `init` would. */

@@ -1,6 +1,10 @@
 /*
  * main.c — `latchkey VERB ...`: finds the verb in the command table and runs it.
  */
+#include <malloc.h>
+
+#include <openssl/crypto.h>
+
 #include "base/common.h"
 #include "cli/cmd.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -19,8 +23,19 @@ static void help(FILE *f)
           f);
 }
 
+/* jansson holds request bodies and answers, some with a secret or a password in
+ * them: every block it frees is wiped first. */
+static void wiping_free(void *p)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    json_set_alloc_funcs(malloc, wiping_free);
     if (argc < 2) {
         help(stderr);
         return 2;

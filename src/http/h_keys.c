@@ -35,7 +35,8 @@ static const char *actor_and_id(struct lk_mreq *m, struct lk_actor *who)
 
 static void answer_key(struct lk_mreq *m, int status, struct lk_key_row *k, char *secret)
 {
-    json_t *o = lk_render_key(k, m->now, secret);
+    /* An imported key has no secret to show. */
+    json_t *o = lk_render_key(k, m->now, secret && secret[0] ? secret : NULL);
 
     lk_key_row_release(k);
     if (secret != NULL)
@@ -237,4 +238,58 @@ void lk_h_keys_regenerate(struct lk_mreq *m)
         return;
     }
     answer_key(m, 200, &k, secret);
+}
+
+void lk_h_keys_generate_temp(struct lk_mreq *m)
+{
+    struct lk_actor who;
+    struct lk_key_spec spec;
+    struct lk_key_row k;
+    struct lk_ws_row w;
+    struct lk_errinfo ei;
+    char secret[LK_SECRET_MAX];
+    int64_t folder;
+    json_t *o;
+    enum lk_err e;
+
+    /* Who asks comes before what is asked: an API key is refused whatever the body. */
+    if (m->key_err != LK_OK || !lk_auth_is_session(m->key, m->key_len)) {
+        if (lk_mreq_actor(m, &who) == LK_OK)
+            lk_mreq_error(m, lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
+                                            "temporary keys are made with a user session, "
+                                            "not an API key"),
+                          &ei);
+        return;
+    }
+    lk_errinfo_clear(&ei);
+    if ((e = lk_jsonin_temp(m->body, m->body_len, &folder, m->workspace, sizeof(m->workspace),
+                            &spec, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    /* Flexweg names the site by number; the session then acts in that workspace. */
+    if (folder > 0) {
+        if ((e = lk_store_ws_get_by_number(m->app->store, folder, &w)) != LK_OK) {
+            lk_key_spec_release(&spec);
+            lk_mreq_error(m, e, NULL);
+            return;
+        }
+        snprintf(m->workspace, sizeof(m->workspace), "%s", w.id);
+    }
+    if (lk_mreq_actor(m, &who) != LK_OK) {
+        lk_key_spec_release(&spec);
+        return;
+    }
+    e = lk_keys_generate_temp(m->app, &who, &spec, m->now, &k, secret, &ei);
+    lk_key_spec_release(&spec);
+    if (e != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    o = json_pack("{s:s, s:s, s:o, s:s, s:o}", "key", secret, "id", k.id, "expires_at",
+                  lk_render_time(k.expires_at), "workspace_id", k.workspace_id, "permissions",
+                  json_loads(k.permissions ? k.permissions : "[\"*\"]", 0, NULL));
+    OPENSSL_cleanse(secret, sizeof(secret));
+    lk_key_row_release(&k);
+    lk_mreq_json(m, 201, o);
 }

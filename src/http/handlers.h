@@ -24,5 +24,13 @@ void lk_h_keys_delete(struct lk_mreq *m);
 void lk_h_keys_regenerate(struct lk_mreq *m);
 void lk_h_workspaces_create(struct lk_mreq *m);
 void lk_h_workspaces_list(struct lk_mreq *m);
+void lk_h_keys_generate_temp(struct lk_mreq *m);
+void lk_h_auth_login(struct lk_mreq *m);
+void lk_h_auth_logout(struct lk_mreq *m);
+void lk_h_me(struct lk_mreq *m);
+void lk_h_members_list(struct lk_mreq *m);
+void lk_h_members_add(struct lk_mreq *m);
+void lk_h_members_remove(struct lk_mreq *m);
+void lk_h_audit_list(struct lk_mreq *m);
 
 #endif

@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 
 #include "base/common.h"
+#include "core/digest.h"
 #include "core/perm.h"
 #include "core/timefmt.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -120,7 +121,8 @@ static enum lk_err get_permissions(json_t *v, char **out, struct lk_errinfo *ei)
                                   "(lowercase, '*' as a whole segment)",
                                   i);
     }
-    *out = json_dumps(v, JSON_COMPACT);
+    /* DESIGN §1: a key with no permissions listed has `*`. */
+    *out = json_array_size(v) == 0 ? lk_strndup("[\"*\"]", 5) : json_dumps(v, JSON_COMPACT);
     lk_assert(*out != NULL);
     return LK_OK;
 }
@@ -228,7 +230,7 @@ enum lk_err lk_jsonin_key_spec(const char *body, size_t len, bool create, struct
 {
     static const char *const create_fields[] = {
         "name", "environment", "kind", "permissions", "expires_in", "expires_at",
-        "rate_limit", "daily_spend_cap", "meta", NULL};
+        "rate_limit", "daily_spend_cap", "meta", "sha256", NULL};
     static const char *const patch_fields[] = {"name", "permissions", "enabled", "expires_at",
                                                "rate_limit", "daily_spend_cap", "meta", NULL};
     json_t *root, *v;
@@ -302,6 +304,14 @@ enum lk_err lk_jsonin_key_spec(const char *body, size_t len, bool create, struct
             goto out;
         out->set |= LK_SPEC_META;
     }
+    if ((v = json_object_get(root, "sha256")) != NULL) {
+        if (!json_is_string(v) ||
+            !lk_digest_from_hex(json_string_value(v), json_string_length(v), out->sha256)) {
+            e = bad(ei, "sha256", "the SHA-256 of a secret as 64 hex characters");
+            goto out;
+        }
+        out->set |= LK_SPEC_SHA256;
+    }
     if ((v = json_object_get(root, "enabled")) != NULL) {
         if (!json_is_boolean(v)) {
             e = bad(ei, "enabled", "true or false");
@@ -372,5 +382,151 @@ enum lk_err lk_jsonin_workspace(const char *body, size_t len, struct lk_ws_spec 
     }
 out:
     json_decref(root);
+    return e;
+}
+
+/* Copies a string field of 1..cap-1 bytes without NUL bytes into out. */
+static enum lk_err get_string(json_t *v, const char *field, size_t min, char *out, size_t cap,
+                              struct lk_errinfo *ei)
+{
+    char what[64];
+    size_t n;
+
+    if (!json_is_string(v) || (n = json_string_length(v)) < min || n >= cap ||
+        memchr(json_string_value(v), '\0', n) != NULL) {
+        snprintf(what, sizeof(what), "a string of %zu to %zu bytes", min, cap - 1);
+        return bad(ei, field, what);
+    }
+    memcpy(out, json_string_value(v), n + 1);
+    return LK_OK;
+}
+
+static void wipe_string(json_t *root, const char *field)
+{
+    json_t *v = json_object_get(root, field);
+    if (json_is_string(v))
+        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+}
+
+enum lk_err lk_jsonin_login(const char *body, size_t len, char *email, size_t email_sz,
+                            char *password, size_t password_sz, struct lk_errinfo *ei)
+{
+    static const char *const fields[] = {"email", "password", NULL};
+    json_t *root, *v;
+    enum lk_err e;
+
+    email[0] = password[0] = '\0';
+    if ((root = load_object(body, len, &e, ei)) == NULL)
+        return e;
+    if ((e = check_fields(root, fields, ei)) != LK_OK)
+        goto out;
+    if ((v = json_object_get(root, "email")) == NULL) {
+        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "email", "field 'email' is required");
+        goto out;
+    }
+    if ((e = get_string(v, "email", 1, email, email_sz, ei)) != LK_OK)
+        goto out;
+    if ((v = json_object_get(root, "password")) == NULL) {
+        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "password", "field 'password' is required");
+        goto out;
+    }
+    e = get_string(v, "password", 1, password, password_sz, ei);
+out:
+    wipe_string(root, "password");
+    json_decref(root);
+    if (e != LK_OK)
+        OPENSSL_cleanse(password, password_sz);
+    return e;
+}
+
+enum lk_err lk_jsonin_member(const char *body, size_t len, char *email, size_t email_sz,
+                             enum lk_role *role, char *password, size_t password_sz,
+                             bool *has_password, struct lk_errinfo *ei)
+{
+    static const char *const fields[] = {"email", "role", "password", NULL};
+    json_t *root, *v;
+    enum lk_err e;
+
+    *has_password = false;
+    email[0] = password[0] = '\0';
+    if ((root = load_object(body, len, &e, ei)) == NULL)
+        return e;
+    if ((e = check_fields(root, fields, ei)) != LK_OK)
+        goto out;
+    if ((v = json_object_get(root, "email")) == NULL ||
+        (e = get_string(v, "email", 1, email, email_sz, ei)) != LK_OK ||
+        !lk_users_email_valid(email)) {
+        e = v != NULL && e != LK_OK ? e : bad(ei, "email", "an email address");
+        goto out;
+    }
+    if ((v = json_object_get(root, "role")) == NULL || !json_is_string(v) ||
+        lk_role_parse(json_string_value(v), role) != 0) {
+        e = bad(ei, "role", "\"owner\", \"editor\" or \"viewer\"");
+        goto out;
+    }
+    if ((v = json_object_get(root, "password")) != NULL) {
+        if (!json_is_string(v) || json_string_length(v) < LK_PASSWORD_MIN ||
+            json_string_length(v) > LK_PASSWORD_MAX) {
+            e = bad(ei, "password", "a string of 8 to 200 bytes");
+            goto out;
+        }
+        if ((e = get_string(v, "password", LK_PASSWORD_MIN, password, password_sz, ei)) != LK_OK)
+            goto out;
+        *has_password = true;
+    }
+out:
+    wipe_string(root, "password");
+    json_decref(root);
+    if (e != LK_OK)
+        OPENSSL_cleanse(password, password_sz);
+    return e;
+}
+
+enum lk_err lk_jsonin_temp(const char *body, size_t len, int64_t *folder, char *workspace,
+                           size_t workspace_sz, struct lk_key_spec *spec, struct lk_errinfo *ei)
+{
+    static const char *const fields[] = {"storage_folder_id", "workspace_id", "expires_in",
+                                         "permissions", "name", NULL};
+    json_t *root, *v;
+    enum lk_err e;
+
+    *folder = 0;
+    workspace[0] = '\0';
+    memset(spec, 0, sizeof(*spec));
+    spec->daily_spend_cap = -1;
+    if ((root = load_object(body, len, &e, ei)) == NULL)
+        return e;
+    if ((e = check_fields(root, fields, ei)) != LK_OK)
+        goto out;
+    if ((v = json_object_get(root, "storage_folder_id")) != NULL &&
+        (e = get_int(v, "storage_folder_id", 1, INT64_MAX, folder, ei)) != LK_OK)
+        goto out;
+    if ((v = json_object_get(root, "workspace_id")) != NULL &&
+        (e = get_string(v, "workspace_id", 1, workspace, workspace_sz, ei)) != LK_OK)
+        goto out;
+    if ((*folder == 0) == (workspace[0] == '\0')) {
+        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "workspace_id",
+                           "give storage_folder_id or workspace_id (one of them)");
+        goto out;
+    }
+    if ((v = json_object_get(root, "expires_in")) != NULL) {
+        if ((e = get_int(v, "expires_in", 1, LK_TEMP_MAX_TTL, &spec->expires_in, ei)) != LK_OK)
+            goto out;
+        spec->set |= LK_SPEC_EXPIRES_IN;
+    }
+    if ((v = json_object_get(root, "permissions")) != NULL) {
+        if ((e = get_permissions(v, &spec->permissions, ei)) != LK_OK)
+            goto out;
+        spec->set |= LK_SPEC_PERMISSIONS;
+    }
+    if ((v = json_object_get(root, "name")) != NULL) {
+        if ((e = get_name(v, "name", spec->name, sizeof(spec->name), ei)) != LK_OK)
+            goto out;
+        spec->set |= LK_SPEC_NAME;
+    }
+out:
+    json_decref(root);
+    if (e != LK_OK)
+        lk_key_spec_release(spec);
     return e;
 }

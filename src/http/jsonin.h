@@ -13,6 +13,7 @@
 
 #include "core/err.h"
 #include "service/keys.h"
+#include "service/users.h"
 #include "service/workspaces.h"
 
 #define LK_JSON_MAX_BODY (64 * 1024) /* bytes in a request body */
@@ -42,6 +43,23 @@ enum lk_err lk_jsonin_key_spec(const char *body, size_t len, bool create,
 /* POST /v1/keys/{id}/regenerate; an empty body means the defaults. */
 enum lk_err lk_jsonin_regenerate(const char *body, size_t len, int64_t *grace_s /* OUT */,
                                  struct lk_errinfo *ei);
+
+/* POST /v1/auth/login: email and password into caller buffers (the password is
+ * NUL-terminated; the caller wipes it). */
+enum lk_err lk_jsonin_login(const char *body, size_t len, char *email /* OUT */, size_t email_sz,
+                            char *password /* OUT */, size_t password_sz, struct lk_errinfo *ei);
+
+/* POST /v1/members: email, role and, optionally, a password (*has_password). */
+enum lk_err lk_jsonin_member(const char *body, size_t len, char *email /* OUT */, size_t email_sz,
+                             enum lk_role *role /* OUT */, char *password /* OUT */,
+                             size_t password_sz, bool *has_password /* OUT */,
+                             struct lk_errinfo *ei);
+
+/* POST /v1/keys/generate-temp: which workspace (a number, *folder > 0, or an id in
+ * workspace), and the key's expires_in, permissions and name in *spec. */
+enum lk_err lk_jsonin_temp(const char *body, size_t len, int64_t *folder /* OUT */,
+                           char *workspace /* OUT */, size_t workspace_sz,
+                           struct lk_key_spec *spec /* OUT */, struct lk_errinfo *ei);
 
 /* POST /v1/workspaces. */
 enum lk_err lk_jsonin_workspace(const char *body, size_t len, struct lk_ws_spec *out /* OUT */,

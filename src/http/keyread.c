@@ -30,7 +30,9 @@ int lk_query_find(const char *q, size_t qlen, const char *name, size_t *from, ch
                 } else if (ch == '+') {
                     ch = ' ';
                 }
-                if (n + 1 >= outsz)
+                /* A NUL would cut the value short for every C string reader after
+                 * us: refuse it rather than read a different value. */
+                if (n + 1 >= outsz || ch == '\0')
                     return -1;
                 out[n++] = ch;
             }

@@ -19,7 +19,7 @@ enum lk_err lk_keyread(h2o_req_t *req, h2o_iovec_t *key /* OUT */);
 /* Finds the next parameter `name` in the query string q[0..qlen) at or after
  * byte *from, URL-decodes its value into out (NUL-terminated) and moves *from past
  * it. Returns 1 when found, 0 when there is no more, -1 when the value does not fit
- * in outsz. Pure. */
+ * in outsz or decodes to a NUL byte. Pure. */
 int lk_query_find(const char *q, size_t qlen, const char *name, size_t *from, char *out,
                   size_t outsz);
 

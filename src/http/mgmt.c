@@ -53,6 +53,10 @@ static void job_free(struct job *j)
         OPENSSL_cleanse(m->out, m->out_len);
         free(m->out);
     }
+    if (m->set_cookie) {
+        OPENSSL_cleanse(m->set_cookie, strlen(m->set_cookie));
+        free(m->set_cookie);
+    }
     free(m->query);
     free(j);
 }
@@ -77,6 +81,17 @@ static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
             char *body = h2o_mem_alloc_pool(&req->pool, j->m.out_len + 1);
             memcpy(body, j->m.out ? j->m.out : "", j->m.out_len);
             j->sentinel->job = NULL;
+            if (j->m.set_cookie != NULL) {
+                h2o_iovec_t v = h2o_strdup(&req->pool, j->m.set_cookie, SIZE_MAX);
+                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, v.base,
+                               v.len);
+            }
+            if (j->m.retry_after > 0) {
+                char *v = h2o_mem_alloc_pool(&req->pool, 24);
+                int n = snprintf(v, 24, "%lld", (long long)j->m.retry_after);
+                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v,
+                               (size_t)n);
+            }
             lk_respond_send(req, j->m.status, j->m.request_id, j->m.err, body, j->m.out_len);
         }
         job_free(j);
@@ -103,6 +118,46 @@ static void enqueue(struct lk_mgmt *mg, struct job *j)
     pthread_mutex_unlock(&mg->mu);
 }
 
+/* The value of the lk_session cookie, or an empty view. */
+static h2o_iovec_t session_cookie(h2o_req_t *req)
+{
+    static const char name[] = LK_SESSION_COOKIE "=";
+    ssize_t i = -1;
+
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        const char *p = v.base, *end = v.base + v.len;
+        while (p < end) {
+            const char *semi = memchr(p, ';', (size_t)(end - p)), *stop = semi ? semi : end;
+            while (p < stop && *p == ' ')
+                p++;
+            if ((size_t)(stop - p) > sizeof(name) - 1 && memcmp(p, name, sizeof(name) - 1) == 0)
+                return h2o_iovec_init(p + sizeof(name) - 1, (size_t)(stop - p) - (sizeof(name) - 1));
+            p = stop + 1;
+        }
+    }
+    return h2o_iovec_init(NULL, 0);
+}
+
+/* Which workspace a session acts in: X-Latchkey-Workspace, else ?workspace_id=. */
+static void workspace_hint(h2o_req_t *req, char *out, size_t outsz)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-latchkey-workspace"), -1);
+    h2o_iovec_t v;
+
+    out[0] = '\0';
+    if (i != -1)
+        v = req->headers.entries[i].value;
+    else if (!lk_query_param(req, "workspace_id", &v))
+        return;
+    /* An over-long name is cut, not dropped: cut, it names no workspace (404);
+     * dropped, the request would fall back to the caller's default one. */
+    if (v.len >= outsz)
+        v.len = outsz - 1;
+    memcpy(out, v.base, v.len);
+    out[v.len] = '\0';
+}
+
 int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)
 {
     h2o_req_t *req = rc->req;
@@ -119,10 +174,14 @@ int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)
     memcpy(m->request_id, rc->request_id, sizeof(m->request_id));
     memcpy(m->address, rc->address, sizeof(m->address));
     m->key_err = lk_keyread(req, &key);
+    if (m->key_err == LK_OK && key.base == NULL)
+        key = session_cookie(req); /* the dashboard's credential */
     if (m->key_err == LK_OK && key.base != NULL) {
         m->key = lk_strndup(key.base, key.len);
         m->key_len = key.len;
     }
+    workspace_hint(req, m->workspace, sizeof(m->workspace));
+    m->secure = req->scheme == &H2O_URL_SCHEME_HTTPS;
     if (req->entity.base != NULL) {
         m->body = lk_strndup(req->entity.base, req->entity.len);
         m->body_len = req->entity.len;
@@ -205,12 +264,14 @@ void lk_mgmt_free(struct lk_mgmt *mg)
 enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who)
 {
     enum lk_err e = m->key_err;
+    struct lk_errinfo ei;
 
     memset(who, 0, sizeof(*who));
+    lk_errinfo_clear(&ei);
     if (e == LK_OK)
-        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, who);
+        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, m->workspace, who, &ei);
     if (e != LK_OK) {
-        lk_mreq_error(m, e, NULL);
+        lk_mreq_error(m, e, &ei);
         return e;
     }
     snprintf(who->address, sizeof(who->address), "%s", m->address);

@@ -36,11 +36,15 @@ struct lk_mreq {
     size_t query_len;
     char params[LK_ROUTE_MAX_PARAMS][LK_MGMT_PARAM_MAX];
     bool param_too_long;
+    char workspace[LK_MGMT_PARAM_MAX]; /* X-Latchkey-Workspace or ?workspace_id=, "" if none */
+    bool secure; /* the request came over TLS (cookies get Secure) */
     /* The answer the handler writes. */
     int status;
     enum lk_err err;
     char *out;
     size_t out_len;
+    char *set_cookie;    /* a Set-Cookie value to send, or NULL (owned, wiped) */
+    int64_t retry_after; /* seconds for Retry-After, or 0 */
 };
 
 typedef void (*lk_mgmt_fn)(struct lk_mreq *m);
@@ -59,6 +63,9 @@ void lk_mgmt_attach_loop(h2o_loop_t *loop);
 int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn);
 
 /* --- for handlers (worker threads) ----------------------------------------- */
+
+/* The session cookie's name. */
+#define LK_SESSION_COOKIE "lk_session"
 
 /* Resolves the credential; on failure writes the error answer and returns it. */
 enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who /* OUT */);

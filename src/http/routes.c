@@ -19,6 +19,8 @@ static const struct route {
     {"GET", "/v1/auth-context", lk_h_auth_context, NULL},
     {"GET", "/api/auth-context", lk_h_auth_context, NULL},
     {"POST", "/v1/verify", lk_h_verify, NULL},
+    {"POST", "/v1/keys/generate-temp", NULL, lk_h_keys_generate_temp},
+    {"POST", "/api/keys/generate-temp", NULL, lk_h_keys_generate_temp},
     {"POST", "/v1/keys", NULL, lk_h_keys_create},
     {"GET", "/v1/keys", NULL, lk_h_keys_list},
     {"GET", "/v1/keys/{}", NULL, lk_h_keys_get},
@@ -27,6 +29,13 @@ static const struct route {
     {"POST", "/v1/keys/{}/regenerate", NULL, lk_h_keys_regenerate},
     {"POST", "/v1/workspaces", NULL, lk_h_workspaces_create},
     {"GET", "/v1/workspaces", NULL, lk_h_workspaces_list},
+    {"POST", "/v1/auth/login", NULL, lk_h_auth_login},
+    {"POST", "/v1/auth/logout", NULL, lk_h_auth_logout},
+    {"GET", "/v1/me", NULL, lk_h_me},
+    {"GET", "/v1/members", NULL, lk_h_members_list},
+    {"POST", "/v1/members", NULL, lk_h_members_add},
+    {"DELETE", "/v1/members/{}", NULL, lk_h_members_remove},
+    {"GET", "/v1/audit", NULL, lk_h_audit_list},
 };
 
 /* Matches path[0..len) against pattern, capturing `{}` segments. */

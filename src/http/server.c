@@ -68,10 +68,13 @@ static void on_accept(h2o_socket_t *listener, const char *err)
  * without it fails when anyone holds the port, so probe that way first. */
 static int port_is_free(const struct sockaddr_in *addr)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok, on = 1;
 
     if (fd < 0)
         return 0;
+    /* SO_REUSEADDR lets a restart bind past the old server's closing connections
+     * (TIME_WAIT) while still failing against a live listener. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
     ok = bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0;
     close(fd);
     return ok;
@@ -131,6 +134,15 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+void lk_server_block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 enum lk_err lk_server_run(struct lk_app *app, const struct lk_server_config *cfg,
                           struct lk_errinfo *ei)
 {
@@ -162,12 +174,9 @@ enum lk_err lk_server_run(struct lk_app *app, const struct lk_server_config *cfg
     lk_respond_register_filter(path);
     lk_respond_register_filter(&host->fallback_path);
 
-    /* Only the main thread takes SIGINT/SIGTERM (sigwait below); no loop is interrupted. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    /* Only the main thread takes SIGINT/SIGTERM (sigwait below); the caller blocked
+     * them before starting any thread (lk_server_block_signals). */
+    lk_server_block_signals(&sigs);
 
     threads = lk_calloc((size_t)n, sizeof(*threads));
     for (int i = 0; i < n; i++) {

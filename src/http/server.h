@@ -6,6 +6,8 @@
 #ifndef LK_SERVER_H
 #define LK_SERVER_H
 
+#include <signal.h>
+
 #include "core/err.h"
 #include "service/app.h"
 
@@ -14,6 +16,12 @@ struct lk_server_config {
     unsigned short port;
     int threads; /* event loops; 0 = one per online core */
 };
+
+/* Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it
+ * starts later) and ignores SIGPIPE; fills set with the two. Call before any
+ * thread exists, so a stop signal always reaches lk_server_run's sigwait and
+ * never kills a worker mid-flush. */
+void lk_server_block_signals(sigset_t *set /* OUT */);
 
 /* Serves until SIGINT or SIGTERM, then stops the loops and returns. Prints
  * "latchkey listening on http://HOST:PORT" to stdout once every loop is ready.

@@ -8,6 +8,8 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "service/throttle.h"
+#include "service/users.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define PEPPER_FILE_MAX 4096
@@ -63,6 +65,8 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     enum lk_err e;
 
     pthread_mutex_init(&app->write_mu, NULL);
+    app->login_by_email = lk_throttle_new(LK_LOGIN_EMAIL_LIMIT, LK_LOGIN_WINDOW);
+    app->login_by_address = lk_throttle_new(LK_LOGIN_ADDR_LIMIT, LK_LOGIN_WINDOW);
     lk_keycache_thread_online();
     if (cfg->pepper_file && (e = read_pepper(cfg->pepper_file, &app->pepper, ei)) != LK_OK)
         goto out;
@@ -93,6 +97,8 @@ void lk_app_close(struct lk_app *app)
     lk_keycache_free(app->cache);
     lk_store_close(app->store);
     lk_pepper_free(app->pepper);
+    lk_throttle_free(app->login_by_email);
+    lk_throttle_free(app->login_by_address);
     pthread_mutex_destroy(&app->write_mu);
     free(app);
 }

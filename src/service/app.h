@@ -17,6 +17,8 @@
 #include "service/usage.h"
 #include "store/store.h"
 
+struct lk_throttle;
+
 struct lk_app_config {
     const char *db_url;      /* "sqlite:PATH" */
     const char *pepper_file; /* NULL: no pepper */
@@ -32,6 +34,8 @@ struct lk_app {
      * one key in the same order. */
     pthread_mutex_t write_mu;
     char operator_ws[LK_ID_MAX]; /* "" until the first workspace exists */
+    struct lk_throttle *login_by_email;   /* failed logins per email */
+    struct lk_throttle *login_by_address; /* failed logins per client address */
 };
 
 /* Opens the store (applying migrations), reads the pepper, loads every key into

@@ -17,7 +17,7 @@ struct centry {
     struct lk_ckey k;
     struct rcu_head rcu;
     uint32_t pepper_id;
-    char mem[]; /* perm pointers, perm lengths, then the strings */
+    _Alignas(max_align_t) char mem[]; /* perm pointers, perm lengths, then the strings */
 };
 
 struct lk_keycache {

@@ -106,9 +106,9 @@ static enum lk_err apply_common(const struct lk_key_spec *spec, struct lk_key_ro
     return LK_OK;
 }
 
-enum lk_err lk_keys_create(struct lk_app *app, const struct lk_actor *who,
-                           const struct lk_key_spec *spec, int64_t now, struct lk_key_row *out,
-                           char *secret, struct lk_errinfo *ei)
+static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
+                              const struct lk_key_spec *spec, int64_t now, const char *action,
+                              struct lk_key_row *out, char *secret, struct lk_errinfo *ei)
 {
     struct lk_key_row k = {.enabled = true, .daily_spend_cap = -1, .created_at = now};
     struct lk_ws_row w;
@@ -155,11 +155,22 @@ enum lk_err lk_keys_create(struct lk_app *app, const struct lk_actor *who,
     locked = true;
     if ((e = lk_store_ws_get(app->store, who->workspace_id, &w)) != LK_OK)
         goto out;
-    lk__keys_new_secret(app, &w, &k, secret);
+    if (spec->set & LK_SPEC_SHA256) {
+        /* Imported: the secret was issued elsewhere; pepper its digest as ours are. */
+        if (app->pepper != NULL)
+            lk_digest_pepper(app->pepper, spec->sha256, k.digest);
+        else
+            memcpy(k.digest, spec->sha256, LK_DIGEST_LEN);
+        k.pepper_id = lk_pepper_id(app->pepper);
+        snprintf(k.hint, sizeof(k.hint), "imported");
+        secret[0] = '\0';
+    } else {
+        lk__keys_new_secret(app, &w, &k, secret);
+    }
     if ((e = lk_store_begin(app->store)) != LK_OK)
         goto out;
     if ((e = lk_store_key_insert(app->store, &k)) != LK_OK ||
-        (e = lk__keys_audit(app, who, "key.create", k.id, now)) != LK_OK) {
+        (e = lk__keys_audit(app, who, action, k.id, now)) != LK_OK) {
         lk_store_rollback(app->store);
         goto out;
     }
@@ -172,10 +183,47 @@ out:
     if (e != LK_OK) {
         OPENSSL_cleanse(secret, LK_SECRET_MAX);
         lk_key_row_release(&k);
+        if (e == LK_ERR_CONFLICT && (spec->set & LK_SPEC_SHA256))
+            lk_errinfo_set(ei, e, "sha256", "a key with this digest exists already");
         return e;
     }
     *out = k;
     return LK_OK;
+}
+
+enum lk_err lk_keys_create(struct lk_app *app, const struct lk_actor *who,
+                           const struct lk_key_spec *spec, int64_t now, struct lk_key_row *out,
+                           char *secret, struct lk_errinfo *ei)
+{
+    return create_key(app, who, spec, now,
+                      spec->set & LK_SPEC_SHA256 ? "key.import" : "key.create", out, secret, ei);
+}
+
+enum lk_err lk_keys_generate_temp(struct lk_app *app, const struct lk_actor *who,
+                                  const struct lk_key_spec *spec, int64_t now,
+                                  struct lk_key_row *out, char *secret, struct lk_errinfo *ei)
+{
+    struct lk_key_spec s = *spec;
+
+    /* Sessions, not keys, mint keys for agents: a leaked key cannot breed more. */
+    if (!who->is_user)
+        return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
+                              "temporary keys are made with a user session, not an API key");
+    s.set = (s.set & ~(unsigned)(LK_SPEC_EXPIRES_AT | LK_SPEC_SHA256)) | LK_SPEC_KIND;
+    s.kind = LK_KIND_TEMPORARY;
+    if (!(s.set & LK_SPEC_NAME)) {
+        snprintf(s.name, sizeof(s.name), "temporary key");
+        s.set |= LK_SPEC_NAME;
+    }
+    return create_key(app, who, &s, now, "key.generate_temp", out, secret, ei);
+}
+
+enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who, int64_t before_id,
+                          int limit, lk_audit_cb cb, void *arg)
+{
+    if (!who->can_read)
+        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    return lk_store_audit_list(app->store, who->workspace_id, before_id, limit, cb, arg);
 }
 
 enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const char *id,
@@ -210,6 +258,23 @@ enum lk_err lk_keys_list(struct lk_app *app, const struct lk_actor *who,
     return lk_store_key_list(app->store, who->workspace_id, f, list_one, &lc);
 }
 
+/* Root keys are changed only by root keys, application keys only by root keys
+ * and owners: otherwise a read-write application key (or an editor) could
+ * regenerate the root key and take its secret, or revoke every root key. */
+static enum lk_err may_change(const struct lk_actor *who, const struct lk_key_row *k,
+                              struct lk_errinfo *ei)
+{
+    bool root = !who->is_user && who->kind == LK_KIND_ROOT;
+
+    if (k->kind == LK_KIND_ROOT && !root)
+        return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "id",
+                              "only a root key may change a root key");
+    if (k->kind == LK_KIND_APPLICATION && !root && !(who->is_user && who->role == LK_ROLE_OWNER))
+        return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "id",
+                              "only a root key or an owner may change an application key");
+    return LK_OK;
+}
+
 /* Loads key `id`, lets `change` edit a copy, then stores, audits and publishes it.
  * Runs under write_mu so the store and the cache agree on the order of changes. */
 typedef enum lk_err (*change_fn)(struct lk_app *app, struct lk_key_row *k, void *arg,
@@ -226,6 +291,8 @@ static enum lk_err change_key(struct lk_app *app, const struct lk_actor *who, co
         return LK_ERR_INSUFFICIENT_PERMISSIONS;
     pthread_mutex_lock(&app->write_mu);
     if ((e = lk_store_key_get(app->store, who->workspace_id, id, &old)) != LK_OK)
+        goto out;
+    if ((e = may_change(who, &old, ei)) != LK_OK)
         goto out;
     lk_key_row_copy(&k, &old);
     if ((e = change(app, &k, arg, ei)) != LK_OK)

@@ -30,6 +30,7 @@ enum lk_spec_field {
     LK_SPEC_SPEND_CAP = 1 << 7,
     LK_SPEC_META = 1 << 8,
     LK_SPEC_ENABLED = 1 << 9,
+    LK_SPEC_SHA256 = 1 << 10, /* import: the SHA-256 of a secret issued elsewhere */
 };
 
 /* The fields a create or change asks for; `set` says which are present.
@@ -46,16 +47,30 @@ struct lk_key_spec {
     int64_t daily_spend_cap;      /* -1: no cap */
     char *meta;                   /* owned JSON object text */
     bool enabled;
+    uint8_t sha256[LK_DIGEST_LEN];
 };
 
 void lk_key_spec_release(struct lk_key_spec *s);
 
 /* Creates a key. On LK_OK, *out is the stored row (caller releases) and secret
- * holds the plaintext (LK_SECRET_MAX bytes; caller wipes it after sending). */
+ * holds the plaintext (LK_SECRET_MAX bytes; caller wipes it after sending) — or
+ * "" for an import (LK_SPEC_SHA256), which stores the given digest instead. */
 enum lk_err lk_keys_create(struct lk_app *app, const struct lk_actor *who,
                            const struct lk_key_spec *spec, int64_t now,
                            struct lk_key_row *out /* OUT */, char *secret /* OUT */,
                            struct lk_errinfo *ei);
+
+/* A temporary key for an AI agent (Flexweg): only a user session of an owner or
+ * editor may ask, in the actor's workspace. spec carries expires_in (default
+ * 3600, at most 86400), permissions and name. */
+enum lk_err lk_keys_generate_temp(struct lk_app *app, const struct lk_actor *who,
+                                  const struct lk_key_spec *spec, int64_t now,
+                                  struct lk_key_row *out /* OUT */, char *secret /* OUT */,
+                                  struct lk_errinfo *ei);
+
+/* Audit events of the actor's workspace, newest first, below before_id (0: all). */
+enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who, int64_t before_id,
+                          int limit, lk_audit_cb cb, void *arg);
 
 enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const char *id,
                         struct lk_key_row *out /* OUT */);

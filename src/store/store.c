@@ -57,7 +57,7 @@ void lk_store_rollback(struct lk_store *s)
 {
     s->ops->rollback(s);
 }
-enum lk_err lk_store_ws_insert(struct lk_store *s, const struct lk_ws_row *w)
+enum lk_err lk_store_ws_insert(struct lk_store *s, struct lk_ws_row *w)
 {
     return s->ops->ws_insert(s, w);
 }
@@ -102,4 +102,66 @@ enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, si
 enum lk_err lk_store_audit_insert(struct lk_store *s, const struct lk_audit_row *a)
 {
     return s->ops->audit_insert(s, a);
+}
+enum lk_err lk_store_audit_list(struct lk_store *s, const char *ws_id, int64_t before_id,
+                                int limit, lk_audit_cb cb, void *arg)
+{
+    return s->ops->audit_list(s, ws_id, before_id, limit, cb, arg);
+}
+enum lk_err lk_store_ws_get_by_number(struct lk_store *s, int64_t number, struct lk_ws_row *out)
+{
+    return s->ops->ws_get_by_number(s, number, out);
+}
+enum lk_err lk_store_user_insert(struct lk_store *s, const struct lk_user_row *u)
+{
+    return s->ops->user_insert(s, u);
+}
+enum lk_err lk_store_user_by_email(struct lk_store *s, const char *email, struct lk_user_row *out)
+{
+    return s->ops->user_by_email(s, email, out);
+}
+enum lk_err lk_store_user_get(struct lk_store *s, const char *id, struct lk_user_row *out)
+{
+    return s->ops->user_get(s, id, out);
+}
+enum lk_err lk_store_member_put(struct lk_store *s, const struct lk_member_row *m)
+{
+    return s->ops->member_put(s, m);
+}
+enum lk_err lk_store_member_get(struct lk_store *s, const char *ws_id, const char *user_id,
+                                struct lk_member_row *out)
+{
+    return s->ops->member_get(s, ws_id, user_id, out);
+}
+enum lk_err lk_store_member_delete(struct lk_store *s, const char *ws_id, const char *user_id)
+{
+    return s->ops->member_delete(s, ws_id, user_id);
+}
+enum lk_err lk_store_member_list(struct lk_store *s, const char *ws_id, lk_member_row_cb cb,
+                                 void *arg)
+{
+    return s->ops->member_list(s, ws_id, cb, arg);
+}
+enum lk_err lk_store_member_list_user(struct lk_store *s, const char *user_id,
+                                      lk_member_row_cb cb, void *arg)
+{
+    return s->ops->member_list_user(s, user_id, cb, arg);
+}
+enum lk_err lk_store_member_count(struct lk_store *s, const char *ws_id, enum lk_role role,
+                                  int64_t *out)
+{
+    return s->ops->member_count(s, ws_id, role, out);
+}
+enum lk_err lk_store_session_insert(struct lk_store *s, const struct lk_session_row *r)
+{
+    return s->ops->session_insert(s, r);
+}
+enum lk_err lk_store_session_get(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
+                                 struct lk_session_row *out)
+{
+    return s->ops->session_get(s, digest, out);
+}
+enum lk_err lk_store_session_delete(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN])
+{
+    return s->ops->session_delete(s, digest);
 }

@@ -29,6 +29,7 @@
 enum lk_key_kind { LK_KIND_PERMANENT = 0, LK_KIND_TEMPORARY, LK_KIND_APPLICATION, LK_KIND_ROOT };
 
 struct lk_ws_row {
+    int64_t number; /* small integer alias (Flexweg's storage_folder_id) */
     char id[LK_ID_MAX];
     char name[LK_NAME_MAX + 1];
     char key_prefix[LK_PREFIX_MAX + 1];
@@ -95,9 +96,42 @@ struct lk_audit_row {
     int64_t created_at;
 };
 
+#define LK_EMAIL_MAX 254
+#define LK_PWHASH_MAX 128
+
+enum lk_role { LK_ROLE_VIEWER = 0, LK_ROLE_EDITOR = 1, LK_ROLE_OWNER = 2 };
+
+struct lk_user_row {
+    char id[LK_ID_MAX];
+    char email[LK_EMAIL_MAX + 1];
+    char password_hash[LK_PWHASH_MAX]; /* argon2id, libsodium's string form */
+    int64_t created_at;
+};
+
+struct lk_member_row {
+    char workspace_id[LK_ID_MAX];
+    char user_id[LK_ID_MAX];
+    char email[LK_EMAIL_MAX + 1];
+    enum lk_role role;
+    int64_t created_at;
+};
+
+struct lk_session_row {
+    uint8_t digest[LK_DIGEST_LEN]; /* SHA-256 of the token; the token is never stored */
+    char user_id[LK_ID_MAX];
+    int64_t created_at, expires_at;
+};
+
+struct lk_audit_event {
+    int64_t id;
+    struct lk_audit_row row;
+};
+
 /* Called once per row; return 0 to go on, nonzero to stop. The row is borrowed. */
 typedef int (*lk_key_row_cb)(void *arg, const struct lk_key_row *row);
 typedef int (*lk_ws_row_cb)(void *arg, const struct lk_ws_row *row);
+typedef int (*lk_member_row_cb)(void *arg, const struct lk_member_row *row);
+typedef int (*lk_audit_cb)(void *arg, const struct lk_audit_event *ev);
 
 /* A last-used time to record (batched by the usage recorder). */
 struct lk_touch {
@@ -117,7 +151,8 @@ enum lk_err lk_store_begin(struct lk_store *s);
 enum lk_err lk_store_commit(struct lk_store *s);
 void lk_store_rollback(struct lk_store *s);
 
-enum lk_err lk_store_ws_insert(struct lk_store *s, const struct lk_ws_row *w);
+/* Inserts w and sets w->number. */
+enum lk_err lk_store_ws_insert(struct lk_store *s, struct lk_ws_row *w);
 enum lk_err lk_store_ws_get(struct lk_store *s, const char *id, struct lk_ws_row *out /* OUT */);
 enum lk_err lk_store_ws_list(struct lk_store *s, lk_ws_row_cb cb, void *arg);
 enum lk_err lk_store_ws_count(struct lk_store *s, int64_t *out /* OUT */);
@@ -138,5 +173,35 @@ enum lk_err lk_store_key_scan(struct lk_store *s, lk_key_row_cb cb, void *arg);
 enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, size_t n);
 
 enum lk_err lk_store_audit_insert(struct lk_store *s, const struct lk_audit_row *a);
+/* Audit events of a workspace with id < before_id (0: from the newest), newest first. */
+enum lk_err lk_store_audit_list(struct lk_store *s, const char *ws_id, int64_t before_id,
+                                int limit, lk_audit_cb cb, void *arg);
+
+enum lk_err lk_store_ws_get_by_number(struct lk_store *s, int64_t number,
+                                      struct lk_ws_row *out /* OUT */);
+
+/* Users. Emails compare case-insensitively; a taken email is LK_ERR_CONFLICT. */
+enum lk_err lk_store_user_insert(struct lk_store *s, const struct lk_user_row *u);
+enum lk_err lk_store_user_by_email(struct lk_store *s, const char *email,
+                                   struct lk_user_row *out /* OUT */);
+enum lk_err lk_store_user_get(struct lk_store *s, const char *id, struct lk_user_row *out /* OUT */);
+
+/* Memberships: put adds or changes the role. Lists carry the user's email. */
+enum lk_err lk_store_member_put(struct lk_store *s, const struct lk_member_row *m);
+enum lk_err lk_store_member_get(struct lk_store *s, const char *ws_id, const char *user_id,
+                                struct lk_member_row *out /* OUT */);
+enum lk_err lk_store_member_delete(struct lk_store *s, const char *ws_id, const char *user_id);
+enum lk_err lk_store_member_list(struct lk_store *s, const char *ws_id, lk_member_row_cb cb,
+                                 void *arg);
+enum lk_err lk_store_member_list_user(struct lk_store *s, const char *user_id,
+                                      lk_member_row_cb cb, void *arg);
+enum lk_err lk_store_member_count(struct lk_store *s, const char *ws_id, enum lk_role role,
+                                  int64_t *out /* OUT */);
+
+/* Sessions, by the digest of their token. */
+enum lk_err lk_store_session_insert(struct lk_store *s, const struct lk_session_row *r);
+enum lk_err lk_store_session_get(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
+                                 struct lk_session_row *out /* OUT */);
+enum lk_err lk_store_session_delete(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN]);
 
 #endif

@@ -14,7 +14,7 @@ struct lk_store_ops {
     enum lk_err (*begin)(struct lk_store *s);
     enum lk_err (*commit)(struct lk_store *s);
     void (*rollback)(struct lk_store *s);
-    enum lk_err (*ws_insert)(struct lk_store *s, const struct lk_ws_row *w);
+    enum lk_err (*ws_insert)(struct lk_store *s, struct lk_ws_row *w);
     enum lk_err (*ws_get)(struct lk_store *s, const char *id, struct lk_ws_row *out);
     enum lk_err (*ws_list)(struct lk_store *s, lk_ws_row_cb cb, void *arg);
     enum lk_err (*ws_count)(struct lk_store *s, int64_t *out);
@@ -27,6 +27,26 @@ struct lk_store_ops {
     enum lk_err (*key_scan)(struct lk_store *s, lk_key_row_cb cb, void *arg);
     enum lk_err (*keys_touch)(struct lk_store *s, const struct lk_touch *t, size_t n);
     enum lk_err (*audit_insert)(struct lk_store *s, const struct lk_audit_row *a);
+    enum lk_err (*audit_list)(struct lk_store *s, const char *ws_id, int64_t before_id, int limit,
+                              lk_audit_cb cb, void *arg);
+    enum lk_err (*ws_get_by_number)(struct lk_store *s, int64_t number, struct lk_ws_row *out);
+    enum lk_err (*user_insert)(struct lk_store *s, const struct lk_user_row *u);
+    enum lk_err (*user_by_email)(struct lk_store *s, const char *email, struct lk_user_row *out);
+    enum lk_err (*user_get)(struct lk_store *s, const char *id, struct lk_user_row *out);
+    enum lk_err (*member_put)(struct lk_store *s, const struct lk_member_row *m);
+    enum lk_err (*member_get)(struct lk_store *s, const char *ws_id, const char *user_id,
+                              struct lk_member_row *out);
+    enum lk_err (*member_delete)(struct lk_store *s, const char *ws_id, const char *user_id);
+    enum lk_err (*member_list)(struct lk_store *s, const char *ws_id, lk_member_row_cb cb,
+                               void *arg);
+    enum lk_err (*member_list_user)(struct lk_store *s, const char *user_id, lk_member_row_cb cb,
+                                    void *arg);
+    enum lk_err (*member_count)(struct lk_store *s, const char *ws_id, enum lk_role role,
+                                int64_t *out);
+    enum lk_err (*session_insert)(struct lk_store *s, const struct lk_session_row *r);
+    enum lk_err (*session_get)(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
+                               struct lk_session_row *out);
+    enum lk_err (*session_delete)(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN]);
 };
 
 /* Every backend's handle starts with this. */

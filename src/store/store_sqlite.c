@@ -4,6 +4,7 @@
  * recursive mutex serialises callers and lets a transaction span several calls.
  */
 #include <pthread.h>
+#include <stdarg.h>
 #include <sqlite3.h>
 
 #include "base/common.h"
@@ -33,6 +34,18 @@ static const char *const migrations[] = {
     "  id INTEGER PRIMARY KEY, workspace_id TEXT, actor TEXT NOT NULL, action TEXT NOT NULL,"
     "  target TEXT, address TEXT, request_id TEXT, created_at INTEGER NOT NULL);"
     "CREATE INDEX audit_by_workspace ON audit_events(workspace_id, id);",
+    /* 2: people */
+    "CREATE TABLE users("
+    "  id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    "  password_hash TEXT NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE TABLE members("
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    "  user_id TEXT NOT NULL REFERENCES users(id), role INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL, PRIMARY KEY(workspace_id, user_id));"
+    "CREATE INDEX members_by_user ON members(user_id);"
+    "CREATE TABLE sessions("
+    "  digest BLOB PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id),"
+    "  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);",
 };
 
 enum stmt_id {
@@ -46,8 +59,25 @@ enum stmt_id {
     ST_KEY_SCAN,
     ST_KEY_TOUCH,
     ST_AUDIT_INSERT,
+    ST_AUDIT_LIST,
+    ST_WS_BY_NUMBER,
+    ST_USER_INSERT,
+    ST_USER_BY_EMAIL,
+    ST_USER_GET,
+    ST_MEMBER_PUT,
+    ST_MEMBER_GET,
+    ST_MEMBER_DELETE,
+    ST_MEMBER_LIST,
+    ST_MEMBER_LIST_USER,
+    ST_MEMBER_COUNT,
+    ST_SESSION_INSERT,
+    ST_SESSION_GET,
+    ST_SESSION_DELETE,
     ST__COUNT
 };
+
+#define WS_COLS "id, name, key_prefix, key_format, is_operator, created_at, rowid"
+#define MEMBER_COLS "m.workspace_id, m.user_id, u.email, m.role, m.created_at"
 
 #define KEY_COLS                                                                                   \
     "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"         \
@@ -57,10 +87,9 @@ enum stmt_id {
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_WS_INSERT] = "INSERT INTO workspaces(id, name, key_prefix, key_format, is_operator, "
                      "created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_WS_GET] = "SELECT id, name, key_prefix, key_format, is_operator, created_at "
-                  "FROM workspaces WHERE id = ?1",
-    [ST_WS_LIST] = "SELECT id, name, key_prefix, key_format, is_operator, created_at "
-                   "FROM workspaces ORDER BY created_at, id",
+    [ST_WS_GET] = "SELECT " WS_COLS " FROM workspaces WHERE id = ?1",
+    [ST_WS_LIST] = "SELECT " WS_COLS " FROM workspaces ORDER BY rowid",
+    [ST_WS_BY_NUMBER] = "SELECT " WS_COLS " FROM workspaces WHERE rowid = ?1",
     [ST_WS_COUNT] = "SELECT count(*) FROM workspaces",
     [ST_KEY_INSERT] = "INSERT INTO keys(" KEY_COLS ") VALUES(NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
                       "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
@@ -75,6 +104,29 @@ static const char *const stmt_sql[ST__COUNT] = {
                      "(last_used_at IS NULL OR last_used_at < ?2)",
     [ST_AUDIT_INSERT] = "INSERT INTO audit_events(workspace_id, actor, action, target, address, "
                         "request_id, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_AUDIT_LIST] = "SELECT id, workspace_id, actor, action, target, address, request_id, "
+                      "created_at FROM audit_events WHERE workspace_id = ?1 AND id < ?2 "
+                      "ORDER BY id DESC LIMIT ?3",
+    [ST_USER_INSERT] = "INSERT INTO users(id, email, password_hash, created_at) "
+                       "VALUES(?1, ?2, ?3, ?4)",
+    [ST_USER_BY_EMAIL] = "SELECT id, email, password_hash, created_at FROM users WHERE email = ?1",
+    [ST_USER_GET] = "SELECT id, email, password_hash, created_at FROM users WHERE id = ?1",
+    [ST_MEMBER_PUT] = "INSERT INTO members(workspace_id, user_id, role, created_at) "
+                      "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(workspace_id, user_id) "
+                      "DO UPDATE SET role = excluded.role",
+    [ST_MEMBER_GET] = "SELECT " MEMBER_COLS " FROM members m JOIN users u ON u.id = m.user_id "
+                      "WHERE m.workspace_id = ?1 AND m.user_id = ?2",
+    [ST_MEMBER_DELETE] = "DELETE FROM members WHERE workspace_id = ?1 AND user_id = ?2",
+    [ST_MEMBER_LIST] = "SELECT " MEMBER_COLS " FROM members m JOIN users u ON u.id = m.user_id "
+                       "WHERE m.workspace_id = ?1 ORDER BY m.created_at, u.email",
+    [ST_MEMBER_LIST_USER] = "SELECT " MEMBER_COLS " FROM members m JOIN users u "
+                            "ON u.id = m.user_id WHERE m.user_id = ?1 ORDER BY m.created_at",
+    [ST_MEMBER_COUNT] = "SELECT count(*) FROM members WHERE workspace_id = ?1 AND role = ?2",
+    [ST_SESSION_INSERT] = "INSERT INTO sessions(digest, user_id, created_at, expires_at) "
+                          "VALUES(?1, ?2, ?3, ?4)",
+    [ST_SESSION_GET] = "SELECT digest, user_id, created_at, expires_at FROM sessions "
+                       "WHERE digest = ?1",
+    [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE digest = ?1",
 };
 
 struct sqlite_store {
@@ -219,6 +271,7 @@ static void read_ws(sqlite3_stmt *st, struct lk_ws_row *w)
     w->key_format = sqlite3_column_int(st, 3) == LK_FORMAT_HEX ? LK_FORMAT_HEX : LK_FORMAT_DEFAULT;
     w->is_operator = sqlite3_column_int(st, 4) != 0;
     w->created_at = sqlite3_column_int64(st, 5);
+    w->number = sqlite3_column_int64(st, 6);
 }
 
 /* Runs a statement that returns no rows. Caller holds s->mu. */
@@ -367,7 +420,7 @@ static void sq_rollback(struct lk_store *base)
     pthread_mutex_unlock(&s->mu);
 }
 
-static enum lk_err sq_ws_insert(struct lk_store *base, const struct lk_ws_row *w)
+static enum lk_err sq_ws_insert(struct lk_store *base, struct lk_ws_row *w)
 {
     struct sqlite_store *s = SQ(base);
     enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
@@ -382,7 +435,8 @@ static enum lk_err sq_ws_insert(struct lk_store *base, const struct lk_ws_row *w
     sqlite3_bind_int(st, 4, (int)w->key_format);
     sqlite3_bind_int(st, 5, w->is_operator);
     sqlite3_bind_int64(st, 6, w->created_at);
-    e = step_done(s, st, "insert workspace");
+    if ((e = step_done(s, st, "insert workspace")) == LK_OK)
+        w->number = sqlite3_last_insert_rowid(s->db);
 out:
     pthread_mutex_unlock(&s->mu);
     return e;
@@ -535,7 +589,8 @@ static enum lk_err sq_key_list(struct lk_store *base, const char *ws_id,
         [LK_STATUS_ANY] = "",
         [LK_STATUS_ACTIVE] = " AND revoked_at IS NULL AND enabled = 1"
                              " AND (expires_at IS NULL OR expires_at > ?4)",
-        [LK_STATUS_DISABLED] = " AND revoked_at IS NULL AND enabled = 0",
+        [LK_STATUS_DISABLED] = " AND revoked_at IS NULL AND enabled = 0"
+                               " AND (expires_at IS NULL OR expires_at > ?4)",
         [LK_STATUS_EXPIRED] = " AND revoked_at IS NULL AND expires_at <= ?4",
         [LK_STATUS_REVOKED] = " AND revoked_at IS NOT NULL",
     };
@@ -630,6 +685,254 @@ out:
     return e;
 }
 
+/* --- generic statements: bind by a format, run, read rows ------------------------------ */
+
+/* Binds the arguments by fmt: 's' text, 'i' int64, 'd' 32-byte digest blob.
+ * Caller holds s->mu. Returns the statement, or NULL. */
+static sqlite3_stmt *bindv(struct sqlite_store *s, enum stmt_id id, const char *fmt, va_list ap)
+{
+    sqlite3_stmt *st = stmt(s, id);
+
+    if (st == NULL)
+        return NULL;
+    for (int i = 1; *fmt; fmt++, i++) {
+        switch (*fmt) {
+        case 's': sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
+        case 'i': sqlite3_bind_int64(st, i, va_arg(ap, int64_t)); break;
+        case 'd': sqlite3_bind_blob(st, i, va_arg(ap, const uint8_t *), LK_DIGEST_LEN,
+                                    SQLITE_TRANSIENT); break;
+        default: lk_assert(!"bad bind format");
+        }
+    }
+    return st;
+}
+
+/* Runs a write. LK_ERR_NOT_FOUND when it changed no row and `must_change`. */
+static enum lk_err write_stmt(struct sqlite_store *s, enum stmt_id id, bool must_change,
+                              const char *what, const char *fmt, ...)
+{
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+    va_list ap;
+
+    pthread_mutex_lock(&s->mu);
+    va_start(ap, fmt);
+    st = bindv(s, id, fmt, ap);
+    va_end(ap);
+    if (st != NULL && (e = step_done(s, st, what)) == LK_OK && must_change &&
+        sqlite3_changes(s->db) == 0)
+        e = LK_ERR_NOT_FOUND;
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+typedef int (*row_fn)(sqlite3_stmt *st, void *arg);
+
+/* Runs a query, handing each row to fn (nonzero stops). With `one`, no row is
+ * LK_ERR_NOT_FOUND. */
+static enum lk_err read_stmt(struct sqlite_store *s, enum stmt_id id, bool one, row_fn fn,
+                             void *arg, const char *what, const char *fmt, ...)
+{
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+    va_list ap;
+    int rc, rows = 0;
+
+    pthread_mutex_lock(&s->mu);
+    va_start(ap, fmt);
+    st = bindv(s, id, fmt, ap);
+    va_end(ap);
+    if (st != NULL) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            rows++;
+            if (fn(st, arg) != 0)
+                break;
+        }
+        e = rc == SQLITE_ROW || rc == SQLITE_DONE ? LK_OK : fail(s, rc, what);
+        if (e == LK_OK && one && rows == 0)
+            e = LK_ERR_NOT_FOUND;
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static int row_ws(sqlite3_stmt *st, void *arg)
+{
+    read_ws(st, arg);
+    return 1;
+}
+
+static int row_user(sqlite3_stmt *st, void *arg)
+{
+    struct lk_user_row *u = arg;
+    memset(u, 0, sizeof(*u));
+    col_text(st, 0, u->id, sizeof(u->id));
+    col_text(st, 1, u->email, sizeof(u->email));
+    col_text(st, 2, u->password_hash, sizeof(u->password_hash));
+    u->created_at = sqlite3_column_int64(st, 3);
+    return 1;
+}
+
+static void read_member(sqlite3_stmt *st, struct lk_member_row *m)
+{
+    memset(m, 0, sizeof(*m));
+    col_text(st, 0, m->workspace_id, sizeof(m->workspace_id));
+    col_text(st, 1, m->user_id, sizeof(m->user_id));
+    col_text(st, 2, m->email, sizeof(m->email));
+    m->role = (enum lk_role)sqlite3_column_int(st, 3);
+    m->created_at = sqlite3_column_int64(st, 4);
+}
+
+static int row_member(sqlite3_stmt *st, void *arg)
+{
+    read_member(st, arg);
+    return 1;
+}
+
+struct member_cb {
+    lk_member_row_cb cb;
+    void *arg;
+};
+
+static int row_member_cb(sqlite3_stmt *st, void *arg)
+{
+    struct member_cb *mc = arg;
+    struct lk_member_row m;
+    read_member(st, &m);
+    return mc->cb(mc->arg, &m);
+}
+
+static int row_count(sqlite3_stmt *st, void *arg)
+{
+    *(int64_t *)arg = sqlite3_column_int64(st, 0);
+    return 1;
+}
+
+static int row_session(sqlite3_stmt *st, void *arg)
+{
+    struct lk_session_row *r = arg;
+    memset(r, 0, sizeof(*r));
+    col_blob32(st, 0, r->digest);
+    col_text(st, 1, r->user_id, sizeof(r->user_id));
+    r->created_at = sqlite3_column_int64(st, 2);
+    r->expires_at = sqlite3_column_int64(st, 3);
+    return 1;
+}
+
+struct audit_cb {
+    lk_audit_cb cb;
+    void *arg;
+};
+
+static int row_audit(sqlite3_stmt *st, void *arg)
+{
+    struct audit_cb *ac = arg;
+    struct lk_audit_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, ev.row.workspace_id, sizeof(ev.row.workspace_id));
+    col_text(st, 2, ev.row.actor, sizeof(ev.row.actor));
+    col_text(st, 3, ev.row.action, sizeof(ev.row.action));
+    col_text(st, 4, ev.row.target, sizeof(ev.row.target));
+    col_text(st, 5, ev.row.address, sizeof(ev.row.address));
+    col_text(st, 6, ev.row.request_id, sizeof(ev.row.request_id));
+    ev.row.created_at = sqlite3_column_int64(st, 7);
+    return ac->cb(ac->arg, &ev);
+}
+
+static enum lk_err sq_audit_list(struct lk_store *base, const char *ws_id, int64_t before_id,
+                                 int limit, lk_audit_cb cb, void *arg)
+{
+    struct audit_cb ac = {cb, arg};
+    return read_stmt(SQ(base), ST_AUDIT_LIST, false, row_audit, &ac, "list audit events", "sii",
+                     ws_id, before_id > 0 ? before_id : INT64_MAX, (int64_t)limit);
+}
+
+static enum lk_err sq_ws_get_by_number(struct lk_store *base, int64_t number,
+                                       struct lk_ws_row *out)
+{
+    return read_stmt(SQ(base), ST_WS_BY_NUMBER, true, row_ws, out, "get workspace", "i", number);
+}
+
+static enum lk_err sq_user_insert(struct lk_store *base, const struct lk_user_row *u)
+{
+    return write_stmt(SQ(base), ST_USER_INSERT, false, "insert user", "sssi", u->id, u->email,
+                      u->password_hash, u->created_at);
+}
+
+static enum lk_err sq_user_by_email(struct lk_store *base, const char *email,
+                                    struct lk_user_row *out)
+{
+    return read_stmt(SQ(base), ST_USER_BY_EMAIL, true, row_user, out, "get user", "s", email);
+}
+
+static enum lk_err sq_user_get(struct lk_store *base, const char *id, struct lk_user_row *out)
+{
+    return read_stmt(SQ(base), ST_USER_GET, true, row_user, out, "get user", "s", id);
+}
+
+static enum lk_err sq_member_put(struct lk_store *base, const struct lk_member_row *m)
+{
+    return write_stmt(SQ(base), ST_MEMBER_PUT, false, "put member", "ssii", m->workspace_id,
+                      m->user_id, (int64_t)m->role, m->created_at);
+}
+
+static enum lk_err sq_member_get(struct lk_store *base, const char *ws_id, const char *user_id,
+                                 struct lk_member_row *out)
+{
+    return read_stmt(SQ(base), ST_MEMBER_GET, true, row_member, out, "get member", "ss", ws_id,
+                     user_id);
+}
+
+static enum lk_err sq_member_delete(struct lk_store *base, const char *ws_id, const char *user_id)
+{
+    return write_stmt(SQ(base), ST_MEMBER_DELETE, true, "delete member", "ss", ws_id, user_id);
+}
+
+static enum lk_err sq_member_list(struct lk_store *base, const char *ws_id, lk_member_row_cb cb,
+                                  void *arg)
+{
+    struct member_cb mc = {cb, arg};
+    return read_stmt(SQ(base), ST_MEMBER_LIST, false, row_member_cb, &mc, "list members", "s",
+                     ws_id);
+}
+
+static enum lk_err sq_member_list_user(struct lk_store *base, const char *user_id,
+                                       lk_member_row_cb cb, void *arg)
+{
+    struct member_cb mc = {cb, arg};
+    return read_stmt(SQ(base), ST_MEMBER_LIST_USER, false, row_member_cb, &mc,
+                     "list memberships", "s", user_id);
+}
+
+static enum lk_err sq_member_count(struct lk_store *base, const char *ws_id, enum lk_role role,
+                                   int64_t *out)
+{
+    *out = 0;
+    return read_stmt(SQ(base), ST_MEMBER_COUNT, false, row_count, out, "count members", "si",
+                     ws_id, (int64_t)role);
+}
+
+static enum lk_err sq_session_insert(struct lk_store *base, const struct lk_session_row *r)
+{
+    return write_stmt(SQ(base), ST_SESSION_INSERT, false, "insert session", "dsii", r->digest,
+                      r->user_id, r->created_at, r->expires_at);
+}
+
+static enum lk_err sq_session_get(struct lk_store *base, const uint8_t digest[LK_DIGEST_LEN],
+                                  struct lk_session_row *out)
+{
+    return read_stmt(SQ(base), ST_SESSION_GET, true, row_session, out, "get session", "d",
+                     digest);
+}
+
+static enum lk_err sq_session_delete(struct lk_store *base, const uint8_t digest[LK_DIGEST_LEN])
+{
+    return write_stmt(SQ(base), ST_SESSION_DELETE, false, "delete session", "d", digest);
+}
+
 const struct lk_store_ops lk__store_sqlite_ops = {
     .scheme = "sqlite:",
     .open = sq_open,
@@ -649,4 +952,18 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .key_scan = sq_key_scan,
     .keys_touch = sq_keys_touch,
     .audit_insert = sq_audit_insert,
+    .audit_list = sq_audit_list,
+    .ws_get_by_number = sq_ws_get_by_number,
+    .user_insert = sq_user_insert,
+    .user_by_email = sq_user_by_email,
+    .user_get = sq_user_get,
+    .member_put = sq_member_put,
+    .member_get = sq_member_get,
+    .member_delete = sq_member_delete,
+    .member_list = sq_member_list,
+    .member_list_user = sq_member_list_user,
+    .member_count = sq_member_count,
+    .session_insert = sq_session_insert,
+    .session_get = sq_session_get,
+    .session_delete = sq_session_delete,
 };

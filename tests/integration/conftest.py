@@ -24,6 +24,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(__file__))
 from lkhelpers import HTTP_TIMEOUT, describe, expect_status  # noqa: E402
+from lkhelpers import new_email, new_password  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("LATCHKEY_BIN", str(REPO / "build" / "latchkey"))
@@ -261,6 +262,17 @@ class LatchkeyServer:
     def verify(self, body):
         return self.post("/v1/verify", json=body)
 
+    # -- people: users and sessions ----------------------------------------
+
+    def login(self, email, password, **kw):
+        """POST /v1/auth/login; returns the raw response."""
+        return self.post("/v1/auth/login", json={"email": email, "password": password}, **kw)
+
+    def session(self, email, password):
+        """Log in (which must answer 200) and return a Session."""
+        r = self.login(email, password)
+        return Session(self, expect_status(r, 200), r, password)
+
 
 class Workspace:
     """A workspace created through POST /v1/workspaces, with its three secrets."""
@@ -287,6 +299,76 @@ class Workspace:
     def list_keys(self, key=None, **params):
         r = self.server.get("/v1/keys", key=key or self.root_key, params=params)
         return expect_status(r, 200)
+
+    def add_member(self, email, role, password=None, key=None, headers=None):
+        """POST /v1/members (by the root key unless `key` is given); must answer 201."""
+        body = {"email": email, "role": role}
+        if password is not None:
+            body["password"] = password
+        r = self.server.post("/v1/members", key=key or self.root_key, json=body,
+                             headers=headers)
+        return expect_status(r, 201)
+
+    def new_user(self, role, password=None, tag=None):
+        """A new user who is a member of this workspace with `role`; returns a User."""
+        email = new_email(tag or role)
+        password = password or new_password()
+        doc = self.add_member(email, role, password)
+        return User(email, password, doc["user_id"], role)
+
+    def new_session(self, role, tag=None):
+        """A new member with `role`, logged in: returns a Session (.user is the User)."""
+        u = self.new_user(role, tag=tag)
+        s = self.server.session(u.email, u.password)
+        s.user = u
+        return s
+
+    def list_members(self, key=None):
+        r = self.server.get("/v1/members", key=key or self.root_key)
+        return expect_status(r, 200)
+
+    @property
+    def number(self):
+        """The workspace's integer `number` (Flexweg's storage_folder_id), from the
+        create answer or else from GET /v1/workspaces."""
+        n = self.data.get("number")
+        if n is None:
+            r = self.server.get("/v1/workspaces", key=self.server.root_key)
+            for w in expect_status(r, 200)["data"]:
+                if w.get("id") == self.id:
+                    n = w.get("number")
+        assert isinstance(n, int) and not isinstance(n, bool), \
+            f"workspace {self.id} has no integer `number`: {self.data!r}"
+        return n
+
+
+class User:
+    def __init__(self, email, password, user_id, role=None):
+        self.email = email
+        self.password = password
+        self.id = user_id
+        self.role = role
+
+
+class Session:
+    """A logged-in user: the login answer, its token and its lk_session cookie."""
+
+    def __init__(self, server, doc, resp, password=None):
+        self.server = server
+        self.doc = doc
+        self.resp = resp
+        self.token = doc.get("token")
+        self.user_id = (doc.get("user") or {}).get("id")
+        self.email = (doc.get("user") or {}).get("email")
+        self.password = password
+        self.cookie = resp.cookies.get("lk_session")
+        self.user = None
+
+    def headers(self, workspace_id=None):
+        h = {"Authorization": f"Bearer {self.token}"}
+        if workspace_id is not None:
+            h["X-Latchkey-Workspace"] = workspace_id
+        return h
 
 
 _live_servers = []

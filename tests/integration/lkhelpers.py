@@ -242,3 +242,44 @@ def assert_error_shape(resp, statuses=range(400, 500)):
     assert resp.status_code in statuses, f"unexpected status: {describe(resp)}"
     code = json_of(resp).get("error", {}).get("code")
     return assert_error(resp, resp.status_code, code)
+
+
+# -- people: users, members, sessions -------------------------------------------------
+
+SESSION_TOKEN_RE = re.compile(r"^lks_[0-9A-Za-z_-]+$")
+USER_ID_RE = re.compile(r"^usr_[0-9A-Za-z]+$")
+
+
+def new_email(tag="user"):
+    """An email address no other test uses."""
+    return f"{tag}-{secrets.token_hex(6)}@example.test"
+
+
+def new_password():
+    """A password unique enough to be searched for in responses and files."""
+    return "pw-" + secrets.token_hex(12)
+
+
+def parse_time(text):
+    """An RFC 3339 UTC timestamp ("2026-11-23T08:40:51Z", fractions allowed) as Unix
+    seconds (float)."""
+    import datetime
+    assert isinstance(text, str), f"not a timestamp: {text!r}"
+    t = text.replace("Z", "+00:00")
+    return datetime.datetime.fromisoformat(t).timestamp()
+
+
+def http_from(address):
+    """A requests.Session whose connections leave from `address` (another loopback
+    address such as 127.0.0.2), to act as a second client address."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class _SourceAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kw):
+            kw["source_address"] = (address, 0)
+            return super().init_poolmanager(*args, **kw)
+
+    s = requests.Session()
+    s.mount("http://", _SourceAdapter())
+    return s

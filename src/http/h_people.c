@@ -1,0 +1,265 @@
+/*
+ * h_people.c — sign-in and sessions (/v1/auth/login, /v1/auth/logout, /v1/me),
+ * members of a workspace (/v1/members) and its audit log (/v1/audit). All run on
+ * management workers: they read and write the database, and argon2id takes a
+ * deliberate tenth of a second.
+ */
+#include <openssl/crypto.h>
+
+#include "base/common.h"
+#include "http/handlers.h"
+#include "http/jsonin.h"
+#include "http/render.h"
+#include "service/keys.h"
+#include "service/users.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+#define AUDIT_DEFAULT_LIMIT 50
+#define AUDIT_MAX_LIMIT 100
+
+static json_t *member_json(const struct lk_member_row *m)
+{
+    return json_pack("{s:s, s:s, s:s, s:o}", "user_id", m->user_id, "email", m->email, "role",
+                     lk_role_name(m->role), "created_at", lk_render_time(m->created_at));
+}
+
+static int add_membership(void *arg, const struct lk_member_row *m)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "workspace_id", m->workspace_id, "role",
+                                         lk_role_name(m->role)));
+    return 0;
+}
+
+static int add_member(void *arg, const struct lk_member_row *m)
+{
+    json_array_append_new(arg, member_json(m));
+    return 0;
+}
+
+/* The caller's own session (logout, me): any workspace, or none. An API key
+ * gets its own verdict (401 when it is not valid), and 403 when it is. */
+static enum lk_err own_session(struct lk_mreq *m, struct lk_session_row *s)
+{
+    struct lk_actor who;
+    enum lk_err e = m->key_err;
+
+    if (e == LK_OK && !lk_auth_is_session(m->key, m->key_len)) {
+        if (lk_mreq_actor(m, &who) != LK_OK)
+            return LK_ERR_INVALID_KEY; /* answered */
+        e = LK_ERR_INSUFFICIENT_PERMISSIONS; /* a valid key, but a key has no session */
+    } else if (e == LK_OK) {
+        e = lk_users_session(m->app, m->key, m->key_len, m->now, s);
+    }
+    if (e != LK_OK)
+        lk_mreq_error(m, e, NULL);
+    return e;
+}
+
+void lk_h_auth_login(struct lk_mreq *m)
+{
+    char email[LK_EMAIL_MAX + 1], password[LK_PASSWORD_MAX + 1], cookie[160];
+    struct lk_login login;
+    struct lk_errinfo ei;
+    int64_t retry = 0;
+    json_t *ms;
+    enum lk_err e;
+
+    lk_errinfo_clear(&ei);
+    if ((e = lk_jsonin_login(m->body, m->body_len, email, sizeof(email), password,
+                             sizeof(password), &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    e = lk_users_login(m->app, email, password, m->address, m->request_id, m->now, &login,
+                       &retry);
+    OPENSSL_cleanse(password, sizeof(password));
+    if (e != LK_OK) {
+        m->retry_after = e == LK_ERR_TOO_MANY_REQUESTS ? retry : 0;
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
+    ms = json_array();
+    lk_store_member_list_user(m->app->store, login.user.id, add_membership, ms);
+    snprintf(cookie, sizeof(cookie),
+             LK_SESSION_COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/; Max-Age=%d%s",
+             login.token, LK_SESSION_TTL, m->secure ? "; Secure" : "");
+    m->set_cookie = lk_strndup(cookie, strlen(cookie));
+    OPENSSL_cleanse(cookie, sizeof(cookie));
+    lk_mreq_json(m, 200,
+                 json_pack("{s:s, s:o, s:{s:s, s:s}, s:o}", "token", login.token, "expires_at",
+                           lk_render_time(login.expires_at), "user", "id", login.user.id,
+                           "email", login.user.email, "memberships", ms));
+    OPENSSL_cleanse(login.token, sizeof(login.token));
+}
+
+void lk_h_auth_logout(struct lk_mreq *m)
+{
+    struct lk_session_row s;
+    struct lk_actor who = {0};
+    static const char clear[] =
+        LK_SESSION_COOKIE "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0";
+    enum lk_err e;
+
+    if (own_session(m, &s) != LK_OK)
+        return;
+    memcpy(who.id, s.user_id, LK_ID_MAX);
+    snprintf(who.address, sizeof(who.address), "%s", m->address);
+    snprintf(who.request_id, sizeof(who.request_id), "%s", m->request_id);
+    if ((e = lk_users_logout(m->app, &who, m->key, m->key_len, m->now)) != LK_OK) {
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
+    m->set_cookie = lk_strndup(clear, sizeof(clear) - 1);
+    lk_mreq_no_content(m);
+}
+
+void lk_h_me(struct lk_mreq *m)
+{
+    struct lk_session_row s;
+    struct lk_user_row u;
+    json_t *ms;
+    enum lk_err e;
+
+    if (own_session(m, &s) != LK_OK)
+        return;
+    if ((e = lk_store_user_get(m->app->store, s.user_id, &u)) != LK_OK) {
+        lk_mreq_error(m, e == LK_ERR_NOT_FOUND ? LK_ERR_INVALID_KEY : e, NULL);
+        return;
+    }
+    OPENSSL_cleanse(u.password_hash, sizeof(u.password_hash));
+    ms = json_array();
+    if ((e = lk_store_member_list_user(m->app->store, u.id, add_membership, ms)) != LK_OK) {
+        json_decref(ms);
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
+    lk_mreq_json(m, 200,
+                 json_pack("{s:{s:s, s:s, s:o}, s:o, s:o}", "user", "id", u.id, "email", u.email,
+                           "created_at", lk_render_time(u.created_at), "memberships", ms,
+                           "expires_at", lk_render_time(s.expires_at)));
+}
+
+void lk_h_members_list(struct lk_mreq *m)
+{
+    struct lk_actor who;
+    json_t *data;
+    enum lk_err e;
+
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    data = json_array();
+    if ((e = lk_members_list(m->app, &who, add_member, data)) != LK_OK) {
+        json_decref(data);
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
+    lk_mreq_json(m, 200, json_pack("{s:o}", "data", data));
+}
+
+void lk_h_members_add(struct lk_mreq *m)
+{
+    char email[LK_EMAIL_MAX + 1], password[LK_PASSWORD_MAX + 1];
+    struct lk_actor who;
+    struct lk_member_row row;
+    struct lk_errinfo ei;
+    enum lk_role role;
+    bool has_password;
+    enum lk_err e;
+
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    lk_errinfo_clear(&ei);
+    if ((e = lk_jsonin_member(m->body, m->body_len, email, sizeof(email), &role, password,
+                              sizeof(password), &has_password, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    e = lk_members_put(m->app, &who, email, role, has_password ? password : NULL, m->now, &row,
+                       &ei);
+    OPENSSL_cleanse(password, sizeof(password));
+    if (e != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    lk_mreq_json(m, 201, member_json(&row));
+}
+
+void lk_h_members_remove(struct lk_mreq *m)
+{
+    struct lk_actor who;
+    struct lk_errinfo ei;
+    enum lk_err e = LK_OK;
+
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    lk_errinfo_clear(&ei);
+    if (m->param_too_long ||
+        (e = lk_members_remove(m->app, &who, m->params[0], m->now, &ei)) != LK_OK) {
+        lk_mreq_error(m, m->param_too_long ? LK_ERR_NOT_FOUND : e, &ei);
+        return;
+    }
+    lk_mreq_no_content(m);
+}
+
+struct audit_page {
+    json_t *data;
+    int want, seen;
+    int64_t last_id;
+};
+
+static int add_event(void *arg, const struct lk_audit_event *ev)
+{
+    struct audit_page *pg = arg;
+
+    if (++pg->seen > pg->want)
+        return 1;
+    json_array_append_new(
+        pg->data, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "id", (json_int_t)ev->id,
+                            "actor", ev->row.actor, "action", ev->row.action, "target",
+                            ev->row.target, "address", ev->row.address, "request_id",
+                            ev->row.request_id, "created_at", lk_render_time(ev->row.created_at)));
+    pg->last_id = ev->id;
+    return 0;
+}
+
+void lk_h_audit_list(struct lk_mreq *m)
+{
+    struct lk_actor who;
+    struct lk_errinfo ei;
+    struct audit_page pg = {.want = AUDIT_DEFAULT_LIMIT};
+    int64_t before = 0, n;
+    char v[48];
+    int found;
+    enum lk_err e;
+
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    lk_errinfo_clear(&ei);
+    if ((found = lk_mreq_query(m, "limit", v, sizeof(v))) != 0) {
+        if (found < 0 || lk_parse_i64(v, strlen(v), 1, AUDIT_MAX_LIMIT, &n) != 0) {
+            lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "limit",
+                           "'limit' must be an integer from 1 to %d", AUDIT_MAX_LIMIT);
+            lk_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
+            return;
+        }
+        pg.want = (int)n;
+    }
+    if ((found = lk_mreq_query(m, "cursor", v, sizeof(v))) != 0 && (found < 0 || v[0])) {
+        if (found < 0 || v[0] != 'a' || lk_parse_i64(v + 1, strlen(v + 1), 1, INT64_MAX, &before)) {
+            lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "cursor",
+                           "'cursor' must be a next_cursor from an earlier page");
+            lk_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
+            return;
+        }
+    }
+    pg.data = json_array();
+    if ((e = lk_audit_list(m->app, &who, before, pg.want + 1, add_event, &pg)) != LK_OK) {
+        json_decref(pg.data);
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
+    snprintf(v, sizeof(v), "a%lld", (long long)pg.last_id);
+    lk_mreq_json(m, 200,
+                 json_pack("{s:o, s:o}", "data", pg.data, "next_cursor",
+                           pg.seen > pg.want ? json_string(v) : json_null()));
+}

@@ -1,0 +1,36 @@
+/*
+ * throttle.h — counts attempts per name (an email, an address) in fixed windows,
+ * in memory, to slow down guessing (DESIGN §9). Bounded: at most
+ * LK_THROTTLE_MAX_NAMES names are tracked; when full, closed windows are dropped,
+ * and if none has closed the oldest window goes.
+ *
+ * Thread safety: every function is safe from any thread.
+ */
+#ifndef LK_THROTTLE_H
+#define LK_THROTTLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LK_THROTTLE_MAX_NAMES 65536
+
+struct lk_throttle;
+
+/* Caller frees with lk_throttle_free(). */
+struct lk_throttle *lk_throttle_new(int64_t limit, int64_t window_s);
+void lk_throttle_free(struct lk_throttle *t);
+
+/* Checks and counts in one step, so parallel attempts cannot all pass the check
+ * before any is counted: returns false (and *retry_after) when `name` is blocked,
+ * else counts an attempt and returns true. Give it back with lk_throttle_refund()
+ * when the attempt succeeds. */
+bool lk_throttle_take(struct lk_throttle *t, const char *name, int64_t now,
+                      int64_t *retry_after /* OUT */);
+
+/* Uncounts one attempt of `name` (it succeeded). */
+void lk_throttle_refund(struct lk_throttle *t, const char *name);
+
+/* Forgets `name` (after a success). */
+void lk_throttle_clear(struct lk_throttle *t, const char *name);
+
+#endif

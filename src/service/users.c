@@ -1,0 +1,309 @@
+#include "service/users.h"
+
+#include <pthread.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "core/base62.h"
+#include "service/keys.h"
+#include "service/throttle.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+const char *lk_role_name(enum lk_role role)
+{
+    static const char *const names[] = {"viewer", "editor", "owner"};
+    return (unsigned)role < LK_ARRAY_LEN(names) ? names[role] : "viewer";
+}
+
+int lk_role_parse(const char *s, enum lk_role *out)
+{
+    for (int r = LK_ROLE_VIEWER; r <= LK_ROLE_OWNER; r++)
+        if (strcmp(s, lk_role_name((enum lk_role)r)) == 0) {
+            *out = (enum lk_role)r;
+            return 0;
+        }
+    return -1;
+}
+
+bool lk_users_email_valid(const char *email)
+{
+    size_t n = strlen(email), at = n;
+
+    if (n < 3 || n > LK_EMAIL_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)email[i];
+        if (c <= ' ' || c == 0x7f)
+            return false;
+        if (c == '@') {
+            if (at != n)
+                return false;
+            at = i;
+        }
+    }
+    return at > 0 && at < n - 1;
+}
+
+/* --- audit of sign-ins ------------------------------------------------------------ */
+
+struct login_audit {
+    struct lk_app *app;
+    struct lk_actor actor;
+    const char *action;
+    int64_t now;
+};
+
+static int audit_membership(void *arg, const struct lk_member_row *m)
+{
+    struct login_audit *la = arg;
+
+    memcpy(la->actor.workspace_id, m->workspace_id, LK_ID_MAX);
+    if (lk__keys_audit(la->app, &la->actor, la->action, la->actor.id, la->now) != LK_OK)
+        lk_warn("could not record %s", la->action);
+    return 0;
+}
+
+/* A sign-in is not about one workspace: each workspace the user belongs to sees it. */
+static void audit_login(struct lk_app *app, const char *user_id, const char *action,
+                        const char *address, const char *request_id, int64_t now)
+{
+    struct login_audit la = {.app = app, .action = action, .now = now};
+
+    snprintf(la.actor.id, sizeof(la.actor.id), "%s", user_id);
+    snprintf(la.actor.address, sizeof(la.actor.address), "%s", address);
+    snprintf(la.actor.request_id, sizeof(la.actor.request_id), "%s", request_id);
+    lk_store_member_list_user(app->store, user_id, audit_membership, &la);
+}
+
+/* --- passwords and tokens --------------------------------------------------------- */
+
+static char dummy[crypto_pwhash_STRBYTES];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void make_dummy(void)
+{
+    char pw[32];
+
+    lk_rand_bytes(pw, sizeof(pw));
+    lk_assert(crypto_pwhash_str(dummy, pw, sizeof(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0);
+    OPENSSL_cleanse(pw, sizeof(pw));
+}
+
+/* True when password matches hash. An unknown user (hash NULL) is checked against
+ * a throwaway hash, so it costs as long as a wrong password: no timing tells
+ * which emails exist. */
+static bool password_ok(const char *hash, const char *password)
+{
+    if (hash == NULL) {
+        pthread_once(&dummy_once, make_dummy);
+        if (crypto_pwhash_str_verify(dummy, password, strlen(password)) == 0)
+            lk_warn("a random password matched"); /* cannot happen; keeps the result used */
+        return false;
+    }
+    return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+}
+
+static void new_token(char out[LK_SESSION_TOKEN_MAX], uint8_t digest[LK_DIGEST_LEN])
+{
+    uint8_t bytes[32];
+
+    lk_rand_bytes(bytes, sizeof(bytes));
+    memcpy(out, "lks_", 4);
+    lk_assert(lk_base62_encode(bytes, sizeof(bytes), out + 4, LK_BASE62_LEN_256));
+    out[4 + LK_BASE62_LEN_256] = '\0';
+    OPENSSL_cleanse(bytes, sizeof(bytes));
+    lk_sha256(out, strlen(out), digest);
+}
+
+enum lk_err lk_users_login(struct lk_app *app, const char *email, const char *password,
+                           const char *address, const char *request_id, int64_t now,
+                           struct lk_login *out, int64_t *retry_after)
+{
+    struct lk_session_row s = {.created_at = now, .expires_at = now + LK_SESSION_TTL};
+    char email_key[LK_EMAIL_MAX + 8];
+    bool known;
+    enum lk_err e;
+
+    memset(out, 0, sizeof(*out));
+    /* Emails are case-insensitive: so is their failure count. */
+    snprintf(email_key, sizeof(email_key), "email:%s", email);
+    for (char *p = email_key; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    /* Each attempt is counted before the (slow) password check, so parallel
+     * guesses cannot all slip past the limit; a success gives its count back. */
+    if (!lk_throttle_take(app->login_by_email, email_key, now, retry_after))
+        return LK_ERR_TOO_MANY_REQUESTS;
+    if (!lk_throttle_take(app->login_by_address, address, now, retry_after)) {
+        lk_throttle_refund(app->login_by_email, email_key);
+        return LK_ERR_TOO_MANY_REQUESTS;
+    }
+    e = lk_store_user_by_email(app->store, email, &out->user);
+    if (e != LK_OK && e != LK_ERR_NOT_FOUND) {
+        lk_throttle_refund(app->login_by_email, email_key);
+        lk_throttle_refund(app->login_by_address, address);
+        return e;
+    }
+    known = e == LK_OK;
+    if (!password_ok(known ? out->user.password_hash : NULL, password)) {
+        if (known)
+            audit_login(app, out->user.id, "auth.login_failed", address, request_id, now);
+        memset(out, 0, sizeof(*out));
+        return LK_ERR_INVALID_CREDENTIALS;
+    }
+    lk_throttle_clear(app->login_by_email, email_key);
+    lk_throttle_refund(app->login_by_address, address);
+    OPENSSL_cleanse(out->user.password_hash, sizeof(out->user.password_hash));
+    new_token(out->token, s.digest);
+    memcpy(s.user_id, out->user.id, LK_ID_MAX);
+    if ((e = lk_store_session_insert(app->store, &s)) != LK_OK) {
+        OPENSSL_cleanse(out->token, sizeof(out->token));
+        return e;
+    }
+    out->expires_at = s.expires_at;
+    audit_login(app, out->user.id, "auth.login", address, request_id, now);
+    return LK_OK;
+}
+
+enum lk_err lk_users_session(struct lk_app *app, const char *token, size_t len, int64_t now,
+                             struct lk_session_row *out)
+{
+    uint8_t d[LK_DIGEST_LEN];
+    enum lk_err e;
+
+    lk_sha256(token, len, d);
+    if ((e = lk_store_session_get(app->store, d, out)) == LK_ERR_NOT_FOUND)
+        return LK_ERR_INVALID_KEY;
+    if (e == LK_OK && now >= out->expires_at)
+        return LK_ERR_EXPIRED_KEY;
+    return e;
+}
+
+enum lk_err lk_users_logout(struct lk_app *app, const struct lk_actor *who, const char *token,
+                            size_t len, int64_t now)
+{
+    uint8_t d[LK_DIGEST_LEN];
+    enum lk_err e;
+
+    lk_sha256(token, len, d);
+    if ((e = lk_store_session_delete(app->store, d)) == LK_OK)
+        audit_login(app, who->id, "auth.logout", who->address, who->request_id, now);
+    return e;
+}
+
+/* --- members ---------------------------------------------------------------------- */
+
+enum lk_err lk_members_list(struct lk_app *app, const struct lk_actor *who, lk_member_row_cb cb,
+                            void *arg)
+{
+    if (!who->can_read)
+        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    return lk_store_member_list(app->store, who->workspace_id, cb, arg);
+}
+
+enum lk_err lk_members_put(struct lk_app *app, const struct lk_actor *who, const char *email,
+                           enum lk_role role, const char *password, int64_t now,
+                           struct lk_member_row *out, struct lk_errinfo *ei)
+{
+    struct lk_user_row u;
+    struct lk_member_row old;
+    bool new_user = false, was_member;
+    int64_t owners = 0;
+    enum lk_err e;
+
+    if (!who->can_manage_members)
+        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    memset(&u, 0, sizeof(u));
+    if ((e = lk_store_user_by_email(app->store, email, &u)) == LK_ERR_NOT_FOUND) {
+        if (password == NULL)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "password",
+                                  "a new user needs a password (%d to %d bytes)", LK_PASSWORD_MIN,
+                                  LK_PASSWORD_MAX);
+        lk_rand_id("usr_", u.id, sizeof(u.id));
+        snprintf(u.email, sizeof(u.email), "%s", email);
+        u.created_at = now;
+        /* argon2id, libsodium's interactive limits; the hash string carries its
+         * parameters, so they can be raised later without breaking old hashes. */
+        if (crypto_pwhash_str(u.password_hash, password, strlen(password),
+                              crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+            return LK_ERR_INTERNAL;
+        new_user = true;
+    } else if (e != LK_OK) {
+        return e;
+    }
+    pthread_mutex_lock(&app->write_mu);
+    e = lk_store_member_get(app->store, who->workspace_id, u.id, &old);
+    was_member = e == LK_OK;
+    if (e != LK_OK && e != LK_ERR_NOT_FOUND)
+        goto out;
+    /* Demoting the last owner would leave nobody able to manage members. */
+    if (was_member && old.role == LK_ROLE_OWNER && role != LK_ROLE_OWNER) {
+        if ((e = lk_store_member_count(app->store, who->workspace_id, LK_ROLE_OWNER, &owners)) !=
+            LK_OK)
+            goto out;
+        if (owners <= 1) {
+            e = lk_errinfo_set(ei, LK_ERR_CONFLICT, "role", "the last owner cannot be demoted");
+            goto out;
+        }
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out->workspace_id, who->workspace_id, LK_ID_MAX);
+    memcpy(out->user_id, u.id, LK_ID_MAX);
+    memcpy(out->email, u.email, sizeof(out->email));
+    out->role = role;
+    out->created_at = was_member ? old.created_at : now;
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        goto out;
+    if ((new_user && (e = lk_store_user_insert(app->store, &u)) != LK_OK) ||
+        (e = lk_store_member_put(app->store, out)) != LK_OK ||
+        (e = lk__keys_audit(app, who, was_member ? "member.update" : "member.add", u.id, now)) !=
+            LK_OK) {
+        lk_store_rollback(app->store);
+        goto out;
+    }
+    e = lk_store_commit(app->store);
+out:
+    pthread_mutex_unlock(&app->write_mu);
+    OPENSSL_cleanse(u.password_hash, sizeof(u.password_hash));
+    return e;
+}
+
+enum lk_err lk_members_remove(struct lk_app *app, const struct lk_actor *who, const char *user_id,
+                              int64_t now, struct lk_errinfo *ei)
+{
+    struct lk_member_row m;
+    int64_t owners = 0;
+    enum lk_err e;
+
+    if (!who->can_manage_members)
+        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    pthread_mutex_lock(&app->write_mu);
+    if ((e = lk_store_member_get(app->store, who->workspace_id, user_id, &m)) != LK_OK)
+        goto out;
+    if (m.role == LK_ROLE_OWNER) {
+        if ((e = lk_store_member_count(app->store, who->workspace_id, LK_ROLE_OWNER, &owners)) !=
+            LK_OK)
+            goto out;
+        if (owners <= 1) {
+            e = lk_errinfo_set(ei, LK_ERR_CONFLICT, "user_id", "the last owner cannot be removed");
+            goto out;
+        }
+    }
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        goto out;
+    if ((e = lk_store_member_delete(app->store, who->workspace_id, user_id)) != LK_OK ||
+        (e = lk__keys_audit(app, who, "member.remove", user_id, now)) != LK_OK) {
+        lk_store_rollback(app->store);
+        goto out;
+    }
+    e = lk_store_commit(app->store);
+out:
+    pthread_mutex_unlock(&app->write_mu);
+    return e;
+}

@@ -1,0 +1,221 @@
+"""Importing keys by digest: POST /v1/keys with "sha256" (docs/http-api.md,
+"Importing keys")."""
+
+import hashlib
+import secrets
+
+import pytest
+
+from lkhelpers import (assert_error, describe, expect_status, has_key, make_secret)
+
+
+def sha(secret):
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def hex_secret():
+    return secrets.token_hex(32)
+
+
+def import_key(server, ws, secret=None, digest=None, key=None, **body):
+    body.setdefault("name", "imported-" + secrets.token_hex(4))
+    body["sha256"] = digest if digest is not None else sha(secret)
+    return server.post("/v1/keys", key=key or ws.root_key, json=body)
+
+
+def check_imported(server, ws, r, secret, name=None):
+    doc = expect_status(r, 201)
+    assert not has_key(doc, "secret"), f"an import answer holds a secret: {describe(r)}"
+    assert secret not in r.text
+    assert doc["hint"] == "imported", describe(r)
+    assert doc["id"].startswith("key_") and doc["workspace_id"] == ws.id
+    if name is not None:
+        assert doc["name"] == name
+    v = expect_status(server.verify({"key": secret}), 200)
+    assert v["valid"] is True and v["code"] == "valid" and v["key_id"] == doc["id"], v
+    ctx = expect_status(server.auth_context(secret), 200)
+    assert ctx["key_id"] == doc["id"] and ctx["workspace_id"] == ws.id
+    got = ws.get_key(doc["id"])
+    assert got["hint"] == "imported" and not has_key(got, "secret")
+    return doc
+
+
+@pytest.mark.parametrize("prefix,env", [("lk", "live"), ("lk", "test"), ("fsk", "live")])
+def test_import_latchkey_format(server, ws, prefix, env):
+    s = make_secret(prefix=prefix, env=env)
+    assert_error(server.auth_context(s), 401, "invalid_key")
+    r = import_key(server, ws, s, environment=env)
+    doc = check_imported(server, ws, r, s)
+    assert doc["environment"] == env
+
+
+def test_import_hex_secret(server, ws):
+    s = hex_secret()
+    r = import_key(server, ws, s)
+    check_imported(server, ws, r, s)
+
+
+def test_import_into_hex_workspace(server):
+    w = server.create_workspace(key_format="hex")
+    s = hex_secret()
+    check_imported(server, w, import_key(server, w, s), s)
+
+
+def test_import_with_name_and_settings(server, ws):
+    s = make_secret()
+    r = import_key(server, ws, s, name="from-flexprice", permissions=["storage:read"],
+                   meta={"origin": "flexprice"})
+    doc = check_imported(server, ws, r, s, name="from-flexprice")
+    assert doc["permissions"] == ["storage:read"] and doc["meta"] == {"origin": "flexprice"}
+    v = expect_status(server.verify({"key": s, "permissions": "storage:write"}), 200)
+    assert v["valid"] is False and v["code"] == "insufficient_permissions", v
+
+
+def test_import_uppercase_digest_matches(server, ws):
+    """The digest is hex: either case names the same bytes, or uppercase is refused."""
+    s = make_secret()
+    r = import_key(server, ws, digest=sha(s).upper())
+    if r.status_code == 201:
+        check_imported(server, ws, r, s)
+    else:
+        assert_error(r, 400, "invalid_request", field="sha256")
+
+
+def test_imported_key_can_be_revoked(server, ws):
+    s = make_secret()
+    doc = expect_status(import_key(server, ws, s), 201)
+    assert server.delete(f"/v1/keys/{doc['id']}", key=ws.root_key).status_code == 204
+    assert_error(server.auth_context(s), 401, "revoked_key")
+
+
+def test_imported_key_by_rw_application_key(server, ws):
+    s = make_secret()
+    check_imported(server, ws, import_key(server, ws, s, key=ws.rw_key), s)
+
+
+def test_import_refused_to_read_only_key(server, ws):
+    s = make_secret()
+    assert_error(import_key(server, ws, s, key=ws.ro_key), 403, "insufficient_permissions")
+    assert_error(server.auth_context(s), 401, "invalid_key")
+
+
+@pytest.mark.parametrize("digest", [
+    "a" * 63,
+    "a" * 65,
+    "g" * 64,
+    "z" + "0" * 63,
+    "",
+    " " + "a" * 63,
+    "0x" + "a" * 62,
+    7,
+    ["a" * 64],
+])
+def test_bad_sha256_is_400(server, ws, digest):
+    r = server.post("/v1/keys", key=ws.root_key, json={"name": "bad", "sha256": digest})
+    assert_error(r, 400, "invalid_request", field="sha256")
+
+
+def test_same_digest_twice_is_409(server, ws):
+    s = make_secret()
+    first = expect_status(import_key(server, ws, s), 201)
+    r = import_key(server, ws, s)
+    assert_error(r, 409, "conflict")
+    v = expect_status(server.verify({"key": s}), 200)
+    assert v["valid"] is True and v["key_id"] == first["id"], v
+
+
+def test_same_digest_in_another_workspace_is_409(server, ws, ws2):
+    """One secret must not name two keys: digests are unique across workspaces."""
+    s = make_secret()
+    first = expect_status(import_key(server, ws, s), 201)
+    assert_error(import_key(server, ws2, s), 409, "conflict")
+    v = expect_status(server.verify({"key": s}), 200)
+    assert v["key_id"] == first["id"] and v["workspace_id"] == ws.id, v
+
+
+def test_digest_of_an_issued_key_is_409(server, ws):
+    k = ws.create_key()
+    assert_error(import_key(server, ws, k["secret"]), 409, "conflict")
+    v = expect_status(server.verify({"key": k["secret"]}), 200)
+    assert v["key_id"] == k["id"], v
+
+
+def test_sha256_with_secret_generating_fields_is_fine_but_never_returns_a_secret(server, ws):
+    s = make_secret(env="test")
+    r = import_key(server, ws, s, environment="test", expires_in=600)
+    doc = check_imported(server, ws, r, s)
+    assert doc["expires_at"] is not None
+
+
+def test_import_is_in_the_list_without_secret(server, ws):
+    s = make_secret()
+    doc = expect_status(import_key(server, ws, s), 201)
+    r = server.get("/v1/keys", key=ws.root_key, params={"limit": 100})
+    listed = {k["id"]: k for k in expect_status(r, 200)["data"]}
+    assert listed[doc["id"]]["hint"] == "imported"
+    assert s not in r.text and sha(s) not in r.text
+
+
+# -- with a pepper ---------------------------------------------------------------------------
+
+def _serve_with_pepper(tmp_path):
+    """init + serve on a scratch database with --pepper-file; returns (server, proc)."""
+    import json
+    import os
+    import subprocess
+    import time
+
+    import requests
+
+    from conftest import BIN, LatchkeyServer, clean_env, free_port, run_cli
+
+    pepper = tmp_path / "pepper"
+    pepper.write_bytes(os.urandom(32))
+    srv = LatchkeyServer(tmp_path / "srv", init=False)
+    res = run_cli(["init", "--db", srv.db_url, "--json", "--pepper-file", str(pepper)])
+    assert res.returncode == 0, res.stderr
+    doc = json.loads([l for l in res.stdout.splitlines() if l.startswith("{")][0])
+    srv.root_key, srv.workspace_id = doc["root_key"], doc["workspace_id"]
+    srv.port = free_port()
+    srv.base_url = f"http://127.0.0.1:{srv.port}"
+    err = open(srv.stderr_path, "ab")
+    proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{srv.port}", "--db",
+                             srv.db_url, "--pepper-file", str(pepper)],
+                            stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+                            env=clean_env())
+    err.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"serve exited: {srv.stderr_tail()}"
+        try:
+            if requests.get(srv.base_url + "/healthz", timeout=1).status_code == 200:
+                return srv, proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("peppered server did not start")
+
+
+def test_import_under_a_pepper(tmp_path):
+    srv, proc = _serve_with_pepper(tmp_path)
+    try:
+        w = srv.create_workspace()
+        s = make_secret()
+        raw = hashlib.sha256(s.encode()).digest()
+        r = import_key(srv, w, s)
+        doc = check_imported(srv, w, r, s)
+        h = hex_secret()
+        check_imported(srv, w, import_key(srv, w, h), h)
+        assert_error(import_key(srv, w, s), 409, "conflict")
+        assert srv.delete(f"/v1/keys/{doc['id']}", key=w.root_key).status_code == 204
+        assert_error(srv.auth_context(s), 401, "revoked_key")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    # stored peppered: the plain SHA-256 is nowhere in the database files
+    for f in srv.dir.iterdir():
+        if f.name.startswith(srv.db_path.name):
+            data = f.read_bytes()
+            assert raw not in data and raw.hex().encode() not in data, \
+                f"the unpeppered digest is stored in {f.name}"
