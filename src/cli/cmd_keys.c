@@ -9,7 +9,8 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 enum { O_SERVER = 1000, O_TOKEN, O_JSON, O_NAME, O_ENV, O_KIND, O_PERM, O_EXPIRES_IN,
-       O_EXPIRES_AT, O_META, O_RATE, O_CAP, O_STATUS, O_LIMIT, O_CURSOR, O_GRACE };
+       O_EXPIRES_AT, O_META, O_RATE, O_CAP, O_STATUS, O_LIMIT, O_CURSOR, O_GRACE, O_WS,
+       O_FOLDER, O_SHA256 };
 
 /* Options every subcommand shares; the others are refused where they mean nothing. */
 static const struct option opts[] = {
@@ -30,6 +31,9 @@ static const struct option opts[] = {
     {"limit", required_argument, NULL, O_LIMIT},
     {"cursor", required_argument, NULL, O_CURSOR},
     {"grace", required_argument, NULL, O_GRACE},
+    {"workspace", required_argument, NULL, O_WS},
+    {"storage-folder", required_argument, NULL, O_FOLDER},
+    {"sha256", required_argument, NULL, O_SHA256},
     {NULL, 0, NULL, 0},
 };
 
@@ -59,7 +63,8 @@ static void add_query(struct args *a, const char *k, const char *v)
 /* Parses argv into a; `sub` is the subcommand. Returns 0, or the exit status. */
 static int parse(const char *sub, int argc, char **argv, struct args *a)
 {
-    bool create = strcmp(sub, "create") == 0, list = strcmp(sub, "list") == 0;
+    bool temp = strcmp(sub, "generate-temp") == 0;
+    bool create = strcmp(sub, "create") == 0 || temp, list = strcmp(sub, "list") == 0;
     int64_t n;
     int c;
 
@@ -130,6 +135,13 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
             if (int_arg("--grace", optarg, 0, INT64_MAX, &a->grace))
                 return 1;
             break;
+        case O_WS: json_object_set_new(a->body, "workspace_id", json_string(optarg)); break;
+        case O_FOLDER:
+            if (int_arg("--storage-folder", optarg, 1, INT64_MAX, &n))
+                return 1;
+            json_object_set_new(a->body, "storage_folder_id", json_integer(n));
+            break;
+        case O_SHA256: json_object_set_new(a->body, "sha256", json_string(optarg)); break;
         }
     }
     if (a->bad)
@@ -271,10 +283,27 @@ static int keys_regenerate(struct args *a)
     return with_key_result(a, res, true);
 }
 
+static int keys_generate_temp(struct args *a)
+{
+    json_t *res;
+
+    if (lk_cli_call(&a->conn, "POST", "/v1/keys/generate-temp", a->body, &res))
+        return 1;
+    if (a->conn.json)
+        lk_cli_print_json(res);
+    else
+        printf("temporary key %s in %s, valid until %s\n"
+               "key (shown once; hand it to the agent now):\n  %s\n",
+               str(res, "id"), str(res, "workspace_id"), str(res, "expires_at"), str(res, "key"));
+    json_decref(res);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*run)(struct args *a);
 } subs[] = {
+    {"generate-temp", keys_generate_temp},
     {"create", keys_create}, {"list", keys_list},           {"get", keys_get},
     {"revoke", keys_revoke}, {"regenerate", keys_regenerate},
 };
@@ -302,5 +331,5 @@ static int run_keys(const struct lk_cmd *self, int argc, char **argv)
 
 const struct lk_cmd lk_cmd_keys = {
     "keys",
-    "keys create|list|get|revoke|regenerate [ID] [options]",
+    "keys create|list|get|revoke|regenerate|generate-temp [ID] [options]",
     "manage keys on a running server (see README)", run_keys};

@@ -10,7 +10,8 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 static const struct lk_cmd *const commands[] = {
-    &lk_cmd_init, &lk_cmd_serve, &lk_cmd_keys, &lk_cmd_workspaces, &lk_cmd_seed,
+    &lk_cmd_init,  &lk_cmd_serve,   &lk_cmd_keys,  &lk_cmd_workspaces,
+    &lk_cmd_login, &lk_cmd_members, &lk_cmd_audit, &lk_cmd_seed,
 };
 
 static void help(FILE *f)
