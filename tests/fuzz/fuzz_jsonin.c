@@ -1,9 +1,10 @@
 /*
  * fuzz_jsonin.c — every JSON request decoder on the same input: none may crash,
- * leak or accept a body that is not a JSON object.
+ * leak or accept a body that breaks its promises.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "http/jsonin.h"
 
@@ -35,5 +36,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     if (lk_jsonin_workspace(body, size, &ws, &ei) == LK_OK && ws.name[0] == '\0')
         __builtin_trap();
+    {
+        char email[LK_EMAIL_MAX + 1], password[LK_PASSWORD_MAX + 1], wsid[64];
+        enum lk_role role;
+        bool has_password;
+        int64_t folder;
+
+        if (lk_jsonin_login(body, size, email, sizeof(email), password, sizeof(password), &ei) ==
+                LK_OK &&
+            (email[0] == '\0' || password[0] == '\0'))
+            __builtin_trap();
+        if (lk_jsonin_member(body, size, email, sizeof(email), &role, password, sizeof(password),
+                             &has_password, &ei) == LK_OK &&
+            (!lk_users_email_valid(email) || (has_password && strlen(password) < LK_PASSWORD_MIN)))
+            __builtin_trap();
+        if (lk_jsonin_temp(body, size, &folder, wsid, sizeof(wsid), &spec, &ei) == LK_OK) {
+            if ((folder == 0) == (wsid[0] == '\0') ||
+                ((spec.set & LK_SPEC_EXPIRES_IN) && spec.expires_in > LK_TEMP_MAX_TTL))
+                __builtin_trap(); /* exactly one workspace selector; lifetime in range */
+            lk_key_spec_release(&spec);
+        }
+    }
     return 0;
 }
