@@ -259,3 +259,22 @@ def test_audit_bad_limit_fails(server, ws):
 def test_audit_refused_to_ordinary_key(server, ws):
     k = ws.create_key()
     failed(cli(server, k["secret"], "audit", "--json"))
+
+
+# -- keys create --sha256 (import) ----------------------------------------------------------
+
+def test_keys_create_sha256_imports(server, ws):
+    import hashlib
+
+    from lkhelpers import make_secret
+
+    s = make_secret()
+    digest = hashlib.sha256(s.encode()).hexdigest()
+    doc = ok_json(cli(server, ws.root_key, "keys", "create", "--name", "migrated", "--sha256",
+                      digest, "--json"))
+    assert "secret" not in doc and doc["hint"] == "imported", doc
+    v = expect_status(server.verify({"key": s}), 200)
+    assert v["valid"] is True and v["key_id"] == doc["id"], v
+    res = cli(server, ws.root_key, "keys", "create", "--name", "again", "--sha256", digest)
+    failed(res)
+    failed(cli(server, ws.root_key, "keys", "create", "--name", "bad", "--sha256", "abc"))

@@ -219,3 +219,17 @@ def test_import_under_a_pepper(tmp_path):
             data = f.read_bytes()
             assert raw not in data and raw.hex().encode() not in data, \
                 f"the unpeppered digest is stored in {f.name}"
+
+
+def test_concurrent_imports_of_one_digest(server, ws, ws2):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(3):
+        s = make_secret()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda w: import_key(server, w, s), [ws, ws2, ws, ws2]))
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [201, 409, 409, 409], [describe(r) for r in answers]
+        winner = [r.json() for r in answers if r.status_code == 201][0]
+        v = expect_status(server.verify({"key": s}), 200)
+        assert v["valid"] is True and v["key_id"] == winner["id"], v

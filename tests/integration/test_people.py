@@ -579,3 +579,49 @@ def test_sessions_and_logouts_survive_kill9(fresh_server):
     expect_status(srv.login(kept.user.email, kept.user.password), 200)
     roles = {m["user_id"]: m["role"] for m in w.list_members()["data"]}
     assert roles.get(kept.user.id) == "editor" and removed.user.id not in roles
+
+
+def test_role_change_takes_effect_at_once(server, ws):
+    s = ws.new_session("editor")
+    expect_status(server.post("/v1/keys", key=s.token, json={"name": "while-editor"}), 201)
+    ws.add_member(s.user.email, "viewer")
+    r = server.post("/v1/keys", key=s.token, json={"name": "after-demotion"})
+    assert_error(r, 403, "insufficient_permissions")
+    expect_status(server.get("/v1/keys", key=s.token), 200)
+    me = expect_status(server.get("/v1/me", key=s.token), 200)
+    assert me["memberships"] == [{"workspace_id": ws.id, "role": "viewer"}], me
+
+
+@pytest.mark.parametrize("how", ["remove", "demote", "mixed"])
+def test_concurrent_changes_never_leave_no_owner(server, how):
+    """Two owners removed (or demoted) at the same moment: one change may win, the
+    other must get 409; the workspace keeps an owner."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(4):
+        w = server.create_workspace()
+        owners = [w.new_user("owner"), w.new_user("owner")]
+
+        def change(i):
+            u = owners[i]
+            if how == "remove" or (how == "mixed" and i == 0):
+                return server.delete(f"/v1/members/{u.id}", key=w.root_key)
+            return server.post("/v1/members", key=w.root_key,
+                               json={"email": u.email, "role": "viewer"})
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            answers = list(pool.map(change, range(2)))
+        codes = sorted(r.status_code for r in answers)
+        roles = [m["role"] for m in w.list_members()["data"]]
+        assert roles.count("owner") >= 1, f"no owner left: {codes} {roles}"
+        assert codes in ([201, 409], [204, 409]), codes
+
+
+def test_session_token_is_not_an_api_key(server, ws):
+    """A session drives management; it never passes as an API key at verification."""
+    s = ws.new_session("owner")
+    v = expect_status(server.verify({"key": s.token}), 200)
+    assert v["valid"] is False and v["code"] in ("malformed_key", "invalid_key"), v
+    assert_error_shape(server.auth_context(s.token), (401,))
+    r = server.get("/api/auth-context", key=s.token)
+    assert_error_shape(r, (401,))
