@@ -41,6 +41,9 @@ void lk_cli_conn_defaults(struct lk_cli_conn *c);
 int lk_cli_call(const struct lk_cli_conn *c, const char *method, const char *path,
                 json_t *body /* may be NULL; borrowed */, json_t **out /* OUT */);
 
+/* True when s is a plain object id ([A-Za-z0-9_]+): safe to place in a URL path. */
+bool lk_cli_is_id(const char *s);
+
 /* Prints j as indented JSON on stdout. */
 void lk_cli_print_json(json_t *j);
 

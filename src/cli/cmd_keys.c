@@ -227,10 +227,8 @@ static int check_id(const struct args *a, const char *sub)
 {
     if (a->id == NULL)
         return lk_cli_fail("keys %s needs a key id", sub);
-    for (const char *p = a->id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return lk_cli_fail("not a key id: %s", a->id);
+    if (!lk_cli_is_id(a->id))
+        return lk_cli_fail("not a key id: %s", a->id);
     return 0;
 }
 

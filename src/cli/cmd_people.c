@@ -188,10 +188,8 @@ static int members_remove(struct args *a)
 
     if (a->arg == NULL)
         return lk_cli_fail("members remove needs a user id");
-    for (const char *p = a->arg; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return lk_cli_fail("not a user id: %s", a->arg);
+    if (!lk_cli_is_id(a->arg))
+        return lk_cli_fail("not a user id: %s", a->arg);
     snprintf(path, sizeof(path), "/v1/members/%s", a->arg);
     if (lk_cli_call(&a->conn, "DELETE", path, NULL, &res))
         return 1;
