@@ -21,7 +21,7 @@ CFLAGS  ?=
 CFLAGS  += $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS)
 LDFLAGS += $(OPT)
 
-SRCS     := $(wildcard src/base/*.c src/core/*.c src/store/*.c src/service/*.c src/http/*.c src/cli/*.c)
+SRCS     := $(wildcard src/base/*.c src/core/*.c src/store/*.c src/counters/*.c src/service/*.c src/http/*.c src/cli/*.c)
 LIB_SRCS := $(filter-out src/cli/main.c,$(SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/src/cli/main.o

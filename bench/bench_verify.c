@@ -38,8 +38,9 @@ static void run(long n)
     long valid = 0;
 
     lk_assert(lk_store_open("sqlite::memory:", &app.store, &ei) == LK_OK);
-    app.cache = lk_keycache_new();
-    app.usage = lk_usage_new(app.store);
+    app.counters = lk_counters_new();
+    app.cache = lk_keycache_new(app.counters);
+    app.usage = lk_usage_new(&app);
     t0 = now_ns();
     for (long i = 0; i < n; i++) {
         struct lk_key_row k = {.rowid = i + 1, .env = LK_ENV_LIVE, .enabled = true,
@@ -73,8 +74,9 @@ static void run(long n)
         long i = (r * 2654435761L) % m;
         struct lk_verify_req req = {sample[i], lens[i], LK_VERIFY_ANY_ENV, "storage:read", 12,
                                     now, true};
+        struct lk_limits_info info;
         const struct lk_ckey *k;
-        if (lk_verify(&app, &req, &k) == LK_OK)
+        if (lk_verify(&app, &req, &k, &info) == LK_OK)
             valid++;
         if ((r & 1023) == 1023) { /* let writers' grace periods pass, as a loop would */
             lk_keycache_read_unlock();
@@ -89,6 +91,7 @@ static void run(long n)
     fflush(stdout);
     lk_usage_free(app.usage);
     lk_keycache_free(app.cache);
+    lk_counters_free(app.counters);
     lk_store_close(app.store);
     free(sample);
     free(lens);

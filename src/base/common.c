@@ -65,6 +65,16 @@ void *lk_malloc(size_t n)
     return p;
 }
 
+void *lk_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL) {
+        fputs("latchkey: out of memory\n", stderr);
+        abort();
+    }
+    return q;
+}
+
 void *lk_calloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);

@@ -34,6 +34,7 @@ int lk_hex_value(char c);
 /* malloc/calloc/strdup that abort on exhaustion: latchkey does not limp on without memory. */
 void *lk_malloc(size_t n);
 void *lk_calloc(size_t n, size_t size);
+void *lk_realloc(void *p, size_t n);
 char *lk_strndup(const char *s, size_t n);
 
 #endif

@@ -52,9 +52,31 @@ static int bootstrap(struct lk_app *app, bool json, bool quiet_if_exists, bool *
     return 0;
 }
 
-static int open_app(const char *db, const char *pepper, struct lk_app **app)
+/* The limits of the config file, defaults for what it does not set. */
+static struct lk_limits_config limits_of(const struct lk_config *file)
 {
-    struct lk_app_config cfg = {db, pepper};
+    struct lk_limits_config l = {
+        .live_rate = file->rate_limit,
+        .test_rate = file->test_rate_limit,
+        .failed_key = file->failed_key_limit,
+        .login = file->login_rate_limit,
+    };
+
+    if (l.live_rate.limit < 0)
+        l.live_rate = (struct lk_rate){0, 0};
+    if (l.test_rate.limit < 0)
+        l.test_rate = (struct lk_rate){0, 0};
+    if (l.failed_key.limit < 0)
+        l.failed_key = LK_FAILED_KEY_DEFAULT;
+    if (l.login.limit < 0)
+        l.login = LK_LOGIN_RATE_DEFAULT;
+    return l;
+}
+
+static int open_app(const char *db, const char *pepper, const struct lk_config *file,
+                    struct lk_app **app)
+{
+    struct lk_app_config cfg = {db, pepper, limits_of(file)};
     struct lk_errinfo ei;
 
     lk_errinfo_clear(&ei);
@@ -71,6 +93,7 @@ static int run_init(const struct lk_cmd *self, int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *db = DEFAULT_DB, *pepper = NULL;
+    struct lk_config defaults;
     bool json = false, created;
     struct lk_app *app = NULL;
     int c, rc;
@@ -86,7 +109,8 @@ static int run_init(const struct lk_cmd *self, int argc, char **argv)
     }
     if (optind != argc)
         return lk_cli_usage(self);
-    if ((rc = open_app(db, pepper, &app)) != 0)
+    lk_config_parse("", 0, &defaults, NULL);
+    if ((rc = open_app(db, pepper, &defaults, &app)) != 0)
         return rc;
     rc = bootstrap(app, json, false, &created);
     lk_app_close(app);
@@ -183,7 +207,9 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
     sc.host = host;
     sc.threads = (int)threads;
     lk_server_block_signals(&sigs);
-    if ((rc = open_app(db, pepper, &app)) != 0)
+    if (config == NULL)
+        lk_config_parse("", 0, &file, NULL); /* the defaults */
+    if ((rc = open_app(db, pepper, &file, &app)) != 0)
         return rc;
     /* An empty database gets its first workspace, as `init` would. */
     if ((rc = bootstrap(app, false, true, &created)) != 0)

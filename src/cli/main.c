@@ -5,6 +5,7 @@
 
 #include <openssl/crypto.h>
 
+#include "base/clock.h"
 #include "base/common.h"
 #include "cli/cmd.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -37,6 +38,7 @@ static void wiping_free(void *p)
 int main(int argc, char **argv)
 {
     json_set_alloc_funcs(malloc, wiping_free);
+    lk_clock_init();
     if (argc < 2) {
         help(stderr);
         return 2;

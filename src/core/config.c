@@ -52,7 +52,41 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         c->threads = (int)n;
         return LK_OK;
     }
+    static const struct {
+        const char *name;
+        size_t off;
+    } rates[] = {
+        {"rate_limit", offsetof(struct lk_config, rate_limit)},
+        {"test_rate_limit", offsetof(struct lk_config, test_rate_limit)},
+        {"failed_key_limit", offsetof(struct lk_config, failed_key_limit)},
+        {"login_rate_limit", offsetof(struct lk_config, login_rate_limit)},
+    };
+    for (size_t i = 0; i < LK_ARRAY_LEN(rates); i++) {
+        if (strlen(rates[i].name) == nlen && memcmp(rates[i].name, name, nlen) == 0) {
+            if (lk_rate_parse(value, vlen, (struct lk_rate *)((char *)c + rates[i].off)) != 0)
+                return fail(ei, line, field, "want N/SECONDS (e.g. 100/60) or none");
+            return LK_OK;
+        }
+    }
     return fail(ei, line, field, "unknown setting");
+}
+
+int lk_rate_parse(const char *s, size_t len, struct lk_rate *out)
+{
+    const char *slash = memchr(s, '/', len);
+    size_t n;
+
+    if (len == 4 && memcmp(s, "none", 4) == 0) {
+        out->limit = out->window_s = 0;
+        return 0;
+    }
+    if (slash == NULL)
+        return -1;
+    n = (size_t)(slash - s);
+    if (lk_parse_i64(s, n, 1, 1000000000, &out->limit) != 0 ||
+        lk_parse_i64(slash + 1, len - n - 1, 1, 86400 * 31, &out->window_s) != 0)
+        return -1;
+    return 0;
 }
 
 enum lk_err lk_config_parse(const char *text, size_t len, struct lk_config *out,
@@ -63,6 +97,8 @@ enum lk_err lk_config_parse(const char *text, size_t len, struct lk_config *out,
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
+    out->rate_limit = out->test_rate_limit = (struct lk_rate){-1, 0};
+    out->failed_key_limit = out->login_rate_limit = (struct lk_rate){-1, 0};
     if (len > LK_CONFIG_MAX_BYTES)
         return fail(ei, 0, "config", "file too large");
     while (pos < len) {

@@ -6,6 +6,8 @@
  *   db          = sqlite:/var/lib/latchkey/latchkey.db
  *   pepper_file = /etc/latchkey/pepper
  *   threads     = 2
+ *   rate_limit  = 600/60     # default per-key limit: 600 checks per 60 s
+ *   failed_key_limit = none
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -14,6 +16,7 @@
 #define LK_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/err.h"
 
@@ -21,12 +24,24 @@
 #define LK_CONFIG_MAX_LINE 1024
 #define LK_CONFIG_MAX_VALUE 512
 
+/* A limit of `limit` events per `window_s` seconds; limit 0 is "none", -1 "not set". */
+struct lk_rate {
+    int64_t limit, window_s;
+};
+
 struct lk_config {
     char listen[LK_CONFIG_MAX_VALUE];      /* "" when not set */
     char db[LK_CONFIG_MAX_VALUE];
     char pepper_file[LK_CONFIG_MAX_VALUE];
     int threads;                           /* 0 when not set */
+    struct lk_rate rate_limit;       /* default for live keys without their own */
+    struct lk_rate test_rate_limit;  /* default for test keys without their own */
+    struct lk_rate failed_key_limit; /* unknown keys per client address */
+    struct lk_rate login_rate_limit; /* login attempts per client address */
 };
+
+/* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */
+int lk_rate_parse(const char *s, size_t len, struct lk_rate *out /* OUT */);
 
 /* Parses text[0..len) into *out (zeroed first). Returns LK_OK, or
  * LK_ERR_INVALID_REQUEST with ei->offset set to the line number (1-based),

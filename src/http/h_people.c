@@ -225,33 +225,14 @@ static int add_event(void *arg, const struct lk_audit_event *ev)
 void lk_h_audit_list(struct lk_mreq *m)
 {
     struct lk_actor who;
-    struct lk_errinfo ei;
-    struct audit_page pg = {.want = AUDIT_DEFAULT_LIMIT};
-    int64_t before = 0, n;
+    struct audit_page pg = {0};
+    int64_t before;
     char v[48];
-    int found;
     enum lk_err e;
 
-    if (lk_mreq_actor(m, &who) != LK_OK)
+    if (lk_mreq_actor(m, &who) != LK_OK ||
+        !lk_mreq_page(m, AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT, 'a', &pg.want, &before))
         return;
-    lk_errinfo_clear(&ei);
-    if ((found = lk_mreq_query(m, "limit", v, sizeof(v))) != 0) {
-        if (found < 0 || lk_parse_i64(v, strlen(v), 1, AUDIT_MAX_LIMIT, &n) != 0) {
-            lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "limit",
-                           "'limit' must be an integer from 1 to %d", AUDIT_MAX_LIMIT);
-            lk_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
-            return;
-        }
-        pg.want = (int)n;
-    }
-    if ((found = lk_mreq_query(m, "cursor", v, sizeof(v))) != 0 && (found < 0 || v[0])) {
-        if (found < 0 || v[0] != 'a' || lk_parse_i64(v + 1, strlen(v + 1), 1, INT64_MAX, &before)) {
-            lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "cursor",
-                           "'cursor' must be a next_cursor from an earlier page");
-            lk_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
-            return;
-        }
-    }
     pg.data = json_array();
     if ((e = lk_audit_list(m->app, &who, before, pg.want + 1, add_event, &pg)) != LK_OK) {
         json_decref(pg.data);

@@ -1,5 +1,6 @@
 /*
- * h_workspaces.c — /v1/workspaces (operator root key) and /healthz; both run on
+ * h_workspaces.c — /v1/workspaces (operator root key: create, list, set quotas)
+ * and /healthz; both run on
  * management workers, since both touch the database.
  */
 #include <openssl/crypto.h>
@@ -33,7 +34,7 @@ void lk_h_workspaces_create(struct lk_mreq *m)
     if (lk_mreq_actor(m, &who) != LK_OK)
         return;
     lk_errinfo_clear(&ei);
-    if ((e = lk_jsonin_workspace(m->body, m->body_len, &spec, &ei)) != LK_OK) {
+    if ((e = lk_jsonin_workspace(m->body, m->body_len, true, &spec, &ei)) != LK_OK) {
         lk_mreq_error(m, e, &ei);
         return;
     }
@@ -48,6 +49,28 @@ void lk_h_workspaces_create(struct lk_mreq *m)
                                   sec.read_only));
     OPENSSL_cleanse(&sec, sizeof(sec));
     lk_mreq_json(m, 201, o);
+}
+
+void lk_h_workspaces_update(struct lk_mreq *m)
+{
+    struct lk_actor who;
+    struct lk_ws_spec spec;
+    struct lk_ws_row w;
+    struct lk_errinfo ei;
+    enum lk_err e;
+
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    lk_errinfo_clear(&ei);
+    if ((e = lk_jsonin_workspace(m->body, m->body_len, false, &spec, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    if ((e = lk_workspaces_set_quota(m->app, &who, m->params[0], &spec, m->now, &w)) != LK_OK) {
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
+    lk_mreq_json(m, 200, lk_render_ws(&w));
 }
 
 static int add_ws(void *arg, const struct lk_ws_row *w)

@@ -15,6 +15,7 @@ int lk_h_auth_context(struct lk_reqctx *rc);
 int lk_h_verify(struct lk_reqctx *rc);
 
 /* On a management worker. */
+void lk_h_verify_leased(struct lk_mreq *m); /* POST /v1/verify when a lease must be taken */
 void lk_h_healthz(struct lk_mreq *m);
 void lk_h_keys_create(struct lk_mreq *m);
 void lk_h_keys_list(struct lk_mreq *m);
@@ -32,5 +33,10 @@ void lk_h_members_list(struct lk_mreq *m);
 void lk_h_members_add(struct lk_mreq *m);
 void lk_h_members_remove(struct lk_mreq *m);
 void lk_h_audit_list(struct lk_mreq *m);
+void lk_h_workspaces_update(struct lk_mreq *m);
+void lk_h_quota(struct lk_mreq *m);
+void lk_h_credits_get(struct lk_mreq *m);
+void lk_h_credits_top_up(struct lk_mreq *m);
+void lk_h_keys_usage(struct lk_mreq *m);
 
 #endif

@@ -346,17 +346,51 @@ enum lk_err lk_jsonin_regenerate(const char *body, size_t len, int64_t *grace_s,
     return e;
 }
 
-enum lk_err lk_jsonin_workspace(const char *body, size_t len, struct lk_ws_spec *out,
+/* A quota: an integer ≥ 0, or null for unlimited (-1). */
+static enum lk_err get_quota(json_t *v, const char *field, int64_t *out, struct lk_errinfo *ei)
+{
+    if (json_is_null(v)) {
+        *out = -1;
+        return LK_OK;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > INT64_C(1) << 53)
+        return bad(ei, field, "an integer of at least 0, or null for unlimited");
+    *out = json_integer_value(v);
+    return LK_OK;
+}
+
+static enum lk_err get_quotas(json_t *root, struct lk_ws_spec *out, struct lk_errinfo *ei)
+{
+    json_t *v;
+    enum lk_err e = LK_OK;
+
+    if ((v = json_object_get(root, "quota")) != NULL) {
+        out->has_quota = true;
+        e = get_quota(v, "quota", &out->quota, ei);
+    }
+    if (e == LK_OK && (v = json_object_get(root, "test_quota")) != NULL) {
+        out->has_test_quota = true;
+        e = get_quota(v, "test_quota", &out->test_quota, ei);
+    }
+    return e;
+}
+
+enum lk_err lk_jsonin_workspace(const char *body, size_t len, bool create, struct lk_ws_spec *out,
                                 struct lk_errinfo *ei)
 {
-    static const char *const fields[] = {"name", "key_prefix", "key_format", NULL};
+    static const char *const fields[] = {"name",  "key_prefix", "key_format",
+                                         "quota", "test_quota", NULL};
+    static const char *const patch_fields[] = {"quota", "test_quota", NULL};
     json_t *root, *v;
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
+    out->quota = out->test_quota = -1;
     if ((root = load_object(body, len, &e, ei)) == NULL)
         return e;
-    if ((e = check_fields(root, fields, ei)) != LK_OK)
+    if ((e = check_fields(root, create ? fields : patch_fields, ei)) != LK_OK ||
+        (e = get_quotas(root, out, ei)) != LK_OK || !create)
         goto out;
     if ((v = json_object_get(root, "name")) == NULL) {
         e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "name", "field 'name' is required");
@@ -528,5 +562,31 @@ out:
     json_decref(root);
     if (e != LK_OK)
         lk_key_spec_release(spec);
+    return e;
+}
+
+enum lk_err lk_jsonin_top_up(const char *body, size_t len, int64_t *amount, char *note,
+                             size_t note_sz, struct lk_errinfo *ei)
+{
+    static const char *const fields[] = {"amount", "note", NULL};
+    json_t *root, *v;
+    enum lk_err e;
+
+    *amount = 0;
+    note[0] = '\0';
+    if ((root = load_object(body, len, &e, ei)) == NULL)
+        return e;
+    if ((e = check_fields(root, fields, ei)) != LK_OK)
+        goto out;
+    if ((v = json_object_get(root, "amount")) == NULL) {
+        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "amount", "field 'amount' is required");
+        goto out;
+    }
+    if ((e = get_int(v, "amount", 1, LK_JSON_MAX_CREDITS, amount, ei)) != LK_OK)
+        goto out;
+    if ((v = json_object_get(root, "note")) != NULL)
+        e = get_string(v, "note", 0, note, note_sz, ei);
+out:
+    json_decref(root);
     return e;
 }

@@ -61,8 +61,15 @@ enum lk_err lk_jsonin_temp(const char *body, size_t len, int64_t *folder /* OUT 
                            char *workspace /* OUT */, size_t workspace_sz,
                            struct lk_key_spec *spec /* OUT */, struct lk_errinfo *ei);
 
-/* POST /v1/workspaces. */
-enum lk_err lk_jsonin_workspace(const char *body, size_t len, struct lk_ws_spec *out /* OUT */,
-                                struct lk_errinfo *ei);
+/* POST /v1/workspaces (create = true: name required) and PATCH
+ * /v1/workspaces/{id} (create = false: quota and test_quota only). */
+enum lk_err lk_jsonin_workspace(const char *body, size_t len, bool create,
+                                struct lk_ws_spec *out /* OUT */, struct lk_errinfo *ei);
+
+#define LK_JSON_MAX_CREDITS 1000000000000000 /* 10^15 credits in one top-up */
+
+/* POST /v1/credits: amount and an optional note ("" when absent). */
+enum lk_err lk_jsonin_top_up(const char *body, size_t len, int64_t *amount /* OUT */,
+                             char *note /* OUT */, size_t note_sz, struct lk_errinfo *ei);
 
 #endif

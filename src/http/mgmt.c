@@ -86,12 +86,7 @@ static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
                 h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, v.base,
                                v.len);
             }
-            if (j->m.retry_after > 0) {
-                char *v = h2o_mem_alloc_pool(&req->pool, 24);
-                int n = snprintf(v, 24, "%lld", (long long)j->m.retry_after);
-                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v,
-                               (size_t)n);
-            }
+            lk_respond_limit_headers(req, &j->m.limits, j->m.retry_after);
             lk_respond_send(req, j->m.status, j->m.request_id, j->m.err, body, j->m.out_len);
         }
         job_free(j);
@@ -269,7 +264,7 @@ enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who)
     memset(who, 0, sizeof(*who));
     lk_errinfo_clear(&ei);
     if (e == LK_OK)
-        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, m->workspace, who, &ei);
+        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, m->workspace, m->address, who, &ei);
     if (e != LK_OK) {
         lk_mreq_error(m, e, &ei);
         return e;
@@ -283,6 +278,37 @@ int lk_mreq_query(const struct lk_mreq *m, const char *name, char *out, size_t o
 {
     size_t from = 0;
     return lk_query_find(m->query, m->query_len, name, &from, out, outsz);
+}
+
+bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, int *limit, int64_t *before)
+{
+    struct lk_errinfo ei;
+    char v[48];
+    int64_t n;
+    int found;
+
+    lk_errinfo_clear(&ei);
+    *limit = def;
+    *before = 0;
+    if ((found = lk_mreq_query(m, "limit", v, sizeof(v))) != 0) {
+        if (found < 0 || lk_parse_i64(v, strlen(v), 1, max, &n) != 0) {
+            lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "limit",
+                           "'limit' must be an integer from 1 to %d", max);
+            lk_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
+            return false;
+        }
+        *limit = (int)n;
+    }
+    if ((found = lk_mreq_query(m, "cursor", v, sizeof(v))) != 0 && (found < 0 || v[0])) {
+        if (found < 0 || v[0] != prefix ||
+            lk_parse_i64(v + 1, strlen(v + 1), 1, INT64_MAX, before) != 0) {
+            lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "cursor",
+                           "'cursor' must be a next_cursor from an earlier page");
+            lk_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
+            return false;
+        }
+    }
+    return true;
 }
 
 static void set_out(struct lk_mreq *m, int status, enum lk_err e, json_t *body)
@@ -306,6 +332,19 @@ void lk_mreq_json(struct lk_mreq *m, int status, json_t *body)
 void lk_mreq_error(struct lk_mreq *m, enum lk_err e, const struct lk_errinfo *ei)
 {
     set_out(m, lk_err_status(e), e, lk_respond_error_body(e, ei, m->request_id));
+}
+
+void lk_mreq_raw(struct lk_mreq *m, int status, const char *body, size_t len)
+{
+    char *copy = lk_malloc(len + 1);
+
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    free(m->out);
+    m->out = copy;
+    m->out_len = len;
+    m->status = status;
+    m->err = LK_OK;
 }
 
 void lk_mreq_no_content(struct lk_mreq *m)

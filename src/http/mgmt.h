@@ -45,6 +45,7 @@ struct lk_mreq {
     size_t out_len;
     char *set_cookie;    /* a Set-Cookie value to send, or NULL (owned, wiped) */
     int64_t retry_after; /* seconds for Retry-After, or 0 */
+    struct lk_limits_info limits; /* RateLimit-* headers when limits.has_rl */
 };
 
 typedef void (*lk_mgmt_fn)(struct lk_mreq *m);
@@ -74,9 +75,17 @@ enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who /* OUT */);
  * present, 0 when absent, -1 when longer than outsz - 1. */
 int lk_mreq_query(const struct lk_mreq *m, const char *name, char *out, size_t outsz);
 
+/* Paging parameters: `limit` (1..max, default def) and `cursor` (a next_cursor:
+ * `prefix` then an id, read into *before; 0 without one). On a bad value writes
+ * the 400 answer and returns false. */
+bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, int *limit /* OUT */,
+                  int64_t *before /* OUT */);
+
 /* Writes the answer: a JSON body (takes ownership of `body`), an error, or 204. */
 void lk_mreq_json(struct lk_mreq *m, int status, json_t *body);
 void lk_mreq_error(struct lk_mreq *m, enum lk_err e, const struct lk_errinfo *ei);
 void lk_mreq_no_content(struct lk_mreq *m);
+/* Writes a pre-rendered JSON answer (copied). */
+void lk_mreq_raw(struct lk_mreq *m, int status, const char *body, size_t len);
 
 #endif

@@ -59,10 +59,16 @@ json_t *lk_render_key(const struct lk_key_row *k, int64_t now, const char *secre
     return o;
 }
 
+static json_t *opt_int(int64_t v)
+{
+    return v >= 0 ? json_integer(v) : json_null();
+}
+
 json_t *lk_render_ws(const struct lk_ws_row *w)
 {
-    return json_pack("{s:s, s:I, s:s, s:s, s:s, s:o}", "id", w->id, "number",
+    return json_pack("{s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:o}", "id", w->id, "number",
                      (json_int_t)w->number, "name", w->name, "key_prefix", w->key_prefix,
                      "key_format", w->key_format == LK_FORMAT_HEX ? "hex" : "default",
-                     "created_at", lk_render_time(w->created_at));
+                     "created_at", lk_render_time(w->created_at), "quota", opt_int(w->quota),
+                     "test_quota", opt_int(w->test_quota));
 }

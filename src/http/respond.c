@@ -66,6 +66,27 @@ void lk_respond_header(struct lk_reqctx *rc, const char *name, const char *value
                           value, strlen(value));
 }
 
+static void add_number_header(h2o_req_t *req, const char *name, int64_t v)
+{
+    char *buf = h2o_mem_alloc_pool(&req->pool, 24);
+    int n = snprintf(buf, 24, "%lld", (long long)v);
+
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, buf,
+                          (size_t)n);
+}
+
+void lk_respond_limit_headers(h2o_req_t *req, const struct lk_limits_info *info,
+                              int64_t retry_after)
+{
+    if (info != NULL && info->has_rl) {
+        add_number_header(req, "ratelimit-limit", info->rl_limit);
+        add_number_header(req, "ratelimit-remaining", info->rl_remaining);
+        add_number_header(req, "ratelimit-reset", info->rl_reset);
+    }
+    if (retry_after > 0)
+        add_number_header(req, "retry-after", retry_after);
+}
+
 static const char *reason_of(int status)
 {
     switch (status) {

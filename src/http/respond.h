@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "service/app.h"
+#include "service/limits.h"
 
 #define LK_MAX_HEADER_VALUE 4096
 #define LK_MAX_HEADERS_TOTAL 6144
@@ -56,6 +57,11 @@ int lk_respond_error(struct lk_reqctx *rc, enum lk_err e, const struct lk_errinf
 
 /* Adds a response header (name lowercase, both strings static or pool). */
 void lk_respond_header(struct lk_reqctx *rc, const char *name, const char *value);
+
+/* Adds RateLimit-Limit, -Remaining and -Reset when a rate limit applied (info
+ * may be NULL), and Retry-After when retry_after > 0. */
+void lk_respond_limit_headers(h2o_req_t *req, const struct lk_limits_info *info,
+                              int64_t retry_after);
 
 /* Makes responses that h2o itself produces (413 while reading a body, and other
  * protocol-level errors) use the error shape too. */

@@ -7,7 +7,9 @@
 #include <openssl/crypto.h>
 
 #include "base/common.h"
+#include "base/clock.h"
 #include "base/log.h"
+#include "service/credits.h"
 #include "service/throttle.h"
 #include "service/users.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -50,12 +52,20 @@ static int load_key(void *arg, const struct lk_key_row *row)
     return 0;
 }
 
-static int find_operator(void *arg, const struct lk_ws_row *w)
+
+static int load_ws(void *arg, const struct lk_ws_row *w)
 {
-    if (!w->is_operator)
-        return 0;
-    memcpy(arg, w->id, LK_ID_MAX);
-    return 1;
+    struct lk_app *app = arg;
+
+    lk_counters_set_quota(lk_counters_ws(app->counters, w->id), w->quota, w->test_quota);
+    if (w->is_operator && app->operator_ws[0] == '\0')
+        memcpy(app->operator_ws, w->id, LK_ID_MAX);
+    return 0;
+}
+
+static struct lk_throttle *throttle_of(struct lk_rate r)
+{
+    return r.limit > 0 ? lk_throttle_new(r.limit, r.window_s) : NULL;
 }
 
 enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
@@ -65,6 +75,10 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     enum lk_err e;
 
     pthread_mutex_init(&app->write_mu, NULL);
+    app->limits = cfg->limits;
+    app->failed_keys = throttle_of(cfg->limits.failed_key);
+    app->login_rate = throttle_of(cfg->limits.login);
+    app->counters = lk_counters_new();
     app->login_by_email = lk_throttle_new(LK_LOGIN_EMAIL_LIMIT, LK_LOGIN_WINDOW);
     app->login_by_address = lk_throttle_new(LK_LOGIN_ADDR_LIMIT, LK_LOGIN_WINDOW);
     lk_keycache_thread_online();
@@ -72,14 +86,18 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
         goto out;
     if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK)
         goto out;
-    app->cache = lk_keycache_new();
-    if ((e = lk_store_key_scan(app->store, load_key, app->cache)) != LK_OK ||
-        (e = lk_store_ws_list(app->store, find_operator, app->operator_ws)) != LK_OK) {
+    app->cache = lk_keycache_new(app->counters);
+    if ((e = lk_store_ws_list(app->store, load_ws, app)) != LK_OK ||
+        (e = lk_store_key_scan(app->store, load_key, app->cache)) != LK_OK) {
         lk_errinfo_set(ei, e, "db", "cannot read keys from the database");
         goto out;
     }
     lk_keycache_fit(app->cache);
-    app->usage = lk_usage_new(app->store);
+    if ((e = lk_credits_load(app, lk_clock_now_s())) != LK_OK) {
+        lk_errinfo_set(ei, e, "db", "cannot read credits and counters from the database");
+        goto out;
+    }
+    app->usage = lk_usage_new(app);
 out:
     if (e != LK_OK) {
         lk_app_close(app);
@@ -94,11 +112,17 @@ void lk_app_close(struct lk_app *app)
     if (app == NULL)
         return;
     lk_usage_free(app->usage);
+    /* Spending is written; what is left of the leases goes back to the balance. */
+    if (app->usage != NULL)
+        lk_credits_release(app);
     lk_keycache_free(app->cache);
+    lk_counters_free(app->counters);
     lk_store_close(app->store);
     lk_pepper_free(app->pepper);
     lk_throttle_free(app->login_by_email);
     lk_throttle_free(app->login_by_address);
+    lk_throttle_free(app->failed_keys);
+    lk_throttle_free(app->login_rate);
     pthread_mutex_destroy(&app->write_mu);
     free(app);
 }

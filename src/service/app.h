@@ -11,7 +11,9 @@
 
 #include <pthread.h>
 
+#include "core/config.h"
 #include "core/digest.h"
+#include "counters/counters.h"
 #include "core/err.h"
 #include "service/keycache.h"
 #include "service/usage.h"
@@ -19,14 +21,27 @@
 
 struct lk_throttle;
 
+/* Limits from the configuration (core/config.h); limit 0 is none. */
+struct lk_limits_config {
+    struct lk_rate live_rate, test_rate; /* defaults for keys without their own */
+    struct lk_rate failed_key;           /* unknown keys per client address */
+    struct lk_rate login;                /* login attempts per client address */
+};
+
+/* Built-in defaults for limits the configuration does not set. */
+#define LK_FAILED_KEY_DEFAULT ((struct lk_rate){100, 60})
+#define LK_LOGIN_RATE_DEFAULT ((struct lk_rate){60, 60})
+
 struct lk_app_config {
     const char *db_url;      /* "sqlite:PATH" */
     const char *pepper_file; /* NULL: no pepper */
+    struct lk_limits_config limits;
 };
 
 /* Transparent to the service layer; the http layer only passes it along. */
 struct lk_app {
     struct lk_store *store;
+    struct lk_counters *counters;
     struct lk_keycache *cache;
     struct lk_usage *usage;
     struct lk_pepper *pepper; /* NULL when none is configured */
@@ -36,6 +51,9 @@ struct lk_app {
     char operator_ws[LK_ID_MAX]; /* "" until the first workspace exists */
     struct lk_throttle *login_by_email;   /* failed logins per email */
     struct lk_throttle *login_by_address; /* failed logins per client address */
+    struct lk_limits_config limits;
+    struct lk_throttle *failed_keys; /* unknown keys per address; NULL: no limit */
+    struct lk_throttle *login_rate;  /* login attempts per address; NULL: no limit */
 };
 
 /* Opens the store (applying migrations), reads the pepper, loads every key into

@@ -61,16 +61,19 @@ static enum lk_err session_actor(struct lk_app *app, const char *token, size_t l
 }
 
 enum lk_err lk_auth_actor(struct lk_app *app, const char *secret, size_t len, int64_t now,
-                          const char *workspace, struct lk_actor *out, struct lk_errinfo *ei)
+                          const char *workspace, const char *address, struct lk_actor *out,
+                          struct lk_errinfo *ei)
 {
-    struct lk_verify_req req = {secret, len, LK_VERIFY_ANY_ENV, NULL, 0, now, false};
+    struct lk_verify_req req = {.secret = secret, .len = len, .want_env = LK_VERIFY_ANY_ENV,
+                                .now = now, .address = address};
+    struct lk_limits_info info;
     const struct lk_ckey *k;
     enum lk_err e;
 
     if (lk_auth_is_session(secret, len))
         return session_actor(app, secret, len, now, workspace, out, ei);
     lk_keycache_read_lock();
-    if ((e = lk_verify(app, &req, &k)) != LK_OK)
+    if ((e = lk_verify(app, &req, &k, &info)) != LK_OK)
         goto out;
     if (k->kind != LK_KIND_ROOT && k->kind != LK_KIND_APPLICATION) {
         e = LK_ERR_INSUFFICIENT_PERMISSIONS;

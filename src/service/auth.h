@@ -32,13 +32,16 @@ bool lk_auth_is_session(const char *secret, size_t len);
 
 /* Resolves the credential secret[0..len) at `now`. `workspace` (may be NULL)
  * names the workspace a session acts in; with none, a user with one membership
+ * acts in it. `address` (may be NULL) is the client: unknown keys count toward
+ * its per-address limit, and a blocked address gets too_many_requests. With none,
+ * a user with one membership
  * acts in it. Returns LK_OK and fills out, or the verification outcome
  * (missing_key, invalid_key, expired_key …), LK_ERR_INSUFFICIENT_PERMISSIONS
  * for a valid key that is no management key, LK_ERR_NOT_FOUND for a workspace
  * the user is not in, LK_ERR_INVALID_REQUEST (with ei) when a user in several
  * workspaces names none. */
 enum lk_err lk_auth_actor(struct lk_app *app, const char *secret, size_t len, int64_t now,
-                          const char *workspace, struct lk_actor *out /* OUT */,
-                          struct lk_errinfo *ei);
+                          const char *workspace, const char *address,
+                          struct lk_actor *out /* OUT */, struct lk_errinfo *ei);
 
 #endif

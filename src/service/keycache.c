@@ -22,6 +22,7 @@ struct centry {
 
 struct lk_keycache {
     struct cds_lfht *ht;
+    struct lk_counters *counters;
     _Atomic unsigned long count;
     _Atomic unsigned plain_count;    /* entries whose digest has no pepper */
     _Atomic unsigned peppered_count; /* entries with a pepper */
@@ -41,10 +42,11 @@ static int match(struct cds_lfht_node *node, const void *key)
     return lk_digest_equal(e->k.digest, key);
 }
 
-struct lk_keycache *lk_keycache_new(void)
+struct lk_keycache *lk_keycache_new(struct lk_counters *counters)
 {
     struct lk_keycache *c = lk_calloc(1, sizeof(*c));
 
+    c->counters = counters;
     c->ht = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
     lk_assert(c->ht != NULL);
     return c;
@@ -173,6 +175,10 @@ static struct centry *centry_new(const struct lk_key_row *row, const uint8_t d[L
     memcpy(e->k.id, row->id, sizeof(e->k.id));
     memcpy(e->k.workspace_id, row->workspace_id, sizeof(e->k.workspace_id));
     atomic_init(&e->k.last_used, row->last_used_at);
+    e->k.rl_limit = row->rl_limit;
+    e->k.rl_window_s = row->rl_window_s;
+    e->k.spend_cap = row->daily_spend_cap;
+    atomic_init(&e->k.st, NULL);
 
     memcpy(str, perms, plen + 1);
     e->k.permissions_json = str;
@@ -245,9 +251,16 @@ static void drop(struct lk_keycache *c, const uint8_t d[LK_DIGEST_LEN])
 void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row,
                      const struct lk_key_row *old)
 {
-    publish(c, centry_new(row, row->digest, row->pepper_id, 0));
-    if (row->has_prev)
-        publish(c, centry_new(row, row->prev_digest, row->prev_pepper_id, row->prev_until));
+    struct lk_wstate *ws = lk_counters_ws(c->counters, row->workspace_id);
+    struct centry *e = centry_new(row, row->digest, row->pepper_id, 0);
+
+    e->k.ws = ws;
+    publish(c, e);
+    if (row->has_prev) {
+        e = centry_new(row, row->prev_digest, row->prev_pepper_id, row->prev_until);
+        e->k.ws = ws;
+        publish(c, e);
+    }
     if (old == NULL)
         return;
     if (!lk_digest_equal(old->digest, row->digest) &&

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/digest.h"
+#include "counters/counters.h"
 #include "store/store.h"
 
 /* One cached digest of one key. Read-only except `last_used`. */
@@ -39,12 +40,18 @@ struct lk_ckey {
     const char *const *perms; /* parsed permissions, nperms of them */
     const size_t *perm_lens;  /* their lengths */
     _Atomic int64_t last_used; /* Unix seconds of the last verification, 0 if none */
+    int64_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
+    int64_t spend_cap;             /* daily spend cap; -1: none */
+    struct lk_wstate *ws;          /* the workspace's counters */
+    _Atomic(struct lk_kstate *) st; /* the key's counters, made on first check */
 };
 
 struct lk_keycache;
 
-/* Caller frees with lk_keycache_free() (after every reader thread has stopped). */
-struct lk_keycache *lk_keycache_new(void);
+/* Entries point at their workspace's state in `counters` (borrowed; it must
+ * outlive the cache). Caller frees with lk_keycache_free() (after every reader
+ * thread has stopped). */
+struct lk_keycache *lk_keycache_new(struct lk_counters *counters);
 void lk_keycache_free(struct lk_keycache *c);
 
 void lk_keycache_thread_online(void);

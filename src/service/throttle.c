@@ -1,6 +1,7 @@
 #include "service/throttle.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include <sodium.h>
 
@@ -23,6 +24,9 @@ struct lk_throttle {
     int64_t limit, window_s;
     size_t used;
     struct slot *slots;
+    /* No name is blocked at or after this time: lets lk_throttle_blocked() answer
+     * the common case without the lock. */
+    _Atomic int64_t horizon;
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
 };
 
@@ -150,5 +154,36 @@ void lk_throttle_clear(struct lk_throttle *t, const char *name)
     /* Keep the slot (open addressing needs it for probing); just empty the window. */
     if ((s = find(t, key)) != NULL)
         s->w = (struct lk_window){0};
+    pthread_mutex_unlock(&t->mu);
+}
+
+bool lk_throttle_blocked(struct lk_throttle *t, const char *name, int64_t now,
+                         int64_t *retry_after)
+{
+    struct slot *s;
+    bool blocked = false;
+
+    if (t == NULL || now >= atomic_load_explicit(&t->horizon, memory_order_relaxed))
+        return false;
+    uint64_t key = key_of(t, name);
+    pthread_mutex_lock(&t->mu);
+    if ((s = find(t, key)) != NULL)
+        blocked = lk_window_full(&s->w, now, t->limit, t->window_s, retry_after);
+    pthread_mutex_unlock(&t->mu);
+    return blocked;
+}
+
+void lk_throttle_note(struct lk_throttle *t, const char *name, int64_t now)
+{
+    struct slot *s;
+
+    if (t == NULL)
+        return;
+    uint64_t key = key_of(t, name);
+    pthread_mutex_lock(&t->mu);
+    s = slot_for(t, key, now);
+    lk_window_add(&s->w, now, t->window_s);
+    if (s->w.count >= t->limit && s->w.start + t->window_s > atomic_load(&t->horizon))
+        atomic_store(&t->horizon, s->w.start + t->window_s);
     pthread_mutex_unlock(&t->mu);
 }

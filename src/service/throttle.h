@@ -30,6 +30,14 @@ bool lk_throttle_take(struct lk_throttle *t, const char *name, int64_t now,
 /* Uncounts one attempt of `name` (it succeeded). */
 void lk_throttle_refund(struct lk_throttle *t, const char *name);
 
+/* For limits that count failures only: true (and *retry_after) when `name` has
+ * `limit` failures in its open window. Cheap when nobody is blocked. Accepts a
+ * NULL throttle (the limit is off): never blocked. */
+bool lk_throttle_blocked(struct lk_throttle *t, const char *name, int64_t now,
+                         int64_t *retry_after /* OUT */);
+/* Counts one failure of `name`. Accepts NULL. */
+void lk_throttle_note(struct lk_throttle *t, const char *name, int64_t now);
+
 /* Forgets `name` (after a success). */
 void lk_throttle_clear(struct lk_throttle *t, const char *name);
 

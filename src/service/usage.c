@@ -3,12 +3,19 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/common.h"
 #include "base/log.h"
+#include "service/app.h"
+#include "service/credits.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
+#define PRUNE_EVERY_S 3600
+
 struct lk_usage {
+    struct lk_app *app;
     struct lk_store *store;
+    int64_t pruned_at;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -38,21 +45,199 @@ void lk_usage_touch(struct lk_usage *u, const struct lk_ckey *k, int64_t now)
     pthread_mutex_unlock(&u->mu);
 }
 
+/* What one flush took out of the counters: written in one transaction, or put
+ * back if that fails. */
+struct batch {
+    struct lk_counter_row *rows; /* quota, usage and key-spend rows */
+    enum lk_counter_kind *kinds;
+    size_t nrows, cap;
+    struct spend {
+        struct lk_wstate *ws;
+        int64_t amount;
+    } *spends;
+    size_t nspends, spend_cap;
+    struct lk_wstate **leases; /* workspaces whose lease ran low */
+    size_t nleases, lease_cap;
+};
+
+static void add_row(struct batch *b, enum lk_counter_kind kind, const struct lk_counter_row *r)
+{
+    if (b->nrows == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 256;
+        b->rows = lk_realloc(b->rows, b->cap * sizeof(*b->rows));
+        b->kinds = lk_realloc(b->kinds, b->cap * sizeof(*b->kinds));
+    }
+    b->kinds[b->nrows] = kind;
+    b->rows[b->nrows++] = *r;
+}
+
+static void add_quota_rows(struct batch *b, struct lk_wstate *ws, struct lk_quota *q, bool test)
+{
+    for (int i = 0; i < LK_QUOTA_DAYS; i++) {
+        if (q->day[i] < 0 || q->count[i] == 0)
+            continue;
+        struct lk_counter_row r = {.period = q->day[i]};
+        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", ws->id);
+        if (test)
+            r.n_test = q->count[i];
+        else
+            r.n = q->count[i];
+        add_row(b, LK_CTR_QUOTA, &r);
+    }
+    lk_quota_init(q);
+}
+
+/* Takes what the dirty workspaces and keys hold unsaved into b. */
+static void take(struct lk_usage *u, struct batch *b)
+{
+    struct lk_wstate *ws, *wnext;
+    struct lk_kstate *k, *knext;
+
+    lk_counters_take_dirty(u->app->counters, &ws, &k);
+    for (; ws != NULL; ws = wnext) {
+        wnext = ws->next_dirty;
+        atomic_store(&ws->queued, false);
+        pthread_mutex_lock(&ws->mu);
+        add_quota_rows(b, ws, &ws->unsaved_live, false);
+        add_quota_rows(b, ws, &ws->unsaved_test, true);
+        if (ws->unsaved_spend > 0) {
+            if (b->nspends == b->spend_cap) {
+                b->spend_cap = b->spend_cap ? b->spend_cap * 2 : 16;
+                b->spends = lk_realloc(b->spends, b->spend_cap * sizeof(*b->spends));
+            }
+            b->spends[b->nspends++] = (struct spend){ws, ws->unsaved_spend};
+            ws->unsaved_spend = 0;
+        }
+        bool low = ws->db_balance > 0 && ws->avail * 2 < ws->lease_size;
+        pthread_mutex_unlock(&ws->mu);
+        if (low) {
+            if (b->nleases == b->lease_cap) {
+                b->lease_cap = b->lease_cap ? b->lease_cap * 2 : 16;
+                b->leases = lk_realloc(b->leases, b->lease_cap * sizeof(*b->leases));
+            }
+            b->leases[b->nleases++] = ws;
+        }
+    }
+    for (; k != NULL; k = knext) {
+        knext = k->next_dirty;
+        int64_t hour = atomic_exchange(&k->queued_hour, 0);
+        for (int code = 0; code < LK_USAGE_CODES; code++) {
+            uint32_t n = atomic_exchange_explicit(&k->counts[code], 0, memory_order_relaxed);
+            if (n > 0)
+                add_row(b, LK_CTR_USAGE,
+                        &(struct lk_counter_row){.key_rowid = k->rowid, .period = hour,
+                                                 .code = code, .n = n});
+        }
+        if (k->ws != NULL) {
+            pthread_mutex_lock(&k->ws->mu);
+            if (k->unsaved > 0)
+                add_row(b, LK_CTR_SPEND,
+                        &(struct lk_counter_row){.key_rowid = k->rowid, .period = k->unsaved_day,
+                                                 .n = k->unsaved});
+            k->unsaved = 0;
+            pthread_mutex_unlock(&k->ws->mu);
+        }
+    }
+}
+
+/* The write failed: everything goes back, to be written by a later flush. */
+static void put_back(struct lk_usage *u, struct batch *b, int64_t now)
+{
+    for (size_t i = 0; i < b->nspends; i++) {
+        struct lk_wstate *ws = b->spends[i].ws;
+        pthread_mutex_lock(&ws->mu);
+        ws->unsaved_spend += b->spends[i].amount;
+        pthread_mutex_unlock(&ws->mu);
+        lk_counters_queue_ws(u->app->counters, ws);
+    }
+    for (size_t i = 0; i < b->nrows; i++) {
+        struct lk_counter_row *r = &b->rows[i];
+        if (b->kinds[i] == LK_CTR_QUOTA) {
+            struct lk_wstate *ws = lk_counters_ws(u->app->counters, r->workspace_id);
+            pthread_mutex_lock(&ws->mu);
+            lk_quota_add(&ws->unsaved_live, r->period, r->n);
+            lk_quota_add(&ws->unsaved_test, r->period, r->n_test);
+            pthread_mutex_unlock(&ws->mu);
+            lk_counters_queue_ws(u->app->counters, ws);
+        } else {
+            struct lk_kstate *k = lk_counters_key(u->app->counters, r->key_rowid, NULL);
+            if (b->kinds[i] == LK_CTR_USAGE) {
+                atomic_fetch_add(&k->counts[r->code], (uint32_t)r->n);
+            } else if (k->ws != NULL) {
+                pthread_mutex_lock(&k->ws->mu);
+                k->unsaved += r->n;
+                k->unsaved_day = r->period;
+                pthread_mutex_unlock(&k->ws->mu);
+            }
+            lk_counters_queue_key(u->app->counters, k, now);
+        }
+    }
+}
+
+static enum lk_err write_batch(struct lk_usage *u, struct batch *b, int64_t now)
+{
+    enum lk_err e;
+
+    if (b->nrows == 0 && b->nspends == 0)
+        return LK_OK;
+    if ((e = lk_store_begin(u->store)) != LK_OK)
+        return e;
+    for (size_t i = 0; i < b->nrows; i++)
+        if ((e = lk_store_counter_add(u->store, b->kinds[i], &b->rows[i])) != LK_OK)
+            goto fail;
+    for (size_t i = 0; i < b->nspends; i++) {
+        struct lk_ledger_row r = {.amount = b->spends[i].amount, .period = now - now % 3600};
+        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", b->spends[i].ws->id);
+        snprintf(r.kind, sizeof(r.kind), "spend");
+        r.created_at = r.period;
+        if ((e = lk_store_credits_move(u->store, r.workspace_id, 0, -r.amount, r.amount, 0)) !=
+                LK_OK ||
+            (e = lk_store_ledger_add(u->store, &r)) != LK_OK)
+            goto fail;
+    }
+    if ((e = lk_store_commit(u->store)) == LK_OK)
+        return LK_OK;
+fail:
+    lk_store_rollback(u->store);
+    return e;
+}
+
 void lk_usage_flush(struct lk_usage *u)
 {
-    struct lk_touch *batch;
+    struct lk_touch *touches;
+    struct batch b = {0};
+    int64_t now = lk_clock_now_s();
     size_t n;
 
     pthread_mutex_lock(&u->flush_mu);
     pthread_mutex_lock(&u->mu);
-    batch = u->pending;
+    touches = u->pending;
     n = u->npending;
     u->pending = NULL;
     u->npending = u->cap = 0;
     pthread_mutex_unlock(&u->mu);
-    if (n > 0 && lk_store_keys_touch(u->store, batch, n) != LK_OK)
+    take(u, &b);
+    if (write_batch(u, &b, now) != LK_OK) {
+        lk_warn("could not write usage and spending; keeping them for the next try");
+        put_back(u, &b, now);
+    }
+    /* Last-used times only move forward and are best effort: not kept on failure. */
+    if (n > 0 && lk_store_keys_touch(u->store, touches, n) != LK_OK)
         lk_warn("could not record last-used times of %zu keys; will not retry", n);
-    free(batch);
+    /* Leases that ran low are topped up here, so checks rarely wait for one. */
+    for (size_t i = 0; i < b.nleases; i++)
+        lk_credits_lease(u->app, b.leases[i], 1, now);
+    if (now - u->pruned_at >= PRUNE_EVERY_S) {
+        int64_t cutoff = now - LK_USAGE_KEEP_S;
+        if (lk_store_counter_prune(u->store, cutoff - cutoff % 3600,
+                                   lk_day_of(cutoff)) == LK_OK)
+            u->pruned_at = now;
+    }
+    free(touches);
+    free(b.rows);
+    free(b.kinds);
+    free(b.spends);
+    free(b.leases);
     pthread_mutex_unlock(&u->flush_mu);
 }
 
@@ -76,11 +261,12 @@ static void *flush_main(void *arg)
     return NULL;
 }
 
-struct lk_usage *lk_usage_new(struct lk_store *store)
+struct lk_usage *lk_usage_new(struct lk_app *app)
 {
     struct lk_usage *u = lk_calloc(1, sizeof(*u));
 
-    u->store = store;
+    u->app = app;
+    u->store = app->store;
     pthread_mutex_init(&u->mu, NULL);
     pthread_mutex_init(&u->flush_mu, NULL);
     pthread_cond_init(&u->cond, NULL);

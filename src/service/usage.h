@@ -1,9 +1,13 @@
 /*
- * usage.h — records what verification observed, off the hot path (DESIGN §7
- * "record"): today each key's last-used time. The hot path only compares and
- * stores an atomic and, at most once per key per second, appends to a buffer;
- * a background thread writes the buffer to the store every second, and
- * lk_usage_free() writes what is left, so a clean shutdown loses nothing.
+ * usage.h — the recorder: writes what checks did, off the hot path (DESIGN §7
+ * "record"), every second in one transaction: each key's last-used time, usage
+ * per key, hour and outcome, quota days per workspace, spending (leased → spent,
+ * with the hour's ledger entry) and each key's spend of the day. It also tops up
+ * credit leases that run low, and once an hour drops usage older than 90 days.
+ * lk_usage_free() writes what is left, so a clean stop loses nothing.
+ *
+ * The hot path only touches atomics and, at most once per key per second,
+ * appends to a buffer or a dirty list.
  *
  * Thread safety: lk_usage_touch() is safe from any thread.
  */
@@ -17,18 +21,20 @@
 
 #define LK_USAGE_FLUSH_MS 1000
 #define LK_USAGE_MAX_PENDING 1000000 /* touches held between flushes; more are merged later */
+#define LK_USAGE_KEEP_S (90 * 86400) /* usage is kept this long */
 
 struct lk_usage;
+struct lk_app;
 
-/* Starts the flush thread. `store` is borrowed and must outlive the recorder.
- * Caller frees with lk_usage_free(), which flushes first. */
-struct lk_usage *lk_usage_new(struct lk_store *store);
+/* Starts the recorder thread. `app` is borrowed and must outlive it. Caller frees
+ * with lk_usage_free(), which writes what is pending first. */
+struct lk_usage *lk_usage_new(struct lk_app *app);
 void lk_usage_free(struct lk_usage *u);
 
 /* Notes that key k was used at `now`. Call inside the cache read lock. */
 void lk_usage_touch(struct lk_usage *u, const struct lk_ckey *k, int64_t now);
 
-/* Writes pending touches now. */
+/* Writes everything pending now. */
 void lk_usage_flush(struct lk_usage *u);
 
 #endif

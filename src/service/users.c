@@ -135,6 +135,10 @@ enum lk_err lk_users_login(struct lk_app *app, const char *email, const char *pa
     for (char *p = email_key; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
+    /* Every attempt from an address counts toward its login rate (a public
+     * endpoint: DESIGN §9), successes too. */
+    if (app->login_rate != NULL && !lk_throttle_take(app->login_rate, address, now, retry_after))
+        return LK_ERR_TOO_MANY_REQUESTS;
     /* Each attempt is counted before the (slow) password check, so parallel
      * guesses cannot all slip past the limit; a success gives its count back. */
     if (!lk_throttle_take(app->login_by_email, email_key, now, retry_after))

@@ -6,6 +6,7 @@
 #include "core/perm.h"
 #include "core/permquery.h"
 #include "core/secret.h"
+#include "service/throttle.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 bool lk_verify_key_covers(const struct lk_ckey *k, const char *needs, size_t len)
@@ -40,21 +41,9 @@ static const struct lk_ckey *lookup(struct lk_app *app, const char *secret, size
     return k;
 }
 
-enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
-                      const struct lk_ckey **key)
+/* The key's state, environment and permissions, in DESIGN §4's order. */
+static enum lk_err check_key(const struct lk_ckey *k, const struct lk_verify_req *req)
 {
-    struct lk_secret_view view;
-    const struct lk_ckey *k;
-
-    *key = NULL;
-    if (req->secret == NULL || req->len == 0)
-        return LK_ERR_MISSING_KEY;
-    if (lk_secret_parse(req->secret, req->len, &view) != LK_OK)
-        return LK_ERR_MALFORMED_KEY;
-    if ((k = lookup(app, req->secret, req->len)) == NULL)
-        return LK_ERR_INVALID_KEY;
-    *key = k;
-    /* DESIGN §4's order: expired, revoked, environment, inactive, permissions. */
     if (k->expires_at != 0 && req->now >= k->expires_at)
         return LK_ERR_EXPIRED_KEY;
     if (k->revoked_at != 0 || (k->retired_at != 0 && req->now >= k->retired_at))
@@ -70,7 +59,42 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
             !ok)
             return LK_ERR_INSUFFICIENT_PERMISSIONS;
     }
-    if (req->record)
-        lk_usage_touch(app->usage, k, req->now);
     return LK_OK;
+}
+
+enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
+                      const struct lk_ckey **key, struct lk_limits_info *info)
+{
+    struct lk_secret_view view;
+    const struct lk_ckey *k;
+    enum lk_err e;
+
+    *key = NULL;
+    memset(info, 0, sizeof(*info));
+    if (req->secret == NULL || req->len == 0)
+        return LK_ERR_MISSING_KEY;
+    /* An address that guessed too often learns nothing more, not even that a key
+     * is right. */
+    if (req->address != NULL &&
+        lk_throttle_blocked(app->failed_keys, req->address, req->now, &info->retry_after))
+        return LK_ERR_TOO_MANY_REQUESTS;
+    if (lk_secret_parse(req->secret, req->len, &view) != LK_OK)
+        return LK_ERR_MALFORMED_KEY;
+    if ((k = lookup(app, req->secret, req->len)) == NULL) {
+        if (req->address != NULL)
+            lk_throttle_note(app->failed_keys, req->address, req->now);
+        return LK_ERR_INVALID_KEY;
+    }
+    *key = k;
+    e = check_key(k, req);
+    if (!req->record)
+        return e;
+    if (e == LK_OK)
+        e = lk_limits_apply(app, k, req->cost, req->now, info);
+    if (info->need_lease)
+        return e; /* decided again after the lease; counted then */
+    lk_limits_count(app, k, e, req->now);
+    if (e == LK_OK)
+        lk_usage_touch(app->usage, k, req->now);
+    return e;
 }

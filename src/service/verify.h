@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "service/app.h"
+#include "service/limits.h"
 
 #define LK_VERIFY_ANY_ENV (-1)
 
@@ -20,17 +21,23 @@ struct lk_verify_req {
     const char *needs;  /* a permission query the key must satisfy, or NULL */
     size_t needs_len;
     int64_t now;
-    bool record;        /* note the use (last-used); false for management credentials */
+    /* A check of the key for an API: apply limits, quota and cost, count usage,
+     * note last use. False for management credentials. */
+    bool record;
+    int64_t cost;        /* credits the check spends when it passes (with record) */
+    const char *address; /* the client, for the per-address limit; NULL: none */
 };
 
 /*
  * Decides one request. Returns the outcome; *key is set to the key's cache entry
  * whenever the secret named a known key (also for expired, revoked … outcomes),
- * else NULL. Call between lk_keycache_read_lock() and _unlock(); *key is valid
- * until the unlock.
+ * else NULL; *info says what the limits report (zeroed when they were not
+ * reached). Call between lk_keycache_read_lock() and _unlock(); *key is valid
+ * until the unlock. With info->need_lease the check was not counted: lease
+ * (lk_credits_lease) and decide again.
  */
 enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
-                      const struct lk_ckey **key /* OUT */);
+                      const struct lk_ckey **key /* OUT */, struct lk_limits_info *info /* OUT */);
 
 /* True when the key's permissions cover `needs`. */
 bool lk_verify_key_covers(const struct lk_ckey *k, const char *needs, size_t len);

@@ -58,6 +58,7 @@ static enum lk_err create_locked(struct lk_app *app, const struct lk_actor *who,
         goto fail;
     if ((e = lk_store_commit(app->store)) != LK_OK)
         return e;
+    lk_counters_set_quota(lk_counters_ws(app->counters, w->id), w->quota, w->test_quota);
     for (i = 0; i < LK_ARRAY_LEN(keys); i++)
         lk_keycache_put(app->cache, &keys[i], NULL);
     return LK_OK;
@@ -75,6 +76,8 @@ static void new_ws(struct lk_ws_row *w, const struct lk_ws_spec *spec, int64_t n
              spec->key_prefix[0] ? spec->key_prefix : "lk");
     w->key_format = spec->key_format;
     w->created_at = now;
+    w->quota = spec->has_quota ? spec->quota : -1;
+    w->test_quota = spec->has_test_quota ? spec->test_quota : -1;
 }
 
 enum lk_err lk_workspaces_create(struct lk_app *app, const struct lk_actor *who,
@@ -103,7 +106,7 @@ static int first_ws(void *arg, const struct lk_ws_row *w)
 enum lk_err lk_workspaces_bootstrap(struct lk_app *app, int64_t now, struct lk_ws_row *out,
                                     struct lk_ws_secrets *secrets)
 {
-    struct lk_ws_spec spec = {.name = "default"};
+    struct lk_ws_spec spec = {.name = "default", .quota = -1, .test_quota = -1};
     struct lk_actor nobody = {0};
     int64_t n = 0;
     enum lk_err e;
@@ -126,6 +129,35 @@ out:
     pthread_mutex_unlock(&app->write_mu);
     if (e != LK_OK)
         OPENSSL_cleanse(secrets, sizeof(*secrets));
+    return e;
+}
+
+enum lk_err lk_workspaces_set_quota(struct lk_app *app, const struct lk_actor *who,
+                                    const char *id, const struct lk_ws_spec *spec, int64_t now,
+                                    struct lk_ws_row *out)
+{
+    enum lk_err e;
+
+    if (!who->is_operator || !who->can_write)
+        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    pthread_mutex_lock(&app->write_mu);
+    if ((e = lk_store_ws_get(app->store, id, out)) != LK_OK)
+        goto out;
+    if (spec->has_quota)
+        out->quota = spec->quota;
+    if (spec->has_test_quota)
+        out->test_quota = spec->test_quota;
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        goto out;
+    if ((e = lk_store_ws_set_quota(app->store, id, out->quota, out->test_quota)) != LK_OK ||
+        (e = lk__keys_audit(app, who, "workspace.set_quota", id, now)) != LK_OK ||
+        (e = lk_store_commit(app->store)) != LK_OK) {
+        lk_store_rollback(app->store);
+        goto out;
+    }
+    lk_counters_set_quota(lk_counters_ws(app->counters, id), out->quota, out->test_quota);
+out:
+    pthread_mutex_unlock(&app->write_mu);
     return e;
 }
 

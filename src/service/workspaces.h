@@ -12,6 +12,8 @@ struct lk_ws_spec {
     char name[LK_NAME_MAX + 1];
     char key_prefix[LK_PREFIX_MAX + 1]; /* "" for the default "lk" */
     enum lk_key_format key_format;
+    int64_t quota, test_quota;        /* -1: unlimited */
+    bool has_quota, has_test_quota;   /* given in the request (PATCH changes only those) */
 };
 
 /* The secrets a new workspace comes with, shown once. Caller wipes them. */
@@ -32,6 +34,12 @@ enum lk_err lk_workspaces_create(struct lk_app *app, const struct lk_actor *who,
 enum lk_err lk_workspaces_bootstrap(struct lk_app *app, int64_t now,
                                     struct lk_ws_row *out /* OUT */,
                                     struct lk_ws_secrets *secrets /* OUT */);
+
+/* Sets the quotas the spec gives of workspace `id` (operator actors only); *out
+ * gets the workspace after the change. */
+enum lk_err lk_workspaces_set_quota(struct lk_app *app, const struct lk_actor *who,
+                                    const char *id, const struct lk_ws_spec *spec, int64_t now,
+                                    struct lk_ws_row *out /* OUT */);
 
 enum lk_err lk_workspaces_list(struct lk_app *app, const struct lk_actor *who, lk_ws_row_cb cb,
                                void *arg);

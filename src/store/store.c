@@ -165,3 +165,46 @@ enum lk_err lk_store_session_delete(struct lk_store *s, const uint8_t digest[LK_
 {
     return s->ops->session_delete(s, digest);
 }
+
+enum lk_err lk_store_ws_set_quota(struct lk_store *s, const char *ws_id, int64_t quota,
+                                  int64_t test_quota)
+{
+    return s->ops->ws_set_quota(s, ws_id, quota, test_quota);
+}
+enum lk_err lk_store_credits_get(struct lk_store *s, const char *ws_id,
+                                 struct lk_credit_account *out)
+{
+    return s->ops->credits_get(s, ws_id, out);
+}
+enum lk_err lk_store_credits_move(struct lk_store *s, const char *ws_id, int64_t d_balance,
+                                  int64_t d_leased, int64_t d_spent, int64_t d_topped_up)
+{
+    return s->ops->credits_move(s, ws_id, d_balance, d_leased, d_spent, d_topped_up);
+}
+enum lk_err lk_store_credits_scan(struct lk_store *s, lk_credit_cb cb, void *arg)
+{
+    return s->ops->credits_scan(s, cb, arg);
+}
+enum lk_err lk_store_ledger_add(struct lk_store *s, struct lk_ledger_row *r)
+{
+    return s->ops->ledger_add(s, r);
+}
+enum lk_err lk_store_ledger_list(struct lk_store *s, const char *ws_id, int64_t before_id,
+                                 int limit, lk_ledger_cb cb, void *arg)
+{
+    return s->ops->ledger_list(s, ws_id, before_id, limit, cb, arg);
+}
+enum lk_err lk_store_counter_add(struct lk_store *s, enum lk_counter_kind kind,
+                                 const struct lk_counter_row *r)
+{
+    return s->ops->counter_add(s, kind, r);
+}
+enum lk_err lk_store_counter_scan(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,
+                                  int64_t from, int64_t to, lk_counter_cb cb, void *arg)
+{
+    return s->ops->counter_scan(s, kind, key_rowid, from, to, cb, arg);
+}
+enum lk_err lk_store_counter_prune(struct lk_store *s, int64_t usage_before, int64_t day_before)
+{
+    return s->ops->counter_prune(s, usage_before, day_before);
+}

@@ -36,6 +36,7 @@ struct lk_ws_row {
     enum lk_key_format key_format;
     bool is_operator; /* the first workspace: its root keys manage workspaces */
     int64_t created_at;
+    int64_t quota, test_quota; /* valid checks per rolling 30 days; -1: unlimited */
 };
 
 /* One key as stored. Times are Unix seconds, 0 meaning "none"; rl_* are 0 when
@@ -139,6 +140,45 @@ struct lk_touch {
     int64_t at;
 };
 
+/* A workspace's credits. Always topped_up = balance + leased + spent: `leased` is
+ * what servers took from the balance to spend from memory (DESIGN §1 Credits). */
+struct lk_credit_account {
+    char workspace_id[LK_ID_MAX];
+    int64_t balance, leased, spent, topped_up;
+};
+
+#define LK_LEDGER_NOTE_MAX 200
+
+/* One ledger entry. Spend entries are one per workspace and hour (period = the
+ * hour's start, added to as spending is written); others have period 0. */
+struct lk_ledger_row {
+    int64_t id;
+    char workspace_id[LK_ID_MAX];
+    char kind[16]; /* "top_up", "spend", "lease_lost" */
+    int64_t amount;
+    int64_t period;
+    char actor[LK_ID_MAX];
+    char note[LK_LEDGER_NOTE_MAX + 1];
+    int64_t created_at;
+};
+
+/* Counters written in batches: a workspace's checks per UTC day (quota), a key's
+ * spend per UTC day, a key's checks per hour and outcome (usage). */
+enum lk_counter_kind { LK_CTR_QUOTA = 0, LK_CTR_SPEND, LK_CTR_USAGE };
+
+struct lk_counter_row {
+    char workspace_id[LK_ID_MAX]; /* quota */
+    int64_t key_rowid;            /* spend, usage */
+    int64_t period;               /* day number (quota, spend); hour start, Unix s (usage) */
+    int code;                     /* usage: the outcome, an enum lk_err */
+    int64_t n;                    /* the count; quota: live checks */
+    int64_t n_test;               /* quota: test checks */
+};
+
+typedef int (*lk_ledger_cb)(void *arg, const struct lk_ledger_row *row);
+typedef int (*lk_credit_cb)(void *arg, const struct lk_credit_account *row);
+typedef int (*lk_counter_cb)(void *arg, const struct lk_counter_row *row);
+
 struct lk_store;
 
 /* Opens the store named by url ("sqlite:PATH"), creating it and applying schema
@@ -203,5 +243,34 @@ enum lk_err lk_store_session_insert(struct lk_store *s, const struct lk_session_
 enum lk_err lk_store_session_get(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
                                  struct lk_session_row *out /* OUT */);
 enum lk_err lk_store_session_delete(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN]);
+
+/* Quotas of a workspace (-1: unlimited). */
+enum lk_err lk_store_ws_set_quota(struct lk_store *s, const char *ws_id, int64_t quota,
+                                  int64_t test_quota);
+
+/* Credits. get answers zeros for a workspace that never had any. move adds the
+ * deltas in one statement, refusing (LK_ERR_CONFLICT) to take balance or leased
+ * below zero, so two servers cannot lease the same credits. */
+enum lk_err lk_store_credits_get(struct lk_store *s, const char *ws_id,
+                                 struct lk_credit_account *out /* OUT */);
+enum lk_err lk_store_credits_move(struct lk_store *s, const char *ws_id, int64_t d_balance,
+                                  int64_t d_leased, int64_t d_spent, int64_t d_topped_up);
+enum lk_err lk_store_credits_scan(struct lk_store *s, lk_credit_cb cb, void *arg);
+/* Appends an entry (sets r->id), or adds to the spend entry of r->period. */
+enum lk_err lk_store_ledger_add(struct lk_store *s, struct lk_ledger_row *r);
+/* Ledger of a workspace with id < before_id (0: from the newest), newest first. */
+enum lk_err lk_store_ledger_list(struct lk_store *s, const char *ws_id, int64_t before_id,
+                                 int limit, lk_ledger_cb cb, void *arg);
+
+/* Adds r's counts to the stored ones. */
+enum lk_err lk_store_counter_add(struct lk_store *s, enum lk_counter_kind kind,
+                                 const struct lk_counter_row *r);
+/* Rows of `kind` with period in [from, to); usage rows of key_rowid only (and
+ * ordered by period), other kinds of every workspace or key. */
+enum lk_err lk_store_counter_scan(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,
+                                  int64_t from, int64_t to, lk_counter_cb cb, void *arg);
+/* Drops usage older than usage_before (hour start) and day counters older than
+ * day_before. */
+enum lk_err lk_store_counter_prune(struct lk_store *s, int64_t usage_before, int64_t day_before);
 
 #endif

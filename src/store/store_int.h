@@ -47,6 +47,21 @@ struct lk_store_ops {
     enum lk_err (*session_get)(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
                                struct lk_session_row *out);
     enum lk_err (*session_delete)(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN]);
+    enum lk_err (*ws_set_quota)(struct lk_store *s, const char *ws_id, int64_t quota,
+                                int64_t test_quota);
+    enum lk_err (*credits_get)(struct lk_store *s, const char *ws_id,
+                               struct lk_credit_account *out);
+    enum lk_err (*credits_move)(struct lk_store *s, const char *ws_id, int64_t d_balance,
+                                int64_t d_leased, int64_t d_spent, int64_t d_topped_up);
+    enum lk_err (*credits_scan)(struct lk_store *s, lk_credit_cb cb, void *arg);
+    enum lk_err (*ledger_add)(struct lk_store *s, struct lk_ledger_row *r);
+    enum lk_err (*ledger_list)(struct lk_store *s, const char *ws_id, int64_t before_id, int limit,
+                               lk_ledger_cb cb, void *arg);
+    enum lk_err (*counter_add)(struct lk_store *s, enum lk_counter_kind kind,
+                               const struct lk_counter_row *r);
+    enum lk_err (*counter_scan)(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,
+                                int64_t from, int64_t to, lk_counter_cb cb, void *arg);
+    enum lk_err (*counter_prune)(struct lk_store *s, int64_t usage_before, int64_t day_before);
 };
 
 /* Every backend's handle starts with this. */

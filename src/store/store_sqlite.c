@@ -46,6 +46,32 @@ static const char *const migrations[] = {
     "CREATE TABLE sessions("
     "  digest BLOB PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id),"
     "  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);",
+    /* 3: limits and money */
+    "ALTER TABLE workspaces ADD COLUMN quota INTEGER;"
+    "ALTER TABLE workspaces ADD COLUMN test_quota INTEGER;"
+    "CREATE TABLE credit_accounts("
+    "  workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id),"
+    "  balance INTEGER NOT NULL DEFAULT 0 CHECK(balance >= 0),"
+    "  leased INTEGER NOT NULL DEFAULT 0 CHECK(leased >= 0),"
+    "  spent INTEGER NOT NULL DEFAULT 0, topped_up INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE credit_ledger("
+    "  id INTEGER PRIMARY KEY, workspace_id TEXT NOT NULL, kind TEXT NOT NULL,"
+    "  amount INTEGER NOT NULL, period INTEGER, actor TEXT, note TEXT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX ledger_by_workspace ON credit_ledger(workspace_id, id);"
+    "CREATE UNIQUE INDEX ledger_by_period ON credit_ledger(workspace_id, kind, period)"
+    "  WHERE period IS NOT NULL;"
+    "CREATE TABLE quota_days("
+    "  workspace_id TEXT NOT NULL, day INTEGER NOT NULL, live INTEGER NOT NULL,"
+    "  test INTEGER NOT NULL, PRIMARY KEY(workspace_id, day)) WITHOUT ROWID;"
+    "CREATE TABLE key_spend("
+    "  key_rowid INTEGER NOT NULL, day INTEGER NOT NULL, spent INTEGER NOT NULL,"
+    "  PRIMARY KEY(key_rowid, day)) WITHOUT ROWID;"
+    "CREATE INDEX key_spend_by_day ON key_spend(day);"
+    "CREATE TABLE usage_hours("
+    "  key_rowid INTEGER NOT NULL, hour INTEGER NOT NULL, code INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL, PRIMARY KEY(key_rowid, hour, code)) WITHOUT ROWID;"
+    "CREATE INDEX usage_by_hour ON usage_hours(hour);",
 };
 
 enum stmt_id {
@@ -73,10 +99,27 @@ enum stmt_id {
     ST_SESSION_INSERT,
     ST_SESSION_GET,
     ST_SESSION_DELETE,
+    ST_WS_SET_QUOTA,
+    ST_CREDIT_ENSURE,
+    ST_CREDIT_MOVE,
+    ST_CREDIT_GET,
+    ST_CREDIT_SCAN,
+    ST_LEDGER_ADD,
+    ST_LEDGER_LIST,
+    ST_QUOTA_ADD,
+    ST_QUOTA_SCAN,
+    ST_SPEND_ADD,
+    ST_SPEND_SCAN,
+    ST_USAGE_ADD,
+    ST_USAGE_LIST,
+    ST_PRUNE_USAGE,
+    ST_PRUNE_QUOTA,
+    ST_PRUNE_SPEND,
     ST__COUNT
 };
 
-#define WS_COLS "id, name, key_prefix, key_format, is_operator, created_at, rowid"
+#define WS_COLS "id, name, key_prefix, key_format, is_operator, created_at, rowid, quota, test_quota"
+#define CREDIT_COLS "balance, leased, spent, topped_up"
 #define MEMBER_COLS "m.workspace_id, m.user_id, u.email, m.role, m.created_at"
 
 #define KEY_COLS                                                                                   \
@@ -86,7 +129,7 @@ enum stmt_id {
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_WS_INSERT] = "INSERT INTO workspaces(id, name, key_prefix, key_format, is_operator, "
-                     "created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                     "created_at, quota, test_quota) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_WS_GET] = "SELECT " WS_COLS " FROM workspaces WHERE id = ?1",
     [ST_WS_LIST] = "SELECT " WS_COLS " FROM workspaces ORDER BY rowid",
     [ST_WS_BY_NUMBER] = "SELECT " WS_COLS " FROM workspaces WHERE rowid = ?1",
@@ -127,6 +170,39 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_SESSION_GET] = "SELECT digest, user_id, created_at, expires_at FROM sessions "
                        "WHERE digest = ?1",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE digest = ?1",
+    [ST_WS_SET_QUOTA] = "UPDATE workspaces SET quota = ?2, test_quota = ?3 WHERE id = ?1",
+    [ST_CREDIT_ENSURE] = "INSERT INTO credit_accounts(workspace_id) VALUES(?1) "
+                         "ON CONFLICT(workspace_id) DO NOTHING",
+    [ST_CREDIT_MOVE] = "UPDATE credit_accounts SET balance = balance + ?2, leased = leased + ?3, "
+                       "spent = spent + ?4, topped_up = topped_up + ?5 WHERE workspace_id = ?1 "
+                       "AND balance + ?2 >= 0 AND leased + ?3 >= 0",
+    [ST_CREDIT_GET] = "SELECT workspace_id, " CREDIT_COLS " FROM credit_accounts "
+                      "WHERE workspace_id = ?1",
+    [ST_CREDIT_SCAN] = "SELECT workspace_id, " CREDIT_COLS " FROM credit_accounts",
+    [ST_LEDGER_ADD] = "INSERT INTO credit_ledger(workspace_id, kind, amount, period, actor, note, "
+                      "created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                      "ON CONFLICT(workspace_id, kind, period) WHERE period IS NOT NULL "
+                      "DO UPDATE SET amount = amount + excluded.amount",
+    [ST_LEDGER_LIST] = "SELECT id, workspace_id, kind, amount, period, actor, note, created_at "
+                       "FROM credit_ledger WHERE workspace_id = ?1 AND id < ?2 "
+                       "ORDER BY id DESC LIMIT ?3",
+    [ST_QUOTA_ADD] = "INSERT INTO quota_days(workspace_id, day, live, test) VALUES(?1, ?2, ?3, ?4) "
+                     "ON CONFLICT(workspace_id, day) DO UPDATE SET live = live + excluded.live, "
+                     "test = test + excluded.test",
+    [ST_QUOTA_SCAN] = "SELECT workspace_id, 0, day, 0, live, test FROM quota_days "
+                      "WHERE day >= ?2 AND day < ?3 AND ?1 = ?1",
+    [ST_SPEND_ADD] = "INSERT INTO key_spend(key_rowid, day, spent) VALUES(?1, ?2, ?3) "
+                     "ON CONFLICT(key_rowid, day) DO UPDATE SET spent = spent + excluded.spent",
+    [ST_SPEND_SCAN] = "SELECT '', key_rowid, day, 0, spent, 0 FROM key_spend "
+                      "WHERE day >= ?2 AND day < ?3 AND ?1 = ?1",
+    [ST_USAGE_ADD] = "INSERT INTO usage_hours(key_rowid, hour, code, count) VALUES(?1, ?2, ?3, ?4) "
+                     "ON CONFLICT(key_rowid, hour, code) DO UPDATE SET "
+                     "count = count + excluded.count",
+    [ST_USAGE_LIST] = "SELECT '', key_rowid, hour, code, count, 0 FROM usage_hours "
+                      "WHERE key_rowid = ?1 AND hour >= ?2 AND hour < ?3 ORDER BY hour, code",
+    [ST_PRUNE_USAGE] = "DELETE FROM usage_hours WHERE hour < ?1",
+    [ST_PRUNE_QUOTA] = "DELETE FROM quota_days WHERE day < ?1",
+    [ST_PRUNE_SPEND] = "DELETE FROM key_spend WHERE day < ?1",
 };
 
 struct sqlite_store {
@@ -272,6 +348,8 @@ static void read_ws(sqlite3_stmt *st, struct lk_ws_row *w)
     w->is_operator = sqlite3_column_int(st, 4) != 0;
     w->created_at = sqlite3_column_int64(st, 5);
     w->number = sqlite3_column_int64(st, 6);
+    w->quota = col_opt_i64(st, 7, -1);
+    w->test_quota = col_opt_i64(st, 8, -1);
 }
 
 /* Runs a statement that returns no rows. Caller holds s->mu. */
@@ -435,6 +513,8 @@ static enum lk_err sq_ws_insert(struct lk_store *base, struct lk_ws_row *w)
     sqlite3_bind_int(st, 4, (int)w->key_format);
     sqlite3_bind_int(st, 5, w->is_operator);
     sqlite3_bind_int64(st, 6, w->created_at);
+    bind_opt_i64(st, 7, w->quota, -1);
+    bind_opt_i64(st, 8, w->test_quota, -1);
     if ((e = step_done(s, st, "insert workspace")) == LK_OK)
         w->number = sqlite3_last_insert_rowid(s->db);
 out:
@@ -687,7 +767,8 @@ out:
 
 /* --- generic statements: bind by a format, run, read rows ------------------------------ */
 
-/* Binds the arguments by fmt: 's' text, 'i' int64, 'd' 32-byte digest blob.
+/* Binds the arguments by fmt: 's' text, 'i' int64, 'n' int64 with -1 as NULL,
+ * 'd' 32-byte digest blob.
  * Caller holds s->mu. Returns the statement, or NULL. */
 static sqlite3_stmt *bindv(struct sqlite_store *s, enum stmt_id id, const char *fmt, va_list ap)
 {
@@ -699,6 +780,7 @@ static sqlite3_stmt *bindv(struct sqlite_store *s, enum stmt_id id, const char *
         switch (*fmt) {
         case 's': sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
         case 'i': sqlite3_bind_int64(st, i, va_arg(ap, int64_t)); break;
+        case 'n': bind_opt_i64(st, i, va_arg(ap, int64_t), -1); break;
         case 'd': sqlite3_bind_blob(st, i, va_arg(ap, const uint8_t *), LK_DIGEST_LEN,
                                     SQLITE_TRANSIENT); break;
         default: lk_assert(!"bad bind format");
@@ -933,6 +1015,183 @@ static enum lk_err sq_session_delete(struct lk_store *base, const uint8_t digest
     return write_stmt(SQ(base), ST_SESSION_DELETE, false, "delete session", "d", digest);
 }
 
+/* --- limits and money ------------------------------------------------------------------ */
+
+static enum lk_err sq_ws_set_quota(struct lk_store *base, const char *ws_id, int64_t quota,
+                                   int64_t test_quota)
+{
+    return write_stmt(SQ(base), ST_WS_SET_QUOTA, true, "set quota", "snn", ws_id, quota,
+                      test_quota);
+}
+
+static int row_credit(sqlite3_stmt *st, void *arg)
+{
+    struct lk_credit_account *a = arg;
+    memset(a, 0, sizeof(*a));
+    col_text(st, 0, a->workspace_id, sizeof(a->workspace_id));
+    a->balance = sqlite3_column_int64(st, 1);
+    a->leased = sqlite3_column_int64(st, 2);
+    a->spent = sqlite3_column_int64(st, 3);
+    a->topped_up = sqlite3_column_int64(st, 4);
+    return 1;
+}
+
+static enum lk_err sq_credits_get(struct lk_store *base, const char *ws_id,
+                                  struct lk_credit_account *out)
+{
+    enum lk_err e = read_stmt(SQ(base), ST_CREDIT_GET, true, row_credit, out, "get credits", "s",
+                              ws_id);
+    if (e == LK_ERR_NOT_FOUND) {
+        memset(out, 0, sizeof(*out));
+        snprintf(out->workspace_id, sizeof(out->workspace_id), "%s", ws_id);
+        e = LK_OK;
+    }
+    return e;
+}
+
+static enum lk_err sq_credits_move(struct lk_store *base, const char *ws_id, int64_t d_balance,
+                                   int64_t d_leased, int64_t d_spent, int64_t d_topped_up)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu); /* recursive: keeps the two statements together */
+    e = write_stmt(s, ST_CREDIT_ENSURE, false, "open credit account", "s", ws_id);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_CREDIT_MOVE, true, "move credits", "siiii", ws_id, d_balance,
+                       d_leased, d_spent, d_topped_up);
+    pthread_mutex_unlock(&s->mu);
+    return e == LK_ERR_NOT_FOUND ? LK_ERR_CONFLICT : e;
+}
+
+struct credit_cb {
+    lk_credit_cb cb;
+    void *arg;
+};
+
+static int row_credit_cb(sqlite3_stmt *st, void *arg)
+{
+    struct credit_cb *c = arg;
+    struct lk_credit_account a;
+    row_credit(st, &a);
+    return c->cb(c->arg, &a);
+}
+
+static enum lk_err sq_credits_scan(struct lk_store *base, lk_credit_cb cb, void *arg)
+{
+    struct credit_cb c = {cb, arg};
+    return read_stmt(SQ(base), ST_CREDIT_SCAN, false, row_credit_cb, &c, "scan credits", "");
+}
+
+static enum lk_err sq_ledger_add(struct lk_store *base, struct lk_ledger_row *r)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s, ST_LEDGER_ADD, false, "add ledger entry", "ssinssi", r->workspace_id,
+                   r->kind, r->amount, r->period > 0 ? r->period : (int64_t)-1, r->actor, r->note,
+                   r->created_at);
+    if (e == LK_OK)
+        r->id = sqlite3_last_insert_rowid(s->db);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+struct ledger_cb {
+    lk_ledger_cb cb;
+    void *arg;
+};
+
+static int row_ledger(sqlite3_stmt *st, void *arg)
+{
+    struct ledger_cb *c = arg;
+    struct lk_ledger_row r;
+
+    memset(&r, 0, sizeof(r));
+    r.id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, r.workspace_id, sizeof(r.workspace_id));
+    col_text(st, 2, r.kind, sizeof(r.kind));
+    r.amount = sqlite3_column_int64(st, 3);
+    r.period = col_opt_i64(st, 4, 0);
+    col_text(st, 5, r.actor, sizeof(r.actor));
+    col_text(st, 6, r.note, sizeof(r.note));
+    r.created_at = sqlite3_column_int64(st, 7);
+    return c->cb(c->arg, &r);
+}
+
+static enum lk_err sq_ledger_list(struct lk_store *base, const char *ws_id, int64_t before_id,
+                                  int limit, lk_ledger_cb cb, void *arg)
+{
+    struct ledger_cb c = {cb, arg};
+    return read_stmt(SQ(base), ST_LEDGER_LIST, false, row_ledger, &c, "list ledger", "sii", ws_id,
+                     before_id > 0 ? before_id : INT64_MAX, (int64_t)limit);
+}
+
+static enum lk_err sq_counter_add(struct lk_store *base, enum lk_counter_kind kind,
+                                  const struct lk_counter_row *r)
+{
+    struct sqlite_store *s = SQ(base);
+
+    switch (kind) {
+    case LK_CTR_QUOTA:
+        return write_stmt(s, ST_QUOTA_ADD, false, "add quota", "siii", r->workspace_id, r->period,
+                          r->n, r->n_test);
+    case LK_CTR_SPEND:
+        return write_stmt(s, ST_SPEND_ADD, false, "add key spend", "iii", r->key_rowid, r->period,
+                          r->n);
+    case LK_CTR_USAGE:
+        return write_stmt(s, ST_USAGE_ADD, false, "add usage", "iiii", r->key_rowid, r->period,
+                          (int64_t)r->code, r->n);
+    }
+    return LK_ERR_INTERNAL;
+}
+
+struct counter_cb {
+    lk_counter_cb cb;
+    void *arg;
+};
+
+static int row_counter(sqlite3_stmt *st, void *arg)
+{
+    struct counter_cb *c = arg;
+    struct lk_counter_row r;
+
+    memset(&r, 0, sizeof(r));
+    col_text(st, 0, r.workspace_id, sizeof(r.workspace_id));
+    r.key_rowid = sqlite3_column_int64(st, 1);
+    r.period = sqlite3_column_int64(st, 2);
+    r.code = sqlite3_column_int(st, 3);
+    r.n = sqlite3_column_int64(st, 4);
+    r.n_test = sqlite3_column_int64(st, 5);
+    return c->cb(c->arg, &r);
+}
+
+static enum lk_err sq_counter_scan(struct lk_store *base, enum lk_counter_kind kind,
+                                   int64_t key_rowid, int64_t from, int64_t to, lk_counter_cb cb,
+                                   void *arg)
+{
+    static const enum stmt_id ids[] = {[LK_CTR_QUOTA] = ST_QUOTA_SCAN,
+                                       [LK_CTR_SPEND] = ST_SPEND_SCAN,
+                                       [LK_CTR_USAGE] = ST_USAGE_LIST};
+    struct counter_cb c = {cb, arg};
+    return read_stmt(SQ(base), ids[kind], false, row_counter, &c, "scan counters", "iii",
+                     key_rowid, from, to);
+}
+
+static enum lk_err sq_counter_prune(struct lk_store *base, int64_t usage_before,
+                                    int64_t day_before)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = write_stmt(s, ST_PRUNE_USAGE, false, "prune usage", "i", usage_before);
+
+    if (e == LK_OK)
+        e = write_stmt(s, ST_PRUNE_QUOTA, false, "prune quota", "i", day_before);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_PRUNE_SPEND, false, "prune spend", "i", day_before);
+    return e;
+}
+
 const struct lk_store_ops lk__store_sqlite_ops = {
     .scheme = "sqlite:",
     .open = sq_open,
@@ -966,4 +1225,13 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .session_insert = sq_session_insert,
     .session_get = sq_session_get,
     .session_delete = sq_session_delete,
+    .ws_set_quota = sq_ws_set_quota,
+    .credits_get = sq_credits_get,
+    .credits_move = sq_credits_move,
+    .credits_scan = sq_credits_scan,
+    .ledger_add = sq_ledger_add,
+    .ledger_list = sq_ledger_list,
+    .counter_add = sq_counter_add,
+    .counter_scan = sq_counter_scan,
+    .counter_prune = sq_counter_prune,
 };

@@ -1,0 +1,98 @@
+/*
+ * counters.h — the in-process counters (DESIGN §7 "counters"): what limits and
+ * money need per workspace and per key, in memory, so a check never queries the
+ * database. The service layer decides with them (service/limits.c) and writes
+ * them to the store in batches (service/usage.c).
+ *
+ * A workspace's state (`struct lk_wstate`) holds its quota ring, its credit lease
+ * and a mutex that guards it and the limit state of all its keys, so a check
+ * that must pass a spend cap, the balance, a rate limit and the quota takes all
+ * four decisions and their effects under one lock: never half-applied, never
+ * overspent. A key's state (`struct lk_kstate`) is made the first time the key is
+ * checked and is shared by every cache entry of the key, across changes.
+ *
+ * States live until lk_counters_free(); keys and workspaces are never deleted
+ * (revoking keeps the row), so a pointer to a state stays valid.
+ *
+ * Thread safety: every function is safe from any thread.
+ */
+#ifndef LK_COUNTERS_H
+#define LK_COUNTERS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/quota.h"
+#include "core/window.h"
+#include "store/store.h"
+
+/* Outcomes counted per key for usage: the verification outcomes of err.def,
+ * LK_OK (valid) through LK_ERR_TOO_MANY_REQUESTS. */
+#define LK_USAGE_CODES (LK_ERR_TOO_MANY_REQUESTS + 1)
+
+struct lk_wstate {
+    char id[LK_ID_MAX];
+    pthread_mutex_t mu; /* guards every field below, and the guarded fields of its keys */
+    int64_t quota, test_quota; /* effective limits; -1: unlimited */
+    struct lk_quota live, test;          /* checks per day, written or not */
+    struct lk_quota unsaved_live, unsaved_test; /* not yet written */
+    /* Credits: `avail` was leased from the stored balance and may be spent from
+     * memory; `db_balance` mirrors the stored balance outside any lease. */
+    int64_t avail, db_balance, unsaved_spend;
+    int64_t lease_size, last_lease_at;
+    pthread_mutex_t lease_mu; /* one lease operation of this workspace at a time */
+    _Atomic bool queued;      /* on the dirty list */
+    struct lk_wstate *next_all, *next_dirty;
+};
+
+struct lk_kstate {
+    int64_t rowid;
+    struct lk_wstate *ws;
+    /* Guarded by ws->mu. */
+    struct lk_window rl;          /* the open rate-limit window */
+    int64_t spend_day, spent;     /* the UTC day's spend */
+    int64_t unsaved_day, unsaved; /* spend not yet written, of unsaved_day */
+    /* Usage since the last write, by outcome; atomics, no lock. */
+    _Atomic uint32_t counts[LK_USAGE_CODES];
+    _Atomic int64_t queued_hour; /* the hour it was queued in; 0: not on the dirty list */
+    struct lk_kstate *next_dirty;
+};
+
+struct lk_counters;
+
+/* Caller frees with lk_counters_free(). */
+struct lk_counters *lk_counters_new(void);
+void lk_counters_free(struct lk_counters *c);
+
+/* The state of workspace `id`, made if missing. */
+struct lk_wstate *lk_counters_ws(struct lk_counters *c, const char *id);
+/* The state of the key with this row id, made if missing (its workspace `ws`). */
+struct lk_kstate *lk_counters_key(struct lk_counters *c, int64_t rowid, struct lk_wstate *ws);
+
+/* Sets a workspace's quotas; a test quota of -1 with a quota set becomes a tenth
+ * of the quota (at least 1). Takes ws->mu. */
+void lk_counters_set_quota(struct lk_wstate *ws, int64_t quota, int64_t test_quota);
+
+/* Puts a state on the dirty list (once until taken). Call after changing
+ * unsaved fields or counts. */
+void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws);
+void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k, int64_t now);
+
+/* Counts one outcome of key k for usage. */
+void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err outcome,
+                       int64_t now);
+
+/* Takes the dirty lists. For each state the caller reads `next_dirty` first,
+ * then clears `queued` / `queued_hour` (so a later change queues it again, which
+ * rewrites next_dirty), then takes what is unsaved. */
+void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws /* OUT */,
+                            struct lk_kstate **keys /* OUT */);
+
+/* Calls fn for every workspace state. */
+void lk_counters_each_ws(struct lk_counters *c, void (*fn)(void *arg, struct lk_wstate *ws),
+                         void *arg);
+
+#endif

@@ -1,0 +1,222 @@
+#include "service/credits.h"
+
+#include <inttypes.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "core/quota.h"
+#include "service/keys.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+struct load_ctx {
+    struct lk_app *app;
+    int64_t now;
+    enum lk_err err;
+};
+
+static int recover_one(void *arg, const struct lk_credit_account *a)
+{
+    struct load_ctx *lc = arg;
+    struct lk_ledger_row r = {.amount = a->leased, .created_at = lc->now};
+
+    if (a->leased > 0) {
+        /* The last process leased these and may have spent any part of them. */
+        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", a->workspace_id);
+        snprintf(r.kind, sizeof(r.kind), "lease_lost");
+        snprintf(r.note, sizeof(r.note), "credits leased by a server that stopped without "
+                                         "returning them; counted as spent");
+        if ((lc->err = lk_store_credits_move(lc->app->store, a->workspace_id, 0, -a->leased,
+                                             a->leased, 0)) != LK_OK ||
+            (lc->err = lk_store_ledger_add(lc->app->store, &r)) != LK_OK)
+            return 1;
+        lk_warn("workspace %s: %" PRId64 " leased credits recorded as spent (unclean stop)",
+                a->workspace_id, a->leased);
+    }
+    return 0;
+}
+
+static int load_balance(void *arg, const struct lk_credit_account *a)
+{
+    struct load_ctx *lc = arg;
+    struct lk_wstate *ws = lk_counters_ws(lc->app->counters, a->workspace_id);
+
+    pthread_mutex_lock(&ws->mu);
+    ws->db_balance = a->balance;
+    pthread_mutex_unlock(&ws->mu);
+    return 0;
+}
+
+static int load_quota(void *arg, const struct lk_counter_row *r)
+{
+    struct load_ctx *lc = arg;
+    struct lk_wstate *ws = lk_counters_ws(lc->app->counters, r->workspace_id);
+
+    pthread_mutex_lock(&ws->mu);
+    lk_quota_add(&ws->live, r->period, r->n);
+    lk_quota_add(&ws->test, r->period, r->n_test);
+    pthread_mutex_unlock(&ws->mu);
+    return 0;
+}
+
+static int load_spend(void *arg, const struct lk_counter_row *r)
+{
+    struct load_ctx *lc = arg;
+    /* The key's workspace is filled in when it is first checked. */
+    struct lk_kstate *st = lk_counters_key(lc->app->counters, r->key_rowid, NULL);
+
+    st->spend_day = r->period;
+    st->spent = r->n;
+    return 0;
+}
+
+enum lk_err lk_credits_load(struct lk_app *app, int64_t now)
+{
+    struct load_ctx lc = {app, now, LK_OK};
+    int64_t today = lk_day_of(now);
+    enum lk_err e;
+
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        return e;
+    if ((e = lk_store_credits_scan(app->store, recover_one, &lc)) != LK_OK || lc.err != LK_OK) {
+        lk_store_rollback(app->store);
+        return e != LK_OK ? e : lc.err;
+    }
+    if ((e = lk_store_commit(app->store)) != LK_OK)
+        return e;
+    if ((e = lk_store_credits_scan(app->store, load_balance, &lc)) != LK_OK ||
+        (e = lk_store_counter_scan(app->store, LK_CTR_QUOTA, 0, today - LK_QUOTA_DAYS + 1,
+                                   today + 1, load_quota, &lc)) != LK_OK ||
+        (e = lk_store_counter_scan(app->store, LK_CTR_SPEND, 0, today, today + 1, load_spend,
+                                   &lc)) != LK_OK)
+        return e;
+    return LK_OK;
+}
+
+enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t need, int64_t now)
+{
+    struct lk_credit_account a;
+    int64_t size;
+    enum lk_err e = LK_OK;
+
+    pthread_mutex_lock(&ws->lease_mu);
+    pthread_mutex_lock(&ws->mu);
+    size = ws->lease_size > LK_LEASE_MIN ? ws->lease_size : LK_LEASE_MIN;
+    if (need - ws->avail > size)
+        size = need - ws->avail;
+    if (ws->avail >= need)
+        size = 0; /* someone leased while this one waited */
+    else if (size > ws->db_balance)
+        size = ws->db_balance;
+    pthread_mutex_unlock(&ws->mu);
+    if (size <= 0)
+        goto out;
+    e = lk_store_credits_move(app->store, ws->id, -size, size, 0, 0);
+    if (e == LK_ERR_CONFLICT) {
+        /* The stored balance is lower than the mirror says (another node leased):
+         * believe the store. */
+        if ((e = lk_store_credits_get(app->store, ws->id, &a)) == LK_OK) {
+            pthread_mutex_lock(&ws->mu);
+            ws->db_balance = a.balance;
+            pthread_mutex_unlock(&ws->mu);
+        }
+        goto out;
+    }
+    if (e != LK_OK)
+        goto out;
+    pthread_mutex_lock(&ws->mu);
+    ws->avail += size;
+    ws->db_balance -= size;
+    /* Leases that run out within a couple of seconds grow, so a busy workspace
+     * writes a lease rarely; a quiet one keeps small leases (less to lose). */
+    if (now - ws->last_lease_at <= 2)
+        ws->lease_size = ws->lease_size * 2 < LK_LEASE_MAX ? ws->lease_size * 2 : LK_LEASE_MAX;
+    else
+        ws->lease_size = LK_LEASE_MIN;
+    if (ws->lease_size < LK_LEASE_MIN)
+        ws->lease_size = LK_LEASE_MIN;
+    ws->last_lease_at = now;
+    pthread_mutex_unlock(&ws->mu);
+out:
+    pthread_mutex_unlock(&ws->lease_mu);
+    return e;
+}
+
+static void release_one(void *arg, struct lk_wstate *ws)
+{
+    struct lk_app *app = arg;
+    int64_t give;
+
+    pthread_mutex_lock(&ws->lease_mu);
+    pthread_mutex_lock(&ws->mu);
+    give = ws->avail;
+    pthread_mutex_unlock(&ws->mu);
+    if (give > 0 && lk_store_credits_move(app->store, ws->id, give, -give, 0, 0) == LK_OK) {
+        pthread_mutex_lock(&ws->mu);
+        ws->avail -= give;
+        ws->db_balance += give;
+        pthread_mutex_unlock(&ws->mu);
+    } else if (give > 0) {
+        lk_warn("workspace %s: could not return %" PRId64 " leased credits", ws->id, give);
+    }
+    pthread_mutex_unlock(&ws->lease_mu);
+}
+
+void lk_credits_release(struct lk_app *app)
+{
+    lk_counters_each_ws(app->counters, release_one, app);
+}
+
+enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id, struct lk_credit_account *out)
+{
+    struct lk_wstate *ws = lk_counters_ws(app->counters, ws_id);
+    enum lk_err e;
+
+    /* Under the lease lock no lease moves credits between store and memory. */
+    pthread_mutex_lock(&ws->lease_mu);
+    if ((e = lk_store_credits_get(app->store, ws_id, out)) == LK_OK) {
+        pthread_mutex_lock(&ws->mu);
+        out->balance += ws->avail;
+        out->leased -= ws->avail + ws->unsaved_spend;
+        out->spent += ws->unsaved_spend;
+        pthread_mutex_unlock(&ws->mu);
+        if (out->leased < 0) /* spending being written right now */
+            out->leased = 0;
+    }
+    pthread_mutex_unlock(&ws->lease_mu);
+    return e;
+}
+
+enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, int64_t amount,
+                              const char *note, int64_t now, struct lk_ledger_row *entry)
+{
+    const char *ws_id = who->workspace_id;
+    struct lk_wstate *ws = lk_counters_ws(app->counters, ws_id);
+    enum lk_err e;
+
+    /* Credits are money: root keys and owners, not every key manager. */
+    if (who->is_user ? who->role != LK_ROLE_OWNER : who->kind != LK_KIND_ROOT)
+        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    memset(entry, 0, sizeof(*entry));
+    snprintf(entry->workspace_id, sizeof(entry->workspace_id), "%s", ws_id);
+    snprintf(entry->kind, sizeof(entry->kind), "top_up");
+    snprintf(entry->actor, sizeof(entry->actor), "%s", who->id);
+    snprintf(entry->note, sizeof(entry->note), "%s", note ? note : "");
+    entry->amount = amount;
+    entry->created_at = now;
+    pthread_mutex_lock(&ws->lease_mu);
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        goto out;
+    if ((e = lk_store_credits_move(app->store, ws_id, amount, 0, 0, amount)) != LK_OK ||
+        (e = lk_store_ledger_add(app->store, entry)) != LK_OK ||
+        (e = lk__keys_audit(app, who, "credits.top_up", ws_id, now)) != LK_OK ||
+        (e = lk_store_commit(app->store)) != LK_OK) {
+        lk_store_rollback(app->store);
+        goto out;
+    }
+    pthread_mutex_lock(&ws->mu);
+    ws->db_balance += amount;
+    pthread_mutex_unlock(&ws->mu);
+out:
+    pthread_mutex_unlock(&ws->lease_mu);
+    return e;
+}

@@ -1,0 +1,48 @@
+/*
+ * credits.h — a workspace's credit balance (Flowy; DESIGN §1 Credits): top-ups,
+ * the ledger, and the leases that let checks spend from memory without ever
+ * spending more than was topped up (docs/http-api.md "Never overspent").
+ *
+ * The store keeps balance, leased, spent and topped_up with topped_up = balance +
+ * leased + spent. A lease moves credits from balance to leased, durably, before
+ * any of them is spent; the recorder writes what was spent every second (leased
+ * → spent); a clean stop returns the rest. After a crash whatever is still leased
+ * is recorded as spent (`lease_lost`): unknown spending is never spent twice.
+ */
+#ifndef LK_CREDITS_H
+#define LK_CREDITS_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "service/app.h"
+#include "service/auth.h"
+
+#define LK_LEASE_MIN 16
+#define LK_LEASE_MAX 1000000
+#define LK_CREDITS_MAX (INT64_C(1) << 53) /* larger amounts do not survive JSON */
+
+/* At start: records leases left by a crash as lost, then loads balances, the
+ * quota days of the window and today's spend of every key into the counters. */
+enum lk_err lk_credits_load(struct lk_app *app, int64_t now);
+
+/* Leases credits for workspace ws so that at least `need` are available in
+ * memory, if the stored balance allows. From a management worker or the
+ * recorder, never an event loop (it writes the store). */
+enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t need, int64_t now);
+
+/* Returns every unspent lease to the stored balance (clean stop, after the last
+ * write of spending). */
+void lk_credits_release(struct lk_app *app);
+
+/* The account as the workspace sees it now (unwritten spending included). */
+enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id,
+                           struct lk_credit_account *out /* OUT */);
+
+/* Adds `amount` to the balance of who's workspace, with a ledger entry and an
+ * audit event, in one transaction (root keys and owners only). *entry gets the
+ * ledger entry. */
+enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, int64_t amount,
+                              const char *note, int64_t now, struct lk_ledger_row *entry /* OUT */);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * limits.h — what a key may do and spend (DESIGN §4, the rows after
+ * insufficient_permissions): daily spend cap, credits, rate limit, quota, checked
+ * in that order, from memory (counters/counters.h). The effects — a rate-limit
+ * count, a quota count, the spend — happen only when every check passes, all
+ * under the workspace's lock, so a refused check never counts or spends and
+ * concurrent checks can never take more than there is.
+ */
+#ifndef LK_LIMITS_H
+#define LK_LIMITS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "service/app.h"
+
+/* What the answer reports besides the outcome. */
+struct lk_limits_info {
+    bool has_rl;      /* a rate limit applies: the RateLimit-* headers */
+    int64_t rl_limit, rl_remaining, rl_reset;
+    int64_t retry_after; /* seconds, for a 429 or 402 that ends by itself; 0: none */
+    bool has_cap;        /* the key has a daily spend cap (live keys) */
+    int64_t cap, spent_today;
+    int64_t remaining_credits; /* the balance after this check */
+    /* The outcome was insufficient_credits only because the lease in memory is
+     * short while the stored balance could cover the cost: lease
+     * (lk_credits_lease) and check again, off the event loop. */
+    bool need_lease;
+};
+
+/* The state of key k, made on its first check. Call inside the cache read lock. */
+struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k);
+
+/* Applies the limits to one check of key k (which passed every earlier check) at
+ * `now` with `cost` credits. Returns LK_OK (and counted, spent), or the refusal. */
+enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
+                            struct lk_limits_info *info /* OUT */);
+
+/* Counts the outcome of a check of a known key for usage. */
+void lk_limits_count(struct lk_app *app, const struct lk_ckey *k, enum lk_err outcome,
+                     int64_t now);
+
+#endif
