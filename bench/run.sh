@@ -317,11 +317,34 @@ if [[ $code != 200 ]]; then
 fi
 note "sanity checks passed (verify valid:true, auth-context 200)"
 
+# One more key with a rate limit (high enough never to refuse, so every request
+# does the counting) and a workspace balance, verified with a cost on every
+# request: the hot path with limits and money (goal: >= 0.7 x nginx).
+ROOT_KEY=$(grep -o '"root_key":"[^"]*"' "$D/init.json" | cut -d'"' -f4)
+curl -s -o "$D/limited.json" -X POST -H "Authorization: Bearer $ROOT_KEY" \
+    --data-binary '{"name":"bench-limited","rate_limit":{"limit":1000000000,"window_s":60}}' \
+    "$LK/v1/keys" || die "could not create the rate-limited key"
+LIMITED=$(grep -o '"secret":"[^"]*"' "$D/limited.json" | cut -d'"' -f4)
+[[ $LIMITED =~ ^[A-Za-z0-9_]+$ ]] || die "creating the rate-limited key failed: $(head -c 300 "$D/limited.json")"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $ROOT_KEY" \
+    --data-binary '{"amount":1000000000000000}' "$LK/v1/credits" || true)
+[[ $code == 201 ]] || die "topping up credits answered HTTP ${code:-none}"
+LIMITED_BODY="{\"key\":\"$LIMITED\",\"cost\":1}"
+curl -s -o "$D/limited.out" -X POST --data-binary "$LIMITED_BODY" "$LK/v1/verify" || true
+grep -q '"valid":true' "$D/limited.out" && grep -q '"ratelimit"' "$D/limited.out" &&
+    grep -q '"remaining_credits"' "$D/limited.out" ||
+    die "sanity check failed: verify with a rate limit and a cost: $(head -c 500 "$D/limited.out")"
+
 # wrk scripts: the secret is embedded in files in $D only, never on a command
 # line other than wrk's own -H for auth-context.
 cat >"$D/verify.lua" <<EOF
 wrk.method = "POST"
 wrk.body = '$VERIFY_BODY'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+cat >"$D/verify-limited.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$LIMITED_BODY'
 wrk.headers["Content-Type"] = "application/json"
 EOF
 cat >"$D/auth-context.lua" <<EOF
@@ -337,6 +360,9 @@ run_wrk verify "$LK/v1/verify" -s "$D/verify.lua"
 kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the verify benchmark"
 run_wrk auth-context "$LK/v1/auth-context" -s "$D/auth-context.lua"
 kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the auth-context benchmark"
+run_wrk verify-limited "$LK/v1/verify" -s "$D/verify-limited.lua"
+kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the limited verify benchmark"
+SPENT=$(curl -s -H "Authorization: Bearer $ROOT_KEY" "$LK/v1/credits" | grep -o '"spent":[0-9]*' | cut -d: -f2)
 RSS_AFTER=$(rss_kib "$LK_PID")
 
 # --- report --------------------------------------------------------------
@@ -352,12 +378,13 @@ printf '%-10s %s\n' startup: "serve to first /healthz 200 in $((START_MS / 1000)
 printf '%-10s %s\n' rss: "$(fmt_mib "$RSS_LOADED") after loading, $(fmt_mib "$RSS_AFTER") after the runs"
 echo
 printf '%-22s %12s %10s %10s %9s %8s\n' target req/s p50 p99 vs.nginx errors
-for name in nginx verify auth-context; do
+for name in nginx verify auth-context verify-limited; do
     read -r rps p50 p99 non2xx sockerr <"$D/res-$name.txt"
     case $name in
     nginx) label="nginx GET /" ;;
     verify) label="POST /v1/verify" ;;
     auth-context) label="GET /v1/auth-context" ;;
+    verify-limited) label="verify +limit +cost" ;;
     esac
     ratio=$(awk -v a="$rps" -v b="$NG_RPS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
     printf '%-22s %12.2f %10s %10s %9s %8s\n' "$label" "$rps" "$(fmt_lat "$p50")" "$(fmt_lat "$p99")" \
@@ -370,4 +397,6 @@ for name in nginx verify auth-context; do
     fi
 done
 echo
+echo "credits spent by the limited run (one per valid check, warm-up included): ${SPENT:-?}"
 echo "DESIGN §8 goal: verify >= 0.80 x nginx; p99 < 1 ms at half that load (not measured here)."
+echo "limits and money goal: verify with a rate limit and a cost >= 0.70 x nginx."

@@ -266,6 +266,9 @@ enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who)
     if (e == LK_OK)
         e = lk_auth_actor(m->app, m->key, m->key_len, m->now, m->workspace, m->address, who, &ei);
     if (e != LK_OK) {
+        /* A blocked address waits out at most the failed-key window. */
+        if (e == LK_ERR_TOO_MANY_REQUESTS)
+            m->retry_after = m->app->limits.failed_key.window_s;
         lk_mreq_error(m, e, &ei);
         return e;
     }

@@ -174,14 +174,17 @@ static void put_back(struct lk_usage *u, struct batch *b, int64_t now)
     }
 }
 
-static enum lk_err write_batch(struct lk_usage *u, struct batch *b, int64_t now)
+static enum lk_err write_batch(struct lk_usage *u, struct batch *b, const struct lk_touch *t,
+                               size_t nt, int64_t now)
 {
     enum lk_err e;
 
-    if (b->nrows == 0 && b->nspends == 0)
+    if (b->nrows == 0 && b->nspends == 0 && nt == 0)
         return LK_OK;
-    if ((e = lk_store_begin(u->store)) != LK_OK)
+    if ((e = lk_store_begin_background(u->store)) != LK_OK)
         return e;
+    if ((e = lk_store_keys_touch(u->store, t, nt)) != LK_OK)
+        goto fail;
     for (size_t i = 0; i < b->nrows; i++)
         if ((e = lk_store_counter_add(u->store, b->kinds[i], &b->rows[i])) != LK_OK)
             goto fail;
@@ -217,13 +220,11 @@ void lk_usage_flush(struct lk_usage *u)
     u->npending = u->cap = 0;
     pthread_mutex_unlock(&u->mu);
     take(u, &b);
-    if (write_batch(u, &b, now) != LK_OK) {
+    if (write_batch(u, &b, touches, n, now) != LK_OK) {
+        /* Last-used times only move forward and are best effort: not kept. */
         lk_warn("could not write usage and spending; keeping them for the next try");
         put_back(u, &b, now);
     }
-    /* Last-used times only move forward and are best effort: not kept on failure. */
-    if (n > 0 && lk_store_keys_touch(u->store, touches, n) != LK_OK)
-        lk_warn("could not record last-used times of %zu keys; will not retry", n);
     /* Leases that ran low are topped up here, so checks rarely wait for one. */
     for (size_t i = 0; i < b.nleases; i++)
         lk_credits_lease(u->app, b.leases[i], 1, now);

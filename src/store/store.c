@@ -57,6 +57,10 @@ void lk_store_rollback(struct lk_store *s)
 {
     s->ops->rollback(s);
 }
+enum lk_err lk_store_begin_background(struct lk_store *s)
+{
+    return s->ops->begin_background(s);
+}
 enum lk_err lk_store_ws_insert(struct lk_store *s, struct lk_ws_row *w)
 {
     return s->ops->ws_insert(s, w);

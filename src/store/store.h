@@ -190,6 +190,9 @@ enum lk_err lk_store_ping(struct lk_store *s);
 enum lk_err lk_store_begin(struct lk_store *s);
 enum lk_err lk_store_commit(struct lk_store *s);
 void lk_store_rollback(struct lk_store *s);
+/* Begins a transaction for a background writer that can try again later: it
+ * waits for another process's lock only briefly (LK_ERR_STORAGE_UNAVAILABLE). */
+enum lk_err lk_store_begin_background(struct lk_store *s);
 
 /* Inserts w and sets w->number. */
 enum lk_err lk_store_ws_insert(struct lk_store *s, struct lk_ws_row *w);

@@ -14,6 +14,7 @@ struct lk_store_ops {
     enum lk_err (*begin)(struct lk_store *s);
     enum lk_err (*commit)(struct lk_store *s);
     void (*rollback)(struct lk_store *s);
+    enum lk_err (*begin_background)(struct lk_store *s);
     enum lk_err (*ws_insert)(struct lk_store *s, struct lk_ws_row *w);
     enum lk_err (*ws_get)(struct lk_store *s, const char *id, struct lk_ws_row *out);
     enum lk_err (*ws_list)(struct lk_store *s, lk_ws_row_cb cb, void *arg);

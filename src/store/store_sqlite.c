@@ -205,6 +205,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_PRUNE_SPEND] = "DELETE FROM key_spend WHERE day < ?1",
 };
 
+#define BUSY_MS 5000            /* how long a call waits for another process's lock */
+#define BACKGROUND_BUSY_MS 100  /* the same for the recorder, which can try again */
+
 struct sqlite_store {
     struct lk_store base;
     sqlite3 *db;
@@ -436,7 +439,7 @@ static enum lk_err sq_open(const char *url, struct lk_store **out, struct lk_err
                            s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto out;
     }
-    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_busy_timeout(s->db, BUSY_MS);
     /* WAL + FULL: a commit is durable when it returns, and readers never block it. */
     if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") !=
         LK_OK) {
@@ -477,6 +480,23 @@ static enum lk_err sq_begin(struct lk_store *base)
         return LK_ERR_STORAGE_UNAVAILABLE;
     }
     return LK_OK;
+}
+
+/* For background writers (the recorder): waits for another process's lock only
+ * briefly, so a management call queued behind this one is not kept waiting for a
+ * second busy timeout; the caller tries again later. */
+static enum lk_err sq_begin_background(struct lk_store *base)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    sqlite3_busy_timeout(s->db, BACKGROUND_BUSY_MS);
+    e = exec(s, "BEGIN IMMEDIATE");
+    sqlite3_busy_timeout(s->db, BUSY_MS);
+    if (e != LK_OK)
+        pthread_mutex_unlock(&s->mu);
+    return e;
 }
 
 static enum lk_err sq_commit(struct lk_store *base)
@@ -720,27 +740,31 @@ static enum lk_err sq_key_scan(struct lk_store *base, lk_key_row_cb cb, void *ar
 static enum lk_err sq_keys_touch(struct lk_store *base, const struct lk_touch *t, size_t n)
 {
     struct sqlite_store *s = SQ(base);
-    enum lk_err e;
+    enum lk_err e = LK_OK;
     sqlite3_stmt *st;
+    bool own;
 
     if (n == 0)
         return LK_OK;
-    if ((e = sq_begin(base)) != LK_OK)
-        return e;
-    if ((st = stmt(s, ST_KEY_TOUCH)) == NULL) {
-        sq_rollback(base);
-        return LK_ERR_STORAGE_UNAVAILABLE;
-    }
+    pthread_mutex_lock(&s->mu);
+    /* Inside the caller's transaction, or in one of its own. */
+    own = sqlite3_get_autocommit(s->db) != 0;
+    if (own && (e = sq_begin(base)) != LK_OK)
+        goto out;
+    if ((st = stmt(s, ST_KEY_TOUCH)) == NULL)
+        e = LK_ERR_STORAGE_UNAVAILABLE;
     for (size_t i = 0; i < n && e == LK_OK; i++) {
         sqlite3_bind_int64(st, 1, t[i].rowid);
         sqlite3_bind_int64(st, 2, t[i].at);
         e = step_done(s, st, "touch key");
     }
-    if (e != LK_OK) {
+    if (own && e != LK_OK)
         sq_rollback(base);
-        return e;
-    }
-    return sq_commit(base);
+    else if (own)
+        e = sq_commit(base);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return e;
 }
 
 static enum lk_err sq_audit_insert(struct lk_store *base, const struct lk_audit_row *a)
@@ -1200,6 +1224,7 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .begin_background = sq_begin_background,
     .ws_insert = sq_ws_insert,
     .ws_get = sq_ws_get,
     .ws_list = sq_ws_list,

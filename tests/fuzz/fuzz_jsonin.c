@@ -34,8 +34,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     if (lk_jsonin_regenerate(body, size, &grace, &ei) == LK_OK && (grace < 0 || grace > LK_GRACE_MAX))
         __builtin_trap();
-    if (lk_jsonin_workspace(body, size, &ws, &ei) == LK_OK && ws.name[0] == '\0')
+    if (lk_jsonin_workspace(body, size, true, &ws, &ei) == LK_OK && ws.name[0] == '\0')
         __builtin_trap();
+    if (lk_jsonin_workspace(body, size, false, &ws, &ei) == LK_OK &&
+        ((ws.has_quota && ws.quota < -1) || (ws.has_test_quota && ws.test_quota < -1)))
+        __builtin_trap(); /* a quota is a count or unlimited */
+    {
+        char note[LK_LEDGER_NOTE_MAX + 1];
+        int64_t amount;
+        if (lk_jsonin_top_up(body, size, &amount, note, sizeof(note), &ei) == LK_OK &&
+            (amount < 1 || amount > LK_JSON_MAX_CREDITS || strlen(note) > LK_LEDGER_NOTE_MAX))
+            __builtin_trap(); /* credits only ever added, within bounds */
+    }
     {
         char email[LK_EMAIL_MAX + 1], password[LK_PASSWORD_MAX + 1], wsid[64];
         enum lk_role role;

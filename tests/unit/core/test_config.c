@@ -26,6 +26,26 @@ static void test_full(void **state)
     assert_int_equal(c.threads, 4);
 }
 
+static void test_limits(void **state)
+{
+    static const char text[] = "rate_limit = 600/60\ntest_rate_limit = none\n"
+                               "failed_key_limit = 5 / 2\n";
+    struct lk_config c;
+    struct lk_errinfo ei;
+
+    (void)state;
+    assert_int_equal(lk_config_parse(text, strlen(text), &c, &ei), LK_ERR_INVALID_REQUEST);
+    /* no spaces inside a limit; the rest parses */
+    static const char ok[] = "rate_limit = 600/60\ntest_rate_limit = none\nfailed_key_limit=5/2";
+    assert_int_equal(lk_config_parse(ok, strlen(ok), &c, &ei), LK_OK);
+    assert_int_equal(c.rate_limit.limit, 600);
+    assert_int_equal(c.rate_limit.window_s, 60);
+    assert_int_equal(c.test_rate_limit.limit, 0); /* none */
+    assert_int_equal(c.failed_key_limit.limit, 5);
+    assert_int_equal(c.failed_key_limit.window_s, 2);
+    assert_int_equal(c.login_rate_limit.limit, -1); /* not set: the built-in default applies */
+}
+
 static const struct {
     const char *text;
     long line;
@@ -36,6 +56,12 @@ static const struct {
     {"threads = 0\n", 1, "threads"},
     {"threads = 65\n", 1, "threads"},
     {"threads = -1\n", 1, "threads"},
+    {"rate_limit = 100\n", 1, "rate_limit"},
+    {"rate_limit = 0/60\n", 1, "rate_limit"},
+    {"rate_limit = 10/0\n", 1, "rate_limit"},
+    {"test_rate_limit = ten/60\n", 1, "test_rate_limit"},
+    {"failed_key_limit = 5/-1\n", 1, "failed_key_limit"},
+    {"login_rate_limit = off\n", 1, "login_rate_limit"},
     {"db =\n", 1, "db"},
     {" = x\n", 1, "config"},
 };
@@ -68,6 +94,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_bad),
         cmocka_unit_test(test_empty),
     };
