@@ -17,6 +17,9 @@ struct lk_counters {
     struct lk_wstate *all_ws;
     struct lk_wstate *dirty_ws;
     struct lk_kstate *dirty_keys;
+    struct lk_counter_row *spill; /* rows of closed hours and days */
+    enum lk_counter_kind *spill_kinds;
+    size_t nspill, spill_cap;
 };
 
 static uint64_t hash_str(const char *s)
@@ -85,6 +88,8 @@ void lk_counters_free(struct lk_counters *c)
     }
     free(c->keys.slots);
     free(c->ws.slots);
+    free(c->spill);
+    free(c->spill_kinds);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -180,10 +185,11 @@ void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws)
 
 void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k, int64_t now)
 {
-    int64_t none = 0, hour = now - now % 3600;
+    bool no = false;
 
-    if (atomic_load_explicit(&k->queued_hour, memory_order_relaxed) != 0 ||
-        !atomic_compare_exchange_strong(&k->queued_hour, &none, hour > 0 ? hour : 1))
+    (void)now;
+    if (atomic_load_explicit(&k->queued, memory_order_relaxed) ||
+        !atomic_compare_exchange_strong(&k->queued, &no, true))
         return;
     pthread_mutex_lock(&c->mu);
     k->next_dirty = c->dirty_keys;
@@ -191,22 +197,90 @@ void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k, int64_t n
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Caller holds c->mu. */
+static void spill_locked(struct lk_counters *c, enum lk_counter_kind kind,
+                         const struct lk_counter_row *r)
+{
+    if (c->nspill == c->spill_cap) {
+        c->spill_cap = c->spill_cap ? c->spill_cap * 2 : 64;
+        c->spill = lk_realloc(c->spill, c->spill_cap * sizeof(*c->spill));
+        c->spill_kinds = lk_realloc(c->spill_kinds, c->spill_cap * sizeof(*c->spill_kinds));
+    }
+    c->spill_kinds[c->nspill] = kind;
+    c->spill[c->nspill++] = *r;
+}
+
+void lk_counters_spill(struct lk_counters *c, enum lk_counter_kind kind,
+                       const struct lk_counter_row *r)
+{
+    pthread_mutex_lock(&c->mu);
+    spill_locked(c, kind, r);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Moves k's counts of its old hour aside. Caller holds c->mu. */
+static void roll_locked(struct lk_counters *c, struct lk_kstate *k, int64_t hour)
+{
+    int64_t old = atomic_load(&k->count_hour);
+
+    if (old == hour)
+        return;
+    for (int code = 0; code < LK_USAGE_CODES; code++) {
+        uint32_t n = atomic_exchange(&k->counts[code], 0);
+        if (n > 0 && old != 0)
+            spill_locked(c, LK_CTR_USAGE,
+                         &(struct lk_counter_row){.key_rowid = k->rowid, .period = old,
+                                                  .code = code, .n = n});
+    }
+    atomic_store(&k->count_hour, hour);
+}
+
 void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err outcome,
                        int64_t now)
 {
+    int64_t hour = now - now % 3600;
+
     if ((int)outcome < 0 || (int)outcome >= LK_USAGE_CODES)
         return;
+    /* A new hour: the counts so far belong to the old one. (A check racing the
+     * change of hour may land on either side of it.) */
+    if (atomic_load_explicit(&k->count_hour, memory_order_relaxed) != hour) {
+        pthread_mutex_lock(&c->mu);
+        roll_locked(c, k, hour);
+        pthread_mutex_unlock(&c->mu);
+    }
     atomic_fetch_add_explicit(&k->counts[outcome], 1, memory_order_relaxed);
     lk_counters_queue_key(c, k, now);
 }
 
-void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct lk_kstate **keys)
+int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,
+                                uint32_t out[LK_USAGE_CODES])
+{
+    int64_t hour;
+
+    pthread_mutex_lock(&c->mu); /* no roll in between: counts and hour agree */
+    hour = atomic_load(&k->count_hour);
+    for (int code = 0; code < LK_USAGE_CODES; code++)
+        out[code] = atomic_exchange_explicit(&k->counts[code], 0, memory_order_relaxed);
+    pthread_mutex_unlock(&c->mu);
+    return hour;
+}
+
+void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct lk_kstate **keys,
+                            struct lk_counter_row **spilled,
+                            enum lk_counter_kind **spilled_kinds, size_t *nspilled)
 {
     pthread_mutex_lock(&c->mu);
     *ws = c->dirty_ws;
     *keys = c->dirty_keys;
+    *spilled = c->spill;
+    *spilled_kinds = c->spill_kinds;
+    *nspilled = c->nspill;
     c->dirty_ws = NULL;
     c->dirty_keys = NULL;
+    c->spill = NULL;
+    c->spill_kinds = NULL;
+    c->nspill = c->spill_cap = 0;
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -55,9 +55,11 @@ struct lk_kstate {
     struct lk_window rl;          /* the open rate-limit window */
     int64_t spend_day, spent;     /* the UTC day's spend */
     int64_t unsaved_day, unsaved; /* spend not yet written, of unsaved_day */
-    /* Usage since the last write, by outcome; atomics, no lock. */
+    /* Usage since the last write, by outcome, all of hour `count_hour`; atomics.
+     * The first count of a new hour moves the old hour's counts aside (spill). */
     _Atomic uint32_t counts[LK_USAGE_CODES];
-    _Atomic int64_t queued_hour; /* the hour it was queued in; 0: not on the dirty list */
+    _Atomic int64_t count_hour;
+    _Atomic bool queued; /* on the dirty list */
     struct lk_kstate *next_dirty;
 };
 
@@ -85,11 +87,24 @@ void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k, int64_t n
 void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err outcome,
                        int64_t now);
 
-/* Takes the dirty lists. For each state the caller reads `next_dirty` first,
- * then clears `queued` / `queued_hour` (so a later change queues it again, which
- * rewrites next_dirty), then takes what is unsaved. */
+/* Sets aside counts that belong to a closed hour or day (usage, key spend), to
+ * be written with the next batch. */
+void lk_counters_spill(struct lk_counters *c, enum lk_counter_kind kind,
+                       const struct lk_counter_row *r);
+
+/* Takes the dirty lists and the spilled rows (caller frees *spilled). For each
+ * state the caller reads `next_dirty` first, then clears `queued` (so a later
+ * change queues it again, which rewrites next_dirty), then takes what is
+ * unsaved: usage counts with lk_counters_take_counts(). */
 void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws /* OUT */,
-                            struct lk_kstate **keys /* OUT */);
+                            struct lk_kstate **keys /* OUT */,
+                            struct lk_counter_row **spilled /* OUT */,
+                            enum lk_counter_kind **spilled_kinds /* OUT */,
+                            size_t *nspilled /* OUT */);
+
+/* Moves k's usage counts into out (LK_USAGE_CODES of them) and returns their hour. */
+int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,
+                                uint32_t out[LK_USAGE_CODES]);
 
 /* Calls fn for every workspace state. */
 void lk_counters_each_ws(struct lk_counters *c, void (*fn)(void *arg, struct lk_wstate *ws),

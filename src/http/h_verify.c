@@ -200,7 +200,7 @@ int lk_h_verify(struct lk_reqctx *rc)
     }
     cap = answer_cap(k);
     out = h2o_mem_alloc_pool(&rc->req->pool, cap);
-    len = verify_answer(out, cap, e, k, &info, vb.cost > 0);
+    len = verify_answer(out, cap, e, k, &info, vb.has_cost);
     lk_keycache_read_unlock();
     lk_verify_body_release(&vb);
     lk_respond_limit_headers(rc->req, &info, retry_of(e, &info));
@@ -231,7 +231,7 @@ void lk_h_verify_leased(struct lk_mreq *m)
         if (!info.need_lease || tries == LEASE_TRIES) {
             size_t cap = answer_cap(k);
             out = lk_malloc(cap);
-            len = verify_answer(out, cap, e, k, &info, vb.cost > 0);
+            len = verify_answer(out, cap, e, k, &info, vb.has_cost);
             lk_keycache_read_unlock();
             break;
         }

@@ -212,9 +212,10 @@ enum lk_err lk_jsonin_verify(const char *body, size_t len, struct lk_verify_body
         }
         out->permissions = lk_strndup(json_string_value(v), json_string_length(v));
     }
-    if ((v = json_object_get(root, "cost")) != NULL &&
-        (e = get_int(v, "cost", 0, 1000000000, &out->cost, ei)) != LK_OK)
-        goto out;
+    if ((v = json_object_get(root, "cost")) != NULL) {
+        out->has_cost = true;
+        e = get_int(v, "cost", 0, 1000000000, &out->cost, ei);
+    }
 out:
     /* jansson's copy of the key is freed with root; wipe it first. */
     if ((v = json_object_get(root, "key")) != NULL && json_is_string(v))

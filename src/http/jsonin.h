@@ -27,6 +27,7 @@ struct lk_verify_body {
     int environment;   /* -1 when absent, else enum lk_env */
     char *permissions; /* NULL when absent */
     int64_t cost;      /* 0 when absent */
+    bool has_cost;     /* the body had a `cost` (0 included) */
 };
 
 enum lk_err lk_jsonin_verify(const char *body, size_t len, struct lk_verify_body *out /* OUT */,

@@ -1,4 +1,5 @@
 #include "service/auth.h"
+#include "service/throttle.h"
 
 #include "base/common.h"
 #include "service/users.h"
@@ -70,6 +71,9 @@ enum lk_err lk_auth_actor(struct lk_app *app, const char *secret, size_t len, in
     const struct lk_ckey *k;
     enum lk_err e;
 
+    /* A blocked address manages nothing either, whatever its credential. */
+    if (address != NULL && len > 0 && lk_throttle_blocked(app->failed_keys, address, now, NULL))
+        return LK_ERR_TOO_MANY_REQUESTS;
     if (lk_auth_is_session(secret, len))
         return session_actor(app, secret, len, now, workspace, out, ei);
     lk_keycache_read_lock();

@@ -79,10 +79,15 @@ enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t
         ws->avail -= cost;
         ws->unsaved_spend += cost;
         st->spent += cost;
-        /* Spend of a day not yet written stays with that day; only a check in the
-         * second around midnight can land on the day before. */
-        if (st->unsaved == 0)
-            st->unsaved_day = today;
+        /* Spend of a day not yet written stays with that day. */
+        if (st->unsaved > 0 && st->unsaved_day != today) {
+            lk_counters_spill(app->counters, LK_CTR_SPEND,
+                              &(struct lk_counter_row){.key_rowid = st->rowid,
+                                                       .period = st->unsaved_day,
+                                                       .n = st->unsaved});
+            st->unsaved = 0;
+        }
+        st->unsaved_day = today;
         st->unsaved += cost;
     }
 out:

@@ -93,7 +93,15 @@ static void take(struct lk_usage *u, struct batch *b)
     struct lk_wstate *ws, *wnext;
     struct lk_kstate *k, *knext;
 
-    lk_counters_take_dirty(u->app->counters, &ws, &k);
+    struct lk_counter_row *spilled;
+    enum lk_counter_kind *kinds;
+    size_t nspilled;
+
+    lk_counters_take_dirty(u->app->counters, &ws, &k, &spilled, &kinds, &nspilled);
+    for (size_t i = 0; i < nspilled; i++)
+        add_row(b, kinds[i], &spilled[i]);
+    free(spilled);
+    free(kinds);
     for (; ws != NULL; ws = wnext) {
         wnext = ws->next_dirty;
         atomic_store(&ws->queued, false);
@@ -120,14 +128,16 @@ static void take(struct lk_usage *u, struct batch *b)
     }
     for (; k != NULL; k = knext) {
         knext = k->next_dirty;
-        int64_t hour = atomic_exchange(&k->queued_hour, 0);
-        for (int code = 0; code < LK_USAGE_CODES; code++) {
-            uint32_t n = atomic_exchange_explicit(&k->counts[code], 0, memory_order_relaxed);
-            if (n > 0)
+        uint32_t counts[LK_USAGE_CODES];
+        int64_t hour;
+
+        atomic_store(&k->queued, false);
+        hour = lk_counters_take_counts(u->app->counters, k, counts);
+        for (int code = 0; code < LK_USAGE_CODES; code++)
+            if (counts[code] > 0)
                 add_row(b, LK_CTR_USAGE,
                         &(struct lk_counter_row){.key_rowid = k->rowid, .period = hour,
-                                                 .code = code, .n = n});
-        }
+                                                 .code = code, .n = counts[code]});
         if (k->ws != NULL) {
             pthread_mutex_lock(&k->ws->mu);
             if (k->unsaved > 0)
@@ -141,7 +151,7 @@ static void take(struct lk_usage *u, struct batch *b)
 }
 
 /* The write failed: everything goes back, to be written by a later flush. */
-static void put_back(struct lk_usage *u, struct batch *b, int64_t now)
+static void put_back(struct lk_usage *u, struct batch *b)
 {
     for (size_t i = 0; i < b->nspends; i++) {
         struct lk_wstate *ws = b->spends[i].ws;
@@ -160,16 +170,8 @@ static void put_back(struct lk_usage *u, struct batch *b, int64_t now)
             pthread_mutex_unlock(&ws->mu);
             lk_counters_queue_ws(u->app->counters, ws);
         } else {
-            struct lk_kstate *k = lk_counters_key(u->app->counters, r->key_rowid, NULL);
-            if (b->kinds[i] == LK_CTR_USAGE) {
-                atomic_fetch_add(&k->counts[r->code], (uint32_t)r->n);
-            } else if (k->ws != NULL) {
-                pthread_mutex_lock(&k->ws->mu);
-                k->unsaved += r->n;
-                k->unsaved_day = r->period;
-                pthread_mutex_unlock(&k->ws->mu);
-            }
-            lk_counters_queue_key(u->app->counters, k, now);
+            /* Usage and key spend keep the hour and day they belong to. */
+            lk_counters_spill(u->app->counters, b->kinds[i], r);
         }
     }
 }
@@ -223,7 +225,7 @@ void lk_usage_flush(struct lk_usage *u)
     if (write_batch(u, &b, touches, n, now) != LK_OK) {
         /* Last-used times only move forward and are best effort: not kept. */
         lk_warn("could not write usage and spending; keeping them for the next try");
-        put_back(u, &b, now);
+        put_back(u, &b);
     }
     /* Leases that ran low are topped up here, so checks rarely wait for one. */
     for (size_t i = 0; i < b.nleases; i++)
