@@ -75,6 +75,14 @@ void *lk_realloc(void *p, size_t n)
     return q;
 }
 
+void *lk_grow(void *p, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return p;
+    *cap = *cap ? *cap * 2 : 16;
+    return lk_realloc(p, *cap * size);
+}
+
 void *lk_calloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);

@@ -35,6 +35,9 @@ int lk_hex_value(char c);
 void *lk_malloc(size_t n);
 void *lk_calloc(size_t n, size_t size);
 void *lk_realloc(void *p, size_t n);
+/* Room for item n (0-based) of `size` bytes in array p of *cap items: grows it
+ * (doubling) when full. Returns the array, maybe moved. */
+void *lk_grow(void *p, size_t n, size_t *cap, size_t size);
 char *lk_strndup(const char *s, size_t n);
 
 #endif

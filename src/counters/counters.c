@@ -17,9 +17,7 @@ struct lk_counters {
     struct lk_wstate *all_ws;
     struct lk_wstate *dirty_ws;
     struct lk_kstate *dirty_keys;
-    struct lk_counter_row *spill; /* rows of closed hours and days */
-    enum lk_counter_kind *spill_kinds;
-    size_t nspill, spill_cap;
+    struct lk_counter_rows spill; /* rows of closed hours and days */
 };
 
 static uint64_t hash_str(const char *s)
@@ -88,8 +86,7 @@ void lk_counters_free(struct lk_counters *c)
     }
     free(c->keys.slots);
     free(c->ws.slots);
-    free(c->spill);
-    free(c->spill_kinds);
+    lk_counter_rows_free(&c->spill);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -197,17 +194,29 @@ void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k, int64_t n
     pthread_mutex_unlock(&c->mu);
 }
 
+void lk_counter_rows_add(struct lk_counter_rows *l, enum lk_counter_kind kind,
+                         const struct lk_counter_row *r)
+{
+    size_t cap = l->cap;
+
+    l->rows = lk_grow(l->rows, l->n, &cap, sizeof(*l->rows));
+    l->kinds = lk_grow(l->kinds, l->n, &l->cap, sizeof(*l->kinds));
+    l->kinds[l->n] = kind;
+    l->rows[l->n++] = *r;
+}
+
+void lk_counter_rows_free(struct lk_counter_rows *l)
+{
+    free(l->rows);
+    free(l->kinds);
+    memset(l, 0, sizeof(*l));
+}
+
 /* Caller holds c->mu. */
 static void spill_locked(struct lk_counters *c, enum lk_counter_kind kind,
                          const struct lk_counter_row *r)
 {
-    if (c->nspill == c->spill_cap) {
-        c->spill_cap = c->spill_cap ? c->spill_cap * 2 : 64;
-        c->spill = lk_realloc(c->spill, c->spill_cap * sizeof(*c->spill));
-        c->spill_kinds = lk_realloc(c->spill_kinds, c->spill_cap * sizeof(*c->spill_kinds));
-    }
-    c->spill_kinds[c->nspill] = kind;
-    c->spill[c->nspill++] = *r;
+    lk_counter_rows_add(&c->spill, kind, r);
 }
 
 void lk_counters_spill(struct lk_counters *c, enum lk_counter_kind kind,
@@ -267,20 +276,15 @@ int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,
 }
 
 void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct lk_kstate **keys,
-                            struct lk_counter_row **spilled,
-                            enum lk_counter_kind **spilled_kinds, size_t *nspilled)
+                            struct lk_counter_rows *spilled)
 {
     pthread_mutex_lock(&c->mu);
     *ws = c->dirty_ws;
     *keys = c->dirty_keys;
     *spilled = c->spill;
-    *spilled_kinds = c->spill_kinds;
-    *nspilled = c->nspill;
     c->dirty_ws = NULL;
     c->dirty_keys = NULL;
-    c->spill = NULL;
-    c->spill_kinds = NULL;
-    c->nspill = c->spill_cap = 0;
+    memset(&c->spill, 0, sizeof(c->spill));
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -63,6 +63,17 @@ struct lk_kstate {
     struct lk_kstate *next_dirty;
 };
 
+/* A growing list of counter rows, each with its kind. */
+struct lk_counter_rows {
+    struct lk_counter_row *rows;
+    enum lk_counter_kind *kinds;
+    size_t n, cap;
+};
+
+void lk_counter_rows_add(struct lk_counter_rows *l, enum lk_counter_kind kind,
+                         const struct lk_counter_row *r);
+void lk_counter_rows_free(struct lk_counter_rows *l);
+
 struct lk_counters;
 
 /* Caller frees with lk_counters_free(). */
@@ -92,15 +103,14 @@ void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err o
 void lk_counters_spill(struct lk_counters *c, enum lk_counter_kind kind,
                        const struct lk_counter_row *r);
 
-/* Takes the dirty lists and the spilled rows (caller frees *spilled). For each
+/* Takes the dirty lists and the spilled rows (caller frees *spilled with
+ * lk_counter_rows_free()). For each
  * state the caller reads `next_dirty` first, then clears `queued` (so a later
  * change queues it again, which rewrites next_dirty), then takes what is
  * unsaved: usage counts with lk_counters_take_counts(). */
 void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws /* OUT */,
                             struct lk_kstate **keys /* OUT */,
-                            struct lk_counter_row **spilled /* OUT */,
-                            enum lk_counter_kind **spilled_kinds /* OUT */,
-                            size_t *nspilled /* OUT */);
+                            struct lk_counter_rows *spilled /* OUT */);
 
 /* Moves k's usage counts into out (LK_USAGE_CODES of them) and returns their hour. */
 int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,

@@ -73,25 +73,13 @@ void lk_h_keys_create(struct lk_mreq *m)
 static enum lk_err list_filter(struct lk_mreq *m, struct lk_key_filter *f, struct lk_errinfo *ei)
 {
     static const char *const statuses[] = {"any", "active", "disabled", "expired", "revoked"};
+    int64_t before = f->before_rowid; /* read with the page parameters */
     char v[64];
-    int64_t n;
     enum lk_env env;
     size_t i;
     int found;
 
-    *f = (struct lk_key_filter){.env = -1, .now = m->now, .limit = LIST_DEFAULT_LIMIT};
-    if ((found = lk_mreq_query(m, "limit", v, sizeof(v))) != 0) {
-        if (found < 0 || lk_parse_i64(v, strlen(v), 1, LIST_MAX_LIMIT, &n) != 0)
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "limit",
-                                  "'limit' must be an integer from 1 to %d", LIST_MAX_LIMIT);
-        f->limit = (int)n;
-    }
-    if ((found = lk_mreq_query(m, "cursor", v, sizeof(v))) != 0 && (found < 0 || v[0] != '\0')) {
-        if (found < 0 || v[0] != 'c' ||
-            lk_parse_i64(v + 1, strlen(v + 1), 1, INT64_MAX, &f->before_rowid) != 0)
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "cursor",
-                                  "'cursor' must be a next_cursor from an earlier page");
-    }
+    *f = (struct lk_key_filter){.env = -1, .now = m->now, .before_rowid = before};
     if ((found = lk_mreq_query(m, "environment", v, sizeof(v))) != 0) {
         if (found < 0 || lk_env_parse(v, &env) != 0)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "environment",
@@ -110,24 +98,15 @@ static enum lk_err list_filter(struct lk_mreq *m, struct lk_key_filter *f, struc
     return LK_OK;
 }
 
-struct page {
-    json_t *data;
+struct key_page {
+    struct lk_page pg;
     int64_t now;
-    int want;
-    int seen;
-    int64_t last_rowid;
 };
 
 static int add_to_page(void *arg, const struct lk_key_row *k)
 {
-    struct page *pg = arg;
-
-    /* One row more than the page holds tells whether there is a next page. */
-    if (++pg->seen > pg->want)
-        return 1;
-    json_array_append_new(pg->data, lk_render_key(k, pg->now, NULL));
-    pg->last_rowid = k->rowid;
-    return 0;
+    struct key_page *kp = arg;
+    return lk_page_add(&kp->pg, lk_render_key(k, kp->now, NULL), k->rowid);
 }
 
 void lk_h_keys_list(struct lk_mreq *m)
@@ -135,30 +114,25 @@ void lk_h_keys_list(struct lk_mreq *m)
     struct lk_actor who;
     struct lk_key_filter f;
     struct lk_errinfo ei;
-    struct page pg = {0};
+    struct key_page kp = {.now = m->now};
     enum lk_err e;
-    char cursor[32];
 
-    if (lk_mreq_actor(m, &who) != LK_OK)
+    if (lk_mreq_actor(m, &who) != LK_OK ||
+        !lk_mreq_page(m, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, 'c', &kp.pg, &f.before_rowid))
         return;
     lk_errinfo_clear(&ei);
     if ((e = list_filter(m, &f, &ei)) != LK_OK) {
+        json_decref(kp.pg.data);
         lk_mreq_error(m, e, &ei);
         return;
     }
-    pg.data = json_array();
-    pg.now = m->now;
-    pg.want = f.limit;
-    f.limit++;
-    if ((e = lk_keys_list(m->app, &who, &f, add_to_page, &pg)) != LK_OK) {
-        json_decref(pg.data);
+    f.limit = kp.pg.want + 1;
+    if ((e = lk_keys_list(m->app, &who, &f, add_to_page, &kp)) != LK_OK) {
+        json_decref(kp.pg.data);
         lk_mreq_error(m, e, NULL);
         return;
     }
-    snprintf(cursor, sizeof(cursor), "c%lld", (long long)pg.last_rowid);
-    lk_mreq_json(m, 200,
-                 json_pack("{s:o, s:o}", "data", pg.data, "next_cursor",
-                           pg.seen > pg.want ? json_string(cursor) : json_null()));
+    lk_page_answer(m, &kp.pg, NULL, NULL);
 }
 
 void lk_h_keys_get(struct lk_mreq *m)

@@ -74,53 +74,34 @@ static json_t *render_entry(const struct lk_ledger_row *r)
                      "created_at", lk_render_time(r->created_at));
 }
 
-struct ledger_page {
-    json_t *data;
-    int want, seen;
-    int64_t last_id;
-};
-
 static int add_entry(void *arg, const struct lk_ledger_row *r)
 {
-    struct ledger_page *pg = arg;
-
-    if (++pg->seen > pg->want)
-        return 1;
-    json_array_append_new(pg->data, render_entry(r));
-    pg->last_id = r->id;
-    return 0;
+    return lk_page_add(arg, render_entry(r), r->id);
 }
 
 void lk_h_credits_get(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_credit_account a;
-    struct ledger_page pg = {0};
+    struct lk_page pg;
     int64_t before;
-    char cursor[32];
     enum lk_err e;
+    json_t *o;
 
     if (lk_mreq_actor(m, &who) != LK_OK ||
-        !lk_mreq_page(m, LEDGER_DEFAULT_LIMIT, LEDGER_MAX_LIMIT, 'l', &pg.want, &before))
+        !lk_mreq_page(m, LEDGER_DEFAULT_LIMIT, LEDGER_MAX_LIMIT, 'l', &pg, &before))
         return;
-    if ((e = lk_credits_get(m->app, who.workspace_id, &a)) != LK_OK) {
-        lk_mreq_error(m, e, NULL);
-        return;
-    }
-    pg.data = json_array();
-    if ((e = lk_store_ledger_list(m->app->store, who.workspace_id, before, pg.want + 1, add_entry,
+    if ((e = lk_credits_get(m->app, who.workspace_id, &a)) != LK_OK ||
+        (e = lk_store_ledger_list(m->app->store, who.workspace_id, before, pg.want + 1, add_entry,
                                   &pg)) != LK_OK) {
         json_decref(pg.data);
         lk_mreq_error(m, e, NULL);
         return;
     }
-    snprintf(cursor, sizeof(cursor), "l%lld", (long long)pg.last_id);
-    lk_mreq_json(m, 200,
-                 json_pack("{s:s, s:I, s:I, s:I, s:o, s:o}", "workspace_id", who.workspace_id,
-                           "balance", (json_int_t)a.balance, "topped_up",
-                           (json_int_t)a.topped_up, "spent", (json_int_t)a.spent, "ledger",
-                           pg.data, "next_cursor",
-                           pg.seen > pg.want ? json_string(cursor) : json_null()));
+    o = json_pack("{s:s, s:I, s:I, s:I}", "workspace_id", who.workspace_id, "balance",
+                  (json_int_t)a.balance, "topped_up", (json_int_t)a.topped_up, "spent",
+                  (json_int_t)a.spent);
+    lk_page_answer(m, &pg, o, "ledger");
 }
 
 void lk_h_credits_top_up(struct lk_mreq *m)

@@ -201,46 +201,31 @@ void lk_h_members_remove(struct lk_mreq *m)
     lk_mreq_no_content(m);
 }
 
-struct audit_page {
-    json_t *data;
-    int want, seen;
-    int64_t last_id;
-};
-
 static int add_event(void *arg, const struct lk_audit_event *ev)
 {
-    struct audit_page *pg = arg;
-
-    if (++pg->seen > pg->want)
-        return 1;
-    json_array_append_new(
-        pg->data, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "id", (json_int_t)ev->id,
-                            "actor", ev->row.actor, "action", ev->row.action, "target",
-                            ev->row.target, "address", ev->row.address, "request_id",
-                            ev->row.request_id, "created_at", lk_render_time(ev->row.created_at)));
-    pg->last_id = ev->id;
-    return 0;
+    return lk_page_add(
+        arg,
+        json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "id", (json_int_t)ev->id, "actor",
+                  ev->row.actor, "action", ev->row.action, "target", ev->row.target, "address",
+                  ev->row.address, "request_id", ev->row.request_id, "created_at",
+                  lk_render_time(ev->row.created_at)),
+        ev->id);
 }
 
 void lk_h_audit_list(struct lk_mreq *m)
 {
     struct lk_actor who;
-    struct audit_page pg = {0};
+    struct lk_page pg;
     int64_t before;
-    char v[48];
     enum lk_err e;
 
     if (lk_mreq_actor(m, &who) != LK_OK ||
-        !lk_mreq_page(m, AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT, 'a', &pg.want, &before))
+        !lk_mreq_page(m, AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT, 'a', &pg, &before))
         return;
-    pg.data = json_array();
     if ((e = lk_audit_list(m->app, &who, before, pg.want + 1, add_event, &pg)) != LK_OK) {
         json_decref(pg.data);
         lk_mreq_error(m, e, NULL);
         return;
     }
-    snprintf(v, sizeof(v), "a%lld", (long long)pg.last_id);
-    lk_mreq_json(m, 200,
-                 json_pack("{s:o, s:o}", "data", pg.data, "next_cursor",
-                           pg.seen > pg.want ? json_string(v) : json_null()));
+    lk_page_answer(m, &pg, NULL, NULL);
 }

@@ -283,7 +283,8 @@ int lk_mreq_query(const struct lk_mreq *m, const char *name, char *out, size_t o
     return lk_query_find(m->query, m->query_len, name, &from, out, outsz);
 }
 
-bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, int *limit, int64_t *before)
+bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, struct lk_page *pg,
+                  int64_t *before)
 {
     struct lk_errinfo ei;
     char v[48];
@@ -291,7 +292,7 @@ bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, int *limit, 
     int found;
 
     lk_errinfo_clear(&ei);
-    *limit = def;
+    *pg = (struct lk_page){.want = def, .prefix = prefix};
     *before = 0;
     if ((found = lk_mreq_query(m, "limit", v, sizeof(v))) != 0) {
         if (found < 0 || lk_parse_i64(v, strlen(v), 1, max, &n) != 0) {
@@ -300,7 +301,7 @@ bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, int *limit, 
             lk_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
             return false;
         }
-        *limit = (int)n;
+        pg->want = (int)n;
     }
     if ((found = lk_mreq_query(m, "cursor", v, sizeof(v))) != 0 && (found < 0 || v[0])) {
         if (found < 0 || v[0] != prefix ||
@@ -311,7 +312,33 @@ bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, int *limit, 
             return false;
         }
     }
+    pg->data = json_array();
     return true;
+}
+
+int lk_page_add(struct lk_page *pg, json_t *item, int64_t id)
+{
+    if (++pg->seen > pg->want) {
+        json_decref(item);
+        return 1;
+    }
+    json_array_append_new(pg->data, item);
+    pg->last_id = id;
+    return 0;
+}
+
+void lk_page_answer(struct lk_mreq *m, struct lk_page *pg, json_t *fields, const char *name)
+{
+    char cursor[32];
+
+    snprintf(cursor, sizeof(cursor), "%c%lld", pg->prefix, (long long)pg->last_id);
+    if (fields == NULL)
+        fields = json_object();
+    json_object_set_new(fields, name ? name : "data", pg->data);
+    json_object_set_new(fields, "next_cursor",
+                        pg->seen > pg->want ? json_string(cursor) : json_null());
+    pg->data = NULL;
+    lk_mreq_json(m, 200, fields);
 }
 
 static void set_out(struct lk_mreq *m, int status, enum lk_err e, json_t *body)

@@ -75,11 +75,25 @@ enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who /* OUT */);
  * present, 0 when absent, -1 when longer than outsz - 1. */
 int lk_mreq_query(const struct lk_mreq *m, const char *name, char *out, size_t outsz);
 
-/* Paging parameters: `limit` (1..max, default def) and `cursor` (a next_cursor:
- * `prefix` then an id, read into *before; 0 without one). On a bad value writes
+/* One page of a listing, newest first: a store query asks for want + 1 rows;
+ * the extra one only tells that there is a next page. */
+struct lk_page {
+    json_t *data;    /* the items */
+    int want, seen;
+    int64_t last_id; /* of the last item kept: the next page starts below it */
+    char prefix;     /* of this listing's cursors ("c123") */
+};
+
+/* Reads `limit` (1..max, default def) and `cursor` (a next_cursor of this
+ * listing, into *before; 0 without one) and starts pg. On a bad value writes
  * the 400 answer and returns false. */
-bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, int *limit /* OUT */,
+bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, struct lk_page *pg /* OUT */,
                   int64_t *before /* OUT */);
+/* Adds item (taken) with id; returns nonzero once the page is full (stop). */
+int lk_page_add(struct lk_page *pg, json_t *item, int64_t id);
+/* Answers 200 with `fields` (taken; may be NULL) plus the items, under `name`
+ * ("data" when NULL), and "next_cursor". */
+void lk_page_answer(struct lk_mreq *m, struct lk_page *pg, json_t *fields, const char *name);
 
 /* Writes the answer: a JSON body (takes ownership of `body`), an error, or 204. */
 void lk_mreq_json(struct lk_mreq *m, int status, json_t *body);

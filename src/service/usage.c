@@ -48,9 +48,7 @@ void lk_usage_touch(struct lk_usage *u, const struct lk_ckey *k, int64_t now)
 /* What one flush took out of the counters: written in one transaction, or put
  * back if that fails. */
 struct batch {
-    struct lk_counter_row *rows; /* quota, usage and key-spend rows */
-    enum lk_counter_kind *kinds;
-    size_t nrows, cap;
+    struct lk_counter_rows rows; /* quota, usage and key-spend rows */
     struct spend {
         struct lk_wstate *ws;
         int64_t amount;
@@ -62,13 +60,7 @@ struct batch {
 
 static void add_row(struct batch *b, enum lk_counter_kind kind, const struct lk_counter_row *r)
 {
-    if (b->nrows == b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 256;
-        b->rows = lk_realloc(b->rows, b->cap * sizeof(*b->rows));
-        b->kinds = lk_realloc(b->kinds, b->cap * sizeof(*b->kinds));
-    }
-    b->kinds[b->nrows] = kind;
-    b->rows[b->nrows++] = *r;
+    lk_counter_rows_add(&b->rows, kind, r);
 }
 
 static void add_quota_rows(struct batch *b, struct lk_wstate *ws, struct lk_quota *q, bool test)
@@ -93,15 +85,8 @@ static void take(struct lk_usage *u, struct batch *b)
     struct lk_wstate *ws, *wnext;
     struct lk_kstate *k, *knext;
 
-    struct lk_counter_row *spilled;
-    enum lk_counter_kind *kinds;
-    size_t nspilled;
-
-    lk_counters_take_dirty(u->app->counters, &ws, &k, &spilled, &kinds, &nspilled);
-    for (size_t i = 0; i < nspilled; i++)
-        add_row(b, kinds[i], &spilled[i]);
-    free(spilled);
-    free(kinds);
+    /* Rows set aside for closed hours and days start the batch. */
+    lk_counters_take_dirty(u->app->counters, &ws, &k, &b->rows);
     for (; ws != NULL; ws = wnext) {
         wnext = ws->next_dirty;
         atomic_store(&ws->queued, false);
@@ -109,20 +94,14 @@ static void take(struct lk_usage *u, struct batch *b)
         add_quota_rows(b, ws, &ws->unsaved_live, false);
         add_quota_rows(b, ws, &ws->unsaved_test, true);
         if (ws->unsaved_spend > 0) {
-            if (b->nspends == b->spend_cap) {
-                b->spend_cap = b->spend_cap ? b->spend_cap * 2 : 16;
-                b->spends = lk_realloc(b->spends, b->spend_cap * sizeof(*b->spends));
-            }
+            b->spends = lk_grow(b->spends, b->nspends, &b->spend_cap, sizeof(*b->spends));
             b->spends[b->nspends++] = (struct spend){ws, ws->unsaved_spend};
             ws->unsaved_spend = 0;
         }
         bool low = ws->db_balance > 0 && ws->avail * 2 < ws->lease_size;
         pthread_mutex_unlock(&ws->mu);
         if (low) {
-            if (b->nleases == b->lease_cap) {
-                b->lease_cap = b->lease_cap ? b->lease_cap * 2 : 16;
-                b->leases = lk_realloc(b->leases, b->lease_cap * sizeof(*b->leases));
-            }
+            b->leases = lk_grow(b->leases, b->nleases, &b->lease_cap, sizeof(*b->leases));
             b->leases[b->nleases++] = ws;
         }
     }
@@ -160,9 +139,9 @@ static void put_back(struct lk_usage *u, struct batch *b)
         pthread_mutex_unlock(&ws->mu);
         lk_counters_queue_ws(u->app->counters, ws);
     }
-    for (size_t i = 0; i < b->nrows; i++) {
-        struct lk_counter_row *r = &b->rows[i];
-        if (b->kinds[i] == LK_CTR_QUOTA) {
+    for (size_t i = 0; i < b->rows.n; i++) {
+        struct lk_counter_row *r = &b->rows.rows[i];
+        if (b->rows.kinds[i] == LK_CTR_QUOTA) {
             struct lk_wstate *ws = lk_counters_ws(u->app->counters, r->workspace_id);
             pthread_mutex_lock(&ws->mu);
             lk_quota_add(&ws->unsaved_live, r->period, r->n);
@@ -171,7 +150,7 @@ static void put_back(struct lk_usage *u, struct batch *b)
             lk_counters_queue_ws(u->app->counters, ws);
         } else {
             /* Usage and key spend keep the hour and day they belong to. */
-            lk_counters_spill(u->app->counters, b->kinds[i], r);
+            lk_counters_spill(u->app->counters, b->rows.kinds[i], r);
         }
     }
 }
@@ -181,14 +160,14 @@ static enum lk_err write_batch(struct lk_usage *u, struct batch *b, const struct
 {
     enum lk_err e;
 
-    if (b->nrows == 0 && b->nspends == 0 && nt == 0)
+    if (b->rows.n == 0 && b->nspends == 0 && nt == 0)
         return LK_OK;
     if ((e = lk_store_begin_background(u->store)) != LK_OK)
         return e;
     if ((e = lk_store_keys_touch(u->store, t, nt)) != LK_OK)
         goto fail;
-    for (size_t i = 0; i < b->nrows; i++)
-        if ((e = lk_store_counter_add(u->store, b->kinds[i], &b->rows[i])) != LK_OK)
+    for (size_t i = 0; i < b->rows.n; i++)
+        if ((e = lk_store_counter_add(u->store, b->rows.kinds[i], &b->rows.rows[i])) != LK_OK)
             goto fail;
     for (size_t i = 0; i < b->nspends; i++) {
         struct lk_ledger_row r = {.amount = b->spends[i].amount, .period = now - now % 3600};
@@ -237,8 +216,7 @@ void lk_usage_flush(struct lk_usage *u)
             u->pruned_at = now;
     }
     free(touches);
-    free(b.rows);
-    free(b.kinds);
+    lk_counter_rows_free(&b.rows);
     free(b.spends);
     free(b.leases);
     pthread_mutex_unlock(&u->flush_mu);

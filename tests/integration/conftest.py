@@ -28,6 +28,8 @@ from lkhelpers import new_email, new_password  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("LATCHKEY_BIN", str(REPO / "build" / "latchkey"))
+# after writing the clock file: the server re-reads it at most every 100 ms
+CLOCK_SETTLE = 0.3
 START_TIMEOUT = float(os.environ.get("LATCHKEY_START_TIMEOUT", "10"))
 STOP_TIMEOUT = float(os.environ.get("LATCHKEY_STOP_TIMEOUT", "10"))
 
@@ -83,7 +85,9 @@ def sanitizer_report(text):
 class LatchkeyServer:
     """One `latchkey serve` process on its own scratch database."""
 
-    def __init__(self, workdir, init=True):
+    def __init__(self, workdir, init=True, config=None, clock=False):
+        """config: settings for `serve --config` (a dict of name -> value, or the
+        file's text); clock: give the server an injectable clock (advance_clock)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.dir / "latchkey.db"
@@ -99,6 +103,15 @@ class LatchkeyServer:
         self.init_stdout = None  # kept in memory only: it holds the root key
         self._san_offset = 0
         self.auto_restart = False
+        # `serve --config FILE`: written at every start, so a test may change
+        # self.config between restarts.
+        self.config = config
+        self.config_path = self.dir / "latchkey.conf"
+        # LATCHKEY_CLOCK_OFFSET_FILE: seconds added to the server's wall clock.
+        self.clock_path = self.dir / "clock_offset" if clock else None
+        self.clock_offset = 0
+        if clock:
+            self._write_clock(0)
         if init:
             self.init()
 
@@ -131,10 +144,12 @@ class LatchkeyServer:
             self.base_url = f"http://127.0.0.1:{self.port}"
             out = open(self.stdout_path, "ab")
             err = open(self.stderr_path, "ab")
+            args = [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db_url]
+            args += self._config_args()
             try:
                 self.proc = subprocess.Popen(
-                    [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db_url],
-                    stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=clean_env(),
+                    args, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                    env=clean_env(**self._clock_env()),
                 )
             finally:
                 out.close()
@@ -222,6 +237,48 @@ class LatchkeyServer:
             if self.auto_restart:
                 self.start()
             pytest.fail(f"latchkey serve died (exit {code}); stderr: {tail}")
+
+    # -- config file and clock ----------------------------------------------
+
+    def _config_args(self):
+        if not self.config:
+            return []
+        if isinstance(self.config, str):
+            text = self.config
+        else:
+            text = "".join(f"{k} = {v}\n" for k, v in self.config.items())
+        self.config_path.write_text(text)
+        return ["--config", str(self.config_path)]
+
+    def _clock_env(self):
+        if self.clock_path is None:
+            return {}
+        return {"LATCHKEY_CLOCK_OFFSET_FILE": str(self.clock_path)}
+
+    def _write_clock(self, offset):
+        tmp = self.clock_path.with_suffix(".tmp")
+        tmp.write_text(f"{int(offset)}\n")
+        os.replace(tmp, self.clock_path)  # never a half-written file
+        self.clock_offset = int(offset)
+
+    def set_clock_offset(self, offset, settle=CLOCK_SETTLE):
+        """Make the server's wall clock run `offset` seconds ahead of the real one."""
+        assert self.clock_path is not None, "this server was started without clock=True"
+        self._write_clock(offset)
+        if self.proc is not None and self.proc.poll() is None:
+            time.sleep(settle)  # the server re-reads the file at most every 100 ms
+
+    def advance_clock(self, seconds, settle=CLOCK_SETTLE):
+        """Move the server's wall clock `seconds` forward (negative: back)."""
+        self.set_clock_offset(self.clock_offset + int(seconds), settle)
+
+    def set_clock(self, unix_seconds, settle=CLOCK_SETTLE):
+        """Make the server's wall clock read about `unix_seconds` now."""
+        self.set_clock_offset(round(unix_seconds - time.time()), settle)
+
+    def now(self):
+        """The server's wall clock as the test sees it (Unix seconds, float)."""
+        return time.time() + self.clock_offset
 
     # -- HTTP ---------------------------------------------------------------
 
@@ -384,10 +441,15 @@ def _finish(srv):
     srv.check_sanitizers()
 
 
+# The shared server lets any number of unknown keys and logins come from 127.0.0.1:
+# the suite sends many. The per-address limits are tested on servers of their own.
+SHARED_CONFIG = {"failed_key_limit": "none", "login_rate_limit": "none"}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One server per test module; use `ws` for a clean workspace inside it."""
-    srv = LatchkeyServer(tmp_path_factory.mktemp("latchkey"))
+    srv = LatchkeyServer(tmp_path_factory.mktemp("latchkey"), config=dict(SHARED_CONFIG))
     srv.auto_restart = True
     srv.start()
     _live_servers.append(srv)
@@ -403,6 +465,35 @@ def fresh_server(tmp_path):
     _live_servers.append(srv)
     yield srv
     _finish(srv)
+
+
+@pytest.fixture
+def clock_server(tmp_path):
+    """Like fresh_server, with an injectable clock: srv.advance_clock(seconds)."""
+    srv = LatchkeyServer(tmp_path / "srv", clock=True)
+    srv.start()
+    _live_servers.append(srv)
+    yield srv
+    _finish(srv)
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """A factory of servers of the test's own: make_server(config={...}, clock=True).
+    Every server it made is stopped (and checked) when the test ends."""
+    made = []
+
+    def make(config=None, clock=False, start=True):
+        srv = LatchkeyServer(tmp_path / f"srv{len(made)}", config=config, clock=clock)
+        made.append(srv)
+        _live_servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    for srv in made:
+        _finish(srv)
 
 
 @pytest.fixture
@@ -423,3 +514,74 @@ def _servers_stay_up():
         srv.check_alive()
         if srv.expect_running:
             srv.check_sanitizers()
+
+
+# -- helpers for the limits and money tests -----------------------------------------
+
+DAY = 86400
+
+
+def poll(fn, timeout=5.0, what="condition", interval=0.1):
+    """Call fn until it returns something true and return that; fail after `timeout`
+    seconds, naming `what` and the last value seen. For things written every second."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+        except AssertionError as e:
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not seen within {timeout}s (last: {last!r})")
+        time.sleep(interval)
+
+
+def in_parallel(n, fn, timeout=120):
+    """Run fn(i, session) in n threads, each with a requests.Session of its own (its
+    own connection), all released at once; returns the n results in order."""
+    import threading
+
+    barrier = threading.Barrier(n)
+    results = [None] * n
+    errors = []
+
+    def run(i):
+        with requests.Session() as s:
+            try:
+                barrier.wait(timeout=30)
+                results[i] = fn(i, s)
+            except BaseException as e:  # re-raised in the test's thread
+                errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        pytest.fail(f"{n} parallel clients did not finish within {timeout}s")
+    if errors:
+        raise errors[0]
+    return results
+
+
+def day_start(t):
+    """Start of the UTC day holding Unix time t."""
+    return int(t) // DAY * DAY
+
+
+def utc_date(t):
+    """The UTC date ("YYYY-MM-DD") of Unix time t."""
+    import datetime
+    return datetime.datetime.fromtimestamp(int(t), datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+def next_noon(t=None):
+    """12:00 UTC of the day after the one holding t (default now): a time far from any
+    midnight, to set a test clock to before crossing days on purpose."""
+    t = time.time() if t is None else t
+    return day_start(t) + DAY + DAY // 2
