@@ -74,9 +74,9 @@ static struct lk_limits_config limits_of(const struct lk_config *file)
 }
 
 static int open_app(const char *db, const char *pepper, const struct lk_config *file,
-                    struct lk_app **app)
+                    struct lk_route_rules *routes, struct lk_app **app)
 {
-    struct lk_app_config cfg = {db, pepper, limits_of(file)};
+    struct lk_app_config cfg = {db, pepper, limits_of(file), routes};
     struct lk_errinfo ei;
 
     lk_errinfo_clear(&ei);
@@ -110,7 +110,7 @@ static int run_init(const struct lk_cmd *self, int argc, char **argv)
     if (optind != argc)
         return lk_cli_usage(self);
     lk_config_parse("", 0, &defaults, NULL);
-    if ((rc = open_app(db, pepper, &defaults, &app)) != 0)
+    if ((rc = open_app(db, pepper, &defaults, NULL, &app)) != 0)
         return rc;
     rc = bootstrap(app, json, false, &created);
     lk_app_close(app);
@@ -133,24 +133,52 @@ static int parse_listen(const char *s, char *host, size_t hostsz, unsigned short
     return 0;
 }
 
+/* Reads the file at path (at most max bytes; one more is read so the parser can
+ * refuse a larger file). Caller frees *text. */
+static int read_file(const char *path, const char *what, size_t max, char **text, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return lk_cli_fail("cannot read %s %s", what, path);
+    *text = lk_malloc(max + 1);
+    *n = fread(*text, 1, max + 1, f);
+    fclose(f);
+    return 0;
+}
+
 /* Reads and parses the config file at path into *cfg. */
 static int load_config(const char *path, struct lk_config *cfg)
 {
-    char *text = lk_malloc(LK_CONFIG_MAX_BYTES + 1);
     struct lk_errinfo ei;
+    char *text;
     size_t n;
-    FILE *f = fopen(path, "r");
-    int rc = 0;
+    int rc;
 
-    if (f == NULL) {
-        free(text);
-        return lk_cli_fail("cannot read config file %s", path);
-    }
-    n = fread(text, 1, LK_CONFIG_MAX_BYTES + 1, f);
-    fclose(f);
+    if ((rc = read_file(path, "config file", LK_CONFIG_MAX_BYTES, &text, &n)) != 0)
+        return rc;
     lk_errinfo_clear(&ei);
     if (lk_config_parse(text, n, cfg, &ei) != LK_OK)
         rc = lk_cli_fail("%s: %s", path, ei.detail);
+    free(text);
+    return rc;
+}
+
+/* Reads and parses the forward-auth route rules at path into *routes. */
+static int load_routes(const char *path, struct lk_route_rules *routes)
+{
+    struct lk_errinfo ei;
+    char *text;
+    size_t n;
+    int rc;
+
+    if ((rc = read_file(path, "routes file", LK_ROUTES_MAX_BYTES, &text, &n)) != 0)
+        return rc;
+    lk_errinfo_clear(&ei);
+    if (lk_route_rules_parse(text, n, routes, &ei) != LK_OK) {
+        rc = lk_cli_fail("%s: %s", path, ei.detail);
+        lk_route_rules_free(routes);
+    }
     free(text);
     return rc;
 }
@@ -162,9 +190,11 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
                                          {"pepper-file", required_argument, NULL, 'p'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"config", required_argument, NULL, 'c'},
+                                         {"routes", required_argument, NULL, 'r'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *db = NULL, *listen = NULL, *pepper = NULL, *config = NULL;
+    const char *db = NULL, *listen = NULL, *pepper = NULL, *config = NULL, *routes_file = NULL;
+    struct lk_route_rules routes = {0};
     struct lk_config file = {0};
     sigset_t sigs;
     struct lk_server_config sc = {0};
@@ -185,6 +215,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
                 return lk_cli_fail("--threads must be 1 to 64");
             break;
         case 'c': config = optarg; break;
+        case 'r': routes_file = optarg; break;
         case 'h': return lk_cli_help(self);
         default: return lk_cli_usage(self);
         }
@@ -192,6 +223,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
     if (optind != argc)
         return lk_cli_usage(self);
     /* Flags win over the file, the file over the defaults. */
+    lk_config_parse("", 0, &file, NULL); /* the defaults */
     if (config != NULL && (rc = load_config(config, &file)) != 0)
         return rc;
     if (db == NULL)
@@ -202,14 +234,18 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         pepper = file.pepper_file;
     if (threads == 0)
         threads = file.threads;
+    if (routes_file == NULL && file.routes[0])
+        routes_file = file.routes;
     if (parse_listen(listen, host, sizeof(host), &sc.port) != 0)
         return lk_cli_fail("--listen wants HOST:PORT, e.g. 127.0.0.1:8080");
+    if (routes_file != NULL && (rc = load_routes(routes_file, &routes)) != 0)
+        return rc;
     sc.host = host;
     sc.threads = (int)threads;
     lk_server_block_signals(&sigs);
-    if (config == NULL)
-        lk_config_parse("", 0, &file, NULL); /* the defaults */
-    if ((rc = open_app(db, pepper, &file, &app)) != 0)
+    rc = open_app(db, pepper, &file, &routes, &app);
+    lk_route_rules_free(&routes); /* emptied when the app took them */
+    if (rc != 0)
         return rc;
     /* An empty database gets its first workspace, as `init` would. */
     if ((rc = bootstrap(app, false, true, &created)) != 0)
@@ -229,5 +265,6 @@ const struct lk_cmd lk_cmd_init = {
 
 const struct lk_cmd lk_cmd_serve = {
     "serve",
-    "serve [--listen HOST:PORT] [--db URL] [--config FILE] [--pepper-file FILE] [--threads N]",
+    "serve [--listen HOST:PORT] [--db URL] [--config FILE] [--routes FILE] [--pepper-file FILE] "
+    "[--threads N]",
     "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db)", run_serve};

@@ -27,6 +27,7 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         {"listen", offsetof(struct lk_config, listen)},
         {"db", offsetof(struct lk_config, db)},
         {"pepper_file", offsetof(struct lk_config, pepper_file)},
+        {"routes", offsetof(struct lk_config, routes)},
     };
     char field[32];
 

@@ -33,6 +33,7 @@ struct lk_config {
     char listen[LK_CONFIG_MAX_VALUE];      /* "" when not set */
     char db[LK_CONFIG_MAX_VALUE];
     char pepper_file[LK_CONFIG_MAX_VALUE];
+    char routes[LK_CONFIG_MAX_VALUE];      /* forward-auth route rules file */
     int threads;                           /* 0 when not set */
     struct lk_rate rate_limit;       /* default for live keys without their own */
     struct lk_rate test_rate_limit;  /* default for test keys without their own */

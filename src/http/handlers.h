@@ -13,9 +13,11 @@
 /* On the event loop; each returns 0 after answering. */
 int lk_h_auth_context(struct lk_reqctx *rc);
 int lk_h_verify(struct lk_reqctx *rc);
+int lk_h_forward_auth(struct lk_reqctx *rc);
 
 /* On a management worker. */
 void lk_h_verify_leased(struct lk_mreq *m); /* POST /v1/verify when a lease must be taken */
+void lk_h_forward_auth_leased(struct lk_mreq *m); /* the same for forward-auth */
 void lk_h_healthz(struct lk_mreq *m);
 void lk_h_keys_create(struct lk_mreq *m);
 void lk_h_keys_list(struct lk_mreq *m);

@@ -94,8 +94,13 @@ static enum lk_err consider(h2o_iovec_t *key, h2o_iovec_t v)
 
 enum lk_err lk_keyread(h2o_req_t *req, h2o_iovec_t *key)
 {
+    return lk_keyread_query(req, query_of(req), key);
+}
+
+enum lk_err lk_keyread_query(h2o_req_t *req, h2o_iovec_t q, h2o_iovec_t *key)
+{
     static const char *const headers[] = {"x-api-key", "x-auth-token"};
-    h2o_iovec_t v, q = query_of(req);
+    h2o_iovec_t v;
     ssize_t i = -1;
     size_t from = 0;
     enum lk_err e;

@@ -16,6 +16,10 @@
  * Returns LK_OK (also when there is none), or LK_ERR_MALFORMED_KEY. */
 enum lk_err lk_keyread(h2o_req_t *req, h2o_iovec_t *key /* OUT */);
 
+/* The same, with `auth_token` read from the query string q rather than the
+ * request's own (forward-auth: the query of the forwarded request's URI). */
+enum lk_err lk_keyread_query(h2o_req_t *req, h2o_iovec_t q, h2o_iovec_t *key /* OUT */);
+
 /* Finds the next parameter `name` in the query string q[0..qlen) at or after
  * byte *from, URL-decodes its value into out (NUL-terminated) and moves *from past
  * it. Returns 1 when found, 0 when there is no more, -1 when the value does not fit

@@ -87,6 +87,8 @@ static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
                                v.len);
             }
             lk_respond_limit_headers(req, &j->m.limits, j->m.retry_after);
+            if (j->m.fwd_key_id[0] != '\0')
+                lk_respond_identity(req, j->m.fwd_key_id, j->m.fwd_workspace_id, j->m.fwd_env);
             lk_respond_send(req, j->m.status, j->m.request_id, j->m.err, body, j->m.out_len);
         }
         job_free(j);
@@ -168,8 +170,14 @@ int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)
     m->now = rc->now;
     memcpy(m->request_id, rc->request_id, sizeof(m->request_id));
     memcpy(m->address, rc->address, sizeof(m->address));
-    m->key_err = lk_keyread(req, &key);
-    if (m->key_err == LK_OK && key.base == NULL)
+    if (rc->fwd_key.base != NULL) {
+        key = rc->fwd_key;
+        m->key_err = LK_OK;
+    } else {
+        m->key_err = lk_keyread(req, &key);
+    }
+    m->fwd_rule = rc->fwd_rule;
+    if (m->key_err == LK_OK && key.base == NULL && rc->fwd_key.base == NULL)
         key = session_cookie(req); /* the dashboard's credential */
     if (m->key_err == LK_OK && key.base != NULL) {
         m->key = lk_strndup(key.base, key.len);

@@ -46,6 +46,9 @@ struct lk_mreq {
     char *set_cookie;    /* a Set-Cookie value to send, or NULL (owned, wiped) */
     int64_t retry_after; /* seconds for Retry-After, or 0 */
     struct lk_limits_info limits; /* RateLimit-* headers when limits.has_rl */
+    long fwd_rule;                /* forward-auth: the route rule that matched */
+    /* Forward-auth: the X-Latchkey-* identity headers to send ("" for none). */
+    char fwd_key_id[LK_ID_MAX], fwd_workspace_id[LK_ID_MAX], fwd_env[8];
 };
 
 typedef void (*lk_mgmt_fn)(struct lk_mreq *m);

@@ -87,6 +87,20 @@ void lk_respond_limit_headers(h2o_req_t *req, const struct lk_limits_info *info,
         add_number_header(req, "retry-after", retry_after);
 }
 
+void lk_respond_identity(h2o_req_t *req, const char *key_id, const char *workspace_id,
+                         const char *env)
+{
+    static const char *const names[] = {"x-latchkey-key-id", "x-latchkey-workspace-id",
+                                        "x-latchkey-environment"};
+    const char *values[] = {key_id, workspace_id, env};
+
+    for (size_t i = 0; i < 3; i++) {
+        h2o_iovec_t v = h2o_strdup(&req->pool, values[i], strlen(values[i]));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, names[i], strlen(names[i]), 0, NULL,
+                              v.base, v.len);
+    }
+}
+
 static const char *reason_of(int status)
 {
     switch (status) {

@@ -27,6 +27,10 @@ struct lk_reqctx {
     char request_id[24];
     h2o_iovec_t params[LK_ROUTE_MAX_PARAMS]; /* captured path segments */
     char address[64];                        /* peer address, for audit events */
+    /* Forward-auth hands a request to a worker with the key it read from the
+     * forwarded request and the route rule that matched. */
+    h2o_iovec_t fwd_key;
+    long fwd_rule;
 };
 
 /* Fills rc for req: request id, clock, peer address. */
@@ -62,6 +66,11 @@ void lk_respond_header(struct lk_reqctx *rc, const char *name, const char *value
  * may be NULL), and Retry-After when retry_after > 0. */
 void lk_respond_limit_headers(h2o_req_t *req, const struct lk_limits_info *info,
                               int64_t retry_after);
+
+/* Adds forward-auth's X-Latchkey-Key-Id, -Workspace-Id and -Environment
+ * (values copied). */
+void lk_respond_identity(h2o_req_t *req, const char *key_id, const char *workspace_id,
+                         const char *env);
 
 /* Makes responses that h2o itself produces (413 while reading a body, and other
  * protocol-level errors) use the error shape too. */

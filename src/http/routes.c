@@ -6,7 +6,8 @@
 
 typedef int (*lk_handler_fn)(struct lk_reqctx *rc);
 
-/* `{}` in a pattern captures one path segment into rc->params. A route has
+/* `{}` in a pattern captures one path segment into rc->params; method `*` is
+ * any method. A route has
  * either `run` (answered on the event loop: verification, memory only) or
  * `mgmt` (handed to a management worker: it may wait on the database). */
 static const struct route {
@@ -19,6 +20,7 @@ static const struct route {
     {"GET", "/v1/auth-context", lk_h_auth_context, NULL},
     {"GET", "/api/auth-context", lk_h_auth_context, NULL},
     {"POST", "/v1/verify", lk_h_verify, NULL},
+    {"*", "/v1/forward-auth", lk_h_forward_auth, NULL},
     {"POST", "/v1/keys/generate-temp", NULL, lk_h_keys_generate_temp},
     {"POST", "/api/keys/generate-temp", NULL, lk_h_keys_generate_temp},
     {"POST", "/v1/keys", NULL, lk_h_keys_create},
@@ -94,7 +96,8 @@ int lk_routes_dispatch(struct lk_reqctx *rc)
         if (!match(routes[i].pattern, req->path.base, len, params))
             continue;
         path_known = true;
-        if (!h2o_memis(req->method.base, req->method.len, routes[i].method,
+        if (routes[i].method[0] != '*' &&
+            !h2o_memis(req->method.base, req->method.len, routes[i].method,
                        strlen(routes[i].method)))
             continue;
         memcpy(rc->params, params, sizeof(params));

@@ -79,6 +79,14 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     app->failed_keys = throttle_of(cfg->limits.failed_key);
     app->login_rate = throttle_of(cfg->limits.login);
     app->counters = lk_counters_new();
+    if (cfg->routes != NULL && cfg->routes->n > 0) {
+        app->routes = *cfg->routes;
+        memset(cfg->routes, 0, sizeof(*cfg->routes));
+    } else {
+        /* No route file: forward-auth lets any valid key through. */
+        static const char any[] = "* /** any\n";
+        lk_assert(lk_route_rules_parse(any, sizeof(any) - 1, &app->routes, NULL) == LK_OK);
+    }
     app->login_by_email = lk_throttle_new(LK_LOGIN_EMAIL_LIMIT, LK_LOGIN_WINDOW);
     app->login_by_address = lk_throttle_new(LK_LOGIN_ADDR_LIMIT, LK_LOGIN_WINDOW);
     lk_keycache_thread_online();
@@ -122,6 +130,7 @@ void lk_app_close(struct lk_app *app)
     lk_throttle_free(app->login_by_email);
     lk_throttle_free(app->login_by_address);
     lk_throttle_free(app->failed_keys);
+    lk_route_rules_free(&app->routes);
     lk_throttle_free(app->login_rate);
     pthread_mutex_destroy(&app->write_mu);
     free(app);

@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/digest.h"
+#include "core/routerules.h"
 #include "counters/counters.h"
 #include "core/err.h"
 #include "service/keycache.h"
@@ -36,6 +37,10 @@ struct lk_app_config {
     const char *db_url;      /* "sqlite:PATH" */
     const char *pepper_file; /* NULL: no pepper */
     struct lk_limits_config limits;
+    /* Forward-auth route rules, taken over by the app (the caller's copy is
+     * emptied); NULL or none: one rule letting any valid key through, whatever the
+     * method and path. */
+    struct lk_route_rules *routes;
 };
 
 /* Transparent to the service layer; the http layer only passes it along. */
@@ -54,6 +59,7 @@ struct lk_app {
     struct lk_limits_config limits;
     struct lk_throttle *failed_keys; /* unknown keys per address; NULL: no limit */
     struct lk_throttle *login_rate;  /* login attempts per address; NULL: no limit */
+    struct lk_route_rules routes;    /* forward-auth rules; read-only after open */
 };
 
 /* Opens the store (applying migrations), reads the pepper, loads every key into

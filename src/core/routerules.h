@@ -1,0 +1,57 @@
+/*
+ * routerules.h — forward-auth route rules (DESIGN §5, `latchkey serve --routes
+ * FILE`): which permission a forwarded request needs, from its method and path.
+ * One rule a line, first match wins, `#` starts a comment; DESIGN §5 has an
+ * example file. A line is `METHOD PATH-PATTERN NEEDS [cost=N] [env=live|test]`.
+ *
+ * METHOD is a method or `*`; in PATH-PATTERN `*` is one path segment and `**`
+ * (last only) any rest, none included; NEEDS is a permission query, `any` (any
+ * valid key) or `public` (no key needed). Pure: the caller reads the file.
+ */
+#ifndef LK_ROUTERULES_H
+#define LK_ROUTERULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define LK_ROUTES_MAX_BYTES (256 * 1024)
+#define LK_ROUTES_MAX_RULES 4096
+#define LK_ROUTES_MAX_LINE 1024
+#define LK_ROUTES_MAX_COST 1000000000
+
+enum lk_route_needs { LK_NEEDS_QUERY = 0, LK_NEEDS_ANY, LK_NEEDS_PUBLIC };
+
+struct lk_route_rule {
+    char method[16];          /* upper case, or "*" */
+    char *pattern;            /* owned */
+    enum lk_route_needs needs;
+    char *query;              /* LK_NEEDS_QUERY: the permission query (owned) */
+    int64_t cost;             /* credits a passing request spends */
+    int env;                  /* -1: either, else enum lk_env */
+    long line;                /* in the file, for messages */
+};
+
+struct lk_route_rules {
+    struct lk_route_rule *rules;
+    size_t n;
+};
+
+/* Parses text[0..len) into *out (zeroed first). Returns LK_OK, or
+ * LK_ERR_INVALID_REQUEST with ei->offset = the line and ei->detail saying what is
+ * wrong. Caller frees with lk_route_rules_free() (also after a failure). */
+enum lk_err lk_route_rules_parse(const char *text, size_t len, struct lk_route_rules *out /* OUT */,
+                                 struct lk_errinfo *ei);
+void lk_route_rules_free(struct lk_route_rules *r);
+
+/* The index of the first rule matching method[0..mlen) and path[0..plen) (a
+ * path without query string), or -1. */
+long lk_route_rules_match(const struct lk_route_rules *r, const char *method, size_t mlen,
+                          const char *path, size_t plen);
+
+/* True when path[0..plen) matches the pattern. */
+bool lk_route_pattern_match(const char *pattern, const char *path, size_t plen);
+
+#endif

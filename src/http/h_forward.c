@@ -1,0 +1,171 @@
+/*
+ * h_forward.c — ANY /v1/forward-auth, for nginx auth_request, Caddy forward_auth,
+ * Traefik ForwardAuth and Envoy ext_authz (DESIGN §5): the proxy forwards the
+ * client's request (its headers, and its method and URI in X-Forwarded-Method /
+ * X-Forwarded-Uri or X-Original-Method / X-Original-URI); the route rules
+ * (core/routerules.h) say what it needs; the key is checked as /v1/verify would,
+ * cost and all. 200 carries the key's identity in X-Latchkey-* headers; any other
+ * answer is the error the proxy passes on.
+ */
+#include <arpa/inet.h>
+
+#include "base/common.h"
+#include "http/handlers.h"
+#include "http/keyread.h"
+#include "service/credits.h"
+#include "service/verify.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+#define LEASE_TRIES 16
+
+/* The first of the named headers present, or an empty view. */
+static h2o_iovec_t first_header(h2o_req_t *req, const char *a, const char *b)
+{
+    ssize_t i;
+
+    if ((i = h2o_find_header_by_str(&req->headers, a, strlen(a), -1)) != -1 ||
+        (i = h2o_find_header_by_str(&req->headers, b, strlen(b), -1)) != -1)
+        return req->headers.entries[i].value;
+    return h2o_iovec_init(NULL, 0);
+}
+
+/* A proxy on this host speaks for its client: count failed keys against the
+ * client's address (X-Real-IP, else the last X-Forwarded-For hop the proxy
+ * added), not against the proxy's, which all clients share. */
+static void client_address(struct lk_reqctx *rc)
+{
+    h2o_iovec_t v;
+    char buf[64];
+    unsigned char bin[16];
+
+    if (strcmp(rc->address, "127.0.0.1") != 0 && strcmp(rc->address, "::1") != 0)
+        return;
+    v = first_header(rc->req, "x-real-ip", "x-forwarded-for");
+    if (v.base == NULL)
+        return;
+    for (size_t i = v.len; i > 0; i--) /* the last hop of a list */
+        if (v.base[i - 1] == ',') {
+            v = h2o_iovec_init(v.base + i, v.len - i);
+            break;
+        }
+    while (v.len > 0 && (v.base[0] == ' ' || v.base[0] == '\t')) {
+        v.base++;
+        v.len--;
+    }
+    while (v.len > 0 && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))
+        v.len--;
+    if (v.len == 0 || v.len >= sizeof(buf))
+        return;
+    memcpy(buf, v.base, v.len);
+    buf[v.len] = '\0';
+    /* Only a real address, so a header cannot name arbitrary throttle buckets. */
+    if (inet_pton(AF_INET, buf, bin) == 1 || inet_pton(AF_INET6, buf, bin) == 1)
+        snprintf(rc->address, sizeof(rc->address), "%s", buf);
+}
+
+static void request_of(const struct lk_route_rule *rule, h2o_iovec_t key, const char *address,
+                       int64_t now, struct lk_verify_req *vr)
+{
+    *vr = (struct lk_verify_req){.secret = key.base, .len = key.len,
+                                 .want_env = rule->env, .now = now, .record = true,
+                                 .cost = rule->cost, .address = address};
+    if (rule->needs == LK_NEEDS_QUERY) {
+        vr->needs = rule->query;
+        vr->needs_len = strlen(rule->query);
+    }
+}
+
+int lk_h_forward_auth(struct lk_reqctx *rc)
+{
+    h2o_req_t *req = rc->req;
+    h2o_iovec_t method = first_header(req, "x-forwarded-method", "x-original-method");
+    h2o_iovec_t uri = first_header(req, "x-forwarded-uri", "x-original-uri"), query, key;
+    const struct lk_route_rule *rule;
+    struct lk_verify_req vr;
+    struct lk_limits_info info;
+    const struct lk_ckey *k;
+    char id[LK_ID_MAX], ws[LK_ID_MAX];
+    const char *env = NULL;
+    size_t plen = 0;
+    long r;
+    enum lk_err e;
+
+    if (method.base == NULL)
+        method = req->method;
+    if (uri.base == NULL)
+        uri = h2o_iovec_init(H2O_STRLIT("/"));
+    while (plen < uri.len && uri.base[plen] != '?' && uri.base[plen] != '#')
+        plen++;
+    query = plen < uri.len && uri.base[plen] == '?'
+                ? h2o_iovec_init(uri.base + plen + 1, uri.len - plen - 1)
+                : h2o_iovec_init("", 0);
+    for (size_t i = 0; i < query.len; i++)
+        if (query.base[i] == '#')
+            query.len = i;
+    r = lk_route_rules_match(&rc->app->routes, method.base, method.len, uri.base, plen);
+    if (r < 0)
+        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, NULL);
+    rule = &rc->app->routes.rules[r];
+    if (rule->needs == LK_NEEDS_PUBLIC)
+        return lk_respond_raw(rc, 200, H2O_STRLIT("{\"public\":true}"));
+    if ((e = lk_keyread_query(req, query, &key)) != LK_OK)
+        return lk_respond_error(rc, e, NULL);
+    client_address(rc);
+    request_of(rule, key, rc->address, rc->now, &vr);
+    lk_keycache_read_lock();
+    e = lk_verify(rc->app, &vr, &k, &info);
+    if (info.need_lease) {
+        lk_keycache_read_unlock();
+        rc->fwd_key = key;
+        rc->fwd_rule = r;
+        return lk_mgmt_submit(rc->mgmt, rc, lk_h_forward_auth_leased);
+    }
+    if (e == LK_OK) {
+        memcpy(id, k->id, sizeof(id));
+        memcpy(ws, k->workspace_id, sizeof(ws));
+        env = lk_env_name(k->env);
+    }
+    lk_keycache_read_unlock();
+    lk_respond_limit_headers(req, &info, lk_err_status(e) == 429 ? info.retry_after : 0);
+    if (e != LK_OK)
+        return lk_respond_error(rc, e, NULL);
+    lk_respond_identity(req, id, ws, env);
+    return lk_respond_raw(rc, 200, H2O_STRLIT("{\"valid\":true}"));
+}
+
+void lk_h_forward_auth_leased(struct lk_mreq *m)
+{
+    const struct lk_route_rule *rule = &m->app->routes.rules[m->fwd_rule];
+    struct lk_verify_req vr;
+    struct lk_limits_info info;
+    const struct lk_ckey *k;
+    enum lk_err e;
+
+    request_of(rule, h2o_iovec_init(m->key, m->key_len), m->address, m->now, &vr);
+    for (int tries = 0;; tries++) {
+        struct lk_wstate *ws;
+        lk_keycache_read_lock();
+        e = lk_verify(m->app, &vr, &k, &info);
+        if (!info.need_lease || tries == LEASE_TRIES) {
+            if (e == LK_OK) {
+                memcpy(m->fwd_key_id, k->id, sizeof(m->fwd_key_id));
+                memcpy(m->fwd_workspace_id, k->workspace_id, sizeof(m->fwd_workspace_id));
+                snprintf(m->fwd_env, sizeof(m->fwd_env), "%s", lk_env_name(k->env));
+            }
+            lk_keycache_read_unlock();
+            break;
+        }
+        ws = k->ws;
+        lk_keycache_read_unlock();
+        if (lk_credits_lease(m->app, ws, vr.cost, m->now) != LK_OK) {
+            lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);
+            return;
+        }
+    }
+    m->limits = info;
+    m->retry_after = lk_err_status(e) == 429 ? info.retry_after : 0;
+    if (e != LK_OK)
+        lk_mreq_error(m, e, NULL);
+    else
+        lk_mreq_raw(m, 200, "{\"valid\":true}", 14);
+}

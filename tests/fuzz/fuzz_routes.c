@@ -1,0 +1,41 @@
+/*
+ * fuzz_routes.c — the forward-auth route file parser and matcher: never crashes
+ * or leaks; an accepted rule is well-formed (pattern starting with '/', cost and
+ * env in range, a query exactly when NEEDS is one) and matching it against paths
+ * cut from the input stays in bounds.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/routerules.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct lk_route_rules r;
+    struct lk_errinfo ei;
+    const char *text = (const char *)data;
+
+    lk_errinfo_clear(&ei);
+    if (lk_route_rules_parse(text, size, &r, &ei) == LK_OK) {
+        for (size_t i = 0; i < r.n; i++) {
+            const struct lk_route_rule *x = &r.rules[i];
+            if (x->pattern[0] != '/' || x->cost < 0 || x->cost > LK_ROUTES_MAX_COST ||
+                x->env < -1 || x->env > 1 || (x->needs == LK_NEEDS_QUERY) != (x->query != NULL))
+                __builtin_trap();
+        }
+        /* Every line of the input is also a path to match. */
+        for (size_t pos = 0; pos < size;) {
+            const char *nl = memchr(text + pos, '\n', size - pos);
+            size_t end = nl ? (size_t)(nl - text) : size;
+            long m = lk_route_rules_match(&r, "GET", 3, text + pos, end - pos);
+            if (m < -1 || m >= (long)r.n)
+                __builtin_trap();
+            pos = end + 1;
+        }
+    } else if (ei.offset < 0 || (size_t)ei.offset > size + 1) {
+        __builtin_trap();
+    }
+    lk_route_rules_free(&r);
+    return 0;
+}

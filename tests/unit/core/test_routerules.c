@@ -1,0 +1,123 @@
+/*
+ * test_routerules.c — src/core/routerules.c: the forward-auth route file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "base/common.h"
+#include "core/routerules.h"
+#include "core/secret.h"
+
+static const char design_example[] =
+    "# METHOD  PATH-PATTERN     NEEDS                               [cost=N] [env=live|test]\n"
+    "GET       /content/**      content:read\n"
+    "POST      /content/*/run   workflows:execute AND storage:read  cost=5   env=live\n"
+    "*         /public/**       public\n"
+    "*         /**              any\n";
+
+static long match(const struct lk_route_rules *r, const char *method, const char *path)
+{
+    return lk_route_rules_match(r, method, strlen(method), path, strlen(path));
+}
+
+static void test_design_example(void **state)
+{
+    struct lk_route_rules r;
+    struct lk_errinfo ei;
+
+    (void)state;
+    assert_int_equal(lk_route_rules_parse(design_example, strlen(design_example), &r, &ei), LK_OK);
+    assert_int_equal(r.n, 4);
+    assert_string_equal(r.rules[0].query, "content:read");
+    assert_string_equal(r.rules[1].query, "workflows:execute AND storage:read");
+    assert_int_equal(r.rules[1].cost, 5);
+    assert_int_equal(r.rules[1].env, LK_ENV_LIVE);
+    assert_int_equal(r.rules[2].needs, LK_NEEDS_PUBLIC);
+    assert_int_equal(r.rules[3].needs, LK_NEEDS_ANY);
+    assert_int_equal(match(&r, "GET", "/content/a/b"), 0);
+    assert_int_equal(match(&r, "GET", "/content"), 0); /* ** includes nothing */
+    assert_int_equal(match(&r, "POST", "/content/42/run"), 1);
+    assert_int_equal(match(&r, "POST", "/content/42/run/x"), 3);
+    assert_int_equal(match(&r, "POST", "/content//run"), 3); /* * is one non-empty segment */
+    assert_int_equal(match(&r, "DELETE", "/public/x"), 2);
+    assert_int_equal(match(&r, "PUT", "/"), 3);
+    lk_route_rules_free(&r);
+}
+
+static void test_patterns(void **state)
+{
+    static const struct {
+        const char *pattern, *path;
+        bool match;
+    } cases[] = {
+        {"/", "/", true},        {"/", "/a", false},         {"/a", "/a", true},
+        {"/a", "/a/", false},    {"/a", "/ab", false},        {"/a/*", "/a/b", true},
+        {"/a/*", "/a/", false},  {"/a/*", "/a", false},       {"/a/**", "/a", true},
+        {"/a/**", "/ab", false}, {"/a/**", "/a/b/c/", true},  {"/*/b", "/x/b", true},
+        {"/**", "/", true},      {"/a", "a", false},          {"/a", "", false},
+    };
+    (void)state;
+    for (size_t i = 0; i < LK_ARRAY_LEN(cases); i++) {
+        bool got = lk_route_pattern_match(cases[i].pattern, cases[i].path, strlen(cases[i].path));
+        if (got != cases[i].match)
+            fail_msg("%s vs %s: got %d", cases[i].pattern, cases[i].path, got);
+    }
+}
+
+static void test_no_match_without_catch_all(void **state)
+{
+    static const char text[] = "GET /a/** a:read\n";
+    struct lk_route_rules r;
+    struct lk_errinfo ei;
+
+    (void)state;
+    assert_int_equal(lk_route_rules_parse(text, strlen(text), &r, &ei), LK_OK);
+    assert_int_equal(match(&r, "POST", "/a/x"), -1);
+    assert_int_equal(match(&r, "get", "/a/x"), -1); /* methods are exact */
+    lk_route_rules_free(&r);
+}
+
+static void test_bad_lines(void **state)
+{
+    static const struct {
+        const char *text;
+        long line;
+    } bad[] = {
+        {"GET /a\n", 1},
+        {"\nget /a any\n", 2},
+        {"GET a any\n", 1},
+        {"GET /a* any\n", 1},
+        {"GET /**/a any\n", 1},
+        {"GET /a a:read AND\n", 1},
+        {"GET /a a:read cost=-1\n", 1},
+        {"GET /a a:read cost=1 cost=2\n", 1},
+        {"GET /a a:read env=prod\n", 1},
+        {"GET /a public cost=1\n", 1},
+        {"GET /a any cost=1000000001\n", 1},
+    };
+    (void)state;
+    for (size_t i = 0; i < LK_ARRAY_LEN(bad); i++) {
+        struct lk_route_rules r;
+        struct lk_errinfo ei;
+        lk_errinfo_clear(&ei);
+        if (lk_route_rules_parse(bad[i].text, strlen(bad[i].text), &r, &ei) !=
+            LK_ERR_INVALID_REQUEST)
+            fail_msg("accepted: %s", bad[i].text);
+        assert_int_equal(ei.offset, bad[i].line);
+        lk_route_rules_free(&r);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_design_example),
+        cmocka_unit_test(test_patterns),
+        cmocka_unit_test(test_no_match_without_catch_all),
+        cmocka_unit_test(test_bad_lines),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
