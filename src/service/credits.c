@@ -171,7 +171,11 @@ enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id, struct lk_cred
     struct lk_wstate *ws = lk_counters_ws(app->counters, ws_id);
     enum lk_err e;
 
-    /* Under the lease lock no lease moves credits between store and memory. */
+    /* With the recorder paused no spending is half-way to the store, and under
+     * the lease lock no lease moves credits between store and memory: the
+     * stored account plus what memory holds unwritten is exact. */
+    if (app->usage != NULL)
+        lk_usage_pause(app->usage);
     pthread_mutex_lock(&ws->lease_mu);
     if ((e = lk_store_credits_get(app->store, ws_id, out)) == LK_OK) {
         pthread_mutex_lock(&ws->mu);
@@ -179,10 +183,10 @@ enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id, struct lk_cred
         out->leased -= ws->avail + ws->unsaved_spend;
         out->spent += ws->unsaved_spend;
         pthread_mutex_unlock(&ws->mu);
-        if (out->leased < 0) /* spending being written right now */
-            out->leased = 0;
     }
     pthread_mutex_unlock(&ws->lease_mu);
+    if (app->usage != NULL)
+        lk_usage_resume(app->usage);
     return e;
 }
 

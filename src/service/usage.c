@@ -222,6 +222,16 @@ void lk_usage_flush(struct lk_usage *u)
     pthread_mutex_unlock(&u->flush_mu);
 }
 
+void lk_usage_pause(struct lk_usage *u)
+{
+    pthread_mutex_lock(&u->flush_mu);
+}
+
+void lk_usage_resume(struct lk_usage *u)
+{
+    pthread_mutex_unlock(&u->flush_mu);
+}
+
 static void *flush_main(void *arg)
 {
     struct lk_usage *u = arg;

@@ -37,4 +37,9 @@ void lk_usage_touch(struct lk_usage *u, const struct lk_ckey *k, int64_t now);
 /* Writes everything pending now. */
 void lk_usage_flush(struct lk_usage *u);
 
+/* Holds off writes until resumed, so that what the store holds and what the
+ * counters hold unwritten can be read as one (no batch is half-way between). */
+void lk_usage_pause(struct lk_usage *u);
+void lk_usage_resume(struct lk_usage *u);
+
 #endif
