@@ -178,6 +178,9 @@ static int load_routes(const char *path, struct lk_route_rules *routes)
     if (lk_route_rules_parse(text, n, routes, &ei) != LK_OK) {
         rc = lk_cli_fail("%s: %s", path, ei.detail);
         lk_route_rules_free(routes);
+    } else if (routes->n == 0) {
+        /* Not "let everything through", as no file at all means. */
+        rc = lk_cli_fail("%s: no rules (forward-auth would refuse every request)", path);
     }
     free(text);
     return rc;

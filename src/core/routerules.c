@@ -208,6 +208,67 @@ void lk_route_rules_free(struct lk_route_rules *r)
     memset(r, 0, sizeof(*r));
 }
 
+long lk_route_path_normalize(const char *path, size_t len, char *out, size_t outsz)
+{
+    size_t n = 0, i = 1; /* out holds "/seg/seg" (n bytes), or nothing for the root */
+    bool dir = false;    /* the path names a directory: ends in '/', '.' or '..' */
+
+    if (len == 0 || path[0] != '/' || outsz < 2)
+        return -1;
+    while (i <= len) {
+        size_t start = n;
+        bool dot = false, dotdot = false;
+
+        if (n + 1 >= outsz)
+            return -1;
+        out[n++] = '/';
+        /* One segment, decoded, appended after the '/'. */
+        while (i < len && path[i] != '/') {
+            int hi, lo;
+            unsigned char ch = (unsigned char)path[i];
+            if (ch == '%') {
+                if (i + 2 >= len || (hi = lk_hex_value(path[i + 1])) < 0 ||
+                    (lo = lk_hex_value(path[i + 2])) < 0)
+                    return -1;
+                ch = (unsigned char)(hi << 4 | lo);
+                /* An encoded separator, or an encoded '%' that a server decoding
+                 * twice would read as another escape: a path with more than one
+                 * meaning, which no rule judges. */
+                if (ch == '/' || ch == '%')
+                    return -1;
+                i += 3;
+            } else {
+                i++;
+            }
+            if (ch == '\\' || ch < 0x20 || ch == 0x7f || n + 1 >= outsz)
+                return -1;
+            out[n++] = (char)ch;
+        }
+        i++; /* past the '/' (or the end) */
+        size_t sn = n - start - 1;
+        dot = sn == 1 && out[start + 1] == '.';
+        dotdot = sn == 2 && out[start + 1] == '.' && out[start + 2] == '.';
+        dir = sn == 0 || dot || dotdot;
+        if (sn == 0 || dot) {
+            n = start; /* `//` and `/./` add nothing */
+        } else if (dotdot) {
+            if (start == 0)
+                return -1; /* above the root */
+            n = start;
+            while (n > 0 && out[n - 1] != '/')
+                n--;
+            n--; /* drop the previous segment with its '/' */
+        }
+    }
+    if (n == 0 || dir) {
+        if (n + 1 >= outsz)
+            return -1;
+        out[n++] = '/';
+    }
+    out[n] = '\0';
+    return (long)n;
+}
+
 bool lk_route_pattern_match(const char *pattern, const char *path, size_t plen)
 {
     const char *p = pattern;

@@ -51,6 +51,14 @@ void lk_route_rules_free(struct lk_route_rules *r);
 long lk_route_rules_match(const struct lk_route_rules *r, const char *method, size_t mlen,
                           const char *path, size_t plen);
 
+/* Puts path[0..len) in the form a web server serves it under, so a rule cannot
+ * be dodged by spelling the path another way: %XX decoded, `.` and `..`
+ * segments resolved, repeated slashes merged. Writes at most outsz - 1 bytes and
+ * a NUL to out; returns the length, or -1 for a path no rule should judge: not
+ * starting with '/', `..` above the root, an encoded '/' or '%', a '\' or
+ * control character, a bad %-escape, or too long. */
+long lk_route_path_normalize(const char *path, size_t len, char *out, size_t outsz);
+
 /* True when path[0..plen) matches the pattern. */
 bool lk_route_pattern_match(const char *pattern, const char *path, size_t plen);
 

@@ -17,32 +17,31 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define LEASE_TRIES 16
+#define LK_FORWARD_PATH_MAX 2048 /* longer forwarded paths are refused */
 
-/* The first of the named headers present, or an empty view. */
-static h2o_iovec_t first_header(h2o_req_t *req, const char *a, const char *b)
+/* The value of header `name`, or an empty view. */
+static h2o_iovec_t header(h2o_req_t *req, const char *name)
 {
-    ssize_t i;
-
-    if ((i = h2o_find_header_by_str(&req->headers, a, strlen(a), -1)) != -1 ||
-        (i = h2o_find_header_by_str(&req->headers, b, strlen(b), -1)) != -1)
-        return req->headers.entries[i].value;
-    return h2o_iovec_init(NULL, 0);
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    return i != -1 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
 }
 
-/* A proxy on this host speaks for its client: count failed keys against the
- * client's address (X-Real-IP, else the last X-Forwarded-For hop the proxy
- * added), not against the proxy's, which all clients share. */
-static void client_address(struct lk_reqctx *rc)
+/* The first of the two headers present, or an empty view. */
+static h2o_iovec_t first_header(h2o_req_t *req, const char *a, const char *b)
 {
-    h2o_iovec_t v;
+    h2o_iovec_t v = header(req, a);
+    return v.base != NULL ? v : header(req, b);
+}
+
+/* Sets rc->address to the address in v (the last entry of a list), if it is
+ * one: a header cannot name arbitrary throttle buckets. */
+static bool take_address(struct lk_reqctx *rc, h2o_iovec_t v)
+{
     char buf[64];
     unsigned char bin[16];
 
-    if (strcmp(rc->address, "127.0.0.1") != 0 && strcmp(rc->address, "::1") != 0)
-        return;
-    v = first_header(rc->req, "x-real-ip", "x-forwarded-for");
     if (v.base == NULL)
-        return;
+        return false;
     for (size_t i = v.len; i > 0; i--) /* the last hop of a list */
         if (v.base[i - 1] == ',') {
             v = h2o_iovec_init(v.base + i, v.len - i);
@@ -55,12 +54,24 @@ static void client_address(struct lk_reqctx *rc)
     while (v.len > 0 && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))
         v.len--;
     if (v.len == 0 || v.len >= sizeof(buf))
-        return;
+        return false;
     memcpy(buf, v.base, v.len);
     buf[v.len] = '\0';
-    /* Only a real address, so a header cannot name arbitrary throttle buckets. */
-    if (inet_pton(AF_INET, buf, bin) == 1 || inet_pton(AF_INET6, buf, bin) == 1)
-        snprintf(rc->address, sizeof(rc->address), "%s", buf);
+    if (inet_pton(AF_INET, buf, bin) != 1 && inet_pton(AF_INET6, buf, bin) != 1)
+        return false;
+    snprintf(rc->address, sizeof(rc->address), "%s", buf);
+    return true;
+}
+
+/* A proxy on this host speaks for its client: count failed keys against the
+ * client's address (X-Real-IP, else the last X-Forwarded-For hop the proxy
+ * added), not against the proxy's, which all clients share. */
+static void client_address(struct lk_reqctx *rc)
+{
+    if (strcmp(rc->address, "127.0.0.1") != 0 && strcmp(rc->address, "::1") != 0)
+        return;
+    if (!take_address(rc, header(rc->req, "x-real-ip")))
+        take_address(rc, header(rc->req, "x-forwarded-for"));
 }
 
 static void request_of(const struct lk_route_rule *rule, h2o_iovec_t key, const char *address,
@@ -81,13 +92,14 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
     h2o_iovec_t method = first_header(req, "x-forwarded-method", "x-original-method");
     h2o_iovec_t uri = first_header(req, "x-forwarded-uri", "x-original-uri"), query, key;
     const struct lk_route_rule *rule;
+    char path[LK_FORWARD_PATH_MAX];
     struct lk_verify_req vr;
     struct lk_limits_info info;
     const struct lk_ckey *k;
     char id[LK_ID_MAX], ws[LK_ID_MAX];
     const char *env = NULL;
     size_t plen = 0;
-    long r;
+    long r, n;
     enum lk_err e;
 
     if (method.base == NULL)
@@ -102,7 +114,11 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
     for (size_t i = 0; i < query.len; i++)
         if (query.base[i] == '#')
             query.len = i;
-    r = lk_route_rules_match(&rc->app->routes, method.base, method.len, uri.base, plen);
+    /* Rules judge the path the backend will serve, however it was spelled; a
+     * path with no one meaning is refused. */
+    if ((n = lk_route_path_normalize(uri.base, plen, path, sizeof(path))) < 0)
+        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, NULL);
+    r = lk_route_rules_match(&rc->app->routes, method.base, method.len, path, (size_t)n);
     if (r < 0)
         return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, NULL);
     rule = &rc->app->routes.rules[r];

@@ -2,13 +2,33 @@
  * fuzz_routes.c — the forward-auth route file parser and matcher: never crashes
  * or leaks; an accepted rule is well-formed (pattern starting with '/', cost and
  * env in range, a query exactly when NEEDS is one) and matching it against paths
- * cut from the input stays in bounds.
+ * cut from the input stays in bounds; the path normalizer's output has nothing
+ * left to resolve.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "core/routerules.h"
+
+/* A normalized path is absolute, in bounds, and has nothing left to resolve. */
+static void check_normalize(const char *path, size_t len)
+{
+    char out[256];
+    long n = lk_route_path_normalize(path, len, out, sizeof(out));
+
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(out) || out[n] != '\0' || strlen(out) != (size_t)n || out[0] != '/' ||
+        strstr(out, "//") != NULL || strstr(out, "/./") != NULL || strstr(out, "/../") != NULL ||
+        strchr(out, '\\') != NULL)
+        __builtin_trap();
+    /* Normalizing again changes nothing. */
+    char again[256];
+    if (lk_route_path_normalize(out, (size_t)n, again, sizeof(again)) != n ||
+        memcmp(out, again, (size_t)n) != 0)
+        __builtin_trap();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -17,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text = (const char *)data;
 
     lk_errinfo_clear(&ei);
+    check_normalize(text, size);
     if (lk_route_rules_parse(text, size, &r, &ei) == LK_OK) {
         for (size_t i = 0; i < r.n; i++) {
             const struct lk_route_rule *x = &r.rules[i];

@@ -111,6 +111,52 @@ static void test_bad_lines(void **state)
     }
 }
 
+static void test_normalize(void **state)
+{
+    static const struct {
+        const char *in, *out; /* out NULL: refused */
+    } cases[] = {
+        {"/", "/"},
+        {"/a/b", "/a/b"},
+        {"/a/b/", "/a/b/"},
+        {"//a///b", "/a/b"},
+        {"/./a/./b/.", "/a/b/"},
+        {"/public/../admin/users", "/admin/users"},
+        {"/public/%2e%2e/admin", "/admin"},
+        {"/public/%2E%2E/admin", "/admin"},
+        {"/x/../admin/users", "/admin/users"},
+        {"/%61dmin/users", "/admin/users"},
+        {"/a/b/..", "/a/"},
+        {"/a/..", "/"},
+        {"/..", NULL},
+        {"/a/../..", NULL},
+        {"/a%2fb", NULL},
+        {"/a%252e%252e/b", NULL},
+        {"/a%5cb", NULL},
+        {"/a\\b", NULL},
+        {"/a%00", NULL},
+        {"/a%zz", NULL},
+        {"/a%2", NULL},
+        {"a/b", NULL},
+        {"", NULL},
+    };
+    char out[256];
+
+    (void)state;
+    for (size_t i = 0; i < LK_ARRAY_LEN(cases); i++) {
+        long n = lk_route_path_normalize(cases[i].in, strlen(cases[i].in), out, sizeof(out));
+        if (cases[i].out == NULL) {
+            if (n != -1)
+                fail_msg("%s: accepted as %s", cases[i].in, out);
+        } else if (n < 0 || strcmp(out, cases[i].out) != 0 || (size_t)n != strlen(out)) {
+            fail_msg("%s: got %s, want %s", cases[i].in, n < 0 ? "(refused)" : out,
+                     cases[i].out);
+        }
+    }
+    /* too long for the buffer: refused, never cut */
+    assert_int_equal(lk_route_path_normalize("/abcdef", 7, out, 4), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_no_match_without_catch_all),
         cmocka_unit_test(test_bad_lines),
+        cmocka_unit_test(test_normalize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

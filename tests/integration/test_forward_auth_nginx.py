@@ -1,0 +1,394 @@
+"""Forward auth behind a real nginx (docs/http-api.md, "Forward auth").
+
+Each test starts nginx (Debian package nginx-light) on loopback with a generated
+config in a scratch directory: a protected `location /` asks latchkey through
+`auth_request /_auth`, whose internal location proxies to /v1/forward-auth with the
+original URI and method in X-Original-URI / X-Original-Method, and passes the key id
+from `auth_request_set $key_id $upstream_http_x_latchkey_key_id` on to a backend.
+The backend is a second server block of the same nginx that echoes what it was
+given. (`return` cannot answer in the protected location itself: it runs in the
+rewrite phase, before auth_request's access phase, and would skip the check.)
+
+nginx answers a sub-request's 401 and 403 with that status (401 with the
+sub-request's WWW-Authenticate); any other refusal (402, 429) becomes 500.
+"""
+
+import http.client
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import SHARED_CONFIG, LatchkeyServer, _finish, _live_servers, free_port
+from lkhelpers import HTTP_TIMEOUT, describe, http_from, make_secret
+
+ROUTES = """\
+GET     /public/**      public
+DELETE  /items/*        items:delete
+*       /admin/**       admin:read
+*       /**             any
+"""
+
+NGINX_CONF = """\
+daemon off;
+worker_processes 1;
+{user}
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+
+events {{
+    worker_connections 64;
+}}
+
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    default_type text/plain;
+
+    # the protected site
+    server {{
+        listen 127.0.0.1:{port};
+
+        location = /nginx-ready {{
+            return 200 "ready\\n";
+        }}
+
+        location / {{
+            auth_request /_auth;
+            auth_request_set $key_id $upstream_http_x_latchkey_key_id;
+            auth_request_set $key_ws $upstream_http_x_latchkey_workspace_id;
+            auth_request_set $key_env $upstream_http_x_latchkey_environment;
+            proxy_set_header X-Key-Id $key_id;
+            proxy_set_header X-Key-Workspace $key_ws;
+            proxy_set_header X-Key-Env $key_env;
+            proxy_pass http://127.0.0.1:{backend_port};
+        }}
+
+        location = /_auth {{
+            internal;
+            proxy_pass http://127.0.0.1:{latchkey_port}/v1/forward-auth;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Real-IP $remote_addr;
+        }}
+    }}
+
+    # the backend: says what reached it
+    server {{
+        listen 127.0.0.1:{backend_port};
+        location / {{
+            return 200 "backend method=$request_method uri=$uri key=$http_x_key_id ws=$http_x_key_workspace env=$http_x_key_env\\n";
+        }}
+    }}
+}}
+"""
+
+
+def find_nginx():
+    path = os.environ.get("PATH", "") + os.pathsep + os.pathsep.join(["/usr/sbin", "/sbin"])
+    exe = shutil.which("nginx") or shutil.which("nginx", path=path)
+    if exe is None:
+        pytest.fail("nginx not found: the forward-auth interop tests need a real nginx "
+                    "with the auth_request module (Debian: apt-get install nginx-light)")
+    return exe
+
+
+class Nginx:
+    """One nginx in the foreground, with all its files in `workdir`."""
+
+    def __init__(self, workdir, latchkey_port):
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.exe = find_nginx()
+        self.port = free_port()
+        self.backend_port = free_port()
+        self.conf = self.dir / "nginx.conf"
+        self.conf.write_text(NGINX_CONF.format(
+            dir=self.dir, port=self.port, backend_port=self.backend_port,
+            latchkey_port=latchkey_port,
+            # as root, nginx's workers would become `nobody`, who cannot enter the
+            # scratch directory
+            user="user root;" if os.geteuid() == 0 else ""))
+        self.proc = None
+
+    def args(self, *extra):
+        return [self.exe, "-p", str(self.dir), "-e", str(self.dir / "error.log"),
+                "-c", str(self.conf), *extra]
+
+    def start(self):
+        t = subprocess.run(self.args("-t"), capture_output=True, text=True, timeout=30)
+        if t.returncode != 0:
+            pytest.fail(f"nginx refused the generated config:\n{t.stderr}")
+        self.log = open(self.dir / "nginx.stderr", "ab")
+        self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"nginx exited with {self.proc.returncode}: {self.error_tail()}")
+            try:
+                r = requests.get(self.url("/nginx-ready"), timeout=1)
+                if r.status_code == 200:
+                    return self
+                last = r.status_code
+            except requests.RequestException as e:
+                last = e
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"nginx did not answer within 10 s ({last!r}): {self.error_tail()}")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: fast shutdown of master and workers
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+
+    def error_tail(self, n=2000):
+        out = ""
+        for name in ("nginx.stderr", "error.log"):
+            p = self.dir / name
+            if p.exists():
+                out += f"--- {name}\n" + p.read_text(errors="replace")[-n:]
+        return out
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path, key=None, headers=None, method="GET", session=None):
+        h = dict(headers or {})
+        if key is not None:
+            h["Authorization"] = f"Bearer {key}"
+        return (session or requests).request(method, self.url(path), headers=h,
+                                             timeout=HTTP_TIMEOUT)
+
+    def raw(self, method, target, key=None):
+        """A request whose target goes out exactly as written (no client-side
+        normalisation of dot segments or slashes). Returns (status, headers, body)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
+        try:
+            h = {} if key is None else {"Authorization": f"Bearer {key}"}
+            c.request(method, target, headers=h)
+            r = c.getresponse()
+            return r.status, dict(r.getheaders()), r.read().decode("utf-8", "replace")
+        finally:
+            c.close()
+
+
+def backend_saw(r):
+    """The backend's echo line as a dict, asserting the request reached it."""
+    assert r.status_code == 200 and r.text.startswith("backend "), \
+        f"the request did not reach the backend: {describe(r)}"
+    return parse_echo(r.text)
+
+
+def parse_echo(text):
+    out = {}
+    for part in text.strip().split(" ")[1:]:
+        name, _, value = part.partition("=")
+        out[name] = value
+    return out
+
+
+def latchkey_with_routes(workdir, text, **config):
+    routes = workdir / "routes.txt"
+    workdir.mkdir(parents=True, exist_ok=True)
+    routes.write_text(text)
+    srv = LatchkeyServer(workdir / "srv", config={**SHARED_CONFIG, "routes": str(routes),
+                                                  **config})
+    _live_servers.append(srv)
+    srv.start()
+    return srv
+
+
+@pytest.fixture(scope="module")
+def lk(tmp_path_factory):
+    srv = latchkey_with_routes(tmp_path_factory.mktemp("fa-nginx-lk"), ROUTES)
+    srv.auto_restart = True
+    yield srv
+    _finish(srv)
+
+
+@pytest.fixture
+def start_nginx(tmp_path):
+    """start_nginx(latchkey_server) → a running Nginx in front of it; every nginx it
+    started is stopped when the test ends."""
+    started = []
+
+    def start(srv):
+        n = Nginx(tmp_path / f"nginx{len(started)}", srv.port)
+        started.append(n)
+        return n.start()
+
+    yield start
+    for n in started:
+        n.stop()
+
+
+@pytest.fixture
+def ngx(lk, start_nginx):
+    return start_nginx(lk)
+
+
+@pytest.fixture
+def w(lk):
+    return lk.create_workspace()
+
+
+# -- through nginx ----------------------------------------------------------------------------
+
+def test_valid_key_reaches_the_backend_with_its_key_id(ngx, w):
+    k = w.create_key()
+    r = ngx.get("/api/things?page=2", key=k["secret"])
+    saw = backend_saw(r)
+    assert saw["key"] == k["id"], describe(r)
+    assert saw["ws"] == w.id, describe(r)
+    assert saw["env"] == "live", describe(r)
+    assert saw["uri"] == "/api/things", describe(r)
+    t = w.create_key(environment="test")
+    saw = backend_saw(ngx.get("/api/things", key=t["secret"]))
+    assert (saw["key"], saw["env"]) == (t["id"], "test"), saw
+
+
+def test_other_key_places_work_through_nginx(ngx, w):
+    k = w.create_key()
+    for r in (ngx.get("/x", headers={"X-API-Key": k["secret"]}),
+              ngx.get("/x", headers={"X-AUTH-TOKEN": k["secret"]}),
+              ngx.get(f"/x?a=1&auth_token={k['secret']}")):
+        assert backend_saw(r)["key"] == k["id"], describe(r)
+
+
+def test_no_key_is_401(ngx, w):
+    r = ngx.get("/api/things")
+    assert r.status_code == 401, describe(r)
+    assert not r.text.startswith("backend"), describe(r)
+    www = r.headers.get("WWW-Authenticate", "")
+    assert www.split(" ")[0].lower() == "bearer", \
+        f"nginx passes the sub-request's WWW-Authenticate on; got {www!r}: {describe(r)}"
+
+
+@pytest.mark.parametrize("bad", ["garbage", "UNKNOWN", "REVOKED", "TWO"])
+def test_bad_keys_are_401(ngx, w, bad):
+    headers = {}
+    if bad == "UNKNOWN":
+        secret = make_secret()
+    elif bad == "REVOKED":
+        k = w.create_key()
+        secret = k["secret"]
+        r = w.server.delete(f"/v1/keys/{k['id']}", key=w.root_key)
+        assert r.status_code == 204, describe(r)
+    elif bad == "TWO":
+        secret = w.create_key()["secret"]
+        headers["X-API-Key"] = w.create_key()["secret"]
+    else:
+        secret = bad
+    r = ngx.get("/api/things", key=secret, headers=headers)
+    assert r.status_code == 401, describe(r)
+    assert not r.text.startswith("backend"), describe(r)
+
+
+def test_key_lacking_the_permission_is_403(ngx, w):
+    reader = w.create_key(permissions=["content:read"])
+    admin = w.create_key(permissions=["admin:read"])
+    r = ngx.get("/admin/users", key=reader["secret"])
+    assert r.status_code == 403, describe(r)
+    assert not r.text.startswith("backend"), describe(r)
+    assert backend_saw(ngx.get("/admin/users", key=admin["secret"]))["key"] == admin["id"]
+    # the rest of the site takes any key
+    assert backend_saw(ngx.get("/content/1", key=reader["secret"]))["key"] == reader["id"]
+
+
+def test_the_original_method_picks_the_rule(ngx, w):
+    reader = w.create_key(permissions=["items:read"])
+    deleter = w.create_key(permissions=["items:delete"])
+    r = ngx.get("/items/7", key=reader["secret"], method="DELETE")
+    assert r.status_code == 403, describe(r)
+    saw = backend_saw(ngx.get("/items/7", key=deleter["secret"], method="DELETE"))
+    assert (saw["method"], saw["key"]) == ("DELETE", deleter["id"]), saw
+    saw = backend_saw(ngx.get("/items/7", key=reader["secret"]))
+    assert (saw["method"], saw["key"]) == ("GET", reader["id"]), saw
+
+
+def test_public_path_needs_no_key(ngx, w):
+    saw = backend_saw(ngx.get("/public/logo.png"))
+    assert saw["key"] == "" and saw["uri"] == "/public/logo.png", saw
+    # a key, even a bad one, changes nothing there
+    saw = backend_saw(ngx.get("/public/logo.png", key="garbage"))
+    assert saw["key"] == "", saw
+    # public is for GET only in these rules
+    r = ngx.get("/public/logo.png", method="POST")
+    assert r.status_code == 401, describe(r)
+
+
+def test_failed_keys_count_for_the_client_behind_nginx(tmp_path, start_nginx):
+    """nginx passes the client's address in X-Real-IP: one client's bad keys hold back
+    that client only, not every client of the proxy. latchkey answers the blocked
+    client 429, which auth_request turns into 500."""
+    srv = latchkey_with_routes(tmp_path / "lk", ROUTES, failed_key_limit="2/60")
+    try:
+        w = srv.create_workspace()
+        k = w.create_key()
+        ngx = start_nginx(srv)
+        other = http_from("127.0.0.2")
+        try:
+            other.get(ngx.url("/nginx-ready"), timeout=HTTP_TIMEOUT)
+        except OSError:
+            other.close()
+            pytest.skip("127.0.0.2 is not usable as a client address here")
+        with other:
+            for _ in range(2):
+                r = ngx.get("/x", key=make_secret(), session=other)
+                assert r.status_code == 401, describe(r)
+            r = ngx.get("/x", key=k["secret"], session=other)
+            assert r.status_code == 500 and not r.text.startswith("backend"), \
+                f"a blocked client got through: {describe(r)}"
+        # the client at 127.0.0.1 was never counted
+        assert backend_saw(ngx.get("/x", key=k["secret"]))["key"] == k["id"]
+        for _ in range(2):
+            assert ngx.get("/x", key=make_secret()).status_code == 401
+        assert ngx.get("/x", key=k["secret"]).status_code == 500
+    finally:
+        _finish(srv)
+
+
+# -- the forwarded path is the path the backend serves ----------------------------------------------
+
+@pytest.mark.parametrize("target", [
+    "/public/../admin/users",
+    "/public/%2e%2e/admin/users",
+    "/public/%2E%2E/admin/users",
+])
+def test_dot_segments_do_not_make_a_protected_path_public(ngx, w, target):
+    """nginx serves /public/../admin/users as /admin/users, so forward auth must not
+    judge it by the raw text's /public/ prefix: without a key it is refused."""
+    status, _, body = ngx.raw("GET", target)
+    assert status in (400, 401, 403), \
+        f"GET {target} without a key -> {status}: {body.strip()!r} (the route rule " \
+        f"`GET /public/** public` was applied to a request nginx served as /admin/users)"
+
+
+@pytest.mark.parametrize("target", [
+    "//admin/users", "/./admin/users", "/x/../admin/users", "/%61dmin/users",
+])
+def test_odd_spellings_of_a_path_get_its_rule(ngx, w, target):
+    """A key without admin:read reaches /admin/** under no spelling of the path."""
+    reader = w.create_key(permissions=["content:read"])
+    status, _, body = ngx.raw("GET", target, key=reader["secret"])
+    assert status in (400, 403), \
+        f"GET {target} with a key lacking admin:read -> {status}: {body.strip()!r} " \
+        f"(nginx served it as /admin/users, which needs admin:read)"
