@@ -74,9 +74,9 @@ static struct lk_limits_config limits_of(const struct lk_config *file)
 }
 
 static int open_app(const char *db, const char *pepper, const struct lk_config *file,
-                    struct lk_route_rules *routes, struct lk_app **app)
+                    struct lk_route_rules *routes, bool serving, struct lk_app **app)
 {
-    struct lk_app_config cfg = {db, pepper, limits_of(file), routes};
+    struct lk_app_config cfg = {db, pepper, limits_of(file), routes, serving};
     struct lk_errinfo ei;
 
     lk_errinfo_clear(&ei);
@@ -110,7 +110,7 @@ static int run_init(const struct lk_cmd *self, int argc, char **argv)
     if (optind != argc)
         return lk_cli_usage(self);
     lk_config_parse("", 0, &defaults, NULL);
-    if ((rc = open_app(db, pepper, &defaults, NULL, &app)) != 0)
+    if ((rc = open_app(db, pepper, &defaults, NULL, false, &app)) != 0)
         return rc;
     rc = bootstrap(app, json, false, &created);
     lk_app_close(app);
@@ -246,7 +246,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
     sc.host = host;
     sc.threads = (int)threads;
     lk_server_block_signals(&sigs);
-    rc = open_app(db, pepper, &file, &routes, &app);
+    rc = open_app(db, pepper, &file, &routes, true, &app);
     lk_route_rules_free(&routes); /* emptied when the app took them */
     if (rc != 0)
         return rc;

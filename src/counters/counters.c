@@ -185,8 +185,9 @@ void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k, int64_t n
     bool no = false;
 
     (void)now;
-    if (atomic_load_explicit(&k->queued, memory_order_relaxed) ||
-        !atomic_compare_exchange_strong(&k->queued, &no, true))
+    /* Sequentially consistent with the count before it and the recorder's
+     * clear-then-take: a count is either taken or finds the key unqueued. */
+    if (atomic_load(&k->queued) || !atomic_compare_exchange_strong(&k->queued, &no, true))
         return;
     pthread_mutex_lock(&c->mu);
     k->next_dirty = c->dirty_keys;
@@ -258,7 +259,7 @@ void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err o
         roll_locked(c, k, hour);
         pthread_mutex_unlock(&c->mu);
     }
-    atomic_fetch_add_explicit(&k->counts[outcome], 1, memory_order_relaxed);
+    atomic_fetch_add(&k->counts[outcome], 1);
     lk_counters_queue_key(c, k, now);
 }
 
@@ -270,7 +271,7 @@ int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,
     pthread_mutex_lock(&c->mu); /* no roll in between: counts and hour agree */
     hour = atomic_load(&k->count_hour);
     for (int code = 0; code < LK_USAGE_CODES; code++)
-        out[code] = atomic_exchange_explicit(&k->counts[code], 0, memory_order_relaxed);
+        out[code] = atomic_exchange(&k->counts[code], 0);
     pthread_mutex_unlock(&c->mu);
     return hour;
 }

@@ -16,6 +16,7 @@
 #define LEDGER_MAX_LIMIT 100
 #define USAGE_MAX_HOURS 744 /* 31 days */
 #define USAGE_MAX_DAYS 90
+#define USAGE_EPOCH 946684800 /* 2000-01-01: no usage is older */
 
 static json_t *opt_int(int64_t v)
 {
@@ -108,10 +109,9 @@ void lk_h_credits_top_up(struct lk_mreq *m)
 {
     struct lk_actor who;
     struct lk_ledger_row entry;
-    struct lk_credit_account a;
     struct lk_errinfo ei;
     char note[LK_LEDGER_NOTE_MAX + 1];
-    int64_t amount;
+    int64_t amount, balance;
     enum lk_err e;
 
     if (lk_mreq_actor(m, &who) != LK_OK)
@@ -121,14 +121,15 @@ void lk_h_credits_top_up(struct lk_mreq *m)
         lk_mreq_error(m, e, &ei);
         return;
     }
-    if ((e = lk_credits_top_up(m->app, &who, amount, note, m->now, &entry)) != LK_OK ||
-        (e = lk_credits_get(m->app, who.workspace_id, &a)) != LK_OK) {
-        lk_mreq_error(m, e, NULL);
+    if ((e = lk_credits_top_up(m->app, &who, amount, note, m->now, &entry, &balance)) != LK_OK) {
+        if (e == LK_ERR_CONFLICT)
+            lk_errinfo_set(&ei, e, "amount", "the total topped up would pass 2^53 - 1 credits");
+        lk_mreq_error(m, e, e == LK_ERR_CONFLICT ? &ei : NULL);
         return;
     }
     lk_mreq_json(m, 201,
                  json_pack("{s:s, s:I, s:o}", "workspace_id", who.workspace_id, "balance",
-                           (json_int_t)a.balance, "entry", render_entry(&entry)));
+                           (json_int_t)balance, "entry", render_entry(&entry)));
 }
 
 /* --- usage ----------------------------------------------------------------------------- */
@@ -168,9 +169,9 @@ static int64_t time_param(struct lk_mreq *m, const char *name)
         return 0;
     if (found < 0)
         return -1;
-    if (lk_parse_i64(v, strlen(v), 1, INT64_C(253402300799), &t) == 0)
+    if (lk_parse_i64(v, strlen(v), USAGE_EPOCH, INT64_C(253402300799), &t) == 0)
         return t;
-    return lk_time_parse(v, strlen(v), &t) == 0 && t > 0 ? t : -1;
+    return lk_time_parse(v, strlen(v), &t) == 0 && t >= USAGE_EPOCH ? t : -1;
 }
 
 static void usage_error(struct lk_mreq *m, const char *field, const char *what)
@@ -202,16 +203,19 @@ void lk_h_keys_usage(struct lk_mreq *m)
     ub.step = g[0] == 'h' ? 3600 : LK_DAY_S;
     max = ub.step == 3600 ? USAGE_MAX_HOURS : USAGE_MAX_DAYS;
     if ((from = time_param(m, "from")) < 0 || (to = time_param(m, "to")) < 0) {
-        usage_error(m, from < 0 ? "from" : "to", "a time as RFC 3339 or Unix seconds");
+        usage_error(m, from < 0 ? "from" : "to",
+                    "a time after 2000-01-01 as RFC 3339 or Unix seconds");
         return;
     }
+    /* Whole buckets: from rounds down, to up to a bucket's end (the bucket of
+     * `now` included); by default the last 24 hours or 30 days. */
     if (to == 0)
         to = m->now;
+    if (to % ub.step != 0)
+        to = to - to % ub.step + ub.step;
     if (from == 0)
-        from = to - (ub.step == 3600 ? 24 * 3600 : LK_QUOTA_DAYS * LK_DAY_S) + 1;
-    /* Whole buckets: from rounds down, to rounds up to a bucket's end. */
+        from = to - (ub.step == 3600 ? 24 : LK_QUOTA_DAYS) * ub.step;
     from -= from % ub.step;
-    to = to - to % ub.step + ub.step;
     if (to <= from) {
         usage_error(m, "to", "'to' must be after 'from'");
         return;

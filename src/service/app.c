@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -63,6 +64,26 @@ static int load_ws(void *arg, const struct lk_ws_row *w)
     return 0;
 }
 
+/* One server per database: an exclusive lock on `<path>.serve.lock` beside an
+ * SQLite file, held while serving. Whoever holds it knows no other server is
+ * spending from leases, so leases left in the store are a dead server's. */
+static enum lk_err take_serve_lock(struct lk_app *app, const char *db_url, struct lk_errinfo *ei)
+{
+    char path[4096];
+
+    if (strncmp(db_url, "sqlite:", 7) != 0 || strcmp(db_url + 7, ":memory:") == 0)
+        return LK_OK;
+    if ((size_t)snprintf(path, sizeof(path), "%s.serve.lock", db_url + 7) >= sizeof(path))
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "db", "database path too long");
+    if ((app->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s: %s", path,
+                              strerror(errno));
+    if (flock(app->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return lk_errinfo_set(ei, LK_ERR_CONFLICT, "db",
+                              "another latchkey is serving this database (%s is locked)", path);
+    return LK_OK;
+}
+
 static struct lk_throttle *throttle_of(struct lk_rate r)
 {
     return r.limit > 0 ? lk_throttle_new(r.limit, r.window_s) : NULL;
@@ -75,6 +96,8 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     enum lk_err e;
 
     pthread_mutex_init(&app->write_mu, NULL);
+    app->lock_fd = -1;
+    app->serving = cfg->serving;
     app->limits = cfg->limits;
     app->failed_keys = throttle_of(cfg->limits.failed_key);
     app->login_rate = throttle_of(cfg->limits.login);
@@ -92,6 +115,8 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     lk_keycache_thread_online();
     if (cfg->pepper_file && (e = read_pepper(cfg->pepper_file, &app->pepper, ei)) != LK_OK)
         goto out;
+    if (cfg->serving && (e = take_serve_lock(app, cfg->db_url, ei)) != LK_OK)
+        goto out;
     if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK)
         goto out;
     app->cache = lk_keycache_new(app->counters);
@@ -101,7 +126,7 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
         goto out;
     }
     lk_keycache_fit(app->cache);
-    if ((e = lk_credits_load(app, lk_clock_now_s())) != LK_OK) {
+    if ((e = lk_credits_load(app, cfg->serving, lk_clock_now_s())) != LK_OK) {
         lk_errinfo_set(ei, e, "db", "cannot read credits and counters from the database");
         goto out;
     }
@@ -119,10 +144,13 @@ void lk_app_close(struct lk_app *app)
 {
     if (app == NULL)
         return;
-    lk_usage_free(app->usage);
-    /* Spending is written; what is left of the leases goes back to the balance. */
-    if (app->usage != NULL)
+    /* Once spending is written, what is left of the leases goes back to the
+     * balance; if it could not be written the leases stay, and the next start
+     * counts them as spent: never more spent than was topped up. */
+    if (lk_usage_free(app->usage) && app->serving)
         lk_credits_release(app);
+    else if (app->usage != NULL && app->serving)
+        lk_error("spending could not be written at stop; leased credits stay leased");
     lk_keycache_free(app->cache);
     lk_counters_free(app->counters);
     lk_store_close(app->store);
@@ -133,6 +161,8 @@ void lk_app_close(struct lk_app *app)
     lk_route_rules_free(&app->routes);
     lk_throttle_free(app->login_rate);
     pthread_mutex_destroy(&app->write_mu);
+    if (app->lock_fd >= 0)
+        close(app->lock_fd); /* releases the serve lock */
     free(app);
 }
 

@@ -41,6 +41,11 @@ struct lk_app_config {
      * emptied); NULL or none: one rule letting any valid key through, whatever the
      * method and path. */
     struct lk_route_rules *routes;
+    /* This process serves the database: it takes the database's serve lock (one
+     * server per database) and so may reclaim credit leases a dead server left.
+     * False for commands that only read or add (init, seed): they leave leases
+     * alone. */
+    bool serving;
 };
 
 /* Transparent to the service layer; the http layer only passes it along. */
@@ -60,6 +65,8 @@ struct lk_app {
     struct lk_throttle *failed_keys; /* unknown keys per address; NULL: no limit */
     struct lk_throttle *login_rate;  /* login attempts per address; NULL: no limit */
     struct lk_route_rules routes;    /* forward-auth rules; read-only after open */
+    int lock_fd;                     /* the serve lock, or -1 */
+    bool serving;
 };
 
 /* Opens the store (applying migrations), reads the pepper, loads every key into

@@ -69,20 +69,23 @@ static int load_spend(void *arg, const struct lk_counter_row *r)
     return 0;
 }
 
-enum lk_err lk_credits_load(struct lk_app *app, int64_t now)
+enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, int64_t now)
 {
     struct load_ctx lc = {app, now, LK_OK};
     int64_t today = lk_day_of(now);
     enum lk_err e;
 
-    if ((e = lk_store_begin(app->store)) != LK_OK)
-        return e;
-    if ((e = lk_store_credits_scan(app->store, recover_one, &lc)) != LK_OK || lc.err != LK_OK) {
-        lk_store_rollback(app->store);
-        return e != LK_OK ? e : lc.err;
+    if (reclaim) {
+        if ((e = lk_store_begin(app->store)) != LK_OK)
+            return e;
+        if ((e = lk_store_credits_scan(app->store, recover_one, &lc)) != LK_OK ||
+            lc.err != LK_OK) {
+            lk_store_rollback(app->store);
+            return e != LK_OK ? e : lc.err;
+        }
+        if ((e = lk_store_commit(app->store)) != LK_OK)
+            return e;
     }
-    if ((e = lk_store_commit(app->store)) != LK_OK)
-        return e;
     if ((e = lk_store_credits_scan(app->store, load_balance, &lc)) != LK_OK ||
         (e = lk_store_counter_scan(app->store, LK_CTR_QUOTA, 0, today - LK_QUOTA_DAYS + 1,
                                    today + 1, load_quota, &lc)) != LK_OK ||
@@ -101,11 +104,13 @@ enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t n
     pthread_mutex_lock(&ws->lease_mu);
     pthread_mutex_lock(&ws->mu);
     size = ws->lease_size > LK_LEASE_MIN ? ws->lease_size : LK_LEASE_MIN;
-    if (need - ws->avail > size)
+    if (need > ws->avail && need - ws->avail > size)
         size = need - ws->avail;
-    if (ws->avail >= need)
+    if (need > 0 && ws->avail >= need)
         size = 0; /* someone leased while this one waited */
-    else if (size > ws->db_balance)
+    else if (need == 0 && ws->avail * 2 >= size)
+        size = 0; /* the lease is not low (any more) */
+    if (size > ws->db_balance)
         size = ws->db_balance;
     pthread_mutex_unlock(&ws->mu);
     if (size <= 0)
@@ -131,7 +136,7 @@ enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t n
     if (now - ws->last_lease_at <= 2)
         ws->lease_size = ws->lease_size * 2 < LK_LEASE_MAX ? ws->lease_size * 2 : LK_LEASE_MAX;
     else
-        ws->lease_size = LK_LEASE_MIN;
+        ws->lease_size /= 2;
     if (ws->lease_size < LK_LEASE_MIN)
         ws->lease_size = LK_LEASE_MIN;
     ws->last_lease_at = now;
@@ -191,7 +196,8 @@ enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id, struct lk_cred
 }
 
 enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, int64_t amount,
-                              const char *note, int64_t now, struct lk_ledger_row *entry)
+                              const char *note, int64_t now, struct lk_ledger_row *entry,
+                              int64_t *balance)
 {
     const char *ws_id = who->workspace_id;
     struct lk_wstate *ws = lk_counters_ws(app->counters, ws_id);
@@ -212,13 +218,17 @@ enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, in
         goto out;
     if ((e = lk_store_credits_move(app->store, ws_id, amount, 0, 0, amount)) != LK_OK ||
         (e = lk_store_ledger_add(app->store, entry)) != LK_OK ||
-        (e = lk__keys_audit(app, who, "credits.top_up", ws_id, now)) != LK_OK ||
-        (e = lk_store_commit(app->store)) != LK_OK) {
+        (e = lk__keys_audit(app, who, "credits.top_up", ws_id, now)) != LK_OK) {
         lk_store_rollback(app->store);
         goto out;
     }
+    if ((e = lk_store_commit(app->store)) != LK_OK)
+        goto out; /* a failed commit has rolled back */
+    /* The answer comes from memory: once committed, a top-up must not answer
+     * with an error a client would retry. */
     pthread_mutex_lock(&ws->mu);
     ws->db_balance += amount;
+    *balance = ws->db_balance + ws->avail;
     pthread_mutex_unlock(&ws->mu);
 out:
     pthread_mutex_unlock(&ws->lease_mu);

@@ -20,15 +20,18 @@
 
 #define LK_LEASE_MIN 16
 #define LK_LEASE_MAX 1000000
-#define LK_CREDITS_MAX (INT64_C(1) << 53) /* larger amounts do not survive JSON */
+#define LK_CREDITS_MAX ((INT64_C(1) << 53) - 1) /* larger totals do not survive JSON */
 
-/* At start: records leases left by a crash as lost, then loads balances, the
- * quota days of the window and today's spend of every key into the counters. */
-enum lk_err lk_credits_load(struct lk_app *app, int64_t now);
+/* At start: with `reclaim` (the caller holds the serve lock, so no live server
+ * holds a lease) records leases a dead server left as spent, then loads
+ * balances, the quota days of the window and today's spend of every key into
+ * the counters. */
+enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, int64_t now);
 
 /* Leases credits for workspace ws so that at least `need` are available in
- * memory, if the stored balance allows. From a management worker or the
- * recorder, never an event loop (it writes the store). */
+ * memory, if the stored balance allows; need 0 tops up a lease that ran below
+ * half its size (the recorder, ahead of demand). From a management worker or
+ * the recorder, never an event loop (it writes the store). */
 enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t need, int64_t now);
 
 /* Returns every unspent lease to the stored balance (clean stop, after the last
@@ -41,8 +44,10 @@ enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id,
 
 /* Adds `amount` to the balance of who's workspace, with a ledger entry and an
  * audit event, in one transaction (root keys and owners only). *entry gets the
- * ledger entry. */
+ * ledger entry, *balance the balance after it. LK_ERR_CONFLICT when the total
+ * topped up would pass LK_CREDITS_MAX. */
 enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, int64_t amount,
-                              const char *note, int64_t now, struct lk_ledger_row *entry /* OUT */);
+                              const char *note, int64_t now, struct lk_ledger_row *entry /* OUT */,
+                              int64_t *balance /* OUT */);
 
 #endif

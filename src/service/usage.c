@@ -11,6 +11,7 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define PRUNE_EVERY_S 3600
+#define FINAL_TRIES 3 /* of the last write at stop, each waiting up to the busy timeout */
 
 struct lk_usage {
     struct lk_app *app;
@@ -156,13 +157,14 @@ static void put_back(struct lk_usage *u, struct batch *b)
 }
 
 static enum lk_err write_batch(struct lk_usage *u, struct batch *b, const struct lk_touch *t,
-                               size_t nt, int64_t now)
+                               size_t nt, bool patient, int64_t now)
 {
     enum lk_err e;
 
     if (b->rows.n == 0 && b->nspends == 0 && nt == 0)
         return LK_OK;
-    if ((e = lk_store_begin_background(u->store)) != LK_OK)
+    e = patient ? lk_store_begin(u->store) : lk_store_begin_background(u->store);
+    if (e != LK_OK)
         return e;
     if ((e = lk_store_keys_touch(u->store, t, nt)) != LK_OK)
         goto fail;
@@ -174,23 +176,31 @@ static enum lk_err write_batch(struct lk_usage *u, struct batch *b, const struct
         snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", b->spends[i].ws->id);
         snprintf(r.kind, sizeof(r.kind), "spend");
         r.created_at = r.period;
-        if ((e = lk_store_credits_move(u->store, r.workspace_id, 0, -r.amount, r.amount, 0)) !=
-                LK_OK ||
-            (e = lk_store_ledger_add(u->store, &r)) != LK_OK)
+        e = lk_store_credits_move(u->store, r.workspace_id, 0, -r.amount, r.amount, 0);
+        if (e == LK_ERR_CONFLICT) {
+            /* Fewer leased than spent: the lease was reclaimed behind our back
+             * (and counted as spent then). Keep the other writes going. */
+            lk_error("workspace %s: spending of %lld found no lease; not recorded twice",
+                     r.workspace_id, (long long)r.amount);
+            continue;
+        }
+        if (e != LK_OK || (e = lk_store_ledger_add(u->store, &r)) != LK_OK)
             goto fail;
     }
-    if ((e = lk_store_commit(u->store)) == LK_OK)
-        return LK_OK;
+    return lk_store_commit(u->store); /* a failed commit has rolled back */
 fail:
     lk_store_rollback(u->store);
     return e;
 }
 
-void lk_usage_flush(struct lk_usage *u)
+/* Writes what is pending; `patient` waits for a locked database as a management
+ * call does, else only briefly. */
+static enum lk_err flush(struct lk_usage *u, bool patient)
 {
     struct lk_touch *touches;
     struct batch b = {0};
     int64_t now = lk_clock_now_s();
+    enum lk_err e;
     size_t n;
 
     pthread_mutex_lock(&u->flush_mu);
@@ -201,18 +211,19 @@ void lk_usage_flush(struct lk_usage *u)
     u->npending = u->cap = 0;
     pthread_mutex_unlock(&u->mu);
     take(u, &b);
-    if (write_batch(u, &b, touches, n, now) != LK_OK) {
+    if ((e = write_batch(u, &b, touches, n, patient, now)) != LK_OK) {
         /* Last-used times only move forward and are best effort: not kept. */
         lk_warn("could not write usage and spending; keeping them for the next try");
         put_back(u, &b);
     }
     /* Leases that ran low are topped up here, so checks rarely wait for one. */
     for (size_t i = 0; i < b.nleases; i++)
-        lk_credits_lease(u->app, b.leases[i], 1, now);
-    if (now - u->pruned_at >= PRUNE_EVERY_S) {
+        lk_credits_lease(u->app, b.leases[i], 0, now);
+    if (now - u->pruned_at >= PRUNE_EVERY_S && lk_store_begin_background(u->store) == LK_OK) {
         int64_t cutoff = now - LK_USAGE_KEEP_S;
-        if (lk_store_counter_prune(u->store, cutoff - cutoff % 3600,
-                                   lk_day_of(cutoff)) == LK_OK)
+        if (lk_store_counter_prune(u->store, cutoff - cutoff % 3600, lk_day_of(cutoff)) != LK_OK)
+            lk_store_rollback(u->store);
+        else if (lk_store_commit(u->store) == LK_OK)
             u->pruned_at = now;
     }
     free(touches);
@@ -220,6 +231,12 @@ void lk_usage_flush(struct lk_usage *u)
     free(b.spends);
     free(b.leases);
     pthread_mutex_unlock(&u->flush_mu);
+    return e;
+}
+
+void lk_usage_flush(struct lk_usage *u)
+{
+    flush(u, false);
 }
 
 void lk_usage_pause(struct lk_usage *u)
@@ -265,19 +282,24 @@ struct lk_usage *lk_usage_new(struct lk_app *app)
     return u;
 }
 
-void lk_usage_free(struct lk_usage *u)
+bool lk_usage_free(struct lk_usage *u)
 {
+    bool written = false;
+
     if (u == NULL)
-        return;
+        return false;
     pthread_mutex_lock(&u->mu);
     u->stopping = true;
     pthread_cond_signal(&u->cond);
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->thread, NULL);
-    lk_usage_flush(u);
+    /* The last write decides whether leases may be returned: try hard. */
+    for (int tries = 0; tries < FINAL_TRIES && !written; tries++)
+        written = flush(u, true) == LK_OK;
     free(u->pending);
     pthread_mutex_destroy(&u->mu);
     pthread_mutex_destroy(&u->flush_mu);
     pthread_cond_destroy(&u->cond);
     free(u);
+    return written;
 }

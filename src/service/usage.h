@@ -27,9 +27,12 @@ struct lk_usage;
 struct lk_app;
 
 /* Starts the recorder thread. `app` is borrowed and must outlive it. Caller frees
- * with lk_usage_free(), which writes what is pending first. */
+ * with lk_usage_free(), which writes what is pending first, waiting for a locked
+ * database as long as a management call would, and a few times over; it returns
+ * false when that still failed (then the unwritten counts are lost, and spending
+ * must be left leased). Accepts NULL (returns false). */
 struct lk_usage *lk_usage_new(struct lk_app *app);
-void lk_usage_free(struct lk_usage *u);
+bool lk_usage_free(struct lk_usage *u);
 
 /* Notes that key k was used at `now`. Call inside the cache read lock. */
 void lk_usage_touch(struct lk_usage *u, const struct lk_ckey *k, int64_t now);

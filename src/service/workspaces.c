@@ -150,11 +150,12 @@ enum lk_err lk_workspaces_set_quota(struct lk_app *app, const struct lk_actor *w
     if ((e = lk_store_begin(app->store)) != LK_OK)
         goto out;
     if ((e = lk_store_ws_set_quota(app->store, id, out->quota, out->test_quota)) != LK_OK ||
-        (e = lk__keys_audit(app, who, "workspace.set_quota", id, now)) != LK_OK ||
-        (e = lk_store_commit(app->store)) != LK_OK) {
+        (e = lk__keys_audit(app, who, "workspace.set_quota", id, now)) != LK_OK) {
         lk_store_rollback(app->store);
         goto out;
     }
+    if ((e = lk_store_commit(app->store)) != LK_OK)
+        goto out; /* a failed commit has rolled back */
     lk_counters_set_quota(lk_counters_ws(app->counters, id), out->quota, out->test_quota);
 out:
     pthread_mutex_unlock(&app->write_mu);

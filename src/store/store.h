@@ -188,6 +188,8 @@ void lk_store_close(struct lk_store *s);
 
 enum lk_err lk_store_ping(struct lk_store *s);
 enum lk_err lk_store_begin(struct lk_store *s);
+/* Ends the transaction either way: a failed commit has rolled back (do not
+ * call lk_store_rollback() after it). */
 enum lk_err lk_store_commit(struct lk_store *s);
 void lk_store_rollback(struct lk_store *s);
 /* Begins a transaction for a background writer that can try again later: it
@@ -253,7 +255,8 @@ enum lk_err lk_store_ws_set_quota(struct lk_store *s, const char *ws_id, int64_t
 
 /* Credits. get answers zeros for a workspace that never had any. move adds the
  * deltas in one statement, refusing (LK_ERR_CONFLICT) to take balance or leased
- * below zero, so two servers cannot lease the same credits. */
+ * below zero, so two servers cannot lease the same credits, or topped_up past
+ * 2^53 - 1, the largest count JSON carries exactly. */
 enum lk_err lk_store_credits_get(struct lk_store *s, const char *ws_id,
                                  struct lk_credit_account *out /* OUT */);
 enum lk_err lk_store_credits_move(struct lk_store *s, const char *ws_id, int64_t d_balance,

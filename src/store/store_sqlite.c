@@ -175,7 +175,8 @@ static const char *const stmt_sql[ST__COUNT] = {
                          "ON CONFLICT(workspace_id) DO NOTHING",
     [ST_CREDIT_MOVE] = "UPDATE credit_accounts SET balance = balance + ?2, leased = leased + ?3, "
                        "spent = spent + ?4, topped_up = topped_up + ?5 WHERE workspace_id = ?1 "
-                       "AND balance + ?2 >= 0 AND leased + ?3 >= 0",
+                       "AND balance + ?2 >= 0 AND leased + ?3 >= 0 "
+                       "AND topped_up + ?5 <= 9007199254740991", /* 2^53 - 1: exact in JSON */
     [ST_CREDIT_GET] = "SELECT workspace_id, " CREDIT_COLS " FROM credit_accounts "
                       "WHERE workspace_id = ?1",
     [ST_CREDIT_SCAN] = "SELECT workspace_id, " CREDIT_COLS " FROM credit_accounts",
