@@ -80,7 +80,7 @@ void lk_counters_free(struct lk_counters *c)
     while (c->all_ws != NULL) {
         struct lk_wstate *w = c->all_ws;
         c->all_ws = w->next_all;
-        pthread_mutex_destroy(&w->mu);
+        pthread_spin_destroy(&w->mu);
         pthread_mutex_destroy(&w->lease_mu);
         free(w);
     }
@@ -107,14 +107,9 @@ struct lk_wstate *lk_counters_ws(struct lk_counters *c, const char *id)
         }
     }
     if (w == NULL) {
-        pthread_mutexattr_t attr;
         w = lk_calloc(1, sizeof(*w));
         snprintf(w->id, sizeof(w->id), "%s", id);
-        /* Held for a few hundred ns by two or more event loops: spin before sleeping. */
-        pthread_mutexattr_init(&attr);
-        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-        pthread_mutex_init(&w->mu, &attr);
-        pthread_mutexattr_destroy(&attr);
+        pthread_spin_init(&w->mu, PTHREAD_PROCESS_PRIVATE);
         pthread_mutex_init(&w->lease_mu, NULL);
         w->quota = w->test_quota = -1;
         lk_quota_init(&w->live);
@@ -161,10 +156,10 @@ void lk_counters_set_quota(struct lk_wstate *ws, int64_t quota, int64_t test_quo
 {
     if (quota >= 0 && test_quota < 0)
         test_quota = quota / 10 > 0 ? quota / 10 : 1;
-    pthread_mutex_lock(&ws->mu);
+    lk_wstate_lock(ws);
     ws->quota = quota;
     ws->test_quota = test_quota;
-    pthread_mutex_unlock(&ws->mu);
+    lk_wstate_unlock(ws);
 }
 
 void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws)

@@ -35,7 +35,10 @@
 
 struct lk_wstate {
     char id[LK_ID_MAX];
-    pthread_mutex_t mu; /* guards every field below, and the guarded fields of its keys */
+    /* Guards every field below, and the guarded fields of its keys. A spinlock:
+     * held for tens of ns by the event loops, never across a call that blocks
+     * (no I/O, no other lock but the counters' own). */
+    pthread_spinlock_t mu;
     int64_t quota, test_quota; /* effective limits; -1: unlimited */
     struct lk_quota live, test;          /* checks per day, written or not */
     struct lk_quota unsaved_live, unsaved_test; /* not yet written */
@@ -75,6 +78,17 @@ void lk_counter_rows_add(struct lk_counter_rows *l, enum lk_counter_kind kind,
 void lk_counter_rows_free(struct lk_counter_rows *l);
 
 struct lk_counters;
+
+/* Take and release ws->mu (inline: every check with limits does). */
+static inline void lk_wstate_lock(struct lk_wstate *ws)
+{
+    pthread_spin_lock(&ws->mu);
+}
+
+static inline void lk_wstate_unlock(struct lk_wstate *ws)
+{
+    pthread_spin_unlock(&ws->mu);
+}
 
 /* Caller frees with lk_counters_free(). */
 struct lk_counters *lk_counters_new(void);

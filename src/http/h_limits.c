@@ -50,12 +50,12 @@ void lk_h_quota(struct lk_mreq *m)
     if (lk_mreq_actor(m, &who) != LK_OK)
         return;
     ws = lk_counters_ws(m->app->counters, who.workspace_id);
-    pthread_mutex_lock(&ws->mu);
+    lk_wstate_lock(ws);
     live = ws->live;
     test = ws->test;
     quota = ws->quota;
     test_quota = ws->test_quota;
-    pthread_mutex_unlock(&ws->mu);
+    lk_wstate_unlock(ws);
     days = json_array();
     for (int64_t d = today - LK_QUOTA_DAYS + 1; d <= today; d++)
         json_array_append_new(days, json_pack("{s:o, s:I, s:I}", "date", date_of(d), "live",

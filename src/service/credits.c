@@ -40,9 +40,9 @@ static int load_balance(void *arg, const struct lk_credit_account *a)
     struct load_ctx *lc = arg;
     struct lk_wstate *ws = lk_counters_ws(lc->app->counters, a->workspace_id);
 
-    pthread_mutex_lock(&ws->mu);
+    lk_wstate_lock(ws);
     ws->db_balance = a->balance;
-    pthread_mutex_unlock(&ws->mu);
+    lk_wstate_unlock(ws);
     return 0;
 }
 
@@ -51,10 +51,10 @@ static int load_quota(void *arg, const struct lk_counter_row *r)
     struct load_ctx *lc = arg;
     struct lk_wstate *ws = lk_counters_ws(lc->app->counters, r->workspace_id);
 
-    pthread_mutex_lock(&ws->mu);
+    lk_wstate_lock(ws);
     lk_quota_add(&ws->live, r->period, r->n);
     lk_quota_add(&ws->test, r->period, r->n_test);
-    pthread_mutex_unlock(&ws->mu);
+    lk_wstate_unlock(ws);
     return 0;
 }
 
@@ -102,7 +102,7 @@ enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t n
     enum lk_err e = LK_OK;
 
     pthread_mutex_lock(&ws->lease_mu);
-    pthread_mutex_lock(&ws->mu);
+    lk_wstate_lock(ws);
     size = ws->lease_size > LK_LEASE_MIN ? ws->lease_size : LK_LEASE_MIN;
     if (need > ws->avail && need - ws->avail > size)
         size = need - ws->avail;
@@ -112,7 +112,7 @@ enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t n
         size = 0; /* the lease is not low (any more) */
     if (size > ws->db_balance)
         size = ws->db_balance;
-    pthread_mutex_unlock(&ws->mu);
+    lk_wstate_unlock(ws);
     if (size <= 0)
         goto out;
     e = lk_store_credits_move(app->store, ws->id, -size, size, 0, 0);
@@ -120,15 +120,15 @@ enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t n
         /* The stored balance is lower than the mirror says (another node leased):
          * believe the store. */
         if ((e = lk_store_credits_get(app->store, ws->id, &a)) == LK_OK) {
-            pthread_mutex_lock(&ws->mu);
+            lk_wstate_lock(ws);
             ws->db_balance = a.balance;
-            pthread_mutex_unlock(&ws->mu);
+            lk_wstate_unlock(ws);
         }
         goto out;
     }
     if (e != LK_OK)
         goto out;
-    pthread_mutex_lock(&ws->mu);
+    lk_wstate_lock(ws);
     ws->avail += size;
     ws->db_balance -= size;
     /* Leases that run out within a couple of seconds grow, so a busy workspace
@@ -140,7 +140,7 @@ enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t n
     if (ws->lease_size < LK_LEASE_MIN)
         ws->lease_size = LK_LEASE_MIN;
     ws->last_lease_at = now;
-    pthread_mutex_unlock(&ws->mu);
+    lk_wstate_unlock(ws);
 out:
     pthread_mutex_unlock(&ws->lease_mu);
     return e;
@@ -152,14 +152,14 @@ static void release_one(void *arg, struct lk_wstate *ws)
     int64_t give;
 
     pthread_mutex_lock(&ws->lease_mu);
-    pthread_mutex_lock(&ws->mu);
+    lk_wstate_lock(ws);
     give = ws->avail;
-    pthread_mutex_unlock(&ws->mu);
+    lk_wstate_unlock(ws);
     if (give > 0 && lk_store_credits_move(app->store, ws->id, give, -give, 0, 0) == LK_OK) {
-        pthread_mutex_lock(&ws->mu);
+        lk_wstate_lock(ws);
         ws->avail -= give;
         ws->db_balance += give;
-        pthread_mutex_unlock(&ws->mu);
+        lk_wstate_unlock(ws);
     } else if (give > 0) {
         lk_warn("workspace %s: could not return %" PRId64 " leased credits", ws->id, give);
     }
@@ -183,11 +183,11 @@ enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id, struct lk_cred
         lk_usage_pause(app->usage);
     pthread_mutex_lock(&ws->lease_mu);
     if ((e = lk_store_credits_get(app->store, ws_id, out)) == LK_OK) {
-        pthread_mutex_lock(&ws->mu);
+        lk_wstate_lock(ws);
         out->balance += ws->avail;
         out->leased -= ws->avail + ws->unsaved_spend;
         out->spent += ws->unsaved_spend;
-        pthread_mutex_unlock(&ws->mu);
+        lk_wstate_unlock(ws);
     }
     pthread_mutex_unlock(&ws->lease_mu);
     if (app->usage != NULL)
@@ -226,10 +226,10 @@ enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, in
         goto out; /* a failed commit has rolled back */
     /* The answer comes from memory: once committed, a top-up must not answer
      * with an error a client would retry. */
-    pthread_mutex_lock(&ws->mu);
+    lk_wstate_lock(ws);
     ws->db_balance += amount;
     *balance = ws->db_balance + ws->avail;
-    pthread_mutex_unlock(&ws->mu);
+    lk_wstate_unlock(ws);
 out:
     pthread_mutex_unlock(&ws->lease_mu);
     return e;

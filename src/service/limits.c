@@ -43,7 +43,7 @@ enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t
     memset(info, 0, sizeof(*info));
     if (test)
         cost = 0; /* test keys spend nothing */
-    pthread_mutex_lock(&ws->mu);
+    lk_wstate_lock(ws);
     if (st->spend_day != today) {
         st->spend_day = today;
         st->spent = 0;
@@ -106,7 +106,7 @@ out:
         info->spent_today = st->spent;
     }
     info->remaining_credits = ws->db_balance + ws->avail;
-    pthread_mutex_unlock(&ws->mu);
+    lk_wstate_unlock(ws);
     if (e == LK_OK) {
         lk_counters_queue_ws(app->counters, ws);
         if (cost > 0)

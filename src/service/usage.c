@@ -91,7 +91,7 @@ static void take(struct lk_usage *u, struct batch *b)
     for (; ws != NULL; ws = wnext) {
         wnext = ws->next_dirty;
         atomic_store(&ws->queued, false);
-        pthread_mutex_lock(&ws->mu);
+        lk_wstate_lock(ws);
         add_quota_rows(b, ws, &ws->unsaved_live, false);
         add_quota_rows(b, ws, &ws->unsaved_test, true);
         if (ws->unsaved_spend > 0) {
@@ -100,7 +100,7 @@ static void take(struct lk_usage *u, struct batch *b)
             ws->unsaved_spend = 0;
         }
         bool low = ws->db_balance > 0 && ws->avail * 2 < ws->lease_size;
-        pthread_mutex_unlock(&ws->mu);
+        lk_wstate_unlock(ws);
         if (low) {
             b->leases = lk_grow(b->leases, b->nleases, &b->lease_cap, sizeof(*b->leases));
             b->leases[b->nleases++] = ws;
@@ -119,13 +119,13 @@ static void take(struct lk_usage *u, struct batch *b)
                         &(struct lk_counter_row){.key_rowid = k->rowid, .period = hour,
                                                  .code = code, .n = counts[code]});
         if (k->ws != NULL) {
-            pthread_mutex_lock(&k->ws->mu);
+            lk_wstate_lock(k->ws);
             if (k->unsaved > 0)
                 add_row(b, LK_CTR_SPEND,
                         &(struct lk_counter_row){.key_rowid = k->rowid, .period = k->unsaved_day,
                                                  .n = k->unsaved});
             k->unsaved = 0;
-            pthread_mutex_unlock(&k->ws->mu);
+            lk_wstate_unlock(k->ws);
         }
     }
 }
@@ -135,19 +135,19 @@ static void put_back(struct lk_usage *u, struct batch *b)
 {
     for (size_t i = 0; i < b->nspends; i++) {
         struct lk_wstate *ws = b->spends[i].ws;
-        pthread_mutex_lock(&ws->mu);
+        lk_wstate_lock(ws);
         ws->unsaved_spend += b->spends[i].amount;
-        pthread_mutex_unlock(&ws->mu);
+        lk_wstate_unlock(ws);
         lk_counters_queue_ws(u->app->counters, ws);
     }
     for (size_t i = 0; i < b->rows.n; i++) {
         struct lk_counter_row *r = &b->rows.rows[i];
         if (b->rows.kinds[i] == LK_CTR_QUOTA) {
             struct lk_wstate *ws = lk_counters_ws(u->app->counters, r->workspace_id);
-            pthread_mutex_lock(&ws->mu);
+            lk_wstate_lock(ws);
             lk_quota_add(&ws->unsaved_live, r->period, r->n);
             lk_quota_add(&ws->unsaved_test, r->period, r->n_test);
-            pthread_mutex_unlock(&ws->mu);
+            lk_wstate_unlock(ws);
             lk_counters_queue_ws(u->app->counters, ws);
         } else {
             /* Usage and key spend keep the hour and day they belong to. */
