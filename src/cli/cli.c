@@ -28,6 +28,16 @@ int lk_cli_help(const struct lk_cmd *cmd)
     return 0;
 }
 
+bool lk_cli_conn_option(struct lk_cli_conn *conn, int c, const char *arg)
+{
+    switch (c) {
+    case LK_OPT_SERVER: conn->server = arg; return true;
+    case LK_OPT_TOKEN: conn->token = arg; return true;
+    case LK_OPT_JSON: conn->json = true; return true;
+    default: return false;
+    }
+}
+
 void lk_cli_conn_defaults(struct lk_cli_conn *c)
 {
     const char *v;

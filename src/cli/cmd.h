@@ -36,6 +36,17 @@ struct lk_cli_conn {
 };
 void lk_cli_conn_defaults(struct lk_cli_conn *c);
 
+/* The options every admin verb takes, for its getopt_long table (with
+ * <getopt.h>); a verb numbers its own options from LK_OPT_VERB. */
+enum { LK_OPT_SERVER = 900, LK_OPT_TOKEN, LK_OPT_JSON, LK_OPT_VERB = 1000 };
+#define LK_CLI_CONN_OPTIONS                                                                        \
+    {"server", required_argument, NULL, LK_OPT_SERVER},                                            \
+        {"token", required_argument, NULL, LK_OPT_TOKEN}, {"json", no_argument, NULL, LK_OPT_JSON}
+
+/* Applies option c to conn when it is one of LK_OPT_SERVER/TOKEN/JSON; returns
+ * false for any other option. */
+bool lk_cli_conn_option(struct lk_cli_conn *conn, int c, const char *arg);
+
 /* Calls the server and parses a JSON answer. On 2xx returns 0 with *out (may be
  * NULL for 204; caller decrefs). Otherwise prints the server's error (code and
  * message) or the transport failure and returns 1. */

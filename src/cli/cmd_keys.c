@@ -8,15 +8,13 @@
 #include "cli/cmd.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-enum { O_SERVER = 1000, O_TOKEN, O_JSON, O_NAME, O_ENV, O_KIND, O_PERM, O_EXPIRES_IN,
+enum { O_NAME = LK_OPT_VERB, O_ENV, O_KIND, O_PERM, O_EXPIRES_IN,
        O_EXPIRES_AT, O_META, O_RATE, O_CAP, O_STATUS, O_LIMIT, O_CURSOR, O_GRACE, O_WS,
        O_FOLDER, O_SHA256 };
 
 /* Options every subcommand shares; the others are refused where they mean nothing. */
 static const struct option opts[] = {
-    {"server", required_argument, NULL, O_SERVER},
-    {"token", required_argument, NULL, O_TOKEN},
-    {"json", no_argument, NULL, O_JSON},
+    LK_CLI_CONN_OPTIONS,
     {"name", required_argument, NULL, O_NAME},
     {"env", required_argument, NULL, O_ENV},
     {"environment", required_argument, NULL, O_ENV},
@@ -74,14 +72,13 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == '?')
             return 2;
-        if (c != O_SERVER && c != O_TOKEN && c != O_JSON && c != O_GRACE && !create && !list) {
+        if (lk_cli_conn_option(&a->conn, c, optarg))
+            continue;
+        if (c != O_GRACE && !create && !list) {
             a->bad = argv[optind - 1];
             continue;
         }
         switch (c) {
-        case O_SERVER: a->conn.server = optarg; break;
-        case O_TOKEN: a->conn.token = optarg; break;
-        case O_JSON: a->conn.json = true; break;
         case O_NAME: json_object_set_new(a->body, "name", json_string(optarg)); break;
         case O_ENV:
             if (list)

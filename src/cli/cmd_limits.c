@@ -8,12 +8,10 @@
 #include "cli/cmd.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-enum { O_SERVER = 1000, O_TOKEN, O_JSON, O_NOTE, O_GRAN, O_FROM, O_TO };
+enum { O_NOTE = LK_OPT_VERB, O_GRAN, O_FROM, O_TO };
 
 static const struct option opts[] = {
-    {"server", required_argument, NULL, O_SERVER},
-    {"token", required_argument, NULL, O_TOKEN},
-    {"json", no_argument, NULL, O_JSON},
+    LK_CLI_CONN_OPTIONS,
     {"note", required_argument, NULL, O_NOTE},
     {"granularity", required_argument, NULL, O_GRAN},
     {"from", required_argument, NULL, O_FROM},
@@ -35,10 +33,9 @@ static int parse(int argc, char **argv, struct args *a)
     lk_cli_conn_defaults(&a->conn);
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (lk_cli_conn_option(&a->conn, c, optarg))
+            continue;
         switch (c) {
-        case O_SERVER: a->conn.server = optarg; break;
-        case O_TOKEN: a->conn.token = optarg; break;
-        case O_JSON: a->conn.json = true; break;
         case O_NOTE: a->note = optarg; break;
         case O_GRAN: a->granularity = optarg; break;
         case O_FROM: a->from = optarg; break;
@@ -54,9 +51,20 @@ static int parse(int argc, char **argv, struct args *a)
     return 0;
 }
 
-static bool wants_help(int argc, char **argv)
+/* --help, the options, and min..max positional arguments: returns -1 to go on,
+ * else the exit status to return. */
+static int start(const struct lk_cmd *self, int argc, char **argv, struct args *a, int min,
+                 int max)
 {
-    return argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0);
+    int rc;
+
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
+        return lk_cli_help(self);
+    if ((rc = parse(argc, argv, a)) != 0)
+        return rc == 2 ? lk_cli_usage(self) : rc;
+    if (a->npos < min || a->npos > max)
+        return lk_cli_usage(self);
+    return -1;
 }
 
 static const char *str(json_t *o, const char *k)
@@ -77,10 +85,8 @@ static int run_credits(const struct lk_cmd *self, int argc, char **argv)
     size_t i;
     int rc;
 
-    if (wants_help(argc, argv))
-        return lk_cli_help(self);
-    if ((rc = parse(argc, argv, &a)) != 0)
-        return rc == 2 ? lk_cli_usage(self) : rc;
+    if ((rc = start(self, argc, argv, &a, 0, 2)) >= 0)
+        return rc;
     if (a.npos == 2 && strcmp(a.pos[0], "top-up") == 0) {
         int64_t amount;
         if (lk_parse_i64(a.pos[1], strlen(a.pos[1]), 1, INT64_MAX, &amount) != 0)
@@ -136,12 +142,8 @@ static int run_quota(const struct lk_cmd *self, int argc, char **argv)
     json_t *res;
     int rc;
 
-    if (wants_help(argc, argv))
-        return lk_cli_help(self);
-    if ((rc = parse(argc, argv, &a)) != 0)
-        return rc == 2 ? lk_cli_usage(self) : rc;
-    if (a.npos != 0)
-        return lk_cli_usage(self);
+    if ((rc = start(self, argc, argv, &a, 0, 0)) >= 0)
+        return rc;
     if (lk_cli_call(&a.conn, "GET", "/v1/quota", NULL, &res))
         return 1;
     if (a.conn.json) {
@@ -185,12 +187,8 @@ static int run_usage(const struct lk_cmd *self, int argc, char **argv)
     size_t i;
     int rc;
 
-    if (wants_help(argc, argv))
-        return lk_cli_help(self);
-    if ((rc = parse(argc, argv, &a)) != 0)
-        return rc == 2 ? lk_cli_usage(self) : rc;
-    if (a.npos != 1)
-        return lk_cli_usage(self);
+    if ((rc = start(self, argc, argv, &a, 1, 1)) >= 0)
+        return rc;
     if (!lk_cli_is_id(a.pos[0]))
         return lk_cli_fail("'%s' is not a key id", a.pos[0]);
     snprintf(path, sizeof(path), "/v1/keys/%s/usage", a.pos[0]);

@@ -26,12 +26,10 @@ static int read_password(char *buf, size_t sz)
     return n > 0 ? 0 : -1;
 }
 
-enum { O_SERVER = 1000, O_TOKEN, O_JSON, O_EMAIL, O_ROLE, O_PWSTDIN, O_LIMIT, O_CURSOR, O_WS };
+enum { O_EMAIL = LK_OPT_VERB, O_ROLE, O_PWSTDIN, O_LIMIT, O_CURSOR, O_WS };
 
 static const struct option opts[] = {
-    {"server", required_argument, NULL, O_SERVER},
-    {"token", required_argument, NULL, O_TOKEN},
-    {"json", no_argument, NULL, O_JSON},
+    LK_CLI_CONN_OPTIONS,
     {"email", required_argument, NULL, O_EMAIL},
     {"role", required_argument, NULL, O_ROLE},
     {"password-stdin", no_argument, NULL, O_PWSTDIN},
@@ -55,10 +53,9 @@ static int parse(int argc, char **argv, struct args *a)
     lk_cli_conn_defaults(&a->conn);
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (lk_cli_conn_option(&a->conn, c, optarg))
+            continue;
         switch (c) {
-        case O_SERVER: a->conn.server = optarg; break;
-        case O_TOKEN: a->conn.token = optarg; break;
-        case O_JSON: a->conn.json = true; break;
         case O_EMAIL: a->email = optarg; break;
         case O_ROLE: a->role = optarg; break;
         case O_PWSTDIN: a->password_stdin = true; break;
