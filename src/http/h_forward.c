@@ -138,7 +138,7 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
     }
     if (e == LK_OK) {
         memcpy(id, k->id, sizeof(id));
-        memcpy(ws, k->workspace_id, sizeof(ws));
+        memcpy(ws, k->ws->id, sizeof(ws));
         env = lk_env_name(k->env);
     }
     lk_keycache_read_unlock();
@@ -165,7 +165,7 @@ void lk_h_forward_auth_leased(struct lk_mreq *m)
         if (!info.need_lease || tries == LEASE_TRIES) {
             if (e == LK_OK) {
                 memcpy(m->fwd_key_id, k->id, sizeof(m->fwd_key_id));
-                memcpy(m->fwd_workspace_id, k->workspace_id, sizeof(m->fwd_workspace_id));
+                memcpy(m->fwd_workspace_id, k->ws->id, sizeof(m->fwd_workspace_id));
                 snprintf(m->fwd_env, sizeof(m->fwd_env), "%s", lk_env_name(k->env));
             }
             lk_keycache_read_unlock();

@@ -67,7 +67,7 @@ static size_t key_fields(char *buf, size_t cap, const struct lk_ckey *k)
         n = snprintf(buf, cap,
                      "\"key_id\":\"%s\",\"workspace_id\":\"%s\",\"environment\":\"%s\","
                      "\"kind\":\"%s\",\"name\":%s,\"permissions\":%s,\"expires_at\":%s",
-                     k->id, k->workspace_id, lk_env_name(k->env), lk_render_kind(k->kind),
+                     k->id, k->ws->id, lk_env_name(k->env), lk_render_kind(k->kind),
                      k->name_json, k->permissions_json, expires);
     }
     lk_assert(n > 0 && (size_t)n < cap);

@@ -83,19 +83,19 @@ enum lk_err lk_auth_actor(struct lk_app *app, const char *secret, size_t len, in
         e = LK_ERR_INSUFFICIENT_PERMISSIONS;
         goto out;
     }
-    memcpy(out->workspace_id, k->workspace_id, LK_ID_MAX);
+    memcpy(out->workspace_id, k->ws->id, LK_ID_MAX);
     memcpy(out->id, k->id, LK_ID_MAX);
     out->kind = k->kind;
     out->can_read = lk_verify_key_covers(k, "keys:read", 9);
     out->can_write = lk_verify_key_covers(k, "keys:write", 10);
     out->can_manage_members = k->kind == LK_KIND_ROOT;
     /* A key acts in its own workspace only; naming another finds nothing. */
-    if (workspace != NULL && workspace[0] != '\0' && strcmp(workspace, k->workspace_id) != 0) {
+    if (workspace != NULL && workspace[0] != '\0' && strcmp(workspace, k->ws->id) != 0) {
         e = LK_ERR_NOT_FOUND;
         goto out;
     }
     out->is_operator = k->kind == LK_KIND_ROOT && app->operator_ws[0] != '\0' &&
-                       strcmp(app->operator_ws, k->workspace_id) == 0;
+                       strcmp(app->operator_ws, k->ws->id) == 0;
     if (!out->can_read)
         e = LK_ERR_INSUFFICIENT_PERMISSIONS;
 out:

@@ -173,10 +173,10 @@ static struct centry *centry_new(const struct lk_key_row *row, const uint8_t d[L
     e->k.kind = row->kind;
     e->k.enabled = row->enabled;
     memcpy(e->k.id, row->id, sizeof(e->k.id));
-    memcpy(e->k.workspace_id, row->workspace_id, sizeof(e->k.workspace_id));
     atomic_init(&e->k.last_used, row->last_used_at);
-    e->k.rl_limit = row->rl_limit;
-    e->k.rl_window_s = row->rl_window_s;
+    /* Validated on the way in: a limit ≤ 10^9, a window ≤ 31 days. */
+    e->k.rl_limit = (int32_t)row->rl_limit;
+    e->k.rl_window_s = (int32_t)row->rl_window_s;
     e->k.spend_cap = row->daily_spend_cap;
     atomic_init(&e->k.st, NULL);
 

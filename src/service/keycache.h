@@ -33,16 +33,15 @@ struct lk_ckey {
     enum lk_key_kind kind;
     bool enabled;
     char id[LK_ID_MAX];
-    char workspace_id[LK_ID_MAX];
     const char *name_json;        /* the key's name as a JSON string, quotes included */
     const char *permissions_json; /* JSON array text */
     size_t nperms;
     const char *const *perms; /* parsed permissions, nperms of them */
     const size_t *perm_lens;  /* their lengths */
     _Atomic int64_t last_used; /* Unix seconds of the last verification, 0 if none */
-    int64_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
+    int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
     int64_t spend_cap;             /* daily spend cap; -1: none */
-    struct lk_wstate *ws;          /* the workspace's counters */
+    struct lk_wstate *ws;          /* the workspace: its id (ws->id) and counters */
     _Atomic(struct lk_kstate *) st; /* the key's counters, made on first check */
 };
 
