@@ -33,16 +33,38 @@ static bool want_env_of(struct lk_reqctx *rc, int *env)
     return true;
 }
 
-static size_t quoted_time(int64_t t, char *out)
-{
-    char buf[LK_TIME_STRLEN];
+/* Appends to a buffer sized beforehand (answer_cap): printf-free, since the
+ * verify answer is rendered for every request. */
+struct out {
+    char *p, *end;
+};
 
-    if (t == 0) {
-        memcpy(out, "null", 5);
-        return 4;
-    }
-    lk_time_format(t, buf);
-    return (size_t)snprintf(out, LK_TIME_STRLEN + 3, "\"%s\"", buf);
+static void put(struct out *o, const char *s, size_t n)
+{
+    lk_assert(n <= (size_t)(o->end - o->p));
+    memcpy(o->p, s, n);
+    o->p += n;
+}
+
+#define PUT(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+static void put_str(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void put_i64(struct out *o, int64_t v)
+{
+    char buf[24];
+    size_t i = sizeof(buf);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do
+        buf[--i] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        buf[--i] = '-';
+    put(o, buf + i, sizeof(buf) - i);
 }
 
 /* Bytes the answer about key k may take (k may be NULL). */
@@ -51,56 +73,77 @@ static size_t answer_cap(const struct lk_ckey *k)
     return RESPONSE_MAX + (k ? strlen(k->permissions_json) + strlen(k->name_json) : 0);
 }
 
-/* Renders the key's context fields (no braces) into buf. Call inside the cache
- * read lock. */
-static size_t key_fields(char *buf, size_t cap, const struct lk_ckey *k)
+/* Appends the key's context fields (no braces). Call inside the cache read lock. */
+static void key_fields(struct out *o, const struct lk_ckey *k)
 {
-    char expires[LK_TIME_STRLEN + 3];
-    int n;
+    char t[LK_TIME_STRLEN];
 
     if (k == NULL) {
-        n = snprintf(buf, cap, "\"key_id\":null,\"workspace_id\":null,\"environment\":null,"
-                               "\"kind\":null,\"name\":null,\"permissions\":null,"
-                               "\"expires_at\":null");
-    } else {
-        quoted_time(k->expires_at, expires);
-        n = snprintf(buf, cap,
-                     "\"key_id\":\"%s\",\"workspace_id\":\"%s\",\"environment\":\"%s\","
-                     "\"kind\":\"%s\",\"name\":%s,\"permissions\":%s,\"expires_at\":%s",
-                     k->id, k->ws->id, lk_env_name(k->env), lk_render_kind(k->kind),
-                     k->name_json, k->permissions_json, expires);
+        PUT(o, "\"key_id\":null,\"workspace_id\":null,\"environment\":null,\"kind\":null,"
+               "\"name\":null,\"permissions\":null,\"expires_at\":null");
+        return;
     }
-    lk_assert(n > 0 && (size_t)n < cap);
-    return (size_t)n;
+    PUT(o, "\"key_id\":\"");
+    put_str(o, k->id);
+    PUT(o, "\",\"workspace_id\":\"");
+    put_str(o, k->ws->id);
+    PUT(o, "\",\"environment\":\"");
+    put_str(o, lk_env_name(k->env));
+    PUT(o, "\",\"kind\":\"");
+    put_str(o, lk_render_kind(k->kind));
+    PUT(o, "\",\"name\":");
+    put_str(o, k->name_json);
+    PUT(o, ",\"permissions\":");
+    put_str(o, k->permissions_json);
+    PUT(o, ",\"expires_at\":");
+    if (k->expires_at == 0) {
+        PUT(o, "null");
+    } else {
+        lk_time_format(k->expires_at, t);
+        PUT(o, "\"");
+        put_str(o, t);
+        PUT(o, "\"");
+    }
 }
 
 /* Renders the whole /v1/verify answer into buf (answer_cap(k) bytes). */
 static size_t verify_answer(char *buf, size_t cap, enum lk_err e, const struct lk_ckey *k,
                             const struct lk_limits_info *info, bool show_credits)
 {
-    size_t n = (size_t)snprintf(buf, cap, "{\"valid\":%s,\"code\":\"%s\",",
-                                e == LK_OK ? "true" : "false", lk_err_code(e));
+    struct out o = {buf, buf + cap};
 
-    n += key_fields(buf + n, cap - n, k);
-    if (info->has_rl)
-        n += (size_t)snprintf(buf + n, cap - n,
-                              ",\"ratelimit\":{\"limit\":%lld,\"remaining\":%lld,\"reset\":%lld}",
-                              (long long)info->rl_limit, (long long)info->rl_remaining,
-                              (long long)info->rl_reset);
-    if (k != NULL && show_credits)
-        n += (size_t)snprintf(buf + n, cap - n, ",\"remaining_credits\":%lld",
-                              (long long)info->remaining_credits);
+    if (e == LK_OK)
+        PUT(&o, "{\"valid\":true,\"code\":\"");
+    else
+        PUT(&o, "{\"valid\":false,\"code\":\"");
+    put_str(&o, lk_err_code(e));
+    PUT(&o, "\",");
+    key_fields(&o, k);
+    if (info->has_rl) {
+        PUT(&o, ",\"ratelimit\":{\"limit\":");
+        put_i64(&o, info->rl_limit);
+        PUT(&o, ",\"remaining\":");
+        put_i64(&o, info->rl_remaining);
+        PUT(&o, ",\"reset\":");
+        put_i64(&o, info->rl_reset);
+        PUT(&o, "}");
+    }
+    if (k != NULL && show_credits) {
+        PUT(&o, ",\"remaining_credits\":");
+        put_i64(&o, info->remaining_credits);
+    }
     if (info->has_cap) {
         int64_t left = info->cap - info->spent_today;
-        n += (size_t)snprintf(buf + n, cap - n,
-                              ",\"daily_spend\":{\"cap\":%lld,\"spent\":%lld,\"remaining\":%lld}",
-                              (long long)info->cap, (long long)info->spent_today,
-                              (long long)(left > 0 ? left : 0));
+        PUT(&o, ",\"daily_spend\":{\"cap\":");
+        put_i64(&o, info->cap);
+        PUT(&o, ",\"spent\":");
+        put_i64(&o, info->spent_today);
+        PUT(&o, ",\"remaining\":");
+        put_i64(&o, left > 0 ? left : 0);
+        PUT(&o, "}");
     }
-    lk_assert(n + 2 < cap);
-    buf[n++] = '}';
-    buf[n] = '\0';
-    return n;
+    PUT(&o, "}");
+    return (size_t)(o.p - buf);
 }
 
 /* Retry-After for outcomes that end by themselves. */
@@ -133,9 +176,11 @@ int lk_h_auth_context(struct lk_reqctx *rc)
     if ((e = lk_verify(rc->app, &vr, &k, &info)) == LK_OK) {
         size_t cap = answer_cap(k);
         body = h2o_mem_alloc_pool(&rc->req->pool, cap);
-        body[0] = '{';
-        len = 1 + key_fields(body + 1, cap - 2, k);
-        body[len++] = '}';
+        struct out o = {body, body + cap};
+        PUT(&o, "{");
+        key_fields(&o, k);
+        PUT(&o, "}");
+        len = (size_t)(o.p - body);
     }
     lk_keycache_read_unlock();
     lk_respond_limit_headers(rc->req, &info, retry_of(e, &info));
