@@ -284,3 +284,22 @@ def test_hours_and_days_follow_the_clock(clock_server):
     assert starts(doc)[-1] == noon + DAY + 2 * HOUR, doc["data"][-1]
     assert noon not in starts(doc), starts(doc)
     assert merged(doc).get("valid") in (4, 5), merged(doc)  # 14:00 yesterday is the edge
+
+
+def test_usage_older_than_90_days_is_dropped(clock_server):
+    """Usage is kept 90 days: once the clock passes that, the old hours are gone
+    from the store, while newer ones stay."""
+    srv = clock_server
+    noon = next_noon()
+    srv.set_clock(noon + 60)
+    w = srv.create_workspace()
+    k = w.create_key()
+    for _ in range(3):
+        code(srv, k["secret"])
+    old = {"granularity": "day", "from": noon - DAY, "to": noon + DAY}
+    expect_usage(srv, w, k["id"], {"valid": 3}, **old)
+    srv.advance_clock(91 * DAY)
+    code(srv, k["secret"])  # a new check, so the recorder writes (and prunes) again
+    expect_usage(srv, w, k["id"], {"valid": 1}, granularity="day")
+    poll(lambda: get_usage(srv, w, k["id"], **old)["totals"] == {},
+         what="usage of 91 days ago dropped")
