@@ -175,11 +175,10 @@ void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws)
     pthread_mutex_unlock(&c->mu);
 }
 
-void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k, int64_t now)
+void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k)
 {
     bool no = false;
 
-    (void)now;
     /* Sequentially consistent with the count before it and the recorder's
      * clear-then-take: a count is either taken or finds the key unqueued. */
     if (atomic_load(&k->queued) || !atomic_compare_exchange_strong(&k->queued, &no, true))
@@ -255,7 +254,7 @@ void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err o
         pthread_mutex_unlock(&c->mu);
     }
     atomic_fetch_add(&k->counts[outcome], 1);
-    lk_counters_queue_key(c, k, now);
+    lk_counters_queue_key(c, k);
 }
 
 int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,

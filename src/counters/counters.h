@@ -106,7 +106,7 @@ void lk_counters_set_quota(struct lk_wstate *ws, int64_t quota, int64_t test_quo
 /* Puts a state on the dirty list (once until taken). Call after changing
  * unsaved fields or counts. */
 void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws);
-void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k, int64_t now);
+void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k);
 
 /* Counts one outcome of key k for usage. */
 void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err outcome,

@@ -12,11 +12,9 @@
 #include "base/common.h"
 #include "http/handlers.h"
 #include "http/keyread.h"
-#include "service/credits.h"
 #include "service/verify.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-#define LEASE_TRIES 16
 #define LK_FORWARD_PATH_MAX 2048 /* longer forwarded paths are refused */
 
 /* The value of header `name`, or an empty view. */
@@ -142,46 +140,36 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         env = lk_env_name(k->env);
     }
     lk_keycache_read_unlock();
-    lk_respond_limit_headers(req, &info, lk_err_status(e) == 429 ? info.retry_after : 0);
+    lk_respond_limit_headers(req, &info, lk_verify_retry_after(e, &info));
     if (e != LK_OK)
         return lk_respond_error(rc, e, NULL);
     lk_respond_identity(req, id, ws, env);
     return lk_respond_raw(rc, 200, H2O_STRLIT("{\"valid\":true}"));
 }
 
+static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
+                        const struct lk_limits_info *info)
+{
+    struct lk_mreq *m = arg;
+
+    m->limits = *info;
+    m->retry_after = lk_verify_retry_after(e, info);
+    if (e != LK_OK) {
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
+    memcpy(m->fwd_key_id, k->id, sizeof(m->fwd_key_id));
+    memcpy(m->fwd_workspace_id, k->ws->id, sizeof(m->fwd_workspace_id));
+    snprintf(m->fwd_env, sizeof(m->fwd_env), "%s", lk_env_name(k->env));
+    lk_mreq_raw(m, 200, "{\"valid\":true}", 14);
+}
+
 void lk_h_forward_auth_leased(struct lk_mreq *m)
 {
-    const struct lk_route_rule *rule = &m->app->routes.rules[m->fwd_rule];
     struct lk_verify_req vr;
-    struct lk_limits_info info;
-    const struct lk_ckey *k;
-    enum lk_err e;
 
-    request_of(rule, h2o_iovec_init(m->key, m->key_len), m->address, m->now, &vr);
-    for (int tries = 0;; tries++) {
-        struct lk_wstate *ws;
-        lk_keycache_read_lock();
-        e = lk_verify(m->app, &vr, &k, &info);
-        if (!info.need_lease || tries == LEASE_TRIES) {
-            if (e == LK_OK) {
-                memcpy(m->fwd_key_id, k->id, sizeof(m->fwd_key_id));
-                memcpy(m->fwd_workspace_id, k->ws->id, sizeof(m->fwd_workspace_id));
-                snprintf(m->fwd_env, sizeof(m->fwd_env), "%s", lk_env_name(k->env));
-            }
-            lk_keycache_read_unlock();
-            break;
-        }
-        ws = k->ws;
-        lk_keycache_read_unlock();
-        if (lk_credits_lease(m->app, ws, vr.cost, m->now) != LK_OK) {
-            lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);
-            return;
-        }
-    }
-    m->limits = info;
-    m->retry_after = lk_err_status(e) == 429 ? info.retry_after : 0;
-    if (e != LK_OK)
-        lk_mreq_error(m, e, NULL);
-    else
-        lk_mreq_raw(m, 200, "{\"valid\":true}", 14);
+    request_of(&m->app->routes.rules[m->fwd_rule], h2o_iovec_init(m->key, m->key_len),
+               m->address, m->now, &vr);
+    if (lk_verify_leasing(m->app, &vr, leased_done, m) != LK_OK)
+        lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);
 }

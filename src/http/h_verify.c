@@ -12,7 +12,6 @@
 #include "http/jsonin.h"
 #include "http/keyread.h"
 #include "http/render.h"
-#include "service/credits.h"
 #include "service/verify.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -146,12 +145,6 @@ static size_t verify_answer(char *buf, size_t cap, enum lk_err e, const struct l
     return (size_t)(o.p - buf);
 }
 
-/* Retry-After for outcomes that end by themselves. */
-static int64_t retry_of(enum lk_err e, const struct lk_limits_info *info)
-{
-    return lk_err_status(e) == 429 ? info->retry_after : 0;
-}
-
 int lk_h_auth_context(struct lk_reqctx *rc)
 {
     struct lk_verify_req vr = {.now = rc->now, .record = true, .address = rc->address};
@@ -183,7 +176,7 @@ int lk_h_auth_context(struct lk_reqctx *rc)
         len = (size_t)(o.p - body);
     }
     lk_keycache_read_unlock();
-    lk_respond_limit_headers(rc->req, &info, retry_of(e, &info));
+    lk_respond_limit_headers(rc->req, &info, lk_verify_retry_after(e, &info));
     if (e != LK_OK)
         return lk_respond_error(rc, e, NULL);
     return lk_respond_raw(rc, 200, body, len);
@@ -248,49 +241,42 @@ int lk_h_verify(struct lk_reqctx *rc)
     len = verify_answer(out, cap, e, k, &info, vb.has_cost);
     lk_keycache_read_unlock();
     lk_verify_body_release(&vb);
-    lk_respond_limit_headers(rc->req, &info, retry_of(e, &info));
+    lk_respond_limit_headers(rc->req, &info, lk_verify_retry_after(e, &info));
     return lk_respond_raw(rc, 200, out, len);
 }
 
-#define LEASE_TRIES 16
+struct leased_answer {
+    struct lk_mreq *m;
+    bool show_credits;
+};
+
+static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
+                        const struct lk_limits_info *info)
+{
+    struct leased_answer *a = arg;
+    size_t cap = answer_cap(k);
+    char *out = lk_malloc(cap);
+
+    lk_mreq_raw(a->m, 200, out, verify_answer(out, cap, e, k, info, a->show_credits));
+    free(out);
+    a->m->limits = *info;
+    a->m->retry_after = lk_verify_retry_after(e, info);
+}
 
 void lk_h_verify_leased(struct lk_mreq *m)
 {
     struct lk_verify_req vr = {.now = m->now, .record = true, .address = m->address};
     struct lk_verify_body vb;
-    struct lk_limits_info info;
     struct lk_errinfo ei;
-    const struct lk_ckey *k;
+    struct leased_answer a = {m, false};
     enum lk_err e;
-    char *out = NULL;
-    size_t len = 0;
 
     if (!verify_request(m->body ? m->body : "", m->body_len, &vb, &vr, &e, &ei)) {
         lk_mreq_error(m, e, &ei);
         return;
     }
-    for (int tries = 0;; tries++) {
-        struct lk_wstate *ws;
-        lk_keycache_read_lock();
-        e = lk_verify(m->app, &vr, &k, &info);
-        if (!info.need_lease || tries == LEASE_TRIES) {
-            size_t cap = answer_cap(k);
-            out = lk_malloc(cap);
-            len = verify_answer(out, cap, e, k, &info, vb.has_cost);
-            lk_keycache_read_unlock();
-            break;
-        }
-        ws = k->ws; /* workspace states live as long as the app */
-        lk_keycache_read_unlock();
-        if (lk_credits_lease(m->app, ws, vr.cost, m->now) != LK_OK) {
-            lk_verify_body_release(&vb);
-            lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);
-            return;
-        }
-    }
+    a.show_credits = vb.has_cost;
+    if (lk_verify_leasing(m->app, &vr, leased_done, &a) != LK_OK)
+        lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);
     lk_verify_body_release(&vb);
-    lk_mreq_raw(m, 200, out, len);
-    free(out);
-    m->limits = info;
-    m->retry_after = retry_of(e, &info);
 }

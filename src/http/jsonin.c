@@ -53,6 +53,16 @@ static enum lk_err bad(struct lk_errinfo *ei, const char *field, const char *wha
     return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field, "field '%s' must be %s", field, what);
 }
 
+/* The value of required field `field` of root, or NULL with *e saying it is missing. */
+static json_t *require(json_t *root, const char *field, enum lk_err *e, struct lk_errinfo *ei)
+{
+    json_t *v = json_object_get(root, field);
+
+    if (v == NULL)
+        *e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field, "field '%s' is required", field);
+    return v;
+}
+
 static enum lk_err get_int(json_t *v, const char *field, int64_t min, int64_t max, int64_t *out,
                            struct lk_errinfo *ei)
 {
@@ -248,8 +258,7 @@ enum lk_err lk_jsonin_key_spec(const char *body, size_t len, bool create, struct
         if ((e = get_name(v, "name", out->name, sizeof(out->name), ei)) != LK_OK)
             goto out;
         out->set |= LK_SPEC_NAME;
-    } else if (create) {
-        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "name", "field 'name' is required");
+    } else if (create && require(root, "name", &e, ei) == NULL) {
         goto out;
     }
     if ((v = json_object_get(root, "environment")) != NULL) {
@@ -393,10 +402,8 @@ enum lk_err lk_jsonin_workspace(const char *body, size_t len, bool create, struc
     if ((e = check_fields(root, create ? fields : patch_fields, ei)) != LK_OK ||
         (e = get_quotas(root, out, ei)) != LK_OK || !create)
         goto out;
-    if ((v = json_object_get(root, "name")) == NULL) {
-        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "name", "field 'name' is required");
+    if ((v = require(root, "name", &e, ei)) == NULL)
         goto out;
-    }
     if ((e = get_name(v, "name", out->name, sizeof(out->name), ei)) != LK_OK)
         goto out;
     if ((v = json_object_get(root, "key_prefix")) != NULL) {
@@ -455,16 +462,12 @@ enum lk_err lk_jsonin_login(const char *body, size_t len, char *email, size_t em
         return e;
     if ((e = check_fields(root, fields, ei)) != LK_OK)
         goto out;
-    if ((v = json_object_get(root, "email")) == NULL) {
-        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "email", "field 'email' is required");
+    if ((v = require(root, "email", &e, ei)) == NULL)
         goto out;
-    }
     if ((e = get_string(v, "email", 1, email, email_sz, ei)) != LK_OK)
         goto out;
-    if ((v = json_object_get(root, "password")) == NULL) {
-        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "password", "field 'password' is required");
+    if ((v = require(root, "password", &e, ei)) == NULL)
         goto out;
-    }
     e = get_string(v, "password", 1, password, password_sz, ei);
 out:
     wipe_string(root, "password");
@@ -579,10 +582,8 @@ enum lk_err lk_jsonin_top_up(const char *body, size_t len, int64_t *amount, char
         return e;
     if ((e = check_fields(root, fields, ei)) != LK_OK)
         goto out;
-    if ((v = json_object_get(root, "amount")) == NULL) {
-        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "amount", "field 'amount' is required");
+    if ((v = require(root, "amount", &e, ei)) == NULL)
         goto out;
-    }
     if ((e = get_int(v, "amount", 1, LK_JSON_MAX_CREDITS, amount, ei)) != LK_OK)
         goto out;
     if ((v = json_object_get(root, "note")) != NULL)

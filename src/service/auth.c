@@ -71,11 +71,13 @@ enum lk_err lk_auth_actor(struct lk_app *app, const char *secret, size_t len, in
     const struct lk_ckey *k;
     enum lk_err e;
 
-    /* A blocked address manages nothing either, whatever its credential. */
-    if (address != NULL && len > 0 && lk_throttle_blocked(app->failed_keys, address, now, NULL))
-        return LK_ERR_TOO_MANY_REQUESTS;
-    if (lk_auth_is_session(secret, len))
+    if (lk_auth_is_session(secret, len)) {
+        /* A blocked address manages nothing with a session either (lk_verify
+         * checks it for keys). */
+        if (address != NULL && lk_throttle_blocked(app->failed_keys, address, now, NULL))
+            return LK_ERR_TOO_MANY_REQUESTS;
         return session_actor(app, secret, len, now, workspace, out, ei);
+    }
     lk_keycache_read_lock();
     if ((e = lk_verify(app, &req, &k, &info)) != LK_OK)
         goto out;

@@ -110,7 +110,7 @@ out:
     if (e == LK_OK) {
         lk_counters_queue_ws(app->counters, ws);
         if (cost > 0)
-            lk_counters_queue_key(app->counters, st, now);
+            lk_counters_queue_key(app->counters, st);
     }
     return e;
 }

@@ -6,6 +6,7 @@
 #include "core/perm.h"
 #include "core/permquery.h"
 #include "core/secret.h"
+#include "service/credits.h"
 #include "service/throttle.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -97,4 +98,34 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     if (e == LK_OK)
         lk_usage_touch(app->usage, k, req->now);
     return e;
+}
+
+#define LEASE_TRIES 16
+
+enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *req,
+                              lk_verify_done_fn done, void *arg)
+{
+    struct lk_limits_info info;
+    const struct lk_ckey *k;
+    enum lk_err e;
+
+    for (int tries = 0;; tries++) {
+        struct lk_wstate *ws;
+        lk_keycache_read_lock();
+        e = lk_verify(app, req, &k, &info);
+        if (!info.need_lease || tries == LEASE_TRIES) {
+            done(arg, e, k, &info);
+            lk_keycache_read_unlock();
+            return LK_OK;
+        }
+        ws = k->ws; /* workspace states live as long as the app */
+        lk_keycache_read_unlock();
+        if (lk_credits_lease(app, ws, req->cost, req->now) != LK_OK)
+            return LK_ERR_STORAGE_UNAVAILABLE;
+    }
+}
+
+int64_t lk_verify_retry_after(enum lk_err e, const struct lk_limits_info *info)
+{
+    return lk_err_status(e) == 429 ? info->retry_after : 0;
 }

@@ -39,6 +39,22 @@ struct lk_verify_req {
 enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
                       const struct lk_ckey **key /* OUT */, struct lk_limits_info *info /* OUT */);
 
+/* Called with the final decision of lk_verify_leasing(), inside the cache read
+ * lock (k as lk_verify sets it). */
+typedef void (*lk_verify_done_fn)(void *arg, enum lk_err e, const struct lk_ckey *k,
+                                  const struct lk_limits_info *info);
+
+/* lk_verify off the event loop, for a check that needed a credit lease: takes
+ * the lease (a write to the store) and decides again, a bounded number of times
+ * since other checks may spend the new lease first; then calls done once.
+ * Returns LK_OK, or LK_ERR_STORAGE_UNAVAILABLE (done not called) when a lease
+ * could not be written. Takes the cache read lock itself. */
+enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *req,
+                              lk_verify_done_fn done, void *arg);
+
+/* Retry-After for an outcome that ends by itself (the 429s), else 0. */
+int64_t lk_verify_retry_after(enum lk_err e, const struct lk_limits_info *info);
+
 /* True when the key's permissions cover `needs`. */
 bool lk_verify_key_covers(const struct lk_ckey *k, const char *needs, size_t len);
 

@@ -190,6 +190,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_QUOTA_ADD] = "INSERT INTO quota_days(workspace_id, day, live, test) VALUES(?1, ?2, ?3, ?4) "
                      "ON CONFLICT(workspace_id, day) DO UPDATE SET live = live + excluded.live, "
                      "test = test + excluded.test",
+    /* The three counter scans share one shape (row_counter) and one binding
+     * (key_rowid, from, to); `?1 = ?1` takes the key row id where none applies. */
     [ST_QUOTA_SCAN] = "SELECT workspace_id, 0, day, 0, live, test FROM quota_days "
                       "WHERE day >= ?2 AND day < ?3 AND ?1 = ?1",
     [ST_SPEND_ADD] = "INSERT INTO key_spend(key_rowid, day, spent) VALUES(?1, ?2, ?3) "
