@@ -43,7 +43,8 @@ deps-test:
 deps-bench:
 	@scripts/deps.sh bench
 
-$(BUILD)/obj/%.o: %.c
+# deps first: with -j, nothing may compile before the headers are installed.
+$(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
