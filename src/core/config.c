@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include "base/common.h"
+#include "core/quote.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 static bool space(char c)
@@ -31,7 +32,7 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
     };
     char field[32];
 
-    snprintf(field, sizeof(field), "%.*s", (int)(nlen < 31 ? nlen : 31), name);
+    lk_quote(field, sizeof(field), name, nlen);
     if (vlen == 0)
         return fail(ei, line, field, "missing value");
     if (vlen >= LK_CONFIG_MAX_VALUE)

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 
 #include "base/common.h"
+#include "core/quote.h"
 
 static const struct {
     const char *code;
@@ -73,5 +74,8 @@ enum lk_err lk_errinfo_set(struct lk_errinfo *ei, enum lk_err e, const char *fie
     } else {
         ei->detail[0] = '\0';
     }
+    /* Truncation may have cut a character in two; what is rendered must stay UTF-8. */
+    lk_utf8_trim(ei->field);
+    lk_utf8_trim(ei->detail);
     return e;
 }

@@ -38,7 +38,8 @@ struct lk_errinfo {
 
 void lk_errinfo_clear(struct lk_errinfo *ei);
 
-/* Fills ei (if not NULL) and returns e. */
+/* Fills ei (if not NULL) and returns e. field and detail are cut to fit and then
+ * to valid UTF-8; a message quoting outside input quotes it with lk_quote(). */
 enum lk_err lk_errinfo_set(struct lk_errinfo *ei, enum lk_err e, const char *field, const char *fmt,
                            ...) __attribute__((format(printf, 4, 5)));
 

@@ -6,6 +6,7 @@
 #include "base/common.h"
 #include "core/digest.h"
 #include "core/perm.h"
+#include "core/quote.h"
 #include "core/timefmt.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -16,8 +17,14 @@ static json_t *load_object(const char *body, size_t len, enum lk_err *e, struct 
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 
     if (root == NULL) {
+        /* jansson ends many messages with " near '<input>'": that may be a cut-off
+         * secret or password, so it is dropped, and the rest is quoted. */
+        char q[128], *near = strstr(jerr.text, " near ");
+        if (near != NULL)
+            *near = '\0';
+        lk_quote(q, sizeof(q), jerr.text, strlen(jerr.text));
         *e = lk_errinfo_set(ei, LK_ERR_BAD_JSON, "", "invalid JSON at byte %d: %s",
-                            jerr.position, jerr.text);
+                            jerr.position, q);
         if (ei)
             ei->offset = jerr.position;
         return NULL;
@@ -42,8 +49,11 @@ static enum lk_err check_fields(json_t *obj, const char *const *allowed, struct 
         for (i = 0; allowed[i] != NULL; i++)
             if (strcmp(k, allowed[i]) == 0)
                 break;
-        if (allowed[i] == NULL)
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, k, "unknown field '%.64s'", k);
+        if (allowed[i] == NULL) {
+            char q[LK_QUOTE_SIZE];
+            lk_quote(q, sizeof(q), k, strlen(k));
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, q, "unknown field '%s'", q);
+        }
     }
     return LK_OK;
 }

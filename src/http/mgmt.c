@@ -360,6 +360,11 @@ static void set_out(struct lk_mreq *m, int status, enum lk_err e, json_t *body)
     m->out = body ? json_dumps(body, JSON_COMPACT) : NULL;
     m->out_len = m->out ? strlen(m->out) : 0;
     json_decref(body);
+    if (m->out == NULL && status != 204) { /* never an empty answer: a fixed error */
+        m->err = e == LK_OK ? LK_ERR_INTERNAL : e;
+        m->status = lk_err_status(m->err);
+        m->out = lk_respond_error_text(m->err, NULL, m->request_id, &m->out_len);
+    }
 }
 
 void lk_mreq_json(struct lk_mreq *m, int status, json_t *body)
@@ -369,7 +374,13 @@ void lk_mreq_json(struct lk_mreq *m, int status, json_t *body)
 
 void lk_mreq_error(struct lk_mreq *m, enum lk_err e, const struct lk_errinfo *ei)
 {
-    set_out(m, lk_err_status(e), e, lk_respond_error_body(e, ei, m->request_id));
+    if (m->out) {
+        OPENSSL_cleanse(m->out, m->out_len);
+        free(m->out);
+    }
+    m->status = lk_err_status(e);
+    m->err = e;
+    m->out = lk_respond_error_text(e, ei, m->request_id, &m->out_len);
 }
 
 void lk_mreq_raw(struct lk_mreq *m, int status, const char *body, size_t len)

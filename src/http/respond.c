@@ -151,13 +151,87 @@ int lk_respond_raw(struct lk_reqctx *rc, int status, const char *body, size_t le
     return 0;
 }
 
+json_t *lk_respond_error_body(enum lk_err e, const struct lk_errinfo *ei, const char *request_id)
+{
+    const char *msg = ei && ei->detail[0] ? ei->detail : lk_err_message(e);
+    json_t *err, *field;
+
+    /* jansson refuses text that is not UTF-8: fall back to the table's own message
+     * rather than lose the answer (lk_errinfo_set keeps details valid; this is the
+     * second line of defence). */
+    err = json_pack("{s:i, s:s, s:s, s:s, s:s}", "status", lk_err_status(e), "code",
+                    lk_err_code(e), "message", msg, "hint_for_ai", lk_err_hint(e), "request_id",
+                    request_id);
+    if (err == NULL)
+        err = json_pack("{s:i, s:s, s:s, s:s, s:s}", "status", lk_err_status(e), "code",
+                        lk_err_code(e), "message", lk_err_message(e), "hint_for_ai",
+                        lk_err_hint(e), "request_id", request_id);
+    if (err == NULL)
+        return NULL;
+    if (ei && ei->field[0] && (field = json_string(ei->field)) != NULL)
+        json_object_set_new(err, "field", field);
+    return json_pack("{s:o}", "error", err);
+}
+
+/* Renders body into the request's pool; NULL when it cannot be (a NULL body, or
+ * jansson failing). */
+static char *render_pool(h2o_req_t *req, json_t *body, size_t *len /* OUT */)
+{
+    size_t n = body ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
+    char *buf;
+
+    if (n == 0)
+        return NULL;
+    buf = h2o_mem_alloc_pool(&req->pool, n + 1);
+    if (json_dumpb(body, buf, n, JSON_COMPACT) != n)
+        return NULL;
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+char *lk_respond_error_text(enum lk_err e, const struct lk_errinfo *ei, const char *request_id,
+                           size_t *len)
+{
+    json_t *body = lk_respond_error_body(e, ei, request_id);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    int n;
+
+    json_decref(body);
+    if (text != NULL) {
+        *len = strlen(text);
+        return text;
+    }
+    /* Codes and request ids are plain ASCII: this needs no escaping. */
+    text = lk_malloc(256);
+    n = snprintf(text, 256,
+                 "{\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":\"the error could "
+                 "not be rendered\",\"hint_for_ai\":\"\",\"request_id\":\"%s\"}}",
+                 lk_err_status(e), lk_err_code(e), request_id);
+    *len = n > 0 && n < 256 ? (size_t)n : 0;
+    return text;
+}
+
+/* The error e as JSON text in the request's pool; never fails. */
+static char *render_error(h2o_req_t *req, enum lk_err e, const struct lk_errinfo *ei,
+                          const char *request_id, size_t *len /* OUT */)
+{
+    char *text = lk_respond_error_text(e, ei, request_id, len);
+    char *buf = h2o_mem_alloc_pool(&req->pool, *len + 1);
+
+    memcpy(buf, text, *len + 1);
+    free(text);
+    return buf;
+}
+
 int lk_respond_json(struct lk_reqctx *rc, int status, json_t *body)
 {
-    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    char *buf = h2o_mem_alloc_pool(&rc->req->pool, n + 1);
+    size_t n = 0;
+    char *buf = render_pool(rc->req, body, &n);
 
-    json_dumpb(body, buf, n, JSON_COMPACT);
     json_decref(body);
+    if (buf == NULL)
+        return lk_respond_error(rc, LK_ERR_INTERNAL, NULL);
     return lk_respond_raw(rc, status, buf, n);
 }
 
@@ -167,26 +241,11 @@ int lk_respond_no_content(struct lk_reqctx *rc)
     return 0;
 }
 
-json_t *lk_respond_error_body(enum lk_err e, const struct lk_errinfo *ei, const char *request_id)
-{
-    json_t *err = json_pack("{s:i, s:s, s:s, s:s, s:s}", "status", lk_err_status(e), "code",
-                            lk_err_code(e), "message",
-                            ei && ei->detail[0] ? ei->detail : lk_err_message(e), "hint_for_ai",
-                            lk_err_hint(e), "request_id", request_id);
-    lk_assert(err != NULL);
-    if (ei && ei->field[0])
-        json_object_set_new(err, "field", json_string(ei->field));
-    return json_pack("{s:o}", "error", err);
-}
-
 int lk_respond_error(struct lk_reqctx *rc, enum lk_err e, const struct lk_errinfo *ei)
 {
-    json_t *body = lk_respond_error_body(e, ei, rc->request_id);
-    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    char *buf = h2o_mem_alloc_pool(&rc->req->pool, n + 1);
+    size_t n = 0;
+    char *buf = render_error(rc->req, e, ei, rc->request_id, &n);
 
-    json_dumpb(body, buf, n, JSON_COMPACT);
-    json_decref(body);
     lk_respond_send(rc->req, lk_err_status(e), rc->request_id, e, buf, n);
     return 0;
 }
@@ -233,20 +292,16 @@ static void shape_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
         char rid[24];
         struct lk_errinfo ei;
         enum lk_err e = err_for_status(req->res.status);
-        json_t *body;
         struct shape_ostream *s;
-        size_t n;
+        size_t n = 0;
 
         lk_errinfo_clear(&ei);
         new_request_id(rid);
         if (e == LK_ERR_BAD_JSON)
             snprintf(ei.detail, sizeof(ei.detail), "malformed HTTP request");
-        body = lk_respond_error_body(e, &ei, rid);
-        n = json_dumpb(body, NULL, 0, JSON_COMPACT);
         s = (struct shape_ostream *)h2o_add_ostream(req, sizeof(*s), slot);
-        s->body.base = h2o_mem_alloc_pool(&req->pool, n + 1);
-        s->body.len = json_dumpb(body, s->body.base, n, JSON_COMPACT);
-        json_decref(body);
+        s->body.base = render_error(req, e, &ei, rid, &n);
+        s->body.len = n;
         s->super.do_send = shape_do_send;
         slot = &s->super.next;
         req->res.status = lk_err_status(e);

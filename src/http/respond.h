@@ -43,8 +43,14 @@ void lk_respond_send(h2o_req_t *req, int status, const char *request_id, enum lk
                      const char *body, size_t len);
 
 /* The DESIGN §4 error object for e; ei (may be NULL) supplies message and field.
- * Caller decrefs. */
+ * A message or field jansson cannot encode is replaced by the table's message or
+ * left out. Caller decrefs; NULL only when jansson fails outright. */
 json_t *lk_respond_error_body(enum lk_err e, const struct lk_errinfo *ei, const char *request_id);
+
+/* The same, as NUL-terminated JSON text of *len bytes. Never NULL: if the body
+ * cannot be rendered, a fixed, valid one with e's status and code. Caller frees. */
+char *lk_respond_error_text(enum lk_err e, const struct lk_errinfo *ei, const char *request_id,
+                           size_t *len /* OUT */);
 
 /* Sends `body` (takes ownership: decref'd here) with `status`. Returns 0, as
  * h2o handlers do. */

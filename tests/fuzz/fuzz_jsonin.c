@@ -6,9 +6,40 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/quote.h"
 #include "http/jsonin.h"
+#include "http/respond.h"
 
-#define MAX_INPUT (LK_JSON_MAX_BODY)
+#define FUZZ_MAX_INPUT (LK_JSON_MAX_BODY)
+
+/* Every refusal says why in valid UTF-8 without control characters, and renders. */
+static enum lk_err check_err(enum lk_err e, struct lk_errinfo *ei)
+{
+    json_t *body;
+
+    if (e == LK_OK)
+        return e;
+    if (!lk_utf8_valid(ei->detail, strlen(ei->detail)) ||
+        !lk_utf8_valid(ei->field, strlen(ei->field)) || ei->detail[0] == '\0')
+        __builtin_trap();
+    for (const char *p = ei->detail; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            __builtin_trap();
+    for (const char *p = ei->field; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            __builtin_trap();
+    if ((body = lk_respond_error_body(e, ei, "req_fuzz")) == NULL ||
+        json_object_get(json_object_get(body, "error"), "message") == NULL ||
+        json_string_value(json_object_get(json_object_get(body, "error"), "message")) == NULL ||
+        strcmp(json_string_value(json_object_get(json_object_get(body, "error"), "message")),
+               ei->detail) != 0)
+        __builtin_trap(); /* the specific message, not the fallback */
+    json_decref(body);
+    return e;
+}
+
+/* Clears ei before the call, so a refusal that says nothing is caught. */
+#define checked(call, eip) (lk_errinfo_clear(eip), check_err((call), (eip)))
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,30 +50,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t grace;
     const char *body = (const char *)data;
 
-    if (size > MAX_INPUT)
+    if (size > FUZZ_MAX_INPUT)
         return 0;
-    if (lk_jsonin_verify(body, size, &vb, &ei) == LK_OK) {
+    if (checked(lk_jsonin_verify(body, size, &vb, &ei), &ei) == LK_OK) {
         if (vb.key != NULL && vb.key_len == 0 && vb.key[0] != '\0')
             __builtin_trap();
         lk_verify_body_release(&vb);
     }
     for (int create = 0; create < 2; create++)
-        if (lk_jsonin_key_spec(body, size, create, &spec, &ei) == LK_OK) {
+        if (checked(lk_jsonin_key_spec(body, size, create, &spec, &ei), &ei) == LK_OK) {
             if (create && !(spec.set & LK_SPEC_NAME))
                 __builtin_trap(); /* name is required on create */
             lk_key_spec_release(&spec);
         }
-    if (lk_jsonin_regenerate(body, size, &grace, &ei) == LK_OK && (grace < 0 || grace > LK_GRACE_MAX))
+    if (checked(lk_jsonin_regenerate(body, size, &grace, &ei), &ei) == LK_OK && (grace < 0 || grace > LK_GRACE_MAX))
         __builtin_trap();
-    if (lk_jsonin_workspace(body, size, true, &ws, &ei) == LK_OK && ws.name[0] == '\0')
+    if (checked(lk_jsonin_workspace(body, size, true, &ws, &ei), &ei) == LK_OK && ws.name[0] == '\0')
         __builtin_trap();
-    if (lk_jsonin_workspace(body, size, false, &ws, &ei) == LK_OK &&
+    if (checked(lk_jsonin_workspace(body, size, false, &ws, &ei), &ei) == LK_OK &&
         ((ws.has_quota && ws.quota < -1) || (ws.has_test_quota && ws.test_quota < -1)))
         __builtin_trap(); /* a quota is a count or unlimited */
     {
         char note[LK_LEDGER_NOTE_MAX + 1];
         int64_t amount;
-        if (lk_jsonin_top_up(body, size, &amount, note, sizeof(note), &ei) == LK_OK &&
+        if (checked(lk_jsonin_top_up(body, size, &amount, note, sizeof(note), &ei), &ei) == LK_OK &&
             (amount < 1 || amount > LK_JSON_MAX_CREDITS || strlen(note) > LK_LEDGER_NOTE_MAX))
             __builtin_trap(); /* credits only ever added, within bounds */
     }
@@ -52,15 +83,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool has_password;
         int64_t folder;
 
-        if (lk_jsonin_login(body, size, email, sizeof(email), password, sizeof(password), &ei) ==
+        if (checked(lk_jsonin_login(body, size, email, sizeof(email), password, sizeof(password), &ei), &ei) ==
                 LK_OK &&
             (email[0] == '\0' || password[0] == '\0'))
             __builtin_trap();
-        if (lk_jsonin_member(body, size, email, sizeof(email), &role, password, sizeof(password),
-                             &has_password, &ei) == LK_OK &&
+        if (checked(lk_jsonin_member(body, size, email, sizeof(email), &role, password, sizeof(password),
+                             &has_password, &ei), &ei) == LK_OK &&
             (!lk_users_email_valid(email) || (has_password && strlen(password) < LK_PASSWORD_MIN)))
             __builtin_trap();
-        if (lk_jsonin_temp(body, size, &folder, wsid, sizeof(wsid), &spec, &ei) == LK_OK) {
+        if (checked(lk_jsonin_temp(body, size, &folder, wsid, sizeof(wsid), &spec, &ei), &ei) == LK_OK) {
             if ((folder == 0) == (wsid[0] == '\0') ||
                 ((spec.set & LK_SPEC_EXPIRES_IN) && spec.expires_in > LK_TEMP_MAX_TTL))
                 __builtin_trap(); /* exactly one workspace selector; lifetime in range */
