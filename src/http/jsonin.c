@@ -141,9 +141,10 @@ static enum lk_err get_permissions(json_t *v, char **out, struct lk_errinfo *ei)
                                   "(lowercase, '*' as a whole segment)",
                                   i);
     }
-    /* DESIGN §1: a key with no permissions listed has `*`. */
-    *out = json_array_size(v) == 0 ? lk_strndup("[\"*\"]", 5) : json_dumps(v, JSON_COMPACT);
-    lk_assert(*out != NULL);
+    /* DESIGN §1: only an omitted field means `*` (the caller's default); an empty
+     * list is kept as it is and grants nothing. */
+    if ((*out = json_dumps(v, JSON_COMPACT)) == NULL)
+        return bad(ei, "permissions", "an array of at most 64 permission strings");
     return LK_OK;
 }
 

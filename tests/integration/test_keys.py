@@ -726,3 +726,52 @@ def test_default_and_maximum_page_sizes(server, ws):
     assert len(rest["data"]) == total - 100 and rest["next_cursor"] is None
     ids = [k["id"] for k in doc["data"] + rest["data"]]
     assert len(set(ids)) == total
+
+
+# -- an empty permission list grants nothing (only an omitted one means "*") ------------
+
+EMPTY_PERMS_ROUTES = "GET /items/** items:read\nGET /open/** any\n"
+
+
+def forward(srv, key, uri):
+    import requests
+    from lkhelpers import HTTP_TIMEOUT
+    return requests.get(srv.url("/v1/forward-auth"), timeout=HTTP_TIMEOUT,
+                        headers={"Authorization": f"Bearer {key}", "X-Forwarded-Method": "GET",
+                                 "X-Forwarded-Uri": uri})
+
+
+def assert_authenticates_without_permissions(srv, secret):
+    ctx = expect_status(srv.auth_context(secret), 200)
+    assert ctx["permissions"] == [], ctx
+    v = expect_status(srv.verify({"key": secret}), 200)
+    assert v["valid"] is True and v["permissions"] == [], v
+    for query in ("storage:read", "items:read", "a OR b"):
+        v = expect_status(srv.verify({"key": secret, "permissions": query}), 200)
+        assert v["valid"] is False and v["code"] == "insufficient_permissions", (query, v)
+    expect_status(forward(srv, secret, "/open/x"), 200)
+    assert_error(forward(srv, secret, "/items/x"), 403, "insufficient_permissions")
+
+
+def test_empty_permissions_grant_nothing(make_server, tmp_path):
+    routes = tmp_path / "routes"
+    routes.write_text(EMPTY_PERMS_ROUTES)
+    srv = make_server(config={"routes": str(routes)})
+    ws = srv.create_workspace()
+    created = ws.create_key(permissions=[])
+    assert created["permissions"] == [], created
+    patched = ws.create_key(permissions=["storage:read", "items:read"])
+    expect_status(forward(srv, patched["secret"], "/items/x"), 200)
+    r = srv.patch(f"/v1/keys/{patched['id']}", key=ws.root_key, json={"permissions": []})
+    assert expect_status(r, 200)["permissions"] == [], describe(r)
+    default = ws.create_key()
+    assert default["permissions"] == ["*"], default
+    for _ in range(2):  # and again after a restart: [] is stored as [], not as "*"
+        for k in (created, patched):
+            assert ws.get_key(k["id"])["permissions"] == []
+            assert_authenticates_without_permissions(srv, k["secret"])
+        v = expect_status(srv.verify({"key": default["secret"], "permissions": "items:read"}),
+                          200)
+        assert v["valid"] is True, v
+        expect_status(forward(srv, default["secret"], "/items/x"), 200)
+        srv.restart()
