@@ -117,14 +117,16 @@ static enum lk_err get_time(json_t *v, const char *field, bool nullable, int64_t
         *out = 0;
         return LK_OK;
     }
-    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < LK_TIME_MAX) {
+    if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < LK_TIME_MAX)
         *out = json_integer_value(v);
-        return LK_OK;
-    }
-    if (json_is_string(v) &&
-        lk_time_parse(json_string_value(v), json_string_length(v), out) == 0)
-        return LK_OK;
-    return bad(ei, field, "an RFC 3339 time such as \"2030-01-01T00:00:00Z\" or Unix seconds");
+    else if (!json_is_string(v) ||
+             lk_time_parse(json_string_value(v), json_string_length(v), out) != 0)
+        return bad(ei, field, "an RFC 3339 time such as \"2030-01-01T00:00:00Z\" or Unix seconds");
+    /* 0 stands for "no expiry" inside: the Unix epoch is a time in the past, never that. */
+    if (*out == 0)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field, "%s must be in the future",
+                              field);
+    return LK_OK;
 }
 
 static enum lk_err get_permissions(json_t *v, char **out, struct lk_errinfo *ei)

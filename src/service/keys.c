@@ -73,6 +73,23 @@ static void merge_last_used(struct lk_app *app, struct lk_key_row *k)
     lk_keycache_read_unlock();
 }
 
+/* Whether a temporary key created at `created` may expire at `at` (0: never),
+ * asked at `now`: in the future, and at most LK_TEMP_MAX_TTL after creation. */
+static enum lk_err temp_expiry_ok(int64_t at, int64_t created, int64_t now,
+                                  struct lk_errinfo *ei)
+{
+    if (at == 0)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "expires_at",
+                              "a temporary key always expires; expires_at cannot be cleared");
+    if (at <= now)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "expires_at",
+                              "expires_at must be in the future");
+    if (at - created > LK_TEMP_MAX_TTL)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "expires_at",
+                              "a temporary key lives at most %d seconds", LK_TEMP_MAX_TTL);
+    return LK_OK;
+}
+
 /* Applies the fields a create or a change share. */
 static enum lk_err apply_common(const struct lk_key_spec *spec, struct lk_key_row *k, int64_t now,
                                 struct lk_errinfo *ei)
@@ -129,17 +146,16 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
         return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "kind",
                               "only a root key may create root keys");
     if (k.kind == LK_KIND_TEMPORARY) {
-        int64_t ttl = LK_TEMP_DEFAULT_TTL;
-        if (spec->set & LK_SPEC_EXPIRES_IN)
-            ttl = spec->expires_in;
-        else if (spec->set & LK_SPEC_EXPIRES_AT)
-            ttl = spec->expires_at - now;
-        if (ttl > LK_TEMP_MAX_TTL)
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST,
-                                  spec->set & LK_SPEC_EXPIRES_AT ? "expires_at" : "expires_in",
+        /* A temporary key always ends, within LK_TEMP_MAX_TTL of its creation. */
+        if ((spec->set & LK_SPEC_EXPIRES_AT) &&
+            (e = temp_expiry_ok(spec->expires_at, now, now, ei)) != LK_OK)
+            return e;
+        if ((spec->set & LK_SPEC_EXPIRES_IN) &&
+            (spec->expires_in <= 0 || spec->expires_in > LK_TEMP_MAX_TTL))
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "expires_in",
                                   "a temporary key lives at most %d seconds", LK_TEMP_MAX_TTL);
         if (!(spec->set & (LK_SPEC_EXPIRES_IN | LK_SPEC_EXPIRES_AT)))
-            k.expires_at = now + ttl;
+            k.expires_at = now + LK_TEMP_DEFAULT_TTL;
     }
     lk_rand_id("key_", k.id, sizeof(k.id));
     memcpy(k.workspace_id, who->workspace_id, LK_ID_MAX);
@@ -333,10 +349,11 @@ static enum lk_err do_update(struct lk_app *app, struct lk_key_row *k, void *arg
     if (k->kind == LK_KIND_APPLICATION && (ua->spec->set & LK_SPEC_ENABLED) && !ua->spec->enabled)
         return lk_errinfo_set(ei, LK_ERR_CONFLICT, "enabled",
                               "application keys cannot be disabled; regenerate them instead");
-    if (k->kind == LK_KIND_TEMPORARY && (ua->spec->set & LK_SPEC_EXPIRES_AT) &&
-        (ua->spec->expires_at == 0 || ua->spec->expires_at - k->created_at > LK_TEMP_MAX_TTL))
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "expires_at",
-                              "a temporary key lives at most %d seconds", LK_TEMP_MAX_TTL);
+    if (k->kind == LK_KIND_TEMPORARY && (ua->spec->set & LK_SPEC_EXPIRES_AT)) {
+        enum lk_err e = temp_expiry_ok(ua->spec->expires_at, k->created_at, ua->now, ei);
+        if (e != LK_OK)
+            return e;
+    }
     return apply_common(ua->spec, k, ua->now, ei);
 }
 

@@ -242,3 +242,73 @@ def test_expiry_to_the_second(server, ws):
             f"valid at {last_valid_start - exp:.2f}s past expires_at"
     assert_error(server.auth_context(doc["key"]), 401, "expired_key")
     assert ws.get_key(doc["id"])["status"] == "expired"
+
+
+# -- a temporary key always expires, within 86400 s of its creation ------------------------
+
+def _bad_expiries(now):
+    return [
+        "1970-01-01T00:00:00Z", 0, "1969-12-31T23:59:59Z", -1, now - 10,
+        "2001-01-01T00:00:00Z", now + 86400 + 60, "9999-12-31T23:59:59Z", 253402300799,
+    ]
+
+
+@pytest.mark.parametrize("i", range(len(_bad_expiries(0))))
+def test_create_temporary_refuses_expiry_outside_the_day(server, ws, i):
+    value = _bad_expiries(int(time.time()))[i]
+    r = server.post("/v1/keys", key=ws.root_key,
+                    json={"name": "t", "kind": "temporary", "expires_at": value})
+    assert_error(r, 400, "invalid_request", field="expires_at")
+
+
+@pytest.mark.parametrize("value", [86401, 315360000])
+def test_create_temporary_refuses_long_expires_in(server, ws, value):
+    r = server.post("/v1/keys", key=ws.root_key,
+                    json={"name": "t", "kind": "temporary", "expires_in": value})
+    assert_error(r, 400, "invalid_request", field="expires_in")
+
+
+def test_create_temporary_with_expires_at_inside_the_day(server, ws):
+    target = int(time.time()) + 86000
+    doc = ws.create_key(kind="temporary", expires_at=target)
+    assert parse_time(doc["expires_at"]) == target, doc
+
+
+def test_epoch_is_not_no_expiry_for_any_key(server, ws):
+    """"1970-01-01T00:00:00Z" is a time in the past, not "never": 400 on create,
+    and on PATCH it does not clear an expiry."""
+    r = server.post("/v1/keys", key=ws.root_key,
+                    json={"name": "p", "expires_at": "1970-01-01T00:00:00Z"})
+    assert_error(r, 400, "invalid_request", field="expires_at")
+    k = ws.create_key(expires_in=600)
+    for value in ("1970-01-01T00:00:00Z", 0):
+        r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key, json={"expires_at": value})
+        assert_error(r, 400, "invalid_request", field="expires_at")
+    assert ws.get_key(k["id"])["expires_at"] == k["expires_at"]
+
+
+def test_patch_temporary_expiry_stays_inside_the_day(server, ws):
+    k = ws.create_key(kind="temporary", expires_in=600)
+    created = int(parse_time(k["created_at"]))
+    for value in [None] + _bad_expiries(int(time.time())) + [created + 86400 + 1]:
+        r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key, json={"expires_at": value})
+        assert_error(r, 400, "invalid_request", field="expires_at")
+    got = ws.get_key(k["id"])
+    assert got["expires_at"] == k["expires_at"] and got["status"] == "active", got
+    ok = created + 86400
+    doc = expect_status(server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                                     json={"expires_at": ok}), 200)
+    assert parse_time(doc["expires_at"]) == ok, doc
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"expires_in": 0}, "expires_in"),
+    ({"expires_in": -5}, "expires_in"),
+    ({"expires_in": 86401}, "expires_in"),
+    ({"expires_at": "1970-01-01T00:00:00Z"}, "expires_at"),
+    ({"expires_at": 0}, "expires_at"),
+])
+def test_generate_temp_refuses_expiry_outside_the_day(server, ws, body, field):
+    s = ws.new_session("owner")
+    r = gen(server, s, {"workspace_id": ws.id, **body})
+    assert_error(r, 400, "invalid_request", field=field)
