@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include "base/clock.h"
 #include "base/common.h"
 #include "base/rand.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -399,11 +400,22 @@ static enum lk_err do_regenerate(struct lk_app *app, struct lk_key_row *k, void 
         return lk_errinfo_set(ei, LK_ERR_CONFLICT, "id", "a revoked key cannot be regenerated");
     if ((e = lk_store_ws_get(app->store, k->workspace_id, &w)) != LK_OK)
         return e;
-    /* The current secret becomes the previous one, refused from now + grace. */
+    /* The current secret becomes the previous one. Verification refuses it from
+     * the whole second prev_until on, so a grace counted from the request's whole
+     * second lost up to a second. It counts from this moment, in milliseconds,
+     * rounded up: never shorter than asked, at most a second longer. No grace
+     * refuses the old secret at once. */
     k->has_prev = true;
     memcpy(k->prev_digest, k->digest, LK_DIGEST_LEN);
     k->prev_pepper_id = k->pepper_id;
-    k->prev_until = ra->now + ra->grace_s;
+    if (ra->grace_s == 0) {
+        k->prev_until = ra->now;
+    } else {
+        int64_t end_ms = lk_clock_now_ms() + ra->grace_s * 1000;
+        k->prev_until = (end_ms + 999) / 1000;
+        if (k->prev_until < ra->now + ra->grace_s)
+            k->prev_until = ra->now + ra->grace_s;
+    }
     lk__keys_new_secret(app, &w, k, ra->secret);
     return LK_OK;
 }

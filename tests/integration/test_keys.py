@@ -775,3 +775,44 @@ def test_empty_permissions_grant_nothing(make_server, tmp_path):
         assert v["valid"] is True, v
         expect_status(forward(srv, default["secret"], "/items/x"), 200)
         srv.restart()
+
+
+# -- a grace period is never shorter than asked ------------------------------------------
+
+def _wait_for_fraction(frac):
+    """Sleep until the wall clock is `frac` into a second: a grace counted from the
+    request's whole second would then lose most of a second."""
+    now = time.time()
+    time.sleep((frac - now % 1) % 1)
+
+
+@pytest.mark.parametrize("grace", [1, 2])
+def test_grace_period_is_never_shorter_than_asked(server, ws, grace):
+    """The old secret verifies until `grace` seconds after the call, measured the
+    strict way: only a verification that *ended* before the call *began* + grace
+    must pass, so a slow machine cannot make this fail, only retry."""
+    checked = 0
+    for _ in range(6):
+        k = ws.create_key()
+        _wait_for_fraction(0.85)
+        t_call = time.time()
+        r = server.post(f"/v1/keys/{k['id']}/regenerate", key=ws.root_key,
+                        json={"grace_period_s": grace})
+        t_answer = time.time()
+        new = expect_status(r, 200)["secret"]
+        time.sleep(max(0.0, t_call + grace - 0.1 - time.time()))
+        v = expect_status(server.verify({"key": k["secret"]}), 200)
+        t_end = time.time()
+        if t_end >= t_call + grace:
+            continue  # too slow to say anything; try again
+        assert v["valid"] is True and v["key_id"] == k["id"], \
+            f"old secret refused {t_end - t_call:.2f}s after a {grace}s grace began: {v}"
+        checked += 1
+        # and it does end: at most a second late
+        time.sleep(max(0.0, t_answer + grace + 1.05 - time.time()))
+        v = expect_status(server.verify({"key": k["secret"]}), 200)
+        assert v["valid"] is False and v["code"] == "revoked_key", v
+        assert expect_status(server.verify({"key": new}), 200)["valid"] is True
+        if checked == 2:
+            break
+    assert checked > 0, "no verification came back in time on this machine"
