@@ -72,6 +72,42 @@ static const char *const migrations[] = {
     "  key_rowid INTEGER NOT NULL, hour INTEGER NOT NULL, code INTEGER NOT NULL,"
     "  count INTEGER NOT NULL, PRIMARY KEY(key_rowid, hour, code)) WITHOUT ROWID;"
     "CREATE INDEX usage_by_hour ON usage_hours(hour);",
+    /* 4: a digest, current or previous, belongs to one key in the whole store;
+     * temporary keys end within a day (both closed holes a request could open).
+     * key_digests holds both digests of every key and is kept by triggers in the
+     * statement's own transaction, so its primary key refuses an import (or any
+     * write) of a digest some key already has. Existing data: a previous digest
+     * that another key holds (current or previous) cannot keep both owners; its
+     * grace period ends here, and the digest stays with the key that has it as
+     * its current secret (or, between two previous ones, the older key). */
+    "UPDATE keys SET prev_digest = NULL, prev_pepper_id = NULL, prev_until = NULL"
+    "  WHERE prev_digest IS NOT NULL AND (prev_digest = digest"
+    "    OR EXISTS (SELECT 1 FROM keys o WHERE o.digest = keys.prev_digest)"
+    "    OR EXISTS (SELECT 1 FROM keys o WHERE o.prev_digest = keys.prev_digest"
+    "               AND o.rowid < keys.rowid));"
+    "CREATE TABLE key_digests("
+    "  digest BLOB PRIMARY KEY, key_rowid INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX key_digests_by_key ON key_digests(key_rowid);"
+    "INSERT INTO key_digests SELECT digest, rowid FROM keys;"
+    "INSERT INTO key_digests SELECT prev_digest, rowid FROM keys WHERE prev_digest IS NOT NULL;"
+    "CREATE TRIGGER key_digests_insert AFTER INSERT ON keys BEGIN"
+    "  INSERT INTO key_digests VALUES(NEW.digest, NEW.rowid);"
+    "  INSERT INTO key_digests SELECT NEW.prev_digest, NEW.rowid"
+    "    WHERE NEW.prev_digest IS NOT NULL;"
+    "END;"
+    "CREATE TRIGGER key_digests_update AFTER UPDATE OF digest, prev_digest ON keys BEGIN"
+    "  DELETE FROM key_digests WHERE key_rowid = OLD.rowid;"
+    "  INSERT INTO key_digests VALUES(NEW.digest, NEW.rowid);"
+    "  INSERT INTO key_digests SELECT NEW.prev_digest, NEW.rowid"
+    "    WHERE NEW.prev_digest IS NOT NULL;"
+    "END;"
+    "CREATE TRIGGER key_digests_delete AFTER DELETE ON keys BEGIN"
+    "  DELETE FROM key_digests WHERE key_rowid = OLD.rowid;"
+    "END;"
+    /* and a temporary key (kind 1) that an epoch expires_at once made immortal,
+     * or that lives longer than a day, ends a day after its creation */
+    "UPDATE keys SET expires_at = created_at + 86400 WHERE kind = 1"
+    "  AND (expires_at IS NULL OR expires_at > created_at + 86400);",
 };
 
 enum stmt_id {

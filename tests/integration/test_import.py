@@ -233,3 +233,90 @@ def test_concurrent_imports_of_one_digest(server, ws, ws2):
         winner = [r.json() for r in answers if r.status_code == 201][0]
         v = expect_status(server.verify({"key": s}), 200)
         assert v["valid"] is True and v["key_id"] == winner["id"], v
+
+
+# -- a previous digest (grace period) is as unique as a current one ---------------------
+
+def regenerate(server, ws, key_id, grace=600):
+    r = server.post(f"/v1/keys/{key_id}/regenerate", key=ws.root_key,
+                    json={"grace_period_s": grace})
+    return expect_status(r, 200)
+
+
+def assert_verifies_as(server, secret, key_id, ws_id):
+    v = expect_status(server.verify({"key": secret}), 200)
+    assert v["valid"] is True and v["key_id"] == key_id and v["workspace_id"] == ws_id, v
+    ctx = expect_status(server.auth_context(secret), 200)
+    assert ctx["key_id"] == key_id and ctx["workspace_id"] == ws_id, ctx
+
+
+def test_previous_secret_of_another_workspace_cannot_be_imported(fresh_server):
+    srv = fresh_server
+    a, b = srv.create_workspace(), srv.create_workspace()
+    k = a.create_key()
+    new = regenerate(srv, a, k["id"])["secret"]
+    old = k["secret"]
+    for w in (b, a):  # another workspace, and its own
+        r = import_key(srv, w, old)
+        err = assert_error(r, 409, "conflict", field="sha256")
+        assert old not in r.text, describe(r)
+    assert all(x["hint"] != "imported" for x in b.list_keys()["data"])
+    for _ in range(2):  # the old secret is still a's (in its grace), before and after a restart
+        assert_verifies_as(srv, old, k["id"], a.id)
+        assert_verifies_as(srv, new, k["id"], a.id)
+        srv.restart()
+    # a second regeneration frees the first secret; the grace one is still taken
+    newer = regenerate(srv, a, k["id"])["secret"]
+    assert_error(import_key(srv, b, new), 409, "conflict")
+    assert_verifies_as(srv, new, k["id"], a.id)
+    assert_verifies_as(srv, newer, k["id"], a.id)
+
+
+def test_current_digest_of_an_imported_key_blocks_nothing_else(server, ws, ws2):
+    """Regenerating an imported key keeps its digest (as the previous one) unique."""
+    s = make_secret()
+    doc = expect_status(import_key(server, ws, s), 201)
+    regenerate(server, ws, doc["id"])
+    assert_error(import_key(server, ws2, s), 409, "conflict")
+    assert_verifies_as(server, s, doc["id"], ws.id)
+
+
+def test_migration_settles_digests_held_twice(fresh_server):
+    """A database written before digests were unique may hold one digest as one
+    key's previous secret and another's current one. The migration that adds the
+    unique index keeps it with the current holder and ends the other's grace, and
+    the server starts with cache and database agreeing."""
+    import sqlite3
+
+    srv = fresh_server
+    a, b = srv.create_workspace(), srv.create_workspace()
+    victim = a.create_key()
+    regenerate(srv, a, victim["id"])
+    other = b.create_key()
+    srv.stop()
+    db = sqlite3.connect(srv.db_path)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        mig = version  # the unique-digest migration is the newest one here
+        db.executescript("DROP TRIGGER key_digests_insert; DROP TRIGGER key_digests_update;"
+                         "DROP TRIGGER key_digests_delete; DROP TABLE key_digests;")
+        # what an import before the fix could leave: b's key holds a's previous digest
+        prev = db.execute("SELECT prev_digest FROM keys WHERE id = ?", (victim["id"],)).fetchone()[0]
+        db.execute("UPDATE keys SET digest = ? WHERE id = ?", (prev, other["id"]))
+        db.execute(f"PRAGMA user_version = {mig - 1}")
+        db.commit()
+    finally:
+        db.close()
+    srv.start()
+    assert_verifies_as(srv, victim["secret"], other["id"], b.id)
+    db = sqlite3.connect(srv.db_path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == version
+        row = db.execute("SELECT prev_digest FROM keys WHERE id = ?", (victim["id"],)).fetchone()
+        assert row[0] is None, "the doubly held previous digest was kept"
+        n = db.execute("SELECT count(*) FROM key_digests WHERE digest = ?", (prev,)).fetchone()[0]
+        assert n == 1
+    finally:
+        db.close()
+    srv.restart()
+    assert_verifies_as(srv, victim["secret"], other["id"], b.id)

@@ -312,3 +312,27 @@ def test_generate_temp_refuses_expiry_outside_the_day(server, ws, body, field):
     s = ws.new_session("owner")
     r = gen(server, s, {"workspace_id": ws.id, **body})
     assert_error(r, 400, "invalid_request", field=field)
+
+
+def test_migration_ends_immortal_temporary_keys(fresh_server):
+    """A temporary key an epoch expires_at made immortal before the fix gets an end
+    a day after its creation when the database is migrated."""
+    import sqlite3
+
+    srv = fresh_server
+    ws = srv.create_workspace()
+    k = ws.create_key(kind="temporary", expires_in=600)
+    srv.stop()
+    db = sqlite3.connect(srv.db_path)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.executescript("DROP TRIGGER key_digests_insert; DROP TRIGGER key_digests_update;"
+                         "DROP TRIGGER key_digests_delete; DROP TABLE key_digests;")
+        db.execute("UPDATE keys SET expires_at = NULL WHERE id = ?", (k["id"],))
+        db.execute(f"PRAGMA user_version = {version - 1}")
+        db.commit()
+    finally:
+        db.close()
+    srv.start()
+    got = ws.get_key(k["id"])
+    assert parse_time(got["expires_at"]) == parse_time(got["created_at"]) + 86400, got
