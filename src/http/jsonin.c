@@ -10,6 +10,76 @@
 #include "core/timefmt.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
+/*
+ * Every body is read by one driver, decode(), from a table of its fields, as
+ * core/config.c reads the config file: a field has a name, a type, bounds,
+ * whether it is required, and where its value goes in the output struct. The
+ * driver refuses unknown fields and wrong values with messages built here from
+ * the table (never from the input, except through lk_quote()), so a decoder
+ * added later cannot forget a bound, a check or the quoting.
+ */
+
+/* A caller's buffer for a string field (the field's `off` points at one). */
+struct strbuf {
+    char *p;
+    size_t size;
+};
+
+struct field;
+/* Reads v (present, maybe null) into the output `out` at f->off. */
+typedef enum lk_err (*field_type)(const struct field *f, json_t *v, void *out,
+                                  struct lk_errinfo *ei);
+
+enum {
+    F_REQUIRED = 1 << 0, /* absent: "field 'x' is required" */
+    F_MUST = 1 << 1,     /* absent: "field 'x' must be <what>" */
+    F_NULLABLE = 1 << 2, /* null is a value (clear it, unlimited): the type says which */
+    F_SECRET = 1 << 3,   /* wiped in jansson's copy before it is freed */
+};
+
+struct field {
+    const char *name;  /* the member's name in its object */
+    const char *label; /* its name in messages (a path such as "rate_limit.limit"); NULL: name */
+    field_type type;
+    int64_t min, max; /* integers: the range; strings: length in bytes (max 0: the buffer's) */
+    unsigned flags;
+    size_t off;       /* where the value goes */
+    size_t size;      /* strings: the size of an inline buffer at off; 0: a struct strbuf */
+    size_t len_off;   /* duplicated strings: 1 + offset of their size_t length; 0: none */
+    size_t has_off;   /* 1 + offset of a bool set when the field is present; 0: none */
+    unsigned bit;     /* set in the table's mask when present (LK_SPEC_*) */
+    const char *what; /* "must be <what>" for a wrong value; NULL: the type's own words */
+    const char *alt;  /* for a value the validator refuses (and F_MUST); NULL: what */
+    int (*parse)(const char *s, int *out);      /* word types */
+    bool (*valid)(const char *s, size_t len);   /* string types: one more check */
+};
+
+struct table {
+    const struct field *fields;
+    size_t n;
+    size_t set_off; /* 1 + offset of the `unsigned set` mask fields' bits go to; 0: none */
+};
+
+#define TABLE(f, mask) {f, LK_ARRAY_LEN(f), mask}
+#define AT(type, member) .off = offsetof(type, member)
+#define HAS(type, member) .has_off = offsetof(type, member) + 1
+#define INLINE(type, member) AT(type, member), .size = sizeof(((type *)0)->member)
+
+static enum lk_err bad(struct lk_errinfo *ei, const char *field, const char *what)
+{
+    return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field, "field '%s' must be %s", field, what);
+}
+
+static const char *label(const struct field *f)
+{
+    return f->label ? f->label : f->name;
+}
+
+static enum lk_err wrong(const struct field *f, struct lk_errinfo *ei, const char *own)
+{
+    return bad(ei, label(f), f->what ? f->what : own);
+}
+
 /* Parses body as one JSON object; NULL and LK_ERR_BAD_JSON otherwise. */
 static json_t *load_object(const char *body, size_t len, enum lk_err *e, struct lk_errinfo *ei)
 {
@@ -38,18 +108,18 @@ static json_t *load_object(const char *body, size_t len, enum lk_err *e, struct 
     return root;
 }
 
-/* Refuses fields not in `allowed` (NULL-terminated). */
-static enum lk_err check_fields(json_t *obj, const char *const *allowed, struct lk_errinfo *ei)
+/* Refuses a member of obj that no field of t names; the name is quoted. */
+static enum lk_err check_fields(json_t *obj, const struct table *t, struct lk_errinfo *ei)
 {
     const char *k;
     json_t *v;
 
     json_object_foreach(obj, k, v) {
         size_t i;
-        for (i = 0; allowed[i] != NULL; i++)
-            if (strcmp(k, allowed[i]) == 0)
+        for (i = 0; i < t->n; i++)
+            if (strcmp(k, t->fields[i].name) == 0)
                 break;
-        if (allowed[i] == NULL) {
+        if (i == t->n) {
             char q[LK_QUOTE_SIZE];
             lk_quote(q, sizeof(q), k, strlen(k));
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, q, "unknown field '%s'", q);
@@ -58,118 +128,174 @@ static enum lk_err check_fields(json_t *obj, const char *const *allowed, struct 
     return LK_OK;
 }
 
-static enum lk_err bad(struct lk_errinfo *ei, const char *field, const char *what)
+/* --- field types ---------------------------------------------------------------------- */
+
+/* An integer in [min, max]; with F_NULLABLE, null is -1 (no cap, unlimited). */
+static enum lk_err t_int(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
 {
-    return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field, "field '%s' must be %s", field, what);
-}
+    int64_t *dst = (int64_t *)((char *)out + f->off);
+    char own[96];
 
-/* The value of required field `field` of root, or NULL with *e saying it is missing. */
-static json_t *require(json_t *root, const char *field, enum lk_err *e, struct lk_errinfo *ei)
-{
-    json_t *v = json_object_get(root, field);
-
-    if (v == NULL)
-        *e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field, "field '%s' is required", field);
-    return v;
-}
-
-static enum lk_err get_int(json_t *v, const char *field, int64_t min, int64_t max, int64_t *out,
-                           struct lk_errinfo *ei)
-{
-    char what[96];
-
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        snprintf(what, sizeof(what), "an integer from %lld to %lld", (long long)min,
-                 (long long)max);
-        return bad(ei, field, what);
+    if ((f->flags & F_NULLABLE) && json_is_null(v)) {
+        *dst = -1;
+        return LK_OK;
     }
-    *out = json_integer_value(v);
+    if (!json_is_integer(v) || json_integer_value(v) < f->min || json_integer_value(v) > f->max) {
+        snprintf(own, sizeof(own), "an integer from %lld to %lld", (long long)f->min,
+                 (long long)f->max);
+        return wrong(f, ei, own);
+    }
+    *dst = json_integer_value(v);
     return LK_OK;
 }
 
-static enum lk_err get_env(json_t *v, const char *field, int *out, struct lk_errinfo *ei)
+/* A string of min..max bytes without NUL bytes, copied into a buffer (inline, or the
+ * caller's struct strbuf), and passing f->valid if there is one. */
+static enum lk_err t_string(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
 {
-    enum lk_env env;
+    char *dst = (char *)out + f->off, own[64];
+    size_t cap = f->size, n;
 
-    if (!json_is_string(v) || lk_env_parse(json_string_value(v), &env) != 0)
-        return bad(ei, field, "\"live\" or \"test\"");
-    *out = (int)env;
+    if (cap == 0) {
+        struct strbuf *b = (struct strbuf *)(void *)dst;
+        dst = b->p;
+        cap = b->size;
+    }
+    if (cap == 0)
+        return wrong(f, ei, "a shorter string");
+    if (f->max > 0 && (size_t)f->max + 1 < cap)
+        cap = (size_t)f->max + 1;
+    if (!json_is_string(v) || (n = json_string_length(v)) < (size_t)f->min || n >= cap ||
+        memchr(json_string_value(v), '\0', n) != NULL) {
+        snprintf(own, sizeof(own), "a string of %lld to %zu bytes", (long long)f->min, cap - 1);
+        return wrong(f, ei, own);
+    }
+    if (f->valid != NULL && !f->valid(json_string_value(v), n))
+        return bad(ei, label(f), f->alt ? f->alt : f->what ? f->what : "valid");
+    memcpy(dst, json_string_value(v), n + 1);
     return LK_OK;
 }
 
-static enum lk_err get_name(json_t *v, const char *field, char *out, size_t outsz,
-                            struct lk_errinfo *ei)
+/* A string of min..max bytes (max 0: any), duplicated: the output owns it. Its
+ * length goes to len_off when the table asks (a secret may hold NUL bytes). */
+static enum lk_err t_strdup(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
 {
+    char **dst = (char **)(void *)((char *)out + f->off);
     size_t n;
 
-    if (!json_is_string(v) || (n = json_string_length(v)) == 0 || n >= outsz ||
-        memchr(json_string_value(v), '\0', n) != NULL)
-        return bad(ei, field, "a non-empty string of at most 200 bytes");
-    memcpy(out, json_string_value(v), n + 1);
+    if (!json_is_string(v) || (n = json_string_length(v)) < (size_t)f->min ||
+        (f->max > 0 && n > (size_t)f->max) ||
+        (f->len_off == 0 && memchr(json_string_value(v), '\0', n) != NULL))
+        return wrong(f, ei, "a string");
+    *dst = lk_strndup(json_string_value(v), n);
+    if (f->len_off != 0)
+        *(size_t *)(void *)((char *)out + f->len_off - 1) = n;
     return LK_OK;
 }
 
-/* `expires_at`: RFC 3339 string or Unix seconds; null (PATCH) clears it. */
-static enum lk_err get_time(json_t *v, const char *field, bool nullable, int64_t *out,
-                            struct lk_errinfo *ei)
+/* One of a few words, turned into an enum (stored as int) by f->parse. */
+static enum lk_err t_word(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
 {
-    if (nullable && json_is_null(v)) {
-        *out = 0;
+    int *dst = (int *)(void *)((char *)out + f->off);
+
+    if (!json_is_string(v) || f->parse(json_string_value(v), dst) != 0)
+        return wrong(f, ei, "one of the documented words");
+    return LK_OK;
+}
+
+static enum lk_err t_bool(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
+{
+    if (!json_is_boolean(v))
+        return wrong(f, ei, "true or false");
+    *(bool *)((char *)out + f->off) = json_is_true(v);
+    return LK_OK;
+}
+
+/* A time: RFC 3339 string or Unix seconds; with F_NULLABLE, null clears it (0). */
+static enum lk_err t_time(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
+{
+    int64_t *dst = (int64_t *)((char *)out + f->off);
+
+    if ((f->flags & F_NULLABLE) && json_is_null(v)) {
+        *dst = 0;
         return LK_OK;
     }
     if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < LK_TIME_MAX)
-        *out = json_integer_value(v);
+        *dst = json_integer_value(v);
     else if (!json_is_string(v) ||
-             lk_time_parse(json_string_value(v), json_string_length(v), out) != 0)
-        return bad(ei, field, "an RFC 3339 time such as \"2030-01-01T00:00:00Z\" or Unix seconds");
+             lk_time_parse(json_string_value(v), json_string_length(v), dst) != 0)
+        return wrong(f, ei, "an RFC 3339 time such as \"2030-01-01T00:00:00Z\" or Unix seconds");
     /* 0 stands for "no expiry" inside: the Unix epoch is a time in the past, never that. */
-    if (*out == 0)
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field, "%s must be in the future",
-                              field);
+    if (*dst == 0)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label(f), "%s must be in the future",
+                              label(f));
     return LK_OK;
 }
 
-static enum lk_err get_permissions(json_t *v, char **out, struct lk_errinfo *ei)
+/* An array of permission strings, kept as compact JSON text. DESIGN §1: only an
+ * omitted field means `*` (the caller's default); an empty list grants nothing. */
+static enum lk_err t_permissions(const struct field *f, json_t *v, void *out,
+                                 struct lk_errinfo *ei)
 {
+    char **dst = (char **)(void *)((char *)out + f->off);
     size_t i;
     json_t *p;
 
     if (!json_is_array(v) || json_array_size(v) > LK_PERM_MAX_COUNT)
-        return bad(ei, "permissions", "an array of at most 64 permission strings");
+        return wrong(f, ei, "an array of at most 64 permission strings");
     json_array_foreach(v, i, p) {
         if (!json_is_string(p) || !lk_perm_valid(json_string_value(p), json_string_length(p)))
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "permissions",
-                                  "permissions[%zu] must look like \"resource:action\" "
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label(f),
+                                  "%s[%zu] must look like \"resource:action\" "
                                   "(lowercase, '*' as a whole segment)",
-                                  i);
+                                  label(f), i);
     }
-    /* DESIGN §1: only an omitted field means `*` (the caller's default); an empty
-     * list is kept as it is and grants nothing. */
-    if ((*out = json_dumps(v, JSON_COMPACT)) == NULL)
-        return bad(ei, "permissions", "an array of at most 64 permission strings");
+    if ((*dst = json_dumps(v, JSON_COMPACT)) == NULL)
+        return wrong(f, ei, "an array of at most 64 permission strings");
     return LK_OK;
 }
 
-static enum lk_err get_meta(json_t *v, char **out, struct lk_errinfo *ei)
+/* A JSON object of at most LK_JSON_MAX_META bytes, kept as sorted compact text. */
+static enum lk_err t_meta(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
 {
-    char *s;
+    char **dst = (char **)(void *)((char *)out + f->off), *s;
 
     if (!json_is_object(v))
-        return bad(ei, "meta", "a JSON object");
-    s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-    lk_assert(s != NULL);
-    if (strlen(s) > LK_JSON_MAX_META) {
+        return wrong(f, ei, "a JSON object");
+    if ((s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS)) == NULL || strlen(s) > LK_JSON_MAX_META) {
         free(s);
-        return bad(ei, "meta", "an object of at most 4096 bytes");
+        return wrong(f, ei, "an object of at most 4096 bytes");
     }
-    *out = s;
+    *dst = s;
     return LK_OK;
 }
 
-static enum lk_err get_rate_limit(json_t *v, struct lk_key_spec *s, struct lk_errinfo *ei)
+/* A SHA-256 as 64 hex characters, into LK_DIGEST_LEN bytes. */
+static enum lk_err t_sha256(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
 {
-    static const char *const fields[] = {"limit", "window_s", NULL};
-    json_t *limit, *window;
+    if (!json_is_string(v) || !lk_digest_from_hex(json_string_value(v), json_string_length(v),
+                                                  (uint8_t *)out + f->off))
+        return wrong(f, ei, "the SHA-256 of a secret as 64 hex characters");
+    return LK_OK;
+}
+
+static enum lk_err decode_into(json_t *obj, const struct table *t, void *out,
+                               struct lk_errinfo *ei);
+
+/* A key's rate limit: {"limit", "window_s"} (both), or null for none. Its own
+ * table; errors inside name the outer field. */
+static const struct field rate_limit_fields[] = {
+    {.name = "limit", .label = "rate_limit.limit", .type = t_int, .min = 1, .max = 1000000000,
+     AT(struct lk_key_spec, rl_limit)},
+    {.name = "window_s", .label = "rate_limit.window_s", .type = t_int, .min = 1, .max = 86400 * 31,
+     AT(struct lk_key_spec, rl_window_s)},
+};
+
+static enum lk_err t_rate_limit(const struct field *f, json_t *v, void *out,
+                                struct lk_errinfo *ei)
+{
+    static const struct table t = TABLE(rate_limit_fields, 0);
+    struct lk_key_spec *s = out;
     enum lk_err e;
 
     if (json_is_null(v)) {
@@ -177,20 +303,147 @@ static enum lk_err get_rate_limit(json_t *v, struct lk_key_spec *s, struct lk_er
         return LK_OK;
     }
     if (!json_is_object(v))
-        return bad(ei, "rate_limit", "an object {\"limit\", \"window_s\"} or null");
-    if ((e = check_fields(v, fields, ei)) != LK_OK) {
+        return wrong(f, ei, "an object {\"limit\", \"window_s\"} or null");
+    if ((e = check_fields(v, &t, ei)) != LK_OK) {
         if (ei)
-            snprintf(ei->field, sizeof(ei->field), "rate_limit");
+            snprintf(ei->field, sizeof(ei->field), "%s", label(f));
         return e;
     }
-    limit = json_object_get(v, "limit");
-    window = json_object_get(v, "window_s");
-    if (limit == NULL || window == NULL)
-        return bad(ei, "rate_limit", "an object with both \"limit\" and \"window_s\"");
-    if ((e = get_int(limit, "rate_limit.limit", 1, 1000000000, &s->rl_limit, ei)) != LK_OK)
-        return e;
-    return get_int(window, "rate_limit.window_s", 1, 86400 * 31, &s->rl_window_s, ei);
+    if (json_object_get(v, "limit") == NULL || json_object_get(v, "window_s") == NULL)
+        return bad(ei, label(f), "an object with both \"limit\" and \"window_s\"");
+    return decode_into(v, &t, out, ei);
 }
+
+/* --- the driver ----------------------------------------------------------------------- */
+
+/* Reads the fields of t from obj into out, in table order. */
+static enum lk_err decode_into(json_t *obj, const struct table *t, void *out,
+                               struct lk_errinfo *ei)
+{
+    enum lk_err e;
+
+    for (size_t i = 0; i < t->n; i++) {
+        const struct field *f = &t->fields[i];
+        json_t *v = json_object_get(obj, f->name);
+
+        if (v == NULL) {
+            if (f->flags & F_REQUIRED)
+                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label(f),
+                                      "field '%s' is required", label(f));
+            if (f->flags & F_MUST)
+                return bad(ei, label(f), f->alt ? f->alt : f->what ? f->what : "given");
+            continue;
+        }
+        if ((e = f->type(f, v, out, ei)) != LK_OK)
+            return e;
+        if (f->has_off != 0)
+            *(bool *)((char *)out + f->has_off - 1) = true;
+        if (f->bit != 0 && t->set_off != 0)
+            *(unsigned *)(void *)((char *)out + t->set_off - 1) |= f->bit;
+    }
+    return LK_OK;
+}
+
+/* Wipes jansson's copies of the secret fields of t before root is freed. */
+static void wipe_secrets(json_t *root, const struct table *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        json_t *v;
+        if ((t->fields[i].flags & F_SECRET) &&
+            json_is_string(v = json_object_get(root, t->fields[i].name)))
+            OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    }
+}
+
+/* Parses body as one object of the fields of t and decodes it into out. */
+static enum lk_err decode(const char *body, size_t len, const struct table *t, void *out,
+                          struct lk_errinfo *ei)
+{
+    json_t *root;
+    enum lk_err e;
+
+    if ((root = load_object(body, len, &e, ei)) == NULL)
+        return e;
+    if ((e = check_fields(root, t, ei)) == LK_OK)
+        e = decode_into(root, t, out, ei);
+    wipe_secrets(root, t);
+    json_decref(root);
+    return e;
+}
+
+/* --- word parsers ----------------------------------------------------------------------- */
+
+_Static_assert(sizeof(enum lk_env) == sizeof(int) && sizeof(enum lk_key_kind) == sizeof(int) &&
+                   sizeof(enum lk_key_format) == sizeof(int) && sizeof(enum lk_role) == sizeof(int),
+               "word fields are stored as int");
+
+static int word_index(const char *s, const char *const *words, size_t n, int *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, words[i]) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    return -1;
+}
+
+static int parse_env(const char *s, int *out)
+{
+    enum lk_env env;
+
+    if (lk_env_parse(s, &env) != 0)
+        return -1;
+    *out = (int)env;
+    return 0;
+}
+
+static int parse_kind(const char *s, int *out)
+{
+    /* In enum lk_key_kind's order; "application" is refused later, by the service. */
+    static const char *const kinds[] = {"permanent", "temporary", "application", "root"};
+    return word_index(s, kinds, LK_ARRAY_LEN(kinds), out);
+}
+
+static int parse_key_format(const char *s, int *out)
+{
+    static const char *const formats[] = {[LK_FORMAT_DEFAULT] = "default", [LK_FORMAT_HEX] = "hex"};
+    return word_index(s, formats, LK_ARRAY_LEN(formats), out);
+}
+
+static int parse_role(const char *s, int *out)
+{
+    enum lk_role role;
+
+    if (lk_role_parse(s, &role) != 0)
+        return -1;
+    *out = (int)role;
+    return 0;
+}
+
+static bool valid_prefix(const char *s, size_t len)
+{
+    return lk_secret_prefix_valid(s, len);
+}
+
+static bool valid_email(const char *s, size_t len)
+{
+    (void)len; /* t_string refused NUL bytes: s is a C string of len bytes */
+    return lk_users_email_valid(s);
+}
+
+/* --- POST /v1/verify ------------------------------------------------------------------ */
+
+#define VB struct lk_verify_body
+static const struct field verify_fields[] = {
+    {.name = "key", .type = t_strdup, .flags = F_SECRET, AT(VB, key),
+     .len_off = offsetof(VB, key_len) + 1},
+    {.name = "environment", .type = t_word, .parse = parse_env, AT(VB, environment),
+     .what = "\"live\" or \"test\""},
+    {.name = "permissions", .type = t_strdup, .min = 1, .max = 1024, AT(VB, permissions),
+     .what = "a permission query string of at most 1024 bytes"},
+    {.name = "cost", .type = t_int, .min = 0, .max = 1000000000, AT(VB, cost), HAS(VB, has_cost)},
+};
+#undef VB
 
 void lk_verify_body_release(struct lk_verify_body *b)
 {
@@ -207,401 +460,275 @@ void lk_verify_body_release(struct lk_verify_body *b)
 enum lk_err lk_jsonin_verify(const char *body, size_t len, struct lk_verify_body *out,
                              struct lk_errinfo *ei)
 {
-    static const char *const fields[] = {"key", "environment", "permissions", "cost", NULL};
-    json_t *root, *v;
+    static const struct table t = TABLE(verify_fields, 0);
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
     out->environment = -1;
-    if ((root = load_object(body, len, &e, ei)) == NULL)
-        return e;
-    if ((e = check_fields(root, fields, ei)) != LK_OK)
-        goto out;
-    if ((v = json_object_get(root, "key")) != NULL) {
-        if (!json_is_string(v)) {
-            e = bad(ei, "key", "a string");
-            goto out;
-        }
-        out->key_len = json_string_length(v);
-        out->key = lk_strndup(json_string_value(v), out->key_len);
-    }
-    if ((v = json_object_get(root, "environment")) != NULL &&
-        (e = get_env(v, "environment", &out->environment, ei)) != LK_OK)
-        goto out;
-    if ((v = json_object_get(root, "permissions")) != NULL) {
-        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 1024) {
-            e = bad(ei, "permissions", "a permission query string of at most 1024 bytes");
-            goto out;
-        }
-        out->permissions = lk_strndup(json_string_value(v), json_string_length(v));
-    }
-    if ((v = json_object_get(root, "cost")) != NULL) {
-        out->has_cost = true;
-        e = get_int(v, "cost", 0, 1000000000, &out->cost, ei);
-    }
-out:
-    /* jansson's copy of the key is freed with root; wipe it first. */
-    if ((v = json_object_get(root, "key")) != NULL && json_is_string(v))
-        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
-    json_decref(root);
-    if (e != LK_OK)
+    if ((e = decode(body, len, &t, out, ei)) != LK_OK)
         lk_verify_body_release(out);
     return e;
 }
 
+/* --- POST /v1/keys, PATCH /v1/keys/{id} ---------------------------------------------- */
+
+#define KS struct lk_key_spec
+#define KEY_NAME(fl)                                                                            \
+    {.name = "name", .type = t_string, .min = 1, .flags = (fl), INLINE(KS, name),             \
+     .bit = LK_SPEC_NAME, .what = "a non-empty string of at most 200 bytes"}
+#define KEY_PERMISSIONS                                                                            \
+    {.name = "permissions", .type = t_permissions, AT(KS, permissions), .bit = LK_SPEC_PERMISSIONS}
+#define KEY_EXPIRES_AT(fl)                                                                      \
+    {.name = "expires_at", .type = t_time, .flags = (fl), AT(KS, expires_at),                 \
+     .bit = LK_SPEC_EXPIRES_AT}
+#define KEY_COMMON_TAIL                                                                            \
+    {.name = "rate_limit", .type = t_rate_limit, .bit = LK_SPEC_RATE_LIMIT},                     \
+    {.name = "daily_spend_cap", .type = t_int, .min = 0, .max = INT64_C(1) << 53,                \
+     .flags = F_NULLABLE, AT(KS, daily_spend_cap), .bit = LK_SPEC_SPEND_CAP},                    \
+    {.name = "meta", .type = t_meta, AT(KS, meta), .bit = LK_SPEC_META}
+
+static const struct field key_create_fields[] = {
+    KEY_NAME(F_REQUIRED),
+    {.name = "environment", .type = t_word, .parse = parse_env, AT(KS, env), .bit = LK_SPEC_ENV,
+     .what = "\"live\" or \"test\""},
+    {.name = "kind", .type = t_word, .parse = parse_kind, AT(KS, kind), .bit = LK_SPEC_KIND,
+     .what = "\"permanent\", \"temporary\" or \"root\""},
+    KEY_PERMISSIONS,
+    {.name = "expires_in", .type = t_int, .min = 1, .max = LK_JSON_MAX_EXPIRES_IN,
+     AT(KS, expires_in), .bit = LK_SPEC_EXPIRES_IN},
+    KEY_EXPIRES_AT(0),
+    KEY_COMMON_TAIL,
+    {.name = "sha256", .type = t_sha256, AT(KS, sha256), .bit = LK_SPEC_SHA256},
+};
+
+static const struct field key_patch_fields[] = {
+    KEY_NAME(0),
+    KEY_PERMISSIONS,
+    KEY_EXPIRES_AT(F_NULLABLE),
+    KEY_COMMON_TAIL,
+    {.name = "enabled", .type = t_bool, AT(KS, enabled), .bit = LK_SPEC_ENABLED},
+};
+
 enum lk_err lk_jsonin_key_spec(const char *body, size_t len, bool create, struct lk_key_spec *out,
                                struct lk_errinfo *ei)
 {
-    static const char *const create_fields[] = {
-        "name", "environment", "kind", "permissions", "expires_in", "expires_at",
-        "rate_limit", "daily_spend_cap", "meta", "sha256", NULL};
-    static const char *const patch_fields[] = {"name", "permissions", "enabled", "expires_at",
-                                               "rate_limit", "daily_spend_cap", "meta", NULL};
-    json_t *root, *v;
+    static const struct table tc = TABLE(key_create_fields, offsetof(KS, set) + 1);
+    static const struct table tp = TABLE(key_patch_fields, offsetof(KS, set) + 1);
     enum lk_err e;
-    int env;
 
     memset(out, 0, sizeof(*out));
     out->daily_spend_cap = -1;
-    if ((root = load_object(body, len, &e, ei)) == NULL)
-        return e;
-    if ((e = check_fields(root, create ? create_fields : patch_fields, ei)) != LK_OK)
-        goto out;
-    if ((v = json_object_get(root, "name")) != NULL) {
-        if ((e = get_name(v, "name", out->name, sizeof(out->name), ei)) != LK_OK)
-            goto out;
-        out->set |= LK_SPEC_NAME;
-    } else if (create && require(root, "name", &e, ei) == NULL) {
-        goto out;
-    }
-    if ((v = json_object_get(root, "environment")) != NULL) {
-        if ((e = get_env(v, "environment", &env, ei)) != LK_OK)
-            goto out;
-        out->env = (enum lk_env)env;
-        out->set |= LK_SPEC_ENV;
-    }
-    if ((v = json_object_get(root, "kind")) != NULL) {
-        static const char *const kinds[] = {"permanent", "temporary", "application", "root"};
-        size_t i;
-        for (i = 0; i < LK_ARRAY_LEN(kinds); i++)
-            if (json_is_string(v) && strcmp(json_string_value(v), kinds[i]) == 0)
-                break;
-        if (i == LK_ARRAY_LEN(kinds)) {
-            e = bad(ei, "kind", "\"permanent\", \"temporary\" or \"root\"");
-            goto out;
-        }
-        out->kind = (enum lk_key_kind)i;
-        out->set |= LK_SPEC_KIND;
-    }
-    if ((v = json_object_get(root, "permissions")) != NULL) {
-        if ((e = get_permissions(v, &out->permissions, ei)) != LK_OK)
-            goto out;
-        out->set |= LK_SPEC_PERMISSIONS;
-    }
-    if ((v = json_object_get(root, "expires_in")) != NULL) {
-        if ((e = get_int(v, "expires_in", 1, LK_JSON_MAX_EXPIRES_IN, &out->expires_in, ei)) !=
-            LK_OK)
-            goto out;
-        out->set |= LK_SPEC_EXPIRES_IN;
-    }
-    if ((v = json_object_get(root, "expires_at")) != NULL) {
-        if ((e = get_time(v, "expires_at", !create, &out->expires_at, ei)) != LK_OK)
-            goto out;
-        out->set |= LK_SPEC_EXPIRES_AT;
-    }
-    if ((v = json_object_get(root, "rate_limit")) != NULL) {
-        if ((e = get_rate_limit(v, out, ei)) != LK_OK)
-            goto out;
-        out->set |= LK_SPEC_RATE_LIMIT;
-    }
-    if ((v = json_object_get(root, "daily_spend_cap")) != NULL) {
-        if (json_is_null(v))
-            out->daily_spend_cap = -1;
-        else if ((e = get_int(v, "daily_spend_cap", 0, INT64_C(1) << 53, &out->daily_spend_cap,
-                              ei)) != LK_OK)
-            goto out;
-        out->set |= LK_SPEC_SPEND_CAP;
-    }
-    if ((v = json_object_get(root, "meta")) != NULL) {
-        if ((e = get_meta(v, &out->meta, ei)) != LK_OK)
-            goto out;
-        out->set |= LK_SPEC_META;
-    }
-    if ((v = json_object_get(root, "sha256")) != NULL) {
-        if (!json_is_string(v) ||
-            !lk_digest_from_hex(json_string_value(v), json_string_length(v), out->sha256)) {
-            e = bad(ei, "sha256", "the SHA-256 of a secret as 64 hex characters");
-            goto out;
-        }
-        out->set |= LK_SPEC_SHA256;
-    }
-    if ((v = json_object_get(root, "enabled")) != NULL) {
-        if (!json_is_boolean(v)) {
-            e = bad(ei, "enabled", "true or false");
-            goto out;
-        }
-        out->enabled = json_is_true(v);
-        out->set |= LK_SPEC_ENABLED;
-    }
-out:
-    json_decref(root);
-    if (e != LK_OK)
+    if ((e = decode(body, len, create ? &tc : &tp, out, ei)) != LK_OK)
         lk_key_spec_release(out);
     return e;
 }
 
+/* --- POST /v1/keys/{id}/regenerate ------------------------------------------------------ */
+
+struct regen_body {
+    int64_t grace_s;
+};
+
+static const struct field regen_fields[] = {
+    {.name = "grace_period_s", .type = t_int, .min = 0, .max = LK_GRACE_MAX,
+     AT(struct regen_body, grace_s)},
+};
+
 enum lk_err lk_jsonin_regenerate(const char *body, size_t len, int64_t *grace_s,
                                  struct lk_errinfo *ei)
 {
-    static const char *const fields[] = {"grace_period_s", NULL};
-    json_t *root, *v;
+    static const struct table t = TABLE(regen_fields, 0);
+    struct regen_body o = {0};
     enum lk_err e;
 
     *grace_s = 0;
     if (len == 0)
         return LK_OK;
-    if ((root = load_object(body, len, &e, ei)) == NULL)
-        return e;
-    if ((e = check_fields(root, fields, ei)) == LK_OK &&
-        (v = json_object_get(root, "grace_period_s")) != NULL)
-        e = get_int(v, "grace_period_s", 0, LK_GRACE_MAX, grace_s, ei);
-    json_decref(root);
+    if ((e = decode(body, len, &t, &o, ei)) == LK_OK)
+        *grace_s = o.grace_s;
     return e;
 }
 
-/* A quota: an integer ≥ 0, or null for unlimited (-1). */
-static enum lk_err get_quota(json_t *v, const char *field, int64_t *out, struct lk_errinfo *ei)
-{
-    if (json_is_null(v)) {
-        *out = -1;
-        return LK_OK;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        json_integer_value(v) > INT64_C(1) << 53)
-        return bad(ei, field, "an integer of at least 0, or null for unlimited");
-    *out = json_integer_value(v);
-    return LK_OK;
-}
+/* --- POST /v1/workspaces, PATCH /v1/workspaces/{id} ------------------------------------ */
 
-static enum lk_err get_quotas(json_t *root, struct lk_ws_spec *out, struct lk_errinfo *ei)
-{
-    json_t *v;
-    enum lk_err e = LK_OK;
+#define WS struct lk_ws_spec
+#define WS_QUOTAS                                                                                  \
+    {.name = "quota", .type = t_int, .min = 0, .max = INT64_C(1) << 53, .flags = F_NULLABLE,     \
+     AT(WS, quota), HAS(WS, has_quota),                                                          \
+     .what = "an integer of at least 0, or null for unlimited"},                                 \
+    {.name = "test_quota", .type = t_int, .min = 0, .max = INT64_C(1) << 53,                     \
+     .flags = F_NULLABLE, AT(WS, test_quota), HAS(WS, has_test_quota),                           \
+     .what = "an integer of at least 0, or null for unlimited"}
 
-    if ((v = json_object_get(root, "quota")) != NULL) {
-        out->has_quota = true;
-        e = get_quota(v, "quota", &out->quota, ei);
-    }
-    if (e == LK_OK && (v = json_object_get(root, "test_quota")) != NULL) {
-        out->has_test_quota = true;
-        e = get_quota(v, "test_quota", &out->test_quota, ei);
-    }
-    return e;
-}
+static const struct field ws_create_fields[] = {
+    WS_QUOTAS,
+    {.name = "name", .type = t_string, .min = 1, .flags = F_REQUIRED, INLINE(WS, name),
+     .what = "a non-empty string of at most 200 bytes"},
+    {.name = "key_prefix", .type = t_string, .min = 1, INLINE(WS, key_prefix),
+     .valid = valid_prefix, .what = "1-16 characters of [a-z0-9_], starting with a letter"},
+    {.name = "key_format", .type = t_word, .parse = parse_key_format, AT(WS, key_format),
+     .what = "\"default\" or \"hex\""},
+};
+
+static const struct field ws_patch_fields[] = {WS_QUOTAS};
+#undef WS_QUOTAS
 
 enum lk_err lk_jsonin_workspace(const char *body, size_t len, bool create, struct lk_ws_spec *out,
                                 struct lk_errinfo *ei)
 {
-    static const char *const fields[] = {"name",  "key_prefix", "key_format",
-                                         "quota", "test_quota", NULL};
-    static const char *const patch_fields[] = {"quota", "test_quota", NULL};
-    json_t *root, *v;
-    enum lk_err e;
+    static const struct table tc = TABLE(ws_create_fields, 0);
+    static const struct table tp = TABLE(ws_patch_fields, 0);
 
     memset(out, 0, sizeof(*out));
     out->quota = out->test_quota = -1;
-    if ((root = load_object(body, len, &e, ei)) == NULL)
-        return e;
-    if ((e = check_fields(root, create ? fields : patch_fields, ei)) != LK_OK ||
-        (e = get_quotas(root, out, ei)) != LK_OK || !create)
-        goto out;
-    if ((v = require(root, "name", &e, ei)) == NULL)
-        goto out;
-    if ((e = get_name(v, "name", out->name, sizeof(out->name), ei)) != LK_OK)
-        goto out;
-    if ((v = json_object_get(root, "key_prefix")) != NULL) {
-        if (!json_is_string(v) ||
-            !lk_secret_prefix_valid(json_string_value(v), json_string_length(v))) {
-            e = bad(ei, "key_prefix", "1-16 characters of [a-z0-9_], starting with a letter");
-            goto out;
-        }
-        memcpy(out->key_prefix, json_string_value(v), json_string_length(v) + 1);
-    }
-    if ((v = json_object_get(root, "key_format")) != NULL) {
-        if (json_is_string(v) && strcmp(json_string_value(v), "default") == 0)
-            out->key_format = LK_FORMAT_DEFAULT;
-        else if (json_is_string(v) && strcmp(json_string_value(v), "hex") == 0)
-            out->key_format = LK_FORMAT_HEX;
-        else
-            e = bad(ei, "key_format", "\"default\" or \"hex\"");
-    }
-out:
-    json_decref(root);
-    return e;
+    return decode(body, len, create ? &tc : &tp, out, ei);
 }
 
-/* Copies a string field of 1..cap-1 bytes without NUL bytes into out. */
-static enum lk_err get_string(json_t *v, const char *field, size_t min, char *out, size_t cap,
-                              struct lk_errinfo *ei)
-{
-    char what[64];
-    size_t n;
+/* --- POST /v1/auth/login, POST /v1/members ------------------------------------------------ */
 
-    if (!json_is_string(v) || (n = json_string_length(v)) < min || n >= cap ||
-        memchr(json_string_value(v), '\0', n) != NULL) {
-        snprintf(what, sizeof(what), "a string of %zu to %zu bytes", min, cap - 1);
-        return bad(ei, field, what);
-    }
-    memcpy(out, json_string_value(v), n + 1);
-    return LK_OK;
-}
+struct login_body {
+    struct strbuf email, password;
+};
 
-static void wipe_string(json_t *root, const char *field)
-{
-    json_t *v = json_object_get(root, field);
-    if (json_is_string(v))
-        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
-}
+static const struct field login_fields[] = {
+    {.name = "email", .type = t_string, .min = 1, .flags = F_REQUIRED,
+     AT(struct login_body, email)},
+    {.name = "password", .type = t_string, .min = 1, .flags = F_REQUIRED | F_SECRET,
+     AT(struct login_body, password)},
+};
 
 enum lk_err lk_jsonin_login(const char *body, size_t len, char *email, size_t email_sz,
                             char *password, size_t password_sz, struct lk_errinfo *ei)
 {
-    static const char *const fields[] = {"email", "password", NULL};
-    json_t *root, *v;
+    static const struct table t = TABLE(login_fields, 0);
+    struct login_body o = {{email, email_sz}, {password, password_sz}};
     enum lk_err e;
 
     email[0] = password[0] = '\0';
-    if ((root = load_object(body, len, &e, ei)) == NULL)
-        return e;
-    if ((e = check_fields(root, fields, ei)) != LK_OK)
-        goto out;
-    if ((v = require(root, "email", &e, ei)) == NULL)
-        goto out;
-    if ((e = get_string(v, "email", 1, email, email_sz, ei)) != LK_OK)
-        goto out;
-    if ((v = require(root, "password", &e, ei)) == NULL)
-        goto out;
-    e = get_string(v, "password", 1, password, password_sz, ei);
-out:
-    wipe_string(root, "password");
-    json_decref(root);
-    if (e != LK_OK)
+    if ((e = decode(body, len, &t, &o, ei)) != LK_OK)
         OPENSSL_cleanse(password, password_sz);
     return e;
 }
+
+struct member_body {
+    struct strbuf email, password;
+    int role;
+    bool has_password;
+};
+
+static const struct field member_fields[] = {
+    {.name = "email", .type = t_string, .min = 1, .flags = F_MUST, AT(struct member_body, email),
+     .valid = valid_email, .alt = "an email address"},
+    {.name = "role", .type = t_word, .parse = parse_role, .flags = F_MUST,
+     AT(struct member_body, role), .what = "\"owner\", \"editor\" or \"viewer\""},
+    {.name = "password", .type = t_string, .min = LK_PASSWORD_MIN, .max = LK_PASSWORD_MAX,
+     .flags = F_SECRET, AT(struct member_body, password), HAS(struct member_body, has_password)},
+};
 
 enum lk_err lk_jsonin_member(const char *body, size_t len, char *email, size_t email_sz,
                              enum lk_role *role, char *password, size_t password_sz,
                              bool *has_password, struct lk_errinfo *ei)
 {
-    static const char *const fields[] = {"email", "role", "password", NULL};
-    json_t *root, *v;
+    static const struct table t = TABLE(member_fields, 0);
+    struct member_body o = {{email, email_sz}, {password, password_sz}, 0, false};
     enum lk_err e;
 
     *has_password = false;
     email[0] = password[0] = '\0';
-    if ((root = load_object(body, len, &e, ei)) == NULL)
-        return e;
-    if ((e = check_fields(root, fields, ei)) != LK_OK)
-        goto out;
-    if ((v = json_object_get(root, "email")) == NULL ||
-        (e = get_string(v, "email", 1, email, email_sz, ei)) != LK_OK ||
-        !lk_users_email_valid(email)) {
-        e = v != NULL && e != LK_OK ? e : bad(ei, "email", "an email address");
-        goto out;
-    }
-    if ((v = json_object_get(root, "role")) == NULL || !json_is_string(v) ||
-        lk_role_parse(json_string_value(v), role) != 0) {
-        e = bad(ei, "role", "\"owner\", \"editor\" or \"viewer\"");
-        goto out;
-    }
-    if ((v = json_object_get(root, "password")) != NULL) {
-        if (!json_is_string(v) || json_string_length(v) < LK_PASSWORD_MIN ||
-            json_string_length(v) > LK_PASSWORD_MAX) {
-            e = bad(ei, "password", "a string of 8 to 200 bytes");
-            goto out;
-        }
-        if ((e = get_string(v, "password", LK_PASSWORD_MIN, password, password_sz, ei)) != LK_OK)
-            goto out;
-        *has_password = true;
-    }
-out:
-    wipe_string(root, "password");
-    json_decref(root);
-    if (e != LK_OK)
+    if ((e = decode(body, len, &t, &o, ei)) != LK_OK) {
         OPENSSL_cleanse(password, password_sz);
-    return e;
+        return e;
+    }
+    *role = (enum lk_role)o.role;
+    *has_password = o.has_password;
+    return LK_OK;
 }
+
+/* --- POST /v1/keys/generate-temp ---------------------------------------------------------- */
+
+struct temp_body {
+    int64_t folder;
+    struct strbuf workspace;
+    struct lk_key_spec spec;
+};
+
+#define TB struct temp_body
+static const struct field temp_fields[] = {
+    {.name = "storage_folder_id", .type = t_int, .min = 1, .max = INT64_MAX, AT(TB, folder)},
+    {.name = "workspace_id", .type = t_string, .min = 1, AT(TB, workspace)},
+    {.name = "expires_in", .type = t_int, .min = 1, .max = LK_TEMP_MAX_TTL,
+     AT(TB, spec.expires_in), .bit = LK_SPEC_EXPIRES_IN},
+    {.name = "permissions", .type = t_permissions, AT(TB, spec.permissions),
+     .bit = LK_SPEC_PERMISSIONS},
+    {.name = "name", .type = t_string, .min = 1, INLINE(TB, spec.name), .bit = LK_SPEC_NAME,
+     .what = "a non-empty string of at most 200 bytes"},
+};
+
+/* Which workspace, checked before the key's own fields. */
+#define TEMP_SELECTORS 2
 
 enum lk_err lk_jsonin_temp(const char *body, size_t len, int64_t *folder, char *workspace,
                            size_t workspace_sz, struct lk_key_spec *spec, struct lk_errinfo *ei)
 {
-    static const char *const fields[] = {"storage_folder_id", "workspace_id", "expires_in",
-                                         "permissions", "name", NULL};
-    json_t *root, *v;
+    static const struct table all = TABLE(temp_fields, offsetof(TB, spec.set) + 1);
+    static const struct table head = {temp_fields, TEMP_SELECTORS, 0};
+    static const struct table tail = {temp_fields + TEMP_SELECTORS,
+                                      LK_ARRAY_LEN(temp_fields) - TEMP_SELECTORS,
+                                      offsetof(TB, spec.set) + 1};
+    struct temp_body o = {.workspace = {workspace, workspace_sz}};
+    json_t *root;
     enum lk_err e;
 
     *folder = 0;
     workspace[0] = '\0';
-    memset(spec, 0, sizeof(*spec));
-    spec->daily_spend_cap = -1;
+    o.spec.daily_spend_cap = -1;
     if ((root = load_object(body, len, &e, ei)) == NULL)
-        return e;
-    if ((e = check_fields(root, fields, ei)) != LK_OK)
         goto out;
-    if ((v = json_object_get(root, "storage_folder_id")) != NULL &&
-        (e = get_int(v, "storage_folder_id", 1, INT64_MAX, folder, ei)) != LK_OK)
-        goto out;
-    if ((v = json_object_get(root, "workspace_id")) != NULL &&
-        (e = get_string(v, "workspace_id", 1, workspace, workspace_sz, ei)) != LK_OK)
-        goto out;
-    if ((*folder == 0) == (workspace[0] == '\0')) {
-        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "workspace_id",
-                           "give storage_folder_id or workspace_id (one of them)");
-        goto out;
+    if ((e = check_fields(root, &all, ei)) == LK_OK && (e = decode_into(root, &head, &o, ei)) == LK_OK) {
+        if ((o.folder == 0) == (workspace[0] == '\0'))
+            e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "workspace_id",
+                               "give storage_folder_id or workspace_id (one of them)");
+        else
+            e = decode_into(root, &tail, &o, ei);
     }
-    if ((v = json_object_get(root, "expires_in")) != NULL) {
-        if ((e = get_int(v, "expires_in", 1, LK_TEMP_MAX_TTL, &spec->expires_in, ei)) != LK_OK)
-            goto out;
-        spec->set |= LK_SPEC_EXPIRES_IN;
-    }
-    if ((v = json_object_get(root, "permissions")) != NULL) {
-        if ((e = get_permissions(v, &spec->permissions, ei)) != LK_OK)
-            goto out;
-        spec->set |= LK_SPEC_PERMISSIONS;
-    }
-    if ((v = json_object_get(root, "name")) != NULL) {
-        if ((e = get_name(v, "name", spec->name, sizeof(spec->name), ei)) != LK_OK)
-            goto out;
-        spec->set |= LK_SPEC_NAME;
-    }
-out:
     json_decref(root);
-    if (e != LK_OK)
-        lk_key_spec_release(spec);
-    return e;
+out:
+    if (e != LK_OK) {
+        lk_key_spec_release(&o.spec);
+        workspace[0] = '\0';
+        memset(spec, 0, sizeof(*spec));
+        spec->daily_spend_cap = -1;
+        return e;
+    }
+    *folder = o.folder;
+    *spec = o.spec; /* ownership of its strings moves to the caller */
+    return LK_OK;
 }
+#undef TB
+
+/* --- POST /v1/credits ------------------------------------------------------------------ */
+
+struct top_up_body {
+    int64_t amount;
+    struct strbuf note;
+};
+
+static const struct field top_up_fields[] = {
+    {.name = "amount", .type = t_int, .min = 1, .max = LK_JSON_MAX_CREDITS, .flags = F_REQUIRED,
+     AT(struct top_up_body, amount)},
+    {.name = "note", .type = t_string, .min = 0, AT(struct top_up_body, note)},
+};
 
 enum lk_err lk_jsonin_top_up(const char *body, size_t len, int64_t *amount, char *note,
                              size_t note_sz, struct lk_errinfo *ei)
 {
-    static const char *const fields[] = {"amount", "note", NULL};
-    json_t *root, *v;
+    static const struct table t = TABLE(top_up_fields, 0);
+    struct top_up_body o = {.note = {note, note_sz}};
     enum lk_err e;
 
     *amount = 0;
     note[0] = '\0';
-    if ((root = load_object(body, len, &e, ei)) == NULL)
-        return e;
-    if ((e = check_fields(root, fields, ei)) != LK_OK)
-        goto out;
-    if ((v = require(root, "amount", &e, ei)) == NULL)
-        goto out;
-    if ((e = get_int(v, "amount", 1, LK_JSON_MAX_CREDITS, amount, ei)) != LK_OK)
-        goto out;
-    if ((v = json_object_get(root, "note")) != NULL)
-        e = get_string(v, "note", 0, note, note_sz, ei);
-out:
-    json_decref(root);
+    if ((e = decode(body, len, &t, &o, ei)) == LK_OK)
+        *amount = o.amount;
     return e;
 }

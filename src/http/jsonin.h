@@ -3,7 +3,10 @@
  * that it is one JSON object (LK_ERR_BAD_JSON otherwise), that it has no unknown
  * fields and that every field has the right type and range
  * (LK_ERR_INVALID_REQUEST, with ei->field naming the field), and fills a plain
- * struct. Pure: no I/O, no globals; each has a fuzz target.
+ * struct. Every decoder is a table of its fields read by one driver
+ * (docs/internals/jsonin.md); messages quote input only through lk_quote(), so
+ * ei is always bounded, valid UTF-8. Pure: no I/O, no globals, safe from any
+ * thread; tests/fuzz/fuzz_jsonin.c runs them all.
  */
 #ifndef LK_JSONIN_H
 #define LK_JSONIN_H
