@@ -174,10 +174,22 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
         goto out;
     if (spec->set & LK_SPEC_SHA256) {
         /* Imported: the secret was issued elsewhere; pepper its digest as ours are. */
-        if (app->pepper != NULL)
+        if (app->pepper != NULL) {
+            /* A key stored before the pepper was configured has the plain digest,
+             * which the store's unique index cannot relate to the peppered one:
+             * the cache, written under write_mu like the store, knows them all. */
+            bool taken;
+            lk_keycache_read_lock();
+            taken = lk_keycache_find(app->cache, spec->sha256) != NULL;
+            lk_keycache_read_unlock();
+            if (taken) {
+                e = LK_ERR_CONFLICT;
+                goto out;
+            }
             lk_digest_pepper(app->pepper, spec->sha256, k.digest);
-        else
+        } else {
             memcpy(k.digest, spec->sha256, LK_DIGEST_LEN);
+        }
         k.pepper_id = lk_pepper_id(app->pepper);
         snprintf(k.hint, sizeof(k.hint), "imported");
         secret[0] = '\0';

@@ -320,3 +320,58 @@ def test_migration_settles_digests_held_twice(fresh_server):
         db.close()
     srv.restart()
     assert_verifies_as(srv, victim["secret"], other["id"], b.id)
+
+
+def test_import_under_a_pepper_of_a_key_made_before_it(tmp_path):
+    """A key made before a pepper was configured keeps its plain digest; importing
+    that digest once the pepper is on would give the secret a second key."""
+    import os
+    import subprocess
+
+    from conftest import BIN, LatchkeyServer, clean_env
+
+    srv = LatchkeyServer(tmp_path / "srv")
+    srv.start()
+    try:
+        a, b = srv.create_workspace(), srv.create_workspace()
+        k = a.create_key()
+        old = k["secret"]
+        new = expect_status(srv.post(f"/v1/keys/{k['id']}/regenerate", key=a.root_key,
+                                     json={"grace_period_s": 600}), 200)["secret"]
+    finally:
+        srv.stop()
+    pepper = tmp_path / "pepper"
+    pepper.write_bytes(os.urandom(32))
+    srv.config = None
+    proc = None
+    try:
+        import time
+
+        import requests
+        from conftest import free_port
+        srv.port = free_port()
+        srv.base_url = f"http://127.0.0.1:{srv.port}"
+        err = open(srv.stderr_path, "ab")
+        proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{srv.port}", "--db",
+                                 srv.db_url, "--pepper-file", str(pepper)],
+                                stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+                                env=clean_env())
+        err.close()
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, srv.stderr_tail()
+            try:
+                if requests.get(srv.base_url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.05)
+        for secret in (new, old):  # current and previous, both stored unpeppered
+            r = import_key(srv, b, secret)
+            assert_error(r, 409, "conflict", field="sha256")
+            v = expect_status(srv.verify({"key": secret}), 200)
+            assert v["valid"] is True and v["key_id"] == k["id"] and v["workspace_id"] == a.id, v
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+        srv.check_sanitizers()
