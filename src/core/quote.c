@@ -73,7 +73,8 @@ char *lk_quote(char *out, size_t outsz, const char *in, size_t len)
         char piece[16];
         size_t plen = 0, n = char_len(u + i, len - i);
         /* C1 controls are U+0080-U+009F: 0xc2 0x80-0x9f. */
-        bool ctrl = n == 1 ? u[i] < 0x20 || u[i] == 0x7f : n == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0;
+        bool ctrl = n == 1 ? u[i] < 0x20 || u[i] == 0x7f
+                           : n == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0;
 
         if (n == 0 || ctrl) {
             size_t k = n == 0 ? 1 : n;

@@ -21,7 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* A buffer for a quotation in a message: up to 63 bytes of output and the NUL (the size of lk_errinfo.field). */
+/* A buffer for a quotation in a message: up to 63 bytes of output and the NUL,
+ * the size of lk_errinfo.field. */
 #define LK_QUOTE_SIZE 64
 
 /* Quotes in[0..len) into out (outsz ≥ 4 bytes, NUL-terminated), as above.

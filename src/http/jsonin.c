@@ -262,7 +262,8 @@ static enum lk_err t_meta(const struct field *f, json_t *v, void *out, struct lk
 
     if (!json_is_object(v))
         return wrong(f, ei, "a JSON object");
-    if ((s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS)) == NULL || strlen(s) > LK_JSON_MAX_META) {
+    if ((s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS)) == NULL ||
+        strlen(s) > LK_JSON_MAX_META) {
         free(s);
         return wrong(f, ei, "an object of at most 4096 bytes");
     }
@@ -684,7 +685,8 @@ enum lk_err lk_jsonin_temp(const char *body, size_t len, int64_t *folder, char *
     o.spec.daily_spend_cap = -1;
     if ((root = load_object(body, len, &e, ei)) == NULL)
         goto out;
-    if ((e = check_fields(root, &all, ei)) == LK_OK && (e = decode_into(root, &head, &o, ei)) == LK_OK) {
+    if ((e = check_fields(root, &all, ei)) == LK_OK &&
+        (e = decode_into(root, &head, &o, ei)) == LK_OK) {
         if ((o.folder == 0) == (workspace[0] == '\0'))
             e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "workspace_id",
                                "give storage_folder_id or workspace_id (one of them)");

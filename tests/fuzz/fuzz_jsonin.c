@@ -1,6 +1,7 @@
 /*
  * fuzz_jsonin.c — every JSON request decoder on the same input: none may crash,
- * leak or accept a body that breaks its promises.
+ * leak, accept a body that breaks its promises, or refuse one with a message that
+ * is not bounded, valid UTF-8.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,34 +13,40 @@
 
 #define FUZZ_MAX_INPUT (LK_JSON_MAX_BODY)
 
-/* Every refusal says why in valid UTF-8 without control characters, and renders. */
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* Every refusal says why, in valid UTF-8 without control characters, and renders
+ * as that specific message (not the fallback). */
 static enum lk_err check_err(enum lk_err e, struct lk_errinfo *ei)
 {
     json_t *body;
+    const char *msg;
 
     if (e == LK_OK)
         return e;
-    if (!lk_utf8_valid(ei->detail, strlen(ei->detail)) ||
-        !lk_utf8_valid(ei->field, strlen(ei->field)) || ei->detail[0] == '\0')
+    if (ei->detail[0] == '\0' || !lk_utf8_valid(ei->detail, strlen(ei->detail)) ||
+        !lk_utf8_valid(ei->field, strlen(ei->field)) || has_control(ei->detail) ||
+        has_control(ei->field))
         __builtin_trap();
-    for (const char *p = ei->detail; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            __builtin_trap();
-    for (const char *p = ei->field; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            __builtin_trap();
-    if ((body = lk_respond_error_body(e, ei, "req_fuzz")) == NULL ||
-        json_object_get(json_object_get(body, "error"), "message") == NULL ||
-        json_string_value(json_object_get(json_object_get(body, "error"), "message")) == NULL ||
-        strcmp(json_string_value(json_object_get(json_object_get(body, "error"), "message")),
-               ei->detail) != 0)
-        __builtin_trap(); /* the specific message, not the fallback */
+    body = lk_respond_error_body(e, ei, "req_fuzz");
+    msg = json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+    if (msg == NULL || strcmp(msg, ei->detail) != 0)
+        __builtin_trap();
     json_decref(body);
     return e;
 }
 
 /* Clears ei before the call, so a refusal that says nothing is caught. */
 #define checked(call, eip) (lk_errinfo_clear(eip), check_err((call), (eip)))
+
+/* True when the decoder accepted; a refusal is checked first. */
+#define OK(call) (checked((call), &ei) == LK_OK)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -52,28 +59,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > FUZZ_MAX_INPUT)
         return 0;
-    if (checked(lk_jsonin_verify(body, size, &vb, &ei), &ei) == LK_OK) {
+    if (OK(lk_jsonin_verify(body, size, &vb, &ei))) {
         if (vb.key != NULL && vb.key_len == 0 && vb.key[0] != '\0')
             __builtin_trap();
         lk_verify_body_release(&vb);
     }
     for (int create = 0; create < 2; create++)
-        if (checked(lk_jsonin_key_spec(body, size, create, &spec, &ei), &ei) == LK_OK) {
+        if (OK(lk_jsonin_key_spec(body, size, create, &spec, &ei))) {
             if (create && !(spec.set & LK_SPEC_NAME))
                 __builtin_trap(); /* name is required on create */
+            if ((spec.set & LK_SPEC_EXPIRES_AT) && create && spec.expires_at == 0)
+                __builtin_trap(); /* 0 means "never": only PATCH null may ask for it */
             lk_key_spec_release(&spec);
         }
-    if (checked(lk_jsonin_regenerate(body, size, &grace, &ei), &ei) == LK_OK && (grace < 0 || grace > LK_GRACE_MAX))
+    if (OK(lk_jsonin_regenerate(body, size, &grace, &ei)) && (grace < 0 || grace > LK_GRACE_MAX))
         __builtin_trap();
-    if (checked(lk_jsonin_workspace(body, size, true, &ws, &ei), &ei) == LK_OK && ws.name[0] == '\0')
+    if (OK(lk_jsonin_workspace(body, size, true, &ws, &ei)) && ws.name[0] == '\0')
         __builtin_trap();
-    if (checked(lk_jsonin_workspace(body, size, false, &ws, &ei), &ei) == LK_OK &&
+    if (OK(lk_jsonin_workspace(body, size, false, &ws, &ei)) &&
         ((ws.has_quota && ws.quota < -1) || (ws.has_test_quota && ws.test_quota < -1)))
         __builtin_trap(); /* a quota is a count or unlimited */
     {
         char note[LK_LEDGER_NOTE_MAX + 1];
         int64_t amount;
-        if (checked(lk_jsonin_top_up(body, size, &amount, note, sizeof(note), &ei), &ei) == LK_OK &&
+        if (OK(lk_jsonin_top_up(body, size, &amount, note, sizeof(note), &ei)) &&
             (amount < 1 || amount > LK_JSON_MAX_CREDITS || strlen(note) > LK_LEDGER_NOTE_MAX))
             __builtin_trap(); /* credits only ever added, within bounds */
     }
@@ -83,15 +92,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool has_password;
         int64_t folder;
 
-        if (checked(lk_jsonin_login(body, size, email, sizeof(email), password, sizeof(password), &ei), &ei) ==
-                LK_OK &&
+        if (OK(lk_jsonin_login(body, size, email, sizeof(email), password, sizeof(password),
+                               &ei)) &&
             (email[0] == '\0' || password[0] == '\0'))
             __builtin_trap();
-        if (checked(lk_jsonin_member(body, size, email, sizeof(email), &role, password, sizeof(password),
-                             &has_password, &ei), &ei) == LK_OK &&
+        if (OK(lk_jsonin_member(body, size, email, sizeof(email), &role, password,
+                                sizeof(password), &has_password, &ei)) &&
             (!lk_users_email_valid(email) || (has_password && strlen(password) < LK_PASSWORD_MIN)))
             __builtin_trap();
-        if (checked(lk_jsonin_temp(body, size, &folder, wsid, sizeof(wsid), &spec, &ei), &ei) == LK_OK) {
+        if (OK(lk_jsonin_temp(body, size, &folder, wsid, sizeof(wsid), &spec, &ei))) {
             if ((folder == 0) == (wsid[0] == '\0') ||
                 ((spec.set & LK_SPEC_EXPIRES_IN) && spec.expires_in > LK_TEMP_MAX_TTL))
                 __builtin_trap(); /* exactly one workspace selector; lifetime in range */
