@@ -202,11 +202,22 @@ enum lk_err lk_users_logout(struct lk_app *app, const struct lk_actor *who, cons
 
 /* --- members ---------------------------------------------------------------------- */
 
+/* A credential gives, changes or takes a role only if it holds every
+ * permission of that role: a key narrowed to members:write cannot make an
+ * owner, who could then do all the key may not. */
+static enum lk_err may_grant(const struct lk_actor *who, enum lk_role role, const char *field,
+                             struct lk_errinfo *ei)
+{
+    if ((lk_auth_role_perms(role) & ~who->perms) != 0)
+        return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, field,
+                              "the role '%s' has permissions this credential lacks",
+                              lk_role_name(role));
+    return LK_OK;
+}
+
 enum lk_err lk_members_list(struct lk_app *app, const struct lk_actor *who, lk_member_row_cb cb,
                             void *arg)
 {
-    if (!who->can_read)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
     return lk_store_member_list(app->store, who->workspace_id, cb, arg);
 }
 
@@ -220,8 +231,8 @@ enum lk_err lk_members_put(struct lk_app *app, const struct lk_actor *who, const
     int64_t owners = 0;
     enum lk_err e;
 
-    if (!who->can_manage_members)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
+    if ((e = may_grant(who, role, "role", ei)) != LK_OK)
+        return e;
     memset(&u, 0, sizeof(u));
     if ((e = lk_store_user_by_email(app->store, email, &u)) == LK_ERR_NOT_FOUND) {
         if (password == NULL)
@@ -245,6 +256,8 @@ enum lk_err lk_members_put(struct lk_app *app, const struct lk_actor *who, const
     e = lk_store_member_get(app->store, who->workspace_id, u.id, &old);
     was_member = e == LK_OK;
     if (e != LK_OK && e != LK_ERR_NOT_FOUND)
+        goto out;
+    if (was_member && (e = may_grant(who, old.role, "email", ei)) != LK_OK)
         goto out;
     /* Demoting the last owner would leave nobody able to manage members. */
     if (was_member && old.role == LK_ROLE_OWNER && role != LK_ROLE_OWNER) {
@@ -285,10 +298,10 @@ enum lk_err lk_members_remove(struct lk_app *app, const struct lk_actor *who, co
     int64_t owners = 0;
     enum lk_err e;
 
-    if (!who->can_manage_members)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
     pthread_mutex_lock(&app->write_mu);
     if ((e = lk_store_member_get(app->store, who->workspace_id, user_id, &m)) != LK_OK)
+        goto out;
+    if ((e = may_grant(who, m.role, "user_id", ei)) != LK_OK)
         goto out;
     if (m.role == LK_ROLE_OWNER) {
         if ((e = lk_store_member_count(app->store, who->workspace_id, LK_ROLE_OWNER, &owners)) !=
