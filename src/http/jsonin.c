@@ -477,49 +477,6 @@ out:
     return e;
 }
 
-enum lk_err lk_jsonin_member(const char *body, size_t len, char *email, size_t email_sz,
-                             enum lk_role *role, char *password, size_t password_sz,
-                             bool *has_password, struct lk_errinfo *ei)
-{
-    static const char *const fields[] = {"email", "role", "password", NULL};
-    json_t *root, *v;
-    enum lk_err e;
-
-    *has_password = false;
-    email[0] = password[0] = '\0';
-    if ((root = load_object(body, len, &e, ei)) == NULL)
-        return e;
-    if ((e = check_fields(root, fields, ei)) != LK_OK)
-        goto out;
-    if ((v = json_object_get(root, "email")) == NULL ||
-        (e = get_string(v, "email", 1, email, email_sz, ei)) != LK_OK ||
-        !lk_users_email_valid(email)) {
-        e = v != NULL && e != LK_OK ? e : bad(ei, "email", "an email address");
-        goto out;
-    }
-    if ((v = json_object_get(root, "role")) == NULL || !json_is_string(v) ||
-        lk_role_parse(json_string_value(v), role) != 0) {
-        e = bad(ei, "role", "\"owner\", \"editor\" or \"viewer\"");
-        goto out;
-    }
-    if ((v = json_object_get(root, "password")) != NULL) {
-        if (!json_is_string(v) || json_string_length(v) < LK_PASSWORD_MIN ||
-            json_string_length(v) > LK_PASSWORD_MAX) {
-            e = bad(ei, "password", "a string of 8 to 200 bytes");
-            goto out;
-        }
-        if ((e = get_string(v, "password", LK_PASSWORD_MIN, password, password_sz, ei)) != LK_OK)
-            goto out;
-        *has_password = true;
-    }
-out:
-    wipe_string(root, "password");
-    json_decref(root);
-    if (e != LK_OK)
-        OPENSSL_cleanse(password, password_sz);
-    return e;
-}
-
 enum lk_err lk_jsonin_temp(const char *body, size_t len, int64_t *folder, char *workspace,
                            size_t workspace_sz, struct lk_key_spec *spec, struct lk_errinfo *ei)
 {
@@ -590,5 +547,85 @@ enum lk_err lk_jsonin_top_up(const char *body, size_t len, int64_t *amount, char
         e = get_string(v, "note", 0, note, note_sz, ei);
 out:
     json_decref(root);
+    return e;
+}
+
+/* --- people: invitations and roles ------------------------------------------------- */
+
+/* "role": one of the three role names. */
+static enum lk_err get_role(json_t *root, enum lk_role *role, struct lk_errinfo *ei)
+{
+    json_t *v = json_object_get(root, "role");
+
+    if (v == NULL || !json_is_string(v) || lk_role_parse(json_string_value(v), role) != 0)
+        return bad(ei, "role", "\"owner\", \"editor\" or \"viewer\"");
+    return LK_OK;
+}
+
+enum lk_err lk_jsonin_invite(const char *body, size_t len, char *email, size_t email_sz,
+                             enum lk_role *role, struct lk_errinfo *ei)
+{
+    static const char *const fields[] = {"email", "role", NULL};
+    json_t *root, *v;
+    enum lk_err e;
+
+    email[0] = '\0';
+    if ((root = load_object(body, len, &e, ei)) == NULL)
+        return e;
+    if ((e = check_fields(root, fields, ei)) != LK_OK)
+        goto out;
+    if ((v = json_object_get(root, "email")) == NULL ||
+        (e = get_string(v, "email", 1, email, email_sz, ei)) != LK_OK ||
+        !lk_users_email_valid(email)) {
+        e = v != NULL && e != LK_OK ? e : bad(ei, "email", "an email address");
+        goto out;
+    }
+    e = get_role(root, role, ei);
+out:
+    json_decref(root);
+    return e;
+}
+
+enum lk_err lk_jsonin_role(const char *body, size_t len, enum lk_role *role,
+                           struct lk_errinfo *ei)
+{
+    static const char *const fields[] = {"role", NULL};
+    json_t *root;
+    enum lk_err e;
+
+    if ((root = load_object(body, len, &e, ei)) == NULL)
+        return e;
+    if ((e = check_fields(root, fields, ei)) == LK_OK)
+        e = get_role(root, role, ei);
+    json_decref(root);
+    return e;
+}
+
+enum lk_err lk_jsonin_accept(const char *body, size_t len, char *token, size_t token_sz,
+                             char *password, size_t password_sz, struct lk_errinfo *ei)
+{
+    static const char *const fields[] = {"token", "password", NULL};
+    json_t *root, *v;
+    enum lk_err e;
+
+    token[0] = password[0] = '\0';
+    if ((root = load_object(body, len, &e, ei)) == NULL)
+        return e;
+    if ((e = check_fields(root, fields, ei)) != LK_OK)
+        goto out;
+    if ((v = require(root, "token", &e, ei)) == NULL ||
+        (e = get_string(v, "token", 1, token, token_sz, ei)) != LK_OK)
+        goto out;
+    if ((v = require(root, "password", &e, ei)) == NULL)
+        goto out;
+    e = get_string(v, "password", LK_PASSWORD_MIN, password, password_sz, ei);
+out:
+    wipe_string(root, "token");
+    wipe_string(root, "password");
+    json_decref(root);
+    if (e != LK_OK) {
+        OPENSSL_cleanse(token, token_sz);
+        OPENSSL_cleanse(password, password_sz);
+    }
     return e;
 }

@@ -45,7 +45,11 @@ static const struct route {
     {"GET", "/v1/me", NULL, lk_h_me, LK_MPERM_NONE},
     {"GET", "/v1/members", NULL, lk_h_members_list, LK_MPERM_MEMBERS_READ},
     {"POST", "/v1/members", NULL, lk_h_members_add, LK_MPERM_MEMBERS_WRITE},
+    {"PATCH", "/v1/members/{}", NULL, lk_h_members_update, LK_MPERM_MEMBERS_WRITE},
     {"DELETE", "/v1/members/{}", NULL, lk_h_members_remove, LK_MPERM_MEMBERS_WRITE},
+    {"POST", "/v1/invitations/accept", NULL, lk_h_invitations_accept, LK_MPERM_NONE},
+    {"GET", "/v1/invitations", NULL, lk_h_invitations_list, LK_MPERM_MEMBERS_READ},
+    {"DELETE", "/v1/invitations/{}", NULL, lk_h_invitations_revoke, LK_MPERM_MEMBERS_WRITE},
     {"GET", "/v1/audit", NULL, lk_h_audit_list, LK_MPERM_AUDIT_READ},
 };
 
