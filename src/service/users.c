@@ -263,11 +263,10 @@ enum lk_err lk_members_set_role(struct lk_app *app, const struct lk_actor *who,
 {
     enum lk_err e;
 
-    if ((e = may_grant(who, role, "role", ei)) != LK_OK)
-        return e;
     pthread_mutex_lock(&app->write_mu);
     if ((e = lk_store_member_get(app->store, who->workspace_id, user_id, out)) != LK_OK ||
         (e = may_grant(who, out->role, "user_id", ei)) != LK_OK ||
+        (e = may_grant(who, role, "role", ei)) != LK_OK ||
         (e = keeps_an_owner(app, who->workspace_id, out, role, "role", ei)) != LK_OK)
         goto out;
     out->role = role;
