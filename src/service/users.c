@@ -351,7 +351,9 @@ enum lk_err lk_members_invite(struct lk_app *app, const struct lk_actor *who, co
     }
     if ((e = lk_store_begin(app->store)) != LK_OK)
         goto out;
-    if ((e = lk_store_invitation_insert(app->store, out)) != LK_OK ||
+    /* Expired invitations go when new ones come: the table stays small. */
+    if ((e = lk_store_invitation_prune(app->store, who->workspace_id, now)) != LK_OK ||
+        (e = lk_store_invitation_insert(app->store, out)) != LK_OK ||
         (e = lk__keys_audit(app, who, "invitation.create", out->id, now)) != LK_OK) {
         lk_store_rollback(app->store);
         goto out;

@@ -236,3 +236,7 @@ enum lk_err lk_store_invitation_count(struct lk_store *s, const char *ws_id, int
 {
     return s->ops->invitation_count(s, ws_id, now, out);
 }
+enum lk_err lk_store_invitation_prune(struct lk_store *s, const char *ws_id, int64_t now)
+{
+    return s->ops->invitation_prune(s, ws_id, now);
+}

@@ -271,6 +271,8 @@ enum lk_err lk_store_invitation_delete(struct lk_store *s, const char *ws_id, co
 /* Invitations of ws_id still pending at `now` (expires_at > now), newest first. */
 enum lk_err lk_store_invitation_list(struct lk_store *s, const char *ws_id, int64_t now,
                                      lk_invitation_cb cb, void *arg);
+/* Drops the invitations of ws_id that expired before `now`. */
+enum lk_err lk_store_invitation_prune(struct lk_store *s, const char *ws_id, int64_t now);
 /* How many are pending at `now`. */
 enum lk_err lk_store_invitation_count(struct lk_store *s, const char *ws_id, int64_t now,
                                       int64_t *out /* OUT */);

@@ -69,6 +69,7 @@ struct lk_store_ops {
     enum lk_err (*invitation_delete)(struct lk_store *s, const char *ws_id, const char *id);
     enum lk_err (*invitation_list)(struct lk_store *s, const char *ws_id, int64_t now,
                                    lk_invitation_cb cb, void *arg);
+    enum lk_err (*invitation_prune)(struct lk_store *s, const char *ws_id, int64_t now);
     enum lk_err (*invitation_count)(struct lk_store *s, const char *ws_id, int64_t now,
                                     int64_t *out);
 };

@@ -127,6 +127,7 @@ enum stmt_id {
     ST_INVITE_DELETE,
     ST_INVITE_LIST,
     ST_INVITE_COUNT,
+    ST_INVITE_PRUNE,
     ST__COUNT
 };
 
@@ -227,6 +228,7 @@ static const char *const stmt_sql[ST__COUNT] = {
                        "AND expires_at > ?2 ORDER BY created_at DESC, id",
     [ST_INVITE_COUNT] = "SELECT count(*) FROM invitations WHERE workspace_id = ?1 "
                         "AND expires_at > ?2",
+    [ST_INVITE_PRUNE] = "DELETE FROM invitations WHERE workspace_id = ?1 AND expires_at <= ?2",
 };
 
 #define BUSY_MS 5000            /* how long a call waits for another process's lock */
@@ -1298,6 +1300,11 @@ static enum lk_err sq_invitation_list(struct lk_store *base, const char *ws_id, 
                      "si", ws_id, now);
 }
 
+static enum lk_err sq_invitation_prune(struct lk_store *base, const char *ws_id, int64_t now)
+{
+    return write_stmt(SQ(base), ST_INVITE_PRUNE, false, "prune invitations", "si", ws_id, now);
+}
+
 static enum lk_err sq_invitation_count(struct lk_store *base, const char *ws_id, int64_t now,
                                        int64_t *out)
 {
@@ -1354,4 +1361,5 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .invitation_delete = sq_invitation_delete,
     .invitation_list = sq_invitation_list,
     .invitation_count = sq_invitation_count,
+    .invitation_prune = sq_invitation_prune,
 };

@@ -806,3 +806,62 @@ def test_session_token_is_not_an_api_key(server, ws):
     assert_error_shape(server.auth_context(s.token), (401,))
     r = server.get("/api/auth-context", key=s.token)
     assert_error_shape(r, (401,))
+
+
+# -- invitations, attacked ----------------------------------------------------------------
+
+def test_invitation_token_is_no_credential(server, ws):
+    inv = ws.invite(new_email("notakey"), "owner")
+    for path in ("/v1/keys", "/v1/members", "/v1/me"):
+        assert_error_shape(server.get(path, key=inv["token"]), (401,))
+    v = expect_status(server.verify({"key": inv["token"]}), 200)
+    assert v["valid"] is False, v
+    # still good for its purpose
+    server.accept(inv["token"], new_password())
+
+
+def test_invitations_survive_kill9_and_stay_single_use(fresh_server):
+    srv = fresh_server
+    w = srv.create_workspace()
+    kept, used = w.invite(new_email("kept"), "editor"), w.invite(new_email("used"), "viewer")
+    srv.accept(used["token"], new_password())
+    srv.kill9()
+    srv.start()
+    pw = new_password()
+    doc = srv.accept(kept["token"], pw)
+    assert doc["role"] == "editor" and doc["workspace_id"] == w.id
+    expect_status(srv.login(kept["email"], pw), 200)
+    r = srv.post("/v1/invitations/accept", json={"token": used["token"],
+                                                 "password": new_password()})
+    assert_error(r, 400, "invalid_invitation")
+
+
+def test_guessing_tokens_is_throttled_per_address(make_server):
+    srv = make_server(config={"failed_key_limit": "3/60"})
+    w = srv.create_workspace()
+    inv = w.invite(new_email("guessed"), "viewer")
+    for _ in range(3):
+        r = srv.post("/v1/invitations/accept", json={"token": "lki_" + new_password(),
+                                                     "password": new_password()})
+        assert_error(r, 400, "invalid_invitation")
+    r = srv.post("/v1/invitations/accept", json={"token": inv["token"],
+                                                 "password": new_password()})
+    assert_error(r, 429, "too_many_requests")
+    assert r.headers.get("Retry-After"), describe(r)
+    # (the address is blocked for management calls too, so the check stops here)
+
+
+def test_wrong_passwords_at_accept_count_as_failed_sign_ins(server, ws, ws2):
+    """Accepting cannot be used to guess a known user's password past the sign-in limit."""
+    u = ws2.new_user("viewer", tag="guarded")
+    inv = ws.invite(u.email, "owner")
+    codes = []
+    for _ in range(6):
+        r = server.post("/v1/invitations/accept", json={"token": inv["token"],
+                                                        "password": new_password()})
+        codes.append(r.status_code)
+    assert codes[:5] == [401] * 5 and codes[5] == 429, codes
+    r = server.post("/v1/invitations/accept", json={"token": inv["token"],
+                                                    "password": u.password})
+    assert_error(r, 429, "too_many_requests")
+    assert u.email not in {m["email"] for m in ws.list_members()["data"]}
