@@ -19,15 +19,15 @@
 #include "store/store.h"
 
 /* The management permissions, one bit each. Append only. */
-#define LK_MPERMS(X)                                                                              \
-    X(KEYS_READ, "keys:read")                                                                     \
-    X(KEYS_WRITE, "keys:write")                                                                   \
-    X(MEMBERS_READ, "members:read")                                                               \
-    X(MEMBERS_WRITE, "members:write")                                                             \
-    X(CREDITS_READ, "credits:read")                                                               \
-    X(CREDITS_WRITE, "credits:write")                                                             \
-    X(AUDIT_READ, "audit:read")                                                                   \
-    X(WORKSPACES_READ, "workspaces:read")                                                         \
+#define LK_MPERMS(X)                                                                               \
+    X(KEYS_READ, "keys:read")                                                                      \
+    X(KEYS_WRITE, "keys:write")                                                                    \
+    X(MEMBERS_READ, "members:read")                                                                \
+    X(MEMBERS_WRITE, "members:write")                                                              \
+    X(CREDITS_READ, "credits:read")                                                                \
+    X(CREDITS_WRITE, "credits:write")                                                              \
+    X(AUDIT_READ, "audit:read")                                                                    \
+    X(WORKSPACES_READ, "workspaces:read")                                                          \
     X(WORKSPACES_WRITE, "workspaces:write")
 
 enum lk_mperm_bit {
@@ -48,12 +48,12 @@ enum lk_mperm {
 
 struct lk_actor {
     char workspace_id[LK_ID_MAX];
-    char id[LK_ID_MAX]; /* the key id or user id, recorded in audit events */
-    enum lk_key_kind kind;  /* for keys */
-    bool is_user;           /* a session rather than a key */
-    enum lk_role role;      /* for sessions */
-    unsigned perms;         /* the lk_mperm bits this credential holds */
-    bool is_operator;       /* a root key of the operator workspace */
+    char id[LK_ID_MAX];    /* the key id or user id, recorded in audit events */
+    enum lk_key_kind kind; /* for keys */
+    bool is_user;          /* a session rather than a key */
+    enum lk_role role;     /* for sessions */
+    unsigned perms;        /* the lk_mperm bits this credential holds */
+    bool is_operator;      /* a root key of the operator workspace */
     char address[64];
     char request_id[32];
 };

@@ -257,9 +257,9 @@ static enum lk_err keeps_an_owner(struct lk_app *app, const char *ws_id,
     return LK_OK;
 }
 
-enum lk_err lk_members_set_role(struct lk_app *app, const struct lk_actor *who,
-                                const char *user_id, enum lk_role role, int64_t now,
-                                struct lk_member_row *out, struct lk_errinfo *ei)
+enum lk_err lk_members_set_role(struct lk_app *app, const struct lk_actor *who, const char *user_id,
+                                enum lk_role role, int64_t now, struct lk_member_row *out,
+                                struct lk_errinfo *ei)
 {
     enum lk_err e;
 
@@ -397,8 +397,8 @@ out:
  * one deletes the row, the other finds none. Caller holds write_mu. */
 static enum lk_err join_locked(struct lk_app *app, const struct lk_invitation_row *inv,
                                const struct lk_user_row *u, bool new_user,
-                               const struct lk_actor *as, int64_t now,
-                               struct lk_member_row *out, struct lk_errinfo *ei)
+                               const struct lk_actor *as, int64_t now, struct lk_member_row *out,
+                               struct lk_errinfo *ei)
 {
     struct lk_member_row old;
     bool was_member;
@@ -409,8 +409,8 @@ static enum lk_err join_locked(struct lk_app *app, const struct lk_invitation_ro
     if (e != LK_OK && e != LK_ERR_NOT_FOUND)
         return e;
     was_member = e == LK_OK;
-    if (was_member && (e = keeps_an_owner(app, inv->workspace_id, &old, inv->role, "token",
-                                          ei)) != LK_OK)
+    if (was_member &&
+        (e = keeps_an_owner(app, inv->workspace_id, &old, inv->role, "token", ei)) != LK_OK)
         return e;
     memcpy(out->workspace_id, inv->workspace_id, LK_ID_MAX);
     memcpy(out->user_id, u->id, LK_ID_MAX);
@@ -423,8 +423,9 @@ static enum lk_err join_locked(struct lk_app *app, const struct lk_invitation_ro
     if (e == LK_ERR_NOT_FOUND)
         e = LK_ERR_INVALID_INVITATION;
     if (e == LK_OK && new_user && (e = lk_store_user_insert(app->store, u)) == LK_ERR_CONFLICT)
-        lk_errinfo_set(ei, e, "token", "the email got a user meanwhile: accept again with "
-                                       "that user's password");
+        lk_errinfo_set(ei, e, "token",
+                       "the email got a user meanwhile: accept again with "
+                       "that user's password");
     if (e != LK_OK || (e = lk_store_member_put(app->store, out)) != LK_OK ||
         (e = lk__keys_audit(app, as, "invitation.accept", inv->id, now)) != LK_OK) {
         lk_store_rollback(app->store);
