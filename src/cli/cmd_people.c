@@ -1,6 +1,6 @@
 /*
- * cmd_people.c — `latchkey login`, `latchkey members add|list|remove` and
- * `latchkey audit`, over HTTP. Passwords are read from standard input
+ * cmd_people.c — `latchkey login`, `latchkey members ...`, `latchkey accept`
+ * (an invitation) and `latchkey audit`, over HTTP. Passwords are read from standard input
  * (--password-stdin), never from the command line, where `ps` would show them.
  */
 #include <getopt.h>
@@ -127,24 +127,47 @@ static int run_login(const struct lk_cmd *self, int argc, char **argv)
 
 /* --- members -------------------------------------------------------------------- */
 
+/* An invitation: the person accepts it with `latchkey accept`; the token is
+ * printed once. */
 static int members_add(struct args *a)
 {
-    char password[PASSWORD_MAX];
     json_t *body, *res = NULL;
     int rc;
 
     if (a->email == NULL || a->role == NULL)
         return lk_cli_fail("members add needs --email and --role");
+    if (a->password_stdin)
+        return lk_cli_fail("members add invites: the person chooses their own password with "
+                           "`latchkey accept`");
     body = json_pack("{s:s, s:s}", "email", a->email, "role", a->role);
-    if (a->password_stdin) {
-        if (read_password(password, sizeof(password)) != 0) {
-            json_decref(body);
-            return lk_cli_fail("no password on standard input");
-        }
-        json_object_set_new(body, "password", json_string(password));
-        OPENSSL_cleanse(password, sizeof(password));
-    }
     rc = lk_cli_call(&a->conn, "POST", "/v1/members", body, &res);
+    json_decref(body);
+    if (rc != 0)
+        return 1;
+    if (a->conn.json)
+        lk_cli_print_json(res);
+    else
+        printf("invited %s as %s (%s), until %s\n"
+               "invitation token (shown once; the person runs `latchkey accept`):\n  %s\n",
+               str(res, "email"), str(res, "role"), str(res, "id"), str(res, "expires_at"),
+               str(res, "token"));
+    json_decref(res);
+    return 0;
+}
+
+static int members_role(struct args *a)
+{
+    char path[160];
+    json_t *body, *res = NULL;
+    int rc;
+
+    if (a->arg == NULL || a->role == NULL)
+        return lk_cli_fail("members role needs a user id and --role");
+    if (!lk_cli_is_id(a->arg))
+        return lk_cli_fail("not a user id: %s", a->arg);
+    snprintf(path, sizeof(path), "/v1/members/%s", a->arg);
+    body = json_pack("{s:s}", "role", a->role);
+    rc = lk_cli_call(&a->conn, "PATCH", path, body, &res);
     json_decref(body);
     if (rc != 0)
         return 1;
@@ -153,6 +176,40 @@ static int members_add(struct args *a)
     else
         printf("%s (%s) is %s\n", str(res, "email"), str(res, "user_id"), str(res, "role"));
     json_decref(res);
+    return 0;
+}
+
+static int members_invitations(struct args *a)
+{
+    json_t *res, *m;
+    size_t i;
+
+    if (lk_cli_call(&a->conn, "GET", "/v1/invitations", NULL, &res))
+        return 1;
+    if (a->conn.json) {
+        lk_cli_print_json(res);
+    } else {
+        printf("%-22s %-32s %-7s %s\n", "INVITATION", "EMAIL", "ROLE", "EXPIRES");
+        json_array_foreach(json_object_get(res, "data"), i, m)
+            printf("%-22s %-32s %-7s %s\n", str(m, "id"), str(m, "email"), str(m, "role"),
+                   str(m, "expires_at"));
+    }
+    json_decref(res);
+    return 0;
+}
+
+static int members_uninvite(struct args *a)
+{
+    char path[160];
+    json_t *res;
+
+    if (a->arg == NULL || !lk_cli_is_id(a->arg))
+        return lk_cli_fail("members uninvite needs an invitation id");
+    snprintf(path, sizeof(path), "/v1/invitations/%s", a->arg);
+    if (lk_cli_call(&a->conn, "DELETE", path, NULL, &res))
+        return 1;
+    json_decref(res);
+    printf(a->conn.json ? "{\"id\": \"%s\", \"revoked\": true}\n" : "revoked %s\n", a->arg);
     return 0;
 }
 
@@ -200,7 +257,12 @@ static int run_members(const struct lk_cmd *self, int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(struct args *a);
-    } subs[] = {{"add", members_add}, {"list", members_list}, {"remove", members_remove}};
+    } subs[] = {{"add", members_add},
+                {"list", members_list},
+                {"remove", members_remove},
+                {"role", members_role},
+                {"invitations", members_invitations},
+                {"uninvite", members_uninvite}};
     struct args a = {0};
     int rc;
 
@@ -216,6 +278,49 @@ static int run_members(const struct lk_cmd *self, int argc, char **argv)
         return subs[i].run(&a);
     }
     return lk_cli_usage(self);
+}
+
+/* --- accept ---------------------------------------------------------------------- */
+
+/* `latchkey accept [TOKEN] --password-stdin`: without TOKEN, the first line of
+ * standard input is the token and the second the password (so neither shows in
+ * `ps`). */
+static int run_accept(const struct lk_cmd *self, int argc, char **argv)
+{
+    struct args a = {0};
+    char token[PASSWORD_MAX], password[PASSWORD_MAX];
+    json_t *body, *res = NULL;
+    int rc;
+
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
+        return lk_cli_help(self);
+    if ((rc = parse(argc, argv, &a)) != 0)
+        return rc == 2 ? lk_cli_usage(self) : rc;
+    if (!a.password_stdin)
+        return lk_cli_usage(self);
+    if (a.arg != NULL)
+        snprintf(token, sizeof(token), "%s", a.arg);
+    else if (read_password(token, sizeof(token)) != 0)
+        return lk_cli_fail("no invitation token on standard input");
+    if (read_password(password, sizeof(password)) != 0) {
+        OPENSSL_cleanse(token, sizeof(token));
+        return lk_cli_fail("no password on standard input");
+    }
+    a.conn.token = NULL; /* the invitation is the credential */
+    body = json_pack("{s:s, s:s}", "token", token, "password", password);
+    OPENSSL_cleanse(token, sizeof(token));
+    OPENSSL_cleanse(password, sizeof(password));
+    rc = lk_cli_call(&a.conn, "POST", "/v1/invitations/accept", body, &res);
+    json_decref(body);
+    if (rc != 0)
+        return 1;
+    if (a.conn.json)
+        lk_cli_print_json(res);
+    else
+        printf("%s (%s) is %s of %s\n", str(res, "email"), str(res, "user_id"), str(res, "role"),
+               str(res, "workspace_id"));
+    json_decref(res);
+    return 0;
 }
 
 /* --- audit ---------------------------------------------------------------------- */
@@ -256,8 +361,14 @@ const struct lk_cmd lk_cmd_login = {
 
 const struct lk_cmd lk_cmd_members = {
     "members",
-    "members add --email E --role owner|editor|viewer [--password-stdin] | list | remove USER_ID",
-    "manage the people of a workspace", run_members};
+    "members add --email E --role owner|editor|viewer | list | remove USER_ID | role USER_ID "
+    "--role R | invitations | uninvite INVITATION_ID",
+    "manage the people of a workspace (add invites; the token is printed once)", run_members};
+
+const struct lk_cmd lk_cmd_accept = {
+    "accept", "accept [TOKEN] --password-stdin [--json] [--server URL]",
+    "accept an invitation (a new user sets this password; a known one gives theirs)",
+    run_accept};
 
 const struct lk_cmd lk_cmd_audit = {"audit", "audit [--limit N] [--cursor C] [--json]",
                                     "show the workspace's audit log, newest first", run_audit};

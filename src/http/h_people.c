@@ -1,6 +1,7 @@
 /*
  * h_people.c — sign-in and sessions (/v1/auth/login, /v1/auth/logout, /v1/me),
- * members of a workspace (/v1/members) and its audit log (/v1/audit). All run on
+ * members of a workspace and their invitations (/v1/members, /v1/invitations)
+ * and its audit log (/v1/audit). All run on
  * management workers: they read and write the database, and argon2id takes a
  * deliberate tenth of a second.
  */
@@ -156,32 +157,130 @@ void lk_h_members_list(struct lk_mreq *m)
     lk_mreq_json(m, 200, json_pack("{s:o}", "data", data));
 }
 
+static json_t *invitation_json(const struct lk_invitation_row *r)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", r->id, "workspace_id",
+                     r->workspace_id, "email", r->email, "role", lk_role_name(r->role),
+                     "invited_by", r->invited_by, "created_at", lk_render_time(r->created_at),
+                     "expires_at", lk_render_time(r->expires_at));
+}
+
+/* POST /v1/members: invites. The answer is the same whether the email has a
+ * user or not; nobody joins until the person accepts. */
 void lk_h_members_add(struct lk_mreq *m)
 {
-    char email[LK_EMAIL_MAX + 1], password[LK_PASSWORD_MAX + 1];
+    char email[LK_EMAIL_MAX + 1], token[LK_INVITE_TOKEN_MAX];
     struct lk_actor who;
-    struct lk_member_row row;
+    struct lk_invitation_row row;
     struct lk_errinfo ei;
     enum lk_role role;
-    bool has_password;
+    json_t *o;
     enum lk_err e;
 
     if (lk_mreq_actor(m, &who) != LK_OK)
         return;
     lk_errinfo_clear(&ei);
-    if ((e = lk_jsonin_member(m->body, m->body_len, email, sizeof(email), &role, password,
-                              sizeof(password), &has_password, &ei)) != LK_OK) {
+    if ((e = lk_jsonin_invite(m->body, m->body_len, email, sizeof(email), &role, &ei)) != LK_OK) {
         lk_mreq_error(m, e, &ei);
         return;
     }
-    e = lk_members_put(m->app, &who, email, role, has_password ? password : NULL, m->now, &row,
-                       &ei);
+    if ((e = lk_members_invite(m->app, &who, email, role, m->now, &row, token, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    o = invitation_json(&row);
+    json_object_set_new(o, "token", json_string(token));
+    OPENSSL_cleanse(token, sizeof(token));
+    lk_mreq_json(m, 201, o); /* the mreq wipes the rendered token when it is sent */
+}
+
+void lk_h_members_update(struct lk_mreq *m)
+{
+    struct lk_actor who;
+    struct lk_member_row row;
+    struct lk_errinfo ei;
+    enum lk_role role;
+    enum lk_err e;
+
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    lk_errinfo_clear(&ei);
+    if (m->param_too_long) {
+        lk_mreq_error(m, LK_ERR_NOT_FOUND, NULL);
+        return;
+    }
+    if ((e = lk_jsonin_role(m->body, m->body_len, &role, &ei)) != LK_OK ||
+        (e = lk_members_set_role(m->app, &who, m->params[0], role, m->now, &row, &ei)) != LK_OK) {
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
+    lk_mreq_json(m, 200, member_json(&row));
+}
+
+static int add_invitation(void *arg, const struct lk_invitation_row *r)
+{
+    json_array_append_new(arg, invitation_json(r));
+    return 0;
+}
+
+void lk_h_invitations_list(struct lk_mreq *m)
+{
+    struct lk_actor who;
+    json_t *data;
+    enum lk_err e;
+
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    data = json_array();
+    if ((e = lk_invitations_list(m->app, &who, m->now, add_invitation, data)) != LK_OK) {
+        json_decref(data);
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
+    lk_mreq_json(m, 200, json_pack("{s:o}", "data", data));
+}
+
+void lk_h_invitations_revoke(struct lk_mreq *m)
+{
+    struct lk_actor who;
+    enum lk_err e = LK_OK;
+
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    if (m->param_too_long || (e = lk_invitations_revoke(m->app, &who, m->params[0], m->now)) !=
+                                 LK_OK) {
+        lk_mreq_error(m, m->param_too_long ? LK_ERR_NOT_FOUND : e, NULL);
+        return;
+    }
+    lk_mreq_no_content(m);
+}
+
+/* POST /v1/invitations/accept: no credential but the token itself. */
+void lk_h_invitations_accept(struct lk_mreq *m)
+{
+    char token[LK_INVITE_TOKEN_MAX + 1], password[LK_PASSWORD_MAX + 1];
+    struct lk_member_row row;
+    struct lk_errinfo ei;
+    int64_t retry = 0;
+    enum lk_err e;
+
+    lk_errinfo_clear(&ei);
+    e = lk_jsonin_accept(m->body, m->body_len, token, sizeof(token), password, sizeof(password),
+                         &ei);
+    if (e == LK_OK)
+        e = lk_invitations_accept(m->app, token, password, m->address, m->request_id, m->now,
+                                  &row, &retry, &ei);
+    OPENSSL_cleanse(token, sizeof(token));
     OPENSSL_cleanse(password, sizeof(password));
     if (e != LK_OK) {
+        m->retry_after = e == LK_ERR_TOO_MANY_REQUESTS ? retry : 0;
         lk_mreq_error(m, e, &ei);
         return;
     }
-    lk_mreq_json(m, 201, member_json(&row));
+    lk_mreq_json(m, 200,
+                 json_pack("{s:s, s:s, s:s, s:s, s:o}", "user_id", row.user_id, "email",
+                           row.email, "workspace_id", row.workspace_id, "role",
+                           lk_role_name(row.role), "created_at", lk_render_time(row.created_at)));
 }
 
 void lk_h_members_remove(struct lk_mreq *m)

@@ -611,40 +611,6 @@ enum lk_err lk_jsonin_login(const char *body, size_t len, char *email, size_t em
     return e;
 }
 
-struct member_body {
-    struct strbuf email, password;
-    int role;
-    bool has_password;
-};
-
-static const struct field member_fields[] = {
-    {.name = "email", .type = t_string, .min = 1, .flags = F_MUST, AT(struct member_body, email),
-     .valid = valid_email, .alt = "an email address"},
-    {.name = "role", .type = t_word, .parse = parse_role, .flags = F_MUST,
-     AT(struct member_body, role), .what = "\"owner\", \"editor\" or \"viewer\""},
-    {.name = "password", .type = t_string, .min = LK_PASSWORD_MIN, .max = LK_PASSWORD_MAX,
-     .flags = F_SECRET, AT(struct member_body, password), HAS(struct member_body, has_password)},
-};
-
-enum lk_err lk_jsonin_member(const char *body, size_t len, char *email, size_t email_sz,
-                             enum lk_role *role, char *password, size_t password_sz,
-                             bool *has_password, struct lk_errinfo *ei)
-{
-    static const struct table t = TABLE(member_fields, 0);
-    struct member_body o = {{email, email_sz}, {password, password_sz}, 0, false};
-    enum lk_err e;
-
-    *has_password = false;
-    email[0] = password[0] = '\0';
-    if ((e = decode(body, len, &t, &o, ei)) != LK_OK) {
-        OPENSSL_cleanse(password, password_sz);
-        return e;
-    }
-    *role = (enum lk_role)o.role;
-    *has_password = o.has_password;
-    return LK_OK;
-}
-
 /* --- POST /v1/keys/generate-temp ---------------------------------------------------------- */
 
 struct temp_body {
@@ -732,5 +698,80 @@ enum lk_err lk_jsonin_top_up(const char *body, size_t len, int64_t *amount, char
     note[0] = '\0';
     if ((e = decode(body, len, &t, &o, ei)) == LK_OK)
         *amount = o.amount;
+    return e;
+}
+
+/* --- people: invitations and roles ------------------------------------------------- */
+
+#define ROLE_FIELD(body)                                                                      \
+    {.name = "role", .type = t_word, .parse = parse_role, .flags = F_MUST, AT(body, role),     \
+     .what = "\"owner\", \"editor\" or \"viewer\""}
+
+struct invite_body {
+    struct strbuf email;
+    int role;
+};
+
+static const struct field invite_fields[] = {
+    {.name = "email", .type = t_string, .min = 1, .flags = F_MUST, AT(struct invite_body, email),
+     .valid = valid_email, .alt = "an email address"},
+    ROLE_FIELD(struct invite_body),
+};
+
+enum lk_err lk_jsonin_invite(const char *body, size_t len, char *email, size_t email_sz,
+                             enum lk_role *role, struct lk_errinfo *ei)
+{
+    static const struct table t = TABLE(invite_fields, 0);
+    struct invite_body o = {{email, email_sz}, 0};
+    enum lk_err e;
+
+    email[0] = '\0';
+    if ((e = decode(body, len, &t, &o, ei)) == LK_OK)
+        *role = (enum lk_role)o.role;
+    return e;
+}
+
+struct role_body {
+    int role;
+};
+
+static const struct field role_fields[] = {ROLE_FIELD(struct role_body)};
+#undef ROLE_FIELD
+
+enum lk_err lk_jsonin_role(const char *body, size_t len, enum lk_role *role,
+                           struct lk_errinfo *ei)
+{
+    static const struct table t = TABLE(role_fields, 0);
+    struct role_body o = {0};
+    enum lk_err e;
+
+    if ((e = decode(body, len, &t, &o, ei)) == LK_OK)
+        *role = (enum lk_role)o.role;
+    return e;
+}
+
+struct accept_body {
+    struct strbuf token, password;
+};
+
+static const struct field accept_fields[] = {
+    {.name = "token", .type = t_string, .min = 1, .flags = F_REQUIRED | F_SECRET,
+     AT(struct accept_body, token)},
+    {.name = "password", .type = t_string, .min = LK_PASSWORD_MIN,
+     .flags = F_REQUIRED | F_SECRET, AT(struct accept_body, password)},
+};
+
+enum lk_err lk_jsonin_accept(const char *body, size_t len, char *token, size_t token_sz,
+                             char *password, size_t password_sz, struct lk_errinfo *ei)
+{
+    static const struct table t = TABLE(accept_fields, 0);
+    struct accept_body o = {{token, token_sz}, {password, password_sz}};
+    enum lk_err e;
+
+    token[0] = password[0] = '\0';
+    if ((e = decode(body, len, &t, &o, ei)) != LK_OK) {
+        OPENSSL_cleanse(token, token_sz);
+        OPENSSL_cleanse(password, password_sz);
+    }
     return e;
 }

@@ -53,12 +53,6 @@ enum lk_err lk_jsonin_regenerate(const char *body, size_t len, int64_t *grace_s 
 enum lk_err lk_jsonin_login(const char *body, size_t len, char *email /* OUT */, size_t email_sz,
                             char *password /* OUT */, size_t password_sz, struct lk_errinfo *ei);
 
-/* POST /v1/members: email, role and, optionally, a password (*has_password). */
-enum lk_err lk_jsonin_member(const char *body, size_t len, char *email /* OUT */, size_t email_sz,
-                             enum lk_role *role /* OUT */, char *password /* OUT */,
-                             size_t password_sz, bool *has_password /* OUT */,
-                             struct lk_errinfo *ei);
-
 /* POST /v1/keys/generate-temp: which workspace (a number, *folder > 0, or an id in
  * workspace), and the key's expires_in, permissions and name in *spec. */
 enum lk_err lk_jsonin_temp(const char *body, size_t len, int64_t *folder /* OUT */,
@@ -75,5 +69,20 @@ enum lk_err lk_jsonin_workspace(const char *body, size_t len, bool create,
 /* POST /v1/credits: amount and an optional note ("" when absent). */
 enum lk_err lk_jsonin_top_up(const char *body, size_t len, int64_t *amount /* OUT */,
                              char *note /* OUT */, size_t note_sz, struct lk_errinfo *ei);
+
+/* --- people: invitations and roles --- */
+
+/* POST /v1/members (an invitation): email and role; nothing else (a password is
+ * an unknown field: the invited person chooses theirs). */
+enum lk_err lk_jsonin_invite(const char *body, size_t len, char *email /* OUT */, size_t email_sz,
+                             enum lk_role *role /* OUT */, struct lk_errinfo *ei);
+/* PATCH /v1/members/{user_id}: {"role"}. */
+enum lk_err lk_jsonin_role(const char *body, size_t len, enum lk_role *role /* OUT */,
+                           struct lk_errinfo *ei);
+/* POST /v1/invitations/accept: token and password (8 to password_sz - 1 bytes)
+ * into caller buffers, both NUL-terminated; the caller wipes both. */
+enum lk_err lk_jsonin_accept(const char *body, size_t len, char *token /* OUT */, size_t token_sz,
+                             char *password /* OUT */, size_t password_sz,
+                             struct lk_errinfo *ei);
 
 #endif

@@ -157,6 +157,11 @@ static void workspace_hint(h2o_req_t *req, char *out, size_t outsz)
 
 int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)
 {
+    return lk_mgmt_submit_as(mg, rc, fn, LK_MPERM_NONE);
+}
+
+int lk_mgmt_submit_as(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn, unsigned need)
+{
     h2o_req_t *req = rc->req;
     struct job *j = lk_calloc(1, sizeof(*j));
     struct lk_mreq *m = &j->m;
@@ -168,6 +173,7 @@ int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)
     j->fn = fn;
     m->app = rc->app;
     m->now = rc->now;
+    m->need = need;
     memcpy(m->request_id, rc->request_id, sizeof(m->request_id));
     memcpy(m->address, rc->address, sizeof(m->address));
     if (rc->fwd_key.base != NULL) {
@@ -272,7 +278,8 @@ enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who)
     memset(who, 0, sizeof(*who));
     lk_errinfo_clear(&ei);
     if (e == LK_OK)
-        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, m->workspace, m->address, who, &ei);
+        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, m->workspace, m->address, m->need,
+                          who, &ei);
     if (e != LK_OK) {
         /* A blocked address waits out at most the failed-key window. */
         if (e == LK_ERR_TOO_MANY_REQUESTS)

@@ -38,6 +38,7 @@ struct lk_mreq {
     bool param_too_long;
     char workspace[LK_MGMT_PARAM_MAX]; /* X-Latchkey-Workspace or ?workspace_id=, "" if none */
     bool secure; /* the request came over TLS (cookies get Secure) */
+    unsigned need; /* the management permission of the route (lk_mperm) */
     /* The answer the handler writes. */
     int status;
     enum lk_err err;
@@ -63,7 +64,10 @@ void lk_mgmt_free(struct lk_mgmt *mg);
 /* On each event loop thread, once, before it serves: the queue answers come back on. */
 void lk_mgmt_attach_loop(h2o_loop_t *loop);
 
-/* Detaches rc's request into a job for fn and queues it. Loop thread; returns 0. */
+/* Detaches rc's request into a job for fn and queues it; lk_mreq_actor will
+ * give fn an actor only if it holds `need` (an lk_mperm, from the route table;
+ * lk_mgmt_submit: LK_MPERM_NONE). Loop thread; returns 0. */
+int lk_mgmt_submit_as(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn, unsigned need);
 int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn);
 
 /* --- for handlers (worker threads) ----------------------------------------- */
@@ -71,7 +75,9 @@ int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn);
 /* The session cookie's name. */
 #define LK_SESSION_COOKIE "lk_session"
 
-/* Resolves the credential; on failure writes the error answer and returns it. */
+/* Resolves the credential and checks it holds the route's permission (m->need);
+ * on failure writes the error answer and returns it. On a route that needs
+ * none, a valid credential gets insufficient_permissions. */
 enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who /* OUT */);
 
 /* Query parameter `name`, URL-decoded into out (NUL-terminated). Returns 1 when

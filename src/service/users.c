@@ -108,16 +108,38 @@ static bool password_ok(const char *hash, const char *password)
     return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
 }
 
-static void new_token(char out[LK_SESSION_TOKEN_MAX], uint8_t digest[LK_DIGEST_LEN])
+/* A token `prefix` (4 bytes: "lks_", "lki_") + 43 base62 characters of 32
+ * random bytes, and its SHA-256, the only form stored. */
+static void new_token(const char *prefix, char out[LK_SESSION_TOKEN_MAX],
+                      uint8_t digest[LK_DIGEST_LEN])
 {
     uint8_t bytes[32];
 
     lk_rand_bytes(bytes, sizeof(bytes));
-    memcpy(out, "lks_", 4);
+    memcpy(out, prefix, 4);
     lk_assert(lk_base62_encode(bytes, sizeof(bytes), out + 4, LK_BASE62_LEN_256));
     out[4 + LK_BASE62_LEN_256] = '\0';
     OPENSSL_cleanse(bytes, sizeof(bytes));
     lk_sha256(out, strlen(out), digest);
+}
+
+/* The throttle key of an email: case-insensitive, as emails are. */
+static void make_email_key(const char *email, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "email:%s", email);
+    for (char *p = out; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+}
+
+static enum lk_err hash_password(const char *password, char out[LK_PWHASH_MAX])
+{
+    /* argon2id, libsodium's interactive limits; the hash string carries its
+     * parameters, so they can be raised later without breaking old hashes. */
+    if (crypto_pwhash_str(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+        return LK_ERR_INTERNAL;
+    return LK_OK;
 }
 
 enum lk_err lk_users_login(struct lk_app *app, const char *email, const char *password,
@@ -130,11 +152,7 @@ enum lk_err lk_users_login(struct lk_app *app, const char *email, const char *pa
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
-    /* Emails are case-insensitive: so is their failure count. */
-    snprintf(email_key, sizeof(email_key), "email:%s", email);
-    for (char *p = email_key; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
+    make_email_key(email, email_key, sizeof(email_key));
     /* Every attempt from an address counts toward its login rate (a public
      * endpoint: DESIGN §9), successes too. */
     if (app->login_rate != NULL && !lk_throttle_take(app->login_rate, address, now, retry_after))
@@ -163,7 +181,7 @@ enum lk_err lk_users_login(struct lk_app *app, const char *email, const char *pa
     lk_throttle_clear(app->login_by_email, email_key);
     lk_throttle_refund(app->login_by_address, address);
     OPENSSL_cleanse(out->user.password_hash, sizeof(out->user.password_hash));
-    new_token(out->token, s.digest);
+    new_token(LK_SESSION_PREFIX, out->token, s.digest);
     memcpy(s.user_id, out->user.id, LK_ID_MAX);
     if ((e = lk_store_session_insert(app->store, &s)) != LK_OK) {
         OPENSSL_cleanse(out->token, sizeof(out->token));
@@ -202,79 +220,66 @@ enum lk_err lk_users_logout(struct lk_app *app, const struct lk_actor *who, cons
 
 /* --- members ---------------------------------------------------------------------- */
 
+/* A credential gives, changes or takes a role only if it holds every
+ * permission of that role: a key narrowed to members:write cannot make an
+ * owner, who could then do all the key may not. */
+static enum lk_err may_grant(const struct lk_actor *who, enum lk_role role, const char *field,
+                             struct lk_errinfo *ei)
+{
+    if ((lk_auth_role_perms(role) & ~who->perms) != 0)
+        return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, field,
+                              "the role '%s' has permissions this credential lacks",
+                              lk_role_name(role));
+    return LK_OK;
+}
+
 enum lk_err lk_members_list(struct lk_app *app, const struct lk_actor *who, lk_member_row_cb cb,
                             void *arg)
 {
-    if (!who->can_read)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
     return lk_store_member_list(app->store, who->workspace_id, cb, arg);
 }
 
-enum lk_err lk_members_put(struct lk_app *app, const struct lk_actor *who, const char *email,
-                           enum lk_role role, const char *password, int64_t now,
-                           struct lk_member_row *out, struct lk_errinfo *ei)
+/* Demoting or removing the last owner would leave nobody to manage members.
+ * Caller holds write_mu. */
+static enum lk_err keeps_an_owner(struct lk_app *app, const char *ws_id,
+                                  const struct lk_member_row *old, enum lk_role role,
+                                  const char *field, struct lk_errinfo *ei)
 {
-    struct lk_user_row u;
-    struct lk_member_row old;
-    bool new_user = false, was_member;
     int64_t owners = 0;
     enum lk_err e;
 
-    if (!who->can_manage_members)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
-    memset(&u, 0, sizeof(u));
-    if ((e = lk_store_user_by_email(app->store, email, &u)) == LK_ERR_NOT_FOUND) {
-        if (password == NULL)
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "password",
-                                  "a new user needs a password (%d to %d bytes)", LK_PASSWORD_MIN,
-                                  LK_PASSWORD_MAX);
-        lk_rand_id("usr_", u.id, sizeof(u.id));
-        snprintf(u.email, sizeof(u.email), "%s", email);
-        u.created_at = now;
-        /* argon2id, libsodium's interactive limits; the hash string carries its
-         * parameters, so they can be raised later without breaking old hashes. */
-        if (crypto_pwhash_str(u.password_hash, password, strlen(password),
-                              crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-            return LK_ERR_INTERNAL;
-        new_user = true;
-    } else if (e != LK_OK) {
+    if (old->role != LK_ROLE_OWNER || role == LK_ROLE_OWNER)
+        return LK_OK;
+    if ((e = lk_store_member_count(app->store, ws_id, LK_ROLE_OWNER, &owners)) != LK_OK)
         return e;
-    }
+    if (owners <= 1)
+        return lk_errinfo_set(ei, LK_ERR_CONFLICT, field, "the last owner cannot be demoted");
+    return LK_OK;
+}
+
+enum lk_err lk_members_set_role(struct lk_app *app, const struct lk_actor *who, const char *user_id,
+                                enum lk_role role, int64_t now, struct lk_member_row *out,
+                                struct lk_errinfo *ei)
+{
+    enum lk_err e;
+
     pthread_mutex_lock(&app->write_mu);
-    e = lk_store_member_get(app->store, who->workspace_id, u.id, &old);
-    was_member = e == LK_OK;
-    if (e != LK_OK && e != LK_ERR_NOT_FOUND)
+    if ((e = lk_store_member_get(app->store, who->workspace_id, user_id, out)) != LK_OK ||
+        (e = may_grant(who, out->role, "user_id", ei)) != LK_OK ||
+        (e = may_grant(who, role, "role", ei)) != LK_OK ||
+        (e = keeps_an_owner(app, who->workspace_id, out, role, "role", ei)) != LK_OK)
         goto out;
-    /* Demoting the last owner would leave nobody able to manage members. */
-    if (was_member && old.role == LK_ROLE_OWNER && role != LK_ROLE_OWNER) {
-        if ((e = lk_store_member_count(app->store, who->workspace_id, LK_ROLE_OWNER, &owners)) !=
-            LK_OK)
-            goto out;
-        if (owners <= 1) {
-            e = lk_errinfo_set(ei, LK_ERR_CONFLICT, "role", "the last owner cannot be demoted");
-            goto out;
-        }
-    }
-    memset(out, 0, sizeof(*out));
-    memcpy(out->workspace_id, who->workspace_id, LK_ID_MAX);
-    memcpy(out->user_id, u.id, LK_ID_MAX);
-    memcpy(out->email, u.email, sizeof(out->email));
     out->role = role;
-    out->created_at = was_member ? old.created_at : now;
     if ((e = lk_store_begin(app->store)) != LK_OK)
         goto out;
-    if ((new_user && (e = lk_store_user_insert(app->store, &u)) != LK_OK) ||
-        (e = lk_store_member_put(app->store, out)) != LK_OK ||
-        (e = lk__keys_audit(app, who, was_member ? "member.update" : "member.add", u.id, now)) !=
-            LK_OK) {
+    if ((e = lk_store_member_put(app->store, out)) != LK_OK ||
+        (e = lk__keys_audit(app, who, "member.update", user_id, now)) != LK_OK) {
         lk_store_rollback(app->store);
         goto out;
     }
     e = lk_store_commit(app->store);
 out:
     pthread_mutex_unlock(&app->write_mu);
-    OPENSSL_cleanse(u.password_hash, sizeof(u.password_hash));
     return e;
 }
 
@@ -285,10 +290,10 @@ enum lk_err lk_members_remove(struct lk_app *app, const struct lk_actor *who, co
     int64_t owners = 0;
     enum lk_err e;
 
-    if (!who->can_manage_members)
-        return LK_ERR_INSUFFICIENT_PERMISSIONS;
     pthread_mutex_lock(&app->write_mu);
     if ((e = lk_store_member_get(app->store, who->workspace_id, user_id, &m)) != LK_OK)
+        goto out;
+    if ((e = may_grant(who, m.role, "user_id", ei)) != LK_OK)
         goto out;
     if (m.role == LK_ROLE_OWNER) {
         if ((e = lk_store_member_count(app->store, who->workspace_id, LK_ROLE_OWNER, &owners)) !=
@@ -309,5 +314,191 @@ enum lk_err lk_members_remove(struct lk_app *app, const struct lk_actor *who, co
     e = lk_store_commit(app->store);
 out:
     pthread_mutex_unlock(&app->write_mu);
+    return e;
+}
+
+/* --- invitations ------------------------------------------------------------------ */
+
+enum lk_err lk_members_invite(struct lk_app *app, const struct lk_actor *who, const char *email,
+                              enum lk_role role, int64_t now, struct lk_invitation_row *out,
+                              char token[LK_INVITE_TOKEN_MAX], struct lk_errinfo *ei)
+{
+    int64_t pending = 0;
+    enum lk_err e;
+
+    memset(out, 0, sizeof(*out));
+    token[0] = '\0';
+    if ((e = may_grant(who, role, "role", ei)) != LK_OK)
+        return e;
+    /* Whether the email has a user, here or anywhere, plays no part: the
+     * answer must not tell. */
+    lk_rand_id("inv_", out->id, sizeof(out->id));
+    memcpy(out->workspace_id, who->workspace_id, LK_ID_MAX);
+    snprintf(out->email, sizeof(out->email), "%s", email);
+    out->role = role;
+    memcpy(out->invited_by, who->id, LK_ID_MAX);
+    out->created_at = now;
+    out->expires_at = now + LK_INVITE_TTL;
+    new_token(LK_INVITE_PREFIX, token, out->digest);
+    pthread_mutex_lock(&app->write_mu);
+    if ((e = lk_store_invitation_count(app->store, who->workspace_id, now, &pending)) != LK_OK)
+        goto out;
+    if (pending >= LK_INVITES_PENDING_MAX) {
+        e = lk_errinfo_set(ei, LK_ERR_CONFLICT, "email",
+                           "%d invitations are pending: revoke some or wait for them to expire",
+                           LK_INVITES_PENDING_MAX);
+        goto out;
+    }
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        goto out;
+    /* Expired invitations go when new ones come: the table stays small. */
+    if ((e = lk_store_invitation_prune(app->store, who->workspace_id, now)) != LK_OK ||
+        (e = lk_store_invitation_insert(app->store, out)) != LK_OK ||
+        (e = lk__keys_audit(app, who, "invitation.create", out->id, now)) != LK_OK) {
+        lk_store_rollback(app->store);
+        goto out;
+    }
+    e = lk_store_commit(app->store);
+out:
+    pthread_mutex_unlock(&app->write_mu);
+    OPENSSL_cleanse(out->digest, sizeof(out->digest));
+    if (e != LK_OK)
+        OPENSSL_cleanse(token, LK_INVITE_TOKEN_MAX);
+    return e;
+}
+
+enum lk_err lk_invitations_list(struct lk_app *app, const struct lk_actor *who, int64_t now,
+                                lk_invitation_cb cb, void *arg)
+{
+    return lk_store_invitation_list(app->store, who->workspace_id, now, cb, arg);
+}
+
+enum lk_err lk_invitations_revoke(struct lk_app *app, const struct lk_actor *who, const char *id,
+                                  int64_t now)
+{
+    enum lk_err e;
+
+    pthread_mutex_lock(&app->write_mu);
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        goto out;
+    if ((e = lk_store_invitation_delete(app->store, who->workspace_id, id)) != LK_OK ||
+        (e = lk__keys_audit(app, who, "invitation.revoke", id, now)) != LK_OK) {
+        lk_store_rollback(app->store);
+        goto out;
+    }
+    e = lk_store_commit(app->store);
+out:
+    pthread_mutex_unlock(&app->write_mu);
+    return e;
+}
+
+/* Joins u to the invitation's workspace and uses the invitation up, in one
+ * transaction. The delete is what makes it single-use: of two accepts racing,
+ * one deletes the row, the other finds none. Caller holds write_mu. */
+static enum lk_err join_locked(struct lk_app *app, const struct lk_invitation_row *inv,
+                               const struct lk_user_row *u, bool new_user,
+                               const struct lk_actor *as, int64_t now, struct lk_member_row *out,
+                               struct lk_errinfo *ei)
+{
+    struct lk_member_row old;
+    bool was_member;
+    enum lk_err e;
+
+    memset(out, 0, sizeof(*out));
+    e = lk_store_member_get(app->store, inv->workspace_id, u->id, &old);
+    if (e != LK_OK && e != LK_ERR_NOT_FOUND)
+        return e;
+    was_member = e == LK_OK;
+    if (was_member &&
+        (e = keeps_an_owner(app, inv->workspace_id, &old, inv->role, "token", ei)) != LK_OK)
+        return e;
+    memcpy(out->workspace_id, inv->workspace_id, LK_ID_MAX);
+    memcpy(out->user_id, u->id, LK_ID_MAX);
+    memcpy(out->email, u->email, sizeof(out->email));
+    out->role = inv->role;
+    out->created_at = was_member ? old.created_at : now;
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        return e;
+    e = lk_store_invitation_delete(app->store, inv->workspace_id, inv->id);
+    if (e == LK_ERR_NOT_FOUND)
+        e = LK_ERR_INVALID_INVITATION;
+    if (e == LK_OK && new_user && (e = lk_store_user_insert(app->store, u)) == LK_ERR_CONFLICT)
+        lk_errinfo_set(ei, e, "token",
+                       "the email got a user meanwhile: accept again with "
+                       "that user's password");
+    if (e != LK_OK || (e = lk_store_member_put(app->store, out)) != LK_OK ||
+        (e = lk__keys_audit(app, as, "invitation.accept", inv->id, now)) != LK_OK) {
+        lk_store_rollback(app->store);
+        return e;
+    }
+    return lk_store_commit(app->store);
+}
+
+enum lk_err lk_invitations_accept(struct lk_app *app, const char *token, const char *password,
+                                  const char *address, const char *request_id, int64_t now,
+                                  struct lk_member_row *out, int64_t *retry_after,
+                                  struct lk_errinfo *ei)
+{
+    struct lk_invitation_row inv;
+    struct lk_user_row u;
+    struct lk_actor as = {0};
+    char email_key[LK_EMAIL_MAX + 8];
+    uint8_t d[LK_DIGEST_LEN];
+    bool known;
+    enum lk_err e;
+
+    memset(&u, 0, sizeof(u));
+    *retry_after = 0;
+    /* A token is guessed like a key: bad ones count toward the address's
+     * failed-key limit. argon2id runs only for a real invitation, once if it
+     * makes a user (the invitation is then used up), else as a sign-in of that
+     * email, under its failure limit. */
+    if (lk_throttle_blocked(app->failed_keys, address, now, retry_after))
+        return LK_ERR_TOO_MANY_REQUESTS;
+    lk_sha256(token, strlen(token), d);
+    e = lk_store_invitation_by_digest(app->store, d, &inv);
+    OPENSSL_cleanse(d, sizeof(d));
+    /* Unknown, used (deleted) and expired answer alike. */
+    if (e == LK_ERR_NOT_FOUND || (e == LK_OK && now >= inv.expires_at)) {
+        lk_throttle_note(app->failed_keys, address, now);
+        return LK_ERR_INVALID_INVITATION;
+    }
+    if (e != LK_OK)
+        return e;
+    e = lk_store_user_by_email(app->store, inv.email, &u);
+    if (e != LK_OK && e != LK_ERR_NOT_FOUND)
+        return e;
+    known = e == LK_OK;
+    if (known) {
+        /* The person proves it is them with their password, which stays as
+         * it is; a wrong one counts as a failed sign-in of that email. */
+        make_email_key(u.email, email_key, sizeof(email_key));
+        if (!lk_throttle_take(app->login_by_email, email_key, now, retry_after)) {
+            e = LK_ERR_TOO_MANY_REQUESTS;
+            goto out;
+        }
+        if (!password_ok(u.password_hash, password)) {
+            audit_login(app, u.id, "auth.login_failed", address, request_id, now);
+            e = LK_ERR_INVALID_CREDENTIALS;
+            goto out;
+        }
+        lk_throttle_clear(app->login_by_email, email_key);
+    } else {
+        lk_rand_id("usr_", u.id, sizeof(u.id));
+        snprintf(u.email, sizeof(u.email), "%s", inv.email);
+        u.created_at = now;
+        if ((e = hash_password(password, u.password_hash)) != LK_OK)
+            goto out;
+    }
+    memcpy(as.workspace_id, inv.workspace_id, LK_ID_MAX);
+    memcpy(as.id, u.id, LK_ID_MAX);
+    as.is_user = true;
+    snprintf(as.address, sizeof(as.address), "%s", address);
+    snprintf(as.request_id, sizeof(as.request_id), "%s", request_id);
+    pthread_mutex_lock(&app->write_mu);
+    e = join_locked(app, &inv, &u, !known, &as, now, out, ei);
+    pthread_mutex_unlock(&app->write_mu);
+out:
+    OPENSSL_cleanse(u.password_hash, sizeof(u.password_hash));
     return e;
 }

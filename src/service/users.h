@@ -47,16 +47,57 @@ bool lk_users_email_valid(const char *email);
 enum lk_err lk_members_list(struct lk_app *app, const struct lk_actor *who, lk_member_row_cb cb,
                             void *arg);
 
-/* Adds email to the actor's workspace with role, creating the user (with
- * password, which must then be given) if the email is new; or changes the role
- * of a member. Owners and root keys only. */
-enum lk_err lk_members_put(struct lk_app *app, const struct lk_actor *who, const char *email,
-                           enum lk_role role, const char *password, int64_t now,
-                           struct lk_member_row *out /* OUT */, struct lk_errinfo *ei);
+/* Changes the role of a member of the actor's workspace (LK_ERR_NOT_FOUND if
+ * user_id is none). The actor must hold every permission of the old and the new
+ * role; the last owner stays one (LK_ERR_CONFLICT). *out gets the member. */
+enum lk_err lk_members_set_role(struct lk_app *app, const struct lk_actor *who,
+                                const char *user_id, enum lk_role role, int64_t now,
+                                struct lk_member_row *out /* OUT */, struct lk_errinfo *ei);
 
-/* Removes a member; the last owner stays (LK_ERR_CONFLICT). */
+/* Removes a member; the actor must hold every permission of its role; the last
+ * owner stays (LK_ERR_CONFLICT). */
 enum lk_err lk_members_remove(struct lk_app *app, const struct lk_actor *who, const char *user_id,
                               int64_t now, struct lk_errinfo *ei);
+
+/* Invitations. A user joins a workspace only by accepting one: the token
+ * (`lki_` + 43 base62 chars) is shown once, to the inviter, and stored only as
+ * its SHA-256; it works once, for LK_INVITE_TTL seconds. */
+#define LK_INVITE_PREFIX "lki_"
+#define LK_INVITE_TOKEN_MAX LK_SESSION_TOKEN_MAX
+#define LK_INVITE_TTL (7 * 86400)
+#define LK_INVITES_PENDING_MAX 1000 /* per workspace */
+
+/* Invites email into the actor's workspace with role (the actor must hold every
+ * permission of the role). Answers the same whether or not the email has a
+ * user: nothing is looked up. *out gets the invitation (digest cleared), token
+ * the secret to hand to the person (caller wipes it). LK_ERR_CONFLICT when
+ * LK_INVITES_PENDING_MAX are pending. */
+enum lk_err lk_members_invite(struct lk_app *app, const struct lk_actor *who, const char *email,
+                              enum lk_role role, int64_t now,
+                              struct lk_invitation_row *out /* OUT */,
+                              char token[LK_INVITE_TOKEN_MAX] /* OUT */, struct lk_errinfo *ei);
+
+/* Pending invitations of the actor's workspace, newest first (digests are of
+ * no use to the callback: never render them). */
+enum lk_err lk_invitations_list(struct lk_app *app, const struct lk_actor *who, int64_t now,
+                                lk_invitation_cb cb, void *arg);
+
+/* Withdraws a pending invitation; LK_ERR_NOT_FOUND when there is none. */
+enum lk_err lk_invitations_revoke(struct lk_app *app, const struct lk_actor *who, const char *id,
+                                  int64_t now);
+
+/* Accepts the invitation of token: an email without a user becomes one with
+ * `password`; an email with one must give that user's current password (which
+ * is not changed; LK_ERR_INVALID_CREDENTIALS otherwise, counted like a failed
+ * sign-in). Then the user is a member with the invited role (a member's role
+ * becomes it) and the invitation is used up. LK_ERR_INVALID_INVITATION for an
+ * unknown, used or expired token alike (counted as a failed key of `address`);
+ * LK_ERR_TOO_MANY_REQUESTS with *retry_after when the address is blocked for
+ * failed keys or the email for failed sign-ins. *out gets the membership. */
+enum lk_err lk_invitations_accept(struct lk_app *app, const char *token, const char *password,
+                                  const char *address, const char *request_id, int64_t now,
+                                  struct lk_member_row *out /* OUT */,
+                                  int64_t *retry_after /* OUT */, struct lk_errinfo *ei);
 
 const char *lk_role_name(enum lk_role role);
 /* Returns 0 and sets *out for "owner", "editor", "viewer"; else -1. */

@@ -23,7 +23,8 @@ struct lk_ws_secrets {
     char read_only[LK_SECRET_MAX];
 };
 
-/* Creates a workspace (operator actors only). */
+/* Creates a workspace. `who` holds workspaces:write (lk_auth_actor checked it:
+ * only root keys of the operator workspace may). */
 enum lk_err lk_workspaces_create(struct lk_app *app, const struct lk_actor *who,
                                  const struct lk_ws_spec *spec, int64_t now,
                                  struct lk_ws_row *out /* OUT */,
@@ -35,7 +36,8 @@ enum lk_err lk_workspaces_bootstrap(struct lk_app *app, int64_t now,
                                     struct lk_ws_row *out /* OUT */,
                                     struct lk_ws_secrets *secrets /* OUT */);
 
-/* Sets the quotas the spec gives of workspace `id` (operator actors only); *out
+/* Sets the quotas the spec gives of workspace `id` (`who` holds
+ * workspaces:write); *out
  * gets the workspace after the change. */
 enum lk_err lk_workspaces_set_quota(struct lk_app *app, const struct lk_actor *who,
                                     const char *id, const struct lk_ws_spec *spec, int64_t now,

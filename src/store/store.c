@@ -212,3 +212,31 @@ enum lk_err lk_store_counter_prune(struct lk_store *s, int64_t usage_before, int
 {
     return s->ops->counter_prune(s, usage_before, day_before);
 }
+
+enum lk_err lk_store_invitation_insert(struct lk_store *s, const struct lk_invitation_row *r)
+{
+    return s->ops->invitation_insert(s, r);
+}
+enum lk_err lk_store_invitation_by_digest(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
+                                          struct lk_invitation_row *out)
+{
+    return s->ops->invitation_by_digest(s, digest, out);
+}
+enum lk_err lk_store_invitation_delete(struct lk_store *s, const char *ws_id, const char *id)
+{
+    return s->ops->invitation_delete(s, ws_id, id);
+}
+enum lk_err lk_store_invitation_list(struct lk_store *s, const char *ws_id, int64_t now,
+                                     lk_invitation_cb cb, void *arg)
+{
+    return s->ops->invitation_list(s, ws_id, now, cb, arg);
+}
+enum lk_err lk_store_invitation_count(struct lk_store *s, const char *ws_id, int64_t now,
+                                      int64_t *out)
+{
+    return s->ops->invitation_count(s, ws_id, now, out);
+}
+enum lk_err lk_store_invitation_prune(struct lk_store *s, const char *ws_id, int64_t now)
+{
+    return s->ops->invitation_prune(s, ws_id, now);
+}

@@ -249,6 +249,34 @@ enum lk_err lk_store_session_get(struct lk_store *s, const uint8_t digest[LK_DIG
                                  struct lk_session_row *out /* OUT */);
 enum lk_err lk_store_session_delete(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN]);
 
+/* Invitations to join a workspace (DESIGN §1 people): the token is never
+ * stored, only its SHA-256. */
+struct lk_invitation_row {
+    char id[LK_ID_MAX];
+    char workspace_id[LK_ID_MAX];
+    char email[LK_EMAIL_MAX + 1];
+    enum lk_role role;
+    uint8_t digest[LK_DIGEST_LEN];
+    char invited_by[LK_ID_MAX]; /* key id or user id */
+    int64_t created_at, expires_at;
+};
+typedef int (*lk_invitation_cb)(void *arg, const struct lk_invitation_row *row);
+
+enum lk_err lk_store_invitation_insert(struct lk_store *s, const struct lk_invitation_row *r);
+/* The invitation whose token has this digest (expired or not); LK_ERR_NOT_FOUND. */
+enum lk_err lk_store_invitation_by_digest(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
+                                          struct lk_invitation_row *out /* OUT */);
+/* Deletes invitation `id` of ws_id; LK_ERR_NOT_FOUND when there was none. */
+enum lk_err lk_store_invitation_delete(struct lk_store *s, const char *ws_id, const char *id);
+/* Invitations of ws_id still pending at `now` (expires_at > now), newest first. */
+enum lk_err lk_store_invitation_list(struct lk_store *s, const char *ws_id, int64_t now,
+                                     lk_invitation_cb cb, void *arg);
+/* Drops the invitations of ws_id that expired before `now`. */
+enum lk_err lk_store_invitation_prune(struct lk_store *s, const char *ws_id, int64_t now);
+/* How many are pending at `now`. */
+enum lk_err lk_store_invitation_count(struct lk_store *s, const char *ws_id, int64_t now,
+                                      int64_t *out /* OUT */);
+
 /* Quotas of a workspace (-1: unlimited). */
 enum lk_err lk_store_ws_set_quota(struct lk_store *s, const char *ws_id, int64_t quota,
                                   int64_t test_quota);

@@ -63,6 +63,15 @@ struct lk_store_ops {
     enum lk_err (*counter_scan)(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,
                                 int64_t from, int64_t to, lk_counter_cb cb, void *arg);
     enum lk_err (*counter_prune)(struct lk_store *s, int64_t usage_before, int64_t day_before);
+    enum lk_err (*invitation_insert)(struct lk_store *s, const struct lk_invitation_row *r);
+    enum lk_err (*invitation_by_digest)(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
+                                        struct lk_invitation_row *out);
+    enum lk_err (*invitation_delete)(struct lk_store *s, const char *ws_id, const char *id);
+    enum lk_err (*invitation_list)(struct lk_store *s, const char *ws_id, int64_t now,
+                                   lk_invitation_cb cb, void *arg);
+    enum lk_err (*invitation_prune)(struct lk_store *s, const char *ws_id, int64_t now);
+    enum lk_err (*invitation_count)(struct lk_store *s, const char *ws_id, int64_t now,
+                                    int64_t *out);
 };
 
 /* Every backend's handle starts with this. */

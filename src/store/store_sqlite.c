@@ -108,6 +108,13 @@ static const char *const migrations[] = {
      * or that lives longer than a day, ends a day after its creation */
     "UPDATE keys SET expires_at = created_at + 86400 WHERE kind = 1"
     "  AND (expires_at IS NULL OR expires_at > created_at + 86400);",
+    /* 5: invitations (a user joins a workspace only by accepting one) */
+    "CREATE TABLE invitations("
+    "  id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    "  email TEXT NOT NULL COLLATE NOCASE, role INTEGER NOT NULL,"
+    "  digest BLOB NOT NULL UNIQUE, invited_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+    "CREATE INDEX invitations_by_workspace ON invitations(workspace_id, expires_at);",
 };
 
 enum stmt_id {
@@ -151,6 +158,12 @@ enum stmt_id {
     ST_PRUNE_USAGE,
     ST_PRUNE_QUOTA,
     ST_PRUNE_SPEND,
+    ST_INVITE_INSERT,
+    ST_INVITE_BY_DIGEST,
+    ST_INVITE_DELETE,
+    ST_INVITE_LIST,
+    ST_INVITE_COUNT,
+    ST_INVITE_PRUNE,
     ST__COUNT
 };
 
@@ -242,6 +255,16 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_PRUNE_USAGE] = "DELETE FROM usage_hours WHERE hour < ?1",
     [ST_PRUNE_QUOTA] = "DELETE FROM quota_days WHERE day < ?1",
     [ST_PRUNE_SPEND] = "DELETE FROM key_spend WHERE day < ?1",
+#define INVITE_COLS "id, workspace_id, email, role, digest, invited_by, created_at, expires_at"
+    [ST_INVITE_INSERT] = "INSERT INTO invitations(" INVITE_COLS ") "
+                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_INVITE_BY_DIGEST] = "SELECT " INVITE_COLS " FROM invitations WHERE digest = ?1",
+    [ST_INVITE_DELETE] = "DELETE FROM invitations WHERE workspace_id = ?1 AND id = ?2",
+    [ST_INVITE_LIST] = "SELECT " INVITE_COLS " FROM invitations WHERE workspace_id = ?1 "
+                       "AND expires_at > ?2 ORDER BY created_at DESC, id",
+    [ST_INVITE_COUNT] = "SELECT count(*) FROM invitations WHERE workspace_id = ?1 "
+                        "AND expires_at > ?2",
+    [ST_INVITE_PRUNE] = "DELETE FROM invitations WHERE workspace_id = ?1 AND expires_at <= ?2",
 };
 
 #define BUSY_MS 5000            /* how long a call waits for another process's lock */
@@ -1255,6 +1278,77 @@ static enum lk_err sq_counter_prune(struct lk_store *base, int64_t usage_before,
     return e;
 }
 
+/* --- invitations ------------------------------------------------------------------- */
+
+static int row_invitation(sqlite3_stmt *st, void *arg)
+{
+    struct lk_invitation_row *r = arg;
+    memset(r, 0, sizeof(*r));
+    col_text(st, 0, r->id, sizeof(r->id));
+    col_text(st, 1, r->workspace_id, sizeof(r->workspace_id));
+    col_text(st, 2, r->email, sizeof(r->email));
+    r->role = (enum lk_role)sqlite3_column_int(st, 3);
+    col_blob32(st, 4, r->digest);
+    col_text(st, 5, r->invited_by, sizeof(r->invited_by));
+    r->created_at = sqlite3_column_int64(st, 6);
+    r->expires_at = sqlite3_column_int64(st, 7);
+    return 1;
+}
+
+struct invitation_cb {
+    lk_invitation_cb cb;
+    void *arg;
+};
+
+static int row_invitation_cb(sqlite3_stmt *st, void *arg)
+{
+    struct invitation_cb *ic = arg;
+    struct lk_invitation_row r;
+    row_invitation(st, &r);
+    return ic->cb(ic->arg, &r);
+}
+
+static enum lk_err sq_invitation_insert(struct lk_store *base, const struct lk_invitation_row *r)
+{
+    return write_stmt(SQ(base), ST_INVITE_INSERT, false, "insert invitation", "sssidsii", r->id,
+                      r->workspace_id, r->email, (int64_t)r->role, r->digest, r->invited_by,
+                      r->created_at, r->expires_at);
+}
+
+static enum lk_err sq_invitation_by_digest(struct lk_store *base,
+                                           const uint8_t digest[LK_DIGEST_LEN],
+                                           struct lk_invitation_row *out)
+{
+    return read_stmt(SQ(base), ST_INVITE_BY_DIGEST, true, row_invitation, out, "get invitation",
+                     "d", digest);
+}
+
+static enum lk_err sq_invitation_delete(struct lk_store *base, const char *ws_id, const char *id)
+{
+    return write_stmt(SQ(base), ST_INVITE_DELETE, true, "delete invitation", "ss", ws_id, id);
+}
+
+static enum lk_err sq_invitation_list(struct lk_store *base, const char *ws_id, int64_t now,
+                                      lk_invitation_cb cb, void *arg)
+{
+    struct invitation_cb ic = {cb, arg};
+    return read_stmt(SQ(base), ST_INVITE_LIST, false, row_invitation_cb, &ic, "list invitations",
+                     "si", ws_id, now);
+}
+
+static enum lk_err sq_invitation_prune(struct lk_store *base, const char *ws_id, int64_t now)
+{
+    return write_stmt(SQ(base), ST_INVITE_PRUNE, false, "prune invitations", "si", ws_id, now);
+}
+
+static enum lk_err sq_invitation_count(struct lk_store *base, const char *ws_id, int64_t now,
+                                       int64_t *out)
+{
+    *out = 0;
+    return read_stmt(SQ(base), ST_INVITE_COUNT, false, row_count, out, "count invitations", "si",
+                     ws_id, now);
+}
+
 const struct lk_store_ops lk__store_sqlite_ops = {
     .scheme = "sqlite:",
     .open = sq_open,
@@ -1298,4 +1392,10 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .counter_add = sq_counter_add,
     .counter_scan = sq_counter_scan,
     .counter_prune = sq_counter_prune,
+    .invitation_insert = sq_invitation_insert,
+    .invitation_by_digest = sq_invitation_by_digest,
+    .invitation_delete = sq_invitation_delete,
+    .invitation_list = sq_invitation_list,
+    .invitation_count = sq_invitation_count,
+    .invitation_prune = sq_invitation_prune,
 };

@@ -89,16 +89,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     {
         char email[LK_EMAIL_MAX + 1], password[LK_PASSWORD_MAX + 1], wsid[64];
         enum lk_role role;
-        bool has_password;
         int64_t folder;
 
         if (OK(lk_jsonin_login(body, size, email, sizeof(email), password, sizeof(password),
                                &ei)) &&
             (email[0] == '\0' || password[0] == '\0'))
             __builtin_trap();
-        if (OK(lk_jsonin_member(body, size, email, sizeof(email), &role, password,
-                                sizeof(password), &has_password, &ei)) &&
-            (!lk_users_email_valid(email) || (has_password && strlen(password) < LK_PASSWORD_MIN)))
+        if (OK(lk_jsonin_invite(body, size, email, sizeof(email), &role, &ei)) &&
+            (!lk_users_email_valid(email) || lk_role_name(role) == NULL))
+            __builtin_trap();
+        if (OK(lk_jsonin_accept(body, size, wsid, sizeof(wsid), password, sizeof(password),
+                                &ei)) &&
+            (wsid[0] == '\0' || strlen(password) < LK_PASSWORD_MIN))
+            __builtin_trap(); /* a token, and a password long enough */
+        if (OK(lk_jsonin_role(body, size, &role, &ei)) && lk_role_name(role) == NULL)
             __builtin_trap();
         if (OK(lk_jsonin_temp(body, size, &folder, wsid, sizeof(wsid), &spec, &ei))) {
             if ((folder == 0) == (wsid[0] == '\0') ||

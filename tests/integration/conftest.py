@@ -325,6 +325,18 @@ class LatchkeyServer:
         """POST /v1/auth/login; returns the raw response."""
         return self.post("/v1/auth/login", json={"email": email, "password": password}, **kw)
 
+    def accept(self, token, password):
+        """POST /v1/invitations/accept, which must answer 200; returns the answer."""
+        r = self.post("/v1/invitations/accept", json={"token": token, "password": password})
+        return expect_status(r, 200)
+
+    @property
+    def passwords(self):
+        """email (lower case) -> the password its user was made with in this run."""
+        if not hasattr(self, "_passwords"):
+            self._passwords = {}
+        return self._passwords
+
     def session(self, email, password):
         """Log in (which must answer 200) and return a Session."""
         r = self.login(email, password)
@@ -357,14 +369,25 @@ class Workspace:
         r = self.server.get("/v1/keys", key=key or self.root_key, params=params)
         return expect_status(r, 200)
 
-    def add_member(self, email, role, password=None, key=None, headers=None):
-        """POST /v1/members (by the root key unless `key` is given); must answer 201."""
-        body = {"email": email, "role": role}
-        if password is not None:
-            body["password"] = password
-        r = self.server.post("/v1/members", key=key or self.root_key, json=body,
-                             headers=headers)
+    def invite(self, email, role, key=None, headers=None):
+        """POST /v1/members (by the root key unless `key` is given): an invitation,
+        which must answer 201; returns it (with its one-time `token`)."""
+        r = self.server.post("/v1/members", key=key or self.root_key,
+                             json={"email": email, "role": role}, headers=headers)
         return expect_status(r, 201)
+
+    def add_member(self, email, role, password=None, key=None, headers=None):
+        """Invite + accept: makes email a member with role and returns the accept
+        answer (user_id, email, role, workspace_id, created_at), plus the
+        invitation under "invitation". A new email becomes a user with `password`
+        (a fresh one if None); a known one accepts with the password it was
+        created with here (or `password`)."""
+        inv = self.invite(email, role, key=key, headers=headers)
+        pw = password or self.server.passwords.get(email.lower()) or new_password()
+        doc = self.server.accept(inv["token"], pw)
+        self.server.passwords.setdefault(email.lower(), pw)
+        doc["invitation"] = inv
+        return doc
 
     def new_user(self, role, password=None, tag=None):
         """A new user who is a member of this workspace with `role`; returns a User."""

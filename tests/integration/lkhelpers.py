@@ -248,6 +248,8 @@ def assert_error_shape(resp, statuses=range(400, 500)):
 
 SESSION_TOKEN_RE = re.compile(r"^lks_[0-9A-Za-z_-]+$")
 USER_ID_RE = re.compile(r"^usr_[0-9A-Za-z]+$")
+INVITE_TOKEN_RE = re.compile(r"^lki_[0-9A-Za-z]{43}$")
+INVITE_ID_RE = re.compile(r"^inv_[0-9A-Za-z]+$")
 
 
 def new_email(tag="user"):

@@ -106,18 +106,31 @@ def _key_create_by_session(server, ws):
     return r, expect_status(r, 201)["id"], s.user.id, ws.root_key
 
 
-def _member_add(server, ws):
+def _invitation_create(server, ws):
     r = server.post("/v1/members", key=ws.root_key,
-                    json={"email": new_email("aud"), "role": "viewer",
-                          "password": new_password()})
-    return r, expect_status(r, 201)["user_id"], key_id_of(server, ws.root_key), ws.root_key
+                    json={"email": new_email("aud"), "role": "viewer"})
+    return r, expect_status(r, 201)["id"], key_id_of(server, ws.root_key), ws.root_key
+
+
+def _invitation_accept(server, ws):
+    inv = ws.invite(new_email("aud-acc"), "viewer")
+    r = server.post("/v1/invitations/accept", json={"token": inv["token"],
+                                                    "password": new_password()})
+    return r, inv["id"], expect_status(r, 200)["user_id"], ws.root_key
+
+
+def _invitation_revoke(server, ws):
+    inv = ws.invite(new_email("aud-rev"), "viewer")
+    r = server.delete(f"/v1/invitations/{inv['id']}", key=ws.root_key)
+    assert r.status_code == 204, describe(r)
+    return r, inv["id"], key_id_of(server, ws.root_key), ws.root_key
 
 
 def _member_update(server, ws):
     owner = ws.new_session("owner")
     u = ws.new_user("viewer")
-    r = server.post("/v1/members", key=owner.token, json={"email": u.email, "role": "editor"})
-    expect_status(r, 201)
+    r = server.patch(f"/v1/members/{u.id}", key=owner.token, json={"role": "editor"})
+    expect_status(r, 200)
     return r, u.id, owner.user.id, ws.root_key
 
 
@@ -156,7 +169,9 @@ ACTIONS = {
     "key.regenerate": _key_regenerate,
     "key.import": _key_import,
     "key.generate_temp": _key_generate_temp,
-    "member.add": _member_add,
+    "invitation.create": _invitation_create,
+    "invitation.accept": _invitation_accept,
+    "invitation.revoke": _invitation_revoke,
     "member.update": _member_update,
     "member.remove": _member_remove,
     "auth.login": _auth_login,
@@ -363,7 +378,8 @@ def test_no_secret_in_any_event(server, ws):
         if len(body) >= 16:
             assert body not in r.text, "a secret's body is in the audit log"
     actions = {e["action"] for e in r.json()["data"]}
-    assert {"key.create", "key.regenerate", "key.import", "member.add", "auth.login",
+    assert {"key.create", "key.regenerate", "key.import", "invitation.create",
+            "invitation.accept", "auth.login",
             "key.generate_temp", "auth.login_failed", "auth.logout"} <= actions, actions
 
 
@@ -398,3 +414,27 @@ def test_events_survive_kill9(fresh_server):
     for resp, action in ((r, "key.create"), (rl, "auth.login")):
         found = by_request(events, rid_of(resp))
         assert len(found) == 1 and found[0]["action"] == action, events
+
+
+def _events_of(server, ws, user_id):
+    return [e for e in all_events(server, ws.root_key) if e["actor"] == user_id]
+
+
+def test_sign_ins_reach_only_workspaces_joined(server, ws, ws2):
+    """An invitation not (yet) accepted puts nothing of the person into the inviting
+    workspace's audit log: not their sign-ins, not a wrong password at accept."""
+    u = ws.new_user("viewer", tag="joins-late")
+    inv = ws2.invite(u.email, "editor")
+    expect_status(server.login(u.email, u.password), 200)
+    assert_error(server.login(u.email, new_password()), 401, "invalid_credentials")
+    r = server.post("/v1/invitations/accept", json={"token": inv["token"],
+                                                    "password": new_password()})
+    assert_error(r, 401, "invalid_credentials")
+    assert _events_of(server, ws2, u.id) == []
+    mine = {e["action"] for e in _events_of(server, ws, u.id)}
+    assert {"auth.login", "auth.login_failed"} <= mine, mine
+
+    server.accept(inv["token"], u.password)
+    expect_status(server.login(u.email, u.password), 200)
+    theirs = [e["action"] for e in _events_of(server, ws2, u.id)]
+    assert "invitation.accept" in theirs and "auth.login" in theirs, theirs

@@ -93,11 +93,22 @@ def test_password_is_not_an_argument(server, ws):
 
 # -- members --------------------------------------------------------------------------------
 
-def test_members_add_list_remove(server, ws):
+INVITE_ANYWHERE = re.compile(r"lki_[0-9A-Za-z]{43}")
+
+
+def test_members_add_invites_and_accept_joins(server, ws):
     email, pw = new_email("cli"), new_password()
-    res = ok(cli(server, ws.root_key, "members", "add", "--email", email, "--role", "editor",
-                 "--password-stdin", input=pw + "\n"))
-    assert pw not in res.stdout + res.stderr
+    res = ok(cli(server, ws.root_key, "members", "add", "--email", email, "--role", "editor"))
+    tokens = INVITE_ANYWHERE.findall(res.stdout)
+    assert len(tokens) == 1, f"the invitation token is printed once: {res.stdout!r}"
+    token = tokens[0]
+    assert email not in {m["email"] for m in ws.list_members()["data"]}, "joined uninvited"
+    pending = ok_json(cli(server, ws.root_key, "members", "invitations", "--json"))["data"]
+    assert email in {i["email"] for i in pending} and token not in str(pending)
+
+    # token on the command line, password from stdin
+    res = ok(cli(server, None, "accept", token, "--password-stdin", input=pw + "\n"))
+    assert pw not in res.stdout + res.stderr and email in res.stdout
     listed = {m["email"]: m for m in ws.list_members()["data"]}
     assert listed[email]["role"] == "editor"
     # the password read from stdin (newline stripped) is the password
@@ -113,44 +124,64 @@ def test_members_add_list_remove(server, ws):
     assert email in res.stdout and uid in res.stdout
     assert not res.stdout.lstrip().startswith("{"), "human output is JSON"
 
+    ok(cli(server, ws.root_key, "members", "role", uid, "--role", "viewer"))
+    assert {m["email"]: m["role"] for m in ws.list_members()["data"]}[email] == "viewer"
+
     ok(cli(server, ws.root_key, "members", "remove", uid))
     assert email not in {m["email"] for m in ws.list_members()["data"]}
 
 
-def test_members_add_existing_user_changes_role(server, ws):
-    u = ws.new_user("viewer")
-    ok(cli(server, ws.root_key, "members", "add", "--email", u.email, "--role", "owner"))
-    roles = {m["user_id"]: m["role"] for m in ws.list_members()["data"]}
-    assert roles[u.id] == "owner"
+def test_accept_reads_token_and_password_from_stdin(server, ws):
+    email, pw = new_email("cli-stdin"), new_password()
+    inv = ok_json(cli(server, ws.root_key, "members", "add", "--email", email, "--role",
+                      "viewer", "--json"))
+    doc = ok_json(cli(server, None, "accept", "--password-stdin", "--json",
+                      input=inv["token"] + "\n" + pw + "\n"))
+    assert doc["email"] == email and doc["workspace_id"] == ws.id
+    expect_status(server.login(email, pw), 200)
+    # a second time: used up
+    failed(cli(server, None, "accept", "--password-stdin",
+               input=inv["token"] + "\n" + pw + "\n"))
+
+
+def test_members_add_takes_no_password(server, ws):
+    email = new_email("cli-pw")
+    failed(cli(server, ws.root_key, "members", "add", "--email", email, "--role", "viewer",
+               "--password-stdin", input=new_password() + "\n"))
+    pending = ok_json(cli(server, ws.root_key, "members", "invitations", "--json"))["data"]
+    assert email not in {i["email"] for i in pending}
+
+
+def test_members_uninvite(server, ws):
+    email = new_email("cli-uninvite")
+    inv = ok_json(cli(server, ws.root_key, "members", "add", "--email", email, "--role",
+                      "viewer", "--json"))
+    ok(cli(server, ws.root_key, "members", "uninvite", inv["id"]))
+    failed(cli(server, None, "accept", inv["token"], "--password-stdin",
+               input=new_password() + "\n"))
+    assert email not in {m["email"] for m in ws.list_members()["data"]}
 
 
 def test_members_by_owner_session(server, ws):
     owner = ws.new_session("owner")
     email = new_email("cli-by-owner")
-    ok(cli(server, owner.token, "members", "add", "--email", email, "--role", "viewer",
-           "--password-stdin", input=new_password() + "\n"))
-    assert email in {m["email"] for m in ws.list_members()["data"]}
+    res = ok(cli(server, owner.token, "members", "add", "--email", email, "--role", "viewer"))
+    assert len(INVITE_ANYWHERE.findall(res.stdout)) == 1
 
 
 def test_members_add_refused_to_editor(server, ws):
     ed = ws.new_session("editor")
     email = new_email("cli-nope")
-    res = cli(server, ed.token, "members", "add", "--email", email, "--role", "viewer",
-              "--password-stdin", input=new_password() + "\n")
+    res = cli(server, ed.token, "members", "add", "--email", email, "--role", "viewer")
     failed(res)
-    assert email not in {m["email"] for m in ws.list_members()["data"]}
+    assert "insufficient_permissions" in res.stderr or "permission" in res.stderr.lower()
+    assert not INVITE_ANYWHERE.search(res.stdout)
 
 
-def test_members_add_new_email_without_password_fails(server, ws):
-    email = new_email("cli-nopw")
-    failed(cli(server, ws.root_key, "members", "add", "--email", email, "--role", "viewer"))
-    assert email not in {m["email"] for m in ws.list_members()["data"]}
-
-
-def test_members_add_short_password_fails(server, ws):
+def test_accept_short_password_fails(server, ws):
     email = new_email("cli-short")
-    failed(cli(server, ws.root_key, "members", "add", "--email", email, "--role", "viewer",
-               "--password-stdin", input="short\n"))
+    inv = ws.invite(email, "viewer")
+    failed(cli(server, None, "accept", inv["token"], "--password-stdin", input="short\n"))
     assert email not in {m["email"] for m in ws.list_members()["data"]}
 
 

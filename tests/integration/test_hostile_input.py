@@ -51,6 +51,7 @@ def endpoints(server):
     ws = server.create_workspace()
     key = ws.create_key()
     s = ws.new_session("owner")
+    viewer = ws.new_session("viewer")
     return [
         ("POST", "/v1/verify", None),
         ("POST", "/v1/auth/login", None),
@@ -63,6 +64,8 @@ def endpoints(server):
         ("PATCH", f"/v1/workspaces/{ws.id}", server.root_key),
         ("POST", "/v1/credits", server.root_key),
         ("POST", "/v1/members", ws.root_key),
+        ("PATCH", f"/v1/members/{viewer.user_id}", ws.root_key),
+        ("POST", "/v1/invitations/accept", None),
     ]
 
 

@@ -12,7 +12,7 @@
 #include "core/quote.h"
 #include "http/jsonin.h"
 
-enum which { VERIFY, CREATE, PATCH, REGEN, WS_CREATE, WS_PATCH, LOGIN, MEMBER, TEMP, TOP_UP };
+enum which { VERIFY, CREATE, PATCH, REGEN, WS_CREATE, WS_PATCH, LOGIN, INVITE, ACCEPT, ROLE, TEMP, TOP_UP };
 
 /* Runs decoder w on body; returns its error and leaves the message in ei. */
 static enum lk_err run(enum which w, const char *body, struct lk_errinfo *ei)
@@ -51,11 +51,20 @@ static enum lk_err run(enum which w, const char *body, struct lk_errinfo *ei)
         e = lk_jsonin_login(body, n, email, sizeof(email), pw, sizeof(pw), ei);
         break;
     }
-    case MEMBER: {
-        char email[LK_EMAIL_MAX + 1], pw[LK_PASSWORD_MAX + 1];
+    case INVITE: {
+        char email[LK_EMAIL_MAX + 1];
         enum lk_role role;
-        bool has;
-        e = lk_jsonin_member(body, n, email, sizeof(email), &role, pw, sizeof(pw), &has, ei);
+        e = lk_jsonin_invite(body, n, email, sizeof(email), &role, ei);
+        break;
+    }
+    case ACCEPT: {
+        char token[64], pw[LK_PASSWORD_MAX + 1];
+        e = lk_jsonin_accept(body, n, token, sizeof(token), pw, sizeof(pw), ei);
+        break;
+    }
+    case ROLE: {
+        enum lk_role role;
+        e = lk_jsonin_role(body, n, &role, ei);
         break;
     }
     case TEMP: {
@@ -131,13 +140,21 @@ static const struct {
     {LOGIN, "{\"email\": \"a@b.co\"}", LK_ERR_INVALID_REQUEST, "password",
      "field 'password' is required"},
     {LOGIN, "{\"email\": \"a@b.co\", \"password\": \"x\"}", LK_OK, NULL, NULL},
-    {MEMBER, "{\"role\": \"viewer\"}", LK_ERR_INVALID_REQUEST, "email",
+    {INVITE, "{\"role\": \"viewer\"}", LK_ERR_INVALID_REQUEST, "email",
      "field 'email' must be an email address"},
-    {MEMBER, "{\"email\": \"nope\", \"role\": \"viewer\"}", LK_ERR_INVALID_REQUEST, "email",
+    {INVITE, "{\"email\": \"nope\", \"role\": \"viewer\"}", LK_ERR_INVALID_REQUEST, "email",
      "field 'email' must be an email address"},
-    {MEMBER, "{\"email\": \"a@b.co\"}", LK_ERR_INVALID_REQUEST, "role", NULL},
-    {MEMBER, "{\"email\": \"a@b.co\", \"role\": \"viewer\", \"password\": \"short\"}",
-     LK_ERR_INVALID_REQUEST, "password", "field 'password' must be a string of 8 to 200 bytes"},
+    {INVITE, "{\"email\": \"a@b.co\"}", LK_ERR_INVALID_REQUEST, "role", NULL},
+    {INVITE, "{\"email\": \"a@b.co\", \"role\": \"viewer\", \"password\": \"longenough\"}",
+     LK_ERR_INVALID_REQUEST, "password", "unknown field 'password'"},
+    {INVITE, "{\"email\": \"a@b.co\", \"role\": \"viewer\"}", LK_OK, NULL, NULL},
+    {ACCEPT, "{\"password\": \"longenough\"}", LK_ERR_INVALID_REQUEST, "token",
+     "field 'token' is required"},
+    {ACCEPT, "{\"token\": \"lki_x\", \"password\": \"short\"}", LK_ERR_INVALID_REQUEST,
+     "password", "field 'password' must be a string of 8 to 200 bytes"},
+    {ACCEPT, "{\"token\": \"lki_x\", \"password\": \"longenough\"}", LK_OK, NULL, NULL},
+    {ROLE, "{\"role\": \"admin\"}", LK_ERR_INVALID_REQUEST, "role", NULL},
+    {ROLE, "{\"role\": \"owner\"}", LK_OK, NULL, NULL},
     {TEMP, "{}", LK_ERR_INVALID_REQUEST, "workspace_id",
      "give storage_folder_id or workspace_id (one of them)"},
     {TEMP, "{\"workspace_id\": \"ws_x\", \"storage_folder_id\": 1}", LK_ERR_INVALID_REQUEST,
