@@ -7,8 +7,6 @@
  * cost and all. 200 carries the key's identity in X-Latchkey-* headers; any other
  * answer is the error the proxy passes on.
  */
-#include <arpa/inet.h>
-
 #include "base/common.h"
 #include "http/handlers.h"
 #include "http/keyread.h"
@@ -29,47 +27,6 @@ static h2o_iovec_t first_header(h2o_req_t *req, const char *a, const char *b)
 {
     h2o_iovec_t v = header(req, a);
     return v.base != NULL ? v : header(req, b);
-}
-
-/* Sets rc->address to the address in v (the last entry of a list), if it is
- * one: a header cannot name arbitrary throttle buckets. */
-static bool take_address(struct lk_reqctx *rc, h2o_iovec_t v)
-{
-    char buf[64];
-    unsigned char bin[16];
-
-    if (v.base == NULL)
-        return false;
-    for (size_t i = v.len; i > 0; i--) /* the last hop of a list */
-        if (v.base[i - 1] == ',') {
-            v = h2o_iovec_init(v.base + i, v.len - i);
-            break;
-        }
-    while (v.len > 0 && (v.base[0] == ' ' || v.base[0] == '\t')) {
-        v.base++;
-        v.len--;
-    }
-    while (v.len > 0 && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))
-        v.len--;
-    if (v.len == 0 || v.len >= sizeof(buf))
-        return false;
-    memcpy(buf, v.base, v.len);
-    buf[v.len] = '\0';
-    if (inet_pton(AF_INET, buf, bin) != 1 && inet_pton(AF_INET6, buf, bin) != 1)
-        return false;
-    snprintf(rc->address, sizeof(rc->address), "%s", buf);
-    return true;
-}
-
-/* A proxy on this host speaks for its client: count failed keys against the
- * client's address (X-Real-IP, else the last X-Forwarded-For hop the proxy
- * added), not against the proxy's, which all clients share. */
-static void client_address(struct lk_reqctx *rc)
-{
-    if (strcmp(rc->address, "127.0.0.1") != 0 && strcmp(rc->address, "::1") != 0)
-        return;
-    if (!take_address(rc, header(rc->req, "x-real-ip")))
-        take_address(rc, header(rc->req, "x-forwarded-for"));
 }
 
 static void request_of(const struct lk_route_rule *rule, h2o_iovec_t key, const char *address,
@@ -124,7 +81,6 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         return lk_respond_raw(rc, 200, H2O_STRLIT("{\"public\":true}"));
     if ((e = lk_keyread_query(req, query, &key)) != LK_OK)
         return lk_respond_error(rc, e, NULL);
-    client_address(rc);
     request_of(rule, key, rc->address, rc->now, &vr);
     lk_keycache_read_lock();
     e = lk_verify(rc->app, &vr, &k, &info);

@@ -1,12 +1,9 @@
 #include "http/respond.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include "base/clock.h"
 #include "base/common.h"
 #include "base/rand.h"
+#include "http/clientaddr.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 /* Request ids need to be unique, not secret: a per-thread xorshift seeded from the CSPRNG. */
@@ -34,21 +31,17 @@ static void new_request_id(char out[24])
 
 void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app)
 {
-    struct sockaddr_storage ss;
-    socklen_t n;
+    struct lk_clientaddr ca;
 
     memset(rc, 0, sizeof(*rc));
     rc->req = req;
     rc->app = app;
     rc->now = lk_clock_now_s();
     new_request_id(rc->request_id);
-    n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (n > 0 && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, rc->address,
-                  sizeof(rc->address));
-    else if (n > 0 && ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, rc->address,
-                  sizeof(rc->address));
+    /* The one place the client is named: limits and audit all use it. */
+    lk_clientaddr_resolve(req, &app->trusted_proxies, &ca);
+    snprintf(rc->address, sizeof(rc->address), "%s", ca.text);
+    rc->secure = ca.secure;
 }
 
 /* h2o keeps pointers to header values until the response is written: copy the id

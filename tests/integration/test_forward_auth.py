@@ -699,9 +699,29 @@ def test_configured_default_rate_limit_applies(make_server):
 
 
 # -- the per-address limit for failed keys -----------------------------------------------------------
+# A proxy on this host, named in trusted_proxies, speaks for its clients; see
+# test_trusted_proxies.py for the peers that are not trusted.
+
+TRUST_LOCAL = {"trusted_proxies": "127.0.0.1"}
+
+
+def test_without_trusted_proxies_address_headers_are_ignored(make_server):
+    """None are trusted by default: a local process cannot pick the address its
+    failures count against, so it cannot lock another client out."""
+    srv = make_server(config={"failed_key_limit": "2/60"})
+    w = srv.create_workspace()
+    k = w.create_key()
+    for i in range(2):
+        assert_refused(fa(srv, "/r", "GET", key=make_secret(),
+                          headers={"X-Real-IP": f"203.0.113.{i}",
+                                   "X-Forwarded-For": f"198.51.100.{i}"}), 401, "invalid_key")
+    # both failures were the peer's own, whatever it claimed
+    assert_refused(fa(srv, "/r", "GET", key=k["secret"], headers={"X-Real-IP": "192.0.2.50"}),
+                   429, "too_many_requests")
+
 
 def test_failed_keys_count_against_x_real_ip(make_server):
-    srv = make_server(config={"failed_key_limit": "2/60"})
+    srv = make_server(config={"failed_key_limit": "2/60", **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     a = {"X-Real-IP": "203.0.113.7"}
@@ -729,7 +749,7 @@ def test_failed_keys_count_against_x_real_ip(make_server):
 
 
 def test_failed_keys_count_against_the_last_x_forwarded_for_hop(make_server):
-    srv = make_server(config={"failed_key_limit": "2/60"})
+    srv = make_server(config={"failed_key_limit": "2/60", **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     for xff in ("198.51.100.1, 203.0.113.7", "10.0.0.1,203.0.113.7"):
@@ -753,7 +773,7 @@ def test_failed_keys_count_against_the_last_x_forwarded_for_hop(make_server):
 
 
 def test_an_address_header_that_is_not_an_address_counts_for_the_peer(make_server):
-    srv = make_server(config={"failed_key_limit": "2/60"})
+    srv = make_server(config={"failed_key_limit": "2/60", **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     junk = ["not-an-ip", "203.0.113.7, nonsense", "203.0.113.999"]
@@ -769,15 +789,15 @@ def test_an_address_header_that_is_not_an_address_counts_for_the_peer(make_serve
                 k, w)
 
 
-def test_address_headers_from_a_remote_peer_are_ignored(make_server):
-    srv = make_server(config={"failed_key_limit": "2/60"})
+def test_address_headers_from_an_untrusted_peer_are_ignored(make_server):
+    srv = make_server(config={"failed_key_limit": "2/60", **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     if not other_address_works(srv):
         pytest.skip("127.0.0.2 is not usable as a client address here")
     h = http_from("127.0.0.2")
     with h:
-        # a peer that is not on this host cannot choose the address it is counted as
+        # a peer not in trusted_proxies cannot choose the address it is counted as
         for ip in ("192.0.2.1", "192.0.2.2"):
             assert_refused(fa(srv, "/r", "GET", key=make_secret(), session=h,
                               headers={"X-Real-IP": ip}), 401, "invalid_key")
@@ -791,7 +811,7 @@ def test_address_headers_from_a_remote_peer_are_ignored(make_server):
 def test_public_routes_and_missing_keys_do_not_count(make_server, tmp_path):
     routes = tmp_path / "routes"
     routes.write_text("* /public/** public\n* /** any\n")
-    srv = make_server(config={"failed_key_limit": "2/60", "routes": str(routes)})
+    srv = make_server(config={"failed_key_limit": "2/60", "routes": str(routes), **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     a = {"X-Real-IP": "203.0.113.7"}

@@ -339,7 +339,8 @@ def test_failed_keys_count_for_the_client_behind_nginx(tmp_path, start_nginx):
     """nginx passes the client's address in X-Real-IP: one client's bad keys hold back
     that client only, not every client of the proxy. latchkey answers the blocked
     client 429, which auth_request turns into 500."""
-    srv = latchkey_with_routes(tmp_path / "lk", ROUTES, failed_key_limit="2/60")
+    srv = latchkey_with_routes(tmp_path / "lk", ROUTES, failed_key_limit="2/60",
+                               trusted_proxies="127.0.0.1")
     try:
         w = srv.create_workspace()
         k = w.create_key()
