@@ -208,7 +208,9 @@ static void shape_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs
 static enum lk_err err_for_status(int status)
 {
     switch (status) {
-    case 400: return LK_ERR_BAD_JSON;
+    case 400: /* h2o: a broken Content-Length, Transfer-Encoding or chunk */
+    case 417: /* h2o: an Expect other than 100-continue */
+        return LK_ERR_INVALID_REQUEST;
     case 404: return LK_ERR_NOT_FOUND;
     case 405: return LK_ERR_METHOD_NOT_ALLOWED;
     case 413: return LK_ERR_PAYLOAD_TOO_LARGE;
@@ -232,7 +234,7 @@ static void shape_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
 
         lk_errinfo_clear(&ei);
         new_request_id(rid);
-        if (e == LK_ERR_BAD_JSON)
+        if (e == LK_ERR_INVALID_REQUEST)
             snprintf(ei.detail, sizeof(ei.detail), "malformed HTTP request");
         body = lk_respond_error_body(e, &ei, rid);
         n = json_dumpb(body, NULL, 0, JSON_COMPACT);
