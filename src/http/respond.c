@@ -29,6 +29,11 @@ static void new_request_id(char out[24])
     out[20] = '\0';
 }
 
+void lk_respond_new_request_id(char out[24])
+{
+    new_request_id(out);
+}
+
 void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app)
 {
     struct lk_clientaddr ca;

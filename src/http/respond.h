@@ -34,6 +34,9 @@ struct lk_reqctx {
     long fwd_rule;
 };
 
+/* Writes a new request id ("req_" and 16 characters, NUL-terminated) to out. */
+void lk_respond_new_request_id(char out[24]);
+
 /* Fills rc for req: request id, clock, the client's address. */
 void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app);
 

@@ -153,3 +153,122 @@ def test_a_head_just_under_8k_is_served(server):
     assert len(head) <= 8192
     raw, _ = exchange(server.port, head)
     assert [s for s, _, _ in responses(raw)] == [200], raw[:300]
+
+
+# -- malformed request heads ---------------------------------------------------------------------
+# h2o 2.2.5's parser (picohttpparser) refuses these heads; h2o itself would answer a
+# fixed plain-text "400 Bad Request". latchkey reads a connection's first head
+# before h2o does and answers in the error shape.
+
+MALFORMED = {
+    "garbage": b"GARBAGE\r\n\r\n",
+    "bad-version": b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+    "control-in-target": b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n",
+    "header-without-colon": b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n",
+    "empty-header-name": b"GET /healthz HTTP/1.1\r\n: v\r\n\r\n",
+    "space-before-colon": b"GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n",
+    "nul-in-value": b"GET /healthz HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+    "del-in-value": b"GET /healthz HTTP/1.1\r\nX: a\x7fb\r\n\r\n",
+    "bare-cr": b"GET /healthz HTTP/1.1\rHost: x\r\n\r\n",
+    "101-headers": b"GET /healthz HTTP/1.1\r\n" +
+                   b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n",
+    "binary": b"\x00\xff\x00\xff" * 100,
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_a_malformed_head_gets_the_error_shape(server, name):
+    raw, closed = exchange(server.port, MALFORMED[name])
+    got = responses(raw)
+    assert len(got) == 1, raw[:300]
+    status, headers, body = got[0]
+    assert_error_shape(status, headers, body, 400, "invalid_request")
+    assert headers.get("connection", "").lower() == "close" and closed, headers
+    expect_status(server.get("/healthz"), 200)
+
+
+def test_an_unfinished_head_over_8k_is_refused_without_waiting_for_more(server):
+    """The first head is never buffered past 8 KiB: 431 while the client is still
+    sending (h2o alone would wait for up to 408 KiB)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000)
+        raw = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            raw += b
+    got = responses(raw)
+    assert len(got) == 1, raw[:300]
+    assert_error_shape(*got[0], 431, "headers_too_large")
+
+
+@pytest.mark.parametrize("head,what", [
+    (b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "unknown coding"),
+    (b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "broken length"),
+    (b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+     "broken chunk"),
+    (b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: telepathy\r\n\r\n{}",
+     "unknown expectation"),
+])
+def test_h2o_refusals_of_a_body_are_in_the_error_shape(server, head, what):
+    raw, closed = exchange(server.port, head)
+    got = responses(raw)
+    assert len(got) == 1, (what, raw[:300])
+    assert_error_shape(*got[0], 400, "invalid_request")
+    assert closed, what
+
+
+def test_http2_with_prior_knowledge_still_reaches_h2o(server):
+    raw, _ = exchange(server.port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", timeout=3)
+    # h2o answers with its SETTINGS frame (type 4), not an HTTP/1.1 refusal
+    assert len(raw) >= 9 and raw[3] == 4, raw[:40]
+
+
+# -- what remains h2o's (docs/http-api.md) ----------------------------------------------------
+# On a kept-alive connection, later request heads are read by h2o alone.
+
+GOOD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_a_later_malformed_head_gets_h2o_plain_400(server):
+    raw, closed = exchange(server.port, GOOD + b"GARBAGE\r\n\r\n")
+    first_end = raw.find(b"{\"status\":\"ok\"}")
+    assert first_end > 0, raw[:300]
+    rest = raw[first_end + len(b"{\"status\":\"ok\"}"):]
+    assert rest.startswith(b"HTTP/1.1 400 Bad Request\r\n"), rest[:200]
+    assert rest.endswith(b"\r\n\r\nBad Request"), rest[-100:]
+    assert b"text/plain" in rest and b"Connection: close" in rest, rest
+    assert closed
+    expect_status(server.get("/healthz"), 200)
+
+
+def test_a_later_complete_head_over_8k_is_431_in_the_error_shape(server):
+    big = b"GET /healthz?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw, closed = exchange(server.port, GOOD + big)
+    got = responses(raw)
+    assert [s for s, _, _ in got] == [200, 431], raw[:400]
+    assert_error_shape(*got[1], 431, "headers_too_large")
+    assert closed
+
+
+def test_a_later_head_over_408k_gets_h2o_plain_400(server):
+    """h2o buffers a later head up to H2O_MAX_REQLEN (8192 + 4096 * 100 bytes)."""
+    big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (420 * 1024) + b"\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as s:
+        s.sendall(GOOD)
+        try:
+            s.sendall(big)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        raw = b""
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                raw += b
+        except ConnectionResetError:
+            pass
+    assert b"HTTP/1.1 400 Bad Request\r\n" in raw and raw.endswith(b"Bad Request"), raw[-200:]
+    expect_status(server.get("/healthz"), 200)
