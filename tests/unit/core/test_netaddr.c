@@ -76,6 +76,7 @@ static const struct {
     {"0.0.0.0/0", "8.8.8.8", true},
     {"0.0.0.0/0", "2001:db8::1", false}, /* an IPv4 range holds only IPv4 */
     {"::/0", "2001:db8::1", true},
+    {"::/0", "8.8.8.8", true}, /* as ::ffff:8.8.8.8 */
     {"2001:db8::/32", "2001:db8:ffff::1", true},
     {"2001:db8::/32", "2001:db9::1", false},
     {"2001:db8::/127", "2001:db8::1", true},
