@@ -76,7 +76,9 @@ static struct lk_limits_config limits_of(const struct lk_config *file)
 static int open_app(const char *db, const char *pepper, const struct lk_config *file,
                     struct lk_route_rules *routes, bool serving, struct lk_app **app)
 {
-    struct lk_app_config cfg = {db, pepper, limits_of(file), routes, serving};
+    struct lk_app_config cfg = {.db_url = db, .pepper_file = pepper, .limits = limits_of(file),
+                                .routes = routes, .serving = serving,
+                                .trusted_proxies = file->trusted_proxies};
     struct lk_errinfo ei;
 
     lk_errinfo_clear(&ei);
@@ -194,9 +196,11 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
                                          {"threads", required_argument, NULL, 't'},
                                          {"config", required_argument, NULL, 'c'},
                                          {"routes", required_argument, NULL, 'r'},
+                                         {"trusted-proxies", required_argument, NULL, 'T'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *db = NULL, *listen = NULL, *pepper = NULL, *config = NULL, *routes_file = NULL;
+    const char *trusted = NULL;
     struct lk_route_rules routes = {0};
     struct lk_config file = {0};
     sigset_t sigs;
@@ -219,6 +223,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
             break;
         case 'c': config = optarg; break;
         case 'r': routes_file = optarg; break;
+        case 'T': trusted = optarg; break;
         case 'h': return lk_cli_help(self);
         default: return lk_cli_usage(self);
         }
@@ -239,6 +244,12 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         threads = file.threads;
     if (routes_file == NULL && file.routes[0])
         routes_file = file.routes;
+    if (trusted != NULL) { /* the flag's list replaces the file's */
+        file.trusted_proxies.n = 0;
+        lk_errinfo_clear(&ei);
+        if (lk_netaddr_list_add(&file.trusted_proxies, trusted, strlen(trusted), &ei) != LK_OK)
+            return lk_cli_fail("--trusted-proxies: %s", ei.detail);
+    }
     if (parse_listen(listen, host, sizeof(host), &sc.port) != 0)
         return lk_cli_fail("--listen wants HOST:PORT, e.g. 127.0.0.1:8080");
     if (routes_file != NULL && (rc = load_routes(routes_file, &routes)) != 0)
@@ -269,5 +280,5 @@ const struct lk_cmd lk_cmd_init = {
 const struct lk_cmd lk_cmd_serve = {
     "serve",
     "serve [--listen HOST:PORT] [--db URL] [--config FILE] [--routes FILE] [--pepper-file FILE] "
-    "[--threads N]",
+    "[--threads N] [--trusted-proxies ADDR[/BITS],...]",
     "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db)", run_serve};

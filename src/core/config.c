@@ -54,6 +54,13 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         c->threads = (int)n;
         return LK_OK;
     }
+    if (nlen == 15 && memcmp(name, "trusted_proxies", 15) == 0) {
+        struct lk_errinfo lei;
+        lk_errinfo_clear(&lei);
+        if (lk_netaddr_list_add(&c->trusted_proxies, value, vlen, &lei) != LK_OK)
+            return fail(ei, line, field, lei.detail);
+        return LK_OK;
+    }
     static const struct {
         const char *name;
         size_t off;

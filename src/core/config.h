@@ -8,6 +8,7 @@
  *   threads     = 2
  *   rate_limit  = 600/60     # default per-key limit: 600 checks per 60 s
  *   failed_key_limit = none
+ *   trusted_proxies = 127.0.0.1, ::1, 10.0.0.0/8   # may be repeated: the lists add up
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/netaddr.h"
 
 #define LK_CONFIG_MAX_BYTES (64 * 1024) /* a config file larger than this is refused */
 #define LK_CONFIG_MAX_LINE 1024
@@ -39,6 +41,9 @@ struct lk_config {
     struct lk_rate test_rate_limit;  /* default for test keys without their own */
     struct lk_rate failed_key_limit; /* unknown keys per client address */
     struct lk_rate login_rate_limit; /* login attempts per client address */
+    /* Peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are believed;
+     * empty (the default): nobody's. */
+    struct lk_netaddr_list trusted_proxies;
 };
 
 /* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */

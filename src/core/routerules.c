@@ -145,11 +145,36 @@ static enum lk_err parse_rule(struct token *tk, size_t n, long line, struct lk_r
     return LK_OK;
 }
 
+/* A line starting with a lower-case word: `path_params MODE`. */
+static enum lk_err parse_directive(struct token *tk, size_t n, long line, bool *seen,
+                                   struct lk_route_rules *out, struct lk_errinfo *ei)
+{
+    static const struct {
+        const char *name;
+        enum lk_route_params mode;
+    } modes[] = {{"reject", LK_PARAMS_REJECT},
+                 {"strip", LK_PARAMS_STRIP},
+                 {"literal", LK_PARAMS_LITERAL}};
+
+    if (!tok_is(&tk[0], "path_params"))
+        return fail(ei, line, "unknown directive (a rule's METHOD is upper case or *)");
+    if (*seen)
+        return fail(ei, line, "path_params is set once");
+    for (size_t i = 0; n == 2 && i < LK_ARRAY_LEN(modes); i++)
+        if (tok_is(&tk[1], modes[i].name)) {
+            out->params = modes[i].mode;
+            *seen = true;
+            return LK_OK;
+        }
+    return fail(ei, line, "path_params wants reject, strip or literal");
+}
+
 enum lk_err lk_route_rules_parse(const char *text, size_t len, struct lk_route_rules *out,
                                  struct lk_errinfo *ei)
 {
     size_t pos = 0, cap = 0;
     long line = 0;
+    bool params_seen = false;
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
@@ -184,6 +209,11 @@ enum lk_err lk_route_rules_parse(const char *text, size_t len, struct lk_route_r
         pos = nl ? (size_t)(nl - text) + 1 : len;
         if (n == 0)
             continue;
+        if (tk[0].s[0] >= 'a' && tk[0].s[0] <= 'z') {
+            if ((e = parse_directive(tk, n, line, &params_seen, out, ei)) != LK_OK)
+                return e;
+            continue;
+        }
         if (out->n == LK_ROUTES_MAX_RULES)
             return fail(ei, line, "too many rules");
         out->rules = lk_grow(out->rules, out->n, &cap, sizeof(*out->rules));
@@ -208,7 +238,8 @@ void lk_route_rules_free(struct lk_route_rules *r)
     memset(r, 0, sizeof(*r));
 }
 
-long lk_route_path_normalize(const char *path, size_t len, char *out, size_t outsz)
+long lk_route_path_normalize(const char *path, size_t len, enum lk_route_params params,
+                             char *out, size_t outsz)
 {
     size_t n = 0, i = 1; /* out holds "/seg/seg" (n bytes), or nothing for the root */
     bool dir = false;    /* the path names a directory: ends in '/', '.' or '..' */
@@ -226,6 +257,13 @@ long lk_route_path_normalize(const char *path, size_t len, char *out, size_t out
         while (i < len && path[i] != '/') {
             int hi, lo;
             unsigned char ch = (unsigned char)path[i];
+            if (ch == ';' && params != LK_PARAMS_LITERAL) {
+                if (params == LK_PARAMS_REJECT)
+                    return -1; /* a servlet container would drop what follows */
+                while (i < len && path[i] != '/')
+                    i++; /* strip: the parameters are no part of the name */
+                break;
+            }
             if (ch == '%') {
                 if (i + 2 >= len || (hi = lk_hex_value(path[i + 1])) < 0 ||
                     (lo = lk_hex_value(path[i + 2])) < 0)
@@ -233,8 +271,9 @@ long lk_route_path_normalize(const char *path, size_t len, char *out, size_t out
                 ch = (unsigned char)(hi << 4 | lo);
                 /* An encoded separator, or an encoded '%' that a server decoding
                  * twice would read as another escape: a path with more than one
-                 * meaning, which no rule judges. */
-                if (ch == '/' || ch == '%')
+                 * meaning, which no rule judges. So is an encoded ';' unless ';'
+                 * means nothing. */
+                if (ch == '/' || ch == '%' || (ch == ';' && params != LK_PARAMS_LITERAL))
                     return -1;
                 i += 3;
             } else {

@@ -7,6 +7,15 @@
  * METHOD is a method or `*`; in PATH-PATTERN `*` is one path segment and `**`
  * (last only) any rest, none included; NEEDS is a permission query, `any` (any
  * valid key) or `public` (no key needed). Pure: the caller reads the file.
+ *
+ * A line whose first word is lower case is a directive, not a rule (methods are
+ * upper case). One exists: `path_params reject|strip|literal`, at most once, says
+ * what a `;` in a path segment means (Tomcat, Jetty and Spring serve
+ * `/admin;x/users` as `/admin/users`, and `/public/..;/admin` as `/admin`):
+ *   reject   (the default) a path with `;` (or `%3B`) is refused: no rule judges it;
+ *   strip    `;` to the end of its segment is dropped before `.`/`..` are
+ *            resolved, as those servers do (`%3B` is still refused);
+ *   literal  `;` is an ordinary character, for backends that never split on it.
  */
 #ifndef LK_ROUTERULES_H
 #define LK_ROUTERULES_H
@@ -24,6 +33,9 @@
 
 enum lk_route_needs { LK_NEEDS_QUERY = 0, LK_NEEDS_ANY, LK_NEEDS_PUBLIC };
 
+/* What `;` in a path segment means (the `path_params` directive). */
+enum lk_route_params { LK_PARAMS_REJECT = 0, LK_PARAMS_STRIP, LK_PARAMS_LITERAL };
+
 struct lk_route_rule {
     char method[16];          /* upper case, or "*" */
     char *pattern;            /* owned */
@@ -37,6 +49,7 @@ struct lk_route_rule {
 struct lk_route_rules {
     struct lk_route_rule *rules;
     size_t n;
+    enum lk_route_params params; /* LK_PARAMS_REJECT unless the file says otherwise */
 };
 
 /* Parses text[0..len) into *out (zeroed first). Returns LK_OK, or
@@ -52,12 +65,14 @@ long lk_route_rules_match(const struct lk_route_rules *r, const char *method, si
                           const char *path, size_t plen);
 
 /* Puts path[0..len) in the form a web server serves it under, so a rule cannot
- * be dodged by spelling the path another way: %XX decoded, `.` and `..`
- * segments resolved, repeated slashes merged. Writes at most outsz - 1 bytes and
- * a NUL to out; returns the length, or -1 for a path no rule should judge: not
- * starting with '/', `..` above the root, an encoded '/' or '%', a '\' or
- * control character, a bad %-escape, or too long. */
-long lk_route_path_normalize(const char *path, size_t len, char *out, size_t outsz);
+ * be dodged by spelling the path another way: %XX decoded, `;` parameters as
+ * `params` says, `.` and `..` segments resolved, repeated slashes merged.
+ * Writes at most outsz - 1 bytes and a NUL to out; returns the length, or -1 for
+ * a path no rule should judge: not starting with '/', `..` above the root, an
+ * encoded '/' or '%', a '\' or control character, a bad %-escape, a `;` that
+ * `params` refuses, or too long. */
+long lk_route_path_normalize(const char *path, size_t len, enum lk_route_params params,
+                             char *out, size_t outsz);
 
 /* True when path[0..plen) matches the pattern. */
 bool lk_route_pattern_match(const char *pattern, const char *path, size_t plen);

@@ -7,8 +7,6 @@
  * cost and all. 200 carries the key's identity in X-Latchkey-* headers; any other
  * answer is the error the proxy passes on.
  */
-#include <arpa/inet.h>
-
 #include "base/common.h"
 #include "http/handlers.h"
 #include "http/keyread.h"
@@ -17,59 +15,26 @@
 
 #define LK_FORWARD_PATH_MAX 2048 /* longer forwarded paths are refused */
 
-/* The value of header `name`, or an empty view. */
-static h2o_iovec_t header(h2o_req_t *req, const char *name)
+/* The one value that headers a and b (two conventions for one thing) give, in
+ * *out, or an empty view when neither is present. Returns false when they give
+ * two different values, counting a header repeated with another value: nginx
+ * passes a client's own X-Forwarded-* on beside the X-Original-* it sets, and a
+ * check must not judge one request while the backend serves another. */
+static bool forwarded(h2o_req_t *req, const char *a, const char *b, h2o_iovec_t *out)
 {
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
-    return i != -1 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
-}
+    size_t alen = strlen(a), blen = strlen(b);
 
-/* The first of the two headers present, or an empty view. */
-static h2o_iovec_t first_header(h2o_req_t *req, const char *a, const char *b)
-{
-    h2o_iovec_t v = header(req, a);
-    return v.base != NULL ? v : header(req, b);
-}
-
-/* Sets rc->address to the address in v (the last entry of a list), if it is
- * one: a header cannot name arbitrary throttle buckets. */
-static bool take_address(struct lk_reqctx *rc, h2o_iovec_t v)
-{
-    char buf[64];
-    unsigned char bin[16];
-
-    if (v.base == NULL)
-        return false;
-    for (size_t i = v.len; i > 0; i--) /* the last hop of a list */
-        if (v.base[i - 1] == ',') {
-            v = h2o_iovec_init(v.base + i, v.len - i);
-            break;
-        }
-    while (v.len > 0 && (v.base[0] == ' ' || v.base[0] == '\t')) {
-        v.base++;
-        v.len--;
+    *out = h2o_iovec_init(NULL, 0);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (!h2o_memis(h->name->base, h->name->len, a, alen) &&
+            !h2o_memis(h->name->base, h->name->len, b, blen))
+            continue;
+        if (out->base != NULL && !h2o_memis(out->base, out->len, h->value.base, h->value.len))
+            return false;
+        *out = h->value;
     }
-    while (v.len > 0 && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))
-        v.len--;
-    if (v.len == 0 || v.len >= sizeof(buf))
-        return false;
-    memcpy(buf, v.base, v.len);
-    buf[v.len] = '\0';
-    if (inet_pton(AF_INET, buf, bin) != 1 && inet_pton(AF_INET6, buf, bin) != 1)
-        return false;
-    snprintf(rc->address, sizeof(rc->address), "%s", buf);
     return true;
-}
-
-/* A proxy on this host speaks for its client: count failed keys against the
- * client's address (X-Real-IP, else the last X-Forwarded-For hop the proxy
- * added), not against the proxy's, which all clients share. */
-static void client_address(struct lk_reqctx *rc)
-{
-    if (strcmp(rc->address, "127.0.0.1") != 0 && strcmp(rc->address, "::1") != 0)
-        return;
-    if (!take_address(rc, header(rc->req, "x-real-ip")))
-        take_address(rc, header(rc->req, "x-forwarded-for"));
 }
 
 static void request_of(const struct lk_route_rule *rule, h2o_iovec_t key, const char *address,
@@ -87,8 +52,8 @@ static void request_of(const struct lk_route_rule *rule, h2o_iovec_t key, const 
 int lk_h_forward_auth(struct lk_reqctx *rc)
 {
     h2o_req_t *req = rc->req;
-    h2o_iovec_t method = first_header(req, "x-forwarded-method", "x-original-method");
-    h2o_iovec_t uri = first_header(req, "x-forwarded-uri", "x-original-uri"), query, key;
+    h2o_iovec_t method, uri, query, key;
+    struct lk_errinfo ei;
     const struct lk_route_rule *rule;
     char path[LK_FORWARD_PATH_MAX];
     struct lk_verify_req vr;
@@ -100,6 +65,14 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
     long r, n;
     enum lk_err e;
 
+    lk_errinfo_clear(&ei);
+    if (!forwarded(req, "x-forwarded-method", "x-original-method", &method) ||
+        !forwarded(req, "x-forwarded-uri", "x-original-uri", &uri)) {
+        lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
+                       "The forwarded request is ambiguous: its method or URI headers "
+                       "(X-Forwarded-* and X-Original-*) disagree");
+        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
+    }
     if (method.base == NULL)
         method = req->method;
     if (uri.base == NULL)
@@ -114,8 +87,13 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
             query.len = i;
     /* Rules judge the path the backend will serve, however it was spelled; a
      * path with no one meaning is refused. */
-    if ((n = lk_route_path_normalize(uri.base, plen, path, sizeof(path))) < 0)
-        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, NULL);
+    if ((n = lk_route_path_normalize(uri.base, plen, rc->app->routes.params, path,
+                                     sizeof(path))) < 0) {
+        lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
+                       "The forwarded path has more than one meaning (a ';', an encoded '/' "
+                       "or '%%', a '\\', a control character or '..' above the root)");
+        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
+    }
     r = lk_route_rules_match(&rc->app->routes, method.base, method.len, path, (size_t)n);
     if (r < 0)
         return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, NULL);
@@ -124,7 +102,6 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         return lk_respond_raw(rc, 200, H2O_STRLIT("{\"public\":true}"));
     if ((e = lk_keyread_query(req, query, &key)) != LK_OK)
         return lk_respond_error(rc, e, NULL);
-    client_address(rc);
     request_of(rule, key, rc->address, rc->now, &vr);
     lk_keycache_read_lock();
     e = lk_verify(rc->app, &vr, &k, &info);

@@ -190,7 +190,7 @@ int lk_mgmt_submit_as(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn, u
         m->key_len = key.len;
     }
     workspace_hint(req, m->workspace, sizeof(m->workspace));
-    m->secure = req->scheme == &H2O_URL_SCHEME_HTTPS;
+    m->secure = rc->secure;
     if (req->entity.base != NULL) {
         m->body = lk_strndup(req->entity.base, req->entity.len);
         m->body_len = req->entity.len;

@@ -1,12 +1,9 @@
 #include "http/respond.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include "base/clock.h"
 #include "base/common.h"
 #include "base/rand.h"
+#include "http/clientaddr.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 /* Request ids need to be unique, not secret: a per-thread xorshift seeded from the CSPRNG. */
@@ -32,23 +29,24 @@ static void new_request_id(char out[24])
     out[20] = '\0';
 }
 
+void lk_respond_new_request_id(char out[24])
+{
+    new_request_id(out);
+}
+
 void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app)
 {
-    struct sockaddr_storage ss;
-    socklen_t n;
+    struct lk_clientaddr ca;
 
     memset(rc, 0, sizeof(*rc));
     rc->req = req;
     rc->app = app;
     rc->now = lk_clock_now_s();
     new_request_id(rc->request_id);
-    n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (n > 0 && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, rc->address,
-                  sizeof(rc->address));
-    else if (n > 0 && ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, rc->address,
-                  sizeof(rc->address));
+    /* The one place the client is named: limits and audit all use it. */
+    lk_clientaddr_resolve(req, &app->trusted_proxies, &ca);
+    snprintf(rc->address, sizeof(rc->address), "%s", ca.text);
+    rc->secure = ca.secure;
 }
 
 /* h2o keeps pointers to header values until the response is written: copy the id
@@ -274,7 +272,9 @@ static void shape_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs
 static enum lk_err err_for_status(int status)
 {
     switch (status) {
-    case 400: return LK_ERR_BAD_JSON;
+    case 400: /* h2o: a broken Content-Length, Transfer-Encoding or chunk */
+    case 417: /* h2o: an Expect other than 100-continue */
+        return LK_ERR_INVALID_REQUEST;
     case 404: return LK_ERR_NOT_FOUND;
     case 405: return LK_ERR_METHOD_NOT_ALLOWED;
     case 413: return LK_ERR_PAYLOAD_TOO_LARGE;
@@ -297,7 +297,7 @@ static void shape_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
 
         lk_errinfo_clear(&ei);
         new_request_id(rid);
-        if (e == LK_ERR_BAD_JSON)
+        if (e == LK_ERR_INVALID_REQUEST)
             snprintf(ei.detail, sizeof(ei.detail), "malformed HTTP request");
         s = (struct shape_ostream *)h2o_add_ostream(req, sizeof(*s), slot);
         s->body.base = render_error(req, e, &ei, rid, &n);

@@ -26,14 +26,18 @@ struct lk_reqctx {
     int64_t now;
     char request_id[24];
     h2o_iovec_t params[LK_ROUTE_MAX_PARAMS]; /* captured path segments */
-    char address[64];                        /* peer address, for audit events */
+    char address[64];  /* the client (http/clientaddr.h): per-address limits, audit */
+    bool secure;       /* came over TLS, to us or to a trusted proxy */
     /* Forward-auth hands a request to a worker with the key it read from the
      * forwarded request and the route rule that matched. */
     h2o_iovec_t fwd_key;
     long fwd_rule;
 };
 
-/* Fills rc for req: request id, clock, peer address. */
+/* Writes a new request id ("req_" and 16 characters, NUL-terminated) to out. */
+void lk_respond_new_request_id(char out[24]);
+
+/* Fills rc for req: request id, clock, the client's address. */
 void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app);
 
 /* Sends a response with latchkey's headers: content type, no-store, the request

@@ -2,6 +2,7 @@
 
 #include "base/common.h"
 #include "http/handlers.h"
+#include "http/reqhead.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 typedef int (*lk_handler_fn)(struct lk_reqctx *rc);
@@ -96,7 +97,15 @@ int lk_routes_dispatch(struct lk_reqctx *rc)
     h2o_req_t *req = rc->req;
     size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     bool path_known = false;
+    struct lk_errinfo ei;
+    enum lk_err e;
 
+    lk_errinfo_clear(&ei);
+    if ((e = lk_reqhead_check(req, &ei)) != LK_OK) {
+        /* Close after answering: what follows the head may be a smuggled request. */
+        req->http1_is_persistent = 0;
+        return lk_respond_error(rc, e, &ei);
+    }
     if (headers_too_large(req))
         return lk_respond_error(rc, LK_ERR_HEADERS_TOO_LARGE, NULL);
     for (size_t i = 0; i < LK_ARRAY_LEN(routes); i++) {

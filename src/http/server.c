@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "http/jsonin.h"
 #include "http/mgmt.h"
+#include "http/reqhead.h"
 #include "http/respond.h"
 #include "http/routes.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -60,7 +61,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         return;
     if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
         return;
-    h2o_accept(listener->data, sock);
+    lk_reqhead_accept(listener->data, sock); /* reads the first head, then h2o_accept() */
 }
 
 /* SO_REUSEPORT would also let a second latchkey (or anything of the same user)

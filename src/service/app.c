@@ -98,6 +98,7 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     pthread_mutex_init(&app->write_mu, NULL);
     app->lock_fd = -1;
     app->serving = cfg->serving;
+    app->trusted_proxies = cfg->trusted_proxies;
     app->limits = cfg->limits;
     app->failed_keys = throttle_of(cfg->limits.failed_key);
     app->login_rate = throttle_of(cfg->limits.login);

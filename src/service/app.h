@@ -46,6 +46,9 @@ struct lk_app_config {
      * False for commands that only read or add (init, seed): they leave leases
      * alone. */
     bool serving;
+    /* Peers believed about the client's address and scheme (config
+     * `trusted_proxies`); none: every peer is the client. */
+    struct lk_netaddr_list trusted_proxies;
 };
 
 /* Transparent to the service layer; the http layer only passes it along. */
@@ -67,6 +70,7 @@ struct lk_app {
     struct lk_route_rules routes;    /* forward-auth rules; read-only after open */
     int lock_fd;                     /* the serve lock, or -1 */
     bool serving;
+    struct lk_netaddr_list trusted_proxies; /* read-only after open */
 };
 
 /* Opens the store (applying migrations), reads the pepper, loads every key into

@@ -81,3 +81,19 @@ def test_missing_config_file_is_refused(tmp_path):
                        env=clean_env(), cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "cannot read config file" in r.stderr
+
+
+def test_bad_trusted_proxies_are_refused(tmp_path):
+    for n, text in enumerate(["trusted_proxies = 10.0.0.0/33\n",
+                              "trusted_proxies = 127.0.0.1\ntrusted_proxies = proxy.local\n"]):
+        conf = tmp_path / f"bad{n}.conf"
+        conf.write_text(text)
+        r = subprocess.run([BIN, "serve", "--config", str(conf)], env=clean_env(),
+                           cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0
+        assert f"line {n + 1}" in r.stderr and "not an address" in r.stderr, r.stderr
+    r = subprocess.run([BIN, "serve", "--trusted-proxies", "127.0.0.1,nope"], env=clean_env(),
+                       cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "--trusted-proxies" in r.stderr and '"nope"' in r.stderr, r.stderr
+    assert not (tmp_path / "latchkey.db").exists()

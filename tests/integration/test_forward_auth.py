@@ -375,15 +375,121 @@ def test_method_and_uri_headers_choose_the_rule(rules_server, rws, style):
                    403, "insufficient_permissions")
 
 
-def test_forwarded_headers_win_over_original_ones(rules_server, rws):
+def test_headers_of_the_two_conventions_that_disagree_are_refused(rules_server, rws):
+    """nginx passes the client's own X-Forwarded-* on beside the X-Original-* it
+    sets: when the two say different things the request is ambiguous, and is
+    refused with 403 (what nginx's auth_request passes on to the client)."""
     srv = rules_server
     deleter = rws.create_key(permissions=["items:delete"])
-    both = {"X-Forwarded-Method": "DELETE", "X-Original-Method": "GET",
-            "X-Forwarded-Uri": "/items/7", "X-Original-URI": "/docs/a/page"}
-    assert_pass(fa(srv, key=deleter["secret"], headers=both), deleter, rws)
-    swapped = {"X-Forwarded-Method": "GET", "X-Original-Method": "DELETE",
-               "X-Forwarded-Uri": "/docs/a/page", "X-Original-URI": "/items/7"}
-    assert_public(fa(srv, headers=swapped))
+    cases = [
+        {"X-Forwarded-Method": "DELETE", "X-Original-Method": "GET",
+         "X-Forwarded-Uri": "/items/7", "X-Original-URI": "/items/7"},
+        {"X-Forwarded-Method": "GET", "X-Original-Method": "DELETE",
+         "X-Forwarded-Uri": "/docs/a/page", "X-Original-URI": "/items/7"},
+        # a forged public URI beside the real one
+        {"X-Forwarded-Uri": "/docs/a/page", "X-Original-URI": "/items/7"},
+        {"X-Forwarded-Method": "delete", "X-Original-Method": "DELETE",
+         "X-Original-URI": "/items/7"},
+        {"X-Forwarded-Uri": "/items/7?x=1", "X-Original-URI": "/items/7"},
+    ]
+    for h in cases:
+        for key in (None, deleter["secret"]):
+            r = fa(srv, key=key, headers=h)
+            assert_refused(r, 403, "insufficient_permissions")
+            assert "ambiguous" in r.json()["error"]["message"], describe(r)
+    # the two conventions agreeing is one request
+    same = {"X-Forwarded-Method": "DELETE", "X-Original-Method": "DELETE",
+            "X-Forwarded-Uri": "/items/7", "X-Original-URI": "/items/7"}
+    assert_pass(fa(srv, key=deleter["secret"], headers=same), deleter, rws)
+
+
+def test_a_forwarded_header_given_twice_with_two_values_is_refused(rules_server, rws):
+    import http.client
+    deleter = rws.create_key(permissions=["items:delete"])
+
+    def send(lines):
+        c = http.client.HTTPConnection("127.0.0.1", rules_server.port, timeout=HTTP_TIMEOUT)
+        try:
+            c.putrequest("GET", FA)
+            c.putheader("Authorization", f"Bearer {deleter['secret']}")
+            for name, value in lines:
+                c.putheader(name, value)
+            c.endheaders()
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    status, body = send([("X-Original-URI", "/docs/a/page"), ("X-Original-URI", "/items/7"),
+                         ("X-Original-Method", "DELETE")])
+    assert status == 403 and b"ambiguous" in body, (status, body)
+    status, body = send([("X-Forwarded-Method", "GET"), ("X-Forwarded-Method", "DELETE"),
+                         ("X-Forwarded-Uri", "/items/7")])
+    assert status == 403 and b"ambiguous" in body, (status, body)
+    status, body = send([("X-Original-URI", "/items/7"), ("X-Original-URI", "/items/7"),
+                         ("X-Original-Method", "DELETE")])
+    assert status == 200, (status, body)
+
+
+# `;` path parameters: Tomcat, Jetty and Spring serve /admin;x/users as /admin/users
+# and /public/..;/admin as /admin. The routes file's `path_params` says what `;` means.
+
+PARAM_RULES = """GET     /public/**      public
+*       /admin/**       admin:read
+*       /**             any
+"""
+
+
+@pytest.mark.parametrize("uri", ["/public/..;/admin/users", "/admin;x/users",
+                                 "/admin;jsessionid=1/users", "/public/x;y",
+                                 "/admin%3bx/users", "/public/..%3B/admin/users"])
+def test_path_parameters_are_refused_by_default(make_server, tmp_path, uri):
+    routes = tmp_path / "routes"
+    routes.write_text(PARAM_RULES)
+    srv = make_server(config={"failed_key_limit": "none", "routes": str(routes)})
+    w = srv.create_workspace()
+    anykey = w.create_key(permissions=["content:read"])
+    admin = w.create_key(permissions=["admin:read"])
+    for key in (None, anykey["secret"], admin["secret"]):
+        r = fa(srv, uri, "GET", key=key)
+        assert_refused(r, 403, "insufficient_permissions")
+        assert "more than one meaning" in r.json()["error"]["message"], describe(r)
+    # no routes file at all: the same
+    plain = make_server(config={"failed_key_limit": "none"})
+    pk = plain.create_workspace().create_key()
+    assert_refused(fa(plain, uri, "GET", key=pk["secret"]), 403, "insufficient_permissions")
+
+
+def test_path_params_strip_judges_the_path_a_servlet_container_serves(make_server, tmp_path):
+    routes = tmp_path / "routes"
+    routes.write_text("path_params strip   # the backend is Tomcat\n" + PARAM_RULES)
+    srv = make_server(config={"failed_key_limit": "none", "routes": str(routes)})
+    w = srv.create_workspace()
+    reader = w.create_key(permissions=["content:read"])
+    admin = w.create_key(permissions=["admin:read"])
+    for uri in ("/public/..;/admin/users", "/admin;x/users", "/admin/users;jsessionid=1"):
+        assert_refused(fa(srv, uri, "GET"), 401, "missing_key")
+        assert_refused(fa(srv, uri, "GET", key=reader["secret"]), 403,
+                       "insufficient_permissions")
+        assert_pass(fa(srv, uri, "GET", key=admin["secret"]), admin, w)
+    assert_public(fa(srv, "/public/logo.png;v=2", "GET"))
+    # an encoded ';' is still ambiguous
+    assert_refused(fa(srv, "/admin%3bx/users", "GET", key=admin["secret"]), 403,
+                   "insufficient_permissions")
+
+
+def test_path_params_literal_takes_semicolons_as_written(make_server, tmp_path):
+    routes = tmp_path / "routes"
+    routes.write_text("path_params literal\n" + PARAM_RULES)
+    srv = make_server(config={"failed_key_limit": "none", "routes": str(routes)})
+    w = srv.create_workspace()
+    reader = w.create_key(permissions=["content:read"])
+    # /admin;x is a segment of its own, not /admin: the catch-all rule
+    assert_pass(fa(srv, "/admin;x/users", "GET", key=reader["secret"]), reader, w)
+    assert_refused(fa(srv, "/admin/users;x", "GET", key=reader["secret"]), 403,
+                   "insufficient_permissions")
+    # `..;` is not `..` then: a segment named `..;` under /public/
+    assert_public(fa(srv, "/public/..;/admin/users", "GET"))
 
 
 def test_method_header_alone_and_uri_header_alone(rules_server, rws):
@@ -699,9 +805,29 @@ def test_configured_default_rate_limit_applies(make_server):
 
 
 # -- the per-address limit for failed keys -----------------------------------------------------------
+# A proxy on this host, named in trusted_proxies, speaks for its clients; see
+# test_trusted_proxies.py for the peers that are not trusted.
+
+TRUST_LOCAL = {"trusted_proxies": "127.0.0.1"}
+
+
+def test_without_trusted_proxies_address_headers_are_ignored(make_server):
+    """None are trusted by default: a local process cannot pick the address its
+    failures count against, so it cannot lock another client out."""
+    srv = make_server(config={"failed_key_limit": "2/60"})
+    w = srv.create_workspace()
+    k = w.create_key()
+    for i in range(2):
+        assert_refused(fa(srv, "/r", "GET", key=make_secret(),
+                          headers={"X-Real-IP": f"203.0.113.{i}",
+                                   "X-Forwarded-For": f"198.51.100.{i}"}), 401, "invalid_key")
+    # both failures were the peer's own, whatever it claimed
+    assert_refused(fa(srv, "/r", "GET", key=k["secret"], headers={"X-Real-IP": "192.0.2.50"}),
+                   429, "too_many_requests")
+
 
 def test_failed_keys_count_against_x_real_ip(make_server):
-    srv = make_server(config={"failed_key_limit": "2/60"})
+    srv = make_server(config={"failed_key_limit": "2/60", **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     a = {"X-Real-IP": "203.0.113.7"}
@@ -729,7 +855,7 @@ def test_failed_keys_count_against_x_real_ip(make_server):
 
 
 def test_failed_keys_count_against_the_last_x_forwarded_for_hop(make_server):
-    srv = make_server(config={"failed_key_limit": "2/60"})
+    srv = make_server(config={"failed_key_limit": "2/60", **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     for xff in ("198.51.100.1, 203.0.113.7", "10.0.0.1,203.0.113.7"):
@@ -753,7 +879,7 @@ def test_failed_keys_count_against_the_last_x_forwarded_for_hop(make_server):
 
 
 def test_an_address_header_that_is_not_an_address_counts_for_the_peer(make_server):
-    srv = make_server(config={"failed_key_limit": "2/60"})
+    srv = make_server(config={"failed_key_limit": "2/60", **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     junk = ["not-an-ip", "203.0.113.7, nonsense", "203.0.113.999"]
@@ -769,15 +895,15 @@ def test_an_address_header_that_is_not_an_address_counts_for_the_peer(make_serve
                 k, w)
 
 
-def test_address_headers_from_a_remote_peer_are_ignored(make_server):
-    srv = make_server(config={"failed_key_limit": "2/60"})
+def test_address_headers_from_an_untrusted_peer_are_ignored(make_server):
+    srv = make_server(config={"failed_key_limit": "2/60", **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     if not other_address_works(srv):
         pytest.skip("127.0.0.2 is not usable as a client address here")
     h = http_from("127.0.0.2")
     with h:
-        # a peer that is not on this host cannot choose the address it is counted as
+        # a peer not in trusted_proxies cannot choose the address it is counted as
         for ip in ("192.0.2.1", "192.0.2.2"):
             assert_refused(fa(srv, "/r", "GET", key=make_secret(), session=h,
                               headers={"X-Real-IP": ip}), 401, "invalid_key")
@@ -791,7 +917,7 @@ def test_address_headers_from_a_remote_peer_are_ignored(make_server):
 def test_public_routes_and_missing_keys_do_not_count(make_server, tmp_path):
     routes = tmp_path / "routes"
     routes.write_text("* /public/** public\n* /** any\n")
-    srv = make_server(config={"failed_key_limit": "2/60", "routes": str(routes)})
+    srv = make_server(config={"failed_key_limit": "2/60", "routes": str(routes), **TRUST_LOCAL})
     w = srv.create_workspace()
     k = w.create_key()
     a = {"X-Real-IP": "203.0.113.7"}
@@ -935,6 +1061,9 @@ BAD_LINES = [
     ("GET /x public env=live", "public with an env"),
     ("GET /x storage:read AND", "broken query"),
     ("GET /x (storage:read", "unbalanced query"),
+    ("path_params maybe", "unknown path_params mode"),
+    ("path_params", "path_params without a mode"),
+    ("paths strip", "unknown directive"),
 ]
 
 

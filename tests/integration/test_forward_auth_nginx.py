@@ -1,13 +1,11 @@
-"""Forward auth behind a real nginx (docs/http-api.md, "Forward auth").
+"""Forward auth behind a real nginx (docs/http-api.md, "Forward auth"), configured
+with the shipped deploy/nginx/latchkey.conf, used as it is.
 
 Each test starts nginx (Debian package nginx-light) on loopback with a generated
-config in a scratch directory: a protected `location /` asks latchkey through
-`auth_request /_auth`, whose internal location proxies to /v1/forward-auth with the
-original URI and method in X-Original-URI / X-Original-Method, and passes the key id
-from `auth_request_set $key_id $upstream_http_x_latchkey_key_id` on to a backend.
-The backend is a second server block of the same nginx that echoes what it was
-given. (`return` cannot answer in the protected location itself: it runs in the
-rewrite phase, before auth_request's access phase, and would skip the check.)
+nginx.conf in a scratch directory: it defines the two upstreams the shipped file
+names (`latchkey`, and `app`: a second server block of the same nginx that echoes
+what reached it, one `name=value` a line) and includes the shipped file in the
+protected server. latchkey trusts 127.0.0.1, where nginx connects from.
 
 nginx answers a sub-request's 401 and 403 with that status (401 with the
 sub-request's WWW-Authenticate); any other refusal (402, 429) becomes 500.
@@ -19,6 +17,8 @@ import shutil
 import subprocess
 import time
 
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -28,9 +28,24 @@ from lkhelpers import HTTP_TIMEOUT, describe, http_from, make_secret
 ROUTES = """\
 GET     /public/**      public
 DELETE  /items/*        items:delete
+GET     /content/**     content:read
+POST    /content/*/run  workflows:execute AND content:read
 *       /admin/**       admin:read
 *       /**             any
 """
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_CONF = REPO / "deploy" / "nginx" / "latchkey.conf"
+
+ECHO = "\\n".join([
+    "backend", "method=$request_method", "uri=$uri", "args=$args",
+    "key=$http_x_latchkey_key_id", "ws=$http_x_latchkey_workspace_id",
+    "env=$http_x_latchkey_environment", "authorization=$http_authorization",
+    "x_api_key=$http_x_api_key", "x_auth_token=$http_x_auth_token",
+    "x_latchkey_workspace=$http_x_latchkey_workspace",
+    "x_forwarded_uri=$http_x_forwarded_uri", "x_forwarded_method=$http_x_forwarded_method",
+    "x_real_ip=$http_x_real_ip", "x_forwarded_for=$http_x_forwarded_for",
+]) + "\\n"
 
 NGINX_CONF = """\
 daemon off;
@@ -52,6 +67,9 @@ http {{
     scgi_temp_path {dir}/scgi;
     default_type text/plain;
 
+    upstream latchkey {{ server 127.0.0.1:{latchkey_port}; }}
+    upstream app {{ server 127.0.0.1:{backend_port}; }}
+
     # the protected site
     server {{
         listen 127.0.0.1:{port};
@@ -60,33 +78,14 @@ http {{
             return 200 "ready\\n";
         }}
 
-        location / {{
-            auth_request /_auth;
-            auth_request_set $key_id $upstream_http_x_latchkey_key_id;
-            auth_request_set $key_ws $upstream_http_x_latchkey_workspace_id;
-            auth_request_set $key_env $upstream_http_x_latchkey_environment;
-            proxy_set_header X-Key-Id $key_id;
-            proxy_set_header X-Key-Workspace $key_ws;
-            proxy_set_header X-Key-Env $key_env;
-            proxy_pass http://127.0.0.1:{backend_port};
-        }}
-
-        location = /_auth {{
-            internal;
-            proxy_pass http://127.0.0.1:{latchkey_port}/v1/forward-auth;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
-            proxy_set_header X-Original-Method $request_method;
-            proxy_set_header X-Real-IP $remote_addr;
-        }}
+        include {shipped};
     }}
 
     # the backend: says what reached it
     server {{
         listen 127.0.0.1:{backend_port};
         location / {{
-            return 200 "backend method=$request_method uri=$uri key=$http_x_key_id ws=$http_x_key_workspace env=$http_x_key_env\\n";
+            return 200 "{echo}";
         }}
     }}
 }}
@@ -114,7 +113,7 @@ class Nginx:
         self.conf = self.dir / "nginx.conf"
         self.conf.write_text(NGINX_CONF.format(
             dir=self.dir, port=self.port, backend_port=self.backend_port,
-            latchkey_port=latchkey_port,
+            latchkey_port=latchkey_port, shipped=SHIPPED_CONF, echo=ECHO,
             # as root, nginx's workers would become `nobody`, who cannot enter the
             # scratch directory
             user="user root;" if os.geteuid() == 0 else ""))
@@ -192,15 +191,15 @@ class Nginx:
 
 def backend_saw(r):
     """The backend's echo line as a dict, asserting the request reached it."""
-    assert r.status_code == 200 and r.text.startswith("backend "), \
+    assert r.status_code == 200 and r.text.startswith("backend\n"), \
         f"the request did not reach the backend: {describe(r)}"
     return parse_echo(r.text)
 
 
 def parse_echo(text):
     out = {}
-    for part in text.strip().split(" ")[1:]:
-        name, _, value = part.partition("=")
+    for line in text.strip().split("\n")[1:]:
+        name, _, value = line.partition("=")
         out[name] = value
     return out
 
@@ -210,7 +209,7 @@ def latchkey_with_routes(workdir, text, **config):
     workdir.mkdir(parents=True, exist_ok=True)
     routes.write_text(text)
     srv = LatchkeyServer(workdir / "srv", config={**SHARED_CONFIG, "routes": str(routes),
-                                                  **config})
+                                                  "trusted_proxies": "127.0.0.1", **config})
     _live_servers.append(srv)
     srv.start()
     return srv
@@ -276,7 +275,7 @@ def test_other_key_places_work_through_nginx(ngx, w):
 def test_no_key_is_401(ngx, w):
     r = ngx.get("/api/things")
     assert r.status_code == 401, describe(r)
-    assert not r.text.startswith("backend"), describe(r)
+    assert not r.text.startswith("backend\n"), describe(r)
     www = r.headers.get("WWW-Authenticate", "")
     assert www.split(" ")[0].lower() == "bearer", \
         f"nginx passes the sub-request's WWW-Authenticate on; got {www!r}: {describe(r)}"
@@ -299,7 +298,7 @@ def test_bad_keys_are_401(ngx, w, bad):
         secret = bad
     r = ngx.get("/api/things", key=secret, headers=headers)
     assert r.status_code == 401, describe(r)
-    assert not r.text.startswith("backend"), describe(r)
+    assert not r.text.startswith("backend\n"), describe(r)
 
 
 def test_key_lacking_the_permission_is_403(ngx, w):
@@ -307,7 +306,7 @@ def test_key_lacking_the_permission_is_403(ngx, w):
     admin = w.create_key(permissions=["admin:read"])
     r = ngx.get("/admin/users", key=reader["secret"])
     assert r.status_code == 403, describe(r)
-    assert not r.text.startswith("backend"), describe(r)
+    assert not r.text.startswith("backend\n"), describe(r)
     assert backend_saw(ngx.get("/admin/users", key=admin["secret"]))["key"] == admin["id"]
     # the rest of the site takes any key
     assert backend_saw(ngx.get("/content/1", key=reader["secret"]))["key"] == reader["id"]
@@ -355,7 +354,7 @@ def test_failed_keys_count_for_the_client_behind_nginx(tmp_path, start_nginx):
                 r = ngx.get("/x", key=make_secret(), session=other)
                 assert r.status_code == 401, describe(r)
             r = ngx.get("/x", key=k["secret"], session=other)
-            assert r.status_code == 500 and not r.text.startswith("backend"), \
+            assert r.status_code == 500 and not r.text.startswith("backend\n"), \
                 f"a blocked client got through: {describe(r)}"
         # the client at 127.0.0.1 was never counted
         assert backend_saw(ngx.get("/x", key=k["secret"]))["key"] == k["id"]
@@ -392,3 +391,89 @@ def test_odd_spellings_of_a_path_get_its_rule(ngx, w, target):
     assert status in (400, 403), \
         f"GET {target} with a key lacking admin:read -> {status}: {body.strip()!r} " \
         f"(nginx served it as /admin/users, which needs admin:read)"
+
+
+# -- a client forging what the shipped config sets ---------------------------------------------
+
+def test_a_forged_forwarded_uri_does_not_make_a_path_public(ngx, w):
+    for forged in ({"X-Forwarded-Uri": "/public/x"}, {"X-Original-URI": "/public/x"},
+                   {"X-Forwarded-Uri": "/public/x", "X-Forwarded-Method": "GET",
+                    "X-Original-URI": "/public/x", "X-Original-Method": "GET"}):
+        r = ngx.get("/admin/users", headers=forged)
+        assert r.status_code == 401, f"{forged}: {describe(r)}"
+        assert not r.text.startswith("backend\n"), describe(r)
+        r = ngx.get("/content/1", headers=forged)
+        assert r.status_code == 401, f"{forged}: {describe(r)}"
+
+
+def test_a_forged_forwarded_method_does_not_skip_the_check(ngx, w):
+    reader = w.create_key(permissions=["content:read"])
+    runner = w.create_key(permissions=["content:read", "workflows:execute"])
+    for forged in ({"X-Forwarded-Method": "GET"}, {"X-Original-Method": "GET"},
+                   {"X-Forwarded-Method": "GET", "X-Original-Method": "GET"}):
+        r = ngx.get("/content/x/run", key=reader["secret"], method="POST", headers=forged)
+        assert r.status_code == 403, f"{forged}: {describe(r)}"
+        assert not r.text.startswith("backend\n"), describe(r)
+    saw = backend_saw(ngx.get("/content/x/run", key=runner["secret"], method="POST",
+                              headers={"X-Forwarded-Method": "GET"}))
+    assert (saw["method"], saw["key"]) == ("POST", runner["id"]), saw
+    # the reader still reads
+    assert backend_saw(ngx.get("/content/x", key=reader["secret"]))["key"] == reader["id"]
+
+
+@pytest.mark.parametrize("target", ["/public/..;/admin/users", "/admin;x/users",
+                                    "/public/x;jsessionid=1"])
+def test_path_parameters_are_refused_through_nginx(ngx, w, target):
+    admin = w.create_key(permissions=["admin:read"])
+    for key in (None, admin["secret"]):
+        status, _, body = ngx.raw("GET", target, key=key)
+        assert status == 403 and not body.startswith("backend\n"), \
+            f"GET {target} -> {status}: {body.strip()!r} (a servlet container serves it " \
+            f"with the ;... dropped)"
+
+
+def test_the_backend_never_sees_the_secret_or_a_forged_identity(ngx, w):
+    k = w.create_key()
+    forged = {"X-Latchkey-Key-Id": "key_forged", "X-Latchkey-Workspace-Id": "ws_forged",
+              "X-Latchkey-Environment": "test", "X-Latchkey-Workspace": "ws_forged"}
+    places = [({"Authorization": f"Bearer {k['secret']}"}, "/x?a=1"),
+              ({"X-API-Key": k["secret"]}, "/x?a=1"),
+              ({"X-AUTH-TOKEN": k["secret"]}, "/x?a=1"),
+              ({}, f"/x?a=1&auth_token={k['secret']}"),
+              ({}, f"/x?auth_token={k['secret']}&a=1"),
+              ({}, f"/x?a=1&auth_token={k['secret']}&auth_token={k['secret']}"),
+              ({}, f"/x?a=1;b&auth_token={k['secret']}")]
+    for h, target in places:
+        r = ngx.get(target, headers={**h, **forged})
+        saw = backend_saw(r)
+        assert (saw["key"], saw["ws"], saw["env"]) == (k["id"], w.id, "live"), saw
+        assert k["secret"] not in r.text, f"the secret reached the backend: {r.text!r}"
+        for name in ("authorization", "x_api_key", "x_auth_token", "x_latchkey_workspace"):
+            assert saw[name] == "", (name, saw)
+        assert any(p.startswith("a=1") for p in saw["args"].split("&")), saw
+    # a public path: no identity at all, and none of the client's
+    saw = backend_saw(ngx.get("/public/logo.png", headers=forged))
+    assert (saw["key"], saw["ws"], saw["env"]) == ("", "", ""), saw
+    # the forwarding headers are nginx's, not the client's
+    saw = backend_saw(ngx.get("/x", key=k["secret"],
+                              headers={"X-Real-IP": "6.6.6.6", "X-Forwarded-For": "6.6.6.6",
+                                       "X-Forwarded-Uri": "/public/x"}))
+    assert (saw["x_real_ip"], saw["x_forwarded_for"], saw["x_forwarded_uri"]) == \
+        ("127.0.0.1", "127.0.0.1", ""), saw
+
+
+def test_forged_address_headers_do_not_dodge_the_throttle_behind_nginx(tmp_path, start_nginx):
+    srv = latchkey_with_routes(tmp_path / "lk", ROUTES, failed_key_limit="3/60")
+    try:
+        w = srv.create_workspace()
+        k = w.create_key()
+        ngx = start_nginx(srv)
+        for i in range(3):
+            r = ngx.get("/x", key=make_secret(),
+                        headers={"X-Real-IP": f"198.51.100.{i}", "X-Forwarded-For": f"10.0.0.{i}"})
+            assert r.status_code == 401, describe(r)
+        r = ngx.get("/x", key=k["secret"], headers={"X-Real-IP": "198.51.100.99"})
+        assert r.status_code == 500 and not r.text.startswith("backend\n"), \
+            f"rotating X-Real-IP dodged the throttle: {describe(r)}"
+    finally:
+        _finish(srv)

@@ -64,6 +64,9 @@ static const struct {
     {"login_rate_limit = off\n", 1, "login_rate_limit"},
     {"db =\n", 1, "db"},
     {" = x\n", 1, "config"},
+    {"trusted_proxies = 127.0.0.1\ntrusted_proxies = 10.0.0.0/33\n", 2, "trusted_proxies"},
+    {"trusted_proxies = localhost\n", 1, "trusted_proxies"},
+    {"trusted_proxies = 127.0.0.1;::1\n", 1, "trusted_proxies"},
 };
 
 static void test_bad(void **state)
@@ -78,6 +81,30 @@ static void test_bad(void **state)
         if (ei.offset != bad[i].line || strcmp(ei.field, bad[i].field) != 0)
             fail_msg("%s: line %ld field %s", bad[i].text, ei.offset, ei.field);
     }
+}
+
+static void test_trusted_proxies(void **state)
+{
+    static const char text[] = "trusted_proxies = 127.0.0.1, ::1\n"
+                               "trusted_proxies = 10.0.0.0/8 2001:db8::/32  # repeated: adds\n";
+    struct lk_config c;
+    struct lk_errinfo ei;
+    struct lk_netaddr a;
+
+    (void)state;
+    assert_int_equal(lk_config_parse(text, strlen(text), &c, &ei), LK_OK);
+    assert_int_equal(c.trusted_proxies.n, 4);
+    assert_int_equal(lk_netaddr_parse("10.9.8.7", 8, &a), 0);
+    assert_true(lk_netaddr_list_contains(&c.trusted_proxies, &a));
+    assert_int_equal(lk_netaddr_parse("2001:db8:ffff::1", 16, &a), 0);
+    assert_true(lk_netaddr_list_contains(&c.trusted_proxies, &a));
+    assert_int_equal(lk_netaddr_parse("127.0.0.2", 9, &a), 0);
+    assert_false(lk_netaddr_list_contains(&c.trusted_proxies, &a));
+    /* none by default, and "none" says so */
+    assert_int_equal(lk_config_parse("", 0, &c, NULL), LK_OK);
+    assert_int_equal(c.trusted_proxies.n, 0);
+    assert_int_equal(lk_config_parse("trusted_proxies = none", 22, &c, NULL), LK_OK);
+    assert_int_equal(c.trusted_proxies.n, 0);
 }
 
 static void test_empty(void **state)
@@ -96,6 +123,7 @@ int main(void)
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_trusted_proxies),
         cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests_name("core/config", tests, NULL, NULL);

@@ -144,7 +144,8 @@ static void test_normalize(void **state)
 
     (void)state;
     for (size_t i = 0; i < LK_ARRAY_LEN(cases); i++) {
-        long n = lk_route_path_normalize(cases[i].in, strlen(cases[i].in), out, sizeof(out));
+        long n = lk_route_path_normalize(cases[i].in, strlen(cases[i].in), LK_PARAMS_REJECT, out,
+                                         sizeof(out));
         if (cases[i].out == NULL) {
             if (n != -1)
                 fail_msg("%s: accepted as %s", cases[i].in, out);
@@ -154,7 +155,78 @@ static void test_normalize(void **state)
         }
     }
     /* too long for the buffer: refused, never cut */
-    assert_int_equal(lk_route_path_normalize("/abcdef", 7, out, 4), -1);
+    assert_int_equal(lk_route_path_normalize("/abcdef", 7, LK_PARAMS_REJECT, out, 4), -1);
+}
+
+/* `;` under each path_params mode (NULL: refused). */
+static void test_path_params(void **state)
+{
+    static const struct {
+        const char *in, *reject, *strip, *literal;
+    } cases[] = {
+        {"/admin;x/users", NULL, "/admin/users", "/admin;x/users"},
+        {"/public/..;/admin/users", NULL, "/admin/users", "/public/..;/admin/users"},
+        {"/public/.;x/admin", NULL, "/public/admin", "/public/.;x/admin"},
+        {"/a;jsessionid=1", NULL, "/a", "/a;jsessionid=1"},
+        {"/;x/admin", NULL, "/admin", "/;x/admin"},
+        {"/a;b;c/d", NULL, "/a/d", "/a;b;c/d"},
+        {"/a/b;", NULL, "/a/b", "/a/b;"},
+        {"/admin%3bx/users", NULL, NULL, "/admin;x/users"},
+        {"/public/..%3B/admin", NULL, NULL, "/public/..;/admin"},
+        {"/..;/x", NULL, NULL, "/..;/x"}, /* strip: `..` above the root */
+        {"/a;%2f/b", NULL, "/a/b", NULL},  /* stripped parameters are not decoded */
+        {"/a/b", "/a/b", "/a/b", "/a/b"},
+    };
+    const enum lk_route_params modes[] = {LK_PARAMS_REJECT, LK_PARAMS_STRIP, LK_PARAMS_LITERAL};
+    char out[256];
+
+    (void)state;
+    for (size_t i = 0; i < LK_ARRAY_LEN(cases); i++) {
+        const char *want[] = {cases[i].reject, cases[i].strip, cases[i].literal};
+        for (size_t m = 0; m < 3; m++) {
+            long n = lk_route_path_normalize(cases[i].in, strlen(cases[i].in), modes[m], out,
+                                             sizeof(out));
+            if (want[m] == NULL ? n != -1 : n < 0 || strcmp(out, want[m]) != 0)
+                fail_msg("%s (mode %zu): got %s, want %s", cases[i].in, m,
+                         n < 0 ? "(refused)" : out, want[m] ? want[m] : "(refused)");
+        }
+    }
+}
+
+static void test_path_params_directive(void **state)
+{
+    static const struct {
+        const char *text;
+        long line;                 /* 0: accepted */
+        enum lk_route_params mode; /* when accepted */
+    } cases[] = {
+        {"GET /a any\n", 0, LK_PARAMS_REJECT},
+        {"path_params strip\nGET /a any\n", 0, LK_PARAMS_STRIP},
+        {"GET /a any\npath_params literal   # after the rules is fine too\n", 0, LK_PARAMS_LITERAL},
+        {"\tpath_params reject\nGET /a any\n", 0, LK_PARAMS_REJECT},
+        {"path_params strip\npath_params strip\nGET /a any\n", 2, 0},
+        {"path_params\nGET /a any\n", 1, 0},
+        {"path_params Strip\n", 1, 0},
+        {"path_params strip extra\n", 1, 0},
+        {"get /a any\n", 1, 0},
+        {"options /a any\n", 1, 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < LK_ARRAY_LEN(cases); i++) {
+        struct lk_route_rules r;
+        struct lk_errinfo ei;
+        enum lk_err e;
+        lk_errinfo_clear(&ei);
+        e = lk_route_rules_parse(cases[i].text, strlen(cases[i].text), &r, &ei);
+        if (cases[i].line == 0) {
+            if (e != LK_OK || r.params != cases[i].mode)
+                fail_msg("%s: %d mode %d (%s)", cases[i].text, e, r.params, ei.detail);
+        } else if (e != LK_ERR_INVALID_REQUEST || ei.offset != cases[i].line) {
+            fail_msg("%s: %d at line %ld", cases[i].text, e, ei.offset);
+        }
+        lk_route_rules_free(&r);
+    }
 }
 
 int main(void)
@@ -165,6 +237,8 @@ int main(void)
         cmocka_unit_test(test_no_match_without_catch_all),
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_normalize),
+        cmocka_unit_test(test_path_params),
+        cmocka_unit_test(test_path_params_directive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
