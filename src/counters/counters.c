@@ -17,7 +17,7 @@
  * a zero tag: a slot header and a workspace or key state. A slot is zeroed, then
  * filled, then tagged, so a kill while making one leaves a free slot. Nothing in
  * the file is believed unchecked: the header names the magic, version, this
- * build's layout and the boot, with a checksum; every state read back must be
+ * build's layout, the boot and the database file, with a checksum; every state read back must be
  * sane (ids, bounds, no duplicates), or the whole file counts as lost. */
 #define FILE_MAGIC "LKCTRS01"
 #define FILE_VERSION 1
@@ -35,6 +35,7 @@ struct file_header {
     uint32_t version, chunk_size;
     uint32_t ws_size, key_size; /* this build's layout: another build starts afresh */
     char boot_id[BOOT_ID_MAX];
+    char owner[BOOT_ID_MAX]; /* the database file the counts belong to */
     uint64_t check; /* FNV-1a of the bytes above */
 };
 
@@ -61,7 +62,7 @@ struct lk_counters {
     int fd; /* the counter file; -1: states on the heap */
     uint8_t **chunks;
     size_t nchunks, chunk_cap, used; /* used: bytes taken in the last chunk */
-    char boot_id[BOOT_ID_MAX];
+    char boot_id[BOOT_ID_MAX], owner[BOOT_ID_MAX];
     bool warned; /* that the file could not grow */
     struct lk_wstate *all_ws;
     struct lk_wstate *dirty_ws;
@@ -161,6 +162,7 @@ static void header_fill(struct lk_counters *c, struct file_header *h)
     h->ws_size = (uint32_t)sizeof(struct lk_wstate);
     h->key_size = (uint32_t)sizeof(struct lk_kstate);
     memcpy(h->boot_id, c->boot_id, BOOT_ID_MAX);
+    memcpy(h->owner, c->owner, BOOT_ID_MAX);
     h->check = fnv(h, offsetof(struct file_header, check));
 }
 
@@ -352,7 +354,8 @@ static bool start_afresh(struct lk_counters *c)
     return true;
 }
 
-enum lk_err lk_counters_open(const char *path, struct lk_counters **out, bool *recovered)
+enum lk_err lk_counters_open(const char *path, const char *owner, struct lk_counters **out,
+                             bool *recovered)
 {
     struct lk_counters *c = lk_counters_new();
     struct stat st;
@@ -361,6 +364,7 @@ enum lk_err lk_counters_open(const char *path, struct lk_counters **out, bool *r
     *out = NULL;
     *recovered = false;
     read_boot_id(c->boot_id);
+    snprintf(c->owner, sizeof(c->owner), "%s", owner);
     c->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (c->fd < 0 || fstat(c->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         lk_error("cannot open the counter file %s: %s", path, strerror(errno));

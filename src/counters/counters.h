@@ -67,7 +67,6 @@ struct lk_wstate {
 struct lk_kstate {
     int64_t rowid;
     struct lk_wstate *ws;
-    bool recovered, heap; /* as in struct lk_wstate */
     /* Guarded by ws->mu. */
     struct lk_window rl;          /* the open rate-limit window */
     int64_t spend_day, spent;     /* the UTC day's spend (all of it, stored or not) */
@@ -82,6 +81,7 @@ struct lk_kstate {
     int64_t prev_hour;
     uint32_t prev_counts[LK_USAGE_CODES];
     _Atomic bool queued; /* on the dirty list */
+    bool recovered, heap; /* as in struct lk_wstate */
     struct lk_kstate *next_dirty;
 };
 
@@ -112,15 +112,17 @@ static inline void lk_wstate_unlock(struct lk_wstate *ws)
 /* Counters in memory only. Caller frees with lk_counters_free(). */
 struct lk_counters *lk_counters_new(void);
 /* Counters kept in the file at `path`, made if missing. Only the one server of
- * a database may open its file (it holds the serve lock). If the file was left
- * by a process of this boot and passes every check, its states are read back,
+ * a database may open its file (it holds the serve lock). `owner` names what
+ * the counts belong to (the database file), at most 63 bytes. If the file was
+ * left by a process of this boot for the same owner and passes every check,
+ * its states are read back,
  * marked `recovered`, and *recovered is true; otherwise (missing, another
  * boot, another layout, not sane: it is outside input) it starts empty and
  * *recovered is false. The boot id is /proc/sys/kernel/random/boot_id, or for
  * tests the content of the file named by LATCHKEY_BOOT_ID_FILE.
  * LK_ERR_STORAGE_UNAVAILABLE if the file cannot be opened or mapped. */
-enum lk_err lk_counters_open(const char *path, struct lk_counters **out /* OUT */,
-                             bool *recovered /* OUT */);
+enum lk_err lk_counters_open(const char *path, const char *owner,
+                             struct lk_counters **out /* OUT */, bool *recovered /* OUT */);
 void lk_counters_free(struct lk_counters *c);
 
 /* The state of workspace `id` if there is one (NULL otherwise). */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -91,7 +92,8 @@ static enum lk_err open_counters(struct lk_app *app, const struct lk_app_config 
                                  bool *recovered, struct lk_errinfo *ei)
 {
     const char *db = cfg->db_url;
-    char path[4096];
+    char path[4096], owner[64];
+    struct stat st;
 
     *recovered = false;
     if (!cfg->serving || strncmp(db, "sqlite:", 7) != 0 || strcmp(db + 7, ":memory:") == 0) {
@@ -100,7 +102,14 @@ static enum lk_err open_counters(struct lk_app *app, const struct lk_app_config 
     }
     if ((size_t)snprintf(path, sizeof(path), "%s.counters", db + 7) >= sizeof(path))
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "db", "database path too long");
-    if (lk_counters_open(path, &app->counters, recovered) != LK_OK)
+    /* The counts belong to this database file: a copy or a restored backup (a
+     * new inode) does not take another file's counts for its own. */
+    if (stat(db + 7, &st) != 0)
+        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot stat %s: %s", db + 7,
+                              strerror(errno));
+    snprintf(owner, sizeof(owner), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    if (lk_counters_open(path, owner, &app->counters, recovered) != LK_OK)
         return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s", path);
     if (!*recovered)
         lk_info("counter file %s starts afresh (new, from another boot, or not readable)",
@@ -141,9 +150,8 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
         goto out;
     if (cfg->serving && (e = take_serve_lock(app, cfg->db_url, ei)) != LK_OK)
         goto out;
-    if ((e = open_counters(app, cfg, &recovered, ei)) != LK_OK)
-        goto out;
-    if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK)
+    if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK ||
+        (e = open_counters(app, cfg, &recovered, ei)) != LK_OK)
         goto out;
     app->cache = lk_keycache_new(app->counters);
     if ((e = lk_store_ws_list(app->store, load_ws, app)) != LK_OK ||

@@ -143,6 +143,7 @@ static void settle_ws(void *arg, struct lk_wstate *ws)
 {
     (void)arg;
     ws->avail = ws->unsaved_spend = 0;
+    ws->spent_total = 0; /* the stored `spent`, for a workspace with an account */
     lk_quota_init(&ws->live);
     lk_quota_init(&ws->test);
     lk_quota_init(&ws->unsaved_live);

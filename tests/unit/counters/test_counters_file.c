@@ -18,6 +18,7 @@
 #include "counters/counters.h"
 
 static char dir[64], path[128], boot[128];
+static const char *owner = "db-one";
 
 static void set_boot(const char *id)
 {
@@ -54,7 +55,7 @@ static struct lk_counters *open_file(bool want_recovered)
     struct lk_counters *c = NULL;
     bool recovered = !want_recovered;
 
-    assert_int_equal(lk_counters_open(path, &c, &recovered), LK_OK);
+    assert_int_equal(lk_counters_open(path, owner, &c, &recovered), LK_OK);
     assert_non_null(c);
     assert_int_equal(recovered, want_recovered);
     return c;
@@ -116,6 +117,20 @@ static void test_read_back_on_the_same_boot(void **state)
     lk_counters_free(c);
 }
 
+static void test_another_database_starts_afresh(void **state)
+{
+    struct lk_counters *c = open_file(false);
+
+    (void)state;
+    fill(c);
+    lk_counters_free(c);
+    owner = "db-two";
+    c = open_file(false);
+    owner = "db-one";
+    assert_null(lk_counters_find_ws(c, "ws_abc"));
+    lk_counters_free(c);
+}
+
 static void test_another_boot_starts_afresh(void **state)
 {
     struct lk_counters *c = open_file(false);
@@ -139,7 +154,7 @@ static struct lk_counters *open_any(void)
     struct lk_counters *c = NULL;
     bool recovered;
 
-    assert_int_equal(lk_counters_open(path, &c, &recovered), LK_OK);
+    assert_int_equal(lk_counters_open(path, owner, &c, &recovered), LK_OK);
     assert_non_null(c);
     return c;
 }
@@ -215,6 +230,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_read_back_on_the_same_boot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_another_boot_starts_afresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_another_database_starts_afresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_file_that_is_not_sane_counts_as_lost, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_grows_in_chunks_and_keeps_pointers, setup,
