@@ -61,7 +61,8 @@ struct lk_counters {
     struct table ws, keys;
     int fd; /* the counter file; -1: states on the heap */
     uint8_t **chunks;
-    size_t nchunks, chunk_cap, used; /* used: bytes taken in the last chunk */
+    size_t nchunks, chunk_cap;
+    size_t cur, used; /* states are made in chunk `cur`, of which `used` bytes are taken */
     char boot_id[BOOT_ID_MAX], owner[BOOT_ID_MAX];
     bool warned; /* that the file could not grow */
     struct lk_wstate *all_ws;
@@ -180,7 +181,6 @@ static bool add_chunk(struct lk_counters *c)
         return false;
     c->chunks = lk_grow(c->chunks, c->nchunks, &c->chunk_cap, sizeof(*c->chunks));
     c->chunks[c->nchunks++] = p;
-    c->used = 0;
     return true;
 }
 
@@ -190,7 +190,7 @@ static void unmap_all(struct lk_counters *c)
         munmap(c->chunks[i], CHUNK_SIZE);
     free(c->chunks);
     c->chunks = NULL;
-    c->nchunks = c->chunk_cap = c->used = 0;
+    c->nchunks = c->chunk_cap = c->cur = c->used = 0;
 }
 
 /* A zeroed state of `size` bytes, in the file when it can grow, else on the
@@ -201,8 +201,13 @@ static void *alloc_state(struct lk_counters *c, size_t slot_size, size_t size, b
     uint8_t *p;
 
     *heap = false;
-    if (c->fd >= 0 && ((c->nchunks > 0 && c->used + slot_size <= CHUNK_SIZE) || add_chunk(c))) {
-        p = c->chunks[c->nchunks - 1] + c->used;
+    if (c->fd >= 0 && c->used + slot_size > CHUNK_SIZE &&
+        (c->cur + 1 < c->nchunks || add_chunk(c))) {
+        c->cur++; /* the spare the recorder mapped ahead, or one mapped now */
+        c->used = 0;
+    }
+    if (c->fd >= 0 && c->used + slot_size <= CHUNK_SIZE) {
+        p = c->chunks[c->cur] + c->used;
         c->used += slot_size;
         memset(p, 0, slot_size);
         return p + sizeof(struct slot);
@@ -325,6 +330,7 @@ static bool read_back(struct lk_counters *c)
             }
             off += size;
         }
+        c->cur = i;
         c->used = off;
     }
     return true;
@@ -350,6 +356,7 @@ static bool start_afresh(struct lk_counters *c)
         return false;
     header_fill(c, &h);
     memcpy(c->chunks[0], &h, sizeof(h));
+    c->cur = 0;
     c->used = HEADER_SIZE;
     return true;
 }
@@ -494,6 +501,16 @@ struct lk_kstate *lk_counters_key(struct lk_counters *c, int64_t rowid, struct l
         k->ws = ws;
     pthread_mutex_unlock(&c->mu);
     return k;
+}
+
+void lk_counters_reserve(struct lk_counters *c)
+{
+    /* The grown chunk is the next one states go to; the event loops rarely
+     * have to grow the file themselves. */
+    pthread_mutex_lock(&c->mu);
+    if (c->fd >= 0 && c->cur + 1 >= c->nchunks && c->used > CHUNK_SIZE / 2)
+        add_chunk(c);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void lk_counters_set_quota(struct lk_wstate *ws, int64_t quota, int64_t test_quota)

@@ -133,6 +133,10 @@ struct lk_wstate *lk_counters_ws(struct lk_counters *c, const char *id);
 /* The state of the key with this row id, made if missing (its workspace `ws`). */
 struct lk_kstate *lk_counters_key(struct lk_counters *c, int64_t rowid, struct lk_wstate *ws);
 
+/* Maps a spare chunk of the counter file ahead of need when the current one is
+ * half used (the recorder calls it; a no-op for counters in memory). */
+void lk_counters_reserve(struct lk_counters *c);
+
 /* Sets a workspace's quotas; a test quota of -1 with a quota set becomes a tenth
  * of the quota (at least 1). Takes ws->mu. */
 void lk_counters_set_quota(struct lk_wstate *ws, int64_t quota, int64_t test_quota);
