@@ -154,9 +154,10 @@ static void settle_key(void *arg, struct lk_kstate *k)
 {
     struct load_ctx *lc = arg;
 
-    k->unsaved = 0;
-    if (k->spend_day == lk_day_of(lc->now))
-        k->spent = 0; /* loaded from the store below */
+    /* Today's spend is loaded from the store below; older days are written. */
+    k->spend_day = k->spent = k->prev_day = k->prev_spent = k->unsaved = 0;
+    k->prev_hour = 0;
+    memset(k->prev_counts, 0, sizeof(k->prev_counts));
     lk_counters_settle_counts(lc->app->counters, k);
 }
 

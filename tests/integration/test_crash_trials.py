@@ -20,7 +20,7 @@ import time
 
 import requests
 
-from conftest import next_noon
+from conftest import DAY, next_noon, utc_date
 from lkhelpers import describe, expect_status
 
 TRIALS = 8
@@ -324,3 +324,41 @@ def test_a_damaged_counter_file_is_not_believed(make_server):
     srv.kill9()
     srv.start()
     assert credits(srv, w)["spent"] == 17
+
+
+def test_a_kill_just_after_midnight_keeps_the_day_before(make_server):
+    """Counts of a day that just ended, not yet written when the server is killed,
+    are kept: usage of the old day and its quota day are exact."""
+    srv = make_server(clock=True, start=False)
+    noon = next_noon()
+    srv.set_clock(noon + 60)
+    use_boot_id(srv, "boot-same")
+    srv.start()
+    w = srv.create_workspace()
+    expect_status(srv.post("/v1/credits", key=w.root_key, json={"amount": 1000}), 201)
+    k = w.create_key(daily_spend_cap=100)
+    for _ in range(3):
+        assert spend(srv, k, 10)["valid"] is True
+    time.sleep(1.5)  # written
+    lock = hold_database(srv)
+    try:
+        for _ in range(2):
+            assert spend(srv, k, 1)["valid"] is True
+        srv.advance_clock(DAY)  # the next UTC day: the first check moves the old day aside
+        doc = spend(srv, k, 1)
+        assert doc["valid"] is True and doc["daily_spend"]["spent"] == 1, doc
+        srv.kill9()
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+    srv.start()
+    r = srv.get(f"/v1/keys/{k['id']}/usage", key=w.root_key, params={"granularity": "day"})
+    by_day = {e["start"]: e["outcomes"].get("valid", 0)
+              for e in expect_status(r, 200)["data"]}
+    starts = sorted(s for s, n in by_day.items() if n)
+    assert [by_day[s] for s in starts] == [5, 1], by_day
+    days = {d["date"]: d["live"] for d in expect_status(srv.get("/v1/quota", key=w.root_key),
+                                                        200)["days"]}
+    assert days[utc_date(noon)] == 5 and days[utc_date(noon + DAY)] == 1, days
+    assert credits(srv, w)["spent"] == 33
+    assert spend(srv, k, 0)["daily_spend"]["spent"] == 1
