@@ -17,8 +17,9 @@
  * a zero tag: a slot header and a workspace or key state. A slot is zeroed, then
  * filled, then tagged, so a kill while making one leaves a free slot. Nothing in
  * the file is believed unchecked: the header names the magic, version, this
- * build's layout, the boot and the database file, with a checksum; every state read back must be
- * sane (ids, bounds, no duplicates), or the whole file counts as lost. */
+ * build's layout, the boot and the database file, with a checksum; every state
+ * read back must be sane (ids, bounds, no duplicates), or the whole file counts
+ * as lost. */
 #define FILE_MAGIC "LKCTRS01"
 #define FILE_VERSION 1
 #define CHUNK_SIZE ((size_t)1 << 20)
@@ -36,7 +37,7 @@ struct file_header {
     uint32_t ws_size, key_size; /* this build's layout: another build starts afresh */
     char boot_id[BOOT_ID_MAX];
     char owner[BOOT_ID_MAX]; /* the database file the counts belong to */
-    uint64_t check; /* FNV-1a of the bytes above */
+    uint64_t check;          /* FNV-1a of the bytes above */
 };
 
 struct slot {
@@ -223,8 +224,8 @@ static void *alloc_state(struct lk_counters *c, size_t slot_size, size_t size, b
 static void tag(void *state, bool heap, uint32_t kind)
 {
     if (!heap)
-        atomic_store_explicit(&((struct slot *)((uint8_t *)state - sizeof(struct slot)))->tag,
-                              kind, memory_order_release);
+        atomic_store_explicit(&((struct slot *)((uint8_t *)state - sizeof(struct slot)))->tag, kind,
+                              memory_order_release);
 }
 
 static bool sane(int64_t v)
@@ -261,11 +262,11 @@ static bool key_sane(const struct lk_kstate *k)
     int64_t hour = atomic_load(&k->count_hour);
 
     return k->rowid > 0 && sane(k->rl.start) && k->rl.start < SANE_TIME && sane(k->rl.count) &&
-           sane(k->spend_day) && k->spend_day < SANE_TIME && sane(k->spent) &&
-           sane(k->prev_day) && k->prev_day < SANE_TIME && sane(k->prev_spent) &&
-           sane(k->unsaved_day) && k->unsaved_day < SANE_TIME && sane(k->unsaved) &&
-           sane(hour) && hour < SANE_TIME && hour % 3600 == 0 && sane(k->prev_hour) &&
-           k->prev_hour < SANE_TIME && k->prev_hour % 3600 == 0;
+           sane(k->spend_day) && k->spend_day < SANE_TIME && sane(k->spent) && sane(k->prev_day) &&
+           k->prev_day < SANE_TIME && sane(k->prev_spent) && sane(k->unsaved_day) &&
+           k->unsaved_day < SANE_TIME && sane(k->unsaved) && sane(hour) && hour < SANE_TIME &&
+           hour % 3600 == 0 && sane(k->prev_hour) && k->prev_hour < SANE_TIME &&
+           k->prev_hour % 3600 == 0;
 }
 
 static struct lk_wstate *find_ws_locked(struct lk_counters *c, const char *id);

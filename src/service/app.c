@@ -112,8 +112,7 @@ static enum lk_err open_counters(struct lk_app *app, const struct lk_app_config 
     if (lk_counters_open(path, owner, &app->counters, recovered) != LK_OK)
         return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s", path);
     if (!*recovered)
-        lk_info("counter file %s starts afresh (new, from another boot, or not readable)",
-                path);
+        lk_info("counter file %s starts afresh (new, from another boot, or not readable)", path);
     return LK_OK;
 }
 

@@ -23,10 +23,11 @@ static enum lk_err lose_lease(struct load_ctx *lc, const struct lk_credit_accoun
     /* The last process leased these and may have spent any part of them. */
     snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", a->workspace_id);
     snprintf(r.kind, sizeof(r.kind), "lease_lost");
-    snprintf(r.note, sizeof(r.note), "credits leased by a server that stopped without "
-                                     "returning them; counted as spent");
-    if ((e = lk_store_credits_move(lc->app->store, a->workspace_id, 0, -a->leased, a->leased,
-                                   0)) != LK_OK ||
+    snprintf(r.note, sizeof(r.note),
+             "credits leased by a server that stopped without "
+             "returning them; counted as spent");
+    if ((e = lk_store_credits_move(lc->app->store, a->workspace_id, 0, -a->leased, a->leased, 0)) !=
+            LK_OK ||
         (e = lk_store_ledger_add(lc->app->store, &r)) != LK_OK)
         return e;
     lk_warn("workspace %s: %" PRId64 " leased credits recorded as spent (unclean stop)",
@@ -48,8 +49,8 @@ static enum lk_err settle_lease(struct load_ctx *lc, const struct lk_credit_acco
     snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", a->workspace_id);
     snprintf(r.kind, sizeof(r.kind), "spend");
     r.created_at = r.period;
-    if ((e = lk_store_credits_move(lc->app->store, a->workspace_id, a->leased - spent,
-                                   -a->leased, spent, 0)) != LK_OK ||
+    if ((e = lk_store_credits_move(lc->app->store, a->workspace_id, a->leased - spent, -a->leased,
+                                   spent, 0)) != LK_OK ||
         (spent > 0 && (e = lk_store_ledger_add(lc->app->store, &r)) != LK_OK))
         return e;
     lk_info("workspace %s: after an unclean stop, %" PRId64 " spent credits recorded and %" PRId64
@@ -74,7 +75,7 @@ static int recover_one(void *arg, const struct lk_credit_account *a)
 }
 
 static enum lk_err raise_row(struct load_ctx *lc, enum lk_counter_kind kind,
-                         const struct lk_counter_row *r)
+                             const struct lk_counter_row *r)
 {
     enum lk_err e = lk_store_counter_raise(lc->app->store, kind, r);
 
@@ -117,22 +118,25 @@ static void raise_key(void *arg, struct lk_kstate *k)
     if (!k->recovered)
         return;
     if (k->spend_day > 0 && k->spent > 0)
-        raise_row(lc, LK_CTR_SPEND, &(struct lk_counter_row){.key_rowid = k->rowid,
-                                                         .period = k->spend_day, .n = k->spent});
+        raise_row(
+            lc, LK_CTR_SPEND,
+            &(struct lk_counter_row){.key_rowid = k->rowid, .period = k->spend_day, .n = k->spent});
     if (k->prev_day > 0 && k->prev_spent > 0)
         raise_row(lc, LK_CTR_SPEND,
-              &(struct lk_counter_row){.key_rowid = k->rowid, .period = k->prev_day,
-                                       .n = k->prev_spent});
+                  &(struct lk_counter_row){
+                      .key_rowid = k->rowid, .period = k->prev_day, .n = k->prev_spent});
     for (int code = 0; code < LK_USAGE_CODES; code++) {
         uint32_t n = atomic_load(&k->counts[code]);
         if (hour > 0 && n > 0)
-            raise_row(lc, LK_CTR_USAGE, &(struct lk_counter_row){.key_rowid = k->rowid,
-                                                             .period = hour, .code = code,
-                                                             .n = n});
+            raise_row(lc, LK_CTR_USAGE,
+                      &(struct lk_counter_row){
+                          .key_rowid = k->rowid, .period = hour, .code = code, .n = n});
         if (k->prev_hour > 0 && k->prev_hour != hour && k->prev_counts[code] > 0)
             raise_row(lc, LK_CTR_USAGE,
-                  &(struct lk_counter_row){.key_rowid = k->rowid, .period = k->prev_hour,
-                                           .code = code, .n = k->prev_counts[code]});
+                      &(struct lk_counter_row){.key_rowid = k->rowid,
+                                               .period = k->prev_hour,
+                                               .code = code,
+                                               .n = k->prev_counts[code]});
     }
 }
 
@@ -222,8 +226,7 @@ enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, bool recovered, in
             lk_counters_each_ws(app->counters, raise_ws, &lc);
             lk_counters_each_key(app->counters, raise_key, &lc);
         }
-        if (lc.err != LK_OK ||
-            (e = lk_store_credits_scan(app->store, recover_one, &lc)) != LK_OK ||
+        if (lc.err != LK_OK || (e = lk_store_credits_scan(app->store, recover_one, &lc)) != LK_OK ||
             lc.err != LK_OK) {
             lk_store_rollback(app->store);
             return e != LK_OK ? e : lc.err;

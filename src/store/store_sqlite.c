@@ -1202,8 +1202,8 @@ static enum lk_err sq_counter_raise(struct lk_store *base, enum lk_counter_kind 
         return write_stmt(s, ST_SPEND_RAISE, false, "raise key spend", "iii", r->key_rowid,
                           r->period, r->n);
     case LK_CTR_USAGE:
-        return write_stmt(s, ST_USAGE_RAISE, false, "raise usage", "iiii", r->key_rowid,
-                          r->period, (int64_t)r->code, r->n);
+        return write_stmt(s, ST_USAGE_RAISE, false, "raise usage", "iiii", r->key_rowid, r->period,
+                          (int64_t)r->code, r->n);
     }
     return LK_ERR_INTERNAL;
 }
@@ -1237,8 +1237,8 @@ static enum lk_err sq_counter_scan(struct lk_store *base, enum lk_counter_kind k
                                        [LK_CTR_USAGE] = ST_USAGE_LIST};
     struct counter_cb c = {cb, arg};
     enum stmt_id id = kind == LK_CTR_USAGE && key_rowid == 0 ? ST_USAGE_HOUR : ids[kind];
-    return read_stmt(SQ(base), id, false, row_counter, &c, "scan counters", "iii",
-                     key_rowid, from, to);
+    return read_stmt(SQ(base), id, false, row_counter, &c, "scan counters", "iii", key_rowid, from,
+                     to);
 }
 
 static enum lk_err sq_counter_prune(struct lk_store *base, int64_t usage_before,

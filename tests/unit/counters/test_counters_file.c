@@ -181,12 +181,12 @@ static void test_a_file_that_is_not_sane_counts_as_lost(void **state)
     uint8_t junk[4096];
 
     (void)state;
-    damaged(9, "\xff", 1);                   /* the header */
-    damaged(4096 + 16, "ws_\x01\x02", 5);    /* a workspace id that is not one */
+    damaged(9, "\xff", 1);                /* the header */
+    damaged(4096 + 16, "ws_\x01\x02", 5); /* a workspace id that is not one */
     damaged(4096 + 16 + offsetof(struct lk_wstate, avail), &bad_ws.avail,
-            sizeof(bad_ws.avail));            /* a count out of bounds */
-    damaged(4096, "\x12\x34\x56\x78", 4);    /* an unknown slot tag */
-    damaged(1 << 20, "x", 1);                 /* not whole chunks */
+            sizeof(bad_ws.avail));        /* a count out of bounds */
+    damaged(4096, "\x12\x34\x56\x78", 4); /* an unknown slot tag */
+    damaged(1 << 20, "x", 1);             /* not whole chunks */
     /* random bytes where the states are: whatever they say, no crash */
     for (int round = 0; round < 64; round++) {
         struct lk_counters *c = open_any();
@@ -237,8 +237,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_another_database_starts_afresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_file_that_is_not_sane_counts_as_lost, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_grows_in_chunks_and_keeps_pointers, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_grows_in_chunks_and_keeps_pointers, setup, teardown),
     };
     return cmocka_run_group_tests_name("counters/file", tests, NULL, NULL);
 }
