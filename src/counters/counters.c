@@ -1,7 +1,53 @@
 #include "counters/counters.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "base/common.h"
+#include "base/log.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
+
+/* The counter file: chunks of CHUNK_SIZE bytes, each mapped on its own (a chunk
+ * is never moved, so pointers into it stay valid while the file grows). Chunk 0
+ * starts with the header; then, in every chunk, slots one after the other until
+ * a zero tag: a slot header and a workspace or key state. A slot is zeroed, then
+ * filled, then tagged, so a kill while making one leaves a free slot. Nothing in
+ * the file is believed unchecked: the header names the magic, version, this
+ * build's layout, the boot and the database file, with a checksum; every state
+ * read back must be sane (ids, bounds, no duplicates), or the whole file counts
+ * as lost. */
+#define FILE_MAGIC "LKCTRS01"
+#define FILE_VERSION 1
+#define CHUNK_SIZE ((size_t)1 << 20)
+#define HEADER_SIZE 4096
+#define MAX_CHUNKS 16384 /* 16 GiB: far beyond any real file; bounds a hostile one */
+#define BOOT_ID_MAX 64
+#define SANE_MAX (INT64_C(1) << 53) /* every count and amount stays below */
+#define SANE_TIME (INT64_C(1) << 40)
+
+enum { SLOT_FREE = 0, SLOT_WS = 0x57535431 /* "WST1" */, SLOT_KEY = 0x4b535431 /* "KST1" */ };
+
+struct file_header {
+    char magic[8];
+    uint32_t version, chunk_size;
+    uint32_t ws_size, key_size; /* this build's layout: another build starts afresh */
+    char boot_id[BOOT_ID_MAX];
+    char owner[BOOT_ID_MAX]; /* the database file the counts belong to */
+    uint64_t check;          /* FNV-1a of the bytes above */
+};
+
+struct slot {
+    _Atomic uint32_t tag;
+    uint32_t pad[3];
+};
+
+#define SLOT_ROUND(n) (((n) + 63) & ~(size_t)63)
+#define WS_SLOT SLOT_ROUND(sizeof(struct slot) + sizeof(struct lk_wstate))
+#define KEY_SLOT SLOT_ROUND(sizeof(struct slot) + sizeof(struct lk_kstate))
 
 /* Two open-addressed tables (workspace id → state, key row id → state), grown
  * at half full. Only the first check of a key and management calls look here;
@@ -12,8 +58,14 @@ struct table {
 };
 
 struct lk_counters {
-    pthread_mutex_t mu; /* guards the tables and the lists */
+    pthread_mutex_t mu; /* guards the tables, the lists and the file's growth */
     struct table ws, keys;
+    int fd; /* the counter file; -1: states on the heap */
+    uint8_t **chunks;
+    size_t nchunks, chunk_cap;
+    size_t cur, used; /* states are made in chunk `cur`, of which `used` bytes are taken */
+    char boot_id[BOOT_ID_MAX], owner[BOOT_ID_MAX];
+    bool warned; /* that the file could not grow */
     struct lk_wstate *all_ws;
     struct lk_wstate *dirty_ws;
     struct lk_kstate *dirty_keys;
@@ -68,57 +120,366 @@ struct lk_counters *lk_counters_new(void)
 {
     struct lk_counters *c = lk_calloc(1, sizeof(*c));
     pthread_mutex_init(&c->mu, NULL);
+    c->fd = -1;
     return c;
+}
+
+static uint64_t fnv(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The kernel's boot id, which changes at every boot; "" when unknown (then no
+ * file is ever believed). LATCHKEY_BOOT_ID_FILE replaces it for tests. */
+static void read_boot_id(char out[BOOT_ID_MAX])
+{
+    const char *f = getenv("LATCHKEY_BOOT_ID_FILE");
+    int fd = open(f != NULL && f[0] != '\0' ? f : "/proc/sys/kernel/random/boot_id",
+                  O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, out, BOOT_ID_MAX - 1) : -1;
+    size_t len = n > 0 ? (size_t)n : 0;
+
+    if (fd >= 0)
+        close(fd);
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+        len--;
+    out[len] = '\0';
+    for (size_t i = 0; i < len; i++)
+        if (out[i] < 0x21 || out[i] > 0x7e) {
+            out[0] = '\0'; /* not an id */
+            break;
+        }
+}
+
+static void header_fill(struct lk_counters *c, struct file_header *h)
+{
+    memset(h, 0, sizeof(*h));
+    memcpy(h->magic, FILE_MAGIC, sizeof(h->magic));
+    h->version = FILE_VERSION;
+    h->chunk_size = (uint32_t)CHUNK_SIZE;
+    h->ws_size = (uint32_t)sizeof(struct lk_wstate);
+    h->key_size = (uint32_t)sizeof(struct lk_kstate);
+    memcpy(h->boot_id, c->boot_id, BOOT_ID_MAX);
+    memcpy(h->owner, c->owner, BOOT_ID_MAX);
+    h->check = fnv(h, offsetof(struct file_header, check));
+}
+
+/* Maps one more chunk at the end of the file, its blocks allocated (a write to
+ * a hole on a full disk would be SIGBUS). Caller holds c->mu or is alone. */
+static bool add_chunk(struct lk_counters *c)
+{
+    off_t at = (off_t)(c->nchunks * CHUNK_SIZE);
+    void *p;
+
+    if (c->nchunks >= MAX_CHUNKS || posix_fallocate(c->fd, at, (off_t)CHUNK_SIZE) != 0)
+        return false;
+    p = mmap(NULL, CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, at);
+    if (p == MAP_FAILED)
+        return false;
+    c->chunks = lk_grow(c->chunks, c->nchunks, &c->chunk_cap, sizeof(*c->chunks));
+    c->chunks[c->nchunks++] = p;
+    return true;
+}
+
+static void unmap_all(struct lk_counters *c)
+{
+    for (size_t i = 0; i < c->nchunks; i++)
+        munmap(c->chunks[i], CHUNK_SIZE);
+    free(c->chunks);
+    c->chunks = NULL;
+    c->nchunks = c->chunk_cap = c->cur = c->used = 0;
+}
+
+/* A zeroed state of `size` bytes, in the file when it can grow, else on the
+ * heap (then it does not survive the process: the next start treats it as lost).
+ * The caller fills it and then calls tag(). Caller holds c->mu or is alone. */
+static void *alloc_state(struct lk_counters *c, size_t slot_size, size_t size, bool *heap)
+{
+    uint8_t *p;
+
+    *heap = false;
+    if (c->fd >= 0 && c->used + slot_size > CHUNK_SIZE &&
+        (c->cur + 1 < c->nchunks || add_chunk(c))) {
+        c->cur++; /* the spare the recorder mapped ahead, or one mapped now */
+        c->used = 0;
+    }
+    if (c->fd >= 0 && c->used + slot_size <= CHUNK_SIZE) {
+        p = c->chunks[c->cur] + c->used;
+        c->used += slot_size;
+        memset(p, 0, slot_size);
+        return p + sizeof(struct slot);
+    }
+    if (c->fd >= 0 && !c->warned) {
+        c->warned = true;
+        lk_warn("the counter file cannot grow; new counters are kept in memory only");
+    }
+    *heap = true;
+    return lk_calloc(1, size);
+}
+
+static void tag(void *state, bool heap, uint32_t kind)
+{
+    if (!heap)
+        atomic_store_explicit(&((struct slot *)((uint8_t *)state - sizeof(struct slot)))->tag, kind,
+                              memory_order_release);
+}
+
+static bool sane(int64_t v)
+{
+    return v >= 0 && v < SANE_MAX;
+}
+
+static bool sane_quota(const struct lk_quota *q)
+{
+    for (int i = 0; i < LK_QUOTA_DAYS; i++)
+        if (q->day[i] < -1 || q->day[i] > SANE_TIME || !sane(q->count[i]))
+            return false;
+    return true;
+}
+
+static bool ws_sane(const struct lk_wstate *w)
+{
+    size_t len = strnlen(w->id, sizeof(w->id));
+
+    if (len == 0 || len == sizeof(w->id))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((w->id[i] >= '0' && w->id[i] <= '9') || (w->id[i] >= 'a' && w->id[i] <= 'z') ||
+              (w->id[i] >= 'A' && w->id[i] <= 'Z') || w->id[i] == '_'))
+            return false;
+    return sane(w->avail) && sane(w->db_balance) && sane(w->unsaved_spend) &&
+           sane(w->spent_total) && sane(w->lease_size) && w->last_lease_at >= 0 &&
+           w->last_lease_at < SANE_TIME && sane_quota(&w->live) && sane_quota(&w->test) &&
+           sane_quota(&w->unsaved_live) && sane_quota(&w->unsaved_test);
+}
+
+static bool key_sane(const struct lk_kstate *k)
+{
+    int64_t hour = atomic_load(&k->count_hour);
+
+    return k->rowid > 0 && sane(k->rl.start) && k->rl.start < SANE_TIME && sane(k->rl.count) &&
+           sane(k->spend_day) && k->spend_day < SANE_TIME && sane(k->spent) && sane(k->prev_day) &&
+           k->prev_day < SANE_TIME && sane(k->prev_spent) && sane(k->unsaved_day) &&
+           k->unsaved_day < SANE_TIME && sane(k->unsaved) && sane(hour) && hour < SANE_TIME &&
+           hour % 3600 == 0 && sane(k->prev_hour) && k->prev_hour < SANE_TIME &&
+           k->prev_hour % 3600 == 0;
+}
+
+static struct lk_wstate *find_ws_locked(struct lk_counters *c, const char *id);
+static struct lk_kstate *find_key_locked(struct lk_counters *c, int64_t rowid);
+
+/* What a state keeps from the last process: its counts. Locks, lists and
+ * pointers are this process's. */
+static void ws_attach(struct lk_counters *c, struct lk_wstate *w, bool recovered)
+{
+    pthread_spin_init(&w->mu, PTHREAD_PROCESS_PRIVATE);
+    pthread_mutex_init(&w->lease_mu, NULL);
+    w->quota = w->test_quota = -1;
+    atomic_store(&w->queued, false);
+    w->next_dirty = NULL;
+    w->recovered = recovered;
+    table_put(&c->ws, w, ws_hash);
+    w->next_all = c->all_ws;
+    c->all_ws = w;
+}
+
+static void key_attach(struct lk_counters *c, struct lk_kstate *k, bool recovered)
+{
+    k->ws = NULL; /* filled in at the key's first check */
+    atomic_store(&k->queued, false);
+    k->next_dirty = NULL;
+    k->recovered = recovered;
+    table_put(&c->keys, k, key_hash);
+}
+
+/* Reads the states of a mapped file back; false if anything is not sane. */
+static bool read_back(struct lk_counters *c)
+{
+    const struct file_header *h = (const struct file_header *)c->chunks[0];
+    struct file_header want;
+
+    header_fill(c, &want);
+    if (c->boot_id[0] == '\0' || memcmp(h, &want, sizeof(want)) != 0)
+        return false;
+    for (size_t i = 0; i < c->nchunks; i++) {
+        size_t off = i == 0 ? HEADER_SIZE : 0;
+        while (off + sizeof(struct slot) <= CHUNK_SIZE) {
+            uint8_t *p = c->chunks[i] + off;
+            uint32_t kind = atomic_load(&((struct slot *)p)->tag);
+            size_t size = kind == SLOT_WS ? WS_SLOT : kind == SLOT_KEY ? KEY_SLOT : 0;
+
+            if (kind == SLOT_FREE)
+                break;
+            if (size == 0 || off + size > CHUNK_SIZE)
+                return false;
+            if (kind == SLOT_WS) {
+                struct lk_wstate *w = (struct lk_wstate *)(p + sizeof(struct slot));
+                if (!ws_sane(w) || find_ws_locked(c, w->id) != NULL)
+                    return false;
+                w->heap = false;
+                ws_attach(c, w, true);
+            } else {
+                struct lk_kstate *k = (struct lk_kstate *)(p + sizeof(struct slot));
+                if (!key_sane(k) || find_key_locked(c, k->rowid) != NULL)
+                    return false;
+                k->heap = false;
+                key_attach(c, k, true);
+            }
+            off += size;
+        }
+        c->cur = i;
+        c->used = off;
+    }
+    return true;
+}
+
+static void forget_states(struct lk_counters *c)
+{
+    free(c->ws.slots);
+    free(c->keys.slots);
+    memset(&c->ws, 0, sizeof(c->ws));
+    memset(&c->keys, 0, sizeof(c->keys));
+    c->all_ws = NULL;
+}
+
+/* An empty file of one chunk with a fresh header. */
+static bool start_afresh(struct lk_counters *c)
+{
+    struct file_header h;
+
+    unmap_all(c);
+    forget_states(c);
+    if (ftruncate(c->fd, 0) != 0 || !add_chunk(c))
+        return false;
+    header_fill(c, &h);
+    memcpy(c->chunks[0], &h, sizeof(h));
+    c->cur = 0;
+    c->used = HEADER_SIZE;
+    return true;
+}
+
+enum lk_err lk_counters_open(const char *path, const char *owner, struct lk_counters **out,
+                             bool *recovered)
+{
+    struct lk_counters *c = lk_counters_new();
+    struct stat st;
+    size_t n;
+
+    *out = NULL;
+    *recovered = false;
+    read_boot_id(c->boot_id);
+    snprintf(c->owner, sizeof(c->owner), "%s", owner);
+    c->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (c->fd < 0 || fstat(c->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        lk_error("cannot open the counter file %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    n = (size_t)st.st_size / CHUNK_SIZE;
+    if (st.st_size > 0 && (size_t)st.st_size % CHUNK_SIZE == 0 && n <= MAX_CHUNKS) {
+        for (size_t i = 0; i < n; i++) {
+            void *p = mmap(NULL, CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd,
+                           (off_t)(i * CHUNK_SIZE));
+            if (p == MAP_FAILED)
+                break;
+            c->chunks = lk_grow(c->chunks, c->nchunks, &c->chunk_cap, sizeof(*c->chunks));
+            c->chunks[c->nchunks++] = p;
+        }
+        *recovered = c->nchunks == n && read_back(c);
+    }
+    if (!*recovered && !start_afresh(c)) {
+        lk_error("cannot make the counter file %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    *out = c;
+    return LK_OK;
+fail:
+    lk_counters_free(c);
+    return LK_ERR_STORAGE_UNAVAILABLE;
 }
 
 void lk_counters_free(struct lk_counters *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->keys.cap; i++)
-        free(c->keys.slots[i]);
+    for (size_t i = 0; i < c->keys.cap; i++) {
+        struct lk_kstate *k = c->keys.slots[i];
+        if (k != NULL && k->heap)
+            free(k);
+    }
     while (c->all_ws != NULL) {
         struct lk_wstate *w = c->all_ws;
         c->all_ws = w->next_all;
         pthread_spin_destroy(&w->mu);
         pthread_mutex_destroy(&w->lease_mu);
-        free(w);
+        if (w->heap)
+            free(w);
     }
     free(c->keys.slots);
     free(c->ws.slots);
+    unmap_all(c); /* the file keeps the counts for the next start */
+    if (c->fd >= 0)
+        close(c->fd);
     lk_counter_rows_free(&c->spill);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
-struct lk_wstate *lk_counters_ws(struct lk_counters *c, const char *id)
+static struct lk_wstate *find_ws_locked(struct lk_counters *c, const char *id)
 {
-    struct lk_wstate *w = NULL;
-    uint64_t h = hash_str(id);
+    if (c->ws.cap == 0)
+        return NULL;
+    for (size_t i = hash_str(id) & (c->ws.cap - 1); c->ws.slots[i] != NULL;
+         i = (i + 1) & (c->ws.cap - 1)) {
+        struct lk_wstate *x = c->ws.slots[i];
+        if (strcmp(x->id, id) == 0)
+            return x;
+    }
+    return NULL;
+}
+
+static struct lk_kstate *find_key_locked(struct lk_counters *c, int64_t rowid)
+{
+    if (c->keys.cap == 0)
+        return NULL;
+    for (size_t i = hash_i64(rowid) & (c->keys.cap - 1); c->keys.slots[i] != NULL;
+         i = (i + 1) & (c->keys.cap - 1)) {
+        struct lk_kstate *x = c->keys.slots[i];
+        if (x->rowid == rowid)
+            return x;
+    }
+    return NULL;
+}
+
+struct lk_wstate *lk_counters_find_ws(struct lk_counters *c, const char *id)
+{
+    struct lk_wstate *w;
 
     pthread_mutex_lock(&c->mu);
-    if (c->ws.cap > 0) {
-        for (size_t i = h & (c->ws.cap - 1); c->ws.slots[i] != NULL; i = (i + 1) & (c->ws.cap - 1)) {
-            struct lk_wstate *x = c->ws.slots[i];
-            if (strcmp(x->id, id) == 0) {
-                w = x;
-                break;
-            }
-        }
-    }
-    if (w == NULL) {
-        w = lk_calloc(1, sizeof(*w));
+    w = find_ws_locked(c, id);
+    pthread_mutex_unlock(&c->mu);
+    return w;
+}
+
+struct lk_wstate *lk_counters_ws(struct lk_counters *c, const char *id)
+{
+    struct lk_wstate *w;
+    bool heap;
+
+    pthread_mutex_lock(&c->mu);
+    if ((w = find_ws_locked(c, id)) == NULL) {
+        w = alloc_state(c, WS_SLOT, sizeof(*w), &heap);
+        w->heap = heap;
         snprintf(w->id, sizeof(w->id), "%s", id);
-        pthread_spin_init(&w->mu, PTHREAD_PROCESS_PRIVATE);
-        pthread_mutex_init(&w->lease_mu, NULL);
-        w->quota = w->test_quota = -1;
         lk_quota_init(&w->live);
         lk_quota_init(&w->test);
         lk_quota_init(&w->unsaved_live);
         lk_quota_init(&w->unsaved_test);
-        table_put(&c->ws, w, ws_hash);
-        w->next_all = c->all_ws;
-        c->all_ws = w;
+        ws_attach(c, w, false);
+        tag(w, heap, SLOT_WS);
     }
     pthread_mutex_unlock(&c->mu);
     return w;
@@ -126,30 +487,31 @@ struct lk_wstate *lk_counters_ws(struct lk_counters *c, const char *id)
 
 struct lk_kstate *lk_counters_key(struct lk_counters *c, int64_t rowid, struct lk_wstate *ws)
 {
-    struct lk_kstate *k = NULL;
-    uint64_t h = hash_i64(rowid);
+    struct lk_kstate *k;
+    bool heap;
 
     pthread_mutex_lock(&c->mu);
-    if (c->keys.cap > 0) {
-        for (size_t i = h & (c->keys.cap - 1); c->keys.slots[i] != NULL;
-             i = (i + 1) & (c->keys.cap - 1)) {
-            struct lk_kstate *x = c->keys.slots[i];
-            if (x->rowid == rowid) {
-                k = x;
-                if (k->ws == NULL)
-                    k->ws = ws;
-                break;
-            }
-        }
-    }
-    if (k == NULL) {
-        k = lk_calloc(1, sizeof(*k));
+    if ((k = find_key_locked(c, rowid)) == NULL) {
+        k = alloc_state(c, KEY_SLOT, sizeof(*k), &heap);
+        k->heap = heap;
         k->rowid = rowid;
-        k->ws = ws;
-        table_put(&c->keys, k, key_hash);
+        key_attach(c, k, false);
+        tag(k, heap, SLOT_KEY);
     }
+    if (k->ws == NULL)
+        k->ws = ws;
     pthread_mutex_unlock(&c->mu);
     return k;
+}
+
+void lk_counters_reserve(struct lk_counters *c)
+{
+    /* The grown chunk is the next one states go to; the event loops rarely
+     * have to grow the file themselves. */
+    pthread_mutex_lock(&c->mu);
+    if (c->fd >= 0 && c->cur + 1 >= c->nchunks && c->used > CHUNK_SIZE / 2)
+        add_chunk(c);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void lk_counters_set_quota(struct lk_wstate *ws, int64_t quota, int64_t test_quota)
@@ -222,15 +584,22 @@ void lk_counters_spill(struct lk_counters *c, enum lk_counter_kind kind,
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Moves k's counts of its old hour aside. Caller holds c->mu. */
+/* Moves k's unsaved counts of its old hour aside. Caller holds c->mu. */
 static void roll_locked(struct lk_counters *c, struct lk_kstate *k, int64_t hour)
 {
     int64_t old = atomic_load(&k->count_hour);
 
     if (old == hour)
         return;
+    /* The old hour's totals stay in the file until it is written (recovery). */
+    k->prev_hour = old;
+    for (int code = 0; code < LK_USAGE_CODES; code++)
+        k->prev_counts[code] = atomic_load(&k->counts[code]);
     for (int code = 0; code < LK_USAGE_CODES; code++) {
         uint32_t n = atomic_exchange(&k->counts[code], 0);
+        k->prev_counts[code] = n;
+        n = n > k->saved[code] ? n - k->saved[code] : 0;
+        k->saved[code] = 0;
         if (n > 0 && old != 0)
             spill_locked(c, LK_CTR_USAGE,
                          &(struct lk_counter_row){.key_rowid = k->rowid, .period = old,
@@ -264,10 +633,33 @@ int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,
 
     pthread_mutex_lock(&c->mu); /* no roll in between: counts and hour agree */
     hour = atomic_load(&k->count_hour);
-    for (int code = 0; code < LK_USAGE_CODES; code++)
-        out[code] = atomic_exchange(&k->counts[code], 0);
+    for (int code = 0; code < LK_USAGE_CODES; code++) {
+        uint32_t n = atomic_load(&k->counts[code]);
+        out[code] = n > k->saved[code] ? n - k->saved[code] : 0;
+        k->saved[code] = n;
+    }
     pthread_mutex_unlock(&c->mu);
     return hour;
+}
+
+void lk_counters_settle_counts(struct lk_counters *c, struct lk_kstate *k)
+{
+    pthread_mutex_lock(&c->mu);
+    for (int code = 0; code < LK_USAGE_CODES; code++)
+        k->saved[code] = atomic_load(&k->counts[code]);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void lk_counters_load_count(struct lk_counters *c, struct lk_kstate *k, int64_t hour, int code,
+                            uint32_t n)
+{
+    if (code < 0 || code >= LK_USAGE_CODES)
+        return;
+    pthread_mutex_lock(&c->mu);
+    roll_locked(c, k, hour); /* settled before: spills nothing */
+    atomic_store(&k->counts[code], n);
+    k->saved[code] = n;
+    pthread_mutex_unlock(&c->mu);
 }
 
 void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct lk_kstate **keys,
@@ -294,4 +686,12 @@ void lk_counters_each_ws(struct lk_counters *c, void (*fn)(void *arg, struct lk_
     /* The list only grows at its head, so walking from a snapshot of it is safe. */
     for (; w != NULL; w = w->next_all)
         fn(arg, w);
+}
+
+void lk_counters_each_key(struct lk_counters *c, void (*fn)(void *arg, struct lk_kstate *k),
+                          void *arg)
+{
+    for (size_t i = 0; i < c->keys.cap; i++)
+        if (c->keys.slots[i] != NULL)
+            fn(arg, c->keys.slots[i]);
 }

@@ -14,6 +14,12 @@
  * States live until lk_counters_free(); keys and workspaces are never deleted
  * (revoking keeps the row), so a pointer to a state stays valid.
  *
+ * A serving process keeps the states in a memory-mapped file beside the
+ * database (lk_counters_open()): every store of a check reaches the page cache
+ * at memory speed, so a killed process leaves its counters behind, exact, for
+ * the next start to read back (the file's layout and checks: counters.c). The
+ * file names the kernel's boot id; after a reboot it is not believed.
+ *
  * Thread safety: every function is safe from any thread.
  */
 #ifndef LK_COUNTERS_H
@@ -35,6 +41,10 @@
 
 struct lk_wstate {
     char id[LK_ID_MAX];
+    /* Read back from the counter file at start (its counts are a dead
+     * process's, exact); false for a state made in this process. */
+    bool recovered;
+    bool heap; /* allocated on the heap, not in the file */
     /* Guards every field below, and the guarded fields of its keys. A spinlock:
      * held for tens of ns by the event loops, never across a call that blocks
      * (no I/O, no other lock but the counters' own). */
@@ -45,6 +55,9 @@ struct lk_wstate {
     /* Credits: `avail` was leased from the stored balance and may be spent from
      * memory; `db_balance` mirrors the stored balance outside any lease. */
     int64_t avail, db_balance, unsaved_spend;
+    /* The stored `spent` at start plus every cost spent since: what the store's
+     * `spent` must become, known exactly even if the process dies. */
+    int64_t spent_total;
     int64_t lease_size, last_lease_at;
     pthread_mutex_t lease_mu; /* one lease operation of this workspace at a time */
     _Atomic bool queued;      /* on the dirty list */
@@ -56,13 +69,19 @@ struct lk_kstate {
     struct lk_wstate *ws;
     /* Guarded by ws->mu. */
     struct lk_window rl;          /* the open rate-limit window */
-    int64_t spend_day, spent;     /* the UTC day's spend */
+    int64_t spend_day, spent;     /* the UTC day's spend (all of it, stored or not) */
+    int64_t prev_day, prev_spent; /* the day before spend_day's, kept for recovery */
     int64_t unsaved_day, unsaved; /* spend not yet written, of unsaved_day */
-    /* Usage since the last write, by outcome, all of hour `count_hour`; atomics.
-     * The first count of a new hour moves the old hour's counts aside (spill). */
+    /* Usage of hour `count_hour` by outcome, all of it (atomics); `saved` of it
+     * is written. The first count of a new hour moves the unsaved rest of the
+     * old hour aside (spill) and keeps the old hour's totals in prev_counts. */
     _Atomic uint32_t counts[LK_USAGE_CODES];
+    uint32_t saved[LK_USAGE_CODES]; /* guarded by the counters' registry mutex */
     _Atomic int64_t count_hour;
+    int64_t prev_hour;
+    uint32_t prev_counts[LK_USAGE_CODES];
     _Atomic bool queued; /* on the dirty list */
+    bool recovered, heap; /* as in struct lk_wstate */
     struct lk_kstate *next_dirty;
 };
 
@@ -90,14 +109,33 @@ static inline void lk_wstate_unlock(struct lk_wstate *ws)
     pthread_spin_unlock(&ws->mu);
 }
 
-/* Caller frees with lk_counters_free(). */
+/* Counters in memory only. Caller frees with lk_counters_free(). */
 struct lk_counters *lk_counters_new(void);
+/* Counters kept in the file at `path`, made if missing. Only the one server of
+ * a database may open its file (it holds the serve lock). `owner` names what
+ * the counts belong to (the database file), at most 63 bytes. If the file was
+ * left by a process of this boot for the same owner and passes every check,
+ * its states are read back,
+ * marked `recovered`, and *recovered is true; otherwise (missing, another
+ * boot, another layout, not sane: it is outside input) it starts empty and
+ * *recovered is false. The boot id is /proc/sys/kernel/random/boot_id, or for
+ * tests the content of the file named by LATCHKEY_BOOT_ID_FILE.
+ * LK_ERR_STORAGE_UNAVAILABLE if the file cannot be opened or mapped. */
+enum lk_err lk_counters_open(const char *path, const char *owner,
+                             struct lk_counters **out /* OUT */, bool *recovered /* OUT */);
 void lk_counters_free(struct lk_counters *c);
+
+/* The state of workspace `id` if there is one (NULL otherwise). */
+struct lk_wstate *lk_counters_find_ws(struct lk_counters *c, const char *id);
 
 /* The state of workspace `id`, made if missing. */
 struct lk_wstate *lk_counters_ws(struct lk_counters *c, const char *id);
 /* The state of the key with this row id, made if missing (its workspace `ws`). */
 struct lk_kstate *lk_counters_key(struct lk_counters *c, int64_t rowid, struct lk_wstate *ws);
+
+/* Maps a spare chunk of the counter file ahead of need when the current one is
+ * half used (the recorder calls it; a no-op for counters in memory). */
+void lk_counters_reserve(struct lk_counters *c);
 
 /* Sets a workspace's quotas; a test quota of -1 with a quota set becomes a tenth
  * of the quota (at least 1). Takes ws->mu. */
@@ -126,12 +164,22 @@ void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws /* OUT 
                             struct lk_kstate **keys /* OUT */,
                             struct lk_counter_rows *spilled /* OUT */);
 
-/* Moves k's usage counts into out (LK_USAGE_CODES of them) and returns their hour. */
+/* Puts k's unsaved usage counts into out (LK_USAGE_CODES of them), marks them
+ * saved and returns their hour. */
 int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,
                                 uint32_t out[LK_USAGE_CODES]);
+
+/* At start: every count of k is written (saved = counts); then, for the hour
+ * `hour`, `n` of outcome `code` are stored, and that is k's count of it. */
+void lk_counters_settle_counts(struct lk_counters *c, struct lk_kstate *k);
+void lk_counters_load_count(struct lk_counters *c, struct lk_kstate *k, int64_t hour, int code,
+                            uint32_t n);
 
 /* Calls fn for every workspace state. */
 void lk_counters_each_ws(struct lk_counters *c, void (*fn)(void *arg, struct lk_wstate *ws),
                          void *arg);
+/* Calls fn for every key state (at start, before checks run: no lock held). */
+void lk_counters_each_key(struct lk_counters *c, void (*fn)(void *arg, struct lk_kstate *k),
+                          void *arg);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -84,6 +85,37 @@ static enum lk_err take_serve_lock(struct lk_app *app, const char *db_url, struc
     return LK_OK;
 }
 
+/* The serving process keeps its counters in `<path>.counters` beside an SQLite
+ * file (under the serve lock: no other process touches it), so they survive a
+ * kill; everyone else, and an in-memory database, keeps them in memory. */
+static enum lk_err open_counters(struct lk_app *app, const struct lk_app_config *cfg,
+                                 bool *recovered, struct lk_errinfo *ei)
+{
+    const char *db = cfg->db_url;
+    char path[4096], owner[64];
+    struct stat st;
+
+    *recovered = false;
+    if (!cfg->serving || strncmp(db, "sqlite:", 7) != 0 || strcmp(db + 7, ":memory:") == 0) {
+        app->counters = lk_counters_new();
+        return LK_OK;
+    }
+    if ((size_t)snprintf(path, sizeof(path), "%s.counters", db + 7) >= sizeof(path))
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "db", "database path too long");
+    /* The counts belong to this database file: a copy or a restored backup (a
+     * new inode) does not take another file's counts for its own. */
+    if (stat(db + 7, &st) != 0)
+        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot stat %s: %s", db + 7,
+                              strerror(errno));
+    snprintf(owner, sizeof(owner), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    if (lk_counters_open(path, owner, &app->counters, recovered) != LK_OK)
+        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s", path);
+    if (!*recovered)
+        lk_info("counter file %s starts afresh (new, from another boot, or not readable)", path);
+    return LK_OK;
+}
+
 static struct lk_throttle *throttle_of(struct lk_rate r)
 {
     return r.limit > 0 ? lk_throttle_new(r.limit, r.window_s) : NULL;
@@ -93,6 +125,7 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
                         struct lk_errinfo *ei)
 {
     struct lk_app *app = lk_calloc(1, sizeof(*app));
+    bool recovered = false;
     enum lk_err e;
 
     pthread_mutex_init(&app->write_mu, NULL);
@@ -102,7 +135,6 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     app->limits = cfg->limits;
     app->failed_keys = throttle_of(cfg->limits.failed_key);
     app->login_rate = throttle_of(cfg->limits.login);
-    app->counters = lk_counters_new();
     if (cfg->routes != NULL && cfg->routes->n > 0) {
         app->routes = *cfg->routes;
         memset(cfg->routes, 0, sizeof(*cfg->routes));
@@ -118,7 +150,8 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
         goto out;
     if (cfg->serving && (e = take_serve_lock(app, cfg->db_url, ei)) != LK_OK)
         goto out;
-    if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK)
+    if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK ||
+        (e = open_counters(app, cfg, &recovered, ei)) != LK_OK)
         goto out;
     app->cache = lk_keycache_new(app->counters);
     if ((e = lk_store_ws_list(app->store, load_ws, app)) != LK_OK ||
@@ -127,7 +160,7 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
         goto out;
     }
     lk_keycache_fit(app->cache);
-    if ((e = lk_credits_load(app, cfg->serving, lk_clock_now_s())) != LK_OK) {
+    if ((e = lk_credits_load(app, cfg->serving, recovered, lk_clock_now_s())) != LK_OK) {
         lk_errinfo_set(ei, e, "db", "cannot read credits and counters from the database");
         goto out;
     }

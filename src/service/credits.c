@@ -11,28 +11,158 @@
 struct load_ctx {
     struct lk_app *app;
     int64_t now;
+    bool recovered; /* the counter file was read back: its counts are exact */
     enum lk_err err;
 };
+
+static enum lk_err lose_lease(struct load_ctx *lc, const struct lk_credit_account *a)
+{
+    struct lk_ledger_row r = {.amount = a->leased, .created_at = lc->now};
+    enum lk_err e;
+
+    /* The last process leased these and may have spent any part of them. */
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", a->workspace_id);
+    snprintf(r.kind, sizeof(r.kind), "lease_lost");
+    snprintf(r.note, sizeof(r.note),
+             "credits leased by a server that stopped without "
+             "returning them; counted as spent");
+    if ((e = lk_store_credits_move(lc->app->store, a->workspace_id, 0, -a->leased, a->leased, 0)) !=
+            LK_OK ||
+        (e = lk_store_ledger_add(lc->app->store, &r)) != LK_OK)
+        return e;
+    lk_warn("workspace %s: %" PRId64 " leased credits recorded as spent (unclean stop)",
+            a->workspace_id, a->leased);
+    return LK_OK;
+}
+
+/* A killed process's counter file says exactly what it spent (spent_total): that
+ * much is booked, the rest of the lease goes back to the balance. */
+static enum lk_err settle_lease(struct load_ctx *lc, const struct lk_credit_account *a,
+                                const struct lk_wstate *ws)
+{
+    int64_t spent = ws->spent_total - a->spent;
+    struct lk_ledger_row r = {.amount = spent, .period = lc->now - lc->now % 3600};
+    enum lk_err e;
+
+    if (spent < 0 || spent > a->leased)
+        return lose_lease(lc, a); /* the file does not fit the store: believe neither */
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", a->workspace_id);
+    snprintf(r.kind, sizeof(r.kind), "spend");
+    r.created_at = r.period;
+    if ((e = lk_store_credits_move(lc->app->store, a->workspace_id, a->leased - spent, -a->leased,
+                                   spent, 0)) != LK_OK ||
+        (spent > 0 && (e = lk_store_ledger_add(lc->app->store, &r)) != LK_OK))
+        return e;
+    lk_info("workspace %s: after an unclean stop, %" PRId64 " spent credits recorded and %" PRId64
+            " returned to the balance",
+            a->workspace_id, spent, a->leased - spent);
+    return LK_OK;
+}
 
 static int recover_one(void *arg, const struct lk_credit_account *a)
 {
     struct load_ctx *lc = arg;
-    struct lk_ledger_row r = {.amount = a->leased, .created_at = lc->now};
+    struct lk_wstate *ws;
 
-    if (a->leased > 0) {
-        /* The last process leased these and may have spent any part of them. */
-        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", a->workspace_id);
-        snprintf(r.kind, sizeof(r.kind), "lease_lost");
-        snprintf(r.note, sizeof(r.note), "credits leased by a server that stopped without "
-                                         "returning them; counted as spent");
-        if ((lc->err = lk_store_credits_move(lc->app->store, a->workspace_id, 0, -a->leased,
-                                             a->leased, 0)) != LK_OK ||
-            (lc->err = lk_store_ledger_add(lc->app->store, &r)) != LK_OK)
-            return 1;
-        lk_warn("workspace %s: %" PRId64 " leased credits recorded as spent (unclean stop)",
-                a->workspace_id, a->leased);
+    if (a->leased <= 0)
+        return 0; /* returned at a clean stop, or never leased */
+    ws = lc->recovered ? lk_counters_find_ws(lc->app->counters, a->workspace_id) : NULL;
+    if (ws != NULL && ws->recovered)
+        lc->err = settle_lease(lc, a, ws);
+    else if (a->leased > 0)
+        lc->err = lose_lease(lc, a);
+    return lc->err != LK_OK;
+}
+
+static enum lk_err raise_row(struct load_ctx *lc, enum lk_counter_kind kind,
+                             const struct lk_counter_row *r)
+{
+    enum lk_err e = lk_store_counter_raise(lc->app->store, kind, r);
+
+    if (e != LK_OK && lc->err == LK_OK)
+        lc->err = e;
+    return e;
+}
+
+static void raise_quota(struct load_ctx *lc, const struct lk_wstate *ws, const struct lk_quota *q,
+                        bool test)
+{
+    for (int i = 0; i < LK_QUOTA_DAYS; i++) {
+        if (q->day[i] < 0 || q->count[i] == 0)
+            continue;
+        struct lk_counter_row r = {.period = q->day[i]};
+        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", ws->id);
+        *(test ? &r.n_test : &r.n) = q->count[i];
+        raise_row(lc, LK_CTR_QUOTA, &r);
     }
-    return 0;
+}
+
+/* The quota days of a killed process, exact in the file, into the store. */
+static void raise_ws(void *arg, struct lk_wstate *ws)
+{
+    struct load_ctx *lc = arg;
+
+    if (!ws->recovered)
+        return;
+    raise_quota(lc, ws, &ws->live, false);
+    raise_quota(lc, ws, &ws->test, true);
+}
+
+/* The same for a key's spend of the day (and the day before) and its usage of
+ * the hour (and the hour before). */
+static void raise_key(void *arg, struct lk_kstate *k)
+{
+    struct load_ctx *lc = arg;
+    int64_t hour = atomic_load(&k->count_hour);
+
+    if (!k->recovered)
+        return;
+    if (k->spend_day > 0 && k->spent > 0)
+        raise_row(
+            lc, LK_CTR_SPEND,
+            &(struct lk_counter_row){.key_rowid = k->rowid, .period = k->spend_day, .n = k->spent});
+    if (k->prev_day > 0 && k->prev_spent > 0)
+        raise_row(lc, LK_CTR_SPEND,
+                  &(struct lk_counter_row){
+                      .key_rowid = k->rowid, .period = k->prev_day, .n = k->prev_spent});
+    for (int code = 0; code < LK_USAGE_CODES; code++) {
+        uint32_t n = atomic_load(&k->counts[code]);
+        if (hour > 0 && n > 0)
+            raise_row(lc, LK_CTR_USAGE,
+                      &(struct lk_counter_row){
+                          .key_rowid = k->rowid, .period = hour, .code = code, .n = n});
+        if (k->prev_hour > 0 && k->prev_hour != hour && k->prev_counts[code] > 0)
+            raise_row(lc, LK_CTR_USAGE,
+                      &(struct lk_counter_row){.key_rowid = k->rowid,
+                                               .period = k->prev_hour,
+                                               .code = code,
+                                               .n = k->prev_counts[code]});
+    }
+}
+
+/* Once the store has everything the file held, the file's states start from
+ * the store again: leases are back, nothing is unsaved, quota rings and day
+ * spends are loaded below. Rate windows stay as they were. */
+static void settle_ws(void *arg, struct lk_wstate *ws)
+{
+    (void)arg;
+    ws->avail = ws->unsaved_spend = 0;
+    ws->spent_total = 0; /* the stored `spent`, for a workspace with an account */
+    lk_quota_init(&ws->live);
+    lk_quota_init(&ws->test);
+    lk_quota_init(&ws->unsaved_live);
+    lk_quota_init(&ws->unsaved_test);
+}
+
+static void settle_key(void *arg, struct lk_kstate *k)
+{
+    struct load_ctx *lc = arg;
+
+    /* Today's spend is loaded from the store below; older days are written. */
+    k->spend_day = k->spent = k->prev_day = k->prev_spent = k->unsaved = 0;
+    k->prev_hour = 0;
+    memset(k->prev_counts, 0, sizeof(k->prev_counts));
+    lk_counters_settle_counts(lc->app->counters, k);
 }
 
 static int load_balance(void *arg, const struct lk_credit_account *a)
@@ -42,6 +172,7 @@ static int load_balance(void *arg, const struct lk_credit_account *a)
 
     lk_wstate_lock(ws);
     ws->db_balance = a->balance;
+    ws->spent_total = a->spent;
     lk_wstate_unlock(ws);
     return 0;
 }
@@ -69,27 +200,50 @@ static int load_spend(void *arg, const struct lk_counter_row *r)
     return 0;
 }
 
-enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, int64_t now)
+/* Usage is counted in totals of the hour, so the hour's stored counts start them. */
+static int load_usage(void *arg, const struct lk_counter_row *r)
 {
-    struct load_ctx lc = {app, now, LK_OK};
-    int64_t today = lk_day_of(now);
+    struct load_ctx *lc = arg;
+    struct lk_kstate *st = lk_counters_key(lc->app->counters, r->key_rowid, NULL);
+
+    if (r->n >= 0 && r->n <= UINT32_MAX)
+        lk_counters_load_count(lc->app->counters, st, r->period, r->code, (uint32_t)r->n);
+    return 0;
+}
+
+enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, bool recovered, int64_t now)
+{
+    struct load_ctx lc = {app, now, recovered && reclaim, LK_OK};
+    int64_t today = lk_day_of(now), hour = now - now % 3600;
     enum lk_err e;
 
     if (reclaim) {
+        /* One transaction: the file's counts and the leases are settled
+         * together, and settling again after a crash here changes nothing. */
         if ((e = lk_store_begin(app->store)) != LK_OK)
             return e;
-        if ((e = lk_store_credits_scan(app->store, recover_one, &lc)) != LK_OK ||
+        if (lc.recovered) {
+            lk_counters_each_ws(app->counters, raise_ws, &lc);
+            lk_counters_each_key(app->counters, raise_key, &lc);
+        }
+        if (lc.err != LK_OK || (e = lk_store_credits_scan(app->store, recover_one, &lc)) != LK_OK ||
             lc.err != LK_OK) {
             lk_store_rollback(app->store);
             return e != LK_OK ? e : lc.err;
         }
         if ((e = lk_store_commit(app->store)) != LK_OK)
             return e;
+        if (lc.recovered) {
+            lk_counters_each_ws(app->counters, settle_ws, &lc);
+            lk_counters_each_key(app->counters, settle_key, &lc);
+        }
     }
     if ((e = lk_store_credits_scan(app->store, load_balance, &lc)) != LK_OK ||
         (e = lk_store_counter_scan(app->store, LK_CTR_QUOTA, 0, today - LK_QUOTA_DAYS + 1,
                                    today + 1, load_quota, &lc)) != LK_OK ||
         (e = lk_store_counter_scan(app->store, LK_CTR_SPEND, 0, today, today + 1, load_spend,
+                                   &lc)) != LK_OK ||
+        (e = lk_store_counter_scan(app->store, LK_CTR_USAGE, 0, hour, hour + 3600, load_usage,
                                    &lc)) != LK_OK)
         return e;
     return LK_OK;

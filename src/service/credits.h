@@ -23,10 +23,13 @@
 #define LK_CREDITS_MAX ((INT64_C(1) << 53) - 1) /* larger totals do not survive JSON */
 
 /* At start: with `reclaim` (the caller holds the serve lock, so no live server
- * holds a lease) records leases a dead server left as spent, then loads
- * balances, the quota days of the window and today's spend of every key into
- * the counters. */
-enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, int64_t now);
+ * holds a lease) settles what a dead server left. With `recovered` (its counter
+ * file was read back, exact) the store's counts are raised to the file's and of
+ * each lease exactly what it spent is booked, the rest returned; a lease the
+ * file does not account for is recorded as spent (`lease_lost`). Then loads
+ * balances, the quota days of the window, today's spend and this hour's usage
+ * of every key into the counters. */
+enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, bool recovered, int64_t now);
 
 /* Leases credits for workspace ws so that at least `need` are available in
  * memory, if the stored balance allows; need 0 tops up a lease that ran below

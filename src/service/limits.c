@@ -45,6 +45,8 @@ enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t
         cost = 0; /* test keys spend nothing */
     lk_wstate_lock(ws);
     if (st->spend_day != today) {
+        st->prev_day = st->spend_day; /* until written, for recovery */
+        st->prev_spent = st->spent;
         st->spend_day = today;
         st->spent = 0;
     }
@@ -78,6 +80,7 @@ enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t
     if (cost > 0) {
         ws->avail -= cost;
         ws->unsaved_spend += cost;
+        ws->spent_total += cost;
         st->spent += cost;
         /* Spend of a day not yet written stays with that day. */
         if (st->unsaved > 0 && st->unsaved_day != today) {

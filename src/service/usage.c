@@ -216,6 +216,7 @@ static enum lk_err flush(struct lk_usage *u, bool patient)
         lk_warn("could not write usage and spending; keeping them for the next try");
         put_back(u, &b);
     }
+    lk_counters_reserve(u->app->counters);
     /* Leases that ran low are topped up here, so checks rarely wait for one. */
     for (size_t i = 0; i < b.nleases; i++)
         lk_credits_lease(u->app, b.leases[i], 0, now);

@@ -203,6 +203,11 @@ enum lk_err lk_store_counter_add(struct lk_store *s, enum lk_counter_kind kind,
 {
     return s->ops->counter_add(s, kind, r);
 }
+enum lk_err lk_store_counter_raise(struct lk_store *s, enum lk_counter_kind kind,
+                                   const struct lk_counter_row *r)
+{
+    return s->ops->counter_raise(s, kind, r);
+}
 enum lk_err lk_store_counter_scan(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,
                                   int64_t from, int64_t to, lk_counter_cb cb, void *arg)
 {

@@ -299,8 +299,13 @@ enum lk_err lk_store_ledger_list(struct lk_store *s, const char *ws_id, int64_t 
 /* Adds r's counts to the stored ones. */
 enum lk_err lk_store_counter_add(struct lk_store *s, enum lk_counter_kind kind,
                                  const struct lk_counter_row *r);
+/* Raises the stored counts to r's where they are lower: a count known exactly
+ * elsewhere (the counter file) written again, so writing it twice is harmless. */
+enum lk_err lk_store_counter_raise(struct lk_store *s, enum lk_counter_kind kind,
+                                   const struct lk_counter_row *r);
 /* Rows of `kind` with period in [from, to); usage rows of key_rowid only (and
- * ordered by period), other kinds of every workspace or key. */
+ * ordered by period; key_rowid 0: of every key), other kinds of every
+ * workspace or key. */
 enum lk_err lk_store_counter_scan(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,
                                   int64_t from, int64_t to, lk_counter_cb cb, void *arg);
 /* Drops usage older than usage_before (hour start) and day counters older than

@@ -60,6 +60,8 @@ struct lk_store_ops {
                                lk_ledger_cb cb, void *arg);
     enum lk_err (*counter_add)(struct lk_store *s, enum lk_counter_kind kind,
                                const struct lk_counter_row *r);
+    enum lk_err (*counter_raise)(struct lk_store *s, enum lk_counter_kind kind,
+                                 const struct lk_counter_row *r);
     enum lk_err (*counter_scan)(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,
                                 int64_t from, int64_t to, lk_counter_cb cb, void *arg);
     enum lk_err (*counter_prune)(struct lk_store *s, int64_t usage_before, int64_t day_before);

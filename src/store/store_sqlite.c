@@ -155,6 +155,10 @@ enum stmt_id {
     ST_SPEND_SCAN,
     ST_USAGE_ADD,
     ST_USAGE_LIST,
+    ST_USAGE_HOUR,
+    ST_QUOTA_RAISE,
+    ST_SPEND_RAISE,
+    ST_USAGE_RAISE,
     ST_PRUNE_USAGE,
     ST_PRUNE_QUOTA,
     ST_PRUNE_SPEND,
@@ -252,6 +256,17 @@ static const char *const stmt_sql[ST__COUNT] = {
                      "count = count + excluded.count",
     [ST_USAGE_LIST] = "SELECT '', key_rowid, hour, code, count, 0 FROM usage_hours "
                       "WHERE key_rowid = ?1 AND hour >= ?2 AND hour < ?3 ORDER BY hour, code",
+    [ST_USAGE_HOUR] = "SELECT '', key_rowid, hour, code, count, 0 FROM usage_hours "
+                      "WHERE hour >= ?2 AND hour < ?3 AND ?1 = ?1",
+    [ST_QUOTA_RAISE] = "INSERT INTO quota_days(workspace_id, day, live, test) "
+                       "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(workspace_id, day) DO UPDATE SET "
+                       "live = max(live, excluded.live), test = max(test, excluded.test)",
+    [ST_SPEND_RAISE] = "INSERT INTO key_spend(key_rowid, day, spent) VALUES(?1, ?2, ?3) "
+                       "ON CONFLICT(key_rowid, day) DO UPDATE SET "
+                       "spent = max(spent, excluded.spent)",
+    [ST_USAGE_RAISE] = "INSERT INTO usage_hours(key_rowid, hour, code, count) "
+                       "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(key_rowid, hour, code) DO UPDATE SET "
+                       "count = max(count, excluded.count)",
     [ST_PRUNE_USAGE] = "DELETE FROM usage_hours WHERE hour < ?1",
     [ST_PRUNE_QUOTA] = "DELETE FROM quota_days WHERE day < ?1",
     [ST_PRUNE_SPEND] = "DELETE FROM key_spend WHERE day < ?1",
@@ -1233,6 +1248,25 @@ static enum lk_err sq_counter_add(struct lk_store *base, enum lk_counter_kind ki
     return LK_ERR_INTERNAL;
 }
 
+static enum lk_err sq_counter_raise(struct lk_store *base, enum lk_counter_kind kind,
+                                    const struct lk_counter_row *r)
+{
+    struct sqlite_store *s = SQ(base);
+
+    switch (kind) {
+    case LK_CTR_QUOTA:
+        return write_stmt(s, ST_QUOTA_RAISE, false, "raise quota", "siii", r->workspace_id,
+                          r->period, r->n, r->n_test);
+    case LK_CTR_SPEND:
+        return write_stmt(s, ST_SPEND_RAISE, false, "raise key spend", "iii", r->key_rowid,
+                          r->period, r->n);
+    case LK_CTR_USAGE:
+        return write_stmt(s, ST_USAGE_RAISE, false, "raise usage", "iiii", r->key_rowid, r->period,
+                          (int64_t)r->code, r->n);
+    }
+    return LK_ERR_INTERNAL;
+}
+
 struct counter_cb {
     lk_counter_cb cb;
     void *arg;
@@ -1261,8 +1295,9 @@ static enum lk_err sq_counter_scan(struct lk_store *base, enum lk_counter_kind k
                                        [LK_CTR_SPEND] = ST_SPEND_SCAN,
                                        [LK_CTR_USAGE] = ST_USAGE_LIST};
     struct counter_cb c = {cb, arg};
-    return read_stmt(SQ(base), ids[kind], false, row_counter, &c, "scan counters", "iii",
-                     key_rowid, from, to);
+    enum stmt_id id = kind == LK_CTR_USAGE && key_rowid == 0 ? ST_USAGE_HOUR : ids[kind];
+    return read_stmt(SQ(base), id, false, row_counter, &c, "scan counters", "iii", key_rowid, from,
+                     to);
 }
 
 static enum lk_err sq_counter_prune(struct lk_store *base, int64_t usage_before,
@@ -1390,6 +1425,7 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .ledger_add = sq_ledger_add,
     .ledger_list = sq_ledger_list,
     .counter_add = sq_counter_add,
+    .counter_raise = sq_counter_raise,
     .counter_scan = sq_counter_scan,
     .counter_prune = sq_counter_prune,
     .invitation_insert = sq_invitation_insert,

@@ -122,6 +122,9 @@ def test_no_secret_written_anywhere(fresh_server):
     assert not leaks, "secrets written in clear:\n" + "\n".join(leaks)
     files = sorted(os.listdir(srv.dir))
     assert "latchkey.db" in files, files
+    # the counter file (scanned above too) holds counts only, and only for its owner
+    assert "latchkey.db.counters" in files, files
+    assert os.stat(os.path.join(srv.dir, "latchkey.db.counters")).st_mode & 0o077 == 0
 
 
 def test_last_used_at_is_recorded_and_kept(fresh_server):

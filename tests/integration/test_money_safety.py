@@ -45,6 +45,21 @@ def test_init_and_a_second_serve_leave_a_live_servers_lease_alone(fresh_server):
     doc = credits(srv, w)
     assert (doc["balance"], doc["spent"]) == (990, 10), doc
     assert "lease_lost" not in ledger_kinds(srv, w)
+    # nor do they touch the server's counter file: after init, seed and a
+    # refused serve, a kill -9 still costs exactly what was spent
+    assert spend(srv, k["secret"], 3)["valid"] is True
+    assert run_cli(["init", "--db", srv.db_url]).returncode != 0
+    res = run_cli(["seed", "--db", srv.db_url, "--count", "3", "--out",
+                   str(srv.dir / "seeded.txt")])
+    assert res.returncode == 0, res.stderr
+    res = run_cli(["serve", "--db", srv.db_url, "--listen", f"127.0.0.1:{free_port()}"],
+                  timeout=20)
+    assert res.returncode != 0
+    srv.kill9()
+    srv.start()
+    doc = credits(srv, w)
+    assert (doc["balance"], doc["spent"]) == (987, 13), doc
+    assert "lease_lost" not in ledger_kinds(srv, w)
 
 
 def test_a_stop_that_finds_the_database_locked_still_writes_spending(fresh_server):
