@@ -9,8 +9,8 @@
  * is a bug too), a JSON body that is valid UTF-8, and for errors the error shape
  * {"error":{"status","code","message","hint_for_ai","request_id"}} with the code
  * and status err.def pairs and the request id of the X-Request-Id header.
- * Response header values must be free of CR, LF and NUL. A request must be
- * answered within HANG_MS. Any breach aborts, so libFuzzer keeps the input.
+ * Every answer carries X-Request-Id, a 401 WWW-Authenticate; response header
+ * values must be free of CR, LF and NUL. A request must be answered within HANG_MS. Any breach aborts, so libFuzzer keeps the input.
  *
  * The process opens one app on a scratch SQLite database with a workspace, its
  * keys, a second workspace and a signed-in owner. Their secrets are random, so
@@ -448,6 +448,10 @@ static void check_answer(const struct capture *c, const h2o_req_t *req, bool hea
             if (v.base[j] == '\r' || v.base[j] == '\n' || v.base[j] == '\0')
                 fail(c, "header %s carries CR, LF or NUL", req->res.headers.entries[i].name->base);
     }
+    if (res_header(req, "x-request-id") == NULL)
+        fail(c, "%s", "an answer without X-Request-Id");
+    if (status == 401 && res_header(req, "www-authenticate") == NULL)
+        fail(c, "%s", "a 401 without WWW-Authenticate");
     if (status == 204) {
         if (c->len != 0)
             fail(c, "%s", "204 with a body");

@@ -76,3 +76,12 @@ def test_taken_port_on_initialised_database_changes_nothing(tmp_path):
     finally:
         srv.stop()
         srv.check_sanitizers()
+
+
+def test_unusable_listen_address_on_empty_database_creates_nothing(tmp_path):
+    srv = LatchkeyServer(tmp_path / "srv", init=False)
+    res = run_cli(["serve", "--listen", "256.0.0.1:8080", "--db", srv.db_url], timeout=20)
+    assert res.returncode != 0
+    assert "ipv4" in res.stderr.lower(), res.stderr
+    assert not ANY_SECRET.search(res.stdout + res.stderr), res.stdout
+    assert workspace_count(srv.db_path) == 0
