@@ -146,8 +146,8 @@ void lk_server_block_signals(sigset_t *set)
 struct lk_server {
     char host[64];
     unsigned short port;
-    int n;                 /* event loops, one listening socket each */
-    int fds[MAX_THREADS];  /* -1 once handed to a running loop */
+    int n;                /* event loops, one listening socket each */
+    int fds[MAX_THREADS]; /* -1 once handed to a running loop */
 };
 
 enum lk_err lk_server_listen(const struct lk_server_config *cfg, struct lk_server **out,

@@ -10,7 +10,8 @@
  * {"error":{"status","code","message","hint_for_ai","request_id"}} with the code
  * and status err.def pairs and the request id of the X-Request-Id header.
  * Every answer carries X-Request-Id, a 401 WWW-Authenticate; response header
- * values must be free of CR, LF and NUL. A request must be answered within HANG_MS. Any breach aborts, so libFuzzer keeps the input.
+ * values must be free of CR, LF and NUL. A request must be answered within
+ * HANG_MS. Any breach aborts, so libFuzzer keeps the input.
  *
  * The process opens one app on a scratch SQLite database with a workspace, its
  * keys, a second workspace and a signed-in owner. Their secrets are random, so
@@ -25,13 +26,12 @@
  * replaced by a fresh one, so it stays small and the known keys usable however
  * long the fuzzer runs.
  *
- * What stays h2o's and is not latchkey's to shape (docs/http-api.md): request
- * heads picohttpparser refuses get h2o's plain-text 400 straight on the socket,
- * and `Upgrade: h2c` is handed to h2o's HTTP/2 code; those inputs are skipped.
+ * What stays h2o's, where latchkey's code never runs, is skipped: request heads
+ * picohttpparser refuses (h2o answers them with its plain-text 400 straight on
+ * the socket) and `Upgrade: h2c` (h2o's HTTP/2 code takes the connection over).
  *
  * FUZZ_HTTP_TRACE=1 prints every request line and answer to stderr.
  */
-#include <errno.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -78,11 +78,11 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
                       struct phr_header *headers, size_t *num_headers, size_t last_len);
 ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 
-#define MAX_INPUT_BYTES (128 * 1024)   /* bytes of one input, after substitution */
-#define MAX_PIPELINED 4          /* requests taken from one input, as keep-alive would */
-#define HANG_MS 5000             /* an answer later than this is a hang */
-#define RECYCLE_AFTER 400        /* 201 answers before the database is replaced */
-#define RECYCLE_RUNS 2000        /* inputs before it is replaced anyway */
+#define MAX_INPUT_BYTES (128 * 1024) /* bytes of one input, after substitution */
+#define MAX_PIPELINED 4              /* requests taken from one input, as keep-alive would */
+#define HANG_MS 5000                 /* an answer later than this is a hang */
+#define RECYCLE_AFTER 400            /* 201 answers before the database is replaced */
+#define RECYCLE_RUNS 2000            /* inputs before it is replaced anyway */
 #define OWNER_EMAIL "owner@fuzz.test"
 #define OWNER_PASSWORD "fuzz-password-1"
 
@@ -97,8 +97,20 @@ struct placeholder {
     char value[LK_SECRET_MAX + LK_SESSION_TOKEN_MAX];
 };
 
-enum { P_ROOT, P_RW, P_RO, P_WSID, P_KEY, P_KEYID, P_TKEY, P_ROOT2, P_WS2, P_SESSION, P_USERID,
-       P_COUNT };
+enum {
+    P_ROOT,
+    P_RW,
+    P_RO,
+    P_WSID,
+    P_KEY,
+    P_KEYID,
+    P_TKEY,
+    P_ROOT2,
+    P_WS2,
+    P_SESSION,
+    P_USERID,
+    P_COUNT
+};
 
 static struct {
     char dir[64];
@@ -110,9 +122,17 @@ static struct {
     struct placeholder ph[P_COUNT];
     long created; /* 201 answers since the database was made */
     long runs;    /* inputs since then */
-} W = {.ph = {{"@ROOT@", 57, ""}, {"@RW@", 57, ""}, {"@RO@", 57, ""}, {"@WSID@", 19, ""},
-              {"@KEY@", 57, ""}, {"@KEYID@", 20, ""}, {"@TKEY@", 57, ""}, {"@ROOT2@", 57, ""},
-              {"@WS2@", 19, ""}, {"@SESSION@", 47, ""}, {"@USERID@", 20, ""}}};
+} W = {.ph = {{"@ROOT@", 57, ""},
+              {"@RW@", 57, ""},
+              {"@RO@", 57, ""},
+              {"@WSID@", 19, ""},
+              {"@KEY@", 57, ""},
+              {"@KEYID@", 20, ""},
+              {"@TKEY@", 57, ""},
+              {"@ROOT2@", 57, ""},
+              {"@WS2@", 19, ""},
+              {"@SESSION@", 47, ""},
+              {"@USERID@", 20, ""}}};
 
 static bool trace; /* FUZZ_HTTP_TRACE=1: print every answer */
 
@@ -126,8 +146,9 @@ static void set_ph(int i, const char *v)
 {
     snprintf(W.ph[i].value, sizeof(W.ph[i].value), "%s", v);
     if (strlen(v) != W.ph[i].len) {
-        fprintf(stderr, "fuzz_http setup: %s is %zu bytes, the seeds expect %zu: update the "
-                        "table here and in tests/fuzz/http_seeds.py, then the seeds\n",
+        fprintf(stderr,
+                "fuzz_http setup: %s is %zu bytes, the seeds expect %zu: update the "
+                "table here and in tests/fuzz/http_seeds.py, then the seeds\n",
                 W.ph[i].name, strlen(v), W.ph[i].len);
         abort();
     }
@@ -193,8 +214,8 @@ static void world_open(void)
     set_ph(P_RO, sec.read_only);
     set_ph(P_WSID, w.id);
     lk_errinfo_clear(&ei);
-    if ((e = lk_auth_actor(W.app, sec.root_key, strlen(sec.root_key), now, NULL, "127.0.0.1",
-                           &root, &ei)) != LK_OK)
+    if ((e = lk_auth_actor(W.app, sec.root_key, strlen(sec.root_key), now, NULL, "127.0.0.1", &root,
+                           &ei)) != LK_OK)
         die("root actor", e);
     k = create_key(&root, "fuzz-live", false, secret);
     set_ph(P_KEY, secret);
@@ -210,8 +231,8 @@ static void world_open(void)
     set_ph(P_ROOT2, sec2.root_key);
     set_ph(P_WS2, w2.id);
     lk_errinfo_clear(&ei);
-    if ((e = lk_members_put(W.app, &root, OWNER_EMAIL, LK_ROLE_OWNER, OWNER_PASSWORD, now,
-                            &member, &ei)) != LK_OK)
+    if ((e = lk_members_put(W.app, &root, OWNER_EMAIL, LK_ROLE_OWNER, OWNER_PASSWORD, now, &member,
+                            &ei)) != LK_OK)
         die("owner", e);
     set_ph(P_USERID, member.user_id);
     if ((e = lk_users_login(W.app, OWNER_EMAIL, OWNER_PASSWORD, "127.0.0.1", "req_setup", now,
@@ -587,8 +608,8 @@ static ssize_t read_entity(h2o_req_t *req, const struct phr_header *entity, char
 /* Runs one request from buf[0..len); returns the bytes it used, or 0 to stop. */
 static size_t run_one(char *buf, size_t len)
 {
-    struct fake_conn conn = {.super = {.ctx = &W.ctx, .hosts = W.conf.hosts,
-                                       .callbacks = &fake_callbacks}};
+    struct fake_conn conn = {
+        .super = {.ctx = &W.ctx, .hosts = W.conf.hosts, .callbacks = &fake_callbacks}};
     struct capture cap = {.super = {.do_send = capture_send}};
     struct phr_header headers[H2O_MAX_HEADERS];
     size_t nheaders = H2O_MAX_HEADERS, used;
@@ -643,11 +664,10 @@ static size_t run_one(char *buf, size_t len)
         if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 > HANG_MS)
             fail(&cap, "%s", "no answer within HANG_MS");
     }
-    check_answer(&cap, &req, h2o_memis(method, method_len, H2O_STRLIT("HEAD")),
-                 expectation_failed);
+    check_answer(&cap, &req, h2o_memis(method, method_len, H2O_STRLIT("HEAD")), expectation_failed);
     if (trace)
-        fprintf(stderr, "fuzz_http: %.*s %.*s -> %d %.*s\n", (int)method_len, method,
-                (int)path_len, path, req.res.status, (int)(cap.len > 300 ? 300 : cap.len),
+        fprintf(stderr, "fuzz_http: %.*s %.*s -> %d %.*s\n", (int)method_len, method, (int)path_len,
+                path, req.res.status, (int)(cap.len > 300 ? 300 : cap.len),
                 cap.body ? cap.body : "");
     if (req.res.status == 201)
         W.created++;
