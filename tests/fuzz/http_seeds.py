@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turn requests recorded by the integration tests into seeds for fuzz_http.
 
-    make build  # then, from the repository root:
+    make  # then, from the repository root:
     python3 -m pytest -q tests/integration --record-requests /tmp/lk-requests
     python3 tests/fuzz/http_seeds.py /tmp/lk-requests tests/fuzz/corpus/http
 
