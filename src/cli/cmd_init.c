@@ -205,6 +205,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
     struct lk_config file = {0};
     sigset_t sigs;
     struct lk_server_config sc = {0};
+    struct lk_server *srv = NULL;
     struct lk_app *app = NULL;
     struct lk_errinfo ei;
     char host[64];
@@ -257,18 +258,26 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
     sc.host = host;
     sc.threads = (int)threads;
     lk_server_block_signals(&sigs);
+    /* Bind before the database is opened: a start that cannot serve must not
+     * create the first workspace and print a root key nobody will see again. */
+    lk_errinfo_clear(&ei);
+    if (lk_server_listen(&sc, &srv, &ei) != LK_OK) {
+        lk_route_rules_free(&routes);
+        return lk_cli_fail("%s", ei.detail[0] ? ei.detail : "cannot listen");
+    }
     rc = open_app(db, pepper, &file, &routes, true, &app);
     lk_route_rules_free(&routes); /* emptied when the app took them */
     if (rc != 0)
-        return rc;
+        goto out;
     /* An empty database gets its first workspace, as `init` would. */
     if ((rc = bootstrap(app, false, true, &created)) != 0)
         goto out;
     lk_info("%lu key digests loaded", lk_keycache_count(app->cache));
     lk_errinfo_clear(&ei);
-    if (lk_server_run(app, &sc, &ei) != LK_OK)
+    if (lk_server_run(srv, app, &ei) != LK_OK)
         rc = lk_cli_fail("%s", ei.detail[0] ? ei.detail : "cannot serve");
 out:
+    lk_server_free(srv);
     lk_app_close(app);
     return rc;
 }

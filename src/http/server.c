@@ -144,36 +144,79 @@ void lk_server_block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
-enum lk_err lk_server_run(struct lk_app *app, const struct lk_server_config *cfg,
-                          struct lk_errinfo *ei)
-{
-    static h2o_globalconf_t conf;
-    struct loop_thread *threads = NULL;
-    h2o_hostconf_t *host;
-    h2o_pathconf_t *path;
-    struct lk_handler *handler;
-    sigset_t sigs;
-    int n = cfg->threads, started = 0, sig;
-    enum lk_err e = LK_OK;
+struct lk_server {
+    char host[64];
+    unsigned short port;
+    int n;                /* event loops, one listening socket each */
+    int fds[MAX_THREADS]; /* -1 once handed to a running loop */
+};
 
+enum lk_err lk_server_listen(const struct lk_server_config *cfg, struct lk_server **out,
+                             struct lk_errinfo *ei)
+{
+    struct lk_server *srv = lk_calloc(1, sizeof(*srv));
+    int n = cfg->threads;
+
+    *out = NULL;
     if (n <= 0)
         n = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n <= 0 || n > MAX_THREADS)
         n = n <= 0 ? 1 : MAX_THREADS;
+    snprintf(srv->host, sizeof(srv->host), "%s", cfg->host);
+    srv->port = cfg->port;
+    srv->n = n;
+    for (int i = 0; i < n; i++)
+        srv->fds[i] = -1;
+    for (int i = 0; i < n; i++)
+        if ((srv->fds[i] = open_listener(cfg, i == 0, ei)) < 0) {
+            lk_server_free(srv);
+            return LK_ERR_INVALID_REQUEST;
+        }
+    *out = srv;
+    return LK_OK;
+}
 
-    h2o_config_init(&conf);
+void lk_server_free(struct lk_server *srv)
+{
+    if (srv == NULL)
+        return;
+    for (int i = 0; i < srv->n; i++)
+        if (srv->fds[i] >= 0)
+            close(srv->fds[i]);
+    free(srv);
+}
+
+void lk_server_configure(h2o_globalconf_t *conf, struct lk_app *app, struct lk_mgmt *mgmt)
+{
+    h2o_hostconf_t *host;
+    h2o_pathconf_t *path;
+    struct lk_handler *handler;
+
+    h2o_config_init(conf);
     /* Bodies over the limit are refused while reading, before any handler runs;
      * respond.c's filter gives that 413 the error shape. */
-    conf.max_request_entity_size = LK_JSON_MAX_BODY;
-    conf.server_name = h2o_iovec_init(H2O_STRLIT("latchkey"));
-    host = h2o_config_register_host(&conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    conf->max_request_entity_size = LK_JSON_MAX_BODY;
+    conf->server_name = h2o_iovec_init(H2O_STRLIT("latchkey"));
+    host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     path = h2o_config_register_path(host, "/", 0);
     handler = (struct lk_handler *)h2o_create_handler(path, sizeof(*handler));
     handler->super.on_req = on_req;
     handler->app = app;
-    handler->mgmt = lk_mgmt_new(app);
+    handler->mgmt = mgmt;
     lk_respond_register_filter(path);
     lk_respond_register_filter(&host->fallback_path);
+}
+
+enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_errinfo *ei)
+{
+    static h2o_globalconf_t conf;
+    struct loop_thread *threads = NULL;
+    struct lk_mgmt *mgmt = lk_mgmt_new(app);
+    sigset_t sigs;
+    int n = srv->n, started = 0, sig;
+    enum lk_err e = LK_OK;
+
+    lk_server_configure(&conf, app, mgmt);
 
     /* Only the main thread takes SIGINT/SIGTERM (sigwait below); the caller blocked
      * them before starting any thread (lk_server_block_signals). */
@@ -181,36 +224,30 @@ enum lk_err lk_server_run(struct lk_app *app, const struct lk_server_config *cfg
 
     threads = lk_calloc((size_t)n, sizeof(*threads));
     for (int i = 0; i < n; i++) {
-        threads[i].fd = open_listener(cfg, i == 0, ei);
-        if (threads[i].fd < 0) {
-            e = LK_ERR_INVALID_REQUEST;
-            goto out;
-        }
+        threads[i].fd = srv->fds[i];
         threads[i].conf = &conf;
         threads[i].app = app;
     }
-    for (; started < n; started++)
+    for (; started < n; started++) {
         if (pthread_create(&threads[started].tid, NULL, loop_main, &threads[started]) != 0) {
             e = lk_errinfo_set(ei, LK_ERR_INTERNAL, "", "cannot start event loop threads");
             goto out;
         }
+        srv->fds[started] = -1; /* the loop closes it */
+    }
     while (atomic_load(&ready) < n)
         usleep(1000);
-    printf("latchkey listening on http://%s:%u (%d event loops)\n", cfg->host, cfg->port, n);
+    printf("latchkey listening on http://%s:%u (%d event loops)\n", srv->host, srv->port, n);
     fflush(stdout);
-    lk_info("serving on %s:%u with %d event loops", cfg->host, cfg->port, n);
+    lk_info("serving on %s:%u with %d event loops", srv->host, srv->port, n);
     sigwait(&sigs, &sig);
     lk_info("signal %d: stopping", sig);
 out:
     atomic_store(&stopping, true);
     for (int i = 0; i < started; i++)
         pthread_join(threads[i].tid, NULL);
-    if (started == 0)
-        for (int i = 0; i < n; i++)
-            if (threads[i].fd > 0)
-                close(threads[i].fd);
     free(threads);
     /* After the loops: a worker may still be finishing a write; let it, then stop. */
-    lk_mgmt_free(handler->mgmt);
+    lk_mgmt_free(mgmt);
     return e;
 }

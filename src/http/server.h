@@ -8,6 +8,8 @@
 
 #include <signal.h>
 
+#include <h2o.h>
+
 #include "core/err.h"
 #include "service/app.h"
 
@@ -23,10 +25,28 @@ struct lk_server_config {
  * never kills a worker mid-flush. */
 void lk_server_block_signals(sigset_t *set /* OUT */);
 
-/* Serves until SIGINT or SIGTERM, then stops the loops and returns. Prints
- * "latchkey listening on http://HOST:PORT" to stdout once every loop is ready.
- * The caller closes the app afterwards (which flushes usage). */
-enum lk_err lk_server_run(struct lk_app *app, const struct lk_server_config *cfg,
-                          struct lk_errinfo *ei);
+struct lk_server;
+struct lk_mgmt;
+
+/* Opens the listening sockets for cfg, one per event loop, and nothing else: a
+ * start binds before it touches the database, so a taken port fails it with
+ * nothing changed. Caller passes *out to lk_server_run() and then frees it with
+ * lk_server_free(). Errors (address in use, not an IPv4 address) in ei. */
+enum lk_err lk_server_listen(const struct lk_server_config *cfg, struct lk_server **out /* OUT */,
+                             struct lk_errinfo *ei);
+
+/* Serves app on srv's sockets until SIGINT or SIGTERM, then stops the loops and
+ * returns. Prints "latchkey listening on http://HOST:PORT" to stdout once every
+ * loop is ready. The caller closes the app afterwards (which flushes usage). */
+enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_errinfo *ei);
+
+/* Closes the sockets no loop took. Accepts NULL. */
+void lk_server_free(struct lk_server *srv);
+
+/* Initialises conf exactly as the server runs it: limits, one host, latchkey's
+ * handler for app (management calls go to mgmt) and the error-shape filter. The
+ * server uses it; so does the whole-request fuzz target, which drives requests
+ * through conf without a socket. conf, app and mgmt must outlive every request. */
+void lk_server_configure(h2o_globalconf_t *conf, struct lk_app *app, struct lk_mgmt *mgmt);
 
 #endif

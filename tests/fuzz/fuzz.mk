@@ -11,6 +11,18 @@
 # libFuzzer flags, e.g. FUZZ_ARGS=-jobs=4). New inputs libFuzzer finds go to the scratch
 # corpus $(FUZZ_OUT)/corpus/<name>/, never to tests/fuzz/corpus/; crashes go to
 # $(FUZZ_OUT)/artifacts/.
+#
+# fuzz_http takes raw HTTP/1.1 request bytes through the whole request path in
+# process, without sockets: h2o's request handling as the server configures it,
+# the route table, decoders, handlers (management calls on their worker threads)
+# and error rendering, against a scratch database with known keys that inputs
+# name by placeholder (@ROOT@, @KEY@, @SESSION@ ...; see its header). It fails on
+# a crash, a sanitizer report, a hang, a 500 or undocumented status, or a body
+# that is not valid UTF-8 JSON in the error shape. Its seeds are the integration
+# tests' own requests:
+#   python3 -m pytest -q tests/integration --record-requests /tmp/lk-requests
+#   python3 tests/fuzz/http_seeds.py /tmp/lk-requests tests/fuzz/corpus/http
+# FUZZ_HTTP_TRACE=1 build-fuzz/fuzz_http FILE... prints each request's answer.
 
 .DEFAULT_GOAL := all
 

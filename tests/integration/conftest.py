@@ -7,6 +7,8 @@ or restart the server ask for `fresh_server`, which is theirs alone.
 
 LATCHKEY_BIN picks the binary (default build/latchkey); a sanitizer build works
 too, and any sanitizer report in the server's stderr fails the test.
+`--record-requests DIR` (or LATCHKEY_RECORD_REQUESTS=DIR) keeps every request's
+raw bytes, the seeds of tests/fuzz/fuzz_http.c.
 """
 
 import json
@@ -449,6 +451,49 @@ class Session:
         if workspace_id is not None:
             h["X-Latchkey-Workspace"] = workspace_id
         return h
+
+
+# -- recording requests (seeds for the whole-request fuzz target) ---------------------
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--record-requests", metavar="DIR",
+        default=os.environ.get("LATCHKEY_RECORD_REQUESTS"),
+        help="write the raw bytes of every HTTP request the tests send through "
+             "http.client (requests) into DIR, one file per distinct request; "
+             "tests/fuzz/http_seeds.py turns them into fuzz seeds")
+
+
+def pytest_configure(config):
+    out = config.getoption("--record-requests", default=None)
+    if out:
+        _record_requests(Path(out))
+
+
+def _record_requests(out):
+    """Wrap http.client so each request's bytes, as sent, land in out/<sha1>."""
+    import hashlib
+    import http.client
+
+    out.mkdir(parents=True, exist_ok=True)
+    send, getresponse = http.client.HTTPConnection.send, http.client.HTTPConnection.getresponse
+
+    def recording_send(self, data):
+        if isinstance(data, str):
+            data = data.encode("iso-8859-1")
+        if isinstance(data, (bytes, bytearray)):
+            self._lk_sent = getattr(self, "_lk_sent", b"") + bytes(data)
+        return send(self, data)
+
+    def recording_getresponse(self):
+        raw = getattr(self, "_lk_sent", b"")
+        self._lk_sent = b""
+        if raw:
+            (out / hashlib.sha1(raw).hexdigest()).write_bytes(raw)
+        return getresponse(self)
+
+    http.client.HTTPConnection.send = recording_send
+    http.client.HTTPConnection.getresponse = recording_getresponse
 
 
 _live_servers = []

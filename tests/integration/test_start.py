@@ -1,0 +1,87 @@
+"""A start that cannot serve changes nothing: `serve` binds its port before it opens
+the database, so a taken port never creates the first workspace and prints a root
+key that the next start would not print again."""
+
+import socket
+import sqlite3
+
+from conftest import LatchkeyServer, run_cli
+from lkhelpers import expect_status
+from test_cli import ANY_SECRET
+
+
+def occupied_port():
+    """A listening socket on a free port; the caller closes it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s, s.getsockname()[1]
+
+
+def workspace_count(db_path):
+    if not db_path.exists():
+        return 0
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        has = con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'workspaces'")
+        if has.fetchone()[0] == 0:
+            return 0
+        return con.execute("SELECT count(*) FROM workspaces").fetchone()[0]
+    finally:
+        con.close()
+
+
+def serve_on_taken_port(db_url):
+    sock, port = occupied_port()
+    try:
+        return run_cli(["serve", "--listen", f"127.0.0.1:{port}", "--db", db_url], timeout=20)
+    finally:
+        sock.close()
+
+
+def test_taken_port_on_empty_database_prints_no_key_and_creates_nothing(tmp_path):
+    srv = LatchkeyServer(tmp_path / "srv", init=False)
+    res = serve_on_taken_port(srv.db_url)
+    assert res.returncode != 0, f"serve on a taken port exited 0: {res.stdout!r}"
+    assert "in use" in res.stderr.lower(), res.stderr
+    assert not ANY_SECRET.search(res.stdout + res.stderr), \
+        f"a start that could not serve printed a key: {res.stdout!r}"
+    assert workspace_count(srv.db_path) == 0, "a failed start created the first workspace"
+
+    # The next start, on a free port, is the first one: it prints the root key.
+    srv.start()
+    try:
+        srv.stop()
+        found = ANY_SECRET.search(srv.stdout_path.read_text(errors="replace"))
+        assert found, f"the first real start printed no root key: " \
+                      f"{srv.stdout_path.read_text()!r}"
+        srv.start()
+        ctx = expect_status(srv.auth_context(found.group(0)), 200)
+        assert ctx["kind"] == "root"
+    finally:
+        srv.stop()
+        srv.check_sanitizers()
+
+
+def test_taken_port_on_initialised_database_changes_nothing(tmp_path):
+    srv = LatchkeyServer(tmp_path / "srv")  # init: one workspace, root key known
+    before = srv.db_path.read_bytes()
+    res = serve_on_taken_port(srv.db_url)
+    assert res.returncode != 0
+    assert not ANY_SECRET.search(res.stdout + res.stderr), res.stdout
+    assert srv.db_path.read_bytes() == before, "a failed start wrote to the database"
+    srv.start()
+    try:
+        expect_status(srv.auth_context(srv.root_key), 200)
+    finally:
+        srv.stop()
+        srv.check_sanitizers()
+
+
+def test_unusable_listen_address_on_empty_database_creates_nothing(tmp_path):
+    srv = LatchkeyServer(tmp_path / "srv", init=False)
+    res = run_cli(["serve", "--listen", "256.0.0.1:8080", "--db", srv.db_url], timeout=20)
+    assert res.returncode != 0
+    assert "ipv4" in res.stderr.lower(), res.stderr
+    assert not ANY_SECRET.search(res.stdout + res.stderr), res.stdout
+    assert workspace_count(srv.db_path) == 0
