@@ -304,3 +304,19 @@ def need_other_address(srv):
     if not other_address_works(srv):
         pytest.skip("127.0.0.2 is not usable as a client address here")
 
+
+class LoopbackSite:
+    """A site on 127.0.0.1 at self.port (a reverse proxy in front of latchkey), as
+    the tests call it."""
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path, key=None, headers=None, method="GET", session=None):
+        import requests
+
+        h = dict(headers or {})
+        if key is not None:
+            h["Authorization"] = f"Bearer {key}"
+        return (session or requests).request(method, self.url(path), headers=h,
+                                             timeout=HTTP_TIMEOUT)
