@@ -179,23 +179,31 @@ static int members_role(struct args *a)
     return 0;
 }
 
-static int members_invitations(struct args *a)
+/* GETs a listing of people and prints it: the JSON as it came, or a table of
+ * an id, the email, the role and a time, under the headings given. */
+static int list_people(struct args *a, const char *path, const char *id_head, const char *id_key,
+                       const char *time_head, const char *time_key)
 {
     json_t *res, *m;
     size_t i;
 
-    if (lk_cli_call(&a->conn, "GET", "/v1/invitations", NULL, &res))
+    if (lk_cli_call(&a->conn, "GET", path, NULL, &res))
         return 1;
     if (a->conn.json) {
         lk_cli_print_json(res);
     } else {
-        printf("%-22s %-32s %-7s %s\n", "INVITATION", "EMAIL", "ROLE", "EXPIRES");
+        printf("%-22s %-32s %-7s %s\n", id_head, "EMAIL", "ROLE", time_head);
         json_array_foreach(json_object_get(res, "data"), i, m)
-            printf("%-22s %-32s %-7s %s\n", str(m, "id"), str(m, "email"), str(m, "role"),
-                   str(m, "expires_at"));
+            printf("%-22s %-32s %-7s %s\n", str(m, id_key), str(m, "email"), str(m, "role"),
+                   str(m, time_key));
     }
     json_decref(res);
     return 0;
+}
+
+static int members_invitations(struct args *a)
+{
+    return list_people(a, "/v1/invitations", "INVITATION", "id", "EXPIRES", "expires_at");
 }
 
 static int members_uninvite(struct args *a)
@@ -216,23 +224,10 @@ static int members_uninvite(struct args *a)
 static int members_list(struct args *a)
 {
     char path[512], q[400];
-    json_t *res, *m;
-    size_t i;
 
     query(a, q, sizeof(q));
     snprintf(path, sizeof(path), "/v1/members%s", q);
-    if (lk_cli_call(&a->conn, "GET", path, NULL, &res))
-        return 1;
-    if (a->conn.json) {
-        lk_cli_print_json(res);
-    } else {
-        printf("%-22s %-32s %-7s %s\n", "USER", "EMAIL", "ROLE", "SINCE");
-        json_array_foreach(json_object_get(res, "data"), i, m)
-            printf("%-22s %-32s %-7s %s\n", str(m, "user_id"), str(m, "email"), str(m, "role"),
-                   str(m, "created_at"));
-    }
-    json_decref(res);
-    return 0;
+    return list_people(a, path, "USER", "user_id", "SINCE", "created_at");
 }
 
 static int members_remove(struct args *a)

@@ -149,12 +149,8 @@ void lk_h_members_list(struct lk_mreq *m)
     if (lk_mreq_actor(m, &who) != LK_OK)
         return;
     data = json_array();
-    if ((e = lk_members_list(m->app, &who, add_member, data)) != LK_OK) {
-        json_decref(data);
-        lk_mreq_error(m, e, NULL);
-        return;
-    }
-    lk_mreq_json(m, 200, json_pack("{s:o}", "data", data));
+    e = lk_members_list(m->app, &who, add_member, data);
+    lk_mreq_list(m, e, data);
 }
 
 static json_t *invitation_json(const struct lk_invitation_row *r)
@@ -232,12 +228,8 @@ void lk_h_invitations_list(struct lk_mreq *m)
     if (lk_mreq_actor(m, &who) != LK_OK)
         return;
     data = json_array();
-    if ((e = lk_invitations_list(m->app, &who, m->now, add_invitation, data)) != LK_OK) {
-        json_decref(data);
-        lk_mreq_error(m, e, NULL);
-        return;
-    }
-    lk_mreq_json(m, 200, json_pack("{s:o}", "data", data));
+    e = lk_invitations_list(m->app, &who, m->now, add_invitation, data);
+    lk_mreq_list(m, e, data);
 }
 
 void lk_h_invitations_revoke(struct lk_mreq *m)

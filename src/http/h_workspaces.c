@@ -88,10 +88,6 @@ void lk_h_workspaces_list(struct lk_mreq *m)
     if (lk_mreq_actor(m, &who) != LK_OK)
         return;
     data = json_array();
-    if ((e = lk_workspaces_list(m->app, &who, add_ws, data)) != LK_OK) {
-        json_decref(data);
-        lk_mreq_error(m, e, NULL);
-        return;
-    }
-    lk_mreq_json(m, 200, json_pack("{s:o}", "data", data));
+    e = lk_workspaces_list(m->app, &who, add_ws, data);
+    lk_mreq_list(m, e, data);
 }

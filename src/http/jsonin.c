@@ -585,30 +585,46 @@ enum lk_err lk_jsonin_workspace(const char *body, size_t len, bool create, struc
     return decode(body, len, create ? &tc : &tp, out, ei);
 }
 
-/* --- POST /v1/auth/login, POST /v1/members ------------------------------------------------ */
+/* --- two strings and a password: login, accepting an invitation ------------------------- */
 
-struct login_body {
-    struct strbuf email, password;
+struct pair_body {
+    struct strbuf first, password;
 };
+
+/* Decodes t (fields over a struct pair_body) into the caller's buffers. On
+ * failure the password is wiped, and so is the first string when t marks it
+ * secret. */
+static enum lk_err decode_pair(const char *body, size_t len, const struct table *t, char *first,
+                               size_t first_sz, char *password, size_t password_sz,
+                               struct lk_errinfo *ei)
+{
+    struct pair_body o = {{first, first_sz}, {password, password_sz}};
+    enum lk_err e;
+
+    first[0] = password[0] = '\0';
+    if ((e = decode(body, len, t, &o, ei)) != LK_OK) {
+        if (t->fields[0].flags & F_SECRET)
+            OPENSSL_cleanse(first, first_sz);
+        OPENSSL_cleanse(password, password_sz);
+    }
+    return e;
+}
+
+/* --- POST /v1/auth/login, POST /v1/members ------------------------------------------------ */
 
 static const struct field login_fields[] = {
     {.name = "email", .type = t_string, .min = 1, .flags = F_REQUIRED,
-     AT(struct login_body, email)},
+     AT(struct pair_body, first)},
     {.name = "password", .type = t_string, .min = 1, .flags = F_REQUIRED | F_SECRET,
-     AT(struct login_body, password)},
+     AT(struct pair_body, password)},
 };
 
 enum lk_err lk_jsonin_login(const char *body, size_t len, char *email, size_t email_sz,
                             char *password, size_t password_sz, struct lk_errinfo *ei)
 {
     static const struct table t = TABLE(login_fields, 0);
-    struct login_body o = {{email, email_sz}, {password, password_sz}};
-    enum lk_err e;
 
-    email[0] = password[0] = '\0';
-    if ((e = decode(body, len, &t, &o, ei)) != LK_OK)
-        OPENSSL_cleanse(password, password_sz);
-    return e;
+    return decode_pair(body, len, &t, email, email_sz, password, password_sz, ei);
 }
 
 /* --- POST /v1/keys/generate-temp ---------------------------------------------------------- */
@@ -750,28 +766,17 @@ enum lk_err lk_jsonin_role(const char *body, size_t len, enum lk_role *role,
     return e;
 }
 
-struct accept_body {
-    struct strbuf token, password;
-};
-
 static const struct field accept_fields[] = {
     {.name = "token", .type = t_string, .min = 1, .flags = F_REQUIRED | F_SECRET,
-     AT(struct accept_body, token)},
+     AT(struct pair_body, first)},
     {.name = "password", .type = t_string, .min = LK_PASSWORD_MIN,
-     .flags = F_REQUIRED | F_SECRET, AT(struct accept_body, password)},
+     .flags = F_REQUIRED | F_SECRET, AT(struct pair_body, password)},
 };
 
 enum lk_err lk_jsonin_accept(const char *body, size_t len, char *token, size_t token_sz,
                              char *password, size_t password_sz, struct lk_errinfo *ei)
 {
     static const struct table t = TABLE(accept_fields, 0);
-    struct accept_body o = {{token, token_sz}, {password, password_sz}};
-    enum lk_err e;
 
-    token[0] = password[0] = '\0';
-    if ((e = decode(body, len, &t, &o, ei)) != LK_OK) {
-        OPENSSL_cleanse(token, token_sz);
-        OPENSSL_cleanse(password, password_sz);
-    }
-    return e;
+    return decode_pair(body, len, &t, token, token_sz, password, password_sz, ei);
 }

@@ -356,6 +356,16 @@ void lk_page_answer(struct lk_mreq *m, struct lk_page *pg, json_t *fields, const
     lk_mreq_json(m, 200, fields);
 }
 
+void lk_mreq_list(struct lk_mreq *m, enum lk_err e, json_t *data)
+{
+    if (e != LK_OK) {
+        json_decref(data);
+        lk_mreq_error(m, e, NULL);
+        return;
+    }
+    lk_mreq_json(m, 200, json_pack("{s:o}", "data", data));
+}
+
 static void set_out(struct lk_mreq *m, int status, enum lk_err e, json_t *body)
 {
     if (m->out) {

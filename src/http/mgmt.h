@@ -103,6 +103,9 @@ int lk_page_add(struct lk_page *pg, json_t *item, int64_t id);
 /* Answers 200 with `fields` (taken; may be NULL) plus the items, under `name`
  * ("data" when NULL), and "next_cursor". */
 void lk_page_answer(struct lk_mreq *m, struct lk_page *pg, json_t *fields, const char *name);
+/* Answers a listing of one page only, which a service call with outcome e
+ * filled into `data`: 200 {"data": [...]}, or the error for e. Takes data. */
+void lk_mreq_list(struct lk_mreq *m, enum lk_err e, json_t *data);
 
 /* Writes the answer: a JSON body (takes ownership of `body`), an error, or 204. */
 void lk_mreq_json(struct lk_mreq *m, int status, json_t *body);

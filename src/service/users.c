@@ -283,6 +283,24 @@ out:
     return e;
 }
 
+/* Deletes the row `id` of who's workspace with del and audits `action` on it,
+ * both or neither: one transaction. Caller holds write_mu. */
+static enum lk_err delete_audited(struct lk_app *app, const struct lk_actor *who,
+                                  enum lk_err (*del)(struct lk_store *, const char *, const char *),
+                                  const char *id, const char *action, int64_t now)
+{
+    enum lk_err e;
+
+    if ((e = lk_store_begin(app->store)) != LK_OK)
+        return e;
+    if ((e = del(app->store, who->workspace_id, id)) != LK_OK ||
+        (e = lk__keys_audit(app, who, action, id, now)) != LK_OK) {
+        lk_store_rollback(app->store);
+        return e;
+    }
+    return lk_store_commit(app->store);
+}
+
 enum lk_err lk_members_remove(struct lk_app *app, const struct lk_actor *who, const char *user_id,
                               int64_t now, struct lk_errinfo *ei)
 {
@@ -304,14 +322,7 @@ enum lk_err lk_members_remove(struct lk_app *app, const struct lk_actor *who, co
             goto out;
         }
     }
-    if ((e = lk_store_begin(app->store)) != LK_OK)
-        goto out;
-    if ((e = lk_store_member_delete(app->store, who->workspace_id, user_id)) != LK_OK ||
-        (e = lk__keys_audit(app, who, "member.remove", user_id, now)) != LK_OK) {
-        lk_store_rollback(app->store);
-        goto out;
-    }
-    e = lk_store_commit(app->store);
+    e = delete_audited(app, who, lk_store_member_delete, user_id, "member.remove", now);
 out:
     pthread_mutex_unlock(&app->write_mu);
     return e;
@@ -379,15 +390,7 @@ enum lk_err lk_invitations_revoke(struct lk_app *app, const struct lk_actor *who
     enum lk_err e;
 
     pthread_mutex_lock(&app->write_mu);
-    if ((e = lk_store_begin(app->store)) != LK_OK)
-        goto out;
-    if ((e = lk_store_invitation_delete(app->store, who->workspace_id, id)) != LK_OK ||
-        (e = lk__keys_audit(app, who, "invitation.revoke", id, now)) != LK_OK) {
-        lk_store_rollback(app->store);
-        goto out;
-    }
-    e = lk_store_commit(app->store);
-out:
+    e = delete_audited(app, who, lk_store_invitation_delete, id, "invitation.revoke", now);
     pthread_mutex_unlock(&app->write_mu);
     return e;
 }

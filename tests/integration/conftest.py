@@ -564,6 +564,37 @@ def make_server(tmp_path):
         _finish(srv)
 
 
+def latchkey_behind_proxy(workdir, routes, **config):
+    """A started server with the forward-auth route rules `routes` (text), trusting
+    127.0.0.1, where a reverse proxy on this host connects from; `config` adds to
+    or overrides the settings. Stop it with _finish."""
+    path = workdir / "routes.txt"
+    workdir.mkdir(parents=True, exist_ok=True)
+    path.write_text(routes)
+    srv = LatchkeyServer(workdir / "srv", config={**SHARED_CONFIG, "routes": str(path),
+                                                  "trusted_proxies": "127.0.0.1", **config})
+    _live_servers.append(srv)
+    srv.start()
+    return srv
+
+
+def proxies_started(tmp_path, name, make):
+    """The body of a fixture start_<proxy>, as `yield from proxies_started(...)`: it
+    yields start(srv), which runs make(workdir, srv) (a started proxy in front of the
+    latchkey server srv, with its files in a fresh workdir); every proxy started is
+    stopped when the test ends."""
+    started = []
+
+    def start(srv):
+        p = make(tmp_path / f"{name}{len(started)}", srv)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
 @pytest.fixture
 def ws(server):
     return server.create_workspace()

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import SHARED_CONFIG, LatchkeyServer, _finish, _live_servers, clean_env, free_port
-from lkhelpers import HTTP_TIMEOUT, assert_error, describe, make_secret
+from conftest import _finish, clean_env, free_port, latchkey_behind_proxy, proxies_started
+from lkhelpers import HTTP_TIMEOUT, LoopbackSite, assert_error, describe, make_secret
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "deploy" / "caddy" / "Caddyfile"
@@ -56,7 +56,7 @@ class Echo(BaseHTTPRequestHandler):
         pass
 
 
-class Caddy:
+class Caddy(LoopbackSite):
     def __init__(self, workdir, latchkey_port, backend_port):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -100,15 +100,6 @@ class Caddy:
                 self.proc.wait()
         self.log.close()
 
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def get(self, path, key=None, headers=None, method="GET"):
-        h = dict(headers or {})
-        if key is not None:
-            h["Authorization"] = f"Bearer {key}"
-        return requests.request(method, self.url(path), headers=h, timeout=HTTP_TIMEOUT)
-
     def raw(self, method, target, key=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
         try:
@@ -118,17 +109,6 @@ class Caddy:
             return r.status, r.read().decode("utf-8", "replace")
         finally:
             c.close()
-
-
-def start_latchkey(workdir, **config):
-    routes = workdir / "routes.txt"
-    workdir.mkdir(parents=True, exist_ok=True)
-    routes.write_text(ROUTES)
-    srv = LatchkeyServer(workdir / "srv", config={**SHARED_CONFIG, "routes": str(routes),
-                                                  "trusted_proxies": "127.0.0.1", **config})
-    _live_servers.append(srv)
-    srv.start()
-    return srv
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +123,7 @@ def backend():
 
 @pytest.fixture(scope="module")
 def lk(tmp_path_factory):
-    srv = start_latchkey(tmp_path_factory.mktemp("fa-caddy-lk"))
+    srv = latchkey_behind_proxy(tmp_path_factory.mktemp("fa-caddy-lk"), ROUTES)
     srv.auto_restart = True
     yield srv
     _finish(srv)
@@ -151,16 +131,7 @@ def lk(tmp_path_factory):
 
 @pytest.fixture
 def start_caddy(tmp_path, backend):
-    started = []
-
-    def start(srv):
-        c = Caddy(tmp_path / f"caddy{len(started)}", srv.port, backend)
-        started.append(c)
-        return c
-
-    yield start
-    for c in started:
-        c.stop()
+    yield from proxies_started(tmp_path, "caddy", lambda d, srv: Caddy(d, srv.port, backend))
 
 
 @pytest.fixture
@@ -260,7 +231,7 @@ def test_rotating_x_real_ip_does_not_dodge_the_throttle(tmp_path, start_caddy):
     """Caddy passes a client's own X-Real-IP on unless told otherwise; the shipped
     Caddyfile sets it from the connection, so 110 unknown keys under 110 made-up
     addresses are all counted for the one client."""
-    srv = start_latchkey(tmp_path / "lk", failed_key_limit="100/60")
+    srv = latchkey_behind_proxy(tmp_path / "lk", ROUTES, failed_key_limit="100/60")
     try:
         w = srv.create_workspace()
         k = w.create_key()

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import SHARED_CONFIG, LatchkeyServer, _finish, _live_servers, free_port
-from lkhelpers import HTTP_TIMEOUT, describe, http_from, make_secret
+from conftest import _finish, free_port, latchkey_behind_proxy, proxies_started
+from lkhelpers import HTTP_TIMEOUT, LoopbackSite, describe, http_from, make_secret
 
 ROUTES = """\
 GET     /public/**      public
@@ -101,7 +101,7 @@ def find_nginx():
     return exe
 
 
-class Nginx:
+class Nginx(LoopbackSite):
     """One nginx in the foreground, with all its files in `workdir`."""
 
     def __init__(self, workdir, latchkey_port):
@@ -166,16 +166,6 @@ class Nginx:
                 out += f"--- {name}\n" + p.read_text(errors="replace")[-n:]
         return out
 
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def get(self, path, key=None, headers=None, method="GET", session=None):
-        h = dict(headers or {})
-        if key is not None:
-            h["Authorization"] = f"Bearer {key}"
-        return (session or requests).request(method, self.url(path), headers=h,
-                                             timeout=HTTP_TIMEOUT)
-
     def raw(self, method, target, key=None):
         """A request whose target goes out exactly as written (no client-side
         normalisation of dot segments or slashes). Returns (status, headers, body)."""
@@ -204,20 +194,9 @@ def parse_echo(text):
     return out
 
 
-def latchkey_with_routes(workdir, text, **config):
-    routes = workdir / "routes.txt"
-    workdir.mkdir(parents=True, exist_ok=True)
-    routes.write_text(text)
-    srv = LatchkeyServer(workdir / "srv", config={**SHARED_CONFIG, "routes": str(routes),
-                                                  "trusted_proxies": "127.0.0.1", **config})
-    _live_servers.append(srv)
-    srv.start()
-    return srv
-
-
 @pytest.fixture(scope="module")
 def lk(tmp_path_factory):
-    srv = latchkey_with_routes(tmp_path_factory.mktemp("fa-nginx-lk"), ROUTES)
+    srv = latchkey_behind_proxy(tmp_path_factory.mktemp("fa-nginx-lk"), ROUTES)
     srv.auto_restart = True
     yield srv
     _finish(srv)
@@ -227,16 +206,7 @@ def lk(tmp_path_factory):
 def start_nginx(tmp_path):
     """start_nginx(latchkey_server) → a running Nginx in front of it; every nginx it
     started is stopped when the test ends."""
-    started = []
-
-    def start(srv):
-        n = Nginx(tmp_path / f"nginx{len(started)}", srv.port)
-        started.append(n)
-        return n.start()
-
-    yield start
-    for n in started:
-        n.stop()
+    yield from proxies_started(tmp_path, "nginx", lambda d, srv: Nginx(d, srv.port).start())
 
 
 @pytest.fixture
@@ -338,7 +308,7 @@ def test_failed_keys_count_for_the_client_behind_nginx(tmp_path, start_nginx):
     """nginx passes the client's address in X-Real-IP: one client's bad keys hold back
     that client only, not every client of the proxy. latchkey answers the blocked
     client 429, which auth_request turns into 500."""
-    srv = latchkey_with_routes(tmp_path / "lk", ROUTES, failed_key_limit="2/60")
+    srv = latchkey_behind_proxy(tmp_path / "lk", ROUTES, failed_key_limit="2/60")
     try:
         w = srv.create_workspace()
         k = w.create_key()
@@ -463,7 +433,7 @@ def test_the_backend_never_sees_the_secret_or_a_forged_identity(ngx, w):
 
 
 def test_forged_address_headers_do_not_dodge_the_throttle_behind_nginx(tmp_path, start_nginx):
-    srv = latchkey_with_routes(tmp_path / "lk", ROUTES, failed_key_limit="3/60")
+    srv = latchkey_behind_proxy(tmp_path / "lk", ROUTES, failed_key_limit="3/60")
     try:
         w = srv.create_workspace()
         k = w.create_key()

@@ -158,24 +158,16 @@ def test_import_is_in_the_list_without_secret(server, ws):
 
 # -- with a pepper ---------------------------------------------------------------------------
 
-def _serve_with_pepper(tmp_path):
-    """init + serve on a scratch database with --pepper-file; returns (server, proc)."""
-    import json
-    import os
+def _serve_peppered(srv, pepper):
+    """`latchkey serve` on srv's database with --pepper-file `pepper`, on a new
+    port; returns the process once /healthz answers."""
     import subprocess
     import time
 
     import requests
 
-    from conftest import BIN, LatchkeyServer, clean_env, free_port, run_cli
+    from conftest import BIN, clean_env, free_port
 
-    pepper = tmp_path / "pepper"
-    pepper.write_bytes(os.urandom(32))
-    srv = LatchkeyServer(tmp_path / "srv", init=False)
-    res = run_cli(["init", "--db", srv.db_url, "--json", "--pepper-file", str(pepper)])
-    assert res.returncode == 0, res.stderr
-    doc = json.loads([l for l in res.stdout.splitlines() if l.startswith("{")][0])
-    srv.root_key, srv.workspace_id = doc["root_key"], doc["workspace_id"]
     srv.port = free_port()
     srv.base_url = f"http://127.0.0.1:{srv.port}"
     err = open(srv.stderr_path, "ab")
@@ -189,12 +181,30 @@ def _serve_with_pepper(tmp_path):
         assert proc.poll() is None, f"serve exited: {srv.stderr_tail()}"
         try:
             if requests.get(srv.base_url + "/healthz", timeout=1).status_code == 200:
-                return srv, proc
+                return proc
         except requests.RequestException:
             pass
         time.sleep(0.05)
     proc.kill()
-    raise AssertionError("peppered server did not start")
+    proc.wait()
+    raise AssertionError(f"peppered server did not start: {srv.stderr_tail()}")
+
+
+def _serve_with_pepper(tmp_path):
+    """init + serve on a scratch database with --pepper-file; returns (server, proc)."""
+    import json
+    import os
+
+    from conftest import LatchkeyServer, run_cli
+
+    pepper = tmp_path / "pepper"
+    pepper.write_bytes(os.urandom(32))
+    srv = LatchkeyServer(tmp_path / "srv", init=False)
+    res = run_cli(["init", "--db", srv.db_url, "--json", "--pepper-file", str(pepper)])
+    assert res.returncode == 0, res.stderr
+    doc = json.loads([l for l in res.stdout.splitlines() if l.startswith("{")][0])
+    srv.root_key, srv.workspace_id = doc["root_key"], doc["workspace_id"]
+    return srv, _serve_peppered(srv, pepper)
 
 
 def test_import_under_a_pepper(tmp_path):
@@ -327,9 +337,8 @@ def test_import_under_a_pepper_of_a_key_made_before_it(tmp_path):
     """A key made before a pepper was configured keeps its plain digest; importing
     that digest once the pepper is on would give the secret a second key."""
     import os
-    import subprocess
 
-    from conftest import BIN, LatchkeyServer, clean_env
+    from conftest import LatchkeyServer
 
     srv = LatchkeyServer(tmp_path / "srv")
     srv.start()
@@ -346,26 +355,7 @@ def test_import_under_a_pepper_of_a_key_made_before_it(tmp_path):
     srv.config = None
     proc = None
     try:
-        import time
-
-        import requests
-        from conftest import free_port
-        srv.port = free_port()
-        srv.base_url = f"http://127.0.0.1:{srv.port}"
-        err = open(srv.stderr_path, "ab")
-        proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{srv.port}", "--db",
-                                 srv.db_url, "--pepper-file", str(pepper)],
-                                stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
-                                env=clean_env())
-        err.close()
-        deadline = time.monotonic() + 10
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, srv.stderr_tail()
-            try:
-                if requests.get(srv.base_url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.05)
+        proc = _serve_peppered(srv, pepper)
         for secret in (new, old):  # current and previous, both stored unpeppered
             r = import_key(srv, b, secret)
             assert_error(r, 409, "conflict", field="sha256")

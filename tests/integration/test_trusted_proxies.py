@@ -12,27 +12,13 @@ endpoint. A second client address on this host is 127.0.0.2.
 import http.client
 import json
 
-import pytest
 import requests
 
 from conftest import LatchkeyServer, _live_servers
 from lkhelpers import (HTTP_TIMEOUT, assert_error, describe, expect_status, http_from,
-                       make_secret)
+                       make_secret, need_other_address)
 
 FA = "/v1/forward-auth"
-
-
-def other_address_works(srv):
-    try:
-        with http_from("127.0.0.2") as h:
-            return h.get(srv.url("/healthz"), timeout=HTTP_TIMEOUT).status_code == 200
-    except OSError:
-        return False
-
-
-def need_other_address(srv):
-    if not other_address_works(srv):
-        pytest.skip("127.0.0.2 is not usable as a client address here")
 
 
 def fa(srv, key=None, headers=None, session=None):
