@@ -405,6 +405,12 @@ static enum lk_err join_locked(struct lk_app *app, const struct lk_invitation_ro
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
+    /* The inviter must still be able to grant the role: a member removed or
+     * demoted, or a key revoked or narrowed, leaves no way back in. */
+    if ((lk_auth_holds(app, inv->workspace_id, inv->invited_by, now) &
+         (lk_auth_role_perms(inv->role) | LK_MPERM_MEMBERS_WRITE)) !=
+        (lk_auth_role_perms(inv->role) | LK_MPERM_MEMBERS_WRITE))
+        return LK_ERR_INVALID_INVITATION;
     e = lk_store_member_get(app->store, inv->workspace_id, u->id, &old);
     if (e != LK_OK && e != LK_ERR_NOT_FOUND)
         return e;
