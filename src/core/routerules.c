@@ -2,6 +2,7 @@
 
 #include "base/common.h"
 #include "core/permquery.h"
+#include "core/quote.h"
 #include "core/secret.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -304,6 +305,10 @@ long lk_route_path_normalize(const char *path, size_t len, enum lk_route_params 
             return -1;
         out[n++] = '/';
     }
+    /* Overlong forms (%C0%AE is '.' to a lax decoder) and other bytes that are
+     * not UTF-8 are no one path: every server may read them its own way. */
+    if (!lk_utf8_valid(out, n))
+        return -1;
     out[n] = '\0';
     return (long)n;
 }

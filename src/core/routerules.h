@@ -70,7 +70,8 @@ long lk_route_rules_match(const struct lk_route_rules *r, const char *method, si
  * Writes at most outsz - 1 bytes and a NUL to out; returns the length, or -1 for
  * a path no rule should judge: not starting with '/', `..` above the root, an
  * encoded '/' or '%', a '\' or control character, a bad %-escape, a `;` that
- * `params` refuses, or too long. */
+ * `params` refuses, a result that is not UTF-8 (overlong forms included), or
+ * too long. */
 long lk_route_path_normalize(const char *path, size_t len, enum lk_route_params params,
                              char *out, size_t outsz);
 

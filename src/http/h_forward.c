@@ -86,12 +86,17 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         if (query.base[i] == '#')
             query.len = i;
     /* Rules judge the path the backend will serve, however it was spelled; a
-     * path with no one meaning is refused. */
-    if ((n = lk_route_path_normalize(uri.base, plen, rc->app->routes.params, path,
+     * path with no one meaning is refused. A request target has no fragment
+     * (RFC 9112): a '#' in its path is a path character to some servers (Go's),
+     * so "/public/#/../../admin" would be judged as /public/ and served as
+     * /admin. After the query has begun it can only end the query. */
+    if ((plen < uri.len && uri.base[plen] == '#') ||
+        (n = lk_route_path_normalize(uri.base, plen, rc->app->routes.params, path,
                                      sizeof(path))) < 0) {
         lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
-                       "The forwarded path has more than one meaning (a ';', an encoded '/' "
-                       "or '%%', a '\\', a control character or '..' above the root)");
+                       "The forwarded path has more than one meaning (a ';', a '#', an "
+                       "encoded '/' or '%%', a '\\', a control character, bytes that are "
+                       "not UTF-8 or '..' above the root)");
         return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
     }
     r = lk_route_rules_match(&rc->app->routes, method.base, method.len, path, (size_t)n);

@@ -308,3 +308,66 @@ def test_odd_heads_answer_in_the_error_shape_or_route(server, head):
     if st != 400 or b"Bad Request" != body.strip():
         assert b'"error"' in body, raw[:500]
 
+
+# -- forward auth: URIs that mean two things ----------------------------------------------
+
+ATTACK_RULES = """\
+GET  /public/**  public
+GET  /admin/**   admin:read
+"""
+
+
+@pytest.fixture(scope="module")
+def fa_server(tmp_path_factory):
+    from conftest import LatchkeyServer, _finish, _live_servers, SHARED_CONFIG
+    d = tmp_path_factory.mktemp("fa")
+    (d / "routes").write_text(ATTACK_RULES)
+    srv = LatchkeyServer(d / "srv", config=dict(SHARED_CONFIG, routes=str(d / "routes")))
+    srv.start()
+    _live_servers.append(srv)
+    yield srv
+    _finish(srv)
+
+
+def fa(srv, uri, method="GET", key=None, style="X-Forwarded-Uri"):
+    h = {style: uri, "X-Forwarded-Method" if style == "X-Forwarded-Uri"
+         else "X-Original-Method": method}
+    if key is not None:
+        h["Authorization"] = f"Bearer {key}"
+    return requests.get(srv.url("/v1/forward-auth"), headers=h, timeout=HTTP_TIMEOUT)
+
+
+@pytest.mark.parametrize("uri", [
+    # A request target has no fragment (RFC 9112 origin-form): a backend that takes
+    # '#' as a path character and resolves '..' after it serves /admin/users.
+    "/public/#/../../admin/users",
+    "/public/x#/../../../admin/users",
+    # overlong UTF-8 for '.' and '/': old decoders read them as the ASCII bytes
+    "/public/%C0%AE%C0%AE/admin/users",
+    "/public/%E0%80%AE%E0%80%AE/admin/users",
+    "/public/..%C0%AFadmin/users",
+    "/public/\xc0\xae\xc0\xae/admin/users",
+])
+@pytest.mark.parametrize("style", ["X-Forwarded-Uri", "X-Original-URI"])
+def test_forwarded_uri_with_two_meanings_is_refused(fa_server, uri, style):
+    h = {style: uri.encode("latin-1"), "X-Forwarded-Method" if style == "X-Forwarded-Uri"
+         else "X-Original-Method": "GET"}
+    r = requests.get(fa_server.url("/v1/forward-auth"), headers=h, timeout=HTTP_TIMEOUT)
+    assert_error(r, 403, "insufficient_permissions")
+
+
+@pytest.mark.parametrize("uri", ["/public/x", "/public/caf%C3%A9", "/public/a//b/./c",
+                                 "/public/x?next=/admin",
+                                 "/public/x?q=1#/../../admin"])
+def test_plain_public_paths_still_pass(fa_server, uri):
+    r = fa(fa_server, uri)
+    expect_status(r, 200)
+
+
+@pytest.mark.parametrize("uri", ["/admin/users", "/public/../admin/users", "//admin/users",
+                                 "/public/%2e%2e/admin/users", "/admin%00/users",
+                                 "/public/..\\admin", "/" + "a/" * 2000, "http://x/public/a",
+                                 "/ADMIN/users"])
+def test_protected_paths_need_a_key(fa_server, uri):
+    r = fa(fa_server, uri)
+    assert r.status_code in (401, 403), describe(r)

@@ -139,6 +139,12 @@ static void test_normalize(void **state)
         {"/a%2", NULL},
         {"a/b", NULL},
         {"", NULL},
+        {"/caf%C3%A9", "/caf\xc3\xa9"},
+        {"/public/%C0%AE%C0%AE/admin", NULL}, /* overlong '.' */
+        {"/public/%E0%80%AE/admin", NULL},
+        {"/a/\xc0\xae", NULL},
+        {"/a/%FF", NULL},
+        {"/a/%ED%A0%80", NULL}, /* a surrogate */
     };
     char out[256];
 
