@@ -581,3 +581,38 @@ def test_kill9_during_accepts_leaves_each_invitation_used_or_usable(fresh_server
                 expect_status(srv.login(inv["email"], pws[i]), 200)
             else:
                 expect_status(r, 200)
+
+
+# -- IPv6 clients behind a trusted proxy ------------------------------------------------------
+
+def test_rotating_addresses_within_one_ipv6_64_does_not_dodge_the_throttle(make_server):
+    """Whoever has one IPv6 address usually has its whole /64: 2^64 addresses to
+    rotate through. Per-address limits count the /64."""
+    from lkhelpers import make_secret
+    srv = make_server(config={"failed_key_limit": "3/60", "trusted_proxies": "127.0.0.1"})
+    w = srv.create_workspace()
+    k = w.create_key()
+
+    def verify_from(addr, secret):
+        return srv.post("/v1/verify", json={"key": secret}, headers={"X-Real-IP": addr})
+
+    for i in range(3):
+        d = expect_status(verify_from(f"2001:db8:1:2::{i + 1:x}", make_secret()), 200)
+        assert d["code"] == "invalid_key", d
+    # a fresh address of the same /64 is held back, even with a good key
+    d = expect_status(verify_from("2001:db8:1:2:ffff:1:2:3", k["secret"]), 200)
+    assert d["code"] == "too_many_requests", d
+    # another /64, and an IPv4 client, are not
+    assert expect_status(verify_from("2001:db8:1:3::1", k["secret"]), 200)["valid"]
+    assert expect_status(verify_from("203.0.113.4", k["secret"]), 200)["valid"]
+
+
+def test_logins_from_one_ipv6_64_share_the_address_limit(make_server):
+    srv = make_server(config={"login_rate_limit": "2/60", "trusted_proxies": "127.0.0.1"})
+    for i in range(2):
+        r = srv.login(new_email("nobody"), new_password(),
+                      headers={"X-Real-IP": f"2001:db8:9:9::{i + 1:x}"})
+        assert_error(r, 401, "invalid_credentials")
+    r = srv.login(new_email("nobody"), new_password(),
+                  headers={"X-Real-IP": "2001:db8:9:9:abcd::77"})
+    assert_error(r, 429, "too_many_requests")
