@@ -616,3 +616,51 @@ def test_logins_from_one_ipv6_64_share_the_address_limit(make_server):
     r = srv.login(new_email("nobody"), new_password(),
                   headers={"X-Real-IP": "2001:db8:9:9:abcd::77"})
     assert_error(r, 429, "too_many_requests")
+
+
+# -- cross-site requests riding the session cookie ------------------------------------------
+
+SIMPLE_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; b=x",
+                None]
+
+
+@pytest.mark.parametrize("ctype", SIMPLE_TYPES)
+def test_cookie_cannot_sign_a_cross_site_form_post(server, ws, ctype):
+    """A page on a sibling subdomain is "same site": SameSite=Strict still sends the
+    cookie with its form posts and no-cors fetches, which can only carry these
+    content types. Such a post must not top up credits, regenerate a key or invite."""
+    s = ws.new_session("owner")
+    k = ws.create_key()
+    h = {} if ctype is None else {"Content-Type": ctype}
+    jar = {"lk_session": s.cookie}
+    for path, body in [("/v1/credits", b'{"amount": 5}'),
+                       (f"/v1/keys/{k['id']}/regenerate", b'{"grace_period_s": 0}'),
+                       (f"/v1/keys/{k['id']}/regenerate", b""),
+                       ("/v1/members", b'{"email": "x@evil.test", "role": "owner"}'),
+                       ("/v1/keys", b'{"name": "csrf"}')]:
+        r = requests.post(server.url(path), data=body, headers=h, cookies=jar,
+                          timeout=HTTP_TIMEOUT)
+        assert_error(r, 400, "invalid_request")
+    assert expect_status(server.get("/v1/credits", key=ws.root_key), 200)["balance"] == 0
+    expect_status(server.auth_context(k["secret"]), 200)
+    assert not expect_status(server.get("/v1/invitations", key=ws.root_key), 200)["data"]
+
+
+def test_cookie_with_a_json_post_still_works(server, ws):
+    s = ws.new_session("owner")
+    r = requests.post(server.url("/v1/credits"), json={"amount": 5},
+                      cookies={"lk_session": s.cookie}, timeout=HTTP_TIMEOUT)
+    expect_status(r, 201)
+    r = requests.post(server.url("/v1/credits"), data=b'{"amount": 5}',
+                      headers={"Content-Type": "Application/JSON; charset=utf-8"},
+                      cookies={"lk_session": s.cookie}, timeout=HTTP_TIMEOUT)
+    expect_status(r, 201)
+    # a bearer credential is no browser's: any content type
+    r = requests.post(server.url("/v1/credits"), data=b'{"amount": 5}',
+                      headers={"Content-Type": "text/plain",
+                               "Authorization": f"Bearer {s.token}"}, timeout=HTTP_TIMEOUT)
+    expect_status(r, 201)
+    # logging out by cookie needs no body
+    r = requests.post(server.url("/v1/auth/logout"), cookies={"lk_session": s.cookie},
+                      timeout=HTTP_TIMEOUT)
+    expect_status(r, 204)
