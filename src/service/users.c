@@ -479,7 +479,16 @@ enum lk_err lk_invitations_accept(struct lk_app *app, const char *token, const c
         /* The person proves it is them with their password, which stays as
          * it is; a wrong one counts as a failed sign-in of that email. */
         make_email_key(u.email, email_key, sizeof(email_key));
-        if (!lk_throttle_take(app->login_by_email, email_key, now, retry_after)) {
+        /* It is a sign-in, under every limit a sign-in has: an inviter holds
+         * tokens for any emails it likes, and must not guess beyond them. */
+        if ((app->login_rate != NULL &&
+             !lk_throttle_take(app->login_rate, address, now, retry_after)) ||
+            !lk_throttle_take(app->login_by_email, email_key, now, retry_after)) {
+            e = LK_ERR_TOO_MANY_REQUESTS;
+            goto out;
+        }
+        if (!lk_throttle_take(app->login_by_address, address, now, retry_after)) {
+            lk_throttle_refund(app->login_by_email, email_key);
             e = LK_ERR_TOO_MANY_REQUESTS;
             goto out;
         }
@@ -489,6 +498,7 @@ enum lk_err lk_invitations_accept(struct lk_app *app, const char *token, const c
             goto out;
         }
         lk_throttle_clear(app->login_by_email, email_key);
+        lk_throttle_refund(app->login_by_address, address);
     } else {
         lk_rand_id("usr_", u.id, sizeof(u.id));
         snprintf(u.email, sizeof(u.email), "%s", inv.email);

@@ -664,3 +664,28 @@ def test_cookie_with_a_json_post_still_works(server, ws):
     r = requests.post(server.url("/v1/auth/logout"), cookies={"lk_session": s.cookie},
                       timeout=HTTP_TIMEOUT)
     expect_status(r, 204)
+
+
+# -- password guessing through invitations --------------------------------------------------
+
+def test_accepting_invitations_is_held_to_the_per_address_sign_in_limit(make_server):
+    """An inviter holds the tokens of the invitations they make, for any emails
+    they like: accepting one for a known user is a password guess for that user.
+    Spread over many users it must still meet the limit of 20 failed sign-ins per
+    address, as /v1/auth/login does, not 5 per user without end."""
+    srv = make_server(config={"failed_key_limit": "none"})
+    victims = srv.create_workspace()
+    users = [victims.new_user("viewer") for _ in range(5)]
+    attacker = srv.create_workspace()
+    codes = []
+    for u in users:
+        for _ in range(5):
+            inv = attacker.invite(u.email, "viewer")
+            r = srv.post("/v1/invitations/accept",
+                         json={"token": inv["token"], "password": new_password()})
+            codes.append(r.status_code)
+    assert codes[:20] == [401] * 20, codes
+    assert set(codes[20:]) == {429}, codes
+    # sign-in from that address is held back as well
+    r = srv.login(users[0].email, users[0].password)
+    assert_error(r, 429, "too_many_requests")
