@@ -351,10 +351,16 @@ bool lk_route_pattern_match(const char *pattern, const char *path, size_t plen)
 long lk_route_rules_match(const struct lk_route_rules *r, const char *method, size_t mlen,
                           const char *path, size_t plen)
 {
+    /* Web frameworks answer HEAD with the GET handler (RFC 9110 §9.3.2): a HEAD
+     * is judged by GET rules too, or a key that may not GET would run the GET
+     * handler through a looser rule further down. */
+    bool head = mlen == 4 && memcmp(method, "HEAD", 4) == 0;
+
     for (size_t i = 0; i < r->n; i++) {
         const struct lk_route_rule *x = &r->rules[i];
         if (!(x->method[0] == '*' ||
-              (strlen(x->method) == mlen && memcmp(x->method, method, mlen) == 0)))
+              (strlen(x->method) == mlen && memcmp(x->method, method, mlen) == 0) ||
+              (head && strcmp(x->method, "GET") == 0)))
             continue;
         if (lk_route_pattern_match(x->pattern, path, plen))
             return (long)i;

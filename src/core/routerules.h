@@ -60,7 +60,7 @@ enum lk_err lk_route_rules_parse(const char *text, size_t len, struct lk_route_r
 void lk_route_rules_free(struct lk_route_rules *r);
 
 /* The index of the first rule matching method[0..mlen) and path[0..plen) (a
- * path without query string), or -1. */
+ * path without query string), or -1. A HEAD matches GET rules too. */
 long lk_route_rules_match(const struct lk_route_rules *r, const char *method, size_t mlen,
                           const char *path, size_t plen);
 

@@ -312,8 +312,11 @@ def test_odd_heads_answer_in_the_error_shape_or_route(server, head):
 # -- forward auth: URIs that mean two things ----------------------------------------------
 
 ATTACK_RULES = """\
-GET  /public/**  public
-GET  /admin/**   admin:read
+GET  /public/**   public
+GET  /admin/**    admin:read
+GET  /content/**  content:read
+POST /content/**  content:write
+*    /**          any
 """
 
 
@@ -689,3 +692,19 @@ def test_accepting_invitations_is_held_to_the_per_address_sign_in_limit(make_ser
     # sign-in from that address is held back as well
     r = srv.login(users[0].email, users[0].password)
     assert_error(r, 429, "too_many_requests")
+
+
+def test_head_is_judged_as_the_get_the_backend_runs(fa_server):
+    """Web frameworks (Express, Go's ServeMux, Rails, Django) answer HEAD with the GET
+    handler: a key that may not GET must not HEAD, and fall through to a looser
+    rule."""
+    w = fa_server.create_workspace()
+    weak = w.create_key(permissions=["other:read"])["secret"]
+    reader = w.create_key(permissions=["content:read"])["secret"]
+    assert_error(fa(fa_server, "/content/x", "GET", key=weak), 403, "insufficient_permissions")
+    assert_error(fa(fa_server, "/content/x", "HEAD", key=weak), 403, "insufficient_permissions")
+    expect_status(fa(fa_server, "/content/x", "HEAD", key=reader), 200)
+    expect_status(fa(fa_server, "/public/x", "HEAD"), 200)
+    # other methods keep their own rules
+    expect_status(fa(fa_server, "/content/x", "OPTIONS", key=weak), 200)
+    assert_error(fa(fa_server, "/content/x", "POST", key=reader), 403, "insufficient_permissions")
