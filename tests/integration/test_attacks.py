@@ -316,6 +316,7 @@ GET  /public/**   public
 GET  /admin/**    admin:read
 GET  /content/**  content:read
 POST /content/**  content:write
+DELETE /content/** content:delete
 *    /**          any
 """
 
@@ -708,3 +709,20 @@ def test_head_is_judged_as_the_get_the_backend_runs(fa_server):
     # other methods keep their own rules
     expect_status(fa(fa_server, "/content/x", "OPTIONS", key=weak), 200)
     assert_error(fa(fa_server, "/content/x", "POST", key=reader), 403, "insufficient_permissions")
+
+
+@pytest.mark.parametrize("header", ["X-HTTP-Method-Override", "X-HTTP-Method",
+                                    "X-Method-Override"])
+def test_a_method_override_header_cannot_change_the_judged_method(fa_server, header):
+    """Express's method-override, Symfony, Laravel, ASP.NET and others serve a POST
+    carrying X-HTTP-Method-Override: DELETE as a DELETE."""
+    w = fa_server.create_workspace()
+    writer = w.create_key(permissions=["content:write"])["secret"]
+    h = {"X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/content/x",
+         "Authorization": f"Bearer {writer}", header: "DELETE"}
+    r = requests.get(fa_server.url("/v1/forward-auth"), headers=h, timeout=HTTP_TIMEOUT)
+    assert_error(r, 403, "insufficient_permissions")
+    # naming the method the request has is no override
+    h[header] = "post"
+    expect_status(requests.get(fa_server.url("/v1/forward-auth"), headers=h,
+                               timeout=HTTP_TIMEOUT), 200)
