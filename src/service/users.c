@@ -401,20 +401,29 @@ static enum lk_err join_locked(struct lk_app *app, const struct lk_invitation_ro
                                struct lk_errinfo *ei)
 {
     struct lk_member_row old;
+    unsigned holds, need;
     bool was_member;
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
     /* The inviter must still be able to grant the role: a member removed or
      * demoted, or a key revoked or narrowed, leaves no way back in. */
-    if ((lk_auth_holds(app, inv->workspace_id, inv->invited_by, now) &
-         (lk_auth_role_perms(inv->role) | LK_MPERM_MEMBERS_WRITE)) !=
-        (lk_auth_role_perms(inv->role) | LK_MPERM_MEMBERS_WRITE))
+    holds = lk_auth_holds(app, inv->workspace_id, inv->invited_by, now);
+    need = lk_auth_role_perms(inv->role) | LK_MPERM_MEMBERS_WRITE;
+    if ((holds & need) != need)
         return LK_ERR_INVALID_INVITATION;
     e = lk_store_member_get(app->store, inv->workspace_id, u->id, &old);
     if (e != LK_OK && e != LK_ERR_NOT_FOUND)
         return e;
     was_member = e == LK_OK;
+    /* Changing a member's role takes their old role's permissions too, as
+     * PATCH /v1/members does: an invitation must not demote an owner that its
+     * inviter could not. */
+    if (was_member && (lk_auth_role_perms(old.role) & ~holds) != 0)
+        return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "token",
+                              "whoever invited you cannot change the role '%s' you hold "
+                              "in this workspace",
+                              lk_role_name(old.role));
     if (was_member &&
         (e = keeps_an_owner(app, inv->workspace_id, &old, inv->role, "token", ei)) != LK_OK)
         return e;

@@ -726,3 +726,24 @@ def test_a_method_override_header_cannot_change_the_judged_method(fa_server, hea
     h[header] = "post"
     expect_status(requests.get(fa_server.url("/v1/forward-auth"), headers=h,
                                timeout=HTTP_TIMEOUT), 200)
+
+
+def test_an_invitation_cannot_demote_a_member_its_inviter_could_not(server, ws):
+    """PATCH /v1/members needs every permission of the member's old role; an
+    invitation for the member's email with a lower role must not get around
+    that by asking the member to accept."""
+    narrow = ws.create_key(kind="root", permissions=["*:read", "members:write"])["secret"]
+    ws.new_user("owner")  # so the last-owner rule is not what stops it
+    target = ws.new_user("owner")
+    r = server.patch(f"/v1/members/{target.id}", key=narrow, json={"role": "viewer"})
+    assert_error(r, 403, "insufficient_permissions")
+    inv = ws.invite(target.email, "viewer", key=narrow)
+    r = server.post("/v1/invitations/accept",
+                    json={"token": inv["token"], "password": target.password})
+    assert_error(r, 403, "insufficient_permissions")
+    roles = {m["user_id"]: m["role"] for m in ws.list_members()["data"]}
+    assert roles[target.id] == "owner"
+    # a new person it invites joins as before
+    doc = server.accept(ws.invite(new_email("new"), "viewer", key=narrow)["token"],
+                        new_password())
+    assert doc["role"] == "viewer"
