@@ -124,9 +124,10 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
      * (RFC 9112): a '#' in its path is a path character to some servers (Go's),
      * so "/public/#/../../admin" would be judged as /public/ and served as
      * /admin. After the query has begun it can only end the query. */
-    if ((plen < uri.len && uri.base[plen] == '#') ||
-        (n = lk_route_path_normalize(uri.base, plen, rc->app->routes.params, path,
-                                     sizeof(path))) < 0) {
+    n = plen < uri.len && uri.base[plen] == '#'
+            ? -1
+            : lk_route_path_normalize(uri.base, plen, rc->app->routes.params, path, sizeof(path));
+    if (n < 0) {
         lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
                        "The forwarded path has more than one meaning (a ';', a '#', an "
                        "encoded '/' or '%%', a '\\', a control character, bytes that are "

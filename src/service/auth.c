@@ -191,9 +191,8 @@ unsigned lk_auth_holds(struct lk_app *app, const char *ws_id, const char *id, in
     unsigned perms = 0;
 
     if (strncmp(id, "usr_", 4) == 0)
-        return lk_store_member_get(app->store, ws_id, id, &m) == LK_OK
-                   ? lk_auth_role_perms(m.role)
-                   : 0;
+        return lk_store_member_get(app->store, ws_id, id, &m) == LK_OK ? lk_auth_role_perms(m.role)
+                                                                       : 0;
     if (lk_store_key_get(app->store, ws_id, id, &row) != LK_OK)
         return 0;
     lk_keycache_read_lock();
