@@ -2,6 +2,7 @@
 
 #include "base/common.h"
 #include "core/permquery.h"
+#include "core/quote.h"
 #include "core/secret.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -304,6 +305,10 @@ long lk_route_path_normalize(const char *path, size_t len, enum lk_route_params 
             return -1;
         out[n++] = '/';
     }
+    /* Overlong forms (%C0%AE is '.' to a lax decoder) and other bytes that are
+     * not UTF-8 are no one path: every server may read them its own way. */
+    if (!lk_utf8_valid(out, n))
+        return -1;
     out[n] = '\0';
     return (long)n;
 }
@@ -346,10 +351,16 @@ bool lk_route_pattern_match(const char *pattern, const char *path, size_t plen)
 long lk_route_rules_match(const struct lk_route_rules *r, const char *method, size_t mlen,
                           const char *path, size_t plen)
 {
+    /* Web frameworks answer HEAD with the GET handler (RFC 9110 §9.3.2): a HEAD
+     * is judged by GET rules too, or a key that may not GET would run the GET
+     * handler through a looser rule further down. */
+    bool head = mlen == 4 && memcmp(method, "HEAD", 4) == 0;
+
     for (size_t i = 0; i < r->n; i++) {
         const struct lk_route_rule *x = &r->rules[i];
         if (!(x->method[0] == '*' ||
-              (strlen(x->method) == mlen && memcmp(x->method, method, mlen) == 0)))
+              (strlen(x->method) == mlen && memcmp(x->method, method, mlen) == 0) ||
+              (head && strcmp(x->method, "GET") == 0)))
             continue;
         if (lk_route_pattern_match(x->pattern, path, plen))
             return (long)i;

@@ -60,7 +60,7 @@ enum lk_err lk_route_rules_parse(const char *text, size_t len, struct lk_route_r
 void lk_route_rules_free(struct lk_route_rules *r);
 
 /* The index of the first rule matching method[0..mlen) and path[0..plen) (a
- * path without query string), or -1. */
+ * path without query string), or -1. A HEAD matches GET rules too. */
 long lk_route_rules_match(const struct lk_route_rules *r, const char *method, size_t mlen,
                           const char *path, size_t plen);
 
@@ -70,7 +70,8 @@ long lk_route_rules_match(const struct lk_route_rules *r, const char *method, si
  * Writes at most outsz - 1 bytes and a NUL to out; returns the length, or -1 for
  * a path no rule should judge: not starting with '/', `..` above the root, an
  * encoded '/' or '%', a '\' or control character, a bad %-escape, a `;` that
- * `params` refuses, or too long. */
+ * `params` refuses, a result that is not UTF-8 (overlong forms included), or
+ * too long. */
 long lk_route_path_normalize(const char *path, size_t len, enum lk_route_params params,
                              char *out, size_t outsz);
 

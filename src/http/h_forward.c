@@ -37,6 +37,34 @@ static bool forwarded(h2o_req_t *req, const char *a, const char *b, h2o_iovec_t 
     return true;
 }
 
+/* True when the request carries a method override naming another method than
+ * `method`: Express's method-override, Symfony, Laravel and ASP.NET serve a POST
+ * with X-HTTP-Method-Override: DELETE as a DELETE, which the rules never judged. */
+static bool same_word(h2o_iovec_t a, h2o_iovec_t b)
+{
+    if (a.len != b.len)
+        return false;
+    for (size_t i = 0; i < a.len; i++)
+        if (h2o_tolower(a.base[i]) != h2o_tolower(b.base[i]))
+            return false;
+    return true;
+}
+
+static bool overridden(h2o_req_t *req, h2o_iovec_t method)
+{
+    static const char *const names[] = {"x-http-method-override", "x-http-method",
+                                        "x-method-override"};
+
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        for (size_t n = 0; n < LK_ARRAY_LEN(names); n++)
+            if (h2o_memis(h->name->base, h->name->len, names[n], strlen(names[n])) &&
+                !same_word(h->value, method))
+                return true;
+    }
+    return false;
+}
+
 static void request_of(const struct lk_route_rule *rule, h2o_iovec_t key, const char *address,
                        int64_t now, struct lk_verify_req *vr)
 {
@@ -75,6 +103,12 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
     }
     if (method.base == NULL)
         method = req->method;
+    if (overridden(req, method)) {
+        lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
+                       "The forwarded request is ambiguous: a method override header "
+                       "(X-HTTP-Method-Override) names another method");
+        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
+    }
     if (uri.base == NULL)
         uri = h2o_iovec_init(H2O_STRLIT("/"));
     while (plen < uri.len && uri.base[plen] != '?' && uri.base[plen] != '#')
@@ -86,12 +120,18 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         if (query.base[i] == '#')
             query.len = i;
     /* Rules judge the path the backend will serve, however it was spelled; a
-     * path with no one meaning is refused. */
-    if ((n = lk_route_path_normalize(uri.base, plen, rc->app->routes.params, path,
-                                     sizeof(path))) < 0) {
+     * path with no one meaning is refused. A request target has no fragment
+     * (RFC 9112): a '#' in its path is a path character to some servers (Go's),
+     * so "/public/#/../../admin" would be judged as /public/ and served as
+     * /admin. After the query has begun it can only end the query. */
+    n = plen < uri.len && uri.base[plen] == '#'
+            ? -1
+            : lk_route_path_normalize(uri.base, plen, rc->app->routes.params, path, sizeof(path));
+    if (n < 0) {
         lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
-                       "The forwarded path has more than one meaning (a ';', an encoded '/' "
-                       "or '%%', a '\\', a control character or '..' above the root)");
+                       "The forwarded path has more than one meaning (a ';', a '#', an "
+                       "encoded '/' or '%%', a '\\', a control character, bytes that are "
+                       "not UTF-8 or '..' above the root)");
         return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
     }
     r = lk_route_rules_match(&rc->app->routes, method.base, method.len, path, (size_t)n);

@@ -155,6 +155,29 @@ static void workspace_hint(h2o_req_t *req, char *out, size_t outsz)
     out[v.len] = '\0';
 }
 
+/* A browser sends the session cookie with a cross-site form post too (a page on
+ * a sibling subdomain is "same site" to SameSite=Strict), and such a post, or a
+ * no-cors fetch, can only say text/plain, a form or multipart. So a change the
+ * cookie alone signs must say it is JSON, which only a page of latchkey's own
+ * origin (or one CORS lets in) can. A credential in a header is no browser's. */
+static bool cross_site_form(h2o_req_t *req, unsigned need)
+{
+    static const char json[] = "application/json";
+    h2o_iovec_t key, v;
+    ssize_t i;
+
+    if (need == LK_MPERM_NONE || !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
+        return false;
+    if (lk_keyread(req, &key) != LK_OK || key.base != NULL || session_cookie(req).base == NULL)
+        return false;
+    if ((i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1)) == -1)
+        return true;
+    v = req->headers.entries[i].value;
+    return !(v.len >= sizeof(json) - 1 && h2o_lcstris(v.base, sizeof(json) - 1, H2O_STRLIT(json)) &&
+             (v.len == sizeof(json) - 1 || v.base[sizeof(json) - 1] == ';' ||
+              v.base[sizeof(json) - 1] == ' '));
+}
+
 int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)
 {
     return lk_mgmt_submit_as(mg, rc, fn, LK_MPERM_NONE);
@@ -163,10 +186,19 @@ int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)
 int lk_mgmt_submit_as(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn, unsigned need)
 {
     h2o_req_t *req = rc->req;
-    struct job *j = lk_calloc(1, sizeof(*j));
-    struct lk_mreq *m = &j->m;
+    struct job *j;
+    struct lk_mreq *m;
     h2o_iovec_t key;
 
+    if (cross_site_form(req, need)) {
+        struct lk_errinfo ei;
+        lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "",
+                       "a POST signed in by the session cookie must send Content-Type: "
+                       "application/json");
+        return lk_respond_error(rc, LK_ERR_INVALID_REQUEST, &ei);
+    }
+    j = lk_calloc(1, sizeof(*j));
+    m = &j->m;
     lk_assert(tl_back != NULL);
     j->back = tl_back;
     j->req = req;

@@ -58,6 +58,19 @@ bool lk_auth_unrestricted(const struct lk_actor *who)
            (who->perms & c) == c;
 }
 
+/* What key k, of the kind who describes, holds: its own permissions bound
+ * what its kind allows. Caller holds the keycache read lock. */
+static unsigned key_perms(const struct lk_actor *who, const struct lk_ckey *k)
+{
+    unsigned ceiling = ceiling_of(who), perms = 0;
+
+    for (unsigned i = 0; i < LK_MPERM__COUNT; i++)
+        if ((ceiling & (1u << i)) &&
+            lk_verify_key_covers(k, mperm_names[i], strlen(mperm_names[i])))
+            perms |= 1u << i;
+    return perms;
+}
+
 /* The one check: does who hold need? Fills ei with the missing permission. */
 static enum lk_err check_need(const struct lk_actor *who, unsigned need, struct lk_errinfo *ei)
 {
@@ -133,7 +146,6 @@ enum lk_err lk_auth_actor(struct lk_app *app, const char *secret, size_t len, in
                                 .now = now, .address = address};
     struct lk_limits_info info;
     const struct lk_ckey *k;
-    unsigned ceiling;
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
@@ -163,14 +175,37 @@ enum lk_err lk_auth_actor(struct lk_app *app, const char *secret, size_t len, in
     }
     out->is_operator = k->kind == LK_KIND_ROOT && app->operator_ws[0] != '\0' &&
                        strcmp(app->operator_ws, k->ws->id) == 0;
-    ceiling = ceiling_of(out);
-    /* The key's own permissions bound what its kind allows. */
-    for (unsigned i = 0; i < LK_MPERM__COUNT; i++)
-        if ((ceiling & (1u << i)) &&
-            lk_verify_key_covers(k, mperm_names[i], strlen(mperm_names[i])))
-            out->perms |= 1u << i;
+    out->perms = key_perms(out, k);
     e = check_need(out, need, ei);
 out:
     lk_keycache_read_unlock();
     return e;
+}
+
+unsigned lk_auth_holds(struct lk_app *app, const char *ws_id, const char *id, int64_t now)
+{
+    struct lk_actor who = {0};
+    struct lk_member_row m;
+    struct lk_key_row row = {0};
+    const struct lk_ckey *k;
+    unsigned perms = 0;
+
+    if (strncmp(id, "usr_", 4) == 0)
+        return lk_store_member_get(app->store, ws_id, id, &m) == LK_OK ? lk_auth_role_perms(m.role)
+                                                                       : 0;
+    if (lk_store_key_get(app->store, ws_id, id, &row) != LK_OK)
+        return 0;
+    lk_keycache_read_lock();
+    k = lk_keycache_find(app->cache, row.digest);
+    if (k != NULL && k->revoked_at == 0 && k->enabled &&
+        (k->expires_at == 0 || now < k->expires_at) &&
+        (k->kind == LK_KIND_ROOT || k->kind == LK_KIND_APPLICATION)) {
+        who.kind = k->kind;
+        who.is_operator = k->kind == LK_KIND_ROOT && app->operator_ws[0] != '\0' &&
+                          strcmp(app->operator_ws, k->ws->id) == 0;
+        perms = key_perms(&who, k);
+    }
+    lk_keycache_read_unlock();
+    lk_key_row_release(&row);
+    return perms;
 }

@@ -70,6 +70,13 @@ unsigned lk_auth_role_perms(enum lk_role role);
  * would otherwise hand it more than it has. */
 bool lk_auth_unrestricted(const struct lk_actor *who);
 
+/* What the credential `id` (a user id or a key id) holds in workspace ws_id
+ * at `now`, without its secret: a member's role, or a root or application key
+ * that is still enabled, unexpired and not revoked; 0 for anything else. An
+ * invitation is judged by it when accepted, so rights taken from its inviter
+ * are taken from the invitation too. */
+unsigned lk_auth_holds(struct lk_app *app, const char *ws_id, const char *id, int64_t now);
+
 #define LK_SESSION_PREFIX "lks_"
 
 /* True when secret[0..len) is a session token rather than an API key. */

@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "base/common.h"
+#include "core/netaddr.h"
 #include "core/window.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -30,11 +31,23 @@ struct lk_throttle {
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
 };
 
+/* An IPv6 client counts by its /64: a host (or a home) is given a whole /64,
+ * and counting each address alone would let it rotate past every limit. An
+ * IPv4 address and any other name count as themselves. */
 static uint64_t key_of(const struct lk_throttle *t, const char *name)
 {
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     unsigned char out[crypto_shorthash_BYTES];
+    char net[LK_NETADDR_TEXT_MAX + 3];
+    struct lk_netaddr a;
     uint64_t k;
 
+    if (lk_netaddr_parse(name, strlen(name), &a) == 0 && memcmp(a.b, mapped, 12) != 0) {
+        memset(a.b + 8, 0, 8);
+        lk_netaddr_format(&a, net, LK_NETADDR_TEXT_MAX);
+        memcpy(net + strlen(net), "/64", 4);
+        name = net;
+    }
     crypto_shorthash(out, (const unsigned char *)name, strlen(name), t->hash_key);
     memcpy(&k, out, sizeof(k));
     return k ? k : 1;

@@ -404,14 +404,29 @@ static enum lk_err join_locked(struct lk_app *app, const struct lk_invitation_ro
                                struct lk_errinfo *ei)
 {
     struct lk_member_row old;
+    unsigned holds, need;
     bool was_member;
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
+    /* The inviter must still be able to grant the role: a member removed or
+     * demoted, or a key revoked or narrowed, leaves no way back in. */
+    holds = lk_auth_holds(app, inv->workspace_id, inv->invited_by, now);
+    need = lk_auth_role_perms(inv->role) | LK_MPERM_MEMBERS_WRITE;
+    if ((holds & need) != need)
+        return LK_ERR_INVALID_INVITATION;
     e = lk_store_member_get(app->store, inv->workspace_id, u->id, &old);
     if (e != LK_OK && e != LK_ERR_NOT_FOUND)
         return e;
     was_member = e == LK_OK;
+    /* Changing a member's role takes their old role's permissions too, as
+     * PATCH /v1/members does: an invitation must not demote an owner that its
+     * inviter could not. */
+    if (was_member && (lk_auth_role_perms(old.role) & ~holds) != 0)
+        return lk_errinfo_set(ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "token",
+                              "whoever invited you cannot change the role '%s' you hold "
+                              "in this workspace",
+                              lk_role_name(old.role));
     if (was_member &&
         (e = keeps_an_owner(app, inv->workspace_id, &old, inv->role, "token", ei)) != LK_OK)
         return e;
@@ -476,7 +491,16 @@ enum lk_err lk_invitations_accept(struct lk_app *app, const char *token, const c
         /* The person proves it is them with their password, which stays as
          * it is; a wrong one counts as a failed sign-in of that email. */
         make_email_key(u.email, email_key, sizeof(email_key));
-        if (!lk_throttle_take(app->login_by_email, email_key, now, retry_after)) {
+        /* It is a sign-in, under every limit a sign-in has: an inviter holds
+         * tokens for any emails it likes, and must not guess beyond them. */
+        if ((app->login_rate != NULL &&
+             !lk_throttle_take(app->login_rate, address, now, retry_after)) ||
+            !lk_throttle_take(app->login_by_email, email_key, now, retry_after)) {
+            e = LK_ERR_TOO_MANY_REQUESTS;
+            goto out;
+        }
+        if (!lk_throttle_take(app->login_by_address, address, now, retry_after)) {
+            lk_throttle_refund(app->login_by_email, email_key);
             e = LK_ERR_TOO_MANY_REQUESTS;
             goto out;
         }
@@ -486,6 +510,7 @@ enum lk_err lk_invitations_accept(struct lk_app *app, const char *token, const c
             goto out;
         }
         lk_throttle_clear(app->login_by_email, email_key);
+        lk_throttle_refund(app->login_by_address, address);
     } else {
         lk_rand_id("usr_", u.id, sizeof(u.id));
         snprintf(u.email, sizeof(u.email), "%s", inv.email);

@@ -44,6 +44,11 @@ static void test_design_example(void **state)
     assert_int_equal(match(&r, "POST", "/content//run"), 3); /* * is one non-empty segment */
     assert_int_equal(match(&r, "DELETE", "/public/x"), 2);
     assert_int_equal(match(&r, "PUT", "/"), 3);
+    /* HEAD runs the GET handler: judged by the GET rule, not the catch-all */
+    assert_int_equal(match(&r, "HEAD", "/content/a"), 0);
+    assert_int_equal(match(&r, "HEAD", "/public/x"), 2);
+    assert_int_equal(match(&r, "OPTIONS", "/content/a"), 3);
+    assert_int_equal(match(&r, "HEADX", "/content/a"), 3);
     lk_route_rules_free(&r);
 }
 
@@ -139,6 +144,12 @@ static void test_normalize(void **state)
         {"/a%2", NULL},
         {"a/b", NULL},
         {"", NULL},
+        {"/caf%C3%A9", "/caf\xc3\xa9"},
+        {"/public/%C0%AE%C0%AE/admin", NULL}, /* overlong '.' */
+        {"/public/%E0%80%AE/admin", NULL},
+        {"/a/\xc0\xae", NULL},
+        {"/a/%FF", NULL},
+        {"/a/%ED%A0%80", NULL}, /* a surrogate */
     };
     char out[256];
 
