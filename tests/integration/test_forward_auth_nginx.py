@@ -307,8 +307,8 @@ def test_public_path_needs_no_key(ngx, w):
 
 def test_failed_keys_count_for_the_client_behind_nginx(tmp_path, start_nginx):
     """nginx passes the client's address in X-Real-IP: one client's bad keys hold back
-    that client only, not every client of the proxy. latchkey answers the blocked
-    client 429, which auth_request turns into 500."""
+    that client only, not every client of the proxy. The blocked client gets
+    latchkey's 429 too_many_requests, Retry-After and all."""
     srv = latchkey_behind_proxy(tmp_path / "lk", ROUTES, failed_key_limit="2/60")
     try:
         w = srv.create_workspace()
