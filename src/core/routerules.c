@@ -82,7 +82,8 @@ static enum lk_err parse_rule(struct token *tk, size_t n, long line, struct lk_r
     size_t qlen = 0, at = 0;
 
     if (n < 3)
-        return fail(ei, line, "expected METHOD PATH-PATTERN NEEDS [cost=N] [env=live|test]");
+        return fail(ei, line, "expected METHOD PATH-PATTERN NEEDS [cost=N] [env=live|test] "
+                              "[per_ip=N/S]");
     if (!method_ok(&tk[0]))
         return fail(ei, line, "METHOD must be an upper-case method name or *");
     if (!pattern_ok(&tk[1]))
@@ -110,6 +111,18 @@ static enum lk_err parse_rule(struct token *tk, size_t n, long line, struct lk_r
             if (lk_env_parse(env, &e) != 0)
                 return fail(ei, line, "env= wants live or test");
             r->env = (int)e;
+        } else if (o->len > 7 && memcmp(o->s, "per_ip=", 7) == 0) {
+            const char *slash = memchr(o->s + 7, '/', o->len - 7);
+            int64_t w;
+            if (r->ip_limit != 0 || slash == NULL ||
+                lk_parse_i64(o->s + 7, (size_t)(slash - o->s) - 7, 1, LK_ROUTES_MAX_PER_IP,
+                             &v) != 0 ||
+                lk_parse_i64(slash + 1, (size_t)(o->s + o->len - slash - 1), 1,
+                             LK_ROUTES_MAX_PER_IP_S, &w) != 0)
+                return fail(ei, line, "per_ip= wants N/S, once: at most N requests per client "
+                                      "address in S seconds (N 1-1000000, S 1-86400)");
+            r->ip_limit = v;
+            r->ip_window = w;
         } else {
             break;
         }
@@ -121,7 +134,7 @@ static enum lk_err parse_rule(struct token *tk, size_t n, long line, struct lk_r
     }
     if (last == 3 && tok_is(&tk[2], "public")) {
         if (r->cost != 0 || r->env != -1)
-            return fail(ei, line, "a public route takes no cost= or env=");
+            return fail(ei, line, "a public route takes no cost= or env= (per_ip= it does)");
         r->needs = LK_NEEDS_PUBLIC;
         return LK_OK;
     }
@@ -144,6 +157,23 @@ static enum lk_err parse_rule(struct token *tk, size_t n, long line, struct lk_r
             return fail(ei, line, qe.detail[0] ? qe.detail : "NEEDS is not a permission query");
     }
     return LK_OK;
+}
+
+/* Notes the last rule's per_ip setting in set[*n]; false when it would be one
+ * distinct setting more than LK_ROUTES_MAX_IP_LIMITS. */
+static bool ip_limit_note(const struct lk_route_rule *x, int64_t set[][2], size_t *n)
+{
+    if (x->ip_limit == 0)
+        return true;
+    for (size_t i = 0; i < *n; i++)
+        if (set[i][0] == x->ip_limit && set[i][1] == x->ip_window)
+            return true;
+    if (*n == LK_ROUTES_MAX_IP_LIMITS)
+        return false;
+    set[*n][0] = x->ip_limit;
+    set[*n][1] = x->ip_window;
+    (*n)++;
+    return true;
 }
 
 /* A line starting with a lower-case word: `path_params MODE`. */
@@ -176,6 +206,8 @@ enum lk_err lk_route_rules_parse(const char *text, size_t len, struct lk_route_r
     size_t pos = 0, cap = 0;
     long line = 0;
     bool params_seen = false;
+    int64_t ipset[LK_ROUTES_MAX_IP_LIMITS][2];
+    size_t nip = 0;
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
@@ -223,6 +255,8 @@ enum lk_err lk_route_rules_parse(const char *text, size_t len, struct lk_route_r
         out->n++; /* counted even when bad, so free releases what it holds */
         if (e != LK_OK)
             return e;
+        if (!ip_limit_note(&out->rules[out->n - 1], ipset, &nip))
+            return fail(ei, line, "too many different per_ip= settings (at most 16 in a file)");
     }
     return LK_OK;
 }

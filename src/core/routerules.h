@@ -2,11 +2,14 @@
  * routerules.h — forward-auth route rules (DESIGN §5, `latchkey serve --routes
  * FILE`): which permission a forwarded request needs, from its method and path.
  * One rule a line, first match wins, `#` starts a comment; DESIGN §5 has an
- * example file. A line is `METHOD PATH-PATTERN NEEDS [cost=N] [env=live|test]`.
+ * example file. A line is
+ * `METHOD PATH-PATTERN NEEDS [cost=N] [env=live|test] [per_ip=N/S]`.
  *
  * METHOD is a method or `*`; in PATH-PATTERN `*` is one path segment and `**`
  * (last only) any rest, none included; NEEDS is a permission query, `any` (any
- * valid key) or `public` (no key needed). Pure: the caller reads the file.
+ * valid key) or `public` (no key needed). `per_ip=N/S` lets each client address
+ * (as trusted_proxies defines it) make at most N requests matching the rule in a
+ * window of S seconds, keyed or public. Pure: the caller reads the file.
  *
  * A line whose first word is lower case is a directive, not a rule (methods are
  * upper case). One exists: `path_params reject|strip|literal`, at most once, says
@@ -30,6 +33,10 @@
 #define LK_ROUTES_MAX_RULES 4096
 #define LK_ROUTES_MAX_LINE 1024
 #define LK_ROUTES_MAX_COST 1000000000
+#define LK_ROUTES_MAX_PER_IP 1000000    /* per_ip=N: N at most this */
+#define LK_ROUTES_MAX_PER_IP_S 86400    /* per_ip=N/S: S at most a day */
+/* Distinct per_ip=N/S settings in one file: each is one address table in memory. */
+#define LK_ROUTES_MAX_IP_LIMITS 16
 
 enum lk_route_needs { LK_NEEDS_QUERY = 0, LK_NEEDS_ANY, LK_NEEDS_PUBLIC };
 
@@ -43,6 +50,8 @@ struct lk_route_rule {
     char *query;              /* LK_NEEDS_QUERY: the permission query (owned) */
     int64_t cost;             /* credits a passing request spends */
     int env;                  /* -1: either, else enum lk_env */
+    int64_t ip_limit;         /* per_ip=N/S: N requests per address, 0: none */
+    int64_t ip_window;        /* ... in S seconds */
     long line;                /* in the file, for messages */
 };
 

@@ -10,10 +10,51 @@
 #include "base/common.h"
 #include "http/handlers.h"
 #include "http/keyread.h"
+#include "service/throttle.h"
 #include "service/verify.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define LK_FORWARD_PATH_MAX 2048 /* longer forwarded paths are refused */
+#define PREFIX "/v1/forward-auth"   /* Envoy appends the original path to this */
+
+/* Every refusal: the error, with its code in a header too. */
+static int refuse(struct lk_reqctx *rc, enum lk_err e, const struct lk_errinfo *ei)
+{
+    lk_respond_header(rc, "x-latchkey-error-code", lk_err_code(e));
+    return lk_respond_error(rc, e, ei);
+}
+
+static int ambiguous(struct lk_reqctx *rc)
+{
+    struct lk_errinfo ei;
+
+    lk_errinfo_clear(&ei);
+    lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
+                   "The forwarded request is ambiguous: its method or URI headers "
+                   "(X-Forwarded-*, X-Original-* and the /v1/forward-auth/ path) disagree");
+    return refuse(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
+}
+
+/* A rule's per_ip=N/S: true when the client's address may go on; else the
+ * refusal is sent. Counted before the key is read, so a public route is
+ * limited as well and a throttled client costs no key lookup. */
+static bool per_ip_passes(struct lk_reqctx *rc, const struct lk_route_rule *rule, int *ret)
+{
+    char name[sizeof(rc->address) + 32];
+    struct lk_throttle *t;
+    int64_t retry = rule->ip_window;
+
+    if (rule->ip_limit == 0)
+        return true;
+    /* One count per rule and address: the rule's line and pattern name it. */
+    snprintf(name, sizeof(name), "%ld %.20s|%s", rule->line, rule->pattern, rc->address);
+    t = lk_app_route_ip(rc->app, rule->ip_limit, rule->ip_window);
+    if (t != NULL && lk_throttle_take(t, name, rc->now, &retry))
+        return true;
+    lk_respond_limit_headers(rc->req, NULL, retry > 0 ? retry : 1);
+    *ret = refuse(rc, LK_ERR_TOO_MANY_REQUESTS, NULL);
+    return false;
+}
 
 /* The one value that headers a and b (two conventions for one thing) give, in
  * *out, or an empty view when neither is present. Returns false when they give
@@ -91,15 +132,24 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
     const char *env = NULL;
     size_t plen = 0;
     long r, n;
+    int ret = 0;
     enum lk_err e;
 
     lk_errinfo_clear(&ei);
     if (!forwarded(req, "x-forwarded-method", "x-original-method", &method) ||
-        !forwarded(req, "x-forwarded-uri", "x-original-uri", &uri)) {
-        lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
-                       "The forwarded request is ambiguous: its method or URI headers "
-                       "(X-Forwarded-* and X-Original-*) disagree");
-        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
+        !forwarded(req, "x-forwarded-uri", "x-original-uri", &uri))
+        return ambiguous(rc);
+    if (req->path.len > sizeof(PREFIX) - 1 && req->path.base[sizeof(PREFIX) - 1] == '/') {
+        /* Envoy's form: the suffix is the original path and query, the method
+         * the original method. Headers may repeat them, but not contradict. */
+        h2o_iovec_t suffix = h2o_iovec_init(req->path.base + sizeof(PREFIX) - 1,
+                                            req->path.len - (sizeof(PREFIX) - 1));
+        if ((uri.base != NULL && !h2o_memis(uri.base, uri.len, suffix.base, suffix.len)) ||
+            (method.base != NULL &&
+             !h2o_memis(method.base, method.len, req->method.base, req->method.len)))
+            return ambiguous(rc);
+        uri = suffix;
+        method = req->method;
     }
     if (method.base == NULL)
         method = req->method;
@@ -107,7 +157,7 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
                        "The forwarded request is ambiguous: a method override header "
                        "(X-HTTP-Method-Override) names another method");
-        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
+        return refuse(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
     }
     if (uri.base == NULL)
         uri = h2o_iovec_init(H2O_STRLIT("/"));
@@ -132,16 +182,18 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
                        "The forwarded path has more than one meaning (a ';', a '#', an "
                        "encoded '/' or '%%', a '\\', a control character, bytes that are "
                        "not UTF-8 or '..' above the root)");
-        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
+        return refuse(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
     }
     r = lk_route_rules_match(&rc->app->routes, method.base, method.len, path, (size_t)n);
     if (r < 0)
-        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, NULL);
+        return refuse(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, NULL);
     rule = &rc->app->routes.rules[r];
+    if (!per_ip_passes(rc, rule, &ret))
+        return ret;
     if (rule->needs == LK_NEEDS_PUBLIC)
-        return lk_respond_raw(rc, 200, H2O_STRLIT("{\"public\":true}"));
+        return lk_respond_raw(rc, 200, "", 0);
     if ((e = lk_keyread_query(req, query, &key)) != LK_OK)
-        return lk_respond_error(rc, e, NULL);
+        return refuse(rc, e, NULL);
     request_of(rule, key, rc->address, rc->now, &vr);
     lk_keycache_read_lock();
     e = lk_verify(rc->app, &vr, &k, &info);
@@ -159,9 +211,9 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
     lk_keycache_read_unlock();
     lk_respond_limit_headers(req, &info, lk_verify_retry_after(e, &info));
     if (e != LK_OK)
-        return lk_respond_error(rc, e, NULL);
+        return refuse(rc, e, NULL);
     lk_respond_identity(req, id, ws, env);
-    return lk_respond_raw(rc, 200, H2O_STRLIT("{\"valid\":true}"));
+    return lk_respond_raw(rc, 200, "", 0);
 }
 
 static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
@@ -178,7 +230,7 @@ static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
     memcpy(m->fwd_key_id, k->id, sizeof(m->fwd_key_id));
     memcpy(m->fwd_workspace_id, k->ws->id, sizeof(m->fwd_workspace_id));
     snprintf(m->fwd_env, sizeof(m->fwd_env), "%s", lk_env_name(k->env));
-    lk_mreq_raw(m, 200, "{\"valid\":true}", 14);
+    lk_mreq_raw(m, 200, "", 0);
 }
 
 void lk_h_forward_auth_leased(struct lk_mreq *m)

@@ -89,6 +89,10 @@ static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
             lk_respond_limit_headers(req, &j->m.limits, j->m.retry_after);
             if (j->m.fwd_key_id[0] != '\0')
                 lk_respond_identity(req, j->m.fwd_key_id, j->m.fwd_workspace_id, j->m.fwd_env);
+            if (j->m.fwd && j->m.err != LK_OK)
+                h2o_add_header_by_str(&req->pool, &req->res.headers,
+                                      H2O_STRLIT("x-latchkey-error-code"), 0, NULL,
+                                      lk_err_code(j->m.err), strlen(lk_err_code(j->m.err)));
             lk_respond_send(req, j->m.status, j->m.request_id, j->m.err, body, j->m.out_len);
         }
         job_free(j);
@@ -215,6 +219,7 @@ int lk_mgmt_submit_as(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn, u
         m->key_err = lk_keyread(req, &key);
     }
     m->fwd_rule = rc->fwd_rule;
+    m->fwd = rc->fwd_key.base != NULL;
     if (m->key_err == LK_OK && key.base == NULL && rc->fwd_key.base == NULL)
         key = session_cookie(req); /* the dashboard's credential */
     if (m->key_err == LK_OK && key.base != NULL) {

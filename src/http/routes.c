@@ -26,6 +26,8 @@ static const struct route {
     {"GET", "/api/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
     {"POST", "/v1/verify", lk_h_verify, NULL, LK_MPERM_NONE},
     {"*", "/v1/forward-auth", lk_h_forward_auth, NULL, LK_MPERM_NONE},
+    /* Envoy ext_authz's path_prefix form: the original path follows. */
+    {"*", "/v1/forward-auth/**", lk_h_forward_auth, NULL, LK_MPERM_NONE},
     {"POST", "/v1/keys/generate-temp", NULL, lk_h_keys_generate_temp, LK_MPERM_KEYS_WRITE},
     {"POST", "/api/keys/generate-temp", NULL, lk_h_keys_generate_temp, LK_MPERM_KEYS_WRITE},
     {"POST", "/v1/keys", NULL, lk_h_keys_create, LK_MPERM_KEYS_WRITE},
@@ -54,13 +56,16 @@ static const struct route {
     {"GET", "/v1/audit", NULL, lk_h_audit_list, LK_MPERM_AUDIT_READ},
 };
 
-/* Matches path[0..len) against pattern, capturing `{}` segments. */
+/* Matches path[0..len) against pattern, capturing `{}` segments; a pattern
+ * ending in a `**` segment takes any rest after its slash. */
 static bool match(const char *pattern, const char *path, size_t len, h2o_iovec_t *params)
 {
     size_t np = 0, i = 0;
     const char *p = pattern;
 
     while (*p != '\0') {
+        if (p[0] == '*' && p[1] == '*' && p[2] == '\0')
+            return true;
         if (p[0] == '{' && p[1] == '}') {
             size_t start = i;
             while (i < len && path[i] != '/')

@@ -121,6 +121,24 @@ static struct lk_throttle *throttle_of(struct lk_rate r)
     return r.limit > 0 ? lk_throttle_new(r.limit, r.window_s) : NULL;
 }
 
+struct lk_throttle *lk_app_route_ip(struct lk_app *app, int64_t limit, int64_t window_s)
+{
+    struct lk_throttle *t = NULL;
+
+    pthread_mutex_lock(&app->route_ip_mu);
+    for (size_t i = 0; i < LK_APP_ROUTE_IP_TABLES && t == NULL; i++) {
+        if (app->route_ip[i].t == NULL) {
+            app->route_ip[i].limit = limit;
+            app->route_ip[i].window_s = window_s;
+            app->route_ip[i].t = lk_throttle_new(limit, window_s);
+        }
+        if (app->route_ip[i].limit == limit && app->route_ip[i].window_s == window_s)
+            t = app->route_ip[i].t;
+    }
+    pthread_mutex_unlock(&app->route_ip_mu);
+    return t;
+}
+
 enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
                         struct lk_errinfo *ei)
 {
@@ -129,6 +147,7 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     enum lk_err e;
 
     pthread_mutex_init(&app->write_mu, NULL);
+    pthread_mutex_init(&app->route_ip_mu, NULL);
     app->lock_fd = -1;
     app->serving = cfg->serving;
     app->trusted_proxies = cfg->trusted_proxies;
@@ -194,6 +213,9 @@ void lk_app_close(struct lk_app *app)
     lk_throttle_free(app->failed_keys);
     lk_route_rules_free(&app->routes);
     lk_throttle_free(app->login_rate);
+    for (size_t i = 0; i < LK_APP_ROUTE_IP_TABLES; i++)
+        lk_throttle_free(app->route_ip[i].t);
+    pthread_mutex_destroy(&app->route_ip_mu);
     pthread_mutex_destroy(&app->write_mu);
     if (app->lock_fd >= 0)
         close(app->lock_fd); /* releases the serve lock */

@@ -51,6 +51,9 @@ struct lk_app_config {
     struct lk_netaddr_list trusted_proxies;
 };
 
+/* per_ip settings a process keeps tables for, over reloads of the rules. */
+#define LK_APP_ROUTE_IP_TABLES (4 * LK_ROUTES_MAX_IP_LIMITS)
+
 /* Transparent to the service layer; the http layer only passes it along. */
 struct lk_app {
     struct lk_store *store;
@@ -71,7 +74,19 @@ struct lk_app {
     int lock_fd;                     /* the serve lock, or -1 */
     bool serving;
     struct lk_netaddr_list trusted_proxies; /* read-only after open */
+    /* Route rules' per_ip=N/S tables, one per distinct setting, made on first use
+     * (lk_app_route_ip) so rules loaded later find theirs too. */
+    pthread_mutex_t route_ip_mu;
+    struct {
+        int64_t limit, window_s;
+        struct lk_throttle *t;
+    } route_ip[LK_APP_ROUTE_IP_TABLES];
 };
+
+/* The per-address table for a route rule's per_ip=limit/window_s, made on first
+ * use; NULL when LK_APP_ROUTE_IP_TABLES settings are already in use (the caller
+ * refuses the request rather than let it through uncounted). Any thread. */
+struct lk_throttle *lk_app_route_ip(struct lk_app *app, int64_t limit, int64_t window_s);
 
 /* Opens the store (applying migrations), reads the pepper, loads every key into
  * the cache and starts the usage recorder. The calling thread is put online for

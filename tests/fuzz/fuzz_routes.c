@@ -46,7 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < r.n; i++) {
             const struct lk_route_rule *x = &r.rules[i];
             if (x->pattern[0] != '/' || x->cost < 0 || x->cost > LK_ROUTES_MAX_COST ||
-                x->env < -1 || x->env > 1 || (x->needs == LK_NEEDS_QUERY) != (x->query != NULL))
+                x->env < -1 || x->env > 1 || (x->needs == LK_NEEDS_QUERY) != (x->query != NULL) ||
+                (x->ip_limit == 0) != (x->ip_window == 0) || x->ip_limit < 0 ||
+                x->ip_limit > LK_ROUTES_MAX_PER_IP || x->ip_window < 0 ||
+                x->ip_window > LK_ROUTES_MAX_PER_IP_S)
                 __builtin_trap();
         }
         if (r.params != LK_PARAMS_REJECT && r.params != LK_PARAMS_STRIP &&

@@ -7,8 +7,9 @@ names (`latchkey`, and `app`: a second server block of the same nginx that echoe
 what reached it, one `name=value` a line) and includes the shipped file in the
 protected server. latchkey trusts 127.0.0.1, where nginx connects from.
 
-nginx answers a sub-request's 401 and 403 with that status (401 with the
-sub-request's WWW-Authenticate); any other refusal (402, 429) becomes 500.
+auth_request passes only a sub-request's 401 and 403 on (any other refusal would be
+its 500); the shipped @latchkey_refused rebuilds latchkey's answer from the check's
+X-Latchkey-Error-Code, Retry-After and RateLimit-* headers.
 """
 
 import http.client
@@ -67,7 +68,7 @@ http {{
     scgi_temp_path {dir}/scgi;
     default_type text/plain;
 
-    upstream latchkey {{ server 127.0.0.1:{latchkey_port}; }}
+    upstream latchkey {{ server 127.0.0.1:{latchkey_port}; keepalive 16; }}
     upstream app {{ server 127.0.0.1:{backend_port}; }}
 
     # the protected site
@@ -306,8 +307,8 @@ def test_public_path_needs_no_key(ngx, w):
 
 def test_failed_keys_count_for_the_client_behind_nginx(tmp_path, start_nginx):
     """nginx passes the client's address in X-Real-IP: one client's bad keys hold back
-    that client only, not every client of the proxy. latchkey answers the blocked
-    client 429, which auth_request turns into 500."""
+    that client only, not every client of the proxy. The blocked client gets
+    latchkey's 429 too_many_requests, Retry-After and all."""
     srv = latchkey_behind_proxy(tmp_path / "lk", ROUTES, failed_key_limit="2/60")
     try:
         w = srv.create_workspace()
@@ -324,13 +325,15 @@ def test_failed_keys_count_for_the_client_behind_nginx(tmp_path, start_nginx):
                 r = ngx.get("/x", key=make_secret(), session=other)
                 assert r.status_code == 401, describe(r)
             r = ngx.get("/x", key=k["secret"], session=other)
-            assert r.status_code == 500 and not r.text.startswith("backend\n"), \
+            assert r.status_code == 429 and not r.text.startswith("backend\n"), \
                 f"a blocked client got through: {describe(r)}"
+            assert r.json()["error"]["code"] == "too_many_requests", describe(r)
+            assert int(r.headers["Retry-After"]) > 0, describe(r)
         # the client at 127.0.0.1 was never counted
         assert backend_saw(ngx.get("/x", key=k["secret"]))["key"] == k["id"]
         for _ in range(2):
             assert ngx.get("/x", key=make_secret()).status_code == 401
-        assert ngx.get("/x", key=k["secret"]).status_code == 500
+        assert ngx.get("/x", key=k["secret"]).status_code == 429
     finally:
         _finish(srv)
 
@@ -443,7 +446,7 @@ def test_forged_address_headers_do_not_dodge_the_throttle_behind_nginx(tmp_path,
                         headers={"X-Real-IP": f"198.51.100.{i}", "X-Forwarded-For": f"10.0.0.{i}"})
             assert r.status_code == 401, describe(r)
         r = ngx.get("/x", key=k["secret"], headers={"X-Real-IP": "198.51.100.99"})
-        assert r.status_code == 500 and not r.text.startswith("backend\n"), \
+        assert r.status_code == 429 and not r.text.startswith("backend\n"), \
             f"rotating X-Real-IP dodged the throttle: {describe(r)}"
     finally:
         _finish(srv)

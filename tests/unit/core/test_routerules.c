@@ -240,6 +240,61 @@ static void test_path_params_directive(void **state)
     }
 }
 
+static void test_per_ip(void **state)
+{
+    static const char text[] = "POST /publish public per_ip=30/60\n"
+                               "GET /x content:read cost=2 per_ip=1/1 env=live\n"
+                               "GET /y any\n";
+    static const char *const bad[] = {
+        "GET /p public per_ip=\n",          "GET /p public per_ip=5\n",
+        "GET /p public per_ip=5/\n",        "GET /p public per_ip=/60\n",
+        "GET /p public per_ip=0/60\n",      "GET /p public per_ip=5/0\n",
+        "GET /p public per_ip=-1/60\n",     "GET /p public per_ip=1000001/60\n",
+        "GET /p public per_ip=5/86401\n",   "GET /p public per_ip=5/60 per_ip=5/60\n",
+        "GET /p public per_ip=5/60/1\n",    "GET /p public per_ip=5x/60\n",
+        "GET /p public per_ip=5/6 0\n",
+    };
+    struct lk_route_rules r;
+    struct lk_errinfo ei;
+    char many[2048];
+    size_t n = 0;
+
+    (void)state;
+    lk_errinfo_clear(&ei);
+    assert_int_equal(lk_route_rules_parse(text, strlen(text), &r, &ei), LK_OK);
+    assert_int_equal(r.rules[0].needs, LK_NEEDS_PUBLIC);
+    assert_int_equal(r.rules[0].ip_limit, 30);
+    assert_int_equal(r.rules[0].ip_window, 60);
+    assert_int_equal(r.rules[1].ip_limit, 1);
+    assert_int_equal(r.rules[1].ip_window, 1);
+    assert_int_equal(r.rules[1].cost, 2);
+    assert_int_equal(r.rules[1].env, LK_ENV_LIVE);
+    assert_string_equal(r.rules[1].query, "content:read");
+    assert_int_equal(r.rules[2].ip_limit, 0);
+    lk_route_rules_free(&r);
+    for (size_t i = 0; i < LK_ARRAY_LEN(bad); i++) {
+        lk_errinfo_clear(&ei);
+        if (lk_route_rules_parse(bad[i], strlen(bad[i]), &r, &ei) != LK_ERR_INVALID_REQUEST ||
+            ei.offset != 1)
+            fail_msg("accepted: %s", bad[i]);
+        lk_route_rules_free(&r);
+    }
+    /* Sixteen distinct settings fit (repeats are free); a seventeenth does not. */
+    for (int i = 1; i <= 17; i++)
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "GET /a%d public per_ip=%d/60\n"
+                              "GET /b%d public per_ip=%d/60\n", i, i, i, i);
+    lk_errinfo_clear(&ei);
+    assert_int_equal(lk_route_rules_parse(many, n, &r, &ei), LK_ERR_INVALID_REQUEST);
+    assert_int_equal(ei.offset, 33);
+    lk_route_rules_free(&r);
+    assert_int_equal(lk_route_rules_parse(many, n - strlen("GET /a17 public per_ip=17/60\n"
+                                                           "GET /b17 public per_ip=17/60\n"),
+                                          &r, &ei),
+                     LK_OK);
+    assert_int_equal(r.n, 32);
+    lk_route_rules_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_path_params),
         cmocka_unit_test(test_path_params_directive),
+        cmocka_unit_test(test_per_ip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
