@@ -68,12 +68,12 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
     bool create = strcmp(sub, "create") == 0 || temp, list = strcmp(sub, "list") == 0;
     bool update = strcmp(sub, "update") == 0;
     int64_t n;
-    int c;
+    int c, li = 0;
 
     lk_cli_conn_defaults(&a->conn);
     a->body = json_object();
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         if (c == '?')
             return 2;
         if (lk_cli_conn_option(&a->conn, c, optarg))
@@ -83,7 +83,7 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
             (update && c != O_NAME && c != O_PERM && c != O_NOPERM && c != O_RATE &&
              c != O_CAP && c != O_EXPIRES_AT && c != O_META) ||
             (c == O_NOPERM && !create && !update)) {
-            a->bad = argv[optind - 1];
+            a->bad = opts[li].name;
             continue;
         }
         switch (c) {
@@ -163,7 +163,8 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
         }
     }
     if (a->bad)
-        return lk_cli_fail("option %s does not apply to 'keys %s'", a->bad, sub);
+        return lk_cli_fail("option --%s does not apply to 'keys %s' (see latchkey keys --help)",
+                           a->bad, sub);
     if (a->no_perm && a->some_perm)
         return lk_cli_fail("--no-permissions and --permission contradict each other");
     if (optind < argc)

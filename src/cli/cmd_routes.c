@@ -4,6 +4,8 @@
  * so a mistake shows before a server refuses to start (or lets the wrong request
  * through).
  */
+#include <getopt.h>
+
 #include "base/common.h"
 #include "cli/cmd.h"
 #include "core/routerules.h"
@@ -73,9 +75,16 @@ out:
 
 static int run_routes(const struct lk_cmd *self, int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "check") == 0 && argv[2][0] != '-')
-        return check(argv[2]);
-    return lk_cli_usage(self);
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
+
+    if (argc < 2 || strcmp(argv[1], "check") != 0)
+        return lk_cli_usage(self);
+    optind = 1;
+    if (getopt_long(argc - 1, argv + 1, "", none, NULL) != -1) /* it takes no flags */
+        return lk_cli_usage(self);
+    if (optind != argc - 2)
+        return lk_cli_usage(self);
+    return check(argv[argc - 1]);
 }
 
 const struct lk_cmd lk_cmd_routes = {

@@ -24,7 +24,7 @@ static int run_workspaces(const struct lk_cmd *self, int argc, char **argv)
     const char *id = NULL;
     char path[128];
     size_t i;
-    int c, rc = 1;
+    int c, li = 0, rc = 1;
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
         return lk_cli_help(self);
@@ -37,7 +37,7 @@ static int run_workspaces(const struct lk_cmd *self, int argc, char **argv)
     body = json_object();
     argc--, argv++;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         switch (c) {
         case 's': conn.server = optarg; break;
         case 't': conn.token = optarg; break;
@@ -65,7 +65,7 @@ static int run_workspaces(const struct lk_cmd *self, int argc, char **argv)
         default: rc = lk_cli_usage(self); goto out;
         }
         if (!create && c != 's' && c != 't' && c != 'j' && (!update || (c != 'q' && c != 'Q'))) {
-            rc = lk_cli_fail("option %s does not apply to 'workspaces %s'", argv[optind - 1],
+            rc = lk_cli_fail("option --%s does not apply to 'workspaces %s'", opts[li].name,
                              argv[0]);
             goto out;
         }
