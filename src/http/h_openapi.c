@@ -33,6 +33,10 @@ int lk_h_openapi(struct lk_reqctx *rc)
 static const char *const any_methods[] = {"get", "put", "post", "delete", "options", "head",
                                           "patch"};
 
+/* Room for any template: a pattern of LK_ROUTES_MAX_LINE bytes is at most
+ * LK_ROUTES_MAX_LINE / 2 one-segment wildcards, each written as `/{segNNN}`. */
+#define TEMPLATE_MAX (LK_ROUTES_MAX_LINE * 5)
+
 /* Turns a rule pattern into a path template: `*` is {segN}, a trailing `**` is
  * {rest}. Adds the path parameters to params. */
 static void path_template(const char *pattern, char *out, size_t outsz, json_t *params)
@@ -42,7 +46,7 @@ static void path_template(const char *pattern, char *out, size_t outsz, json_t *
     const char *p = pattern;
 
     out[0] = '\0';
-    while (*p == '/') {
+    while (*p == '/' && n < outsz) {
         const char *end = strchr(p + 1, '/');
         size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
         char name[24];
@@ -126,11 +130,16 @@ static json_t *key_document(const struct lk_key_ops *ko)
     for (size_t i = 0; i < ko->n; i++) {
         const struct lk_key_op *o = &ko->ops[i];
         json_t *params = json_array(), *item;
-        char tpl[LK_ROUTES_MAX_LINE * 2];
+        char tpl[TEMPLATE_MAX];
         char lower[16];
         path_template(o->pattern, tpl, sizeof(tpl), params);
-        if ((item = json_object_get(paths, tpl)) == NULL)
-            json_object_set_new(paths, tpl, item = json_object());
+        /* jansson refuses a key that is not UTF-8 (a pattern's bytes are not
+         * checked): such a rule is left out rather than break the document. */
+        if ((item = json_object_get(paths, tpl)) == NULL &&
+            json_object_set_new(paths, tpl, item = json_object()) != 0) {
+            json_decref(params);
+            continue;
+        }
         if (strcmp(o->method, "*") == 0) {
             for (size_t m = 0; m < LK_ARRAY_LEN(any_methods); m++)
                 if (json_object_get(item, any_methods[m]) == NULL) /* an earlier rule wins */

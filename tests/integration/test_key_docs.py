@@ -129,3 +129,25 @@ def test_without_routes_one_catch_all(server, ws):
     assert set(item) == {"get", "put", "post", "delete", "options", "head", "patch"}
     assert item["get"]["description"].startswith("Any valid key.")
     assert item["get"]["x-latchkey-cost"] == 0
+
+
+def test_hostile_patterns_still_give_a_document(tmp_path):
+    """A pattern of bytes that are not UTF-8 is left out; a pattern of 500 `*`
+    segments becomes 500 parameters; neither breaks the document."""
+    many = "/" + "/".join(["*"] * 500)
+    (tmp_path / "routes").write_bytes(b"GET /\xff/* any\nGET " + many.encode() + b" any\n"
+                                      b"GET /ok public\n")
+    srv = LatchkeyServer(tmp_path / "srv", config={**SHARED_CONFIG,
+                                                   "routes": str(tmp_path / "routes")})
+    srv.start()
+    _live_servers.append(srv)
+    try:
+        w = srv.create_workspace()
+        doc = key_doc(srv, w, w.create_key()["id"])
+        paths = list(doc["paths"])
+        assert "/ok" in paths and len(paths) == 2, paths[:3]
+        long = next(p for p in paths if p != "/ok")
+        assert long.endswith("/{seg500}")
+        assert len(doc["paths"][long]["get"]["parameters"]) == 500
+    finally:
+        _finish(srv)
