@@ -7,6 +7,7 @@ import pytest
 
 from conftest import LatchkeyServer, SHARED_CONFIG, _finish, _live_servers
 from lkhelpers import assert_error, expect_status
+from test_openapi import check_structure
 
 RULES = """\
 # the protected API
@@ -38,7 +39,9 @@ def rws(rsrv):
 
 
 def key_doc(srv, w, key_id, key=None):
-    return expect_status(srv.get(f"/v1/keys/{key_id}/openapi", key=key or w.root_key), 200)
+    doc = expect_status(srv.get(f"/v1/keys/{key_id}/openapi", key=key or w.root_key), 200)
+    check_structure(doc)
+    return doc
 
 
 def ops(doc):

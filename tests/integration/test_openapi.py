@@ -79,12 +79,21 @@ def test_needs_no_credential_and_ignores_a_bad_one(server):
 
 
 def test_document_is_openapi_3_1(doc):
+    check_structure(doc)
+
+
+def check_structure(doc):
+    """The parts of OpenAPI 3.1 a client generator relies on (shared with the
+    per-key documents of test_key_docs.py)."""
     assert re.fullmatch(r"3\.1\.\d+", doc["openapi"]), doc["openapi"]
     assert doc["info"]["title"] and doc["info"]["version"]
     assert doc["paths"] and all(p.startswith("/") for p in doc["paths"])
     # every schema is a valid JSON Schema 2020-12 (OpenAPI 3.1's dialect)
-    for name in doc["components"]["schemas"]:
+    for name in doc["components"].get("schemas", {}):
         schema_validator(doc, name)
+    for r in doc["components"].get("responses", {}).values():
+        for media in r.get("content", {}).values():
+            jsonschema.Draft202012Validator.check_schema(media["schema"])
     op_ids = []
     schemes = doc["components"]["securitySchemes"]
     for path, item in doc["paths"].items():
@@ -230,6 +239,8 @@ def test_real_answers_validate(server, ws, doc):
     assert_valid(doc, "AuditList", expect_status(server.get("/v1/audit", key=ws.root_key), 200))
     assert_valid(doc, "Usage", expect_status(server.get(f"/v1/keys/{key['id']}/usage",
                                                         key=ws.root_key), 200))
+    assert_valid(doc, "OpenAPIDocument", expect_status(
+        server.get(f"/v1/keys/{key['id']}/openapi", key=ws.root_key), 200))
     for r in (server.get("/v1/keys", key="lk_live_nope"), server.get("/nope"),
               server.post("/v1/keys", key=ws.root_key, json={"name": "x", "bogus": 1})):
         assert_valid(doc, "Error", r.json())
