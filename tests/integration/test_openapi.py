@@ -38,7 +38,8 @@ def route_table():
     table = table[:table.index("};")]
     rows = re.findall(r'\{\s*"([A-Z*]+)",\s*"(/[^"]*)"', table)
     assert len(rows) > 20, "could not read the route table of src/http/routes.c"
-    return rows
+    # a prefix route (`/v1/forward-auth/**`, or `/x/*`) is one path parameter
+    return [(m, re.sub(r"/\*\*?$", "/{}", p)) for m, p in rows]
 
 
 def norm(path):
