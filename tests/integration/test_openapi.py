@@ -245,3 +245,28 @@ def test_real_answers_validate(server, ws, doc):
     for r in (server.get("/v1/keys", key="lk_live_nope"), server.get("/nope"),
               server.post("/v1/keys", key=ws.root_key, json={"name": "x", "bogus": 1})):
         assert_valid(doc, "Error", r.json())
+
+
+def test_request_examples_are_what_the_server_accepts(server, ws, doc):
+    """Each request body's example validates against its schema and is taken by the
+    server; a field the schema does not have is refused by both."""
+    s = doc["components"]["schemas"]
+    ex = {name: s[name]["examples"][0] for name in
+          ("KeyCreate", "KeyUpdate", "WorkspaceCreate", "WorkspaceUpdate", "TopUp", "VerifyRequest",
+           "MemberAdd")}
+    for name, body in ex.items():
+        assert_valid(doc, name, body)
+    k = expect_status(server.post("/v1/keys", key=ws.root_key, json=ex["KeyCreate"]), 201)
+    expect_status(server.patch(f"/v1/keys/{k['id']}", key=ws.root_key, json=ex["KeyUpdate"]), 200)
+    w = expect_status(server.post("/v1/workspaces", key=server.root_key,
+                                  json=ex["WorkspaceCreate"]), 201)
+    expect_status(server.patch(f"/v1/workspaces/{w['id']}", key=server.root_key,
+                               json=ex["WorkspaceUpdate"]), 200)
+    expect_status(server.post("/v1/credits", key=ws.root_key, json=ex["TopUp"]), 201)
+    expect_status(server.post("/v1/verify", json=ex["VerifyRequest"]), 200)
+    expect_status(server.post("/v1/members", key=ws.root_key, json=ex["MemberAdd"]), 201)
+    for name, path in (("KeyCreate", "/v1/keys"), ("TopUp", "/v1/credits")):
+        bad = {**ex[name], "unknown_field": 1}
+        assert list(schema_validator(doc, name).iter_errors(bad))
+        r = server.post(path, key=ws.root_key, json=bad)
+        assert r.status_code == 400 and r.json()["error"]["field"] == "unknown_field", describe(r)
