@@ -15,16 +15,18 @@
 static const char *params_name(enum lk_route_params p)
 {
     switch (p) {
-    case LK_PARAMS_STRIP: return "strip";
-    case LK_PARAMS_LITERAL: return "literal";
-    default: return "reject";
+    case LK_PARAMS_STRIP:
+        return "strip";
+    case LK_PARAMS_LITERAL:
+        return "literal";
+    default:
+        return "reject";
     }
 }
 
 static void print_rule(const struct lk_route_rule *r)
 {
-    printf("line %-4ld %-7s %-32s ", r->line, r->method[0] == '*' ? "ANY" : r->method,
-           r->pattern);
+    printf("line %-4ld %-7s %-32s ", r->line, r->method[0] == '*' ? "ANY" : r->method, r->pattern);
     if (r->needs == LK_NEEDS_PUBLIC)
         printf("public: no key needed");
     else if (r->needs == LK_NEEDS_ANY)
@@ -89,7 +91,6 @@ static int run_routes(const struct lk_cmd *self, int argc, char **argv)
 
 const struct lk_cmd lk_cmd_routes = {
     "routes", "routes check FILE",
-    "check a forward-auth routes file offline and print each rule as it is understood",
-    run_routes,
+    "check a forward-auth routes file offline and print each rule as it is understood", run_routes,
     "  check FILE             parse FILE as `serve --routes FILE` would; exits 1 with\n"
     "                         FILE:LINE: on the first bad line\n"};

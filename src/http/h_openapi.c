@@ -26,12 +26,13 @@ extern const char lk_openapi_json[], lk_openapi_json_end[];
 
 int lk_h_openapi(struct lk_reqctx *rc)
 {
-    return lk_respond_raw(rc, 200, lk_openapi_json, (size_t)(lk_openapi_json_end - lk_openapi_json));
+    return lk_respond_raw(rc, 200, lk_openapi_json,
+                          (size_t)(lk_openapi_json_end - lk_openapi_json));
 }
 
 /* The methods a `*` rule stands for. */
-static const char *const any_methods[] = {"get", "put", "post", "delete", "options", "head",
-                                          "patch"};
+static const char *const any_methods[] = {"get",     "put",  "post", "delete",
+                                          "options", "head", "patch"};
 
 /* Room for any template: a pattern of LK_ROUTES_MAX_LINE bytes is at most
  * LK_ROUTES_MAX_LINE / 2 one-segment wildcards, each written as `/{segNNN}`. */
@@ -105,14 +106,13 @@ static json_t *operation(const struct lk_key_op *o, const struct lk_key_row *k, 
     if (n < sizeof(desc))
         snprintf(desc + n, sizeof(desc) - n, " Route rule at line %ld of the routes file.",
                  o->line);
-    resp = json_pack("{s:{s:s}, s:o, s:o, s:o}", "200", "description",
-                     "the protected API's answer", "401", refused(), "403", refused(), "429",
-                     refused());
+    resp = json_pack("{s:{s:s}, s:o, s:o, s:o}", "200", "description", "the protected API's answer",
+                     "401", refused(), "403", refused(), "429", refused());
     if (cost > 0)
         json_object_set_new(resp, "402", refused());
     op = json_pack("{s:s, s:s, s:o, s:I, s:s*}", "operationId", id, "description", desc,
-                   "responses", resp, "x-latchkey-cost", (json_int_t)cost,
-                   "x-latchkey-permission", o->needs == LK_NEEDS_QUERY ? o->query : NULL);
+                   "responses", resp, "x-latchkey-cost", (json_int_t)cost, "x-latchkey-permission",
+                   o->needs == LK_NEEDS_QUERY ? o->query : NULL);
     if (json_array_size(params) > 0)
         json_object_set(op, "parameters", params);
     if (o->needs == LK_NEEDS_PUBLIC)
@@ -149,7 +149,7 @@ static json_t *key_document(const struct lk_key_ops *ko)
             size_t j;
             for (j = 0; o->method[j] != '\0' && j + 1 < sizeof(lower); j++)
                 lower[j] = (char)(o->method[j] >= 'A' && o->method[j] <= 'Z' ? o->method[j] + 32
-                                                                              : o->method[j]);
+                                                                             : o->method[j]);
             lower[j] = '\0';
             if (json_object_get(item, lower) == NULL)
                 json_object_set_new(item, lower, operation(o, k, lower, params));
@@ -169,13 +169,13 @@ static json_t *key_document(const struct lk_key_ops *ko)
         " s:{s:{s:s, s:{s:{s:{s:s, s:{s:{s:s}}}}}}}}}",
         "openapi", "3.1.0", "info", "title", title, "version", "1", "description", desc,
         "x-latchkey-key", "id", k->id, "name", k->name, "environment", env, "permissions",
-        perms ? perms : json_array(), "paths", paths, "security", "bearer", "apiKey",
-        "authToken", "authTokenQuery", "components", "securitySchemes", "bearer", "type", "http",
-        "scheme", "bearer", "apiKey", "type", "apiKey", "in", "header", "name", "X-API-Key",
-        "authToken", "type", "apiKey", "in", "header", "name", "X-AUTH-TOKEN", "authTokenQuery",
-        "type", "apiKey", "in", "query", "name", "auth_token", "responses", "Refused",
-        "description", "refused by latchkey, in its error shape", "content", "application/json",
-        "schema", "type", "object", "properties", "error", "type", "object");
+        perms ? perms : json_array(), "paths", paths, "security", "bearer", "apiKey", "authToken",
+        "authTokenQuery", "components", "securitySchemes", "bearer", "type", "http", "scheme",
+        "bearer", "apiKey", "type", "apiKey", "in", "header", "name", "X-API-Key", "authToken",
+        "type", "apiKey", "in", "header", "name", "X-AUTH-TOKEN", "authTokenQuery", "type",
+        "apiKey", "in", "query", "name", "auth_token", "responses", "Refused", "description",
+        "refused by latchkey, in its error shape", "content", "application/json", "schema", "type",
+        "object", "properties", "error", "type", "object");
     return doc;
 }
 

@@ -14,7 +14,8 @@ static bool key_has(void *arg, const char *p, size_t len)
     json_t *perms = arg, *g;
     size_t i;
 
-    json_array_foreach(perms, i, g) {
+    json_array_foreach(perms, i, g)
+    {
         const char *s = json_string_value(g);
         if (s != NULL && lk_perm_covers(s, strlen(s), p, len))
             return true;
@@ -31,8 +32,7 @@ static bool may_call(const struct lk_route_rule *r, const struct lk_key_row *k, 
     if (r->needs != LK_NEEDS_QUERY)
         return true;
     /* The rules were checked at load; a query that fails here still refuses. */
-    return lk_permquery_eval(r->query, strlen(r->query), key_has, perms, &ok, NULL) == LK_OK &&
-           ok;
+    return lk_permquery_eval(r->query, strlen(r->query), key_has, perms, &ok, NULL) == LK_OK && ok;
 }
 
 /* True when an earlier rule has the same pattern and covers the method: the

@@ -10,13 +10,13 @@
 
 /* One rule the key may call, copied out of the app's rules. */
 struct lk_key_op {
-    char method[16];      /* upper case, or "*" */
-    char *pattern;        /* owned */
+    char method[16]; /* upper case, or "*" */
+    char *pattern;   /* owned */
     enum lk_route_needs needs;
-    char *query;          /* LK_NEEDS_QUERY: the permission query (owned), else NULL */
-    int64_t cost;         /* credits a call spends, as the rule says */
-    int env;              /* -1: either, else enum lk_env */
-    long line;            /* in the routes file */
+    char *query;  /* LK_NEEDS_QUERY: the permission query (owned), else NULL */
+    int64_t cost; /* credits a call spends, as the rule says */
+    int env;      /* -1: either, else enum lk_env */
+    long line;    /* in the routes file */
 };
 
 struct lk_key_ops {
