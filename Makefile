@@ -48,6 +48,9 @@ $(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# h_openapi.c builds docs/openapi.json in with .incbin, which -MMD does not see.
+$(BUILD)/obj/src/http/h_openapi.o: docs/openapi.json
+
 $(BUILD)/liblatchkey.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^

@@ -25,7 +25,22 @@ int lk_cli_usage(const struct lk_cmd *cmd)
 int lk_cli_help(const struct lk_cmd *cmd)
 {
     printf("usage: latchkey %s\n  %s\n", cmd->usage, cmd->summary);
+    if (cmd->flags != NULL && cmd->flags[0] != '\0')
+        printf("\noptions:\n%s", cmd->flags);
+    printf("  --help                 print this help\n");
     return 0;
+}
+
+bool lk_cli_flag_applies(const struct lk_cmd *cmd, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = cmd->flags; p != NULL && (p = strstr(p, "--")) != NULL; p += 2)
+        if (strncmp(p + 2, name, n) == 0 && (p[2 + n] == ' ' || p[2 + n] == '\n'))
+            return true;
+    lk_cli_fail("option --%s does not apply to '%s' (see latchkey %s --help)", name, cmd->name,
+                cmd->name);
+    return false;
 }
 
 bool lk_cli_conn_option(struct lk_cli_conn *conn, int c, const char *arg)
@@ -76,7 +91,7 @@ int lk_cli_call(const struct lk_cli_conn *c, const char *method, const char *pat
     rc = lk_client_call(c->server, c->token, method, path, text, &resp, err, sizeof(err));
     free(text);
     if (rc != 0)
-        return lk_cli_fail("cannot reach %s: %s", c->server, err);
+        return lk_cli_fail("cannot reach %s: %s (set --server or LATCHKEY_URL)", c->server, err);
     if (resp.len > 0)
         j = json_loadb(resp.body, resp.len, 0, NULL);
     free(resp.body);
@@ -85,11 +100,19 @@ int lk_cli_call(const struct lk_cli_conn *c, const char *method, const char *pat
         return 0;
     }
     json_t *e = json_object_get(j, "error");
-    if (json_is_object(e))
-        lk_cli_fail("%s (%d): %s", json_string_value(json_object_get(e, "code")), resp.status,
-                    json_string_value(json_object_get(e, "message")));
+    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    if (code != NULL)
+        lk_cli_fail("%s (%d): %s", code, resp.status, msg ? msg : "");
     else
         lk_cli_fail("server answered HTTP %d", resp.status);
+    if (resp.retry_after[0] != '\0')
+        fprintf(stderr, "latchkey: retry after %s seconds (Retry-After)\n", resp.retry_after);
+    if (resp.status == 401)
+        fputs(c->token == NULL
+                  ? "latchkey: no credential: set --token KEY or LATCHKEY_TOKEN\n"
+                  : "latchkey: the server refused the credential: check --token or LATCHKEY_TOKEN\n",
+              stderr);
     json_decref(j);
     return 1;
 }

@@ -56,12 +56,23 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
 {
     struct call *c = client->data;
 
-    (void)minor_version, (void)msg, (void)headers, (void)num_headers, (void)rlen;
+    (void)minor_version, (void)msg, (void)rlen;
     if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
         fail(c, errstr);
         return NULL;
     }
     c->out->status = status;
+    /* Kept only when it is a small number: it is printed to a terminal. */
+    for (size_t i = 0; i < num_headers; i++) {
+        h2o_iovec_t v = headers[i].value;
+        bool digits = v.len > 0 && v.len < sizeof(c->out->retry_after);
+        for (size_t j = 0; digits && j < v.len; j++)
+            digits = v.base[j] >= '0' && v.base[j] <= '9';
+        if (headers[i].name == &H2O_TOKEN_RETRY_AFTER->buf && digits) {
+            memcpy(c->out->retry_after, v.base, v.len);
+            c->out->retry_after[v.len] = '\0';
+        }
+    }
     if (errstr == h2o_http1client_error_is_eos) {
         c->done = 1;
         return NULL;

@@ -13,6 +13,7 @@ struct lk_client_resp {
     int status; /* 0 when no response arrived */
     char *body; /* NUL-terminated; caller frees */
     size_t len;
+    char retry_after[16]; /* the Retry-After header, "" when none (or not a number) */
 };
 
 /* Sends METHOD server+path with the bearer token (may be NULL) and JSON body (may

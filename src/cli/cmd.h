@@ -14,18 +14,31 @@ struct lk_cmd {
     const char *usage;
     const char *summary;
     int (*run)(const struct lk_cmd *self, int argc, char **argv);
+    /* `--help`'s list of flags, one "  --flag ARG   what it does\n" line each. It is
+     * also the list of flags the verb takes: lk_cli_flag_applies refuses others. */
+    const char *flags;
 };
+
+/* The help lines of the options every admin verb takes (LK_CLI_CONN_OPTIONS). */
+#define LK_CLI_CONN_HELP                                                                           \
+    "  --server URL           the latchkey to talk to (or LATCHKEY_URL; default\n"               \
+    "                         http://127.0.0.1:8080)\n"                                          \
+    "  --token KEY            root or application key, or session token (or LATCHKEY_TOKEN)\n"  \
+    "  --json                 print the server's JSON answer instead of a table\n"
 
 extern const struct lk_cmd lk_cmd_init, lk_cmd_serve, lk_cmd_seed, lk_cmd_keys,
     lk_cmd_workspaces, lk_cmd_login, lk_cmd_members, lk_cmd_accept, lk_cmd_audit, lk_cmd_credits, lk_cmd_quota,
-    lk_cmd_usage;
+    lk_cmd_usage, lk_cmd_logout, lk_cmd_routes;
 
 /* Prints "latchkey: <msg>" to stderr and returns 1 (or 2 for usage errors via
  * lk_cli_usage). */
 int lk_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int lk_cli_usage(const struct lk_cmd *cmd);
-/* Prints the usage and summary to stdout for --help; returns 0. */
+/* Prints the usage, summary and flags to stdout for --help; returns 0. */
 int lk_cli_help(const struct lk_cmd *cmd);
+/* True when cmd's flags list `--name`; else prints that it does not apply and
+ * returns false. For verbs that share one getopt table. */
+bool lk_cli_flag_applies(const struct lk_cmd *cmd, const char *name);
 
 /* The server and token for admin verbs: --server/--token, else LATCHKEY_URL /
  * LATCHKEY_TOKEN, else http://127.0.0.1:8080 and no token. */
@@ -48,8 +61,9 @@ enum { LK_OPT_SERVER = 900, LK_OPT_TOKEN, LK_OPT_JSON, LK_OPT_VERB = 1000 };
 bool lk_cli_conn_option(struct lk_cli_conn *conn, int c, const char *arg);
 
 /* Calls the server and parses a JSON answer. On 2xx returns 0 with *out (may be
- * NULL for 204; caller decrefs). Otherwise prints the server's error (code and
- * message) or the transport failure and returns 1. */
+ * NULL for 204; caller decrefs). Otherwise prints the server's error (code,
+ * message, Retry-After, and which flag or variable to set when the credential is
+ * missing or refused) or the transport failure and returns 1. */
 int lk_cli_call(const struct lk_cli_conn *c, const char *method, const char *path,
                 json_t *body /* may be NULL; borrowed */, json_t **out /* OUT */);
 

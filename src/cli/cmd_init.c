@@ -284,10 +284,20 @@ out:
 
 const struct lk_cmd lk_cmd_init = {
     "init", "init [--db URL] [--json] [--pepper-file FILE]",
-    "create the database and its first workspace; print the root key once", run_init};
+    "create the database and its first workspace; print the root key once", run_init,
+    "  --db URL               the database (default sqlite:latchkey.db)\n"
+    "  --json                 print {\"workspace_id\", \"root_key\"} as one JSON line\n"
+    "  --pepper-file FILE     secret pepper mixed into stored key digests\n"};
 
 const struct lk_cmd lk_cmd_serve = {
     "serve",
     "serve [--listen HOST:PORT] [--db URL] [--config FILE] [--routes FILE] [--pepper-file FILE] "
     "[--threads N] [--trusted-proxies ADDR[/BITS],...]",
-    "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db)", run_serve};
+    "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db)", run_serve,
+    "  --listen HOST:PORT     address to listen on (default 127.0.0.1:8080)\n"
+    "  --db URL               the database (default sqlite:latchkey.db)\n"
+    "  --config FILE          configuration file (settings as `name = value` lines)\n"
+    "  --routes FILE          forward-auth route rules (docs/routes.md)\n"
+    "  --pepper-file FILE     secret pepper mixed into stored key digests\n"
+    "  --threads N            event loops (default one per core)\n"
+    "  --trusted-proxies LIST proxies whose X-Forwarded-* / X-Real-IP are believed\n"};

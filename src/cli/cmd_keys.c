@@ -1,6 +1,7 @@
 /*
- * cmd_keys.c — `latchkey keys create|list|get|revoke|regenerate`, over HTTP, so
- * that a revocation from the command line is a revocation on the server.
+ * cmd_keys.c — `latchkey keys create|list|get|update|disable|enable|revoke|
+ * regenerate|generate-temp|docs`, over HTTP, so that a revocation from the
+ * command line is a revocation on the server.
  */
 #include <getopt.h>
 
@@ -10,7 +11,7 @@
 
 enum { O_NAME = LK_OPT_VERB, O_ENV, O_KIND, O_PERM, O_EXPIRES_IN,
        O_EXPIRES_AT, O_META, O_RATE, O_CAP, O_STATUS, O_LIMIT, O_CURSOR, O_GRACE, O_WS,
-       O_FOLDER, O_SHA256 };
+       O_FOLDER, O_SHA256, O_NOPERM };
 
 /* Options every subcommand shares; the others are refused where they mean nothing. */
 static const struct option opts[] = {
@@ -32,6 +33,7 @@ static const struct option opts[] = {
     {"workspace", required_argument, NULL, O_WS},
     {"storage-folder", required_argument, NULL, O_FOLDER},
     {"sha256", required_argument, NULL, O_SHA256},
+    {"no-permissions", no_argument, NULL, O_NOPERM},
     {NULL, 0, NULL, 0},
 };
 
@@ -42,6 +44,7 @@ struct args {
     const char *id;
     int64_t grace;
     const char *bad; /* an option given where it does not apply */
+    bool no_perm, some_perm;
 };
 
 static int int_arg(const char *flag, const char *v, int64_t min, int64_t max, int64_t *out)
@@ -63,19 +66,24 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
 {
     bool temp = strcmp(sub, "generate-temp") == 0;
     bool create = strcmp(sub, "create") == 0 || temp, list = strcmp(sub, "list") == 0;
+    bool update = strcmp(sub, "update") == 0;
     int64_t n;
-    int c;
+    int c, li = 0;
 
     lk_cli_conn_defaults(&a->conn);
     a->body = json_object();
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         if (c == '?')
             return 2;
         if (lk_cli_conn_option(&a->conn, c, optarg))
             continue;
-        if (c != O_GRACE && !create && !list) {
-            a->bad = argv[optind - 1];
+        /* update changes only what PATCH takes; regenerate takes only --grace */
+        if ((c != O_GRACE && !create && !list && !update) ||
+            (update && c != O_NAME && c != O_PERM && c != O_NOPERM && c != O_RATE &&
+             c != O_CAP && c != O_EXPIRES_AT && c != O_META) ||
+            (c == O_NOPERM && !create && !update)) {
+            a->bad = opts[li].name;
             continue;
         }
         switch (c) {
@@ -92,14 +100,19 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
             if (p == NULL)
                 json_object_set_new(a->body, "permissions", p = json_array());
             json_array_append_new(p, json_string(optarg));
+            a->some_perm = true;
             break;
         }
+        case O_NOPERM: json_object_set_new(a->body, "permissions", json_array()); a->no_perm = true; break;
         case O_EXPIRES_IN:
             if (int_arg("--expires-in", optarg, 1, INT64_MAX, &n))
                 return 1;
             json_object_set_new(a->body, "expires_in", json_integer(n));
             break;
-        case O_EXPIRES_AT: json_object_set_new(a->body, "expires_at", json_string(optarg)); break;
+        case O_EXPIRES_AT:
+            json_object_set_new(a->body, "expires_at",
+                                strcmp(optarg, "never") == 0 ? json_null() : json_string(optarg));
+            break;
         case O_META: {
             json_t *m = json_loads(optarg, 0, NULL);
             if (m == NULL)
@@ -108,9 +121,13 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
             break;
         }
         case O_RATE: {
-            /* LIMIT/WINDOW_S, e.g. 100/60 */
+            /* LIMIT/WINDOW_S, e.g. 100/60; `none` removes the key's own limit */
             int64_t limit, window;
             const char *slash = strchr(optarg, '/');
+            if (strcmp(optarg, "none") == 0) {
+                json_object_set_new(a->body, "rate_limit", json_null());
+                break;
+            }
             if (slash == NULL ||
                 lk_parse_i64(optarg, (size_t)(slash - optarg), 1, INT64_MAX, &limit) ||
                 lk_parse_i64(slash + 1, strlen(slash + 1), 1, INT64_MAX, &window))
@@ -121,6 +138,10 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
             break;
         }
         case O_CAP:
+            if (strcmp(optarg, "none") == 0) {
+                json_object_set_new(a->body, "daily_spend_cap", json_null());
+                break;
+            }
             if (int_arg("--daily-spend-cap", optarg, 0, INT64_MAX, &n))
                 return 1;
             json_object_set_new(a->body, "daily_spend_cap", json_integer(n));
@@ -142,7 +163,10 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
         }
     }
     if (a->bad)
-        return lk_cli_fail("option %s does not apply to 'keys %s'", a->bad, sub);
+        return lk_cli_fail("option --%s does not apply to 'keys %s' (see latchkey keys --help)",
+                           a->bad, sub);
+    if (a->no_perm && a->some_perm)
+        return lk_cli_fail("--no-permissions and --permission contradict each other");
     if (optind < argc)
         a->id = argv[optind++];
     if (optind < argc)
@@ -278,6 +302,57 @@ static int keys_regenerate(struct args *a)
     return with_key_result(a, res, true);
 }
 
+/* PATCH /v1/keys/ID with body; prints the key. */
+static int patch_key(struct args *a, const char *sub, json_t *body)
+{
+    char path[128];
+    json_t *res;
+
+    if (check_id(a, sub))
+        return 1;
+    snprintf(path, sizeof(path), "/v1/keys/%s", a->id);
+    if (lk_cli_call(&a->conn, "PATCH", path, body, &res))
+        return 1;
+    return with_key_result(a, res, false);
+}
+
+static int keys_update(struct args *a)
+{
+    if (json_object_size(a->body) == 0)
+        return lk_cli_fail("keys update needs something to change: --name, --permission, "
+                           "--no-permissions, --rate-limit, --daily-spend-cap, --expires-at "
+                           "or --meta");
+    return patch_key(a, "update", a->body);
+}
+
+static int set_enabled(struct args *a, const char *sub, bool on)
+{
+    json_t *body = json_pack("{s:b}", "enabled", on);
+    int rc = patch_key(a, sub, body);
+
+    json_decref(body);
+    return rc;
+}
+
+static int keys_disable(struct args *a) { return set_enabled(a, "disable", false); }
+static int keys_enable(struct args *a) { return set_enabled(a, "enable", true); }
+
+/* The OpenAPI document of what the key may call; JSON whatever --json says. */
+static int keys_docs(struct args *a)
+{
+    char path[160];
+    json_t *res;
+
+    if (check_id(a, "docs"))
+        return 1;
+    snprintf(path, sizeof(path), "/v1/keys/%s/openapi", a->id);
+    if (lk_cli_call(&a->conn, "GET", path, NULL, &res))
+        return 1;
+    lk_cli_print_json(res);
+    json_decref(res);
+    return 0;
+}
+
 static int keys_generate_temp(struct args *a)
 {
     json_t *res;
@@ -301,6 +376,8 @@ static const struct {
     {"generate-temp", keys_generate_temp},
     {"create", keys_create}, {"list", keys_list},           {"get", keys_get},
     {"revoke", keys_revoke}, {"regenerate", keys_regenerate},
+    {"update", keys_update}, {"disable", keys_disable}, {"enable", keys_enable},
+    {"docs", keys_docs},
 };
 
 static int run_keys(const struct lk_cmd *self, int argc, char **argv)
@@ -326,5 +403,36 @@ static int run_keys(const struct lk_cmd *self, int argc, char **argv)
 
 const struct lk_cmd lk_cmd_keys = {
     "keys",
-    "keys create|list|get|revoke|regenerate|generate-temp [ID] [options]",
-    "manage keys on a running server (see README)", run_keys};
+    "keys create|list|get|update|disable|enable|revoke|regenerate|generate-temp|docs [ID] "
+    "[options]",
+    "manage keys on a running server",
+    run_keys,
+    "  create                 new key (--name required); prints its secret once\n"
+    "  list                   keys of the workspace, newest first\n"
+    "  get ID                 one key\n"
+    "  update ID              change name, permissions, limits, caps, expiry, meta\n"
+    "  disable ID, enable ID  refuse the key (inactive_key) or take it back\n"
+    "  revoke ID              revoke for good\n"
+    "  regenerate ID          new secret; the old one works --grace more seconds\n"
+    "  generate-temp          temporary key for an agent (session only)\n"
+    "  docs ID                OpenAPI document of the API this key may call\n"
+    "\n"
+    "  --name NAME            create, update: the key's name\n"
+    "  --env live|test        create: environment (default live); list: filter\n"
+    "  --environment ENV      the same as --env\n"
+    "  --kind KIND            create: permanent (default), temporary or root\n"
+    "  --permission P         create, update: a permission; repeat for more (default *)\n"
+    "  --no-permissions       create, update: an empty permission list\n"
+    "  --expires-in S         create, generate-temp: lifetime in seconds\n"
+    "  --expires-at T         create, update: RFC 3339 time or Unix seconds; update: never\n"
+    "  --meta JSON            create, update: a JSON object kept with the key\n"
+    "  --rate-limit N/S       create, update: N checks per S seconds; update: none\n"
+    "  --daily-spend-cap C    create, update: credits a day; update: none\n"
+    "  --status S             list: any, active, disabled, expired or revoked\n"
+    "  --limit N              list: page size (1-100)\n"
+    "  --cursor C             list: the next page\n"
+    "  --grace S              regenerate: seconds the old secret keeps working\n"
+    "  --workspace WS         generate-temp: the workspace id\n"
+    "  --storage-folder N     generate-temp: the workspace number\n"
+    "  --sha256 HEX           create: import the SHA-256 of a secret issued elsewhere\n"
+    LK_CLI_CONN_HELP};

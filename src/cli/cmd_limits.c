@@ -26,13 +26,16 @@ struct args {
     int npos;
 };
 
-static int parse(int argc, char **argv, struct args *a)
+static int parse(const struct lk_cmd *self, int argc, char **argv, struct args *a)
 {
-    int c;
+    int c, li = 0;
 
     lk_cli_conn_defaults(&a->conn);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        /* one table serves several verbs: each takes only what its help lists */
+        if (c != '?' && !lk_cli_flag_applies(self, opts[li].name))
+            return 1;
         if (lk_cli_conn_option(&a->conn, c, optarg))
             continue;
         switch (c) {
@@ -60,7 +63,7 @@ static int start(const struct lk_cmd *self, int argc, char **argv, struct args *
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
         return lk_cli_help(self);
-    if ((rc = parse(argc, argv, a)) != 0)
+    if ((rc = parse(self, argc, argv, a)) != 0)
         return rc == 2 ? lk_cli_usage(self) : rc;
     if (a->npos < min || a->npos > max)
         return lk_cli_usage(self);
@@ -221,12 +224,17 @@ static int run_usage(const struct lk_cmd *self, int argc, char **argv)
 
 const struct lk_cmd lk_cmd_credits = {
     "credits", "credits [top-up AMOUNT [--note TEXT]] [--json]",
-    "show the workspace's credit balance and ledger, or top it up", run_credits};
+    "show the workspace's credit balance and ledger, or top it up", run_credits,
+    "  top-up AMOUNT          add AMOUNT credits (root key or owner session)\n"
+    "  --note TEXT            top-up: a note kept in the ledger\n" LK_CLI_CONN_HELP};
 
 const struct lk_cmd lk_cmd_quota = {"quota", "quota [--json]",
                                     "show the workspace's rolling 30-day quota and use",
-                                    run_quota};
+                                    run_quota, LK_CLI_CONN_HELP};
 
 const struct lk_cmd lk_cmd_usage = {
     "usage", "usage KEY_ID [--granularity hour|day] [--from T] [--to T] [--json]",
-    "show a key's checks per hour or day, by outcome", run_usage};
+    "show a key's checks per hour or day, by outcome", run_usage,
+    "  --granularity hour|day per hour (default, last 24 h) or per day (last 30 days)\n"
+    "  --from T               start: RFC 3339 time or Unix seconds\n"
+    "  --to T                 end: RFC 3339 time or Unix seconds\n" LK_CLI_CONN_HELP};

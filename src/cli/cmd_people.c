@@ -46,13 +46,16 @@ struct args {
     const char *arg; /* the one positional argument, if any */
 };
 
-static int parse(int argc, char **argv, struct args *a)
+static int parse(const struct lk_cmd *self, int argc, char **argv, struct args *a)
 {
-    int c;
+    int c, li = 0;
 
     lk_cli_conn_defaults(&a->conn);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        /* one table serves several verbs: each takes only what its help lists */
+        if (c != '?' && !lk_cli_flag_applies(self, opts[li].name))
+            return 1;
         if (lk_cli_conn_option(&a->conn, c, optarg))
             continue;
         switch (c) {
@@ -102,7 +105,7 @@ static int run_login(const struct lk_cmd *self, int argc, char **argv)
     json_t *body, *res = NULL;
     int rc;
 
-    if ((rc = parse(argc, argv, &a)) != 0)
+    if ((rc = parse(self, argc, argv, &a)) != 0)
         return rc == 2 ? lk_cli_usage(self) : rc;
     if (a.email == NULL || !a.password_stdin)
         return lk_cli_usage(self);
@@ -268,7 +271,7 @@ static int run_members(const struct lk_cmd *self, int argc, char **argv)
     for (size_t i = 0; i < LK_ARRAY_LEN(subs); i++) {
         if (strcmp(argv[1], subs[i].name) != 0)
             continue;
-        if ((rc = parse(argc - 1, argv + 1, &a)) != 0)
+        if ((rc = parse(self, argc - 1, argv + 1, &a)) != 0)
             return rc == 2 ? lk_cli_usage(self) : rc;
         return subs[i].run(&a);
     }
@@ -289,7 +292,7 @@ static int run_accept(const struct lk_cmd *self, int argc, char **argv)
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
         return lk_cli_help(self);
-    if ((rc = parse(argc, argv, &a)) != 0)
+    if ((rc = parse(self, argc, argv, &a)) != 0)
         return rc == 2 ? lk_cli_usage(self) : rc;
     if (!a.password_stdin)
         return lk_cli_usage(self);
@@ -330,7 +333,7 @@ static int run_audit(const struct lk_cmd *self, int argc, char **argv)
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
         return lk_cli_help(self);
-    if ((rc = parse(argc, argv, &a)) != 0)
+    if ((rc = parse(self, argc, argv, &a)) != 0)
         return rc == 2 ? lk_cli_usage(self) : rc;
     query(&a, q, sizeof(q));
     snprintf(path, sizeof(path), "/v1/audit%s", q);
@@ -352,18 +355,72 @@ static int run_audit(const struct lk_cmd *self, int argc, char **argv)
 
 const struct lk_cmd lk_cmd_login = {
     "login", "login --email E --password-stdin [--json] [--server URL]",
-    "sign in; prints a session token to use as LATCHKEY_TOKEN", run_login};
+    "sign in; prints a session token to use as LATCHKEY_TOKEN", run_login,
+    "  --email E              the user's email\n"
+    "  --password-stdin       read the password from the first line of standard input\n"
+    "  --server URL           the latchkey to talk to (or LATCHKEY_URL)\n"
+    "  --json                 print the server's JSON answer\n"};
 
 const struct lk_cmd lk_cmd_members = {
     "members",
     "members add --email E --role owner|editor|viewer | list | remove USER_ID | role USER_ID "
     "--role R | invitations | uninvite INVITATION_ID",
-    "manage the people of a workspace (add invites; the token is printed once)", run_members};
+    "manage the people of a workspace (add invites; the token is printed once)", run_members,
+    "  add                    invite --email with --role; prints the invitation token once\n"
+    "  list                   members and their roles\n"
+    "  remove USER_ID         take a member out\n"
+    "  role USER_ID           give a member --role\n"
+    "  invitations            pending invitations\n"
+    "  uninvite INVITATION_ID revoke an invitation\n"
+    "\n"
+    "  --email E              add: the person's email\n"
+    "  --role R               add, role: owner, editor or viewer\n"
+    "  --limit N              list, invitations: page size\n"
+    "  --cursor C             list, invitations: the next page\n"
+    "  --workspace WS         the workspace, for a session with several memberships\n"
+    LK_CLI_CONN_HELP};
 
 const struct lk_cmd lk_cmd_accept = {
     "accept", "accept [TOKEN] --password-stdin [--json] [--server URL]",
     "accept an invitation (a new user sets this password; a known one gives theirs)",
-    run_accept};
+    run_accept,
+    "  --password-stdin       read the password (after the token, when TOKEN is not given)\n"
+    "                         from standard input\n"
+    "  --server URL           the latchkey to talk to (or LATCHKEY_URL)\n"
+    "  --json                 print the server's JSON answer\n"};
 
 const struct lk_cmd lk_cmd_audit = {"audit", "audit [--limit N] [--cursor C] [--json]",
-                                    "show the workspace's audit log, newest first", run_audit};
+                                    "show the workspace's audit log, newest first", run_audit,
+                                    "  --limit N              page size (1-100)\n"
+                                    "  --cursor C             the next page\n"
+                                    "  --workspace WS         the workspace, for a session with "
+                                    "several memberships\n" LK_CLI_CONN_HELP};
+
+/* --- logout --------------------------------------------------------------------- */
+
+/* Ends the session whose token is --token / LATCHKEY_TOKEN. */
+static int run_logout(const struct lk_cmd *self, int argc, char **argv)
+{
+    struct args a = {0};
+    json_t *res = NULL;
+    int rc;
+
+    if ((rc = parse(self, argc, argv, &a)) != 0)
+        return rc == 2 ? lk_cli_usage(self) : rc;
+    if (a.arg != NULL)
+        return lk_cli_usage(self);
+    if (a.conn.token == NULL)
+        return lk_cli_fail("logout needs the session token: set --token or LATCHKEY_TOKEN");
+    if (lk_cli_call(&a.conn, "POST", "/v1/auth/logout", NULL, &res))
+        return 1;
+    json_decref(res);
+    if (a.conn.json)
+        printf("{\"logged_out\": true}\n");
+    else
+        printf("signed out: the session token no longer works\n");
+    return 0;
+}
+
+const struct lk_cmd lk_cmd_logout = {"logout", "logout [--token SESSION_TOKEN]",
+                                     "end a session (the token from `latchkey login`)",
+                                     run_logout, LK_CLI_CONN_HELP};

@@ -108,4 +108,8 @@ out:
 
 const struct lk_cmd lk_cmd_seed = {
     "seed", "seed --count N --out FILE [--db URL]",
-    "add N live keys for benchmarks, writing their secrets to FILE", run_seed};
+    "add N live keys for benchmarks, writing their secrets to FILE", run_seed,
+    "  --count N              how many keys\n"
+    "  --out FILE             where their secrets go, one a line\n"
+    "  --db URL               the database (default sqlite:latchkey.db)\n"
+    "  --pepper-file FILE     the pepper the server uses, if any\n"};

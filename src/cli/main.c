@@ -13,7 +13,7 @@
 static const struct lk_cmd *const commands[] = {
     &lk_cmd_init,  &lk_cmd_serve,   &lk_cmd_keys,  &lk_cmd_workspaces,
     &lk_cmd_login, &lk_cmd_members, &lk_cmd_accept, &lk_cmd_audit, &lk_cmd_credits, &lk_cmd_quota,
-    &lk_cmd_usage, &lk_cmd_seed,
+    &lk_cmd_usage, &lk_cmd_seed,  &lk_cmd_logout, &lk_cmd_routes,
 };
 
 static void help(FILE *f)
@@ -22,7 +22,7 @@ static void help(FILE *f)
     for (size_t i = 0; i < LK_ARRAY_LEN(commands); i++)
         fprintf(f, "  latchkey %-60s %s\n", commands[i]->usage, commands[i]->summary);
     fputs("\nAdmin verbs talk to a running server: --server URL (or LATCHKEY_URL),\n"
-          "--token KEY (or LATCHKEY_TOKEN). See README.md.\n",
+          "--token KEY (or LATCHKEY_TOKEN). `latchkey VERB --help` lists a verb's flags.\n",
           f);
 }
 
@@ -49,9 +49,15 @@ int main(int argc, char **argv)
         help(stdout);
         return 0;
     }
-    for (size_t i = 0; i < LK_ARRAY_LEN(commands); i++)
-        if (strcmp(argv[1], commands[i]->name) == 0)
-            return commands[i]->run(commands[i], argc - 1, argv + 1);
+    for (size_t i = 0; i < LK_ARRAY_LEN(commands); i++) {
+        if (strcmp(argv[1], commands[i]->name) != 0)
+            continue;
+        /* `latchkey keys create --help` is help too, not a call */
+        for (int j = 2; j < argc && strcmp(argv[j], "--") != 0; j++)
+            if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0)
+                return lk_cli_help(commands[i]);
+        return commands[i]->run(commands[i], argc - 1, argv + 1);
+    }
     fprintf(stderr, "latchkey: unknown command '%s'\n\n", argv[1]);
     help(stderr);
     return 2;

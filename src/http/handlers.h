@@ -14,6 +14,7 @@
 int lk_h_auth_context(struct lk_reqctx *rc);
 int lk_h_verify(struct lk_reqctx *rc);
 int lk_h_forward_auth(struct lk_reqctx *rc);
+int lk_h_openapi(struct lk_reqctx *rc); /* GET /openapi.json */
 
 /* On a management worker. */
 void lk_h_verify_leased(struct lk_mreq *m); /* POST /v1/verify when a lease must be taken */
@@ -44,5 +45,6 @@ void lk_h_quota(struct lk_mreq *m);
 void lk_h_credits_get(struct lk_mreq *m);
 void lk_h_credits_top_up(struct lk_mreq *m);
 void lk_h_keys_usage(struct lk_mreq *m);
+void lk_h_keys_openapi(struct lk_mreq *m);
 
 #endif

@@ -22,6 +22,7 @@ static const struct route {
     unsigned need; /* mgmt: the management permission a credential must hold */
 } routes[] = {
     {"GET", "/healthz", NULL, lk_h_healthz, LK_MPERM_NONE},
+    {"GET", "/openapi.json", lk_h_openapi, NULL, LK_MPERM_NONE},
     {"GET", "/v1/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
     {"GET", "/api/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
     {"POST", "/v1/verify", lk_h_verify, NULL, LK_MPERM_NONE},
@@ -37,6 +38,7 @@ static const struct route {
     {"DELETE", "/v1/keys/{}", NULL, lk_h_keys_delete, LK_MPERM_KEYS_WRITE},
     {"POST", "/v1/keys/{}/regenerate", NULL, lk_h_keys_regenerate, LK_MPERM_KEYS_WRITE},
     {"GET", "/v1/keys/{}/usage", NULL, lk_h_keys_usage, LK_MPERM_KEYS_READ},
+    {"GET", "/v1/keys/{}/openapi", NULL, lk_h_keys_openapi, LK_MPERM_KEYS_READ},
     {"POST", "/v1/workspaces", NULL, lk_h_workspaces_create, LK_MPERM_WORKSPACES_WRITE},
     {"GET", "/v1/workspaces", NULL, lk_h_workspaces_list, LK_MPERM_WORKSPACES_READ},
     {"PATCH", "/v1/workspaces/{}", NULL, lk_h_workspaces_update, LK_MPERM_WORKSPACES_WRITE},

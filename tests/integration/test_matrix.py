@@ -291,6 +291,10 @@ OPS = [
     Op("GET /v1/keys/{id}/usage", KR, 200, prepare=_throwaway_key,
        call=lambda s, h, side, p: s.get(f"/v1/keys/{p['id']}/usage", headers=h),
        done=lambda s, side, p, r: r.json()["key_id"] == p["id"] or pytest.fail(describe(r))),
+    Op("GET /v1/keys/{id}/openapi", KR, 200, prepare=_throwaway_key,
+       call=lambda s, h, side, p: s.get(f"/v1/keys/{p['id']}/openapi", headers=h),
+       done=lambda s, side, p, r: r.json()["x-latchkey-key"]["id"] == p["id"]
+       or pytest.fail(describe(r))),
     Op("PATCH /v1/keys/{id}", KW, 200, prepare=_throwaway_key,
        call=lambda s, h, side, p: s.patch(f"/v1/keys/{p['id']}", headers=h,
                                           json={"name": "patched", "enabled": False}),
