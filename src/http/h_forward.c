@@ -49,7 +49,8 @@ static void request_of(const struct lk_route_rule *rule, h2o_iovec_t key, const 
     }
 }
 
-int lk_h_forward_auth(struct lk_reqctx *rc)
+/* One request is judged by one table of rules (rules), however a reload goes. */
+static int forward_auth(struct lk_reqctx *rc, const struct lk_route_rules *rules)
 {
     h2o_req_t *req = rc->req;
     h2o_iovec_t method, uri, query, key;
@@ -87,17 +88,17 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
             query.len = i;
     /* Rules judge the path the backend will serve, however it was spelled; a
      * path with no one meaning is refused. */
-    if ((n = lk_route_path_normalize(uri.base, plen, rc->app->routes.params, path,
+    if ((n = lk_route_path_normalize(uri.base, plen, rules->params, path,
                                      sizeof(path))) < 0) {
         lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
                        "The forwarded path has more than one meaning (a ';', an encoded '/' "
                        "or '%%', a '\\', a control character or '..' above the root)");
         return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
     }
-    r = lk_route_rules_match(&rc->app->routes, method.base, method.len, path, (size_t)n);
+    r = lk_route_rules_match(rules, method.base, method.len, path, (size_t)n);
     if (r < 0)
         return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, NULL);
-    rule = &rc->app->routes.rules[r];
+    rule = &rules->rules[r];
     if (rule->needs == LK_NEEDS_PUBLIC)
         return lk_respond_raw(rc, 200, H2O_STRLIT("{\"public\":true}"));
     if ((e = lk_keyread_query(req, query, &key)) != LK_OK)
@@ -109,6 +110,7 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         lk_keycache_read_unlock();
         rc->fwd_key = key;
         rc->fwd_rule = r;
+        rc->fwd_rules = lk_app_routes_hold(rules); /* the worker's; freed with its job */
         return lk_mgmt_submit(rc->mgmt, rc, lk_h_forward_auth_leased);
     }
     if (e == LK_OK) {
@@ -122,6 +124,16 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         return lk_respond_error(rc, e, NULL);
     lk_respond_identity(req, id, ws, env);
     return lk_respond_raw(rc, 200, H2O_STRLIT("{\"valid\":true}"));
+}
+
+int lk_h_forward_auth(struct lk_reqctx *rc)
+{
+    int ret;
+
+    lk_keycache_read_lock(); /* the rules stay as they are until the unlock */
+    ret = forward_auth(rc, lk_app_routes(rc->app));
+    lk_keycache_read_unlock();
+    return ret;
 }
 
 static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
@@ -145,7 +157,7 @@ void lk_h_forward_auth_leased(struct lk_mreq *m)
 {
     struct lk_verify_req vr;
 
-    request_of(&m->app->routes.rules[m->fwd_rule], h2o_iovec_init(m->key, m->key_len),
+    request_of(&m->fwd_rules->rules[m->fwd_rule], h2o_iovec_init(m->key, m->key_len),
                m->address, m->now, &vr);
     if (lk_verify_leasing(m->app, &vr, leased_done, m) != LK_OK)
         lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);
