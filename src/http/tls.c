@@ -4,6 +4,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <h2o/http2.h>
 
 #include "base/common.h"
@@ -13,16 +14,16 @@
 /* Mozilla's "intermediate" TLS 1.2 list without the DHE suites (they need
  * parameters of their own): ECDHE only, AEAD only. TLS 1.3 suites are
  * OpenSSL's defaults, all of them fine. None is on HTTP/2's block list. */
-#define TLS12_CIPHERS                                                                        \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                             \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                             \
+#define TLS12_CIPHERS                                                                              \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 /* What ALPN offers, best first. h2o's own list (h2o_http2_alpn_protocols) also
  * names the h2-14/h2-16 drafts no client sends any more, and not http/1.1, which
  * a client that offers only it should see acknowledged. */
-static const h2o_iovec_t alpn_protocols[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")},
-                                             {NULL, 0}};
+static const h2o_iovec_t alpn_protocols[] = {
+    {H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
 
 struct lk_tls {
     char cert_file[4096], key_file[4096];
@@ -75,25 +76,32 @@ static enum lk_err build(const char *cert, const char *key, SSL_CTX **out, struc
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
         e = lk_errinfo_set(ei, LK_ERR_INTERNAL, "tls", "cannot set the cipher list: %s",
-                       ossl_reason(why, sizeof(why)));
+                           ossl_reason(why, sizeof(why)));
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "tls-cert",
-                       "cannot load the TLS certificate %s: %s (want PEM, leaf first)", cert,
-                       ossl_reason(why, sizeof(why)));
+                           "cannot load the TLS certificate %s: %s (want PEM, leaf first)", cert,
+                           ossl_reason(why, sizeof(why)));
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "tls-key",
+                               "the TLS private key %s does not match the certificate %s", key,
+                               cert);
+            goto fail;
+        }
         e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "tls-key",
-                       "cannot load the TLS private key %s: %s (want PEM, not encrypted)", key,
-                       ossl_reason(why, sizeof(why)));
+                           "cannot load the TLS private key %s: %s (want PEM, not encrypted)", key,
+                           ossl_reason(why, sizeof(why)));
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "tls-key",
-                       "the TLS private key %s does not match the certificate %s: %s", key, cert,
-                       ossl_reason(why, sizeof(why)));
+                           "the TLS private key %s does not match the certificate %s: %s", key,
+                           cert, ossl_reason(why, sizeof(why)));
         goto fail;
     }
     h2o_ssl_register_alpn_protocols(ctx, alpn_protocols);
