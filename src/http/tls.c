@@ -1,5 +1,6 @@
 #include "http/tls.h"
 
+#include <errno.h>
 #include <pthread.h>
 
 #include <openssl/err.h>
@@ -38,11 +39,12 @@ struct hs {
     h2o_timeout_entry_t timeout;
 };
 
-/* OpenSSL's reason for the last failure ("no such file", "key values
- * mismatch"), and the queue emptied. */
+/* OpenSSL's reason for a failure ("no start line", "key values mismatch"),
+ * and the queue emptied: the first error queued is the cause, the later ones
+ * only the callers passing it up ("PEM lib"). */
 static const char *ossl_reason(char *buf, size_t sz)
 {
-    unsigned long code = ERR_peek_last_error();
+    unsigned long code = ERR_peek_error();
     const char *r = code ? ERR_reason_error_string(code) : NULL;
 
     snprintf(buf, sz, "%s", r ? r : "unknown error");
@@ -57,6 +59,19 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return 0;
 }
 
+/* LK_OK when path can be opened for reading; else says why, naming what. */
+static enum lk_err readable(const char *path, const char *field, const char *what,
+                            struct lk_errinfo *ei)
+{
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field, "cannot read the TLS %s %s: %s",
+                              what, path, strerror(errno));
+    fclose(f);
+    return LK_OK;
+}
+
 static enum lk_err build(const char *cert, const char *key, SSL_CTX **out, struct lk_errinfo *ei)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -64,6 +79,11 @@ static enum lk_err build(const char *cert, const char *key, SSL_CTX **out, struc
     enum lk_err e;
 
     *out = NULL;
+    if ((e = readable(cert, "tls-cert", "certificate", ei)) != LK_OK ||
+        (e = readable(key, "tls-key", "private key", ei)) != LK_OK) {
+        SSL_CTX_free(ctx);
+        return e;
+    }
     ERR_clear_error();
     if (ctx == NULL)
         return lk_errinfo_set(ei, LK_ERR_INTERNAL, "tls", "cannot create a TLS context: %s",
@@ -80,9 +100,10 @@ static enum lk_err build(const char *cert, const char *key, SSL_CTX **out, struc
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "tls-cert",
-                           "cannot load the TLS certificate %s: %s (want PEM, leaf first)", cert,
-                           ossl_reason(why, sizeof(why)));
+        e = lk_errinfo_set(
+            ei, LK_ERR_INVALID_REQUEST, "tls-cert",
+            "cannot load the TLS certificate %s: no PEM certificate chain in it (OpenSSL: %s)",
+            cert, ossl_reason(why, sizeof(why)));
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
@@ -94,8 +115,9 @@ static enum lk_err build(const char *cert, const char *key, SSL_CTX **out, struc
             goto fail;
         }
         e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "tls-key",
-                           "cannot load the TLS private key %s: %s (want PEM, not encrypted)", key,
-                           ossl_reason(why, sizeof(why)));
+                           "cannot load the TLS private key %s: no unencrypted PEM private key in "
+                           "it (OpenSSL: %s)",
+                           key, ossl_reason(why, sizeof(why)));
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
