@@ -8,6 +8,7 @@ the rules they started with: none is dropped or judged by a mix of two files.
 """
 
 import signal
+import sqlite3
 import threading
 import time
 
@@ -114,6 +115,51 @@ def test_a_server_without_a_routes_file_survives_sighup(tmp_path):
         assert fa(srv, "GET", "/anything", key).status_code == 200
     finally:
         _finish(srv)
+
+
+def test_a_check_waiting_for_a_credit_lease_finishes_with_its_rules(routed):
+    """A paid check that must take a credit lease waits for the database on a
+    worker; the rules are swapped meanwhile. It is still judged by the rule it
+    matched (A's `cost=1`), not by whatever rule has that place in B (a free one)."""
+    srv, routes = routed
+    w = srv.create_workspace()
+    key = w.create_key()["secret"]
+    expect_status(srv.post("/v1/credits", key=w.root_key, json={"amount": 1000}), 201)
+    lock = sqlite3.connect(str(srv.db_path), isolation_level=None, timeout=5,
+                           check_same_thread=False)
+    lock.execute("BEGIN EXCLUSIVE")
+    got = {}
+    # Two management writes wait for the lock first and keep both workers busy,
+    # so the check is still queued, its rule not yet read again, at the reload.
+    busy = [threading.Thread(target=lambda: srv.post("/v1/keys", key=w.root_key,
+                                                     json={"name": "busy"}))
+            for _ in range(2)]
+    t = threading.Thread(target=lambda: got.update(r=fa(srv, "POST", "/paid/x", key)))
+    try:
+        for b in busy:
+            b.start()
+        time.sleep(0.3)
+        t.start()
+        t.join(0.3)
+        assert t.is_alive(), f"the check did not wait for a lease: {describe(got.get('r'))}"
+        routes.write_text(RULES_B)
+        hup(srv, "route rules reloaded")
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+        t.join()
+        for b in busy:
+            b.join()
+    assert got["r"].status_code == 200, describe(got["r"])
+
+    def charged():
+        doc = expect_status(srv.get("/v1/credits", key=w.root_key), 200)
+        assert doc["spent"] == 1, doc
+        return doc
+    poll(charged, timeout=10, what="the one credit of A's paid rule spent")
+    # and the next paid check, under B, costs B's price (also 1), on B's rule
+    assert fa(srv, "POST", "/paid/x", key).status_code == 200
+    assert fa(srv, "GET", "/old/x", key).status_code == 403
 
 
 def test_reloads_under_load_drop_nothing(routed):
