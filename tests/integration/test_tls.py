@@ -325,6 +325,19 @@ def test_the_config_file_keys(tmp_path, certs):
         _finish(srv)
 
 
+def test_the_flags_win_over_the_file(tmp_path, certs):
+    cert_a, key_a = certs["latchkey-a"]
+    cert_b, key_b = certs["latchkey-b"]
+    srv = TlsServer(tmp_path / "both", cert_a, key_a,
+                    config={**SHARED_CONFIG, "tls_cert": str(cert_b), "tls_key": str(key_b)})
+    _live_servers.append(srv)
+    srv.start()
+    try:
+        assert peer_subject(srv.port, cert_a)[0] == "latchkey-a"
+    finally:
+        _finish(srv)
+
+
 # -- reload ----------------------------------------------------------------------------------
 
 def test_sighup_swaps_the_certificate_and_keeps_connections(tmp_path, certs):
