@@ -66,6 +66,12 @@ trap 'exit 143' TERM
 
 free_port() {
     local p i
+    # The kernel's pick when python3 is there: a connect probe misses ports that
+    # are bound but not listening.
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' &&
+            return 0
+    fi
     for ((i = 0; i < 200; i++)); do
         p=$((20000 + RANDOM % 40000))
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
@@ -92,12 +98,13 @@ bg() {
     LOAD_PID=
     return "$rc"
 }
-# wrk_run NAME URL: "rps non2xx+errors" in $D/res-NAME.
+# wrk_run NAME URL [wrk args]: "rps errors p99" in $D/res-NAME.
 wrk_run() {
     local name=$1 url=$2
-    (( WARMUP > 0 )) && bg "$D/warm-$name" "$WRK" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$D/verify.lua" "$url"
+    shift 2
+    (( WARMUP > 0 )) && bg "$D/warm-$name" "$WRK" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$@" "$url"
     note "$name: wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s (HTTPS, HTTP/1.1 keep-alive)"
-    bg "$D/out-$name" "$WRK" -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$D/verify.lua" "$url" ||
+    bg "$D/out-$name" "$WRK" -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency "$@" "$url" ||
         { cat "$D/out-$name" >&2; die "wrk failed for $name"; }
     sed 's/^/    /' "$D/out-$name"
     awk '/^Requests\/sec:/ { r = $2 } /Non-2xx/ { e += $NF }
@@ -106,11 +113,11 @@ wrk_run() {
          END { if (r == "") exit 1; printf "%s %d %s\n", r, e, p }' "$D/out-$name" >"$D/res-$name" ||
         die "cannot parse wrk output for $name"
 }
-# h2_run NAME URL: the same over HTTP/2 with h2load.
+# h2_run NAME URL [h2load args]: the same over HTTP/2 with h2load.
 h2_run() {
     local name=$1 url=$2
-    local args=(-t"$THREADS" -c"$CONNS" -m"$STREAMS" -d "$D/verify.json"
-                -H 'content-type: application/json')
+    shift 2
+    local args=(-t"$THREADS" -c"$CONNS" -m"$STREAMS" "$@")
     (( WARMUP > 0 )) && bg "$D/warm-$name" "$H2LOAD" "${args[@]}" -D "$WARMUP" "$url"
     note "$name: h2load -t$THREADS -c$CONNS -m$STREAMS -D $SECONDS_RUN (HTTP/2 over TLS)"
     bg "$D/out-$name" "$H2LOAD" "${args[@]}" -D "$SECONDS_RUN" "$url" ||
@@ -191,10 +198,14 @@ wait_https "$NG/" "$NGINX_PID"
 
 # --- runs: nginx right before the latchkey run it is compared with --------------
 
+# nginx answers GET, as in bench/run.sh; over HTTP/2 it also gets the very POST
+# latchkey gets (nginx reads and drops the body), a slower baseline.
+POST_H2=(-d "$D/verify.json" -H 'content-type: application/json')
 wrk_run nginx-h1 "$NG/"
-wrk_run latchkey-h1 "$LK/v1/verify"
+wrk_run latchkey-h1 "$LK/v1/verify" -s "$D/verify.lua"
 h2_run nginx-h2 "$NG/"
-h2_run latchkey-h2 "$LK/v1/verify"
+h2_run latchkey-h2 "$LK/v1/verify" "${POST_H2[@]}"
+h2_run nginx-h2-post "$NG/" "${POST_H2[@]}"
 kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the runs"
 
 echo
@@ -204,14 +215,19 @@ echo "tools:    $({ "$WRK" -v 2>&1 || true; } | awk 'NR == 1 { print $1, $2 }'),
 echo "load:     $THREADS thread(s), $CONNS connections, ${SECONDS_RUN}s after ${WARMUP}s warm-up; HTTP/2 with $STREAMS streams per connection; $KEYS keys"
 echo
 printf '%-48s %12s %9s %8s %10s\n' target req/s vs.nginx errors p99
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 for pair in "h1:HTTPS HTTP/1.1 keep-alive (wrk)" "h2:HTTP/2 over TLS (h2load)"; do
     p=${pair%%:*}
     read -r ng_rps ng_err ng_p99 <"$D/res-nginx-$p"
     read -r lk_rps lk_err lk_p99 <"$D/res-latchkey-$p"
     printf '%-48s %12.2f %9s %8s %10s\n' "  nginx GET / ($p)" "$ng_rps" "" "$ng_err" "$ng_p99"
     printf '%-48s %12.2f %9s %8s %10s\n' "POST /v1/verify, ${pair#*:}" "$lk_rps" \
-        "$(awk -v a="$lk_rps" -v b="$ng_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" "$lk_err" "$lk_p99"
+        "$(ratio "$lk_rps" "$ng_rps")" "$lk_err" "$lk_p99"
 done
+read -r np_rps np_err _ <"$D/res-nginx-h2-post"
+printf '%-48s %12.2f %9s %8s %10s\n' "  nginx POST / (h2, the same request)" "$np_rps" \
+    "" "$np_err" "-"
+echo "POST /v1/verify over HTTP/2 vs nginx POST: $(ratio "$lk_rps" "$np_rps")"
 echo
 echo "each latchkey row is compared with the nginx run just before it; a shared machine's"
 echo "figures drift between runs, so read the ratios, not the absolute numbers."
