@@ -86,10 +86,12 @@ test: deps-test
 $(BUILD)/bench_verify: bench/bench_verify.c $(BUILD)/liblatchkey.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblatchkey.a $(LDFLAGS) $(PKG_LIBS)
 
-# The in-process verify call at three cache sizes, then the HTTP run against nginx.
+# The in-process verify call at three cache sizes, then the HTTP run against nginx,
+# then /v1/verify over TLS and HTTP/2 against nginx over the same TLS.
 bench: deps-bench all $(BUILD)/bench_verify
 	$(BUILD)/bench_verify
 	bash bench/run.sh
+	bash bench/tls.sh
 
 lint:
 	clang-format --dry-run --Werror $(SRCS) $(wildcard src/*/*.h)

@@ -74,10 +74,11 @@ static struct lk_limits_config limits_of(const struct lk_config *file)
 }
 
 static int open_app(const char *db, const char *pepper, const struct lk_config *file,
-                    struct lk_route_rules *routes, bool serving, struct lk_app **app)
+                    struct lk_route_rules *routes, const char *routes_file, bool serving,
+                    struct lk_app **app)
 {
     struct lk_app_config cfg = {.db_url = db, .pepper_file = pepper, .limits = limits_of(file),
-                                .routes = routes, .serving = serving,
+                                .routes = routes, .routes_file = routes_file, .serving = serving,
                                 .trusted_proxies = file->trusted_proxies};
     struct lk_errinfo ei;
 
@@ -112,7 +113,7 @@ static int run_init(const struct lk_cmd *self, int argc, char **argv)
     if (optind != argc)
         return lk_cli_usage(self);
     lk_config_parse("", 0, &defaults, NULL);
-    if ((rc = open_app(db, pepper, &defaults, NULL, false, &app)) != 0)
+    if ((rc = open_app(db, pepper, &defaults, NULL, NULL, false, &app)) != 0)
         return rc;
     rc = bootstrap(app, json, false, &created);
     lk_app_close(app);
@@ -153,8 +154,8 @@ static int read_file(const char *path, const char *what, size_t max, char **text
 static int load_config(const char *path, struct lk_config *cfg)
 {
     struct lk_errinfo ei;
-    char *text;
-    size_t n;
+    char *text = NULL;
+    size_t n = 0;
     int rc;
 
     if ((rc = read_file(path, "config file", LK_CONFIG_MAX_BYTES, &text, &n)) != 0)
@@ -166,26 +167,16 @@ static int load_config(const char *path, struct lk_config *cfg)
     return rc;
 }
 
-/* Reads and parses the forward-auth route rules at path into *routes. */
+/* Reads and parses the forward-auth route rules at path into *routes: as a
+ * reload (SIGHUP) does. */
 static int load_routes(const char *path, struct lk_route_rules *routes)
 {
     struct lk_errinfo ei;
-    char *text;
-    size_t n;
-    int rc;
 
-    if ((rc = read_file(path, "routes file", LK_ROUTES_MAX_BYTES, &text, &n)) != 0)
-        return rc;
     lk_errinfo_clear(&ei);
-    if (lk_route_rules_parse(text, n, routes, &ei) != LK_OK) {
-        rc = lk_cli_fail("%s: %s", path, ei.detail);
-        lk_route_rules_free(routes);
-    } else if (routes->n == 0) {
-        /* Not "let everything through", as no file at all means. */
-        rc = lk_cli_fail("%s: no rules (forward-auth would refuse every request)", path);
-    }
-    free(text);
-    return rc;
+    if (lk_app_routes_load(path, routes, &ei) != LK_OK)
+        return lk_cli_fail("%s: %s", path, ei.detail);
+    return 0;
 }
 
 static int run_serve(const struct lk_cmd *self, int argc, char **argv)
@@ -197,10 +188,12 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
                                          {"config", required_argument, NULL, 'c'},
                                          {"routes", required_argument, NULL, 'r'},
                                          {"trusted-proxies", required_argument, NULL, 'T'},
+                                         {"tls-cert", required_argument, NULL, 'C'},
+                                         {"tls-key", required_argument, NULL, 'K'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *db = NULL, *listen = NULL, *pepper = NULL, *config = NULL, *routes_file = NULL;
-    const char *trusted = NULL;
+    const char *trusted = NULL, *tls_cert = NULL, *tls_key = NULL;
     struct lk_route_rules routes = {0};
     struct lk_config file = {0};
     sigset_t sigs;
@@ -225,6 +218,8 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         case 'c': config = optarg; break;
         case 'r': routes_file = optarg; break;
         case 'T': trusted = optarg; break;
+        case 'C': tls_cert = optarg; break;
+        case 'K': tls_key = optarg; break;
         case 'h': return lk_cli_help(self);
         default: return lk_cli_usage(self);
         }
@@ -245,6 +240,10 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         threads = file.threads;
     if (routes_file == NULL && file.routes[0])
         routes_file = file.routes;
+    if (tls_cert == NULL && file.tls_cert[0])
+        tls_cert = file.tls_cert;
+    if (tls_key == NULL && file.tls_key[0])
+        tls_key = file.tls_key;
     if (trusted != NULL) { /* the flag's list replaces the file's */
         file.trusted_proxies.n = 0;
         lk_errinfo_clear(&ei);
@@ -257,6 +256,8 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         return rc;
     sc.host = host;
     sc.threads = (int)threads;
+    sc.tls_cert = tls_cert;
+    sc.tls_key = tls_key;
     lk_server_block_signals(&sigs);
     /* Bind before the database is opened: a start that cannot serve must not
      * create the first workspace and print a root key nobody will see again. */
@@ -265,7 +266,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         lk_route_rules_free(&routes);
         return lk_cli_fail("%s", ei.detail[0] ? ei.detail : "cannot listen");
     }
-    rc = open_app(db, pepper, &file, &routes, true, &app);
+    rc = open_app(db, pepper, &file, &routes, routes_file, true, &app);
     lk_route_rules_free(&routes); /* emptied when the app took them */
     if (rc != 0)
         goto out;
@@ -292,12 +293,16 @@ const struct lk_cmd lk_cmd_init = {
 const struct lk_cmd lk_cmd_serve = {
     "serve",
     "serve [--listen HOST:PORT] [--db URL] [--config FILE] [--routes FILE] [--pepper-file FILE] "
-    "[--threads N] [--trusted-proxies ADDR[/BITS],...]",
-    "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db)", run_serve,
+    "[--threads N] [--trusted-proxies ADDR[/BITS],...] [--tls-cert FILE --tls-key FILE]",
+    "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db); HTTPS and HTTP/2 with "
+    "--tls-cert/--tls-key; SIGHUP reloads them and the routes file",
+    run_serve,
     "  --listen HOST:PORT     address to listen on (default 127.0.0.1:8080)\n"
     "  --db URL               the database (default sqlite:latchkey.db)\n"
     "  --config FILE          configuration file (settings as `name = value` lines)\n"
-    "  --routes FILE          forward-auth route rules (docs/routes.md)\n"
+    "  --routes FILE          forward-auth route rules (docs/routes.md; reloaded on SIGHUP)\n"
     "  --pepper-file FILE     secret pepper mixed into stored key digests\n"
     "  --threads N            event loops (default one per core)\n"
-    "  --trusted-proxies LIST proxies whose X-Forwarded-* / X-Real-IP are believed\n"};
+    "  --trusted-proxies LIST proxies whose X-Forwarded-* / X-Real-IP are believed\n"
+    "  --tls-cert FILE        serve HTTPS (and HTTP/2 by ALPN) with this PEM certificate chain\n"
+    "  --tls-key FILE         the certificate's PEM private key (reloaded with it on SIGHUP)\n"};

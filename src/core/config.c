@@ -29,6 +29,8 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         {"db", offsetof(struct lk_config, db)},
         {"pepper_file", offsetof(struct lk_config, pepper_file)},
         {"routes", offsetof(struct lk_config, routes)},
+        {"tls_cert", offsetof(struct lk_config, tls_cert)},
+        {"tls_key", offsetof(struct lk_config, tls_key)},
     };
     char field[32];
 

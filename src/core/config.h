@@ -9,6 +9,8 @@
  *   rate_limit  = 600/60     # default per-key limit: 600 checks per 60 s
  *   failed_key_limit = none
  *   trusted_proxies = 127.0.0.1, ::1, 10.0.0.0/8   # may be repeated: the lists add up
+ *   tls_cert    = /etc/latchkey/cert.pem   # with tls_key: serve HTTPS (HTTP/2 by ALPN)
+ *   tls_key     = /etc/latchkey/key.pem
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -36,6 +38,8 @@ struct lk_config {
     char db[LK_CONFIG_MAX_VALUE];
     char pepper_file[LK_CONFIG_MAX_VALUE];
     char routes[LK_CONFIG_MAX_VALUE];      /* forward-auth route rules file */
+    char tls_cert[LK_CONFIG_MAX_VALUE];    /* PEM certificate chain: serve HTTPS */
+    char tls_key[LK_CONFIG_MAX_VALUE];     /* its PEM private key */
     int threads;                           /* 0 when not set */
     struct lk_rate rate_limit;       /* default for live keys without their own */
     struct lk_rate test_rate_limit;  /* default for test keys without their own */

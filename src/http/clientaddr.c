@@ -24,6 +24,16 @@ static bool peer_of(h2o_req_t *req, struct lk_netaddr *out)
     return false;
 }
 
+/* The connection itself is TLS. Not req->scheme: over cleartext HTTP/2 that is
+ * the client's own `:scheme`, and a client saying "https" is not TLS. */
+static bool over_tls(h2o_req_t *req)
+{
+    h2o_socket_t *sock;
+
+    return req->conn->callbacks->get_socket != NULL &&
+           (sock = req->conn->callbacks->get_socket(req->conn)) != NULL && sock->ssl != NULL;
+}
+
 static h2o_iovec_t trim(h2o_iovec_t v)
 {
     while (v.len > 0 && (v.base[0] == ' ' || v.base[0] == '\t')) {
@@ -91,7 +101,7 @@ void lk_clientaddr_resolve(h2o_req_t *req, const struct lk_netaddr_list *trusted
     const h2o_header_t *h;
 
     memset(out, 0, sizeof(*out));
-    out->secure = req->scheme == &H2O_URL_SCHEME_HTTPS;
+    out->secure = over_tls(req);
     if (!peer_of(req, &peer))
         return;
     client = peer;

@@ -118,7 +118,8 @@ static void request_of(const struct lk_route_rule *rule, h2o_iovec_t key, const 
     }
 }
 
-int lk_h_forward_auth(struct lk_reqctx *rc)
+/* One request is judged by one table of rules (rules), however a reload goes. */
+static int forward_auth(struct lk_reqctx *rc, const struct lk_route_rules *rules)
 {
     h2o_req_t *req = rc->req;
     h2o_iovec_t method, uri, query, key;
@@ -176,7 +177,7 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
      * /admin. After the query has begun it can only end the query. */
     n = plen < uri.len && uri.base[plen] == '#'
             ? -1
-            : lk_route_path_normalize(uri.base, plen, rc->app->routes.params, path, sizeof(path));
+            : lk_route_path_normalize(uri.base, plen, rules->params, path, sizeof(path));
     if (n < 0) {
         lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
                        "The forwarded path has more than one meaning (a ';', a '#', an "
@@ -184,10 +185,10 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
                        "not UTF-8 or '..' above the root)");
         return refuse(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
     }
-    r = lk_route_rules_match(&rc->app->routes, method.base, method.len, path, (size_t)n);
+    r = lk_route_rules_match(rules, method.base, method.len, path, (size_t)n);
     if (r < 0)
         return refuse(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, NULL);
-    rule = &rc->app->routes.rules[r];
+    rule = &rules->rules[r];
     if (!per_ip_passes(rc, rule, &ret))
         return ret;
     if (rule->needs == LK_NEEDS_PUBLIC)
@@ -201,6 +202,7 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         lk_keycache_read_unlock();
         rc->fwd_key = key;
         rc->fwd_rule = r;
+        rc->fwd_rules = lk_app_routes_hold(rules); /* the worker's; freed with its job */
         return lk_mgmt_submit(rc->mgmt, rc, lk_h_forward_auth_leased);
     }
     if (e == LK_OK) {
@@ -214,6 +216,16 @@ int lk_h_forward_auth(struct lk_reqctx *rc)
         return refuse(rc, e, NULL);
     lk_respond_identity(req, id, ws, env);
     return lk_respond_raw(rc, 200, "", 0);
+}
+
+int lk_h_forward_auth(struct lk_reqctx *rc)
+{
+    int ret;
+
+    lk_keycache_read_lock(); /* the rules stay as they are until the unlock */
+    ret = forward_auth(rc, lk_app_routes(rc->app));
+    lk_keycache_read_unlock();
+    return ret;
 }
 
 static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
@@ -237,7 +249,7 @@ void lk_h_forward_auth_leased(struct lk_mreq *m)
 {
     struct lk_verify_req vr;
 
-    request_of(&m->app->routes.rules[m->fwd_rule], h2o_iovec_init(m->key, m->key_len),
+    request_of(&m->fwd_rules->rules[m->fwd_rule], h2o_iovec_init(m->key, m->key_len),
                m->address, m->now, &vr);
     if (lk_verify_leasing(m->app, &vr, leased_done, m) != LK_OK)
         lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);

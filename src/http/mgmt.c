@@ -58,6 +58,7 @@ static void job_free(struct job *j)
         free(m->set_cookie);
     }
     free(m->query);
+    lk_app_routes_put(m->fwd_rules);
     free(j);
 }
 
@@ -220,6 +221,8 @@ int lk_mgmt_submit_as(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn, u
     }
     m->fwd_rule = rc->fwd_rule;
     m->fwd = rc->fwd_key.base != NULL;
+    m->fwd_rules = rc->fwd_rules; /* the hold passes to the job */
+    rc->fwd_rules = NULL;
     if (m->key_err == LK_OK && key.base == NULL && rc->fwd_key.base == NULL)
         key = session_cookie(req); /* the dashboard's credential */
     if (m->key_err == LK_OK && key.base != NULL) {

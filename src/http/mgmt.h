@@ -49,6 +49,7 @@ struct lk_mreq {
     struct lk_limits_info limits; /* RateLimit-* headers when limits.has_rl */
     long fwd_rule;                /* forward-auth: the route rule that matched */
     bool fwd;                     /* forward-auth: a refusal names its code in a header */
+    const struct lk_route_rules *fwd_rules; /* ... in this table (held; put when freed) */
     /* Forward-auth: the X-Latchkey-* identity headers to send ("" for none). */
     char fwd_key_id[LK_ID_MAX], fwd_workspace_id[LK_ID_MAX], fwd_env[8];
 };

@@ -188,4 +188,8 @@ void lk_reqhead_accept(h2o_accept_ctx_t *actx, h2o_socket_t *sock)
     sock->data = g;
     h2o_timeout_link(actx->ctx->loop, &actx->ctx->http1.req_timeout, &g->timeout);
     h2o_socket_read_start(sock, gate_on_read);
+    /* After a TLS handshake the request may already be read and decrypted, with
+     * no further read to come. */
+    if (sock->input->size != 0)
+        gate_on_read(sock, NULL);
 }

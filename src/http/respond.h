@@ -32,6 +32,7 @@ struct lk_reqctx {
      * forwarded request and the route rule that matched. */
     h2o_iovec_t fwd_key;
     long fwd_rule;
+    const struct lk_route_rules *fwd_rules; /* held (lk_app_routes_hold) for the worker */
 };
 
 /* Writes a new request id ("req_" and 16 characters, NUL-terminated) to out. */

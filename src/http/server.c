@@ -19,6 +19,7 @@
 #include "http/reqhead.h"
 #include "http/respond.h"
 #include "http/routes.h"
+#include "http/tls.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define MAX_THREADS 64
@@ -39,6 +40,7 @@ struct loop_thread {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
+    struct lk_tls *tls; /* NULL: plain HTTP */
 };
 
 static atomic_bool stopping;
@@ -55,13 +57,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
+    struct loop_thread *t = listener->data;
     h2o_socket_t *sock;
 
     if (err != NULL)
         return;
     if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
         return;
-    lk_reqhead_accept(listener->data, sock); /* reads the first head, then h2o_accept() */
+    if (t->tls != NULL)
+        lk_tls_accept(t->tls, &t->accept_ctx, sock); /* the handshake, then as below */
+    else
+        lk_reqhead_accept(&t->accept_ctx, sock); /* reads the first head, then h2o_accept() */
 }
 
 /* SO_REUSEPORT would also let a second latchkey (or anything of the same user)
@@ -121,7 +127,7 @@ static void *loop_main(void *arg)
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = t->conf->hosts;
     t->listener = h2o_evloop_socket_create(t->loop, t->fd, H2O_SOCKET_FLAG_DONT_READ);
-    t->listener->data = &t->accept_ctx;
+    t->listener->data = t;
     h2o_socket_read_start(t->listener, on_accept);
     atomic_fetch_add(&ready, 1);
     while (!atomic_load(&stopping))
@@ -140,6 +146,7 @@ void lk_server_block_signals(sigset_t *set)
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP); /* reload: lk_server_run */
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -149,6 +156,7 @@ struct lk_server {
     unsigned short port;
     int n;                /* event loops, one listening socket each */
     int fds[MAX_THREADS]; /* -1 once handed to a running loop */
+    struct lk_tls *tls;   /* NULL: plain HTTP */
 };
 
 enum lk_err lk_server_listen(const struct lk_server_config *cfg, struct lk_server **out,
@@ -172,6 +180,19 @@ enum lk_err lk_server_listen(const struct lk_server_config *cfg, struct lk_serve
             lk_server_free(srv);
             return LK_ERR_INVALID_REQUEST;
         }
+    if (cfg->tls_cert != NULL || cfg->tls_key != NULL) {
+        enum lk_err e;
+        if (cfg->tls_cert == NULL || cfg->tls_key == NULL)
+            e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "tls",
+                               "TLS needs both --tls-cert and --tls-key (or tls_cert and "
+                               "tls_key in the config file)");
+        else
+            e = lk_tls_new(cfg->tls_cert, cfg->tls_key, &srv->tls, ei);
+        if (e != LK_OK) {
+            lk_server_free(srv);
+            return e;
+        }
+    }
     *out = srv;
     return LK_OK;
 }
@@ -183,6 +204,7 @@ void lk_server_free(struct lk_server *srv)
     for (int i = 0; i < srv->n; i++)
         if (srv->fds[i] >= 0)
             close(srv->fds[i]);
+    lk_tls_free(srv->tls);
     free(srv);
 }
 
@@ -207,6 +229,31 @@ void lk_server_configure(h2o_globalconf_t *conf, struct lk_app *app, struct lk_m
     lk_respond_register_filter(&host->fallback_path);
 }
 
+/* SIGHUP: the TLS certificate and key, and the route rules, each read again and
+ * swapped in whole, or kept as they are when the new files do not load. Open
+ * connections and requests under way are not touched. */
+static void reload(struct lk_server *srv, struct lk_app *app)
+{
+    struct lk_errinfo ei;
+
+    lk_errinfo_clear(&ei);
+    if (srv->tls != NULL) {
+        if (lk_tls_reload(srv->tls, &ei) == LK_OK)
+            lk_info("SIGHUP: TLS certificate and key reloaded");
+        else
+            lk_error("SIGHUP: TLS certificate and key not reloaded, the old ones stay: %s",
+                     ei.detail);
+    }
+    lk_errinfo_clear(&ei);
+    if (app->routes_file[0] == '\0')
+        return;
+    if (lk_app_routes_reload(app, &ei) == LK_OK)
+        lk_info("SIGHUP: route rules reloaded from %s", app->routes_file);
+    else
+        lk_error("SIGHUP: route rules not reloaded from %s, the old ones stay: %s",
+                 app->routes_file, ei.detail);
+}
+
 enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_errinfo *ei)
 {
     static h2o_globalconf_t conf;
@@ -227,6 +274,7 @@ enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_e
         threads[i].fd = srv->fds[i];
         threads[i].conf = &conf;
         threads[i].app = app;
+        threads[i].tls = srv->tls;
     }
     for (; started < n; started++) {
         if (pthread_create(&threads[started].tid, NULL, loop_main, &threads[started]) != 0) {
@@ -237,10 +285,13 @@ enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_e
     }
     while (atomic_load(&ready) < n)
         usleep(1000);
-    printf("latchkey listening on http://%s:%u (%d event loops)\n", srv->host, srv->port, n);
+    printf("latchkey listening on %s://%s:%u (%d event loops)\n", srv->tls ? "https" : "http",
+           srv->host, srv->port, n);
     fflush(stdout);
-    lk_info("serving on %s:%u with %d event loops", srv->host, srv->port, n);
-    sigwait(&sigs, &sig);
+    lk_info("serving on %s:%u with %d event loops%s", srv->host, srv->port, n,
+            srv->tls ? " (TLS)" : "");
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+        reload(srv, app);
     lk_info("signal %d: stopping", sig);
 out:
     atomic_store(&stopping, true);

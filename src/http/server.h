@@ -17,9 +17,12 @@ struct lk_server_config {
     const char *host; /* numeric address, e.g. "127.0.0.1" */
     unsigned short port;
     int threads; /* event loops; 0 = one per online core */
+    /* Both set: serve HTTPS (http/tls.h) with this PEM certificate chain and
+     * key; both NULL: plain HTTP. */
+    const char *tls_cert, *tls_key;
 };
 
-/* Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it
+/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and so in every thread it
  * starts later) and ignores SIGPIPE; fills set with the two. Call before any
  * thread exists, so a stop signal always reaches lk_server_run's sigwait and
  * never kills a worker mid-flush. */
@@ -28,16 +31,19 @@ void lk_server_block_signals(sigset_t *set /* OUT */);
 struct lk_server;
 struct lk_mgmt;
 
-/* Opens the listening sockets for cfg, one per event loop, and nothing else: a
- * start binds before it touches the database, so a taken port fails it with
- * nothing changed. Caller passes *out to lk_server_run() and then frees it with
+/* Opens the listening sockets for cfg, one per event loop, and loads the TLS
+ * certificate and key when cfg names them, and nothing else: a start binds
+ * before it touches the database, so a taken port or a bad certificate fails it
+ * with nothing changed. Caller passes *out to lk_server_run() and then frees it with
  * lk_server_free(). Errors (address in use, not an IPv4 address) in ei. */
 enum lk_err lk_server_listen(const struct lk_server_config *cfg, struct lk_server **out /* OUT */,
                              struct lk_errinfo *ei);
 
 /* Serves app on srv's sockets until SIGINT or SIGTERM, then stops the loops and
- * returns. Prints "latchkey listening on http://HOST:PORT" to stdout once every
- * loop is ready. The caller closes the app afterwards (which flushes usage). */
+ * returns. On SIGHUP reloads the TLS certificate and key and the app's route
+ * rules (a bad file keeps what is in force and logs why). Prints "latchkey
+ * listening on http://HOST:PORT" (https with TLS) to stdout once every loop is
+ * ready. The caller closes the app afterwards (which flushes usage). */
 enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_errinfo *ei);
 
 /* Closes the sockets no loop took. Accepts NULL. */

@@ -5,6 +5,8 @@
 #include "base/common.h"
 #include "core/perm.h"
 #include "core/permquery.h"
+#include "service/app.h"
+#include "service/keycache.h"
 #include "service/keys.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -50,13 +52,17 @@ static bool shadowed(const struct lk_route_rules *rs, size_t i)
 enum lk_err lk_keys_operations(struct lk_app *app, const struct lk_actor *who, const char *id,
                                struct lk_key_ops *out)
 {
-    const struct lk_route_rules *rs = &app->routes;
+    const struct lk_route_rules *rs;
     json_t *perms = NULL;
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
     if ((e = lk_keys_get(app, who, id, &out->key)) != LK_OK)
         return e;
+    /* The rules in force now; a reload meanwhile frees them only after the put. */
+    lk_keycache_read_lock();
+    rs = lk_app_routes_hold(lk_app_routes(app));
+    lk_keycache_read_unlock();
     perms = json_loads(out->key.permissions ? out->key.permissions : "[]", 0, NULL);
     if (!json_is_array(perms)) {
         e = LK_ERR_INTERNAL;
@@ -79,6 +85,7 @@ enum lk_err lk_keys_operations(struct lk_app *app, const struct lk_actor *who, c
     }
     e = LK_OK;
 out:
+    lk_app_routes_put(rs);
     json_decref(perms);
     return e;
 }

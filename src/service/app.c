@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <urcu.h>
 
 #include "base/common.h"
 #include "base/clock.h"
@@ -116,6 +118,95 @@ static enum lk_err open_counters(struct lk_app *app, const struct lk_app_config 
     return LK_OK;
 }
 
+/* A published rule table: the rules first, so a table's address is its box's. */
+struct routes_box {
+    struct lk_route_rules rules;
+    atomic_long refs; /* the app's reference (while in force) and the holds */
+};
+
+static struct lk_route_rules *routes_box_new(struct lk_route_rules *rules)
+{
+    struct routes_box *b = lk_calloc(1, sizeof(*b));
+
+    b->rules = *rules;
+    memset(rules, 0, sizeof(*rules));
+    atomic_init(&b->refs, 1);
+    return &b->rules;
+}
+
+const struct lk_route_rules *lk_app_routes_hold(const struct lk_route_rules *r)
+{
+    /* Under the read lock the app's reference is not dropped yet (the swap waits
+     * for a grace period first), so the count is above zero here. */
+    atomic_fetch_add(&((struct routes_box *)(uintptr_t)r)->refs, 1);
+    return r;
+}
+
+void lk_app_routes_put(const struct lk_route_rules *r)
+{
+    struct routes_box *b = (struct routes_box *)(uintptr_t)r;
+
+    if (b == NULL || atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
+    lk_route_rules_free(&b->rules);
+    free(b);
+}
+
+const struct lk_route_rules *lk_app_routes(struct lk_app *app)
+{
+    return rcu_dereference(app->routes);
+}
+
+void lk_app_routes_swap(struct lk_app *app, struct lk_route_rules *fresh)
+{
+    struct lk_route_rules *old = rcu_xchg_pointer(&app->routes, routes_box_new(fresh));
+
+    synchronize_rcu(); /* every request that read old without a hold is done */
+    lk_app_routes_put(old);
+}
+
+enum lk_err lk_app_routes_load(const char *path, struct lk_route_rules *out,
+                               struct lk_errinfo *ei)
+{
+    char *text = lk_malloc(LK_ROUTES_MAX_BYTES + 1);
+    FILE *f = fopen(path, "r");
+    enum lk_err e;
+    size_t n;
+
+    memset(out, 0, sizeof(*out));
+    if (f == NULL) {
+        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "routes", "cannot read: %s",
+                           strerror(errno));
+        goto out;
+    }
+    n = fread(text, 1, LK_ROUTES_MAX_BYTES + 1, f); /* one more: the parser refuses a larger file */
+    fclose(f);
+    if ((e = lk_route_rules_parse(text, n, out, ei)) != LK_OK) {
+        lk_route_rules_free(out);
+    } else if (out->n == 0) {
+        /* Not "let everything through", as no file at all means. */
+        lk_route_rules_free(out);
+        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "routes",
+                           "no rules (forward-auth would refuse every request)");
+    }
+out:
+    free(text);
+    return e;
+}
+
+enum lk_err lk_app_routes_reload(struct lk_app *app, struct lk_errinfo *ei)
+{
+    struct lk_route_rules fresh;
+    enum lk_err e;
+
+    if (app->routes_file[0] == '\0')
+        return LK_OK;
+    if ((e = lk_app_routes_load(app->routes_file, &fresh, ei)) != LK_OK)
+        return e;
+    lk_app_routes_swap(app, &fresh);
+    return LK_OK;
+}
+
 static struct lk_throttle *throttle_of(struct lk_rate r)
 {
     return r.limit > 0 ? lk_throttle_new(r.limit, r.window_s) : NULL;
@@ -155,12 +246,19 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     app->failed_keys = throttle_of(cfg->limits.failed_key);
     app->login_rate = throttle_of(cfg->limits.login);
     if (cfg->routes != NULL && cfg->routes->n > 0) {
-        app->routes = *cfg->routes;
-        memset(cfg->routes, 0, sizeof(*cfg->routes));
+        app->routes = routes_box_new(cfg->routes);
     } else {
         /* No route file: forward-auth lets any valid key through. */
         static const char any[] = "* /** any\n";
-        lk_assert(lk_route_rules_parse(any, sizeof(any) - 1, &app->routes, NULL) == LK_OK);
+        struct lk_route_rules r;
+        lk_assert(lk_route_rules_parse(any, sizeof(any) - 1, &r, NULL) == LK_OK);
+        app->routes = routes_box_new(&r);
+    }
+    if (cfg->routes_file != NULL &&
+        (size_t)snprintf(app->routes_file, sizeof(app->routes_file), "%s", cfg->routes_file) >=
+            sizeof(app->routes_file)) {
+        e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "routes", "routes file path too long");
+        goto out;
     }
     app->login_by_email = lk_throttle_new(LK_LOGIN_EMAIL_LIMIT, LK_LOGIN_WINDOW);
     app->login_by_address = lk_throttle_new(LK_LOGIN_ADDR_LIMIT, LK_LOGIN_WINDOW);
@@ -211,7 +309,7 @@ void lk_app_close(struct lk_app *app)
     lk_throttle_free(app->login_by_email);
     lk_throttle_free(app->login_by_address);
     lk_throttle_free(app->failed_keys);
-    lk_route_rules_free(&app->routes);
+    lk_app_routes_put(app->routes); /* no request is left to read them */
     lk_throttle_free(app->login_rate);
     for (size_t i = 0; i < LK_APP_ROUTE_IP_TABLES; i++)
         lk_throttle_free(app->route_ip[i].t);

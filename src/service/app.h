@@ -41,6 +41,9 @@ struct lk_app_config {
      * emptied); NULL or none: one rule letting any valid key through, whatever the
      * method and path. */
     struct lk_route_rules *routes;
+    /* The file the rules came from, re-read by lk_app_routes_reload(); NULL:
+     * none (a reload keeps the rules as they are). */
+    const char *routes_file;
     /* This process serves the database: it takes the database's serve lock (one
      * server per database) and so may reclaim credit leases a dead server left.
      * False for commands that only read or add (init, seed): they leave leases
@@ -70,7 +73,9 @@ struct lk_app {
     struct lk_limits_config limits;
     struct lk_throttle *failed_keys; /* unknown keys per address; NULL: no limit */
     struct lk_throttle *login_rate;  /* login attempts per address; NULL: no limit */
-    struct lk_route_rules routes;    /* forward-auth rules; read-only after open */
+    /* Forward-auth rules, published with RCU: read them with lk_app_routes(). */
+    struct lk_route_rules *routes;
+    char routes_file[4096]; /* "" when none */
     int lock_fd;                     /* the serve lock, or -1 */
     bool serving;
     struct lk_netaddr_list trusted_proxies; /* read-only after open */
@@ -100,5 +105,35 @@ void lk_app_close(struct lk_app *app);
 /* The digest a secret is stored under with the configured pepper. */
 void lk_app_digest(const struct lk_app *app, const char *secret, size_t len,
                    uint8_t out[LK_DIGEST_LEN]);
+
+/* --- forward-auth route rules, replaceable while serving ---------------------------- */
+
+/* Reads the route rules file at path and parses it into *out (at least one rule:
+ * an empty file would refuse every request). On failure ei says why, with the
+ * line for a parse error, and *out is empty. Caller frees with
+ * lk_route_rules_free(). */
+enum lk_err lk_app_routes_load(const char *path, struct lk_route_rules *out /* OUT */,
+                               struct lk_errinfo *ei);
+
+/* The rules in force. Call between lk_keycache_read_lock() and its unlock: the
+ * table stays as it is, and valid, until the unlock, whatever a reload does. */
+const struct lk_route_rules *lk_app_routes(struct lk_app *app);
+
+/* Keeps r (from lk_app_routes(), under the read lock) valid past the unlock, for
+ * a request that finishes on another thread; lk_app_routes_put() when done
+ * (any thread; accepts NULL). Returns r. */
+const struct lk_route_rules *lk_app_routes_hold(const struct lk_route_rules *r);
+void lk_app_routes_put(const struct lk_route_rules *r);
+
+/* Puts fresh in force (taken; the caller's copy is emptied). A request already
+ * reading the old rules finishes with them; they are freed once the last such
+ * request is done. Blocks until then for readers under the read lock; never
+ * call it under the read lock or from an event loop. */
+void lk_app_routes_swap(struct lk_app *app, struct lk_route_rules *fresh);
+
+/* Reads the app's routes file again (lk_app_config.routes_file) and swaps the
+ * rules in. When the file does not load, the rules in force stay and ei says
+ * why. LK_OK with nothing done when the app has no routes file. */
+enum lk_err lk_app_routes_reload(struct lk_app *app, struct lk_errinfo *ei);
 
 #endif

@@ -107,6 +107,21 @@ static void test_trusted_proxies(void **state)
     assert_int_equal(c.trusted_proxies.n, 0);
 }
 
+static void test_tls(void **state)
+{
+    static const char text[] = "tls_cert = /etc/lk/cert.pem\ntls_key=/etc/lk/key.pem # PEM\n";
+    struct lk_config c;
+    struct lk_errinfo ei;
+
+    (void)state;
+    assert_int_equal(lk_config_parse(text, strlen(text), &c, &ei), LK_OK);
+    assert_string_equal(c.tls_cert, "/etc/lk/cert.pem");
+    assert_string_equal(c.tls_key, "/etc/lk/key.pem");
+    assert_int_equal(lk_config_parse("tls_key =\n", 10, &c, &ei), LK_ERR_INVALID_REQUEST);
+    assert_int_equal(ei.offset, 1);
+    assert_string_equal(c.tls_cert, "");
+}
+
 static void test_empty(void **state)
 {
     struct lk_config c;
@@ -124,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_bad),
         cmocka_unit_test(test_trusted_proxies),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests_name("core/config", tests, NULL, NULL);
