@@ -1,6 +1,7 @@
 #include <stdarg.h>
 
 #include "base/common.h"
+#include "base/version.h"
 #include "cli/cmd.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -25,6 +26,12 @@ int lk_cli_usage(const struct lk_cmd *cmd)
 int lk_cli_help(const struct lk_cmd *cmd)
 {
     printf("usage: latchkey %s\n  %s\n", cmd->usage, cmd->summary);
+    return 0;
+}
+
+int lk_cli_version(void)
+{
+    printf("latchkey %s (commit %s)\n", lk_version(), lk_version_commit());
     return 0;
 }
 

@@ -26,6 +26,8 @@ int lk_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int lk_cli_usage(const struct lk_cmd *cmd);
 /* Prints the usage and summary to stdout for --help; returns 0. */
 int lk_cli_help(const struct lk_cmd *cmd);
+/* Prints "latchkey VERSION (commit COMMIT)" to stdout; returns 0. */
+int lk_cli_version(void);
 
 /* The server and token for admin verbs: --server/--token, else LATCHKEY_URL /
  * LATCHKEY_TOKEN, else http://127.0.0.1:8080 and no token. */

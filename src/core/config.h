@@ -9,6 +9,9 @@
  *   rate_limit  = 600/60     # default per-key limit: 600 checks per 60 s
  *   failed_key_limit = none
  *   trusted_proxies = 127.0.0.1, ::1, 10.0.0.0/8   # may be repeated: the lists add up
+ *   log_file    = /var/log/latchkey.log   # default: stderr
+ *   log_level   = info                    # debug, info, warn, error or off
+ *   access_log  = on                      # off: no line per request
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -44,6 +47,9 @@ struct lk_config {
     /* Peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are believed;
      * empty (the default): nobody's. */
     struct lk_netaddr_list trusted_proxies;
+    char log_file[LK_CONFIG_MAX_VALUE]; /* "" : stderr */
+    int log_level;                      /* enum lk_log_level, or -1 when not set */
+    int access_log;                     /* 1 on, 0 off, -1 when not set */
 };
 
 /* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */

@@ -6,6 +6,7 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "http/accesslog.h"
 #include "http/keyread.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -89,6 +90,9 @@ static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
             lk_respond_limit_headers(req, &j->m.limits, j->m.retry_after);
             if (j->m.fwd_key_id[0] != '\0')
                 lk_respond_identity(req, j->m.fwd_key_id, j->m.fwd_workspace_id, j->m.fwd_env);
+            if (j->m.check_err != LK_OK || j->m.check_key_id[0] != '\0')
+                lk_accesslog_outcome(req, j->m.check_err,
+                                     j->m.check_key_id[0] ? j->m.check_key_id : NULL);
             lk_respond_send(req, j->m.status, j->m.request_id, j->m.err, body, j->m.out_len);
         }
         job_free(j);

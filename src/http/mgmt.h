@@ -48,6 +48,10 @@ struct lk_mreq {
     int64_t retry_after; /* seconds for Retry-After, or 0 */
     struct lk_limits_info limits; /* RateLimit-* headers when limits.has_rl */
     long fwd_rule;                /* forward-auth: the route rule that matched */
+    /* A verify answered 200 whatever it found: its outcome and key, for the
+     * access log and metrics (check_err LK_OK and "" when not a check). */
+    enum lk_err check_err;
+    char check_key_id[LK_ID_MAX];
     /* Forward-auth: the X-Latchkey-* identity headers to send ("" for none). */
     char fwd_key_id[LK_ID_MAX], fwd_workspace_id[LK_ID_MAX], fwd_env[8];
 };
