@@ -100,18 +100,25 @@ bench: deps-bench all $(BUILD)/bench_verify
 	bash bench/run.sh
 
 # `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the systemd unit (its
-# ExecStart pointed at BINDIR) and the docs. Builds as the invoking user first.
+# ExecStart pointed at BINDIR), the docs, and /etc/latchkey/latchkey.conf unless
+# one is there already.
 PREFIX  ?= /usr/local
+SYSCONFDIR ?= /etc
 BINDIR  ?= $(PREFIX)/bin
 DOCDIR  ?= $(PREFIX)/share/doc/latchkey
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/internals
 	install -m 0755 $(BUILD)/latchkey $(DESTDIR)$(BINDIR)/latchkey
-	sed 's|/usr/local/bin/latchkey|$(BINDIR)/latchkey|g' deploy/systemd/latchkey.service \
+	sed -e 's|/usr/local/bin/latchkey|$(BINDIR)/latchkey|g' \
+	    -e 's|/usr/local/share/doc/latchkey|$(DOCDIR)|g' \
+	    -e 's|/etc/latchkey/|$(SYSCONFDIR)/latchkey/|g' deploy/systemd/latchkey.service \
 	    > $(DESTDIR)$(UNITDIR)/latchkey.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/latchkey.service
 	install -m 0644 deploy/systemd/latchkey.conf $(DESTDIR)$(DOCDIR)/latchkey.conf.example
+	install -d $(DESTDIR)$(SYSCONFDIR)/latchkey
+	[ -e $(DESTDIR)$(SYSCONFDIR)/latchkey/latchkey.conf ] || \
+	    install -m 0644 deploy/systemd/latchkey.conf $(DESTDIR)$(SYSCONFDIR)/latchkey/latchkey.conf
 	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 $(wildcard docs/internals/*.md) $(DESTDIR)$(DOCDIR)/internals/
 

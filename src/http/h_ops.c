@@ -19,8 +19,14 @@ void lk_h_readyz(struct lk_mreq *m)
     char notready[128] = "";
     size_t n = 0;
 
+    /* Ready means the store takes writes (the recorder's and management's), not
+     * only reads: take the write lock as briefly as the recorder would. */
     if (lk_store_ping(app->store) != LK_OK)
         store = "unavailable";
+    else if (lk_store_begin_background(app->store) != LK_OK)
+        store = "locked for writing";
+    else
+        lk_store_rollback(app->store);
     if (app->cache == NULL)
         cache = "not loaded";
     if (app->counters == NULL)
