@@ -107,9 +107,11 @@ SYSCONFDIR ?= /etc
 BINDIR  ?= $(PREFIX)/bin
 DOCDIR  ?= $(PREFIX)/share/doc/latchkey
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-install: all
+# The binary to install; built first when it is this Makefile's.
+INSTALL_FROM ?= $(BUILD)/latchkey
+install: $(INSTALL_FROM)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/internals
-	install -m 0755 $(BUILD)/latchkey $(DESTDIR)$(BINDIR)/latchkey
+	install -m 0755 $(INSTALL_FROM) $(DESTDIR)$(BINDIR)/latchkey
 	sed -e 's|/usr/local/bin/latchkey|$(BINDIR)/latchkey|g' \
 	    -e 's|/usr/local/share/doc/latchkey|$(DOCDIR)|g' \
 	    -e 's|/etc/latchkey/|$(SYSCONFDIR)/latchkey/|g' deploy/systemd/latchkey.service \

@@ -162,7 +162,7 @@ def test_make_install_puts_binary_unit_and_docs_under_destdir(tmp_path):
         pytest.skip("make is not installed")
     dest = tmp_path / "pkg"
     r = subprocess.run(["make", "-s", "install", f"DESTDIR={dest}", "PREFIX=/usr",
-                        f"BUILD={os.path.relpath(os.path.dirname(BIN), REPO)}"],
+                        f"INSTALL_FROM={os.path.abspath(BIN)}"],
                        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     binary = dest / "usr/bin/latchkey"
@@ -179,7 +179,7 @@ def test_make_install_puts_binary_unit_and_docs_under_destdir(tmp_path):
     # a second install keeps an edited config
     (dest / "etc/latchkey/latchkey.conf").write_text("listen = 127.0.0.1:9999\n")
     r = subprocess.run(["make", "-s", "install", f"DESTDIR={dest}", "PREFIX=/usr",
-                        f"BUILD={os.path.relpath(os.path.dirname(BIN), REPO)}"],
+                        f"INSTALL_FROM={os.path.abspath(BIN)}"],
                        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (dest / "etc/latchkey/latchkey.conf").read_text() == "listen = 127.0.0.1:9999\n"
