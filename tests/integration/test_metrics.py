@@ -2,6 +2,7 @@
 the checks, connections, store calls and credit leases they count, and that never
 names a secret, a key or a workspace."""
 
+import json
 import socket
 import sqlite3
 import threading
@@ -229,3 +230,32 @@ def test_parallel_scrapes_and_checks(server, ws):
         stop.set()
         for t in threads:
             t.join()
+
+
+def test_forward_auth_checks_are_counted_and_logged_with_their_key(make_server, tmp_path):
+    log = tmp_path / "access.log"
+    srv = make_server(config={"failed_key_limit": "none", "log_file": str(log)})
+    k = expect_status(srv.post("/v1/keys", key=srv.root_key, json={"name": "fa"}), 201)
+    ok = checks(srv, "forward_auth", "valid")
+    missing = checks(srv, "forward_auth", "missing_key")
+    hdr = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/anything"}
+    r = requests.get(srv.url("/v1/forward-auth"), timeout=5,
+                     headers={**hdr, "Authorization": f"Bearer {k['secret']}"})
+    assert r.status_code == 200, describe(r)
+    rid = r.headers["X-Request-Id"]
+    r = requests.get(srv.url("/v1/forward-auth"), headers=hdr, timeout=5)
+    assert r.status_code == 401, describe(r)
+
+    def moved():
+        return (checks(srv, "forward_auth", "valid") == ok + 1 and
+                checks(srv, "forward_auth", "missing_key") == missing + 1)
+    poll(moved, what="forward_auth counters")
+
+    def line():
+        for x in log.read_text().splitlines():
+            if x.startswith("{") and json.loads(x)["request_id"] == rid:
+                return json.loads(x)
+        return None
+    d = poll(line, what="the forward-auth access line")
+    assert d["route"].startswith("/v1/forward-auth") and d["key_id"] == k["id"], d
+    assert d["code"] == "valid", d

@@ -134,6 +134,7 @@ def test_root_key_file_refuses_a_symlink(tmp_path):
     r = run_cli(["serve", "--listen", f"127.0.0.1:{free_port()}", "--db", f"sqlite:{tmp_path}/db",
                  "--root-key-file", str(link)], timeout=30)
     assert r.returncode != 0 and not target.exists(), r.stderr
+    assert "root-key-file" in r.stderr, r.stderr
 
 
 def test_init_json_to_a_file_is_the_other_way(tmp_path):
