@@ -30,7 +30,18 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 PY       := /usr/bin/python3
 
-.PHONY: all deps deps-test deps-bench run test unit integration fuzz bench lint clean
+.PHONY: all deps deps-test deps-bench run test unit integration fuzz bench lint clean install FORCE
+
+# `latchkey --version`: the release from VERSION, the commit when built from git.
+# Only base/version.o sees them; the stamp rebuilds it when either changes.
+LK_VERSION := $(shell tr -cd 'A-Za-z0-9.+~-' < VERSION 2>/dev/null)
+LK_COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null | tr -cd '0-9a-f')
+$(BUILD)/obj/src/base/version.o: CFLAGS += -DLK_VERSION='"$(or $(LK_VERSION),unknown)"' \
+                                           -DLK_COMMIT='"$(or $(LK_COMMIT),unknown)"'
+$(BUILD)/obj/src/base/version.o: $(BUILD)/version.stamp
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(LK_VERSION) $(LK_COMMIT)' | cmp -s - $@ || echo '$(LK_VERSION) $(LK_COMMIT)' > $@
 
 all: deps $(BUILD)/latchkey
 
@@ -92,6 +103,31 @@ bench: deps-bench all $(BUILD)/bench_verify
 	$(BUILD)/bench_verify
 	bash bench/run.sh
 	bash bench/tls.sh
+
+# `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the systemd unit (its
+# ExecStart pointed at BINDIR), the docs, and /etc/latchkey/latchkey.conf unless
+# one is there already.
+PREFIX  ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR  ?= $(PREFIX)/bin
+DOCDIR  ?= $(PREFIX)/share/doc/latchkey
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The binary to install; built first when it is this Makefile's.
+INSTALL_FROM ?= $(BUILD)/latchkey
+install: $(INSTALL_FROM)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/internals
+	install -m 0755 $(INSTALL_FROM) $(DESTDIR)$(BINDIR)/latchkey
+	sed -e 's|/usr/local/bin/latchkey|$(BINDIR)/latchkey|g' \
+	    -e 's|/usr/local/share/doc/latchkey|$(DOCDIR)|g' \
+	    -e 's|/etc/latchkey/|$(SYSCONFDIR)/latchkey/|g' deploy/systemd/latchkey.service \
+	    > $(DESTDIR)$(UNITDIR)/latchkey.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/latchkey.service
+	install -m 0644 deploy/systemd/latchkey.conf $(DESTDIR)$(DOCDIR)/latchkey.conf.example
+	install -d $(DESTDIR)$(SYSCONFDIR)/latchkey
+	[ -e $(DESTDIR)$(SYSCONFDIR)/latchkey/latchkey.conf ] || \
+	    install -m 0644 deploy/systemd/latchkey.conf $(DESTDIR)$(SYSCONFDIR)/latchkey/latchkey.conf
+	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(wildcard docs/internals/*.md) $(DESTDIR)$(DOCDIR)/internals/
 
 lint:
 	clang-format --dry-run --Werror $(SRCS) $(wildcard src/*/*.h)

@@ -1,6 +1,7 @@
 #include <stdarg.h>
 
 #include "base/common.h"
+#include "base/version.h"
 #include "cli/cmd.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -41,6 +42,12 @@ bool lk_cli_flag_applies(const struct lk_cmd *cmd, const char *name)
     lk_cli_fail("option --%s does not apply to '%s' (see latchkey %s --help)", name, cmd->name,
                 cmd->name);
     return false;
+}
+
+int lk_cli_version(void)
+{
+    printf("latchkey %s (commit %s)\n", lk_version(), lk_version_commit());
+    return 0;
 }
 
 bool lk_cli_conn_option(struct lk_cli_conn *conn, int c, const char *arg)

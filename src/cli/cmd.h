@@ -40,6 +40,9 @@ int lk_cli_help(const struct lk_cmd *cmd);
  * returns false. For verbs that share one getopt table. */
 bool lk_cli_flag_applies(const struct lk_cmd *cmd, const char *name);
 
+/* Prints "latchkey VERSION (commit COMMIT)" to stdout; returns 0. */
+int lk_cli_version(void);
+
 /* The server and token for admin verbs: --server/--token, else LATCHKEY_URL /
  * LATCHKEY_TOKEN, else http://127.0.0.1:8080 and no token. */
 struct lk_cli_conn {

@@ -2,7 +2,10 @@
  * cmd_init.c — `latchkey init` and `latchkey serve`: the two verbs that open the
  * database themselves rather than talk to a server.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -11,6 +14,7 @@
 #include "base/log.h"
 #include "cli/cmd.h"
 #include "core/config.h"
+#include "http/accesslog.h"
 #include "http/server.h"
 #include "service/workspaces.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -18,38 +22,79 @@
 #define DEFAULT_DB "sqlite:latchkey.db"
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 
-/* Creates the first workspace if there is none and prints its root key once.
+/* Opens --root-key-file for the one write of the first root key: a new file
+ * only readers with the service's user id can open, never an existing one (a
+ * key written into a file someone else prepared could be read by them). */
+static FILE *open_key_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    FILE *f;
+
+    if (fd < 0) {
+        lk_cli_fail("cannot create --root-key-file %s: %s%s", path, strerror(errno),
+                    errno == EEXIST ? " (refusing to overwrite; nothing changed)" : "");
+        return NULL;
+    }
+    if ((f = fdopen(fd, "w")) == NULL)
+        close(fd);
+    return f;
+}
+
+/* Creates the first workspace if there is none and prints its root key once,
+ * to stdout or, with key_file, into that new file (0600) and nowhere else.
  * Returns 0 when created, 1 when the database already had one (message printed
  * only if `quiet_if_exists` is false), or 1 on failure. */
-static int bootstrap(struct lk_app *app, bool json, bool quiet_if_exists, bool *created)
+static int bootstrap(struct lk_app *app, bool json, bool quiet_if_exists, const char *key_file,
+                     bool *created)
 {
     struct lk_ws_row w;
     struct lk_ws_secrets sec;
-    enum lk_err e = lk_workspaces_bootstrap(app, lk_clock_now_s(), &w, &sec);
+    FILE *out = stdout;
+    enum lk_err e;
+    int rc = 0;
 
     *created = false;
+    /* Only a start that will create a key wants the file: a restart of a
+     * service whose file is already there must go on. */
+    if (key_file != NULL && app->operator_ws[0] == '\0') {
+        if ((out = open_key_file(key_file)) == NULL)
+            return 1;
+        json = true;
+    }
+    e = lk_workspaces_bootstrap(app, lk_clock_now_s(), &w, &sec);
     if (e == LK_ERR_CONFLICT) {
         if (!quiet_if_exists)
-            return lk_cli_fail("this database already has a workspace (%s); nothing changed",
-                               w.id);
-        return 0;
+            rc = lk_cli_fail("this database already has a workspace (%s); nothing changed", w.id);
+        goto out;
     }
-    if (e != LK_OK)
-        return lk_cli_fail("cannot create the first workspace: %s", lk_err_message(e));
+    if (e != LK_OK) {
+        rc = lk_cli_fail("cannot create the first workspace: %s", lk_err_message(e));
+        goto out;
+    }
     *created = true;
     if (json) {
         json_t *o = json_pack("{s:s, s:s}", "workspace_id", w.id, "root_key", sec.root_key);
-        json_dumpf(o, stdout, JSON_COMPACT);
-        fputc('\n', stdout);
+        json_dumpf(o, out, JSON_COMPACT);
+        fputc('\n', out);
         json_decref(o);
     } else {
         printf("created workspace %s\n"
                "root key (shown once; store it now, it cannot be shown again):\n  %s\n",
                w.id, sec.root_key);
     }
-    fflush(stdout);
+    if (fflush(out) != 0 || (out != stdout && fsync(fileno(out)) != 0))
+        rc = lk_cli_fail("cannot write the root key: %s", strerror(errno));
+    else if (out != stdout)
+        printf("created workspace %s; its root key is in %s\n", w.id, key_file);
     OPENSSL_cleanse(&sec, sizeof(sec));
-    return 0;
+out:
+    if (out != stdout) {
+        fclose(out);
+        if (!*created)
+            unlink(key_file);
+    }
+    fflush(stdout);
+    return rc;
 }
 
 /* The limits of the config file, defaults for what it does not set. */
@@ -115,7 +160,7 @@ static int run_init(const struct lk_cmd *self, int argc, char **argv)
     lk_config_parse("", 0, &defaults, NULL);
     if ((rc = open_app(db, pepper, &defaults, NULL, NULL, false, &app)) != 0)
         return rc;
-    rc = bootstrap(app, json, false, &created);
+    rc = bootstrap(app, json, false, NULL, &created);
     lk_app_close(app);
     return rc;
 }
@@ -190,10 +235,18 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
                                          {"trusted-proxies", required_argument, NULL, 'T'},
                                          {"tls-cert", required_argument, NULL, 'C'},
                                          {"tls-key", required_argument, NULL, 'K'},
+                                         {"log-file", required_argument, NULL, 'L'},
+                                         {"log-level", required_argument, NULL, 'v'},
+                                         {"no-access-log", no_argument, NULL, 'A'},
+                                         {"root-key-file", required_argument, NULL, 'R'},
+                                         {"version", no_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *db = NULL, *listen = NULL, *pepper = NULL, *config = NULL, *routes_file = NULL;
     const char *trusted = NULL, *tls_cert = NULL, *tls_key = NULL;
+    const char *log_file = NULL, *log_level = NULL, *key_file = NULL;
+    bool no_access_log = false;
+    enum lk_log_level level = LK_LOG_INFO;
     struct lk_route_rules routes = {0};
     struct lk_config file = {0};
     sigset_t sigs;
@@ -220,6 +273,11 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         case 'T': trusted = optarg; break;
         case 'C': tls_cert = optarg; break;
         case 'K': tls_key = optarg; break;
+        case 'L': log_file = optarg; break;
+        case 'v': log_level = optarg; break;
+        case 'A': no_access_log = true; break;
+        case 'R': key_file = optarg; break;
+        case 'V': return lk_cli_version();
         case 'h': return lk_cli_help(self);
         default: return lk_cli_usage(self);
         }
@@ -250,6 +308,12 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         if (lk_netaddr_list_add(&file.trusted_proxies, trusted, strlen(trusted), &ei) != LK_OK)
             return lk_cli_fail("--trusted-proxies: %s", ei.detail);
     }
+    if (log_level != NULL && lk_log_parse_level(log_level, strlen(log_level), &level) != 0)
+        return lk_cli_fail("--log-level must be debug, info, warn, error or off");
+    if (log_level == NULL && file.log_level >= 0)
+        level = (enum lk_log_level)file.log_level;
+    if (log_file == NULL && file.log_file[0])
+        log_file = file.log_file;
     if (parse_listen(listen, host, sizeof(host), &sc.port) != 0)
         return lk_cli_fail("--listen wants HOST:PORT, e.g. 127.0.0.1:8080");
     if (routes_file != NULL && (rc = load_routes(routes_file, &routes)) != 0)
@@ -258,12 +322,20 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
     sc.threads = (int)threads;
     sc.tls_cert = tls_cert;
     sc.tls_key = tls_key;
+    if (log_file != NULL && lk_log_open_file(log_file) != 0) {
+        lk_route_rules_free(&routes);
+        return lk_cli_fail("cannot open --log-file %s: %s", log_file, strerror(errno));
+    }
+    lk_log_set_level(level);
+    lk_accesslog_set_enabled(!no_access_log && file.access_log != 0);
     lk_server_block_signals(&sigs);
+    lk_log_start(); /* after the signal mask: its thread must not take SIGTERM */
     /* Bind before the database is opened: a start that cannot serve must not
      * create the first workspace and print a root key nobody will see again. */
     lk_errinfo_clear(&ei);
     if (lk_server_listen(&sc, &srv, &ei) != LK_OK) {
         lk_route_rules_free(&routes);
+        lk_log_stop();
         return lk_cli_fail("%s", ei.detail[0] ? ei.detail : "cannot listen");
     }
     rc = open_app(db, pepper, &file, &routes, routes_file, true, &app);
@@ -271,7 +343,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
     if (rc != 0)
         goto out;
     /* An empty database gets its first workspace, as `init` would. */
-    if ((rc = bootstrap(app, false, true, &created)) != 0)
+    if ((rc = bootstrap(app, false, true, key_file, &created)) != 0)
         goto out;
     lk_info("%lu key digests loaded", lk_keycache_count(app->cache));
     lk_errinfo_clear(&ei);
@@ -280,6 +352,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
 out:
     lk_server_free(srv);
     lk_app_close(app);
+    lk_log_stop();
     return rc;
 }
 
@@ -293,7 +366,9 @@ const struct lk_cmd lk_cmd_init = {
 const struct lk_cmd lk_cmd_serve = {
     "serve",
     "serve [--listen HOST:PORT] [--db URL] [--config FILE] [--routes FILE] [--pepper-file FILE] "
-    "[--threads N] [--trusted-proxies ADDR[/BITS],...] [--tls-cert FILE --tls-key FILE]",
+    "[--threads N] [--trusted-proxies ADDR[/BITS],...] [--tls-cert FILE --tls-key FILE] "
+    "[--log-file PATH] [--log-level debug|info|warn|error|off] [--no-access-log] "
+    "[--root-key-file PATH]",
     "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db); HTTPS and HTTP/2 with "
     "--tls-cert/--tls-key; SIGHUP reloads them and the routes file",
     run_serve,
@@ -305,4 +380,10 @@ const struct lk_cmd lk_cmd_serve = {
     "  --threads N            event loops (default one per core)\n"
     "  --trusted-proxies LIST proxies whose X-Forwarded-* / X-Real-IP are believed\n"
     "  --tls-cert FILE        serve HTTPS (and HTTP/2 by ALPN) with this PEM certificate chain\n"
-    "  --tls-key FILE         the certificate's PEM private key (reloaded with it on SIGHUP)\n"};
+    "  --tls-key FILE         the certificate's PEM private key (reloaded with it on SIGHUP)\n"
+    "  --log-file PATH        write logs here instead of stderr\n"
+    "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
+    "  --no-access-log        no JSON line per request (for benchmarks)\n"
+    "  --root-key-file PATH   on an empty database, write the first root key to this new\n"
+    "                         0600 file instead of printing it\n"
+    "  --version              print the version and exit\n"};

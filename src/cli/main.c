@@ -19,6 +19,7 @@ static const struct lk_cmd *const commands[] = {
 static void help(FILE *f)
 {
     fputs("latchkey — API keys issued, verified, scoped and revoked\n\nusage:\n", f);
+    fprintf(f, "  latchkey %-60s %s\n", "--version", "print the version and the git commit");
     for (size_t i = 0; i < LK_ARRAY_LEN(commands); i++)
         fprintf(f, "  latchkey %-60s %s\n", commands[i]->usage, commands[i]->summary);
     fputs("\nAdmin verbs talk to a running server: --server URL (or LATCHKEY_URL),\n"
@@ -49,6 +50,8 @@ int main(int argc, char **argv)
         help(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
+        return lk_cli_version();
     for (size_t i = 0; i < LK_ARRAY_LEN(commands); i++) {
         if (strcmp(argv[1], commands[i]->name) != 0)
             continue;

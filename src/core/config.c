@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include "base/common.h"
+#include "base/log.h"
 #include "core/quote.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -31,6 +32,7 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         {"routes", offsetof(struct lk_config, routes)},
         {"tls_cert", offsetof(struct lk_config, tls_cert)},
         {"tls_key", offsetof(struct lk_config, tls_key)},
+        {"log_file", offsetof(struct lk_config, log_file)},
     };
     char field[32];
 
@@ -55,6 +57,20 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
             return fail(ei, line, field, "threads must be 1 to 64");
         c->threads = (int)n;
         return LK_OK;
+    }
+    if (nlen == 9 && memcmp(name, "log_level", 9) == 0) {
+        enum lk_log_level lv;
+        if (lk_log_parse_level(value, vlen, &lv) != 0)
+            return fail(ei, line, field, "log_level must be debug, info, warn, error or off");
+        c->log_level = (int)lv;
+        return LK_OK;
+    }
+    if (nlen == 10 && memcmp(name, "access_log", 10) == 0) {
+        if ((vlen == 2 && memcmp(value, "on", 2) == 0) || (vlen == 3 && memcmp(value, "off", 3) == 0)) {
+            c->access_log = vlen == 2;
+            return LK_OK;
+        }
+        return fail(ei, line, field, "access_log must be on or off");
     }
     if (nlen == 15 && memcmp(name, "trusted_proxies", 15) == 0) {
         struct lk_errinfo lei;
@@ -110,6 +126,7 @@ enum lk_err lk_config_parse(const char *text, size_t len, struct lk_config *out,
     memset(out, 0, sizeof(*out));
     out->rate_limit = out->test_rate_limit = (struct lk_rate){-1, 0};
     out->failed_key_limit = out->login_rate_limit = (struct lk_rate){-1, 0};
+    out->log_level = out->access_log = -1;
     if (len > LK_CONFIG_MAX_BYTES)
         return fail(ei, 0, "config", "file too large");
     while (pos < len) {

@@ -11,6 +11,9 @@
  *   trusted_proxies = 127.0.0.1, ::1, 10.0.0.0/8   # may be repeated: the lists add up
  *   tls_cert    = /etc/latchkey/cert.pem   # with tls_key: serve HTTPS (HTTP/2 by ALPN)
  *   tls_key     = /etc/latchkey/key.pem
+ *   log_file    = /var/log/latchkey.log   # default: stderr
+ *   log_level   = info                    # debug, info, warn, error or off
+ *   access_log  = on                      # off: no line per request
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -48,6 +51,9 @@ struct lk_config {
     /* Peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are believed;
      * empty (the default): nobody's. */
     struct lk_netaddr_list trusted_proxies;
+    char log_file[LK_CONFIG_MAX_VALUE]; /* "" : stderr */
+    int log_level;                      /* enum lk_log_level, or -1 when not set */
+    int access_log;                     /* 1 on, 0 off, -1 when not set */
 };
 
 /* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */

@@ -8,6 +8,7 @@
 #include "base/common.h"
 #include "core/permquery.h"
 #include "core/timefmt.h"
+#include "http/accesslog.h"
 #include "http/handlers.h"
 #include "http/jsonin.h"
 #include "http/keyread.h"
@@ -174,6 +175,7 @@ int lk_h_auth_context(struct lk_reqctx *rc)
         key_fields(&o, k);
         PUT(&o, "}");
         len = (size_t)(o.p - body);
+        lk_accesslog_key(rc->req, k->id);
     }
     lk_keycache_read_unlock();
     lk_respond_limit_headers(rc->req, &info, lk_verify_retry_after(e, &info));
@@ -239,6 +241,7 @@ int lk_h_verify(struct lk_reqctx *rc)
     cap = answer_cap(k);
     out = h2o_mem_alloc_pool(&rc->req->pool, cap);
     len = verify_answer(out, cap, e, k, &info, vb.has_cost);
+    lk_accesslog_outcome(rc->req, e, k ? k->id : NULL); /* the answer is 200 either way */
     lk_keycache_read_unlock();
     lk_verify_body_release(&vb);
     lk_respond_limit_headers(rc->req, &info, lk_verify_retry_after(e, &info));
@@ -260,6 +263,9 @@ static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
     lk_mreq_raw(a->m, 200, out, verify_answer(out, cap, e, k, info, a->show_credits));
     free(out);
     a->m->limits = *info;
+    a->m->check_err = e;
+    if (k != NULL)
+        snprintf(a->m->check_key_id, sizeof(a->m->check_key_id), "%s", k->id);
     a->m->retry_after = lk_verify_retry_after(e, info);
 }
 

@@ -20,6 +20,10 @@ int lk_h_openapi(struct lk_reqctx *rc); /* GET /openapi.json */
 void lk_h_verify_leased(struct lk_mreq *m); /* POST /v1/verify when a lease must be taken */
 void lk_h_forward_auth_leased(struct lk_mreq *m); /* the same for forward-auth */
 void lk_h_healthz(struct lk_mreq *m);
+/* GET /readyz (h_ops.c): 200 when store, counters, cache and recorder are ready. */
+void lk_h_readyz(struct lk_mreq *m);
+/* GET /metrics (metrics.c), on the event loop. */
+int lk_h_metrics(struct lk_reqctx *rc);
 void lk_h_keys_create(struct lk_mreq *m);
 void lk_h_keys_list(struct lk_mreq *m);
 void lk_h_keys_get(struct lk_mreq *m);

@@ -6,6 +6,7 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "http/accesslog.h"
 #include "http/keyread.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -94,6 +95,9 @@ static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
                 h2o_add_header_by_str(&req->pool, &req->res.headers,
                                       H2O_STRLIT("x-latchkey-error-code"), 0, NULL,
                                       lk_err_code(j->m.err), strlen(lk_err_code(j->m.err)));
+            if (j->m.check_err != LK_OK || j->m.check_key_id[0] != '\0')
+                lk_accesslog_outcome(req, j->m.check_err,
+                                     j->m.check_key_id[0] ? j->m.check_key_id : NULL);
             lk_respond_send(req, j->m.status, j->m.request_id, j->m.err, body, j->m.out_len);
         }
         job_free(j);

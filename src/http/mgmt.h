@@ -50,6 +50,10 @@ struct lk_mreq {
     long fwd_rule;                /* forward-auth: the route rule that matched */
     bool fwd;                     /* forward-auth: a refusal names its code in a header */
     const struct lk_route_rules *fwd_rules; /* ... in this table (held; put when freed) */
+    /* A verify answered 200 whatever it found: its outcome and key, for the
+     * access log and metrics (check_err LK_OK and "" when not a check). */
+    enum lk_err check_err;
+    char check_key_id[LK_ID_MAX];
     /* Forward-auth: the X-Latchkey-* identity headers to send ("" for none). */
     char fwd_key_id[LK_ID_MAX], fwd_workspace_id[LK_ID_MAX], fwd_env[8];
 };

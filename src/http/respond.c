@@ -3,6 +3,7 @@
 #include "base/clock.h"
 #include "base/common.h"
 #include "base/rand.h"
+#include "http/accesslog.h"
 #include "http/clientaddr.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -43,6 +44,7 @@ void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app)
     rc->app = app;
     rc->now = lk_clock_now_s();
     new_request_id(rc->request_id);
+    lk_accesslog_begin(req, rc->request_id);
     /* The one place the client is named: limits and audit all use it. */
     lk_clientaddr_resolve(req, &app->trusted_proxies, &ca);
     snprintf(rc->address, sizeof(rc->address), "%s", ca.text);
@@ -92,6 +94,8 @@ void lk_respond_identity(h2o_req_t *req, const char *key_id, const char *workspa
                                         "x-latchkey-environment"};
     const char *values[] = {key_id, workspace_id, env};
 
+    lk_accesslog_key(req, key_id);
+
     for (size_t i = 0; i < 3; i++) {
         h2o_iovec_t v = h2o_strdup(&req->pool, values[i], strlen(values[i]));
         h2o_add_header_by_str(&req->pool, &req->res.headers, names[i], strlen(names[i]), 0, NULL,
@@ -125,6 +129,7 @@ void lk_respond_send(h2o_req_t *req, int status, const char *request_id, enum lk
 {
     req->res.status = status;
     req->res.reason = reason_of(status);
+    lk_accesslog_sent(req, e);
     if (status == 401) { /* RFC 6750 */
         static const char missing[] = "Bearer realm=\"latchkey\"";
         static const char invalid[] = "Bearer realm=\"latchkey\", error=\"invalid_token\"";
@@ -297,6 +302,8 @@ static void shape_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
 
         lk_errinfo_clear(&ei);
         new_request_id(rid);
+        lk_accesslog_begin(req, rid);
+        lk_accesslog_sent(req, e);
         if (e == LK_ERR_INVALID_REQUEST)
             snprintf(ei.detail, sizeof(ei.detail), "malformed HTTP request");
         s = (struct shape_ostream *)h2o_add_ostream(req, sizeof(*s), slot);
@@ -317,4 +324,5 @@ void lk_respond_register_filter(h2o_pathconf_t *pathconf)
 {
     h2o_filter_t *f = h2o_create_filter(pathconf, sizeof(*f));
     f->on_setup_ostream = shape_on_setup_ostream;
+    lk_accesslog_register(pathconf); /* metrics and the access line, once per request */
 }

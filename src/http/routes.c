@@ -1,6 +1,8 @@
 #include "http/routes.h"
 
 #include "base/common.h"
+#include "base/stats.h"
+#include "http/accesslog.h"
 #include "http/handlers.h"
 #include "http/reqhead.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -23,6 +25,8 @@ static const struct route {
 } routes[] = {
     {"GET", "/healthz", NULL, lk_h_healthz, LK_MPERM_NONE},
     {"GET", "/openapi.json", lk_h_openapi, NULL, LK_MPERM_NONE},
+    {"GET", "/readyz", NULL, lk_h_readyz, LK_MPERM_NONE},
+    {"GET", "/metrics", lk_h_metrics, NULL, LK_MPERM_NONE},
     {"GET", "/v1/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
     {"GET", "/api/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
     {"POST", "/v1/verify", lk_h_verify, NULL, LK_MPERM_NONE},
@@ -99,6 +103,18 @@ static bool headers_too_large(h2o_req_t *req)
     return total > LK_MAX_HEADERS_TOTAL;
 }
 
+/* Which check endpoint a handler is, for its metrics (enum lk_stats_hist), or -1. */
+static int endpoint_of(lk_handler_fn run)
+{
+    if (run == lk_h_verify)
+        return LK_HIST_VERIFY;
+    if (run == lk_h_auth_context)
+        return LK_HIST_AUTH_CONTEXT;
+    if (run == lk_h_forward_auth)
+        return LK_HIST_FORWARD_AUTH;
+    return -1;
+}
+
 int lk_routes_dispatch(struct lk_reqctx *rc)
 {
     h2o_req_t *req = rc->req;
@@ -125,6 +141,7 @@ int lk_routes_dispatch(struct lk_reqctx *rc)
                        strlen(routes[i].method)))
             continue;
         memcpy(rc->params, params, sizeof(params));
+        lk_accesslog_route(req, routes[i].pattern, endpoint_of(routes[i].run));
         if (routes[i].mgmt != NULL)
             return lk_mgmt_submit_as(rc->mgmt, rc, routes[i].mgmt, routes[i].need);
         return routes[i].run(rc);

@@ -14,6 +14,7 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "base/stats.h"
 #include "http/jsonin.h"
 #include "http/mgmt.h"
 #include "http/reqhead.h"
@@ -55,6 +56,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return lk_routes_dispatch(&rc);
 }
 
+static void on_conn_close(void *data)
+{
+    (void)data;
+    lk_stats_add(LK_STAT_CONN_CLOSED, 1);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     struct loop_thread *t = listener->data;
@@ -64,6 +71,9 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         return;
     if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
         return;
+    /* /metrics: connections accepted and open (h2o calls on_close as it frees). */
+    lk_stats_add(LK_STAT_CONN_ACCEPTED, 1);
+    sock->on_close.cb = on_conn_close;
     if (t->tls != NULL)
         lk_tls_accept(t->tls, &t->accept_ctx, sock); /* the handshake, then as below */
     else
@@ -130,8 +140,10 @@ static void *loop_main(void *arg)
     t->listener->data = t;
     h2o_socket_read_start(t->listener, on_accept);
     atomic_fetch_add(&ready, 1);
-    while (!atomic_load(&stopping))
+    while (!atomic_load(&stopping)) {
         h2o_evloop_run(t->loop, LOOP_WAKE_MS);
+        lk_log_flush_thread(); /* this iteration's access lines, to the log writer */
+    }
     h2o_socket_read_stop(t->listener);
     h2o_socket_close(t->listener);
     /* The context is not disposed: h2o 2.2 asserts when keep-alive connections are

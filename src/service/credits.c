@@ -4,6 +4,7 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "base/stats.h"
 #include "core/quota.h"
 #include "service/keys.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -282,6 +283,7 @@ enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t n
     }
     if (e != LK_OK)
         goto out;
+    lk_stats_add(LK_STAT_LEASE_OPS, 1);
     lk_wstate_lock(ws);
     ws->avail += size;
     ws->db_balance -= size;
@@ -310,6 +312,7 @@ static void release_one(void *arg, struct lk_wstate *ws)
     give = ws->avail;
     lk_wstate_unlock(ws);
     if (give > 0 && lk_store_credits_move(app->store, ws->id, give, -give, 0, 0) == LK_OK) {
+        lk_stats_add(LK_STAT_LEASE_OPS, 1);
         lk_wstate_lock(ws);
         ws->avail -= give;
         ws->db_balance += give;
@@ -318,6 +321,23 @@ static void release_one(void *arg, struct lk_wstate *ws)
         lk_warn("workspace %s: could not return %" PRId64 " leased credits", ws->id, give);
     }
     pthread_mutex_unlock(&ws->lease_mu);
+}
+
+static void add_leased(void *arg, struct lk_wstate *ws)
+{
+    int64_t *sum = arg;
+
+    lk_wstate_lock(ws);
+    *sum += ws->avail;
+    lk_wstate_unlock(ws);
+}
+
+int64_t lk_credits_leased(struct lk_app *app)
+{
+    int64_t sum = 0;
+
+    lk_counters_each_ws(app->counters, add_leased, &sum);
+    return sum;
 }
 
 void lk_credits_release(struct lk_app *app)

@@ -41,6 +41,10 @@ enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t n
  * write of spending). */
 void lk_credits_release(struct lk_app *app);
 
+/* Credits leased into memory and not yet spent, over every workspace (a
+ * gauge for /metrics; memory only, safe from an event loop). */
+int64_t lk_credits_leased(struct lk_app *app);
+
 /* The account as the workspace sees it now (unwritten spending included). */
 enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id,
                            struct lk_credit_account *out /* OUT */);

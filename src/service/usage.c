@@ -1,11 +1,13 @@
 #include "service/usage.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "base/clock.h"
 #include "base/common.h"
 #include "base/log.h"
+#include "base/stats.h"
 #include "service/app.h"
 #include "service/credits.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -24,6 +26,7 @@ struct lk_usage {
     struct lk_touch *pending; /* guarded by mu */
     size_t npending, cap;
     pthread_mutex_t flush_mu; /* one flush at a time */
+    _Atomic int64_t written_at_ms; /* start of the last flush that wrote everything */
 };
 
 void lk_usage_touch(struct lk_usage *u, const struct lk_ckey *k, int64_t now)
@@ -199,11 +202,12 @@ static enum lk_err flush(struct lk_usage *u, bool patient)
 {
     struct lk_touch *touches;
     struct batch b = {0};
-    int64_t now = lk_clock_now_s();
+    int64_t now = lk_clock_now_s(), started_ms;
     enum lk_err e;
     size_t n;
 
     pthread_mutex_lock(&u->flush_mu);
+    started_ms = lk_clock_now_ms();
     pthread_mutex_lock(&u->mu);
     touches = u->pending;
     n = u->npending;
@@ -215,7 +219,10 @@ static enum lk_err flush(struct lk_usage *u, bool patient)
         /* Last-used times only move forward and are best effort: not kept. */
         lk_warn("could not write usage and spending; keeping them for the next try");
         put_back(u, &b);
+    } else {
+        atomic_store(&u->written_at_ms, started_ms); /* all counted before it is written */
     }
+    lk_stats_add(LK_STAT_RECORDER_FLUSHES, 1);
     lk_counters_reserve(u->app->counters);
     /* Leases that ran low are topped up here, so checks rarely wait for one. */
     for (size_t i = 0; i < b.nleases; i++)
@@ -238,6 +245,13 @@ static enum lk_err flush(struct lk_usage *u, bool patient)
 void lk_usage_flush(struct lk_usage *u)
 {
     flush(u, false);
+}
+
+int64_t lk_usage_lag_ms(struct lk_usage *u)
+{
+    int64_t lag = lk_clock_now_ms() - atomic_load(&u->written_at_ms);
+
+    return lag > 0 ? lag : 0;
 }
 
 void lk_usage_pause(struct lk_usage *u)
@@ -276,6 +290,7 @@ struct lk_usage *lk_usage_new(struct lk_app *app)
 
     u->app = app;
     u->store = app->store;
+    atomic_init(&u->written_at_ms, lk_clock_now_ms());
     pthread_mutex_init(&u->mu, NULL);
     pthread_mutex_init(&u->flush_mu, NULL);
     pthread_cond_init(&u->cond, NULL);

@@ -42,6 +42,11 @@ void lk_usage_flush(struct lk_usage *u);
 
 /* Holds off writes until resumed, so that what the store holds and what the
  * counters hold unwritten can be read as one (no batch is half-way between). */
+/* How long ago the last flush that wrote everything began: every count older
+ * than that is in the store, so it bounds the age of the oldest unwritten one
+ * (stays below about LK_USAGE_FLUSH_MS while the store accepts writes). Any thread. */
+int64_t lk_usage_lag_ms(struct lk_usage *u);
+
 void lk_usage_pause(struct lk_usage *u);
 void lk_usage_resume(struct lk_usage *u);
 

@@ -1,12 +1,23 @@
 #include "store/store.h"
 
 #include "base/common.h"
+#include "base/stats.h"
 #include "store/store_int.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 static const struct lk_store_ops *const backends[] = {
     &lk__store_sqlite_ops,
 };
+
+/* Every store call is timed and its failures counted, for /metrics. Not-found
+ * and conflicts are answers, not failures. */
+static enum lk_err timed(uint64_t t0, enum lk_err e)
+{
+    lk_stats_observe(LK_HIST_STORE, lk_stats_now_ns() - t0);
+    if (e == LK_ERR_STORAGE_UNAVAILABLE || e == LK_ERR_INTERNAL)
+        lk_stats_add(LK_STAT_STORE_ERRORS, 1);
+    return e;
+}
 
 void lk_key_row_release(struct lk_key_row *r)
 {
@@ -43,15 +54,21 @@ void lk_store_close(struct lk_store *s)
 
 enum lk_err lk_store_ping(struct lk_store *s)
 {
-    return s->ops->ping(s);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->ping(s));
 }
 enum lk_err lk_store_begin(struct lk_store *s)
 {
-    return s->ops->begin(s);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->begin(s));
 }
 enum lk_err lk_store_commit(struct lk_store *s)
 {
-    return s->ops->commit(s);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->commit(s));
 }
 void lk_store_rollback(struct lk_store *s)
 {
@@ -59,189 +76,273 @@ void lk_store_rollback(struct lk_store *s)
 }
 enum lk_err lk_store_begin_background(struct lk_store *s)
 {
-    return s->ops->begin_background(s);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->begin_background(s));
 }
 enum lk_err lk_store_ws_insert(struct lk_store *s, struct lk_ws_row *w)
 {
-    return s->ops->ws_insert(s, w);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->ws_insert(s, w));
 }
 enum lk_err lk_store_ws_get(struct lk_store *s, const char *id, struct lk_ws_row *out)
 {
-    return s->ops->ws_get(s, id, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->ws_get(s, id, out));
 }
 enum lk_err lk_store_ws_list(struct lk_store *s, lk_ws_row_cb cb, void *arg)
 {
-    return s->ops->ws_list(s, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->ws_list(s, cb, arg));
 }
 enum lk_err lk_store_ws_count(struct lk_store *s, int64_t *out)
 {
-    return s->ops->ws_count(s, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->ws_count(s, out));
 }
 enum lk_err lk_store_key_insert(struct lk_store *s, struct lk_key_row *k)
 {
-    return s->ops->key_insert(s, k);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->key_insert(s, k));
 }
 enum lk_err lk_store_key_update(struct lk_store *s, const struct lk_key_row *k)
 {
-    return s->ops->key_update(s, k);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->key_update(s, k));
 }
 enum lk_err lk_store_key_get(struct lk_store *s, const char *ws_id, const char *id,
                              struct lk_key_row *out)
 {
-    return s->ops->key_get(s, ws_id, id, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->key_get(s, ws_id, id, out));
 }
 enum lk_err lk_store_key_list(struct lk_store *s, const char *ws_id,
                               const struct lk_key_filter *f, lk_key_row_cb cb, void *arg)
 {
-    return s->ops->key_list(s, ws_id, f, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->key_list(s, ws_id, f, cb, arg));
 }
 enum lk_err lk_store_key_scan(struct lk_store *s, lk_key_row_cb cb, void *arg)
 {
-    return s->ops->key_scan(s, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->key_scan(s, cb, arg));
 }
 enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, size_t n)
 {
-    return s->ops->keys_touch(s, t, n);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->keys_touch(s, t, n));
 }
 enum lk_err lk_store_audit_insert(struct lk_store *s, const struct lk_audit_row *a)
 {
-    return s->ops->audit_insert(s, a);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->audit_insert(s, a));
 }
 enum lk_err lk_store_audit_list(struct lk_store *s, const char *ws_id, int64_t before_id,
                                 int limit, lk_audit_cb cb, void *arg)
 {
-    return s->ops->audit_list(s, ws_id, before_id, limit, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->audit_list(s, ws_id, before_id, limit, cb, arg));
 }
 enum lk_err lk_store_ws_get_by_number(struct lk_store *s, int64_t number, struct lk_ws_row *out)
 {
-    return s->ops->ws_get_by_number(s, number, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->ws_get_by_number(s, number, out));
 }
 enum lk_err lk_store_user_insert(struct lk_store *s, const struct lk_user_row *u)
 {
-    return s->ops->user_insert(s, u);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->user_insert(s, u));
 }
 enum lk_err lk_store_user_by_email(struct lk_store *s, const char *email, struct lk_user_row *out)
 {
-    return s->ops->user_by_email(s, email, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->user_by_email(s, email, out));
 }
 enum lk_err lk_store_user_get(struct lk_store *s, const char *id, struct lk_user_row *out)
 {
-    return s->ops->user_get(s, id, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->user_get(s, id, out));
 }
 enum lk_err lk_store_member_put(struct lk_store *s, const struct lk_member_row *m)
 {
-    return s->ops->member_put(s, m);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->member_put(s, m));
 }
 enum lk_err lk_store_member_get(struct lk_store *s, const char *ws_id, const char *user_id,
                                 struct lk_member_row *out)
 {
-    return s->ops->member_get(s, ws_id, user_id, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->member_get(s, ws_id, user_id, out));
 }
 enum lk_err lk_store_member_delete(struct lk_store *s, const char *ws_id, const char *user_id)
 {
-    return s->ops->member_delete(s, ws_id, user_id);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->member_delete(s, ws_id, user_id));
 }
 enum lk_err lk_store_member_list(struct lk_store *s, const char *ws_id, lk_member_row_cb cb,
                                  void *arg)
 {
-    return s->ops->member_list(s, ws_id, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->member_list(s, ws_id, cb, arg));
 }
 enum lk_err lk_store_member_list_user(struct lk_store *s, const char *user_id,
                                       lk_member_row_cb cb, void *arg)
 {
-    return s->ops->member_list_user(s, user_id, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->member_list_user(s, user_id, cb, arg));
 }
 enum lk_err lk_store_member_count(struct lk_store *s, const char *ws_id, enum lk_role role,
                                   int64_t *out)
 {
-    return s->ops->member_count(s, ws_id, role, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->member_count(s, ws_id, role, out));
 }
 enum lk_err lk_store_session_insert(struct lk_store *s, const struct lk_session_row *r)
 {
-    return s->ops->session_insert(s, r);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->session_insert(s, r));
 }
 enum lk_err lk_store_session_get(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
                                  struct lk_session_row *out)
 {
-    return s->ops->session_get(s, digest, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->session_get(s, digest, out));
 }
 enum lk_err lk_store_session_delete(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN])
 {
-    return s->ops->session_delete(s, digest);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->session_delete(s, digest));
 }
 
 enum lk_err lk_store_ws_set_quota(struct lk_store *s, const char *ws_id, int64_t quota,
                                   int64_t test_quota)
 {
-    return s->ops->ws_set_quota(s, ws_id, quota, test_quota);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->ws_set_quota(s, ws_id, quota, test_quota));
 }
 enum lk_err lk_store_credits_get(struct lk_store *s, const char *ws_id,
                                  struct lk_credit_account *out)
 {
-    return s->ops->credits_get(s, ws_id, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->credits_get(s, ws_id, out));
 }
 enum lk_err lk_store_credits_move(struct lk_store *s, const char *ws_id, int64_t d_balance,
                                   int64_t d_leased, int64_t d_spent, int64_t d_topped_up)
 {
-    return s->ops->credits_move(s, ws_id, d_balance, d_leased, d_spent, d_topped_up);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->credits_move(s, ws_id, d_balance, d_leased, d_spent, d_topped_up));
 }
 enum lk_err lk_store_credits_scan(struct lk_store *s, lk_credit_cb cb, void *arg)
 {
-    return s->ops->credits_scan(s, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->credits_scan(s, cb, arg));
 }
 enum lk_err lk_store_ledger_add(struct lk_store *s, struct lk_ledger_row *r)
 {
-    return s->ops->ledger_add(s, r);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->ledger_add(s, r));
 }
 enum lk_err lk_store_ledger_list(struct lk_store *s, const char *ws_id, int64_t before_id,
                                  int limit, lk_ledger_cb cb, void *arg)
 {
-    return s->ops->ledger_list(s, ws_id, before_id, limit, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->ledger_list(s, ws_id, before_id, limit, cb, arg));
 }
 enum lk_err lk_store_counter_add(struct lk_store *s, enum lk_counter_kind kind,
                                  const struct lk_counter_row *r)
 {
-    return s->ops->counter_add(s, kind, r);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->counter_add(s, kind, r));
 }
 enum lk_err lk_store_counter_raise(struct lk_store *s, enum lk_counter_kind kind,
                                    const struct lk_counter_row *r)
 {
-    return s->ops->counter_raise(s, kind, r);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->counter_raise(s, kind, r));
 }
 enum lk_err lk_store_counter_scan(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,
                                   int64_t from, int64_t to, lk_counter_cb cb, void *arg)
 {
-    return s->ops->counter_scan(s, kind, key_rowid, from, to, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->counter_scan(s, kind, key_rowid, from, to, cb, arg));
 }
 enum lk_err lk_store_counter_prune(struct lk_store *s, int64_t usage_before, int64_t day_before)
 {
-    return s->ops->counter_prune(s, usage_before, day_before);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->counter_prune(s, usage_before, day_before));
 }
 
 enum lk_err lk_store_invitation_insert(struct lk_store *s, const struct lk_invitation_row *r)
 {
-    return s->ops->invitation_insert(s, r);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->invitation_insert(s, r));
 }
 enum lk_err lk_store_invitation_by_digest(struct lk_store *s, const uint8_t digest[LK_DIGEST_LEN],
                                           struct lk_invitation_row *out)
 {
-    return s->ops->invitation_by_digest(s, digest, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->invitation_by_digest(s, digest, out));
 }
 enum lk_err lk_store_invitation_delete(struct lk_store *s, const char *ws_id, const char *id)
 {
-    return s->ops->invitation_delete(s, ws_id, id);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->invitation_delete(s, ws_id, id));
 }
 enum lk_err lk_store_invitation_list(struct lk_store *s, const char *ws_id, int64_t now,
                                      lk_invitation_cb cb, void *arg)
 {
-    return s->ops->invitation_list(s, ws_id, now, cb, arg);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->invitation_list(s, ws_id, now, cb, arg));
 }
 enum lk_err lk_store_invitation_count(struct lk_store *s, const char *ws_id, int64_t now,
                                       int64_t *out)
 {
-    return s->ops->invitation_count(s, ws_id, now, out);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->invitation_count(s, ws_id, now, out));
 }
 enum lk_err lk_store_invitation_prune(struct lk_store *s, const char *ws_id, int64_t now)
 {
-    return s->ops->invitation_prune(s, ws_id, now);
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->invitation_prune(s, ws_id, now));
 }

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "base/common.h"
+#include "base/log.h"
 #include "core/config.h"
 
 static void test_full(void **state)
@@ -67,6 +68,10 @@ static const struct {
     {"trusted_proxies = 127.0.0.1\ntrusted_proxies = 10.0.0.0/33\n", 2, "trusted_proxies"},
     {"trusted_proxies = localhost\n", 1, "trusted_proxies"},
     {"trusted_proxies = 127.0.0.1;::1\n", 1, "trusted_proxies"},
+    {"log_level = loud\n", 1, "log_level"},
+    {"log_level = INFO\n", 1, "log_level"},
+    {"access_log = yes\n", 1, "access_log"},
+    {"log_file =\n", 1, "log_file"},
 };
 
 static void test_bad(void **state)
@@ -130,6 +135,26 @@ static void test_empty(void **state)
     assert_int_equal(lk_config_parse("", 0, &c, NULL), LK_OK);
     assert_string_equal(c.db, "");
     assert_int_equal(c.threads, 0);
+    assert_int_equal(c.log_level, -1); /* not set: serve's default (info) applies */
+    assert_int_equal(c.access_log, -1);
+    assert_string_equal(c.log_file, "");
+}
+
+static void test_logging(void **state)
+{
+    static const char text[] = "log_file = /var/log/latchkey.log\nlog_level = warn\n"
+                               "access_log = off\n";
+    struct lk_config c;
+
+    (void)state;
+    assert_int_equal(lk_config_parse(text, sizeof(text) - 1, &c, NULL), LK_OK);
+    assert_string_equal(c.log_file, "/var/log/latchkey.log");
+    assert_int_equal(c.log_level, LK_LOG_WARN);
+    assert_int_equal(c.access_log, 0);
+    assert_int_equal(lk_config_parse("access_log = on", 15, &c, NULL), LK_OK);
+    assert_int_equal(c.access_log, 1);
+    assert_int_equal(lk_config_parse("log_level = off", 15, &c, NULL), LK_OK);
+    assert_int_equal(c.log_level, LK_LOG_OFF);
 }
 
 int main(void)
@@ -141,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_trusted_proxies),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_logging),
     };
     return cmocka_run_group_tests_name("core/config", tests, NULL, NULL);
 }

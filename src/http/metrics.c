@@ -1,0 +1,165 @@
+#include "http/metrics.h"
+
+#include <stdarg.h>
+
+#include "base/common.h"
+#include "base/stats.h"
+#include "base/version.h"
+#include "http/accesslog.h"
+#include "http/handlers.h"
+#include "service/credits.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+#define METRICS_FIRST_TRY 32768 /* bytes; the text is about 20 KiB */
+
+static const char *const endpoints[LK_STATS_ENDPOINTS] = {"verify", "auth_context",
+                                                          "forward_auth"};
+
+/* Appends to a fixed buffer; counts what did not fit so the caller can retry. */
+struct text {
+    char *p;
+    size_t len, cap;
+};
+
+static void __attribute__((format(printf, 2, 3))) add(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(t->len < t->cap ? t->p + t->len : NULL, t->len < t->cap ? t->cap - t->len : 0,
+                  fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->len += (size_t)n;
+}
+
+static void family(struct text *t, const char *name, const char *type, const char *help)
+{
+    add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One histogram's series; labels is "" or `endpoint="verify",`. */
+static void histogram(struct text *t, const char *name, const char *labels,
+                      enum lk_stats_hist h)
+{
+    struct lk_stats_hist_sum s;
+    uint64_t cum = 0;
+    size_t ll = strlen(labels);
+
+    lk_stats_sum_hist(h, &s);
+    for (int b = 0; b <= LK_STATS_BUCKETS; b++) {
+        cum += s.bucket[b];
+        if (b < LK_STATS_BUCKETS)
+            add(t, "%s_bucket{%sle=\"%g\"} %llu\n", name, labels,
+                (double)lk_stats_bounds_ns[b] / 1e9, (unsigned long long)cum);
+        else
+            add(t, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, (unsigned long long)cum);
+    }
+    /* The count is the buckets' total, so a scrape racing an observation stays
+     * consistent. The summaries take the labels without their trailing comma. */
+    if (ll > 0) {
+        add(t, "%s_sum{%.*s} %.9f\n", name, (int)ll - 1, labels, (double)s.sum_ns / 1e9);
+        add(t, "%s_count{%.*s} %llu\n", name, (int)ll - 1, labels, (unsigned long long)cum);
+    } else {
+        add(t, "%s_sum %.9f\n", name, (double)s.sum_ns / 1e9);
+        add(t, "%s_count %llu\n", name, (unsigned long long)cum);
+    }
+}
+
+size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
+{
+    struct text t = {out, 0, cap};
+    uint64_t closed, accepted;
+
+    family(&t, "latchkey_build_info", "gauge", "The running build.");
+    add(&t, "latchkey_build_info{version=\"%s\",commit=\"%s\"} 1\n", lk_version(),
+        lk_version_commit());
+
+    family(&t, "latchkey_checks_total", "counter",
+           "Key checks answered, by endpoint and outcome code.");
+    for (int ep = 0; ep < LK_STATS_ENDPOINTS; ep++)
+        for (unsigned c = 0; c < LK_ERR__COUNT; c++)
+            add(&t, "latchkey_checks_total{endpoint=\"%s\",code=\"%s\"} %llu\n", endpoints[ep],
+                lk_err_code((enum lk_err)c),
+                (unsigned long long)lk_stats_sum_checks((enum lk_stats_hist)ep, c));
+
+    family(&t, "latchkey_check_duration_seconds", "histogram",
+           "Time from a check's request head to its answer leaving.");
+    for (int ep = 0; ep < LK_STATS_ENDPOINTS; ep++) {
+        char labels[48];
+        snprintf(labels, sizeof(labels), "endpoint=\"%s\",", endpoints[ep]);
+        histogram(&t, "latchkey_check_duration_seconds", labels, (enum lk_stats_hist)ep);
+    }
+
+    family(&t, "latchkey_keys_cached", "gauge", "Key digests held in the verification cache.");
+    add(&t, "latchkey_keys_cached %lu\n", lk_keycache_count(app->cache));
+
+    /* Closed first: accepted only grows, so the difference is never negative. */
+    closed = lk_stats_sum(LK_STAT_CONN_CLOSED);
+    accepted = lk_stats_sum(LK_STAT_CONN_ACCEPTED);
+    family(&t, "latchkey_connections_open", "gauge", "Client connections open now.");
+    add(&t, "latchkey_connections_open %llu\n",
+        (unsigned long long)(accepted > closed ? accepted - closed : 0));
+    family(&t, "latchkey_connections_accepted_total", "counter", "Client connections accepted.");
+    add(&t, "latchkey_connections_accepted_total %llu\n", (unsigned long long)accepted);
+
+    family(&t, "latchkey_store_errors_total", "counter",
+           "Database calls that failed (unavailable or internal error).");
+    add(&t, "latchkey_store_errors_total %llu\n",
+        (unsigned long long)lk_stats_sum(LK_STAT_STORE_ERRORS));
+    family(&t, "latchkey_store_duration_seconds", "histogram",
+           "Time of each database call of management requests and the recorder.");
+    histogram(&t, "latchkey_store_duration_seconds", "", LK_HIST_STORE);
+
+    family(&t, "latchkey_recorder_lag_seconds", "gauge",
+           "Upper bound of the age of the oldest count not yet written to the database.");
+    add(&t, "latchkey_recorder_lag_seconds %.3f\n",
+        app->usage ? (double)lk_usage_lag_ms(app->usage) / 1000 : 0.0);
+    family(&t, "latchkey_recorder_flushes_total", "counter",
+           "Recorder flushes of usage, spending and last-used times.");
+    add(&t, "latchkey_recorder_flushes_total %llu\n",
+        (unsigned long long)lk_stats_sum(LK_STAT_RECORDER_FLUSHES));
+
+    family(&t, "latchkey_credit_leases_outstanding", "gauge",
+           "Credits leased from the database and not yet spent, over all workspaces.");
+    add(&t, "latchkey_credit_leases_outstanding %lld\n", (long long)lk_credits_leased(app));
+    family(&t, "latchkey_credit_lease_operations_total", "counter",
+           "Credit leases taken from and returned to the database.");
+    add(&t, "latchkey_credit_lease_operations_total %llu\n",
+        (unsigned long long)lk_stats_sum(LK_STAT_LEASE_OPS));
+
+    family(&t, "latchkey_log_dropped_total", "counter",
+           "Log lines dropped because the log writer fell behind.");
+    add(&t, "latchkey_log_dropped_total %llu\n",
+        (unsigned long long)lk_stats_sum(LK_STAT_LOG_DROPPED));
+    return t.len;
+}
+
+int lk_h_metrics(struct lk_reqctx *rc)
+{
+    h2o_req_t *req = rc->req;
+    size_t cap = METRICS_FIRST_TRY, n;
+    char *buf;
+    h2o_iovec_t rid;
+
+    for (;;) {
+        buf = h2o_mem_alloc_pool(&req->pool, cap);
+        if ((n = lk_metrics_render(rc->app, buf, cap)) < cap)
+            break;
+        cap = n + 1;
+    }
+    req->res.status = 200;
+    req->res.reason = "OK";
+    lk_accesslog_sent(req, LK_OK);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    rid = h2o_strdup(&req->pool, rc->request_id, SIZE_MAX);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          rid.base, rid.len);
+    req->res.content_length = n;
+    h2o_send_inline(req, buf, n);
+    return 0;
+}
