@@ -256,7 +256,7 @@ RULES
 LK_PORT=${BENCH_PORT:-$(free_port)}
 note "serve on 127.0.0.1:$LK_PORT"
 t0=$(now_ms)
-"$LATCHKEY" serve --listen "127.0.0.1:$LK_PORT" --db "$DB" --routes "$D/routes.txt" \
+"$LATCHKEY" serve --listen "127.0.0.1:$LK_PORT" --db "$DB" --routes "$D/routes.txt" --no-access-log \
     >"$D/latchkey.log" 2>&1 &
 LK_PID=$!
 LK=http://127.0.0.1:$LK_PORT

@@ -150,7 +150,7 @@ wrk.headers["Content-Type"] = "application/json"
 EOF
 
 LK_PORT=$(free_port)
-"$LATCHKEY" serve --listen "127.0.0.1:$LK_PORT" --db "$DB" --tls-cert "$D/cert.pem" \
+"$LATCHKEY" serve --listen "127.0.0.1:$LK_PORT" --db "$DB" --tls-cert "$D/cert.pem" --no-access-log \
     --tls-key "$D/key.pem" >"$D/latchkey.log" 2>&1 &
 LK_PID=$!
 LK=https://127.0.0.1:$LK_PORT
