@@ -1,5 +1,5 @@
 /*
- * bench_verify.c — the core verify call in-process (DESIGN §8: under 1 µs per
+ * bench_verify.c — the core verify call in-process (the goal: under 1 µs per
  * verification, flat from 1 000 to 1 000 000 keys). Fills the key cache with N
  * keys, then times lk_verify() on secrets drawn from them in a shuffled order:
  * format and checksum, SHA-256, cache lookup, state checks and last-used

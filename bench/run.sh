@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# latchkey throughput/latency benchmark (DESIGN §8).
+# latchkey throughput/latency benchmark (the README's Performance section).
 #
 # Compares latchkey's hot paths (POST /v1/verify, GET /v1/auth-context) with
 # nginx answering a fixed 60-byte body, on loopback, with the same wrk load; and
@@ -491,5 +491,5 @@ echo "ratios: do-nothing auth / plain $(ratio "$GN" "$GP"), latchkey / plain $(r
 echo
 echo "credits spent by the limited run (one per valid check, warm-up included): ${SPENT:-?}"
 echo "each latchkey row is compared with the nginx run just before it."
-echo "DESIGN §8 goal: verify >= 0.80 x nginx; p99 < 1 ms at half that load (not measured here)."
+echo "goal: verify >= 0.80 x nginx; p99 < 1 ms at half that load (not measured here)."
 echo "limits and money goal: verify with a rate limit and a cost >= 0.70 x nginx."
