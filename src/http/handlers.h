@@ -51,6 +51,8 @@ void lk_h_invitations_list(struct lk_mreq *m);
 void lk_h_invitations_revoke(struct lk_mreq *m);
 void lk_h_invitations_accept(struct lk_mreq *m);
 void lk_h_audit_list(struct lk_mreq *m);
+void lk_h_usage(struct lk_mreq *m);       /* GET /v1/usage */
+void lk_h_permissions(struct lk_mreq *m); /* GET /v1/permissions */
 void lk_h_workspaces_update(struct lk_mreq *m);
 void lk_h_quota(struct lk_mreq *m);
 void lk_h_credits_get(struct lk_mreq *m);

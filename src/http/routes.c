@@ -50,6 +50,8 @@ static const struct route {
     {"POST", "/v1/workspaces", NULL, lk_h_workspaces_create, LK_MPERM_WORKSPACES_WRITE},
     {"GET", "/v1/workspaces", NULL, lk_h_workspaces_list, LK_MPERM_WORKSPACES_READ},
     {"PATCH", "/v1/workspaces/{}", NULL, lk_h_workspaces_update, LK_MPERM_WORKSPACES_WRITE},
+    {"GET", "/v1/usage", NULL, lk_h_usage, LK_MPERM_KEYS_READ},
+    {"GET", "/v1/permissions", NULL, lk_h_permissions, LK_MPERM_KEYS_READ},
     {"GET", "/v1/quota", NULL, lk_h_quota, LK_MPERM_KEYS_READ},
     {"GET", "/v1/credits", NULL, lk_h_credits_get, LK_MPERM_CREDITS_READ},
     {"POST", "/v1/credits", NULL, lk_h_credits_top_up, LK_MPERM_CREDITS_WRITE},

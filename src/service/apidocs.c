@@ -49,6 +49,18 @@ static bool shadowed(const struct lk_route_rules *rs, size_t i)
     return false;
 }
 
+bool lk_apidocs_routes_loaded(struct lk_app *app)
+{
+    const struct lk_route_rules *rs;
+    bool loaded;
+
+    lk_keycache_read_lock();
+    rs = lk_app_routes(app);
+    loaded = rs != NULL && rs->n > 0;
+    lk_keycache_read_unlock();
+    return loaded;
+}
+
 enum lk_err lk_keys_operations(struct lk_app *app, const struct lk_actor *who, const char *id,
                                struct lk_key_ops *out)
 {

@@ -35,4 +35,7 @@ enum lk_err lk_keys_operations(struct lk_app *app, const struct lk_actor *who, c
                                struct lk_key_ops *out /* OUT */);
 void lk_key_ops_release(struct lk_key_ops *o);
 
+/* Whether forward-auth route rules are in force (so keys have API docs). */
+bool lk_apidocs_routes_loaded(struct lk_app *app);
+
 #endif
