@@ -76,6 +76,9 @@ bool lk_web_fallback_path(const char *path, size_t len)
 
     if (len == 0 || path[0] != '/')
         return false;
+    /* /v2/... and later versions of the API are the API's too. */
+    if (len >= 3 && path[1] == 'v' && path[2] >= '0' && path[2] <= '9')
+        return false;
     for (size_t i = 0; i < LK_ARRAY_LEN(api); i++) {
         size_t n = strlen(api[i]);
         if (len >= n && memcmp(path, api[i], n) == 0)

@@ -5,12 +5,14 @@ the Origin check on cookie-signed writes, and the API calls the page reads
 
 The page's files come from web/dist/ at build time; these tests check what the
 server does with whatever is built in, not the page itself (tests/browser/ does)."""
+
 import time
 
 import pytest
 import requests
 
-from lkhelpers import HTTP_TIMEOUT, expect_status
+from conftest import SHARED_CONFIG, poll
+from lkhelpers import HTTP_TIMEOUT, assert_error, describe, expect_status, parse_time
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; "
@@ -53,7 +55,8 @@ def test_other_paths_fall_back_to_the_page(server, path):
     assert r.content == server.get("/").content
 
 
-@pytest.mark.parametrize("path", ["/v1/nope", "/v1", "/api/nope", "/v1/keys/x/nope",
+@pytest.mark.parametrize("path", ["/v1/nope", "/v1", "/v2/keys", "/v9", "/api/nope",
+                                  "/v1/keys/x/nope",
                                   "/healthzz", "/metrics/x", "/openapi.json/x"])
 def test_api_paths_stay_json_404(server, path):
     r = server.get(path)
@@ -168,3 +171,223 @@ def test_cross_origin_reads_are_not_refused(server, ws, owner):
     # A read changes nothing, and CORS keeps its answer from another origin's page.
     r = cookie_call(server, "GET", "/v1/keys", owner.cookie, ws.id, origin="http://evil.example")
     assert r.status_code == 200, r.text
+
+
+# -- GET /v1/usage: the whole workspace's checks --------------------------------------------
+
+def code(server, secret, **body):
+    return expect_status(server.verify({"key": secret, **body}), 200)["code"]
+
+
+def usage(server, path, key, **params):
+    return expect_status(server.get(path, key=key, params=params), 200)
+
+
+def summed(docs):
+    """Per bucket start, the outcome counts of several usage answers added up."""
+    out = {}
+    for doc in docs:
+        for e in doc["data"]:
+            b = out.setdefault(e["start"], {})
+            for c, n in e["outcomes"].items():
+                b[c] = b.get(c, 0) + n
+    return {s: b for s, b in out.items() if b}
+
+
+def test_workspace_usage_is_the_sum_of_its_keys(server, ws, ws2):
+    a = ws.create_key(rate_limit={"limit": 2, "window_s": 60})
+    b = ws.create_key()
+    gone = ws.create_key()
+    for _ in range(3):
+        code(server, a["secret"])  # valid, valid, rate_limited
+    code(server, b["secret"])
+    code(server, gone["secret"])
+    assert server.delete(f"/v1/keys/{gone['id']}", key=ws.root_key).status_code == 204
+    assert code(server, gone["secret"]) == "revoked_key"
+    # another workspace's checks count only there
+    other = ws2.create_key()
+    for _ in range(4):
+        code(server, other["secret"])
+
+    want = {"valid": 4, "rate_limited": 1, "revoked_key": 1}
+
+    def settled():
+        doc = usage(server, "/v1/usage", ws.root_key)
+        assert doc["totals"] == want, doc["totals"]
+        return doc
+    doc = poll(settled, what=f"workspace usage {want}")
+    assert "key_id" not in doc and doc["granularity"] == "hour"
+    assert set(doc) == {"granularity", "from", "to", "data", "totals"}
+    keys = [usage(server, f"/v1/keys/{k['id']}/usage", ws.root_key) for k in (a, b, gone)]
+    assert summed([doc]) == summed(keys)
+    assert [e["start"] for e in doc["data"]] == [e["start"] for e in keys[0]["data"]]
+    for e in doc["data"]:
+        assert e["total"] == sum(e["outcomes"].values())
+    # by day, the same checks; and the other workspace sees only its own four
+    day = usage(server, "/v1/usage", ws.root_key, granularity="day")
+    assert day["totals"] == want and len(day["data"]) == 30
+    poll(lambda: usage(server, "/v1/usage", ws2.root_key)["totals"] == {"valid": 4}
+         or pytest.fail("ws2 usage"), what="ws2 usage")
+
+
+def test_workspace_usage_refuses_bad_ranges(server, ws):
+    for params, field in [({"granularity": "week"}, "granularity"), ({"from": "yesterday"}, "from"),
+                          ({"from": "2026-01-10T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "to"),
+                          ({"granularity": "hour", "from": "1000000000",
+                            "to": "1100000000"}, "from")]:
+        r = server.get("/v1/usage", key=ws.root_key, params=params)
+        assert_error(r, 400, "invalid_request")
+        assert r.json()["error"].get("field") == field, describe(r)
+
+
+def test_workspace_usage_needs_keys_read(server, ws):
+    k = ws.create_key()
+    assert_error(server.get("/v1/usage", key=k["secret"]), 403, "insufficient_permissions")
+    assert_error(server.get("/v1/usage"), 401, "missing_key")
+
+
+# -- GET /v1/permissions ----------------------------------------------------------------------
+
+def test_permissions_in_use(server, ws, ws2):
+    ws.create_key(permissions=["content:write", "content:read"])
+    ws.create_key(permissions=["content:read", "billing:read"])
+    ws.create_key()  # none
+    gone = ws.create_key(permissions=["only:revoked"])
+    assert server.delete(f"/v1/keys/{gone['id']}", key=ws.root_key).status_code == 204
+    ws2.create_key(permissions=["other:workspace"])
+    doc = expect_status(server.get("/v1/permissions", key=ws.root_key), 200)
+    assert set(doc) == {"data"}
+    assert doc["data"] == sorted(set(doc["data"]))
+    assert {"billing:read", "content:read", "content:write"} <= set(doc["data"])
+    assert "only:revoked" not in doc["data"]
+    assert "other:workspace" not in doc["data"]
+    assert "other:workspace" in expect_status(server.get("/v1/permissions", key=ws2.root_key),
+                                              200)["data"]
+    # a viewer reads them too (keys:read); a plain key does not
+    viewer = ws.new_session("viewer")
+    r = requests.get(server.url("/v1/permissions"), headers=viewer.headers(ws.id),
+                     timeout=HTTP_TIMEOUT)
+    assert expect_status(r, 200)["data"] == doc["data"]
+    plain = ws.create_key()
+    assert_error(server.get("/v1/permissions", key=plain["secret"]), 403,
+                 "insufficient_permissions")
+
+
+# -- GET /v1/audit filters --------------------------------------------------------------------
+
+def audit(server, key, **params):
+    events, cursor = [], None
+    while True:
+        p = dict(params, limit=2)
+        if cursor:
+            p["cursor"] = cursor
+        doc = expect_status(server.get("/v1/audit", key=key, params=p), 200)
+        events.extend(doc["data"])
+        cursor = doc["next_cursor"]
+        if not cursor:
+            return events
+
+
+def test_audit_filters_alone_and_combined(clock_server):
+    srv = clock_server
+    w = srv.create_workspace()
+    other = srv.create_workspace()
+    k1 = w.create_key(name="one")
+    owner = w.new_session("owner")
+    t_mid = int(srv.now()) + 50
+    srv.advance_clock(100)
+    r = requests.patch(srv.url(f"/v1/keys/{k1['id']}"), json={"name": "uno"},
+                       headers=owner.headers(w.id), timeout=HTTP_TIMEOUT)
+    expect_status(r, 200)
+    k2 = expect_status(requests.post(srv.url("/v1/keys"), json={"name": "two"},
+                                     headers=owner.headers(w.id), timeout=HTTP_TIMEOUT), 201)
+    assert srv.delete(f"/v1/keys/{k2['id']}", key=w.root_key).status_code == 204
+    other.create_key(name="elsewhere")
+
+    everything = audit(srv, w.root_key)
+    assert {e["action"] for e in everything} >= {"key.create", "key.update", "key.revoke",
+                                                 "invitation.create", "invitation.accept"}
+    root_actor = next(e["actor"] for e in everything
+                      if e["target"] == k1["id"] and e["action"] == "key.create")
+    user = owner.user_id
+    assert root_actor != user
+
+    def ids(events):
+        return [e["id"] for e in events]
+
+    def kept(pred):
+        return ids([e for e in everything if pred(e)])
+
+    def at(e):
+        return parse_time(e["created_at"])
+
+    # each filter alone is the unfiltered log filtered here
+    assert ids(audit(srv, w.root_key, action="key.create")) == \
+        kept(lambda e: e["action"] == "key.create")
+    assert {k1["id"], k2["id"]} <= {e["target"] for e in audit(srv, w.root_key,
+                                                                action="key.create")}
+    got = ids(audit(srv, w.root_key, action="key."))
+    assert got and got == kept(lambda e: e["action"].startswith("key."))
+    assert len(got) < len(everything)  # invitation.* left out
+    assert audit(srv, w.root_key, action="key") == []  # no dot: exact only
+    got = ids(audit(srv, w.root_key, actor=user))
+    assert got and got == kept(lambda e: e["actor"] == user)
+    got = ids(audit(srv, w.root_key, actor=root_actor))
+    assert got and got == kept(lambda e: e["actor"] == root_actor)
+    late = ids(audit(srv, w.root_key, **{"from": str(t_mid)}))
+    assert late and late == kept(lambda e: at(e) >= t_mid)
+    early = ids(audit(srv, w.root_key, to=str(t_mid)))
+    assert early and early == kept(lambda e: at(e) < t_mid)
+    assert sorted(early + late, reverse=True) == ids(everything)
+    # RFC 3339 works as well as Unix seconds
+    rfc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_mid))
+    assert ids(audit(srv, w.root_key, to=rfc)) == early
+    assert ids(audit(srv, w.root_key, **{"from": rfc})) == late
+    # combined: all must hold
+    got = audit(srv, w.root_key, actor=user, action="key.", **{"from": str(t_mid)})
+    assert [(e["action"], e["target"]) for e in got] == [("key.create", k2["id"]),
+                                                         ("key.update", k1["id"])]
+    assert audit(srv, w.root_key, actor=user, action="key.revoke") == []
+    assert ids(audit(srv, w.root_key, action="key.create", to=str(t_mid))) == \
+        kept(lambda e: e["action"] == "key.create" and at(e) < t_mid)
+    assert ids(audit(srv, w.root_key, actor=root_actor, action="key.revoke",
+                     **{"from": str(t_mid)}, to=str(t_mid + 1000))) == \
+        kept(lambda e: e["action"] == "key.revoke" and e["target"] == k2["id"])
+    # another workspace's events never show, whatever the filter
+    theirs = ids(audit(srv, other.root_key))
+    assert theirs and not set(theirs) & set(ids(everything))
+    for params in ({"action": "key."}, {"actor": root_actor}, {"to": str(t_mid + 10**6)}):
+        assert not set(ids(audit(srv, w.root_key, **params))) & set(theirs)
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"from": "soon"}, "from"), ({"to": "-5"}, "to"), ({"from": "200", "to": "100"}, "to"),
+    ({"action": "x" * 48}, "action"), ({"actor": "k" * 200}, "actor"),
+])
+def test_audit_filters_refuse_bad_values(server, ws, params, field):
+    r = server.get("/v1/audit", key=ws.root_key, params=params)
+    assert_error(r, 400, "invalid_request")
+    assert r.json()["error"].get("field") == field, describe(r)
+
+
+# -- GET /v1/me: the routes flag --------------------------------------------------------------
+
+def test_me_says_whether_routes_are_loaded(server, ws, make_server, tmp_path):
+    s = ws.new_session("viewer")
+    me = expect_status(requests.get(server.url("/v1/me"), headers=s.headers(),
+                                    timeout=HTTP_TIMEOUT), 200)
+    assert me["routes"] is False
+    assert {"user", "memberships", "expires_at"} <= set(me)
+
+    rules = tmp_path / "routes.txt"
+    rules.write_text("GET /content/* content:read\n")
+    srv = make_server(config={**SHARED_CONFIG, "routes": str(rules)})
+    w = srv.create_workspace()
+    s2 = w.new_session("owner")
+    me = expect_status(requests.get(srv.url("/v1/me"), headers=s2.headers(),
+                                    timeout=HTTP_TIMEOUT), 200)
+    assert me["routes"] is True
+    assert [m["workspace_id"] for m in me["memberships"]] == [w.id]
+    # by the cookie too, as the page asks
+    r = requests.get(srv.url("/v1/me"), cookies={"lk_session": s2.cookie}, timeout=HTTP_TIMEOUT)
+    assert expect_status(r, 200)["routes"] is True
