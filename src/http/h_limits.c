@@ -238,14 +238,8 @@ static void usage_answer(struct lk_mreq *m, bool workspace)
     ub.totals = lk_calloc((size_t)ub.n, sizeof(int64_t));
     for (int64_t i = 0; i < ub.n; i++)
         ub.outcomes[i] = json_object();
-    if (workspace) {
-        e = lk_keys_workspace_usage(m->app, &who, from, to, add_usage, &ub);
-    } else {
-        /* Counts reach the store within a second; this makes them current. */
-        lk_usage_flush(m->app->usage);
-        e = lk_store_counter_scan(m->app->store, LK_CTR_USAGE, k.rowid, from, to, add_usage,
-                                  &ub);
-    }
+    e = workspace ? lk_keys_workspace_usage(m->app, &who, from, to, add_usage, &ub)
+                  : lk_keys_usage(m->app, &who, &k, from, to, add_usage, &ub);
     data = json_array();
     for (int64_t i = 0; i < ub.n; i++)
         json_array_append_new(data, json_pack("{s:o, s:I, s:o}", "start",

@@ -205,6 +205,15 @@ static bool cookie_write(h2o_req_t *req, unsigned need)
  * origin. So a cookie-signed write whose Origin is not latchkey's own (the
  * scheme it was reached by, the Host it was asked for) is refused. A request
  * without Origin is no browser's cross-origin one. */
+/* ASCII case-insensitive on both sides (h2o_lcstris lowers only one). */
+static bool same_nocase(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h2o_tolower(a[i]) != h2o_tolower(b[i]))
+            return false;
+    return true;
+}
+
 static bool foreign_origin(h2o_req_t *req, bool secure)
 {
     const char *scheme = secure ? "https://" : "http://";
@@ -223,8 +232,8 @@ static bool foreign_origin(h2o_req_t *req, bool secure)
         host.len -= dl;
     if (host.len == 0 || origin.len != sl + host.len)
         return true;
-    return !(h2o_lcstris(origin.base, sl, scheme, sl) &&
-             h2o_lcstris(origin.base + sl, host.len, host.base, host.len));
+    return !(same_nocase(origin.base, scheme, sl) &&
+             same_nocase(origin.base + sl, host.base, host.len));
 }
 
 int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)

@@ -254,6 +254,17 @@ enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who,
     return lk_store_audit_list(app->store, who->workspace_id, f, before_id, limit, cb, arg);
 }
 
+enum lk_err lk_keys_usage(struct lk_app *app, const struct lk_actor *who,
+                          const struct lk_key_row *k, int64_t from, int64_t to, lk_counter_cb cb,
+                          void *arg)
+{
+    /* Row id 0 would scan every key of every workspace. */
+    if (k->rowid <= 0 || strcmp(k->workspace_id, who->workspace_id) != 0)
+        return LK_ERR_NOT_FOUND;
+    lk_usage_flush(app->usage);
+    return lk_store_counter_scan(app->store, LK_CTR_USAGE, k->rowid, from, to, cb, arg);
+}
+
 enum lk_err lk_keys_workspace_usage(struct lk_app *app, const struct lk_actor *who, int64_t from,
                                     int64_t to, lk_counter_cb cb, void *arg)
 {

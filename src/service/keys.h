@@ -74,6 +74,12 @@ enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who,
                           const struct lk_audit_filter *f, int64_t before_id, int limit,
                           lk_audit_cb cb, void *arg);
 
+/* The usage rows of key k (read with lk_keys_get for who) with the hour in
+ * [from, to), current to the last check. */
+enum lk_err lk_keys_usage(struct lk_app *app, const struct lk_actor *who,
+                          const struct lk_key_row *k, int64_t from, int64_t to, lk_counter_cb cb,
+                          void *arg);
+
 /* The usage rows of every key of the actor's workspace with the hour in
  * [from, to), current to the last check (the recorder is flushed first). */
 enum lk_err lk_keys_workspace_usage(struct lk_app *app, const struct lk_actor *who, int64_t from,

@@ -134,6 +134,19 @@ def test_same_origin_and_no_origin_cookie_writes_pass(server, ws, owner):
     r = cookie_call(server, "PATCH", f"/v1/keys/{kid}", owner.cookie, ws.id,
                     origin=same.upper().replace("HTTP://", "http://"), json={"name": "renamed"})
     assert r.status_code == 200, r.text
+    # a Host in capitals, or with the default port, is still this origin
+    r = cookie_call(server, "POST", "/v1/keys", owner.cookie, ws.id,
+                    origin=f"http://latchkey.example:{server.port}", json={"name": "caps"},
+                    headers={"Host": f"LatchKey.Example:{server.port}"})
+    assert r.status_code == 201, r.text
+    r = cookie_call(server, "POST", "/v1/keys", owner.cookie, ws.id,
+                    origin="http://latchkey.example", json={"name": "port80"},
+                    headers={"Host": "latchkey.example:80"})
+    assert r.status_code == 201, r.text
+    r = cookie_call(server, "POST", "/v1/keys", owner.cookie, ws.id,
+                    origin="http://latchkey.example", json={"name": "other-host"},
+                    headers={"Host": f"latchkey.example:{server.port}"})
+    assert r.status_code == 403, r.text
     r = cookie_call(server, "POST", "/v1/keys", owner.cookie, ws.id, json={"name": "no-origin"})
     assert r.status_code == 201, r.text
     r = cookie_call(server, "DELETE", f"/v1/keys/{kid}", owner.cookie, ws.id, origin=same)
@@ -165,6 +178,29 @@ def test_bearer_credentials_ignore_origin(server, ws, owner):
     r = requests.post(server.url("/v1/keys"), json={"name": "session-bearer"}, headers=h,
                       timeout=HTTP_TIMEOUT)
     assert r.status_code == 201, r.text
+
+
+def test_origin_scheme_follows_a_trusted_proxy(make_server):
+    """Behind a trusted proxy that says X-Forwarded-Proto: https, latchkey's own
+    origin is https://Host; the same header from an untrusted peer changes nothing."""
+    srv = make_server(config={**SHARED_CONFIG, "trusted_proxies": "127.0.0.1"})
+    w = srv.create_workspace()
+    s = w.new_session("owner")
+    https = {"X-Forwarded-Proto": "https"}
+    ok = cookie_call(srv, "POST", "/v1/keys", s.cookie, w.id,
+                     origin=f"https://127.0.0.1:{srv.port}", json={"name": "tls"}, headers=https)
+    assert ok.status_code == 201, ok.text
+    r = cookie_call(srv, "POST", "/v1/keys", s.cookie, w.id,
+                    origin=f"http://127.0.0.1:{srv.port}", json={"name": "plain"}, headers=https)
+    assert_error(r, 403, "insufficient_permissions")
+
+    plain = make_server(config=dict(SHARED_CONFIG))  # trusts no proxy
+    w2 = plain.create_workspace()
+    s2 = w2.new_session("owner")
+    r = cookie_call(plain, "POST", "/v1/keys", s2.cookie, w2.id,
+                    origin=f"https://127.0.0.1:{plain.port}", json={"name": "forged"},
+                    headers=https)
+    assert_error(r, 403, "insufficient_permissions")
 
 
 def test_cross_origin_reads_are_not_refused(server, ws, owner):
