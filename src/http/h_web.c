@@ -76,6 +76,13 @@ bool lk_web_fallback_path(const char *path, size_t len)
 
     if (len == 0 || path[0] != '/')
         return false;
+    /* The page's own links are plain paths (its routes live in the hash): a dot
+     * segment (`..`, `.git`), an escape or an odd byte is a probe, and gets 404. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c <= ' ' || c >= 0x7f || c == '%' || c == '\\' || (c == '.' && path[i - 1] == '/'))
+            return false;
+    }
     /* /v2/... and later versions of the API are the API's too. */
     if (len >= 3 && path[1] == 'v' && path[2] >= '0' && path[2] <= '9')
         return false;

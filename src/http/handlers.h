@@ -21,7 +21,8 @@ int lk_h_web_js(struct lk_reqctx *rc);
 int lk_h_web_css(struct lk_reqctx *rc);
 /* Whether a GET of path[0..len) that no route matched is a dashboard page (its
  * client-side routes): anything but the API's own prefixes (/v<digit>,
- * /api, /healthz, /readyz, /metrics, /openapi.json). */
+ * /api, /healthz, /readyz, /metrics, /openapi.json), and only a plain path: no
+ * segment that starts with a dot, no %-escape, only printable ASCII. */
 bool lk_web_fallback_path(const char *path, size_t len);
 
 /* On a management worker. */

@@ -57,7 +57,10 @@ def test_other_paths_fall_back_to_the_page(server, path):
 
 @pytest.mark.parametrize("path", ["/v1/nope", "/v1", "/v2/keys", "/v9", "/api/nope",
                                   "/v1/keys/x/nope",
-                                  "/healthzz", "/metrics/x", "/openapi.json/x"])
+                                  "/healthzz", "/metrics/x", "/openapi.json/x",
+                                  # probes, not the page's links
+                                  "/.git/config", "/.env", "/a/.hidden", "/%2e%2e/etc/passwd",
+                                  "/x%00y", "/a\\b"])
 def test_api_paths_stay_json_404(server, path):
     r = server.get(path)
     assert r.status_code == 404, r.text
