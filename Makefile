@@ -61,6 +61,8 @@ $(BUILD)/obj/%.o: %.c | deps
 
 # h_openapi.c builds docs/openapi.json in with .incbin, which -MMD does not see.
 $(BUILD)/obj/src/http/h_openapi.o: docs/openapi.json
+# h_web.c builds the dashboard in the same way; web/ builds these three files.
+$(BUILD)/obj/src/http/h_web.o: web/dist/index.html web/dist/app.js web/dist/app.css
 
 $(BUILD)/liblatchkey.a: $(LIB_OBJS)
 	@rm -f $@

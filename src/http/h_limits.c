@@ -181,7 +181,9 @@ static void usage_error(struct lk_mreq *m, const char *field, const char *what)
     lk_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
 }
 
-void lk_h_keys_usage(struct lk_mreq *m)
+/* GET /v1/keys/{id}/usage (one key) and GET /v1/usage (the whole workspace):
+ * one shape, the workspace's without key_id. */
+static void usage_answer(struct lk_mreq *m, bool workspace)
 {
     struct lk_actor who;
     struct lk_key_row k;
@@ -189,9 +191,10 @@ void lk_h_keys_usage(struct lk_mreq *m)
     char g[16];
     int found;
     int64_t from, to, max;
-    json_t *data, *totals;
+    json_t *data, *totals, *body;
     enum lk_err e;
 
+    memset(&k, 0, sizeof(k));
     if (lk_mreq_actor(m, &who) != LK_OK)
         return;
     if ((found = lk_mreq_query(m, "granularity", g, sizeof(g))) == 0)
@@ -225,19 +228,18 @@ void lk_h_keys_usage(struct lk_mreq *m)
                                                : "at most 90 days at a time");
         return;
     }
-    if ((e = lk_keys_get(m->app, &who, m->params[0], &k)) != LK_OK) {
+    if (!workspace && (e = lk_keys_get(m->app, &who, m->params[0], &k)) != LK_OK) {
         lk_mreq_error(m, e, NULL);
         return;
     }
-    /* Counts reach the store within a second; this makes them current. */
-    lk_usage_flush(m->app->usage);
     ub.from = from;
     ub.n = (to - from) / ub.step;
     ub.outcomes = lk_calloc((size_t)ub.n, sizeof(json_t *));
     ub.totals = lk_calloc((size_t)ub.n, sizeof(int64_t));
     for (int64_t i = 0; i < ub.n; i++)
         ub.outcomes[i] = json_object();
-    e = lk_store_counter_scan(m->app->store, LK_CTR_USAGE, k.rowid, from, to, add_usage, &ub);
+    e = workspace ? lk_keys_workspace_usage(m->app, &who, from, to, add_usage, &ub)
+                  : lk_keys_usage(m->app, &who, &k, from, to, add_usage, &ub);
     data = json_array();
     for (int64_t i = 0; i < ub.n; i++)
         json_array_append_new(data, json_pack("{s:o, s:I, s:o}", "start",
@@ -253,13 +255,45 @@ void lk_h_keys_usage(struct lk_mreq *m)
     if (e != LK_OK) {
         json_decref(data);
         json_decref(totals);
-        lk_key_row_release(&k);
+        if (!workspace)
+            lk_key_row_release(&k);
         lk_mreq_error(m, e, NULL);
         return;
     }
-    lk_mreq_json(m, 200,
-                 json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "key_id", k.id, "granularity", g,
-                           "from", lk_render_time(from), "to", lk_render_time(to), "data", data,
-                           "totals", totals));
-    lk_key_row_release(&k);
+    body = json_pack("{s:s*, s:s, s:o, s:o, s:o, s:o}", "key_id", workspace ? NULL : k.id,
+                     "granularity", g, "from", lk_render_time(from), "to", lk_render_time(to),
+                     "data", data, "totals", totals);
+    if (!workspace)
+        lk_key_row_release(&k);
+    lk_mreq_json(m, 200, body);
+}
+
+void lk_h_keys_usage(struct lk_mreq *m)
+{
+    usage_answer(m, false);
+}
+
+void lk_h_usage(struct lk_mreq *m)
+{
+    usage_answer(m, true);
+}
+
+static int add_permission(void *arg, const char *perm)
+{
+    json_array_append_new(arg, json_string(perm));
+    return 0;
+}
+
+/* GET /v1/permissions: what the key form offers to pick from. */
+void lk_h_permissions(struct lk_mreq *m)
+{
+    struct lk_actor who;
+    json_t *data;
+    enum lk_err e;
+
+    if (lk_mreq_actor(m, &who) != LK_OK)
+        return;
+    data = json_array();
+    e = lk_keys_permissions_in_use(m->app, &who, add_permission, data);
+    lk_mreq_list(m, e, data);
 }

@@ -8,9 +8,11 @@
 #include <openssl/crypto.h>
 
 #include "base/common.h"
+#include "core/timefmt.h"
 #include "http/handlers.h"
 #include "http/jsonin.h"
 #include "http/render.h"
+#include "service/apidocs.h"
 #include "service/keys.h"
 #include "service/users.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -135,9 +137,10 @@ void lk_h_me(struct lk_mreq *m)
         return;
     }
     lk_mreq_json(m, 200,
-                 json_pack("{s:{s:s, s:s, s:o}, s:o, s:o}", "user", "id", u.id, "email", u.email,
-                           "created_at", lk_render_time(u.created_at), "memberships", ms,
-                           "expires_at", lk_render_time(s.expires_at)));
+                 json_pack("{s:{s:s, s:s, s:o}, s:o, s:o, s:b}", "user", "id", u.id, "email",
+                           u.email, "created_at", lk_render_time(u.created_at), "memberships", ms,
+                           "expires_at", lk_render_time(s.expires_at), "routes",
+                           lk_apidocs_routes_loaded(m->app)));
 }
 
 void lk_h_members_list(struct lk_mreq *m)
@@ -303,17 +306,61 @@ static int add_event(void *arg, const struct lk_audit_event *ev)
         ev->id);
 }
 
+static bool audit_bad(struct lk_mreq *m, const char *field, const char *what)
+{
+    struct lk_errinfo ei;
+    lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, field, "%s", what);
+    lk_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
+    return false;
+}
+
+/* `from` / `to`: RFC 3339 or Unix seconds (0 when absent). */
+static bool audit_time(struct lk_mreq *m, const char *name, int64_t *out)
+{
+    char v[48];
+    int found = lk_mreq_query(m, name, v, sizeof(v));
+
+    *out = 0;
+    if (found == 0 || (found > 0 && v[0] == '\0'))
+        return true;
+    if (found > 0 && (lk_parse_i64(v, strlen(v), 1, INT64_C(253402300799), out) == 0 ||
+                      (lk_time_parse(v, strlen(v), out) == 0 && *out > 0)))
+        return true;
+    return audit_bad(m, name, "a time as RFC 3339 or Unix seconds (after 1970)");
+}
+
+/* The filters of GET /v1/audit: actor (a key or user id), action (exact, or a
+ * prefix ending in "."), from and to. An empty value filters nothing. */
+static bool audit_filter(struct lk_mreq *m, struct lk_audit_filter *f)
+{
+    size_t n;
+
+    memset(f, 0, sizeof(*f));
+    if (lk_mreq_query(m, "actor", f->actor, sizeof(f->actor)) < 0)
+        return audit_bad(m, "actor", "'actor' is a key or user id");
+    if (lk_mreq_query(m, "action", f->action, sizeof(f->action)) < 0)
+        return audit_bad(m, "action", "'action' is at most 47 bytes");
+    n = strlen(f->action);
+    f->action_prefix = n > 0 && f->action[n - 1] == '.';
+    if (!audit_time(m, "from", &f->from) || !audit_time(m, "to", &f->to))
+        return false;
+    if (f->from > 0 && f->to > 0 && f->to <= f->from)
+        return audit_bad(m, "to", "'to' must be after 'from'");
+    return true;
+}
+
 void lk_h_audit_list(struct lk_mreq *m)
 {
     struct lk_actor who;
+    struct lk_audit_filter f;
     struct lk_page pg;
     int64_t before;
     enum lk_err e;
 
-    if (lk_mreq_actor(m, &who) != LK_OK ||
+    if (lk_mreq_actor(m, &who) != LK_OK || !audit_filter(m, &f) ||
         !lk_mreq_page(m, AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT, 'a', &pg, &before))
         return;
-    if ((e = lk_audit_list(m->app, &who, before, pg.want + 1, add_event, &pg)) != LK_OK) {
+    if ((e = lk_audit_list(m->app, &who, &f, before, pg.want + 1, add_event, &pg)) != LK_OK) {
         json_decref(pg.data);
         lk_mreq_error(m, e, NULL);
         return;

@@ -15,6 +15,15 @@ int lk_h_auth_context(struct lk_reqctx *rc);
 int lk_h_verify(struct lk_reqctx *rc);
 int lk_h_forward_auth(struct lk_reqctx *rc);
 int lk_h_openapi(struct lk_reqctx *rc); /* GET /openapi.json */
+/* The dashboard (h_web.c): GET /, /index.html, /app.js, /app.css. */
+int lk_h_web_index(struct lk_reqctx *rc);
+int lk_h_web_js(struct lk_reqctx *rc);
+int lk_h_web_css(struct lk_reqctx *rc);
+/* Whether a GET of path[0..len) that no route matched is a dashboard page (its
+ * client-side routes): anything but the API's own prefixes (/v<digit>,
+ * /api, /healthz, /readyz, /metrics, /openapi.json), and only a plain path: no
+ * segment that starts with a dot, no %-escape, only printable ASCII. */
+bool lk_web_fallback_path(const char *path, size_t len);
 
 /* On a management worker. */
 void lk_h_verify_leased(struct lk_mreq *m); /* POST /v1/verify when a lease must be taken */
@@ -44,6 +53,8 @@ void lk_h_invitations_list(struct lk_mreq *m);
 void lk_h_invitations_revoke(struct lk_mreq *m);
 void lk_h_invitations_accept(struct lk_mreq *m);
 void lk_h_audit_list(struct lk_mreq *m);
+void lk_h_usage(struct lk_mreq *m);       /* GET /v1/usage */
+void lk_h_permissions(struct lk_mreq *m); /* GET /v1/permissions */
 void lk_h_workspaces_update(struct lk_mreq *m);
 void lk_h_quota(struct lk_mreq *m);
 void lk_h_credits_get(struct lk_mreq *m);

@@ -187,6 +187,55 @@ static bool cross_site_form(h2o_req_t *req, unsigned need)
               v.base[sizeof(json) - 1] == ' '));
 }
 
+/* A write the session cookie alone signs. */
+static bool cookie_write(h2o_req_t *req, unsigned need)
+{
+    h2o_iovec_t key;
+
+    if (need == LK_MPERM_NONE || !(h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) ||
+                                   h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PATCH")) ||
+                                   h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PUT")) ||
+                                   h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE"))))
+        return false;
+    return lk_keyread(req, &key) == LK_OK && key.base == NULL && session_cookie(req).base != NULL;
+}
+
+/* The JSON rule above stops forms; a page of another origin that CORS lets in
+ * (or a sibling subdomain) may still send JSON, and a browser then names its
+ * origin. So a cookie-signed write whose Origin is not latchkey's own (the
+ * scheme it was reached by, the Host it was asked for) is refused. A request
+ * without Origin is no browser's cross-origin one. */
+/* ASCII case-insensitive on both sides (h2o_lcstris lowers only one). */
+static bool same_nocase(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h2o_tolower(a[i]) != h2o_tolower(b[i]))
+            return false;
+    return true;
+}
+
+static bool foreign_origin(h2o_req_t *req, bool secure)
+{
+    const char *scheme = secure ? "https://" : "http://";
+    const char *dflt = secure ? ":443" : ":80";
+    size_t sl = strlen(scheme), dl = strlen(dflt);
+    h2o_iovec_t origin, host = req->authority;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+
+    if (i == -1)
+        return false;
+    if (h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), i) != -1)
+        return true; /* two answers to one question: trust neither */
+    origin = req->headers.entries[i].value;
+    /* Browsers leave the default port out of Origin; a Host may carry it. */
+    if (host.len > dl && memcmp(host.base + host.len - dl, dflt, dl) == 0)
+        host.len -= dl;
+    if (host.len == 0 || origin.len != sl + host.len)
+        return true;
+    return !(same_nocase(origin.base, scheme, sl) &&
+             same_nocase(origin.base + sl, host.base, host.len));
+}
+
 int lk_mgmt_submit(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn)
 {
     return lk_mgmt_submit_as(mg, rc, fn, LK_MPERM_NONE);
@@ -205,6 +254,13 @@ int lk_mgmt_submit_as(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn, u
                        "a POST signed in by the session cookie must send Content-Type: "
                        "application/json");
         return lk_respond_error(rc, LK_ERR_INVALID_REQUEST, &ei);
+    }
+    if (cookie_write(req, need) && foreign_origin(req, rc->secure)) {
+        struct lk_errinfo ei;
+        lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
+                       "this origin is not allowed: a change signed in by the session cookie "
+                       "must come from latchkey's own origin");
+        return lk_respond_error(rc, LK_ERR_INSUFFICIENT_PERMISSIONS, &ei);
     }
     j = lk_calloc(1, sizeof(*j));
     m = &j->m;

@@ -23,6 +23,10 @@ static const struct route {
     lk_mgmt_fn mgmt;
     unsigned need; /* mgmt: the management permission a credential must hold */
 } routes[] = {
+    {"GET", "/", lk_h_web_index, NULL, LK_MPERM_NONE},
+    {"GET", "/index.html", lk_h_web_index, NULL, LK_MPERM_NONE},
+    {"GET", "/app.js", lk_h_web_js, NULL, LK_MPERM_NONE},
+    {"GET", "/app.css", lk_h_web_css, NULL, LK_MPERM_NONE},
     {"GET", "/healthz", NULL, lk_h_healthz, LK_MPERM_NONE},
     {"GET", "/openapi.json", lk_h_openapi, NULL, LK_MPERM_NONE},
     {"GET", "/readyz", NULL, lk_h_readyz, LK_MPERM_NONE},
@@ -46,6 +50,8 @@ static const struct route {
     {"POST", "/v1/workspaces", NULL, lk_h_workspaces_create, LK_MPERM_WORKSPACES_WRITE},
     {"GET", "/v1/workspaces", NULL, lk_h_workspaces_list, LK_MPERM_WORKSPACES_READ},
     {"PATCH", "/v1/workspaces/{}", NULL, lk_h_workspaces_update, LK_MPERM_WORKSPACES_WRITE},
+    {"GET", "/v1/usage", NULL, lk_h_usage, LK_MPERM_KEYS_READ},
+    {"GET", "/v1/permissions", NULL, lk_h_permissions, LK_MPERM_KEYS_READ},
     {"GET", "/v1/quota", NULL, lk_h_quota, LK_MPERM_KEYS_READ},
     {"GET", "/v1/credits", NULL, lk_h_credits_get, LK_MPERM_CREDITS_READ},
     {"POST", "/v1/credits", NULL, lk_h_credits_top_up, LK_MPERM_CREDITS_WRITE},
@@ -145,6 +151,12 @@ int lk_routes_dispatch(struct lk_reqctx *rc)
         if (routes[i].mgmt != NULL)
             return lk_mgmt_submit_as(rc->mgmt, rc, routes[i].mgmt, routes[i].need);
         return routes[i].run(rc);
+    }
+    /* The dashboard's own paths: any other GET outside the API is its page. */
+    if (!path_known && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        lk_web_fallback_path(req->path.base, len)) {
+        lk_accesslog_route(req, "/", -1);
+        return lk_h_web_index(rc);
     }
     return lk_respond_error(rc, path_known ? LK_ERR_METHOD_NOT_ALLOWED : LK_ERR_NOT_FOUND, NULL);
 }

@@ -49,6 +49,12 @@ static bool shadowed(const struct lk_route_rules *rs, size_t i)
     return false;
 }
 
+bool lk_apidocs_routes_loaded(struct lk_app *app)
+{
+    /* Without a routes file the rules are one catch-all: nothing to document. */
+    return app->routes_file[0] != '\0';
+}
+
 enum lk_err lk_keys_operations(struct lk_app *app, const struct lk_actor *who, const char *id,
                                struct lk_key_ops *out)
 {

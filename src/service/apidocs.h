@@ -35,4 +35,8 @@ enum lk_err lk_keys_operations(struct lk_app *app, const struct lk_actor *who, c
                                struct lk_key_ops *out /* OUT */);
 void lk_key_ops_release(struct lk_key_ops *o);
 
+/* Whether forward-auth route rules were loaded from a file (so each key's API
+ * document says something); without one the rules are a single catch-all. */
+bool lk_apidocs_routes_loaded(struct lk_app *app);
+
 #endif

@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "base/common.h"
 #include "base/rand.h"
+#include "service/usage.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 void lk_key_spec_release(struct lk_key_spec *s)
@@ -246,10 +247,36 @@ enum lk_err lk_keys_generate_temp(struct lk_app *app, const struct lk_actor *who
     return create_key(app, who, &s, now, "key.generate_temp", out, secret, ei);
 }
 
-enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who, int64_t before_id,
-                          int limit, lk_audit_cb cb, void *arg)
+enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who,
+                          const struct lk_audit_filter *f, int64_t before_id, int limit,
+                          lk_audit_cb cb, void *arg)
 {
-    return lk_store_audit_list(app->store, who->workspace_id, before_id, limit, cb, arg);
+    return lk_store_audit_list(app->store, who->workspace_id, f, before_id, limit, cb, arg);
+}
+
+enum lk_err lk_keys_usage(struct lk_app *app, const struct lk_actor *who,
+                          const struct lk_key_row *k, int64_t from, int64_t to, lk_counter_cb cb,
+                          void *arg)
+{
+    /* Row id 0 would scan every key of every workspace. */
+    if (k->rowid <= 0 || strcmp(k->workspace_id, who->workspace_id) != 0)
+        return LK_ERR_NOT_FOUND;
+    lk_usage_flush(app->usage);
+    return lk_store_counter_scan(app->store, LK_CTR_USAGE, k->rowid, from, to, cb, arg);
+}
+
+enum lk_err lk_keys_workspace_usage(struct lk_app *app, const struct lk_actor *who, int64_t from,
+                                    int64_t to, lk_counter_cb cb, void *arg)
+{
+    /* Counts reach the store within a second; this makes them current. */
+    lk_usage_flush(app->usage);
+    return lk_store_usage_scan_ws(app->store, who->workspace_id, from, to, cb, arg);
+}
+
+enum lk_err lk_keys_permissions_in_use(struct lk_app *app, const struct lk_actor *who,
+                                       lk_string_cb cb, void *arg)
+{
+    return lk_store_permissions_in_use(app->store, who->workspace_id, cb, arg);
 }
 
 enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const char *id,

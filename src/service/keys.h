@@ -68,9 +68,27 @@ enum lk_err lk_keys_generate_temp(struct lk_app *app, const struct lk_actor *who
                                   struct lk_key_row *out /* OUT */, char *secret /* OUT */,
                                   struct lk_errinfo *ei);
 
-/* Audit events of the actor's workspace, newest first, below before_id (0: all). */
-enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who, int64_t before_id,
-                          int limit, lk_audit_cb cb, void *arg);
+/* Audit events of the actor's workspace, newest first, below before_id (0: all),
+ * that f keeps (NULL: every one). */
+enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who,
+                          const struct lk_audit_filter *f, int64_t before_id, int limit,
+                          lk_audit_cb cb, void *arg);
+
+/* The usage rows of key k (read with lk_keys_get for who) with the hour in
+ * [from, to), current to the last check. */
+enum lk_err lk_keys_usage(struct lk_app *app, const struct lk_actor *who,
+                          const struct lk_key_row *k, int64_t from, int64_t to, lk_counter_cb cb,
+                          void *arg);
+
+/* The usage rows of every key of the actor's workspace with the hour in
+ * [from, to), current to the last check (the recorder is flushed first). */
+enum lk_err lk_keys_workspace_usage(struct lk_app *app, const struct lk_actor *who, int64_t from,
+                                    int64_t to, lk_counter_cb cb, void *arg);
+
+/* The distinct permissions on the actor's workspace's keys that are not revoked,
+ * sorted. */
+enum lk_err lk_keys_permissions_in_use(struct lk_app *app, const struct lk_actor *who,
+                                       lk_string_cb cb, void *arg);
 
 enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const char *id,
                         struct lk_key_row *out /* OUT */);

@@ -148,12 +148,13 @@ enum lk_err lk_store_audit_insert(struct lk_store *s, const struct lk_audit_row 
 
     return timed(t0, s->ops->audit_insert(s, a));
 }
-enum lk_err lk_store_audit_list(struct lk_store *s, const char *ws_id, int64_t before_id,
-                                int limit, lk_audit_cb cb, void *arg)
+enum lk_err lk_store_audit_list(struct lk_store *s, const char *ws_id,
+                                const struct lk_audit_filter *f, int64_t before_id, int limit,
+                                lk_audit_cb cb, void *arg)
 {
     uint64_t t0 = lk_stats_now_ns();
 
-    return timed(t0, s->ops->audit_list(s, ws_id, before_id, limit, cb, arg));
+    return timed(t0, s->ops->audit_list(s, ws_id, f, before_id, limit, cb, arg));
 }
 enum lk_err lk_store_ws_get_by_number(struct lk_store *s, int64_t number, struct lk_ws_row *out)
 {
@@ -299,6 +300,20 @@ enum lk_err lk_store_counter_scan(struct lk_store *s, enum lk_counter_kind kind,
     uint64_t t0 = lk_stats_now_ns();
 
     return timed(t0, s->ops->counter_scan(s, kind, key_rowid, from, to, cb, arg));
+}
+enum lk_err lk_store_usage_scan_ws(struct lk_store *s, const char *ws_id, int64_t from,
+                                   int64_t to, lk_counter_cb cb, void *arg)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->usage_scan_ws(s, ws_id, from, to, cb, arg));
+}
+enum lk_err lk_store_permissions_in_use(struct lk_store *s, const char *ws_id, lk_string_cb cb,
+                                        void *arg)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->permissions_in_use(s, ws_id, cb, arg));
 }
 enum lk_err lk_store_counter_prune(struct lk_store *s, int64_t usage_before, int64_t day_before)
 {

@@ -218,9 +218,19 @@ enum lk_err lk_store_key_scan(struct lk_store *s, lk_key_row_cb cb, void *arg);
 enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, size_t n);
 
 enum lk_err lk_store_audit_insert(struct lk_store *s, const struct lk_audit_row *a);
-/* Audit events of a workspace with id < before_id (0: from the newest), newest first. */
-enum lk_err lk_store_audit_list(struct lk_store *s, const char *ws_id, int64_t before_id,
-                                int limit, lk_audit_cb cb, void *arg);
+/* What an audit listing keeps; "" and 0 keep everything. */
+struct lk_audit_filter {
+    char actor[LK_ID_MAX];  /* exact */
+    char action[48];        /* exact, or with action_prefix every action it begins */
+    bool action_prefix;
+    int64_t from, to;       /* created_at in [from, to); 0: unbounded */
+};
+
+/* Audit events of a workspace with id < before_id (0: from the newest), newest
+ * first, that f (may be NULL) keeps. */
+enum lk_err lk_store_audit_list(struct lk_store *s, const char *ws_id,
+                                const struct lk_audit_filter *f, int64_t before_id, int limit,
+                                lk_audit_cb cb, void *arg);
 
 enum lk_err lk_store_ws_get_by_number(struct lk_store *s, int64_t number,
                                       struct lk_ws_row *out /* OUT */);
@@ -308,6 +318,15 @@ enum lk_err lk_store_counter_raise(struct lk_store *s, enum lk_counter_kind kind
  * workspace or key. */
 enum lk_err lk_store_counter_scan(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,
                                   int64_t from, int64_t to, lk_counter_cb cb, void *arg);
+/* Usage rows (hour, outcome, count) of every key of a workspace, revoked keys
+ * included, with the hour in [from, to). */
+enum lk_err lk_store_usage_scan_ws(struct lk_store *s, const char *ws_id, int64_t from,
+                                   int64_t to, lk_counter_cb cb, void *arg);
+/* The distinct permission strings on a workspace's keys that are not revoked,
+ * in byte order; each (borrowed) goes to cb, which returns nonzero to stop. */
+typedef int (*lk_string_cb)(void *arg, const char *s);
+enum lk_err lk_store_permissions_in_use(struct lk_store *s, const char *ws_id, lk_string_cb cb,
+                                        void *arg);
 /* Drops usage older than usage_before (hour start) and day counters older than
  * day_before. */
 enum lk_err lk_store_counter_prune(struct lk_store *s, int64_t usage_before, int64_t day_before);

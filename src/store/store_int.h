@@ -28,8 +28,13 @@ struct lk_store_ops {
     enum lk_err (*key_scan)(struct lk_store *s, lk_key_row_cb cb, void *arg);
     enum lk_err (*keys_touch)(struct lk_store *s, const struct lk_touch *t, size_t n);
     enum lk_err (*audit_insert)(struct lk_store *s, const struct lk_audit_row *a);
-    enum lk_err (*audit_list)(struct lk_store *s, const char *ws_id, int64_t before_id, int limit,
+    enum lk_err (*audit_list)(struct lk_store *s, const char *ws_id,
+                              const struct lk_audit_filter *f, int64_t before_id, int limit,
                               lk_audit_cb cb, void *arg);
+    enum lk_err (*usage_scan_ws)(struct lk_store *s, const char *ws_id, int64_t from, int64_t to,
+                                 lk_counter_cb cb, void *arg);
+    enum lk_err (*permissions_in_use)(struct lk_store *s, const char *ws_id, lk_string_cb cb,
+                                      void *arg);
     enum lk_err (*ws_get_by_number)(struct lk_store *s, int64_t number, struct lk_ws_row *out);
     enum lk_err (*user_insert)(struct lk_store *s, const struct lk_user_row *u);
     enum lk_err (*user_by_email)(struct lk_store *s, const char *email, struct lk_user_row *out);

@@ -129,6 +129,8 @@ enum stmt_id {
     ST_KEY_TOUCH,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
+    ST_USAGE_WS,
+    ST_PERMS_IN_USE,
     ST_WS_BY_NUMBER,
     ST_USER_INSERT,
     ST_USER_BY_EMAIL,
@@ -200,9 +202,22 @@ static const char *const stmt_sql[ST__COUNT] = {
                      "(last_used_at IS NULL OR last_used_at < ?2)",
     [ST_AUDIT_INSERT] = "INSERT INTO audit_events(workspace_id, actor, action, target, address, "
                         "request_id, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* Filters: ?4 actor, ?5 action (with ?6 = 1: a prefix), created_at in
+     * [?7, ?8); '' and the widest times keep everything. */
     [ST_AUDIT_LIST] = "SELECT id, workspace_id, actor, action, target, address, request_id, "
                       "created_at FROM audit_events WHERE workspace_id = ?1 AND id < ?2 "
+                      "AND (?4 = '' OR actor = ?4) "
+                      "AND (?5 = '' OR action = ?5 OR "
+                      "(?6 = 1 AND substr(action, 1, length(?5)) = ?5)) "
+                      "AND created_at >= ?7 AND created_at < ?8 "
                       "ORDER BY id DESC LIMIT ?3",
+    [ST_USAGE_WS] = "SELECT '', u.key_rowid, u.hour, u.code, u.count, 0 FROM usage_hours u "
+                    "JOIN keys k ON k.rowid = u.key_rowid "
+                    "WHERE k.workspace_id = ?1 AND u.hour >= ?2 AND u.hour < ?3",
+    /* permissions is a JSON array of strings (written by the service). */
+    [ST_PERMS_IN_USE] = "SELECT DISTINCT j.value FROM keys k, json_each(k.permissions) j "
+                        "WHERE k.workspace_id = ?1 AND k.revoked_at IS NULL "
+                        "AND j.type = 'text' ORDER BY 1",
     [ST_USER_INSERT] = "INSERT INTO users(id, email, password_hash, created_at) "
                        "VALUES(?1, ?2, ?3, ?4)",
     [ST_USER_BY_EMAIL] = "SELECT id, email, password_hash, created_at FROM users WHERE email = ?1",
@@ -1025,12 +1040,39 @@ static int row_audit(sqlite3_stmt *st, void *arg)
     return ac->cb(ac->arg, &ev);
 }
 
-static enum lk_err sq_audit_list(struct lk_store *base, const char *ws_id, int64_t before_id,
-                                 int limit, lk_audit_cb cb, void *arg)
+static enum lk_err sq_audit_list(struct lk_store *base, const char *ws_id,
+                                 const struct lk_audit_filter *f, int64_t before_id, int limit,
+                                 lk_audit_cb cb, void *arg)
 {
+    static const struct lk_audit_filter none = {{0}};
     struct audit_cb ac = {cb, arg};
-    return read_stmt(SQ(base), ST_AUDIT_LIST, false, row_audit, &ac, "list audit events", "sii",
-                     ws_id, before_id > 0 ? before_id : INT64_MAX, (int64_t)limit);
+
+    if (f == NULL)
+        f = &none;
+    return read_stmt(SQ(base), ST_AUDIT_LIST, false, row_audit, &ac, "list audit events",
+                     "siissiii", ws_id, before_id > 0 ? before_id : INT64_MAX, (int64_t)limit,
+                     f->actor, f->action, (int64_t)(f->action_prefix ? 1 : 0),
+                     f->from > 0 ? f->from : INT64_MIN, f->to > 0 ? f->to : INT64_MAX);
+}
+
+struct string_cb {
+    lk_string_cb cb;
+    void *arg;
+};
+
+static int row_string(sqlite3_stmt *st, void *arg)
+{
+    struct string_cb *sc = arg;
+    const unsigned char *v = sqlite3_column_text(st, 0);
+    return sc->cb(sc->arg, v ? (const char *)v : "");
+}
+
+static enum lk_err sq_permissions_in_use(struct lk_store *base, const char *ws_id,
+                                         lk_string_cb cb, void *arg)
+{
+    struct string_cb sc = {cb, arg};
+    return read_stmt(SQ(base), ST_PERMS_IN_USE, false, row_string, &sc, "list permissions in use",
+                     "s", ws_id);
 }
 
 static enum lk_err sq_ws_get_by_number(struct lk_store *base, int64_t number,
@@ -1300,6 +1342,14 @@ static enum lk_err sq_counter_scan(struct lk_store *base, enum lk_counter_kind k
                      to);
 }
 
+static enum lk_err sq_usage_scan_ws(struct lk_store *base, const char *ws_id, int64_t from,
+                                    int64_t to, lk_counter_cb cb, void *arg)
+{
+    struct counter_cb c = {cb, arg};
+    return read_stmt(SQ(base), ST_USAGE_WS, false, row_counter, &c, "scan workspace usage", "sii",
+                     ws_id, from, to);
+}
+
 static enum lk_err sq_counter_prune(struct lk_store *base, int64_t usage_before,
                                     int64_t day_before)
 {
@@ -1427,6 +1477,8 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .counter_add = sq_counter_add,
     .counter_raise = sq_counter_raise,
     .counter_scan = sq_counter_scan,
+    .usage_scan_ws = sq_usage_scan_ws,
+    .permissions_in_use = sq_permissions_in_use,
     .counter_prune = sq_counter_prune,
     .invitation_insert = sq_invitation_insert,
     .invitation_by_digest = sq_invitation_by_digest,

@@ -477,6 +477,13 @@ static void check_answer(const struct capture *c, const h2o_req_t *req, bool hea
         return;
     }
     ctype = res_header(req, "content-type");
+    /* The dashboard's page and assets (h_web.c): always under its CSP. */
+    if (status == 200 && ctype != NULL &&
+        (strncmp(ctype, "text/html", 9) == 0 || strncmp(ctype, "text/javascript", 15) == 0 ||
+         strncmp(ctype, "text/css", 8) == 0) &&
+        (res_header(req, "content-security-policy") == NULL ||
+         res_header(req, "x-frame-options") == NULL))
+        fail(c, "%s", "a dashboard answer without its CSP and X-Frame-Options");
     if (head)
         return; /* h2o sends no body to HEAD */
     if (req->res.content_length != SIZE_MAX && req->res.content_length != c->len)

@@ -71,7 +71,7 @@ def test_refusals_carry_their_code_and_routes_their_template(make_server, tmp_pa
     rids["bad"] = r.headers["X-Request-Id"]
     r = srv.get(f"/v1/keys/{key['id']}", key=srv.root_key)
     rids["get"] = r.headers["X-Request-Id"]
-    r = srv.get("/no/such/path")
+    r = srv.get("/v1/no/such/path")
     rids["404"] = r.headers["X-Request-Id"]
     lines = logged(log, lambda ls: set(rids.values()) <= {d["request_id"] for d in ls})
     d = by_id(lines, rids["missing"])

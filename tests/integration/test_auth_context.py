@@ -299,7 +299,7 @@ def test_keep_alive_connection_mixing_errors(server, ws):
             r = s.get(server.url("/v1/auth-context"), timeout=10,
                       headers={"Authorization": "Bearer " + k["secret"]})
             assert expect_status(r, 200)["key_id"] == k["id"]
-            r = s.get(server.url("/nope"), timeout=10)
+            r = s.get(server.url("/v1/nope"), timeout=10)
             assert_error(r, 404, "not_found")
 
 

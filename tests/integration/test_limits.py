@@ -49,7 +49,7 @@ def test_one_mebibyte_body_is_413(server, ws, path, auth):
 
 
 @pytest.mark.parametrize("method,path", [
-    ("GET", "/nope"),
+    ("POST", "/nope"),  # a GET outside the API is the dashboard's page
     ("GET", "/v1/nope"),
     ("POST", "/v1/keys/key_abc/nope"),
     ("GET", "/v2/keys"),

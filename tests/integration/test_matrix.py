@@ -366,6 +366,14 @@ OPS = [
        call=lambda s, h, side, p: s.post("/v1/credits", headers=h, json={"amount": 3}),
        done=lambda s, side, p, r: _balance(s, side) == p + 3 or pytest.fail("not added"),
        intact=lambda s, side, p: _balance(s, side) == p or pytest.fail("balance moved")),
+    Op("GET /v1/usage", KR, 200, targets=("A",),
+       call=lambda s, h, side, p: s.get("/v1/usage", headers=h),
+       done=lambda s, side, p, r: "key_id" not in r.json() and isinstance(r.json()["data"], list)
+       or pytest.fail(describe(r))),
+    Op("GET /v1/permissions", KR, 200, targets=("A",),
+       call=lambda s, h, side, p: s.get("/v1/permissions", headers=h),
+       done=lambda s, side, p, r: isinstance(r.json()["data"], list)
+       or pytest.fail(describe(r))),
     Op("GET /v1/quota", KR, 200, targets=("A",),
        call=lambda s, h, side, p: s.get("/v1/quota", headers=h),
        done=lambda s, side, p, r: r.json()["workspace_id"] == side.id
@@ -467,6 +475,8 @@ NAMED = [
     ("POST", "/v1/credits", {"amount": 5}),
     ("POST", "/v1/members", {"email": "x-via-b@example.test", "role": "viewer"}),
     ("GET", "/v1/audit", None),
+    ("GET", "/v1/usage", None),
+    ("GET", "/v1/permissions", None),
 ]
 
 

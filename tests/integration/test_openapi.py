@@ -240,9 +240,13 @@ def test_real_answers_validate(server, ws, doc):
     assert_valid(doc, "AuditList", expect_status(server.get("/v1/audit", key=ws.root_key), 200))
     assert_valid(doc, "Usage", expect_status(server.get(f"/v1/keys/{key['id']}/usage",
                                                         key=ws.root_key), 200))
+    assert_valid(doc, "WorkspaceUsage", expect_status(server.get("/v1/usage", key=ws.root_key),
+                                                      200))
+    assert_valid(doc, "PermissionList",
+                 expect_status(server.get("/v1/permissions", key=ws.root_key), 200))
     assert_valid(doc, "OpenAPIDocument", expect_status(
         server.get(f"/v1/keys/{key['id']}/openapi", key=ws.root_key), 200))
-    for r in (server.get("/v1/keys", key="lk_live_nope"), server.get("/nope"),
+    for r in (server.get("/v1/keys", key="lk_live_nope"), server.get("/v1/nope"),
               server.post("/v1/keys", key=ws.root_key, json={"name": "x", "bogus": 1})):
         assert_valid(doc, "Error", r.json())
 
