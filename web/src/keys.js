@@ -170,7 +170,7 @@ async function agentKeyForm(host, refresh) {
       const iid = id('instr');
       const extra = h('div', {},
         h('h3', { id: iid, text: 'Instruction for the agent' }),
-        h('pre', { 'aria-labelledby': iid, 'data-testid': 'agent-instruction', text }),
+        h('pre', { 'data-testid': 'agent-instruction', text }),
         h('div', { class: 'actions' }, copyButton(text, 'Copy instruction', status), status));
       form.replaceWith(secretPanel({ title: 'Temporary key for the agent', secret: k.key, keyName: body.name || 'the agent key', extra }));
       refresh();
@@ -255,10 +255,13 @@ function keyRow(k, ctx) {
     actions.append(h('a', { class: 'button small', href: `/v1/keys/${encodeURIComponent(k.id)}/openapi?workspace_id=${encodeURIComponent(state.ws)}`,
       target: '_blank', rel: 'noopener', 'aria-describedby': nameId, text: 'API docs' }));
   }
-  if (can.write() && live) {
+  // Root keys are changed only with an unrestricted root key, application keys
+  // only by owners (the API refuses the rest; the page does not offer it).
+  const mayChange = can.write() && live && k.kind !== 'root' && (!app || can.owner());
+  if (mayChange) {
     const btn = (text, cls, fn) => h('button', { type: 'button', class: `small ${cls}`, 'aria-describedby': nameId, text, onclick: fn });
     actions.append(btn('Edit', '', () => editKey(k, ctx.refresh)));
-    if (!app && k.kind !== 'root') {
+    if (!app) {
       actions.append(btn(k.enabled ? 'Disable' : 'Enable', '', async () => {
         try {
           await api('PATCH', `/v1/keys/${encodeURIComponent(k.id)}`, { enabled: !k.enabled });

@@ -30,7 +30,7 @@ export async function membersPage(main) {
         linkHost.replaceChildren(h('section', { class: 'panel secret-panel', 'aria-label': 'Invitation link' },
           h('h2', { text: `Invitation for ${inv.email} (${inv.role})` }),
           h('p', { class: 'warning', text: 'Send this link to them yourself. It is shown only now, works once, and expires in 7 days.' }),
-          h('code', { class: 'secret', 'data-testid': 'invite-link', tabindex: '0', text: link }),
+          h('code', { class: 'secret', 'data-testid': 'invite-link', text: link }),
           h('div', { class: 'actions' }, copyButton(link, 'Copy', status), status,
             h('button', { type: 'button', text: 'Done', onclick: () => linkHost.replaceChildren() }))));
         email.value = '';
