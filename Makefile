@@ -30,7 +30,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 PY       := /usr/bin/python3
 
-.PHONY: all deps deps-test deps-bench run test unit integration browser web fuzz bench lint clean install FORCE
+.PHONY: all deps deps-test deps-bench run test unit integration browser screenshots web fuzz bench lint clean install FORCE
 
 # `latchkey --version`: the release from VERSION, the commit when built from git.
 # Only base/version.o sees them; the stamp rebuilds it when either changes.
@@ -102,8 +102,12 @@ integration: $(BUILD)/latchkey
 tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json tests/browser/package.json | deps
 	npm ci --prefix tests/browser --no-audit --no-fund
 	@touch $@
-browser: $(BUILD)/latchkey tests/browser/node_modules/.package-lock.json
+browser: $(BUILD)/latchkey $(WEB_DIST) tests/browser/node_modules/.package-lock.json
 	cd tests/browser && LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey node --test --test-reporter=spec dashboard.test.mjs
+
+# The same run, saving the pages to docs/screenshots/ as it goes.
+screenshots: $(BUILD)/latchkey $(WEB_DIST) tests/browser/node_modules/.package-lock.json
+	cd tests/browser && LATCHKEY_SCREENSHOTS=1 LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey node --test dashboard.test.mjs
 
 fuzz:
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk FUZZ_SECONDS=$(or $(FUZZ_SECONDS),5)

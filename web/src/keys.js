@@ -22,7 +22,7 @@ function permissionsPicker(known, initial) {
   const free = h('input', { type: 'text', id: `${gid}-free`, autocomplete: 'off', spellcheck: 'false',
     placeholder: 'e.g. content:read, files:*' });
   const freeField = field('Other permissions', free, 'resource:action, comma-separated; a segment may be *. Leave everything empty for a key with no permission.');
-  const all = [...new Set([...known, ...chosen])].sort();
+  const all = [...new Set(['*', ...known, ...chosen])].sort();
   const extra = [];
   for (const p of all) {
     const cb = h('input', { type: 'checkbox', value: p, id: id('pc'), checked: chosen.has(p) });
