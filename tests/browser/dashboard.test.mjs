@@ -126,9 +126,10 @@ test('the usage charts show the checks just made', async () => {
   // Usage is written every second: look again until the page shows the checks.
   const keyChart = owner.locator('section', { hasText: 'Checks of one key' }).getByTestId('usage-chart');
   let total = 0;
+  await owner.goto('/#/usage');
   for (let i = 0; i < 10 && total < 3; i++) {
     await owner.waitForTimeout(500);
-    await owner.goto('/#/usage');
+    await owner.reload();
     await owner.getByRole('heading', { name: 'Usage' }).waitFor();
     await owner.getByLabel('Key', { exact: true }).selectOption(keyId);
     await keyChart.waitFor();

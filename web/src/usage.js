@@ -69,7 +69,6 @@ export async function usagePage(main) {
   dropCharts();
   const from = Math.floor(Date.now() / 1000) - 29 * 86400;
   const ws = chartBox('Checks of the whole workspace, last 30 days');
-  const keyChart = chartBox('Checks of the chosen key, last 30 days');
   const keySel = select([['', 'Choose a key']], '');
   const quotaHost = h('div', { class: 'cards' });
   const creditHost = h('div');
@@ -104,7 +103,6 @@ export async function usagePage(main) {
       charts.push(kc);
     } catch (e) { keyHost.replaceChildren(notice('err', e.message)); }
   });
-  void keyChart;
   await Promise.all(tasks);
 }
 
