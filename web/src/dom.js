@@ -80,7 +80,8 @@ export function fmtTime(t) {
 
 export function timeEl(t) {
   if (!t) return h('span', { class: 'muted', text: t === null ? 'never' : '—' });
-  return h('time', { datetime: t, text: fmtTime(t) });
+  const [day, clock] = fmtTime(t).split(/ (.*)/);
+  return h('time', { datetime: t }, h('span', { text: day }), ' ', h('span', { text: clock || '' }));
 }
 
 // A modal dialog; resolves with the value passed to close, or null when dismissed.
