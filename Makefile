@@ -30,7 +30,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 PY       := /usr/bin/python3
 
-.PHONY: all deps deps-test deps-bench run test unit integration fuzz bench lint clean install FORCE
+.PHONY: all deps deps-test deps-bench run test unit integration browser screenshots web fuzz bench lint clean install FORCE
 
 # `latchkey --version`: the release from VERSION, the commit when built from git.
 # Only base/version.o sees them; the stamp rebuilds it when either changes.
@@ -43,7 +43,21 @@ $(BUILD)/version.stamp: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(LK_VERSION) $(LK_COMMIT)' | cmp -s - $@ || echo '$(LK_VERSION) $(LK_COMMIT)' > $@
 
-all: deps $(BUILD)/latchkey
+# The dashboard (web/): npm ci when node_modules is missing or the lockfile changed,
+# then esbuild bundles web/src into the three files the binary embeds.
+WEB_DIST := web/dist/index.html web/dist/app.js web/dist/app.css
+WEB_SRCS := $(wildcard web/src/*) web/build.mjs web/package.json
+all: deps $(WEB_DIST) $(BUILD)/latchkey
+
+web: $(WEB_DIST)
+web/node_modules/.package-lock.json: web/package-lock.json web/package.json | deps
+	npm ci --prefix web --no-audit --no-fund
+	@touch $@
+$(WEB_DIST) &: $(WEB_SRCS) web/node_modules/.package-lock.json
+	npm run --prefix web build
+	@touch $(WEB_DIST)
+# Built before any C object, so an object that embeds them never sees them missing.
+$(LIB_OBJS) $(MAIN_OBJ): | $(WEB_DIST)
 
 deps:
 	@scripts/deps.sh build
@@ -86,6 +100,17 @@ integration: $(BUILD)/latchkey
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
+# Browser tests: Playwright drives Debian's Chromium against a real latchkey.
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json tests/browser/package.json | deps
+	npm ci --prefix tests/browser --no-audit --no-fund
+	@touch $@
+browser: $(BUILD)/latchkey $(WEB_DIST) tests/browser/node_modules/.package-lock.json
+	cd tests/browser && LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey node --test --test-reporter=spec dashboard.test.mjs
+
+# The same run, saving the pages to docs/screenshots/ as it goes.
+screenshots: $(BUILD)/latchkey $(WEB_DIST) tests/browser/node_modules/.package-lock.json
+	cd tests/browser && LATCHKEY_SCREENSHOTS=1 LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey node --test dashboard.test.mjs
+
 fuzz:
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk FUZZ_SECONDS=$(or $(FUZZ_SECONDS),5)
 
@@ -94,6 +119,7 @@ fuzz:
 test: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit integration
+	@$(MAKE) --no-print-directory browser
 	@$(MAKE) --no-print-directory fuzz
 
 $(BUILD)/bench_verify: bench/bench_verify.c $(BUILD)/liblatchkey.a
@@ -135,6 +161,6 @@ lint:
 	clang-format --dry-run --Werror $(SRCS) $(wildcard src/*/*.h)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz web/dist
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)

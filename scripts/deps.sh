@@ -8,9 +8,14 @@ want=(gcc make pkg-config zlib1g-dev libh2o-evloop-dev libssl-dev libsodium-dev 
 case "${1:-build}" in
   test)  want+=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-requests
                python3-jsonschema python3-prometheus-client nginx-light caddy curl openssl
-               nghttp2-client) ;;
+               nghttp2-client chromium) ;;
   bench) want+=(wrk nginx-light curl openssl nghttp2-client) ;;
 esac
+
+# The dashboard's bundler runs on node; a nodejs that ships npm itself (NodeSource)
+# conflicts with Debian's npm package, so npm is asked for only when absent.
+want+=(nodejs)
+command -v npm >/dev/null 2>&1 || want+=(npm)
 
 missing=()
 for p in "${want[@]}"; do
