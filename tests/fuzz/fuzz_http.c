@@ -456,6 +456,7 @@ static void check_answer(const struct capture *c, const h2o_req_t *req, bool hea
 {
     int status = req->res.status;
     const char *ctype;
+    char ctype_buf[128];
     json_error_t jerr;
     json_t *doc;
 
@@ -476,7 +477,11 @@ static void check_answer(const struct capture *c, const h2o_req_t *req, bool hea
             fail(c, "%s", "204 with a body");
         return;
     }
-    ctype = res_header(req, "content-type");
+    /* res_header() answers in one static buffer: keep the type apart */
+    if ((ctype = res_header(req, "content-type")) != NULL) {
+        snprintf(ctype_buf, sizeof(ctype_buf), "%s", ctype);
+        ctype = ctype_buf;
+    }
     /* The dashboard's page and assets (h_web.c): always under its CSP. */
     if (status == 200 && ctype != NULL &&
         (strncmp(ctype, "text/html", 9) == 0 || strncmp(ctype, "text/javascript", 15) == 0 ||
