@@ -24,15 +24,12 @@ WRK=${WRK:-wrk}
 # Exactly 60 bytes; checked below.
 NGINX_BODY='{"status":"ok","service":"nginx-baseline","pad":"xxxxxxxxx"}'
 
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
-note() { printf 'bench: %s\n' "$*" >&2; }
+BENCH_NAME=bench
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-for v in KEYS:BENCH_KEYS SECONDS_RUN:BENCH_SECONDS WARMUP:BENCH_WARMUP THREADS:BENCH_THREADS \
-    CONNS:BENCH_CONNS START_TIMEOUT:BENCH_START_TIMEOUT; do
-    var=${v%%:*}
-    is_uint "${!var}" || die "${v#*:} must be a non-negative integer (got '${!var}')"
-done
+need_uints KEYS:BENCH_KEYS SECONDS_RUN:BENCH_SECONDS WARMUP:BENCH_WARMUP THREADS:BENCH_THREADS \
+    CONNS:BENCH_CONNS START_TIMEOUT:BENCH_START_TIMEOUT
 for v in BENCH_PORT BENCH_NGINX_PORT; do
     [[ -z ${!v:-} ]] || { is_uint "${!v}" && (( ${!v} >= 1 && ${!v} <= 65535 )); } ||
         die "$v must be a TCP port (got '${!v}')"
@@ -59,23 +56,6 @@ LK_PID=
 NGINX_PID=
 WRK_PID=
 
-# stop PID: SIGTERM, wait up to 5 s, then SIGKILL.
-stop_pid() {
-    local pid=$1 i
-    [[ -n $pid ]] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        note "pid $pid did not stop on SIGTERM within 5 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -99,19 +79,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- helpers -------------------------------------------------------------
-
-# A TCP port on 127.0.0.1 that nothing is listening on (best effort).
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            printf '%s\n' "$p"
-            return 0
-        fi
-    done
-    die "no free loopback port found"
-}
 
 # wait_http URL PID NAME: wait until URL answers 200, PID stays alive.
 wait_http() {

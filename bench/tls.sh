@@ -21,12 +21,12 @@ H2LOAD=${H2LOAD:-h2load}
 
 NGINX_BODY='{"status":"ok","service":"nginx-baseline","pad":"xxxxxxxxx"}' # 60 bytes
 
-die() { printf 'bench-tls: error: %s\n' "$*" >&2; exit 1; }
-note() { printf 'bench-tls: %s\n' "$*" >&2; }
+BENCH_NAME=bench-tls
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-for v in SECONDS_RUN WARMUP THREADS CONNS STREAMS KEYS; do
-    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
-done
+need_uints SECONDS_RUN:BENCH_SECONDS WARMUP:BENCH_WARMUP THREADS:BENCH_THREADS \
+    CONNS:BENCH_CONNS STREAMS:BENCH_STREAMS KEYS:BENCH_KEYS
 (( SECONDS_RUN >= 1 && THREADS >= 1 && CONNS >= THREADS && STREAMS >= 1 && KEYS >= 1 )) ||
     die "need BENCH_SECONDS >= 1, 1 <= BENCH_THREADS <= BENCH_CONNS, BENCH_STREAMS >= 1"
 (( ${#NGINX_BODY} == 60 )) || die "internal: nginx body is ${#NGINX_BODY} bytes"
@@ -39,14 +39,6 @@ done
 D=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-bench-tls.XXXXXX")
 LK_PID= NGINX_PID= LOAD_PID=
 
-stop_pid() {
-    local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -64,20 +56,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    local p i
-    # The kernel's pick when python3 is there: a connect probe misses ports that
-    # are bound but not listening.
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' &&
-            return 0
-    fi
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-    done
-    die "no free loopback port"
-}
 wait_https() {
     local url=$1 pid=$2 i
     for ((i = 0; i < 600; i++)); do

@@ -39,6 +39,13 @@ static void family(struct text *t, const char *name, const char *type, const cha
     add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A counter family with its one unlabelled series, summed over threads. */
+static void counter(struct text *t, const char *name, const char *help, enum lk_stat stat)
+{
+    family(t, name, "counter", help);
+    add(t, "%s %llu\n", name, (unsigned long long)lk_stats_sum(stat));
+}
+
 /* One histogram's series; labels is "" or `endpoint="verify",`. */
 static void histogram(struct text *t, const char *name, const char *labels,
                       enum lk_stats_hist h)
@@ -104,10 +111,8 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
     family(&t, "latchkey_connections_accepted_total", "counter", "Client connections accepted.");
     add(&t, "latchkey_connections_accepted_total %llu\n", (unsigned long long)accepted);
 
-    family(&t, "latchkey_store_errors_total", "counter",
-           "Database calls that failed (unavailable or internal error).");
-    add(&t, "latchkey_store_errors_total %llu\n",
-        (unsigned long long)lk_stats_sum(LK_STAT_STORE_ERRORS));
+    counter(&t, "latchkey_store_errors_total",
+            "Database calls that failed (unavailable or internal error).", LK_STAT_STORE_ERRORS);
     family(&t, "latchkey_store_duration_seconds", "histogram",
            "Time of each database call of management requests and the recorder.");
     histogram(&t, "latchkey_store_duration_seconds", "", LK_HIST_STORE);
@@ -116,23 +121,17 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
            "Upper bound of the age of the oldest count not yet written to the database.");
     add(&t, "latchkey_recorder_lag_seconds %.3f\n",
         app->usage ? (double)lk_usage_lag_ms(app->usage) / 1000 : 0.0);
-    family(&t, "latchkey_recorder_flushes_total", "counter",
-           "Recorder flushes of usage, spending and last-used times.");
-    add(&t, "latchkey_recorder_flushes_total %llu\n",
-        (unsigned long long)lk_stats_sum(LK_STAT_RECORDER_FLUSHES));
+    counter(&t, "latchkey_recorder_flushes_total",
+            "Recorder flushes of usage, spending and last-used times.", LK_STAT_RECORDER_FLUSHES);
 
     family(&t, "latchkey_credit_leases_outstanding", "gauge",
            "Credits leased from the database and not yet spent, over all workspaces.");
     add(&t, "latchkey_credit_leases_outstanding %lld\n", (long long)lk_credits_leased(app));
-    family(&t, "latchkey_credit_lease_operations_total", "counter",
-           "Credit leases taken from and returned to the database.");
-    add(&t, "latchkey_credit_lease_operations_total %llu\n",
-        (unsigned long long)lk_stats_sum(LK_STAT_LEASE_OPS));
+    counter(&t, "latchkey_credit_lease_operations_total",
+            "Credit leases taken from and returned to the database.", LK_STAT_LEASE_OPS);
 
-    family(&t, "latchkey_log_dropped_total", "counter",
-           "Log lines dropped because the log writer fell behind.");
-    add(&t, "latchkey_log_dropped_total %llu\n",
-        (unsigned long long)lk_stats_sum(LK_STAT_LOG_DROPPED));
+    counter(&t, "latchkey_log_dropped_total",
+            "Log lines dropped because the log writer fell behind.", LK_STAT_LOG_DROPPED);
     return t.len;
 }
 

@@ -76,6 +76,33 @@ def run_cli(args, env=None, timeout=30, input=None):
     return res
 
 
+def cli_as(server, token, *args, **kw):
+    """Run the CLI against server, as token (None: no LATCHKEY_TOKEN)."""
+    extra = {"LATCHKEY_URL": server.base_url}
+    if token is not None:
+        extra["LATCHKEY_TOKEN"] = token
+    return run_cli(list(args), env=clean_env(**extra), **kw)
+
+
+def cli_ok(res):
+    assert res.returncode == 0, f"exit {res.returncode}; stderr: {res.stderr!r}"
+    return res
+
+
+def cli_ok_json(res):
+    cli_ok(res)
+    try:
+        return json.loads(res.stdout)
+    except ValueError:
+        raise AssertionError(f"stdout is not one JSON document: {res.stdout!r}")
+
+
+def cli_failed(res):
+    assert res.returncode != 0, f"expected failure, exit 0; stdout: {res.stdout!r}"
+    assert res.stderr.strip(), "failure without a message on stderr"
+    return res
+
+
 def sanitizer_report(text):
     for marker in SANITIZER_MARKERS:
         i = text.find(marker)
@@ -219,6 +246,16 @@ class LatchkeyServer:
 
     def stderr_tail(self, n=3000):
         return self.stderr_text()[-n:]
+
+    def hup(self, expect):
+        """SIGHUP, then wait until stderr shows `expect` once more than before."""
+        before = self.stderr_text().count(expect)
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.stderr_text().count(expect) <= before:
+            assert time.monotonic() < deadline, f"no {expect!r} after SIGHUP: {self.stderr_tail()}"
+            assert self.proc.poll() is None, f"died on SIGHUP: {self.stderr_tail()}"
+            time.sleep(0.05)
 
     def check_sanitizers(self):
         """Fail on a sanitizer report not yet reported by an earlier check."""

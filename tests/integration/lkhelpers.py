@@ -127,6 +127,30 @@ def has_key(obj, name):
     return False
 
 
+def send_raw(port, data, timeout=5.0, half_close=False, quiet_is_end=True):
+    """Send raw bytes to 127.0.0.1:port, return all the server sent until it closed.
+    half_close: shut the sending side after the bytes, as a client with no more to say.
+    quiet_is_end: a read timeout ends the answer; otherwise it fails the test."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        except socket.timeout:
+            if not quiet_is_end:
+                raise AssertionError(
+                    f"server did not close or answer within {timeout}s: {data[:80]!r}")
+    return b"".join(chunks)
+
+
 def send_streaming(port, method, path, headers, body, chunked=False, timeout=None):
     """Send a request the way curl does: stop sending the body as soon as the server
     answers, so an early 413 is read instead of being lost to a reset connection.

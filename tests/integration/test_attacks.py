@@ -7,7 +7,6 @@ rights than they hold, a 4xx in the error shape, counters that add up.
 
 import json
 import os
-import socket
 import sqlite3
 import threading
 
@@ -16,23 +15,7 @@ import requests
 
 from conftest import in_parallel
 from lkhelpers import (HTTP_TIMEOUT, assert_error, assert_error_shape, describe,
-                       expect_status, new_email, new_password)
-
-
-def raw_request(port, data, timeout=5.0):
-    """Send raw bytes, return everything the server sent until it closed or went quiet."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        chunks = []
-        try:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                chunks.append(b)
-        except socket.timeout:
-            pass
-    return b"".join(chunks)
+                       expect_status, new_email, new_password, send_raw)
 
 
 def status_of(raw):
@@ -301,7 +284,7 @@ def test_forged_forwarding_headers_do_not_reach_the_audit_log(server, ws):
     b"GET\t/v1/keys\tHTTP/1.1\r\nHost: x\r\n\r\n",
 ])
 def test_odd_heads_answer_in_the_error_shape_or_route(server, head):
-    raw = raw_request(server.port, head)
+    raw = send_raw(server.port, head)
     st = status_of(raw)
     assert st is not None and 400 <= st < 500, raw[:300]
     body = raw.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in raw else b""

@@ -2,7 +2,6 @@
 takes, the verbs that cover the rest of the API (keys update/disable/enable/docs,
 logout, workspaces update, routes check), and errors that say what to set."""
 
-import json
 import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -10,33 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import BIN, REPO, clean_env, run_cli, sanitizer_report
+from conftest import cli_as as cli, cli_failed as failed, cli_ok as ok, cli_ok_json as ok_json
 from lkhelpers import expect_status, new_email, new_password
 
 UNREACHABLE = "http://127.0.0.1:1"
 REFUSED = ("unrecognized option", "does not apply")
-
-
-def cli(server, token, *args, **kw):
-    extra = {"LATCHKEY_URL": server.base_url}
-    if token is not None:
-        extra["LATCHKEY_TOKEN"] = token
-    return run_cli(list(args), env=clean_env(**extra), **kw)
-
-
-def ok(res):
-    assert res.returncode == 0, f"exit {res.returncode}; stderr: {res.stderr!r}"
-    return res
-
-
-def ok_json(res):
-    ok(res)
-    return json.loads(res.stdout)
-
-
-def failed(res):
-    assert res.returncode != 0, f"expected failure, exit 0; stdout: {res.stdout!r}"
-    assert res.stderr.strip(), "failure without a message on stderr"
-    return res
 
 
 # -- --help ----------------------------------------------------------------------------------

@@ -6,36 +6,12 @@ import time
 
 
 from conftest import clean_env, run_cli
+from conftest import cli_as as cli, cli_failed as failed, cli_ok as ok, cli_ok_json as ok_json
 from lkhelpers import (SECRET_RE, SESSION_TOKEN_RE, expect_status,
                        new_email, new_password, parse_time)
 
 TOKEN_ANYWHERE = re.compile(r"lks_[0-9A-Za-z_-]+")
 SECRET_ANYWHERE = re.compile(r"[a-z][a-z0-9_]{0,15}_(?:live|test)_[0-9A-Za-z]{49}")
-
-
-def cli(server, token, *args, **kw):
-    extra = {"LATCHKEY_URL": server.base_url}
-    if token is not None:
-        extra["LATCHKEY_TOKEN"] = token
-    return run_cli(list(args), env=clean_env(**extra), **kw)
-
-
-def ok(res):
-    assert res.returncode == 0, f"exit {res.returncode}; stderr: {res.stderr!r}"
-    return res
-
-
-def ok_json(res):
-    ok(res)
-    try:
-        return json.loads(res.stdout)
-    except ValueError:
-        raise AssertionError(f"stdout is not one JSON document: {res.stdout!r}")
-
-
-def failed(res):
-    assert res.returncode != 0, f"expected failure, exit 0; stdout: {res.stdout!r}"
-    assert res.stderr.strip(), "failure without a message on stderr"
 
 
 # -- login ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import requests
 
 from conftest import _finish, latchkey_behind_proxy, proxies_started
 from lkhelpers import HTTP_TIMEOUT, assert_error, describe, http_from
-from test_forward_auth_caddy import Caddy, Echo  # noqa: F401 (Echo: the Caddy upstream)
+from test_forward_auth_caddy import Caddy, backend  # noqa: F401 (backend: Caddy's upstream fixture)
 from test_forward_auth_nginx import Nginx, parse_echo
 
 ROUTES = """\
@@ -37,25 +37,12 @@ def lk(tmp_path_factory):
     _finish(srv)
 
 
-@pytest.fixture(scope="module")
-def echo_port():
-    import threading
-    from http.server import ThreadingHTTPServer
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
-
-
 @pytest.fixture(params=["nginx", "caddy"])
-def start_proxy(request, tmp_path, echo_port):
+def start_proxy(request, tmp_path, backend):
     kind = request.param
 
     def make(d, srv):
-        p = Nginx(d, srv.port).start() if kind == "nginx" else Caddy(d, srv.port, echo_port)
+        p = Nginx(d, srv.port).start() if kind == "nginx" else Caddy(d, srv.port, backend)
         p.kind = kind
         return p
     yield from proxies_started(tmp_path, kind, make)

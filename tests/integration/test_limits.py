@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from lkhelpers import (assert_error, assert_error_shape, describe, expect_status,
-                       send_streaming)
+                       send_raw, send_streaming)
 
 
 def test_header_value_over_4k_is_431(server):
@@ -80,23 +80,6 @@ def test_wrong_method_is_405(server, ws, method, path):
     assert_error(r, 405, "method_not_allowed")
 
 
-def raw_http(server, payload, timeout=10):
-    """Send raw bytes, return everything the server answers before closing."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-        chunks = []
-        try:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                chunks.append(b)
-        except socket.timeout:
-            pytest.fail(f"server did not close or answer within {timeout}s: {payload[:80]!r}")
-        return b"".join(chunks)
-
-
 @pytest.mark.parametrize("payload", [
     b"GARBAGE\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
@@ -106,7 +89,8 @@ def raw_http(server, payload, timeout=10):
     b"\x00\xff\x00\xff" * 100,
 ], ids=["garbage", "negative-length", "short-body", "bad-chunk", "long-query", "binary"])
 def test_broken_http_does_not_hurt_the_server(server, payload):
-    answer = raw_http(server, payload)
+    answer = send_raw(server.port, payload, timeout=10, half_close=True,
+                      quiet_is_end=False)
     if answer:
         assert answer.startswith(b"HTTP/1."), f"not an HTTP answer: {answer[:200]!r}"
         status = int(answer.split(b" ", 2)[1])

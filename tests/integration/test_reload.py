@@ -43,17 +43,6 @@ def fa(srv, method, uri, key, session=None):
     return (session or requests).get(srv.url(FA), headers=h, timeout=HTTP_TIMEOUT)
 
 
-def hup(srv, expect):
-    """SIGHUP, then wait until stderr shows `expect` once more than before."""
-    before = srv.stderr_text().count(expect)
-    srv.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while srv.stderr_text().count(expect) <= before:
-        assert time.monotonic() < deadline, f"no {expect!r} after SIGHUP: {srv.stderr_tail()}"
-        assert srv.proc.poll() is None, f"died on SIGHUP: {srv.stderr_tail()}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def routed(tmp_path):
     routes = tmp_path / "routes.txt"
@@ -73,7 +62,7 @@ def test_sighup_puts_the_new_rules_in_force(routed):
     with requests.Session() as kept:  # a keep-alive connection across the reload
         assert fa(srv, "GET", "/both/x", key, kept).status_code == 200
         routes.write_text(RULES_B)
-        hup(srv, "route rules reloaded")
+        srv.hup("route rules reloaded")
         r = fa(srv, "GET", "/new/x", key, kept)
         assert r.status_code == 200, describe(r)
     r = fa(srv, "GET", "/old/x", key)
@@ -84,22 +73,22 @@ def test_a_bad_file_keeps_the_old_rules_and_names_the_line(routed):
     srv, routes = routed
     key = srv.create_workspace().create_key()["secret"]
     routes.write_text("# broken\nGET /new/** any\nGET no-slash any\n")
-    hup(srv, "route rules not reloaded")
+    srv.hup("route rules not reloaded")
     last = [ln for ln in srv.stderr_text().splitlines() if "not reloaded" in ln][-1]
     assert "routes line 3" in last and str(routes) in last, last
     assert fa(srv, "GET", "/old/x", key).status_code == 200
     assert fa(srv, "GET", "/new/x", key).status_code == 403
     # a file with no rule at all, and one that is gone, are refused the same way
     routes.write_text("# nothing\n")
-    hup(srv, "route rules not reloaded")
+    srv.hup("route rules not reloaded")
     assert "no rules" in srv.stderr_text().splitlines()[-1], srv.stderr_tail()
     routes.unlink()
-    hup(srv, "route rules not reloaded")
+    srv.hup("route rules not reloaded")
     assert "cannot read" in srv.stderr_text().splitlines()[-1], srv.stderr_tail()
     assert fa(srv, "GET", "/old/x", key).status_code == 200
     # and a good file afterwards is taken
     routes.write_text(RULES_B)
-    hup(srv, "route rules reloaded")
+    srv.hup("route rules reloaded")
     assert fa(srv, "GET", "/new/x", key).status_code == 200
 
 
@@ -143,7 +132,7 @@ def test_a_check_waiting_for_a_credit_lease_finishes_with_its_rules(routed):
         t.join(0.3)
         assert t.is_alive(), f"the check did not wait for a lease: {describe(got.get('r'))}"
         routes.write_text(RULES_B)
-        hup(srv, "route rules reloaded")
+        srv.hup("route rules reloaded")
     finally:
         lock.execute("COMMIT")
         lock.close()
@@ -191,7 +180,7 @@ def test_reloads_under_load_drop_nothing(routed):
     try:
         for i in range(20):
             routes.write_text(RULES_B if i % 2 == 0 else RULES_A)
-            hup(srv, "route rules reloaded")
+            srv.hup("route rules reloaded")
             time.sleep(0.05)
     finally:
         stop.set()

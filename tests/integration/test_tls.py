@@ -13,7 +13,6 @@ curl (built with nghttp2).
 
 import http.client
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -71,16 +70,6 @@ class TlsServer(LatchkeyServer):
     def request(self, method, path, key=None, **kw):
         kw.setdefault("verify", str(self.ca))
         return super().request(method, path, key=key, **kw)
-
-    def hup(self, expect):
-        """SIGHUP, then wait until stderr shows `expect` once more than before."""
-        before = self.stderr_text().count(expect)
-        self.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while self.stderr_text().count(expect) <= before:
-            assert time.monotonic() < deadline, f"no {expect!r} after SIGHUP: {self.stderr_tail()}"
-            assert self.proc.poll() is None, f"died on SIGHUP: {self.stderr_tail()}"
-            time.sleep(0.05)
 
 
 def peer_subject(port, cafile):
