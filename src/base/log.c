@@ -144,9 +144,7 @@ static void hand_over(const char *p, size_t n)
             size_t cap = w.cap ? w.cap : 65536;
             while (cap < w.len + n)
                 cap *= 2;
-            char *b = realloc(w.buf, cap);
-            lk_assert(b != NULL);
-            w.buf = b;
+            w.buf = lk_realloc(w.buf, cap);
             w.cap = cap;
         }
         memcpy(w.buf + w.len, p, n);

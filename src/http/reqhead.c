@@ -106,7 +106,11 @@ static void gate_refuse(struct gate *g, enum lk_err e, const char *detail)
                   lk_err_status(e), e == LK_ERR_HEADERS_TOO_LARGE ? "Request Header Fields Too Large"
                                                                  : "Bad Request",
                   rid, n);
-    lk_assert(hn > 0 && (size_t)hn < sizeof(head));
+    if (hn <= 0 || (size_t)hn >= sizeof(head)) { /* cannot happen: every part is ours */
+        json_decref(body);
+        gate_close(g);
+        return;
+    }
     g->answer.base = lk_malloc((size_t)hn + n);
     memcpy(g->answer.base, head, (size_t)hn);
     g->answer.len = (size_t)hn + json_dumpb(body, g->answer.base + hn, n, JSON_COMPACT);
