@@ -80,6 +80,27 @@ enum lk_err lk_store_begin_background(struct lk_store *s)
 
     return timed(t0, s->ops->begin_background(s));
 }
+#define TXN_ATTEMPTS 8
+
+enum lk_err lk_store_txn(struct lk_store *s, unsigned flags, lk_txn_fn fn, void *arg)
+{
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+
+    for (int attempt = 0; attempt < TXN_ATTEMPTS; attempt++) {
+        e = (flags & LK_TXN_BACKGROUND) ? lk_store_begin_background(s) : lk_store_begin(s);
+        if (e != LK_OK)
+            return e;
+        e = fn(s, arg);
+        if (e == LK_OK)
+            e = lk_store_commit(s); /* a failed commit has rolled back */
+        else
+            lk_store_rollback(s);
+        if (e == LK_OK || s->ops->retryable == NULL || !s->ops->retryable(s))
+            return e;
+    }
+    return e;
+}
+
 enum lk_err lk_store_ws_insert(struct lk_store *s, struct lk_ws_row *w)
 {
     uint64_t t0 = lk_stats_now_ns();
@@ -360,4 +381,63 @@ enum lk_err lk_store_invitation_prune(struct lk_store *s, const char *ws_id, int
     uint64_t t0 = lk_stats_now_ns();
 
     return timed(t0, s->ops->invitation_prune(s, ws_id, now));
+}
+
+/* The feed, nodes and leases: a backend without them answers "unavailable". */
+#define OPTIONAL(op, ...)                                                                        \
+    do {                                                                                         \
+        uint64_t t0 = lk_stats_now_ns();                                                         \
+        if (s->ops->op == NULL)                                                                  \
+            return LK_ERR_STORAGE_UNAVAILABLE;                                                   \
+        return timed(t0, s->ops->op(s, __VA_ARGS__));                                            \
+    } while (0)
+
+enum lk_err lk_store_changes_since(struct lk_store *s, int64_t after, int limit, lk_change_cb cb,
+                                   void *arg)
+{
+    OPTIONAL(changes_since, after, limit, cb, arg);
+}
+enum lk_err lk_store_changes_head(struct lk_store *s, int64_t *out)
+{
+    OPTIONAL(changes_head, out);
+}
+enum lk_err lk_store_changes_wait(struct lk_store *s, int timeout_ms)
+{
+    /* not timed: it blocks by design */
+    if (s->ops->changes_wait == NULL)
+        return LK_ERR_STORAGE_UNAVAILABLE;
+    return s->ops->changes_wait(s, timeout_ms);
+}
+enum lk_err lk_store_changes_prune(struct lk_store *s, int64_t before_at)
+{
+    OPTIONAL(changes_prune, before_at);
+}
+enum lk_err lk_store_key_get_by_rowid(struct lk_store *s, int64_t rowid, struct lk_key_row *out)
+{
+    OPTIONAL(key_get_by_rowid, rowid, out);
+}
+enum lk_err lk_store_node_put(struct lk_store *s, const struct lk_node_row *n)
+{
+    OPTIONAL(node_put, n);
+}
+enum lk_err lk_store_node_heartbeat(struct lk_store *s, const char *id, int64_t now)
+{
+    OPTIONAL(node_heartbeat, id, now);
+}
+enum lk_err lk_store_node_list(struct lk_store *s, lk_node_cb cb, void *arg)
+{
+    OPTIONAL(node_list, cb, arg);
+}
+enum lk_err lk_store_node_delete(struct lk_store *s, const char *id)
+{
+    OPTIONAL(node_delete, id);
+}
+enum lk_err lk_store_lease_move(struct lk_store *s, const char *ws_id, const char *node_id,
+                                int64_t d)
+{
+    OPTIONAL(lease_move, ws_id, node_id, d);
+}
+enum lk_err lk_store_lease_scan(struct lk_store *s, const char *node_id, lk_lease_cb cb, void *arg)
+{
+    OPTIONAL(lease_scan, node_id, cb, arg);
 }

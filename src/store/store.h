@@ -196,6 +196,22 @@ void lk_store_rollback(struct lk_store *s);
  * waits for another process's lock only briefly (LK_ERR_STORAGE_UNAVAILABLE). */
 enum lk_err lk_store_begin_background(struct lk_store *s);
 
+/* A unit of work inside a transaction: return LK_OK to commit, anything else to
+ * roll back (that error is what lk_store_txn answers). It may run more than once
+ * when the backend asks for a retry (a serialization failure between nodes on
+ * PostgreSQL), so it must not have effects outside the store before it returns. */
+typedef enum lk_err (*lk_txn_fn)(struct lk_store *s, void *arg);
+
+enum lk_txn_flags {
+    LK_TXN_DEFAULT = 0,
+    /* A background writer that can try again later (lk_store_begin_background). */
+    LK_TXN_BACKGROUND = 1 << 0,
+};
+
+/* Runs fn in one transaction and commits it; the one way services write more
+ * than one statement. */
+enum lk_err lk_store_txn(struct lk_store *s, unsigned flags, lk_txn_fn fn, void *arg);
+
 /* Inserts w and sets w->number. */
 enum lk_err lk_store_ws_insert(struct lk_store *s, struct lk_ws_row *w);
 enum lk_err lk_store_ws_get(struct lk_store *s, const char *id, struct lk_ws_row *out /* OUT */);
@@ -330,5 +346,71 @@ enum lk_err lk_store_permissions_in_use(struct lk_store *s, const char *ws_id, l
 /* Drops usage older than usage_before (hour start) and day counters older than
  * day_before. */
 enum lk_err lk_store_counter_prune(struct lk_store *s, int64_t usage_before, int64_t day_before);
+
+/* The change log (the feed's source): every change to a key, a workspace or a
+ * membership appends one row in the same transaction as the change itself,
+ * written by the backend (triggers), so no caller can forget it. A node's key
+ * cache follows this log (service/feed.c); last-used times are not changes. */
+enum lk_change_kind { LK_CHANGE_KEY = 1, LK_CHANGE_WORKSPACE = 2, LK_CHANGE_MEMBER = 3 };
+
+struct lk_change_row {
+    int64_t seq;              /* increasing in commit order, never reused */
+    enum lk_change_kind kind;
+    int64_t key_rowid;        /* LK_CHANGE_KEY: the key's rowid; otherwise 0 */
+    char ref_id[LK_ID_MAX];   /* the key's, workspace's or member user's id */
+    char workspace_id[LK_ID_MAX];
+    int64_t at;               /* Unix seconds of the change */
+};
+typedef int (*lk_change_cb)(void *arg, const struct lk_change_row *row);
+
+/* Changes with seq > after, in seq order, at most `limit` of them. */
+enum lk_err lk_store_changes_since(struct lk_store *s, int64_t after, int limit, lk_change_cb cb,
+                                   void *arg);
+/* The newest seq in the log (0 when it is empty). */
+enum lk_err lk_store_changes_head(struct lk_store *s, int64_t *out /* OUT */);
+/* Waits at most timeout_ms for a commit (of any process or node) that may have
+ * appended changes. LK_OK when woken or timed out; LK_ERR_STORAGE_UNAVAILABLE
+ * when the wake-up channel is lost (the caller polls and reconnects). */
+enum lk_err lk_store_changes_wait(struct lk_store *s, int timeout_ms);
+/* Drops changes older than before_at, always keeping the newest row. */
+enum lk_err lk_store_changes_prune(struct lk_store *s, int64_t before_at);
+/* Reads the key with this rowid (caller releases). */
+enum lk_err lk_store_key_get_by_rowid(struct lk_store *s, int64_t rowid,
+                                      struct lk_key_row *out /* OUT */);
+
+/* Nodes: every serving process registers itself and beats; leases of a node
+ * whose heartbeat stopped may be reclaimed by another. */
+#define LK_NODE_NAME_MAX 64
+struct lk_node_row {
+    char id[LK_ID_MAX];             /* "node_" + base62 */
+    char name[LK_NODE_NAME_MAX + 1]; /* host name and pid, for people */
+    int64_t started_at, heartbeat_at;
+};
+typedef int (*lk_node_cb)(void *arg, const struct lk_node_row *row);
+
+/* Inserts or replaces node n. */
+enum lk_err lk_store_node_put(struct lk_store *s, const struct lk_node_row *n);
+/* Sets the node's heartbeat_at; LK_ERR_NOT_FOUND when it is not registered. */
+enum lk_err lk_store_node_heartbeat(struct lk_store *s, const char *id, int64_t now);
+enum lk_err lk_store_node_list(struct lk_store *s, lk_node_cb cb, void *arg);
+enum lk_err lk_store_node_delete(struct lk_store *s, const char *id);
+
+/* Credit leases by node: the part of a workspace's `leased` each node holds.
+ * The sum over nodes equals the account's `leased`; move it together with
+ * lk_store_credits_move() in one transaction. */
+struct lk_lease_row {
+    char workspace_id[LK_ID_MAX];
+    char node_id[LK_ID_MAX];
+    int64_t amount;
+};
+typedef int (*lk_lease_cb)(void *arg, const struct lk_lease_row *row);
+
+/* Adds d to node_id's lease of ws_id (made at 0 if missing), refusing with
+ * LK_ERR_CONFLICT to take it below zero. */
+enum lk_err lk_store_lease_move(struct lk_store *s, const char *ws_id, const char *node_id,
+                                int64_t d);
+/* Leases of node_id (NULL: of every node) with a nonzero amount. */
+enum lk_err lk_store_lease_scan(struct lk_store *s, const char *node_id, lk_lease_cb cb,
+                                void *arg);
 
 #endif

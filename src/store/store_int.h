@@ -15,6 +15,9 @@ struct lk_store_ops {
     enum lk_err (*commit)(struct lk_store *s);
     void (*rollback)(struct lk_store *s);
     enum lk_err (*begin_background)(struct lk_store *s);
+    /* True when the last failed statement or commit may succeed if the whole
+     * transaction runs again (NULL: never). */
+    bool (*retryable)(struct lk_store *s);
     enum lk_err (*ws_insert)(struct lk_store *s, struct lk_ws_row *w);
     enum lk_err (*ws_get)(struct lk_store *s, const char *id, struct lk_ws_row *out);
     enum lk_err (*ws_list)(struct lk_store *s, lk_ws_row_cb cb, void *arg);
@@ -79,6 +82,19 @@ struct lk_store_ops {
     enum lk_err (*invitation_prune)(struct lk_store *s, const char *ws_id, int64_t now);
     enum lk_err (*invitation_count)(struct lk_store *s, const char *ws_id, int64_t now,
                                     int64_t *out);
+    enum lk_err (*changes_since)(struct lk_store *s, int64_t after, int limit, lk_change_cb cb,
+                                 void *arg);
+    enum lk_err (*changes_head)(struct lk_store *s, int64_t *out);
+    enum lk_err (*changes_wait)(struct lk_store *s, int timeout_ms);
+    enum lk_err (*changes_prune)(struct lk_store *s, int64_t before_at);
+    enum lk_err (*key_get_by_rowid)(struct lk_store *s, int64_t rowid, struct lk_key_row *out);
+    enum lk_err (*node_put)(struct lk_store *s, const struct lk_node_row *n);
+    enum lk_err (*node_heartbeat)(struct lk_store *s, const char *id, int64_t now);
+    enum lk_err (*node_list)(struct lk_store *s, lk_node_cb cb, void *arg);
+    enum lk_err (*node_delete)(struct lk_store *s, const char *id);
+    enum lk_err (*lease_move)(struct lk_store *s, const char *ws_id, const char *node_id,
+                              int64_t d);
+    enum lk_err (*lease_scan)(struct lk_store *s, const char *node_id, lk_lease_cb cb, void *arg);
 };
 
 /* Every backend's handle starts with this. */
