@@ -441,3 +441,15 @@ enum lk_err lk_store_lease_scan(struct lk_store *s, const char *node_id, lk_leas
 {
     OPTIONAL(lease_scan, node_id, cb, arg);
 }
+enum lk_err lk_store_user_scan(struct lk_store *s, lk_user_row_cb cb, void *arg)
+{
+    OPTIONAL(user_scan, cb, arg);
+}
+enum lk_err lk_store_session_scan(struct lk_store *s, lk_session_row_cb cb, void *arg)
+{
+    OPTIONAL(session_scan, cb, arg);
+}
+enum lk_err lk_store_invitation_scan(struct lk_store *s, lk_invitation_cb cb, void *arg)
+{
+    OPTIONAL(invitation_scan, cb, arg);
+}

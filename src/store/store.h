@@ -413,4 +413,12 @@ enum lk_err lk_store_lease_move(struct lk_store *s, const char *ws_id, const cha
 enum lk_err lk_store_lease_scan(struct lk_store *s, const char *node_id, lk_lease_cb cb,
                                 void *arg);
 
+/* Every row of these tables, for `latchkey migrate` (any order). */
+typedef int (*lk_user_row_cb)(void *arg, const struct lk_user_row *row);
+typedef int (*lk_session_row_cb)(void *arg, const struct lk_session_row *row);
+enum lk_err lk_store_user_scan(struct lk_store *s, lk_user_row_cb cb, void *arg);
+enum lk_err lk_store_session_scan(struct lk_store *s, lk_session_row_cb cb, void *arg);
+/* Every invitation, expired or not, of every workspace. */
+enum lk_err lk_store_invitation_scan(struct lk_store *s, lk_invitation_cb cb, void *arg);
+
 #endif
