@@ -30,7 +30,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 PY       := /usr/bin/python3
 
-.PHONY: all deps deps-test deps-bench run test unit integration browser screenshots web fuzz bench lint clean install FORCE
+.PHONY: all deps deps-test deps-bench run test unit integration browser screenshots web fuzz bench lint layers clean install FORCE
 
 # `latchkey --version`: the release from VERSION, the commit when built from git.
 # Only base/version.o sees them; the stamp rebuilds it when either changes.
@@ -114,9 +114,14 @@ screenshots: $(BUILD)/latchkey $(WEB_DIST) tests/browser/node_modules/.package-l
 fuzz:
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk FUZZ_SECONDS=$(or $(FUZZ_SECONDS),5)
 
-# Everything, as CI runs it: the release build, then unit and black-box tests under
-# ASan+UBSan, then each fuzz target for a few seconds.
+# The layer rule of src/ on the #include lines (docs/internals/mgmt.md, "Layers").
+layers:
+	@scripts/check-layers.sh
+
+# Everything, as CI runs it: the layer check, the release build, then unit and
+# black-box tests under ASan+UBSan, then each fuzz target for a few seconds.
 test: deps-test
+	@$(MAKE) --no-print-directory layers
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit integration
 	@$(MAKE) --no-print-directory browser

@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "http/accesslog.h"
 #include "http/server.h"
+#include "service/health.h"
 #include "service/workspaces.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -56,7 +57,7 @@ static int bootstrap(struct lk_app *app, bool json, bool quiet_if_exists, const 
     *created = false;
     /* Only a start that will create a key wants the file: a restart of a
      * service whose file is already there must go on. */
-    if (key_file != NULL && app->operator_ws[0] == '\0') {
+    if (key_file != NULL && lk_app_operator_ws(app)[0] == '\0') {
         if ((out = open_key_file(key_file)) == NULL)
             return 1;
         json = true;
@@ -345,7 +346,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
     /* An empty database gets its first workspace, as `init` would. */
     if ((rc = bootstrap(app, false, true, key_file, &created)) != 0)
         goto out;
-    lk_info("%lu key digests loaded", lk_keycache_count(app->cache));
+    lk_info("%lu key digests loaded", lk_health_keys_cached(app));
     lk_errinfo_clear(&ei);
     if (lk_server_run(srv, app, &ei) != LK_OK)
         rc = lk_cli_fail("%s", ei.detail[0] ? ei.detail : "cannot serve");

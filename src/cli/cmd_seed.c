@@ -7,21 +7,24 @@
 #include <getopt.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "base/clock.h"
 #include "base/common.h"
-#include "base/rand.h"
 #include "cli/cmd.h"
 #include "service/keys.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define SEED_MAX 10000000
 
-static int first_ws(void *arg, const struct lk_ws_row *w)
+/* Writes each secret as it is made; a retried transaction starts the file over. */
+static int write_secret(void *arg, int64_t i, const char *secret)
 {
-    *(struct lk_ws_row *)arg = *w;
-    return 1;
+    FILE *out = arg;
+
+    if (i == 0 && (fflush(out) != 0 || ftruncate(fileno(out), 0) != 0))
+        return 1;
+    if (i == 0)
+        rewind(out);
+    return fprintf(out, "%s\n", secret) < 0;
 }
 
 static int run_seed(const struct lk_cmd *self, int argc, char **argv)
@@ -34,7 +37,7 @@ static int run_seed(const struct lk_cmd *self, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     struct lk_app_config cfg = {"sqlite:latchkey.db", NULL};
     struct lk_app *app = NULL;
-    struct lk_ws_row w = {0};
+    char ws_id[LK_ID_MAX] = "";
     struct lk_errinfo ei;
     const char *out_path = NULL;
     int64_t count = 0, now = lk_clock_now_s();
@@ -66,37 +69,16 @@ static int run_seed(const struct lk_cmd *self, int argc, char **argv)
         lk_cli_fail("%s", ei.detail);
         goto out;
     }
-    if (lk_store_ws_list(app->store, first_ws, &w) != LK_OK || w.id[0] == '\0') {
+    e = lk_keys_seed(app, count, "[\"*\"]", now, write_secret, out, ws_id);
+    if (e == LK_ERR_NOT_FOUND) {
         lk_cli_fail("the database has no workspace; run `latchkey init` first");
         goto out;
     }
-    if ((e = lk_store_begin(app->store)) != LK_OK) {
-        lk_cli_fail("%s", lk_err_message(e));
+    if (e != LK_OK) {
+        lk_cli_fail("%s", e == LK_ERR_INTERNAL ? "cannot write the secrets" : lk_err_message(e));
         goto out;
     }
-    for (int64_t i = 0; i < count; i++) {
-        struct lk_key_row k = {.env = LK_ENV_LIVE, .kind = LK_KIND_PERMANENT, .enabled = true,
-                               .daily_spend_cap = -1, .created_at = now};
-        char secret[LK_SECRET_MAX];
-        lk_rand_id("key_", k.id, sizeof(k.id));
-        memcpy(k.workspace_id, w.id, LK_ID_MAX);
-        snprintf(k.name, sizeof(k.name), "seed-%lld", (long long)i);
-        k.permissions = (char *)"[\"*\"]";
-        k.meta = (char *)"{}";
-        lk__keys_new_secret(app, &w, &k, secret);
-        if ((e = lk_store_key_insert(app->store, &k)) != LK_OK) {
-            lk_store_rollback(app->store);
-            lk_cli_fail("%s", lk_err_message(e));
-            goto out;
-        }
-        fprintf(out, "%s\n", secret);
-        OPENSSL_cleanse(secret, sizeof(secret));
-    }
-    if ((e = lk_store_commit(app->store)) != LK_OK) {
-        lk_cli_fail("%s", lk_err_message(e));
-        goto out;
-    }
-    printf("seeded %lld keys into workspace %s; secrets in %s\n", (long long)count, w.id,
+    printf("seeded %lld keys into workspace %s; secrets in %s\n", (long long)count, ws_id,
            out_path);
     rc = 0;
 out:

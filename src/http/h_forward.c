@@ -207,7 +207,7 @@ static int forward_auth(struct lk_reqctx *rc, const struct lk_route_rules *rules
     }
     if (e == LK_OK) {
         memcpy(id, k->id, sizeof(id));
-        memcpy(ws, k->ws->id, sizeof(ws));
+        memcpy(ws, lk_ckey_workspace_id(k), sizeof(ws));
         env = lk_env_name(k->env);
     }
     lk_keycache_read_unlock();
@@ -240,7 +240,7 @@ static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
         return;
     }
     memcpy(m->fwd_key_id, k->id, sizeof(m->fwd_key_id));
-    memcpy(m->fwd_workspace_id, k->ws->id, sizeof(m->fwd_workspace_id));
+    memcpy(m->fwd_workspace_id, lk_ckey_workspace_id(k), sizeof(m->fwd_workspace_id));
     snprintf(m->fwd_env, sizeof(m->fwd_env), "%s", lk_env_name(k->env));
     lk_mreq_raw(m, 200, "", 0);
 }

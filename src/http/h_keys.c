@@ -9,6 +9,7 @@
 #include "http/jsonin.h"
 #include "http/render.h"
 #include "service/keys.h"
+#include "service/workspaces.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define LIST_DEFAULT_LIMIT 50
@@ -243,7 +244,7 @@ void lk_h_keys_generate_temp(struct lk_mreq *m)
     }
     /* Flexweg names the site by number; the session then acts in that workspace. */
     if (folder > 0) {
-        if ((e = lk_store_ws_get_by_number(m->app->store, folder, &w)) != LK_OK) {
+        if ((e = lk_workspaces_get_by_number(m->app, folder, &w)) != LK_OK) {
             lk_key_spec_release(&spec);
             lk_mreq_error(m, e, NULL);
             return;

@@ -10,6 +10,7 @@
 #include "http/render.h"
 #include "service/credits.h"
 #include "service/keys.h"
+#include "service/workspaces.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define LEDGER_DEFAULT_LIMIT 50
@@ -42,30 +43,23 @@ static json_t *date_of(int64_t day)
 void lk_h_quota(struct lk_mreq *m)
 {
     struct lk_actor who;
-    struct lk_wstate *ws;
-    struct lk_quota live, test;
-    int64_t today = lk_day_of(m->now), quota, test_quota;
+    struct lk_ws_quota q;
+    int64_t today = lk_day_of(m->now);
     json_t *days;
 
     if (lk_mreq_actor(m, &who) != LK_OK)
         return;
-    ws = lk_counters_ws(m->app->counters, who.workspace_id);
-    lk_wstate_lock(ws);
-    live = ws->live;
-    test = ws->test;
-    quota = ws->quota;
-    test_quota = ws->test_quota;
-    lk_wstate_unlock(ws);
+    lk_workspaces_quota(m->app, &who, &q);
     days = json_array();
     for (int64_t d = today - LK_QUOTA_DAYS + 1; d <= today; d++)
         json_array_append_new(days, json_pack("{s:o, s:I, s:I}", "date", date_of(d), "live",
-                                              (json_int_t)lk_quota_day(&live, d), "test",
-                                              (json_int_t)lk_quota_day(&test, d)));
+                                              (json_int_t)lk_quota_day(&q.live, d), "test",
+                                              (json_int_t)lk_quota_day(&q.test, d)));
     lk_mreq_json(m, 200,
                  json_pack("{s:s, s:i, s:o, s:o, s:o}", "workspace_id", who.workspace_id,
                            "window_days", LK_QUOTA_DAYS, "live",
-                           quota_part(quota, lk_quota_used(&live, today)), "test",
-                           quota_part(test_quota, lk_quota_used(&test, today)), "days", days));
+                           quota_part(q.quota, lk_quota_used(&q.live, today)), "test",
+                           quota_part(q.test_quota, lk_quota_used(&q.test, today)), "days", days));
 }
 
 static json_t *render_entry(const struct lk_ledger_row *r)
@@ -93,8 +87,7 @@ void lk_h_credits_get(struct lk_mreq *m)
         !lk_mreq_page(m, LEDGER_DEFAULT_LIMIT, LEDGER_MAX_LIMIT, 'l', &pg, &before))
         return;
     if ((e = lk_credits_get(m->app, who.workspace_id, &a)) != LK_OK ||
-        (e = lk_store_ledger_list(m->app->store, who.workspace_id, before, pg.want + 1, add_entry,
-                                  &pg)) != LK_OK) {
+        (e = lk_credits_ledger(m->app, &who, before, pg.want + 1, add_entry, &pg)) != LK_OK) {
         json_decref(pg.data);
         lk_mreq_error(m, e, NULL);
         return;

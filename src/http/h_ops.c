@@ -5,46 +5,38 @@
  */
 #include "base/common.h"
 #include "http/handlers.h"
+#include "service/health.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-/* A recorder that has not written everything for this long is not ready: the
- * counts it holds would be lost by a crash, and the store refuses its writes. */
-#define READY_RECORDER_LAG_MS 30000
+void lk_h_healthz(struct lk_mreq *m)
+{
+    if (lk_health_ping(m->app) != LK_OK) {
+        lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);
+        return;
+    }
+    lk_mreq_json(m, 200, json_pack("{s:s}", "status", "ok"));
+}
 
 void lk_h_readyz(struct lk_mreq *m)
 {
-    struct lk_app *app = m->app;
-    const char *store = "ok", *cache = "ok", *counters = "ok", *recorder = "ok";
+    struct lk_readiness r;
     struct lk_errinfo ei;
     char notready[128] = "";
     size_t n = 0;
 
-    /* Ready means the store takes writes (the recorder's and management's), not
-     * only reads: take the write lock as briefly as the recorder would. */
-    if (lk_store_ping(app->store) != LK_OK)
-        store = "unavailable";
-    else if (lk_store_begin_background(app->store) != LK_OK)
-        store = "locked for writing";
-    else
-        lk_store_rollback(app->store);
-    if (app->cache == NULL)
-        cache = "not loaded";
-    if (app->counters == NULL)
-        counters = "not loaded";
-    if (app->usage == NULL || lk_usage_lag_ms(app->usage) > READY_RECORDER_LAG_MS)
-        recorder = "behind";
-    const char *names[] = {"store", "cache", "counters", "recorder"};
-    const char *states[] = {store, cache, counters, recorder};
-    for (size_t i = 0; i < LK_ARRAY_LEN(names); i++)
-        if (strcmp(states[i], "ok") != 0)
-            n += (size_t)snprintf(notready + n, sizeof(notready) - n, "%s%s (%s)",
-                                  n ? ", " : "", names[i], states[i]);
-    if (n > 0) {
+    if (!lk_health_ready(m->app, &r)) {
+        const char *names[] = {"store", "cache", "counters", "recorder"};
+        const char *states[] = {r.store, r.cache, r.counters, r.recorder};
+        for (size_t i = 0; i < LK_ARRAY_LEN(names); i++)
+            if (strcmp(states[i], "ok") != 0)
+                n += (size_t)snprintf(notready + n, sizeof(notready) - n, "%s%s (%s)",
+                                      n ? ", " : "", names[i], states[i]);
         lk_errinfo_set(&ei, LK_ERR_STORAGE_UNAVAILABLE, "", "not ready: %s", notready);
         lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, &ei);
         return;
     }
     lk_mreq_json(m, 200,
                  json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "status", "ready", "checks", "store",
-                           store, "cache", cache, "counters", counters, "recorder", recorder));
+                           r.store, "cache", r.cache, "counters", r.counters, "recorder",
+                           r.recorder));
 }

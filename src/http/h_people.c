@@ -13,7 +13,7 @@
 #include "http/jsonin.h"
 #include "http/render.h"
 #include "service/apidocs.h"
-#include "service/keys.h"
+#include "service/audit.h"
 #include "service/users.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -82,7 +82,7 @@ void lk_h_auth_login(struct lk_mreq *m)
         return;
     }
     ms = json_array();
-    lk_store_member_list_user(m->app->store, login.user.id, add_membership, ms);
+    lk_users_memberships(m->app, login.user.id, add_membership, ms);
     snprintf(cookie, sizeof(cookie),
              LK_SESSION_COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/; Max-Age=%d%s",
              login.token, LK_SESSION_TTL, m->secure ? "; Secure" : "");
@@ -125,13 +125,12 @@ void lk_h_me(struct lk_mreq *m)
 
     if (own_session(m, &s) != LK_OK)
         return;
-    if ((e = lk_store_user_get(m->app->store, s.user_id, &u)) != LK_OK) {
+    if ((e = lk_users_get(m->app, s.user_id, &u)) != LK_OK) {
         lk_mreq_error(m, e == LK_ERR_NOT_FOUND ? LK_ERR_INVALID_KEY : e, NULL);
         return;
     }
-    OPENSSL_cleanse(u.password_hash, sizeof(u.password_hash));
     ms = json_array();
-    if ((e = lk_store_member_list_user(m->app->store, u.id, add_membership, ms)) != LK_OK) {
+    if ((e = lk_users_memberships(m->app, u.id, add_membership, ms)) != LK_OK) {
         json_decref(ms);
         lk_mreq_error(m, e, NULL);
         return;

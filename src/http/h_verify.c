@@ -86,7 +86,7 @@ static void key_fields(struct out *o, const struct lk_ckey *k)
     PUT(o, "\"key_id\":\"");
     put_str(o, k->id);
     PUT(o, "\",\"workspace_id\":\"");
-    put_str(o, k->ws->id);
+    put_str(o, lk_ckey_workspace_id(k));
     PUT(o, "\",\"environment\":\"");
     put_str(o, lk_env_name(k->env));
     PUT(o, "\",\"kind\":\"");

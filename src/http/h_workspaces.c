@@ -1,7 +1,6 @@
 /*
- * h_workspaces.c — /v1/workspaces (operator root key: create, list, set quotas)
- * and /healthz; both run on
- * management workers, since both touch the database.
+ * h_workspaces.c — /v1/workspaces (operator root key: create, list, set quotas),
+ * on management workers, since it touches the database. /healthz is h_ops.c's.
  */
 #include <openssl/crypto.h>
 
@@ -11,15 +10,6 @@
 #include "http/render.h"
 #include "service/workspaces.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
-
-void lk_h_healthz(struct lk_mreq *m)
-{
-    if (lk_store_ping(m->app->store) != LK_OK) {
-        lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, NULL);
-        return;
-    }
-    lk_mreq_json(m, 200, json_pack("{s:s}", "status", "ok"));
-}
 
 void lk_h_workspaces_create(struct lk_mreq *m)
 {

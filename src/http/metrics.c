@@ -8,6 +8,7 @@
 #include "http/accesslog.h"
 #include "http/handlers.h"
 #include "service/credits.h"
+#include "service/health.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define METRICS_FIRST_TRY 32768 /* bytes; the text is about 20 KiB */
@@ -100,7 +101,7 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
     }
 
     family(&t, "latchkey_keys_cached", "gauge", "Key digests held in the verification cache.");
-    add(&t, "latchkey_keys_cached %lu\n", lk_keycache_count(app->cache));
+    add(&t, "latchkey_keys_cached %lu\n", lk_health_keys_cached(app));
 
     /* Closed first: accepted only grows, so the difference is never negative. */
     closed = lk_stats_sum(LK_STAT_CONN_CLOSED);
@@ -120,7 +121,7 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
     family(&t, "latchkey_recorder_lag_seconds", "gauge",
            "Upper bound of the age of the oldest count not yet written to the database.");
     add(&t, "latchkey_recorder_lag_seconds %.3f\n",
-        app->usage ? (double)lk_usage_lag_ms(app->usage) / 1000 : 0.0);
+        (double)lk_health_recorder_lag_ms(app) / 1000);
     counter(&t, "latchkey_recorder_flushes_total",
             "Recorder flushes of usage, spending and last-used times.", LK_STAT_RECORDER_FLUSHES);
 

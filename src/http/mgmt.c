@@ -383,7 +383,7 @@ enum lk_err lk_mreq_actor(struct lk_mreq *m, struct lk_actor *who)
     if (e != LK_OK) {
         /* A blocked address waits out at most the failed-key window. */
         if (e == LK_ERR_TOO_MANY_REQUESTS)
-            m->retry_after = m->app->limits.failed_key.window_s;
+            m->retry_after = lk_app_limits(m->app)->failed_key.window_s;
         lk_mreq_error(m, e, &ei);
         return e;
     }

@@ -7,7 +7,8 @@
 
 #include <jansson.h>
 
-#include "store/store.h"
+#include "service/keys.h"
+#include "service/workspaces.h"
 
 const char *lk_render_kind(enum lk_key_kind kind);
 

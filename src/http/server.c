@@ -257,13 +257,13 @@ static void reload(struct lk_server *srv, struct lk_app *app)
                      ei.detail);
     }
     lk_errinfo_clear(&ei);
-    if (app->routes_file[0] == '\0')
+    if (lk_app_routes_file(app)[0] == '\0')
         return;
     if (lk_app_routes_reload(app, &ei) == LK_OK)
-        lk_info("SIGHUP: route rules reloaded from %s", app->routes_file);
+        lk_info("SIGHUP: route rules reloaded from %s", lk_app_routes_file(app));
     else
         lk_error("SIGHUP: route rules not reloaded from %s, the old ones stay: %s",
-                 app->routes_file, ei.detail);
+                 lk_app_routes_file(app), ei.detail);
 }
 
 enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_errinfo *ei)

@@ -3,6 +3,7 @@
 #include <jansson.h>
 
 #include "base/common.h"
+#include "service/app_int.h"
 #include "core/perm.h"
 #include "core/permquery.h"
 #include "service/app.h"

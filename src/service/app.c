@@ -13,6 +13,7 @@
 #include "base/common.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "service/app_int.h"
 #include "service/credits.h"
 #include "service/throttle.h"
 #include "service/users.h"
@@ -324,4 +325,24 @@ void lk_app_digest(const struct lk_app *app, const char *secret, size_t len,
                    uint8_t out[LK_DIGEST_LEN])
 {
     lk_digest_secret(app->pepper, secret, len, out);
+}
+
+const char *lk_app_routes_file(const struct lk_app *app)
+{
+    return app->routes_file;
+}
+
+const struct lk_netaddr_list *lk_app_trusted_proxies(const struct lk_app *app)
+{
+    return &app->trusted_proxies;
+}
+
+const struct lk_limits_config *lk_app_limits(const struct lk_app *app)
+{
+    return &app->limits;
+}
+
+const char *lk_app_operator_ws(const struct lk_app *app)
+{
+    return app->operator_ws;
 }

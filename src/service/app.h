@@ -4,21 +4,22 @@
  * a `struct lk_app *`.
  *
  * Thread safety: after lk_app_open() returns, the app may be used from any thread
- * that has called lk_keycache_thread_online().
+ * that has called lk_keycache_thread_online(). The accessors read what does not
+ * change after open (or, for the operator workspace, changes once, under the
+ * app's write lock); any thread.
  */
 #ifndef LK_APP_H
 #define LK_APP_H
 
-#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "core/config.h"
 #include "core/digest.h"
-#include "core/routerules.h"
-#include "counters/counters.h"
 #include "core/err.h"
+#include "core/routerules.h"
+/* Services hand out cached keys (struct lk_ckey) to the layers above. */
 #include "service/keycache.h"
-#include "service/usage.h"
-#include "store/store.h"
 
 struct lk_throttle;
 
@@ -54,39 +55,10 @@ struct lk_app_config {
     struct lk_netaddr_list trusted_proxies;
 };
 
-/* per_ip settings a process keeps tables for, over reloads of the rules. */
-#define LK_APP_ROUTE_IP_TABLES (4 * LK_ROUTES_MAX_IP_LIMITS)
-
-/* Transparent to the service layer; the http layer only passes it along. */
-struct lk_app {
-    struct lk_store *store;
-    struct lk_counters *counters;
-    struct lk_keycache *cache;
-    struct lk_usage *usage;
-    struct lk_pepper *pepper; /* NULL when none is configured */
-    /* Serialises management writes, so the store and the cache see changes of
-     * one key in the same order. */
-    pthread_mutex_t write_mu;
-    char operator_ws[LK_ID_MAX]; /* "" until the first workspace exists */
-    struct lk_throttle *login_by_email;   /* failed logins per email */
-    struct lk_throttle *login_by_address; /* failed logins per client address */
-    struct lk_limits_config limits;
-    struct lk_throttle *failed_keys; /* unknown keys per address; NULL: no limit */
-    struct lk_throttle *login_rate;  /* login attempts per address; NULL: no limit */
-    /* Forward-auth rules, published with RCU: read them with lk_app_routes(). */
-    struct lk_route_rules *routes;
-    char routes_file[4096]; /* "" when none */
-    int lock_fd;                     /* the serve lock, or -1 */
-    bool serving;
-    struct lk_netaddr_list trusted_proxies; /* read-only after open */
-    /* Route rules' per_ip=N/S tables, one per distinct setting, made on first use
-     * (lk_app_route_ip) so rules loaded later find theirs too. */
-    pthread_mutex_t route_ip_mu;
-    struct {
-        int64_t limit, window_s;
-        struct lk_throttle *t;
-    } route_ip[LK_APP_ROUTE_IP_TABLES];
-};
+/* One running latchkey. Opaque outside src/service/ (its fields: service/app_int.h):
+ * the http and cli layers hold it, pass it to services and read what they need
+ * through the accessors below. */
+struct lk_app;
 
 /* The per-address table for a route rule's per_ip=limit/window_s, made on first
  * use; NULL when LK_APP_ROUTE_IP_TABLES settings are already in use (the caller
@@ -105,6 +77,18 @@ void lk_app_close(struct lk_app *app);
 /* The digest a secret is stored under with the configured pepper. */
 void lk_app_digest(const struct lk_app *app, const char *secret, size_t len,
                    uint8_t out[LK_DIGEST_LEN]);
+
+/* The route rules file the app re-reads on reload; "" when it has none. */
+const char *lk_app_routes_file(const struct lk_app *app);
+
+/* Peers believed about the client's address and scheme (lk_app_config). */
+const struct lk_netaddr_list *lk_app_trusted_proxies(const struct lk_app *app);
+
+/* The limits of the configuration, defaults filled in. */
+const struct lk_limits_config *lk_app_limits(const struct lk_app *app);
+
+/* The operator workspace's id; "" until the first workspace exists. */
+const char *lk_app_operator_ws(const struct lk_app *app);
 
 /* --- forward-auth route rules, replaceable while serving ---------------------------- */
 

@@ -2,6 +2,7 @@
 #include "service/throttle.h"
 
 #include "base/common.h"
+#include "service/app_int.h"
 #include "service/users.h"
 #include "service/verify.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */

@@ -3,9 +3,11 @@
 #include <inttypes.h>
 
 #include "base/common.h"
+#include "service/app_int.h"
 #include "base/log.h"
 #include "base/stats.h"
 #include "core/quota.h"
+#include "service/audit.h"
 #include "service/keys.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -389,7 +391,7 @@ enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, in
         goto out;
     if ((e = lk_store_credits_move(app->store, ws_id, amount, 0, 0, amount)) != LK_OK ||
         (e = lk_store_ledger_add(app->store, entry)) != LK_OK ||
-        (e = lk__keys_audit(app, who, "credits.top_up", ws_id, now)) != LK_OK) {
+        (e = lk_audit_write(app->store, who, "credits.top_up", ws_id, now)) != LK_OK) {
         lk_store_rollback(app->store);
         goto out;
     }
@@ -404,4 +406,10 @@ enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, in
 out:
     pthread_mutex_unlock(&ws->lease_mu);
     return e;
+}
+
+enum lk_err lk_credits_ledger(struct lk_app *app, const struct lk_actor *who, int64_t before_id,
+                              int limit, lk_ledger_cb cb, void *arg)
+{
+    return lk_store_ledger_list(app->store, who->workspace_id, before_id, limit, cb, arg);
 }

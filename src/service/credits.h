@@ -18,6 +18,8 @@
 #include "service/app.h"
 #include "service/auth.h"
 
+struct lk_wstate; /* counters/counters.h */
+
 #define LK_LEASE_MIN 16
 #define LK_LEASE_MAX 1000000
 #define LK_CREDITS_MAX ((INT64_C(1) << 53) - 1) /* larger totals do not survive JSON */
@@ -56,5 +58,10 @@ enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id,
 enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, int64_t amount,
                               const char *note, int64_t now, struct lk_ledger_row *entry /* OUT */,
                               int64_t *balance /* OUT */);
+
+/* The ledger of who's workspace, newest first, entries with id < before_id (0:
+ * from the newest), at most `limit`; each (borrowed) goes to cb. */
+enum lk_err lk_credits_ledger(struct lk_app *app, const struct lk_actor *who, int64_t before_id,
+                              int limit, lk_ledger_cb cb, void *arg);
 
 #endif

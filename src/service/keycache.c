@@ -295,3 +295,8 @@ unsigned lk_keycache_pepper_mask(struct lk_keycache *c, uint32_t configured_pepp
         m |= 2;
     return m;
 }
+
+const char *lk_ckey_workspace_id(const struct lk_ckey *k)
+{
+    return k->ws->id;
+}

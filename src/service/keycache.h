@@ -72,6 +72,10 @@ void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row,
  * Call after loading, outside the read lock. */
 void lk_keycache_fit(struct lk_keycache *c);
 
+/* The id of the workspace of entry k: what the http layer names, without
+ * reaching into the counters the entry points at. Inside the read lock. */
+const char *lk_ckey_workspace_id(const struct lk_ckey *k);
+
 /* Number of entries (digests). */
 unsigned long lk_keycache_count(struct lk_keycache *c);
 

@@ -4,7 +4,9 @@
 
 #include "base/clock.h"
 #include "base/common.h"
+#include "service/app_int.h"
 #include "base/rand.h"
+#include "service/audit.h"
 #include "service/usage.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -45,20 +47,6 @@ void lk__keys_new_secret(struct lk_app *app, const struct lk_ws_row *w, struct l
         lk_secret_hint(&v, k->hint);
     lk_app_digest(app, secret, n, k->digest);
     k->pepper_id = lk_pepper_id(app->pepper);
-}
-
-enum lk_err lk__keys_audit(struct lk_app *app, const struct lk_actor *who, const char *action,
-                           const char *target, int64_t now)
-{
-    struct lk_audit_row a = {.created_at = now};
-
-    snprintf(a.workspace_id, sizeof(a.workspace_id), "%s", who->workspace_id);
-    snprintf(a.actor, sizeof(a.actor), "%s", who->id);
-    snprintf(a.action, sizeof(a.action), "%s", action);
-    snprintf(a.target, sizeof(a.target), "%s", target ? target : "");
-    snprintf(a.address, sizeof(a.address), "%s", who->address);
-    snprintf(a.request_id, sizeof(a.request_id), "%s", who->request_id);
-    return lk_store_audit_insert(app->store, &a);
 }
 
 /* Merges the cache's last-used time, fresher than the store's by up to a flush. */
@@ -125,12 +113,38 @@ static enum lk_err apply_common(const struct lk_key_spec *spec, struct lk_key_ro
     return LK_OK;
 }
 
+struct create {
+    struct lk_app *app;
+    const struct lk_actor *who;
+    const struct lk_key_spec *spec;
+    const char *action;
+    int64_t now;
+    struct lk_key_row *k;
+    char *secret;
+};
+
+/* The workspace (its key format) is read in the transaction that adds the key
+ * to it; a new secret on each run, so a retry writes no secret twice. */
+static enum lk_err create_txn(struct lk_store *s, void *arg)
+{
+    struct create *c = arg;
+    struct lk_ws_row w;
+    enum lk_err e;
+
+    if ((e = lk_store_ws_get(s, c->who->workspace_id, &w)) != LK_OK)
+        return e;
+    if (!(c->spec->set & LK_SPEC_SHA256))
+        lk__keys_new_secret(c->app, &w, c->k, c->secret);
+    if ((e = lk_store_key_insert(s, c->k)) != LK_OK)
+        return e;
+    return lk_audit_write(s, c->who, c->action, c->k->id, c->now);
+}
+
 static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
                               const struct lk_key_spec *spec, int64_t now, const char *action,
                               struct lk_key_row *out, char *secret, struct lk_errinfo *ei)
 {
     struct lk_key_row k = {.enabled = true, .daily_spend_cap = -1, .created_at = now};
-    struct lk_ws_row w;
     enum lk_err e;
     bool locked = false;
 
@@ -170,8 +184,6 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
 
     pthread_mutex_lock(&app->write_mu);
     locked = true;
-    if ((e = lk_store_ws_get(app->store, who->workspace_id, &w)) != LK_OK)
-        goto out;
     if (spec->set & LK_SPEC_SHA256) {
         /* Imported: the secret was issued elsewhere; pepper its digest as ours are. */
         if (app->pepper != NULL) {
@@ -193,17 +205,9 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
         k.pepper_id = lk_pepper_id(app->pepper);
         snprintf(k.hint, sizeof(k.hint), "imported");
         secret[0] = '\0';
-    } else {
-        lk__keys_new_secret(app, &w, &k, secret);
     }
-    if ((e = lk_store_begin(app->store)) != LK_OK)
-        goto out;
-    if ((e = lk_store_key_insert(app->store, &k)) != LK_OK ||
-        (e = lk__keys_audit(app, who, action, k.id, now)) != LK_OK) {
-        lk_store_rollback(app->store);
-        goto out;
-    }
-    if ((e = lk_store_commit(app->store)) != LK_OK)
+    if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, create_txn,
+                          &(struct create){app, who, spec, action, now, &k, secret})) != LK_OK)
         goto out;
     lk_keycache_put(app->cache, &k, NULL);
 out:
@@ -245,13 +249,6 @@ enum lk_err lk_keys_generate_temp(struct lk_app *app, const struct lk_actor *who
         s.set |= LK_SPEC_NAME;
     }
     return create_key(app, who, &s, now, "key.generate_temp", out, secret, ei);
-}
-
-enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who,
-                          const struct lk_audit_filter *f, int64_t before_id, int limit,
-                          lk_audit_cb cb, void *arg)
-{
-    return lk_store_audit_list(app->store, who->workspace_id, f, before_id, limit, cb, arg);
 }
 
 enum lk_err lk_keys_usage(struct lk_app *app, const struct lk_actor *who,
@@ -331,44 +328,62 @@ static enum lk_err may_change(const struct lk_actor *who, const struct lk_key_ro
     return LK_OK;
 }
 
-/* Loads key `id`, lets `change` edit a copy, then stores, audits and publishes it.
- * Runs under write_mu so the store and the cache agree on the order of changes. */
-typedef enum lk_err (*change_fn)(struct lk_app *app, struct lk_key_row *k, void *arg,
-                                 struct lk_errinfo *ei);
+/* Loads key `id`, lets `change` edit a copy, then stores and audits it, all in
+ * one transaction: two changes of one key (from this process or another node)
+ * each start from what the other wrote, so neither is lost. `change` may run
+ * more than once (a retried transaction) and then starts again from the
+ * stored row. After the commit the change is published to the cache, under
+ * write_mu so the cache sees the changes of a key in the store's order. */
+typedef enum lk_err (*change_fn)(struct lk_app *app, struct lk_store *s, struct lk_key_row *k,
+                                 void *arg, struct lk_errinfo *ei);
+
+struct change {
+    struct lk_app *app;
+    const struct lk_actor *who;
+    const char *id, *action;
+    int64_t now;
+    change_fn fn;
+    void *arg;
+    struct lk_key_row old, k; /* as stored before, and after */
+    struct lk_errinfo *ei;
+};
+
+static enum lk_err change_txn(struct lk_store *s, void *arg)
+{
+    struct change *c = arg;
+    enum lk_err e;
+
+    lk_key_row_release(&c->old); /* a retry reads afresh */
+    lk_key_row_release(&c->k);
+    if ((e = lk_store_key_get(s, c->who->workspace_id, c->id, &c->old)) != LK_OK)
+        return e;
+    if ((e = may_change(c->who, &c->old, c->ei)) != LK_OK)
+        return e;
+    lk_key_row_copy(&c->k, &c->old);
+    if ((e = c->fn(c->app, s, &c->k, c->arg, c->ei)) != LK_OK)
+        return e;
+    if ((e = lk_store_key_update(s, &c->k)) != LK_OK)
+        return e;
+    return lk_audit_write(s, c->who, c->action, c->k.id, c->now);
+}
 
 static enum lk_err change_key(struct lk_app *app, const struct lk_actor *who, const char *id,
                               const char *action, int64_t now, change_fn change, void *arg,
                               struct lk_key_row *out, struct lk_errinfo *ei)
 {
-    struct lk_key_row old = {0}, k = {0};
+    struct change c = {app, who, id, action, now, change, arg, {0}, {0}, ei};
     enum lk_err e;
 
     pthread_mutex_lock(&app->write_mu);
-    if ((e = lk_store_key_get(app->store, who->workspace_id, id, &old)) != LK_OK)
-        goto out;
-    if ((e = may_change(who, &old, ei)) != LK_OK)
-        goto out;
-    lk_key_row_copy(&k, &old);
-    if ((e = change(app, &k, arg, ei)) != LK_OK)
-        goto out;
-    if ((e = lk_store_begin(app->store)) != LK_OK)
-        goto out;
-    if ((e = lk_store_key_update(app->store, &k)) != LK_OK ||
-        (e = lk__keys_audit(app, who, action, k.id, now)) != LK_OK) {
-        lk_store_rollback(app->store);
-        goto out;
-    }
-    if ((e = lk_store_commit(app->store)) != LK_OK)
-        goto out;
-    lk_keycache_put(app->cache, &k, &old);
-out:
+    if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, change_txn, &c)) == LK_OK)
+        lk_keycache_put(app->cache, &c.k, &c.old);
     pthread_mutex_unlock(&app->write_mu);
-    lk_key_row_release(&old);
+    lk_key_row_release(&c.old);
     if (e == LK_OK && out != NULL) {
-        merge_last_used(app, &k);
-        *out = k;
+        merge_last_used(app, &c.k);
+        *out = c.k;
     } else {
-        lk_key_row_release(&k);
+        lk_key_row_release(&c.k);
     }
     return e;
 }
@@ -378,12 +393,13 @@ struct update_arg {
     int64_t now;
 };
 
-static enum lk_err do_update(struct lk_app *app, struct lk_key_row *k, void *arg,
-                             struct lk_errinfo *ei)
+static enum lk_err do_update(struct lk_app *app, struct lk_store *s, struct lk_key_row *k,
+                             void *arg, struct lk_errinfo *ei)
 {
     struct update_arg *ua = arg;
 
     (void)app;
+    (void)s;
     if (k->kind == LK_KIND_APPLICATION && (ua->spec->set & LK_SPEC_ENABLED) && !ua->spec->enabled)
         return lk_errinfo_set(ei, LK_ERR_CONFLICT, "enabled",
                               "application keys cannot be disabled; regenerate them instead");
@@ -403,10 +419,11 @@ enum lk_err lk_keys_update(struct lk_app *app, const struct lk_actor *who, const
     return change_key(app, who, id, "key.update", now, do_update, &ua, out, ei);
 }
 
-static enum lk_err do_revoke(struct lk_app *app, struct lk_key_row *k, void *arg,
-                             struct lk_errinfo *ei)
+static enum lk_err do_revoke(struct lk_app *app, struct lk_store *s, struct lk_key_row *k,
+                             void *arg, struct lk_errinfo *ei)
 {
     (void)app;
+    (void)s;
     if (k->kind == LK_KIND_APPLICATION)
         return lk_errinfo_set(ei, LK_ERR_CONFLICT, "id",
                               "application keys cannot be deleted; regenerate them instead");
@@ -426,8 +443,8 @@ struct regen_arg {
     char *secret;
 };
 
-static enum lk_err do_regenerate(struct lk_app *app, struct lk_key_row *k, void *arg,
-                                 struct lk_errinfo *ei)
+static enum lk_err do_regenerate(struct lk_app *app, struct lk_store *s, struct lk_key_row *k,
+                                 void *arg, struct lk_errinfo *ei)
 {
     struct regen_arg *ra = arg;
     struct lk_ws_row w;
@@ -435,7 +452,7 @@ static enum lk_err do_regenerate(struct lk_app *app, struct lk_key_row *k, void 
 
     if (k->revoked_at != 0)
         return lk_errinfo_set(ei, LK_ERR_CONFLICT, "id", "a revoked key cannot be regenerated");
-    if ((e = lk_store_ws_get(app->store, k->workspace_id, &w)) != LK_OK)
+    if ((e = lk_store_ws_get(s, k->workspace_id, &w)) != LK_OK)
         return e;
     /* The current secret becomes the previous one. Verification refuses it from
      * the whole second prev_until on, so a grace counted from the request's whole
@@ -466,5 +483,64 @@ enum lk_err lk_keys_regenerate(struct lk_app *app, const struct lk_actor *who, c
 
     if (e != LK_OK)
         OPENSSL_cleanse(secret, LK_SECRET_MAX);
+    return e;
+}
+
+struct seed {
+    struct lk_app *app;
+    int64_t count, now;
+    const char *permissions;
+    lk_keys_seed_cb cb;
+    void *arg;
+    struct lk_ws_row w;
+};
+
+static int first_ws(void *arg, const struct lk_ws_row *w)
+{
+    *(struct lk_ws_row *)arg = *w;
+    return 1;
+}
+
+static enum lk_err seed_txn(struct lk_store *s, void *arg)
+{
+    struct seed *sd = arg;
+    enum lk_err e;
+
+    memset(&sd->w, 0, sizeof(sd->w));
+    if ((e = lk_store_ws_list(s, first_ws, &sd->w)) != LK_OK)
+        return e;
+    if (sd->w.id[0] == '\0')
+        return LK_ERR_NOT_FOUND;
+    for (int64_t i = 0; i < sd->count; i++) {
+        struct lk_key_row k = {.env = LK_ENV_LIVE, .kind = LK_KIND_PERMANENT, .enabled = true,
+                               .daily_spend_cap = -1, .created_at = sd->now};
+        char secret[LK_SECRET_MAX];
+        int stop;
+
+        lk_rand_id("key_", k.id, sizeof(k.id));
+        memcpy(k.workspace_id, sd->w.id, LK_ID_MAX);
+        snprintf(k.name, sizeof(k.name), "seed-%lld", (long long)i);
+        k.permissions = (char *)sd->permissions; /* borrowed: never released */
+        k.meta = (char *)"{}";
+        lk__keys_new_secret(sd->app, &sd->w, &k, secret);
+        if ((e = lk_store_key_insert(s, &k)) != LK_OK) {
+            OPENSSL_cleanse(secret, sizeof(secret));
+            return e;
+        }
+        stop = sd->cb(sd->arg, i, secret);
+        OPENSSL_cleanse(secret, sizeof(secret));
+        if (stop)
+            return LK_ERR_INTERNAL;
+    }
+    return LK_OK;
+}
+
+enum lk_err lk_keys_seed(struct lk_app *app, int64_t count, const char *permissions, int64_t now,
+                         lk_keys_seed_cb cb, void *arg, char ws_id[LK_ID_MAX])
+{
+    struct seed sd = {app, count, now, permissions, cb, arg, {0}};
+    enum lk_err e = lk_store_txn(app->store, LK_TXN_DEFAULT, seed_txn, &sd);
+
+    memcpy(ws_id, sd.w.id, LK_ID_MAX);
     return e;
 }

@@ -1,8 +1,10 @@
 /*
  * keys.h — key management (DESIGN §5): create, read, list, change, revoke and
  * regenerate, confined to the actor's workspace. Every change is durable in the
- * store, recorded as an audit event in the same transaction, and published to
- * the cache before the call returns.
+ * store, recorded as an audit event in the same transaction (service/audit.h),
+ * and published to the cache before the call returns. A change reads the key
+ * in the transaction that writes it: concurrent changes of one key, from this
+ * process or another node on the same database, never lose one another.
  *
  * Errors: LK_ERR_NOT_FOUND for a key of another workspace or none;
  * LK_ERR_INSUFFICIENT_PERMISSIONS for a read-only actor writing;
@@ -68,12 +70,6 @@ enum lk_err lk_keys_generate_temp(struct lk_app *app, const struct lk_actor *who
                                   struct lk_key_row *out /* OUT */, char *secret /* OUT */,
                                   struct lk_errinfo *ei);
 
-/* Audit events of the actor's workspace, newest first, below before_id (0: all),
- * that f keeps (NULL: every one). */
-enum lk_err lk_audit_list(struct lk_app *app, const struct lk_actor *who,
-                          const struct lk_audit_filter *f, int64_t before_id, int limit,
-                          lk_audit_cb cb, void *arg);
-
 /* The usage rows of key k (read with lk_keys_get for who) with the hour in
  * [from, to), current to the last check. */
 enum lk_err lk_keys_usage(struct lk_app *app, const struct lk_actor *who,
@@ -118,8 +114,18 @@ const char *lk_keys_status(const struct lk_key_row *k, int64_t now);
 void lk__keys_new_secret(struct lk_app *app, const struct lk_ws_row *w, struct lk_key_row *k,
                          char *secret /* OUT */);
 
-/* Writes an audit event for the actor (inside the caller's transaction). */
-enum lk_err lk__keys_audit(struct lk_app *app, const struct lk_actor *who, const char *action,
-                           const char *target, int64_t now);
+/* Called with each key lk_keys_seed() makes: its index and secret (wiped
+ * after the call). Return 0 to go on, nonzero to stop (and write nothing). */
+typedef int (*lk_keys_seed_cb)(void *arg, int64_t i, const char *secret);
+
+/* Adds `count` live permanent keys with `permissions` (JSON array text) to the
+ * first workspace, in one transaction, for benchmarks (`latchkey seed`); no
+ * audit events, and the cache of a running server does not learn of them
+ * (seed before `serve`). Each key's secret goes to cb as it is made: when the
+ * transaction is retried, cb sees i = 0 again and must start over. ws_id gets
+ * the workspace's id. LK_ERR_NOT_FOUND when there is no workspace;
+ * LK_ERR_INTERNAL when cb stopped it. */
+enum lk_err lk_keys_seed(struct lk_app *app, int64_t count, const char *permissions, int64_t now,
+                         lk_keys_seed_cb cb, void *arg, char ws_id[LK_ID_MAX] /* OUT */);
 
 #endif

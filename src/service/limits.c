@@ -1,6 +1,7 @@
 #include "service/limits.h"
 
 #include "base/common.h"
+#include "service/app_int.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k)

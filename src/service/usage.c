@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/common.h"
+#include "service/app_int.h"
 #include "base/log.h"
 #include "base/stats.h"
 #include "service/app.h"

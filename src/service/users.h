@@ -43,19 +43,29 @@ enum lk_err lk_users_session(struct lk_app *app, const char *token, size_t len, 
  * spaces or control characters. */
 bool lk_users_email_valid(const char *email);
 
+/* The user user_id, its password hash cleared; LK_ERR_NOT_FOUND when none. */
+enum lk_err lk_users_get(struct lk_app *app, const char *user_id, struct lk_user_row *out /* OUT */);
+
+/* The memberships of user user_id, in every workspace; each row (borrowed) goes
+ * to cb. */
+enum lk_err lk_users_memberships(struct lk_app *app, const char *user_id, lk_member_row_cb cb,
+                                 void *arg);
+
 /* Members of the actor's workspace, oldest first. */
 enum lk_err lk_members_list(struct lk_app *app, const struct lk_actor *who, lk_member_row_cb cb,
                             void *arg);
 
 /* Changes the role of a member of the actor's workspace (LK_ERR_NOT_FOUND if
  * user_id is none). The actor must hold every permission of the old and the new
- * role; the last owner stays one (LK_ERR_CONFLICT). *out gets the member. */
+ * role; the last owner stays one (LK_ERR_CONFLICT), checked in the transaction
+ * that makes the change, so it holds across processes and nodes. *out gets the
+ * member. */
 enum lk_err lk_members_set_role(struct lk_app *app, const struct lk_actor *who,
                                 const char *user_id, enum lk_role role, int64_t now,
                                 struct lk_member_row *out /* OUT */, struct lk_errinfo *ei);
 
 /* Removes a member; the actor must hold every permission of its role; the last
- * owner stays (LK_ERR_CONFLICT). */
+ * owner stays (LK_ERR_CONFLICT, as for lk_members_set_role). */
 enum lk_err lk_members_remove(struct lk_app *app, const struct lk_actor *who, const char *user_id,
                               int64_t now, struct lk_errinfo *ei);
 

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include "base/common.h"
+#include "service/app_int.h"
 #include "core/perm.h"
 #include "core/permquery.h"
 #include "core/secret.h"

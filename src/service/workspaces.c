@@ -3,7 +3,9 @@
 #include <openssl/crypto.h>
 
 #include "base/common.h"
+#include "service/app_int.h"
 #include "base/rand.h"
+#include "service/audit.h"
 #include "service/keys.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -17,14 +19,58 @@ static const struct {
     {LK_KIND_APPLICATION, "read-only", "[\"*:read\"]"},
 };
 
+/* A workspace and its starter keys, written together. */
+struct ws_create {
+    struct lk_ws_row *w; /* its number is set by the insert */
+    struct lk_key_row *keys;
+    size_t nkeys;
+    const struct lk_actor *actor;
+    int64_t now;
+    bool first; /* bootstrap: only into a store with no workspace yet */
+    struct lk_ws_row *existing; /* bootstrap: the workspace found instead */
+};
+
+static int first_ws(void *arg, const struct lk_ws_row *w)
+{
+    *(struct lk_ws_row *)arg = *w;
+    return 1;
+}
+
+static enum lk_err create_txn(struct lk_store *s, void *arg)
+{
+    struct ws_create *c = arg;
+    int64_t n = 0;
+    enum lk_err e;
+
+    /* The count and the insert are one: two first starts on one database
+     * cannot both make an operator workspace. */
+    if (c->first) {
+        if ((e = lk_store_ws_count(s, &n)) != LK_OK)
+            return e;
+        if (n > 0) {
+            e = lk_store_ws_list(s, first_ws, c->existing);
+            return e == LK_OK ? LK_ERR_CONFLICT : e;
+        }
+    }
+    if ((e = lk_store_ws_insert(s, c->w)) != LK_OK)
+        return e;
+    for (size_t i = 0; i < c->nkeys; i++)
+        if ((e = lk_store_key_insert(s, &c->keys[i])) != LK_OK)
+            return e;
+    return lk_audit_write(s, c->actor, "workspace.create", c->w->id, c->now);
+}
+
 /* Inserts w and its starter keys inside one transaction, then publishes the keys.
- * Caller holds app->write_mu. */
+ * Caller holds app->write_mu. With `first`, only into an empty store
+ * (LK_ERR_CONFLICT, *existing the workspace there, otherwise). */
 static enum lk_err create_locked(struct lk_app *app, const struct lk_actor *who,
-                                 struct lk_ws_row *w, int64_t now, struct lk_ws_secrets *sec)
+                                 struct lk_ws_row *w, int64_t now, struct lk_ws_secrets *sec,
+                                 bool first, struct lk_ws_row *existing)
 {
     char *secrets[] = {sec->root_key, sec->read_write, sec->read_only};
     struct lk_key_row keys[LK_ARRAY_LEN(starter_keys)];
     struct lk_actor actor = *who;
+    struct ws_create c = {w, keys, LK_ARRAY_LEN(keys), &actor, now, first, existing};
     enum lk_err e;
     size_t i;
 
@@ -47,24 +93,12 @@ static enum lk_err create_locked(struct lk_app *app, const struct lk_actor *who,
     if (actor.id[0] == '\0') /* bootstrap: the workspace's own root key is the actor */
         memcpy(actor.id, keys[0].id, LK_ID_MAX);
     memcpy(actor.workspace_id, w->id, LK_ID_MAX);
-    if ((e = lk_store_begin(app->store)) != LK_OK)
-        return e;
-    if ((e = lk_store_ws_insert(app->store, w)) != LK_OK)
-        goto fail;
-    for (i = 0; i < LK_ARRAY_LEN(keys); i++)
-        if ((e = lk_store_key_insert(app->store, &keys[i])) != LK_OK)
-            goto fail;
-    if ((e = lk__keys_audit(app, &actor, "workspace.create", w->id, now)) != LK_OK)
-        goto fail;
-    if ((e = lk_store_commit(app->store)) != LK_OK)
+    if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, create_txn, &c)) != LK_OK)
         return e;
     lk_counters_set_quota(lk_counters_ws(app->counters, w->id), w->quota, w->test_quota);
     for (i = 0; i < LK_ARRAY_LEN(keys); i++)
         lk_keycache_put(app->cache, &keys[i], NULL);
     return LK_OK;
-fail:
-    lk_store_rollback(app->store);
-    return e;
 }
 
 static void new_ws(struct lk_ws_row *w, const struct lk_ws_spec *spec, int64_t now)
@@ -88,17 +122,11 @@ enum lk_err lk_workspaces_create(struct lk_app *app, const struct lk_actor *who,
 
     new_ws(out, spec, now);
     pthread_mutex_lock(&app->write_mu);
-    e = create_locked(app, who, out, now, secrets);
+    e = create_locked(app, who, out, now, secrets, false, NULL);
     pthread_mutex_unlock(&app->write_mu);
     if (e != LK_OK)
         OPENSSL_cleanse(secrets, sizeof(*secrets));
     return e;
-}
-
-static int first_ws(void *arg, const struct lk_ws_row *w)
-{
-    *(struct lk_ws_row *)arg = *w;
-    return 1;
 }
 
 enum lk_err lk_workspaces_bootstrap(struct lk_app *app, int64_t now, struct lk_ws_row *out,
@@ -106,54 +134,60 @@ enum lk_err lk_workspaces_bootstrap(struct lk_app *app, int64_t now, struct lk_w
 {
     struct lk_ws_spec spec = {.name = "default", .quota = -1, .test_quota = -1};
     struct lk_actor nobody = {0};
-    int64_t n = 0;
+    struct lk_ws_row w;
     enum lk_err e;
 
-    pthread_mutex_lock(&app->write_mu);
-    if ((e = lk_store_ws_count(app->store, &n)) != LK_OK)
-        goto out;
-    if (n > 0) {
-        e = lk_store_ws_list(app->store, first_ws, out);
-        if (e == LK_OK)
-            e = LK_ERR_CONFLICT;
-        goto out;
-    }
-    new_ws(out, &spec, now);
-    out->is_operator = true;
+    new_ws(&w, &spec, now);
+    w.is_operator = true;
     snprintf(nobody.address, sizeof(nobody.address), "local");
-    if ((e = create_locked(app, &nobody, out, now, secrets)) == LK_OK)
-        memcpy(app->operator_ws, out->id, LK_ID_MAX);
-out:
+    pthread_mutex_lock(&app->write_mu);
+    if ((e = create_locked(app, &nobody, &w, now, secrets, true, out)) == LK_OK) {
+        *out = w;
+        memcpy(app->operator_ws, w.id, LK_ID_MAX);
+    }
     pthread_mutex_unlock(&app->write_mu);
     if (e != LK_OK)
         OPENSSL_cleanse(secrets, sizeof(*secrets));
     return e;
 }
 
+struct set_quota {
+    const struct lk_actor *who;
+    const char *id;
+    const struct lk_ws_spec *spec;
+    int64_t now;
+    struct lk_ws_row *out;
+};
+
+/* Reads the workspace and writes the quotas it gets in one transaction: a
+ * concurrent change of the other quota is never written back over. */
+static enum lk_err set_quota_txn(struct lk_store *s, void *arg)
+{
+    struct set_quota *q = arg;
+    enum lk_err e;
+
+    if ((e = lk_store_ws_get(s, q->id, q->out)) != LK_OK)
+        return e;
+    if (q->spec->has_quota)
+        q->out->quota = q->spec->quota;
+    if (q->spec->has_test_quota)
+        q->out->test_quota = q->spec->test_quota;
+    if ((e = lk_store_ws_set_quota(s, q->id, q->out->quota, q->out->test_quota)) != LK_OK)
+        return e;
+    return lk_audit_write(s, q->who, "workspace.set_quota", q->id, q->now);
+}
+
 enum lk_err lk_workspaces_set_quota(struct lk_app *app, const struct lk_actor *who,
                                     const char *id, const struct lk_ws_spec *spec, int64_t now,
                                     struct lk_ws_row *out)
 {
+    struct set_quota q = {who, id, spec, now, out};
     enum lk_err e;
 
+    /* write_mu orders the counters' copy of the quotas as the store's. */
     pthread_mutex_lock(&app->write_mu);
-    if ((e = lk_store_ws_get(app->store, id, out)) != LK_OK)
-        goto out;
-    if (spec->has_quota)
-        out->quota = spec->quota;
-    if (spec->has_test_quota)
-        out->test_quota = spec->test_quota;
-    if ((e = lk_store_begin(app->store)) != LK_OK)
-        goto out;
-    if ((e = lk_store_ws_set_quota(app->store, id, out->quota, out->test_quota)) != LK_OK ||
-        (e = lk__keys_audit(app, who, "workspace.set_quota", id, now)) != LK_OK) {
-        lk_store_rollback(app->store);
-        goto out;
-    }
-    if ((e = lk_store_commit(app->store)) != LK_OK)
-        goto out; /* a failed commit has rolled back */
-    lk_counters_set_quota(lk_counters_ws(app->counters, id), out->quota, out->test_quota);
-out:
+    if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, set_quota_txn, &q)) == LK_OK)
+        lk_counters_set_quota(lk_counters_ws(app->counters, id), out->quota, out->test_quota);
     pthread_mutex_unlock(&app->write_mu);
     return e;
 }
@@ -163,4 +197,23 @@ enum lk_err lk_workspaces_list(struct lk_app *app, const struct lk_actor *who, l
 {
     (void)who;
     return lk_store_ws_list(app->store, cb, arg);
+}
+
+enum lk_err lk_workspaces_get_by_number(struct lk_app *app, int64_t number,
+                                        struct lk_ws_row *out)
+{
+    return lk_store_ws_get_by_number(app->store, number, out);
+}
+
+void lk_workspaces_quota(struct lk_app *app, const struct lk_actor *who,
+                         struct lk_ws_quota *out)
+{
+    struct lk_wstate *ws = lk_counters_ws(app->counters, who->workspace_id);
+
+    lk_wstate_lock(ws);
+    out->live = ws->live;
+    out->test = ws->test;
+    out->quota = ws->quota;
+    out->test_quota = ws->test_quota;
+    lk_wstate_unlock(ws);
 }

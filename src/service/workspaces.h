@@ -6,6 +6,7 @@
 #ifndef LK_WORKSPACES_H
 #define LK_WORKSPACES_H
 
+#include "core/quota.h"
 #include "service/auth.h"
 
 struct lk_ws_spec {
@@ -31,7 +32,8 @@ enum lk_err lk_workspaces_create(struct lk_app *app, const struct lk_actor *who,
                                  struct lk_ws_secrets *secrets /* OUT */);
 
 /* Creates the operator workspace of an empty database (`latchkey init`).
- * LK_ERR_CONFLICT, with out describing the existing one, if there is any. */
+ * LK_ERR_CONFLICT, with out describing the existing one, if there is any; the
+ * check and the creation are one transaction. */
 enum lk_err lk_workspaces_bootstrap(struct lk_app *app, int64_t now,
                                     struct lk_ws_row *out /* OUT */,
                                     struct lk_ws_secrets *secrets /* OUT */);
@@ -45,5 +47,20 @@ enum lk_err lk_workspaces_set_quota(struct lk_app *app, const struct lk_actor *w
 
 enum lk_err lk_workspaces_list(struct lk_app *app, const struct lk_actor *who, lk_ws_row_cb cb,
                                void *arg);
+
+/* The workspace with this number (Flexweg's folder id), whoever asks: the
+ * caller then acts in it only through a membership. LK_ERR_NOT_FOUND. */
+enum lk_err lk_workspaces_get_by_number(struct lk_app *app, int64_t number,
+                                        struct lk_ws_row *out /* OUT */);
+
+/* A workspace's quotas and its checks per day, as the counters hold them now. */
+struct lk_ws_quota {
+    struct lk_quota live, test;
+    int64_t quota, test_quota; /* -1: unlimited */
+};
+
+/* The actor's workspace's quota state (GET /v1/quota). */
+void lk_workspaces_quota(struct lk_app *app, const struct lk_actor *who,
+                         struct lk_ws_quota *out /* OUT */);
 
 #endif

@@ -713,6 +713,36 @@ def test_delete_racing_regenerate_never_unrevokes(server, ws):
         assert ws.get_key(k["id"])["status"] == "revoked"
 
 
+def test_concurrent_patches_of_one_key_lose_no_change(server, ws):
+    """PATCHes of different fields of one key at the same moment: each reads the key
+    in the transaction that writes it, so every change sticks, in the store (GET)
+    and in what verification answers."""
+    from concurrent.futures import ThreadPoolExecutor
+    changes = [
+        lambda i: {"name": f"renamed-{i}"},
+        lambda i: {"meta": {"round": i}},
+        lambda i: {"permissions": [f"round{i}:read"]},
+        lambda i: {"daily_spend_cap": 1000 + i},
+        lambda i: {"rate_limit": {"limit": 10 + i, "window_s": 60}},
+    ]
+    for i in range(10):
+        k = ws.create_key(name="before")
+        path = f"/v1/keys/{k['id']}"
+        with ThreadPoolExecutor(len(changes)) as pool:
+            answers = list(pool.map(
+                lambda c: server.patch(path, key=ws.root_key, json=c(i)), changes))
+        for r in answers:
+            expect_status(r, 200)
+        got = ws.get_key(k["id"])
+        assert got["name"] == f"renamed-{i}", got
+        assert got["meta"] == {"round": i}, got
+        assert got["permissions"] == [f"round{i}:read"], got
+        assert got["daily_spend_cap"] == 1000 + i, got
+        assert got["rate_limit"] == {"limit": 10 + i, "window_s": 60}, got
+        v = expect_status(server.verify({"key": k["secret"]}), 200)
+        assert v["name"] == f"renamed-{i}" and v["permissions"] == [f"round{i}:read"], v
+
+
 def test_default_and_maximum_page_sizes(server, ws):
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(8) as pool:
