@@ -26,7 +26,7 @@ rank() {
 
 bad=0
 fail() {
-    echo "check-layers: $1" >&2
+    echo "check-layers: $*" >&2
     bad=1
 }
 
@@ -58,7 +58,8 @@ while IFS=: read -r file line hdr; do
     http | cli)
         case $to in
         store | counters)
-            fail "$file:$line: $layer/ includes $hdr: handlers and commands reach the store and the counters through services only" ;;
+            fail "$file:$line: $layer/ includes $hdr: it reaches the store and the" \
+                "counters through services only" ;;
         esac ;;
     esac
     case $hdr in
@@ -74,7 +75,8 @@ done < "$tmp"
 includes tests bench > "$tmp"
 while IFS=: read -r file line hdr; do
     case $hdr in
-    *_int.h) fail "$file:$line: includes $hdr, which is private to the .c files of src/${hdr%%/*}/" ;;
+    *_int.h)
+        fail "$file:$line: includes $hdr, which is private to the .c files of src/${hdr%%/*}/" ;;
     esac
 done < "$tmp"
 

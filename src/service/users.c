@@ -263,7 +263,8 @@ static enum lk_err member_change_txn(struct lk_store *s, void *arg)
 
     if ((e = lk_store_member_get(s, ws_id, mc->user_id, mc->m)) != LK_OK ||
         (e = may_grant(mc->who, mc->m->role, "user_id", mc->ei)) != LK_OK ||
-        (mc->role >= 0 && (e = may_grant(mc->who, (enum lk_role)mc->role, "role", mc->ei)) != LK_OK) ||
+        (mc->role >= 0 &&
+         (e = may_grant(mc->who, (enum lk_role)mc->role, "role", mc->ei)) != LK_OK) ||
         (e = keeps_an_owner(s, ws_id, mc->m, mc->role, mc->role < 0 ? "user_id" : "role",
                             mc->ei)) != LK_OK)
         return e;

@@ -44,7 +44,8 @@ enum lk_err lk_users_session(struct lk_app *app, const char *token, size_t len, 
 bool lk_users_email_valid(const char *email);
 
 /* The user user_id, its password hash cleared; LK_ERR_NOT_FOUND when none. */
-enum lk_err lk_users_get(struct lk_app *app, const char *user_id, struct lk_user_row *out /* OUT */);
+enum lk_err lk_users_get(struct lk_app *app, const char *user_id,
+                         struct lk_user_row *out /* OUT */);
 
 /* The memberships of user user_id, in every workspace; each row (borrowed) goes
  * to cb. */

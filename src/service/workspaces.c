@@ -26,7 +26,7 @@ struct ws_create {
     size_t nkeys;
     const struct lk_actor *actor;
     int64_t now;
-    bool first; /* bootstrap: only into a store with no workspace yet */
+    bool first;                 /* bootstrap: only into a store with no workspace yet */
     struct lk_ws_row *existing; /* bootstrap: the workspace found instead */
 };
 
@@ -199,14 +199,12 @@ enum lk_err lk_workspaces_list(struct lk_app *app, const struct lk_actor *who, l
     return lk_store_ws_list(app->store, cb, arg);
 }
 
-enum lk_err lk_workspaces_get_by_number(struct lk_app *app, int64_t number,
-                                        struct lk_ws_row *out)
+enum lk_err lk_workspaces_get_by_number(struct lk_app *app, int64_t number, struct lk_ws_row *out)
 {
     return lk_store_ws_get_by_number(app->store, number, out);
 }
 
-void lk_workspaces_quota(struct lk_app *app, const struct lk_actor *who,
-                         struct lk_ws_quota *out)
+void lk_workspaces_quota(struct lk_app *app, const struct lk_actor *who, struct lk_ws_quota *out)
 {
     struct lk_wstate *ws = lk_counters_ws(app->counters, who->workspace_id);
 
