@@ -316,3 +316,32 @@ def test_secret_not_echoed_by_failing_cli(server, ws):
     failed(res)
     assert k["secret"] not in res.stdout + res.stderr
     assert "revoked" in res.stderr.lower()
+
+
+def test_seed_writes_secrets_that_verify(make_server):
+    """`latchkey seed` (benchmarks): N live keys in the first workspace, their secrets
+    in a new owner-only file, one a line, each valid once `serve` starts."""
+    import os
+    import stat
+    srv = make_server(start=False)
+    out = srv.dir / "secrets.txt"
+    res = run_cli(["seed", "--db", srv.db_url, "--count", "5", "--out", str(out)])
+    assert res.returncode == 0, res.stderr
+    assert srv.workspace_id in res.stdout, res.stdout
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    secrets = out.read_text().splitlines()
+    assert len(secrets) == 5 and len(set(secrets)) == 5
+    assert all(SECRET_RE.match(s) for s in secrets), secrets
+    srv.start()
+    for s in secrets:
+        v = expect_status(srv.verify({"key": s}), 200)
+        assert v["valid"] is True and v["workspace_id"] == srv.workspace_id, v
+    listed = {k["name"] for k in expect_status(
+        srv.get("/v1/keys", key=srv.root_key, params={"limit": 100}), 200)["data"]}
+    assert {f"seed-{i}" for i in range(5)} <= listed, listed
+
+
+def test_seed_without_a_workspace_says_so(tmp_path):
+    res = run_cli(["seed", "--db", f"sqlite:{tmp_path / 'empty.db'}", "--count", "2",
+                   "--out", str(tmp_path / "s.txt")])
+    assert res.returncode != 0 and "no workspace" in res.stderr, res.stderr
