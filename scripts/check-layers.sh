@@ -6,7 +6,10 @@
 #    never of a later one (a store file cannot include a service header).
 # 2. src/http/ and src/cli/ reach data through services only: they include no
 #    store/ or counters/ header.
-# 3. A layer's private header (<layer>/*_int.h: service/app_int.h, the fields of
+# 3. The counters stay below the service layer's headers: no src/service/*.h
+#    but the private app_int.h includes a counters/ header, so nothing above the
+#    service layer sees a counter struct even through a service header.
+# 4. A layer's private header (<layer>/*_int.h: service/app_int.h, the fields of
 #    struct lk_app; store/store_int.h, a backend's ops) is included by that
 #    layer's .c files only: not by its headers, not by another layer, tests or
 #    benchmarks.
@@ -61,6 +64,12 @@ while IFS=: read -r file line hdr; do
             fail "$file:$line: $layer/ includes $hdr: it reaches the store and the" \
                 "counters through services only" ;;
         esac ;;
+    esac
+    case $file:$to in
+    src/service/*_int.h:*) ;;
+    src/service/*.h:counters)
+        fail "$file:$line: includes $hdr: a service header must keep the counters" \
+            "opaque to the layers above (forward-declare the struct)" ;;
     esac
     case $hdr in
     *_int.h)

@@ -131,7 +131,7 @@ struct usage_buckets {
     int64_t from, step, n;
     json_t **outcomes; /* one object per bucket */
     int64_t *totals;
-    int64_t sums[LK_USAGE_CODES];
+    int64_t sums[LK_KEYS_USAGE_CODES];
 };
 
 static int add_usage(void *arg, const struct lk_counter_row *r)
@@ -140,7 +140,7 @@ static int add_usage(void *arg, const struct lk_counter_row *r)
     int64_t i = (r->period - ub->from) / ub->step;
     json_t *o, *prev;
 
-    if (i < 0 || i >= ub->n || r->code < 0 || r->code >= LK_USAGE_CODES)
+    if (i < 0 || i >= ub->n || r->code < 0 || r->code >= LK_KEYS_USAGE_CODES)
         return 0;
     o = ub->outcomes[i];
     prev = json_object_get(o, lk_err_code((enum lk_err)r->code));
@@ -240,7 +240,7 @@ static void usage_answer(struct lk_mreq *m, bool workspace)
                                               (json_int_t)ub.totals[i], "outcomes",
                                               ub.outcomes[i]));
     totals = json_object();
-    for (int c = 0; c < LK_USAGE_CODES; c++)
+    for (int c = 0; c < LK_KEYS_USAGE_CODES; c++)
         if (ub.sums[c] > 0)
             json_object_set_new(totals, lk_err_code((enum lk_err)c), json_integer(ub.sums[c]));
     free(ub.outcomes);

@@ -6,6 +6,7 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "counters/counters.h"
 #include "core/perm.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 

@@ -20,8 +20,13 @@
 #include <stdint.h>
 
 #include "core/digest.h"
-#include "counters/counters.h"
 #include "store/store.h"
+
+/* The counters (counters/counters.h) stay opaque here: the layers above see
+ * entries, never the counters they point at. */
+struct lk_counters;
+struct lk_wstate;
+struct lk_kstate;
 
 /* One cached digest of one key. Read-only except `last_used`. */
 struct lk_ckey {

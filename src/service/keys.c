@@ -10,6 +10,8 @@
 #include "service/usage.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
+_Static_assert(LK_KEYS_USAGE_CODES == LK_USAGE_CODES, "usage is counted by the same outcomes");
+
 void lk_key_spec_release(struct lk_key_spec *s)
 {
     if (s == NULL)

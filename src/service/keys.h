@@ -70,6 +70,10 @@ enum lk_err lk_keys_generate_temp(struct lk_app *app, const struct lk_actor *who
                                   struct lk_key_row *out /* OUT */, char *secret /* OUT */,
                                   struct lk_errinfo *ei);
 
+/* The outcomes usage is counted by (a counter row's `code`): the verification
+ * outcomes of core/err.def, LK_OK (valid) through LK_ERR_TOO_MANY_REQUESTS. */
+#define LK_KEYS_USAGE_CODES (LK_ERR_TOO_MANY_REQUESTS + 1)
+
 /* The usage rows of key k (read with lk_keys_get for who) with the hour in
  * [from, to), current to the last check. */
 enum lk_err lk_keys_usage(struct lk_app *app, const struct lk_actor *who,
