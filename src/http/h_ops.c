@@ -33,8 +33,9 @@ void lk_h_readyz(struct lk_mreq *m)
         counters = "not loaded";
     if (app->usage == NULL || lk_usage_lag_ms(app->usage) > READY_RECORDER_LAG_MS)
         recorder = "behind";
-    const char *names[] = {"store", "cache", "counters", "recorder"};
-    const char *states[] = {store, cache, counters, recorder};
+    const char *redis = lk_app_shared_status(app); /* NULL: not configured */
+    const char *names[] = {"store", "cache", "counters", "recorder", "redis"};
+    const char *states[] = {store, cache, counters, recorder, redis ? redis : "ok"};
     for (size_t i = 0; i < LK_ARRAY_LEN(names); i++)
         if (strcmp(states[i], "ok") != 0)
             n += (size_t)snprintf(notready + n, sizeof(notready) - n, "%s%s (%s)",
@@ -44,7 +45,9 @@ void lk_h_readyz(struct lk_mreq *m)
         lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, &ei);
         return;
     }
-    lk_mreq_json(m, 200,
-                 json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "status", "ready", "checks", "store",
-                           store, "cache", cache, "counters", counters, "recorder", recorder));
+    json_t *body = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "status", "ready", "checks", "store",
+                             store, "cache", cache, "counters", counters, "recorder", recorder);
+    if (redis != NULL)
+        json_object_set_new(json_object_get(body, "checks"), "redis", json_string(redis));
+    lk_mreq_json(m, 200, body);
 }
