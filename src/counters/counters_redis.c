@@ -37,60 +37,20 @@
 #define NKEYS 34 /* rate, 30 quota days, spend, the two days given back to */
 #define NARGS 11
 
-/* KEYS[1] the key's rate window; KEYS[2..31] the quota days, oldest first,
- * today last; KEYS[32] the key's spend of today; KEYS[33], KEYS[34] the quota
- * and spend days given back to. ARGV: rate want, limit, window ms; quota want,
- * min, limit; spend want, min, cap; quota and spend given back. Returns {rate
- * grant, rate left, ms until the window closes, quota grant, quota left, spend
- * grant, spend left}. The window opens at the first grant, on the server's
- * clock, so every node sees the same window. */
-static const char SCRIPT[] =
-    "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
-    "local function n(i) return tonumber(ARGV[i]) end\n"
-    "local function i(x) return string.format('%d', x) end\n"
-    "local out = {0, 0, 0, 0, 0, 0, 0}\n"
-    "for _, p in ipairs({{33, 10}, {34, 11}}) do\n"
-    "  local back = n(p[2])\n"
-    "  if back > 0 then\n"
-    "    local v = tonumber(redis.call('GET', KEYS[p[1]]) or '0')\n"
-    "    if v > 0 then redis.call('DECRBY', KEYS[p[1]], i(math.min(v, back))) end\n"
-    "  end\n"
-    "end\n"
-    "if n(1) > 0 then\n"
-    "  local t = redis.call('TIME')\n"
-    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "  local v = redis.call('HMGET', KEYS[1], 's', 'n')\n"
-    "  local s, used, win = tonumber(v[1]), tonumber(v[2]) or 0, n(3)\n"
-    "  if not s or now >= s + win then s = now; used = 0 end\n"
-    "  local left, g = n(2) - used, 0\n"
-    "  if left > 0 then g = math.min(n(1), left) end\n"
-    "  if g > 0 then\n"
-    "    redis.call('HSET', KEYS[1], 's', i(s), 'n', i(used + g))\n"
-    "    redis.call('PEXPIREAT', KEYS[1], i(s + win))\n"
-    "  end\n"
-    "  out[1] = g; out[2] = math.max(left - g, 0); out[3] = s + win - now\n"
-    "end\n"
-    "if n(4) > 0 then\n"
-    "  local used = 0\n"
-    "  for k = 2, 31 do used = used + tonumber(redis.call('GET', KEYS[k]) or '0') end\n"
-    "  local left, g = n(6) - used, 0\n"
-    "  if left >= n(5) then g = math.min(n(4), left) end\n"
-    "  if g > 0 then\n"
-    "    redis.call('INCRBY', KEYS[31], i(g))\n"
-    "    redis.call('EXPIRE', KEYS[31], 2678400)\n"
-    "  end\n"
-    "  out[4] = g; out[5] = math.max(left - g, 0)\n"
-    "end\n"
-    "if n(7) > 0 then\n"
-    "  local left, g = n(9) - tonumber(redis.call('GET', KEYS[32]) or '0'), 0\n"
-    "  if left >= n(8) then g = math.min(n(7), left) end\n"
-    "  if g > 0 then\n"
-    "    redis.call('INCRBY', KEYS[32], i(g))\n"
-    "    redis.call('EXPIRE', KEYS[32], 172800)\n"
-    "  end\n"
-    "  out[6] = g; out[7] = math.max(left - g, 0)\n"
-    "end\n"
-    "return out\n";
+/* The script (reserve.lua, built in): slices of a rate window, a quota and a day
+ * spend, and what is given back, in one atomic call. The window opens at the
+ * first grant, on the server's clock, so every node sees the same window. */
+__asm__(".pushsection .rodata\n"
+        ".global lk_reserve_lua\n"
+        ".global lk_reserve_lua_end\n"
+        "lk_reserve_lua:\n"
+        ".incbin \"src/counters/reserve.lua\"\n"
+        "lk_reserve_lua_end:\n"
+        ".byte 0\n"
+        ".popsection\n");
+extern const char lk_reserve_lua[], lk_reserve_lua_end[];
+#define SCRIPT lk_reserve_lua
+#define SCRIPT_LEN ((size_t)(lk_reserve_lua_end - lk_reserve_lua))
 
 struct lk_shared {
     char host[HOST_MAX], user[USER_MAX], pass[PASS_MAX];
@@ -237,7 +197,7 @@ static redisContext *dial(struct lk_shared *s, char sha[48], const char **why)
         *why = c->err ? "unreachable" : "database refused";
         goto fail;
     }
-    r = redisCommand(c, "SCRIPT LOAD %b", SCRIPT, sizeof(SCRIPT) - 1);
+    r = redisCommand(c, "SCRIPT LOAD %b", SCRIPT, SCRIPT_LEN);
     if (r == NULL || r->type != REDIS_REPLY_STRING || r->len >= 48) {
         *why = c->err ? "unreachable" : "script refused";
         freeReplyObject(r);
@@ -443,7 +403,7 @@ enum lk_err lk_shared_reserve(struct lk_shared *s, const struct lk_shared_req *q
         /* Redis lost its script cache (a restart, SCRIPT FLUSH): send it whole. */
         freeReplyObject(r);
         argv[0] = "EVAL", lens[0] = 4;
-        argv[1] = SCRIPT, lens[1] = sizeof(SCRIPT) - 1;
+        argv[1] = SCRIPT, lens[1] = SCRIPT_LEN;
         r = redisCommandArgv(s->ctx, n, argv, lens);
     }
     if (r == NULL) {

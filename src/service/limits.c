@@ -90,13 +90,11 @@ static void take_back(struct lk_slice *s, int64_t today, int64_t limit, int64_t 
 }
 
 static void grant_rate(struct lk_slice *s, const struct lk_shared_grant *g, int64_t limit,
-                       int64_t sent_ms)
+                       int64_t want, int64_t sent_ms)
 {
     int64_t end = sent_ms + g->rl_ttl_ms;
-    /* Ran out within the window it was granted for: ask for twice as much. */
-    bool again = s->limit == limit && s->period > sent_ms;
 
-    s->size = again ? clamp(s->size * 2, 1, clamp(limit / 8, 1, SLICE_MAX)) : 1;
+    s->size = want;
     s->limit = limit;
     s->left = g->rl_left;
     s->avail = g->rl_grant;
@@ -143,10 +141,10 @@ enum lk_err lk_limits_refill(struct lk_app *app, const struct lk_limits_refill *
     sent_ms = lk_clock_now_ms();
     lk_wstate_lock(ws);
     if ((r->parts & LK_REFILL_RATE) && !rl_ready(&st->sh_rl, r->rl_limit, sent_ms)) {
-        q.rl_want = st->sh_rl.size > 0 ? st->sh_rl.size : 1;
-        /* A window granted from is still open: the next slice is twice as big. */
-        if (st->sh_rl.limit == r->rl_limit && st->sh_rl.period > sent_ms)
-            q.rl_want = clamp(q.rl_want * 2, 1, clamp(r->rl_limit / 8, 1, SLICE_MAX));
+        /* Ran out within the window the last slice came from: ask for twice as
+         * much (up to an eighth of the limit); a new window starts at one. */
+        bool again = st->sh_rl.limit == r->rl_limit && st->sh_rl.period > sent_ms;
+        q.rl_want = again ? clamp(st->sh_rl.size * 2, 1, clamp(r->rl_limit / 8, 1, SLICE_MAX)) : 1;
         q.rl_limit = r->rl_limit;
         q.rl_window_s = r->rl_window_s;
     }
@@ -175,7 +173,7 @@ enum lk_err lk_limits_refill(struct lk_app *app, const struct lk_limits_refill *
             st->sh_sp.ret_period = q.sp_ret_day, st->sh_sp.ret_n = q.sp_ret_n;
     } else {
         if (q.rl_want > 0)
-            grant_rate(&st->sh_rl, &g, r->rl_limit, sent_ms);
+            grant_rate(&st->sh_rl, &g, r->rl_limit, q.rl_want, sent_ms);
         if (q.q_want > 0)
             grant_day(qs, g.q_grant, g.q_left, r->quota, today, now, r->quota / 64);
         if (q.sp_want > 0)

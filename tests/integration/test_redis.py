@@ -306,6 +306,35 @@ def test_a_redis_restart_under_load_passes_nothing_above_the_limit(cluster, redi
     assert set(everything) <= {"valid", "rate_limited", "http 503"}, set(everything)
 
 
+def test_a_flushed_script_cache_is_sent_again(cluster, redis):
+    c = cluster(one_key(rate_limit={"limit": 1000, "window_s": LONG_WINDOW}))
+    node = c.nodes[0]
+    assert code(node, c.data["secret"]) == "valid"
+    assert redis.cli("SCRIPT", "FLUSH") == "OK"
+    # Slices grow by doubling: within 40 checks at least one more refill runs.
+    assert alternate([node], c.data["secret"], 40) == ["valid"] * 40
+    assert "redis refused" not in node.stderr_text()
+
+
+def test_a_clean_stop_gives_unspent_quota_back(cluster, redis):
+    def setup(srv):
+        ws = srv.create_workspace(quota=100000)
+        return {"ws": ws.id, "secret": ws.create_key()["secret"]}
+
+    c = cluster(setup)
+    node = c.nodes[0]
+    codes = alternate([node], c.data["secret"], 30)
+    assert codes == ["valid"] * 30
+    day = int(time.time()) // 86400
+    name = f"latchkey:q:{c.data['ws']}:l:{day}"
+    # The node reserved ahead of its checks ...
+    assert int(redis.cli("GET", name)) > 30, redis.cli("GET", name)
+    _finish(node)
+    c.nodes.remove(node)
+    # ... and gave back what it did not use when it stopped.
+    assert int(redis.cli("GET", name)) == 30
+
+
 # -- the URL and its password -----------------------------------------------------------
 
 def test_a_wrong_password_is_reported_and_never_logged(tmp_path, redis):
