@@ -24,6 +24,7 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "base/stats.h"
 #include "core/quota.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -35,7 +36,7 @@
 #define BACKOFF_MAX_MS 5000
 #define NAME_MAX_LEN 128
 #define NKEYS 34 /* rate, 30 quota days, spend, the two days given back to */
-#define NARGS 11
+#define NARGS 42 /* 11, the 30 quota floors and the spend floor */
 
 /* The script (reserve.lua, built in): slices of a rate window, a quota and a day
  * spend, and what is given back, in one atomic call. The window opens at the
@@ -369,8 +370,14 @@ enum lk_err lk_shared_reserve(struct lk_shared *s, const struct lk_shared_req *q
                            q->q_want,   q->q_min,    q->q_limit,
                            q->sp_want,  q->sp_min,   q->sp_cap,
                            q->q_ret_n,  q->sp_ret_n};
+
+    _Static_assert(LK_QUOTA_DAYS == 30, "reserve.lua sums 30 days");
+    for (int d = 0; d < LK_QUOTA_DAYS; d++)
+        args[11 + d] = q->q_least[d];
+    args[41] = q->sp_least;
     redisReply *r;
     enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    uint64_t t0;
     int n = 0;
 
     memset(g, 0, sizeof(*g));
@@ -394,6 +401,7 @@ enum lk_err lk_shared_reserve(struct lk_shared *s, const struct lk_shared_req *q
         snprintf(nums[i], sizeof(nums[i]), "%lld", (long long)args[i]);
         argv[n] = nums[i], lens[n] = strlen(nums[i]), n++;
     }
+    t0 = lk_stats_now_ns();
     pthread_mutex_lock(&s->mu);
     if (s->ctx == NULL)
         goto out;
@@ -422,7 +430,12 @@ enum lk_err lk_shared_reserve(struct lk_shared *s, const struct lk_shared_req *q
     freeReplyObject(r);
 out:
     pthread_mutex_unlock(&s->mu);
-    if (e != LK_OK)
+    lk_stats_add(LK_STAT_SHARED_CALLS, 1);
+    if (e != LK_OK) {
+        lk_stats_add(LK_STAT_SHARED_ERRORS, 1);
         memset(g, 0, sizeof(*g));
+    } else {
+        lk_stats_observe(LK_HIST_SHARED, lk_stats_now_ns() - t0);
+    }
     return e;
 }

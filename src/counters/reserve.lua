@@ -6,10 +6,15 @@
 -- KEYS[32]     the key's spend of today
 -- KEYS[33]     the quota day given back to; KEYS[34] the spend day given back to
 -- ARGV         rate want, limit, window ms; quota want, min, limit;
---              spend want, min, cap; quota given back, spend given back
+--              spend want, min, cap; quota given back, spend given back;
+--              ARGV[12..41] the least each quota day holds (KEYS[2..31]);
+--              ARGV[42] the least today's spend holds
 -- Returns {rate grant, rate left, ms until the window closes,
 --          quota grant, quota left, spend grant, spend left}.
 -- A part with want 0 is not touched; a grant below its min is no grant.
+-- The "least" values are what the asking node knows was used (the database's
+-- counts at its start plus its own checks since): a day Redis holds less of
+-- (first use of Redis, or a Redis that lost its data) is raised to it first.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local function n(i) return tonumber(ARGV[i]) end
 local function i(x) return string.format('%d', x) end
@@ -35,7 +40,13 @@ if n(1) > 0 then
   end
   out[1] = g; out[2] = math.max(left - g, 0); out[3] = s + win - now
 end
+local function floor(key, least, ttl)
+  if least > 0 and tonumber(redis.call('GET', key) or '0') < least then
+    redis.call('SET', key, i(least), 'EX', ttl)
+  end
+end
 if n(4) > 0 then
+  for k = 2, 31 do floor(KEYS[k], n(10 + k), 2678400) end
   local used = 0
   for k = 2, 31 do used = used + tonumber(redis.call('GET', KEYS[k]) or '0') end
   local left, g = n(6) - used, 0
@@ -47,6 +58,7 @@ if n(4) > 0 then
   out[4] = g; out[5] = math.max(left - g, 0)
 end
 if n(7) > 0 then
+  floor(KEYS[32], n(42), 172800)
   local left, g = n(9) - tonumber(redis.call('GET', KEYS[32]) or '0'), 0
   if left >= n(8) then g = math.min(n(7), left) end
   if g > 0 then

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/quota.h"
 
 /* Round-trip bound of one call (connect, script), in ms. */
 #define LK_SHARED_TIMEOUT_MS 250
@@ -42,6 +43,11 @@ struct lk_shared_req {
     int64_t rl_want, rl_limit, rl_window_s;
     int64_t q_want, q_min, q_limit, q_day, q_ret_day, q_ret_n;
     int64_t sp_want, sp_min, sp_cap, sp_day, sp_ret_day, sp_ret_n;
+    /* What this node knows was used (the store's counts at start and its own
+     * checks since): the backend raises a day that holds less to it, so a
+     * first use of Redis, or a Redis that lost its data, starts from there. */
+    int64_t q_least[LK_QUOTA_DAYS]; /* q_day - 29 .. q_day */
+    int64_t sp_least;
 };
 
 /* What the backend granted, and what it has left for everyone after that. */

@@ -153,12 +153,16 @@ enum lk_err lk_limits_refill(struct lk_app *app, const struct lk_limits_refill *
         q.q_want = qs->size > 0 ? qs->size : 1;
         q.q_min = 1;
         q.q_limit = r->quota;
+        for (int d = 0; d < LK_QUOTA_DAYS; d++)
+            q.q_least[d] = lk_quota_day(r->test ? &ws->test : &ws->live,
+                                        today - (LK_QUOTA_DAYS - 1) + d);
     }
     if ((r->parts & LK_REFILL_SPEND) && !day_ready(&st->sh_sp, r->spend_cap, today, now, r->cost)) {
         take_back(&st->sh_sp, today, r->spend_cap, &q.sp_ret_day, &q.sp_ret_n);
         q.sp_min = r->cost - day_avail(&st->sh_sp, today);
         q.sp_want = st->sh_sp.size > q.sp_min ? st->sh_sp.size : q.sp_min;
         q.sp_cap = r->spend_cap;
+        q.sp_least = st->spend_day == today ? st->spent : 0;
     }
     lk_wstate_unlock(ws);
     if (q.rl_want == 0 && q.q_want == 0 && q.sp_want == 0)

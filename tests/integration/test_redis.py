@@ -190,6 +190,30 @@ def test_two_nodes_share_a_day_spend_cap(cluster):
     assert codes == ["spend_cap_exceeded"] * 4, codes
 
 
+def test_counts_from_before_redis_still_count(cluster):
+    """Moving nodes onto Redis keeps what the database counted: a workspace that used
+    30 of its quota of 40 on one node without Redis has 10 left across two with it,
+    and a key that spent 45 of its cap of 50 today has 5 left."""
+    def setup(srv):
+        ws = srv.create_workspace(quota=40)
+        secret = ws.create_key()["secret"]
+        paying = srv.create_workspace()
+        expect_status(srv.post("/v1/credits", key=paying.root_key, json={"amount": 1000}), 201)
+        capped = paying.create_key(daily_spend_cap=50)["secret"]
+        for _ in range(30):
+            assert code(srv, secret) == "valid"
+        for _ in range(5):
+            assert code(srv, capped, cost=9) == "valid"
+        return {"secret": secret, "capped": capped}
+
+    c = cluster(setup)
+    codes = alternate(c.nodes, c.data["secret"], 30)
+    assert codes.count("valid") == 10, codes
+    assert alternate(c.nodes, c.data["capped"], 2, cost=9) == ["spend_cap_exceeded"] * 2
+    assert alternate(c.nodes, c.data["capped"], 3, cost=5) == \
+        ["valid", "spend_cap_exceeded", "spend_cap_exceeded"]
+
+
 # -- faults -----------------------------------------------------------------------------
 
 def until_unavailable(node, secret, most=200):

@@ -27,8 +27,10 @@ def names(rowid=1, ws="ws_a", env="l", day=DAY, q_ret_day=0, sp_ret_day=0):
              f"latchkey:sp:{rowid}:{sp_ret_day}"])
 
 
-def reserve(r, keys, rl=(0, 0, 0), q=(0, 0, 0), sp=(0, 0, 0), ret=(0, 0)):
-    args = [str(x) for x in (*rl, *q, *sp, *ret)]
+def reserve(r, keys, rl=(0, 0, 0), q=(0, 0, 0), sp=(0, 0, 0), ret=(0, 0), q_least=None,
+            sp_least=0):
+    q_least = q_least or [0] * 30
+    args = [str(x) for x in (*rl, *q, *sp, *ret, *q_least, sp_least)]
     out = r.cli("EVAL", LUA, str(len(keys)), *keys, *args)
     vals = [int(x) for x in out.split()]
     assert len(vals) == 7, out
@@ -123,3 +125,19 @@ def test_concurrent_callers_never_share_a_unit(r):
     for t in threads:
         t.join()
     assert sum(got) == 100, got
+
+
+def test_what_a_node_knows_was_used_raises_the_days_first(r):
+    """A node's counts from the database (before Redis, or after Redis lost its data)
+    are the least a day holds; Redis keeps the larger of the two."""
+    keys = names(rowid=7, ws="ws_b")
+    least = [0] * 30
+    least[0], least[29] = 30, 5  # the oldest day in the window, and today
+    g = reserve(r, keys, q=(100, 1, 100), q_least=least)
+    assert g["q"] == 65 and g["q_left"] == 0, g
+    assert r.cli("GET", keys[1]) == "30" and r.cli("GET", keys[30]) == "70"
+    # Less than Redis holds changes nothing.
+    reserve(r, keys, q=(1, 1, 100), q_least=[1] * 30)
+    assert r.cli("GET", keys[30]) == "70"
+    g = reserve(r, keys, sp=(10, 1, 50), sp_least=45)
+    assert g["sp"] == 5 and g["sp_left"] == 0, g
