@@ -164,6 +164,29 @@ def test_auth_context_shares_the_rate_limit_too(cluster):
     assert set(statuses) == {200, 429}, statuses
 
 
+def test_forward_auth_shares_the_rate_limit_too(cluster, redis):
+    def setup(srv):
+        ws = srv.create_workspace()
+        return {"secret": ws.create_key(rate_limit={"limit": 10, "window_s": LONG_WINDOW})["secret"],
+                "unused": ws.create_key(rate_limit={"limit": 10, "window_s": LONG_WINDOW})["secret"]}
+
+    c = cluster(setup)
+
+    def fa(node, secret):
+        return requests.get(node.url("/v1/forward-auth"), timeout=HTTP_TIMEOUT,
+                            headers={"Authorization": f"Bearer {secret}",
+                                     "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/x"})
+    statuses = [fa(c.nodes[i % 2], c.data["secret"]).status_code for i in range(30)]
+    assert statuses.count(200) == 10, statuses
+    assert set(statuses) == {200, 429}, statuses
+    # Without Redis, a key with no slice yet: 503, never a pass.
+    redis.stop()
+    r = fa(c.nodes[0], c.data["unused"])
+    assert r.status_code == 503 and r.headers.get("X-Latchkey-Error-Code") == \
+        "storage_unavailable", describe(r)
+    redis.start()
+
+
 def test_two_nodes_share_a_quota(cluster):
     def setup(srv):
         ws = srv.create_workspace(quota=40)
@@ -259,6 +282,37 @@ def test_redis_stopped_refuses_limited_keys_and_serves_the_rest(cluster, redis):
          what="a limited key valid again after Redis restarted")
     assert code(node, c.data["quota"]) == "valid"
     poll(lambda: node.get("/readyz").status_code == 200, timeout=15, what="/readyz ready again")
+
+
+def test_a_hung_redis_answers_503_within_the_timeout(cluster, redis):
+    """A Redis that takes connections but never answers (SIGSTOP): the check that
+    needs it waits one timeout at most, then 503; after SIGCONT all is well."""
+    import os
+    import signal as sig
+
+    def setup(srv):
+        ws = srv.create_workspace()
+        return {"limited": ws.create_key(rate_limit={"limit": 1000, "window_s": LONG_WINDOW})["secret"],
+                "other": ws.create_key(rate_limit={"limit": 1000, "window_s": LONG_WINDOW})["secret"],
+                "plain": ws.create_key()["secret"]}
+
+    c = cluster(setup)
+    node = c.nodes[0]
+    assert code(node, c.data["limited"]) == "valid"
+    pid = int((redis.dir / "redis.pid").read_text())
+    os.kill(pid, sig.SIGSTOP)
+    try:
+        # "other" has no slice yet: its first check must ask Redis, and is refused.
+        started = time.monotonic()
+        assert_error(verify(node, c.data["other"]), 503, "storage_unavailable")
+        assert time.monotonic() - started < 5  # one 250 ms timeout, not a hang
+        assert code(node, c.data["plain"]) == "valid"
+        poll(lambda: node.get("/readyz").status_code == 503, timeout=10,
+             what="/readyz not ready with Redis hung")
+    finally:
+        os.kill(pid, sig.SIGCONT)
+    poll(lambda: code(node, c.data["other"]) == "valid", timeout=15,
+         what="checks valid again after SIGCONT")
 
 
 def test_fail_open_uses_each_nodes_own_window_for_rate_limits_only(cluster, redis):
