@@ -20,6 +20,12 @@
  * the next start to read back (the file's layout and checks: counters.c). The
  * file names the kernel's boot id; after a reboot it is not believed.
  *
+ * With several nodes, counters/shared.h is the second backend beside this one:
+ * it keeps a key's rate window, a workspace's quota days and a key's day spend
+ * for all nodes (Redis), and this node holds slices of them here (struct
+ * lk_slice), decided under the same workspace lock. Everything else (usage,
+ * credit leases, what the recorder writes) stays this node's.
+ *
  * Thread safety: every function is safe from any thread.
  */
 #ifndef LK_COUNTERS_H

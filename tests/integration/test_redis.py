@@ -157,6 +157,36 @@ def test_two_nodes_share_a_rate_limit_exactly(cluster):
         assert r.json()["ratelimit"]["remaining"] == 0, describe(r)
 
 
+def metric(node, name):
+    text = node.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    pytest.fail(f"no {name} in /metrics")
+
+
+def test_checks_do_not_wait_on_redis_one_by_one(cluster):
+    """Slices grow with demand: 2000 checks of one key take a handful of round trips
+    to Redis, not 2000 (and quota and spend ride on the same calls)."""
+    def setup(srv):
+        ws = srv.create_workspace(quota=10_000_000)
+        expect_status(srv.post("/v1/credits", key=ws.root_key, json={"amount": 100000}), 201)
+        return {"secret": ws.create_key(rate_limit={"limit": 100000, "window_s": LONG_WINDOW},
+                                        daily_spend_cap=1_000_000)["secret"]}
+
+    c = cluster(setup)
+    node = c.nodes[0]
+    before = metric(node, "latchkey_redis_reservations_total")
+    with requests.Session() as s:
+        for _ in range(2000):
+            r = s.post(node.url("/v1/verify"), json={"key": c.data["secret"], "cost": 1},
+                       timeout=HTTP_TIMEOUT)
+            assert r.json()["code"] == "valid", describe(r)
+    calls = metric(node, "latchkey_redis_reservations_total") - before
+    assert 0 < calls <= 100, calls
+    assert metric(node, "latchkey_redis_errors_total") == 0
+
+
 def test_auth_context_shares_the_rate_limit_too(cluster):
     c = cluster(one_key(rate_limit={"limit": 10, "window_s": LONG_WINDOW}))
     statuses = [c.nodes[i % 2].auth_context(c.data["secret"]).status_code for i in range(30)]
