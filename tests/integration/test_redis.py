@@ -443,6 +443,23 @@ def test_a_clean_stop_gives_unspent_quota_back(cluster, redis):
     assert int(redis.cli("GET", name)) == 30
 
 
+def test_a_killed_node_never_spends_its_old_slice_again(cluster):
+    """kill -9 a node holding an unspent slice, start it again: the slice stays
+    counted in Redis and is not spent twice, so the limit still holds."""
+    limit = 100
+    c = cluster(one_key(rate_limit={"limit": limit, "window_s": LONG_WINDOW}))
+    a, b = c.nodes
+    first = alternate([a], c.data["secret"], 20)
+    assert first == ["valid"] * 20
+    a.kill9()
+    a.start()
+    rest = alternate([a, b], c.data["secret"], 300)
+    passed = 20 + rest.count("valid")
+    assert passed <= limit, passed
+    # What is lost is at most the slice the dead process held (an eighth of the limit).
+    assert passed >= limit - limit // 8, passed
+
+
 # -- the URL and its password -----------------------------------------------------------
 
 def test_a_wrong_password_is_reported_and_never_logged(tmp_path, redis):
