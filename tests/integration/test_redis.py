@@ -483,6 +483,26 @@ def test_a_wrong_password_is_reported_and_never_logged(tmp_path, redis):
         _finish(srv)
 
 
+def test_a_password_protected_redis_with_an_escaped_password(tmp_path):
+    password = "Sekr1t#p@ss/word"
+    r = Redis(tmp_path / "redis", password=password)
+    try:
+        escaped = password.replace("#", "%23").replace("@", "%40").replace("/", "%2F")
+        srv = LatchkeyServer(tmp_path / "srv", config={"redis": r.url(password=escaped)})
+        srv.start()
+        _live_servers.append(srv)
+        try:
+            key = srv.create_workspace().create_key(
+                rate_limit={"limit": 3, "window_s": LONG_WINDOW})["secret"]
+            assert alternate([srv], key, 5) == ["valid"] * 3 + ["rate_limited"] * 2
+            assert expect_status(srv.get("/readyz"), 200)["checks"]["redis"] == "ok"
+            assert "Sekr1t" not in srv.stderr_text()
+        finally:
+            _finish(srv)
+    finally:
+        r.stop()
+
+
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1:6379", "redis://", "redis://:Sekr1t@", "redis://h:0",
     "redis://h:99999", "redis://h:1/x", "redis://Sekr1t@h:1", "redis://h o:1",
