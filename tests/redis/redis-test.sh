@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A Redis of the tests' own: Debian's redis-server on 127.0.0.1, under a scratch
+# A Redis of the tests' own: Debian's redis-server (installed with scripts/deps.sh
+# test when missing) on 127.0.0.1, under a scratch
 # directory, with an append-only file synced at every write (so a restart keeps
 # every reservation it acknowledged).
 #   tests/redis/redis-test.sh start DIR PORT [PASSWORD]   start (or start again on DIR's data)
@@ -27,7 +28,11 @@ case "$cmd" in
   start)
     port=${3:?missing PORT}
     pass=${4:-}
-    command -v "$bin" >/dev/null || { echo "redis-test: $bin not installed (scripts/deps.sh test)" >&2; exit 2; }
+    if ! command -v "$bin" >/dev/null; then
+      # Debian's redis-server is in the test set of scripts/deps.sh.
+      "$(dirname "$0")/../../scripts/deps.sh" test
+      command -v "$bin" >/dev/null || { echo "redis-test: $bin not installed" >&2; exit 2; }
+    fi
     mkdir -p "$dir"
     conf="$dir/redis.conf"
     {
