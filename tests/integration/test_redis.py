@@ -350,6 +350,7 @@ def test_fail_open_uses_each_nodes_own_window_for_rate_limits_only(cluster, redi
         ws = srv.create_workspace()
         quota_ws = srv.create_workspace(quota=1000)
         return {"limited": ws.create_key(rate_limit={"limit": 5, "window_s": LONG_WINDOW})["secret"],
+                "other": ws.create_key(rate_limit={"limit": 3, "window_s": LONG_WINDOW})["secret"],
                 "quota": quota_ws.create_key()["secret"]}
 
     c = cluster(setup, configs=[{"redis_fail_open_rate_limits": "on"}, {}])
@@ -363,6 +364,10 @@ def test_fail_open_uses_each_nodes_own_window_for_rate_limits_only(cluster, redi
     codes = alternate([open_node], c.data["limited"], 8)
     assert codes == ["valid"] * 5 + ["rate_limited"] * 3, codes
     assert code(closed_node, c.data["limited"]) == "rate_limited"
+    # GET /v1/auth-context, which refills by itself, falls back the same way.
+    statuses = [open_node.auth_context(c.data["other"]).status_code for _ in range(5)]
+    assert statuses == [200] * 3 + [429] * 2, statuses
+    assert_error(closed_node.auth_context(c.data["other"]), 503, "storage_unavailable")
     # Quota never fails open.
     until_unavailable(open_node, c.data["quota"])
     assert_error(verify(open_node, c.data["quota"]), 503, "storage_unavailable")
