@@ -33,7 +33,7 @@ static struct lk_rate rate_of(const struct lk_app *app, const struct lk_ckey *k)
 }
 
 /* --- slices of the shared counters (counters/shared.h) ------------------------------
- * Each helper runs under the workspace's mu. A slice is "ready" when the check
+ * Each function below runs under the workspace's mu. A slice is "ready" when the check
  * can be decided from it alone: units to spend in the open period, or the
  * backend's word that nothing is left. */
 
