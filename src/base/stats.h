@@ -24,6 +24,8 @@ enum lk_stat {
     LK_STAT_RECORDER_FLUSHES,
     LK_STAT_LEASE_OPS,
     LK_STAT_LOG_DROPPED, /* access and diagnostic lines dropped: the writer fell behind */
+    LK_STAT_SHARED_CALLS,  /* reservations sent to the shared counters (Redis) */
+    LK_STAT_SHARED_ERRORS, /* of them, failed: down, timed out or refused */
     LK_STAT__COUNT
 };
 
@@ -33,6 +35,7 @@ enum lk_stats_hist {
     LK_HIST_AUTH_CONTEXT,
     LK_HIST_FORWARD_AUTH,
     LK_HIST_STORE,
+    LK_HIST_SHARED, /* one reservation's round trip to the shared counters */
     LK_HIST__COUNT
 };
 #define LK_STATS_ENDPOINTS 3 /* histograms that are also check endpoints */

@@ -125,7 +125,10 @@ static int open_app(const char *db, const char *pepper, const struct lk_config *
 {
     struct lk_app_config cfg = {.db_url = db, .pepper_file = pepper, .limits = limits_of(file),
                                 .routes = routes, .routes_file = routes_file, .serving = serving,
-                                .trusted_proxies = file->trusted_proxies};
+                                .trusted_proxies = file->trusted_proxies,
+                                .redis_url = file->redis,
+                                .redis_fail_open_rate_limits =
+                                    file->redis_fail_open_rate_limits == 1};
     struct lk_errinfo ei;
 
     lk_errinfo_clear(&ei);
@@ -240,12 +243,13 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
                                          {"log-level", required_argument, NULL, 'v'},
                                          {"no-access-log", no_argument, NULL, 'A'},
                                          {"root-key-file", required_argument, NULL, 'R'},
+                                         {"redis", required_argument, NULL, 'X'},
                                          {"version", no_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *db = NULL, *listen = NULL, *pepper = NULL, *config = NULL, *routes_file = NULL;
     const char *trusted = NULL, *tls_cert = NULL, *tls_key = NULL;
-    const char *log_file = NULL, *log_level = NULL, *key_file = NULL;
+    const char *log_file = NULL, *log_level = NULL, *key_file = NULL, *redis = NULL;
     bool no_access_log = false;
     enum lk_log_level level = LK_LOG_INFO;
     struct lk_route_rules routes = {0};
@@ -278,6 +282,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         case 'v': log_level = optarg; break;
         case 'A': no_access_log = true; break;
         case 'R': key_file = optarg; break;
+        case 'X': redis = optarg; break;
         case 'V': return lk_cli_version();
         case 'h': return lk_cli_help(self);
         default: return lk_cli_usage(self);
@@ -303,6 +308,9 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         tls_cert = file.tls_cert;
     if (tls_key == NULL && file.tls_key[0])
         tls_key = file.tls_key;
+    if (redis != NULL &&
+        (size_t)snprintf(file.redis, sizeof(file.redis), "%s", redis) >= sizeof(file.redis))
+        return lk_cli_fail("--redis: URL too long");
     if (trusted != NULL) { /* the flag's list replaces the file's */
         file.trusted_proxies.n = 0;
         lk_errinfo_clear(&ei);
@@ -369,7 +377,7 @@ const struct lk_cmd lk_cmd_serve = {
     "serve [--listen HOST:PORT] [--db URL] [--config FILE] [--routes FILE] [--pepper-file FILE] "
     "[--threads N] [--trusted-proxies ADDR[/BITS],...] [--tls-cert FILE --tls-key FILE] "
     "[--log-file PATH] [--log-level debug|info|warn|error|off] [--no-access-log] "
-    "[--root-key-file PATH]",
+    "[--root-key-file PATH] [--redis redis://[:PASSWORD@]HOST:PORT[/DB]]",
     "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db); HTTPS and HTTP/2 with "
     "--tls-cert/--tls-key; SIGHUP reloads them and the routes file",
     run_serve,
@@ -387,4 +395,7 @@ const struct lk_cmd lk_cmd_serve = {
     "  --no-access-log        no JSON line per request (for benchmarks)\n"
     "  --root-key-file PATH   on an empty database, write the first root key to this new\n"
     "                         0600 file instead of printing it\n"
+    "  --redis URL            share rate limits, quotas and day spend with every node\n"
+    "                         using this Redis (docs/operations.md; a password is\n"
+    "                         better kept in the config file's `redis`)\n"
     "  --version              print the version and exit\n"};

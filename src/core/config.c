@@ -33,6 +33,7 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         {"tls_cert", offsetof(struct lk_config, tls_cert)},
         {"tls_key", offsetof(struct lk_config, tls_key)},
         {"log_file", offsetof(struct lk_config, log_file)},
+        {"redis", offsetof(struct lk_config, redis)},
     };
     char field[32];
 
@@ -71,6 +72,13 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
             return LK_OK;
         }
         return fail(ei, line, field, "access_log must be on or off");
+    }
+    if (nlen == 27 && memcmp(name, "redis_fail_open_rate_limits", 27) == 0) {
+        if ((vlen == 2 && memcmp(value, "on", 2) == 0) || (vlen == 3 && memcmp(value, "off", 3) == 0)) {
+            c->redis_fail_open_rate_limits = vlen == 2;
+            return LK_OK;
+        }
+        return fail(ei, line, field, "redis_fail_open_rate_limits must be on or off");
     }
     if (nlen == 15 && memcmp(name, "trusted_proxies", 15) == 0) {
         struct lk_errinfo lei;

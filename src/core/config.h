@@ -14,6 +14,8 @@
  *   log_file    = /var/log/latchkey.log   # default: stderr
  *   log_level   = info                    # debug, info, warn, error or off
  *   access_log  = on                      # off: no line per request
+ *   redis       = redis://:password@10.0.0.5:6379/0   # limits shared by every node
+ *   redis_fail_open_rate_limits = off     # on: rate limits per node while Redis is down
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -54,6 +56,8 @@ struct lk_config {
     char log_file[LK_CONFIG_MAX_VALUE]; /* "" : stderr */
     int log_level;                      /* enum lk_log_level, or -1 when not set */
     int access_log;                     /* 1 on, 0 off, -1 when not set */
+    char redis[LK_CONFIG_MAX_VALUE];    /* redis://… ; "" : no shared counters */
+    int redis_fail_open_rate_limits;    /* 1 on, 0 off (the default) */
 };
 
 /* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */

@@ -278,7 +278,10 @@ static void ws_attach(struct lk_counters *c, struct lk_wstate *w, bool recovered
 {
     pthread_spin_init(&w->mu, PTHREAD_PROCESS_PRIVATE);
     pthread_mutex_init(&w->lease_mu, NULL);
+    pthread_mutex_init(&w->refill_mu, NULL);
     w->quota = w->test_quota = -1;
+    memset(&w->sh_q_live, 0, sizeof(w->sh_q_live)); /* a dead process's slices stay unspent */
+    memset(&w->sh_q_test, 0, sizeof(w->sh_q_test));
     atomic_store(&w->queued, false);
     w->next_dirty = NULL;
     w->recovered = recovered;
@@ -290,6 +293,8 @@ static void ws_attach(struct lk_counters *c, struct lk_wstate *w, bool recovered
 static void key_attach(struct lk_counters *c, struct lk_kstate *k, bool recovered)
 {
     k->ws = NULL; /* filled in at the key's first check */
+    memset(&k->sh_rl, 0, sizeof(k->sh_rl));
+    memset(&k->sh_sp, 0, sizeof(k->sh_sp));
     atomic_store(&k->queued, false);
     k->next_dirty = NULL;
     k->recovered = recovered;
@@ -415,6 +420,7 @@ void lk_counters_free(struct lk_counters *c)
         c->all_ws = w->next_all;
         pthread_spin_destroy(&w->mu);
         pthread_mutex_destroy(&w->lease_mu);
+        pthread_mutex_destroy(&w->refill_mu);
         if (w->heap)
             free(w);
     }

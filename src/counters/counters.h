@@ -20,6 +20,12 @@
  * the next start to read back (the file's layout and checks: counters.c). The
  * file names the kernel's boot id; after a reboot it is not believed.
  *
+ * With several nodes, counters/shared.h is the second backend beside this one:
+ * it keeps a key's rate window, a workspace's quota days and a key's day spend
+ * for all nodes (Redis), and this node holds slices of them here (struct
+ * lk_slice), decided under the same workspace lock. Everything else (usage,
+ * credit leases, what the recorder writes) stays this node's.
+ *
  * Thread safety: every function is safe from any thread.
  */
 #ifndef LK_COUNTERS_H
@@ -34,6 +40,23 @@
 #include "core/quota.h"
 #include "core/window.h"
 #include "store/store.h"
+
+/* This node's slice of one counter that a shared backend (counters/shared.h)
+ * keeps for every node: `avail` units were granted to this node by the backend
+ * and may be spent from memory, exactly, until the period ends. Guarded by the
+ * workspace's mu, like the rest of the check. All zero without a shared backend
+ * and after a start (a slice left by a dead process is not believed: it stays
+ * granted, unspent, until its period ends). */
+struct lk_slice {
+    int64_t period;     /* rate: the window's end (Unix s, local); quota, spend: the day */
+    int64_t avail;      /* granted to this node, not yet spent */
+    int64_t left;       /* what the backend had left for everyone after the last grant */
+    int64_t size;       /* how much the next refill asks for (grows with demand) */
+    int64_t full_until; /* the backend had nothing left: refuse locally until then */
+    int64_t last_at;    /* when the last refill was granted (Unix s) */
+    int64_t limit;      /* the limit the last answer was for (a change asks again) */
+    int64_t ret_period, ret_n; /* unspent of an ended day, given back at the next refill */
+};
 
 /* Outcomes counted per key for usage: the verification outcomes of err.def,
  * LK_OK (valid) through LK_ERR_TOO_MANY_REQUESTS. */
@@ -60,6 +83,8 @@ struct lk_wstate {
     int64_t spent_total;
     int64_t lease_size, last_lease_at;
     pthread_mutex_t lease_mu; /* one lease operation of this workspace at a time */
+    struct lk_slice sh_q_live, sh_q_test; /* slices of the shared quota (guarded by mu) */
+    pthread_mutex_t refill_mu; /* one refill of shared slices of this workspace at a time */
     _Atomic bool queued;      /* on the dirty list */
     struct lk_wstate *next_all, *next_dirty;
 };
@@ -80,6 +105,7 @@ struct lk_kstate {
     _Atomic int64_t count_hour;
     int64_t prev_hour;
     uint32_t prev_counts[LK_USAGE_CODES];
+    struct lk_slice sh_rl, sh_sp; /* slices of the shared rate window and day spend (ws->mu) */
     _Atomic bool queued; /* on the dirty list */
     bool recovered, heap; /* as in struct lk_wstate */
     struct lk_kstate *next_dirty;

@@ -25,8 +25,9 @@ void lk_h_readyz(struct lk_mreq *m)
     size_t n = 0;
 
     if (!lk_health_ready(m->app, &r)) {
-        const char *names[] = {"store", "cache", "counters", "recorder"};
-        const char *states[] = {r.store, r.cache, r.counters, r.recorder};
+        const char *names[] = {"store", "cache", "counters", "recorder", "redis"};
+        const char *states[] = {r.store, r.cache, r.counters, r.recorder,
+                                r.redis ? r.redis : "ok"};
         for (size_t i = 0; i < LK_ARRAY_LEN(names); i++)
             if (strcmp(states[i], "ok") != 0)
                 n += (size_t)snprintf(notready + n, sizeof(notready) - n, "%s%s (%s)",
@@ -35,8 +36,10 @@ void lk_h_readyz(struct lk_mreq *m)
         lk_mreq_error(m, LK_ERR_STORAGE_UNAVAILABLE, &ei);
         return;
     }
-    lk_mreq_json(m, 200,
-                 json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "status", "ready", "checks", "store",
-                           r.store, "cache", r.cache, "counters", r.counters, "recorder",
-                           r.recorder));
+    json_t *body = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "status", "ready", "checks", "store",
+                             r.store, "cache", r.cache, "counters", r.counters, "recorder",
+                             r.recorder);
+    if (r.redis != NULL)
+        json_object_set_new(json_object_get(body, "checks"), "redis", json_string(r.redis));
+    lk_mreq_json(m, 200, body);
 }

@@ -148,7 +148,8 @@ static size_t verify_answer(char *buf, size_t cap, enum lk_err e, const struct l
 
 int lk_h_auth_context(struct lk_reqctx *rc)
 {
-    struct lk_verify_req vr = {.now = rc->now, .record = true, .address = rc->address};
+    struct lk_verify_req vr = {.now = rc->now, .record = true, .address = rc->address,
+                               .refill_inline = true};
     struct lk_limits_info info;
     const struct lk_ckey *k;
     h2o_iovec_t key;

@@ -117,6 +117,14 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
     family(&t, "latchkey_store_duration_seconds", "histogram",
            "Time of each database call of management requests and the recorder.");
     histogram(&t, "latchkey_store_duration_seconds", "", LK_HIST_STORE);
+    counter(&t, "latchkey_redis_reservations_total",
+            "Reservations of shared-counter slices sent to Redis.", LK_STAT_SHARED_CALLS);
+    counter(&t, "latchkey_redis_errors_total",
+            "Reservations that failed: Redis down, not answering in time, or refusing.",
+            LK_STAT_SHARED_ERRORS);
+    family(&t, "latchkey_redis_duration_seconds", "histogram",
+           "Round trip of one reservation that Redis answered.");
+    histogram(&t, "latchkey_redis_duration_seconds", "", LK_HIST_SHARED);
 
     family(&t, "latchkey_recorder_lag_seconds", "gauge",
            "Upper bound of the age of the oldest count not yet written to the database.");

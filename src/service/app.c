@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "service/app_int.h"
 #include "service/credits.h"
+#include "service/limits.h"
 #include "service/throttle.h"
 #include "service/users.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -271,6 +272,15 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK ||
         (e = open_counters(app, cfg, &recovered, ei)) != LK_OK)
         goto out;
+    if (cfg->serving && cfg->redis_url != NULL && cfg->redis_url[0] != '\0') {
+        char url[400];
+        if ((e = lk_shared_open(cfg->redis_url, &app->shared, ei)) != LK_OK)
+            goto out;
+        app->fail_open_rate_limits = cfg->redis_fail_open_rate_limits;
+        lk_shared_describe(app->shared, url, sizeof(url));
+        lk_info("shared counters in %s (rate limits fail %s while it is down)", url,
+                app->fail_open_rate_limits ? "open" : "closed");
+    }
     app->cache = lk_keycache_new(app->counters);
     if ((e = lk_store_ws_list(app->store, load_ws, app)) != LK_OK ||
         (e = lk_store_key_scan(app->store, load_key, app->cache)) != LK_OK) {
@@ -303,6 +313,8 @@ void lk_app_close(struct lk_app *app)
         lk_credits_release(app);
     else if (app->usage != NULL && app->serving)
         lk_error("spending could not be written at stop; leased credits stay leased");
+    lk_limits_give_back(app); /* unspent slices of today, for the other nodes */
+    lk_shared_free(app->shared);
     lk_keycache_free(app->cache);
     lk_counters_free(app->counters);
     lk_store_close(app->store);
@@ -319,6 +331,11 @@ void lk_app_close(struct lk_app *app)
     if (app->lock_fd >= 0)
         close(app->lock_fd); /* releases the serve lock */
     free(app);
+}
+
+const char *lk_app_shared_status(struct lk_app *app)
+{
+    return app->shared != NULL ? lk_shared_status(app->shared) : NULL;
 }
 
 void lk_app_digest(const struct lk_app *app, const char *secret, size_t len,

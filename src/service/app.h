@@ -53,6 +53,13 @@ struct lk_app_config {
     /* Peers believed about the client's address and scheme (config
      * `trusted_proxies`); none: every peer is the client. */
     struct lk_netaddr_list trusted_proxies;
+    /* `redis://…` (config `redis`, --redis): rate limits, quota days and day
+     * spend shared with every node using it; NULL: this node's own counters.
+     * Only a serving process connects. */
+    const char *redis_url;
+    /* With redis: while Redis is down, rate limits fall back to this node's own
+     * windows (config `redis_fail_open_rate_limits`); quota and spend never do. */
+    bool redis_fail_open_rate_limits;
 };
 
 /* One running latchkey. Opaque outside src/service/ (its fields: service/app_int.h):
@@ -73,6 +80,10 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out /* 
 
 /* Flushes usage and releases everything. Accepts NULL. */
 void lk_app_close(struct lk_app *app);
+
+/* The state of the shared counters for /readyz: NULL when none is configured,
+ * else "ok" or what is wrong (e.g. "unreachable"). */
+const char *lk_app_shared_status(struct lk_app *app);
 
 /* The digest a secret is stored under with the configured pepper. */
 void lk_app_digest(const struct lk_app *app, const char *secret, size_t len,

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "counters/counters.h"
+#include "counters/shared.h"
 #include "service/app.h"
 #include "service/keycache.h"
 #include "service/usage.h"
@@ -23,6 +24,8 @@ struct lk_throttle;
 struct lk_app {
     struct lk_store *store;
     struct lk_counters *counters;
+    struct lk_shared *shared; /* counters shared by every node (Redis); NULL: none */
+    bool fail_open_rate_limits;
     struct lk_keycache *cache;
     struct lk_usage *usage;
     struct lk_pepper *pepper; /* NULL when none is configured */

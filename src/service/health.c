@@ -29,8 +29,10 @@ bool lk_health_ready(struct lk_app *app, struct lk_readiness *out)
         out->counters = "not loaded";
     if (app->usage == NULL || lk_usage_lag_ms(app->usage) > LK_HEALTH_RECORDER_LAG_MS)
         out->recorder = "behind";
+    out->redis = lk_app_shared_status(app); /* NULL: not configured */
     return strcmp(out->store, "ok") == 0 && strcmp(out->cache, "ok") == 0 &&
-           strcmp(out->counters, "ok") == 0 && strcmp(out->recorder, "ok") == 0;
+           strcmp(out->counters, "ok") == 0 && strcmp(out->recorder, "ok") == 0 &&
+           (out->redis == NULL || strcmp(out->redis, "ok") == 0);
 }
 
 unsigned long lk_health_keys_cached(struct lk_app *app)

@@ -26,6 +26,7 @@ enum lk_err lk_health_ping(struct lk_app *app);
  * (static strings). */
 struct lk_readiness {
     const char *store, *cache, *counters, *recorder;
+    const char *redis; /* NULL when no Redis is configured */
 };
 
 /* Fills out; true when every part is "ok". Ready means the store takes writes

@@ -27,7 +27,21 @@ struct lk_limits_info {
      * short while the stored balance could cover the cost: lease
      * (lk_credits_lease) and check again, off the event loop. */
     bool need_lease;
+    /* With shared counters (--redis): need_lease is also set when a slice of
+     * the shared rate window, quota or day spend is short; refill with
+     * lk_limits_refill(refill) off the event loop and check again. */
+    struct lk_limits_refill {
+        unsigned parts; /* LK_REFILL_*; 0: no refill needed */
+        int64_t key_rowid, cost, rl_limit, rl_window_s, quota, spend_cap;
+        bool test;
+        struct lk_wstate *ws; /* live as long as the app */
+        struct lk_kstate *st;
+    } refill;
 };
+
+#define LK_REFILL_RATE 1u
+#define LK_REFILL_QUOTA 2u
+#define LK_REFILL_SPEND 4u
 
 /* The state of key k, made on its first check. Call inside the cache read lock. */
 struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k);
@@ -36,6 +50,16 @@ struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k);
  * `now` with `cost` credits. Returns LK_OK (and counted, spent), or the refusal. */
 enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
                             struct lk_limits_info *info /* OUT */);
+
+/* Asks the shared counters for the slices r names (one round trip, bounded by
+ * LK_SHARED_TIMEOUT_MS; blocks: a management worker's call, or a caller that
+ * accepts that bound). LK_OK when the backend answered, granted or not;
+ * LK_ERR_STORAGE_UNAVAILABLE when it is down. */
+enum lk_err lk_limits_refill(struct lk_app *app, const struct lk_limits_refill *r, int64_t now);
+
+/* At a clean stop: gives the shared counters back what this node holds of
+ * today's quota and day spend, unspent. */
+void lk_limits_give_back(struct lk_app *app);
 
 /* Counts the outcome of a check of a known key for usage. */
 void lk_limits_count(struct lk_app *app, const struct lk_ckey *k, enum lk_err outcome,

@@ -93,6 +93,15 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
         return e;
     if (e == LK_OK)
         e = lk_limits_apply(app, k, req->cost, req->now, info);
+    if (info->need_lease && info->refill.parts != 0 && req->refill_inline) {
+        /* No worker to hand this to: one bounded round trip, then decide. */
+        if (lk_limits_refill(app, &info->refill, req->now) != LK_OK &&
+            !(info->refill.parts == LK_REFILL_RATE && app->fail_open_rate_limits))
+            return LK_ERR_STORAGE_UNAVAILABLE;
+        e = lk_limits_apply(app, k, req->cost, req->now, info);
+        if (info->need_lease && info->refill.parts != 0)
+            return LK_ERR_STORAGE_UNAVAILABLE; /* taken by other checks meanwhile */
+    }
     if (info->need_lease)
         return e; /* decided again after the lease; counted then */
     lk_limits_count(app, k, e, req->now);
@@ -111,18 +120,31 @@ enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *re
     enum lk_err e;
 
     for (int tries = 0;; tries++) {
+        struct lk_limits_refill refill;
         struct lk_wstate *ws;
         lk_keycache_read_lock();
         e = lk_verify(app, req, &k, &info);
+        if (info.need_lease && info.refill.parts != 0 && tries == LEASE_TRIES) {
+            lk_keycache_read_unlock();
+            return LK_ERR_STORAGE_UNAVAILABLE; /* never "valid" for a check not decided */
+        }
         if (!info.need_lease || tries == LEASE_TRIES) {
             done(arg, e, k, &info);
             lk_keycache_read_unlock();
             return LK_OK;
         }
         ws = k->ws; /* workspace states live as long as the app */
+        refill = info.refill;
         lk_keycache_read_unlock();
-        if (lk_credits_lease(app, ws, req->cost, req->now) != LK_OK)
+        if (refill.parts != 0) {
+            /* Redis went away during the call: a rate limit that may fail open is
+             * decided by this node's window on the next try. */
+            if (lk_limits_refill(app, &refill, req->now) != LK_OK &&
+                !(refill.parts == LK_REFILL_RATE && app->fail_open_rate_limits))
+                return LK_ERR_STORAGE_UNAVAILABLE;
+        } else if (lk_credits_lease(app, ws, req->cost, req->now) != LK_OK) {
             return LK_ERR_STORAGE_UNAVAILABLE;
+        }
     }
 }
 

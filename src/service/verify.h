@@ -26,6 +26,10 @@ struct lk_verify_req {
     bool record;
     int64_t cost;        /* credits the check spends when it passes (with record) */
     const char *address; /* the client, for the per-address limit; NULL: none */
+    /* The caller cannot hand the check to a worker: a refill of the shared
+     * counters (--redis) happens right here, one round trip bounded by
+     * LK_SHARED_TIMEOUT_MS. False: need_lease sends it to a worker. */
+    bool refill_inline;
 };
 
 /*
@@ -34,7 +38,8 @@ struct lk_verify_req {
  * else NULL; *info says what the limits report (zeroed when they were not
  * reached). Call between lk_keycache_read_lock() and _unlock(); *key is valid
  * until the unlock. With info->need_lease the check was not counted: lease
- * (lk_credits_lease) and decide again.
+ * (lk_credits_lease) or refill (lk_limits_refill, when info->refill.parts)
+ * and decide again.
  */
 enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
                       const struct lk_ckey **key /* OUT */, struct lk_limits_info *info /* OUT */);
@@ -44,11 +49,12 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
 typedef void (*lk_verify_done_fn)(void *arg, enum lk_err e, const struct lk_ckey *k,
                                   const struct lk_limits_info *info);
 
-/* lk_verify off the event loop, for a check that needed a credit lease: takes
- * the lease (a write to the store) and decides again, a bounded number of times
+/* lk_verify off the event loop, for a check that needed a credit lease or a
+ * refill of the shared counters: takes the lease (a write to the store) or the
+ * refill (a round trip to Redis) and decides again, a bounded number of times
  * since other checks may spend the new lease first; then calls done once.
  * Returns LK_OK, or LK_ERR_STORAGE_UNAVAILABLE (done not called) when a lease
- * could not be written. Takes the cache read lock itself. */
+ * could not be written or the shared counters did not answer. Takes the cache read lock itself. */
 enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *req,
                               lk_verify_done_fn done, void *arg);
 

@@ -157,6 +157,25 @@ static void test_logging(void **state)
     assert_int_equal(c.log_level, LK_LOG_OFF);
 }
 
+static void test_redis(void **state)
+{
+    static const char text[] = "redis = redis://:pw@10.0.0.5:6379/2\n"
+                               "redis_fail_open_rate_limits = on\n";
+    struct lk_config c;
+    struct lk_errinfo ei;
+
+    (void)state;
+    assert_int_equal(lk_config_parse("", 0, &c, NULL), LK_OK);
+    assert_string_equal(c.redis, "");
+    assert_int_equal(c.redis_fail_open_rate_limits, 0); /* off by default */
+    assert_int_equal(lk_config_parse(text, sizeof(text) - 1, &c, NULL), LK_OK);
+    assert_string_equal(c.redis, "redis://:pw@10.0.0.5:6379/2");
+    assert_int_equal(c.redis_fail_open_rate_limits, 1);
+    assert_int_equal(lk_config_parse("redis_fail_open_rate_limits = yes", 33, &c, &ei),
+                     LK_ERR_INVALID_REQUEST);
+    assert_string_equal(ei.field, "redis_fail_open_rate_limits");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_logging),
+        cmocka_unit_test(test_redis),
     };
     return cmocka_run_group_tests_name("core/config", tests, NULL, NULL);
 }
