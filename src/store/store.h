@@ -420,5 +420,9 @@ enum lk_err lk_store_user_scan(struct lk_store *s, lk_user_row_cb cb, void *arg)
 enum lk_err lk_store_session_scan(struct lk_store *s, lk_session_row_cb cb, void *arg);
 /* Every invitation, expired or not, of every workspace. */
 enum lk_err lk_store_invitation_scan(struct lk_store *s, lk_invitation_cb cb, void *arg);
+/* Every ledger entry of every workspace, and every audit event (those of no
+ * workspace too), in id order: a copy written in this order keeps their order. */
+enum lk_err lk_store_ledger_scan(struct lk_store *s, lk_ledger_cb cb, void *arg);
+enum lk_err lk_store_audit_scan(struct lk_store *s, lk_audit_cb cb, void *arg);
 
 #endif
