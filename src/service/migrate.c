@@ -366,7 +366,8 @@ static enum lk_err copy_all(struct lk_store *dst, void *arg)
             LK_OK ||
         (e = scanned(c, lk_store_key_scan(c->src, copy_key, c), "keys")) != LK_OK)
         return e;
-    qsort(c->keys, c->n_keys, sizeof(*c->keys), by_source_rowid);
+    if (c->n_keys > 1)
+        qsort(c->keys, c->n_keys, sizeof(*c->keys), by_source_rowid);
     if ((e = scanned(c, lk_store_credits_scan(c->src, copy_credits, c), "credits")) != LK_OK ||
         (e = scanned(c, lk_store_ledger_scan(c->src, copy_ledger, c), "the ledger")) != LK_OK ||
         (e = scanned(c, lk_store_counter_scan(c->src, LK_CTR_QUOTA, 0, INT64_MIN, INT64_MAX,
@@ -423,7 +424,8 @@ enum lk_err lk_migrate(const char *from_url, const char *to_url, struct lk_migra
         goto out;
     if ((e = scanned(&c, lk_store_ws_list(c.src, collect_ws, &c), "workspaces")) != LK_OK)
         goto out;
-    qsort(c.ws, c.n_ws, sizeof(*c.ws), by_number);
+    if (c.n_ws > 1)
+        qsort(c.ws, c.n_ws, sizeof(*c.ws), by_number);
     if ((e = open_side(to_url, "to", &c.dst, ei)) != LK_OK || (e = target_empty(c.dst, ei)) != LK_OK)
         goto out;
     e = lk_store_txn(c.dst, LK_TXN_DEFAULT, copy_all, &c);
