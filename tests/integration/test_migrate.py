@@ -296,7 +296,7 @@ def test_refuses_bad_urls_clearly(tmp_path, args, side):
     args = [a.format(tmp=tmp_path, src=src.db_path) for a in args]
     res = run_cli(["migrate", *args])
     assert res.returncode == 2, f"exit {res.returncode}: {res.stderr}"
-    assert side in res.stderr, res.stderr
+    assert f"latchkey: {side}" in res.stderr, res.stderr  # names the flag at fault
     assert "hunter2" not in res.stderr + res.stdout  # a URL's password is never echoed
     assert not (tmp_path / "t.db").exists()
 
@@ -312,7 +312,8 @@ def test_refuses_a_missing_source_without_creating_it(tmp_path):
                                   ["--from", "sqlite:a", "--to", "sqlite:b", "extra"]])
 def test_usage_errors(args):
     res = run_cli(["migrate", *args])
-    assert res.returncode == 2 and ("--from" in res.stderr or "unexpected" in res.stderr), res
+    assert res.returncode == 2 and "unknown command" not in res.stderr, res
+    assert "--from" in res.stderr or "unexpected" in res.stderr, res
 
 
 def test_refuses_a_source_being_served(tmp_path):
