@@ -26,7 +26,7 @@ struct copy {
     struct rowid_pair *keys;
     size_t n_keys, cap_keys;
     enum lk_err e; /* the first failure a callback met */
-    int64_t live_nodes, leased_ws;
+    int64_t nodes, live_nodes, leased_ws;
     char node_name[LK_NODE_NAME_MAX + 1], leased_id[LK_ID_MAX];
     int64_t leased;
     int64_t now;
@@ -94,14 +94,14 @@ static int64_t target_rowid(const struct copy *c, int64_t from)
 
 /* --- the checks before the copy ------------------------------------------------------ */
 
-static int count_live_node(void *arg, const struct lk_node_row *n)
+static int count_node(void *arg, const struct lk_node_row *n)
 {
     struct copy *c = arg;
 
-    if (n->heartbeat_at >= c->now - LK_MIGRATE_LIVE_NODE_S) {
-        if (c->live_nodes++ == 0)
-            snprintf(c->node_name, sizeof(c->node_name), "%s", n->name);
-    }
+    if (c->nodes++ == 0)
+        snprintf(c->node_name, sizeof(c->node_name), "%s", n->name);
+    if (n->heartbeat_at >= c->now - LK_MIGRATE_LIVE_NODE_S)
+        c->live_nodes++;
     return 0;
 }
 
@@ -142,21 +142,30 @@ static enum lk_err target_empty(struct lk_store *s, struct lk_errinfo *ei)
     return LK_OK;
 }
 
-/* A server still running on an SQLite source holds `<path>.serve.lock`: taking
- * it here both detects that and keeps one from starting during the copy. */
-static enum lk_err take_source_lock(const char *url, int *fd, struct lk_errinfo *ei)
+/* A server running on an SQLite source holds an exclusive lock on a file
+ * beside it (`<path>.serve.lock`, or its counter file `<path>.counters`):
+ * taking them here both detects one and keeps one from starting during the
+ * copy. fds[] gets what was taken (-1: none). */
+static const char *const source_locks[] = {".serve.lock", ".counters"};
+
+static enum lk_err take_source_locks(const char *url, int fds[], struct lk_errinfo *ei)
 {
     char path[4096];
 
-    *fd = -1;
-    if (strncmp(url, "sqlite:", 7) != 0 ||
-        (size_t)snprintf(path, sizeof(path), "%s.serve.lock", url + 7) >= sizeof(path))
+    for (size_t i = 0; i < LK_ARRAY_LEN(source_locks); i++)
+        fds[i] = -1;
+    if (strncmp(url, "sqlite:", 7) != 0)
         return LK_OK;
-    if ((*fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
-        return LK_OK; /* no lock file: no server ever served it here */
-    if (flock(*fd, LOCK_EX | LOCK_NB) != 0)
-        return lk_errinfo_set(ei, LK_ERR_CONFLICT, "from",
-                              "a latchkey server is running on the source; stop it first");
+    for (size_t i = 0; i < LK_ARRAY_LEN(source_locks); i++) {
+        if ((size_t)snprintf(path, sizeof(path), "%s%s", url + 7, source_locks[i]) >=
+            sizeof(path))
+            continue;
+        if ((fds[i] = open(path, O_RDWR | O_CLOEXEC)) < 0)
+            continue; /* no such file: no server ever served it here */
+        if (flock(fds[i], LOCK_EX | LOCK_NB) != 0)
+            return lk_errinfo_set(ei, LK_ERR_CONFLICT, "from",
+                                  "a latchkey server is running on the source; stop it first");
+    }
     return LK_OK;
 }
 
@@ -164,13 +173,19 @@ static enum lk_err check_source(struct copy *c)
 {
     enum lk_err e;
 
-    /* Nodes that beat recently are running. A backend without nodes answers
-     * unavailable here, and the serve lock and the leases below still speak. */
-    if (lk_store_node_list(c->src, count_live_node, c) == LK_OK && c->live_nodes > 0)
+    /* A node deletes its row when it stops cleanly: a row is a node running,
+     * or one killed whose last counts are still in its counter file. A backend
+     * without nodes answers unavailable here; the locks and leases still speak. */
+    if (lk_store_node_list(c->src, count_node, c) == LK_OK && c->live_nodes > 0)
         return lk_errinfo_set(c->ei, LK_ERR_CONFLICT, "from",
-                              "%lld latchkey node(s) are running on the source (%s, among "
-                              "others); stop every one first",
+                              "%lld latchkey node(s) are running on the source (%s among "
+                              "them); stop every one first",
                               (long long)c->live_nodes, c->node_name);
+    if (c->nodes > 0)
+        return lk_errinfo_set(c->ei, LK_ERR_CONFLICT, "from",
+                              "node %s did not stop cleanly on the source; start latchkey "
+                              "again with its state directory and stop it, then migrate",
+                              c->node_name);
     /* Credits leased into a server's memory are neither balance nor spent yet:
      * only that server knows how many it spent. */
     if ((e = scanned(c, lk_store_credits_scan(c->src, find_leased, c), "credits")) != LK_OK)
@@ -401,8 +416,8 @@ enum lk_err lk_migrate(const char *from_url, const char *to_url, struct lk_migra
                        struct lk_errinfo *ei)
 {
     struct copy c = {.ei = ei, .now = lk_clock_now_s()};
+    int lock_fds[LK_ARRAY_LEN(source_locks)];
     struct stat st;
-    int lock_fd = -1;
     enum lk_err e;
 
     memset(out, 0, sizeof(*out));
@@ -418,7 +433,7 @@ enum lk_err lk_migrate(const char *from_url, const char *to_url, struct lk_migra
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "from",
                                   "--from: no database file at %s", path);
     }
-    if ((e = take_source_lock(from_url, &lock_fd, ei)) != LK_OK ||
+    if ((e = take_source_locks(from_url, lock_fds, ei)) != LK_OK ||
         (e = open_side(from_url, "from", &c.src, ei)) != LK_OK ||
         (e = check_source(&c)) != LK_OK)
         goto out;
@@ -436,8 +451,9 @@ enum lk_err lk_migrate(const char *from_url, const char *to_url, struct lk_migra
 out:
     lk_store_close(c.dst);
     lk_store_close(c.src);
-    if (lock_fd >= 0)
-        close(lock_fd);
+    for (size_t i = 0; i < LK_ARRAY_LEN(lock_fds); i++)
+        if (lock_fds[i] >= 0)
+            close(lock_fds[i]);
     free(c.ws);
     free(c.keys);
     return e;

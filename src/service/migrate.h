@@ -29,8 +29,9 @@ struct lk_migrate_counts {
     int64_t skipped; /* spend and usage rows of a key the source does not have */
 };
 
-/* Seconds a node's heartbeat counts as a running server on the source. */
-#define LK_MIGRATE_LIVE_NODE_S 120
+/* Seconds a node's heartbeat counts as a running server on the source (a
+ * node beats every second). */
+#define LK_MIGRATE_LIVE_NODE_S 10
 
 /* Copies the database at from_url into the one at to_url. Errors, with
  * ei->field naming the side ("from" or "to"):
@@ -38,7 +39,8 @@ struct lk_migrate_counts {
  *    does not exist;
  *  - LK_ERR_CONFLICT, field "to": the target already holds a workspace or a user;
  *  - LK_ERR_CONFLICT, field "from": a server is running on the source, or one
- *    was killed and left credits leased (start and stop latchkey on it once);
+ *    was killed and left its node registered or credits leased (start and stop
+ *    latchkey on it once);
  *  - anything else (field "copy" when the target refused a row): the copy
  *    failed and the target was left as it was.
  * Messages never quote a URL (it may carry a password). */

@@ -340,7 +340,7 @@ def test_credits_leased_by_a_killed_server_are_settled_first(tmp_path):
     src.kill9()
     res = migrate(src.db_url, sqlite_target(tmp_path))
     assert res.returncode == 4, f"exit {res.returncode}: {res.stderr}"
-    assert "leased" in res.stderr and "start latchkey" in res.stderr, res.stderr
+    assert "start latchkey" in res.stderr, res.stderr  # and how to settle it
     src.start()
     assert src.stop() == 0
     migrate_ok(src.db_url, sqlite_target(tmp_path))
