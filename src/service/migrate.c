@@ -356,18 +356,12 @@ static enum lk_err copy_all(struct lk_store *dst, void *arg)
     /* Again inside the transaction: nobody wrote the target since the check. */
     if ((e = target_empty(dst, c->ei)) != LK_OK)
         return e;
+    /* With their numbers: they are known outside (Flexweg's storage folder). */
     for (size_t i = 0; i < c->n_ws; i++) {
-        struct lk_ws_row w = c->ws[i];
-        if ((e = lk_store_ws_insert(dst, &w)) != LK_OK) {
+        if ((e = lk_store_ws_import(dst, &c->ws[i])) != LK_OK) {
             refused(c, e, "workspace", c->ws[i].id);
             return e;
         }
-        /* Numbers are known outside (Flexweg's storage folder): they must not move. */
-        if (w.number != c->ws[i].number)
-            return lk_errinfo_set(c->ei, LK_ERR_CONFLICT, "to",
-                                  "workspace %s would be number %lld on the target, not %lld; "
-                                  "migrate into a newly created database",
-                                  c->ws[i].id, (long long)w.number, (long long)c->ws[i].number);
         c->n.workspaces++;
     }
     if ((e = scanned(c, lk_store_user_scan(c->src, copy_user, c), "users")) != LK_OK)

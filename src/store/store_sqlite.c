@@ -175,6 +175,7 @@ enum stmt_id {
     ST_INVITE_SCAN,
     ST_LEDGER_SCAN,
     ST_AUDIT_SCAN,
+    ST_WS_IMPORT,
     ST__COUNT
 };
 
@@ -308,6 +309,10 @@ static const char *const stmt_sql[ST__COUNT] = {
                        "FROM credit_ledger ORDER BY id",
     [ST_AUDIT_SCAN] = "SELECT id, workspace_id, actor, action, target, address, request_id, "
                       "created_at FROM audit_events ORDER BY id",
+    /* the number is the rowid: later inserts take max(rowid) + 1 */
+    [ST_WS_IMPORT] = "INSERT INTO workspaces(rowid, id, name, key_prefix, key_format, "
+                     "is_operator, created_at, quota, test_quota) "
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 };
 
 #define BUSY_MS 5000            /* how long a call waits for another process's lock */
@@ -1494,6 +1499,15 @@ static enum lk_err sq_invitation_scan(struct lk_store *base, lk_invitation_cb cb
                      "scan invitations", "");
 }
 
+static enum lk_err sq_ws_import(struct lk_store *base, const struct lk_ws_row *w)
+{
+    if (w->number <= 0)
+        return LK_ERR_INVALID_REQUEST;
+    return write_stmt(SQ(base), ST_WS_IMPORT, false, "import workspace", "isssiiinn", w->number,
+                      w->id, w->name, w->key_prefix, (int64_t)w->key_format,
+                      (int64_t)(w->is_operator ? 1 : 0), w->created_at, w->quota, w->test_quota);
+}
+
 static enum lk_err sq_ledger_scan(struct lk_store *base, lk_ledger_cb cb, void *arg)
 {
     struct ledger_cb c = {cb, arg};
@@ -1561,6 +1575,7 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .user_scan = sq_user_scan,
     .session_scan = sq_session_scan,
     .invitation_scan = sq_invitation_scan,
+    .ws_import = sq_ws_import,
     .ledger_scan = sq_ledger_scan,
     .audit_scan = sq_audit_scan,
 };

@@ -407,3 +407,39 @@ def test_a_killed_copy_leaves_all_or_nothing(tmp_path):
         assert set(got.values()) == {0}, f"a killed copy left part of itself: {got}"
         migrate_ok(src.db_url, f"sqlite:{target}")
     assert sqlite_counts(target)["keys"] == n + 3
+
+
+def test_workspace_numbers_are_kept_with_gaps(tmp_path):
+    """A workspace's number is known outside (a storage folder): a source whose
+    numbers have a gap keeps them, and a new workspace comes after the highest."""
+    src = LatchkeyServer(tmp_path / "a").start()
+    w = src.create_workspace()
+    src.stop()
+    db = sqlite3.connect(src.db_path)
+    db.execute("UPDATE workspaces SET rowid = 41 WHERE id = ?", (w.id,))
+    db.commit()
+    db.close()
+    migrate_ok(src.db_url, sqlite_target(tmp_path))
+    srv = serve_on(tmp_path, "t", sqlite_target(tmp_path))
+    srv.root_key = src.root_key
+    srv.start()
+    try:
+        numbers = {x["id"]: x["number"] for x in
+                   expect_status(srv.get("/v1/workspaces", key=src.root_key), 200)["data"]}
+        assert numbers == {src.workspace_id: 1, w.id: 41}, numbers
+        assert srv.create_workspace().number == 42
+    finally:
+        srv.stop()
+
+
+def test_counts_of_a_key_the_source_lacks_are_skipped(tmp_path):
+    src = LatchkeyServer(tmp_path / "a")
+    db = sqlite3.connect(src.db_path)
+    db.execute("INSERT INTO usage_hours VALUES(999999, 3600, 0, 5)")
+    db.execute("INSERT INTO key_spend VALUES(999999, 1, 5)")
+    db.commit()
+    db.close()
+    counts = migrate_ok(src.db_url, sqlite_target(tmp_path))
+    assert counts["skipped"] == 2 and counts["usage_rows"] == 0, counts
+    res = migrate(src.db_url, f"sqlite:{tmp_path / 'other.db'}")
+    assert res.returncode == 0 and "skipped 2" in res.stdout, res.stdout
