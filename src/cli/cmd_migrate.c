@@ -31,11 +31,19 @@ static int run_migrate(const struct lk_cmd *self, int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'f': from = optarg; break;
-        case 't': to = optarg; break;
-        case 'j': json = true; break;
-        case 'h': return lk_cli_help(self);
-        default: return lk_cli_usage(self);
+        case 'f':
+            from = optarg;
+            break;
+        case 't':
+            to = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            return lk_cli_help(self);
+        default:
+            return lk_cli_usage(self);
         }
     }
     if (optind < argc) {
@@ -94,10 +102,8 @@ static int run_migrate(const struct lk_cmd *self, int argc, char **argv)
 }
 
 const struct lk_cmd lk_cmd_migrate = {
-    "migrate",
-    "migrate --from URL --to URL [--json]",
-    "copy every workspace, key, person and count into a new, empty database",
-    run_migrate,
+    "migrate", "migrate --from URL --to URL [--json]",
+    "copy every workspace, key, person and count into a new, empty database", run_migrate,
     "  --from URL             the database to copy (sqlite:PATH or postgres://...); stop\n"
     "                         every server on it first; it is only read\n"
     "  --to URL               the new database; it must hold no workspace and no user\n"

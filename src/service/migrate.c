@@ -132,7 +132,8 @@ static enum lk_err target_empty(struct lk_store *s, struct lk_errinfo *ei)
     bool user = false;
     enum lk_err e;
 
-    if ((e = lk_store_ws_count(s, &n)) != LK_OK || (e = lk_store_user_scan(s, any_user, &user)) != LK_OK)
+    if ((e = lk_store_ws_count(s, &n)) != LK_OK ||
+        (e = lk_store_user_scan(s, any_user, &user)) != LK_OK)
         return lk_errinfo_set(ei, e, "to", "cannot read the target: %s", lk_err_message(e));
     if (n > 0 || user)
         return lk_errinfo_set(ei, LK_ERR_CONFLICT, "to",
@@ -157,8 +158,7 @@ static enum lk_err take_source_locks(const char *url, int fds[], struct lk_errin
     if (strncmp(url, "sqlite:", 7) != 0)
         return LK_OK;
     for (size_t i = 0; i < LK_ARRAY_LEN(source_locks); i++) {
-        if ((size_t)snprintf(path, sizeof(path), "%s%s", url + 7, source_locks[i]) >=
-            sizeof(path))
+        if ((size_t)snprintf(path, sizeof(path), "%s%s", url + 7, source_locks[i]) >= sizeof(path))
             continue;
         if ((fds[i] = open(path, O_RDWR | O_CLOEXEC)) < 0)
             continue; /* no such file: no server ever served it here */
@@ -315,8 +315,7 @@ static int copy_key_counter(struct copy *c, enum lk_counter_kind kind,
         return 0;
     }
     if ((e = lk_store_counter_add(c->dst, kind, &r)) != LK_OK)
-        return refused(c, e, kind == LK_CTR_SPEND ? "a spend day" : "a usage hour",
-                       "of a key");
+        return refused(c, e, kind == LK_CTR_SPEND ? "a spend day" : "a usage hour", "of a key");
     (*count)++;
     return 0;
 }
@@ -379,15 +378,15 @@ static enum lk_err copy_all(struct lk_store *dst, void *arg)
         qsort(c->keys, c->n_keys, sizeof(*c->keys), by_source_rowid);
     if ((e = scanned(c, lk_store_credits_scan(c->src, copy_credits, c), "credits")) != LK_OK ||
         (e = scanned(c, lk_store_ledger_scan(c->src, copy_ledger, c), "the ledger")) != LK_OK ||
-        (e = scanned(c, lk_store_counter_scan(c->src, LK_CTR_QUOTA, 0, INT64_MIN, INT64_MAX,
-                                              copy_quota, c),
-                     "quota days")) != LK_OK ||
-        (e = scanned(c, lk_store_counter_scan(c->src, LK_CTR_SPEND, 0, INT64_MIN, INT64_MAX,
-                                              copy_spend, c),
-                     "key spend")) != LK_OK ||
-        (e = scanned(c, lk_store_counter_scan(c->src, LK_CTR_USAGE, 0, INT64_MIN, INT64_MAX,
-                                              copy_usage, c),
-                     "usage")) != LK_OK ||
+        (e = scanned(
+             c, lk_store_counter_scan(c->src, LK_CTR_QUOTA, 0, INT64_MIN, INT64_MAX, copy_quota, c),
+             "quota days")) != LK_OK ||
+        (e = scanned(
+             c, lk_store_counter_scan(c->src, LK_CTR_SPEND, 0, INT64_MIN, INT64_MAX, copy_spend, c),
+             "key spend")) != LK_OK ||
+        (e = scanned(
+             c, lk_store_counter_scan(c->src, LK_CTR_USAGE, 0, INT64_MIN, INT64_MAX, copy_usage, c),
+             "usage")) != LK_OK ||
         (e = scanned(c, lk_store_audit_scan(c->src, copy_audit, c), "audit events")) != LK_OK)
         return e;
     return LK_OK;
@@ -428,14 +427,14 @@ enum lk_err lk_migrate(const char *from_url, const char *to_url, struct lk_migra
                                   "--from: no database file at %s", path);
     }
     if ((e = take_source_locks(from_url, lock_fds, ei)) != LK_OK ||
-        (e = open_side(from_url, "from", &c.src, ei)) != LK_OK ||
-        (e = check_source(&c)) != LK_OK)
+        (e = open_side(from_url, "from", &c.src, ei)) != LK_OK || (e = check_source(&c)) != LK_OK)
         goto out;
     if ((e = scanned(&c, lk_store_ws_list(c.src, collect_ws, &c), "workspaces")) != LK_OK)
         goto out;
     if (c.n_ws > 1)
         qsort(c.ws, c.n_ws, sizeof(*c.ws), by_number);
-    if ((e = open_side(to_url, "to", &c.dst, ei)) != LK_OK || (e = target_empty(c.dst, ei)) != LK_OK)
+    if ((e = open_side(to_url, "to", &c.dst, ei)) != LK_OK ||
+        (e = target_empty(c.dst, ei)) != LK_OK)
         goto out;
     e = lk_store_txn(c.dst, LK_TXN_DEFAULT, copy_all, &c);
     if (e != LK_OK && ei != NULL && ei->detail[0] == '\0')
