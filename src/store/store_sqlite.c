@@ -1495,8 +1495,8 @@ static enum lk_err sq_session_scan(struct lk_store *base, lk_session_row_cb cb, 
 static enum lk_err sq_invitation_scan(struct lk_store *base, lk_invitation_cb cb, void *arg)
 {
     struct invitation_cb ic = {cb, arg};
-    return read_stmt(SQ(base), ST_INVITE_SCAN, false, row_invitation_cb, &ic,
-                     "scan invitations", "");
+    return read_stmt(SQ(base), ST_INVITE_SCAN, false, row_invitation_cb, &ic, "scan invitations",
+                     "");
 }
 
 static enum lk_err sq_ws_import(struct lk_store *base, const struct lk_ws_row *w)
