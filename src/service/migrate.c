@@ -343,6 +343,13 @@ static int copy_audit(void *arg, const struct lk_audit_event *ev)
     return 0;
 }
 
+/* Every row of a counter kind, whatever its period. */
+static enum lk_err copy_counters(struct copy *c, enum lk_counter_kind kind, lk_counter_cb cb,
+                                 const char *what)
+{
+    return scanned(c, lk_store_counter_scan(c->src, kind, 0, INT64_MIN, INT64_MAX, cb, c), what);
+}
+
 static enum lk_err copy_all(struct lk_store *dst, void *arg)
 {
     struct copy *c = arg;
@@ -378,15 +385,9 @@ static enum lk_err copy_all(struct lk_store *dst, void *arg)
         qsort(c->keys, c->n_keys, sizeof(*c->keys), by_source_rowid);
     if ((e = scanned(c, lk_store_credits_scan(c->src, copy_credits, c), "credits")) != LK_OK ||
         (e = scanned(c, lk_store_ledger_scan(c->src, copy_ledger, c), "the ledger")) != LK_OK ||
-        (e = scanned(
-             c, lk_store_counter_scan(c->src, LK_CTR_QUOTA, 0, INT64_MIN, INT64_MAX, copy_quota, c),
-             "quota days")) != LK_OK ||
-        (e = scanned(
-             c, lk_store_counter_scan(c->src, LK_CTR_SPEND, 0, INT64_MIN, INT64_MAX, copy_spend, c),
-             "key spend")) != LK_OK ||
-        (e = scanned(
-             c, lk_store_counter_scan(c->src, LK_CTR_USAGE, 0, INT64_MIN, INT64_MAX, copy_usage, c),
-             "usage")) != LK_OK ||
+        (e = copy_counters(c, LK_CTR_QUOTA, copy_quota, "quota days")) != LK_OK ||
+        (e = copy_counters(c, LK_CTR_SPEND, copy_spend, "key spend")) != LK_OK ||
+        (e = copy_counters(c, LK_CTR_USAGE, copy_usage, "usage")) != LK_OK ||
         (e = scanned(c, lk_store_audit_scan(c->src, copy_audit, c), "audit events")) != LK_OK)
         return e;
     return LK_OK;
