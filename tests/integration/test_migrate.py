@@ -60,9 +60,26 @@ def migrate_ok(from_url, to_url):
 
 def serve_on(tmp_path, name, db_url, config=None):
     """A latchkey serving db_url (not initialised: it is a copy)."""
-    srv = LatchkeyServer(tmp_path / name, init=False, config=config)
+    config = dict(config or {})
+    if not db_url.startswith("sqlite:"):
+        config["state_dir"] = str(tmp_path / name / "state")  # a node's own, beside no file
+    srv = LatchkeyServer(tmp_path / name, init=False, config=config or None)
     srv.db_url = db_url
     return srv
+
+
+def target_counts(url):
+    """Rows of the tables a copy writes first and last, on either kind of target."""
+    if url.startswith("sqlite:"):
+        c = sqlite_counts(url[len("sqlite:"):])
+        return {t: c[t] for t in ("workspaces", "users", "keys", "audit_events")}
+    out = {}
+    for t in ("workspaces", "users", "keys", "audit_events"):
+        res = subprocess.run(["psql", url, "-tAc", f"SELECT count(*) FROM {t}"],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        out[t] = int(res.stdout.strip())
+    return out
 
 
 def sqlite_counts(path, schema_may_lack=False):
@@ -373,8 +390,7 @@ def test_a_failed_copy_leaves_the_target_empty(tmp_path, source, target):
     res = migrate(source.srv.db_url, to_url)
     assert res.returncode == 1, f"exit {res.returncode}: {res.stderr}"
     assert "key_ghost000000000000" in res.stderr, res.stderr
-    if to_url.startswith("sqlite:"):
-        assert set(sqlite_counts(to_url[7:]).values()) == {0}
+    assert set(target_counts(to_url).values()) == {0}
     # still empty: a good source goes in now
     good = LatchkeyServer(tmp_path / "good")
     counts = migrate_ok(good.db_url, to_url)
