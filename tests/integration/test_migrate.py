@@ -5,9 +5,10 @@ old secrets verify (valid, revoked, a previous secret within its grace period),
 old passwords log in, and balances, the ledger, quota, spend, usage and audit
 read the same.
 
-Targets come from TARGETS: an SQLite file always; PostgreSQL when
-LATCHKEY_TEST_PG_URL names a server whose user may create databases (each test
-gets a database of its own).
+Sources are SQLite files (the move the command is for), whichever store the
+rest of the suite runs on. Targets come from TARGETS: an SQLite file always;
+PostgreSQL when LATCHKEY_TEST_PG_URL names a server whose user may create
+databases (each test gets a database of its own).
 """
 
 import json
@@ -33,12 +34,21 @@ def sqlite_target(tmp_path):
 
 def postgres_target(tmp_path):
     """A new database on LATCHKEY_TEST_PG_URL's server, for this test alone."""
-    name = "lk_migrate_" + uuid.uuid4().hex[:12]
-    res = subprocess.run(["psql", PG_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc",
+    name = "lk_" + uuid.uuid4().hex[:16]  # lk_: the suite's own, dropped with the rest
+    res = subprocess.run(["psql", "-X", PG_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc",
                           f"CREATE DATABASE {name}"], capture_output=True, text=True)
     assert res.returncode == 0, f"cannot create a PostgreSQL database: {res.stderr}"
     u = urlsplit(PG_ADMIN_URL)
     return urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+
+
+def sqlite_server(workdir, **kw):
+    """A LatchkeyServer on an SQLite file of its own, initialised, even when the
+    suite runs its servers on PostgreSQL."""
+    srv = LatchkeyServer(workdir, init=False, **kw)
+    srv.db_url = f"sqlite:{srv.db_path}"
+    srv.init()
+    return srv
 
 
 TARGETS = [
@@ -75,7 +85,7 @@ def target_counts(url):
         return {t: c[t] for t in ("workspaces", "users", "keys", "audit_events")}
     out = {}
     for t in ("workspaces", "users", "keys", "audit_events"):
-        res = subprocess.run(["psql", url, "-tAc", f"SELECT count(*) FROM {t}"],
+        res = subprocess.run(["psql", "-X", url, "-tAc", f"SELECT count(*) FROM {t}"],
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
         out[t] = int(res.stdout.strip())
@@ -132,7 +142,7 @@ class Source:
         pepper = tmp_path / "pepper"
         pepper.write_bytes(os.urandom(32))
         self.config = {"pepper_file": str(pepper)}
-        self.srv = LatchkeyServer(tmp_path / "source", config=self.config)
+        self.srv = sqlite_server(tmp_path / "source", config=self.config)
         srv = self.srv.start()
         w = self.ws = srv.create_workspace(quota=1000, test_quota=50)
         self.other = srv.create_workspace(key_prefix="zz", key_format="hex")
@@ -274,21 +284,21 @@ def test_the_source_is_only_read(tmp_path, source):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_refuses_a_target_that_is_not_empty(tmp_path, target):
-    src = LatchkeyServer(tmp_path / "a")
+    src = sqlite_server(tmp_path / "a")
     to_url = target(tmp_path)
     migrate_ok(src.db_url, to_url)
     res = migrate(src.db_url, to_url)
     assert res.returncode == 3, f"exit {res.returncode}: {res.stderr}"
     assert "not empty" in res.stderr, res.stderr
     # a workspace made on a target (by `init`) is enough
-    other = LatchkeyServer(tmp_path / "b")
+    other = sqlite_server(tmp_path / "b")
     res = migrate(src.db_url, other.db_url)
     assert res.returncode == 3 and "not empty" in res.stderr, res.stderr
     assert sqlite_counts(other.db_path)["keys"] == 3  # as init left it
 
 
 def test_refuses_a_target_with_only_a_user(tmp_path):
-    src = LatchkeyServer(tmp_path / "a")
+    src = sqlite_server(tmp_path / "a")
     to = tmp_path / "t.db"
     (tmp_path / "empty.db").write_bytes(b"")  # an empty database: copying it makes the schema
     assert migrate_ok(f"sqlite:{tmp_path / 'empty.db'}", f"sqlite:{to}")["workspaces"] == 0
@@ -309,7 +319,7 @@ def test_refuses_a_target_with_only_a_user(tmp_path):
     (["--from", "{src}", "--to", "sqlite:{tmp}/t.db"], "--from"),
 ])
 def test_refuses_bad_urls_clearly(tmp_path, args, side):
-    src = LatchkeyServer(tmp_path / "a")
+    src = sqlite_server(tmp_path / "a")
     args = [a.format(tmp=tmp_path, src=src.db_path) for a in args]
     res = run_cli(["migrate", *args])
     assert res.returncode == 2, f"exit {res.returncode}: {res.stderr}"
@@ -334,7 +344,7 @@ def test_usage_errors(args):
 
 
 def test_refuses_a_source_being_served(tmp_path):
-    src = LatchkeyServer(tmp_path / "a").start()
+    src = sqlite_server(tmp_path / "a").start()
     try:
         res = migrate(src.db_url, sqlite_target(tmp_path))
         assert res.returncode == 4, f"exit {res.returncode}: {res.stderr}"
@@ -348,7 +358,7 @@ def test_refuses_a_source_being_served(tmp_path):
 def test_credits_leased_by_a_killed_server_are_settled_first(tmp_path):
     """A killed server's leases are neither balance nor spent: migrate refuses,
     and after one start and stop on the source the copy's money is exact."""
-    src = LatchkeyServer(tmp_path / "a").start()
+    src = sqlite_server(tmp_path / "a").start()
     w = src.create_workspace()
     expect_status(src.post("/v1/credits", key=w.root_key, json={"amount": 100}), 201)
     secret = w.create_key()["secret"]
@@ -392,7 +402,7 @@ def test_a_failed_copy_leaves_the_target_empty(tmp_path, source, target):
     assert "key_ghost000000000000" in res.stderr, res.stderr
     assert set(target_counts(to_url).values()) == {0}
     # still empty: a good source goes in now
-    good = LatchkeyServer(tmp_path / "good")
+    good = sqlite_server(tmp_path / "good")
     counts = migrate_ok(good.db_url, to_url)
     assert counts["workspaces"] == 1
 
@@ -400,7 +410,7 @@ def test_a_failed_copy_leaves_the_target_empty(tmp_path, source, target):
 def test_a_killed_copy_leaves_all_or_nothing(tmp_path):
     """kill -9 in the middle of a large copy: the target is empty or complete,
     never half, and an empty one takes the copy again."""
-    src = LatchkeyServer(tmp_path / "a")
+    src = sqlite_server(tmp_path / "a")
     n = 20000
     res = run_cli(["seed", "--db", src.db_url, "--count", str(n),
                    "--out", str(tmp_path / "secrets")], timeout=300)
@@ -428,7 +438,7 @@ def test_a_killed_copy_leaves_all_or_nothing(tmp_path):
 def test_workspace_numbers_are_kept_with_gaps(tmp_path):
     """A workspace's number is known outside (a storage folder): a source whose
     numbers have a gap keeps them, and a new workspace comes after the highest."""
-    src = LatchkeyServer(tmp_path / "a").start()
+    src = sqlite_server(tmp_path / "a").start()
     w = src.create_workspace()
     src.stop()
     db = sqlite3.connect(src.db_path)
@@ -449,7 +459,7 @@ def test_workspace_numbers_are_kept_with_gaps(tmp_path):
 
 
 def test_counts_of_a_key_the_source_lacks_are_skipped(tmp_path):
-    src = LatchkeyServer(tmp_path / "a")
+    src = sqlite_server(tmp_path / "a")
     db = sqlite3.connect(src.db_path)
     db.execute("INSERT INTO usage_hours VALUES(999999, 3600, 0, 5)")
     db.execute("INSERT INTO key_spend VALUES(999999, 1, 5)")
