@@ -138,6 +138,7 @@ bench: deps-bench all $(BUILD)/bench_verify
 	$(BUILD)/bench_verify
 	bash bench/run.sh
 	bash bench/tls.sh
+	bash bench/cluster.sh
 
 # `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the systemd unit (its
 # ExecStart pointed at BINDIR), the docs, and /etc/latchkey/latchkey.conf unless

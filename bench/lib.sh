@@ -1,4 +1,5 @@
-# Helpers shared by bench/run.sh and bench/tls.sh; sourced, not run.
+# shellcheck shell=bash
+# Helpers shared by bench/run.sh, bench/tls.sh and bench/cluster.sh; sourced, not run.
 # The sourcing script sets BENCH_NAME (the prefix of its messages) first.
 
 die() { printf '%s: error: %s\n' "${BENCH_NAME:-bench}" "$*" >&2; exit 1; }
@@ -47,4 +48,103 @@ free_port() {
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { printf '%s\n' "$p"; return 0; }
     done
     die "no free loopback port"
+}
+
+# --- for the scripts that run wrk ---------------------------------------------
+# They use the caller's D (scratch dir), WRK, WARMUP, THREADS, CONNS, SECONDS_RUN,
+# START_TIMEOUT and WRK_PID (the running wrk, for the caller's cleanup).
+
+
+# wait_http URL PID NAME: wait until URL answers 200, PID stays alive.
+wait_http() {
+    local url=$1 pid=$2 name=$3 deadline code
+    deadline=$((SECONDS + START_TIMEOUT))
+    while :; do
+        kill -0 "$pid" 2>/dev/null || die "$name exited before answering $url"
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+        [[ $code == 200 ]] && return 0
+        (( SECONDS < deadline )) || die "$name did not answer 200 on $url within ${START_TIMEOUT}s (last: ${code:-none})"
+        sleep 0.1
+    done
+}
+
+rss_kib() {
+    awk '/^VmRSS:/ { print $2; found = 1 } END { if (!found) print "?" }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+fmt_mib() {
+    [[ $1 =~ ^[0-9]+$ ]] || { printf '?'; return; }
+    awk -v k="$1" 'BEGIN { printf "%.1f MiB (%d KiB)", k / 1024, k }'
+}
+
+now_ms() { date +%s%3N; }
+
+# parse_wrk FILE: prints "rps p50_us p99_us non2xx socket_errors" for one
+# wrk --latency report. Fails if a required line is missing.
+parse_wrk() {
+    awk '
+        function us(v,    n, u) {
+            n = v + 0
+            u = v
+            sub(/^[0-9.]+/, "", u)
+            if (u == "us") return n
+            if (u == "ms") return n * 1000
+            if (u == "s")  return n * 1000000
+            if (u == "m")  return n * 60000000
+            if (u == "h")  return n * 3600000000
+            return -1
+        }
+        /^Requests\/sec:/            { rps = $2 }
+        $1 == "50%" && p50 == ""     { p50 = us($2) }
+        $1 == "99%" && p99 == ""     { p99 = us($2) }
+        /Non-2xx or 3xx responses:/  { non2xx = $NF }
+        /Socket errors:/ {
+            # Socket errors: connect 0, read 0, write 0, timeout 0
+            for (i = 3; i <= NF; i += 2) { x = $(i + 1); sub(/,/, "", x); sockerr += x }
+        }
+        END {
+            if (rps == "" || p50 == "" || p99 == "" || p50 < 0 || p99 < 0) exit 1
+            printf "%s %s %s %d %d\n", rps, p50, p99, non2xx + 0, sockerr + 0
+        }
+    ' "$1"
+}
+
+# fmt_lat MICROSECONDS
+fmt_lat() {
+    awk -v u="$1" 'BEGIN {
+        if (u >= 1000000)  printf "%.2f s", u / 1000000
+        else if (u >= 1000) printf "%.2f ms", u / 1000
+        else               printf "%.0f us", u
+    }'
+}
+
+# wrk_bg OUT ARGS...: run wrk in the background and wait for it. wrk handles
+# SIGINT itself and exits 0, so as a foreground child a Ctrl-C would not stop
+# this script; waiting on a background job lets our traps run at once.
+wrk_bg() {
+    local out=$1 rc=0
+    shift
+    "$WRK" "$@" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=
+    return "$rc"
+}
+
+# run_wrk NAME URL [wrk args...]: warm-up, then the measured run; raw output
+# goes to $D/wrk-NAME.txt and is echoed indented.
+run_wrk() {
+    local name=$1 url=$2
+    shift 2
+    if (( WARMUP > 0 )); then
+        note "$name: warm-up ${WARMUP}s"
+        wrk_bg "$D/wrk-$name-warmup.txt" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$@" "$url" ||
+            { cat "$D/wrk-$name-warmup.txt" >&2; die "wrk warm-up for $name failed"; }
+    fi
+    note "$name: measuring ${SECONDS_RUN}s (wrk -t$THREADS -c$CONNS --latency)"
+    wrk_bg "$D/wrk-$name.txt" -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency "$@" "$url" ||
+        { cat "$D/wrk-$name.txt" >&2; die "wrk for $name failed"; }
+    sed 's/^/    /' "$D/wrk-$name.txt"
+    parse_wrk "$D/wrk-$name.txt" >"$D/res-$name.txt" ||
+        die "could not parse wrk output for $name (see above)"
 }

@@ -28,7 +28,7 @@ struct lk_cmd {
 
 extern const struct lk_cmd lk_cmd_init, lk_cmd_serve, lk_cmd_seed, lk_cmd_keys,
     lk_cmd_workspaces, lk_cmd_login, lk_cmd_members, lk_cmd_accept, lk_cmd_audit, lk_cmd_credits, lk_cmd_quota,
-    lk_cmd_usage, lk_cmd_logout, lk_cmd_routes;
+    lk_cmd_usage, lk_cmd_logout, lk_cmd_routes, lk_cmd_migrate;
 
 /* Prints "latchkey: <msg>" to stderr and returns 1 (or 2 for usage errors via
  * lk_cli_usage). */

@@ -13,7 +13,7 @@
 static const struct lk_cmd *const commands[] = {
     &lk_cmd_init,  &lk_cmd_serve,   &lk_cmd_keys,  &lk_cmd_workspaces,
     &lk_cmd_login, &lk_cmd_members, &lk_cmd_accept, &lk_cmd_audit, &lk_cmd_credits, &lk_cmd_quota,
-    &lk_cmd_usage, &lk_cmd_seed,  &lk_cmd_logout, &lk_cmd_routes,
+    &lk_cmd_usage, &lk_cmd_seed,  &lk_cmd_logout, &lk_cmd_routes, &lk_cmd_migrate,
 };
 
 static void help(FILE *f)

@@ -453,3 +453,15 @@ enum lk_err lk_store_invitation_scan(struct lk_store *s, lk_invitation_cb cb, vo
 {
     OPTIONAL(invitation_scan, cb, arg);
 }
+enum lk_err lk_store_ws_import(struct lk_store *s, const struct lk_ws_row *w)
+{
+    OPTIONAL(ws_import, w);
+}
+enum lk_err lk_store_ledger_scan(struct lk_store *s, lk_ledger_cb cb, void *arg)
+{
+    OPTIONAL(ledger_scan, cb, arg);
+}
+enum lk_err lk_store_audit_scan(struct lk_store *s, lk_audit_cb cb, void *arg)
+{
+    OPTIONAL(audit_scan, cb, arg);
+}

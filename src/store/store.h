@@ -420,5 +420,13 @@ enum lk_err lk_store_user_scan(struct lk_store *s, lk_user_row_cb cb, void *arg)
 enum lk_err lk_store_session_scan(struct lk_store *s, lk_session_row_cb cb, void *arg);
 /* Every invitation, expired or not, of every workspace. */
 enum lk_err lk_store_invitation_scan(struct lk_store *s, lk_invitation_cb cb, void *arg);
+/* Inserts w with its own number (w->number > 0), as copying a database keeps
+ * numbers known outside; numbers given later by lk_store_ws_insert() come after
+ * it. LK_ERR_CONFLICT when the id or the number is taken. */
+enum lk_err lk_store_ws_import(struct lk_store *s, const struct lk_ws_row *w);
+/* Every ledger entry of every workspace, and every audit event (those of no
+ * workspace too), in id order: a copy written in this order keeps their order. */
+enum lk_err lk_store_ledger_scan(struct lk_store *s, lk_ledger_cb cb, void *arg);
+enum lk_err lk_store_audit_scan(struct lk_store *s, lk_audit_cb cb, void *arg);
 
 #endif

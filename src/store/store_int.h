@@ -98,6 +98,9 @@ struct lk_store_ops {
     enum lk_err (*user_scan)(struct lk_store *s, lk_user_row_cb cb, void *arg);
     enum lk_err (*session_scan)(struct lk_store *s, lk_session_row_cb cb, void *arg);
     enum lk_err (*invitation_scan)(struct lk_store *s, lk_invitation_cb cb, void *arg);
+    enum lk_err (*ws_import)(struct lk_store *s, const struct lk_ws_row *w);
+    enum lk_err (*ledger_scan)(struct lk_store *s, lk_ledger_cb cb, void *arg);
+    enum lk_err (*audit_scan)(struct lk_store *s, lk_audit_cb cb, void *arg);
 };
 
 /* Every backend's handle starts with this. */

@@ -170,6 +170,12 @@ enum stmt_id {
     ST_INVITE_LIST,
     ST_INVITE_COUNT,
     ST_INVITE_PRUNE,
+    ST_USER_SCAN,
+    ST_SESSION_SCAN,
+    ST_INVITE_SCAN,
+    ST_LEDGER_SCAN,
+    ST_AUDIT_SCAN,
+    ST_WS_IMPORT,
     ST__COUNT
 };
 
@@ -295,6 +301,18 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_INVITE_COUNT] = "SELECT count(*) FROM invitations WHERE workspace_id = ?1 "
                         "AND expires_at > ?2",
     [ST_INVITE_PRUNE] = "DELETE FROM invitations WHERE workspace_id = ?1 AND expires_at <= ?2",
+    /* Scans for copying a database (`latchkey migrate`): every row. */
+    [ST_USER_SCAN] = "SELECT id, email, password_hash, created_at FROM users ORDER BY rowid",
+    [ST_SESSION_SCAN] = "SELECT digest, user_id, created_at, expires_at FROM sessions",
+    [ST_INVITE_SCAN] = "SELECT " INVITE_COLS " FROM invitations ORDER BY created_at, id",
+    [ST_LEDGER_SCAN] = "SELECT id, workspace_id, kind, amount, period, actor, note, created_at "
+                       "FROM credit_ledger ORDER BY id",
+    [ST_AUDIT_SCAN] = "SELECT id, workspace_id, actor, action, target, address, request_id, "
+                      "created_at FROM audit_events ORDER BY id",
+    /* the number is the rowid: later inserts take max(rowid) + 1 */
+    [ST_WS_IMPORT] = "INSERT INTO workspaces(rowid, id, name, key_prefix, key_format, "
+                     "is_operator, created_at, quota, test_quota) "
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 };
 
 #define BUSY_MS 5000            /* how long a call waits for another process's lock */
@@ -1434,6 +1452,74 @@ static enum lk_err sq_invitation_count(struct lk_store *base, const char *ws_id,
                      ws_id, now);
 }
 
+/* --- scans for copying a database -------------------------------------------------- */
+
+struct user_cb {
+    lk_user_row_cb cb;
+    void *arg;
+};
+
+static int row_user_cb(sqlite3_stmt *st, void *arg)
+{
+    struct user_cb *uc = arg;
+    struct lk_user_row u;
+    row_user(st, &u);
+    return uc->cb(uc->arg, &u);
+}
+
+static enum lk_err sq_user_scan(struct lk_store *base, lk_user_row_cb cb, void *arg)
+{
+    struct user_cb uc = {cb, arg};
+    return read_stmt(SQ(base), ST_USER_SCAN, false, row_user_cb, &uc, "scan users", "");
+}
+
+struct session_cb {
+    lk_session_row_cb cb;
+    void *arg;
+};
+
+static int row_session_cb(sqlite3_stmt *st, void *arg)
+{
+    struct session_cb *sc = arg;
+    struct lk_session_row r;
+    row_session(st, &r);
+    return sc->cb(sc->arg, &r);
+}
+
+static enum lk_err sq_session_scan(struct lk_store *base, lk_session_row_cb cb, void *arg)
+{
+    struct session_cb sc = {cb, arg};
+    return read_stmt(SQ(base), ST_SESSION_SCAN, false, row_session_cb, &sc, "scan sessions", "");
+}
+
+static enum lk_err sq_invitation_scan(struct lk_store *base, lk_invitation_cb cb, void *arg)
+{
+    struct invitation_cb ic = {cb, arg};
+    return read_stmt(SQ(base), ST_INVITE_SCAN, false, row_invitation_cb, &ic, "scan invitations",
+                     "");
+}
+
+static enum lk_err sq_ws_import(struct lk_store *base, const struct lk_ws_row *w)
+{
+    if (w->number <= 0)
+        return LK_ERR_INVALID_REQUEST;
+    return write_stmt(SQ(base), ST_WS_IMPORT, false, "import workspace", "isssiiinn", w->number,
+                      w->id, w->name, w->key_prefix, (int64_t)w->key_format,
+                      (int64_t)(w->is_operator ? 1 : 0), w->created_at, w->quota, w->test_quota);
+}
+
+static enum lk_err sq_ledger_scan(struct lk_store *base, lk_ledger_cb cb, void *arg)
+{
+    struct ledger_cb c = {cb, arg};
+    return read_stmt(SQ(base), ST_LEDGER_SCAN, false, row_ledger, &c, "scan ledger", "");
+}
+
+static enum lk_err sq_audit_scan(struct lk_store *base, lk_audit_cb cb, void *arg)
+{
+    struct audit_cb ac = {cb, arg};
+    return read_stmt(SQ(base), ST_AUDIT_SCAN, false, row_audit, &ac, "scan audit events", "");
+}
+
 const struct lk_store_ops lk__store_sqlite_ops = {
     .scheme = "sqlite:",
     .open = sq_open,
@@ -1486,4 +1572,10 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .invitation_list = sq_invitation_list,
     .invitation_count = sq_invitation_count,
     .invitation_prune = sq_invitation_prune,
+    .user_scan = sq_user_scan,
+    .session_scan = sq_session_scan,
+    .invitation_scan = sq_invitation_scan,
+    .ws_import = sq_ws_import,
+    .ledger_scan = sq_ledger_scan,
+    .audit_scan = sq_audit_scan,
 };
