@@ -1962,34 +1962,23 @@ static enum lk_err pg_node_delete(struct lk_store *base, const char *id)
 static enum lk_err pg_lease_move(struct lk_store *base, const char *ws_id, const char *node_id,
                                  int64_t d)
 {
-    int64_t changed = 0;
-    struct params p;
     struct pg_store *s = PG(base);
     enum lk_err e;
 
-    /* One statement: a missing lease starts at 0 (a negative d there fails the
-     * CHECK), an existing one moves only when it stays >= 0. */
-    static const char sql[] =
-        "INSERT INTO credit_leases(workspace_id, node_id, amount) VALUES($1, $2, $3)"
-        " ON CONFLICT(workspace_id, node_id) DO UPDATE"
-        " SET amount = credit_leases.amount + excluded.amount"
-        " WHERE credit_leases.amount + excluded.amount >= 0";
-    struct params *pp = &p;
-    snprintf(p.num[2], sizeof(p.num[2]), "%lld", (long long)d);
-    p.n = 3;
-    p.types[0] = p.types[1] = 25;
-    p.types[2] = 20;
-    p.vals[0] = ws_id;
-    p.vals[1] = node_id;
-    p.vals[2] = p.num[2];
-    memset(p.lens, 0, sizeof(p.lens));
-    memset(p.fmts, 0, sizeof(p.fmts));
+    /* Two statements, as credits_move: a CHECK refuses a negative row before
+     * ON CONFLICT could turn the insert into an update. */
     pthread_mutex_lock(&s->mu);
-    e = write_p(s, sql, true, &changed, "move lease", pp);
+    e = write_stmt(s,
+                   "INSERT INTO credit_leases(workspace_id, node_id, amount) VALUES($1, $2, 0)"
+                   " ON CONFLICT(workspace_id, node_id) DO NOTHING",
+                   true, false, "open lease", "ss", ws_id, node_id);
+    if (e == LK_OK)
+        e = write_stmt(s,
+                       "UPDATE credit_leases SET amount = amount + $3"
+                       " WHERE workspace_id = $1 AND node_id = $2 AND amount + $3 >= 0",
+                       true, true, "move lease", "ssi", ws_id, node_id, d);
     pthread_mutex_unlock(&s->mu);
-    if (e == LK_OK && changed == 0)
-        e = LK_ERR_CONFLICT;
-    return e;
+    return e == LK_ERR_NOT_FOUND ? LK_ERR_CONFLICT : e;
 }
 
 struct lease_cb {
