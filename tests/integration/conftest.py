@@ -79,7 +79,7 @@ def new_pg_database():
 def drop_pg_database(url):
     from urllib.parse import urlsplit
     name = urlsplit(url).path.lstrip("/")
-    if name.startswith("lk_"):
+    if name.startswith("lk_") and PG_URL and pg_url_for(name) == url:
         try:
             psql(PG_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         except (AssertionError, subprocess.TimeoutExpired):
@@ -155,13 +155,14 @@ def sanitizer_report(text):
 class LatchkeyServer:
     """One `latchkey serve` process on its own scratch database."""
 
-    def __init__(self, workdir, init=True, config=None, clock=False):
+    def __init__(self, workdir, init=True, config=None, clock=False, db_url=None):
         """config: settings for `serve --config` (a dict of name -> value, or the
-        file's text); clock: give the server an injectable clock (advance_clock)."""
+        file's text); clock: give the server an injectable clock (advance_clock);
+        db_url: a database of the test's own instead of a fresh one."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.dir / "latchkey.db"
-        self.db_url = new_pg_database() if PG_URL else f"sqlite:{self.db_path}"
+        self.db_url = db_url or (new_pg_database() if PG_URL else f"sqlite:{self.db_path}")
         self.stdout_path = self.dir / "serve.stdout"
         self.stderr_path = self.dir / "serve.stderr"
         self.proc = None
