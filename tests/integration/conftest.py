@@ -356,6 +356,23 @@ class LatchkeyServer:
             return [tuple("" if v is None else str(v) for v in row) for row in rows]
         return [tuple(row) for row in psql(self.db_url, query)]
 
+    def is_sqlite(self):
+        return self.db_url.startswith("sqlite:")
+
+    def database_bytes(self):
+        """Everything the database holds at rest, to search for what must not be
+        there: the SQLite files (and the counter file beside them), or a dump of
+        the PostgreSQL database."""
+        if self.is_sqlite():
+            return b"".join(f.read_bytes() for f in sorted(self.dir.iterdir())
+                            if f.name.startswith(self.db_path.name) and f.is_file())
+        import glob
+        dump = (sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump")) or ["pg_dump"])[-1]
+        res = subprocess.run([dump, "--no-owner", "-d", self.db_url], capture_output=True,
+                             timeout=60)
+        assert res.returncode == 0, f"pg_dump failed: {res.stderr!r}"
+        return res.stdout
+
     def drop_database(self):
         if self.db_url.startswith("postgres"):
             drop_pg_database(self.db_url)
