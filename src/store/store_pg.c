@@ -5,10 +5,11 @@
  * violation is LK_ERR_CONFLICT), the same change log written by triggers.
  *
  * One connection serves every call, guarded by a recursive mutex: a transaction
- * holds it from begin to commit, as on SQLite. Transactions run at REPEATABLE
- * READ; a serialization failure or deadlock with another node (40001, 40P01)
- * is `retryable`, so lk_store_txn runs the work again. Commits are durable
- * (synchronous_commit on).
+ * holds it from begin to commit, as on SQLite. Transactions run at SERIALIZABLE,
+ * as SQLite's are, so a read-then-write check ("is this the first workspace",
+ * "the last owner") holds across nodes; a serialization failure or deadlock
+ * with another node (40001, 40P01) is `retryable`, so lk_store_txn runs the
+ * work again. Commits are durable (synchronous_commit on).
  *
  * A lost server is answered with LK_ERR_STORAGE_UNAVAILABLE at once: every
  * statement runs against a deadline, and the next calls reconnect with a
@@ -892,7 +893,7 @@ static enum lk_err begin_with(struct pg_store *s, const char *then)
     pthread_mutex_lock(&s->mu); /* held until commit or rollback */
     s->last_state[0] = '\0';
     if ((e = ensure_conn(s)) == LK_OK &&
-        (e = exec_simple(s, "BEGIN ISOLATION LEVEL REPEATABLE READ", "begin")) == LK_OK) {
+        (e = exec_simple(s, "BEGIN ISOLATION LEVEL SERIALIZABLE", "begin")) == LK_OK) {
         if (then == NULL || (e = exec_simple(s, then, "begin")) == LK_OK) {
             s->in_txn = true;
             return LK_OK;

@@ -211,3 +211,64 @@ def test_nothing_acknowledged_is_lost_across_a_postgres_restart(own_pg, pg_serve
     srv.restart()
     for s in acked:
         assert_valid(srv, s)
+
+
+def test_healthz_answers_503_while_postgres_is_down(own_pg, pg_server):
+    srv = pg_server
+    expect_status(srv.get("/healthz"), 200)
+    own_pg.halt()
+    r = timed(lambda: srv.get("/healthz", timeout=ANSWER_WITHIN))
+    assert_error(r, 503, "storage_unavailable")
+    own_pg.resume()
+    poll(lambda: srv.get("/healthz").status_code == 200, timeout=30, what="/healthz back")
+
+
+def test_the_url_password_is_in_no_message(own_pg):
+    from conftest import run_cli
+    host = own_pg.url.split("@", 1)[1].rsplit("/", 1)[0]
+    secret_pw = "Sekr1t-" + uuid.uuid4().hex[:10]
+    cases = [
+        # a wrong password, in the user part and as a parameter, percent-encoded too
+        f"postgres://latchkey:{secret_pw}@{host}/postgres",
+        f"postgresql://latchkey@{host}/postgres?password={secret_pw}",
+        f"postgres://latchkey:{secret_pw}%40x@{host}/postgres",
+        # the right one, on a database that does not exist
+        f"postgres://latchkey:{own_pg.password}@{host}/no_such_db",
+        # nobody listening
+        f"postgres://latchkey:{secret_pw}@127.0.0.1:1/postgres",
+    ]
+    for url in cases:
+        res = run_cli(["init", "--db", url, "--json"], timeout=30)
+        assert res.returncode != 0, url
+        out = res.stdout + res.stderr
+        assert "postgres" in out, out  # it says which database
+        for pw in (secret_pw, own_pg.password):
+            assert pw not in out, f"the password is in the message: {out!r}"
+
+
+def test_an_unsupported_url_names_both_postgres_forms():
+    from conftest import run_cli
+    res = run_cli(["init", "--db", "mysql://u:p@localhost/x"], timeout=30)
+    assert res.returncode != 0
+    assert "postgres://" in res.stderr and "postgresql://" in res.stderr, res.stderr
+    assert "sqlite:" in res.stderr, res.stderr
+
+
+def test_two_nodes_starting_at_once_migrate_once(own_pg, tmp_path):
+    """Several processes opening one empty database at the same moment: each
+    migration is applied exactly once, and every one of them opens it."""
+    from conftest import BIN, clean_env
+    url = own_pg.new_database()
+    procs = [subprocess.Popen([BIN, "init", "--db", url, "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=clean_env())
+             for _ in range(4)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    codes = [p.returncode for p in procs]
+    # one of them made the first workspace and printed its root key; the others
+    # found it there (or were refused and may try again): never two
+    assert codes.count(0) >= 1, outs
+    assert sum(o[0].count("root_key") for o in outs) == 1, outs
+    versions = psql(url, "SELECT version FROM latchkey_schema ORDER BY version")
+    assert [int(v[0]) for v in versions] == list(range(1, len(versions) + 1)), versions
+    assert len(versions) >= 3
+    assert psql(url, "SELECT count(*) FROM workspaces") == [["1"]], outs
