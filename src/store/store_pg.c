@@ -30,6 +30,7 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define QUERY_TIMEOUT_MS 5000     /* no call waits longer on one statement */
+#define SCAN_TIMEOUT_MS 120000    /* ... but a scan of a whole table (start, migrate) */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define MIGRATE_LOCK 0x6c6b6d6967LL /* pg_advisory_xact_lock key: "lkmig" */
@@ -206,6 +207,7 @@ struct pg_store {
     char *safe_url;     /* the password masked: for messages */
     char *password;     /* as libpq decoded it, to scrub from its messages */
     PGconn *conn;
+    int timeout_ms; /* run()'s deadline: QUERY_TIMEOUT_MS but during a scan */
     bool in_txn;
     char last_state[6]; /* SQLSTATE of the last failure in this transaction */
     uint64_t retry_at_ns;
@@ -384,7 +386,7 @@ static PGresult *run(struct pg_store *s, const char *sql, int n, const Oid *type
                      const char *const *vals, const int *lens, const int *fmts)
 {
     PGconn *c = s->conn;
-    uint64_t deadline = now_ns() + (uint64_t)QUERY_TIMEOUT_MS * 1000000u;
+    uint64_t deadline = now_ns() + (uint64_t)s->timeout_ms * 1000000u;
     PGresult *res = NULL, *r;
 
     if (c == NULL)
@@ -395,7 +397,7 @@ static PGresult *run(struct pg_store *s, const char *sql, int n, const Oid *type
         struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
         uint64_t t = now_ns();
         if (t >= deadline) {
-            lk_error("postgres: no answer from %s within %d ms", s->safe_url, QUERY_TIMEOUT_MS);
+            lk_error("postgres: no answer from %s within %d ms", s->safe_url, s->timeout_ms);
             drop_conn(s);
             return NULL;
         }
@@ -618,6 +620,33 @@ static enum lk_err read_stmt(struct pg_store *s, const char *sql, bool one, row_
     va_end(ap);
     pthread_mutex_lock(&s->mu);
     e = query_p(s, sql, one, false, fn, arg, what, &p);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+/* read_stmt for a scan of a whole table, which may take longer than a call
+ * should: a longer deadline and statement_timeout for this statement only. */
+static enum lk_err scan_stmt(struct pg_store *s, const char *sql, row_fn fn, void *arg,
+                             const char *what)
+{
+    struct params p = {0};
+    enum lk_err e;
+    char set[64];
+
+    pthread_mutex_lock(&s->mu);
+    if ((e = ensure_conn(s)) == LK_OK) {
+        snprintf(set, sizeof(set), "SET statement_timeout = %d", SCAN_TIMEOUT_MS);
+        e = exec_simple(s, set, "set statement_timeout");
+    }
+    if (e == LK_OK) {
+        s->timeout_ms = SCAN_TIMEOUT_MS + 5000;
+        e = query_p(s, sql, false, false, fn, arg, what, &p);
+        s->timeout_ms = QUERY_TIMEOUT_MS;
+        if (s->conn != NULL) {
+            snprintf(set, sizeof(set), "SET statement_timeout = %d", QUERY_TIMEOUT_MS);
+            exec_simple(s, set, "set statement_timeout");
+        }
+    }
     pthread_mutex_unlock(&s->mu);
     return e;
 }
@@ -846,6 +875,7 @@ static enum lk_err pg_open(const char *url, struct lk_store **out, struct lk_err
     s->url = lk_strndup(url, strlen(url));
     s->safe_url = redact_url(url);
     s->backoff_ms = s->lbackoff_ms = BACKOFF_MIN_MS;
+    s->timeout_ms = QUERY_TIMEOUT_MS;
     /* libpq's own reading of the URL: what it would send as the password */
     if ((opts = PQconninfoParse(url, &err)) == NULL) {
         scrub(s, err, msg, sizeof(msg));
@@ -1116,8 +1146,8 @@ static enum lk_err pg_key_list(struct lk_store *base, const char *ws_id,
 static enum lk_err pg_key_scan(struct lk_store *base, lk_key_row_cb cb, void *arg)
 {
     struct key_cb c = {cb, arg};
-    return read_stmt(PG(base), "SELECT " KEY_COLS " FROM keys ORDER BY rowid", false, row_key_cb,
-                     &c, "scan keys", "");
+    return scan_stmt(PG(base), "SELECT " KEY_COLS " FROM keys ORDER BY rowid", row_key_cb, &c,
+                     "scan keys");
 }
 
 static enum lk_err pg_keys_touch(struct lk_store *base, const struct lk_touch *t, size_t n)
@@ -1292,8 +1322,8 @@ static int row_user_cb(PGresult *r, int i, void *arg)
 static enum lk_err pg_user_scan(struct lk_store *base, lk_user_row_cb cb, void *arg)
 {
     struct user_cb c = {cb, arg};
-    return read_stmt(PG(base), "SELECT id, email, password_hash, created_at FROM users ORDER BY id",
-                     false, row_user_cb, &c, "scan users", "");
+    return scan_stmt(PG(base), "SELECT id, email, password_hash, created_at FROM users ORDER BY id",
+                     row_user_cb, &c, "scan users");
 }
 
 static void read_member(PGresult *r, int i, struct lk_member_row *m)
@@ -1431,8 +1461,8 @@ static int row_session_cb(PGresult *r, int i, void *arg)
 static enum lk_err pg_session_scan(struct lk_store *base, lk_session_row_cb cb, void *arg)
 {
     struct session_cb c = {cb, arg};
-    return read_stmt(PG(base), "SELECT digest, user_id, created_at, expires_at FROM sessions",
-                     false, row_session_cb, &c, "scan sessions", "");
+    return scan_stmt(PG(base), "SELECT digest, user_id, created_at, expires_at FROM sessions",
+                     row_session_cb, &c, "scan sessions");
 }
 
 /* --- limits and money ------------------------------------------------------------------- */
@@ -1774,8 +1804,8 @@ static enum lk_err pg_invitation_count(struct lk_store *base, const char *ws_id,
 static enum lk_err pg_invitation_scan(struct lk_store *base, lk_invitation_cb cb, void *arg)
 {
     struct invitation_cb ic = {cb, arg};
-    return read_stmt(PG(base), "SELECT " INVITE_COLS " FROM invitations", false,
-                     row_invitation_cb, &ic, "scan invitations", "");
+    return scan_stmt(PG(base), "SELECT " INVITE_COLS " FROM invitations", row_invitation_cb, &ic,
+                     "scan invitations");
 }
 
 /* --- the change log ------------------------------------------------------------------------ */
