@@ -285,6 +285,7 @@ def test_grace_period_and_new_workspace_survive_kill9(fresh_server):
     assert more["secret"].startswith("gr_live_")
 
 
+@pytest.mark.sqlite_only("holds SQLite's write lock from another process (PostgreSQL outages: test_pg_faults.py)")
 def test_locked_database_gives_503_and_does_not_stall_verification(fresh_server):
     """Another process holds the database's write lock (a backup, an operator's
     sqlite3 shell). Writes must answer 503 storage_unavailable rather than hang and
