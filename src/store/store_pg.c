@@ -298,6 +298,14 @@ static void log_conn_error(struct pg_store *s, PGconn *c, const char *what)
 
 /* --- connections -------------------------------------------------------------------- */
 
+/* The server's warnings go to latchkey's log, not raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    char msg[512];
+    scrub(arg, message, msg, sizeof(msg));
+    lk_warn("postgres: %s", msg);
+}
+
 static PGconn *connect_db(struct pg_store *s)
 {
     const char *vals[LK_ARRAY_LEN(conn_keys)];
@@ -313,6 +321,7 @@ static PGconn *connect_db(struct pg_store *s)
         PQfinish(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c, on_notice, s);
     PGresult *r = PQexec(c, session_setup);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         log_conn_error(s, c, "cannot set up the session");
