@@ -16,7 +16,9 @@
 #include <cmocka.h>
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -846,6 +848,56 @@ static void test_change_log(void **state)
     NEEDS(lk_store_changes_wait(st, 50));
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct waiter {
+    enum lk_err e;
+    double took;
+};
+
+static void *wait_for_change(void *arg)
+{
+    struct waiter *w = arg;
+    double t0 = mono_s();
+    w->e = lk_store_changes_wait(st, 20000);
+    w->took = mono_s() - t0;
+    return NULL;
+}
+
+/* Another connection's (another node's) commit wakes a waiter long before its
+ * timeout, and what it committed is in the log then. */
+static void test_changes_wait_wakes_on_another_commit(void **state)
+{
+    struct lk_store *other = NULL;
+    struct lk_errinfo ei;
+    struct waiter w = {LK_ERR_INTERNAL, 0};
+    pthread_t t;
+    int64_t h0;
+
+    (void)state;
+    h0 = head();
+    NEEDS(lk_store_changes_wait(st, 10)); /* the listener is set up */
+    assert_int_equal(lk_store_open(url, &other, &ei), LK_OK);
+    assert_int_equal(pthread_create(&t, NULL, wait_for_change, &w), 0);
+    struct timespec pause = {0, 200 * 1000000L};
+    nanosleep(&pause, NULL);
+    struct lk_ws_row ws;
+    make_ws(&ws, "ws_other");
+    assert_int_equal(lk_store_ws_insert(other, &ws), LK_OK);
+    pthread_join(t, NULL);
+    lk_store_close(other);
+    assert_int_equal(w.e, LK_OK);
+    assert_true(w.took < 10.0); /* woken, not timed out (20 s) */
+    struct changes c = since(h0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.rows[0].ref_id, "ws_other");
+}
+
 static enum lk_err insert_two_keys(struct lk_store *s, void *arg)
 {
     struct lk_key_row k;
@@ -1049,6 +1101,7 @@ static const struct CMUnitTest tests[] = {
     T(test_counters),
     T(test_audit_filters),
     T(test_change_log),
+    T(test_changes_wait_wakes_on_another_commit),
     T(test_txn_rollback_leaves_nothing),
     T(test_nodes),
     T(test_leases),
