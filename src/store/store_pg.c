@@ -29,8 +29,8 @@
 #include "store/store_int.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-#define QUERY_TIMEOUT_MS 5000     /* no call waits longer on one statement */
-#define SCAN_TIMEOUT_MS 120000    /* ... but a scan of a whole table (start, migrate) */
+#define QUERY_TIMEOUT_MS 5000  /* no call waits longer on one statement */
+#define SCAN_TIMEOUT_MS 120000 /* ... but a scan of a whole table (start, migrate) */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define MIGRATE_LOCK 0x6c6b6d6967LL /* pg_advisory_xact_lock key: "lkmig" */
@@ -38,9 +38,10 @@
 
 /* Connection settings the URL may override (it comes last): bounded waits for
  * a server that is down or unreachable. */
-static const char *const conn_keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
-                                        "keepalives_interval", "keepalives_count",
-                                        "tcp_user_timeout", "application_name", "dbname", NULL};
+static const char *const conn_keys[] = {
+    "connect_timeout",     "keepalives",       "keepalives_idle",
+    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+    "application_name",    "dbname",           NULL};
 static const char *const conn_vals_default[] = {"3", "1", "5", "1", "3", "5000", "latchkey"};
 
 /* Set on every session; not the URL's to change. */
@@ -50,8 +51,8 @@ static const char session_setup[] =
     " SET client_min_messages = warning";
 
 #define KEY_TRIGGER_COLS                                                                           \
-    "id, workspace_id, name, environment, kind, permissions, meta, hint, enabled, expires_at,"    \
-    " revoked_at, rl_limit, rl_window_s, daily_spend_cap, digest, pepper_id, prev_digest,"        \
+    "id, workspace_id, name, environment, kind, permissions, meta, hint, enabled, expires_at,"     \
+    " revoked_at, rl_limit, rl_window_s, daily_spend_cap, digest, pepper_id, prev_digest,"         \
     " prev_pepper_id, prev_until, created_by"
 
 /* Versioned migrations: entry i takes the schema from version i to i+1 (rows of
@@ -190,13 +191,14 @@ static const char *const migrations[] = {
     "CREATE INDEX credit_leases_by_node ON credit_leases(node_id);",
 };
 
-#define WS_COLS "id, name, key_prefix, key_format, is_operator, created_at, number, quota, test_quota"
+#define WS_COLS                                                                                    \
+    "id, name, key_prefix, key_format, is_operator, created_at, number, quota, test_quota"
 #define CREDIT_COLS "balance, leased, spent, topped_up"
 #define MEMBER_COLS "m.workspace_id, m.user_id, u.email, m.role, m.created_at"
 #define INVITE_COLS "id, workspace_id, email, role, digest, invited_by, created_at, expires_at"
 #define KEY_COLS                                                                                   \
-    "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"         \
-    " expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"  \
+    "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"          \
+    " expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"   \
     " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by"
 #define CHANGE_COLS "seq, kind, key_rowid, ref_id, workspace_id, at"
 
@@ -517,7 +519,8 @@ static void params_v(struct params *p, const char *fmt, va_list ap)
                 p->vals[i] = p->num[i];
             }
             break;
-        default: lk_assert(!"bad parameter format");
+        default:
+            lk_assert(!"bad parameter format");
         }
     }
 }
@@ -1021,11 +1024,10 @@ static enum lk_err pg_ws_get(struct lk_store *base, const char *id, struct lk_ws
                      out, "get workspace", "s", id);
 }
 
-static enum lk_err pg_ws_get_by_number(struct lk_store *base, int64_t number,
-                                       struct lk_ws_row *out)
+static enum lk_err pg_ws_get_by_number(struct lk_store *base, int64_t number, struct lk_ws_row *out)
 {
-    return read_stmt(PG(base), "SELECT " WS_COLS " FROM workspaces WHERE number = $1", true,
-                     row_ws, out, "get workspace", "i", number);
+    return read_stmt(PG(base), "SELECT " WS_COLS " FROM workspaces WHERE number = $1", true, row_ws,
+                     out, "get workspace", "i", number);
 }
 
 struct ws_cb {
@@ -1058,10 +1060,10 @@ static enum lk_err pg_ws_count(struct lk_store *base, int64_t *out)
 /* The 23 key columns in KEY_COLS order ($1, the rowid, is unused by writes). */
 #define KEY_FMT "isssiisssizzizzzndidnns"
 #define KEY_ARGS(k)                                                                                \
-    (int64_t)0, (k)->id, (k)->workspace_id, (k)->name, (int64_t)(k)->env, (int64_t)(k)->kind,     \
-        (k)->permissions ? (k)->permissions : "[\"*\"]", (k)->meta ? (k)->meta : "{}", (k)->hint, \
-        (int64_t)(k)->enabled, (k)->expires_at, (k)->revoked_at, (k)->created_at,                 \
-        (k)->last_used_at, (k)->rl_limit, (k)->rl_window_s, (k)->daily_spend_cap, (k)->digest,    \
+    (int64_t)0, (k)->id, (k)->workspace_id, (k)->name, (int64_t)(k)->env, (int64_t)(k)->kind,      \
+        (k)->permissions ? (k)->permissions : "[\"*\"]", (k)->meta ? (k)->meta : "{}", (k)->hint,  \
+        (int64_t)(k)->enabled, (k)->expires_at, (k)->revoked_at, (k)->created_at,                  \
+        (k)->last_used_at, (k)->rl_limit, (k)->rl_window_s, (k)->daily_spend_cap, (k)->digest,     \
         (int64_t)(k)->pepper_id, (k)->has_prev ? (k)->prev_digest : NULL,                          \
         (k)->has_prev ? (int64_t)(k)->prev_pepper_id : (int64_t)-1,                                \
         (k)->has_prev ? (k)->prev_until : (int64_t)-1, (k)->created_by
@@ -1104,11 +1106,10 @@ static enum lk_err pg_key_get(struct lk_store *base, const char *ws_id, const ch
                      true, row_key, out, "get key", "ss", ws_id, id);
 }
 
-static enum lk_err pg_key_get_by_rowid(struct lk_store *base, int64_t rowid,
-                                       struct lk_key_row *out)
+static enum lk_err pg_key_get_by_rowid(struct lk_store *base, int64_t rowid, struct lk_key_row *out)
 {
-    return read_stmt(PG(base), "SELECT " KEY_COLS " FROM keys WHERE rowid = $1", true, row_key,
-                     out, "get key", "i", rowid);
+    return read_stmt(PG(base), "SELECT " KEY_COLS " FROM keys WHERE rowid = $1", true, row_key, out,
+                     "get key", "i", rowid);
 }
 
 struct key_cb {
@@ -1264,8 +1265,8 @@ static int row_string(PGresult *r, int i, void *arg)
     return sc->cb(sc->arg, PQgetisnull(r, i, 0) ? "" : PQgetvalue(r, i, 0));
 }
 
-static enum lk_err pg_permissions_in_use(struct lk_store *base, const char *ws_id,
-                                         lk_string_cb cb, void *arg)
+static enum lk_err pg_permissions_in_use(struct lk_store *base, const char *ws_id, lk_string_cb cb,
+                                         void *arg)
 {
     struct string_cb sc = {cb, arg};
     /* permissions is a JSON array of strings (written by the service); byte
@@ -1311,8 +1312,9 @@ static enum lk_err pg_user_by_email(struct lk_store *base, const char *email,
 
 static enum lk_err pg_user_get(struct lk_store *base, const char *id, struct lk_user_row *out)
 {
-    return read_stmt(PG(base), "SELECT id, email, password_hash, created_at FROM users WHERE id = $1",
-                     true, row_user, out, "get user", "s", id);
+    return read_stmt(PG(base),
+                     "SELECT id, email, password_hash, created_at FROM users WHERE id = $1", true,
+                     row_user, out, "get user", "s", id);
 }
 
 struct user_cb {
@@ -1435,8 +1437,8 @@ static enum lk_err pg_session_insert(struct lk_store *base, const struct lk_sess
     return write_stmt(PG(base),
                       "INSERT INTO sessions(digest, user_id, created_at, expires_at)"
                       " VALUES($1, $2, $3, $4)",
-                      true, false, "insert session", "dsii", x->digest, x->user_id,
-                      x->created_at, x->expires_at);
+                      true, false, "insert session", "dsii", x->digest, x->user_id, x->created_at,
+                      x->expires_at);
 }
 
 static enum lk_err pg_session_get(struct lk_store *base, const uint8_t digest[LK_DIGEST_LEN],
@@ -1715,19 +1717,18 @@ static enum lk_err pg_usage_scan_ws(struct lk_store *base, const char *ws_id, in
                      false, row_counter, &c, "scan workspace usage", "sii", ws_id, from, to);
 }
 
-static enum lk_err pg_counter_prune(struct lk_store *base, int64_t usage_before,
-                                    int64_t day_before)
+static enum lk_err pg_counter_prune(struct lk_store *base, int64_t usage_before, int64_t day_before)
 {
     struct pg_store *s = PG(base);
     enum lk_err e = write_stmt(s, "DELETE FROM usage_hours WHERE hour < $1", false, false,
                                "prune usage", "i", usage_before);
 
     if (e == LK_OK)
-        e = write_stmt(s, "DELETE FROM quota_days WHERE day < $1", false, false, "prune quota",
-                       "i", day_before);
+        e = write_stmt(s, "DELETE FROM quota_days WHERE day < $1", false, false, "prune quota", "i",
+                       day_before);
     if (e == LK_OK)
-        e = write_stmt(s, "DELETE FROM key_spend WHERE day < $1", false, false, "prune spend",
-                       "i", day_before);
+        e = write_stmt(s, "DELETE FROM key_spend WHERE day < $1", false, false, "prune spend", "i",
+                       day_before);
     return e;
 }
 
@@ -1797,8 +1798,9 @@ static enum lk_err pg_invitation_list(struct lk_store *base, const char *ws_id, 
 
 static enum lk_err pg_invitation_prune(struct lk_store *base, const char *ws_id, int64_t now)
 {
-    return write_stmt(PG(base), "DELETE FROM invitations WHERE workspace_id = $1 AND expires_at <= $2",
-                      false, false, "prune invitations", "si", ws_id, now);
+    return write_stmt(PG(base),
+                      "DELETE FROM invitations WHERE workspace_id = $1 AND expires_at <= $2", false,
+                      false, "prune invitations", "si", ws_id, now);
 }
 
 static enum lk_err pg_invitation_count(struct lk_store *base, const char *ws_id, int64_t now,
@@ -1995,8 +1997,8 @@ static enum lk_err pg_node_list(struct lk_store *base, lk_node_cb cb, void *arg)
 
 static enum lk_err pg_node_delete(struct lk_store *base, const char *id)
 {
-    return write_stmt(PG(base), "DELETE FROM nodes WHERE id = $1", false, false, "delete node",
-                      "s", id);
+    return write_stmt(PG(base), "DELETE FROM nodes WHERE id = $1", false, false, "delete node", "s",
+                      id);
 }
 
 static enum lk_err pg_lease_move(struct lk_store *base, const char *ws_id, const char *node_id,
@@ -2049,6 +2051,8 @@ static enum lk_err pg_lease_scan(struct lk_store *base, const char *node_id, lk_
                      false, row_lease, &c, "scan leases", "s", node_id);
 }
 
+/* One op a line. */
+/* clang-format off */
 #define PG_OPS(name)                                                                               \
     .scheme = name,                                                                                \
     .open = pg_open,                                                                               \
@@ -2116,6 +2120,7 @@ static enum lk_err pg_lease_scan(struct lk_store *base, const char *node_id, lk_
     .user_scan = pg_user_scan,                                                                     \
     .session_scan = pg_session_scan,                                                               \
     .invitation_scan = pg_invitation_scan,
+/* clang-format on */
 
 /* libpq reads both forms of the URL. */
 const struct lk_store_ops lk__store_pg_ops = {PG_OPS("postgres://")};
