@@ -96,9 +96,11 @@ run: all
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# TESTS=tests/integration/test_x.py runs some of them.
+TESTS ?= tests/integration
 integration: $(BUILD)/latchkey
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider tests/integration
+	LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider $(TESTS)
 
 # The same suites on PostgreSQL: tests/pg/pg-test.sh starts a throwaway server
 # (its own cluster under /tmp, on loopback and a free port) and stops it after,
@@ -116,7 +118,7 @@ unit-pg: $(BUILD)/tests/store/test_store_conformance
 
 integration-pg: $(BUILD)/latchkey
 	$(call with_pg,LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	  LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider tests/integration)
+	  LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider $(TESTS))
 
 # Both runs at once: the PostgreSQL one's output goes to a log, printed after the
 # SQLite one finishes; either failing fails the target.
