@@ -30,7 +30,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 PY       := /usr/bin/python3
 
-.PHONY: all deps deps-test deps-bench run test unit integration browser screenshots web fuzz bench lint layers clean install FORCE
+.PHONY: all deps deps-test deps-bench run test unit unit-pg integration integration-pg integration-all browser screenshots web fuzz bench lint layers clean install FORCE
 
 # `latchkey --version`: the release from VERSION, the commit when built from git.
 # Only base/version.o sees them; the stamp rebuilds it when either changes.
@@ -98,9 +98,39 @@ run: all
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# TESTS=tests/integration/test_x.py runs some of them.
+TESTS ?= tests/integration
 integration: $(BUILD)/latchkey
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider tests/integration
+	LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider $(TESTS)
+
+# The same suites on PostgreSQL: tests/pg/pg-test.sh starts a throwaway server
+# (its own cluster under /tmp, on loopback and a free port) and stops it after,
+# whatever the outcome; every latchkey server under test gets a database of its own.
+PG_TEST := tests/pg/pg-test.sh
+define with_pg
+	@d=$$(mktemp -d /tmp/lk-pg-XXXXXX) && chmod 0755 $$d && \
+	trap '$(PG_TEST) stop '$$d'/pg; rm -rf '$$d EXIT INT TERM && \
+	url=$$($(PG_TEST) start $$d/pg) && \
+	LATCHKEY_TEST_PG_URL=$$url $(1)
+endef
+
+unit-pg: $(BUILD)/tests/store/test_store_conformance
+	$(call with_pg,$(BUILD)/tests/store/test_store_conformance)
+
+integration-pg: $(BUILD)/latchkey
+	$(call with_pg,LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey $(PY) -m pytest -q -p no:cacheprovider $(TESTS))
+
+# Both runs at once: the PostgreSQL one's output goes to a log, printed after the
+# SQLite one finishes; either failing fails the target.
+integration-all: $(BUILD)/latchkey
+	@log=$(BUILD)/integration-pg.log; \
+	$(MAKE) --no-print-directory integration-pg > $$log 2>&1 & pg=$$!; \
+	$(MAKE) --no-print-directory integration; rc=$$?; \
+	wait $$pg; pgrc=$$?; \
+	echo "== the black-box suite on PostgreSQL ($$log)"; cat $$log; \
+	[ $$rc -eq 0 ] && [ $$pgrc -eq 0 ]
 
 # Browser tests: Playwright drives Debian's Chromium against a real latchkey.
 tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json tests/browser/package.json | deps
@@ -121,11 +151,12 @@ layers:
 	@scripts/check-layers.sh
 
 # Everything, as CI runs it: the layer check, the release build, then unit and
-# black-box tests under ASan+UBSan, then each fuzz target for a few seconds.
+# black-box tests under ASan+UBSan (the store and black-box suites on SQLite
+# and on PostgreSQL), then each fuzz target for a few seconds.
 test: deps-test
 	@$(MAKE) --no-print-directory layers
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit integration
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit unit-pg integration-all
 	@$(MAKE) --no-print-directory browser
 	@$(MAKE) --no-print-directory fuzz
 

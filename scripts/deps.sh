@@ -8,7 +8,7 @@ want=(gcc make pkg-config zlib1g-dev libh2o-evloop-dev libssl-dev libsodium-dev 
 case "${1:-build}" in
   test)  want+=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-requests
                python3-jsonschema python3-prometheus-client nginx-light caddy curl openssl
-               nghttp2-client chromium redis-server) ;;
+               nghttp2-client chromium redis-server postgresql) ;;
   bench) want+=(wrk nginx-light curl openssl nghttp2-client) ;;
 esac
 

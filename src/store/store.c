@@ -7,6 +7,8 @@
 
 static const struct lk_store_ops *const backends[] = {
     &lk__store_sqlite_ops,
+    &lk__store_pg_ops,
+    &lk__store_pgsql_ops,
 };
 
 /* Every store call is timed and its failures counted, for /metrics. Not-found
@@ -43,7 +45,7 @@ enum lk_err lk_store_open(const char *url, struct lk_store **out, struct lk_erri
             return backends[i]->open(url, out, ei);
     }
     return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "db",
-                          "unsupported database URL (use sqlite:PATH)");
+                          "unsupported database URL (use sqlite:PATH, postgres://... or postgresql://...)");
 }
 
 void lk_store_close(struct lk_store *s)

@@ -109,5 +109,7 @@ struct lk_store {
 };
 
 extern const struct lk_store_ops lk__store_sqlite_ops;
+/* PostgreSQL, under both of its URL schemes */
+extern const struct lk_store_ops lk__store_pg_ops, lk__store_pgsql_ops;
 
 #endif

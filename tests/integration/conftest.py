@@ -9,6 +9,11 @@ LATCHKEY_BIN picks the binary (default build/latchkey); a sanitizer build works
 too, and any sanitizer report in the server's stderr fails the test.
 `--record-requests DIR` (or LATCHKEY_RECORD_REQUESTS=DIR) keeps every request's
 raw bytes, the seeds of tests/fuzz/fuzz_http.c.
+
+LATCHKEY_TEST_PG_URL=postgres://USER:PASSWORD@HOST:PORT/DB (a role that may create
+databases; tests/pg/pg-test.sh starts one) runs every server on PostgreSQL
+instead: each gets a fresh database of its own. Tests that read the SQLite file
+itself are marked `sqlite_only` and skipped there; `pg_only` ones run only there.
 """
 
 import json
@@ -43,6 +48,42 @@ SANITIZER_MARKERS = (
 )
 
 _MISSING = object()
+
+PG_URL = os.environ.get("LATCHKEY_TEST_PG_URL", "")
+
+
+def pg_url_for(dbname):
+    """PG_URL with its database replaced by dbname."""
+    from urllib.parse import urlsplit, urlunsplit
+    u = urlsplit(PG_URL)
+    return urlunsplit((u.scheme, u.netloc, "/" + dbname, u.query, u.fragment))
+
+
+def psql(url, sql, timeout=30):
+    """Runs sql with psql against url; returns the rows (lists of column texts)."""
+    res = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\x1f", "-v", "ON_ERROR_STOP=1",
+                          "-d", url, "-c", sql], capture_output=True, text=True,
+                         timeout=timeout)
+    if res.returncode != 0:
+        raise AssertionError(f"psql failed: {res.stderr.strip()}")
+    return [line.split("\x1f") for line in res.stdout.splitlines() if line != ""]
+
+
+def new_pg_database():
+    """A fresh, empty database on PG_URL's server; returns its URL."""
+    name = f"lk_{uuid.uuid4().hex[:16]}"
+    psql(PG_URL, f"CREATE DATABASE {name}")
+    return pg_url_for(name)
+
+
+def drop_pg_database(url):
+    from urllib.parse import urlsplit
+    name = urlsplit(url).path.lstrip("/")
+    if name.startswith("lk_") and PG_URL and pg_url_for(name) == url:
+        try:
+            psql(PG_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except (AssertionError, subprocess.TimeoutExpired):
+            pass
 
 
 def free_port():
@@ -114,13 +155,14 @@ def sanitizer_report(text):
 class LatchkeyServer:
     """One `latchkey serve` process on its own scratch database."""
 
-    def __init__(self, workdir, init=True, config=None, clock=False):
+    def __init__(self, workdir, init=True, config=None, clock=False, db_url=None):
         """config: settings for `serve --config` (a dict of name -> value, or the
-        file's text); clock: give the server an injectable clock (advance_clock)."""
+        file's text); clock: give the server an injectable clock (advance_clock);
+        db_url: a database of the test's own instead of a fresh one."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.dir / "latchkey.db"
-        self.db_url = f"sqlite:{self.db_path}"
+        self.db_url = db_url or (new_pg_database() if PG_URL else f"sqlite:{self.db_path}")
         self.stdout_path = self.dir / "serve.stdout"
         self.stderr_path = self.dir / "serve.stderr"
         self.proc = None
@@ -299,6 +341,43 @@ class LatchkeyServer:
         tmp.write_text(f"{int(offset)}\n")
         os.replace(tmp, self.clock_path)  # never a half-written file
         self.clock_offset = int(offset)
+
+    def sql(self, query):
+        """Runs query on this server's database, whichever backend it is; returns
+        the rows as tuples of texts (SQLite's values converted with str())."""
+        if self.db_url.startswith("sqlite:"):
+            import sqlite3
+            con = sqlite3.connect(str(self.db_path), timeout=5)
+            try:
+                rows = con.execute(query).fetchall()
+                con.commit()
+            finally:
+                con.close()
+            return [tuple("" if v is None else str(v) for v in row) for row in rows]
+        return [tuple(row) for row in psql(self.db_url, query)]
+
+    def is_sqlite(self):
+        return self.db_url.startswith("sqlite:")
+
+    def database_bytes(self):
+        """Everything the database holds at rest, to search for what must not be
+        there: the SQLite files (and the counter file beside them), or a dump of
+        the PostgreSQL database."""
+        if self.is_sqlite():
+            return b"".join(f.read_bytes() for f in sorted(self.dir.iterdir())
+                            if f.name.startswith(self.db_path.name) and f.is_file())
+        import glob
+        dump = (sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump")) or ["pg_dump"])[-1]
+        res = subprocess.run([dump, "--no-owner", "-d", self.db_url], capture_output=True,
+                             timeout=60)
+        assert res.returncode == 0, f"pg_dump failed: {res.stderr!r}"
+        # newer pg_dumps fence the dump with a random key of their own
+        return b"\n".join(line for line in res.stdout.split(b"\n")
+                          if not line.startswith((b"\\restrict", b"\\unrestrict")))
+
+    def drop_database(self):
+        if self.db_url.startswith("postgres"):
+            drop_pg_database(self.db_url)
 
     def set_clock_offset(self, offset, settle=CLOCK_SETTLE):
         """Make the server's wall clock run `offset` seconds ahead of the real one."""
@@ -502,6 +581,9 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only(reason): the test reads or relies on the "
+                            "SQLite file itself; skipped on PostgreSQL")
+    config.addinivalue_line("markers", "pg_only: runs only with LATCHKEY_TEST_PG_URL")
     out = config.getoption("--record-requests", default=None)
     if out:
         _record_requests(Path(out))
@@ -533,6 +615,16 @@ def _record_requests(out):
     http.client.HTTPConnection.getresponse = recording_getresponse
 
 
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        m = item.get_closest_marker("sqlite_only")
+        if PG_URL and m is not None:
+            reason = (m.args[0] if m.args else m.kwargs.get("reason", "")) or "SQLite only"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
+        if not PG_URL and item.get_closest_marker("pg_only") is not None:
+            item.add_marker(pytest.mark.skip(reason="needs LATCHKEY_TEST_PG_URL"))
+
+
 _live_servers = []
 
 
@@ -543,6 +635,7 @@ def _finish(srv):
     finally:
         if srv in _live_servers:
             _live_servers.remove(srv)
+        srv.drop_database()
     srv.check_sanitizers()
 
 

@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import DAY, next_noon, utc_date
@@ -139,6 +140,7 @@ def churner(srv, w, made, revoked, tried, stop):
             time.sleep(0.02)
 
 
+@pytest.mark.sqlite_only("counts only the counter file beside an SQLite file keeps across kill -9 (PostgreSQL: --state-dir)")
 def test_kill9_under_concurrent_spending_keeps_every_counter(make_server):
     srv = make_server(clock=True, start=False)
     srv.set_clock(next_noon())  # far from a UTC midnight, where day caps restart
@@ -259,6 +261,7 @@ def quiet_spending(srv):
     return w, k
 
 
+@pytest.mark.sqlite_only("counts only the counter file beside an SQLite file keeps across kill -9 (PostgreSQL: --state-dir)")
 def test_kill9_with_nothing_in_flight_is_exact_to_the_credit(make_server):
     srv = make_server(start=False)
     use_boot_id(srv, "boot-same")
@@ -303,6 +306,7 @@ def test_a_machine_crash_books_the_lease_as_lost(make_server):
     assert r.json()["code"] in ("insufficient_credits", "spend_cap_exceeded"), describe(r)
 
 
+@pytest.mark.sqlite_only("damages the counter file beside the SQLite file")
 def test_a_damaged_counter_file_is_not_believed(make_server):
     """The counter file is outside input: garbage in it is treated as a lost file,
     never a crash, and money still adds up."""
@@ -326,6 +330,7 @@ def test_a_damaged_counter_file_is_not_believed(make_server):
     assert credits(srv, w)["spent"] == 17
 
 
+@pytest.mark.sqlite_only("counts only the counter file beside an SQLite file keeps across kill -9 (PostgreSQL: --state-dir)")
 def test_a_kill_just_after_midnight_keeps_the_day_before(make_server):
     """Counts of a day that just ended, not yet written when the server is killed,
     are kept: usage of the old day and its quota day are exact."""

@@ -166,6 +166,7 @@ def test_recorder_flushes_and_lag_stays_small(server):
     assert value(server, "latchkey_recorder_lag_seconds") < 5
 
 
+@pytest.mark.sqlite_only("holds SQLite's write lock from another process (PostgreSQL outages: test_pg_faults.py)")
 def test_store_errors_and_lag_show_a_locked_database(fresh_server):
     srv = fresh_server
     ws_key = srv.root_key

@@ -6,6 +6,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import BIN, clean_env, free_port, run_cli
 from lkhelpers import assert_error, expect_status
 
@@ -22,6 +24,7 @@ def spend(srv, secret, cost):
     return expect_status(srv.verify({"key": secret, "cost": cost}), 200)
 
 
+@pytest.mark.sqlite_only("one server per SQLite file (its serve lock); nodes share a PostgreSQL database")
 def test_init_and_a_second_serve_leave_a_live_servers_lease_alone(fresh_server):
     srv = fresh_server
     w = srv.create_workspace()

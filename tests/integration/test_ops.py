@@ -50,6 +50,7 @@ def test_readyz_says_ready_with_each_check(server):
     expect_status(server.get("/healthz"), 200)
 
 
+@pytest.mark.sqlite_only("holds SQLite's write lock from another process (PostgreSQL outages: test_pg_faults.py)")
 def test_readyz_names_what_is_not_ready(fresh_server):
     """A database another process keeps locked: the recorder cannot write, and after
     its grace /readyz is 503 in the error shape naming it; /healthz stays live."""

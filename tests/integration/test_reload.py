@@ -106,6 +106,7 @@ def test_a_server_without_a_routes_file_survives_sighup(tmp_path):
         _finish(srv)
 
 
+@pytest.mark.sqlite_only("holds SQLite's write lock from another process (PostgreSQL outages: test_pg_faults.py)")
 def test_a_check_waiting_for_a_credit_lease_finishes_with_its_rules(routed):
     """A paid check that must take a credit lease waits for the database on a
     worker; the rules are swapped meanwhile. It is still judged by the rule it

@@ -18,7 +18,12 @@ def occupied_port():
     return s, s.getsockname()[1]
 
 
-def workspace_count(db_path):
+def workspace_count(srv):
+    if not srv.is_sqlite():
+        if srv.sql("SELECT to_regclass('workspaces') IS NULL") == [("t",)]:
+            return 0
+        return int(srv.sql("SELECT count(*) FROM workspaces")[0][0])
+    db_path = srv.db_path
     if not db_path.exists():
         return 0
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
@@ -29,6 +34,10 @@ def workspace_count(db_path):
         return con.execute("SELECT count(*) FROM workspaces").fetchone()[0]
     finally:
         con.close()
+
+
+def snapshot(srv):
+    return srv.db_path.read_bytes() if srv.is_sqlite() else srv.database_bytes()
 
 
 def serve_on_taken_port(db_url):
@@ -46,7 +55,7 @@ def test_taken_port_on_empty_database_prints_no_key_and_creates_nothing(tmp_path
     assert "in use" in res.stderr.lower(), res.stderr
     assert not ANY_SECRET.search(res.stdout + res.stderr), \
         f"a start that could not serve printed a key: {res.stdout!r}"
-    assert workspace_count(srv.db_path) == 0, "a failed start created the first workspace"
+    assert workspace_count(srv) == 0, "a failed start created the first workspace"
 
     # The next start, on a free port, is the first one: it prints the root key.
     srv.start()
@@ -65,11 +74,11 @@ def test_taken_port_on_empty_database_prints_no_key_and_creates_nothing(tmp_path
 
 def test_taken_port_on_initialised_database_changes_nothing(tmp_path):
     srv = LatchkeyServer(tmp_path / "srv")  # init: one workspace, root key known
-    before = srv.db_path.read_bytes()
+    before = snapshot(srv)
     res = serve_on_taken_port(srv.db_url)
     assert res.returncode != 0
     assert not ANY_SECRET.search(res.stdout + res.stderr), res.stdout
-    assert srv.db_path.read_bytes() == before, "a failed start wrote to the database"
+    assert snapshot(srv) == before, "a failed start wrote to the database"
     srv.start()
     try:
         expect_status(srv.auth_context(srv.root_key), 200)
@@ -84,4 +93,4 @@ def test_unusable_listen_address_on_empty_database_creates_nothing(tmp_path):
     assert res.returncode != 0
     assert "ipv4" in res.stderr.lower(), res.stderr
     assert not ANY_SECRET.search(res.stdout + res.stderr), res.stdout
-    assert workspace_count(srv.db_path) == 0
+    assert workspace_count(srv) == 0

@@ -314,6 +314,7 @@ def test_generate_temp_refuses_expiry_outside_the_day(server, ws, body, field):
     assert_error(r, 400, "invalid_request", field=field)
 
 
+@pytest.mark.sqlite_only("rewrites an SQLite file to the schema before SQLite migration 4")
 def test_migration_ends_immortal_temporary_keys(fresh_server):
     """A temporary key an epoch expires_at made immortal before the fix gets an end
     a day after its creation when the database is migrated."""

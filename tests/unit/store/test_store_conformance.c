@@ -1,0 +1,1127 @@
+/*
+ * test_store_conformance.c — every backend behind src/store/store.h answers the
+ * same: the same rows back, the same errors (a taken id, email or digest is
+ * LK_ERR_CONFLICT), the same refusals (credits and leases never below zero),
+ * the same change log. Each test runs against SQLite (a temp file) and, when
+ * LATCHKEY_TEST_PG_URL names a PostgreSQL server whose role may create
+ * databases, against PostgreSQL, on a fresh database each time.
+ *
+ * An op a backend does not have yet answers LK_ERR_STORAGE_UNAVAILABLE; on
+ * SQLite such a case is skipped rather than failed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "store/store.h"
+
+static bool on_pg;
+static char url[1024], tmpdir[64], dbname[64];
+static struct lk_store *st;
+
+/* --- a fresh database per test ------------------------------------------------------ */
+
+static char pg_base[1024];
+
+/* pg_base with its database path replaced by name. */
+static void pg_url_for(const char *name, char *out, size_t outsz)
+{
+    const char *p = strstr(pg_base, "://");
+    const char *slash = p ? strchr(p + 3, '/') : NULL;
+    const char *q = strchr(pg_base, '?');
+    size_t host_len = slash ? (size_t)(slash - pg_base) : q ? (size_t)(q - pg_base) : strlen(pg_base);
+
+    snprintf(out, outsz, "%.*s/%s%s", (int)host_len, pg_base, name, q ? q : "");
+}
+
+static void pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_base);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int setup(void **state)
+{
+    struct lk_errinfo ei;
+
+    (void)state;
+    if (on_pg) {
+        snprintf(dbname, sizeof(dbname), "lk_unit_%ld_%u", (long)getpid(), (unsigned)random());
+        char sql[128];
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+        pg_admin(sql);
+        pg_url_for(dbname, url, sizeof(url));
+    } else {
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/lk-store-XXXXXX");
+        assert_non_null(mkdtemp(tmpdir));
+        snprintf(url, sizeof(url), "sqlite:%s/db", tmpdir);
+    }
+    if (lk_store_open(url, &st, &ei) != LK_OK)
+        fail_msg("open: %s", ei.detail);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char path[128];
+
+    (void)state;
+    lk_store_close(st);
+    st = NULL;
+    if (on_pg) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", dbname);
+        pg_admin(sql);
+    } else {
+        const char *suffix[] = {"", "-wal", "-shm", "-journal"};
+        for (size_t i = 0; i < LK_ARRAY_LEN(suffix); i++) {
+            snprintf(path, sizeof(path), "%s/db%s", tmpdir, suffix[i]);
+            unlink(path);
+        }
+        rmdir(tmpdir);
+    }
+    return 0;
+}
+
+/* An op this backend lacks so far (LK_ERR_STORAGE_UNAVAILABLE on SQLite): skip. */
+#define NEEDS(call)                                                                                \
+    do {                                                                                           \
+        enum lk_err e_ = (call);                                                                   \
+        if (e_ == LK_ERR_STORAGE_UNAVAILABLE && !on_pg)                                            \
+            skip();                                                                                \
+        assert_int_equal(e_, LK_OK);                                                               \
+    } while (0)
+
+/* --- rows ------------------------------------------------------------------------------ */
+
+static void make_ws(struct lk_ws_row *w, const char *id)
+{
+    memset(w, 0, sizeof(*w));
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    snprintf(w->name, sizeof(w->name), "name of %s", id);
+    snprintf(w->key_prefix, sizeof(w->key_prefix), "lk");
+    w->created_at = 1700000000;
+    w->quota = w->test_quota = -1;
+}
+
+static void put_ws(const char *id)
+{
+    struct lk_ws_row w;
+    make_ws(&w, id);
+    assert_int_equal(lk_store_ws_insert(st, &w), LK_OK);
+}
+
+static void make_key(struct lk_key_row *k, const char *id, const char *ws, uint8_t digest_byte)
+{
+    memset(k, 0, sizeof(*k));
+    snprintf(k->id, sizeof(k->id), "%s", id);
+    snprintf(k->workspace_id, sizeof(k->workspace_id), "%s", ws);
+    snprintf(k->name, sizeof(k->name), "key %s", id);
+    snprintf(k->hint, sizeof(k->hint), "lk_...%02x", digest_byte);
+    k->permissions = (char *)"[\"read\"]";
+    k->meta = (char *)"{\"team\":\"x\"}";
+    k->enabled = true;
+    k->created_at = 1700000100;
+    k->daily_spend_cap = -1;
+    memset(k->digest, digest_byte, LK_DIGEST_LEN);
+    k->pepper_id = 1;
+}
+
+static int64_t head(void)
+{
+    int64_t h = -1;
+    NEEDS(lk_store_changes_head(st, &h));
+    return h;
+}
+
+struct changes {
+    int n;
+    struct lk_change_row rows[32];
+};
+
+static int add_change(void *arg, const struct lk_change_row *row)
+{
+    struct changes *c = arg;
+    if (c->n < (int)LK_ARRAY_LEN(c->rows))
+        c->rows[c->n++] = *row;
+    return 0;
+}
+
+static struct changes since(int64_t after)
+{
+    struct changes c = {0};
+    NEEDS(lk_store_changes_since(st, after, 100, add_change, &c));
+    return c;
+}
+
+/* --- workspaces and keys ----------------------------------------------------------------- */
+
+static int count_ws(void *arg, const struct lk_ws_row *w)
+{
+    (void)w;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_workspaces(void **state)
+{
+    struct lk_ws_row a, b, got;
+    int64_t n = 0;
+    int listed = 0;
+
+    (void)state;
+    make_ws(&a, "ws_a");
+    a.is_operator = true;
+    assert_int_equal(lk_store_ws_insert(st, &a), LK_OK);
+    make_ws(&b, "ws_b");
+    b.key_format = LK_FORMAT_HEX;
+    b.quota = 5000000000LL; /* beyond 32 bits */
+    b.test_quota = 0;
+    assert_int_equal(lk_store_ws_insert(st, &b), LK_OK);
+    assert_true(b.number > a.number && a.number > 0);
+    assert_int_equal(lk_store_ws_insert(st, &b), LK_ERR_CONFLICT);
+
+    assert_int_equal(lk_store_ws_get(st, "ws_b", &got), LK_OK);
+    assert_string_equal(got.name, "name of ws_b");
+    assert_int_equal(got.key_format, LK_FORMAT_HEX);
+    assert_false(got.is_operator);
+    assert_int_equal(got.quota, 5000000000LL);
+    assert_int_equal(got.test_quota, 0);
+    assert_int_equal(lk_store_ws_get_by_number(st, a.number, &got), LK_OK);
+    assert_string_equal(got.id, "ws_a");
+    assert_true(got.is_operator);
+    assert_int_equal(got.quota, -1);
+    assert_int_equal(lk_store_ws_get(st, "ws_none", &got), LK_ERR_NOT_FOUND);
+    assert_int_equal(lk_store_ws_count(st, &n), LK_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(lk_store_ws_list(st, count_ws, &listed), LK_OK);
+    assert_int_equal(listed, 2);
+    assert_int_equal(lk_store_ws_set_quota(st, "ws_a", 10, -1), LK_OK);
+    assert_int_equal(lk_store_ws_get(st, "ws_a", &got), LK_OK);
+    assert_int_equal(got.quota, 10);
+    assert_int_equal(got.test_quota, -1);
+    assert_int_equal(lk_store_ws_set_quota(st, "ws_none", 10, 10), LK_ERR_NOT_FOUND);
+}
+
+struct key_ids {
+    int n;
+    char ids[16][LK_ID_MAX];
+};
+
+static int add_key_id(void *arg, const struct lk_key_row *k)
+{
+    struct key_ids *ki = arg;
+    if (ki->n < 16)
+        snprintf(ki->ids[ki->n++], LK_ID_MAX, "%s", k->id);
+    return 0;
+}
+
+static void test_keys(void **state)
+{
+    struct lk_key_row k, k2, got;
+    struct key_ids ki = {0};
+    struct lk_key_filter f = {.env = -1, .status = LK_STATUS_ANY, .now = 1700000500, .limit = 10};
+
+    (void)state;
+    put_ws("ws_a");
+    make_key(&k, "key_1", "ws_a", 0x11);
+    k.expires_at = 1800000000;
+    k.rl_limit = 100;
+    k.rl_window_s = 60;
+    k.daily_spend_cap = 5000000000LL;
+    snprintf(k.created_by, sizeof(k.created_by), "key_root");
+    assert_int_equal(lk_store_key_insert(st, &k), LK_OK);
+    assert_true(k.rowid > 0);
+
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_1", &got), LK_OK);
+    assert_int_equal(got.rowid, k.rowid);
+    assert_string_equal(got.permissions, "[\"read\"]");
+    assert_string_equal(got.meta, "{\"team\":\"x\"}");
+    assert_memory_equal(got.digest, k.digest, LK_DIGEST_LEN);
+    assert_int_equal(got.expires_at, 1800000000);
+    assert_int_equal(got.revoked_at, 0);
+    assert_int_equal(got.last_used_at, 0);
+    assert_int_equal(got.rl_limit, 100);
+    assert_int_equal(got.daily_spend_cap, 5000000000LL);
+    assert_false(got.has_prev);
+    assert_true(got.enabled);
+    assert_string_equal(got.created_by, "key_root");
+    lk_key_row_release(&got);
+    /* another workspace's key is not found by id alone */
+    assert_int_equal(lk_store_key_get(st, "ws_b", "key_1", &got), LK_ERR_NOT_FOUND);
+
+    /* a taken id or digest is a conflict */
+    make_key(&k2, "key_1", "ws_a", 0x22);
+    assert_int_equal(lk_store_key_insert(st, &k2), LK_ERR_CONFLICT);
+    make_key(&k2, "key_2", "ws_a", 0x11);
+    assert_int_equal(lk_store_key_insert(st, &k2), LK_ERR_CONFLICT);
+
+    /* regenerate: the old digest stays as the previous one */
+    memcpy(k.prev_digest, k.digest, LK_DIGEST_LEN);
+    k.has_prev = true;
+    k.prev_pepper_id = 1;
+    k.prev_until = 1700090000;
+    memset(k.digest, 0x12, LK_DIGEST_LEN);
+    k.env = LK_ENV_TEST;
+    k.revoked_at = 1700000400;
+    assert_int_equal(lk_store_key_update(st, &k), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_1", &got), LK_OK);
+    assert_true(got.has_prev);
+    assert_int_equal(got.prev_digest[0], 0x11);
+    assert_int_equal(got.digest[0], 0x12);
+    assert_int_equal(got.prev_until, 1700090000);
+    assert_int_equal(got.env, LK_ENV_TEST);
+    assert_int_equal(got.revoked_at, 1700000400);
+    lk_key_row_release(&got);
+
+    /* a digest is one key's in the whole store, current or previous */
+    make_key(&k2, "key_2", "ws_a", 0x11); /* k's previous digest */
+    assert_int_equal(lk_store_key_insert(st, &k2), LK_ERR_CONFLICT);
+    make_key(&k2, "key_2", "ws_a", 0x33);
+    k2.has_prev = true;
+    memset(k2.prev_digest, 0x12, LK_DIGEST_LEN); /* k's current digest */
+    k2.prev_until = 1700090000;
+    assert_int_equal(lk_store_key_insert(st, &k2), LK_ERR_CONFLICT);
+    k2.has_prev = false;
+    assert_int_equal(lk_store_key_insert(st, &k2), LK_OK);
+    int64_t rowid2 = k2.rowid;
+    /* nor may an update take another key's digest */
+    memset(k2.digest, 0x12, LK_DIGEST_LEN);
+    assert_int_equal(lk_store_key_update(st, &k2), LK_ERR_CONFLICT);
+
+    make_key(&k2, "key_none", "ws_a", 0x44);
+    assert_int_equal(lk_store_key_update(st, &k2), LK_ERR_NOT_FOUND);
+
+    /* newest first; filters */
+    assert_int_equal(lk_store_key_list(st, "ws_a", &f, add_key_id, &ki), LK_OK);
+    assert_int_equal(ki.n, 2);
+    assert_string_equal(ki.ids[0], "key_2");
+    assert_string_equal(ki.ids[1], "key_1");
+    ki.n = 0;
+    f.status = LK_STATUS_REVOKED;
+    assert_int_equal(lk_store_key_list(st, "ws_a", &f, add_key_id, &ki), LK_OK);
+    assert_int_equal(ki.n, 1);
+    assert_string_equal(ki.ids[0], "key_1");
+    ki.n = 0;
+    f.status = LK_STATUS_ACTIVE;
+    f.env = LK_ENV_LIVE;
+    assert_int_equal(lk_store_key_list(st, "ws_a", &f, add_key_id, &ki), LK_OK);
+    assert_int_equal(ki.n, 1);
+    assert_string_equal(ki.ids[0], "key_2");
+    ki.n = 0;
+    f.status = LK_STATUS_ANY;
+    f.env = -1;
+    f.before_rowid = rowid2;
+    assert_int_equal(lk_store_key_list(st, "ws_a", &f, add_key_id, &ki), LK_OK);
+    assert_int_equal(ki.n, 1);
+    assert_string_equal(ki.ids[0], "key_1");
+    ki.n = 0;
+    assert_int_equal(lk_store_key_scan(st, add_key_id, &ki), LK_OK);
+    assert_int_equal(ki.n, 2);
+    assert_string_equal(ki.ids[0], "key_1"); /* by rowid */
+
+    /* last-used times never move backwards */
+    struct lk_touch t[] = {{k.rowid, 1700000600}, {k.rowid, 1700000500}};
+    assert_int_equal(lk_store_keys_touch(st, t, 2), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_1", &got), LK_OK);
+    assert_int_equal(got.last_used_at, 1700000600);
+    lk_key_row_release(&got);
+
+    NEEDS(lk_store_key_get_by_rowid(st, rowid2, &got));
+    assert_string_equal(got.id, "key_2");
+    lk_key_row_release(&got);
+    assert_int_equal(lk_store_key_get_by_rowid(st, 999999, &got), LK_ERR_NOT_FOUND);
+}
+
+static int add_string(void *arg, const char *s)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 256 - n, "%s|", s);
+    return 0;
+}
+
+static void test_permissions_in_use_in_byte_order(void **state)
+{
+    struct lk_key_row k;
+    char out[256] = "";
+
+    (void)state;
+    put_ws("ws_a");
+    make_key(&k, "key_1", "ws_a", 1);
+    k.permissions = (char *)"[\"b\",\"B\",\"\xc3\xa9\",\"a\"]";
+    assert_int_equal(lk_store_key_insert(st, &k), LK_OK);
+    make_key(&k, "key_2", "ws_a", 2);
+    k.permissions = (char *)"[\"a\",\"*\"]";
+    assert_int_equal(lk_store_key_insert(st, &k), LK_OK);
+    make_key(&k, "key_3", "ws_a", 3); /* revoked: not in use */
+    k.permissions = (char *)"[\"zzz\"]";
+    k.revoked_at = 1700000001;
+    assert_int_equal(lk_store_key_insert(st, &k), LK_OK);
+    assert_int_equal(lk_store_permissions_in_use(st, "ws_a", add_string, out), LK_OK);
+    assert_string_equal(out, "*|B|a|b|\xc3\xa9|");
+}
+
+/* --- people -------------------------------------------------------------------------------- */
+
+static void make_user(struct lk_user_row *u, const char *id, const char *email)
+{
+    memset(u, 0, sizeof(*u));
+    snprintf(u->id, sizeof(u->id), "%s", id);
+    snprintf(u->email, sizeof(u->email), "%s", email);
+    snprintf(u->password_hash, sizeof(u->password_hash), "$argon2id$v=19$x");
+    u->created_at = 1700000000;
+}
+
+static void test_users_emails_case_insensitive(void **state)
+{
+    struct lk_user_row u, got;
+
+    (void)state;
+    make_user(&u, "usr_1", "Ann@Example.com");
+    assert_int_equal(lk_store_user_insert(st, &u), LK_OK);
+    make_user(&u, "usr_2", "ann@EXAMPLE.COM");
+    assert_int_equal(lk_store_user_insert(st, &u), LK_ERR_CONFLICT);
+    make_user(&u, "usr_1", "other@example.com");
+    assert_int_equal(lk_store_user_insert(st, &u), LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_user_by_email(st, "ANN@example.COM", &got), LK_OK);
+    assert_string_equal(got.id, "usr_1");
+    assert_string_equal(got.email, "Ann@Example.com");
+    assert_int_equal(lk_store_user_get(st, "usr_1", &got), LK_OK);
+    assert_string_equal(got.password_hash, "$argon2id$v=19$x");
+    assert_int_equal(lk_store_user_by_email(st, "nobody@example.com", &got), LK_ERR_NOT_FOUND);
+    assert_int_equal(lk_store_user_get(st, "usr_9", &got), LK_ERR_NOT_FOUND);
+}
+
+struct members {
+    int n;
+    struct lk_member_row rows[8];
+};
+
+static int add_member(void *arg, const struct lk_member_row *m)
+{
+    struct members *ms = arg;
+    if (ms->n < 8)
+        ms->rows[ms->n++] = *m;
+    return 0;
+}
+
+static void test_members(void **state)
+{
+    struct lk_user_row u;
+    struct lk_member_row m, got;
+    struct members ms = {0};
+    int64_t n = -1;
+
+    (void)state;
+    put_ws("ws_a");
+    put_ws("ws_b");
+    make_user(&u, "usr_1", "one@example.com");
+    assert_int_equal(lk_store_user_insert(st, &u), LK_OK);
+    make_user(&u, "usr_2", "two@example.com");
+    assert_int_equal(lk_store_user_insert(st, &u), LK_OK);
+    memset(&m, 0, sizeof(m));
+    snprintf(m.workspace_id, sizeof(m.workspace_id), "ws_a");
+    snprintf(m.user_id, sizeof(m.user_id), "usr_1");
+    m.role = LK_ROLE_OWNER;
+    m.created_at = 1700000001;
+    assert_int_equal(lk_store_member_put(st, &m), LK_OK);
+    snprintf(m.user_id, sizeof(m.user_id), "usr_2");
+    m.role = LK_ROLE_VIEWER;
+    m.created_at = 1700000002;
+    assert_int_equal(lk_store_member_put(st, &m), LK_OK);
+    snprintf(m.workspace_id, sizeof(m.workspace_id), "ws_b");
+    assert_int_equal(lk_store_member_put(st, &m), LK_OK);
+
+    /* put again changes the role */
+    snprintf(m.workspace_id, sizeof(m.workspace_id), "ws_a");
+    m.role = LK_ROLE_EDITOR;
+    assert_int_equal(lk_store_member_put(st, &m), LK_OK);
+    assert_int_equal(lk_store_member_get(st, "ws_a", "usr_2", &got), LK_OK);
+    assert_int_equal(got.role, LK_ROLE_EDITOR);
+    assert_string_equal(got.email, "two@example.com");
+    assert_int_equal(lk_store_member_count(st, "ws_a", LK_ROLE_OWNER, &n), LK_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(lk_store_member_count(st, "ws_a", LK_ROLE_VIEWER, &n), LK_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(lk_store_member_list(st, "ws_a", add_member, &ms), LK_OK);
+    assert_int_equal(ms.n, 2);
+    assert_string_equal(ms.rows[0].user_id, "usr_1");
+    assert_string_equal(ms.rows[1].email, "two@example.com");
+    ms.n = 0;
+    assert_int_equal(lk_store_member_list_user(st, "usr_2", add_member, &ms), LK_OK);
+    assert_int_equal(ms.n, 2);
+    assert_int_equal(lk_store_member_delete(st, "ws_a", "usr_2"), LK_OK);
+    assert_int_equal(lk_store_member_delete(st, "ws_a", "usr_2"), LK_ERR_NOT_FOUND);
+    assert_int_equal(lk_store_member_get(st, "ws_a", "usr_2", &got), LK_ERR_NOT_FOUND);
+}
+
+static void test_sessions(void **state)
+{
+    struct lk_user_row u;
+    struct lk_session_row r, got;
+
+    (void)state;
+    make_user(&u, "usr_1", "one@example.com");
+    assert_int_equal(lk_store_user_insert(st, &u), LK_OK);
+    memset(&r, 0, sizeof(r));
+    memset(r.digest, 0xab, LK_DIGEST_LEN);
+    r.digest[31] = 0x00; /* a zero byte is data, not an end */
+    snprintf(r.user_id, sizeof(r.user_id), "usr_1");
+    r.created_at = 1700000000;
+    r.expires_at = 1700086400;
+    assert_int_equal(lk_store_session_insert(st, &r), LK_OK);
+    assert_int_equal(lk_store_session_insert(st, &r), LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_session_get(st, r.digest, &got), LK_OK);
+    assert_memory_equal(got.digest, r.digest, LK_DIGEST_LEN);
+    assert_string_equal(got.user_id, "usr_1");
+    assert_int_equal(got.expires_at, 1700086400);
+    assert_int_equal(lk_store_session_delete(st, r.digest), LK_OK);
+    assert_int_equal(lk_store_session_get(st, r.digest, &got), LK_ERR_NOT_FOUND);
+}
+
+static int count_inv(void *arg, const struct lk_invitation_row *r)
+{
+    (void)r;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void make_inv(struct lk_invitation_row *r, const char *id, uint8_t d, int64_t expires)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    snprintf(r->workspace_id, sizeof(r->workspace_id), "ws_a");
+    snprintf(r->email, sizeof(r->email), "Guest@example.com");
+    r->role = LK_ROLE_EDITOR;
+    memset(r->digest, d, LK_DIGEST_LEN);
+    snprintf(r->invited_by, sizeof(r->invited_by), "key_root");
+    r->created_at = expires - 1000;
+    r->expires_at = expires;
+}
+
+static void test_invitations(void **state)
+{
+    struct lk_invitation_row r, got;
+    int64_t n = -1;
+    int listed = 0;
+
+    (void)state;
+    put_ws("ws_a");
+    make_inv(&r, "inv_1", 1, 2000);
+    assert_int_equal(lk_store_invitation_insert(st, &r), LK_OK);
+    make_inv(&r, "inv_2", 1, 3000); /* the same token digest */
+    assert_int_equal(lk_store_invitation_insert(st, &r), LK_ERR_CONFLICT);
+    make_inv(&r, "inv_2", 2, 3000);
+    assert_int_equal(lk_store_invitation_insert(st, &r), LK_OK);
+    assert_int_equal(lk_store_invitation_by_digest(st, r.digest, &got), LK_OK);
+    assert_string_equal(got.id, "inv_2");
+    assert_string_equal(got.email, "Guest@example.com");
+    assert_int_equal(got.role, LK_ROLE_EDITOR);
+    assert_int_equal(lk_store_invitation_count(st, "ws_a", 2500, &n), LK_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(lk_store_invitation_list(st, "ws_a", 1500, count_inv, &listed), LK_OK);
+    assert_int_equal(listed, 2);
+    assert_int_equal(lk_store_invitation_prune(st, "ws_a", 2500), LK_OK);
+    memset(r.digest, 1, LK_DIGEST_LEN);
+    assert_int_equal(lk_store_invitation_by_digest(st, r.digest, &got), LK_ERR_NOT_FOUND);
+    assert_int_equal(lk_store_invitation_delete(st, "ws_a", "inv_2"), LK_OK);
+    assert_int_equal(lk_store_invitation_delete(st, "ws_a", "inv_2"), LK_ERR_NOT_FOUND);
+}
+
+/* --- money --------------------------------------------------------------------------------- */
+
+static void test_credits_refuse_overdraft(void **state)
+{
+    struct lk_credit_account a;
+
+    (void)state;
+    put_ws("ws_a");
+    assert_int_equal(lk_store_credits_get(st, "ws_a", &a), LK_OK);
+    assert_int_equal(a.balance, 0);
+    assert_string_equal(a.workspace_id, "ws_a");
+    assert_int_equal(lk_store_credits_move(st, "ws_a", 5000000000LL, 0, 0, 5000000000LL), LK_OK);
+    /* lease 3e9, spend 1e9 of it */
+    assert_int_equal(lk_store_credits_move(st, "ws_a", -3000000000LL, 3000000000LL, 0, 0), LK_OK);
+    assert_int_equal(lk_store_credits_move(st, "ws_a", 0, -1000000000LL, 1000000000LL, 0), LK_OK);
+    /* neither balance nor leased may go below zero, nor topped_up past 2^53 - 1 */
+    assert_int_equal(lk_store_credits_move(st, "ws_a", -2000000001LL, 2000000001LL, 0, 0),
+                     LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_credits_move(st, "ws_a", 0, -2000000001LL, 0, 0), LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_credits_move(st, "ws_a", 1, 0, 0, 9007199254740991LL),
+                     LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_credits_get(st, "ws_a", &a), LK_OK);
+    assert_int_equal(a.balance, 2000000000LL);
+    assert_int_equal(a.leased, 2000000000LL);
+    assert_int_equal(a.spent, 1000000000LL);
+    assert_int_equal(a.topped_up, 5000000000LL);
+    assert_int_equal(a.balance + a.leased + a.spent, a.topped_up);
+    /* an account that never had credits cannot be overdrawn either */
+    put_ws("ws_b");
+    assert_int_equal(lk_store_credits_move(st, "ws_b", -1, 1, 0, 0), LK_ERR_CONFLICT);
+}
+
+struct ledger {
+    int n;
+    struct lk_ledger_row rows[8];
+};
+
+static int add_ledger(void *arg, const struct lk_ledger_row *r)
+{
+    struct ledger *l = arg;
+    if (l->n < 8)
+        l->rows[l->n++] = *r;
+    return 0;
+}
+
+static void test_ledger(void **state)
+{
+    struct lk_ledger_row r;
+    struct ledger l = {0};
+
+    (void)state;
+    put_ws("ws_a");
+    memset(&r, 0, sizeof(r));
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "ws_a");
+    snprintf(r.kind, sizeof(r.kind), "top_up");
+    snprintf(r.actor, sizeof(r.actor), "key_root");
+    snprintf(r.note, sizeof(r.note), "first");
+    r.amount = 100;
+    r.created_at = 1700000000;
+    assert_int_equal(lk_store_ledger_add(st, &r), LK_OK);
+    int64_t top_id = r.id;
+    /* spend entries of one hour add up into one row */
+    snprintf(r.kind, sizeof(r.kind), "spend");
+    r.note[0] = '\0';
+    r.period = 1700000000 / 3600 * 3600;
+    r.amount = 3;
+    assert_int_equal(lk_store_ledger_add(st, &r), LK_OK);
+    r.amount = 4;
+    assert_int_equal(lk_store_ledger_add(st, &r), LK_OK);
+    assert_int_equal(lk_store_ledger_list(st, "ws_a", 0, 10, add_ledger, &l), LK_OK);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.rows[0].kind, "spend");
+    assert_int_equal(l.rows[0].amount, 7);
+    assert_int_equal(l.rows[0].period, r.period);
+    assert_string_equal(l.rows[1].note, "first");
+    assert_int_equal(l.rows[1].period, 0);
+    assert_int_equal(l.rows[1].id, top_id);
+    l.n = 0;
+    assert_int_equal(lk_store_ledger_list(st, "ws_a", l.rows[0].id + 0, 10, add_ledger, &l),
+                     LK_OK);
+    assert_true(l.n >= 1);
+}
+
+struct counters {
+    int n;
+    struct lk_counter_row rows[16];
+};
+
+static int add_counter(void *arg, const struct lk_counter_row *r)
+{
+    struct counters *c = arg;
+    if (c->n < 16)
+        c->rows[c->n++] = *r;
+    return 0;
+}
+
+static void test_counters(void **state)
+{
+    struct lk_key_row k;
+    struct counters c = {0};
+    struct lk_counter_row r;
+
+    (void)state;
+    put_ws("ws_a");
+    make_key(&k, "key_1", "ws_a", 1);
+    assert_int_equal(lk_store_key_insert(st, &k), LK_OK);
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "ws_a");
+    r.period = 19700;
+    r.n = 5;
+    r.n_test = 1;
+    assert_int_equal(lk_store_counter_add(st, LK_CTR_QUOTA, &r), LK_OK);
+    assert_int_equal(lk_store_counter_add(st, LK_CTR_QUOTA, &r), LK_OK);
+    r.n = 7; /* raise: 10 stays, 2 becomes 3 */
+    r.n_test = 3;
+    assert_int_equal(lk_store_counter_raise(st, LK_CTR_QUOTA, &r), LK_OK);
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_QUOTA, 0, 19700, 19701, add_counter, &c),
+                     LK_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rows[0].n, 10);
+    assert_int_equal(c.rows[0].n_test, 3);
+    assert_string_equal(c.rows[0].workspace_id, "ws_a");
+
+    memset(&r, 0, sizeof(r));
+    r.key_rowid = k.rowid;
+    r.period = 19700;
+    r.n = 1LL << 40; /* 64-bit */
+    assert_int_equal(lk_store_counter_add(st, LK_CTR_SPEND, &r), LK_OK);
+    r.n = 1;
+    assert_int_equal(lk_store_counter_raise(st, LK_CTR_SPEND, &r), LK_OK);
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_SPEND, 0, 0, 100000, add_counter, &c),
+                     LK_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rows[0].n, 1LL << 40);
+    assert_int_equal(c.rows[0].key_rowid, k.rowid);
+
+    for (int h = 0; h < 3; h++) {
+        r.period = 1700000000 / 3600 * 3600 + h * 3600;
+        r.code = h == 1 ? 4 : 0;
+        r.n = 10 + h;
+        assert_int_equal(lk_store_counter_add(st, LK_CTR_USAGE, &r), LK_OK);
+    }
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_USAGE, k.rowid, 0, INT64_MAX, add_counter, &c),
+                     LK_OK);
+    assert_int_equal(c.n, 3);
+    assert_true(c.rows[0].period < c.rows[1].period && c.rows[1].period < c.rows[2].period);
+    assert_int_equal(c.rows[1].code, 4);
+    c.n = 0;
+    assert_int_equal(lk_store_usage_scan_ws(st, "ws_a", 0, INT64_MAX, add_counter, &c), LK_OK);
+    assert_int_equal(c.n, 3);
+    c.n = 0;
+    assert_int_equal(lk_store_usage_scan_ws(st, "ws_b", 0, INT64_MAX, add_counter, &c), LK_OK);
+    assert_int_equal(c.n, 0);
+
+    /* prune: usage before the second hour, day counters before day 19701 */
+    assert_int_equal(lk_store_counter_prune(st, 1700000000 / 3600 * 3600 + 3600, 19701), LK_OK);
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_USAGE, 0, 0, INT64_MAX, add_counter, &c),
+                     LK_OK);
+    assert_int_equal(c.n, 2);
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_QUOTA, 0, 0, INT64_MAX, add_counter, &c),
+                     LK_OK);
+    assert_int_equal(c.n, 0);
+}
+
+/* --- audit ------------------------------------------------------------------------------------ */
+
+struct audit {
+    int n;
+    char actions[16][48];
+};
+
+static int add_audit(void *arg, const struct lk_audit_event *ev)
+{
+    struct audit *a = arg;
+    if (a->n < 16)
+        snprintf(a->actions[a->n++], 48, "%s", ev->row.action);
+    return 0;
+}
+
+static void test_audit_filters(void **state)
+{
+    static const char *const actions[] = {"key.create", "key.revoke", "workspace.update",
+                                          "key.create"};
+    struct lk_audit_row r;
+    struct lk_audit_filter f;
+    struct audit a = {0};
+
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        memset(&r, 0, sizeof(r));
+        snprintf(r.workspace_id, sizeof(r.workspace_id), "ws_a");
+        snprintf(r.actor, sizeof(r.actor), i == 3 ? "usr_2" : "usr_1");
+        snprintf(r.action, sizeof(r.action), "%s", actions[i]);
+        snprintf(r.target, sizeof(r.target), "key_%d", i);
+        r.created_at = 1000 + i;
+        assert_int_equal(lk_store_audit_insert(st, &r), LK_OK);
+    }
+    assert_int_equal(lk_store_audit_list(st, "ws_a", NULL, 0, 10, add_audit, &a), LK_OK);
+    assert_int_equal(a.n, 4);
+    assert_string_equal(a.actions[0], "key.create"); /* newest first */
+    assert_string_equal(a.actions[1], "workspace.update");
+
+    memset(&f, 0, sizeof(f));
+    snprintf(f.action, sizeof(f.action), "key.");
+    f.action_prefix = true;
+    a.n = 0;
+    assert_int_equal(lk_store_audit_list(st, "ws_a", &f, 0, 10, add_audit, &a), LK_OK);
+    assert_int_equal(a.n, 3);
+    f.action_prefix = false; /* exact: "key." is no action */
+    a.n = 0;
+    assert_int_equal(lk_store_audit_list(st, "ws_a", &f, 0, 10, add_audit, &a), LK_OK);
+    assert_int_equal(a.n, 0);
+
+    memset(&f, 0, sizeof(f));
+    snprintf(f.actor, sizeof(f.actor), "usr_1");
+    f.from = 1001;
+    f.to = 1003;
+    a.n = 0;
+    assert_int_equal(lk_store_audit_list(st, "ws_a", &f, 0, 10, add_audit, &a), LK_OK);
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.actions[0], "workspace.update");
+    assert_string_equal(a.actions[1], "key.revoke");
+    a.n = 0;
+    assert_int_equal(lk_store_audit_list(st, "ws_a", NULL, 0, 1, add_audit, &a), LK_OK);
+    assert_int_equal(a.n, 1);
+    a.n = 0;
+    assert_int_equal(lk_store_audit_list(st, "ws_b", NULL, 0, 10, add_audit, &a), LK_OK);
+    assert_int_equal(a.n, 0);
+}
+
+/* --- the change log ------------------------------------------------------------------------ */
+
+static void test_change_log(void **state)
+{
+    struct lk_key_row k;
+    struct lk_user_row u;
+    struct lk_member_row m;
+    int64_t h0, h1;
+    struct changes c;
+
+    (void)state;
+    h0 = head();
+    put_ws("ws_a");
+    make_key(&k, "key_1", "ws_a", 1);
+    assert_int_equal(lk_store_key_insert(st, &k), LK_OK);
+    k.enabled = false;
+    assert_int_equal(lk_store_key_update(st, &k), LK_OK);
+    /* a last-used time is not a change */
+    struct lk_touch t = {k.rowid, 1700000999};
+    assert_int_equal(lk_store_keys_touch(st, &t, 1), LK_OK);
+    make_user(&u, "usr_1", "one@example.com");
+    assert_int_equal(lk_store_user_insert(st, &u), LK_OK);
+    memset(&m, 0, sizeof(m));
+    snprintf(m.workspace_id, sizeof(m.workspace_id), "ws_a");
+    snprintf(m.user_id, sizeof(m.user_id), "usr_1");
+    m.role = LK_ROLE_OWNER;
+    assert_int_equal(lk_store_member_put(st, &m), LK_OK);
+    assert_int_equal(lk_store_member_delete(st, "ws_a", "usr_1"), LK_OK);
+    assert_int_equal(lk_store_ws_set_quota(st, "ws_a", 5, 5), LK_OK);
+
+    c = since(h0);
+    assert_int_equal(c.n, 6);
+    for (int i = 1; i < c.n; i++)
+        assert_true(c.rows[i].seq > c.rows[i - 1].seq);
+    assert_int_equal(c.rows[0].kind, LK_CHANGE_WORKSPACE);
+    assert_string_equal(c.rows[0].ref_id, "ws_a");
+    assert_int_equal(c.rows[1].kind, LK_CHANGE_KEY);
+    assert_int_equal(c.rows[1].key_rowid, k.rowid);
+    assert_string_equal(c.rows[1].ref_id, "key_1");
+    assert_string_equal(c.rows[1].workspace_id, "ws_a");
+    assert_int_equal(c.rows[2].kind, LK_CHANGE_KEY);
+    assert_int_equal(c.rows[3].kind, LK_CHANGE_MEMBER);
+    assert_string_equal(c.rows[3].ref_id, "usr_1");
+    assert_string_equal(c.rows[3].workspace_id, "ws_a");
+    assert_int_equal(c.rows[3].key_rowid, 0);
+    assert_int_equal(c.rows[4].kind, LK_CHANGE_MEMBER);
+    assert_int_equal(c.rows[5].kind, LK_CHANGE_WORKSPACE);
+    assert_true(c.rows[0].at > 0);
+    h1 = head();
+    assert_int_equal(h1, c.rows[5].seq);
+
+    /* after, limit */
+    struct changes c2 = {0};
+    NEEDS(lk_store_changes_since(st, c.rows[1].seq, 2, add_change, &c2));
+    assert_int_equal(c2.n, 2);
+    assert_int_equal(c2.rows[0].seq, c.rows[2].seq);
+    assert_int_equal(since(h1).n, 0);
+
+    /* prune keeps the newest row */
+    NEEDS(lk_store_changes_prune(st, INT64_MAX));
+    c = since(0);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rows[0].seq, h1);
+    assert_int_equal(head(), h1);
+    /* a wait times out (or wakes) without an error */
+    NEEDS(lk_store_changes_wait(st, 50));
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct waiter {
+    enum lk_err e;
+    double took;
+};
+
+static void *wait_for_change(void *arg)
+{
+    struct waiter *w = arg;
+    double t0 = mono_s();
+    w->e = lk_store_changes_wait(st, 20000);
+    w->took = mono_s() - t0;
+    return NULL;
+}
+
+/* Another connection's (another node's) commit wakes a waiter long before its
+ * timeout, and what it committed is in the log then. */
+static void test_changes_wait_wakes_on_another_commit(void **state)
+{
+    struct lk_store *other = NULL;
+    struct lk_errinfo ei;
+    struct waiter w = {LK_ERR_INTERNAL, 0};
+    pthread_t t;
+    int64_t h0;
+
+    (void)state;
+    h0 = head();
+    NEEDS(lk_store_changes_wait(st, 10)); /* the listener is set up */
+    assert_int_equal(lk_store_open(url, &other, &ei), LK_OK);
+    assert_int_equal(pthread_create(&t, NULL, wait_for_change, &w), 0);
+    struct timespec pause = {0, 200 * 1000000L};
+    nanosleep(&pause, NULL);
+    struct lk_ws_row ws;
+    make_ws(&ws, "ws_other");
+    assert_int_equal(lk_store_ws_insert(other, &ws), LK_OK);
+    pthread_join(t, NULL);
+    lk_store_close(other);
+    assert_int_equal(w.e, LK_OK);
+    assert_true(w.took < 10.0); /* woken, not timed out (20 s) */
+    struct changes c = since(h0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.rows[0].ref_id, "ws_other");
+}
+
+static enum lk_err insert_two_keys(struct lk_store *s, void *arg)
+{
+    struct lk_key_row k;
+    enum lk_err e;
+
+    (void)arg;
+    make_key(&k, "key_t1", "ws_a", 0x51);
+    if ((e = lk_store_key_insert(s, &k)) != LK_OK)
+        return e;
+    make_key(&k, "key_t2", "ws_a", 0x51); /* the same digest: refused */
+    return lk_store_key_insert(s, &k);
+}
+
+static enum lk_err conflict_then_go_on(struct lk_store *s, void *arg)
+{
+    struct lk_key_row k;
+    enum lk_err e;
+
+    (void)arg;
+    make_key(&k, "key_t1", "ws_a", 0x61);
+    if ((e = lk_store_key_insert(s, &k)) != LK_OK)
+        return e;
+    make_key(&k, "key_t2", "ws_a", 0x61);
+    if (lk_store_key_insert(s, &k) != LK_ERR_CONFLICT)
+        return LK_ERR_INTERNAL;
+    /* the transaction goes on after a refused statement, as on SQLite */
+    memset(k.digest, 0x62, LK_DIGEST_LEN);
+    return lk_store_key_insert(s, &k);
+}
+
+static void test_txn_rollback_leaves_nothing(void **state)
+{
+    struct lk_key_row got;
+    struct key_ids ki = {0};
+    int64_t h0 = 0;
+    bool have_log;
+
+    (void)state;
+    put_ws("ws_a");
+    have_log = lk_store_changes_head(st, &h0) == LK_OK;
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_two_keys, NULL), LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_t1", &got), LK_ERR_NOT_FOUND);
+    assert_int_equal(lk_store_key_scan(st, add_key_id, &ki), LK_OK);
+    assert_int_equal(ki.n, 0);
+    if (have_log) {
+        int64_t h1 = -1;
+        assert_int_equal(lk_store_changes_head(st, &h1), LK_OK);
+        assert_int_equal(h1, h0); /* nor a change */
+    }
+    /* rolled back by hand, too */
+    assert_int_equal(lk_store_begin(st), LK_OK);
+    put_ws("ws_gone");
+    lk_store_rollback(st);
+    struct lk_ws_row w;
+    assert_int_equal(lk_store_ws_get(st, "ws_gone", &w), LK_ERR_NOT_FOUND);
+
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, conflict_then_go_on, NULL), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_t2", &got), LK_OK);
+    assert_int_equal(got.digest[0], 0x62);
+    lk_key_row_release(&got);
+    /* a background transaction commits as well */
+    assert_int_equal(lk_store_begin_background(st), LK_OK);
+    put_ws("ws_bg");
+    assert_int_equal(lk_store_commit(st), LK_OK);
+    assert_int_equal(lk_store_ws_get(st, "ws_bg", &w), LK_OK);
+}
+
+/* --- nodes and leases -------------------------------------------------------------------- */
+
+static int count_nodes(void *arg, const struct lk_node_row *n)
+{
+    struct lk_node_row *last = arg;
+    last[0].started_at++;
+    last[1] = *n;
+    return 0;
+}
+
+static void test_nodes(void **state)
+{
+    struct lk_node_row n, seen[2];
+
+    (void)state;
+    memset(&n, 0, sizeof(n));
+    snprintf(n.id, sizeof(n.id), "node_1");
+    snprintf(n.name, sizeof(n.name), "host-a:123");
+    n.started_at = 1000;
+    n.heartbeat_at = 1000;
+    NEEDS(lk_store_node_put(st, &n));
+    n.started_at = 2000; /* replaces */
+    n.heartbeat_at = 2000;
+    assert_int_equal(lk_store_node_put(st, &n), LK_OK);
+    assert_int_equal(lk_store_node_heartbeat(st, "node_1", 2500), LK_OK);
+    assert_int_equal(lk_store_node_heartbeat(st, "node_none", 2500), LK_ERR_NOT_FOUND);
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(lk_store_node_list(st, count_nodes, seen), LK_OK);
+    assert_int_equal(seen[0].started_at, 1);
+    assert_string_equal(seen[1].name, "host-a:123");
+    assert_int_equal(seen[1].started_at, 2000);
+    assert_int_equal(seen[1].heartbeat_at, 2500);
+    assert_int_equal(lk_store_node_delete(st, "node_1"), LK_OK);
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(lk_store_node_list(st, count_nodes, seen), LK_OK);
+    assert_int_equal(seen[0].started_at, 0);
+}
+
+struct leases {
+    int n;
+    struct lk_lease_row rows[8];
+};
+
+static int add_lease(void *arg, const struct lk_lease_row *r)
+{
+    struct leases *l = arg;
+    if (l->n < 8)
+        l->rows[l->n++] = *r;
+    return 0;
+}
+
+static void test_leases(void **state)
+{
+    struct leases l = {0};
+
+    (void)state;
+    put_ws("ws_a");
+    NEEDS(lk_store_lease_move(st, "ws_a", "node_1", 3000000000LL));
+    assert_int_equal(lk_store_lease_move(st, "ws_a", "node_1", -1000000000LL), LK_OK);
+    assert_int_equal(lk_store_lease_move(st, "ws_a", "node_2", 5), LK_OK);
+    /* never below zero, for a lease held or missing */
+    assert_int_equal(lk_store_lease_move(st, "ws_a", "node_2", -6), LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_lease_move(st, "ws_a", "node_3", -1), LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_lease_move(st, "ws_a", "node_2", -5), LK_OK);
+
+    assert_int_equal(lk_store_lease_scan(st, "node_1", add_lease, &l), LK_OK);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.rows[0].amount, 2000000000LL);
+    assert_string_equal(l.rows[0].workspace_id, "ws_a");
+    assert_string_equal(l.rows[0].node_id, "node_1");
+    l.n = 0;
+    assert_int_equal(lk_store_lease_scan(st, NULL, add_lease, &l), LK_OK);
+    assert_int_equal(l.n, 1); /* node_2's is zero: not listed */
+}
+
+/* --- scans for copying -------------------------------------------------------------------- */
+
+static int count_user(void *arg, const struct lk_user_row *u)
+{
+    (void)u;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int count_session(void *arg, const struct lk_session_row *r)
+{
+    (void)r;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_scans(void **state)
+{
+    struct lk_user_row u;
+    struct lk_session_row r;
+    struct lk_invitation_row inv;
+    int users = 0, sessions = 0, invs = 0;
+
+    (void)state;
+    put_ws("ws_a");
+    make_user(&u, "usr_1", "one@example.com");
+    assert_int_equal(lk_store_user_insert(st, &u), LK_OK);
+    make_user(&u, "usr_2", "two@example.com");
+    assert_int_equal(lk_store_user_insert(st, &u), LK_OK);
+    memset(&r, 0, sizeof(r));
+    snprintf(r.user_id, sizeof(r.user_id), "usr_1");
+    memset(r.digest, 7, LK_DIGEST_LEN);
+    assert_int_equal(lk_store_session_insert(st, &r), LK_OK);
+    make_inv(&inv, "inv_1", 1, 10); /* long expired: still copied */
+    assert_int_equal(lk_store_invitation_insert(st, &inv), LK_OK);
+    make_inv(&inv, "inv_2", 2, 4000000000LL);
+    assert_int_equal(lk_store_invitation_insert(st, &inv), LK_OK);
+
+    NEEDS(lk_store_user_scan(st, count_user, &users));
+    assert_int_equal(users, 2);
+    NEEDS(lk_store_session_scan(st, count_session, &sessions));
+    assert_int_equal(sessions, 1);
+    NEEDS(lk_store_invitation_scan(st, count_inv, &invs));
+    assert_int_equal(invs, 2);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+static const struct CMUnitTest tests[] = {
+    T(test_workspaces),
+    T(test_keys),
+    T(test_permissions_in_use_in_byte_order),
+    T(test_users_emails_case_insensitive),
+    T(test_members),
+    T(test_sessions),
+    T(test_invitations),
+    T(test_credits_refuse_overdraft),
+    T(test_ledger),
+    T(test_counters),
+    T(test_audit_filters),
+    T(test_change_log),
+    T(test_changes_wait_wakes_on_another_commit),
+    T(test_txn_rollback_leaves_nothing),
+    T(test_nodes),
+    T(test_leases),
+    T(test_scans),
+};
+
+int main(void)
+{
+    const char *pg = getenv("LATCHKEY_TEST_PG_URL");
+    int failed;
+
+    srandom((unsigned)getpid());
+    on_pg = false;
+    failed = cmocka_run_group_tests_name("store conformance: sqlite", tests, NULL, NULL);
+    if (pg == NULL || pg[0] == '\0') {
+        printf("store conformance: postgres skipped (LATCHKEY_TEST_PG_URL is not set)\n");
+        return failed;
+    }
+    snprintf(pg_base, sizeof(pg_base), "%s", pg);
+    on_pg = true;
+    failed += cmocka_run_group_tests_name("store conformance: postgres", tests, NULL, NULL);
+    return failed;
+}
