@@ -14,6 +14,8 @@
  *   log_file    = /var/log/latchkey.log   # default: stderr
  *   log_level   = info                    # debug, info, warn, error or off
  *   access_log  = on                      # off: no line per request
+ *   state_dir   = /var/lib/latchkey/node  # this node's id and counters (--state-dir)
+ *   feed_stale_after_ms = 1000            # verification answers 503 past this
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -54,6 +56,8 @@ struct lk_config {
     char log_file[LK_CONFIG_MAX_VALUE]; /* "" : stderr */
     int log_level;                      /* enum lk_log_level, or -1 when not set */
     int access_log;                     /* 1 on, 0 off, -1 when not set */
+    char state_dir[LK_CONFIG_MAX_VALUE]; /* "" : beside an SQLite file */
+    int64_t feed_stale_after_ms;         /* 0 when not set */
 };
 
 /* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */

@@ -59,6 +59,9 @@ struct lk_wstate {
      * `spent` must become, known exactly even if the process dies. */
     int64_t spent_total;
     int64_t lease_size, last_lease_at;
+    /* A change of this node's stored lease being written (its amount), 0 when
+     * none: a file left with one cannot say whether memory has it yet. */
+    int64_t lease_pending;
     pthread_mutex_t lease_mu; /* one lease operation of this workspace at a time */
     _Atomic bool queued;      /* on the dirty list */
     struct lk_wstate *next_all, *next_dirty;

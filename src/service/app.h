@@ -16,7 +16,9 @@
 #include "core/routerules.h"
 #include "counters/counters.h"
 #include "core/err.h"
+#include "service/feed.h"
 #include "service/keycache.h"
+#include "service/node.h"
 #include "service/usage.h"
 #include "store/store.h"
 
@@ -44,11 +46,17 @@ struct lk_app_config {
     /* The file the rules came from, re-read by lk_app_routes_reload(); NULL:
      * none (a reload keeps the rules as they are). */
     const char *routes_file;
-    /* This process serves the database: it takes the database's serve lock (one
-     * server per database) and so may reclaim credit leases a dead server left.
-     * False for commands that only read or add (init, seed): they leave leases
-     * alone. */
+    /* This process serves the database as one of its nodes: it holds its state
+     * directory, registers and beats, follows the change log and may reclaim
+     * credit leases that dead nodes left. False for commands that only read or
+     * add (init, seed): they leave leases alone. */
     bool serving;
+    /* The node's state directory (config `state_dir`, --state-dir); NULL: beside
+     * an SQLite file (`<db>.node`, `<db>.counters`), required for other stores. */
+    const char *state_dir;
+    /* Verification answers 503 once the feed has not confirmed the cache is
+     * current for this long (config `feed_stale_after_ms`); 0: the default. */
+    int64_t feed_stale_after_ms;
     /* Peers believed about the client's address and scheme (config
      * `trusted_proxies`); none: every peer is the client. */
     struct lk_netaddr_list trusted_proxies;
@@ -62,10 +70,12 @@ struct lk_app {
     struct lk_store *store;
     struct lk_counters *counters;
     struct lk_keycache *cache;
+    struct lk_feed *feed; /* the cache's one writer (service/feed.h) */
+    struct lk_node *node; /* this serving process as a node; NULL when not serving */
     struct lk_usage *usage;
     struct lk_pepper *pepper; /* NULL when none is configured */
-    /* Serialises management writes, so the store and the cache see changes of
-     * one key in the same order. */
+    /* Serialises this process's management writes (read-modify-write of one
+     * key, the last-owner rule) while they are not transactions of their own. */
     pthread_mutex_t write_mu;
     char operator_ws[LK_ID_MAX]; /* "" until the first workspace exists */
     struct lk_throttle *login_by_email;   /* failed logins per email */
@@ -76,7 +86,6 @@ struct lk_app {
     /* Forward-auth rules, published with RCU: read them with lk_app_routes(). */
     struct lk_route_rules *routes;
     char routes_file[4096]; /* "" when none */
-    int lock_fd;                     /* the serve lock, or -1 */
     bool serving;
     struct lk_netaddr_list trusted_proxies; /* read-only after open */
     /* Route rules' per_ip=N/S tables, one per distinct setting, made on first use
@@ -94,7 +103,9 @@ struct lk_app {
 struct lk_throttle *lk_app_route_ip(struct lk_app *app, int64_t limit, int64_t window_s);
 
 /* Opens the store (applying migrations), reads the pepper, loads every key into
- * the cache and starts the usage recorder. The calling thread is put online for
+ * the cache (the feed's snapshot) and starts the usage recorder; when serving,
+ * also the node (state directory, registration, heartbeat) and the feed's
+ * thread. The calling thread is put online for
  * the cache. Caller frees with lk_app_close(). Errors are described in ei. */
 enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out /* OUT */,
                         struct lk_errinfo *ei);

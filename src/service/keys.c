@@ -205,7 +205,7 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
     }
     if ((e = lk_store_commit(app->store)) != LK_OK)
         goto out;
-    lk_keycache_put(app->cache, &k, NULL);
+    lk_feed_sync(app->feed); /* the new key verifies on this node at once */
 out:
     if (locked)
         pthread_mutex_unlock(&app->write_mu);
@@ -332,7 +332,7 @@ static enum lk_err may_change(const struct lk_actor *who, const struct lk_key_ro
 }
 
 /* Loads key `id`, lets `change` edit a copy, then stores, audits and publishes it.
- * Runs under write_mu so the store and the cache agree on the order of changes. */
+ * Runs under write_mu, so two changes of one key in this process do not interleave. */
 typedef enum lk_err (*change_fn)(struct lk_app *app, struct lk_key_row *k, void *arg,
                                  struct lk_errinfo *ei);
 
@@ -360,7 +360,7 @@ static enum lk_err change_key(struct lk_app *app, const struct lk_actor *who, co
     }
     if ((e = lk_store_commit(app->store)) != LK_OK)
         goto out;
-    lk_keycache_put(app->cache, &k, &old);
+    lk_feed_sync(app->feed); /* a revoked key is refused on this node at once */
 out:
     pthread_mutex_unlock(&app->write_mu);
     lk_key_row_release(&old);

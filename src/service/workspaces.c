@@ -17,7 +17,7 @@ static const struct {
     {LK_KIND_APPLICATION, "read-only", "[\"*:read\"]"},
 };
 
-/* Inserts w and its starter keys inside one transaction, then publishes the keys.
+/* Inserts w and its starter keys inside one transaction; the feed publishes them.
  * Caller holds app->write_mu. */
 static enum lk_err create_locked(struct lk_app *app, const struct lk_actor *who,
                                  struct lk_ws_row *w, int64_t now, struct lk_ws_secrets *sec)
@@ -58,9 +58,7 @@ static enum lk_err create_locked(struct lk_app *app, const struct lk_actor *who,
         goto fail;
     if ((e = lk_store_commit(app->store)) != LK_OK)
         return e;
-    lk_counters_set_quota(lk_counters_ws(app->counters, w->id), w->quota, w->test_quota);
-    for (i = 0; i < LK_ARRAY_LEN(keys); i++)
-        lk_keycache_put(app->cache, &keys[i], NULL);
+    lk_feed_sync(app->feed); /* the workspace and its keys, on this node at once */
     return LK_OK;
 fail:
     lk_store_rollback(app->store);
@@ -152,7 +150,7 @@ enum lk_err lk_workspaces_set_quota(struct lk_app *app, const struct lk_actor *w
     }
     if ((e = lk_store_commit(app->store)) != LK_OK)
         goto out; /* a failed commit has rolled back */
-    lk_counters_set_quota(lk_counters_ws(app->counters, id), out->quota, out->test_quota);
+    lk_feed_sync(app->feed);
 out:
     pthread_mutex_unlock(&app->write_mu);
     return e;
