@@ -173,6 +173,22 @@ enum lk_err lk_node_register(struct lk_node *n, struct lk_store *store, int64_t 
     return lk_store_node_put(store, &r);
 }
 
+struct beat_arg {
+    const char *id;
+    int64_t now;
+};
+
+static enum lk_err beat_txn(struct lk_store *s, void *arg)
+{
+    struct beat_arg *b = arg;
+    return lk_store_node_heartbeat(s, b->id, b->now);
+}
+
+static enum lk_err prune_txn(struct lk_store *s, void *arg)
+{
+    return lk_store_changes_prune(s, *(int64_t *)arg - CHANGES_KEEP_S);
+}
+
 static void *node_main(void *arg)
 {
     struct lk_node *n = arg;
@@ -191,7 +207,10 @@ static void *node_main(void *arg)
             break;
         pthread_mutex_unlock(&n->mu);
         int64_t now = lk_clock_now_s();
-        enum lk_err e = lk_store_node_heartbeat(app->store, n->id, now);
+        struct beat_arg ba = {n->id, now};
+        /* Background writes: a database another process holds locked delays a
+         * beat by a moment, never this process's management calls. */
+        enum lk_err e = lk_store_txn(app->store, LK_TXN_BACKGROUND, beat_txn, &ba);
         if (e == LK_ERR_NOT_FOUND) {
             /* Deleted as dead while it could not beat: its leases are gone, the
              * counters know it (lk_credits_reclaim_dead never touches a live
@@ -209,7 +228,7 @@ static void *node_main(void *arg)
             lk_credits_refresh(app);
         }
         if (now - pruned_at >= PRUNE_EVERY_S &&
-            lk_store_changes_prune(app->store, now - CHANGES_KEEP_S) == LK_OK)
+            lk_store_txn(app->store, LK_TXN_BACKGROUND, prune_txn, &now) == LK_OK)
             pruned_at = now;
         pthread_mutex_lock(&n->mu);
     }
