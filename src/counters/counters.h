@@ -14,8 +14,8 @@
  * States live until lk_counters_free(); keys and workspaces are never deleted
  * (revoking keeps the row), so a pointer to a state stays valid.
  *
- * A serving process keeps the states in a memory-mapped file beside the
- * database (lk_counters_open()): every store of a check reaches the page cache
+ * A serving process keeps the states in a memory-mapped file in its state
+ * directory (lk_counters_open(); service/node.h): every store of a check reaches the page cache
  * at memory speed, so a killed process leaves its counters behind, exact, for
  * the next start to read back (the file's layout and checks: counters.c). The
  * file names the kernel's boot id; after a reboot it is not believed.
@@ -114,8 +114,8 @@ static inline void lk_wstate_unlock(struct lk_wstate *ws)
 
 /* Counters in memory only. Caller frees with lk_counters_free(). */
 struct lk_counters *lk_counters_new(void);
-/* Counters kept in the file at `path`, made if missing. Only the one server of
- * a database may open its file (it holds the serve lock). `owner` names what
+/* Counters kept in the file at `path`, made if missing. Only the node that
+ * holds the file's lock (service/node.h) may open it. `owner` names what
  * the counts belong to (the database file), at most 63 bytes. If the file was
  * left by a process of this boot for the same owner and passes every check,
  * its states are read back,

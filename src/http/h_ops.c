@@ -29,6 +29,8 @@ void lk_h_readyz(struct lk_mreq *m)
         lk_store_rollback(app->store);
     if (app->cache == NULL)
         cache = "not loaded";
+    else if (lk_feed_stale(app->feed))
+        cache = "stale"; /* the change log could not be read within the bound */
     if (app->counters == NULL)
         counters = "not loaded";
     if (app->usage == NULL || lk_usage_lag_ms(app->usage) > READY_RECORDER_LAG_MS)

@@ -186,12 +186,15 @@ def test_a_node_that_cannot_read_the_log_answers_503_then_recovers(nodes, tmp_pa
     assert_error(b.auth_context(w.root_key), 503, "storage_unavailable")
     assert_error(b.get("/v1/forward-auth", key=w.root_key), 503, "storage_unavailable")
     assert_error(b.get("/v1/keys", key=w.root_key), 503, "storage_unavailable")
+    err = assert_error(b.get("/readyz"), 503, "storage_unavailable")
+    assert "cache (stale)" in err["message"], err
     # A reads its log: it answers as ever
     assert code_on(a, k["secret"]) == "revoked_key"
     fail.unlink()
     eventually(lambda: b.verify({"key": k["secret"]}).status_code == 200, "B recovering")
     assert code_on(b, k["secret"]) == "revoked_key"
     expect_status(b.get("/v1/keys", key=w.root_key), 200)
+    expect_status(b.get("/readyz"), 200)
 
 
 # -- nodes and leases -------------------------------------------------------------------
