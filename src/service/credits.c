@@ -117,7 +117,8 @@ out:
 
 struct nodes_ctx {
     const char *self;
-    int64_t dead_before;
+    const struct lk_dead_node *cand; /* nodes seen without a beat for the bound */
+    size_t ncand;
     char (*dead)[LK_ID_MAX];
     size_t ndead, dead_cap;
     char (*live)[LK_ID_MAX];
@@ -127,10 +128,15 @@ struct nodes_ctx {
 static int sort_node(void *arg, const struct lk_node_row *n)
 {
     struct nodes_ctx *nc = arg;
+    bool dead = false;
 
     if (nc->self != NULL && strcmp(n->id, nc->self) == 0)
         return 0;
-    if (n->heartbeat_at < nc->dead_before) {
+    /* Dead only if the heartbeat is still the one seen unchanged for the
+     * bound: a node that beat meanwhile is alive, whatever the clocks say. */
+    for (size_t i = 0; i < nc->ncand && !dead; i++)
+        dead = strcmp(nc->cand[i].id, n->id) == 0 && nc->cand[i].heartbeat_at == n->heartbeat_at;
+    if (dead) {
         nc->dead = lk_grow(nc->dead, nc->ndead, &nc->dead_cap, sizeof(*nc->dead));
         memcpy(nc->dead[nc->ndead++], n->id, LK_ID_MAX);
     } else {
@@ -151,9 +157,10 @@ static bool listed(char (*ids)[LK_ID_MAX], size_t n, const char *id)
 struct reclaim_arg {
     struct lk_app *app;
     const char *self;
+    const struct lk_dead_node *cand;
+    size_t ncand;
     int64_t now;
     bool orphans; /* also leases of nodes no longer registered at all */
-    int reclaimed; /* nodes found dead */
 };
 
 /* Inside one transaction: the nodes are read there, so a node cannot beat
@@ -161,11 +168,10 @@ struct reclaim_arg {
 static enum lk_err reclaim_txn(struct lk_store *s, void *argp)
 {
     struct reclaim_arg *ra = argp;
-    struct nodes_ctx nc = {.self = ra->self, .dead_before = ra->now - LK_NODE_DEAD_AFTER_S};
+    struct nodes_ctx nc = {.self = ra->self, .cand = ra->cand, .ncand = ra->ncand};
     struct lease_list ll = {0};
     enum lk_err e;
 
-    ra->reclaimed = 0;
     if ((e = lk_store_node_list(s, sort_node, &nc)) != LK_OK)
         goto out;
     if (nc.ndead == 0 && !ra->orphans)
@@ -181,11 +187,10 @@ static enum lk_err reclaim_txn(struct lk_store *s, void *argp)
             e = lose_lease(ra->app, l->workspace_id, l->node_id, l->amount, ra->now);
     }
     for (size_t i = 0; i < nc.ndead && e == LK_OK; i++) {
-        lk_warn("node %s stopped beating over %d s ago: its leases are reclaimed", nc.dead[i],
+        lk_warn("node %s has not beaten for %d s: its leases are reclaimed", nc.dead[i],
                 LK_NODE_DEAD_AFTER_S);
         e = lk_store_node_delete(s, nc.dead[i]);
     }
-    ra->reclaimed = (int)nc.ndead;
 out:
     free(ll.rows);
     free(nc.dead);
@@ -193,10 +198,13 @@ out:
     return e;
 }
 
-enum lk_err lk_credits_reclaim_dead(struct lk_app *app, const char *self, int64_t now)
+enum lk_err lk_credits_reclaim_dead(struct lk_app *app, const char *self,
+                                    const struct lk_dead_node *dead, size_t n, int64_t now)
 {
-    struct reclaim_arg ra = {app, self, now, false, 0};
+    struct reclaim_arg ra = {app, self, dead, n, now, false};
 
+    if (n == 0)
+        return LK_OK;
     return lk_store_txn(app->store, LK_TXN_BACKGROUND, reclaim_txn, &ra);
 }
 
@@ -390,7 +398,7 @@ struct start_arg {
 static enum lk_err start_txn(struct lk_store *s, void *argp)
 {
     struct load_ctx *lc = ((struct start_arg *)argp)->lc;
-    struct reclaim_arg ra = {lc->app, node_of(lc->app), lc->now, true, 0};
+    struct reclaim_arg ra = {lc->app, node_of(lc->app), NULL, 0, lc->now, true};
     enum lk_err e;
 
     (void)s;

@@ -51,9 +51,17 @@ void lk_credits_release(struct lk_app *app);
  * and counted as spent then. */
 enum lk_err lk_credits_book_spend(struct lk_app *app, const char *ws_id, int64_t amount);
 
-/* Reclaims, in one transaction, the leases of nodes other than `self` whose
- * heartbeat is older than LK_NODE_DEAD_AFTER_S, and deletes those nodes. */
-enum lk_err lk_credits_reclaim_dead(struct lk_app *app, const char *self, int64_t now);
+/* A node seen with the same heartbeat_at for LK_NODE_DEAD_AFTER_S. */
+struct lk_dead_node {
+    char id[LK_ID_MAX];
+    int64_t heartbeat_at;
+};
+
+/* Reclaims, in one transaction, the leases of the nodes in dead[0..n) other
+ * than `self` whose stored heartbeat_at is still the one given (a node that beat
+ * since is alive), and deletes those nodes. */
+enum lk_err lk_credits_reclaim_dead(struct lk_app *app, const char *self,
+                                    const struct lk_dead_node *dead, size_t n, int64_t now);
 
 /* This node was taken for dead and its leases reclaimed: what memory holds of
  * them is forgotten (it was counted as spent). */

@@ -21,8 +21,19 @@
 #define CHANGES_KEEP_S 86400 /* changes a node may still read after being away */
 #define PRUNE_EVERY_S 600
 
+/* Another node's heartbeat as this node last saw it, and since when (this
+ * node's monotonic clock): a node is dead when its beat stops changing, which
+ * no clock skew between machines can fake. */
+struct seen {
+    char id[LK_ID_MAX];
+    int64_t heartbeat_at, since_ms;
+    bool present;
+};
+
 struct lk_node {
     char id[LK_ID_MAX];
+    struct seen *seen; /* the heartbeat thread's own */
+    size_t nseen, seen_cap;
     char counters_path[PATH_MAX_LK];
     int lock_fd;
     struct lk_app *app;
@@ -189,6 +200,66 @@ static enum lk_err prune_txn(struct lk_store *s, void *arg)
     return lk_store_changes_prune(s, *(int64_t *)arg - CHANGES_KEEP_S);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int see_node(void *arg, const struct lk_node_row *r)
+{
+    struct lk_node *n = arg;
+    int64_t now = mono_ms();
+    size_t i;
+
+    if (strcmp(r->id, n->id) == 0)
+        return 0;
+    for (i = 0; i < n->nseen && strcmp(n->seen[i].id, r->id) != 0; i++)
+        ;
+    if (i == n->nseen) {
+        n->seen = lk_grow(n->seen, n->nseen, &n->seen_cap, sizeof(*n->seen));
+        memset(&n->seen[i], 0, sizeof(n->seen[i]));
+        memcpy(n->seen[i].id, r->id, LK_ID_MAX);
+        n->seen[i].heartbeat_at = r->heartbeat_at;
+        n->seen[i].since_ms = now;
+        n->nseen++;
+    } else if (n->seen[i].heartbeat_at != r->heartbeat_at) {
+        n->seen[i].heartbeat_at = r->heartbeat_at;
+        n->seen[i].since_ms = now;
+    }
+    n->seen[i].present = true;
+    return 0;
+}
+
+/* Looks at every node's heartbeat and reclaims the leases of those whose beat
+ * has not changed for LK_NODE_DEAD_AFTER_S. */
+static void watch_nodes(struct lk_node *n, int64_t now)
+{
+    struct lk_dead_node *dead = NULL;
+    size_t ndead = 0, cap = 0, keep = 0;
+    int64_t t = mono_ms();
+
+    for (size_t i = 0; i < n->nseen; i++)
+        n->seen[i].present = false;
+    if (lk_store_node_list(n->app->store, see_node, n) != LK_OK)
+        return;
+    for (size_t i = 0; i < n->nseen; i++) {
+        if (!n->seen[i].present)
+            continue; /* deleted: forgotten */
+        if (t - n->seen[i].since_ms >= (int64_t)LK_NODE_DEAD_AFTER_S * 1000) {
+            dead = lk_grow(dead, ndead, &cap, sizeof(*dead));
+            memcpy(dead[ndead].id, n->seen[i].id, LK_ID_MAX);
+            dead[ndead++].heartbeat_at = n->seen[i].heartbeat_at;
+        }
+        n->seen[keep++] = n->seen[i];
+    }
+    n->nseen = keep;
+    lk_credits_reclaim_dead(n->app, n->id, dead, ndead, now);
+    free(dead);
+}
+
 static void *node_main(void *arg)
 {
     struct lk_node *n = arg;
@@ -224,7 +295,7 @@ static void *node_main(void *arg)
                      "after %d s", LK_NODE_DEAD_AFTER_S);
         beat_failed = e != LK_OK;
         if (e == LK_OK) {
-            lk_credits_reclaim_dead(app, n->id, now);
+            watch_nodes(n, now);
             lk_credits_refresh(app);
         }
         if (now - pruned_at >= PRUNE_EVERY_S &&
@@ -272,6 +343,7 @@ void lk_node_free(struct lk_node *n, struct lk_store *store, bool clean)
         lk_store_node_delete(store, n->id);
     pthread_mutex_destroy(&n->mu);
     pthread_cond_destroy(&n->cv);
+    free(n->seen);
     if (n->lock_fd >= 0)
         close(n->lock_fd); /* releases the state directory */
     free(n);
