@@ -18,7 +18,7 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define PATH_MAX_LK 4096
-#define CHANGES_KEEP_S 86400 /* changes a node may still read after being away */
+#define CHANGES_KEEP_S 3600 /* changes kept; a node away longer takes a new snapshot */
 #define PRUNE_EVERY_S 600
 
 /* Another node's heartbeat as this node last saw it, and since when (this
