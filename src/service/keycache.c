@@ -313,6 +313,7 @@ void lk_keycache_fit(struct lk_keycache *c)
     while (want < n && want < (1UL << 30))
         want <<= 1;
     cds_lfht_resize(c->ht, want);
+    cds_lfht_resize(c->by_rowid, want);
 }
 
 unsigned long lk_keycache_count(struct lk_keycache *c)
