@@ -65,7 +65,7 @@ static void run(long n)
         snprintf(k.name, sizeof(k.name), "bench-%ld", i);
         k.permissions = (char *)"[\"storage:read\",\"workflows:*\"]";
         lk_app_digest(&app, secret, len, k.digest);
-        lk_keycache_put(app.cache, &k, NULL);
+        lk_keycache_put(app.cache, &k);
         if (i < SAMPLE) {
             memcpy(sample[i], secret, len + 1);
             lens[i] = len;
