@@ -367,6 +367,26 @@ def test_the_change_log_is_written_in_the_changes_transaction(tmp_path):
         with con:
             con.execute("UPDATE keys SET last_used_at = 12345 WHERE id = ?", (k["id"],))
         assert con.execute("SELECT count(*) FROM changes").fetchone()[0] == n
+        # memberships: joined, role changed, removed; each one row naming the user
+        with con:
+            con.execute("INSERT INTO users(id, email, password_hash, created_at) "
+                        "VALUES('usr_feedtest', 'feed@example.com', 'x', 1)")
+            con.execute("INSERT INTO members(workspace_id, user_id, role, created_at) "
+                        "VALUES(?, 'usr_feedtest', 0, 1)", (w.id,))
+            con.execute("UPDATE members SET role = 1 WHERE user_id = 'usr_feedtest'")
+            con.execute("DELETE FROM members WHERE user_id = 'usr_feedtest'")
+        rows = con.execute("SELECT kind, ref_id, workspace_id FROM changes WHERE seq > "
+                           "(SELECT max(seq) - 3 FROM changes) ORDER BY seq").fetchall()
+        assert rows == [(3, "usr_feedtest", w.id)] * 3, rows
+        # a rolled-back change leaves no row: seqs stay dense
+        head = con.execute("SELECT max(seq) FROM changes").fetchone()[0]
+        con.execute("BEGIN")
+        con.execute("UPDATE keys SET name = 'gone' WHERE id = ?", (k["id"],))
+        con.execute("ROLLBACK")
+        with con:
+            con.execute("UPDATE workspaces SET quota = 5 WHERE id = ?", (w.id,))
+        assert con.execute("SELECT seq, kind, ref_id FROM changes WHERE seq > ?",
+                           (head,)).fetchall() == [(head + 1, 2, w.id)]
         con.close()
         assert seqs == [(1, k["id"])]
         eventually(lambda: code_on(srv, k["secret"]) == "inactive_key",
