@@ -34,6 +34,7 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         {"tls_key", offsetof(struct lk_config, tls_key)},
         {"log_file", offsetof(struct lk_config, log_file)},
         {"redis", offsetof(struct lk_config, redis)},
+        {"state_dir", offsetof(struct lk_config, state_dir)},
     };
     char field[32];
 
@@ -57,6 +58,13 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         if (lk_parse_i64(value, vlen, 1, 64, &n) != 0)
             return fail(ei, line, field, "threads must be 1 to 64");
         c->threads = (int)n;
+        return LK_OK;
+    }
+    if (nlen == 19 && memcmp(name, "feed_stale_after_ms", 19) == 0) {
+        int64_t n;
+        if (lk_parse_i64(value, vlen, 100, 3600000, &n) != 0)
+            return fail(ei, line, field, "feed_stale_after_ms must be 100 to 3600000");
+        c->feed_stale_after_ms = n;
         return LK_OK;
     }
     if (nlen == 9 && memcmp(name, "log_level", 9) == 0) {

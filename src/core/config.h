@@ -16,6 +16,8 @@
  *   access_log  = on                      # off: no line per request
  *   redis       = redis://:password@10.0.0.5:6379/0   # limits shared by every node
  *   redis_fail_open_rate_limits = off     # on: rate limits per node while Redis is down
+ *   state_dir   = /var/lib/latchkey/node  # this node's id and counters (--state-dir)
+ *   feed_stale_after_ms = 1000            # verification answers 503 past this
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -58,6 +60,8 @@ struct lk_config {
     int access_log;                     /* 1 on, 0 off, -1 when not set */
     char redis[LK_CONFIG_MAX_VALUE];    /* redis://… ; "" : no shared counters */
     int redis_fail_open_rate_limits;    /* 1 on, 0 off (the default) */
+    char state_dir[LK_CONFIG_MAX_VALUE]; /* "" : beside an SQLite file */
+    int64_t feed_stale_after_ms;         /* 0 when not set */
 };
 
 /* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */

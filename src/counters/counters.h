@@ -14,8 +14,8 @@
  * States live until lk_counters_free(); keys and workspaces are never deleted
  * (revoking keeps the row), so a pointer to a state stays valid.
  *
- * A serving process keeps the states in a memory-mapped file beside the
- * database (lk_counters_open()): every store of a check reaches the page cache
+ * A serving process keeps the states in a memory-mapped file in its state
+ * directory (lk_counters_open(); service/node.h): every store of a check reaches the page cache
  * at memory speed, so a killed process leaves its counters behind, exact, for
  * the next start to read back (the file's layout and checks: counters.c). The
  * file names the kernel's boot id; after a reboot it is not believed.
@@ -82,6 +82,9 @@ struct lk_wstate {
      * `spent` must become, known exactly even if the process dies. */
     int64_t spent_total;
     int64_t lease_size, last_lease_at;
+    /* A change of this node's stored lease being written (its amount), 0 when
+     * none: a file left with one cannot say whether memory has it yet. */
+    int64_t lease_pending;
     pthread_mutex_t lease_mu; /* one lease operation of this workspace at a time */
     struct lk_slice sh_q_live, sh_q_test; /* slices of the shared quota (guarded by mu) */
     pthread_mutex_t refill_mu; /* one refill of shared slices of this workspace at a time */
@@ -137,8 +140,8 @@ static inline void lk_wstate_unlock(struct lk_wstate *ws)
 
 /* Counters in memory only. Caller frees with lk_counters_free(). */
 struct lk_counters *lk_counters_new(void);
-/* Counters kept in the file at `path`, made if missing. Only the one server of
- * a database may open its file (it holds the serve lock). `owner` names what
+/* Counters kept in the file at `path`, made if missing. Only the node that
+ * holds the file's lock (service/node.h) may open it. `owner` names what
  * the counts belong to (the database file), at most 63 bytes. If the file was
  * left by a process of this boot for the same owner and passes every check,
  * its states are read back,

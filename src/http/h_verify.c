@@ -239,6 +239,12 @@ int lk_h_verify(struct lk_reqctx *rc)
         lk_verify_body_release(&vb);
         return lk_mgmt_submit(rc->mgmt, rc, lk_h_verify_leased);
     }
+    if (e == LK_ERR_STORAGE_UNAVAILABLE) {
+        /* Not an answer about the key: this node cannot vouch for its cache. */
+        lk_keycache_read_unlock();
+        lk_verify_body_release(&vb);
+        return lk_respond_error(rc, e, NULL);
+    }
     cap = answer_cap(k);
     out = h2o_mem_alloc_pool(&rc->req->pool, cap);
     len = verify_answer(out, cap, e, k, &info, vb.has_cost);
@@ -259,7 +265,13 @@ static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
 {
     struct leased_answer *a = arg;
     size_t cap = answer_cap(k);
-    char *out = lk_malloc(cap);
+    char *out;
+
+    if (e == LK_ERR_STORAGE_UNAVAILABLE) {
+        lk_mreq_error(a->m, e, NULL);
+        return;
+    }
+    out = lk_malloc(cap);
 
     lk_mreq_raw(a->m, 200, out, verify_answer(out, cap, e, k, info, a->show_credits));
     free(out);

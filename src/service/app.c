@@ -46,73 +46,33 @@ static enum lk_err read_pepper(const char *path, struct lk_pepper **out, struct 
     return LK_OK;
 }
 
-static int load_key(void *arg, const struct lk_key_row *row)
-{
-    struct lk_keycache *cache = arg;
-
-    lk_keycache_put(cache, row, NULL);
-    /* Grow the table as it fills: auto-resize lags a bulk load, and inserting into
-     * long chains made a million-key start take seconds longer. */
-    if ((lk_keycache_count(cache) & 0xffff) == 0)
-        lk_keycache_fit(cache);
-    return 0;
-}
-
-
-static int load_ws(void *arg, const struct lk_ws_row *w)
-{
-    struct lk_app *app = arg;
-
-    lk_counters_set_quota(lk_counters_ws(app->counters, w->id), w->quota, w->test_quota);
-    if (w->is_operator && app->operator_ws[0] == '\0')
-        memcpy(app->operator_ws, w->id, LK_ID_MAX);
-    return 0;
-}
-
-/* One server per database: an exclusive lock on `<path>.serve.lock` beside an
- * SQLite file, held while serving. Whoever holds it knows no other server is
- * spending from leases, so leases left in the store are a dead server's. */
-static enum lk_err take_serve_lock(struct lk_app *app, const char *db_url, struct lk_errinfo *ei)
-{
-    char path[4096];
-
-    if (strncmp(db_url, "sqlite:", 7) != 0 || strcmp(db_url + 7, ":memory:") == 0)
-        return LK_OK;
-    if ((size_t)snprintf(path, sizeof(path), "%s.serve.lock", db_url + 7) >= sizeof(path))
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "db", "database path too long");
-    if ((app->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s: %s", path,
-                              strerror(errno));
-    if (flock(app->lock_fd, LOCK_EX | LOCK_NB) != 0)
-        return lk_errinfo_set(ei, LK_ERR_CONFLICT, "db",
-                              "another latchkey is serving this database (%s is locked)", path);
-    return LK_OK;
-}
-
-/* The serving process keeps its counters in `<path>.counters` beside an SQLite
- * file (under the serve lock: no other process touches it), so they survive a
- * kill; everyone else, and an in-memory database, keeps them in memory. */
+/* The node keeps its counters in its state directory (held by it alone), so
+ * they survive a kill; everyone else, and an in-memory database, keeps them in
+ * memory. The counts belong to this database: for an SQLite file its inode (a
+ * copy or a restored backup does not take another file's counts for its own),
+ * else the node. */
 static enum lk_err open_counters(struct lk_app *app, const struct lk_app_config *cfg,
                                  bool *recovered, struct lk_errinfo *ei)
 {
-    const char *db = cfg->db_url;
-    char path[4096], owner[64];
+    const char *db = cfg->db_url, *path;
+    char owner[64];
     struct stat st;
 
     *recovered = false;
-    if (!cfg->serving || strncmp(db, "sqlite:", 7) != 0 || strcmp(db + 7, ":memory:") == 0) {
+    if (app->node == NULL) {
         app->counters = lk_counters_new();
         return LK_OK;
     }
-    if ((size_t)snprintf(path, sizeof(path), "%s.counters", db + 7) >= sizeof(path))
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "db", "database path too long");
-    /* The counts belong to this database file: a copy or a restored backup (a
-     * new inode) does not take another file's counts for its own. */
-    if (stat(db + 7, &st) != 0)
-        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot stat %s: %s", db + 7,
-                              strerror(errno));
-    snprintf(owner, sizeof(owner), "%llu:%llu", (unsigned long long)st.st_dev,
-             (unsigned long long)st.st_ino);
+    path = lk_node_counters_path(app->node);
+    if (strncmp(db, "sqlite:", 7) == 0) {
+        if (stat(db + 7, &st) != 0)
+            return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot stat %s: %s",
+                                  db + 7, strerror(errno));
+        snprintf(owner, sizeof(owner), "%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+    } else {
+        snprintf(owner, sizeof(owner), "%s", lk_node_id(app->node));
+    }
     if (lk_counters_open(path, owner, &app->counters, recovered) != LK_OK)
         return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s", path);
     if (!*recovered)
@@ -241,7 +201,6 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
 
     pthread_mutex_init(&app->write_mu, NULL);
     pthread_mutex_init(&app->route_ip_mu, NULL);
-    app->lock_fd = -1;
     app->serving = cfg->serving;
     app->trusted_proxies = cfg->trusted_proxies;
     app->limits = cfg->limits;
@@ -267,10 +226,11 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     lk_keycache_thread_online();
     if (cfg->pepper_file && (e = read_pepper(cfg->pepper_file, &app->pepper, ei)) != LK_OK)
         goto out;
-    if (cfg->serving && (e = take_serve_lock(app, cfg->db_url, ei)) != LK_OK)
+    bool memory = strcmp(cfg->db_url, "sqlite::memory:") == 0;
+    if (cfg->serving && !memory &&
+        (e = lk_node_open(cfg->db_url, cfg->state_dir, &app->node, ei)) != LK_OK)
         goto out;
-    if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK ||
-        (e = open_counters(app, cfg, &recovered, ei)) != LK_OK)
+    if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK)
         goto out;
     if (cfg->serving && cfg->redis_url != NULL && cfg->redis_url[0] != '\0') {
         char url[400];
@@ -281,18 +241,25 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
         lk_info("shared counters in %s (rate limits fail %s while it is down)", url,
                 app->fail_open_rate_limits ? "open" : "closed");
     }
-    app->cache = lk_keycache_new(app->counters);
-    if ((e = lk_store_ws_list(app->store, load_ws, app)) != LK_OK ||
-        (e = lk_store_key_scan(app->store, load_key, app->cache)) != LK_OK) {
-        lk_errinfo_set(ei, e, "db", "cannot read keys from the database");
+    /* Registered (beating from now) before anything is settled: others do not
+     * take this node's leases for a dead one's while it recovers them. */
+    if (app->node != NULL &&
+        (e = lk_node_register(app->node, app->store, lk_clock_now_s())) != LK_OK) {
+        lk_errinfo_set(ei, e, "db", "cannot register this node in the database");
         goto out;
     }
-    lk_keycache_fit(app->cache);
-    if ((e = lk_credits_load(app, cfg->serving, recovered, lk_clock_now_s())) != LK_OK) {
+    if ((e = open_counters(app, cfg, &recovered, ei)) != LK_OK)
+        goto out;
+    app->cache = lk_keycache_new(app->counters);
+    if ((e = lk_feed_open(app, cfg->serving, cfg->feed_stale_after_ms, &app->feed, ei)) != LK_OK)
+        goto out;
+    if ((e = lk_credits_load(app, app->node != NULL, recovered, lk_clock_now_s())) != LK_OK) {
         lk_errinfo_set(ei, e, "db", "cannot read credits and counters from the database");
         goto out;
     }
     app->usage = lk_usage_new(app);
+    if (app->node != NULL)
+        lk_node_start(app->node, app);
 out:
     if (e != LK_OK) {
         lk_app_close(app);
@@ -306,15 +273,27 @@ void lk_app_close(struct lk_app *app)
 {
     if (app == NULL)
         return;
+    bool clean = false;
+
+    /* The heartbeat (and its reclaiming) stops first; the feed next, so nothing
+     * writes the cache while it goes. */
+    if (app->node != NULL)
+        lk_node_stop(app->node);
+    lk_feed_free(app->feed);
     /* Once spending is written, what is left of the leases goes back to the
      * balance; if it could not be written the leases stay, and the next start
-     * counts them as spent: never more spent than was topped up. */
-    if (lk_usage_free(app->usage) && app->serving)
+     * of this node counts them as spent: never more spent than was topped up. */
+    if (lk_usage_free(app->usage) && app->node != NULL) {
         lk_credits_release(app);
-    else if (app->usage != NULL && app->serving)
+        clean = lk_credits_leased(app) == 0;
+    } else if (app->usage != NULL && app->node != NULL) {
         lk_error("spending could not be written at stop; leased credits stay leased");
+    }
     lk_limits_give_back(app); /* unspent slices of today, for the other nodes */
     lk_shared_free(app->shared);
+    /* A node that gave everything back leaves the list; one that could not
+     * stays, and its leases are settled at its next start or reclaimed. */
+    lk_node_free(app->node, app->store, clean);
     lk_keycache_free(app->cache);
     lk_counters_free(app->counters);
     lk_store_close(app->store);
@@ -328,8 +307,6 @@ void lk_app_close(struct lk_app *app)
         lk_throttle_free(app->route_ip[i].t);
     pthread_mutex_destroy(&app->route_ip_mu);
     pthread_mutex_destroy(&app->write_mu);
-    if (app->lock_fd >= 0)
-        close(app->lock_fd); /* releases the serve lock */
     free(app);
 }
 

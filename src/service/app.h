@@ -45,11 +45,17 @@ struct lk_app_config {
     /* The file the rules came from, re-read by lk_app_routes_reload(); NULL:
      * none (a reload keeps the rules as they are). */
     const char *routes_file;
-    /* This process serves the database: it takes the database's serve lock (one
-     * server per database) and so may reclaim credit leases a dead server left.
-     * False for commands that only read or add (init, seed): they leave leases
-     * alone. */
+    /* This process serves the database as one of its nodes: it holds its state
+     * directory, registers and beats, follows the change log and may reclaim
+     * credit leases that dead nodes left. False for commands that only read or
+     * add (init, seed): they leave leases alone. */
     bool serving;
+    /* The node's state directory (config `state_dir`, --state-dir); NULL: beside
+     * an SQLite file (`<db>.node`, `<db>.counters`), required for other stores. */
+    const char *state_dir;
+    /* Verification answers 503 once the feed has not confirmed the cache is
+     * current for this long (config `feed_stale_after_ms`); 0: the default. */
+    int64_t feed_stale_after_ms;
     /* Peers believed about the client's address and scheme (config
      * `trusted_proxies`); none: every peer is the client. */
     struct lk_netaddr_list trusted_proxies;
@@ -73,7 +79,9 @@ struct lk_app;
 struct lk_throttle *lk_app_route_ip(struct lk_app *app, int64_t limit, int64_t window_s);
 
 /* Opens the store (applying migrations), reads the pepper, loads every key into
- * the cache and starts the usage recorder. The calling thread is put online for
+ * the cache (the feed's snapshot) and starts the usage recorder; when serving,
+ * also the node (state directory, registration, heartbeat) and the feed's
+ * thread. The calling thread is put online for
  * the cache. Caller frees with lk_app_close(). Errors are described in ei. */
 enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out /* OUT */,
                         struct lk_errinfo *ei);

@@ -12,7 +12,9 @@
 #include "counters/counters.h"
 #include "counters/shared.h"
 #include "service/app.h"
+#include "service/feed.h"
 #include "service/keycache.h"
+#include "service/node.h"
 #include "service/usage.h"
 #include "store/store.h"
 
@@ -27,6 +29,8 @@ struct lk_app {
     struct lk_shared *shared; /* counters shared by every node (Redis); NULL: none */
     bool fail_open_rate_limits;
     struct lk_keycache *cache;
+    struct lk_feed *feed; /* the cache's one writer (service/feed.h) */
+    struct lk_node *node; /* this serving process as a node; NULL when not serving */
     struct lk_usage *usage;
     struct lk_pepper *pepper; /* NULL when none is configured */
     /* Orders this process's writes of keys and workspaces with what they

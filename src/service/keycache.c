@@ -15,6 +15,7 @@
  * reads (permissions, name) follow the record instead of living elsewhere. */
 struct centry {
     struct cds_lfht_node node;
+    struct cds_lfht_node rnode; /* in the table by rowid: a key's entries, found again */
     struct lk_ckey k;
     struct rcu_head rcu;
     uint32_t pepper_id;
@@ -23,6 +24,7 @@ struct centry {
 
 struct lk_keycache {
     struct cds_lfht *ht;
+    struct cds_lfht *by_rowid; /* the same entries by their key's rowid (duplicates) */
     struct lk_counters *counters;
     _Atomic unsigned long count;
     _Atomic unsigned plain_count;    /* entries whose digest has no pepper */
@@ -37,6 +39,18 @@ static unsigned long hash_of(const uint8_t d[LK_DIGEST_LEN])
     return h;
 }
 
+static unsigned long hash_rowid(int64_t rowid)
+{
+    uint64_t h = (uint64_t)rowid * UINT64_C(0x9e3779b97f4a7c15);
+    return (unsigned long)(h ^ (h >> 29));
+}
+
+static int match_rowid(struct cds_lfht_node *node, const void *key)
+{
+    const struct centry *e = caa_container_of(node, struct centry, rnode);
+    return e->k.rowid == *(const int64_t *)key;
+}
+
 static int match(struct cds_lfht_node *node, const void *key)
 {
     const struct centry *e = caa_container_of(node, struct centry, node);
@@ -49,7 +63,8 @@ struct lk_keycache *lk_keycache_new(struct lk_counters *counters)
 
     c->counters = counters;
     c->ht = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
-    lk_assert(c->ht != NULL);
+    c->by_rowid = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+    lk_assert(c->ht != NULL && c->by_rowid != NULL);
     return c;
 }
 
@@ -75,12 +90,15 @@ void lk_keycache_free(struct lk_keycache *c)
     while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
         struct centry *e = caa_container_of(node, struct centry, node);
         cds_lfht_next(c->ht, &it);
-        if (cds_lfht_del(c->ht, node) == 0)
+        if (cds_lfht_del(c->ht, node) == 0) {
+            cds_lfht_del(c->by_rowid, &e->rnode);
             call_rcu(&e->rcu, centry_free_rcu);
+        }
     }
     rcu_read_unlock();
     rcu_barrier(); /* every deferred free has run */
     cds_lfht_destroy(c->ht, NULL);
+    cds_lfht_destroy(c->by_rowid, NULL);
     free(c);
 }
 
@@ -225,9 +243,11 @@ static void publish(struct lk_keycache *c, struct centry *e)
             atomic_store(&e->k.last_used, lu);
     }
     old_node = cds_lfht_add_replace(c->ht, hash_of(e->k.digest), match, e->k.digest, &e->node);
+    cds_lfht_add(c->by_rowid, hash_rowid(e->k.rowid), &e->rnode);
     account(c, e->pepper_id, 1);
     if (old_node != NULL) {
         struct centry *old = caa_container_of(old_node, struct centry, node);
+        cds_lfht_del(c->by_rowid, &old->rnode);
         account(c, old->pepper_id, -1);
         call_rcu(&old->rcu, centry_free_rcu);
     }
@@ -243,17 +263,27 @@ static void drop(struct lk_keycache *c, const uint8_t d[LK_DIGEST_LEN])
     cds_lfht_lookup(c->ht, hash_of(d), match, d, &it);
     if ((node = cds_lfht_iter_get_node(&it)) != NULL && cds_lfht_del(c->ht, node) == 0) {
         struct centry *e = caa_container_of(node, struct centry, node);
+        cds_lfht_del(c->by_rowid, &e->rnode);
         account(c, e->pepper_id, -1);
         call_rcu(&e->rcu, centry_free_rcu);
     }
     rcu_read_unlock();
 }
 
-void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row,
-                     const struct lk_key_row *old)
+/* Whether d is one of row's digests. */
+static bool row_has(const struct lk_key_row *row, const uint8_t d[LK_DIGEST_LEN])
+{
+    return lk_digest_equal(row->digest, d) || (row->has_prev && lk_digest_equal(row->prev_digest, d));
+}
+
+void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row)
 {
     struct lk_wstate *ws = lk_counters_ws(c->counters, row->workspace_id);
     struct centry *e = centry_new(row, row->digest, row->pepper_id, 0);
+    uint8_t stale[4][LK_DIGEST_LEN];
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+    size_t nstale = 0;
 
     e->k.ws = ws;
     publish(c, e);
@@ -262,14 +292,19 @@ void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row,
         e->k.ws = ws;
         publish(c, e);
     }
-    if (old == NULL)
-        return;
-    if (!lk_digest_equal(old->digest, row->digest) &&
-        !(row->has_prev && lk_digest_equal(old->digest, row->prev_digest)))
-        drop(c, old->digest);
-    if (old->has_prev && !lk_digest_equal(old->prev_digest, row->digest) &&
-        !(row->has_prev && lk_digest_equal(old->prev_digest, row->prev_digest)))
-        drop(c, old->prev_digest);
+    /* Entries of digests the key no longer has (a secret whose grace period a
+     * second regeneration ended) go. */
+    rcu_read_lock();
+    cds_lfht_lookup(c->by_rowid, hash_rowid(row->rowid), match_rowid, &row->rowid, &it);
+    while ((node = cds_lfht_iter_get_node(&it)) != NULL && nstale < LK_ARRAY_LEN(stale)) {
+        const struct centry *o = caa_container_of(node, struct centry, rnode);
+        if (!row_has(row, o->k.digest))
+            memcpy(stale[nstale++], o->k.digest, LK_DIGEST_LEN);
+        cds_lfht_next_duplicate(c->by_rowid, match_rowid, &row->rowid, &it);
+    }
+    rcu_read_unlock();
+    for (size_t i = 0; i < nstale; i++)
+        drop(c, stale[i]);
 }
 
 void lk_keycache_fit(struct lk_keycache *c)
@@ -279,6 +314,7 @@ void lk_keycache_fit(struct lk_keycache *c)
     while (want < n && want < (1UL << 30))
         want <<= 1;
     cds_lfht_resize(c->ht, want);
+    cds_lfht_resize(c->by_rowid, want);
 }
 
 unsigned long lk_keycache_count(struct lk_keycache *c)

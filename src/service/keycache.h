@@ -10,8 +10,8 @@
  *
  * Thread safety: every thread that calls any function here must first call
  * lk_keycache_thread_online() once. Readers bracket lookups and every use of the
- * returned entry with lk_keycache_read_lock()/unlock(). Writers (put/drop) may run
- * from any registered thread; callers serialise writers of the same key.
+ * returned entry with lk_keycache_read_lock()/unlock(). Writers (put) may run
+ * from any registered thread, one at a time (the feed serialises them).
  */
 #ifndef LK_KEYCACHE_H
 #define LK_KEYCACHE_H
@@ -66,11 +66,11 @@ void lk_keycache_read_unlock(void);
 /* Entry for digest d, or NULL. Valid until lk_keycache_read_unlock(). */
 const struct lk_ckey *lk_keycache_find(struct lk_keycache *c, const uint8_t d[LK_DIGEST_LEN]);
 
-/* Publishes the key `row` (current digest and, if any, previous digest). When
- * `old` (the row before the change) is given, entries of its digests that `row`
- * no longer has are removed. Keeps last_used across versions. */
-void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row,
-                     const struct lk_key_row *old);
+/* Publishes the key `row` (current digest and, if any, previous digest) and
+ * removes the key's entries of digests `row` no longer has (found by rowid).
+ * Keeps last_used across versions. The feed (service/feed.c) is its one caller
+ * while serving. */
+void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row);
 
 /* Resizes the table to one bucket per entry now, rather than in the lazy steps
  * auto-resize takes (which leave long chains for seconds after a bulk load).

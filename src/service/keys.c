@@ -211,7 +211,7 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
     if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, create_txn,
                           &(struct create){app, who, spec, action, now, &k, secret})) != LK_OK)
         goto out;
-    lk_keycache_put(app->cache, &k, NULL);
+    lk_feed_sync(app->feed); /* the new key verifies on this node at once */
 out:
     if (locked)
         pthread_mutex_unlock(&app->write_mu);
@@ -378,7 +378,7 @@ static enum lk_err change_key(struct lk_app *app, const struct lk_actor *who, co
 
     pthread_mutex_lock(&app->write_mu);
     if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, change_txn, &c)) == LK_OK)
-        lk_keycache_put(app->cache, &c.k, &c.old);
+        lk_feed_sync(app->feed); /* a revoked key is refused on this node at once */
     pthread_mutex_unlock(&app->write_mu);
     lk_key_row_release(&c.old);
     if (e == LK_OK && out != NULL) {

@@ -180,10 +180,11 @@ static enum lk_err write_batch(struct lk_usage *u, struct batch *b, const struct
         snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", b->spends[i].ws->id);
         snprintf(r.kind, sizeof(r.kind), "spend");
         r.created_at = r.period;
-        e = lk_store_credits_move(u->store, r.workspace_id, 0, -r.amount, r.amount, 0);
+        e = lk_credits_book_spend(u->app, r.workspace_id, r.amount);
         if (e == LK_ERR_CONFLICT) {
-            /* Fewer leased than spent: the lease was reclaimed behind our back
-             * (and counted as spent then). Keep the other writes going. */
+            /* Fewer leased than spent: this node's lease was reclaimed while it
+             * was taken for dead (and counted as spent then). Keep the other
+             * writes going. */
             lk_error("workspace %s: spending of %lld found no lease; not recorded twice",
                      r.workspace_id, (long long)r.amount);
             continue;

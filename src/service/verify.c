@@ -82,6 +82,10 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
         return LK_ERR_TOO_MANY_REQUESTS;
     if (lk_secret_parse(req->secret, req->len, &view) != LK_OK)
         return LK_ERR_MALFORMED_KEY;
+    /* A cache this node cannot vouch for answers nothing about keys: not a
+     * stale "valid", and not "unknown" for a key created elsewhere. */
+    if (lk_feed_stale(app->feed))
+        return LK_ERR_STORAGE_UNAVAILABLE;
     if ((k = lookup(app, req->secret, req->len)) == NULL) {
         if (req->address != NULL)
             lk_throttle_note(app->failed_keys, req->address, req->now);

@@ -60,7 +60,7 @@ static enum lk_err create_txn(struct lk_store *s, void *arg)
     return lk_audit_write(s, c->actor, "workspace.create", c->w->id, c->now);
 }
 
-/* Inserts w and its starter keys inside one transaction, then publishes the keys.
+/* Inserts w and its starter keys inside one transaction; the feed publishes them.
  * Caller holds app->write_mu. With `first`, only into an empty store
  * (LK_ERR_CONFLICT, *existing the workspace there, otherwise). */
 static enum lk_err create_locked(struct lk_app *app, const struct lk_actor *who,
@@ -95,9 +95,7 @@ static enum lk_err create_locked(struct lk_app *app, const struct lk_actor *who,
     memcpy(actor.workspace_id, w->id, LK_ID_MAX);
     if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, create_txn, &c)) != LK_OK)
         return e;
-    lk_counters_set_quota(lk_counters_ws(app->counters, w->id), w->quota, w->test_quota);
-    for (i = 0; i < LK_ARRAY_LEN(keys); i++)
-        lk_keycache_put(app->cache, &keys[i], NULL);
+    lk_feed_sync(app->feed); /* the workspace and its keys, on this node at once */
     return LK_OK;
 }
 
@@ -187,7 +185,7 @@ enum lk_err lk_workspaces_set_quota(struct lk_app *app, const struct lk_actor *w
     /* write_mu orders the counters' copy of the quotas as the store's. */
     pthread_mutex_lock(&app->write_mu);
     if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, set_quota_txn, &q)) == LK_OK)
-        lk_counters_set_quota(lk_counters_ws(app->counters, id), out->quota, out->test_quota);
+        lk_feed_sync(app->feed); /* the feed sets the counters' copy */
     pthread_mutex_unlock(&app->write_mu);
     return e;
 }

@@ -5,6 +5,7 @@
  */
 #include <pthread.h>
 #include <stdarg.h>
+#include <time.h>
 #include <sqlite3.h>
 
 #include "base/common.h"
@@ -115,6 +116,54 @@ static const char *const migrations[] = {
     "  digest BLOB NOT NULL UNIQUE, invited_by TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
     "CREATE INDEX invitations_by_workspace ON invitations(workspace_id, expires_at);",
+    /* 6: several nodes on one database. The change log, appended by triggers in
+     * the transaction of the change itself (no writer can forget it; last-used
+     * times are not changes), the nodes with their heartbeats, and each node's
+     * part of a workspace's leased credits. Seqs come from the rowid: SQLite has
+     * one writer, so they are visible in commit order, and pruning keeps the
+     * newest row so none is ever reused. */
+    "CREATE TABLE changes("
+    "  seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, key_rowid INTEGER, ref_id TEXT,"
+    "  workspace_id TEXT, at INTEGER NOT NULL);"
+    "CREATE INDEX changes_by_at ON changes(at);"
+    "CREATE TABLE nodes("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL, started_at INTEGER NOT NULL,"
+    "  heartbeat_at INTEGER NOT NULL);"
+    "CREATE TABLE credit_leases("
+    "  workspace_id TEXT NOT NULL, node_id TEXT NOT NULL,"
+    "  amount INTEGER NOT NULL CHECK(amount >= 0),"
+    "  PRIMARY KEY(workspace_id, node_id)) WITHOUT ROWID;"
+    "CREATE TRIGGER changes_key_insert AFTER INSERT ON keys BEGIN"
+    "  INSERT INTO changes(kind, key_rowid, ref_id, workspace_id, at)"
+    "    VALUES(1, NEW.rowid, NEW.id, NEW.workspace_id, CAST(strftime('%s', 'now') AS INTEGER));"
+    "END;"
+    "CREATE TRIGGER changes_key_update AFTER UPDATE OF id, workspace_id, name, environment,"
+    "  kind, permissions, meta, hint, enabled, expires_at, revoked_at, created_at, rl_limit,"
+    "  rl_window_s, daily_spend_cap, digest, pepper_id, prev_digest, prev_pepper_id, prev_until,"
+    "  created_by ON keys BEGIN"
+    "  INSERT INTO changes(kind, key_rowid, ref_id, workspace_id, at)"
+    "    VALUES(1, NEW.rowid, NEW.id, NEW.workspace_id, CAST(strftime('%s', 'now') AS INTEGER));"
+    "END;"
+    "CREATE TRIGGER changes_ws_insert AFTER INSERT ON workspaces BEGIN"
+    "  INSERT INTO changes(kind, key_rowid, ref_id, workspace_id, at)"
+    "    VALUES(2, 0, NEW.id, NEW.id, CAST(strftime('%s', 'now') AS INTEGER));"
+    "END;"
+    "CREATE TRIGGER changes_ws_update AFTER UPDATE ON workspaces BEGIN"
+    "  INSERT INTO changes(kind, key_rowid, ref_id, workspace_id, at)"
+    "    VALUES(2, 0, NEW.id, NEW.id, CAST(strftime('%s', 'now') AS INTEGER));"
+    "END;"
+    "CREATE TRIGGER changes_member_insert AFTER INSERT ON members BEGIN"
+    "  INSERT INTO changes(kind, key_rowid, ref_id, workspace_id, at)"
+    "    VALUES(3, 0, NEW.user_id, NEW.workspace_id, CAST(strftime('%s', 'now') AS INTEGER));"
+    "END;"
+    "CREATE TRIGGER changes_member_update AFTER UPDATE ON members BEGIN"
+    "  INSERT INTO changes(kind, key_rowid, ref_id, workspace_id, at)"
+    "    VALUES(3, 0, NEW.user_id, NEW.workspace_id, CAST(strftime('%s', 'now') AS INTEGER));"
+    "END;"
+    "CREATE TRIGGER changes_member_delete AFTER DELETE ON members BEGIN"
+    "  INSERT INTO changes(kind, key_rowid, ref_id, workspace_id, at)"
+    "    VALUES(3, 0, OLD.user_id, OLD.workspace_id, CAST(strftime('%s', 'now') AS INTEGER));"
+    "END;",
 };
 
 enum stmt_id {
@@ -176,6 +225,19 @@ enum stmt_id {
     ST_LEDGER_SCAN,
     ST_AUDIT_SCAN,
     ST_WS_IMPORT,
+    ST_CHANGES_SINCE,
+    ST_CHANGES_HEAD,
+    ST_CHANGES_PRUNE,
+    ST_KEY_BY_ROWID,
+    ST_DATA_VERSION,
+    ST_NODE_PUT,
+    ST_NODE_BEAT,
+    ST_NODE_LIST,
+    ST_NODE_DELETE,
+    ST_LEASE_ENSURE,
+    ST_LEASE_MOVE,
+    ST_LEASE_TIDY,
+    ST_LEASE_SCAN,
     ST__COUNT
 };
 
@@ -313,16 +375,49 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_WS_IMPORT] = "INSERT INTO workspaces(rowid, id, name, key_prefix, key_format, "
                      "is_operator, created_at, quota, test_quota) "
                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_CHANGES_SINCE] = "SELECT seq, kind, key_rowid, ref_id, workspace_id, at FROM changes "
+                         "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [ST_CHANGES_HEAD] = "SELECT coalesce(max(seq), 0) FROM changes",
+    [ST_CHANGES_PRUNE] = "DELETE FROM changes WHERE at < ?1 "
+                         "AND seq < (SELECT max(seq) FROM changes)",
+    [ST_KEY_BY_ROWID] = "SELECT " KEY_COLS " FROM keys WHERE rowid = ?1",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
+    [ST_NODE_PUT] = "INSERT INTO nodes(id, name, started_at, heartbeat_at) VALUES(?1, ?2, ?3, ?4) "
+                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                    "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+    [ST_NODE_BEAT] = "UPDATE nodes SET heartbeat_at = ?2 WHERE id = ?1",
+    [ST_NODE_LIST] = "SELECT id, name, started_at, heartbeat_at FROM nodes ORDER BY started_at, id",
+    [ST_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
+    [ST_LEASE_ENSURE] = "INSERT INTO credit_leases(workspace_id, node_id, amount) "
+                        "VALUES(?1, ?2, 0) ON CONFLICT(workspace_id, node_id) DO NOTHING",
+    [ST_LEASE_MOVE] = "UPDATE credit_leases SET amount = amount + ?3 "
+                      "WHERE workspace_id = ?1 AND node_id = ?2 AND amount + ?3 >= 0",
+    [ST_LEASE_TIDY] = "DELETE FROM credit_leases WHERE workspace_id = ?1 AND node_id = ?2 "
+                      "AND amount = 0",
+    [ST_LEASE_SCAN] = "SELECT workspace_id, node_id, amount FROM credit_leases "
+                      "WHERE (?1 IS NULL OR node_id = ?1) AND amount > 0 "
+                      "ORDER BY node_id, workspace_id",
 };
 
 #define BUSY_MS 5000            /* how long a call waits for another process's lock */
 #define BACKGROUND_BUSY_MS 100  /* the same for the recorder, which can try again */
+
+#define WAIT_POLL_MS 25 /* how often a waiter looks for other processes' commits */
 
 struct sqlite_store {
     struct lk_store base;
     sqlite3 *db;
     pthread_mutex_t mu;
     sqlite3_stmt *st[ST__COUNT];
+    /* A second connection for the change log's readers (the feed), so they
+     * neither wait behind this process's writers nor see their uncommitted
+     * rows; NULL for an in-memory database, which has no second connection. */
+    struct sqlite_store *reader;
+    /* In-process wake-up: bumped after every commit of this process. */
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake_cv;
+    uint64_t wake_gen;
+    int64_t data_version; /* the reader's last PRAGMA data_version */
 };
 
 #define SQ(s) ((struct sqlite_store *)(s))
@@ -521,11 +616,34 @@ static void sq_close(struct lk_store *base)
 {
     struct sqlite_store *s = SQ(base);
 
+    if (s->reader != NULL)
+        sq_close(&s->reader->base);
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->wake_mu);
+    pthread_cond_destroy(&s->wake_cv);
     free(s);
+}
+
+/* The change log's own connection to the same file (WAL: it reads the last
+ * commit without waiting for writers). */
+static enum lk_err open_reader(struct sqlite_store *s, const char *path, struct lk_errinfo *ei)
+{
+    struct sqlite_store *r = lk_calloc(1, sizeof(*r));
+
+    r->base.ops = &lk__store_sqlite_ops;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->wake_mu, NULL);
+    pthread_cond_init(&r->wake_cv, NULL);
+    s->reader = r;
+    if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK)
+        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s: %s", path,
+                              r->db ? sqlite3_errmsg(r->db) : "out of memory");
+    sqlite3_busy_timeout(r->db, BACKGROUND_BUSY_MS);
+    return LK_OK;
 }
 
 static enum lk_err sq_open(const char *url, struct lk_store **out, struct lk_errinfo *ei)
@@ -543,6 +661,14 @@ static enum lk_err sq_open(const char *url, struct lk_store **out, struct lk_err
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&s->mu, &attr);
     pthread_mutexattr_destroy(&attr);
+    pthread_mutex_init(&s->wake_mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->wake_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         e = lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s: %s", path,
@@ -556,7 +682,8 @@ static enum lk_err sq_open(const char *url, struct lk_store **out, struct lk_err
         e = lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot set up %s", path);
         goto out;
     }
-    e = migrate(s, ei);
+    if ((e = migrate(s, ei)) == LK_OK && strcmp(path, ":memory:") != 0)
+        e = open_reader(s, path, ei);
 out:
     if (e != LK_OK) {
         sq_close(&s->base);
@@ -609,6 +736,15 @@ static enum lk_err sq_begin_background(struct lk_store *base)
     return e;
 }
 
+/* Wakes this process's change waiters once a commit is visible. */
+static void wake(struct sqlite_store *s)
+{
+    pthread_mutex_lock(&s->wake_mu);
+    s->wake_gen++;
+    pthread_cond_broadcast(&s->wake_cv);
+    pthread_mutex_unlock(&s->wake_mu);
+}
+
 static enum lk_err sq_commit(struct lk_store *base)
 {
     struct sqlite_store *s = SQ(base);
@@ -617,6 +753,8 @@ static enum lk_err sq_commit(struct lk_store *base)
     if (e != LK_OK)
         exec(s, "ROLLBACK");
     pthread_mutex_unlock(&s->mu);
+    if (e == LK_OK)
+        wake(s);
     return e;
 }
 
@@ -1520,6 +1658,200 @@ static enum lk_err sq_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
     return read_stmt(SQ(base), ST_AUDIT_SCAN, false, row_audit, &ac, "scan audit events", "");
 }
 
+/* --- the change log, nodes and leases ------------------------------------------------- */
+
+/* Where the change log is read: the reader connection when there is one. */
+static struct sqlite_store *rd(struct sqlite_store *s)
+{
+    return s->reader != NULL ? s->reader : s;
+}
+
+struct change_cb {
+    lk_change_cb cb;
+    void *arg;
+};
+
+static int row_change(sqlite3_stmt *st, void *arg)
+{
+    struct change_cb *c = arg;
+    struct lk_change_row r;
+
+    memset(&r, 0, sizeof(r));
+    r.seq = sqlite3_column_int64(st, 0);
+    r.kind = (enum lk_change_kind)sqlite3_column_int(st, 1);
+    r.key_rowid = col_opt_i64(st, 2, 0);
+    col_text(st, 3, r.ref_id, sizeof(r.ref_id));
+    col_text(st, 4, r.workspace_id, sizeof(r.workspace_id));
+    r.at = sqlite3_column_int64(st, 5);
+    return c->cb(c->arg, &r);
+}
+
+static enum lk_err sq_changes_since(struct lk_store *base, int64_t after, int limit,
+                                    lk_change_cb cb, void *arg)
+{
+    struct change_cb c = {cb, arg};
+    return read_stmt(rd(SQ(base)), ST_CHANGES_SINCE, false, row_change, &c, "read changes", "ii",
+                     after, (int64_t)(limit > 0 ? limit : 1));
+}
+
+static enum lk_err sq_changes_head(struct lk_store *base, int64_t *out)
+{
+    *out = 0;
+    return read_stmt(rd(SQ(base)), ST_CHANGES_HEAD, false, row_count, out, "read change head",
+                     "");
+}
+
+/* True when another connection committed since the last look (PRAGMA
+ * data_version of the reader changes with every commit but its own, and the
+ * reader never writes). */
+static bool other_commit(struct sqlite_store *s)
+{
+    int64_t v = 0;
+
+    if (s->reader == NULL ||
+        read_stmt(s->reader, ST_DATA_VERSION, false, row_count, &v, "read data version", "") !=
+            LK_OK)
+        return false;
+    if (v == s->data_version)
+        return false;
+    s->data_version = v;
+    return true;
+}
+
+static enum lk_err sq_changes_wait(struct lk_store *base, int timeout_ms)
+{
+    struct sqlite_store *s = SQ(base);
+    struct timespec now, until;
+    uint64_t gen;
+    int left = timeout_ms;
+
+    pthread_mutex_lock(&s->wake_mu);
+    gen = s->wake_gen;
+    pthread_mutex_unlock(&s->wake_mu);
+    while (left > 0) {
+        int slice = left < WAIT_POLL_MS ? left : WAIT_POLL_MS;
+        bool woken;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        until = now;
+        until.tv_nsec += (long)slice * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&s->wake_mu);
+        while (s->wake_gen == gen &&
+               pthread_cond_timedwait(&s->wake_cv, &s->wake_mu, &until) == 0)
+            ;
+        woken = s->wake_gen != gen;
+        pthread_mutex_unlock(&s->wake_mu);
+        if (woken || other_commit(s))
+            return LK_OK;
+        left -= slice;
+    }
+    return LK_OK;
+}
+
+static enum lk_err sq_changes_prune(struct lk_store *base, int64_t before_at)
+{
+    return write_stmt(SQ(base), ST_CHANGES_PRUNE, false, "prune changes", "i", before_at);
+}
+
+static int row_key(sqlite3_stmt *st, void *arg)
+{
+    read_key(st, arg);
+    return 1;
+}
+
+static enum lk_err sq_key_get_by_rowid(struct lk_store *base, int64_t rowid,
+                                       struct lk_key_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    return read_stmt(rd(SQ(base)), ST_KEY_BY_ROWID, true, row_key, out, "get key", "i", rowid);
+}
+
+static enum lk_err sq_node_put(struct lk_store *base, const struct lk_node_row *n)
+{
+    return write_stmt(SQ(base), ST_NODE_PUT, false, "register node", "ssii", n->id, n->name,
+                      n->started_at, n->heartbeat_at);
+}
+
+static enum lk_err sq_node_heartbeat(struct lk_store *base, const char *id, int64_t now)
+{
+    return write_stmt(SQ(base), ST_NODE_BEAT, true, "node heartbeat", "si", id, now);
+}
+
+struct node_cb {
+    lk_node_cb cb;
+    void *arg;
+};
+
+static int row_node(sqlite3_stmt *st, void *arg)
+{
+    struct node_cb *c = arg;
+    struct lk_node_row n;
+
+    memset(&n, 0, sizeof(n));
+    col_text(st, 0, n.id, sizeof(n.id));
+    col_text(st, 1, n.name, sizeof(n.name));
+    n.started_at = sqlite3_column_int64(st, 2);
+    n.heartbeat_at = sqlite3_column_int64(st, 3);
+    return c->cb(c->arg, &n);
+}
+
+static enum lk_err sq_node_list(struct lk_store *base, lk_node_cb cb, void *arg)
+{
+    struct node_cb c = {cb, arg};
+    return read_stmt(SQ(base), ST_NODE_LIST, false, row_node, &c, "list nodes", "");
+}
+
+static enum lk_err sq_node_delete(struct lk_store *base, const char *id)
+{
+    return write_stmt(SQ(base), ST_NODE_DELETE, false, "delete node", "s", id);
+}
+
+static enum lk_err sq_lease_move(struct lk_store *base, const char *ws_id, const char *node_id,
+                                 int64_t d)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu); /* recursive: keeps the statements together */
+    e = write_stmt(s, ST_LEASE_ENSURE, false, "open lease", "ss", ws_id, node_id);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_LEASE_MOVE, true, "move lease", "ssi", ws_id, node_id, d);
+    /* A lease given back in full leaves no row behind. */
+    if (e == LK_OK || e == LK_ERR_NOT_FOUND) {
+        enum lk_err t = write_stmt(s, ST_LEASE_TIDY, false, "tidy lease", "ss", ws_id, node_id);
+        if (e == LK_OK)
+            e = t;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e == LK_ERR_NOT_FOUND ? LK_ERR_CONFLICT : e;
+}
+
+struct lease_cb {
+    lk_lease_cb cb;
+    void *arg;
+};
+
+static int row_lease(sqlite3_stmt *st, void *arg)
+{
+    struct lease_cb *c = arg;
+    struct lk_lease_row l;
+
+    memset(&l, 0, sizeof(l));
+    col_text(st, 0, l.workspace_id, sizeof(l.workspace_id));
+    col_text(st, 1, l.node_id, sizeof(l.node_id));
+    l.amount = sqlite3_column_int64(st, 2);
+    return c->cb(c->arg, &l);
+}
+
+static enum lk_err sq_lease_scan(struct lk_store *base, const char *node_id, lk_lease_cb cb,
+                                 void *arg)
+{
+    struct lease_cb c = {cb, arg};
+    return read_stmt(SQ(base), ST_LEASE_SCAN, false, row_lease, &c, "scan leases", "s", node_id);
+}
+
 const struct lk_store_ops lk__store_sqlite_ops = {
     .scheme = "sqlite:",
     .open = sq_open,
@@ -1578,4 +1910,15 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .ws_import = sq_ws_import,
     .ledger_scan = sq_ledger_scan,
     .audit_scan = sq_audit_scan,
+    .changes_since = sq_changes_since,
+    .changes_head = sq_changes_head,
+    .changes_wait = sq_changes_wait,
+    .changes_prune = sq_changes_prune,
+    .key_get_by_rowid = sq_key_get_by_rowid,
+    .node_put = sq_node_put,
+    .node_heartbeat = sq_node_heartbeat,
+    .node_list = sq_node_list,
+    .node_delete = sq_node_delete,
+    .lease_move = sq_lease_move,
+    .lease_scan = sq_lease_scan,
 };

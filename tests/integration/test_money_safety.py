@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from conftest import BIN, clean_env, free_port, run_cli
 from lkhelpers import assert_error, expect_status
@@ -34,10 +35,33 @@ def test_init_and_a_second_serve_leave_a_live_servers_lease_alone(fresh_server):
     # `init` on the served database refuses and changes nothing, leases included
     res = run_cli(["init", "--db", srv.db_url])
     assert res.returncode != 0
-    # a second server on the same database refuses to start, whatever its port
+    # a second server on the same state directory (beside the database, when it
+    # names none) refuses to start, whatever its port
     res = run_cli(["serve", "--db", srv.db_url, "--listen", f"127.0.0.1:{free_port()}"],
                   timeout=20)
-    assert res.returncode != 0 and "another latchkey is serving" in res.stderr, res.stderr
+    assert res.returncode != 0 and "in use by another latchkey node" in res.stderr, res.stderr
+    # one with its own state directory is another node: it starts, serves and
+    # stops without touching the first one's lease
+    port = free_port()
+    other = subprocess.Popen(
+        [BIN, "serve", "--db", srv.db_url, "--listen", f"127.0.0.1:{port}",
+         "--state-dir", str(srv.dir / "node2")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        env=clean_env())
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert other.poll() is None and time.monotonic() < deadline, "second node did not start"
+            time.sleep(0.05)
+    finally:
+        other.terminate()
+        _, err = other.communicate(timeout=20)
+    assert other.returncode == 0, err
     time.sleep(1.5)  # let the recorder write the spending
     doc = credits(srv, w)
     assert (doc["balance"], doc["spent"], doc["topped_up"]) == (995, 5, 1000), doc

@@ -329,7 +329,13 @@ def test_migration_ends_immortal_temporary_keys(fresh_server):
         version = db.execute("PRAGMA user_version").fetchone()[0]
         db.executescript("DROP TRIGGER key_digests_insert; DROP TRIGGER key_digests_update;"
                          "DROP TRIGGER key_digests_delete; DROP TABLE key_digests;"
-                         "DROP TABLE invitations;")  # migration 5, after the one tested
+                         "DROP TABLE invitations;"  # migration 5, after the one tested
+                         # and migration 6 (the change log, nodes, leases)
+                         "DROP TRIGGER changes_key_insert; DROP TRIGGER changes_key_update;"
+                         "DROP TRIGGER changes_ws_insert; DROP TRIGGER changes_ws_update;"
+                         "DROP TRIGGER changes_member_insert; DROP TRIGGER changes_member_update;"
+                         "DROP TRIGGER changes_member_delete; DROP TABLE changes;"
+                         "DROP TABLE nodes; DROP TABLE credit_leases;")
         db.execute("UPDATE keys SET expires_at = NULL WHERE id = ?", (k["id"],))
         db.execute("PRAGMA user_version = 3")  # before migration 4, which ends them
         db.commit()

@@ -176,6 +176,30 @@ static void test_redis(void **state)
     assert_string_equal(ei.field, "redis_fail_open_rate_limits");
 }
 
+static void test_nodes(void **state)
+{
+    static const char text[] = "state_dir = /var/lib/latchkey/node-a\nfeed_stale_after_ms = 250\n";
+    static const char *const refused[] = {"feed_stale_after_ms = 99\n", "feed_stale_after_ms = 0\n",
+                                          "feed_stale_after_ms = 3600001\n",
+                                          "feed_stale_after_ms = 1s\n", "state_dir =\n"};
+    struct lk_config c;
+    struct lk_errinfo ei;
+
+    (void)state;
+    assert_int_equal(lk_config_parse(text, strlen(text), &c, &ei), LK_OK);
+    assert_string_equal(c.state_dir, "/var/lib/latchkey/node-a");
+    assert_int_equal(c.feed_stale_after_ms, 250);
+    assert_int_equal(lk_config_parse("", 0, &c, &ei), LK_OK);
+    assert_string_equal(c.state_dir, "");
+    assert_int_equal(c.feed_stale_after_ms, 0); /* not set: the default applies */
+    for (size_t i = 0; i < LK_ARRAY_LEN(refused); i++) {
+        lk_errinfo_clear(&ei);
+        assert_int_equal(lk_config_parse(refused[i], strlen(refused[i]), &c, &ei),
+                         LK_ERR_INVALID_REQUEST);
+        assert_int_equal(ei.offset, 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_logging),
         cmocka_unit_test(test_redis),
+        cmocka_unit_test(test_nodes),
     };
     return cmocka_run_group_tests_name("core/config", tests, NULL, NULL);
 }

@@ -1,0 +1,58 @@
+/*
+ * feed.h — the one writer of a node's key cache (docs/internals/feed.md). At
+ * open it loads a snapshot of every key and workspace; then a thread follows
+ * the store's change log, reloading each changed key (by rowid) or workspace
+ * into the cache and counters, woken by the store (a commit of this process,
+ * another process's commit seen within the store's poll) or every 50 ms.
+ *
+ * A management call that changed keys or workspaces calls lk_feed_sync() after
+ * its commit: it returns once this node has applied everything committed so
+ * far, so a revoked key is refused here at once.
+ *
+ * The feed notes when it last confirmed it is current (a successful read of
+ * the log that found nothing more). When that is older than the bound
+ * (`feed_stale_after_ms`), lk_feed_stale() says so and verification answers
+ * 503 storage_unavailable instead of trusting the cache.
+ *
+ * Thread safety: every function is safe from any thread registered with the
+ * key cache (lk_keycache_thread_online()).
+ */
+#ifndef LK_FEED_H
+#define LK_FEED_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+struct lk_app;
+struct lk_feed;
+
+#define LK_FEED_STALE_DEFAULT_MS 1000
+#define LK_FEED_POLL_MS 50 /* the longest the thread sleeps between two reads of the log */
+
+/* Loads the snapshot into app->cache and app->counters (they exist already).
+ * With `follow` a thread follows the log from the snapshot's head on, and
+ * staleness is judged against stale_after_ms (> 0); without it (one-shot
+ * commands) the cache is what the snapshot and this process's own syncs made,
+ * and it is never judged stale. Caller frees with lk_feed_free(). */
+enum lk_err lk_feed_open(struct lk_app *app, bool follow, int64_t stale_after_ms,
+                         struct lk_feed **out /* OUT */, struct lk_errinfo *ei);
+
+/* Stops the thread. Accepts NULL. */
+void lk_feed_free(struct lk_feed *f);
+
+/* Applies every change committed so far, then returns (LK_OK). When the log
+ * cannot be read the node counts as stale until the feed reads it again, and
+ * the error is returned (the caller's commit stands either way). */
+enum lk_err lk_feed_sync(struct lk_feed *f);
+
+/* True when the cache may be missing changes: the feed has not confirmed it is
+ * current within the bound. One atomic load and a clock read; no lock. */
+bool lk_feed_stale(const struct lk_feed *f);
+
+/* The seq of the last change applied (for /metrics and tests). */
+int64_t lk_feed_applied(const struct lk_feed *f);
+
+#endif
