@@ -25,6 +25,8 @@ bool lk_health_ready(struct lk_app *app, struct lk_readiness *out)
         out->store = "locked for writing";
     if (app->cache == NULL)
         out->cache = "not loaded";
+    else if (lk_feed_stale(app->feed))
+        out->cache = "stale"; /* the change log could not be read within the bound */
     if (app->counters == NULL)
         out->counters = "not loaded";
     if (app->usage == NULL || lk_usage_lag_ms(app->usage) > LK_HEALTH_RECORDER_LAG_MS)

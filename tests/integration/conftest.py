@@ -163,6 +163,8 @@ class LatchkeyServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.dir / "latchkey.db"
         self.db_url = db_url or (new_pg_database() if PG_URL else f"sqlite:{self.db_path}")
+        # the node's id and counter file: beside an SQLite file, else a directory
+        self.state_dir = self.dir / "state"
         self.stdout_path = self.dir / "serve.stdout"
         self.stderr_path = self.dir / "serve.stderr"
         self.proc = None
@@ -185,6 +187,13 @@ class LatchkeyServer:
             self._write_clock(0)
         if init:
             self.init()
+
+    @property
+    def counters_path(self):
+        """The node's counter file (beside an SQLite file, else in the state dir)."""
+        if self.db_url.startswith("sqlite:"):
+            return self.db_path.with_name(self.db_path.name + ".counters")
+        return self.state_dir / "counters"
 
     # -- lifecycle --------------------------------------------------------
 
@@ -216,6 +225,10 @@ class LatchkeyServer:
             out = open(self.stdout_path, "ab")
             err = open(self.stderr_path, "ab")
             args = [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db_url]
+            if self.db_url != f"sqlite:{self.dir / 'latchkey.db'}":
+                # a database that is not a file keeps no node state beside it, and
+                # a second node on another server's file needs a directory of its own
+                args += ["--state-dir", str(self.state_dir)]
             args += self._config_args()
             try:
                 self.proc = subprocess.Popen(

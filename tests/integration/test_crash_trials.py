@@ -140,7 +140,6 @@ def churner(srv, w, made, revoked, tried, stop):
             time.sleep(0.02)
 
 
-@pytest.mark.sqlite_only("counts only the counter file beside an SQLite file keeps across kill -9 (PostgreSQL: --state-dir)")
 def test_kill9_under_concurrent_spending_keeps_every_counter(make_server):
     srv = make_server(clock=True, start=False)
     srv.set_clock(next_noon())  # far from a UTC midnight, where day caps restart
@@ -261,7 +260,6 @@ def quiet_spending(srv):
     return w, k
 
 
-@pytest.mark.sqlite_only("counts only the counter file beside an SQLite file keeps across kill -9 (PostgreSQL: --state-dir)")
 def test_kill9_with_nothing_in_flight_is_exact_to_the_credit(make_server):
     srv = make_server(start=False)
     use_boot_id(srv, "boot-same")
@@ -306,7 +304,6 @@ def test_a_machine_crash_books_the_lease_as_lost(make_server):
     assert r.json()["code"] in ("insufficient_credits", "spend_cap_exceeded"), describe(r)
 
 
-@pytest.mark.sqlite_only("damages the counter file beside the SQLite file")
 def test_a_damaged_counter_file_is_not_believed(make_server):
     """The counter file is outside input: garbage in it is treated as a lost file,
     never a crash, and money still adds up."""
@@ -314,7 +311,7 @@ def test_a_damaged_counter_file_is_not_believed(make_server):
     use_boot_id(srv, "boot-same")
     srv.start()
     w, k = quiet_spending(srv)
-    path = srv.db_path.with_name(srv.db_path.name + ".counters")
+    path = srv.counters_path
     size = path.stat().st_size
     with open(path, "r+b") as f:
         f.seek(4096)
@@ -330,7 +327,6 @@ def test_a_damaged_counter_file_is_not_believed(make_server):
     assert credits(srv, w)["spent"] == 17
 
 
-@pytest.mark.sqlite_only("counts only the counter file beside an SQLite file keeps across kill -9 (PostgreSQL: --state-dir)")
 def test_a_kill_just_after_midnight_keeps_the_day_before(make_server):
     """Counts of a day that just ended, not yet written when the server is killed,
     are kept: usage of the old day and its quota day are exact."""

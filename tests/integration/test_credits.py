@@ -399,7 +399,6 @@ def test_64_clients_spend_exactly_the_balance(server, ws):
     expect_credits(server, ws, balance=0, spent=100, topped_up=100)
 
 
-@pytest.mark.sqlite_only("counts only the counter file beside an SQLite file keeps across kill -9 (PostgreSQL: --state-dir)")
 def test_kill9_while_spending_never_overspends(fresh_server):
     srv = fresh_server
     total = 2000
@@ -460,7 +459,6 @@ def test_kill9_while_spending_never_overspends(fresh_server):
     expect_credits(srv, w, balance=0, spent=total, topped_up=total)
 
 
-@pytest.mark.sqlite_only("counts only the counter file beside an SQLite file keeps across kill -9 (PostgreSQL: --state-dir)")
 def test_a_kill_costs_a_workspace_nothing_but_what_it_spent(fresh_server):
     """One paid check, then kill -9 at once (before the recorder wrote it): the
     counter file the server left says what was spent, and the rest of the lease

@@ -25,7 +25,6 @@ def spend(srv, secret, cost):
     return expect_status(srv.verify({"key": secret, "cost": cost}), 200)
 
 
-@pytest.mark.sqlite_only("one server per SQLite file (its serve lock); nodes share a PostgreSQL database")
 def test_init_and_a_second_serve_leave_a_live_servers_lease_alone(fresh_server):
     srv = fresh_server
     w = srv.create_workspace()
@@ -37,7 +36,8 @@ def test_init_and_a_second_serve_leave_a_live_servers_lease_alone(fresh_server):
     assert res.returncode != 0
     # a second server on the same state directory (beside the database, when it
     # names none) refuses to start, whatever its port
-    res = run_cli(["serve", "--db", srv.db_url, "--listen", f"127.0.0.1:{free_port()}"],
+    same_dir = [] if srv.is_sqlite() else ["--state-dir", str(srv.state_dir)]
+    res = run_cli(["serve", "--db", srv.db_url, "--listen", f"127.0.0.1:{free_port()}"] + same_dir,
                   timeout=20)
     assert res.returncode != 0 and "in use by another latchkey node" in res.stderr, res.stderr
     # one with its own state directory is another node: it starts, serves and
@@ -79,7 +79,8 @@ def test_init_and_a_second_serve_leave_a_live_servers_lease_alone(fresh_server):
     res = run_cli(["seed", "--db", srv.db_url, "--count", "3", "--out",
                    str(srv.dir / "seeded.txt")])
     assert res.returncode == 0, res.stderr
-    res = run_cli(["serve", "--db", srv.db_url, "--listen", f"127.0.0.1:{free_port()}"],
+    same_dir = [] if srv.is_sqlite() else ["--state-dir", str(srv.state_dir)]
+    res = run_cli(["serve", "--db", srv.db_url, "--listen", f"127.0.0.1:{free_port()}"] + same_dir,
                   timeout=20)
     assert res.returncode != 0
     srv.kill9()

@@ -76,20 +76,13 @@ def credits(node, w):
     return expect_status(node.get("/v1/credits", key=w.root_key), 200)
 
 
-def lease_rows(db_path):
-    con = sqlite3.connect(str(db_path), timeout=5)
-    try:
-        return con.execute("SELECT workspace_id, node_id, amount FROM credit_leases").fetchall()
-    finally:
-        con.close()
+def lease_rows(node):
+    return [(ws, nid, int(amount)) for ws, nid, amount in
+            node.sql("SELECT workspace_id, node_id, amount FROM credit_leases")]
 
 
-def node_ids(db_path):
-    con = sqlite3.connect(str(db_path), timeout=5)
-    try:
-        return {r[0] for r in con.execute("SELECT id FROM nodes")}
-    finally:
-        con.close()
+def node_ids(node):
+    return {r[0] for r in node.sql("SELECT id FROM nodes")}
 
 
 def node_id_of(node):
@@ -233,19 +226,19 @@ def test_a_killed_nodes_lease_is_reclaimed_only_after_its_heartbeat_stopped(node
     for _ in range(3):
         assert expect_status(a.verify({"key": k["secret"], "cost": 5}), 200)["valid"] is True
     a_id = node_id_of(a)
-    held = [r for r in lease_rows(a.db_path) if r[1] == a_id]
-    assert held and held[0][2] > 0, lease_rows(a.db_path)
+    held = [r for r in lease_rows(a) if r[1] == a_id]
+    assert held and held[0][2] > 0, lease_rows(a)
     a.kill9()
     killed_at = time.monotonic()
     time.sleep(3)
     # B leaves a lease alone while its node may be alive
-    assert [r for r in lease_rows(a.db_path) if r[1] == a_id] == held
+    assert [r for r in lease_rows(a) if r[1] == a_id] == held
     doc = credits(b, w)
     assert doc["balance"] + doc["spent"] < doc["topped_up"], doc
-    eventually(lambda: not [r for r in lease_rows(a.db_path) if r[1] == a_id],
+    eventually(lambda: not [r for r in lease_rows(a) if r[1] == a_id],
                "A's lease reclaimed", deadline=DEAD_AFTER + 10)
     assert time.monotonic() - killed_at >= DEAD_AFTER - 1
-    assert a_id not in node_ids(a.db_path)
+    assert a_id not in node_ids(a)
     doc = credits(b, w)
     assert doc["balance"] + doc["spent"] == doc["topped_up"] == 1000, doc
     assert doc["spent"] >= 15, doc  # all that A may have spent is spent
@@ -272,8 +265,8 @@ def test_a_node_with_a_clock_ahead_leaves_a_live_nodes_lease_alone(tmp_path):
         assert expect_status(a.verify({"key": k["secret"], "cost": 5}), 200)["valid"] is True
         a_id = node_id_of(a)
         time.sleep(DEAD_AFTER + 3)
-        assert [r for r in lease_rows(a.db_path) if r[1] == a_id], lease_rows(a.db_path)
-        assert a_id in node_ids(a.db_path)
+        assert [r for r in lease_rows(a) if r[1] == a_id], lease_rows(a)
+        assert a_id in node_ids(a)
         assert "lease_lost" not in [e["kind"] for e in credits(b, w)["ledger"]]
         assert a.stop() == 0
         doc = credits(b, w)
@@ -309,20 +302,20 @@ def test_a_node_taken_for_dead_does_not_book_its_reclaimed_lease_again(nodes):
     a_id = node_id_of(a)
     a.proc.send_signal(signal.SIGSTOP)
     try:
-        eventually(lambda: not [r for r in lease_rows(a.db_path) if r[1] == a_id],
+        eventually(lambda: not [r for r in lease_rows(a) if r[1] == a_id],
                    "A's lease reclaimed while it was stopped", deadline=DEAD_AFTER + 10)
     finally:
         a.proc.send_signal(signal.SIGCONT)
     reclaimed = credits(b, w)
     assert reclaimed["balance"] + reclaimed["spent"] == 1000, reclaimed
     # A comes back: it beats again, and books nothing twice
-    eventually(lambda: a_id in node_ids(a.db_path), "A registered again", deadline=5)
+    eventually(lambda: a_id in node_ids(a), "A registered again", deadline=5)
     time.sleep(2)
     doc = credits(b, w)
     # nothing booked twice: spent is what the reclaim booked; A may have leased
     # afresh, and that lease is all that is missing from B's view
     assert doc["spent"] == reclaimed["spent"], (reclaimed, doc)
-    a_lease = sum(r[2] for r in lease_rows(a.db_path) if r[1] == a_id)
+    a_lease = sum(r[2] for r in lease_rows(a) if r[1] == a_id)
     assert doc["balance"] + a_lease == reclaimed["balance"], (reclaimed, doc, a_lease)
     assert "twice" in a.stderr_text() or "taken for dead" in a.stderr_text()
     # and spends on from fresh leases, exactly
@@ -340,15 +333,16 @@ def test_a_clean_stop_gives_the_lease_back_and_leaves_the_node_list(nodes):
     k = w.create_key()
     assert expect_status(a.verify({"key": k["secret"], "cost": 5}), 200)["valid"] is True
     a_id = node_id_of(a)
-    assert a_id in node_ids(a.db_path)
+    assert a_id in node_ids(a)
     assert a.stop() == 0
-    assert a_id not in node_ids(a.db_path)
-    assert not [r for r in lease_rows(a.db_path) if r[1] == a_id]
+    assert a_id not in node_ids(a)
+    assert not [r for r in lease_rows(a) if r[1] == a_id]
     doc = credits(b, w)
     assert (doc["balance"], doc["spent"]) == (95, 5), doc
     assert "lease_lost" not in [e["kind"] for e in doc["ledger"]]
 
 
+@pytest.mark.sqlite_only("writes the SQLite file with sqlite3 (PostgreSQL's triggers: the store conformance suite)")
 def test_the_change_log_is_written_in_the_changes_transaction(tmp_path):
     """A key written by any client of the database (here sqlite3 itself, as a
     restore or a script would) reaches a running node through the log."""

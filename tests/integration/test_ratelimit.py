@@ -409,7 +409,6 @@ def test_bad_limit_setting_is_refused_with_its_line(tmp_path, line):
 
 # -- restarts --------------------------------------------------------------------------------
 
-@pytest.mark.sqlite_only("counts only the counter file beside an SQLite file keeps across kill -9 (PostgreSQL: --state-dir)")
 def test_restarts_and_kills_keep_the_window_and_the_limit(fresh_server):
     """The window is kept in the counter file beside the database: neither a clean
     restart nor kill -9 opens a fresh one (only a reboot of the machine does)."""
