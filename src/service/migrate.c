@@ -179,7 +179,9 @@ static enum lk_err check_source(struct copy *c)
     if (lk_store_node_list(c->src, count_node, c) == LK_OK && c->live_nodes > 0)
         return lk_errinfo_set(c->ei, LK_ERR_CONFLICT, "from",
                               "%lld latchkey node(s) are running on the source (%s among "
-                              "them); stop every one first",
+                              "them), or were killed moments ago; stop every one first (a "
+                              "killed one: start latchkey again with its state directory and "
+                              "stop it)",
                               (long long)c->live_nodes, c->node_name);
     if (c->nodes > 0)
         return lk_errinfo_set(c->ei, LK_ERR_CONFLICT, "from",

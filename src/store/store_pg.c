@@ -2019,6 +2019,11 @@ static enum lk_err pg_lease_move(struct lk_store *base, const char *ws_id, const
                        "UPDATE credit_leases SET amount = amount + $3"
                        " WHERE workspace_id = $1 AND node_id = $2 AND amount + $3 >= 0",
                        true, true, "move lease", "ssi", ws_id, node_id, d);
+    if (e == LK_OK) /* an empty lease is no row, as on SQLite */
+        e = write_stmt(s,
+                       "DELETE FROM credit_leases"
+                       " WHERE workspace_id = $1 AND node_id = $2 AND amount = 0",
+                       true, false, "tidy lease", "ss", ws_id, node_id);
     pthread_mutex_unlock(&s->mu);
     return e == LK_ERR_NOT_FOUND ? LK_ERR_CONFLICT : e;
 }

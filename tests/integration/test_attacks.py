@@ -452,6 +452,11 @@ def test_a_damaged_counter_file_never_stops_money_adding_up(fresh_server, damage
     srv.kill9()
     path = srv.counters_path
     data = path.read_bytes()
+    # what a symlinked counter file would point at: the database file itself, or
+    # (a database that is no file) another file of the server's
+    victim = srv.db_path if srv.is_sqlite() else srv.dir / "victim"
+    if not srv.is_sqlite():
+        victim.write_bytes(os.urandom(8192))
     if damage == "empty":
         path.write_bytes(b"")
     elif damage == "short":
@@ -468,14 +473,14 @@ def test_a_damaged_counter_file_never_stops_money_adding_up(fresh_server, damage
         path.mkdir()
     elif damage == "symlink":
         path.unlink()
-        os.symlink(srv.db_path, path)
+        os.symlink(victim, path)
     if damage in ("directory", "symlink"):
         # not a file the server may use: it refuses to start, and changes nothing
-        before = srv.db_path.read_bytes()
+        before = victim.read_bytes()
         from conftest import run_cli  # noqa: F401
         with pytest.raises(BaseException):
             srv.start()
-        assert srv.db_path.read_bytes()[:100] == before[:100]
+        assert victim.read_bytes()[:100] == before[:100]
         if damage == "directory":
             path.rmdir()
         else:
