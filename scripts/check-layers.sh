@@ -89,6 +89,13 @@ while IFS=: read -r file line hdr; do
     esac
 done < "$tmp"
 
+# Transactions are lk_store_txn's: nothing above the store begins or ends one itself.
+grep -rnE 'lk_store_(begin|begin_background|commit|rollback)\(' src --include='*.c' \
+    | grep -v '^src/store/' > "$tmp" || true
+while IFS=: read -r file line _; do
+    fail "$file:$line: calls lk_store_begin/commit/rollback: use lk_store_txn (docs/internals/mgmt.md)"
+done < "$tmp"
+
 if [ "$bad" -ne 0 ]; then
     echo "check-layers: the layers are base → core → store → counters → service → http → cli;" \
          "see docs/internals/mgmt.md" >&2

@@ -649,6 +649,25 @@ enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id, struct lk_cred
     return e;
 }
 
+struct top_up {
+    const struct lk_actor *who;
+    struct lk_ledger_row *entry;
+    int64_t now;
+};
+
+/* The balance, its ledger entry and the audit event, together. */
+static enum lk_err top_up_txn(struct lk_store *s, void *arg)
+{
+    struct top_up *t = arg;
+    const char *ws_id = t->entry->workspace_id;
+    enum lk_err e;
+
+    if ((e = lk_store_credits_move(s, ws_id, t->entry->amount, 0, 0, t->entry->amount)) != LK_OK ||
+        (e = lk_store_ledger_add(s, t->entry)) != LK_OK)
+        return e;
+    return lk_audit_write(s, t->who, "credits.top_up", ws_id, t->now);
+}
+
 enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, int64_t amount,
                               const char *note, int64_t now, struct lk_ledger_row *entry,
                               int64_t *balance)
@@ -665,16 +684,9 @@ enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, in
     entry->amount = amount;
     entry->created_at = now;
     pthread_mutex_lock(&ws->lease_mu);
-    if ((e = lk_store_begin(app->store)) != LK_OK)
+    if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, top_up_txn,
+                          &(struct top_up){who, entry, now})) != LK_OK)
         goto out;
-    if ((e = lk_store_credits_move(app->store, ws_id, amount, 0, 0, amount)) != LK_OK ||
-        (e = lk_store_ledger_add(app->store, entry)) != LK_OK ||
-        (e = lk_audit_write(app->store, who, "credits.top_up", ws_id, now)) != LK_OK) {
-        lk_store_rollback(app->store);
-        goto out;
-    }
-    if ((e = lk_store_commit(app->store)) != LK_OK)
-        goto out; /* a failed commit has rolled back */
     /* The answer comes from memory: once committed, a top-up must not answer
      * with an error a client would retry. */
     lk_wstate_lock(ws);

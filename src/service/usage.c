@@ -160,27 +160,32 @@ static void put_back(struct lk_usage *u, struct batch *b)
     }
 }
 
-static enum lk_err write_batch(struct lk_usage *u, struct batch *b, const struct lk_touch *t,
-                               size_t nt, bool patient, int64_t now)
+struct write {
+    struct lk_usage *u;
+    struct batch *b;
+    const struct lk_touch *t;
+    size_t nt;
+    int64_t now;
+};
+
+static enum lk_err write_txn(struct lk_store *s, void *arg)
 {
+    struct write *w = arg;
+    struct batch *b = w->b;
     enum lk_err e;
 
-    if (b->rows.n == 0 && b->nspends == 0 && nt == 0)
-        return LK_OK;
-    e = patient ? lk_store_begin(u->store) : lk_store_begin_background(u->store);
-    if (e != LK_OK)
+    if ((e = lk_store_keys_touch(s, w->t, w->nt)) != LK_OK)
         return e;
-    if ((e = lk_store_keys_touch(u->store, t, nt)) != LK_OK)
-        goto fail;
     for (size_t i = 0; i < b->rows.n; i++)
-        if ((e = lk_store_counter_add(u->store, b->rows.kinds[i], &b->rows.rows[i])) != LK_OK)
-            goto fail;
+        if ((e = lk_store_counter_add(s, b->rows.kinds[i], &b->rows.rows[i])) != LK_OK)
+            return e;
     for (size_t i = 0; i < b->nspends; i++) {
-        struct lk_ledger_row r = {.amount = b->spends[i].amount, .period = now - now % 3600};
+        struct lk_ledger_row r = {.amount = b->spends[i].amount,
+                                  .period = w->now - w->now % 3600};
         snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", b->spends[i].ws->id);
         snprintf(r.kind, sizeof(r.kind), "spend");
         r.created_at = r.period;
-        e = lk_credits_book_spend(u->app, r.workspace_id, r.amount);
+        e = lk_credits_book_spend(w->u->app, r.workspace_id, r.amount);
         if (e == LK_ERR_CONFLICT) {
             /* Fewer leased than spent: this node's lease was reclaimed while it
              * was taken for dead (and counted as spent then). Keep the other
@@ -189,13 +194,26 @@ static enum lk_err write_batch(struct lk_usage *u, struct batch *b, const struct
                      r.workspace_id, (long long)r.amount);
             continue;
         }
-        if (e != LK_OK || (e = lk_store_ledger_add(u->store, &r)) != LK_OK)
-            goto fail;
+        if (e != LK_OK || (e = lk_store_ledger_add(s, &r)) != LK_OK)
+            return e;
     }
-    return lk_store_commit(u->store); /* a failed commit has rolled back */
-fail:
-    lk_store_rollback(u->store);
-    return e;
+    return LK_OK;
+}
+
+static enum lk_err write_batch(struct lk_usage *u, struct batch *b, const struct lk_touch *t,
+                               size_t nt, bool patient, int64_t now)
+{
+    if (b->rows.n == 0 && b->nspends == 0 && nt == 0)
+        return LK_OK;
+    return lk_store_txn(u->store, patient ? LK_TXN_DEFAULT : LK_TXN_BACKGROUND, write_txn,
+                        &(struct write){u, b, t, nt, now});
+}
+
+static enum lk_err prune_txn(struct lk_store *s, void *arg)
+{
+    int64_t cutoff = *(const int64_t *)arg;
+
+    return lk_store_counter_prune(s, cutoff - cutoff % 3600, lk_day_of(cutoff));
 }
 
 /* Writes what is pending; `patient` waits for a locked database as a management
@@ -229,11 +247,9 @@ static enum lk_err flush(struct lk_usage *u, bool patient)
     /* Leases that ran low are topped up here, so checks rarely wait for one. */
     for (size_t i = 0; i < b.nleases; i++)
         lk_credits_lease(u->app, b.leases[i], 0, now);
-    if (now - u->pruned_at >= PRUNE_EVERY_S && lk_store_begin_background(u->store) == LK_OK) {
+    if (now - u->pruned_at >= PRUNE_EVERY_S) {
         int64_t cutoff = now - LK_USAGE_KEEP_S;
-        if (lk_store_counter_prune(u->store, cutoff - cutoff % 3600, lk_day_of(cutoff)) != LK_OK)
-            lk_store_rollback(u->store);
-        else if (lk_store_commit(u->store) == LK_OK)
+        if (lk_store_txn(u->store, LK_TXN_BACKGROUND, prune_txn, &cutoff) == LK_OK)
             u->pruned_at = now;
     }
     free(touches);

@@ -58,3 +58,12 @@ def test_a_forbidden_include_fails_the_check(tree, file, header, says):
     res = check(tree)
     assert res.returncode == 1, res.stdout + res.stderr
     assert f"{file}:" in res.stderr and header in res.stderr and says in res.stderr, res.stderr
+
+
+def test_a_transaction_begun_by_hand_fails_the_check(tree):
+    path = tree / "src" / "service" / "health.c"
+    text = path.read_text()
+    path.write_text(text.replace("lk_store_txn(app->store,", "lk_store_begin(app->store); lk_store_txn(app->store,", 1))
+    res = check(tree)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "src/service/health.c:" in res.stderr and "use lk_store_txn" in res.stderr, res.stderr
