@@ -48,7 +48,6 @@ struct lk_app {
     /* Forward-auth rules, published with RCU: read them with lk_app_routes(). */
     struct lk_route_rules *routes;
     char routes_file[4096]; /* "" when none */
-    int lock_fd;                     /* the serve lock, or -1 */
     bool serving;
     struct lk_netaddr_list trusted_proxies; /* read-only after open */
     /* Route rules' per_ip=N/S tables, one per distinct setting, made on first use

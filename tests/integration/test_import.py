@@ -171,8 +171,9 @@ def _serve_peppered(srv, pepper):
     srv.port = free_port()
     srv.base_url = f"http://127.0.0.1:{srv.port}"
     err = open(srv.stderr_path, "ab")
+    state = [] if srv.is_sqlite() else ["--state-dir", str(srv.state_dir)]
     proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{srv.port}", "--db",
-                             srv.db_url, "--pepper-file", str(pepper)],
+                             srv.db_url, "--pepper-file", str(pepper)] + state,
                             stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
                             env=clean_env())
     err.close()
@@ -309,7 +310,13 @@ def test_migration_settles_digests_held_twice(fresh_server):
         mig = 4  # the unique-digest migration; what came after it is dropped too
         db.executescript("DROP TRIGGER key_digests_insert; DROP TRIGGER key_digests_update;"
                          "DROP TRIGGER key_digests_delete; DROP TABLE key_digests;"
-                         "DROP TABLE invitations;")
+                         "DROP TABLE invitations;"  # migration 5, after the one tested
+                         # and migration 6 (the change log, nodes, leases)
+                         "DROP TRIGGER changes_key_insert; DROP TRIGGER changes_key_update;"
+                         "DROP TRIGGER changes_ws_insert; DROP TRIGGER changes_ws_update;"
+                         "DROP TRIGGER changes_member_insert; DROP TRIGGER changes_member_update;"
+                         "DROP TRIGGER changes_member_delete; DROP TABLE changes;"
+                         "DROP TABLE nodes; DROP TABLE credit_leases;")
         # what an import before the fix could leave: b's key holds a's previous digest
         prev = db.execute("SELECT prev_digest FROM keys WHERE id = ?", (victim["id"],)).fetchone()[0]
         db.execute("UPDATE keys SET digest = ? WHERE id = ?", (prev, other["id"]))

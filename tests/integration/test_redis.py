@@ -2,9 +2,9 @@
 
 With `redis = redis://…` every node takes slices of a key's rate window, of its
 workspace's 30-day quota and of its day spend from one Redis, so the limits hold
-across nodes. Until nodes share one database, each node here runs on its own copy
-of one initialised database (same keys, same workspace ids), both pointing at one
-Redis that tests/redis/redis-test.sh starts under a scratch directory.
+across nodes. Two nodes here serve one database (on SQLite or PostgreSQL, as the
+suite runs), both pointing at one Redis that tests/redis/redis-test.sh starts under
+a scratch directory.
 
 Faults: a check that needs Redis while it is away answers 503 storage_unavailable
 (never "valid"); a key without limits still answers; `redis_fail_open_rate_limits`
@@ -73,33 +73,33 @@ def redis(tmp_path):
 
 
 class Cluster:
-    """Two nodes on copies of one database, sharing one Redis."""
+    """Two nodes on one database, sharing one Redis: the first is the server the
+    setup ran on (before Redis), restarted with Redis; the second has a state
+    directory of its own."""
 
     def __init__(self, tmp_path, redis, setup, configs=None):
-        base = LatchkeyServer(tmp_path / "base", config={"failed_key_limit": "none"})
+        base = LatchkeyServer(tmp_path / "node0", config={"failed_key_limit": "none"})
         base.start()
         _live_servers.append(base)
-        self.data = setup(base)  # keys, quotas and credits, before the copy
-        _finish(base)
+        self.data = setup(base)  # keys, quotas and credits, before Redis
+        assert base.stop() == 0
         self.nodes = []
         configs = configs or [{}, {}]
         for i, extra in enumerate(configs):
-            d = tmp_path / f"node{i}"
-            d.mkdir()
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(base.db_path) + suffix)
-                if src.exists():
-                    shutil.copy(src, Path(str(d / "latchkey.db") + suffix))
-            node = LatchkeyServer(d, init=False,
-                                  config={"failed_key_limit": "none", "redis": redis.url(),
-                                          **extra})
-            node.root_key, node.workspace_id = base.root_key, base.workspace_id
+            cfg = {"failed_key_limit": "none", "redis": redis.url(), **extra}
+            if i == 0:
+                node = base
+                node.config = cfg
+            else:
+                node = LatchkeyServer(tmp_path / f"node{i}", init=False, config=cfg)
+                node.db_path, node.db_url = base.db_path, base.db_url
+                node.root_key, node.workspace_id = base.root_key, base.workspace_id
+                _live_servers.append(node)
             node.start()
-            _live_servers.append(node)
             self.nodes.append(node)
 
     def close(self):
-        for n in self.nodes:
+        for n in reversed(self.nodes):  # the one that made the database last
             _finish(n)
 
 
@@ -516,6 +516,8 @@ def test_a_password_protected_redis_with_an_escaped_password(tmp_path):
 def test_bad_redis_urls_are_refused_without_quoting_them(tmp_path, url):
     srv = LatchkeyServer(tmp_path / "srv", config={"redis": url})
     args = [BIN, "serve", "--listen", f"127.0.0.1:{free_port()}", "--db", srv.db_url]
+    if not srv.is_sqlite():
+        args += ["--state-dir", str(srv.state_dir)]
     res = subprocess.run(args + srv._config_args(), capture_output=True, text=True, timeout=30)
     assert res.returncode != 0, res
     assert "redis URL" in res.stderr, res.stderr
