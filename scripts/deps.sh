@@ -9,7 +9,8 @@ case "${1:-build}" in
   test)  want+=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-requests
                python3-jsonschema python3-prometheus-client nginx-light caddy curl openssl
                nghttp2-client chromium redis-server postgresql) ;;
-  bench) want+=(wrk nginx-light curl openssl nghttp2-client) ;;
+  bench) want+=(wrk nginx-light curl openssl nghttp2-client postgresql redis-server redis-tools
+               python3-requests) ;;
 esac
 
 # The dashboard's bundler runs on node; a nodejs that ships npm itself (NodeSource)

@@ -83,8 +83,9 @@ struct lk_wstate {
     int64_t spent_total;
     int64_t lease_size, last_lease_at;
     /* A change of this node's stored lease being written (its amount), 0 when
-     * none: a file left with one cannot say whether memory has it yet. */
-    int64_t lease_pending;
+     * none, and the mark written with it: a file left with one learns from the
+     * stored lease's mark whether the write committed. */
+    int64_t lease_pending, lease_op;
     pthread_mutex_t lease_mu; /* one lease operation of this workspace at a time */
     struct lk_slice sh_q_live, sh_q_test; /* slices of the shared quota (guarded by mu) */
     pthread_mutex_t refill_mu; /* one refill of shared slices of this workspace at a time */

@@ -6,6 +6,7 @@
 #include "base/common.h"
 #include "service/app_int.h"
 #include "base/log.h"
+#include "base/rand.h"
 #include "base/stats.h"
 #include "core/quota.h"
 #include "service/audit.h"
@@ -55,13 +56,17 @@ static enum lk_err lose_lease(struct lk_app *app, const char *ws_id, const char 
 static enum lk_err settle_lease(struct load_ctx *lc, const struct lk_lease_row *l,
                                 const struct lk_wstate *ws)
 {
-    int64_t spent = l->amount - ws->avail;
+    int64_t avail = ws->avail;
+    /* A lease write under way at the kill: the stored lease's mark says whether
+     * it committed, and so whether memory was about to hold it too. */
+    if (ws->lease_pending != 0 && ws->lease_op != 0 && l->op == ws->lease_op)
+        avail += ws->lease_pending;
+    int64_t spent = l->amount - avail;
     struct lk_ledger_row r = {.amount = spent, .period = lc->now - lc->now % 3600};
     enum lk_err e;
 
-    /* A lease write under way at the kill, or a file that does not fit the
-     * store: believe neither. */
-    if (ws->lease_pending != 0 || ws->avail < 0 || spent < 0 || spent > l->amount)
+    /* A file that does not fit the store: believe neither. */
+    if (avail < 0 || spent < 0 || spent > l->amount)
         return lose_lease(lc->app, l->workspace_id, l->node_id, l->amount, lc->now);
     snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", l->workspace_id);
     snprintf(r.kind, sizeof(r.kind), "spend");
@@ -446,7 +451,8 @@ enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, bool recovered, in
 /* A lease of this node moves with the account: both in one transaction. */
 struct lease_move_arg {
     const char *ws_id, *node_id;
-    int64_t d; /* to the lease: taken from (> 0) or given back to (< 0) the balance */
+    int64_t d;  /* to the lease: taken from (> 0) or given back to (< 0) the balance */
+    int64_t op; /* the mark written with it (0: none) */
 };
 
 static enum lk_err lease_move_txn(struct lk_store *s, void *argp)
@@ -456,7 +462,25 @@ static enum lk_err lease_move_txn(struct lk_store *s, void *argp)
 
     if (e == LK_OK && a->node_id != NULL)
         e = lk_store_lease_move(s, a->ws_id, a->node_id, a->d);
+    /* A lease given back in full leaves no row to mark: its absence says it. */
+    if (e == LK_OK && a->node_id != NULL && a->op != 0) {
+        e = lk_store_lease_mark(s, a->ws_id, a->node_id, a->op);
+        if (e == LK_ERR_NOT_FOUND)
+            e = LK_OK;
+    }
     return e;
+}
+
+/* A mark no earlier write of this lease can have had. */
+static int64_t new_mark(void)
+{
+    uint64_t r = 0;
+
+    while (r == 0) {
+        lk_rand_bytes((uint8_t *)&r, sizeof(r));
+        r >>= 1; /* a positive int64 */
+    }
+    return (int64_t)r;
 }
 
 enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t need, int64_t now)
@@ -481,11 +505,14 @@ enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t n
         goto out;
     /* In the counter file before the write: a kill before memory has the lease
      * leaves it marked, and the next start does not guess. */
+    int64_t op = new_mark();
     lk_wstate_lock(ws);
+    ws->lease_op = op;
+    atomic_signal_fence(memory_order_seq_cst); /* the mark first, then the pending amount */
     ws->lease_pending = size;
     lk_wstate_unlock(ws);
     e = lk_store_txn(app->store, LK_TXN_DEFAULT, lease_move_txn,
-                     &(struct lease_move_arg){ws->id, node_of(app), size});
+                     &(struct lease_move_arg){ws->id, node_of(app), size, op});
     if (e != LK_OK) {
         lk_wstate_lock(ws);
         ws->lease_pending = 0;
@@ -529,14 +556,20 @@ static void release_one(void *arg, struct lk_wstate *ws)
     struct lk_app *app = arg;
     int64_t give;
 
+    int64_t op = new_mark();
+
     pthread_mutex_lock(&ws->lease_mu);
     lk_wstate_lock(ws);
     give = ws->avail;
-    if (give > 0)
+    if (give > 0) {
+        ws->lease_op = op;
+        atomic_signal_fence(memory_order_seq_cst);
         ws->lease_pending = -give;
+    }
     lk_wstate_unlock(ws);
     if (give > 0 && lk_store_txn(app->store, LK_TXN_DEFAULT, lease_move_txn,
-                                 &(struct lease_move_arg){ws->id, node_of(app), -give}) == LK_OK) {
+                                 &(struct lease_move_arg){ws->id, node_of(app), -give, op}) ==
+                        LK_OK) {
         lk_stats_add(LK_STAT_LEASE_OPS, 1);
         lk_wstate_lock(ws);
         ws->avail -= give;

@@ -439,6 +439,11 @@ enum lk_err lk_store_lease_move(struct lk_store *s, const char *ws_id, const cha
 {
     OPTIONAL(lease_move, ws_id, node_id, d);
 }
+enum lk_err lk_store_lease_mark(struct lk_store *s, const char *ws_id, const char *node_id,
+                                int64_t op)
+{
+    OPTIONAL(lease_mark, ws_id, node_id, op);
+}
 enum lk_err lk_store_lease_scan(struct lk_store *s, const char *node_id, lk_lease_cb cb, void *arg)
 {
     OPTIONAL(lease_scan, node_id, cb, arg);

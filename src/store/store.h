@@ -402,6 +402,10 @@ struct lk_lease_row {
     char workspace_id[LK_ID_MAX];
     char node_id[LK_ID_MAX];
     int64_t amount;
+    /* The mark of the last lease write that set one (lk_store_lease_mark): a
+     * node killed during a lease write learns from it whether the write
+     * committed. 0: none. */
+    int64_t op;
 };
 typedef int (*lk_lease_cb)(void *arg, const struct lk_lease_row *row);
 
@@ -409,6 +413,10 @@ typedef int (*lk_lease_cb)(void *arg, const struct lk_lease_row *row);
  * LK_ERR_CONFLICT to take it below zero. */
 enum lk_err lk_store_lease_move(struct lk_store *s, const char *ws_id, const char *node_id,
                                 int64_t d);
+/* Records `op` as the mark of node_id's lease of ws_id (the row must exist: call
+ * it after lk_store_lease_move in the same transaction). */
+enum lk_err lk_store_lease_mark(struct lk_store *s, const char *ws_id, const char *node_id,
+                                int64_t op);
 /* Leases of node_id (NULL: of every node) with a nonzero amount. */
 enum lk_err lk_store_lease_scan(struct lk_store *s, const char *node_id, lk_lease_cb cb,
                                 void *arg);

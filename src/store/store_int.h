@@ -94,6 +94,8 @@ struct lk_store_ops {
     enum lk_err (*node_delete)(struct lk_store *s, const char *id);
     enum lk_err (*lease_move)(struct lk_store *s, const char *ws_id, const char *node_id,
                               int64_t d);
+    enum lk_err (*lease_mark)(struct lk_store *s, const char *ws_id, const char *node_id,
+                              int64_t op);
     enum lk_err (*lease_scan)(struct lk_store *s, const char *node_id, lk_lease_cb cb, void *arg);
     enum lk_err (*user_scan)(struct lk_store *s, lk_user_row_cb cb, void *arg);
     enum lk_err (*session_scan)(struct lk_store *s, lk_session_row_cb cb, void *arg);

@@ -189,6 +189,8 @@ static const char *const migrations[] = {
     "  workspace_id TEXT NOT NULL, node_id TEXT NOT NULL,"
     "  amount BIGINT NOT NULL CHECK(amount >= 0), PRIMARY KEY(workspace_id, node_id));"
     "CREATE INDEX credit_leases_by_node ON credit_leases(node_id);",
+    /* 4: a lease's mark (SQLite's migration 7) */
+    "ALTER TABLE credit_leases ADD COLUMN op BIGINT NOT NULL DEFAULT 0;",
 };
 
 #define WS_COLS                                                                                    \
@@ -2042,7 +2044,16 @@ static int row_lease(PGresult *r, int i, void *arg)
     col_text(r, i, 0, x.workspace_id, sizeof(x.workspace_id));
     col_text(r, i, 1, x.node_id, sizeof(x.node_id));
     x.amount = col_i64(r, i, 2, 0);
+    x.op = col_i64(r, i, 3, 0);
     return c->cb(c->arg, &x);
+}
+
+static enum lk_err pg_lease_mark(struct lk_store *base, const char *ws_id, const char *node_id,
+                                 int64_t op)
+{
+    return write_stmt(PG(base),
+                      "UPDATE credit_leases SET op = $3 WHERE workspace_id = $1 AND node_id = $2",
+                      true, true, "mark lease", "ssi", ws_id, node_id, op);
 }
 
 static enum lk_err pg_lease_scan(struct lk_store *base, const char *node_id, lk_lease_cb cb,
@@ -2050,7 +2061,7 @@ static enum lk_err pg_lease_scan(struct lk_store *base, const char *node_id, lk_
 {
     struct lease_cb c = {cb, arg};
     return read_stmt(PG(base),
-                     "SELECT workspace_id, node_id, amount FROM credit_leases"
+                     "SELECT workspace_id, node_id, amount, op FROM credit_leases"
                      " WHERE ($1::text IS NULL OR node_id = $1) AND amount <> 0"
                      " ORDER BY node_id COLLATE \"C\", workspace_id COLLATE \"C\"",
                      false, row_lease, &c, "scan leases", "s", node_id);
@@ -2166,6 +2177,7 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
     .node_list = pg_node_list,                                                                     \
     .node_delete = pg_node_delete,                                                                 \
     .lease_move = pg_lease_move,                                                                   \
+    .lease_mark = pg_lease_mark,                                                                   \
     .lease_scan = pg_lease_scan,                                                                   \
     .user_scan = pg_user_scan,                                                                     \
     .session_scan = pg_session_scan,                                                               \

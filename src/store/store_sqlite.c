@@ -164,6 +164,9 @@ static const char *const migrations[] = {
     "  INSERT INTO changes(kind, key_rowid, ref_id, workspace_id, at)"
     "    VALUES(3, 0, OLD.user_id, OLD.workspace_id, CAST(strftime('%s', 'now') AS INTEGER));"
     "END;",
+    /* 7: a lease's mark, so a node killed during a lease write knows afterwards
+     * whether it committed (service/credits.c). */
+    "ALTER TABLE credit_leases ADD COLUMN op INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum stmt_id {
@@ -238,6 +241,7 @@ enum stmt_id {
     ST_LEASE_MOVE,
     ST_LEASE_TIDY,
     ST_LEASE_SCAN,
+    ST_LEASE_MARK,
     ST__COUNT
 };
 
@@ -394,7 +398,8 @@ static const char *const stmt_sql[ST__COUNT] = {
                       "WHERE workspace_id = ?1 AND node_id = ?2 AND amount + ?3 >= 0",
     [ST_LEASE_TIDY] = "DELETE FROM credit_leases WHERE workspace_id = ?1 AND node_id = ?2 "
                       "AND amount = 0",
-    [ST_LEASE_SCAN] = "SELECT workspace_id, node_id, amount FROM credit_leases "
+    [ST_LEASE_MARK] = "UPDATE credit_leases SET op = ?3 WHERE workspace_id = ?1 AND node_id = ?2",
+    [ST_LEASE_SCAN] = "SELECT workspace_id, node_id, amount, op FROM credit_leases "
                       "WHERE (?1 IS NULL OR node_id = ?1) AND amount > 0 "
                       "ORDER BY node_id, workspace_id",
 };
@@ -1842,7 +1847,14 @@ static int row_lease(sqlite3_stmt *st, void *arg)
     col_text(st, 0, l.workspace_id, sizeof(l.workspace_id));
     col_text(st, 1, l.node_id, sizeof(l.node_id));
     l.amount = sqlite3_column_int64(st, 2);
+    l.op = sqlite3_column_int64(st, 3);
     return c->cb(c->arg, &l);
+}
+
+static enum lk_err sq_lease_mark(struct lk_store *base, const char *ws_id, const char *node_id,
+                                 int64_t op)
+{
+    return write_stmt(SQ(base), ST_LEASE_MARK, true, "mark lease", "ssi", ws_id, node_id, op);
 }
 
 static enum lk_err sq_lease_scan(struct lk_store *base, const char *node_id, lk_lease_cb cb,
@@ -1920,5 +1932,6 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .node_list = sq_node_list,
     .node_delete = sq_node_delete,
     .lease_move = sq_lease_move,
+    .lease_mark = sq_lease_mark,
     .lease_scan = sq_lease_scan,
 };

@@ -1016,6 +1016,13 @@ static int add_lease(void *arg, const struct lk_lease_row *r)
     return 0;
 }
 
+static enum lk_err mark_then_fail(struct lk_store *s, void *arg)
+{
+    (void)arg;
+    assert_int_equal(lk_store_lease_mark(s, "ws_a", "node_1", 77), LK_OK);
+    return LK_ERR_INTERNAL;
+}
+
 static void test_leases(void **state)
 {
     struct leases l = {0};
@@ -1038,6 +1045,21 @@ static void test_leases(void **state)
     l.n = 0;
     assert_int_equal(lk_store_lease_scan(st, NULL, add_lease, &l), LK_OK);
     assert_int_equal(l.n, 1); /* node_2's is zero: not listed */
+    assert_int_equal(l.rows[0].op, 0);
+
+    /* a lease's mark: kept until the next mark, untouched by moves without one */
+    assert_int_equal(lk_store_lease_mark(st, "ws_a", "node_1", 4242), LK_OK);
+    assert_int_equal(lk_store_lease_move(st, "ws_a", "node_1", -1), LK_OK);
+    assert_int_equal(lk_store_lease_mark(st, "ws_a", "node_9", 1), LK_ERR_NOT_FOUND);
+    l.n = 0;
+    assert_int_equal(lk_store_lease_scan(st, "node_1", add_lease, &l), LK_OK);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.rows[0].op, 4242);
+    /* a mark rolled back with its transaction is not there */
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, mark_then_fail, NULL), LK_ERR_INTERNAL);
+    l.n = 0;
+    assert_int_equal(lk_store_lease_scan(st, "node_1", add_lease, &l), LK_OK);
+    assert_int_equal(l.rows[0].op, 4242);
 }
 
 /* --- scans for copying -------------------------------------------------------------------- */
