@@ -96,7 +96,7 @@ static int collect(void *arg, const struct lk_change_row *row)
 static enum lk_err apply(struct lk_feed *f, const struct lk_change_row *c)
 {
     struct lk_app *app = f->app;
-    struct lk_key_row k;
+    struct lk_key_row k = {0};
     struct lk_ws_row w;
     enum lk_err e;
 

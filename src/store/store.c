@@ -144,6 +144,8 @@ enum lk_err lk_store_key_get(struct lk_store *s, const char *ws_id, const char *
 {
     uint64_t t0 = lk_stats_now_ns();
 
+    /* Empty whatever the outcome, so a caller may release it after an error. */
+    memset(out, 0, sizeof(*out));
     return timed(t0, s->ops->key_get(s, ws_id, id, out));
 }
 enum lk_err lk_store_key_list(struct lk_store *s, const char *ws_id,
@@ -416,6 +418,7 @@ enum lk_err lk_store_changes_prune(struct lk_store *s, int64_t before_at)
 }
 enum lk_err lk_store_key_get_by_rowid(struct lk_store *s, int64_t rowid, struct lk_key_row *out)
 {
+    memset(out, 0, sizeof(*out)); /* releasable after an error, as lk_store_key_get */
     OPTIONAL(key_get_by_rowid, rowid, out);
 }
 enum lk_err lk_store_node_put(struct lk_store *s, const struct lk_node_row *n)

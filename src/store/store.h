@@ -222,7 +222,8 @@ enum lk_err lk_store_ws_count(struct lk_store *s, int64_t *out /* OUT */);
 enum lk_err lk_store_key_insert(struct lk_store *s, struct lk_key_row *k);
 /* Rewrites every mutable column of the key with k->id (last_used_at excluded). */
 enum lk_err lk_store_key_update(struct lk_store *s, const struct lk_key_row *k);
-/* Reads key `id` of workspace `ws_id` into out (caller releases). */
+/* Reads key `id` of workspace `ws_id` into out (caller releases, also after an
+ * error: out is emptied first). */
 enum lk_err lk_store_key_get(struct lk_store *s, const char *ws_id, const char *id,
                              struct lk_key_row *out /* OUT */);
 /* Keys of a workspace, newest first, as the filter says. */

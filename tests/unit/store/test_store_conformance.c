@@ -1016,6 +1016,24 @@ static int add_lease(void *arg, const struct lk_lease_row *r)
     return 0;
 }
 
+/* A get that finds nothing leaves its row empty, so a caller may release it
+ * whatever the outcome (the feed does, also when the database is away). */
+static void test_failed_gets_leave_a_releasable_row(void **state)
+{
+    struct lk_key_row k;
+
+    (void)state;
+    put_ws("ws_a");
+    memset(&k, 0xab, sizeof(k));
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_none", &k), LK_ERR_NOT_FOUND);
+    assert_null(k.permissions);
+    lk_key_row_release(&k);
+    memset(&k, 0xab, sizeof(k));
+    assert_int_equal(lk_store_key_get_by_rowid(st, 987654321, &k), LK_ERR_NOT_FOUND);
+    assert_null(k.permissions);
+    lk_key_row_release(&k);
+}
+
 static enum lk_err mark_then_fail(struct lk_store *s, void *arg)
 {
     (void)arg;
@@ -1127,6 +1145,7 @@ static const struct CMUnitTest tests[] = {
     T(test_txn_rollback_leaves_nothing),
     T(test_nodes),
     T(test_leases),
+    T(test_failed_gets_leave_a_releasable_row),
     T(test_scans),
 };
 
