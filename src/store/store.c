@@ -1,6 +1,9 @@
 #include "store/store.h"
 
+#include <time.h>
+
 #include "base/common.h"
+#include "base/rand.h"
 #include "base/stats.h"
 #include "store/store_int.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -99,6 +102,14 @@ enum lk_err lk_store_txn(struct lk_store *s, unsigned flags, lk_txn_fn fn, void 
             lk_store_rollback(s);
         if (e == LK_OK || s->ops->retryable == NULL || !s->ops->retryable(s))
             return e;
+        if (attempt + 1 == TXN_ATTEMPTS)
+            break;
+        /* Two transactions that keep failing each other would fail together
+         * again at once: wait a random while, growing, before the next try. */
+        uint32_t r;
+        lk_rand_bytes((uint8_t *)&r, sizeof(r));
+        struct timespec ts = {0, (long)(r % (1000000u << attempt))}; /* < 2^attempt ms */
+        nanosleep(&ts, NULL);
     }
     return e;
 }

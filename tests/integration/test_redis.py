@@ -414,7 +414,11 @@ def test_a_redis_restart_under_load_passes_nothing_above_the_limit(cluster, redi
         for t in threads:
             t.join(30)
     everything = codes[0] + codes[1]
-    assert everything.count("valid") == limit, \
+    # Never above the limit. Below it by at most a slice a node: a reservation
+    # whose answer was lost with the dying Redis may have been granted and is
+    # then never spent (docs/operations.md, "Exact").
+    passed = everything.count("valid")
+    assert limit - 2 * (limit // 8) <= passed <= limit, \
         {code: everything.count(code) for code in set(everything)}
     assert set(everything) <= {"valid", "rate_limited", "http 503"}, set(everything)
 
