@@ -79,6 +79,7 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
 {
     struct text t = {out, 0, cap};
     uint64_t closed, accepted;
+    struct lk_feed_stats feed;
 
     family(&t, "latchkey_build_info", "gauge", "The running build.");
     add(&t, "latchkey_build_info{version=\"%s\",commit=\"%s\"} 1\n", lk_version(),
@@ -102,6 +103,23 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
 
     family(&t, "latchkey_keys_cached", "gauge", "Key digests held in the verification cache.");
     add(&t, "latchkey_keys_cached %lu\n", lk_health_keys_cached(app));
+
+    lk_health_feed(app, &feed);
+    family(&t, "latchkey_feed_applied_seq", "gauge",
+           "Seq of the last change of the store's change log applied to the key cache.");
+    add(&t, "latchkey_feed_applied_seq %lld\n", (long long)feed.applied_seq);
+    family(&t, "latchkey_feed_head_seq", "gauge",
+           "Highest seq this node has seen in the change log.");
+    add(&t, "latchkey_feed_head_seq %lld\n", (long long)feed.head_seq);
+    family(&t, "latchkey_feed_lag_seconds", "gauge",
+           "Time since the feed last confirmed the key cache had every change.");
+    add(&t, "latchkey_feed_lag_seconds %.3f\n", (double)feed.lag_ms / 1000);
+    family(&t, "latchkey_feed_stale", "gauge",
+           "1 while verification answers 503 because the change log was not read in time.");
+    add(&t, "latchkey_feed_stale %d\n", feed.stale ? 1 : 0);
+    family(&t, "latchkey_feed_reloads_total", "counter",
+           "Reloads of every key after changes were pruned before this node read them.");
+    add(&t, "latchkey_feed_reloads_total %llu\n", (unsigned long long)feed.reloads);
 
     /* Closed first: accepted only grows, so the difference is never negative. */
     closed = lk_stats_sum(LK_STAT_CONN_CLOSED);

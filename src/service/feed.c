@@ -21,7 +21,10 @@ struct lk_feed {
     pthread_mutex_t mu;        /* one catch-up at a time: the cache has one writer */
     int64_t applied;           /* guarded by mu; mirrored in applied_pub */
     _Atomic int64_t applied_pub;
+    _Atomic int64_t head_seen;     /* the highest seq read from the log (or its head) */
     _Atomic int64_t current_at_ms; /* monotonic ms of the last confirmation, 0: none */
+    _Atomic int64_t confirmed_at_ms; /* the same, never cleared: what the lag counts from */
+    _Atomic uint64_t reloads;      /* snapshots after the first: changes were pruned unread */
     _Atomic bool stopping;
     bool lost;                 /* guarded by mu: the last catch-up failed (logged once) */
     pthread_t thread;
@@ -34,6 +37,13 @@ struct lk_feed {
 static int64_t mono_ms(void)
 {
     return (int64_t)(lk_stats_now_ns() / 1000000u);
+}
+
+/* Only the thread holding mu writes head_seen, so a load and a store suffice. */
+static void note_head(struct lk_feed *f, int64_t seq)
+{
+    if (seq > atomic_load_explicit(&f->head_seen, memory_order_relaxed))
+        atomic_store_explicit(&f->head_seen, seq, memory_order_relaxed);
 }
 
 static int load_key(void *arg, const struct lk_key_row *row)
@@ -77,6 +87,7 @@ static enum lk_err snapshot(struct lk_feed *f)
     lk_keycache_fit(app->cache);
     f->applied = head;
     atomic_store(&f->applied_pub, head);
+    note_head(f, head);
     return LK_OK;
 }
 
@@ -135,11 +146,14 @@ static enum lk_err catch_up(struct lk_feed *f)
         b->n = 0;
         if ((e = lk_store_changes_since(f->app->store, f->applied, BATCH, collect, b)) != LK_OK)
             break;
+        if (b->n > 0)
+            note_head(f, b->rows[b->n - 1].seq);
         if (b->n > 0 && b->rows[0].seq != f->applied + 1) {
             /* Seqs are dense: a hole means the changes were pruned while this
              * node was not reading. Only a new snapshot is sure. */
             lk_warn("change log: %lld changes gone before they were read; reloading every key",
                     (long long)(b->rows[0].seq - f->applied - 1));
+            atomic_fetch_add_explicit(&f->reloads, 1, memory_order_relaxed);
             if ((e = snapshot(f)) != LK_OK)
                 break;
             continue;
@@ -154,6 +168,7 @@ static enum lk_err catch_up(struct lk_feed *f)
     free(b);
     if (e == LK_OK) {
         atomic_store(&f->current_at_ms, t0);
+        atomic_store(&f->confirmed_at_ms, t0);
         if (f->lost)
             lk_info("change log readable again; the key cache is current");
         f->lost = false;
@@ -209,6 +224,7 @@ enum lk_err lk_feed_open(struct lk_app *app, bool follow, int64_t stale_after_ms
         return lk_errinfo_set(ei, e, "db", "cannot read keys from the database");
     }
     atomic_store(&f->current_at_ms, mono_ms());
+    atomic_store(&f->confirmed_at_ms, atomic_load(&f->current_at_ms));
     if (follow) {
         lk_assert(pthread_create(&f->thread, NULL, feed_main, f) == 0);
         f->started = true;
@@ -251,4 +267,22 @@ bool lk_feed_stale(const struct lk_feed *f)
 int64_t lk_feed_applied(const struct lk_feed *f)
 {
     return atomic_load(&f->applied_pub);
+}
+
+void lk_feed_stats(const struct lk_feed *f, struct lk_feed_stats *out)
+{
+    int64_t lag;
+
+    memset(out, 0, sizeof(*out));
+    if (f == NULL)
+        return;
+    out->applied_seq = atomic_load_explicit(&f->applied_pub, memory_order_relaxed);
+    out->head_seq = atomic_load_explicit(&f->head_seen, memory_order_relaxed);
+    if (out->head_seq < out->applied_seq)
+        out->head_seq = out->applied_seq; /* read a moment apart: never report applied > head */
+    /* A confirmation stored after the clock was read would make the lag negative. */
+    lag = mono_ms() - atomic_load_explicit(&f->confirmed_at_ms, memory_order_relaxed);
+    out->lag_ms = lag > 0 ? lag : 0;
+    out->reloads = atomic_load_explicit(&f->reloads, memory_order_relaxed);
+    out->stale = lk_feed_stale(f);
 }

@@ -55,4 +55,17 @@ bool lk_feed_stale(const struct lk_feed *f);
 /* The seq of the last change applied (for /metrics and tests). */
 int64_t lk_feed_applied(const struct lk_feed *f);
 
+/* How far behind the store this node's cache may be, for /metrics. */
+struct lk_feed_stats {
+    int64_t applied_seq; /* the last change applied to the cache */
+    int64_t head_seq;    /* the highest seq seen in the log, >= applied_seq */
+    int64_t lag_ms;      /* since the feed last confirmed it had every change */
+    uint64_t reloads;    /* snapshots taken after the first (a hole in the log) */
+    bool stale;          /* lk_feed_stale(): verification answers 503 */
+};
+
+/* Fills out (zeros for NULL). Relaxed atomic loads and a clock read: no lock,
+ * so a scrape never waits for a catch-up, nor a catch-up for a scrape. */
+void lk_feed_stats(const struct lk_feed *f, struct lk_feed_stats *out /* OUT */);
+
 #endif

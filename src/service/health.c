@@ -46,3 +46,8 @@ int64_t lk_health_recorder_lag_ms(struct lk_app *app)
 {
     return app->usage ? lk_usage_lag_ms(app->usage) : 0;
 }
+
+void lk_health_feed(struct lk_app *app, struct lk_feed_stats *out)
+{
+    lk_feed_stats(app->feed, out);
+}

@@ -14,6 +14,7 @@
 
 #include "core/err.h"
 #include "service/app.h"
+#include "service/feed.h"
 
 /* A recorder that has not written everything for this long is not ready: the
  * counts it holds would be lost by a crash, and the store refuses its writes. */
@@ -40,5 +41,9 @@ unsigned long lk_health_keys_cached(struct lk_app *app);
 /* Upper bound of the age in ms of the oldest count not yet written (0 without
  * a recorder). */
 int64_t lk_health_recorder_lag_ms(struct lk_app *app);
+
+/* Where the key cache stands against the store's change log (lk_feed_stats();
+ * zeros for a process without a feed). Lock-free. */
+void lk_health_feed(struct lk_app *app, struct lk_feed_stats *out /* OUT */);
 
 #endif
