@@ -81,6 +81,17 @@ def expect_status(resp, status):
     return json_of(resp)
 
 
+def metric(node, name):
+    """The value of the unlabelled sample `name` in node's GET /metrics; fails the
+    test when there is none."""
+    r = node.get("/metrics")
+    assert r.status_code == 200, describe(r)
+    for line in r.text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics:\n{r.text[:2000]}")
+
+
 def assert_error(resp, status, code, field=None):
     """Check DESIGN §4's error shape and return the inner error object."""
     assert resp.status_code == status, f"expected {status} {code}: {describe(resp)}"

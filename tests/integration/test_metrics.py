@@ -24,6 +24,11 @@ FAMILIES = {
     "latchkey_checks": "counter",
     "latchkey_check_duration_seconds": "histogram",
     "latchkey_keys_cached": "gauge",
+    "latchkey_feed_applied_seq": "gauge",
+    "latchkey_feed_head_seq": "gauge",
+    "latchkey_feed_lag_seconds": "gauge",
+    "latchkey_feed_stale": "gauge",
+    "latchkey_feed_reloads": "counter",
     "latchkey_connections_open": "gauge",
     "latchkey_connections_accepted": "counter",
     "latchkey_store_errors": "counter",
@@ -123,6 +128,19 @@ def test_keys_cached_and_store_calls_move(server, ws):
     ws.create_key()
     assert value(server, "latchkey_keys_cached") == keys + 1
     assert value(server, "latchkey_store_duration_seconds_count") > store
+
+
+def test_the_feed_gauges_move_with_the_change_log(server, ws):
+    seq = value(server, "latchkey_feed_applied_seq")
+    ws.create_key()
+    # a management call returns once its node applied the change: no wait
+    assert value(server, "latchkey_feed_applied_seq") > seq
+    got = samples(scrape(server))
+    assert got[("latchkey_feed_head_seq", frozenset())] == \
+        got[("latchkey_feed_applied_seq", frozenset())], got
+    assert got[("latchkey_feed_stale", frozenset())] == 0
+    assert 0 <= got[("latchkey_feed_lag_seconds", frozenset())] < 1
+    assert got[("latchkey_feed_reloads_total", frozenset())] == 0
 
 
 def test_connections_accepted_counts_connections_not_requests(server):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import LatchkeyServer, _finish, _live_servers, free_port, run_cli
-from lkhelpers import assert_error, expect_status
+from lkhelpers import assert_error, expect_status, metric
 
 DEADLINE = 2.0  # the feed's figure (100 ms) belongs to bench/; tests allow plenty
 DEAD_AFTER = 10  # LK_NODE_DEAD_AFTER_S
@@ -89,6 +89,27 @@ def node_id_of(node):
     path = node.dir / "state" / "node" if (node.dir / "state").exists() \
         else node.db_path.with_name(node.db_path.name + ".node")
     return path.read_text().strip()
+
+
+def leases_of(node, node_id):
+    """The lease rows held by node_id (read through node's database)."""
+    return [r for r in lease_rows(node) if r[1] == node_id]
+
+
+def spending_on(node, amount, checks=1):
+    """A workspace topped up with `amount` and a key that spent 5 in each of `checks`
+    checks on node, which therefore holds a lease: (workspace, key, node's id)."""
+    w = node.create_workspace()
+    expect_status(node.post("/v1/credits", key=w.root_key, json={"amount": amount}), 201)
+    k = w.create_key()
+    for _ in range(checks):
+        assert expect_status(node.verify({"key": k["secret"], "cost": 5}), 200)["valid"] is True
+    return w, k, node_id_of(node)
+
+
+def wait_reclaimed(node, node_id, what):
+    """Waits until node_id holds no lease: taken back once its heartbeat stopped."""
+    eventually(lambda: not leases_of(node, node_id), what, deadline=DEAD_AFTER + 10)
 
 
 # -- the feed ---------------------------------------------------------------------------
@@ -190,6 +211,92 @@ def test_a_node_that_cannot_read_the_log_answers_503_then_recovers(nodes, tmp_pa
     expect_status(b.get("/readyz"), 200)
 
 
+# -- how far behind the log a node is: /metrics ----------------------------------------
+
+STALE_MS = 300  # feed_stale_after_ms of the node that loses the log
+
+
+def applied(node):
+    return metric(node, "latchkey_feed_applied_seq")
+
+
+def lag(node):
+    return metric(node, "latchkey_feed_lag_seconds")
+
+
+def current(node):
+    """True once node says it has every change: not stale, lag under the bound,
+    nothing seen in the log that it has not applied."""
+    return (metric(node, "latchkey_feed_stale") == 0 and lag(node) < STALE_MS / 1000 and
+            metric(node, "latchkey_feed_head_seq") == applied(node))
+
+
+def losing_the_log(nodes, tmp_path):
+    """Nodes A and B on one database, B reading the log only while the file
+    returned does not exist."""
+    fail = tmp_path / "feed-fails"
+    a, b = nodes(2, env={1: {"LATCHKEY_FEED_FAIL_FILE": str(fail)}},
+                 config={"feed_stale_after_ms": STALE_MS})
+    return a, b, fail
+
+
+def test_metrics_show_how_far_behind_a_node_that_cannot_read_the_log_is(nodes, tmp_path):
+    a, b, fail = losing_the_log(nodes, tmp_path)
+    w = a.create_workspace()
+    start = applied(b)
+    k = w.create_key()
+    # the seq B has applied rises to A's: the key's change reached B's cache
+    eventually(lambda: applied(b) == applied(a) > start, "B applying A's changes")
+    eventually(lambda: current(b), "B current")
+    assert code_on(b, k["secret"]) == "valid"
+    fail.write_text("")
+    eventually(lambda: metric(b, "latchkey_feed_stale") == 1, "B's metrics saying stale")
+    assert lag(b) > STALE_MS / 1000
+    err = assert_error(b.get("/readyz"), 503, "storage_unavailable")
+    assert "cache (stale)" in err["message"], err
+    # A goes on changing keys; B stays where it was, further behind each moment
+    stuck = applied(b)
+    k2 = w.create_key()
+    assert applied(a) > stuck
+    before = lag(b)
+    time.sleep(0.3)
+    assert lag(b) > before
+    assert applied(b) == stuck
+    assert_error(b.verify({"key": k2["secret"]}), 503, "storage_unavailable")
+    # readable again: B catches up, and its metrics say so
+    fail.unlink()
+    eventually(lambda: current(b), "B current again")
+    assert applied(b) == applied(a)
+    assert code_on(b, k2["secret"]) == "valid"
+    expect_status(b.get("/readyz"), 200)
+    assert metric(b, "latchkey_feed_reloads_total") == 0  # nothing was pruned meanwhile
+
+
+def test_a_hole_in_the_log_reloads_every_key_and_is_counted(nodes, tmp_path):
+    a, b, fail = losing_the_log(nodes, tmp_path)
+    w = a.create_workspace()
+    k = w.create_key()
+    eventually(lambda: code_on(b, k["secret"]) == "valid", "the key on B")
+    assert metric(b, "latchkey_feed_reloads_total") == 0
+    fail.write_text("")
+    # while B cannot read, A disables the key, then makes another; the log is
+    # pruned before B reads it, as an hour-old log is: only its newest row stays,
+    # so no change left in it says that the first key was disabled
+    r = a.patch(f"/v1/keys/{k['id']}", key=w.root_key, json={"enabled": False})
+    expect_status(r, 200)
+    k2 = w.create_key()
+    a.sql("DELETE FROM changes WHERE seq < (SELECT max(seq) FROM changes)")
+    fail.unlink()
+    eventually(lambda: metric(b, "latchkey_feed_reloads_total") == 1, "B counting a reload")
+    eventually(lambda: current(b), "B current after the reload")
+    assert applied(b) == applied(a)
+    assert code_on(b, k["secret"]) == "inactive_key"
+    assert code_on(b, k2["secret"]) == "valid"
+    assert "reloading every key" in b.stderr_text()
+    # A read its log all along: it never reloaded
+    assert metric(a, "latchkey_feed_reloads_total") == 0
+
+
 # -- nodes and leases -------------------------------------------------------------------
 
 
@@ -222,23 +329,17 @@ def test_a_database_that_is_not_a_file_needs_a_state_directory(tmp_path):
 
 def test_a_killed_nodes_lease_is_reclaimed_only_after_its_heartbeat_stopped(nodes):
     a, b = nodes(2)
-    w = a.create_workspace()
-    expect_status(a.post("/v1/credits", key=w.root_key, json={"amount": 1000}), 201)
-    k = w.create_key()
-    for _ in range(3):
-        assert expect_status(a.verify({"key": k["secret"], "cost": 5}), 200)["valid"] is True
-    a_id = node_id_of(a)
-    held = [r for r in lease_rows(a) if r[1] == a_id]
+    w, k, a_id = spending_on(a, 1000, checks=3)
+    held = leases_of(a, a_id)
     assert held and held[0][2] > 0, lease_rows(a)
     a.kill9()
     killed_at = time.monotonic()
     time.sleep(3)
     # B leaves a lease alone while its node may be alive
-    assert [r for r in lease_rows(a) if r[1] == a_id] == held
+    assert leases_of(a, a_id) == held
     doc = credits(b, w)
     assert doc["balance"] + doc["spent"] < doc["topped_up"], doc
-    eventually(lambda: not [r for r in lease_rows(a) if r[1] == a_id],
-               "A's lease reclaimed", deadline=DEAD_AFTER + 10)
+    wait_reclaimed(a, a_id, "A's lease reclaimed")
     assert time.monotonic() - killed_at >= DEAD_AFTER - 1
     assert a_id not in node_ids(a)
     doc = credits(b, w)
@@ -261,13 +362,9 @@ def test_a_node_with_a_clock_ahead_leaves_a_live_nodes_lease_alone(tmp_path):
         n.start()
         _live_servers.append(n)
     try:
-        w = a.create_workspace()
-        expect_status(a.post("/v1/credits", key=w.root_key, json={"amount": 100}), 201)
-        k = w.create_key()
-        assert expect_status(a.verify({"key": k["secret"], "cost": 5}), 200)["valid"] is True
-        a_id = node_id_of(a)
+        w, _, a_id = spending_on(a, 100)
         time.sleep(DEAD_AFTER + 3)
-        assert [r for r in lease_rows(a) if r[1] == a_id], lease_rows(a)
+        assert leases_of(a, a_id), lease_rows(a)
         assert a_id in node_ids(a)
         assert "lease_lost" not in [e["kind"] for e in credits(b, w)["ledger"]]
         assert a.stop() == 0
@@ -280,11 +377,7 @@ def test_a_node_with_a_clock_ahead_leaves_a_live_nodes_lease_alone(tmp_path):
 
 def test_a_restarted_node_settles_its_own_lease_exactly(nodes):
     a, b = nodes(2)
-    w = a.create_workspace()
-    expect_status(a.post("/v1/credits", key=w.root_key, json={"amount": 1000}), 201)
-    k = w.create_key()
-    for _ in range(3):
-        assert expect_status(a.verify({"key": k["secret"], "cost": 5}), 200)["valid"] is True
+    w, _, _ = spending_on(a, 1000, checks=3)
     a.kill9()
     a.start()  # the same state directory: its counter file says what it spent
     doc = credits(a, w)
@@ -297,15 +390,10 @@ def test_a_restarted_node_settles_its_own_lease_exactly(nodes):
 
 def test_a_node_taken_for_dead_does_not_book_its_reclaimed_lease_again(nodes):
     a, b = nodes(2)
-    w = a.create_workspace()
-    expect_status(a.post("/v1/credits", key=w.root_key, json={"amount": 1000}), 201)
-    k = w.create_key()
-    assert expect_status(a.verify({"key": k["secret"], "cost": 5}), 200)["valid"] is True
-    a_id = node_id_of(a)
+    w, k, a_id = spending_on(a, 1000)
     a.proc.send_signal(signal.SIGSTOP)
     try:
-        eventually(lambda: not [r for r in lease_rows(a) if r[1] == a_id],
-                   "A's lease reclaimed while it was stopped", deadline=DEAD_AFTER + 10)
+        wait_reclaimed(a, a_id, "A's lease reclaimed while it was stopped")
         # read while A is still stopped: once it runs again it may lease afresh
         reclaimed = credits(b, w)
     finally:
@@ -318,7 +406,7 @@ def test_a_node_taken_for_dead_does_not_book_its_reclaimed_lease_again(nodes):
     # nothing booked twice: spent is what the reclaim booked; A may have leased
     # afresh, and that lease is all that is missing from B's view
     assert doc["spent"] == reclaimed["spent"], (reclaimed, doc)
-    a_lease = sum(r[2] for r in lease_rows(a) if r[1] == a_id)
+    a_lease = sum(r[2] for r in leases_of(a, a_id))
     assert doc["balance"] + a_lease == reclaimed["balance"], (reclaimed, doc, a_lease)
     assert "twice" in a.stderr_text() or "taken for dead" in a.stderr_text()
     # and spends on from fresh leases, exactly
@@ -331,15 +419,11 @@ def test_a_node_taken_for_dead_does_not_book_its_reclaimed_lease_again(nodes):
 
 def test_a_clean_stop_gives_the_lease_back_and_leaves_the_node_list(nodes):
     a, b = nodes(2)
-    w = a.create_workspace()
-    expect_status(a.post("/v1/credits", key=w.root_key, json={"amount": 100}), 201)
-    k = w.create_key()
-    assert expect_status(a.verify({"key": k["secret"], "cost": 5}), 200)["valid"] is True
-    a_id = node_id_of(a)
+    w, _, a_id = spending_on(a, 100)
     assert a_id in node_ids(a)
     assert a.stop() == 0
     assert a_id not in node_ids(a)
-    assert not [r for r in lease_rows(a) if r[1] == a_id]
+    assert not leases_of(a, a_id)
     doc = credits(b, w)
     assert (doc["balance"], doc["spent"]) == (95, 5), doc
     assert "lease_lost" not in [e["kind"] for e in doc["ledger"]]

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from conftest import BIN, LatchkeyServer, _finish, _live_servers, free_port, poll
-from lkhelpers import HTTP_TIMEOUT, assert_error, describe, expect_status
+from lkhelpers import HTTP_TIMEOUT, assert_error, describe, expect_status, metric
 
 SCRIPT = Path(__file__).resolve().parents[1] / "redis" / "redis-test.sh"
 LONG_WINDOW = 3600  # no window rolls over during a test
@@ -155,14 +155,6 @@ def test_two_nodes_share_a_rate_limit_exactly(cluster):
         assert r.json()["code"] == "rate_limited", describe(r)
         assert 1 <= int(r.headers["Retry-After"]) <= LONG_WINDOW, describe(r)
         assert r.json()["ratelimit"]["remaining"] == 0, describe(r)
-
-
-def metric(node, name):
-    text = node.get("/metrics").text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    pytest.fail(f"no {name} in /metrics")
 
 
 def test_checks_do_not_wait_on_redis_one_by_one(cluster):
