@@ -13,8 +13,7 @@
 
 #define METRICS_FIRST_TRY 32768 /* bytes; the text is about 20 KiB */
 
-static const char *const endpoints[LK_STATS_ENDPOINTS] = {"verify", "auth_context",
-                                                          "forward_auth"};
+static const char *const endpoints[LK_STATS_ENDPOINTS] = {"verify", "auth_context", "forward_auth"};
 
 /* Appends to a fixed buffer; counts what did not fit so the caller can retry. */
 struct text {
@@ -48,8 +47,7 @@ static void counter(struct text *t, const char *name, const char *help, enum lk_
 }
 
 /* One histogram's series; labels is "" or `endpoint="verify",`. */
-static void histogram(struct text *t, const char *name, const char *labels,
-                      enum lk_stats_hist h)
+static void histogram(struct text *t, const char *name, const char *labels, enum lk_stats_hist h)
 {
     struct lk_stats_hist_sum s;
     uint64_t cum = 0;
@@ -146,8 +144,7 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
 
     family(&t, "latchkey_recorder_lag_seconds", "gauge",
            "Upper bound of the age of the oldest count not yet written to the database.");
-    add(&t, "latchkey_recorder_lag_seconds %.3f\n",
-        (double)lk_health_recorder_lag_ms(app) / 1000);
+    add(&t, "latchkey_recorder_lag_seconds %.3f\n", (double)lk_health_recorder_lag_ms(app) / 1000);
     counter(&t, "latchkey_recorder_flushes_total",
             "Recorder flushes of usage, spending and last-used times.", LK_STAT_RECORDER_FLUSHES);
 

@@ -18,15 +18,15 @@ struct lk_feed {
     struct lk_app *app;
     bool follow;
     int64_t stale_after_ms;
-    pthread_mutex_t mu;        /* one catch-up at a time: the cache has one writer */
-    int64_t applied;           /* guarded by mu; mirrored in applied_pub */
+    pthread_mutex_t mu; /* one catch-up at a time: the cache has one writer */
+    int64_t applied;    /* guarded by mu; mirrored in applied_pub */
     _Atomic int64_t applied_pub;
-    _Atomic int64_t head_seen;     /* the highest seq read from the log (or its head) */
-    _Atomic int64_t current_at_ms; /* monotonic ms of the last confirmation, 0: none */
+    _Atomic int64_t head_seen;       /* the highest seq read from the log (or its head) */
+    _Atomic int64_t current_at_ms;   /* monotonic ms of the last confirmation, 0: none */
     _Atomic int64_t confirmed_at_ms; /* the same, never cleared: what the lag counts from */
-    _Atomic uint64_t reloads;      /* snapshots after the first: changes were pruned unread */
+    _Atomic uint64_t reloads;        /* snapshots after the first: changes were pruned unread */
     _Atomic bool stopping;
-    bool lost;                 /* guarded by mu: the last catch-up failed (logged once) */
+    bool lost; /* guarded by mu: the last catch-up failed (logged once) */
     pthread_t thread;
     bool started;
     /* Tests only: while the file named by LATCHKEY_FEED_FAIL_FILE exists, every
@@ -168,7 +168,7 @@ static enum lk_err catch_up(struct lk_feed *f)
     free(b);
     if (e == LK_OK) {
         atomic_store(&f->current_at_ms, t0);
-        atomic_store(&f->confirmed_at_ms, t0);
+        atomic_store_explicit(&f->confirmed_at_ms, t0, memory_order_relaxed);
         if (f->lost)
             lk_info("change log readable again; the key cache is current");
         f->lost = false;

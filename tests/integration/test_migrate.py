@@ -112,6 +112,20 @@ def sqlite_counts(path, schema_may_lack=False):
         db.close()
 
 
+def write_sqlite(path, *statements):
+    """Runs each statement (SQL, or SQL and its parameters) on the SQLite file at
+    path, in one transaction, as a hand edit or a script would (foreign keys off,
+    as sqlite3 opens by default)."""
+    db = sqlite3.connect(path)
+    try:
+        for st in statements:
+            sql, params = (st, ()) if isinstance(st, str) else st
+            db.execute(sql, params)
+        db.commit()
+    finally:
+        db.close()
+
+
 def v(srv, secret, **body):
     return expect_status(srv.verify({"key": secret, **body}), 200)
 
@@ -302,10 +316,7 @@ def test_refuses_a_target_with_only_a_user(tmp_path):
     to = tmp_path / "t.db"
     (tmp_path / "empty.db").write_bytes(b"")  # an empty database: copying it makes the schema
     assert migrate_ok(f"sqlite:{tmp_path / 'empty.db'}", f"sqlite:{to}")["workspaces"] == 0
-    db = sqlite3.connect(to)
-    db.execute("INSERT INTO users VALUES('usr_x', 'x@example.com', 'h', 1)")
-    db.commit()
-    db.close()
+    write_sqlite(to, "INSERT INTO users VALUES('usr_x', 'x@example.com', 'h', 1)")
     res = migrate(src.db_url, f"sqlite:{to}")
     assert res.returncode == 3 and "users" in res.stderr, res.stderr
 
@@ -384,13 +395,10 @@ def test_credits_leased_by_a_killed_server_are_settled_first(tmp_path):
 def _ghost_key(db_path):
     """Appends a key whose workspace does not exist (only a hand-edited file has
     one): the target's foreign key refuses it, after everything else was written."""
-    db = sqlite3.connect(db_path)  # foreign keys off, as sqlite3 opens by default
-    db.execute(
+    write_sqlite(db_path, (
         "INSERT INTO keys(id, workspace_id, name, environment, kind, permissions, meta, hint, "
         "enabled, created_at, digest, pepper_id) VALUES('key_ghost000000000000', "
-        "'ws_nowhere', 'ghost', 0, 0, '[]', '{}', 'x', 1, 1, ?, 0)", (os.urandom(32),))
-    db.commit()
-    db.close()
+        "'ws_nowhere', 'ghost', 0, 0, '[]', '{}', 'x', 1, 1, ?, 0)", (os.urandom(32),)))
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -441,10 +449,7 @@ def test_workspace_numbers_are_kept_with_gaps(tmp_path):
     src = sqlite_server(tmp_path / "a").start()
     w = src.create_workspace()
     src.stop()
-    db = sqlite3.connect(src.db_path)
-    db.execute("UPDATE workspaces SET rowid = 41 WHERE id = ?", (w.id,))
-    db.commit()
-    db.close()
+    write_sqlite(src.db_path, ("UPDATE workspaces SET rowid = 41 WHERE id = ?", (w.id,)))
     migrate_ok(src.db_url, sqlite_target(tmp_path))
     srv = serve_on(tmp_path, "t", sqlite_target(tmp_path))
     srv.root_key = src.root_key
@@ -460,11 +465,8 @@ def test_workspace_numbers_are_kept_with_gaps(tmp_path):
 
 def test_counts_of_a_key_the_source_lacks_are_skipped(tmp_path):
     src = sqlite_server(tmp_path / "a")
-    db = sqlite3.connect(src.db_path)
-    db.execute("INSERT INTO usage_hours VALUES(999999, 3600, 0, 5)")
-    db.execute("INSERT INTO key_spend VALUES(999999, 1, 5)")
-    db.commit()
-    db.close()
+    write_sqlite(src.db_path, "INSERT INTO usage_hours VALUES(999999, 3600, 0, 5)",
+                 "INSERT INTO key_spend VALUES(999999, 1, 5)")
     counts = migrate_ok(src.db_url, sqlite_target(tmp_path))
     assert counts["skipped"] == 2 and counts["usage_rows"] == 0, counts
     res = migrate(src.db_url, f"sqlite:{tmp_path / 'other.db'}")

@@ -12,6 +12,7 @@ lets rate-limited keys through on each node's own window; a restarted Redis is
 found again without restarting latchkey.
 """
 
+import contextlib
 import shutil
 import subprocess
 import threading
@@ -115,6 +116,19 @@ def cluster(tmp_path, redis):
     yield make
     for c in made:
         c.close()
+
+
+@contextlib.contextmanager
+def one_server(tmp_path, config):
+    """A started server of its own, on the suite's kind of database, stopped and
+    checked on the way out."""
+    srv = LatchkeyServer(tmp_path / "srv", config=config)
+    srv.start()
+    _live_servers.append(srv)
+    try:
+        yield srv
+    finally:
+        _finish(srv)
 
 
 def verify(node, secret, **body):
@@ -464,11 +478,7 @@ def test_a_killed_node_never_spends_its_old_slice_again(cluster):
 # -- the URL and its password -----------------------------------------------------------
 
 def test_a_wrong_password_is_reported_and_never_logged(tmp_path, redis):
-    srv = LatchkeyServer(tmp_path / "srv",
-                         config={"redis": redis.url(password="Sekr1t-pa55word")})
-    srv.start()
-    _live_servers.append(srv)
-    try:
+    with one_server(tmp_path, {"redis": redis.url(password="Sekr1t-pa55word")}) as srv:
         key = srv.create_workspace().create_key(
             rate_limit={"limit": 5, "window_s": 60})["secret"]
 
@@ -480,8 +490,6 @@ def test_a_wrong_password_is_reported_and_never_logged(tmp_path, redis):
         assert_error(verify(srv, key), 503, "storage_unavailable")
         assert "Sekr1t" not in srv.stderr_text()
         assert "redis://***@127.0.0.1" in srv.stderr_text()
-    finally:
-        _finish(srv)
 
 
 def test_a_password_protected_redis_with_an_escaped_password(tmp_path):
@@ -489,17 +497,12 @@ def test_a_password_protected_redis_with_an_escaped_password(tmp_path):
     r = Redis(tmp_path / "redis", password=password)
     try:
         escaped = password.replace("#", "%23").replace("@", "%40").replace("/", "%2F")
-        srv = LatchkeyServer(tmp_path / "srv", config={"redis": r.url(password=escaped)})
-        srv.start()
-        _live_servers.append(srv)
-        try:
+        with one_server(tmp_path, {"redis": r.url(password=escaped)}) as srv:
             key = srv.create_workspace().create_key(
                 rate_limit={"limit": 3, "window_s": LONG_WINDOW})["secret"]
             assert alternate([srv], key, 5) == ["valid"] * 3 + ["rate_limited"] * 2
             assert expect_status(srv.get("/readyz"), 200)["checks"]["redis"] == "ok"
             assert "Sekr1t" not in srv.stderr_text()
-        finally:
-            _finish(srv)
     finally:
         r.stop()
 
