@@ -153,9 +153,9 @@ static enum lk_err catch_up(struct lk_feed *f)
              * node was not reading. Only a new snapshot is sure. */
             lk_warn("change log: %lld changes gone before they were read; reloading every key",
                     (long long)(b->rows[0].seq - f->applied - 1));
-            atomic_fetch_add_explicit(&f->reloads, 1, memory_order_relaxed);
             if ((e = snapshot(f)) != LK_OK)
-                break;
+                break; /* tried again, and counted once, when it succeeds */
+            atomic_fetch_add_explicit(&f->reloads, 1, memory_order_relaxed);
             continue;
         }
         for (int i = 0; i < b->n && e == LK_OK; i++)
