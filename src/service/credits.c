@@ -55,13 +55,13 @@ static enum lk_err lose_lease(struct lk_app *app, const char *ws_id, const char 
  * the stored lease holds beyond what memory had left (`avail`) was spent and
  * not yet booked. That much is booked, the rest goes back to the balance. */
 static enum lk_err settle_lease(struct load_ctx *lc, const struct lk_lease_row *l,
-                                const struct lk_wallet *ws)
+                                const struct lk_wallet *w)
 {
-    int64_t avail = ws->avail;
+    int64_t avail = w->avail;
     /* A lease write under way at the kill: the stored lease's mark says whether
      * it committed, and so whether memory was about to hold it too. */
-    if (ws->lease_pending != 0 && ws->lease_op != 0 && l->op == ws->lease_op)
-        avail += ws->lease_pending;
+    if (w->lease_pending != 0 && w->lease_op != 0 && l->op == w->lease_op)
+        avail += w->lease_pending;
     int64_t spent = l->amount - avail;
     struct lk_ledger_row r = {.amount = spent, .period = lc->now - lc->now % 3600};
     enum lk_err e;
