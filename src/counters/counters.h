@@ -1,8 +1,10 @@
 /*
  * counters.h — the in-process counters (DESIGN §7 "counters"): what limits and
  * money need per workspace and per key, in memory, so a check never queries the
- * database. The service layer decides with them (service/limits.c) and writes
- * them to the store in batches (service/usage.c).
+ * database. The states are opaque (their fields: counters_int.h, private to
+ * src/counters/); the service layer keeps the policy and calls operations that
+ * each take the workspace lock themselves: the check (counters/charge.h), the
+ * credit lease (counters/wallet.h), the recorder's batch and the start (here).
  *
  * A workspace's state (`struct lk_wstate`) holds its quota ring, its credit lease
  * and a mutex that guards it and the limit state of all its keys, so a check
@@ -22,8 +24,8 @@
  *
  * With several nodes, counters/shared.h is the second backend beside this one:
  * it keeps a key's rate window, a workspace's quota days and a key's day spend
- * for all nodes (Redis), and this node holds slices of them here (struct
- * lk_slice), decided under the same workspace lock. Everything else (usage,
+ * for all nodes (Redis), and this node holds slices of them here, decided
+ * under the same workspace lock (counters/charge.h). Everything else (usage,
  * credit leases, what the recorder writes) stays this node's.
  *
  * Thread safety: every function is safe from any thread.
