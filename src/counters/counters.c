@@ -682,16 +682,22 @@ static void take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct lk_k
     pthread_mutex_unlock(&c->mu);
 }
 
-void lk_counters_each_ws(struct lk_counters *c, void (*fn)(void *arg, struct lk_wstate *ws),
-                         void *arg)
+/* The list of every workspace state; it only grows at its head, so walking
+ * from a snapshot of it is safe. */
+static struct lk_wstate *all_ws(struct lk_counters *c)
 {
     struct lk_wstate *w;
 
     pthread_mutex_lock(&c->mu);
     w = c->all_ws;
     pthread_mutex_unlock(&c->mu);
-    /* The list only grows at its head, so walking from a snapshot of it is safe. */
-    for (; w != NULL; w = w->next_all)
+    return w;
+}
+
+void lk_counters_each_ws(struct lk_counters *c, void (*fn)(void *arg, struct lk_wstate *ws),
+                         void *arg)
+{
+    for (struct lk_wstate *w = all_ws(c); w != NULL; w = w->next_all)
         fn(arg, w);
 }
 
@@ -748,7 +754,7 @@ static void quota_rows(struct lk_counter_rows *out, const struct lk_wstate *ws,
 
 void lk_counters_recovered_rows(struct lk_counters *c, struct lk_counter_rows *out)
 {
-    for (struct lk_wstate *ws = c->all_ws; ws != NULL; ws = ws->next_all) {
+    for (struct lk_wstate *ws = all_ws(c); ws != NULL; ws = ws->next_all) {
         if (!ws->recovered)
             continue;
         quota_rows(out, ws, &ws->live, false);
@@ -789,7 +795,7 @@ void lk_counters_recovered_rows(struct lk_counters *c, struct lk_counter_rows *o
 
 void lk_counters_settle(struct lk_counters *c)
 {
-    for (struct lk_wstate *ws = c->all_ws; ws != NULL; ws = ws->next_all) {
+    for (struct lk_wstate *ws = all_ws(c); ws != NULL; ws = ws->next_all) {
         ws->avail = ws->unsaved_spend = 0;
         ws->spent_total = 0; /* the stored `spent`, for a workspace with an account */
         lk_quota_init(&ws->live);

@@ -19,7 +19,6 @@ struct load_ctx {
     struct lk_app *app;
     int64_t now;
     bool recovered; /* the counter file was read back: its counts are exact */
-    enum lk_err err;
 };
 
 /* This node's id, or NULL for a process that is not a node (init, seed). */
@@ -341,7 +340,7 @@ static enum lk_err start_txn(struct lk_store *s, void *argp)
 
 enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, bool recovered, int64_t now)
 {
-    struct load_ctx lc = {app, now, recovered && reclaim, LK_OK};
+    struct load_ctx lc = {app, now, recovered && reclaim};
     struct start_arg sa = {&lc};
     int64_t today = lk_day_of(now), hour = now - now % 3600;
     enum lk_err e;
