@@ -2,7 +2,8 @@
  * test_charge.c — the contract of the counters' operations the service layer
  * uses (counters/charge.h, counters/wallet.h, the recorder's batch of
  * counters/counters.h): a refused check leaves nothing applied, a passed one
- * counts and spends exactly once, and a batch given back after a failed write is
+ * counts and spends exactly once, a check a shared slice must decide is not
+ * decided without the backend, and a batch given back after a failed write is
  * taken again by the next one.
  */
 #include <setjmp.h>
@@ -194,6 +195,38 @@ static void test_a_lease_write_is_marked_until_it_lands(void **state)
     assert_int_equal(lk_wallet_top_up(ws, 5), 105);
 }
 
+/* A shared backend that is down: nothing it should decide is decided here. */
+static void test_a_check_a_shared_slice_cannot_decide_applies_nothing(void **state)
+{
+    struct lk_errinfo ei = {0};
+    struct lk_shared *sh = NULL;
+    struct lk_charge_req r = {.cost = 2, .rl_limit = 1, .rl_window_s = 60, .spend_cap = -1,
+                              .now = NOW};
+    struct lk_charge_out out;
+    int64_t spent, quota, key_spend;
+
+    (void)state;
+    /* a port nothing listens on: the backend is never up */
+    assert_int_equal(lk_shared_open("redis://127.0.0.1:1", &sh, &ei), LK_OK);
+    r.shared = sh;
+    assert_int_equal(lk_charge(c, ws, k, &r, &out), LK_ERR_STORAGE_UNAVAILABLE);
+    assert_true(out.need_lease);
+    assert_int_equal(out.refill.parts, LK_CHARGE_RATE);
+    assert_ptr_equal(out.refill.ws, ws);
+    assert_ptr_equal(out.refill.st, k);
+    assert_int_equal(lk_charge_refill(sh, &out.refill, NOW), LK_ERR_STORAGE_UNAVAILABLE);
+    assert_int_equal(avail(), 10);
+    assert_int_equal(quota_today(), 0);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(spent + quota + key_spend, 0);
+    /* with fail-open, the rate limit is this node's window: decided, once */
+    r.fail_open_rate_limits = true;
+    assert_int_equal(lk_charge(c, ws, k, &r, &out), LK_OK);
+    assert_int_equal(lk_charge(c, ws, k, &r, &out), LK_ERR_RATE_LIMITED);
+    assert_int_equal(avail(), 8);
+    lk_shared_free(sh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +236,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_batch_given_back_is_taken_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lease_write_is_marked_until_it_lands, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_check_a_shared_slice_cannot_decide_applies_nothing,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests_name("counters/charge", tests, NULL, NULL);
 }
