@@ -7,7 +7,7 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 /* --- slices of the shared counters (counters/shared.h) ------------------------------
- * Each function below runs under the workspace's mu. A slice is "ready" when the check
+ * The helpers below run under the workspace's mu. A slice is "ready" when the check
  * can be decided from it alone: units to spend in the open period, or the
  * backend's word that nothing is left. */
 

@@ -4,7 +4,6 @@
 #include "base/common.h"
 #include "service/app_int.h"
 #include "counters/charge.h"
-#include "counters/shared.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k)
