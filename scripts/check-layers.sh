@@ -10,7 +10,8 @@
 #    but the private app_int.h includes a counters/ header, so nothing above the
 #    service layer sees a counter struct even through a service header.
 # 4. A layer's private header (<layer>/*_int.h: service/app_int.h, the fields of
-#    struct lk_app; store/store_int.h, a backend's ops) is included by that
+#    struct lk_app; store/store_int.h, a backend's ops; counters/counters_int.h,
+#    the counter states) is included by that
 #    layer's .c files only: not by its headers, not by another layer, tests or
 #    benchmarks.
 # Exits 1, naming each offending line, when any rule is broken.

@@ -9,6 +9,7 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "counters/counters_int.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 /* The counter file: chunks of CHUNK_SIZE bytes, each mapped on its own (a chunk
@@ -632,7 +633,7 @@ void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err o
     lk_counters_queue_key(c, k);
 }
 
-int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,
+static int64_t take_counts(struct lk_counters *c, struct lk_kstate *k,
                                 uint32_t out[LK_USAGE_CODES])
 {
     int64_t hour;
@@ -648,7 +649,7 @@ int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,
     return hour;
 }
 
-void lk_counters_settle_counts(struct lk_counters *c, struct lk_kstate *k)
+static void settle_counts(struct lk_counters *c, struct lk_kstate *k)
 {
     pthread_mutex_lock(&c->mu);
     for (int code = 0; code < LK_USAGE_CODES; code++)
@@ -668,7 +669,7 @@ void lk_counters_load_count(struct lk_counters *c, struct lk_kstate *k, int64_t 
     pthread_mutex_unlock(&c->mu);
 }
 
-void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct lk_kstate **keys,
+static void take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct lk_kstate **keys,
                             struct lk_counter_rows *spilled)
 {
     pthread_mutex_lock(&c->mu);
@@ -681,16 +682,22 @@ void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct
     pthread_mutex_unlock(&c->mu);
 }
 
-void lk_counters_each_ws(struct lk_counters *c, void (*fn)(void *arg, struct lk_wstate *ws),
-                         void *arg)
+/* The list of every workspace state; it only grows at its head, so walking
+ * from a snapshot of it is safe. */
+static struct lk_wstate *all_ws(struct lk_counters *c)
 {
     struct lk_wstate *w;
 
     pthread_mutex_lock(&c->mu);
     w = c->all_ws;
     pthread_mutex_unlock(&c->mu);
-    /* The list only grows at its head, so walking from a snapshot of it is safe. */
-    for (; w != NULL; w = w->next_all)
+    return w;
+}
+
+void lk_counters_each_ws(struct lk_counters *c, void (*fn)(void *arg, struct lk_wstate *ws),
+                         void *arg)
+{
+    for (struct lk_wstate *w = all_ws(c); w != NULL; w = w->next_all)
         fn(arg, w);
 }
 
@@ -700,4 +707,204 @@ void lk_counters_each_key(struct lk_counters *c, void (*fn)(void *arg, struct lk
     for (size_t i = 0; i < c->keys.cap; i++)
         if (c->keys.slots[i] != NULL)
             fn(arg, c->keys.slots[i]);
+}
+
+const char *lk_wstate_id(const struct lk_wstate *ws)
+{
+    return ws->id;
+}
+
+void lk_counters_load_spend(struct lk_kstate *k, int64_t day, int64_t n)
+{
+    k->spend_day = day; /* at start: no check runs, and k's workspace may be unknown */
+    k->spent = n;
+}
+
+void lk_counters_load_quota(struct lk_wstate *ws, int64_t day, int64_t n, int64_t n_test)
+{
+    lk_wstate_lock(ws);
+    lk_quota_add(&ws->live, day, n);
+    lk_quota_add(&ws->test, day, n_test);
+    lk_wstate_unlock(ws);
+}
+
+void lk_counters_quota_view(struct lk_wstate *ws, struct lk_quota_view *out)
+{
+    lk_wstate_lock(ws);
+    out->live = ws->live;
+    out->test = ws->test;
+    out->quota = ws->quota;
+    out->test_quota = ws->test_quota;
+    lk_wstate_unlock(ws);
+}
+
+/* The days of a quota ring that hold a count, as rows (of ws; n or n_test). */
+static void quota_rows(struct lk_counter_rows *out, const struct lk_wstate *ws,
+                       const struct lk_quota *q, bool test)
+{
+    for (int i = 0; i < LK_QUOTA_DAYS; i++) {
+        if (q->day[i] < 0 || q->count[i] == 0)
+            continue;
+        struct lk_counter_row r = {.period = q->day[i]};
+        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", ws->id);
+        *(test ? &r.n_test : &r.n) = q->count[i];
+        lk_counter_rows_add(out, LK_CTR_QUOTA, &r);
+    }
+}
+
+void lk_counters_recovered_rows(struct lk_counters *c, struct lk_counter_rows *out)
+{
+    for (struct lk_wstate *ws = all_ws(c); ws != NULL; ws = ws->next_all) {
+        if (!ws->recovered)
+            continue;
+        quota_rows(out, ws, &ws->live, false);
+        quota_rows(out, ws, &ws->test, true);
+    }
+    for (size_t i = 0; i < c->keys.cap; i++) {
+        const struct lk_kstate *k = c->keys.slots[i];
+        int64_t hour;
+
+        if (k == NULL || !k->recovered)
+            continue;
+        hour = atomic_load(&k->count_hour);
+        if (k->spend_day > 0 && k->spent > 0)
+            lk_counter_rows_add(out, LK_CTR_SPEND,
+                                &(struct lk_counter_row){.key_rowid = k->rowid,
+                                                         .period = k->spend_day, .n = k->spent});
+        if (k->prev_day > 0 && k->prev_spent > 0)
+            lk_counter_rows_add(out, LK_CTR_SPEND,
+                                &(struct lk_counter_row){.key_rowid = k->rowid,
+                                                         .period = k->prev_day,
+                                                         .n = k->prev_spent});
+        for (int code = 0; code < LK_USAGE_CODES; code++) {
+            uint32_t n = atomic_load(&k->counts[code]);
+            if (hour > 0 && n > 0)
+                lk_counter_rows_add(out, LK_CTR_USAGE,
+                                    &(struct lk_counter_row){.key_rowid = k->rowid,
+                                                             .period = hour, .code = code,
+                                                             .n = n});
+            if (k->prev_hour > 0 && k->prev_hour != hour && k->prev_counts[code] > 0)
+                lk_counter_rows_add(out, LK_CTR_USAGE,
+                                    &(struct lk_counter_row){.key_rowid = k->rowid,
+                                                             .period = k->prev_hour,
+                                                             .code = code,
+                                                             .n = k->prev_counts[code]});
+        }
+    }
+}
+
+void lk_counters_settle(struct lk_counters *c)
+{
+    for (struct lk_wstate *ws = all_ws(c); ws != NULL; ws = ws->next_all) {
+        ws->avail = ws->unsaved_spend = 0;
+        ws->spent_total = 0; /* the stored `spent`, for a workspace with an account */
+        lk_quota_init(&ws->live);
+        lk_quota_init(&ws->test);
+        lk_quota_init(&ws->unsaved_live);
+        lk_quota_init(&ws->unsaved_test);
+    }
+    for (size_t i = 0; i < c->keys.cap; i++) {
+        struct lk_kstate *k = c->keys.slots[i];
+        if (k == NULL)
+            continue;
+        /* Today's spend is loaded from the store next; older days are written. */
+        k->spend_day = k->spent = k->prev_day = k->prev_spent = k->unsaved = 0;
+        k->prev_hour = 0;
+        memset(k->prev_counts, 0, sizeof(k->prev_counts));
+        settle_counts(c, k);
+    }
+}
+
+/* Moves a quota ring's unsaved days into rows and empties it. */
+static void take_quota(struct lk_counter_rows *out, const struct lk_wstate *ws, struct lk_quota *q,
+                       bool test)
+{
+    quota_rows(out, ws, q, test);
+    lk_quota_init(q);
+}
+
+void lk_counters_take_batch(struct lk_counters *c, struct lk_counters_batch *b)
+{
+    struct lk_wstate *ws, *wnext;
+    struct lk_kstate *k, *knext;
+
+    /* Rows set aside for closed hours and days start the batch. */
+    take_dirty(c, &ws, &k, &b->rows);
+    for (; ws != NULL; ws = wnext) {
+        /* next first, then unqueue: a later change queues it again, which
+         * rewrites next_dirty; then take what is unsaved. */
+        wnext = ws->next_dirty;
+        atomic_store(&ws->queued, false);
+        lk_wstate_lock(ws);
+        take_quota(&b->rows, ws, &ws->unsaved_live, false);
+        take_quota(&b->rows, ws, &ws->unsaved_test, true);
+        if (ws->unsaved_spend > 0) {
+            b->spends = lk_grow(b->spends, b->nspends, &b->spend_cap, sizeof(*b->spends));
+            b->spends[b->nspends++] = (struct lk_batch_spend){ws, ws->unsaved_spend};
+            ws->unsaved_spend = 0;
+        }
+        bool low = ws->db_balance > 0 && ws->avail * 2 < ws->lease_size;
+        lk_wstate_unlock(ws);
+        if (low) {
+            b->low = lk_grow(b->low, b->nlow, &b->low_cap, sizeof(*b->low));
+            b->low[b->nlow++] = ws;
+        }
+    }
+    for (; k != NULL; k = knext) {
+        uint32_t counts[LK_USAGE_CODES];
+        int64_t hour;
+
+        knext = k->next_dirty;
+        atomic_store(&k->queued, false);
+        hour = take_counts(c, k, counts);
+        for (int code = 0; code < LK_USAGE_CODES; code++)
+            if (counts[code] > 0)
+                lk_counter_rows_add(&b->rows, LK_CTR_USAGE,
+                                    &(struct lk_counter_row){.key_rowid = k->rowid,
+                                                             .period = hour, .code = code,
+                                                             .n = counts[code]});
+        if (k->ws != NULL) {
+            lk_wstate_lock(k->ws);
+            if (k->unsaved > 0)
+                lk_counter_rows_add(&b->rows, LK_CTR_SPEND,
+                                    &(struct lk_counter_row){.key_rowid = k->rowid,
+                                                             .period = k->unsaved_day,
+                                                             .n = k->unsaved});
+            k->unsaved = 0;
+            lk_wstate_unlock(k->ws);
+        }
+    }
+}
+
+void lk_counters_return_batch(struct lk_counters *c, const struct lk_counters_batch *b)
+{
+    for (size_t i = 0; i < b->nspends; i++) {
+        struct lk_wstate *ws = b->spends[i].ws;
+        lk_wstate_lock(ws);
+        ws->unsaved_spend += b->spends[i].amount;
+        lk_wstate_unlock(ws);
+        lk_counters_queue_ws(c, ws);
+    }
+    for (size_t i = 0; i < b->rows.n; i++) {
+        const struct lk_counter_row *r = &b->rows.rows[i];
+        if (b->rows.kinds[i] == LK_CTR_QUOTA) {
+            struct lk_wstate *ws = lk_counters_ws(c, r->workspace_id);
+            lk_wstate_lock(ws);
+            lk_quota_add(&ws->unsaved_live, r->period, r->n);
+            lk_quota_add(&ws->unsaved_test, r->period, r->n_test);
+            lk_wstate_unlock(ws);
+            lk_counters_queue_ws(c, ws);
+        } else {
+            /* Usage and key spend keep the hour and day they belong to. */
+            lk_counters_spill(c, b->rows.kinds[i], r);
+        }
+    }
+}
+
+void lk_counters_batch_free(struct lk_counters_batch *b)
+{
+    lk_counter_rows_free(&b->rows);
+    free(b->spends);
+    free(b->low);
+    memset(b, 0, sizeof(*b));
 }

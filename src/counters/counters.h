@@ -1,8 +1,10 @@
 /*
  * counters.h — the in-process counters (DESIGN §7 "counters"): what limits and
  * money need per workspace and per key, in memory, so a check never queries the
- * database. The service layer decides with them (service/limits.c) and writes
- * them to the store in batches (service/usage.c).
+ * database. The states are opaque (their fields: counters_int.h, private to
+ * src/counters/); the service layer keeps the policy and calls operations that
+ * each take the workspace lock themselves: the check (counters/charge.h), the
+ * credit lease (counters/wallet.h), the recorder's batch and the start (here).
  *
  * A workspace's state (`struct lk_wstate`) holds its quota ring, its credit lease
  * and a mutex that guards it and the limit state of all its keys, so a check
@@ -22,8 +24,8 @@
  *
  * With several nodes, counters/shared.h is the second backend beside this one:
  * it keeps a key's rate window, a workspace's quota days and a key's day spend
- * for all nodes (Redis), and this node holds slices of them here (struct
- * lk_slice), decided under the same workspace lock. Everything else (usage,
+ * for all nodes (Redis), and this node holds slices of them here, decided
+ * under the same workspace lock (counters/charge.h). Everything else (usage,
  * credit leases, what the recorder writes) stays this node's.
  *
  * Thread safety: every function is safe from any thread.
@@ -31,89 +33,16 @@
 #ifndef LK_COUNTERS_H
 #define LK_COUNTERS_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/err.h"
 #include "core/quota.h"
-#include "core/window.h"
 #include "store/store.h"
-
-/* This node's slice of one counter that a shared backend (counters/shared.h)
- * keeps for every node: `avail` units were granted to this node by the backend
- * and may be spent from memory, exactly, until the period ends. Guarded by the
- * workspace's mu, like the rest of the check. All zero without a shared backend
- * and after a start (a slice left by a dead process is not believed: it stays
- * granted, unspent, until its period ends). */
-struct lk_slice {
-    int64_t period;     /* rate: the window's end (Unix s, local); quota, spend: the day */
-    int64_t avail;      /* granted to this node, not yet spent */
-    int64_t left;       /* what the backend had left for everyone after the last grant */
-    int64_t size;       /* how much the next refill asks for (grows with demand) */
-    int64_t full_until; /* the backend had nothing left: refuse locally until then */
-    int64_t last_at;    /* when the last refill was granted (Unix s) */
-    int64_t limit;      /* the limit the last answer was for (a change asks again) */
-    int64_t ret_period, ret_n; /* unspent of an ended day, given back at the next refill */
-};
 
 /* Outcomes counted per key for usage: the verification outcomes of err.def,
  * LK_OK (valid) through LK_ERR_TOO_MANY_REQUESTS. */
 #define LK_USAGE_CODES (LK_ERR_TOO_MANY_REQUESTS + 1)
-
-struct lk_wstate {
-    char id[LK_ID_MAX];
-    /* Read back from the counter file at start (its counts are a dead
-     * process's, exact); false for a state made in this process. */
-    bool recovered;
-    bool heap; /* allocated on the heap, not in the file */
-    /* Guards every field below, and the guarded fields of its keys. A spinlock:
-     * held for tens of ns by the event loops, never across a call that blocks
-     * (no I/O, no other lock but the counters' own). */
-    pthread_spinlock_t mu;
-    int64_t quota, test_quota; /* effective limits; -1: unlimited */
-    struct lk_quota live, test;          /* checks per day, written or not */
-    struct lk_quota unsaved_live, unsaved_test; /* not yet written */
-    /* Credits: `avail` was leased from the stored balance and may be spent from
-     * memory; `db_balance` mirrors the stored balance outside any lease. */
-    int64_t avail, db_balance, unsaved_spend;
-    /* The stored `spent` at start plus every cost spent since: what the store's
-     * `spent` must become, known exactly even if the process dies. */
-    int64_t spent_total;
-    int64_t lease_size, last_lease_at;
-    /* A change of this node's stored lease being written (its amount), 0 when
-     * none, and the mark written with it: a file left with one learns from the
-     * stored lease's mark whether the write committed. */
-    int64_t lease_pending, lease_op;
-    pthread_mutex_t lease_mu; /* one lease operation of this workspace at a time */
-    struct lk_slice sh_q_live, sh_q_test; /* slices of the shared quota (guarded by mu) */
-    pthread_mutex_t refill_mu; /* one refill of shared slices of this workspace at a time */
-    _Atomic bool queued;      /* on the dirty list */
-    struct lk_wstate *next_all, *next_dirty;
-};
-
-struct lk_kstate {
-    int64_t rowid;
-    struct lk_wstate *ws;
-    /* Guarded by ws->mu. */
-    struct lk_window rl;          /* the open rate-limit window */
-    int64_t spend_day, spent;     /* the UTC day's spend (all of it, stored or not) */
-    int64_t prev_day, prev_spent; /* the day before spend_day's, kept for recovery */
-    int64_t unsaved_day, unsaved; /* spend not yet written, of unsaved_day */
-    /* Usage of hour `count_hour` by outcome, all of it (atomics); `saved` of it
-     * is written. The first count of a new hour moves the unsaved rest of the
-     * old hour aside (spill) and keeps the old hour's totals in prev_counts. */
-    _Atomic uint32_t counts[LK_USAGE_CODES];
-    uint32_t saved[LK_USAGE_CODES]; /* guarded by the counters' registry mutex */
-    _Atomic int64_t count_hour;
-    int64_t prev_hour;
-    uint32_t prev_counts[LK_USAGE_CODES];
-    struct lk_slice sh_rl, sh_sp; /* slices of the shared rate window and day spend (ws->mu) */
-    _Atomic bool queued; /* on the dirty list */
-    bool recovered, heap; /* as in struct lk_wstate */
-    struct lk_kstate *next_dirty;
-};
 
 /* A growing list of counter rows, each with its kind. */
 struct lk_counter_rows {
@@ -127,17 +56,13 @@ void lk_counter_rows_add(struct lk_counter_rows *l, enum lk_counter_kind kind,
 void lk_counter_rows_free(struct lk_counter_rows *l);
 
 struct lk_counters;
+/* A workspace's and a key's state: opaque (counters_int.h); live until
+ * lk_counters_free(). */
+struct lk_wstate;
+struct lk_kstate;
 
-/* Take and release ws->mu (inline: every check with limits does). */
-static inline void lk_wstate_lock(struct lk_wstate *ws)
-{
-    pthread_spin_lock(&ws->mu);
-}
-
-static inline void lk_wstate_unlock(struct lk_wstate *ws)
-{
-    pthread_spin_unlock(&ws->mu);
-}
+/* The workspace's id. */
+const char *lk_wstate_id(const struct lk_wstate *ws);
 
 /* Counters in memory only. Caller frees with lk_counters_free(). */
 struct lk_counters *lk_counters_new(void);
@@ -185,25 +110,50 @@ void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err o
 void lk_counters_spill(struct lk_counters *c, enum lk_counter_kind kind,
                        const struct lk_counter_row *r);
 
-/* Takes the dirty lists and the spilled rows (caller frees *spilled with
- * lk_counter_rows_free()). For each
- * state the caller reads `next_dirty` first, then clears `queued` (so a later
- * change queues it again, which rewrites next_dirty), then takes what is
- * unsaved: usage counts with lk_counters_take_counts(). */
-void lk_counters_take_dirty(struct lk_counters *c, struct lk_wstate **ws /* OUT */,
-                            struct lk_kstate **keys /* OUT */,
-                            struct lk_counter_rows *spilled /* OUT */);
-
-/* Puts k's unsaved usage counts into out (LK_USAGE_CODES of them), marks them
- * saved and returns their hour. */
-int64_t lk_counters_take_counts(struct lk_counters *c, struct lk_kstate *k,
-                                uint32_t out[LK_USAGE_CODES]);
-
-/* At start: every count of k is written (saved = counts); then, for the hour
- * `hour`, `n` of outcome `code` are stored, and that is k's count of it. */
-void lk_counters_settle_counts(struct lk_counters *c, struct lk_kstate *k);
+/* At start: the stored counts a state starts from (a key's usage of the hour
+ * `hour`, its spend of day `day`, a workspace's quota days). */
 void lk_counters_load_count(struct lk_counters *c, struct lk_kstate *k, int64_t hour, int code,
                             uint32_t n);
+void lk_counters_load_spend(struct lk_kstate *k, int64_t day, int64_t n);
+void lk_counters_load_quota(struct lk_wstate *ws, int64_t day, int64_t n, int64_t n_test);
+
+/* At start, from a counter file read back: what its recovered states hold for
+ * the store, as rows to raise the stored ones to (appended to out): quota days,
+ * key spend of the day and the day before, usage of the hour and the hour
+ * before. */
+void lk_counters_recovered_rows(struct lk_counters *c, struct lk_counter_rows *out /* OUT */);
+/* Once the store holds those rows (and the leases are settled): every state
+ * starts from the store again: nothing leased or unsaved, no quota days, no key
+ * spend, every usage count written. Rate windows stay. No check may run. */
+void lk_counters_settle(struct lk_counters *c);
+
+/* A workspace's quota state (GET /v1/quota). */
+struct lk_quota_view {
+    struct lk_quota live, test;
+    int64_t quota, test_quota; /* -1: unlimited */
+};
+void lk_counters_quota_view(struct lk_wstate *ws, struct lk_quota_view *out /* OUT */);
+
+/* What the recorder writes in one transaction, taken out of the counters. */
+struct lk_counters_batch {
+    struct lk_counter_rows rows; /* spilled rows, then quota, usage and key-spend rows */
+    struct lk_batch_spend {
+        struct lk_wstate *ws;
+        int64_t amount; /* spent from the lease, to be booked */
+    } *spends;
+    size_t nspends, spend_cap;
+    struct lk_wstate **low; /* workspaces whose lease ran below half its size */
+    size_t nlow, low_cap;
+};
+
+/* Takes everything unsaved of the dirty states into b (zeroed by the caller),
+ * marking it saved. */
+void lk_counters_take_batch(struct lk_counters *c, struct lk_counters_batch *b /* OUT */);
+/* The batch's write failed: its numbers are unsaved again and the next
+ * lk_counters_take_batch() takes them (rows of closed hours and days keep their
+ * period). b stays the caller's to free. */
+void lk_counters_return_batch(struct lk_counters *c, const struct lk_counters_batch *b);
+void lk_counters_batch_free(struct lk_counters_batch *b);
 
 /* Calls fn for every workspace state. */
 void lk_counters_each_ws(struct lk_counters *c, void (*fn)(void *arg, struct lk_wstate *ws),

@@ -166,16 +166,16 @@ enum lk_err lk_auth_actor(struct lk_app *app, const char *secret, size_t len, in
         e = LK_ERR_INSUFFICIENT_PERMISSIONS;
         goto out;
     }
-    memcpy(out->workspace_id, k->ws->id, LK_ID_MAX);
+    memcpy(out->workspace_id, lk_wstate_id(k->ws), LK_ID_MAX);
     memcpy(out->id, k->id, LK_ID_MAX);
     out->kind = k->kind;
     /* A key acts in its own workspace only; naming another finds nothing. */
-    if (workspace != NULL && workspace[0] != '\0' && strcmp(workspace, k->ws->id) != 0) {
+    if (workspace != NULL && workspace[0] != '\0' && strcmp(workspace, lk_wstate_id(k->ws)) != 0) {
         e = LK_ERR_NOT_FOUND;
         goto out;
     }
     out->is_operator = k->kind == LK_KIND_ROOT && app->operator_ws[0] != '\0' &&
-                       strcmp(app->operator_ws, k->ws->id) == 0;
+                       strcmp(app->operator_ws, lk_wstate_id(k->ws)) == 0;
     out->perms = key_perms(out, k);
     e = check_need(out, need, ei);
 out:
@@ -203,7 +203,7 @@ unsigned lk_auth_holds(struct lk_app *app, const char *ws_id, const char *id, in
         (k->kind == LK_KIND_ROOT || k->kind == LK_KIND_APPLICATION)) {
         who.kind = k->kind;
         who.is_operator = k->kind == LK_KIND_ROOT && app->operator_ws[0] != '\0' &&
-                          strcmp(app->operator_ws, k->ws->id) == 0;
+                          strcmp(app->operator_ws, lk_wstate_id(k->ws)) == 0;
         perms = key_perms(&who, k);
     }
     lk_keycache_read_unlock();

@@ -9,6 +9,7 @@
 #include "base/rand.h"
 #include "base/stats.h"
 #include "core/quota.h"
+#include "counters/wallet.h"
 #include "service/audit.h"
 #include "service/keys.h"
 #include "service/node.h"
@@ -18,7 +19,6 @@ struct load_ctx {
     struct lk_app *app;
     int64_t now;
     bool recovered; /* the counter file was read back: its counts are exact */
-    enum lk_err err;
 };
 
 /* This node's id, or NULL for a process that is not a node (init, seed). */
@@ -54,13 +54,13 @@ static enum lk_err lose_lease(struct lk_app *app, const char *ws_id, const char 
  * the stored lease holds beyond what memory had left (`avail`) was spent and
  * not yet booked. That much is booked, the rest goes back to the balance. */
 static enum lk_err settle_lease(struct load_ctx *lc, const struct lk_lease_row *l,
-                                const struct lk_wstate *ws)
+                                const struct lk_wallet *w)
 {
-    int64_t avail = ws->avail;
+    int64_t avail = w->avail;
     /* A lease write under way at the kill: the stored lease's mark says whether
      * it committed, and so whether memory was about to hold it too. */
-    if (ws->lease_pending != 0 && ws->lease_op != 0 && l->op == ws->lease_op)
-        avail += ws->lease_pending;
+    if (w->lease_pending != 0 && w->lease_op != 0 && l->op == w->lease_op)
+        avail += w->lease_pending;
     int64_t spent = l->amount - avail;
     struct lk_ledger_row r = {.amount = spent, .period = lc->now - lc->now % 3600};
     enum lk_err e;
@@ -112,8 +112,11 @@ static enum lk_err recover_own(struct load_ctx *lc)
         const struct lk_lease_row *l = &ll.rows[i];
         struct lk_wstate *ws =
             lc->recovered ? lk_counters_find_ws(lc->app->counters, l->workspace_id) : NULL;
-        if (ws != NULL && ws->recovered)
-            e = settle_lease(lc, l, ws);
+        struct lk_wallet w = {0};
+        if (ws != NULL)
+            lk_wallet_get(ws, &w);
+        if (w.recovered)
+            e = settle_lease(lc, l, &w);
         else
             e = lose_lease(lc->app, l->workspace_id, l->node_id, l->amount, lc->now);
     }
@@ -259,95 +262,20 @@ out:
     return e;
 }
 
-static enum lk_err raise_row(struct load_ctx *lc, enum lk_counter_kind kind,
-                             const struct lk_counter_row *r)
+/* The counts a killed process left in the file, exact, into the store. */
+static enum lk_err raise_recovered(struct lk_app *app)
 {
-    enum lk_err e = lk_store_counter_raise(lc->app->store, kind, r);
+    struct lk_counter_rows rows = {0};
+    enum lk_err e = LK_OK;
 
-    if (e != LK_OK && lc->err == LK_OK)
-        lc->err = e;
+    lk_counters_recovered_rows(app->counters, &rows);
+    for (size_t i = 0; i < rows.n; i++) {
+        enum lk_err r = lk_store_counter_raise(app->store, rows.kinds[i], &rows.rows[i]);
+        if (r != LK_OK && e == LK_OK)
+            e = r;
+    }
+    lk_counter_rows_free(&rows);
     return e;
-}
-
-static void raise_quota(struct load_ctx *lc, const struct lk_wstate *ws, const struct lk_quota *q,
-                        bool test)
-{
-    for (int i = 0; i < LK_QUOTA_DAYS; i++) {
-        if (q->day[i] < 0 || q->count[i] == 0)
-            continue;
-        struct lk_counter_row r = {.period = q->day[i]};
-        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", ws->id);
-        *(test ? &r.n_test : &r.n) = q->count[i];
-        raise_row(lc, LK_CTR_QUOTA, &r);
-    }
-}
-
-/* The quota days of a killed process, exact in the file, into the store. */
-static void raise_ws(void *arg, struct lk_wstate *ws)
-{
-    struct load_ctx *lc = arg;
-
-    if (!ws->recovered)
-        return;
-    raise_quota(lc, ws, &ws->live, false);
-    raise_quota(lc, ws, &ws->test, true);
-}
-
-/* The same for a key's spend of the day (and the day before) and its usage of
- * the hour (and the hour before). */
-static void raise_key(void *arg, struct lk_kstate *k)
-{
-    struct load_ctx *lc = arg;
-    int64_t hour = atomic_load(&k->count_hour);
-
-    if (!k->recovered)
-        return;
-    if (k->spend_day > 0 && k->spent > 0)
-        raise_row(
-            lc, LK_CTR_SPEND,
-            &(struct lk_counter_row){.key_rowid = k->rowid, .period = k->spend_day, .n = k->spent});
-    if (k->prev_day > 0 && k->prev_spent > 0)
-        raise_row(lc, LK_CTR_SPEND,
-                  &(struct lk_counter_row){
-                      .key_rowid = k->rowid, .period = k->prev_day, .n = k->prev_spent});
-    for (int code = 0; code < LK_USAGE_CODES; code++) {
-        uint32_t n = atomic_load(&k->counts[code]);
-        if (hour > 0 && n > 0)
-            raise_row(lc, LK_CTR_USAGE,
-                      &(struct lk_counter_row){
-                          .key_rowid = k->rowid, .period = hour, .code = code, .n = n});
-        if (k->prev_hour > 0 && k->prev_hour != hour && k->prev_counts[code] > 0)
-            raise_row(lc, LK_CTR_USAGE,
-                      &(struct lk_counter_row){.key_rowid = k->rowid,
-                                               .period = k->prev_hour,
-                                               .code = code,
-                                               .n = k->prev_counts[code]});
-    }
-}
-
-/* Once the store has everything the file held, the file's states start from
- * the store again: leases are back, nothing is unsaved, quota rings and day
- * spends are loaded below. Rate windows stay as they were. */
-static void settle_ws(void *arg, struct lk_wstate *ws)
-{
-    (void)arg;
-    ws->avail = ws->unsaved_spend = 0;
-    ws->spent_total = 0; /* the stored `spent`, for a workspace with an account */
-    lk_quota_init(&ws->live);
-    lk_quota_init(&ws->test);
-    lk_quota_init(&ws->unsaved_live);
-    lk_quota_init(&ws->unsaved_test);
-}
-
-static void settle_key(void *arg, struct lk_kstate *k)
-{
-    struct load_ctx *lc = arg;
-
-    /* Today's spend is loaded from the store below; older days are written. */
-    k->spend_day = k->spent = k->prev_day = k->prev_spent = k->unsaved = 0;
-    k->prev_hour = 0;
-    memset(k->prev_counts, 0, sizeof(k->prev_counts));
-    lk_counters_settle_counts(lc->app->counters, k);
 }
 
 static int load_balance(void *arg, const struct lk_credit_account *a)
@@ -355,10 +283,7 @@ static int load_balance(void *arg, const struct lk_credit_account *a)
     struct load_ctx *lc = arg;
     struct lk_wstate *ws = lk_counters_ws(lc->app->counters, a->workspace_id);
 
-    lk_wstate_lock(ws);
-    ws->db_balance = a->balance;
-    ws->spent_total = a->spent;
-    lk_wstate_unlock(ws);
+    lk_wallet_load(ws, a->balance, a->spent);
     return 0;
 }
 
@@ -367,10 +292,7 @@ static int load_quota(void *arg, const struct lk_counter_row *r)
     struct load_ctx *lc = arg;
     struct lk_wstate *ws = lk_counters_ws(lc->app->counters, r->workspace_id);
 
-    lk_wstate_lock(ws);
-    lk_quota_add(&ws->live, r->period, r->n);
-    lk_quota_add(&ws->test, r->period, r->n_test);
-    lk_wstate_unlock(ws);
+    lk_counters_load_quota(ws, r->period, r->n, r->n_test);
     return 0;
 }
 
@@ -380,8 +302,7 @@ static int load_spend(void *arg, const struct lk_counter_row *r)
     /* The key's workspace is filled in when it is first checked. */
     struct lk_kstate *st = lk_counters_key(lc->app->counters, r->key_rowid, NULL);
 
-    st->spend_day = r->period;
-    st->spent = r->n;
+    lk_counters_load_spend(st, r->period, r->n);
     return 0;
 }
 
@@ -409,13 +330,8 @@ static enum lk_err start_txn(struct lk_store *s, void *argp)
     enum lk_err e;
 
     (void)s;
-    lc->err = LK_OK;
-    if (lc->recovered) {
-        lk_counters_each_ws(lc->app->counters, raise_ws, lc);
-        lk_counters_each_key(lc->app->counters, raise_key, lc);
-    }
-    if (lc->err != LK_OK)
-        return lc->err;
+    if (lc->recovered && (e = raise_recovered(lc->app)) != LK_OK)
+        return e;
     if ((e = recover_own(lc)) != LK_OK || (e = reclaim_txn(lc->app->store, &ra)) != LK_OK ||
         (e = reclaim_unowned(lc->app, lc->now)) != LK_OK)
         return e;
@@ -424,7 +340,7 @@ static enum lk_err start_txn(struct lk_store *s, void *argp)
 
 enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, bool recovered, int64_t now)
 {
-    struct load_ctx lc = {app, now, recovered && reclaim, LK_OK};
+    struct load_ctx lc = {app, now, recovered && reclaim};
     struct start_arg sa = {&lc};
     int64_t today = lk_day_of(now), hour = now - now % 3600;
     enum lk_err e;
@@ -432,10 +348,8 @@ enum lk_err lk_credits_load(struct lk_app *app, bool reclaim, bool recovered, in
     if (reclaim) {
         if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, start_txn, &sa)) != LK_OK)
             return e;
-        if (lc.recovered) {
-            lk_counters_each_ws(app->counters, settle_ws, &lc);
-            lk_counters_each_key(app->counters, settle_key, &lc);
-        }
+        if (lc.recovered)
+            lk_counters_settle(app->counters);
     }
     if ((e = lk_store_credits_scan(app->store, load_balance, &lc)) != LK_OK ||
         (e = lk_store_counter_scan(app->store, LK_CTR_QUOTA, 0, today - LK_QUOTA_DAYS + 1,
@@ -483,116 +397,99 @@ static int64_t new_mark(void)
     return (int64_t)r;
 }
 
-enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t need, int64_t now)
-{
-    struct lk_credit_account a;
-    int64_t size;
-    enum lk_err e = LK_OK;
+struct lease_arg {
+    struct lk_app *app;
+    int64_t need, now;
+};
 
-    pthread_mutex_lock(&ws->lease_mu);
-    lk_wstate_lock(ws);
-    size = ws->lease_size > LK_LEASE_MIN ? ws->lease_size : LK_LEASE_MIN;
-    if (need > ws->avail && need - ws->avail > size)
-        size = need - ws->avail;
-    if (need > 0 && ws->avail >= need)
+/* Under the workspace's lease lock: how much to lease, the write, and memory. */
+static enum lk_err lease_serial(void *argp, struct lk_wstate *ws)
+{
+    struct lease_arg *la = argp;
+    struct lk_app *app = la->app;
+    const char *ws_id = lk_wstate_id(ws);
+    struct lk_credit_account a;
+    struct lk_wallet w;
+    int64_t size, grown, op;
+    enum lk_err e;
+
+    lk_wallet_get(ws, &w);
+    size = w.lease_size > LK_LEASE_MIN ? w.lease_size : LK_LEASE_MIN;
+    if (la->need > w.avail && la->need - w.avail > size)
+        size = la->need - w.avail;
+    if (la->need > 0 && w.avail >= la->need)
         size = 0; /* someone leased while this one waited */
-    else if (need == 0 && ws->avail * 2 >= size)
+    else if (la->need == 0 && w.avail * 2 >= size)
         size = 0; /* the lease is not low (any more) */
-    if (size > ws->db_balance)
-        size = ws->db_balance;
-    lk_wstate_unlock(ws);
+    if (size > w.db_balance)
+        size = w.db_balance;
     if (size <= 0)
-        goto out;
+        return LK_OK;
     /* In the counter file before the write: a kill before memory has the lease
      * leaves it marked, and the next start does not guess. */
-    int64_t op = new_mark();
-    lk_wstate_lock(ws);
-    ws->lease_op = op;
-    atomic_signal_fence(memory_order_seq_cst); /* the mark first, then the pending amount */
-    ws->lease_pending = size;
-    lk_wstate_unlock(ws);
+    op = new_mark();
+    lk_wallet_mark(ws, op, size);
     e = lk_store_txn(app->store, LK_TXN_DEFAULT, lease_move_txn,
-                     &(struct lease_move_arg){ws->id, node_of(app), size, op});
-    if (e != LK_OK) {
-        lk_wstate_lock(ws);
-        ws->lease_pending = 0;
-        lk_wstate_unlock(ws);
-    }
+                     &(struct lease_move_arg){ws_id, node_of(app), size, op});
+    if (e != LK_OK)
+        lk_wallet_unmark(ws);
     if (e == LK_ERR_CONFLICT) {
         /* The stored balance is lower than the mirror says (another node leased):
          * believe the store. */
-        if ((e = lk_store_credits_get(app->store, ws->id, &a)) == LK_OK) {
-            lk_wstate_lock(ws);
-            ws->db_balance = a.balance;
-            lk_wstate_unlock(ws);
-        }
-        goto out;
+        if ((e = lk_store_credits_get(app->store, ws_id, &a)) == LK_OK)
+            lk_wallet_set_balance(ws, a.balance);
+        return e;
     }
     if (e != LK_OK)
-        goto out;
+        return e;
     lk_stats_add(LK_STAT_LEASE_OPS, 1);
-    lk_wstate_lock(ws);
-    ws->avail += size;
-    atomic_signal_fence(memory_order_seq_cst); /* avail first, then the mark goes */
-    ws->lease_pending = 0;
-    ws->db_balance -= size;
     /* Leases that run out within a couple of seconds grow, so a busy workspace
-     * writes a lease rarely; a quiet one keeps small leases (less to lose). */
-    if (now - ws->last_lease_at <= 2)
-        ws->lease_size = ws->lease_size * 2 < LK_LEASE_MAX ? ws->lease_size * 2 : LK_LEASE_MAX;
+     * writes a lease rarely; a quiet one keeps small leases (less to lose). Only
+     * lease operations change the size, and this is the one under way. */
+    if (la->now - w.last_lease_at <= 2)
+        grown = w.lease_size * 2 < LK_LEASE_MAX ? w.lease_size * 2 : LK_LEASE_MAX;
     else
-        ws->lease_size /= 2;
-    if (ws->lease_size < LK_LEASE_MIN)
-        ws->lease_size = LK_LEASE_MIN;
-    ws->last_lease_at = now;
-    lk_wstate_unlock(ws);
-out:
-    pthread_mutex_unlock(&ws->lease_mu);
-    return e;
+        grown = w.lease_size / 2;
+    lk_wallet_moved(ws, size, grown < LK_LEASE_MIN ? LK_LEASE_MIN : grown, la->now);
+    return LK_OK;
+}
+
+enum lk_err lk_credits_lease(struct lk_app *app, struct lk_wstate *ws, int64_t need, int64_t now)
+{
+    return lk_wallet_serial(ws, lease_serial, &(struct lease_arg){app, need, now});
+}
+
+static enum lk_err release_serial(void *arg, struct lk_wstate *ws)
+{
+    struct lk_app *app = arg;
+    int64_t op = new_mark();
+    int64_t give = lk_wallet_mark_return(ws, op);
+
+    if (give > 0 && lk_store_txn(app->store, LK_TXN_DEFAULT, lease_move_txn,
+                                 &(struct lease_move_arg){lk_wstate_id(ws), node_of(app), -give,
+                                                          op}) == LK_OK) {
+        lk_stats_add(LK_STAT_LEASE_OPS, 1);
+        lk_wallet_moved(ws, -give, 0, 0);
+    } else if (give > 0) {
+        lk_wallet_unmark(ws);
+        lk_warn("workspace %s: could not return %" PRId64 " leased credits", lk_wstate_id(ws),
+                give);
+    }
+    return LK_OK;
 }
 
 static void release_one(void *arg, struct lk_wstate *ws)
 {
-    struct lk_app *app = arg;
-    int64_t give;
-
-    int64_t op = new_mark();
-
-    pthread_mutex_lock(&ws->lease_mu);
-    lk_wstate_lock(ws);
-    give = ws->avail;
-    if (give > 0) {
-        ws->lease_op = op;
-        atomic_signal_fence(memory_order_seq_cst);
-        ws->lease_pending = -give;
-    }
-    lk_wstate_unlock(ws);
-    if (give > 0 && lk_store_txn(app->store, LK_TXN_DEFAULT, lease_move_txn,
-                                 &(struct lease_move_arg){ws->id, node_of(app), -give, op}) ==
-                        LK_OK) {
-        lk_stats_add(LK_STAT_LEASE_OPS, 1);
-        lk_wstate_lock(ws);
-        ws->avail -= give;
-        atomic_signal_fence(memory_order_seq_cst);
-        ws->lease_pending = 0;
-        ws->db_balance += give;
-        lk_wstate_unlock(ws);
-    } else if (give > 0) {
-        lk_wstate_lock(ws);
-        ws->lease_pending = 0;
-        lk_wstate_unlock(ws);
-        lk_warn("workspace %s: could not return %" PRId64 " leased credits", ws->id, give);
-    }
-    pthread_mutex_unlock(&ws->lease_mu);
+    lk_wallet_serial(ws, release_serial, arg);
 }
 
 static void add_leased(void *arg, struct lk_wstate *ws)
 {
     int64_t *sum = arg;
+    struct lk_wallet w;
 
-    lk_wstate_lock(ws);
-    *sum += ws->avail;
-    lk_wstate_unlock(ws);
+    lk_wallet_get(ws, &w);
+    *sum += w.avail;
 }
 
 int64_t lk_credits_leased(struct lk_app *app)
@@ -623,15 +520,16 @@ enum lk_err lk_credits_book_spend(struct lk_app *app, const char *ws_id, int64_t
     return e;
 }
 
-static void forget_one(void *arg, struct lk_wstate *ws)
+static enum lk_err forget_serial(void *arg, struct lk_wstate *ws)
 {
     (void)arg;
-    pthread_mutex_lock(&ws->lease_mu);
-    lk_wstate_lock(ws);
-    ws->avail = ws->unsaved_spend = 0;
-    ws->lease_pending = 0;
-    lk_wstate_unlock(ws);
-    pthread_mutex_unlock(&ws->lease_mu);
+    lk_wallet_forget(ws);
+    return LK_OK;
+}
+
+static void forget_one(void *arg, struct lk_wstate *ws)
+{
+    lk_wallet_serial(ws, forget_serial, arg);
 }
 
 void lk_credits_forget_leases(struct lk_app *app)
@@ -645,17 +543,34 @@ static int refresh_one(void *arg, const struct lk_credit_account *a)
 
     /* A lease racing this only makes the mirror high for a moment: the store
      * refuses a lease past the balance, and the refusal reads it again. */
-    if (ws != NULL) {
-        lk_wstate_lock(ws);
-        ws->db_balance = a->balance;
-        lk_wstate_unlock(ws);
-    }
+    if (ws != NULL)
+        lk_wallet_set_balance(ws, a->balance);
     return 0;
 }
 
 enum lk_err lk_credits_refresh(struct lk_app *app)
 {
     return lk_store_credits_scan(app->store, refresh_one, app);
+}
+
+struct get_arg {
+    struct lk_app *app;
+    struct lk_credit_account *out;
+};
+
+static enum lk_err get_serial(void *argp, struct lk_wstate *ws)
+{
+    struct get_arg *ga = argp;
+    struct lk_wallet w;
+    enum lk_err e;
+
+    if ((e = lk_store_credits_get(ga->app->store, lk_wstate_id(ws), ga->out)) == LK_OK) {
+        lk_wallet_get(ws, &w);
+        ga->out->balance += w.avail;
+        ga->out->leased -= w.avail + w.unsaved_spend;
+        ga->out->spent += w.unsaved_spend;
+    }
+    return e;
 }
 
 enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id, struct lk_credit_account *out)
@@ -668,24 +583,18 @@ enum lk_err lk_credits_get(struct lk_app *app, const char *ws_id, struct lk_cred
      * stored account plus what memory holds unwritten is exact. */
     if (app->usage != NULL)
         lk_usage_pause(app->usage);
-    pthread_mutex_lock(&ws->lease_mu);
-    if ((e = lk_store_credits_get(app->store, ws_id, out)) == LK_OK) {
-        lk_wstate_lock(ws);
-        out->balance += ws->avail;
-        out->leased -= ws->avail + ws->unsaved_spend;
-        out->spent += ws->unsaved_spend;
-        lk_wstate_unlock(ws);
-    }
-    pthread_mutex_unlock(&ws->lease_mu);
+    e = lk_wallet_serial(ws, get_serial, &(struct get_arg){app, out});
     if (app->usage != NULL)
         lk_usage_resume(app->usage);
     return e;
 }
 
 struct top_up {
+    struct lk_store *store;
     const struct lk_actor *who;
     struct lk_ledger_row *entry;
     int64_t now;
+    int64_t *balance; /* OUT */
 };
 
 /* The balance, its ledger entry and the audit event, together. */
@@ -701,13 +610,25 @@ static enum lk_err top_up_txn(struct lk_store *s, void *arg)
     return lk_audit_write(s, t->who, "credits.top_up", ws_id, t->now);
 }
 
+/* Under the workspace's lease lock: no lease moves credits meanwhile. */
+static enum lk_err top_up_serial(void *arg, struct lk_wstate *ws)
+{
+    struct top_up *t = arg;
+    enum lk_err e = lk_store_txn(t->store, LK_TXN_DEFAULT, top_up_txn, t);
+
+    /* The answer comes from memory: once committed, a top-up must not answer
+     * with an error a client would retry. */
+    if (e == LK_OK)
+        *t->balance = lk_wallet_top_up(ws, t->entry->amount);
+    return e;
+}
+
 enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, int64_t amount,
                               const char *note, int64_t now, struct lk_ledger_row *entry,
                               int64_t *balance)
 {
     const char *ws_id = who->workspace_id;
     struct lk_wstate *ws = lk_counters_ws(app->counters, ws_id);
-    enum lk_err e;
 
     memset(entry, 0, sizeof(*entry));
     snprintf(entry->workspace_id, sizeof(entry->workspace_id), "%s", ws_id);
@@ -716,19 +637,7 @@ enum lk_err lk_credits_top_up(struct lk_app *app, const struct lk_actor *who, in
     snprintf(entry->note, sizeof(entry->note), "%s", note ? note : "");
     entry->amount = amount;
     entry->created_at = now;
-    pthread_mutex_lock(&ws->lease_mu);
-    if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, top_up_txn,
-                          &(struct top_up){who, entry, now})) != LK_OK)
-        goto out;
-    /* The answer comes from memory: once committed, a top-up must not answer
-     * with an error a client would retry. */
-    lk_wstate_lock(ws);
-    ws->db_balance += amount;
-    *balance = ws->db_balance + ws->avail;
-    lk_wstate_unlock(ws);
-out:
-    pthread_mutex_unlock(&ws->lease_mu);
-    return e;
+    return lk_wallet_serial(ws, top_up_serial, &(struct top_up){app->store, who, entry, now, balance});
 }
 
 enum lk_err lk_credits_ledger(struct lk_app *app, const struct lk_actor *who, int64_t before_id,

@@ -335,5 +335,5 @@ unsigned lk_keycache_pepper_mask(struct lk_keycache *c, uint32_t configured_pepp
 
 const char *lk_ckey_workspace_id(const struct lk_ckey *k)
 {
-    return k->ws->id;
+    return lk_wstate_id(k->ws);
 }

@@ -46,7 +46,7 @@ struct lk_ckey {
     _Atomic int64_t last_used; /* Unix seconds of the last verification, 0 if none */
     int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
     int64_t spend_cap;             /* daily spend cap; -1: none */
-    struct lk_wstate *ws;          /* the workspace: its id (ws->id) and counters */
+    struct lk_wstate *ws;          /* the workspace: its id (lk_wstate_id) and counters */
     _Atomic(struct lk_kstate *) st; /* the key's counters, made on first check */
 };
 

@@ -3,7 +3,7 @@
 #include "base/clock.h"
 #include "base/common.h"
 #include "service/app_int.h"
-#include "counters/shared.h"
+#include "counters/charge.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k)
@@ -33,356 +33,53 @@ static struct lk_rate rate_of(const struct lk_app *app, const struct lk_ckey *k)
     return k->env == LK_ENV_TEST ? app->limits.test_rate : app->limits.live_rate;
 }
 
-/* --- slices of the shared counters (counters/shared.h) ------------------------------
- * Each function below runs under the workspace's mu. A slice is "ready" when the check
- * can be decided from it alone: units to spend in the open period, or the
- * backend's word that nothing is left. */
-
-/* A rate slice ends this long before the window it was granted in, on our clock:
- * the window's end is measured from before the request was sent, so the slice
- * never outlives the window even if the clocks run a little apart. */
-#define RL_MARGIN_MS 50
-#define SLICE_MAX 4096
-
-static bool rl_ready(const struct lk_slice *s, int64_t limit, int64_t now_ms)
-{
-    if (s->limit != limit)
-        return false;
-    return s->full_until > now_ms || (s->avail > 0 && now_ms < s->period);
-}
-
-static bool rl_usable(const struct lk_slice *s, int64_t now_ms)
-{
-    return s->avail > 0 && now_ms < s->period;
-}
-
-static int64_t day_avail(const struct lk_slice *s, int64_t today)
-{
-    return s->period == today ? s->avail : 0;
-}
-
-static bool day_ready(const struct lk_slice *s, int64_t limit, int64_t today, int64_t now,
-                      int64_t need)
-{
-    if (s->limit != limit)
-        return false;
-    if (day_avail(s, today) >= need)
-        return true;
-    /* Refused locally while the backend said too little is left for this. */
-    return s->full_until > now && day_avail(s, today) + s->left < need;
-}
-
-static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
-/* Unspent units of an ended day (or of another limit) go back at the next call. */
-static void take_back(struct lk_slice *s, int64_t today, int64_t limit, int64_t *day, int64_t *n)
-{
-    if (s->avail > 0 && (s->period != today || s->limit != limit)) {
-        s->ret_period = s->period;
-        s->ret_n = s->avail;
-        s->avail = 0;
-    }
-    *day = s->ret_period;
-    *n = s->ret_n;
-    s->ret_n = 0;
-}
-
-static void grant_rate(struct lk_slice *s, const struct lk_shared_grant *g, int64_t limit,
-                       int64_t want, int64_t sent_ms)
-{
-    int64_t end = sent_ms + g->rl_ttl_ms;
-
-    s->size = want;
-    s->limit = limit;
-    s->left = g->rl_left;
-    s->avail = g->rl_grant;
-    s->period = end - RL_MARGIN_MS;
-    s->full_until = g->rl_grant > 0 ? 0 : end;
-    s->last_at = sent_ms / 1000;
-}
-
-static void grant_day(struct lk_slice *s, int64_t grant, int64_t left, int64_t limit,
-                      int64_t today, int64_t now, int64_t max)
-{
-    /* Refilled again within two seconds: a busy counter asks for more at a time. */
-    bool busy = s->last_at != 0 && now - s->last_at <= 2;
-
-    if (s->period != today)
-        s->avail = 0; /* given back by take_back() */
-    s->period = today;
-    s->limit = limit;
-    s->left = left;
-    s->avail += grant;
-    s->full_until = grant > 0 ? 0 : (now + 1 < (today + 1) * LK_DAY_S ? now + 1 : (today + 1) * LK_DAY_S);
-    if (grant > 0) {
-        s->size = clamp(busy ? s->size * 2 : s->size / 2, 1, clamp(max, 1, SLICE_MAX));
-        s->last_at = now;
-    }
-}
+_Static_assert(LK_REFILL_RATE == LK_CHARGE_RATE && LK_REFILL_QUOTA == LK_CHARGE_QUOTA &&
+                   LK_REFILL_SPEND == LK_CHARGE_SPEND,
+               "refill parts pass through unchanged");
 
 enum lk_err lk_limits_refill(struct lk_app *app, const struct lk_limits_refill *r, int64_t now)
 {
-    struct lk_wstate *ws = r->ws;
-    struct lk_kstate *st = r->st;
-    struct lk_slice *qs = r->test ? &ws->sh_q_test : &ws->sh_q_live;
-    int64_t today = lk_day_of(now), sent_ms;
-    struct lk_shared_req q = {.key_rowid = r->key_rowid, .ws_id = ws->id, .test = r->test,
-                              .q_day = today, .sp_day = today};
-    struct lk_shared_grant g;
-    enum lk_err e = LK_OK;
+    struct lk_charge_refill cr = {r->parts, r->key_rowid, r->cost, r->rl_limit, r->rl_window_s,
+                                  r->quota, r->spend_cap, r->test, r->ws, r->st};
 
-    if (app->shared == NULL || r->parts == 0)
-        return LK_OK;
-    /* One refill of a workspace at a time: a check that waited here finds the
-     * slice the one before it brought, and asks for nothing. */
-    pthread_mutex_lock(&ws->refill_mu);
-    sent_ms = lk_clock_now_ms();
-    lk_wstate_lock(ws);
-    if ((r->parts & LK_REFILL_RATE) && !rl_ready(&st->sh_rl, r->rl_limit, sent_ms)) {
-        /* Ran out within the window the last slice came from: ask for twice as
-         * much (up to an eighth of the limit); a new window starts at one. */
-        bool again = st->sh_rl.limit == r->rl_limit && st->sh_rl.period > sent_ms;
-        q.rl_want = again ? clamp(st->sh_rl.size * 2, 1, clamp(r->rl_limit / 8, 1, SLICE_MAX)) : 1;
-        q.rl_limit = r->rl_limit;
-        q.rl_window_s = r->rl_window_s;
-    }
-    if ((r->parts & LK_REFILL_QUOTA) && !day_ready(qs, r->quota, today, now, 1)) {
-        take_back(qs, today, r->quota, &q.q_ret_day, &q.q_ret_n);
-        q.q_want = qs->size > 0 ? qs->size : 1;
-        q.q_min = 1;
-        q.q_limit = r->quota;
-        for (int d = 0; d < LK_QUOTA_DAYS; d++)
-            q.q_least[d] = lk_quota_day(r->test ? &ws->test : &ws->live,
-                                        today - (LK_QUOTA_DAYS - 1) + d);
-    }
-    if ((r->parts & LK_REFILL_SPEND) && !day_ready(&st->sh_sp, r->spend_cap, today, now, r->cost)) {
-        take_back(&st->sh_sp, today, r->spend_cap, &q.sp_ret_day, &q.sp_ret_n);
-        q.sp_min = r->cost - day_avail(&st->sh_sp, today);
-        q.sp_want = st->sh_sp.size > q.sp_min ? st->sh_sp.size : q.sp_min;
-        q.sp_cap = r->spend_cap;
-        q.sp_least = st->spend_day == today ? st->spent : 0;
-    }
-    lk_wstate_unlock(ws);
-    if (q.rl_want == 0 && q.q_want == 0 && q.sp_want == 0)
-        goto out; /* someone refilled while this one waited */
-    e = lk_shared_reserve(app->shared, &q, &g);
-    lk_wstate_lock(ws);
-    if (e != LK_OK) {
-        /* What was to be given back stays to be given back. */
-        if (q.q_ret_n > 0 && qs->ret_n == 0)
-            qs->ret_period = q.q_ret_day, qs->ret_n = q.q_ret_n;
-        if (q.sp_ret_n > 0 && st->sh_sp.ret_n == 0)
-            st->sh_sp.ret_period = q.sp_ret_day, st->sh_sp.ret_n = q.sp_ret_n;
-    } else {
-        if (q.rl_want > 0)
-            grant_rate(&st->sh_rl, &g, r->rl_limit, q.rl_want, sent_ms);
-        if (q.q_want > 0)
-            grant_day(qs, g.q_grant, g.q_left, r->quota, today, now, r->quota / 64);
-        if (q.sp_want > 0)
-            grant_day(&st->sh_sp, g.sp_grant, g.sp_left, r->spend_cap, today, now,
-                      r->spend_cap / 16);
-    }
-    lk_wstate_unlock(ws);
-out:
-    pthread_mutex_unlock(&ws->refill_mu);
-    return e;
-}
-
-struct give_back_ctx {
-    struct lk_app *app;
-    int64_t today;
-};
-
-static void give_back_ws(void *arg, struct lk_wstate *ws)
-{
-    struct give_back_ctx *c = arg;
-    struct lk_shared_grant g;
-
-    for (int test = 0; test < 2; test++) {
-        struct lk_slice *s = test ? &ws->sh_q_test : &ws->sh_q_live;
-        struct lk_shared_req q = {.ws_id = ws->id, .test = test, .q_day = c->today};
-        lk_wstate_lock(ws);
-        take_back(s, c->today + 1, s->limit, &q.q_ret_day, &q.q_ret_n); /* all of it */
-        lk_wstate_unlock(ws);
-        if (q.q_ret_n > 0)
-            lk_shared_reserve(c->app->shared, &q, &g);
-    }
-}
-
-static void give_back_key(void *arg, struct lk_kstate *k)
-{
-    struct give_back_ctx *c = arg;
-    struct lk_shared_req q = {.key_rowid = k->rowid, .ws_id = "", .sp_day = c->today};
-    struct lk_shared_grant g;
-
-    if (k->ws == NULL)
-        return;
-    lk_wstate_lock(k->ws);
-    take_back(&k->sh_sp, c->today + 1, k->sh_sp.limit, &q.sp_ret_day, &q.sp_ret_n);
-    lk_wstate_unlock(k->ws);
-    if (q.sp_ret_n > 0)
-        lk_shared_reserve(c->app->shared, &q, &g);
+    return lk_charge_refill(app->shared, &cr, now);
 }
 
 void lk_limits_give_back(struct lk_app *app)
 {
-    struct give_back_ctx c = {app, lk_day_of(lk_clock_now_s())};
-
-    if (app->shared == NULL || !lk_shared_up(app->shared))
-        return; /* what is not given back stays counted until its day ends */
-    lk_counters_each_ws(app->counters, give_back_ws, &c);
-    lk_counters_each_key(app->counters, give_back_key, &c);
+    lk_charge_give_back(app->counters, app->shared, lk_clock_now_s());
 }
 
 enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
                             struct lk_limits_info *info)
 {
-    struct lk_kstate *st = lk_limits_state(app, k);
-    struct lk_wstate *ws = k->ws;
-    bool test = k->env == LK_ENV_TEST;
     struct lk_rate rl = rate_of(app, k);
-    int64_t today = lk_day_of(now), quota, retry = 0, now_ms = 0;
-    struct lk_slice *qs = test ? &ws->sh_q_test : &ws->sh_q_live;
-    /* With shared counters the rate window, quota and day spend are decided
-     * from this node's slices of them; without, from this node's own counts.
-     * rl_local: the rate limit is this node's window (no shared counters, or
-     * Redis is down and the rate limit may fail open). */
-    bool shared = app->shared != NULL, rl_local = !shared;
-    enum lk_err e = LK_OK;
+    bool test = k->env == LK_ENV_TEST;
+    struct lk_charge_req r = {.cost = cost, /* lk_charge: a test key spends nothing */
+                              .test = test,
+                              .rl_limit = rl.limit,
+                              .rl_window_s = rl.window_s,
+                              .spend_cap = k->spend_cap,
+                              .shared = app->shared,
+                              .fail_open_rate_limits = app->fail_open_rate_limits,
+                              .now = now};
+    struct lk_charge_out o;
+    enum lk_err e = lk_charge(app->counters, k->ws, lk_limits_state(app, k), &r, &o);
+    const struct lk_charge_refill *f = &o.refill;
 
-    memset(info, 0, sizeof(*info));
-    if (test)
-        cost = 0; /* test keys spend nothing */
-    lk_wstate_lock(ws);
-    if (st->spend_day != today) {
-        st->prev_day = st->spend_day; /* until written, for recovery */
-        st->prev_spent = st->spent;
-        st->spend_day = today;
-        st->spent = 0;
-    }
-    quota = test ? ws->test_quota : ws->quota;
-    if (shared) {
-        unsigned need = 0;
-        now_ms = lk_clock_now_ms();
-        if (rl.limit > 0 && !rl_ready(&st->sh_rl, rl.limit, now_ms)) {
-            if (app->fail_open_rate_limits && !lk_shared_up(app->shared))
-                rl_local = true;
-            else
-                need |= LK_REFILL_RATE;
-        }
-        if (quota >= 0 && !day_ready(qs, quota, today, now, 1))
-            need |= LK_REFILL_QUOTA;
-        if (cost > 0 && k->spend_cap >= 0 && !day_ready(&st->sh_sp, k->spend_cap, today, now, cost))
-            need |= LK_REFILL_SPEND;
-        if (need != 0) {
-            /* Not decided here: a worker refills (one round trip) and checks again. */
-            lk_wstate_unlock(ws);
-            info->need_lease = true;
-            info->refill = (struct lk_limits_refill){need, st->rowid, cost, rl.limit,
-                                                     rl.window_s, quota, k->spend_cap, test, ws,
-                                                     st};
-            return LK_ERR_STORAGE_UNAVAILABLE;
-        }
-    }
-    /* DESIGN §4's order: spend cap, credits, rate limit, quota. */
-    if (cost > 0 && k->spend_cap >= 0 &&
-        (shared ? day_avail(&st->sh_sp, today) < cost : st->spent + cost > k->spend_cap)) {
-        e = LK_ERR_SPEND_CAP_EXCEEDED;
-        info->retry_after = lk_day_left(now);
-        goto out;
-    }
-    if (cost > 0 && ws->avail < cost) {
-        info->need_lease = ws->avail + ws->db_balance >= cost;
-        e = LK_ERR_INSUFFICIENT_CREDITS;
-        goto out;
-    }
-    if (rl.limit > 0 && rl_local && lk_window_full(&st->rl, now, rl.limit, rl.window_s, &retry)) {
-        e = LK_ERR_RATE_LIMITED;
-        info->retry_after = retry;
-        goto out;
-    }
-    if (rl.limit > 0 && !rl_local && !rl_usable(&st->sh_rl, now_ms)) {
-        e = LK_ERR_RATE_LIMITED;
-        info->retry_after = (st->sh_rl.full_until - now_ms + 999) / 1000;
-        if (info->retry_after < 1)
-            info->retry_after = 1;
-        goto out;
-    }
-    if (quota >= 0 && (shared ? day_avail(qs, today) < 1
-                              : lk_quota_used(test ? &ws->test : &ws->live, today) >= quota)) {
-        e = LK_ERR_QUOTA_EXCEEDED;
-        info->retry_after = lk_day_left(now);
-        goto out;
-    }
-    /* Every check passed: now, and only now, count and spend. */
-    if (rl.limit > 0 && !rl_local)
-        st->sh_rl.avail--;
-    if (quota >= 0 && shared)
-        qs->avail--;
-    if (cost > 0 && k->spend_cap >= 0 && shared)
-        st->sh_sp.avail -= cost;
-    /* This node's own window counts on beside a shared one: it is what the
-     * rate limit falls back to if Redis goes away with fail-open on. */
-    if (rl.limit > 0)
-        lk_window_add(&st->rl, now, rl.window_s);
-    lk_quota_add(test ? &ws->test : &ws->live, today, 1);
-    lk_quota_add(test ? &ws->unsaved_test : &ws->unsaved_live, today, 1);
-    if (cost > 0) {
-        ws->avail -= cost;
-        ws->unsaved_spend += cost;
-        ws->spent_total += cost;
-        st->spent += cost;
-        /* Spend of a day not yet written stays with that day. */
-        if (st->unsaved > 0 && st->unsaved_day != today) {
-            lk_counters_spill(app->counters, LK_CTR_SPEND,
-                              &(struct lk_counter_row){.key_rowid = st->rowid,
-                                                       .period = st->unsaved_day,
-                                                       .n = st->unsaved});
-            st->unsaved = 0;
-        }
-        st->unsaved_day = today;
-        st->unsaved += cost;
-    }
-out:
-    if (rl.limit > 0 && !rl_local) {
-        /* What this node holds plus what Redis had left at its last answer. */
-        const struct lk_slice *sl = &st->sh_rl;
-        int64_t end = sl->full_until > now_ms ? sl->full_until : sl->period + RL_MARGIN_MS;
-        bool open = end > now_ms;
-        info->has_rl = true;
-        info->rl_limit = rl.limit;
-        info->rl_remaining = open ? (sl->avail > 0 ? sl->avail : 0) + sl->left : rl.limit;
-        if (info->rl_remaining > rl.limit)
-            info->rl_remaining = rl.limit;
-        info->rl_reset = open ? (end - now_ms + 999) / 1000 : rl.window_s;
-    } else if (rl.limit > 0) {
-        bool open = !lk_window_expired(&st->rl, now, rl.window_s);
-        info->has_rl = true;
-        info->rl_limit = rl.limit;
-        info->rl_remaining = open ? rl.limit - st->rl.count : rl.limit;
-        if (info->rl_remaining < 0)
-            info->rl_remaining = 0;
-        info->rl_reset = open ? st->rl.start + rl.window_s - now : rl.window_s;
-    }
-    if (!test && k->spend_cap >= 0) {
-        info->has_cap = true;
-        info->cap = k->spend_cap;
-        info->spent_today = st->spent;
-        if (shared) {
-            /* Granted to any node counts as spent: at most this much is. */
-            int64_t spent = k->spend_cap - st->sh_sp.left - day_avail(&st->sh_sp, today);
-            info->spent_today = clamp(spent, st->spent, k->spend_cap);
-        }
-    }
-    info->remaining_credits = ws->db_balance + ws->avail;
-    lk_wstate_unlock(ws);
-    if (e == LK_OK) {
-        lk_counters_queue_ws(app->counters, ws);
-        if (cost > 0)
-            lk_counters_queue_key(app->counters, st);
-    }
+    *info = (struct lk_limits_info){
+        .has_rl = o.has_rl,
+        .rl_limit = o.rl_limit,
+        .rl_remaining = o.rl_remaining,
+        .rl_reset = o.rl_reset,
+        .retry_after = o.retry_after,
+        .has_cap = o.has_cap,
+        .cap = o.cap,
+        .spent_today = o.spent_today,
+        .remaining_credits = o.remaining_credits,
+        .need_lease = o.need_lease,
+        .refill = {f->parts, f->key_rowid, f->cost, f->rl_limit, f->rl_window_s, f->quota,
+                   f->spend_cap, f->test, f->ws, f->st},
+    };
     return e;
 }

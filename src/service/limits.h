@@ -1,7 +1,8 @@
 /*
  * limits.h — what a key may do and spend (DESIGN §4, the rows after
  * insufficient_permissions): daily spend cap, credits, rate limit, quota, checked
- * in that order, from memory (counters/counters.h). The effects — a rate-limit
+ * in that order, from memory. This module chooses the policy (which rate limit
+ * applies, the key's cap) and lk_charge() (counters/charge.h) decides. The effects — a rate-limit
  * count, a quota count, the spend — happen only when every check passes, all
  * under the workspace's lock, so a refused check never counts or spends and
  * concurrent checks can never take more than there is.

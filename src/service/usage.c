@@ -50,119 +50,9 @@ void lk_usage_touch(struct lk_usage *u, const struct lk_ckey *k, int64_t now)
     pthread_mutex_unlock(&u->mu);
 }
 
-/* What one flush took out of the counters: written in one transaction, or put
- * back if that fails. */
-struct batch {
-    struct lk_counter_rows rows; /* quota, usage and key-spend rows */
-    struct spend {
-        struct lk_wstate *ws;
-        int64_t amount;
-    } *spends;
-    size_t nspends, spend_cap;
-    struct lk_wstate **leases; /* workspaces whose lease ran low */
-    size_t nleases, lease_cap;
-};
-
-static void add_row(struct batch *b, enum lk_counter_kind kind, const struct lk_counter_row *r)
-{
-    lk_counter_rows_add(&b->rows, kind, r);
-}
-
-static void add_quota_rows(struct batch *b, struct lk_wstate *ws, struct lk_quota *q, bool test)
-{
-    for (int i = 0; i < LK_QUOTA_DAYS; i++) {
-        if (q->day[i] < 0 || q->count[i] == 0)
-            continue;
-        struct lk_counter_row r = {.period = q->day[i]};
-        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", ws->id);
-        if (test)
-            r.n_test = q->count[i];
-        else
-            r.n = q->count[i];
-        add_row(b, LK_CTR_QUOTA, &r);
-    }
-    lk_quota_init(q);
-}
-
-/* Takes what the dirty workspaces and keys hold unsaved into b. */
-static void take(struct lk_usage *u, struct batch *b)
-{
-    struct lk_wstate *ws, *wnext;
-    struct lk_kstate *k, *knext;
-
-    /* Rows set aside for closed hours and days start the batch. */
-    lk_counters_take_dirty(u->app->counters, &ws, &k, &b->rows);
-    for (; ws != NULL; ws = wnext) {
-        wnext = ws->next_dirty;
-        atomic_store(&ws->queued, false);
-        lk_wstate_lock(ws);
-        add_quota_rows(b, ws, &ws->unsaved_live, false);
-        add_quota_rows(b, ws, &ws->unsaved_test, true);
-        if (ws->unsaved_spend > 0) {
-            b->spends = lk_grow(b->spends, b->nspends, &b->spend_cap, sizeof(*b->spends));
-            b->spends[b->nspends++] = (struct spend){ws, ws->unsaved_spend};
-            ws->unsaved_spend = 0;
-        }
-        bool low = ws->db_balance > 0 && ws->avail * 2 < ws->lease_size;
-        lk_wstate_unlock(ws);
-        if (low) {
-            b->leases = lk_grow(b->leases, b->nleases, &b->lease_cap, sizeof(*b->leases));
-            b->leases[b->nleases++] = ws;
-        }
-    }
-    for (; k != NULL; k = knext) {
-        knext = k->next_dirty;
-        uint32_t counts[LK_USAGE_CODES];
-        int64_t hour;
-
-        atomic_store(&k->queued, false);
-        hour = lk_counters_take_counts(u->app->counters, k, counts);
-        for (int code = 0; code < LK_USAGE_CODES; code++)
-            if (counts[code] > 0)
-                add_row(b, LK_CTR_USAGE,
-                        &(struct lk_counter_row){.key_rowid = k->rowid, .period = hour,
-                                                 .code = code, .n = counts[code]});
-        if (k->ws != NULL) {
-            lk_wstate_lock(k->ws);
-            if (k->unsaved > 0)
-                add_row(b, LK_CTR_SPEND,
-                        &(struct lk_counter_row){.key_rowid = k->rowid, .period = k->unsaved_day,
-                                                 .n = k->unsaved});
-            k->unsaved = 0;
-            lk_wstate_unlock(k->ws);
-        }
-    }
-}
-
-/* The write failed: everything goes back, to be written by a later flush. */
-static void put_back(struct lk_usage *u, struct batch *b)
-{
-    for (size_t i = 0; i < b->nspends; i++) {
-        struct lk_wstate *ws = b->spends[i].ws;
-        lk_wstate_lock(ws);
-        ws->unsaved_spend += b->spends[i].amount;
-        lk_wstate_unlock(ws);
-        lk_counters_queue_ws(u->app->counters, ws);
-    }
-    for (size_t i = 0; i < b->rows.n; i++) {
-        struct lk_counter_row *r = &b->rows.rows[i];
-        if (b->rows.kinds[i] == LK_CTR_QUOTA) {
-            struct lk_wstate *ws = lk_counters_ws(u->app->counters, r->workspace_id);
-            lk_wstate_lock(ws);
-            lk_quota_add(&ws->unsaved_live, r->period, r->n);
-            lk_quota_add(&ws->unsaved_test, r->period, r->n_test);
-            lk_wstate_unlock(ws);
-            lk_counters_queue_ws(u->app->counters, ws);
-        } else {
-            /* Usage and key spend keep the hour and day they belong to. */
-            lk_counters_spill(u->app->counters, b->rows.kinds[i], r);
-        }
-    }
-}
-
 struct write {
     struct lk_usage *u;
-    struct batch *b;
+    struct lk_counters_batch *b;
     const struct lk_touch *t;
     size_t nt;
     int64_t now;
@@ -171,7 +61,7 @@ struct write {
 static enum lk_err write_txn(struct lk_store *s, void *arg)
 {
     struct write *w = arg;
-    struct batch *b = w->b;
+    struct lk_counters_batch *b = w->b;
     enum lk_err e;
 
     if ((e = lk_store_keys_touch(s, w->t, w->nt)) != LK_OK)
@@ -182,7 +72,7 @@ static enum lk_err write_txn(struct lk_store *s, void *arg)
     for (size_t i = 0; i < b->nspends; i++) {
         struct lk_ledger_row r = {.amount = b->spends[i].amount,
                                   .period = w->now - w->now % 3600};
-        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", b->spends[i].ws->id);
+        snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", lk_wstate_id(b->spends[i].ws));
         snprintf(r.kind, sizeof(r.kind), "spend");
         r.created_at = r.period;
         e = lk_credits_book_spend(w->u->app, r.workspace_id, r.amount);
@@ -200,7 +90,7 @@ static enum lk_err write_txn(struct lk_store *s, void *arg)
     return LK_OK;
 }
 
-static enum lk_err write_batch(struct lk_usage *u, struct batch *b, const struct lk_touch *t,
+static enum lk_err write_batch(struct lk_usage *u, struct lk_counters_batch *b, const struct lk_touch *t,
                                size_t nt, bool patient, int64_t now)
 {
     if (b->rows.n == 0 && b->nspends == 0 && nt == 0)
@@ -221,7 +111,7 @@ static enum lk_err prune_txn(struct lk_store *s, void *arg)
 static enum lk_err flush(struct lk_usage *u, bool patient)
 {
     struct lk_touch *touches;
-    struct batch b = {0};
+    struct lk_counters_batch b = {0};
     int64_t now = lk_clock_now_s(), started_ms;
     enum lk_err e;
     size_t n;
@@ -234,28 +124,26 @@ static enum lk_err flush(struct lk_usage *u, bool patient)
     u->pending = NULL;
     u->npending = u->cap = 0;
     pthread_mutex_unlock(&u->mu);
-    take(u, &b);
+    lk_counters_take_batch(u->app->counters, &b);
     if ((e = write_batch(u, &b, touches, n, patient, now)) != LK_OK) {
         /* Last-used times only move forward and are best effort: not kept. */
         lk_warn("could not write usage and spending; keeping them for the next try");
-        put_back(u, &b);
+        lk_counters_return_batch(u->app->counters, &b);
     } else {
         atomic_store(&u->written_at_ms, started_ms); /* all counted before it is written */
     }
     lk_stats_add(LK_STAT_RECORDER_FLUSHES, 1);
     lk_counters_reserve(u->app->counters);
     /* Leases that ran low are topped up here, so checks rarely wait for one. */
-    for (size_t i = 0; i < b.nleases; i++)
-        lk_credits_lease(u->app, b.leases[i], 0, now);
+    for (size_t i = 0; i < b.nlow; i++)
+        lk_credits_lease(u->app, b.low[i], 0, now);
     if (now - u->pruned_at >= PRUNE_EVERY_S) {
         int64_t cutoff = now - LK_USAGE_KEEP_S;
         if (lk_store_txn(u->store, LK_TXN_BACKGROUND, prune_txn, &cutoff) == LK_OK)
             u->pruned_at = now;
     }
     free(touches);
-    lk_counter_rows_free(&b.rows);
-    free(b.spends);
-    free(b.leases);
+    lk_counters_batch_free(&b);
     pthread_mutex_unlock(&u->flush_mu);
     return e;
 }

@@ -204,12 +204,8 @@ enum lk_err lk_workspaces_get_by_number(struct lk_app *app, int64_t number, stru
 
 void lk_workspaces_quota(struct lk_app *app, const struct lk_actor *who, struct lk_ws_quota *out)
 {
-    struct lk_wstate *ws = lk_counters_ws(app->counters, who->workspace_id);
+    struct lk_quota_view v;
 
-    lk_wstate_lock(ws);
-    out->live = ws->live;
-    out->test = ws->test;
-    out->quota = ws->quota;
-    out->test_quota = ws->test_quota;
-    lk_wstate_unlock(ws);
+    lk_counters_quota_view(lk_counters_ws(app->counters, who->workspace_id), &v);
+    *out = (struct lk_ws_quota){v.live, v.test, v.quota, v.test_quota};
 }

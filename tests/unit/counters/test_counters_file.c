@@ -15,7 +15,9 @@
 
 #include "base/common.h"
 #include "base/rand.h"
+#include "counters/charge.h"
 #include "counters/counters.h"
+#include "counters/wallet.h"
 
 static char dir[64], path[128], boot[128];
 static const char *owner = "db-one";
@@ -70,26 +72,58 @@ static void poke(off_t at, const void *b, size_t n)
     close(fd);
 }
 
+#define DAY 20000
+#define NOW ((int64_t)DAY * 86400) /* on the hour */
+#define AVAIL INT64_C(0x123456789AB) /* a value to find in the file */
+
+/* One check of key k with a rate limit of 99 a minute. */
+static enum lk_err check(struct lk_counters *c, struct lk_wstate *ws, struct lk_kstate *k)
+{
+    struct lk_charge_req r = {.rl_limit = 99, .rl_window_s = 60, .spend_cap = -1, .now = NOW};
+    struct lk_charge_out out;
+
+    return lk_charge(c, ws, k, &r, &out);
+}
+
 static void fill(struct lk_counters *c)
 {
     struct lk_wstate *ws = lk_counters_ws(c, "ws_abc");
     struct lk_kstate *k = lk_counters_key(c, 7, ws);
 
-    ws->avail = 40;
-    ws->spent_total = 1234;
-    lk_quota_add(&ws->live, 20000, 17);
-    k->rl = (struct lk_window){.start = 72000000, .count = 99};
-    k->spend_day = 20000;
-    k->spent = 555;
-    lk_counters_count(c, k, LK_OK, 72000000);
-    lk_counters_count(c, k, LK_OK, 72000000);
+    lk_wallet_load(ws, AVAIL + 1000, 1234);
+    lk_wallet_mark(ws, 77, AVAIL);
+    lk_wallet_moved(ws, AVAIL, 16, NOW);
+    lk_wallet_mark(ws, 99, 5); /* a lease write under way at the kill */
+    for (int i = 0; i < 99; i++)
+        assert_int_equal(check(c, ws, k), LK_OK);
+    lk_counters_load_quota(ws, DAY, 17, 0);
+    lk_counters_load_spend(k, DAY, 555);
+    lk_counters_count(c, k, LK_OK, NOW);
+    lk_counters_count(c, k, LK_OK, NOW);
+}
+
+/* The row of `kind` for (ws_id or rowid, period, code) among rows, or NULL. */
+static const struct lk_counter_row *row_of(const struct lk_counter_rows *rows,
+                                           enum lk_counter_kind kind, const char *ws_id,
+                                           int64_t rowid, int64_t period, int code)
+{
+    for (size_t i = 0; i < rows->n; i++) {
+        const struct lk_counter_row *r = &rows->rows[i];
+        if (rows->kinds[i] == kind && r->period == period && r->code == code &&
+            (ws_id != NULL ? strcmp(r->workspace_id, ws_id) == 0 : r->key_rowid == rowid))
+            return r;
+    }
+    return NULL;
 }
 
 static void test_read_back_on_the_same_boot(void **state)
 {
     struct lk_counters *c = open_file(false);
+    struct lk_counter_rows rows = {0};
+    const struct lk_counter_row *r;
+    struct lk_quota_view q;
+    struct lk_wallet w;
     struct lk_wstate *ws;
-    struct lk_kstate *k;
 
     (void)state;
     fill(c);
@@ -97,20 +131,29 @@ static void test_read_back_on_the_same_boot(void **state)
     c = open_file(true);
     ws = lk_counters_find_ws(c, "ws_abc");
     assert_non_null(ws);
-    assert_true(ws->recovered);
-    assert_int_equal(ws->avail, 40);
-    assert_int_equal(ws->spent_total, 1234);
-    assert_int_equal(lk_quota_day(&ws->live, 20000), 17);
-    k = lk_counters_key(c, 7, ws);
-    assert_true(k->recovered);
-    assert_ptr_equal(k->ws, ws);
-    assert_int_equal(k->rl.start, 72000000);
-    assert_int_equal(k->rl.count, 99);
-    assert_int_equal(k->spent, 555);
-    assert_int_equal(atomic_load(&k->counts[LK_OK]), 2);
-    assert_int_equal(atomic_load(&k->count_hour), 72000000);
+    lk_wallet_get(ws, &w);
+    assert_true(w.recovered);
+    assert_int_equal(w.avail, AVAIL);
+    assert_int_equal(w.db_balance, 1000);
+    assert_int_equal(w.spent_total, 1234);
+    assert_int_equal(w.lease_pending, 5);
+    assert_int_equal(w.lease_op, 99);
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 99 + 17);
+    /* what the store is raised to at start */
+    lk_counters_recovered_rows(c, &rows);
+    assert_non_null(r = row_of(&rows, LK_CTR_QUOTA, "ws_abc", 0, DAY, 0));
+    assert_int_equal(r->n, 99 + 17);
+    assert_non_null(r = row_of(&rows, LK_CTR_SPEND, NULL, 7, DAY, 0));
+    assert_int_equal(r->n, 555);
+    assert_non_null(r = row_of(&rows, LK_CTR_USAGE, NULL, 7, NOW, LK_OK));
+    assert_int_equal(r->n, 2);
+    lk_counter_rows_free(&rows);
+    /* the rate window is the dead process's: full */
+    assert_int_equal(check(c, ws, lk_counters_key(c, 7, ws)), LK_ERR_RATE_LIMITED);
     /* states made now are new ones, in the same file */
-    assert_false(lk_counters_ws(c, "ws_new")->recovered);
+    lk_wallet_get(lk_counters_ws(c, "ws_new"), &w);
+    assert_false(w.recovered);
     lk_counters_free(c);
     c = open_file(true);
     assert_non_null(lk_counters_find_ws(c, "ws_new"));
@@ -141,7 +184,7 @@ static void test_another_boot_starts_afresh(void **state)
     set_boot("boot-two");
     c = open_file(false);
     assert_null(lk_counters_find_ws(c, "ws_abc"));
-    assert_int_equal(lk_counters_key(c, 7, NULL)->rl.count, 0);
+    assert_int_equal(check(c, lk_counters_ws(c, "ws_abc"), lk_counters_key(c, 7, NULL)), LK_OK);
     lk_counters_free(c);
     /* an unknown boot id never matches, not even itself */
     set_boot("");
@@ -175,16 +218,37 @@ static void damaged(off_t at, const void *b, size_t n)
     lk_counters_free(c);
 }
 
+/* Where fill() put ws_abc's `avail` in the file (the layout is private). */
+static off_t avail_at(void)
+{
+    struct lk_counters *c = open_any();
+    int64_t v = AVAIL, got;
+    int fd;
+    off_t at;
+
+    lk_counters_free(c);
+    assert_int_equal(truncate(path, 0), 0);
+    c = open_file(false);
+    fill(c);
+    lk_counters_free(c);
+    assert_true((fd = open(path, O_RDONLY)) >= 0);
+    for (at = 4096; pread(fd, &got, sizeof(got), at) == (ssize_t)sizeof(got); at += 8)
+        if (got == v)
+            break;
+    close(fd);
+    assert_int_equal(got, v);
+    return at;
+}
+
 static void test_a_file_that_is_not_sane_counts_as_lost(void **state)
 {
-    struct lk_wstate bad_ws = {.avail = -5};
+    int64_t bad = -5;
     uint8_t junk[4096];
 
     (void)state;
     damaged(9, "\xff", 1);                /* the header */
     damaged(4096 + 16, "ws_\x01\x02", 5); /* a workspace id that is not one */
-    damaged(4096 + 16 + offsetof(struct lk_wstate, avail), &bad_ws.avail,
-            sizeof(bad_ws.avail));        /* a count out of bounds */
+    damaged(avail_at(), &bad, sizeof(bad)); /* a count out of bounds */
     damaged(4096, "\x12\x34\x56\x78", 4); /* an unknown slot tag */
     damaged(1 << 20, "x", 1);             /* not whole chunks */
     /* random bytes where the states are: whatever they say, no crash */
@@ -206,25 +270,29 @@ static void test_grows_in_chunks_and_keeps_pointers(void **state)
     struct lk_wstate *ws = lk_counters_ws(c, "ws_big");
     enum { N = 20000 }; /* several chunks of states */
     struct lk_kstate **keys = lk_calloc(N, sizeof(*keys));
+    struct lk_counter_rows rows = {0};
 
     (void)state;
     for (int i = 0; i < N; i++) {
         if (i % 1500 == 0 && i < N / 2)
             lk_counters_reserve(c); /* as the recorder does: a spare chunk ahead */
         keys[i] = lk_counters_key(c, i + 1, ws);
-        keys[i]->spent = i;
+        lk_counters_load_spend(keys[i], DAY, i + 1);
     }
     for (int i = 0; i < N; i++) /* earlier pointers still point at the same state */
-        assert_int_equal(keys[i]->spent, i);
+        assert_ptr_equal(lk_counters_key(c, i + 1, ws), keys[i]);
     lk_counters_free(c);
     c = open_file(true);
-    for (int i = 0; i < N; i++) {
-        struct lk_kstate *k = lk_counters_key(c, i + 1, NULL);
-        assert_true(k->recovered);
-        assert_int_equal(k->spent, i);
-    }
     lk_counters_reserve(c);
-    assert_false(lk_counters_key(c, N + 1, NULL)->recovered);
+    lk_counters_load_spend(lk_counters_key(c, N + 1, NULL), DAY, 1); /* a new one */
+    lk_counters_recovered_rows(c, &rows);
+    assert_int_equal(rows.n, N);
+    for (int i = 0; i < N; i++) {
+        const struct lk_counter_row *r = row_of(&rows, LK_CTR_SPEND, NULL, i + 1, DAY, 0);
+        assert_non_null(r);
+        assert_int_equal(r->n, i + 1);
+    }
+    lk_counter_rows_free(&rows);
     lk_counters_free(c);
     free(keys);
 }

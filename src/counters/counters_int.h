@@ -1,0 +1,104 @@
+/*
+ * counters_int.h — the counter states themselves, private to src/counters/ (its
+ * .c files only; scripts/check-layers.sh fails any other include). Everything
+ * above the counters reaches them through the operations of counters.h,
+ * charge.h and wallet.h, which take the workspace lock themselves, so no
+ * caller can read a field half-way through a check or forget the lock.
+ *
+ * The layout of these structs is the counter file's (counters.c): a change of
+ * it makes another build's file start afresh, by the header's sizes.
+ */
+#ifndef LK_COUNTERS_INT_H
+#define LK_COUNTERS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/quota.h"
+#include "core/window.h"
+#include "counters/counters.h"
+
+/* This node's slice of one counter that a shared backend (counters/shared.h)
+ * keeps for every node: `avail` units were granted to this node by the backend
+ * and may be spent from memory, exactly, until the period ends. Guarded by the
+ * workspace's mu, like the rest of the check. All zero without a shared backend
+ * and after a start (a slice left by a dead process is not believed: it stays
+ * granted, unspent, until its period ends). */
+struct lk_slice {
+    int64_t period;     /* rate: the window's end (Unix s, local); quota, spend: the day */
+    int64_t avail;      /* granted to this node, not yet spent */
+    int64_t left;       /* what the backend had left for everyone after the last grant */
+    int64_t size;       /* how much the next refill asks for (grows with demand) */
+    int64_t full_until; /* the backend had nothing left: refuse locally until then */
+    int64_t last_at;    /* when the last refill was granted (Unix s) */
+    int64_t limit;      /* the limit the last answer was for (a change asks again) */
+    int64_t ret_period, ret_n; /* unspent of an ended day, given back at the next refill */
+};
+
+struct lk_wstate {
+    char id[LK_ID_MAX];
+    /* Read back from the counter file at start (its counts are a dead
+     * process's, exact); false for a state made in this process. */
+    bool recovered;
+    bool heap; /* allocated on the heap, not in the file */
+    /* Guards every field below, and the guarded fields of its keys. A spinlock:
+     * held for tens of ns by the event loops, never across a call that blocks
+     * (no I/O, no other lock but the counters' own). */
+    pthread_spinlock_t mu;
+    int64_t quota, test_quota; /* effective limits; -1: unlimited */
+    struct lk_quota live, test;          /* checks per day, written or not */
+    struct lk_quota unsaved_live, unsaved_test; /* not yet written */
+    /* Credits: `avail` was leased from the stored balance and may be spent from
+     * memory; `db_balance` mirrors the stored balance outside any lease. */
+    int64_t avail, db_balance, unsaved_spend;
+    /* The stored `spent` at start plus every cost spent since: what the store's
+     * `spent` must become, known exactly even if the process dies. */
+    int64_t spent_total;
+    int64_t lease_size, last_lease_at;
+    /* A change of this node's stored lease being written (its amount), 0 when
+     * none, and the mark written with it: a file left with one learns from the
+     * stored lease's mark whether the write committed. */
+    int64_t lease_pending, lease_op;
+    pthread_mutex_t lease_mu; /* one lease operation of this workspace at a time */
+    struct lk_slice sh_q_live, sh_q_test; /* slices of the shared quota (guarded by mu) */
+    pthread_mutex_t refill_mu; /* one refill of shared slices of this workspace at a time */
+    _Atomic bool queued;      /* on the dirty list */
+    struct lk_wstate *next_all, *next_dirty;
+};
+
+struct lk_kstate {
+    int64_t rowid;
+    struct lk_wstate *ws;
+    /* Guarded by ws->mu. */
+    struct lk_window rl;          /* the open rate-limit window */
+    int64_t spend_day, spent;     /* the UTC day's spend (all of it, stored or not) */
+    int64_t prev_day, prev_spent; /* the day before spend_day's, kept for recovery */
+    int64_t unsaved_day, unsaved; /* spend not yet written, of unsaved_day */
+    /* Usage of hour `count_hour` by outcome, all of it (atomics); `saved` of it
+     * is written. The first count of a new hour moves the unsaved rest of the
+     * old hour aside (spill) and keeps the old hour's totals in prev_counts. */
+    _Atomic uint32_t counts[LK_USAGE_CODES];
+    uint32_t saved[LK_USAGE_CODES]; /* guarded by the counters' registry mutex */
+    _Atomic int64_t count_hour;
+    int64_t prev_hour;
+    uint32_t prev_counts[LK_USAGE_CODES];
+    struct lk_slice sh_rl, sh_sp; /* slices of the shared rate window and day spend (ws->mu) */
+    _Atomic bool queued; /* on the dirty list */
+    bool recovered, heap; /* as in struct lk_wstate */
+    struct lk_kstate *next_dirty;
+};
+
+/* Take and release ws->mu (inline: every check with limits does). */
+static inline void lk_wstate_lock(struct lk_wstate *ws)
+{
+    pthread_spin_lock(&ws->mu);
+}
+
+static inline void lk_wstate_unlock(struct lk_wstate *ws)
+{
+    pthread_spin_unlock(&ws->mu);
+}
+
+#endif

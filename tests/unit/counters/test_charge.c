@@ -1,0 +1,243 @@
+/*
+ * test_charge.c — the contract of the counters' operations the service layer
+ * uses (counters/charge.h, counters/wallet.h, the recorder's batch of
+ * counters/counters.h): a refused check leaves nothing applied, a passed one
+ * counts and spends exactly once, a check a shared slice must decide is not
+ * decided without the backend, and a batch given back after a failed write is
+ * taken again by the next one.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "base/common.h"
+#include "core/quota.h"
+#include "counters/charge.h"
+#include "counters/counters.h"
+#include "counters/wallet.h"
+
+#define DAY 20000
+#define NOW ((int64_t)DAY * 86400 + 3600)
+
+static struct lk_counters *c;
+static struct lk_wstate *ws;
+static struct lk_kstate *k;
+
+static int setup(void **state)
+{
+    (void)state;
+    c = lk_counters_new();
+    ws = lk_counters_ws(c, "ws_one");
+    k = lk_counters_key(c, 7, ws);
+    /* 100 credits stored, 10 of them leased to memory */
+    lk_wallet_load(ws, 100, 0);
+    lk_wallet_mark(ws, 1, 10);
+    lk_wallet_moved(ws, 10, 16, NOW);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    lk_counters_free(c);
+    return 0;
+}
+
+static enum lk_err charge(int64_t cost, int64_t rl_limit, int64_t spend_cap,
+                          struct lk_charge_out *out)
+{
+    struct lk_charge_req r = {.cost = cost, .rl_limit = rl_limit, .rl_window_s = 60,
+                              .spend_cap = spend_cap, .now = NOW};
+
+    return lk_charge(c, ws, k, &r, out);
+}
+
+static int64_t avail(void)
+{
+    struct lk_wallet w;
+
+    lk_wallet_get(ws, &w);
+    return w.avail;
+}
+
+static int64_t quota_today(void)
+{
+    struct lk_quota_view q;
+
+    lk_counters_quota_view(ws, &q);
+    return lk_quota_day(&q.live, DAY);
+}
+
+/* What a batch taken now holds: spent credits, quota checks, key spend. */
+static void taken(int64_t *spent, int64_t *quota, int64_t *key_spend)
+{
+    struct lk_counters_batch b = {0};
+
+    *spent = *quota = *key_spend = 0;
+    lk_counters_take_batch(c, &b);
+    for (size_t i = 0; i < b.nspends; i++)
+        *spent += b.spends[i].amount;
+    for (size_t i = 0; i < b.rows.n; i++) {
+        if (b.rows.kinds[i] == LK_CTR_QUOTA)
+            *quota += b.rows.rows[i].n;
+        if (b.rows.kinds[i] == LK_CTR_SPEND)
+            *key_spend += b.rows.rows[i].n;
+    }
+    lk_counters_batch_free(&b);
+}
+
+static void test_a_refused_check_applies_nothing(void **state)
+{
+    struct lk_charge_out out;
+    int64_t spent, quota, key_spend;
+
+    (void)state;
+    /* the spend cap first: refused until the day ends */
+    assert_int_equal(charge(5, 0, 4, &out), LK_ERR_SPEND_CAP_EXCEEDED);
+    assert_int_equal(out.retry_after, 86400 - 3600);
+    /* credits: the lease is short while the stored balance covers it */
+    assert_int_equal(charge(20, 0, -1, &out), LK_ERR_INSUFFICIENT_CREDITS);
+    assert_true(out.need_lease);
+    assert_int_equal(out.remaining_credits, 100);
+    /* more than there is at all: no lease helps */
+    assert_int_equal(charge(101, 0, -1, &out), LK_ERR_INSUFFICIENT_CREDITS);
+    assert_false(out.need_lease);
+    /* the rate limit: a refusal is not counted in the window */
+    assert_int_equal(charge(0, 1, -1, &out), LK_OK);
+    assert_int_equal(charge(0, 1, -1, &out), LK_ERR_RATE_LIMITED);
+    assert_int_equal(charge(3, 1, -1, &out), LK_ERR_RATE_LIMITED);
+    assert_true(out.retry_after > 0);
+    /* the quota */
+    lk_counters_set_quota(ws, 2, -1);
+    assert_int_equal(charge(0, 0, -1, &out), LK_OK);
+    assert_int_equal(charge(2, 0, -1, &out), LK_ERR_QUOTA_EXCEEDED);
+    assert_int_equal(out.retry_after, 86400 - 3600);
+    /* of all the refusals only the two checks that passed count, nothing spent */
+    assert_int_equal(avail(), 10);
+    assert_int_equal(quota_today(), 2);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(spent, 0);
+    assert_int_equal(quota, 2);
+    assert_int_equal(key_spend, 0);
+}
+
+static void test_a_passed_check_counts_and_spends_once(void **state)
+{
+    struct lk_charge_out out;
+    int64_t spent, quota, key_spend;
+
+    (void)state;
+    assert_int_equal(charge(3, 10, 50, &out), LK_OK);
+    assert_int_equal(out.remaining_credits, 97);
+    assert_true(out.has_rl);
+    assert_int_equal(out.rl_remaining, 9);
+    assert_true(out.has_cap);
+    assert_int_equal(out.spent_today, 3);
+    assert_int_equal(avail(), 7);
+    assert_int_equal(quota_today(), 1);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(spent, 3);
+    assert_int_equal(quota, 1);
+    assert_int_equal(key_spend, 3);
+    /* taken once: the next batch is empty */
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(spent + quota + key_spend, 0);
+}
+
+static void test_a_batch_given_back_is_taken_again(void **state)
+{
+    struct lk_counters_batch b = {0};
+    struct lk_charge_out out;
+    int64_t spent, quota, key_spend;
+
+    (void)state;
+    assert_int_equal(charge(4, 0, 50, &out), LK_OK);
+    lk_counters_take_batch(c, &b);
+    assert_int_equal(b.nspends, 1);
+    assert_string_equal(lk_wstate_id(b.spends[0].ws), "ws_one");
+    /* a check between the take and the failed write is not lost either */
+    assert_int_equal(charge(1, 0, 50, &out), LK_OK);
+    lk_counters_return_batch(c, &b);
+    lk_counters_batch_free(&b);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(spent, 5);
+    assert_int_equal(quota, 2);
+    assert_int_equal(key_spend, 5);
+}
+
+static void test_a_lease_write_is_marked_until_it_lands(void **state)
+{
+    struct lk_wallet w;
+
+    (void)state;
+    lk_wallet_mark(ws, 42, 30);
+    lk_wallet_get(ws, &w);
+    assert_int_equal(w.lease_pending, 30);
+    assert_int_equal(w.lease_op, 42);
+    assert_int_equal(w.avail, 10); /* not yet memory's */
+    lk_wallet_moved(ws, 30, 32, NOW + 1);
+    lk_wallet_get(ws, &w);
+    assert_int_equal(w.lease_pending, 0);
+    assert_int_equal(w.avail, 40);
+    assert_int_equal(w.db_balance, 60);
+    assert_int_equal(w.lease_size, 32);
+    assert_int_equal(w.last_lease_at, NOW + 1);
+    /* giving all back marks exactly what is leased */
+    assert_int_equal(lk_wallet_mark_return(ws, 43), 40);
+    lk_wallet_get(ws, &w);
+    assert_int_equal(w.lease_pending, -40);
+    lk_wallet_unmark(ws); /* the write failed */
+    lk_wallet_get(ws, &w);
+    assert_int_equal(w.lease_pending, 0);
+    assert_int_equal(w.avail, 40);
+    assert_int_equal(lk_wallet_top_up(ws, 5), 105);
+}
+
+/* A shared backend that is down: nothing it should decide is decided here. */
+static void test_a_check_a_shared_slice_cannot_decide_applies_nothing(void **state)
+{
+    struct lk_errinfo ei = {0};
+    struct lk_shared *sh = NULL;
+    struct lk_charge_req r = {.cost = 2, .rl_limit = 1, .rl_window_s = 60, .spend_cap = -1,
+                              .now = NOW};
+    struct lk_charge_out out;
+    int64_t spent, quota, key_spend;
+
+    (void)state;
+    /* a port nothing listens on: the backend is never up */
+    assert_int_equal(lk_shared_open("redis://127.0.0.1:1", &sh, &ei), LK_OK);
+    r.shared = sh;
+    assert_int_equal(lk_charge(c, ws, k, &r, &out), LK_ERR_STORAGE_UNAVAILABLE);
+    assert_true(out.need_lease);
+    assert_int_equal(out.refill.parts, LK_CHARGE_RATE);
+    assert_ptr_equal(out.refill.ws, ws);
+    assert_ptr_equal(out.refill.st, k);
+    assert_int_equal(lk_charge_refill(sh, &out.refill, NOW), LK_ERR_STORAGE_UNAVAILABLE);
+    assert_int_equal(avail(), 10);
+    assert_int_equal(quota_today(), 0);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(spent + quota + key_spend, 0);
+    /* with fail-open, the rate limit is this node's window: decided, once */
+    r.fail_open_rate_limits = true;
+    assert_int_equal(lk_charge(c, ws, k, &r, &out), LK_OK);
+    assert_int_equal(lk_charge(c, ws, k, &r, &out), LK_ERR_RATE_LIMITED);
+    assert_int_equal(avail(), 8);
+    lk_shared_free(sh);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_refused_check_applies_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_passed_check_counts_and_spends_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_given_back_is_taken_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_lease_write_is_marked_until_it_lands, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_check_a_shared_slice_cannot_decide_applies_nothing,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests_name("counters/charge", tests, NULL, NULL);
+}
