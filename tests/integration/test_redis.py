@@ -498,6 +498,10 @@ def test_a_password_protected_redis_with_an_escaped_password(tmp_path):
     try:
         escaped = password.replace("#", "%23").replace("@", "%40").replace("/", "%2F")
         with one_server(tmp_path, {"redis": r.url(password=escaped)}) as srv:
+            # The node connects in the background; until then /readyz (what a
+            # balancer asks) says not ready and checks answer 503.
+            poll(lambda: srv.get("/readyz").status_code == 200, timeout=15,
+                 what="/readyz ready once Redis accepted the password")
             key = srv.create_workspace().create_key(
                 rate_limit={"limit": 3, "window_s": LONG_WINDOW})["secret"]
             assert alternate([srv], key, 5) == ["valid"] * 3 + ["rate_limited"] * 2
