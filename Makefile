@@ -163,9 +163,14 @@ test: deps-test
 $(BUILD)/bench_verify: bench/bench_verify.c $(BUILD)/liblatchkey.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblatchkey.a $(LDFLAGS) $(PKG_LIBS)
 
+# The open-loop load generator run.sh measures latency at a fixed rate with.
+$(BUILD)/loadgen: bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ $<
+
 # The in-process verify call at three cache sizes, then the HTTP run against nginx,
 # then /v1/verify over TLS and HTTP/2 against nginx over the same TLS.
-bench: deps-bench all $(BUILD)/bench_verify
+bench: deps-bench all $(BUILD)/bench_verify $(BUILD)/loadgen
 	$(BUILD)/bench_verify
 	bash bench/run.sh
 	bash bench/tls.sh

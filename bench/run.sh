@@ -126,11 +126,17 @@ GET     /api/**         any
 *       /**             any
 RULES
 
+# Event loops: BENCH_LOOPS (default one per core); the open-loop generator.
+LOOPS=${BENCH_LOOPS:-$(nproc)}
+LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
+is_uint "$LOOPS" && (( LOOPS >= 1 && LOOPS <= 64 )) || die "BENCH_LOOPS must be 1 to 64 (got '$LOOPS')"
+[[ -x $LOADGEN ]] || die "load generator '$LOADGEN' not found; run 'make build/loadgen' first"
+
 LK_PORT=${BENCH_PORT:-$(free_port)}
-note "serve on 127.0.0.1:$LK_PORT"
+note "serve on 127.0.0.1:$LK_PORT with $LOOPS event loops"
 t0=$(now_ms)
 "$LATCHKEY" serve --listen "127.0.0.1:$LK_PORT" --db "$DB" --routes "$D/routes.txt" --no-access-log \
-    >"$D/latchkey.log" 2>&1 &
+    --threads "$LOOPS" >"$D/latchkey.log" 2>&1 &
 LK_PID=$!
 LK=http://127.0.0.1:$LK_PORT
 wait_http "$LK/healthz" "$LK_PID" latchkey
@@ -270,8 +276,11 @@ grep -q '"valid":true' "$D/limited.out" && grep -q '"ratelimit"' "$D/limited.out
     grep -q '"remaining_credits"' "$D/limited.out" ||
     die "sanity check failed: verify with a rate limit and a cost: $(head -c 500 "$D/limited.out")"
 
-# wrk scripts: the secret is embedded in files in $D only, never on a command
-# line other than wrk's own -H for auth-context.
+# wrk scripts and key files: secrets are in files in $D only, never on a command
+# line other than wrk's own -H for auth-context. The *-rand scripts draw a key at
+# random from all seeded secrets for every request.
+printf '%s\n' "$SECRET" >"$D/one.txt"
+printf '%s\n' "$LIMITED" >"$D/limited.txt"
 cat >"$D/verify.lua" <<EOF
 wrk.method = "POST"
 wrk.body = '$VERIFY_BODY'
@@ -286,27 +295,96 @@ cat >"$D/auth-context.lua" <<EOF
 wrk.method = "GET"
 wrk.headers["Authorization"] = "Bearer $SECRET"
 EOF
+cat >"$D/keys.lua" <<EOF
+local keys = {}
+for line in io.lines("$SECRETS") do keys[#keys + 1] = line end
+math.randomseed(12345)
+EOF
+cat "$D/keys.lua" - >"$D/verify-rand.lua" <<'EOF'
+request = function()
+    return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
+        '{"key":"' .. keys[math.random(#keys)] .. '"}')
+end
+EOF
+cat "$D/keys.lua" - >"$D/auth-context-rand.lua" <<'EOF'
+request = function()
+    return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. keys[math.random(#keys)]})
+end
+EOF
+
+# run_open NAME RATE URL [loadgen args...]: the open-loop run at RATE req/s;
+# its "result" line goes to $D/open-NAME.txt.
+run_open() {
+    local name=$1 rate=$2 url=$3 rc=0
+    shift 3
+    note "$name: open loop at $rate req/s for ${OPEN_SECONDS}s (loadgen -c$CONNS)"
+    "$LOADGEN" -u "$url" -R "$rate" -c "$CONNS" -d "$OPEN_SECONDS" -w "$OPEN_WARMUP" "$@" \
+        >"$D/loadgen-$name.txt" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=
+    (( rc == 0 )) || { cat "$D/loadgen-$name.txt" >&2; die "loadgen for $name failed"; }
+    sed 's/^/    /' "$D/loadgen-$name.txt"
+    grep '^result ' "$D/loadgen-$name.txt" | cut -d' ' -f2- >"$D/open-$name.txt"
+    [[ -s $D/open-$name.txt ]] || die "no result line from loadgen for $name"
+}
+
+# half NAME: half the req/s wrk measured for NAME, at least 1.
+half() {
+    local rps
+    read -r rps _ <"$D/res-$1.txt"
+    awk -v r="$rps" 'BEGIN { h = int(r / 2); print (h < 1 ? 1 : h) }'
+}
 
 # --- benchmark -----------------------------------------------------------
 
-# nginx runs right before each latchkey target, which is compared with that run:
-# on a shared small VM the baseline drifts by tens of percent within minutes.
-TARGETS="verify auth-context verify-limited"
-GATEWAYS="gw-plain gw-null gw-latchkey"
+# Each target: nginx's fixed body, then latchkey, closed loop (wrk, saturation);
+# then both again open loop at half their own saturation rate (loadgen). Each
+# latchkey row is compared with the nginx run just before it: on a shared small
+# VM the baseline drifts by tens of percent within minutes.
+OPEN_SECONDS=${BENCH_OPEN_SECONDS:-10}
+OPEN_WARMUP=${BENCH_OPEN_WARMUP:-1}
+need_uints OPEN_SECONDS:BENCH_OPEN_SECONDS OPEN_WARMUP:BENCH_OPEN_WARMUP
+(( OPEN_SECONDS >= 1 )) || die "BENCH_OPEN_SECONDS must be at least 1"
+JSON_HDR='Content-Type: application/json'
+TARGETS="verify verify-rand auth-context auth-context-rand verify-limited"
+# nginx gets the very same requests (method, headers, body, keys drawn) on `/`:
+# the generator's own cost, a Lua script drawing keys included, is in both rows.
 for name in $TARGETS; do
-    run_wrk "nginx-$name" "$NG/"
+    run_wrk "nginx-$name" "$NG/" -s "$D/$name.lua"
     kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited during its benchmark"
     case $name in
-    verify) run_wrk verify "$LK/v1/verify" -s "$D/verify.lua" ;;
-    auth-context) run_wrk auth-context "$LK/v1/auth-context" -s "$D/auth-context.lua" ;;
-    verify-limited) run_wrk verify-limited "$LK/v1/verify" -s "$D/verify-limited.lua" ;;
+    verify*) url=$LK/v1/verify ;;
+    auth-context*) url=$LK/v1/auth-context ;;
     esac
+    run_wrk "$name" "$url" -s "$D/$name.lua"
+    kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the $name benchmark"
+    case $name in
+    verify) open_args=(-m POST -H "$JSON_HDR" -b '{"key":"{key}"}' -k "$D/one.txt") ;;
+    verify-rand) open_args=(-m POST -H "$JSON_HDR" -b '{"key":"{key}"}' -k "$SECRETS") ;;
+    auth-context) open_args=(-H 'Authorization: Bearer {key}' -k "$D/one.txt") ;;
+    auth-context-rand) open_args=(-H 'Authorization: Bearer {key}' -k "$SECRETS") ;;
+    verify-limited) open_args=(-m POST -H "$JSON_HDR" -b '{"key":"{key}","cost":1}' -k "$D/limited.txt") ;;
+    esac
+    run_open "nginx-$name" "$(half "nginx-$name")" "$NG/" "${open_args[@]}"
+    run_open "$name" "$(half "$name")" "$url" "${open_args[@]}"
     kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the $name benchmark"
 done
-# The three gateway rows back to back, in one order, with the same key header.
-run_wrk gw-plain "http://127.0.0.1:$GW_PLAIN_PORT/api/items?page=2" -s "$D/auth-context.lua"
-run_wrk gw-null "http://127.0.0.1:$GW_NULL_PORT/api/items?page=2" -s "$D/auth-context.lua"
-run_wrk gw-latchkey "http://127.0.0.1:$GW_LK_PORT/api/items?page=2" -s "$D/auth-context.lua"
+# The gateway rows back to back, in one order, with the same key header.
+GATEWAYS="gw-plain gw-null gw-latchkey"
+gw_url() {
+    case $1 in
+    gw-plain) echo "http://127.0.0.1:$GW_PLAIN_PORT/api/items?page=2" ;;
+    gw-null) echo "http://127.0.0.1:$GW_NULL_PORT/api/items?page=2" ;;
+    gw-latchkey) echo "http://127.0.0.1:$GW_LK_PORT/api/items?page=2" ;;
+    esac
+}
+for name in $GATEWAYS; do
+    run_wrk "$name" "$(gw_url "$name")" -s "$D/auth-context.lua"
+done
+for name in $GATEWAYS; do
+    run_open "$name" "$(half "$name")" "$(gw_url "$name")" -H 'Authorization: Bearer {key}' -k "$D/one.txt"
+done
 kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited during the gateway benchmark"
 kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the gateway benchmark"
 SPENT=$(curl -s -H "Authorization: Bearer $ROOT_KEY" "$LK/v1/credits" | grep -o '"spent":[0-9]*' | cut -d: -f2)
@@ -314,55 +392,53 @@ RSS_AFTER=$(rss_kib "$LK_PID")
 
 # --- report --------------------------------------------------------------
 
+# row LABEL NAME BASE: one line of the table; BASE is the row the ratio is against
+# (empty: none).
+row() {
+    local label=$1 name=$2 base=$3 rps non2xx sockerr brps ratio orate op50 op99 oerr
+    read -r rps _ _ non2xx sockerr <"$D/res-$name.txt"
+    ratio=-
+    if [[ -n $base ]]; then
+        read -r brps _ <"$D/res-$base.txt"
+        ratio=$(awk -v a="$rps" -v b="$brps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    fi
+    read -r orate op50 _ op99 _ _ oerr _ <"$D/open-$name.txt"
+    printf '| %-34s | %9.0f | %8s | %9.0f | %9s | %9s | %6s |\n' "$label" "$rps" "$ratio" \
+        "$orate" "$(fmt_lat "$op50")" "$(fmt_lat "$op99")" "$((non2xx + sockerr + oerr))"
+    if (( non2xx + sockerr + oerr > 0 )); then
+        note "warning: $name had $non2xx non-2xx/3xx responses, $sockerr socket errors (wrk) and $oerr errors (loadgen); its numbers are not a valid measurement"
+    fi
+}
+
 echo
 echo "== latchkey benchmark =="
 printf '%-10s %s\n' machine: "$CORES cores, $CPU_MODEL, Linux $KERNEL"
-printf '%-10s %s\n' tools: "wrk $WRK_VERSION, $NGINX_VERSION"
-printf '%-10s %s\n' load: "wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency (after ${WARMUP}s warm-up), loopback, HTTP/1.1 keep-alive"
+printf '%-10s %s\n' tools: "wrk $WRK_VERSION, $NGINX_VERSION, bench/loadgen"
+printf '%-10s %s\n' latchkey: "$LOOPS event loops (--threads $LOOPS), access log off; nginx $CORES workers"
+printf '%-10s %s\n' load: "req/s: wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s (after ${WARMUP}s warm-up); p50/p99: loadgen -c$CONNS -d${OPEN_SECONDS}s at half that rate, from the intended send time"
 printf '%-10s %s\n' keys: "$KEYS live keys (seeded in $((SEED_MS / 1000)).$(printf '%03d' $((SEED_MS % 1000)))s)"
 printf '%-10s %s\n' startup: "serve to first /healthz 200 in $((START_MS / 1000)).$(printf '%03d' $((START_MS % 1000)))s"
 printf '%-10s %s\n' rss: "$(fmt_mib "$RSS_LOADED") after loading, $(fmt_mib "$RSS_AFTER") after the runs"
 echo
-printf '%-22s %12s %10s %10s %9s %8s\n' target req/s p50 p99 vs.nginx errors
-for name in nginx-verify verify nginx-auth-context auth-context nginx-verify-limited verify-limited; do
-    read -r rps p50 p99 non2xx sockerr <"$D/res-$name.txt"
+printf '| %-34s | %9s | %8s | %9s | %9s | %9s | %6s |\n' target req/s vs.nginx "½ load" "p50 @½" "p99 @½" errors
+echo '|------------------------------------|----------:|---------:|----------:|----------:|----------:|-------:|'
+for name in $TARGETS; do
     case $name in
-    nginx-*) label="  nginx GET /"; read -r NG_RPS _ <"$D/res-$name.txt" ;;
-    verify) label="POST /v1/verify" ;;
-    auth-context) label="GET /v1/auth-context" ;;
-    verify-limited) label="verify +limit +cost" ;;
+    verify) label="POST /v1/verify, one key" ;;
+    verify-rand) label="POST /v1/verify, random keys" ;;
+    auth-context) label="GET /v1/auth-context, one key" ;;
+    auth-context-rand) label="GET /v1/auth-context, random keys" ;;
+    verify-limited) label="verify, rate limit + cost" ;;
     esac
-    ratio=$(awk -v a="$rps" -v b="$NG_RPS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    printf '%-22s %12.2f %10s %10s %9s %8s\n' "$label" "$rps" "$(fmt_lat "$p50")" "$(fmt_lat "$p99")" \
-        "$ratio" "$((non2xx + sockerr))"
-    if (( non2xx > 0 )); then
-        note "warning: $name had $non2xx non-2xx/3xx responses; its numbers are not a valid measurement"
-    fi
-    if (( sockerr > 0 )); then
-        note "warning: $name had $sockerr socket errors"
-    fi
+    row "  nginx, same requests" "nginx-$name" ""
+    row "$label" "$name" "nginx-$name"
 done
+row "nginx -> upstream" gw-plain ""
+row "nginx -> do-nothing auth -> up" gw-null gw-plain
+row "nginx -> latchkey -> upstream" gw-latchkey gw-null
 echo
-printf '%-34s %12s %10s %10s %8s\n' gateway req/s p50 p99 errors
-for name in $GATEWAYS; do
-    read -r rps p50 p99 non2xx sockerr <"$D/res-$name.txt"
-    case $name in
-    gw-plain) label="nginx -> upstream" ;;
-    gw-null) label="nginx -> do-nothing auth -> up" ;;
-    gw-latchkey) label="nginx -> latchkey -> upstream" ;;
-    esac
-    printf '%-34s %12.2f %10s %10s %8s\n' "$label" "$rps" "$(fmt_lat "$p50")" "$(fmt_lat "$p99")" \
-        "$((non2xx + sockerr))"
-    (( non2xx + sockerr == 0 )) ||
-        note "warning: $name had $non2xx non-2xx/3xx responses and $sockerr socket errors"
-done
-read -r GP _ <"$D/res-gw-plain.txt"
-read -r GN _ <"$D/res-gw-null.txt"
-read -r GL _ <"$D/res-gw-latchkey.txt"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-echo "ratios: do-nothing auth / plain $(ratio "$GN" "$GP"), latchkey / plain $(ratio "$GL" "$GP"), latchkey / do-nothing auth $(ratio "$GL" "$GN") (goal >= 0.90)"
-echo
-echo "credits spent by the limited run (one per valid check, warm-up included): ${SPENT:-?}"
-echo "each latchkey row is compared with the nginx run just before it."
-echo "goal: verify >= 0.80 x nginx; p99 < 1 ms at half that load (not measured here)."
-echo "limits and money goal: verify with a rate limit and a cost >= 0.70 x nginx."
+echo "vs.nginx: req/s over the nginx row just above (the gateway rows: over the row above;"
+echo "latchkey's forward auth over the do-nothing auth service)."
+echo "goals: verify and auth-context >= 0.90, with a rate limit and a cost >= 0.80,"
+echo "forward auth >= 0.90 of the do-nothing service; p99 < 1 ms at half load."
+echo "credits spent by the limited runs (one per valid check, warm-ups included): ${SPENT:-?}"

@@ -93,6 +93,15 @@ void *lk_calloc(size_t n, size_t size)
     return p;
 }
 
+size_t lk_strcopy(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
 char *lk_strndup(const char *s, size_t n)
 {
     char *p = lk_malloc(n + 1);

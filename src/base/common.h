@@ -39,5 +39,9 @@ void *lk_realloc(void *p, size_t n);
  * (doubling) when full. Returns the array, maybe moved. */
 void *lk_grow(void *p, size_t n, size_t *cap, size_t size);
 char *lk_strndup(const char *s, size_t n);
+/* Copies the C string src into dst of size bytes (size > 0), cut to fit and always
+ * NUL-terminated, as snprintf(dst, size, "%s", src) without the format machinery
+ * (the hot path copies ids this way). Returns the bytes copied. */
+size_t lk_strcopy(char *dst, size_t size, const char *src);
 
 #endif

@@ -31,9 +31,26 @@ int lk_netaddr_parse(const char *s, size_t len, struct lk_netaddr *out)
     return inet_pton(AF_INET6, buf, out->b) == 1 ? 0 : -1;
 }
 
+/* The dotted quad, as inet_ntop writes it, without its sprintf: every request
+ * formats its client's address. out has room for 16 bytes. */
+static void format_v4(const uint8_t *b, char *out)
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            *out++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *out++ = (char)('0' + v / 10 % 10);
+        *out++ = (char)('0' + v % 10);
+        *out++ = i < 3 ? '.' : '\0';
+    }
+}
+
 void lk_netaddr_format(const struct lk_netaddr *a, char *out, size_t outsz)
 {
-    if (is_v4(a))
+    if (is_v4(a) && outsz >= 16)
+        format_v4(a->b + 12, out);
+    else if (is_v4(a))
         inet_ntop(AF_INET, a->b + 12, out, (socklen_t)outsz);
     else
         inet_ntop(AF_INET6, a->b, out, (socklen_t)outsz);

@@ -61,7 +61,7 @@ void lk_accesslog_begin(h2o_req_t *req, const char *request_id)
 {
     struct note *n = note_of(req);
 
-    snprintf(n->request_id, sizeof(n->request_id), "%s", request_id);
+    lk_strcopy(n->request_id, sizeof(n->request_id), request_id);
 }
 
 void lk_accesslog_route(h2o_req_t *req, const char *pattern, int endpoint)
@@ -79,12 +79,12 @@ void lk_accesslog_outcome(h2o_req_t *req, enum lk_err e, const char *key_id)
     n->code = e;
     n->has_code = n->code_fixed = true;
     if (key_id != NULL)
-        snprintf(n->key_id, sizeof(n->key_id), "%s", key_id);
+        lk_strcopy(n->key_id, sizeof(n->key_id), key_id);
 }
 
 void lk_accesslog_key(h2o_req_t *req, const char *key_id)
 {
-    snprintf(note_of(req)->key_id, sizeof(((struct note *)NULL)->key_id), "%s", key_id);
+    lk_strcopy(note_of(req)->key_id, sizeof(((struct note *)NULL)->key_id), key_id);
 }
 
 void lk_accesslog_sent(h2o_req_t *req, enum lk_err e)

@@ -10,6 +10,7 @@
 #include "core/timefmt.h"
 #include "http/accesslog.h"
 #include "http/handlers.h"
+#include "http/hotbody.h"
 #include "http/jsonin.h"
 #include "http/keyread.h"
 #include "http/render.h"
@@ -191,12 +192,15 @@ static bool no_permissions(void *arg, const char *p, size_t len)
     return false;
 }
 
-/* Decodes the body and checks its query. On failure *e and ei say why. */
+/* Decodes the body and checks its query. On failure *e and ei say why; on success
+ * *e is LK_OK. */
 static bool verify_request(const char *body, size_t len, struct lk_verify_body *vb,
                            struct lk_verify_req *vr, enum lk_err *e, struct lk_errinfo *ei)
 {
     lk_errinfo_clear(ei);
-    if ((*e = lk_jsonin_verify(body, len, vb, ei)) != LK_OK)
+    *e = LK_OK;
+    /* The common body without a JSON tree; any other, and every refusal, as before. */
+    if (!lk_hotbody_verify(body, len, vb) && (*e = lk_jsonin_verify(body, len, vb, ei)) != LK_OK)
         return false;
     if (vb->permissions != NULL) {
         bool ignored;

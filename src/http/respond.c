@@ -47,7 +47,7 @@ void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app)
     lk_accesslog_begin(req, rc->request_id);
     /* The one place the client is named: limits and audit all use it. */
     lk_clientaddr_resolve(req, lk_app_trusted_proxies(app), &ca);
-    snprintf(rc->address, sizeof(rc->address), "%s", ca.text);
+    lk_strcopy(rc->address, sizeof(rc->address), ca.text);
     rc->secure = ca.secure;
 }
 
