@@ -191,6 +191,40 @@ static const char *const migrations[] = {
     "CREATE INDEX credit_leases_by_node ON credit_leases(node_id);",
     /* 4: a lease's mark (SQLite's migration 7) */
     "ALTER TABLE credit_leases ADD COLUMN op BIGINT NOT NULL DEFAULT 0;",
+    /* 5: inserted keys are logged per statement, not per row. Each UPDATE of
+     * the one change_head row in a transaction leaves a version that only
+     * commit frees, which the next UPDATE reads past: per row, a transaction
+     * inserting n keys cost O(n^2). Now a statement takes its n seqs at once
+     * (the row lock is held to commit as before, so seqs still become visible
+     * in commit order), and a notification carries no payload, so a
+     * transaction's notifications collapse into one, delivered at commit. */
+    "CREATE OR REPLACE FUNCTION latchkey_change(k BIGINT, r BIGINT, ref TEXT, ws TEXT)"
+    "  RETURNS void LANGUAGE plpgsql AS $$"
+    " DECLARE s BIGINT;"
+    " BEGIN"
+    "  UPDATE change_head SET seq = seq + 1 RETURNING seq INTO s;"
+    "  INSERT INTO changes VALUES(s, k, r, ref, ws,"
+    "    floor(extract(epoch FROM clock_timestamp()))::bigint);"
+    "  PERFORM pg_notify('latchkey_changes', '');"
+    " END $$;"
+    "CREATE FUNCTION latchkey_keys_inserted() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " DECLARE n BIGINT; s BIGINT;"
+    " BEGIN"
+    "  INSERT INTO key_digests SELECT digest, rowid FROM lk_new"
+    "    UNION ALL SELECT prev_digest, rowid FROM lk_new WHERE prev_digest IS NOT NULL;"
+    "  SELECT count(*) INTO n FROM lk_new;"
+    "  IF n > 0 THEN"
+    "    UPDATE change_head SET seq = seq + n RETURNING seq INTO s;"
+    "    INSERT INTO changes SELECT s - n + row_number() OVER (ORDER BY rowid), 1, rowid, id,"
+    "      workspace_id, floor(extract(epoch FROM clock_timestamp()))::bigint FROM lk_new;"
+    "    PERFORM pg_notify('latchkey_changes', '');"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "DROP TRIGGER changes_key_insert ON keys;"
+    "DROP TRIGGER key_digests_insert ON keys;"
+    "CREATE TRIGGER keys_inserted AFTER INSERT ON keys REFERENCING NEW TABLE AS lk_new"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION latchkey_keys_inserted();",
 };
 
 #define WS_COLS                                                                                    \
@@ -588,8 +622,9 @@ typedef int (*row_fn)(PGresult *r, int row, void *arg);
 
 /* Runs a query (or a write with RETURNING), handing each row to fn (nonzero
  * stops). With `one`, no row is LK_ERR_NOT_FOUND. `guard` as for write_p. */
-static enum lk_err query_p(struct pg_store *s, const char *sql, bool one, bool guard, row_fn fn,
-                           void *arg, const char *what, struct params *p)
+static enum lk_err query_raw(struct pg_store *s, const char *sql, bool one, bool guard, row_fn fn,
+                             void *arg, const char *what, int n, const Oid *types,
+                             const char *const *vals, const int *lens, const int *fmts)
 {
     enum lk_err e;
     PGresult *r;
@@ -600,7 +635,7 @@ static enum lk_err query_p(struct pg_store *s, const char *sql, bool one, bool g
     sp = guard && s->in_txn;
     if (sp && (e = exec_simple(s, "SAVEPOINT lk_stmt", "savepoint")) != LK_OK)
         return e;
-    if ((r = run(s, sql, p->n, p->types, p->vals, p->lens, p->fmts)) == NULL)
+    if ((r = run(s, sql, n, types, vals, lens, fmts)) == NULL)
         return LK_ERR_STORAGE_UNAVAILABLE;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         e = fail_res(s, r, what);
@@ -620,6 +655,12 @@ static enum lk_err query_p(struct pg_store *s, const char *sql, bool one, bool g
     if (e == LK_OK && one && rows == 0)
         e = LK_ERR_NOT_FOUND;
     return e;
+}
+
+static enum lk_err query_p(struct pg_store *s, const char *sql, bool one, bool guard, row_fn fn,
+                           void *arg, const char *what, const struct params *p)
+{
+    return query_raw(s, sql, one, guard, fn, arg, what, p->n, p->types, p->vals, p->lens, p->fmts);
 }
 
 static enum lk_err read_stmt(struct pg_store *s, const char *sql, bool one, row_fn fn, void *arg,
@@ -1070,17 +1111,108 @@ static enum lk_err pg_ws_count(struct lk_store *base, int64_t *out)
         (k)->has_prev ? (int64_t)(k)->prev_pepper_id : (int64_t)-1,                                \
         (k)->has_prev ? (k)->prev_until : (int64_t)-1, (k)->created_by
 
+#define KEY_INSERT                                                                                 \
+    "INSERT INTO keys(id, workspace_id, name, environment, kind, permissions, meta, hint,"         \
+    " enabled, expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s,"           \
+    " daily_spend_cap, digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by)"    \
+    " VALUES"
+#define KEY_INSERT_PARAMS 22 /* KEY_FMT but the unused rowid */
+/* keys_insert's rows a statement: 22 parameters each, far under libpq's 65535 */
+#define KEYS_BATCH 500
+
 static enum lk_err pg_key_insert(struct lk_store *base, struct lk_key_row *k)
 {
     /* $1 is typed but unused: the server numbers the row */
-    return insert_returning(
-        PG(base),
-        "INSERT INTO keys(id, workspace_id, name, environment, kind, permissions, meta, hint,"
-        " enabled, expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s,"
-        " daily_spend_cap, digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by)"
-        " VALUES($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-        " $19, $20, $21, $22, $23) RETURNING rowid",
-        row_id, &k->rowid, "insert key", KEY_FMT, KEY_ARGS(k));
+    return insert_returning(PG(base),
+                            KEY_INSERT "($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+                                       " $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING rowid",
+                            row_id, &k->rowid, "insert key", KEY_FMT, KEY_ARGS(k));
+}
+
+static void params_set(struct params *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    params_v(p, fmt, ap);
+    va_end(ap);
+}
+
+struct key_batch {
+    struct lk_key_row *k;
+    size_t n, next;
+};
+
+/* RETURNING rowid, id: rows come back in VALUES order, but are matched by id. */
+static int row_batch_rowid(PGresult *r, int i, void *arg)
+{
+    struct key_batch *b = arg;
+    const char *id = PQgetvalue(r, i, 1);
+
+    for (size_t j = 0; j < b->n; j++) {
+        size_t at = (b->next + j) % b->n;
+        if (strcmp(b->k[at].id, id) == 0) {
+            b->k[at].rowid = col_i64(r, i, 0, 0);
+            b->next = at + 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* One multi-row INSERT a batch: the insert trigger then logs each batch with
+ * one change_head update (migration 5), and the rows take one round trip. */
+static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, size_t n)
+{
+    struct pg_store *s = PG(base);
+    size_t cap = n < KEYS_BATCH ? n : KEYS_BATCH, np_max = cap * KEY_INSERT_PARAMS;
+    /* "$NNNNN, " a parameter, "),(" a row */
+    size_t sqlsz = sizeof(KEY_INSERT) + np_max * 8 + cap * 4 + 32;
+    struct params *rows;
+    Oid *types;
+    const char **vals;
+    int *lens, *fmts;
+    char *sql;
+    enum lk_err e = LK_OK;
+
+    if (n == 0)
+        return LK_OK;
+    rows = lk_calloc(cap, sizeof(*rows));
+    types = lk_calloc(np_max, sizeof(*types));
+    vals = lk_calloc(np_max, sizeof(*vals));
+    lens = lk_calloc(np_max, sizeof(*lens));
+    fmts = lk_calloc(np_max, sizeof(*fmts));
+    sql = lk_malloc(sqlsz);
+    pthread_mutex_lock(&s->mu);
+    for (size_t at = 0; at < n && e == LK_OK; at += cap) {
+        struct key_batch b = {k + at, n - at < cap ? n - at : cap, 0};
+        size_t len = (size_t)snprintf(sql, sqlsz, "%s", KEY_INSERT), np = 0;
+
+        for (size_t i = 0; i < b.n; i++) {
+            params_set(&rows[i], KEY_FMT, KEY_ARGS(&b.k[i]));
+            for (int j = 1; j <= KEY_INSERT_PARAMS; j++, np++) {
+                types[np] = rows[i].types[j];
+                vals[np] = rows[i].vals[j];
+                lens[np] = rows[i].lens[j];
+                fmts[np] = rows[i].fmts[j];
+                len += (size_t)snprintf(sql + len, sqlsz - len, "%s$%zu%s",
+                                        j > 1 ? ", " : i > 0 ? ",(" : "(", np + 1,
+                                        j == KEY_INSERT_PARAMS ? ")" : "");
+            }
+        }
+        len += (size_t)snprintf(sql + len, sqlsz - len, " RETURNING rowid, id");
+        lk_assert(len < sqlsz);
+        e = query_raw(s, sql, false, true, row_batch_rowid, &b, "insert keys", (int)np, types,
+                      vals, lens, fmts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(sql);
+    free(fmts);
+    free(lens);
+    free(vals);
+    free(types);
+    free(rows);
+    return e;
 }
 
 static enum lk_err pg_key_update(struct lk_store *base, const struct lk_key_row *k)
@@ -1155,11 +1287,46 @@ static enum lk_err pg_key_list(struct lk_store *base, const char *ws_id,
                      (int64_t)f->limit);
 }
 
+/* keys a page of key_scan: a million-key start holds one page, not the table */
+#define SCAN_PAGE 5000
+
+struct key_page {
+    lk_key_row_cb cb;
+    void *arg;
+    int64_t last; /* the rowid of the page's last row */
+    int rows;
+    bool stopped;
+};
+
+static int row_key_page(PGresult *r, int i, void *arg)
+{
+    struct key_page *pg = arg;
+    struct lk_key_row k;
+
+    read_key(r, i, &k);
+    pg->last = k.rowid;
+    pg->rows++;
+    pg->stopped = pg->cb(pg->arg, &k) != 0;
+    lk_key_row_release(&k);
+    return pg->stopped;
+}
+
+/* In rowid order, a page at a time after the last rowid read (keyset paging,
+ * no transaction held open across pages): a key committed meanwhile may or
+ * may not be in the scan, which the feed covers by reading the log from a head
+ * taken before it (docs/internals/feed.md). */
 static enum lk_err pg_key_scan(struct lk_store *base, lk_key_row_cb cb, void *arg)
 {
-    struct key_cb c = {cb, arg};
-    return scan_stmt(PG(base), "SELECT " KEY_COLS " FROM keys ORDER BY rowid", row_key_cb, &c,
-                     "scan keys");
+    struct key_page pg = {cb, arg, 0, 0, false};
+    enum lk_err e;
+
+    do {
+        pg.rows = 0;
+        e = read_stmt(PG(base),
+                      "SELECT " KEY_COLS " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+                      false, row_key_page, &pg, "scan keys", "ii", pg.last, (int64_t)SCAN_PAGE);
+    } while (e == LK_OK && !pg.stopped && pg.rows == SCAN_PAGE);
+    return e;
 }
 
 static enum lk_err pg_keys_touch(struct lk_store *base, const struct lk_touch *t, size_t n)
@@ -2129,6 +2296,7 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
     .ws_list = pg_ws_list,                                                                         \
     .ws_count = pg_ws_count,                                                                       \
     .key_insert = pg_key_insert,                                                                   \
+    .keys_insert = pg_keys_insert,                                                                 \
     .key_update = pg_key_update,                                                                   \
     .key_get = pg_key_get,                                                                         \
     .key_list = pg_key_list,                                                                       \
