@@ -17,11 +17,12 @@ need_uints() {
     done
 }
 
-# bench_options: the knobs run.sh and cluster.sh share (bench/README.md lists
-# them), from the environment with their defaults, checked; dies naming the knob.
+# bench_options [KEYS]: the knobs the bench scripts share (bench/README.md lists
+# them), from the environment with their defaults (KEYS keys, 100000 unless
+# given), checked; dies naming the knob.
 bench_options() {
     LATCHKEY=${LATCHKEY:-$ROOT/build/latchkey}
-    KEYS=${BENCH_KEYS:-100000}
+    KEYS=${BENCH_KEYS:-${1:-100000}}
     SECONDS_RUN=${BENCH_SECONDS:-10}
     WARMUP=${BENCH_WARMUP:-2}
     THREADS=${BENCH_THREADS:-1}
