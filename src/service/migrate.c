@@ -263,8 +263,18 @@ static int flush_keys(struct copy *c)
     enum lk_err e = n > 0 ? lk_store_keys_insert(c->dst, c->batch, n) : LK_OK;
     int stop = 0;
 
-    if (e != LK_OK)
-        stop = refused(c, e, n > 1 ? "one of the keys from" : "key", c->batch[0].id);
+    /* Refused: a key conflicts or lacks its workspace, and the batch left
+     * nothing. Which key, one at a time says (the copy rolls back anyway). */
+    for (size_t i = 0; i < n && e == LK_ERR_CONFLICT && !stop; i++) {
+        struct lk_key_row k = c->batch[i];
+        enum lk_err e1 = lk_store_key_insert(c->dst, &k);
+        if (e1 != LK_OK) {
+            e = e1;
+            stop = refused(c, e1, "key", k.id);
+        }
+    }
+    if (e != LK_OK && !stop)
+        stop = refused(c, e, "one of the keys from", c->batch[0].id);
     for (size_t i = 0; i < n && !stop; i++) {
         /* A backend may leave last_used_at to the usage recorder's one way of
          * writing it; this keeps it whichever way the insert took it. */

@@ -990,6 +990,18 @@ static enum lk_err insert_bulk(struct lk_store *s, void *arg)
     return lk_store_keys_insert(s, b->k, b->n);
 }
 
+/* A refused bulk leaves none of its keys, and the transaction goes on. */
+static enum lk_err refused_bulk_then_go_on(struct lk_store *s, void *arg)
+{
+    struct bulk *b = arg;
+    struct lk_key_row k;
+
+    if (lk_store_keys_insert(s, b->k, b->n) != LK_ERR_CONFLICT)
+        return LK_ERR_INTERNAL;
+    make_key(&k, "key_after", "ws_a", 0x78);
+    return lk_store_key_insert(s, &k);
+}
+
 struct scan_check {
     size_t n;
     int64_t last_rowid;
@@ -1050,10 +1062,29 @@ static void test_keys_insert_in_bulk(void **state)
     assert_int_equal(lk_store_key_get(st, "ws_a", b.k[0].id, &got), LK_ERR_NOT_FOUND);
     assert_int_equal(lk_store_changes_head(st, &h1), LK_OK);
     assert_int_equal(h1, h0);
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, refused_bulk_then_go_on, &b), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_after", &got), LK_OK);
+    lk_key_row_release(&got);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[0].id, &got), LK_ERR_NOT_FOUND);
+    assert_int_equal(lk_store_changes_head(st, &h0), LK_OK); /* key_after's change */
 
     for (size_t i = 0; i < BULK; i++)
         make_bulk_key(&b.k[i], i, 1);
+    /* one key with a previous secret: the key after it has none */
+    b.k[3].has_prev = true;
+    make_bulk_key(&got, 3, 3);
+    memcpy(b.k[3].prev_digest, got.digest, LK_DIGEST_LEN);
+    b.k[3].prev_pepper_id = 1;
+    b.k[3].prev_until = 1800000000;
     assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_bulk, &b), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[3].id, &got), LK_OK);
+    assert_true(got.has_prev);
+    assert_memory_equal(got.prev_digest, b.k[3].prev_digest, LK_DIGEST_LEN);
+    assert_int_equal(got.prev_until, 1800000000);
+    lk_key_row_release(&got);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[4].id, &got), LK_OK);
+    assert_false(got.has_prev);
+    lk_key_row_release(&got);
     for (size_t i = 1; i < BULK; i++)
         assert_true(b.k[i].rowid > b.k[i - 1].rowid);
     assert_true(b.k[0].rowid > one.rowid);
@@ -1072,7 +1103,7 @@ static void test_keys_insert_in_bulk(void **state)
 
     /* the scan reads every key once, in rowid order, across its pages */
     assert_int_equal(lk_store_key_scan(st, check_scan, &sc), LK_OK);
-    assert_int_equal(sc.n, BULK + 1);
+    assert_int_equal(sc.n, BULK + 2);
     assert_true(sc.ordered);
 
     /* the log has one change a key, in rowid order, with consecutive seqs */
