@@ -1447,39 +1447,51 @@ static enum lk_err pg_key_scan(struct lk_store *base, lk_key_row_cb cb, void *ar
     return e;
 }
 
+/* The rowids or times of t as an array literal ("{1,2,3}"): numbers, nothing to quote. */
+static char *i64_array(const struct lk_touch *t, size_t n, bool at)
+{
+    size_t cap = n * 21 + 3, len = 0;
+    char *out = lk_malloc(cap);
+
+    out[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%lld", i > 0 ? "," : "",
+                                (long long)(at ? t[i].at : t[i].rowid));
+    lk_assert(len + 2 <= cap);
+    out[len++] = '}';
+    out[len] = '\0';
+    return out;
+}
+
+/* One statement for the whole batch: a flush of many keys' last-used times is
+ * one round trip, not one a key, so the connection it holds (which the feed's
+ * reads of the log share) is free again at once. */
 static enum lk_err pg_keys_touch(struct lk_store *base, const struct lk_touch *t, size_t n)
 {
+    /* not a change: the trigger ignores last_used_at; a key twice takes its latest */
+    static const char sql[] =
+        "UPDATE keys k SET last_used_at = t.at"
+        " FROM (SELECT rowid, max(at) AS at FROM unnest($1::bigint[], $2::bigint[])"
+        " AS u(rowid, at) GROUP BY rowid) t"
+        " WHERE k.rowid = t.rowid AND (k.last_used_at IS NULL OR k.last_used_at < t.at)";
     struct pg_store *s = PG(base);
     enum lk_err e = LK_OK;
-    struct params p;
-    bool own;
+    struct params p = {0};
+    char *rowids, *ats;
 
     if (n == 0)
         return LK_OK;
+    rowids = i64_array(t, n, false);
+    ats = i64_array(t, n, true);
+    p.n = 2;
+    p.types[0] = p.types[1] = 1016; /* int8[] */
+    p.vals[0] = rowids;
+    p.vals[1] = ats;
     pthread_mutex_lock(&s->mu);
-    /* Inside the caller's transaction, or in one of its own. */
-    own = !s->in_txn;
-    if (own && (e = pg_begin(base)) != LK_OK)
-        goto out;
-    for (size_t i = 0; i < n && e == LK_OK; i++) {
-        /* not a change: the trigger ignores last_used_at */
-        static const char sql[] = "UPDATE keys SET last_used_at = $2 WHERE rowid = $1 AND"
-                                  " (last_used_at IS NULL OR last_used_at < $2)";
-        snprintf(p.num[0], sizeof(p.num[0]), "%lld", (long long)t[i].rowid);
-        snprintf(p.num[1], sizeof(p.num[1]), "%lld", (long long)t[i].at);
-        p.n = 2;
-        p.types[0] = p.types[1] = 20;
-        p.vals[0] = p.num[0];
-        p.vals[1] = p.num[1];
-        p.lens[0] = p.lens[1] = p.fmts[0] = p.fmts[1] = 0;
-        e = write_p(s, sql, false, NULL, "touch key", &p);
-    }
-    if (own && e != LK_OK)
-        pg_rollback(base);
-    else if (own)
-        e = pg_commit(base);
-out:
+    e = write_p(s, sql, false, NULL, "touch keys", &p);
     pthread_mutex_unlock(&s->mu);
+    free(ats);
+    free(rowids);
     return e;
 }
 

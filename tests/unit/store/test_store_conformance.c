@@ -1101,6 +1101,22 @@ static void test_keys_insert_in_bulk(void **state)
     memcpy(got.digest, b.k[700].digest, LK_DIGEST_LEN);
     assert_int_equal(lk_store_key_insert(st, &got), LK_ERR_CONFLICT);
 
+    /* last-used times of many keys in one call: a key twice takes its latest,
+     * and none moves backwards */
+    struct lk_touch t[] = {{b.k[0].rowid, 1700000200},
+                           {b.k[BULK - 1].rowid, 1700000050},
+                           {b.k[0].rowid, 1700000300},
+                           {b.k[0].rowid, 1700000100}};
+    assert_int_equal(lk_store_keys_touch(st, t, LK_ARRAY_LEN(t)), LK_OK);
+    struct lk_touch back = {b.k[BULK - 1].rowid, 1700000040};
+    assert_int_equal(lk_store_keys_touch(st, &back, 1), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[0].id, &got), LK_OK);
+    assert_int_equal(got.last_used_at, 1700000300);
+    lk_key_row_release(&got);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[BULK - 1].id, &got), LK_OK);
+    assert_int_equal(got.last_used_at, 1700000050);
+    lk_key_row_release(&got);
+
     /* the scan reads every key once, in rowid order, across its pages */
     assert_int_equal(lk_store_key_scan(st, check_scan, &sc), LK_OK);
     assert_int_equal(sc.n, BULK + 2);
