@@ -1278,7 +1278,9 @@ static int row_batch_rowid(PGresult *r, int i, void *arg)
 }
 
 /* One multi-row INSERT a batch: the insert trigger then logs each batch with
- * one change_head update (migration 5), and the rows take one round trip. */
+ * one change_head update (migration 5), and the rows take one round trip. The
+ * batches run in a transaction of their own, or under a savepoint in the
+ * caller's, so that a refused key leaves none of the call's keys. */
 static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, size_t n)
 {
     struct pg_store *s = PG(base);
@@ -1291,6 +1293,7 @@ static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, s
     int *lens, *fmts;
     char *sql;
     enum lk_err e = LK_OK;
+    bool own;
 
     if (n == 0)
         return LK_OK;
@@ -1301,6 +1304,11 @@ static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, s
     fmts = lk_calloc(np_max, sizeof(*fmts));
     sql = lk_malloc(sqlsz);
     pthread_mutex_lock(&s->mu);
+    own = !s->in_txn;
+    if (own)
+        e = pg_begin(base);
+    else if ((e = ensure_conn(s)) == LK_OK)
+        e = exec_simple(s, "SAVEPOINT lk_keys", "savepoint");
     for (size_t at = 0; at < n && e == LK_OK; at += cap) {
         struct key_batch b = {k + at, n - at < cap ? n - at : cap, 0};
         size_t len = (size_t)snprintf(sql, sqlsz, "%s", KEY_INSERT), np = 0;
@@ -1323,6 +1331,14 @@ static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, s
         e = query_raw(s, sql, false, true, row_batch_rowid, &b, "insert keys", (int)np, types, vals,
                       lens, fmts);
     }
+    if (own && e == LK_OK)
+        e = pg_commit(base);
+    else if (own)
+        pg_rollback(base);
+    else if (e == LK_OK)
+        e = exec_simple(s, "RELEASE SAVEPOINT lk_keys", "release savepoint");
+    else if (e == LK_ERR_CONFLICT) /* a serialization failure leaves the transaction aborted */
+        exec_simple(s, "ROLLBACK TO SAVEPOINT lk_keys", "rollback to savepoint");
     pthread_mutex_unlock(&s->mu);
     free(sql);
     free(fmts);

@@ -1046,12 +1046,14 @@ static void test_keys_insert_in_bulk(void **state)
 
     (void)state;
     put_ws("ws_a");
-    /* a key whose previous digest a bulk key will take: refused, all or nothing */
+    /* a key whose previous digest a bulk key will take (in a later statement on
+     * PostgreSQL than the first): refused, all or nothing */
     make_key(&one, "key_one", "ws_a", 0x77);
     one.has_prev = true;
     memset(one.prev_digest, 0, LK_DIGEST_LEN);
     one.prev_digest[0] = 2;
-    one.prev_digest[2] = 9;
+    one.prev_digest[1] = (uint8_t)(4000 >> 8);
+    one.prev_digest[2] = (uint8_t)4000;
     one.prev_pepper_id = 1;
     one.prev_until = 1800000000;
     assert_int_equal(lk_store_key_insert(st, &one), LK_OK);
