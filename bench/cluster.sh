@@ -10,27 +10,17 @@ umask 077 # the scratch dir holds root keys and secrets
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-LATCHKEY=${LATCHKEY:-$ROOT/build/latchkey}
-KEYS=${BENCH_KEYS:-100000}
-SECONDS_RUN=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP:-2}
-THREADS=${BENCH_THREADS:-1}
-CONNS=${BENCH_CONNS:-32}
-START_TIMEOUT=${BENCH_START_TIMEOUT:-60}
 REVOKES=${BENCH_REVOKES:-1000}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
-WRK=${WRK:-wrk}
 
 BENCH_NAME=cluster
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-need_uints KEYS:BENCH_KEYS SECONDS_RUN:BENCH_SECONDS WARMUP:BENCH_WARMUP THREADS:BENCH_THREADS \
-    CONNS:BENCH_CONNS START_TIMEOUT:BENCH_START_TIMEOUT REVOKES:BENCH_REVOKES
-(( THREADS >= 1 && CONNS >= THREADS )) || die "need 1 <= BENCH_THREADS <= BENCH_CONNS"
-(( SECONDS_RUN >= 1 && KEYS >= 1 && REVOKES >= 1 )) ||
-    die "BENCH_SECONDS, BENCH_KEYS and BENCH_REVOKES must be at least 1"
+bench_options
+need_uints REVOKES:BENCH_REVOKES
+(( REVOKES >= 1 )) || die "BENCH_REVOKES must be at least 1"
 
 # --- tools: every missing piece is named before anything starts ---------------
 

@@ -17,6 +17,25 @@ need_uints() {
     done
 }
 
+# bench_options [KEYS]: the knobs the bench scripts share (bench/README.md lists
+# them), from the environment with their defaults (KEYS keys, 100000 unless
+# given), checked; dies naming the knob.
+bench_options() {
+    LATCHKEY=${LATCHKEY:-$ROOT/build/latchkey}
+    KEYS=${BENCH_KEYS:-${1:-100000}}
+    SECONDS_RUN=${BENCH_SECONDS:-10}
+    WARMUP=${BENCH_WARMUP:-2}
+    THREADS=${BENCH_THREADS:-1}
+    CONNS=${BENCH_CONNS:-32}
+    START_TIMEOUT=${BENCH_START_TIMEOUT:-60}
+    WRK=${WRK:-wrk}
+    need_uints KEYS:BENCH_KEYS SECONDS_RUN:BENCH_SECONDS WARMUP:BENCH_WARMUP \
+        THREADS:BENCH_THREADS CONNS:BENCH_CONNS START_TIMEOUT:BENCH_START_TIMEOUT
+    (( THREADS >= 1 && CONNS >= THREADS )) || die "need 1 <= BENCH_THREADS <= BENCH_CONNS"
+    (( SECONDS_RUN >= 1 )) || die "BENCH_SECONDS must be at least 1"
+    (( KEYS >= 1 )) || die "BENCH_KEYS must be at least 1"
+}
+
 # stop_pid PID: SIGTERM, wait up to 5 s, then SIGKILL.
 stop_pid() {
     local pid=$1 i

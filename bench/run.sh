@@ -11,15 +11,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-LATCHKEY=${LATCHKEY:-$ROOT/build/latchkey}
-KEYS=${BENCH_KEYS:-100000}
-SECONDS_RUN=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP:-2}
-THREADS=${BENCH_THREADS:-1}
-CONNS=${BENCH_CONNS:-32}
-START_TIMEOUT=${BENCH_START_TIMEOUT:-60}
 NGINX=${NGINX:-nginx}
-WRK=${WRK:-wrk}
 
 # Exactly 60 bytes; checked below.
 NGINX_BODY='{"status":"ok","service":"nginx-baseline","pad":"xxxxxxxxx"}'
@@ -28,15 +20,11 @@ BENCH_NAME=bench
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-need_uints KEYS:BENCH_KEYS SECONDS_RUN:BENCH_SECONDS WARMUP:BENCH_WARMUP THREADS:BENCH_THREADS \
-    CONNS:BENCH_CONNS START_TIMEOUT:BENCH_START_TIMEOUT
+bench_options
 for v in BENCH_PORT BENCH_NGINX_PORT; do
     [[ -z ${!v:-} ]] || { is_uint "${!v}" && (( ${!v} >= 1 && ${!v} <= 65535 )); } ||
         die "$v must be a TCP port (got '${!v}')"
 done
-(( THREADS >= 1 && CONNS >= THREADS )) || die "need 1 <= BENCH_THREADS <= BENCH_CONNS"
-(( SECONDS_RUN >= 1 )) || die "BENCH_SECONDS must be at least 1"
-(( KEYS >= 1 )) || die "BENCH_KEYS must be at least 1"
 (( ${#NGINX_BODY} == 60 )) || die "internal: nginx body is ${#NGINX_BODY} bytes, not 60"
 
 # --- tools ---------------------------------------------------------------

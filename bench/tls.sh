@@ -8,15 +8,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LATCHKEY=${LATCHKEY:-$ROOT/build/latchkey}
-SECONDS_RUN=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP:-2}
-THREADS=${BENCH_THREADS:-1}
-CONNS=${BENCH_CONNS:-32}
 STREAMS=${BENCH_STREAMS:-10}
-KEYS=${BENCH_KEYS:-10000}
 NGINX=${NGINX:-nginx}
-WRK=${WRK:-wrk}
 H2LOAD=${H2LOAD:-h2load}
 
 NGINX_BODY='{"status":"ok","service":"nginx-baseline","pad":"xxxxxxxxx"}' # 60 bytes
@@ -25,10 +18,9 @@ BENCH_NAME=bench-tls
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-need_uints SECONDS_RUN:BENCH_SECONDS WARMUP:BENCH_WARMUP THREADS:BENCH_THREADS \
-    CONNS:BENCH_CONNS STREAMS:BENCH_STREAMS KEYS:BENCH_KEYS
-(( SECONDS_RUN >= 1 && THREADS >= 1 && CONNS >= THREADS && STREAMS >= 1 && KEYS >= 1 )) ||
-    die "need BENCH_SECONDS >= 1, 1 <= BENCH_THREADS <= BENCH_CONNS, BENCH_STREAMS >= 1"
+bench_options 10000
+need_uints STREAMS:BENCH_STREAMS
+(( STREAMS >= 1 )) || die "BENCH_STREAMS must be at least 1"
 (( ${#NGINX_BODY} == 60 )) || die "internal: nginx body is ${#NGINX_BODY} bytes"
 for t in "$WRK" "$NGINX" "$H2LOAD" curl openssl; do
     command -v "$t" >/dev/null 2>&1 ||

@@ -503,38 +503,48 @@ static int first_ws(void *arg, const struct lk_ws_row *w)
     return 1;
 }
 
+/* keys a lk_store_keys_insert call during a seed */
+#define SEED_BATCH 500
+
 static enum lk_err seed_txn(struct lk_store *s, void *arg)
 {
     struct seed *sd = arg;
+    struct lk_key_row *k = lk_calloc(SEED_BATCH, sizeof(*k));
+    char(*secret)[LK_SECRET_MAX] = lk_calloc(SEED_BATCH, sizeof(*secret));
     enum lk_err e;
 
     memset(&sd->w, 0, sizeof(sd->w));
     if ((e = lk_store_ws_list(s, first_ws, &sd->w)) != LK_OK)
-        return e;
-    if (sd->w.id[0] == '\0')
-        return LK_ERR_NOT_FOUND;
-    for (int64_t i = 0; i < sd->count; i++) {
-        struct lk_key_row k = {.env = LK_ENV_LIVE, .kind = LK_KIND_PERMANENT, .enabled = true,
-                               .daily_spend_cap = -1, .created_at = sd->now};
-        char secret[LK_SECRET_MAX];
-        int stop;
-
-        lk_rand_id("key_", k.id, sizeof(k.id));
-        memcpy(k.workspace_id, sd->w.id, LK_ID_MAX);
-        snprintf(k.name, sizeof(k.name), "seed-%lld", (long long)i);
-        k.permissions = (char *)sd->permissions; /* borrowed: never released */
-        k.meta = (char *)"{}";
-        lk__keys_new_secret(sd->app, &sd->w, &k, secret);
-        if ((e = lk_store_key_insert(s, &k)) != LK_OK) {
-            OPENSSL_cleanse(secret, sizeof(secret));
-            return e;
-        }
-        stop = sd->cb(sd->arg, i, secret);
-        OPENSSL_cleanse(secret, sizeof(secret));
-        if (stop)
-            return LK_ERR_INTERNAL;
+        goto out;
+    if (sd->w.id[0] == '\0') {
+        e = LK_ERR_NOT_FOUND;
+        goto out;
     }
-    return LK_OK;
+    for (int64_t at = 0; at < sd->count && e == LK_OK; at += SEED_BATCH) {
+        size_t n = sd->count - at < SEED_BATCH ? (size_t)(sd->count - at) : SEED_BATCH;
+
+        for (size_t i = 0; i < n; i++) {
+            k[i] = (struct lk_key_row){.env = LK_ENV_LIVE, .kind = LK_KIND_PERMANENT,
+                                       .enabled = true, .daily_spend_cap = -1,
+                                       .created_at = sd->now};
+            lk_rand_id("key_", k[i].id, sizeof(k[i].id));
+            memcpy(k[i].workspace_id, sd->w.id, LK_ID_MAX);
+            snprintf(k[i].name, sizeof(k[i].name), "seed-%lld", (long long)(at + (int64_t)i));
+            k[i].permissions = (char *)sd->permissions; /* borrowed: never released */
+            k[i].meta = (char *)"{}";
+            lk__keys_new_secret(sd->app, &sd->w, &k[i], secret[i]);
+        }
+        e = lk_store_keys_insert(s, k, n);
+        for (size_t i = 0; i < n && e == LK_OK; i++)
+            if (sd->cb(sd->arg, at + (int64_t)i, secret[i]) != 0)
+                e = LK_ERR_INTERNAL;
+        OPENSSL_cleanse(secret, SEED_BATCH * sizeof(*secret));
+    }
+out:
+    OPENSSL_cleanse(secret, SEED_BATCH * sizeof(*secret));
+    free(secret);
+    free(k);
+    return e;
 }
 
 enum lk_err lk_keys_seed(struct lk_app *app, int64_t count, const char *permissions, int64_t now,

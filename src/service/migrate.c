@@ -25,6 +25,10 @@ struct copy {
     /* key row ids, source → target, sorted by the source's */
     struct rowid_pair *keys;
     size_t n_keys, cap_keys;
+    /* keys read but not yet written: KEY_BATCH a lk_store_keys_insert (owned copies) */
+    struct lk_key_row *batch;
+    int64_t *batch_from; /* their rowids in the source */
+    size_t n_batch;
     enum lk_err e; /* the first failure a callback met */
     int64_t nodes, live_nodes, leased_ws;
     char node_name[LK_NODE_NAME_MAX + 1], leased_id[LK_ID_MAX];
@@ -247,25 +251,54 @@ static int copy_invitation(void *arg, const struct lk_invitation_row *r)
     return 0;
 }
 
+/* keys a write on the target: one statement on PostgreSQL, whose change log then
+ * costs one entry a key, not a transaction growing quadratically */
+#define KEY_BATCH 500
+
+/* Writes the batch, its last-used times and its row ids; 1 when refused. */
+static int flush_keys(struct copy *c)
+{
+    struct lk_touch t[KEY_BATCH];
+    size_t n = c->n_batch, nt = 0;
+    enum lk_err e = n > 0 ? lk_store_keys_insert(c->dst, c->batch, n) : LK_OK;
+    int stop = 0;
+
+    /* Refused: a key conflicts or lacks its workspace, and the batch left
+     * nothing. Which key, one at a time says (the copy rolls back anyway). */
+    for (size_t i = 0; i < n && e == LK_ERR_CONFLICT && !stop; i++) {
+        struct lk_key_row k = c->batch[i];
+        enum lk_err e1 = lk_store_key_insert(c->dst, &k);
+        if (e1 != LK_OK) {
+            e = e1;
+            stop = refused(c, e1, "key", k.id);
+        }
+    }
+    if (e != LK_OK && !stop)
+        stop = refused(c, e, "one of the keys from", c->batch[0].id);
+    for (size_t i = 0; i < n && !stop; i++) {
+        /* A backend may leave last_used_at to the usage recorder's one way of
+         * writing it; this keeps it whichever way the insert took it. */
+        if (c->batch[i].last_used_at > 0)
+            t[nt++] = (struct lk_touch){c->batch[i].rowid, c->batch[i].last_used_at};
+        c->keys = lk_grow(c->keys, c->n_keys, &c->cap_keys, sizeof(*c->keys));
+        c->keys[c->n_keys++] = (struct rowid_pair){c->batch_from[i], c->batch[i].rowid};
+        c->n.keys++;
+    }
+    if (!stop && nt > 0 && (e = lk_store_keys_touch(c->dst, t, nt)) != LK_OK)
+        stop = refused(c, e, "the last use of a key from", c->batch[0].id);
+    for (size_t i = 0; i < n; i++)
+        lk_key_row_release(&c->batch[i]);
+    c->n_batch = 0;
+    return stop;
+}
+
 static int copy_key(void *arg, const struct lk_key_row *row)
 {
     struct copy *c = arg;
-    struct lk_key_row k = *row; /* borrows row's strings; key_insert only sets rowid */
-    enum lk_err e = lk_store_key_insert(c->dst, &k);
 
-    if (e != LK_OK)
-        return refused(c, e, "key", row->id);
-    /* A backend may leave last_used_at to the usage recorder's one way of
-     * writing it; this keeps it whichever way the insert took it. */
-    if (row->last_used_at > 0) {
-        struct lk_touch t = {k.rowid, row->last_used_at};
-        if ((e = lk_store_keys_touch(c->dst, &t, 1)) != LK_OK)
-            return refused(c, e, "the last use of key", row->id);
-    }
-    c->keys = lk_grow(c->keys, c->n_keys, &c->cap_keys, sizeof(*c->keys));
-    c->keys[c->n_keys++] = (struct rowid_pair){row->rowid, k.rowid};
-    c->n.keys++;
-    return 0;
+    lk_key_row_copy(&c->batch[c->n_batch], row);
+    c->batch_from[c->n_batch++] = row->rowid;
+    return c->n_batch == KEY_BATCH ? flush_keys(c) : 0;
 }
 
 static int copy_credits(void *arg, const struct lk_credit_account *a)
@@ -360,6 +393,9 @@ static enum lk_err copy_all(struct lk_store *dst, void *arg)
     /* It may run again (a retried transaction): start from nothing. */
     memset(&c->n, 0, sizeof(c->n));
     c->n_keys = 0;
+    for (size_t i = 0; i < c->n_batch; i++) /* left by a failed try */
+        lk_key_row_release(&c->batch[i]);
+    c->n_batch = 0;
     c->e = LK_OK;
     /* Again inside the transaction: nobody wrote the target since the check. */
     if ((e = target_empty(dst, c->ei)) != LK_OK)
@@ -381,7 +417,8 @@ static enum lk_err copy_all(struct lk_store *dst, void *arg)
     if ((e = scanned(c, lk_store_session_scan(c->src, copy_session, c), "sessions")) != LK_OK ||
         (e = scanned(c, lk_store_invitation_scan(c->src, copy_invitation, c), "invitations")) !=
             LK_OK ||
-        (e = scanned(c, lk_store_key_scan(c->src, copy_key, c), "keys")) != LK_OK)
+        (e = scanned(c, lk_store_key_scan(c->src, copy_key, c), "keys")) != LK_OK ||
+        (e = scanned(c, flush_keys(c) ? c->e : LK_OK, "keys")) != LK_OK)
         return e;
     if (c->n_keys > 1)
         qsort(c->keys, c->n_keys, sizeof(*c->keys), by_source_rowid);
@@ -439,6 +476,8 @@ enum lk_err lk_migrate(const char *from_url, const char *to_url, struct lk_migra
     if ((e = open_side(to_url, "to", &c.dst, ei)) != LK_OK ||
         (e = target_empty(c.dst, ei)) != LK_OK)
         goto out;
+    c.batch = lk_calloc(KEY_BATCH, sizeof(*c.batch));
+    c.batch_from = lk_calloc(KEY_BATCH, sizeof(*c.batch_from));
     e = lk_store_txn(c.dst, LK_TXN_DEFAULT, copy_all, &c);
     if (e != LK_OK && ei != NULL && ei->detail[0] == '\0')
         lk_errinfo_set(ei, e, "to", "cannot commit the copy on the target: %s", lk_err_message(e));
@@ -450,6 +489,10 @@ out:
     for (size_t i = 0; i < LK_ARRAY_LEN(lock_fds); i++)
         if (lock_fds[i] >= 0)
             close(lock_fds[i]);
+    for (size_t i = 0; i < c.n_batch; i++)
+        lk_key_row_release(&c.batch[i]);
+    free(c.batch);
+    free(c.batch_from);
     free(c.ws);
     free(c.keys);
     return e;

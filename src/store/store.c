@@ -144,6 +144,12 @@ enum lk_err lk_store_key_insert(struct lk_store *s, struct lk_key_row *k)
 
     return timed(t0, s->ops->key_insert(s, k));
 }
+enum lk_err lk_store_keys_insert(struct lk_store *s, struct lk_key_row *k, size_t n)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->keys_insert(s, k, n));
+}
 enum lk_err lk_store_key_update(struct lk_store *s, const struct lk_key_row *k)
 {
     uint64_t t0 = lk_stats_now_ns();

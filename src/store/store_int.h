@@ -23,6 +23,7 @@ struct lk_store_ops {
     enum lk_err (*ws_list)(struct lk_store *s, lk_ws_row_cb cb, void *arg);
     enum lk_err (*ws_count)(struct lk_store *s, int64_t *out);
     enum lk_err (*key_insert)(struct lk_store *s, struct lk_key_row *k);
+    enum lk_err (*keys_insert)(struct lk_store *s, struct lk_key_row *k, size_t n);
     enum lk_err (*key_update)(struct lk_store *s, const struct lk_key_row *k);
     enum lk_err (*key_get)(struct lk_store *s, const char *ws_id, const char *id,
                            struct lk_key_row *out);

@@ -191,6 +191,40 @@ static const char *const migrations[] = {
     "CREATE INDEX credit_leases_by_node ON credit_leases(node_id);",
     /* 4: a lease's mark (SQLite's migration 7) */
     "ALTER TABLE credit_leases ADD COLUMN op BIGINT NOT NULL DEFAULT 0;",
+    /* 5: inserted keys are logged per statement, not per row. Each UPDATE of
+     * the one change_head row in a transaction leaves a version that only
+     * commit frees, which the next UPDATE reads past: per row, a transaction
+     * inserting n keys cost O(n^2). Now a statement takes its n seqs at once
+     * (the row lock is held to commit as before, so seqs still become visible
+     * in commit order), and a notification carries no payload, so a
+     * transaction's notifications collapse into one, delivered at commit. */
+    "CREATE OR REPLACE FUNCTION latchkey_change(k BIGINT, r BIGINT, ref TEXT, ws TEXT)"
+    "  RETURNS void LANGUAGE plpgsql AS $$"
+    " DECLARE s BIGINT;"
+    " BEGIN"
+    "  UPDATE change_head SET seq = seq + 1 RETURNING seq INTO s;"
+    "  INSERT INTO changes VALUES(s, k, r, ref, ws,"
+    "    floor(extract(epoch FROM clock_timestamp()))::bigint);"
+    "  PERFORM pg_notify('latchkey_changes', '');"
+    " END $$;"
+    "CREATE FUNCTION latchkey_keys_inserted() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " DECLARE n BIGINT; s BIGINT;"
+    " BEGIN"
+    "  INSERT INTO key_digests SELECT digest, rowid FROM lk_new"
+    "    UNION ALL SELECT prev_digest, rowid FROM lk_new WHERE prev_digest IS NOT NULL;"
+    "  SELECT count(*) INTO n FROM lk_new;"
+    "  IF n > 0 THEN"
+    "    UPDATE change_head SET seq = seq + n RETURNING seq INTO s;"
+    "    INSERT INTO changes SELECT s - n + row_number() OVER (ORDER BY rowid), 1, rowid, id,"
+    "      workspace_id, floor(extract(epoch FROM clock_timestamp()))::bigint FROM lk_new;"
+    "    PERFORM pg_notify('latchkey_changes', '');"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "DROP TRIGGER changes_key_insert ON keys;"
+    "DROP TRIGGER key_digests_insert ON keys;"
+    "CREATE TRIGGER keys_inserted AFTER INSERT ON keys REFERENCING NEW TABLE AS lk_new"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION latchkey_keys_inserted();",
 };
 
 #define WS_COLS                                                                                    \
@@ -588,8 +622,9 @@ typedef int (*row_fn)(PGresult *r, int row, void *arg);
 
 /* Runs a query (or a write with RETURNING), handing each row to fn (nonzero
  * stops). With `one`, no row is LK_ERR_NOT_FOUND. `guard` as for write_p. */
-static enum lk_err query_p(struct pg_store *s, const char *sql, bool one, bool guard, row_fn fn,
-                           void *arg, const char *what, struct params *p)
+static enum lk_err query_raw(struct pg_store *s, const char *sql, bool one, bool guard, row_fn fn,
+                             void *arg, const char *what, int n, const Oid *types,
+                             const char *const *vals, const int *lens, const int *fmts)
 {
     enum lk_err e;
     PGresult *r;
@@ -600,7 +635,7 @@ static enum lk_err query_p(struct pg_store *s, const char *sql, bool one, bool g
     sp = guard && s->in_txn;
     if (sp && (e = exec_simple(s, "SAVEPOINT lk_stmt", "savepoint")) != LK_OK)
         return e;
-    if ((r = run(s, sql, p->n, p->types, p->vals, p->lens, p->fmts)) == NULL)
+    if ((r = run(s, sql, n, types, vals, lens, fmts)) == NULL)
         return LK_ERR_STORAGE_UNAVAILABLE;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         e = fail_res(s, r, what);
@@ -620,6 +655,12 @@ static enum lk_err query_p(struct pg_store *s, const char *sql, bool one, bool g
     if (e == LK_OK && one && rows == 0)
         e = LK_ERR_NOT_FOUND;
     return e;
+}
+
+static enum lk_err query_p(struct pg_store *s, const char *sql, bool one, bool guard, row_fn fn,
+                           void *arg, const char *what, const struct params *p)
+{
+    return query_raw(s, sql, one, guard, fn, arg, what, p->n, p->types, p->vals, p->lens, p->fmts);
 }
 
 static enum lk_err read_stmt(struct pg_store *s, const char *sql, bool one, row_fn fn, void *arg,
@@ -732,6 +773,122 @@ static void col_digest(PGresult *r, int row, int col, uint8_t out[LK_DIGEST_LEN]
         out[i] = (uint8_t)(hi << 4 | lo);
     }
 }
+
+/* --- rows read by a table of columns, as jsonin.c reads JSON objects ----------------------- */
+
+enum col_type { COL_TEXT, COL_I64, COL_INT, COL_DIGEST };
+
+/* Result column i of a row goes to the member at `off` of the row struct. */
+struct col {
+    enum col_type type;
+    size_t off, size; /* size: the member's (a text buffer's room, a number's width) */
+};
+
+/* clang-format off */
+#define TEXT(T, m) {COL_TEXT, offsetof(T, m), sizeof(((T *)0)->m)}
+#define I64(T, m) {COL_I64, offsetof(T, m), sizeof(((T *)0)->m)}
+#define INT(T, m) {COL_INT, offsetof(T, m), sizeof(((T *)0)->m)} /* an int or an enum */
+#define DIGEST(T, m) {COL_DIGEST, offsetof(T, m), sizeof(((T *)0)->m)}
+/* clang-format on */
+
+static void read_row(PGresult *r, int i, const struct col *cols, size_t ncols, void *out,
+                     size_t outsz)
+{
+    memset(out, 0, outsz);
+    for (size_t c = 0; c < ncols; c++) {
+        char *at = (char *)out + cols[c].off;
+        int64_t v;
+        int n;
+
+        switch (cols[c].type) {
+        case COL_TEXT:
+            col_text(r, i, (int)c, at, cols[c].size);
+            break;
+        case COL_I64: /* NULL: 0, as every column read this way wants */
+            lk_assert(cols[c].size == sizeof(v));
+            v = col_i64(r, i, (int)c, 0);
+            memcpy(at, &v, sizeof(v));
+            break;
+        case COL_INT:
+            lk_assert(cols[c].size == sizeof(n));
+            n = (int)col_i64(r, i, (int)c, 0);
+            memcpy(at, &n, sizeof(n));
+            break;
+        case COL_DIGEST:
+            col_digest(r, i, (int)c, (uint8_t *)at);
+            break;
+        }
+    }
+}
+
+/* For a row type T read by the columns after cb_t: row_NAME reads one row into
+ * its argument (a get); row_NAME_cb hands each row to the callback of a struct
+ * NAME_cb (a listing). The readers differ in nothing else. */
+#define ROW_READERS(name, T, cb_t, ...)                                                            \
+    static const struct col name##_cols[] = {__VA_ARGS__};                                         \
+    __attribute__((unused)) static int row_##name(PGresult *r, int i, void *arg)                   \
+    {                                                                                              \
+        read_row(r, i, name##_cols, LK_ARRAY_LEN(name##_cols), arg, sizeof(T));                    \
+        return 1;                                                                                  \
+    }                                                                                              \
+    struct name##_cb {                                                                             \
+        cb_t cb;                                                                                   \
+        void *arg;                                                                                 \
+    };                                                                                             \
+    __attribute__((unused)) static int row_##name##_cb(PGresult *r, int i, void *arg)              \
+    {                                                                                              \
+        struct name##_cb *c = arg;                                                                 \
+        T x;                                                                                       \
+        read_row(r, i, name##_cols, LK_ARRAY_LEN(name##_cols), &x, sizeof(x));                     \
+        return c->cb(c->arg, &x);                                                                  \
+    }
+
+#define U struct lk_user_row
+ROW_READERS(user, U, lk_user_row_cb, TEXT(U, id), TEXT(U, email), TEXT(U, password_hash),
+            I64(U, created_at))
+#undef U
+#define M struct lk_member_row
+ROW_READERS(member, M, lk_member_row_cb, TEXT(M, workspace_id), TEXT(M, user_id), TEXT(M, email),
+            INT(M, role), I64(M, created_at))
+#undef M
+#define S struct lk_session_row
+ROW_READERS(session, S, lk_session_row_cb, DIGEST(S, digest), TEXT(S, user_id), I64(S, created_at),
+            I64(S, expires_at))
+#undef S
+#define C struct lk_credit_account
+ROW_READERS(credit, C, lk_credit_cb, TEXT(C, workspace_id), I64(C, balance), I64(C, leased),
+            I64(C, spent), I64(C, topped_up))
+#undef C
+#define I struct lk_invitation_row
+ROW_READERS(invitation, I, lk_invitation_cb, TEXT(I, id), TEXT(I, workspace_id), TEXT(I, email),
+            INT(I, role), DIGEST(I, digest), TEXT(I, invited_by), I64(I, created_at),
+            I64(I, expires_at))
+#undef I
+#define A struct lk_audit_event
+ROW_READERS(audit, A, lk_audit_cb, I64(A, id), TEXT(A, row.workspace_id), TEXT(A, row.actor),
+            TEXT(A, row.action), TEXT(A, row.target), TEXT(A, row.address), TEXT(A, row.request_id),
+            I64(A, row.created_at))
+#undef A
+#define L struct lk_ledger_row
+ROW_READERS(ledger, L, lk_ledger_cb, I64(L, id), TEXT(L, workspace_id), TEXT(L, kind),
+            I64(L, amount), I64(L, period), TEXT(L, actor), TEXT(L, note), I64(L, created_at))
+#undef L
+#define K struct lk_counter_row
+ROW_READERS(counter, K, lk_counter_cb, TEXT(K, workspace_id), I64(K, key_rowid), I64(K, period),
+            INT(K, code), I64(K, n), I64(K, n_test))
+#undef K
+#define H struct lk_change_row
+ROW_READERS(change, H, lk_change_cb, I64(H, seq), INT(H, kind), I64(H, key_rowid), TEXT(H, ref_id),
+            TEXT(H, workspace_id), I64(H, at))
+#undef H
+#define N struct lk_node_row
+ROW_READERS(node, N, lk_node_cb, TEXT(N, id), TEXT(N, name), I64(N, started_at),
+            I64(N, heartbeat_at))
+#undef N
+#define E struct lk_lease_row
+ROW_READERS(lease, E, lk_lease_cb, TEXT(E, workspace_id), TEXT(E, node_id), I64(E, amount),
+            I64(E, op))
+#undef E
 
 static int row_id(PGresult *r, int row, void *arg)
 {
@@ -1070,17 +1227,126 @@ static enum lk_err pg_ws_count(struct lk_store *base, int64_t *out)
         (k)->has_prev ? (int64_t)(k)->prev_pepper_id : (int64_t)-1,                                \
         (k)->has_prev ? (k)->prev_until : (int64_t)-1, (k)->created_by
 
+#define KEY_INSERT                                                                                 \
+    "INSERT INTO keys(id, workspace_id, name, environment, kind, permissions, meta, hint,"         \
+    " enabled, expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s,"           \
+    " daily_spend_cap, digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by)"    \
+    " VALUES"
+#define KEY_INSERT_PARAMS 22 /* KEY_FMT but the unused rowid */
+/* keys_insert's rows a statement: 22 parameters each, far under libpq's 65535 */
+#define KEYS_BATCH 500
+
 static enum lk_err pg_key_insert(struct lk_store *base, struct lk_key_row *k)
 {
     /* $1 is typed but unused: the server numbers the row */
-    return insert_returning(
-        PG(base),
-        "INSERT INTO keys(id, workspace_id, name, environment, kind, permissions, meta, hint,"
-        " enabled, expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s,"
-        " daily_spend_cap, digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by)"
-        " VALUES($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-        " $19, $20, $21, $22, $23) RETURNING rowid",
-        row_id, &k->rowid, "insert key", KEY_FMT, KEY_ARGS(k));
+    return insert_returning(PG(base),
+                            KEY_INSERT
+                            "($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+                            " $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING rowid",
+                            row_id, &k->rowid, "insert key", KEY_FMT, KEY_ARGS(k));
+}
+
+static void params_set(struct params *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    params_v(p, fmt, ap);
+    va_end(ap);
+}
+
+struct key_batch {
+    struct lk_key_row *k;
+    size_t n, next;
+};
+
+/* RETURNING rowid, id: rows come back in VALUES order, but are matched by id. */
+static int row_batch_rowid(PGresult *r, int i, void *arg)
+{
+    struct key_batch *b = arg;
+    const char *id = PQgetvalue(r, i, 1);
+
+    for (size_t j = 0; j < b->n; j++) {
+        size_t at = (b->next + j) % b->n;
+        if (strcmp(b->k[at].id, id) == 0) {
+            b->k[at].rowid = col_i64(r, i, 0, 0);
+            b->next = at + 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* One multi-row INSERT a batch: the insert trigger then logs each batch with
+ * one change_head update (migration 5), and the rows take one round trip. The
+ * batches run in a transaction of their own, or under a savepoint in the
+ * caller's, so that a refused key leaves none of the call's keys. */
+static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, size_t n)
+{
+    struct pg_store *s = PG(base);
+    size_t cap = n < KEYS_BATCH ? n : KEYS_BATCH, np_max = cap * KEY_INSERT_PARAMS;
+    /* "$NNNNN, " a parameter, "),(" a row */
+    size_t sqlsz = sizeof(KEY_INSERT) + np_max * 8 + cap * 4 + 32;
+    struct params *rows;
+    Oid *types;
+    const char **vals;
+    int *lens, *fmts;
+    char *sql;
+    enum lk_err e = LK_OK;
+    bool own;
+
+    if (n == 0)
+        return LK_OK;
+    rows = lk_calloc(cap, sizeof(*rows));
+    types = lk_calloc(np_max, sizeof(*types));
+    vals = lk_calloc(np_max, sizeof(*vals));
+    lens = lk_calloc(np_max, sizeof(*lens));
+    fmts = lk_calloc(np_max, sizeof(*fmts));
+    sql = lk_malloc(sqlsz);
+    pthread_mutex_lock(&s->mu);
+    own = !s->in_txn;
+    if (own)
+        e = pg_begin(base);
+    else if ((e = ensure_conn(s)) == LK_OK)
+        e = exec_simple(s, "SAVEPOINT lk_keys", "savepoint");
+    for (size_t at = 0; at < n && e == LK_OK; at += cap) {
+        struct key_batch b = {k + at, n - at < cap ? n - at : cap, 0};
+        size_t len = (size_t)snprintf(sql, sqlsz, "%s", KEY_INSERT), np = 0;
+
+        for (size_t i = 0; i < b.n; i++) {
+            params_set(&rows[i], KEY_FMT, KEY_ARGS(&b.k[i]));
+            for (int j = 1; j <= KEY_INSERT_PARAMS; j++, np++) {
+                types[np] = rows[i].types[j];
+                vals[np] = rows[i].vals[j];
+                lens[np] = rows[i].lens[j];
+                fmts[np] = rows[i].fmts[j];
+                /* "(" opens the first row, ",(" the others; ")" closes each */
+                const char *sep = j > 1 ? ", " : i > 0 ? ",(" : "(";
+                len += (size_t)snprintf(sql + len, sqlsz - len, "%s$%zu%s", sep, np + 1,
+                                        j == KEY_INSERT_PARAMS ? ")" : "");
+            }
+        }
+        len += (size_t)snprintf(sql + len, sqlsz - len, " RETURNING rowid, id");
+        lk_assert(len < sqlsz);
+        e = query_raw(s, sql, false, true, row_batch_rowid, &b, "insert keys", (int)np, types, vals,
+                      lens, fmts);
+    }
+    if (own && e == LK_OK)
+        e = pg_commit(base);
+    else if (own)
+        pg_rollback(base);
+    else if (e == LK_OK)
+        e = exec_simple(s, "RELEASE SAVEPOINT lk_keys", "release savepoint");
+    else if (e == LK_ERR_CONFLICT) /* a serialization failure leaves the transaction aborted */
+        exec_simple(s, "ROLLBACK TO SAVEPOINT lk_keys", "rollback to savepoint");
+    pthread_mutex_unlock(&s->mu);
+    free(sql);
+    free(fmts);
+    free(lens);
+    free(vals);
+    free(types);
+    free(rows);
+    return e;
 }
 
 static enum lk_err pg_key_update(struct lk_store *base, const struct lk_key_row *k)
@@ -1155,46 +1421,93 @@ static enum lk_err pg_key_list(struct lk_store *base, const char *ws_id,
                      (int64_t)f->limit);
 }
 
-static enum lk_err pg_key_scan(struct lk_store *base, lk_key_row_cb cb, void *arg)
+/* keys a page of key_scan: a million-key start holds one page, not the table */
+#define SCAN_PAGE 5000
+
+struct key_page {
+    lk_key_row_cb cb;
+    void *arg;
+    int64_t last; /* the rowid of the page's last row */
+    int rows;
+    bool stopped;
+};
+
+static int row_key_page(PGresult *r, int i, void *arg)
 {
-    struct key_cb c = {cb, arg};
-    return scan_stmt(PG(base), "SELECT " KEY_COLS " FROM keys ORDER BY rowid", row_key_cb, &c,
-                     "scan keys");
+    struct key_page *pg = arg;
+    struct lk_key_row k;
+
+    read_key(r, i, &k);
+    pg->last = k.rowid;
+    pg->rows++;
+    pg->stopped = pg->cb(pg->arg, &k) != 0;
+    lk_key_row_release(&k);
+    return pg->stopped;
 }
 
+/* In rowid order, a page at a time after the last rowid read (keyset paging,
+ * no transaction held open across pages): a key committed meanwhile may or
+ * may not be in the scan, which the feed covers by reading the log from a head
+ * taken before it (docs/internals/feed.md). */
+static enum lk_err pg_key_scan(struct lk_store *base, lk_key_row_cb cb, void *arg)
+{
+    struct key_page pg = {cb, arg, 0, 0, false};
+    enum lk_err e;
+
+    do {
+        pg.rows = 0;
+        e = read_stmt(PG(base),
+                      "SELECT " KEY_COLS " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+                      false, row_key_page, &pg, "scan keys", "ii", pg.last, (int64_t)SCAN_PAGE);
+    } while (e == LK_OK && !pg.stopped && pg.rows == SCAN_PAGE);
+    return e;
+}
+
+/* The rowids or times of t as an array literal ("{1,2,3}"): numbers, nothing to quote. */
+static char *i64_array(const struct lk_touch *t, size_t n, bool at)
+{
+    size_t cap = n * 21 + 3, len = 0;
+    char *out = lk_malloc(cap);
+
+    out[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%lld", i > 0 ? "," : "",
+                                (long long)(at ? t[i].at : t[i].rowid));
+    lk_assert(len + 2 <= cap);
+    out[len++] = '}';
+    out[len] = '\0';
+    return out;
+}
+
+/* One statement for the whole batch: a flush of many keys' last-used times is
+ * one round trip, not one a key, so the connection it holds (which the feed's
+ * reads of the log share) is free again at once. */
 static enum lk_err pg_keys_touch(struct lk_store *base, const struct lk_touch *t, size_t n)
 {
+    /* not a change: the trigger ignores last_used_at; a key twice takes its latest */
+    static const char sql[] =
+        "UPDATE keys k SET last_used_at = t.at"
+        " FROM (SELECT rowid, max(at) AS at FROM unnest($1::bigint[], $2::bigint[])"
+        " AS u(rowid, at) GROUP BY rowid) t"
+        " WHERE k.rowid = t.rowid AND (k.last_used_at IS NULL OR k.last_used_at < t.at)";
     struct pg_store *s = PG(base);
     enum lk_err e = LK_OK;
-    struct params p;
-    bool own;
+    struct params p = {0};
+    char *rowids, *ats;
 
     if (n == 0)
         return LK_OK;
+    rowids = i64_array(t, n, false);
+    ats = i64_array(t, n, true);
+    p.n = 2;
+    p.types[0] = p.types[1] = 1016; /* int8[] */
+    p.vals[0] = rowids;
+    p.vals[1] = ats;
     pthread_mutex_lock(&s->mu);
-    /* Inside the caller's transaction, or in one of its own. */
-    own = !s->in_txn;
-    if (own && (e = pg_begin(base)) != LK_OK)
-        goto out;
-    for (size_t i = 0; i < n && e == LK_OK; i++) {
-        /* not a change: the trigger ignores last_used_at */
-        static const char sql[] = "UPDATE keys SET last_used_at = $2 WHERE rowid = $1 AND"
-                                  " (last_used_at IS NULL OR last_used_at < $2)";
-        snprintf(p.num[0], sizeof(p.num[0]), "%lld", (long long)t[i].rowid);
-        snprintf(p.num[1], sizeof(p.num[1]), "%lld", (long long)t[i].at);
-        p.n = 2;
-        p.types[0] = p.types[1] = 20;
-        p.vals[0] = p.num[0];
-        p.vals[1] = p.num[1];
-        p.lens[0] = p.lens[1] = p.fmts[0] = p.fmts[1] = 0;
-        e = write_p(s, sql, false, NULL, "touch key", &p);
-    }
-    if (own && e != LK_OK)
-        pg_rollback(base);
-    else if (own)
-        e = pg_commit(base);
-out:
+    e = write_p(s, sql, false, NULL, "touch keys", &p);
     pthread_mutex_unlock(&s->mu);
+    free(ats);
+    free(rowids);
     return e;
 }
 
@@ -1207,28 +1520,6 @@ static enum lk_err pg_audit_insert(struct lk_store *base, const struct lk_audit_
                       " request_id, created_at) VALUES($1, $2, $3, $4, $5, $6, $7)",
                       false, false, "insert audit event", "ssssssi", a->workspace_id, a->actor,
                       a->action, a->target, a->address, a->request_id, a->created_at);
-}
-
-struct audit_cb {
-    lk_audit_cb cb;
-    void *arg;
-};
-
-static int row_audit(PGresult *r, int i, void *arg)
-{
-    struct audit_cb *ac = arg;
-    struct lk_audit_event ev;
-
-    memset(&ev, 0, sizeof(ev));
-    ev.id = col_i64(r, i, 0, 0);
-    col_text(r, i, 1, ev.row.workspace_id, sizeof(ev.row.workspace_id));
-    col_text(r, i, 2, ev.row.actor, sizeof(ev.row.actor));
-    col_text(r, i, 3, ev.row.action, sizeof(ev.row.action));
-    col_text(r, i, 4, ev.row.target, sizeof(ev.row.target));
-    col_text(r, i, 5, ev.row.address, sizeof(ev.row.address));
-    col_text(r, i, 6, ev.row.request_id, sizeof(ev.row.request_id));
-    ev.row.created_at = col_i64(r, i, 7, 0);
-    return ac->cb(ac->arg, &ev);
 }
 
 static enum lk_err pg_audit_list(struct lk_store *base, const char *ws_id,
@@ -1250,7 +1541,7 @@ static enum lk_err pg_audit_list(struct lk_store *base, const char *ws_id,
                      " ($6 = 1 AND substr(action, 1, length($5)) = $5))"
                      " AND created_at >= $7 AND created_at < $8"
                      " ORDER BY id DESC LIMIT $3",
-                     false, row_audit, &ac, "list audit events", "siissiii", ws_id,
+                     false, row_audit_cb, &ac, "list audit events", "siissiii", ws_id,
                      before_id > 0 ? before_id : INT64_MAX, (int64_t)limit, f->actor, f->action,
                      (int64_t)(f->action_prefix ? 1 : 0), f->from > 0 ? f->from : INT64_MIN,
                      f->to > 0 ? f->to : INT64_MAX);
@@ -1283,17 +1574,6 @@ static enum lk_err pg_permissions_in_use(struct lk_store *base, const char *ws_i
 
 /* --- people ------------------------------------------------------------------------------ */
 
-static int row_user(PGresult *r, int i, void *arg)
-{
-    struct lk_user_row *u = arg;
-    memset(u, 0, sizeof(*u));
-    col_text(r, i, 0, u->id, sizeof(u->id));
-    col_text(r, i, 1, u->email, sizeof(u->email));
-    col_text(r, i, 2, u->password_hash, sizeof(u->password_hash));
-    u->created_at = col_i64(r, i, 3, 0);
-    return 1;
-}
-
 static enum lk_err pg_user_insert(struct lk_store *base, const struct lk_user_row *u)
 {
     return write_stmt(PG(base),
@@ -1319,53 +1599,11 @@ static enum lk_err pg_user_get(struct lk_store *base, const char *id, struct lk_
                      row_user, out, "get user", "s", id);
 }
 
-struct user_cb {
-    lk_user_row_cb cb;
-    void *arg;
-};
-
-static int row_user_cb(PGresult *r, int i, void *arg)
-{
-    struct user_cb *c = arg;
-    struct lk_user_row u;
-    row_user(r, i, &u);
-    return c->cb(c->arg, &u);
-}
-
 static enum lk_err pg_user_scan(struct lk_store *base, lk_user_row_cb cb, void *arg)
 {
     struct user_cb c = {cb, arg};
     return scan_stmt(PG(base), "SELECT id, email, password_hash, created_at FROM users ORDER BY id",
                      row_user_cb, &c, "scan users");
-}
-
-static void read_member(PGresult *r, int i, struct lk_member_row *m)
-{
-    memset(m, 0, sizeof(*m));
-    col_text(r, i, 0, m->workspace_id, sizeof(m->workspace_id));
-    col_text(r, i, 1, m->user_id, sizeof(m->user_id));
-    col_text(r, i, 2, m->email, sizeof(m->email));
-    m->role = (enum lk_role)col_i64(r, i, 3, 0);
-    m->created_at = col_i64(r, i, 4, 0);
-}
-
-static int row_member(PGresult *r, int i, void *arg)
-{
-    read_member(r, i, arg);
-    return 1;
-}
-
-struct member_cb {
-    lk_member_row_cb cb;
-    void *arg;
-};
-
-static int row_member_cb(PGresult *r, int i, void *arg)
-{
-    struct member_cb *mc = arg;
-    struct lk_member_row m;
-    read_member(r, i, &m);
-    return mc->cb(mc->arg, &m);
 }
 
 static enum lk_err pg_member_put(struct lk_store *base, const struct lk_member_row *m)
@@ -1423,17 +1661,6 @@ static enum lk_err pg_member_count(struct lk_store *base, const char *ws_id, enu
                      false, row_count, out, "count members", "si", ws_id, (int64_t)role);
 }
 
-static int row_session(PGresult *r, int i, void *arg)
-{
-    struct lk_session_row *x = arg;
-    memset(x, 0, sizeof(*x));
-    col_digest(r, i, 0, x->digest);
-    col_text(r, i, 1, x->user_id, sizeof(x->user_id));
-    x->created_at = col_i64(r, i, 2, 0);
-    x->expires_at = col_i64(r, i, 3, 0);
-    return 1;
-}
-
 static enum lk_err pg_session_insert(struct lk_store *base, const struct lk_session_row *x)
 {
     return write_stmt(PG(base),
@@ -1458,19 +1685,6 @@ static enum lk_err pg_session_delete(struct lk_store *base, const uint8_t digest
                       "delete session", "d", digest);
 }
 
-struct session_cb {
-    lk_session_row_cb cb;
-    void *arg;
-};
-
-static int row_session_cb(PGresult *r, int i, void *arg)
-{
-    struct session_cb *c = arg;
-    struct lk_session_row x;
-    row_session(r, i, &x);
-    return c->cb(c->arg, &x);
-}
-
 static enum lk_err pg_session_scan(struct lk_store *base, lk_session_row_cb cb, void *arg)
 {
     struct session_cb c = {cb, arg};
@@ -1485,18 +1699,6 @@ static enum lk_err pg_ws_set_quota(struct lk_store *base, const char *ws_id, int
 {
     return write_stmt(PG(base), "UPDATE workspaces SET quota = $2, test_quota = $3 WHERE id = $1",
                       false, true, "set quota", "snn", ws_id, quota, test_quota);
-}
-
-static int row_credit(PGresult *r, int i, void *arg)
-{
-    struct lk_credit_account *a = arg;
-    memset(a, 0, sizeof(*a));
-    col_text(r, i, 0, a->workspace_id, sizeof(a->workspace_id));
-    a->balance = col_i64(r, i, 1, 0);
-    a->leased = col_i64(r, i, 2, 0);
-    a->spent = col_i64(r, i, 3, 0);
-    a->topped_up = col_i64(r, i, 4, 0);
-    return 1;
 }
 
 static enum lk_err pg_credits_get(struct lk_store *base, const char *ws_id,
@@ -1537,19 +1739,6 @@ static enum lk_err pg_credits_move(struct lk_store *base, const char *ws_id, int
     return e == LK_ERR_NOT_FOUND ? LK_ERR_CONFLICT : e;
 }
 
-struct credit_cb {
-    lk_credit_cb cb;
-    void *arg;
-};
-
-static int row_credit_cb(PGresult *r, int i, void *arg)
-{
-    struct credit_cb *c = arg;
-    struct lk_credit_account a;
-    row_credit(r, i, &a);
-    return c->cb(c->arg, &a);
-}
-
 static enum lk_err pg_credits_scan(struct lk_store *base, lk_credit_cb cb, void *arg)
 {
     struct credit_cb c = {cb, arg};
@@ -1569,28 +1758,6 @@ static enum lk_err pg_ledger_add(struct lk_store *base, struct lk_ledger_row *r)
         r->period > 0 ? r->period : (int64_t)-1, r->actor, r->note, r->created_at);
 }
 
-struct ledger_cb {
-    lk_ledger_cb cb;
-    void *arg;
-};
-
-static int row_ledger(PGresult *r, int i, void *arg)
-{
-    struct ledger_cb *c = arg;
-    struct lk_ledger_row x;
-
-    memset(&x, 0, sizeof(x));
-    x.id = col_i64(r, i, 0, 0);
-    col_text(r, i, 1, x.workspace_id, sizeof(x.workspace_id));
-    col_text(r, i, 2, x.kind, sizeof(x.kind));
-    x.amount = col_i64(r, i, 3, 0);
-    x.period = col_i64(r, i, 4, 0);
-    col_text(r, i, 5, x.actor, sizeof(x.actor));
-    col_text(r, i, 6, x.note, sizeof(x.note));
-    x.created_at = col_i64(r, i, 7, 0);
-    return c->cb(c->arg, &x);
-}
-
 static enum lk_err pg_ledger_list(struct lk_store *base, const char *ws_id, int64_t before_id,
                                   int limit, lk_ledger_cb cb, void *arg)
 {
@@ -1599,7 +1766,7 @@ static enum lk_err pg_ledger_list(struct lk_store *base, const char *ws_id, int6
                      "SELECT id, workspace_id, kind, amount, period, actor, note, created_at"
                      " FROM credit_ledger WHERE workspace_id = $1 AND id < $2"
                      " ORDER BY id DESC LIMIT $3",
-                     false, row_ledger, &c, "list ledger", "sii", ws_id,
+                     false, row_ledger_cb, &c, "list ledger", "sii", ws_id,
                      before_id > 0 ? before_id : INT64_MAX, (int64_t)limit);
 }
 
@@ -1665,31 +1832,11 @@ static enum lk_err pg_counter_raise(struct lk_store *base, enum lk_counter_kind 
     return LK_ERR_INTERNAL;
 }
 
-struct counter_cb {
-    lk_counter_cb cb;
-    void *arg;
-};
-
-static int row_counter(PGresult *r, int i, void *arg)
-{
-    struct counter_cb *c = arg;
-    struct lk_counter_row x;
-
-    memset(&x, 0, sizeof(x));
-    col_text(r, i, 0, x.workspace_id, sizeof(x.workspace_id));
-    x.key_rowid = col_i64(r, i, 1, 0);
-    x.period = col_i64(r, i, 2, 0);
-    x.code = (int)col_i64(r, i, 3, 0);
-    x.n = col_i64(r, i, 4, 0);
-    x.n_test = col_i64(r, i, 5, 0);
-    return c->cb(c->arg, &x);
-}
-
 static enum lk_err pg_counter_scan(struct lk_store *base, enum lk_counter_kind kind,
                                    int64_t key_rowid, int64_t from, int64_t to, lk_counter_cb cb,
                                    void *arg)
 {
-    /* one shape (row_counter) and one binding (key_rowid, from, to) for all */
+    /* one shape (row_counter_cb) and one binding (key_rowid, from, to) for all */
     static const char *const sql[] = {
         [LK_CTR_QUOTA] = "SELECT workspace_id, 0, day, 0, live, test FROM quota_days"
                          " WHERE day >= $2 AND day < $3",
@@ -1704,8 +1851,8 @@ static enum lk_err pg_counter_scan(struct lk_store *base, enum lk_counter_kind k
                         ? "SELECT '', key_rowid, hour, code, count, 0 FROM usage_hours"
                           " WHERE hour >= $2 AND hour < $3"
                         : sql[kind];
-    return read_stmt(PG(base), q, false, row_counter, &c, "scan counters", "iii", key_rowid, from,
-                     to);
+    return read_stmt(PG(base), q, false, row_counter_cb, &c, "scan counters", "iii", key_rowid,
+                     from, to);
 }
 
 static enum lk_err pg_usage_scan_ws(struct lk_store *base, const char *ws_id, int64_t from,
@@ -1716,7 +1863,7 @@ static enum lk_err pg_usage_scan_ws(struct lk_store *base, const char *ws_id, in
                      "SELECT '', u.key_rowid, u.hour, u.code, u.count, 0 FROM usage_hours u"
                      " JOIN keys k ON k.rowid = u.key_rowid"
                      " WHERE k.workspace_id = $1 AND u.hour >= $2 AND u.hour < $3",
-                     false, row_counter, &c, "scan workspace usage", "sii", ws_id, from, to);
+                     false, row_counter_cb, &c, "scan workspace usage", "sii", ws_id, from, to);
 }
 
 static enum lk_err pg_counter_prune(struct lk_store *base, int64_t usage_before, int64_t day_before)
@@ -1735,34 +1882,6 @@ static enum lk_err pg_counter_prune(struct lk_store *base, int64_t usage_before,
 }
 
 /* --- invitations ------------------------------------------------------------------------- */
-
-static int row_invitation(PGresult *r, int i, void *arg)
-{
-    struct lk_invitation_row *x = arg;
-    memset(x, 0, sizeof(*x));
-    col_text(r, i, 0, x->id, sizeof(x->id));
-    col_text(r, i, 1, x->workspace_id, sizeof(x->workspace_id));
-    col_text(r, i, 2, x->email, sizeof(x->email));
-    x->role = (enum lk_role)col_i64(r, i, 3, 0);
-    col_digest(r, i, 4, x->digest);
-    col_text(r, i, 5, x->invited_by, sizeof(x->invited_by));
-    x->created_at = col_i64(r, i, 6, 0);
-    x->expires_at = col_i64(r, i, 7, 0);
-    return 1;
-}
-
-struct invitation_cb {
-    lk_invitation_cb cb;
-    void *arg;
-};
-
-static int row_invitation_cb(PGresult *r, int i, void *arg)
-{
-    struct invitation_cb *ic = arg;
-    struct lk_invitation_row x;
-    row_invitation(r, i, &x);
-    return ic->cb(ic->arg, &x);
-}
 
 static enum lk_err pg_invitation_insert(struct lk_store *base, const struct lk_invitation_row *x)
 {
@@ -1823,33 +1942,13 @@ static enum lk_err pg_invitation_scan(struct lk_store *base, lk_invitation_cb cb
 
 /* --- the change log ------------------------------------------------------------------------ */
 
-struct change_cb {
-    lk_change_cb cb;
-    void *arg;
-};
-
-static int row_change(PGresult *r, int i, void *arg)
-{
-    struct change_cb *c = arg;
-    struct lk_change_row x;
-
-    memset(&x, 0, sizeof(x));
-    x.seq = col_i64(r, i, 0, 0);
-    x.kind = (enum lk_change_kind)col_i64(r, i, 1, 0);
-    x.key_rowid = col_i64(r, i, 2, 0);
-    col_text(r, i, 3, x.ref_id, sizeof(x.ref_id));
-    col_text(r, i, 4, x.workspace_id, sizeof(x.workspace_id));
-    x.at = col_i64(r, i, 5, 0);
-    return c->cb(c->arg, &x);
-}
-
 static enum lk_err pg_changes_since(struct lk_store *base, int64_t after, int limit,
                                     lk_change_cb cb, void *arg)
 {
     struct change_cb c = {cb, arg};
     return read_stmt(PG(base),
                      "SELECT " CHANGE_COLS " FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
-                     false, row_change, &c, "read changes", "ii", after, (int64_t)limit);
+                     false, row_change_cb, &c, "read changes", "ii", after, (int64_t)limit);
 }
 
 static enum lk_err pg_changes_head(struct lk_store *base, int64_t *out)
@@ -1970,31 +2069,13 @@ static enum lk_err pg_node_heartbeat(struct lk_store *base, const char *id, int6
                       "node heartbeat", "si", id, now);
 }
 
-struct node_cb {
-    lk_node_cb cb;
-    void *arg;
-};
-
-static int row_node(PGresult *r, int i, void *arg)
-{
-    struct node_cb *c = arg;
-    struct lk_node_row n;
-
-    memset(&n, 0, sizeof(n));
-    col_text(r, i, 0, n.id, sizeof(n.id));
-    col_text(r, i, 1, n.name, sizeof(n.name));
-    n.started_at = col_i64(r, i, 2, 0);
-    n.heartbeat_at = col_i64(r, i, 3, 0);
-    return c->cb(c->arg, &n);
-}
-
 static enum lk_err pg_node_list(struct lk_store *base, lk_node_cb cb, void *arg)
 {
     struct node_cb c = {cb, arg};
     return read_stmt(PG(base),
                      "SELECT id, name, started_at, heartbeat_at FROM nodes"
                      " ORDER BY started_at, id COLLATE \"C\"",
-                     false, row_node, &c, "list nodes", "");
+                     false, row_node_cb, &c, "list nodes", "");
 }
 
 static enum lk_err pg_node_delete(struct lk_store *base, const char *id)
@@ -2030,24 +2111,6 @@ static enum lk_err pg_lease_move(struct lk_store *base, const char *ws_id, const
     return e == LK_ERR_NOT_FOUND ? LK_ERR_CONFLICT : e;
 }
 
-struct lease_cb {
-    lk_lease_cb cb;
-    void *arg;
-};
-
-static int row_lease(PGresult *r, int i, void *arg)
-{
-    struct lease_cb *c = arg;
-    struct lk_lease_row x;
-
-    memset(&x, 0, sizeof(x));
-    col_text(r, i, 0, x.workspace_id, sizeof(x.workspace_id));
-    col_text(r, i, 1, x.node_id, sizeof(x.node_id));
-    x.amount = col_i64(r, i, 2, 0);
-    x.op = col_i64(r, i, 3, 0);
-    return c->cb(c->arg, &x);
-}
-
 static enum lk_err pg_lease_mark(struct lk_store *base, const char *ws_id, const char *node_id,
                                  int64_t op)
 {
@@ -2064,7 +2127,7 @@ static enum lk_err pg_lease_scan(struct lk_store *base, const char *node_id, lk_
                      "SELECT workspace_id, node_id, amount, op FROM credit_leases"
                      " WHERE ($1::text IS NULL OR node_id = $1) AND amount <> 0"
                      " ORDER BY node_id COLLATE \"C\", workspace_id COLLATE \"C\"",
-                     false, row_lease, &c, "scan leases", "s", node_id);
+                     false, row_lease_cb, &c, "scan leases", "s", node_id);
 }
 
 /* One op a line. */
@@ -2100,7 +2163,7 @@ static enum lk_err pg_ledger_scan(struct lk_store *base, lk_ledger_cb cb, void *
     return scan_stmt(PG(base),
                      "SELECT id, workspace_id, kind, amount, period, actor, note, created_at"
                      " FROM credit_ledger ORDER BY id",
-                     row_ledger, &c, "scan ledger");
+                     row_ledger_cb, &c, "scan ledger");
 }
 
 static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *arg)
@@ -2110,7 +2173,7 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
     return scan_stmt(PG(base),
                      "SELECT id, workspace_id, actor, action, target, address, request_id,"
                      " created_at FROM audit_events ORDER BY id",
-                     row_audit, &ac, "scan audit events");
+                     row_audit_cb, &ac, "scan audit events");
 }
 
 /* clang-format off */
@@ -2129,6 +2192,7 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
     .ws_list = pg_ws_list,                                                                         \
     .ws_count = pg_ws_count,                                                                       \
     .key_insert = pg_key_insert,                                                                   \
+    .keys_insert = pg_keys_insert,                                                                 \
     .key_update = pg_key_update,                                                                   \
     .key_get = pg_key_get,                                                                         \
     .key_list = pg_key_list,                                                                       \

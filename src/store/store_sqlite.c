@@ -876,6 +876,35 @@ out:
     return e;
 }
 
+/* One prepared statement, stepped n times: a row costs no round trip here. Under
+ * a savepoint, so that a refused row leaves none of the call's rows behind, as
+ * PostgreSQL's one statement does. */
+static enum lk_err sq_keys_insert(struct lk_store *base, struct lk_key_row *k, size_t n)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+    sqlite3_stmt *st;
+
+    pthread_mutex_lock(&s->mu);
+    if ((e = exec(s, "SAVEPOINT lk_keys")) != LK_OK)
+        goto out;
+    if ((st = stmt(s, ST_KEY_INSERT)) == NULL)
+        e = LK_ERR_STORAGE_UNAVAILABLE;
+    for (size_t i = 0; i < n && e == LK_OK; i++) {
+        sqlite3_clear_bindings(st); /* a key without a previous digest binds no ?20-?22 */
+        bind_key(st, &k[i]);
+        if ((e = step_done(s, st, "insert key")) == LK_OK)
+            k[i].rowid = sqlite3_last_insert_rowid(s->db);
+    }
+    if (e != LK_OK)
+        exec(s, "ROLLBACK TO lk_keys");
+    if (exec(s, "RELEASE lk_keys") != LK_OK && e == LK_OK)
+        e = LK_ERR_STORAGE_UNAVAILABLE;
+out:
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
 static enum lk_err sq_key_update(struct lk_store *base, const struct lk_key_row *k)
 {
     struct sqlite_store *s = SQ(base);
@@ -1878,6 +1907,7 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .ws_list = sq_ws_list,
     .ws_count = sq_ws_count,
     .key_insert = sq_key_insert,
+    .keys_insert = sq_keys_insert,
     .key_update = sq_key_update,
     .key_get = sq_key_get,
     .key_list = sq_key_list,

@@ -289,6 +289,57 @@ def test_a_copy_answers_as_the_source_did(tmp_path, source, target):
     srv.check_sanitizers()
 
 
+def rows_of(url, query):
+    """The rows of query on either kind of database, as tuples of strings."""
+    if url.startswith("sqlite:"):
+        db = sqlite3.connect(url[len("sqlite:"):])
+        try:
+            return [tuple(str(x) for x in r) for r in db.execute(query)]
+        finally:
+            db.close()
+    res = subprocess.run(["psql", "-X", url, "-tAF", "|", "-c", query],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return [tuple(line.split("|")) for line in res.stdout.splitlines() if line]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_copy_of_many_keys_keeps_each_one_with_its_last_use_and_usage(tmp_path, target):
+    """Keys reach the target several hundred a statement: every one verifies there,
+    keeps its last-used time, and its usage follows it to its new row id."""
+    src = sqlite_server(tmp_path / "a")
+    n = 1234  # more than two of the copy's statements
+    out = tmp_path / "secrets"
+    res = run_cli(["seed", "--db", src.db_url, "--count", str(n), "--out", str(out)],
+                  timeout=120)
+    assert res.returncode == 0, res.stderr
+    db = sqlite3.connect(src.db_path)
+    with db:
+        db.execute("UPDATE keys SET last_used_at = 1700000000 + rowid WHERE name LIKE 'seed-%'")
+        db.execute("INSERT INTO usage_hours(key_rowid, hour, code, count)"
+                   " SELECT rowid, 1700002800, 0, rowid FROM keys WHERE name LIKE 'seed-%'")
+    db.close()
+    to_url = target(tmp_path)
+    counts = migrate_ok(src.db_url, to_url)
+    assert counts["keys"] == n + 3 and counts["skipped"] == 0, counts
+
+    q = ("SELECT k.id, k.last_used_at, u.count FROM keys k JOIN usage_hours u"
+         " ON u.key_rowid = k.rowid WHERE k.name LIKE 'seed-%' ORDER BY k.id")
+    assert rows_of(to_url, q) == rows_of(src.db_url, q)
+    assert len(rows_of(to_url, q)) == n
+    # one change a key on the target's log, so nodes that start on it follow it
+    assert rows_of(to_url, "SELECT count(*) FROM changes WHERE kind = 1") == [(str(n + 3),)]
+    srv = serve_on(tmp_path, "target", to_url).start()
+    try:
+        secrets = out.read_text().splitlines()
+        # keys from each of the copy's statements and either side of their edges
+        sample = sorted({*range(0, n, 25), 499, 500, 999, 1000, n - 1})
+        assert [i for i in sample if not v(srv, secrets[i])["valid"]] == []
+    finally:
+        srv.stop()
+    srv.check_sanitizers()
+
+
 def test_the_source_is_only_read(tmp_path, source):
     path = source.srv.db_path
     before = sqlite_counts(path)

@@ -132,6 +132,28 @@ def test_a_key_made_on_one_node_verifies_on_the_other_and_a_revoke_reaches_both(
     eventually(lambda: code_on(a, k2["secret"]) == "inactive_key", "the disable reaching A")
 
 
+def test_every_key_of_a_bulk_seed_reaches_both_running_nodes(nodes):
+    """`latchkey seed` writes its keys several hundred a statement (one log entry
+    each, one wake-up a transaction): both running nodes learn every one."""
+    a, b = nodes(2)
+    n = 1234  # more than two of the seed's statements
+    out = a.dir / "secrets.txt"
+    res = run_cli(["seed", "--db", a.db_url, "--count", str(n), "--out", str(out)], timeout=120)
+    assert res.returncode == 0, res.stderr
+    secrets = out.read_text().splitlines()
+    assert len(set(secrets)) == n
+    eventually(lambda: code_on(b, secrets[-1]) == "valid", "the last seeded key verifying on B")
+    # keys from each of the seed's statements and either side of their edges
+    # (the log is applied in order: the last one valid means all were applied)
+    sample = sorted({*range(0, n, 25), 499, 500, 999, 1000, n - 1})
+    for node in (a, b):
+        assert [i for i in sample if code_on(node, secrets[i]) != "valid"] == []
+    # the log holds one change a seeded key, no more and no fewer
+    rows = a.sql("SELECT count(*) FROM changes WHERE kind = 1 AND ref_id IN"
+                 " (SELECT id FROM keys WHERE name LIKE 'seed-%')")
+    assert int(rows[0][0]) == n
+
+
 def test_regenerations_on_one_node_end_old_secrets_on_the_other(nodes):
     a, b = nodes(2)
     w = a.create_workspace()

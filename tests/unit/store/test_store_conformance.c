@@ -965,6 +965,175 @@ static void test_txn_rollback_leaves_nothing(void **state)
     assert_int_equal(lk_store_ws_get(st, "ws_bg", &w), LK_OK);
 }
 
+/* More than one insert statement and one scan page on PostgreSQL (500 and 5000). */
+#define BULK 5003
+
+struct bulk {
+    struct lk_key_row *k;
+    size_t n;
+};
+
+static void make_bulk_key(struct lk_key_row *k, size_t i, uint8_t mark)
+{
+    char id[LK_ID_MAX];
+
+    snprintf(id, sizeof(id), "key_b%c%zu", (char)('a' + mark), i);
+    make_key(k, id, "ws_a", 0);
+    k->digest[0] = mark;
+    k->digest[1] = (uint8_t)(i >> 8);
+    k->digest[2] = (uint8_t)i;
+}
+
+static enum lk_err insert_bulk(struct lk_store *s, void *arg)
+{
+    struct bulk *b = arg;
+    return lk_store_keys_insert(s, b->k, b->n);
+}
+
+/* A refused bulk leaves none of its keys, and the transaction goes on. */
+static enum lk_err refused_bulk_then_go_on(struct lk_store *s, void *arg)
+{
+    struct bulk *b = arg;
+    struct lk_key_row k;
+
+    if (lk_store_keys_insert(s, b->k, b->n) != LK_ERR_CONFLICT)
+        return LK_ERR_INTERNAL;
+    make_key(&k, "key_after", "ws_a", 0x78);
+    return lk_store_key_insert(s, &k);
+}
+
+struct scan_check {
+    size_t n;
+    int64_t last_rowid;
+    bool ordered;
+};
+
+static int check_scan(void *arg, const struct lk_key_row *k)
+{
+    struct scan_check *c = arg;
+    if (k->rowid <= c->last_rowid)
+        c->ordered = false;
+    c->last_rowid = k->rowid;
+    c->n++;
+    return 0;
+}
+
+struct change_check {
+    size_t n;
+    int64_t last_seq;
+    const struct lk_key_row *k;
+    bool in_order;
+};
+
+static int check_change(void *arg, const struct lk_change_row *row)
+{
+    struct change_check *c = arg;
+    if (row->seq != c->last_seq + 1 || row->kind != LK_CHANGE_KEY ||
+        row->key_rowid != c->k[c->n].rowid || strcmp(row->ref_id, c->k[c->n].id) != 0 ||
+        strcmp(row->workspace_id, "ws_a") != 0)
+        c->in_order = false;
+    c->last_seq = row->seq;
+    c->n++;
+    return c->n == BULK;
+}
+
+static void test_keys_insert_in_bulk(void **state)
+{
+    struct bulk b = {lk_calloc(BULK, sizeof(struct lk_key_row)), BULK};
+    struct scan_check sc = {0, 0, true};
+    struct lk_key_row got, one;
+    int64_t h0 = -1, h1 = -1;
+
+    (void)state;
+    put_ws("ws_a");
+    /* a key whose previous digest a bulk key will take (in a later statement on
+     * PostgreSQL than the first): refused, all or nothing */
+    make_key(&one, "key_one", "ws_a", 0x77);
+    one.has_prev = true;
+    memset(one.prev_digest, 0, LK_DIGEST_LEN);
+    one.prev_digest[0] = 2;
+    one.prev_digest[1] = (uint8_t)(4000 >> 8);
+    one.prev_digest[2] = (uint8_t)4000;
+    one.prev_pepper_id = 1;
+    one.prev_until = 1800000000;
+    assert_int_equal(lk_store_key_insert(st, &one), LK_OK);
+    NEEDS(lk_store_changes_head(st, &h0));
+    for (size_t i = 0; i < BULK; i++)
+        make_bulk_key(&b.k[i], i, 2);
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_bulk, &b), LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[0].id, &got), LK_ERR_NOT_FOUND);
+    assert_int_equal(lk_store_changes_head(st, &h1), LK_OK);
+    assert_int_equal(h1, h0);
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, refused_bulk_then_go_on, &b), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_after", &got), LK_OK);
+    lk_key_row_release(&got);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[0].id, &got), LK_ERR_NOT_FOUND);
+    assert_int_equal(lk_store_changes_head(st, &h0), LK_OK); /* key_after's change */
+
+    for (size_t i = 0; i < BULK; i++)
+        make_bulk_key(&b.k[i], i, 1);
+    /* one key with a previous secret: the key after it has none */
+    b.k[3].has_prev = true;
+    make_bulk_key(&got, 3, 3);
+    memcpy(b.k[3].prev_digest, got.digest, LK_DIGEST_LEN);
+    b.k[3].prev_pepper_id = 1;
+    b.k[3].prev_until = 1800000000;
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_bulk, &b), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[3].id, &got), LK_OK);
+    assert_true(got.has_prev);
+    assert_memory_equal(got.prev_digest, b.k[3].prev_digest, LK_DIGEST_LEN);
+    assert_int_equal(got.prev_until, 1800000000);
+    lk_key_row_release(&got);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[4].id, &got), LK_OK);
+    assert_false(got.has_prev);
+    lk_key_row_release(&got);
+    for (size_t i = 1; i < BULK; i++)
+        assert_true(b.k[i].rowid > b.k[i - 1].rowid);
+    assert_true(b.k[0].rowid > one.rowid);
+    /* every row as written, the last of the last statement too */
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[BULK - 1].id, &got), LK_OK);
+    assert_int_equal(got.rowid, b.k[BULK - 1].rowid);
+    assert_memory_equal(got.digest, b.k[BULK - 1].digest, LK_DIGEST_LEN);
+    assert_string_equal(got.permissions, "[\"read\"]");
+    assert_string_equal(got.hint, b.k[BULK - 1].hint);
+    assert_false(got.has_prev);
+    lk_key_row_release(&got);
+    /* each digest belongs to its key: a single insert of a bulk key's digest is refused */
+    make_key(&got, "key_dup", "ws_a", 0);
+    memcpy(got.digest, b.k[700].digest, LK_DIGEST_LEN);
+    assert_int_equal(lk_store_key_insert(st, &got), LK_ERR_CONFLICT);
+
+    /* last-used times of many keys in one call: a key twice takes its latest,
+     * and none moves backwards */
+    struct lk_touch t[] = {{b.k[0].rowid, 1700000200},
+                           {b.k[BULK - 1].rowid, 1700000050},
+                           {b.k[0].rowid, 1700000300},
+                           {b.k[0].rowid, 1700000100}};
+    assert_int_equal(lk_store_keys_touch(st, t, LK_ARRAY_LEN(t)), LK_OK);
+    struct lk_touch back = {b.k[BULK - 1].rowid, 1700000040};
+    assert_int_equal(lk_store_keys_touch(st, &back, 1), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[0].id, &got), LK_OK);
+    assert_int_equal(got.last_used_at, 1700000300);
+    lk_key_row_release(&got);
+    assert_int_equal(lk_store_key_get(st, "ws_a", b.k[BULK - 1].id, &got), LK_OK);
+    assert_int_equal(got.last_used_at, 1700000050);
+    lk_key_row_release(&got);
+
+    /* the scan reads every key once, in rowid order, across its pages */
+    assert_int_equal(lk_store_key_scan(st, check_scan, &sc), LK_OK);
+    assert_int_equal(sc.n, BULK + 2);
+    assert_true(sc.ordered);
+
+    /* the log has one change a key, in rowid order, with consecutive seqs */
+    struct change_check cc = {0, h0, b.k, true};
+    assert_int_equal(lk_store_changes_since(st, h0, BULK, check_change, &cc), LK_OK);
+    assert_int_equal(cc.n, BULK);
+    assert_true(cc.in_order);
+    assert_int_equal(lk_store_changes_head(st, &h1), LK_OK);
+    assert_int_equal(h1, h0 + BULK);
+    free(b.k);
+}
+
 /* --- nodes and leases -------------------------------------------------------------------- */
 
 static int count_nodes(void *arg, const struct lk_node_row *n)
@@ -1143,6 +1312,7 @@ static const struct CMUnitTest tests[] = {
     T(test_change_log),
     T(test_changes_wait_wakes_on_another_commit),
     T(test_txn_rollback_leaves_nothing),
+    T(test_keys_insert_in_bulk),
     T(test_nodes),
     T(test_leases),
     T(test_failed_gets_leave_a_releasable_row),
