@@ -51,24 +51,28 @@ struct permset {
     uint64_t hash;
     size_t refs;          /* writer only */
     struct rcu_head rcu;
-    size_t n;
-    const char **ptrs;
-    size_t *lens;
+    struct lk_permlist list;
     char json[]; /* then the parsed permissions */
 };
 
+/* An entry: the key's record, then its name. Its writer-only links share
+ * their bytes with the RCU head, which is used only once they are done with. */
 struct centry {
     struct lk_ckey k;
-    struct permset *ps;
-    struct centry *rnext; /* the other entries of the same key (writer only) */
-    struct rcu_head rcu;
     uint32_t pepper_id;
+    union {
+        struct {
+            struct permset *ps;
+            struct centry *rnext; /* the other entries of the same key */
+        } w;
+        struct rcu_head rcu;
+    } u;
     char name_json[];
 };
 
-/* Writer only: a key's entries by rowid, to drop digests a key no longer has. */
+/* Writer only: a key's entries by rowid, to drop digests a key no longer has.
+ * A slot is the chain's first entry (its rowid is in it); NULL: empty. */
 struct rowslot {
-    int64_t rowid; /* 0: empty */
     struct centry *head;
 };
 
@@ -228,17 +232,20 @@ static void make_room(struct lk_keycache *c)
 
 /* --- the writer's rowid index ----------------------------------------- */
 
+/* Rowids are dense (the store numbers rows 1, 2, ...): their low bits spread
+ * them with no collision, and a snapshot's scan fills the slots in order. */
 static size_t row_index(int64_t rowid, size_t mask)
 {
-    uint64_t h = (uint64_t)rowid * UINT64_C(0x9e3779b97f4a7c15);
-    return (size_t)(h ^ (h >> 29)) & mask;
+    return (size_t)rowid & mask;
 }
 
+/* The slot of rowid, or the empty slot where it would go. A slot whose chain
+ * emptied keeps a NULL head only until its key's next entry: see row_head. */
 static struct rowslot *row_slot(struct lk_keycache *c, int64_t rowid)
 {
     size_t i = row_index(rowid, c->rows_mask);
 
-    while (c->rows[i].rowid != 0 && c->rows[i].rowid != rowid)
+    while (c->rows[i].head != NULL && c->rows[i].head->k.rowid != rowid)
         i = (i + 1) & c->rows_mask;
     return &c->rows[i];
 }
@@ -251,23 +258,23 @@ static void rows_grow(struct lk_keycache *c, size_t nslots)
     c->rows = lk_calloc(nslots, sizeof(*c->rows));
     c->rows_mask = nslots - 1;
     for (size_t i = 0; i < old_n; i++)
-        if (old[i].rowid != 0)
-            *row_slot(c, old[i].rowid) = old[i];
+        if (old[i].head != NULL)
+            *row_slot(c, old[i].head->k.rowid) = old[i];
     free(old);
 }
 
-/* The rowid's chain head, made if absent. Rowids are never removed: a key
- * stays in the cache (revoked keys too) with at least its current digest. */
+/* The rowid's chain head; an empty slot for a new rowid, with room made. A
+ * chain never empties: a key stays in the cache (revoked keys too) with at
+ * least its current digest, and a new entry joins before an old one leaves. */
 static struct centry **row_head(struct lk_keycache *c, int64_t rowid)
 {
     struct rowslot *r = row_slot(c, rowid);
 
-    if (r->rowid == 0) {
+    if (r->head == NULL) {
         if (2 * (c->rows_used + 1) > c->rows_mask + 1) {
             rows_grow(c, 2 * (c->rows_mask + 1));
             r = row_slot(c, rowid);
         }
-        r->rowid = rowid;
         c->rows_used++;
     }
     return &r->head;
@@ -278,9 +285,9 @@ static void row_unlink(struct lk_keycache *c, struct centry *e)
     struct centry **p = row_head(c, e->k.rowid);
 
     while (*p != NULL && *p != e)
-        p = &(*p)->rnext;
+        p = &(*p)->u.w.rnext;
     if (*p == e)
-        *p = e->rnext;
+        *p = e->u.w.rnext;
 }
 
 /* --- permission sets ------------------------------------------------------ */
@@ -318,7 +325,8 @@ static struct permset *permset_get(struct lk_keycache *c, const char *perms)
     struct permset *p;
     bool star = strcmp(perms, "[\"*\"]") == 0; /* the default; skip the parser */
     json_t *arr;
-    size_t n, size, plen = strlen(perms);
+    size_t n, size, plen = strlen(perms), *lens;
+    const char **ptrs;
     char *str;
 
     for (p = c->sets[h & c->sets_mask]; p != NULL; p = p->next)
@@ -336,19 +344,19 @@ static struct permset *permset_get(struct lk_keycache *c, const char *perms)
     p = lk_calloc(1, size);
     p->hash = h;
     p->refs = 1;
-    p->n = n;
     memcpy(p->json, perms, plen + 1);
-    p->ptrs = (const char **)(((uintptr_t)(p->json + plen + 1) + 7) & ~(uintptr_t)7);
-    p->lens = (size_t *)(p->ptrs + n);
-    str = (char *)(p->lens + n);
+    ptrs = (const char **)(((uintptr_t)(p->json + plen + 1) + 7) & ~(uintptr_t)7);
+    lens = (size_t *)(ptrs + n);
+    str = (char *)(lens + n);
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(arr, i);
         size_t l = json_string_length(v);
         memcpy(str, json_string_value(v), l + 1);
-        p->ptrs[i] = str;
-        p->lens[i] = l;
+        ptrs[i] = str;
+        lens[i] = l;
         str += l + 1;
     }
+    p->list = (struct lk_permlist){n, ptrs, lens};
     json_decref(arr);
     c->set_bytes += size;
     p->next = c->sets[h & c->sets_mask];
@@ -392,7 +400,7 @@ static bool json_plain(const char *s)
 
 static void centry_free_rcu(struct rcu_head *head)
 {
-    free(caa_container_of(head, struct centry, rcu));
+    free(caa_container_of(head, struct centry, u.rcu));
 }
 
 /* Builds an entry for one digest of row; the name is JSON-encoded once here. */
@@ -435,8 +443,8 @@ static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row 
     e->k.expires_at = row->expires_at;
     e->k.revoked_at = row->revoked_at;
     e->k.retired_at = retired_at;
-    e->k.env = row->env;
-    e->k.kind = row->kind;
+    e->k.env = (uint8_t)row->env;
+    e->k.kind = (uint8_t)row->kind;
     e->k.enabled = row->enabled;
     memcpy(e->k.id, row->id, sizeof(e->k.id));
     atomic_init(&e->k.last_used, row->last_used_at);
@@ -445,11 +453,9 @@ static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row 
     e->k.rl_window_s = (int32_t)row->rl_window_s;
     e->k.spend_cap = row->daily_spend_cap;
     atomic_init(&e->k.st, NULL);
-    e->ps = permset_get(c, row->permissions ? row->permissions : "[\"*\"]");
-    e->k.permissions_json = e->ps->json;
-    e->k.nperms = e->ps->n;
-    e->k.perms = e->ps->ptrs;
-    e->k.perm_lens = e->ps->lens;
+    e->u.w.ps = permset_get(c, row->permissions ? row->permissions : "[\"*\"]");
+    e->k.permissions_json = e->u.w.ps->json;
+    e->k.perms = &e->u.w.ps->list;
     e->k.name_json = e->name_json;
     return e;
 }
@@ -470,8 +476,8 @@ static void retire(struct lk_keycache *c, struct centry *e)
     row_unlink(c, e);
     account(c, e->pepper_id, -1);
     c->entry_bytes -= sizeof(*e) + strlen(e->name_json) + 1;
-    permset_put(c, e->ps);
-    call_rcu(&e->rcu, centry_free_rcu);
+    permset_put(c, e->u.w.ps);
+    call_rcu(&e->u.rcu, centry_free_rcu);
 }
 
 static void publish(struct lk_keycache *c, struct centry *e)
@@ -480,6 +486,10 @@ static void publish(struct lk_keycache *c, struct centry *e)
     struct slot *s = NULL;
     struct centry *old = table_find(t, e->k.digest, &s), **head;
 
+    head = row_head(c, e->k.rowid);
+    e->u.w.rnext = *head;
+    *head = e;
+    account(c, e->pepper_id, 1);
     if (old != NULL) {
         int64_t lu = atomic_load(&old->k.last_used);
         if (lu > atomic_load(&e->k.last_used))
@@ -490,10 +500,6 @@ static void publish(struct lk_keycache *c, struct centry *e)
         make_room(c);
         table_insert(atomic_load_explicit(&c->t, memory_order_relaxed), e);
     }
-    head = row_head(c, e->k.rowid);
-    e->rnext = *head;
-    *head = e;
-    account(c, e->pepper_id, 1);
 }
 
 /* Whether d is one of row's digests. */
@@ -521,7 +527,7 @@ void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row)
     while (*p != NULL) {
         struct centry *o = *p;
         if (row_has(row, o->k.digest)) {
-            p = &o->rnext;
+            p = &o->u.w.rnext;
             continue;
         }
         struct table *t = atomic_load_explicit(&c->t, memory_order_relaxed);

@@ -29,26 +29,33 @@ struct lk_counters;
 struct lk_wstate;
 struct lk_kstate;
 
-/* One cached digest of one key. Read-only except `last_used`. */
+/* A key's permissions, parsed once and shared by every entry that has the same
+ * permissions text (most keys of a workspace carry one of a few sets). */
+struct lk_permlist {
+    size_t n;
+    const char *const *p; /* the permissions, n of them */
+    const size_t *len;    /* their lengths */
+};
+
+/* One cached digest of one key. Read-only except `last_used`. The first 64
+ * bytes are what every check reads: the digest compared and the key's state. */
 struct lk_ckey {
     uint8_t digest[LK_DIGEST_LEN];
     int64_t rowid;
     int64_t expires_at, revoked_at; /* 0: none */
     int64_t retired_at;             /* 0: current secret; else refused from this time */
-    enum lk_env env;
-    enum lk_key_kind kind;
-    bool enabled;
-    char id[LK_ID_MAX];
-    const char *name_json;        /* the key's name as a JSON string, quotes included */
-    const char *permissions_json; /* JSON array text */
-    size_t nperms;
-    const char *const *perms; /* parsed permissions, nperms of them */
-    const size_t *perm_lens;  /* their lengths */
     _Atomic int64_t last_used; /* Unix seconds of the last verification, 0 if none */
-    int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
-    int64_t spend_cap;             /* daily spend cap; -1: none */
     struct lk_wstate *ws;          /* the workspace: its id (ws->id) and counters */
     _Atomic(struct lk_kstate *) st; /* the key's counters, made on first check */
+    const struct lk_permlist *perms;
+    const char *permissions_json; /* JSON array text */
+    const char *name_json;        /* the key's name as a JSON string, quotes included */
+    int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
+    int64_t spend_cap;             /* daily spend cap; -1: none */
+    uint8_t env;  /* enum lk_env */
+    uint8_t kind; /* enum lk_key_kind */
+    bool enabled;
+    char id[LK_ID_MAX];
 };
 
 struct lk_keycache;

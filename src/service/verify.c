@@ -13,8 +13,10 @@
 
 bool lk_verify_key_covers(const struct lk_ckey *k, const char *needs, size_t len)
 {
-    for (size_t i = 0; i < k->nperms; i++)
-        if (lk_perm_covers(k->perms[i], k->perm_lens[i], needs, len))
+    const struct lk_permlist *pl = k->perms;
+
+    for (size_t i = 0; i < pl->n; i++)
+        if (lk_perm_covers(pl->p[i], pl->len[i], needs, len))
             return true;
     return false;
 }
