@@ -84,6 +84,10 @@ struct lk_keycache {
     struct permset **sets;
     size_t sets_mask, sets_n;
     size_t entry_bytes, set_bytes;
+    /* The workspace of the last key put (writer only; workspace states live as
+     * long as the counters): a snapshot puts a workspace's keys in a row. */
+    char last_ws_id[LK_ID_MAX];
+    struct lk_wstate *last_ws;
     _Atomic unsigned long count;
     _Atomic unsigned plain_count;    /* entries whose digest has no pepper */
     _Atomic unsigned peppered_count; /* entries with a pepper */
@@ -510,9 +514,13 @@ static bool row_has(const struct lk_key_row *row, const uint8_t d[LK_DIGEST_LEN]
 
 void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row)
 {
-    struct lk_wstate *ws = lk_counters_ws(c->counters, row->workspace_id);
+    struct lk_wstate *ws = c->last_ws;
     struct centry *e = centry_new(c, row, row->digest, row->pepper_id, 0), **p;
 
+    if (ws == NULL || strcmp(c->last_ws_id, row->workspace_id) != 0) {
+        ws = c->last_ws = lk_counters_ws(c->counters, row->workspace_id);
+        snprintf(c->last_ws_id, sizeof(c->last_ws_id), "%s", row->workspace_id);
+    }
     e->k.ws = ws;
     publish(c, e);
     if (row->has_prev) {
