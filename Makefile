@@ -167,6 +167,7 @@ $(BUILD)/bench_verify: bench/bench_verify.c $(BUILD)/liblatchkey.a
 # then /v1/verify over TLS and HTTP/2 against nginx over the same TLS.
 bench: deps-bench all $(BUILD)/bench_verify
 	$(BUILD)/bench_verify
+	bash bench/startup.sh
 	bash bench/run.sh
 	bash bench/tls.sh
 	bash bench/cluster.sh

@@ -10,7 +10,7 @@ case "${1:-build}" in
                python3-jsonschema python3-prometheus-client nginx-light caddy curl openssl
                nghttp2-client chromium redis-server postgresql) ;;
   bench) want+=(wrk nginx-light curl openssl nghttp2-client postgresql redis-server redis-tools
-               python3-requests) ;;
+               python3-requests linux-perf) ;;
 esac
 
 # The dashboard's bundler runs on node; a nodejs that ships npm itself (NodeSource)

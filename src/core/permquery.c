@@ -150,6 +150,13 @@ enum lk_err lk_permquery_eval(const char *q, size_t len, lk_perm_has_fn has, voi
     if (len == 0 || len > LK_PERMQUERY_MAX_LEN)
         return lk_errinfo_set(ei, LK_ERR_BAD_QUERY, "permissions",
                               "a permission query has 1 to %d bytes", LK_PERMQUERY_MAX_LEN);
+    /* Most queries are one permission: a single word is answered without the
+     * descent, with the same checks parse_factor makes on it. */
+    if (word_len(&p) == len && !is_kw(&p, len, "AND", 3) && !is_kw(&p, len, "OR", 2) &&
+        lk_perm_valid(q, len)) {
+        *result = has(arg, q, len);
+        return LK_OK;
+    }
     if ((e = parse_or(&p, result)) != LK_OK)
         return e;
     skip_space(&p);
