@@ -55,19 +55,23 @@ struct permset {
     char json[]; /* then the parsed permissions */
 };
 
-/* An entry: the key's record, then its name. Its writer-only links share
- * their bytes with the RCU head, which is used only once they are done with. */
+/* An entry: the key's record, one writer-only link, then its name. Its
+ * permission set is found from k.perms, and entries leave in batches with one
+ * RCU head per batch (struct retired), so an entry carries neither. */
 struct centry {
     struct lk_ckey k;
-    uint32_t pepper_id;
-    union {
-        struct {
-            struct permset *ps;
-            struct centry *rnext; /* the other entries of the same key */
-        } w;
-        struct rcu_head rcu;
-    } u;
+    struct centry *rnext; /* the other entries of the same key (writer only) */
+    bool peppered;        /* digest made with a pepper */
     char name_json[];
+};
+
+#define RETIRED_MAX 8
+
+/* Entries out of the table, freed together after a grace period. */
+struct retired {
+    struct rcu_head rcu;
+    size_t n;
+    struct centry *e[RETIRED_MAX];
 };
 
 /* Writer only: a key's entries by rowid, to drop digests a key no longer has.
@@ -81,6 +85,7 @@ struct lk_keycache {
     struct lk_counters *counters;
     struct rowslot *rows;
     size_t rows_mask, rows_used;
+    struct retired *retired; /* entries of the put under way that left */
     struct permset **sets;
     size_t sets_mask, sets_n;
     size_t entry_bytes, set_bytes;
@@ -289,9 +294,9 @@ static void row_unlink(struct lk_keycache *c, struct centry *e)
     struct centry **p = row_head(c, e->k.rowid);
 
     while (*p != NULL && *p != e)
-        p = &(*p)->u.w.rnext;
+        p = &(*p)->rnext;
     if (*p == e)
-        *p = e->u.w.rnext;
+        *p = e->rnext;
 }
 
 /* --- permission sets ------------------------------------------------------ */
@@ -402,14 +407,31 @@ static bool json_plain(const char *s)
     return true;
 }
 
-static void centry_free_rcu(struct rcu_head *head)
+static void retired_free_rcu(struct rcu_head *head)
 {
-    free(caa_container_of(head, struct centry, u.rcu));
+    struct retired *r = caa_container_of(head, struct retired, rcu);
+
+    for (size_t i = 0; i < r->n; i++)
+        free(r->e[i]);
+    free(r);
+}
+
+/* Hands the entries retired so far to RCU: freed once no reader holds them. */
+static void flush_retired(struct lk_keycache *c)
+{
+    if (c->retired != NULL)
+        call_rcu(&c->retired->rcu, retired_free_rcu);
+    c->retired = NULL;
+}
+
+static struct permset *set_of(const struct centry *e)
+{
+    return caa_container_of(e->k.perms, struct permset, list);
 }
 
 /* Builds an entry for one digest of row; the name is JSON-encoded once here. */
 static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row *row,
-                                 const uint8_t d[LK_DIGEST_LEN], uint32_t pepper_id,
+                                 const uint8_t d[LK_DIGEST_LEN], bool peppered,
                                  int64_t retired_at)
 {
     json_t *name = NULL;
@@ -427,8 +449,8 @@ static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row 
         nj = enc ? enc : "\"\"";
         nlen = strlen(nj);
     }
-    e = lk_malloc(sizeof(*e) + nlen + 1);
-    memset(e, 0, sizeof(*e));
+    e = lk_malloc(offsetof(struct centry, name_json) + nlen + 1);
+    memset(e, 0, offsetof(struct centry, name_json));
     if (enc == NULL && name == NULL) {
         e->name_json[0] = '"';
         memcpy(e->name_json + 1, nj, nlen - 2);
@@ -439,10 +461,10 @@ static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row 
     }
     json_decref(name);
     free(enc);
-    c->entry_bytes += sizeof(*e) + nlen + 1;
+    c->entry_bytes += offsetof(struct centry, name_json) + nlen + 1;
 
     memcpy(e->k.digest, d, LK_DIGEST_LEN);
-    e->pepper_id = pepper_id;
+    e->peppered = peppered;
     e->k.rowid = row->rowid;
     e->k.expires_at = row->expires_at;
     e->k.revoked_at = row->revoked_at;
@@ -457,17 +479,17 @@ static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row 
     e->k.rl_window_s = (int32_t)row->rl_window_s;
     e->k.spend_cap = row->daily_spend_cap;
     atomic_init(&e->k.st, NULL);
-    e->u.w.ps = permset_get(c, row->permissions ? row->permissions : "[\"*\"]");
-    e->k.permissions_json = e->u.w.ps->json;
-    e->k.perms = &e->u.w.ps->list;
+    struct permset *ps = permset_get(c, row->permissions ? row->permissions : "[\"*\"]");
+    e->k.permissions_json = ps->json;
+    e->k.perms = &ps->list;
     e->k.name_json = e->name_json;
     return e;
 }
 
-static void account(struct lk_keycache *c, uint32_t pepper_id, int delta)
+static void account(struct lk_keycache *c, bool peppered, int delta)
 {
     atomic_fetch_add(&c->count, (unsigned long)(long)delta);
-    if (pepper_id == 0)
+    if (!peppered)
         atomic_fetch_add(&c->plain_count, (unsigned)delta);
     else
         atomic_fetch_add(&c->peppered_count, (unsigned)delta);
@@ -478,10 +500,14 @@ static void account(struct lk_keycache *c, uint32_t pepper_id, int delta)
 static void retire(struct lk_keycache *c, struct centry *e)
 {
     row_unlink(c, e);
-    account(c, e->pepper_id, -1);
-    c->entry_bytes -= sizeof(*e) + strlen(e->name_json) + 1;
-    permset_put(c, e->u.w.ps);
-    call_rcu(&e->u.rcu, centry_free_rcu);
+    account(c, e->peppered, -1);
+    c->entry_bytes -= offsetof(struct centry, name_json) + strlen(e->name_json) + 1;
+    permset_put(c, set_of(e));
+    if (c->retired != NULL && c->retired->n == RETIRED_MAX)
+        flush_retired(c);
+    if (c->retired == NULL)
+        c->retired = lk_calloc(1, sizeof(*c->retired));
+    c->retired->e[c->retired->n++] = e;
 }
 
 static void publish(struct lk_keycache *c, struct centry *e)
@@ -491,9 +517,9 @@ static void publish(struct lk_keycache *c, struct centry *e)
     struct centry *old = table_find(t, e->k.digest, &s), **head;
 
     head = row_head(c, e->k.rowid);
-    e->u.w.rnext = *head;
+    e->rnext = *head;
     *head = e;
-    account(c, e->pepper_id, 1);
+    account(c, e->peppered, 1);
     if (old != NULL) {
         int64_t lu = atomic_load(&old->k.last_used);
         if (lu > atomic_load(&e->k.last_used))
@@ -515,7 +541,7 @@ static bool row_has(const struct lk_key_row *row, const uint8_t d[LK_DIGEST_LEN]
 void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row)
 {
     struct lk_wstate *ws = c->last_ws;
-    struct centry *e = centry_new(c, row, row->digest, row->pepper_id, 0), **p;
+    struct centry *e = centry_new(c, row, row->digest, row->pepper_id != 0, 0), **p;
 
     if (ws == NULL || strcmp(c->last_ws_id, row->workspace_id) != 0) {
         ws = c->last_ws = lk_counters_ws(c->counters, row->workspace_id);
@@ -524,7 +550,7 @@ void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row)
     e->k.ws = ws;
     publish(c, e);
     if (row->has_prev) {
-        e = centry_new(c, row, row->prev_digest, row->prev_pepper_id, row->prev_until);
+        e = centry_new(c, row, row->prev_digest, row->prev_pepper_id != 0, row->prev_until);
         e->k.ws = ws;
         publish(c, e);
     }
@@ -535,7 +561,7 @@ void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row)
     while (*p != NULL) {
         struct centry *o = *p;
         if (row_has(row, o->k.digest)) {
-            p = &o->u.w.rnext;
+            p = &o->rnext;
             continue;
         }
         struct table *t = atomic_load_explicit(&c->t, memory_order_relaxed);
@@ -547,6 +573,7 @@ void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row)
         }
         retire(c, o); /* unlinks *p */
     }
+    flush_retired(c);
 }
 
 struct lk_keycache *lk_keycache_new(struct lk_counters *counters)
