@@ -80,9 +80,12 @@ struct rowslot {
     struct centry *head;
 };
 
+/* What readers load on every check sits alone on the first cache line, so the
+ * writer's bookkeeping on every put does not take that line from the loops. */
 struct lk_keycache {
-    struct table *_Atomic t;
-    struct lk_counters *counters;
+    _Alignas(64) struct table *_Atomic t;
+    _Atomic unsigned kinds; /* bit 0: some digest has no pepper; bit 1: some has */
+    _Alignas(64) struct lk_counters *counters;
     struct rowslot *rows;
     size_t rows_mask, rows_used;
     struct retired *retired; /* entries of the put under way that left */
@@ -94,8 +97,7 @@ struct lk_keycache {
     char last_ws_id[LK_ID_MAX];
     struct lk_wstate *last_ws;
     _Atomic unsigned long count;
-    _Atomic unsigned plain_count;    /* entries whose digest has no pepper */
-    _Atomic unsigned peppered_count; /* entries with a pepper */
+    size_t plain_n, peppered_n; /* entries whose digest has no pepper / has one */
 };
 
 static uint64_t tag_of(const uint8_t d[LK_DIGEST_LEN])
@@ -488,11 +490,18 @@ static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row 
 
 static void account(struct lk_keycache *c, bool peppered, int delta)
 {
-    atomic_fetch_add(&c->count, (unsigned long)(long)delta);
+    unsigned kinds;
+
+    atomic_store_explicit(&c->count, atomic_load_explicit(&c->count, memory_order_relaxed) +
+                                         (unsigned long)(long)delta,
+                          memory_order_relaxed);
     if (!peppered)
-        atomic_fetch_add(&c->plain_count, (unsigned)delta);
+        c->plain_n += (size_t)(long)delta;
     else
-        atomic_fetch_add(&c->peppered_count, (unsigned)delta);
+        c->peppered_n += (size_t)(long)delta;
+    kinds = (c->plain_n > 0 ? 1u : 0u) | (c->peppered_n > 0 ? 2u : 0u);
+    if (kinds != atomic_load_explicit(&c->kinds, memory_order_relaxed))
+        atomic_store_explicit(&c->kinds, kinds, memory_order_release);
 }
 
 /* An entry out of the table: out of its key's chain and freed once no reader
@@ -578,8 +587,10 @@ void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row)
 
 struct lk_keycache *lk_keycache_new(struct lk_counters *counters)
 {
-    struct lk_keycache *c = lk_calloc(1, sizeof(*c));
+    struct lk_keycache *c = aligned_alloc(64, (sizeof(*c) + 63) & ~(size_t)63);
 
+    lk_assert(c != NULL);
+    memset(c, 0, sizeof(*c));
     c->counters = counters;
     atomic_init(&c->t, table_new(MIN_SLOTS));
     c->rows = lk_calloc(MIN_SLOTS, sizeof(*c->rows));
@@ -682,14 +693,9 @@ unsigned long lk_keycache_count(struct lk_keycache *c)
 
 unsigned lk_keycache_pepper_mask(struct lk_keycache *c, uint32_t configured_pepper_id)
 {
-    unsigned m = 0;
+    unsigned m = atomic_load_explicit(&c->kinds, memory_order_acquire);
 
-    if (atomic_load_explicit(&c->plain_count, memory_order_relaxed) > 0)
-        m |= 1;
-    if (configured_pepper_id != 0 &&
-        atomic_load_explicit(&c->peppered_count, memory_order_relaxed) > 0)
-        m |= 2;
-    return m;
+    return configured_pepper_id != 0 ? m : m & 1;
 }
 
 const char *lk_ckey_workspace_id(const struct lk_ckey *k)
