@@ -97,7 +97,12 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     if (req->address != NULL &&
         lk_throttle_blocked(app->failed_keys, req->address, req->now, &info->retry_after))
         return LK_ERR_TOO_MANY_REQUESTS;
-    digest_and_prefetch(app, req->secret, req->len, &d);
+    /* No secret is longer than LK_SECRET_MAX: a longer input is refused below
+     * without the cost of hashing it. */
+    if (req->len < LK_SECRET_MAX)
+        digest_and_prefetch(app, req->secret, req->len, &d);
+    else
+        d.mask = 0;
     e = lk_secret_parse(req->secret, req->len, &view) != LK_OK ? LK_ERR_MALFORMED_KEY
         /* A cache this node cannot vouch for answers nothing about keys: not a
          * stale "valid", and not "unknown" for a key created elsewhere. */
