@@ -22,7 +22,7 @@
  * either the old entry or the new one, both complete. A slot never goes back
  * to empty while the table is in use: deleting leaves a tombstone that probes
  * pass. Growing or purging tombstones builds a new table, publishes it with
- * rcu_assign_pointer and frees the old one after a grace period; the writer
+ * a release store and frees the old one after a grace period; the writer
  * never touches the old one again.
  */
 
@@ -40,6 +40,7 @@ struct table {
     size_t used; /* slots not empty: live plus deleted (writer only) */
     size_t live;
     struct rcu_head rcu;
+    _Atomic bool gone; /* stored (release) as the table goes to RCU */
     bool mapped;
     struct slot *slots;
 };
@@ -50,6 +51,7 @@ struct permset {
     struct permset *next; /* in the writer's intern table */
     uint64_t hash;
     size_t refs;          /* writer only */
+    _Atomic bool gone;    /* stored (release) as the set goes to RCU */
     struct rcu_head rcu;
     struct lk_permlist list;
     char json[]; /* then the parsed permissions */
@@ -71,6 +73,7 @@ struct centry {
 struct retired {
     struct rcu_head rcu;
     size_t n;
+    _Atomic size_t handed; /* n, stored (release) as the batch goes to RCU */
     struct centry *e[RETIRED_MAX];
 };
 
@@ -154,7 +157,10 @@ static void table_free(struct table *t)
 
 static void table_free_rcu(struct rcu_head *head)
 {
-    table_free(caa_container_of(head, struct table, rcu));
+    struct table *t = caa_container_of(head, struct table, rcu);
+
+    lk_assert(atomic_load_explicit(&t->gone, memory_order_acquire)); /* see retired_free_rcu */
+    table_free(t);
 }
 
 /* Into a table no reader sees yet, or a free slot of the current one. */
@@ -216,9 +222,11 @@ static void rebuild(struct lk_keycache *c, size_t nslots)
         if (e != NULL && tag > TAG_DELETED)
             table_insert(t, e);
     }
-    rcu_assign_pointer(c->t, t);
-    if (old != NULL)
+    atomic_store_explicit(&c->t, t, memory_order_release);
+    if (old != NULL) {
+        atomic_store_explicit(&old->gone, true, memory_order_release);
         call_rcu(&old->rcu, table_free_rcu);
+    }
 }
 
 /* Slots for n live entries at most half full. */
@@ -379,7 +387,10 @@ static struct permset *permset_get(struct lk_keycache *c, const char *perms)
 
 static void permset_free_rcu(struct rcu_head *head)
 {
-    free(caa_container_of(head, struct permset, rcu));
+    struct permset *p = caa_container_of(head, struct permset, rcu);
+
+    lk_assert(atomic_load_explicit(&p->gone, memory_order_acquire)); /* see retired_free_rcu */
+    free(p);
 }
 
 /* One reference fewer; the last one unlinks the set and frees it after a
@@ -394,6 +405,7 @@ static void permset_put(struct lk_keycache *c, struct permset *p)
         pp = &(*pp)->next;
     *pp = p->next;
     c->sets_n--;
+    atomic_store_explicit(&p->gone, true, memory_order_release);
     call_rcu(&p->rcu, permset_free_rcu);
 }
 
@@ -412,8 +424,11 @@ static bool json_plain(const char *s)
 static void retired_free_rcu(struct rcu_head *head)
 {
     struct retired *r = caa_container_of(head, struct retired, rcu);
+    /* Pairs with flush_retired: liburcu's queue orders this for the machine,
+     * the atomic makes it visible to ThreadSanitizer too. */
+    size_t n = atomic_load_explicit(&r->handed, memory_order_acquire);
 
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < n; i++)
         free(r->e[i]);
     free(r);
 }
@@ -421,8 +436,10 @@ static void retired_free_rcu(struct rcu_head *head)
 /* Hands the entries retired so far to RCU: freed once no reader holds them. */
 static void flush_retired(struct lk_keycache *c)
 {
-    if (c->retired != NULL)
+    if (c->retired != NULL) {
+        atomic_store_explicit(&c->retired->handed, c->retired->n, memory_order_release);
         call_rcu(&c->retired->rcu, retired_free_rcu);
+    }
     c->retired = NULL;
 }
 
@@ -648,14 +665,14 @@ void lk_keycache_read_unlock(void)
 
 const struct lk_ckey *lk_keycache_find(struct lk_keycache *c, const uint8_t d[LK_DIGEST_LEN])
 {
-    struct centry *e = table_find(rcu_dereference(c->t), d, NULL);
+    struct centry *e = table_find(atomic_load_explicit(&c->t, memory_order_acquire), d, NULL);
 
     return e ? &e->k : NULL;
 }
 
 void lk_keycache_prefetch(struct lk_keycache *c, const uint8_t d[LK_DIGEST_LEN])
 {
-    struct table *t = rcu_dereference(c->t);
+    struct table *t = atomic_load_explicit(&c->t, memory_order_acquire);
     __builtin_prefetch(&t->slots[index_of(t, d)]);
 }
 
