@@ -172,6 +172,7 @@ $(BUILD)/loadgen: bench/loadgen.c
 # then /v1/verify over TLS and HTTP/2 against nginx over the same TLS.
 bench: deps-bench all $(BUILD)/bench_verify $(BUILD)/loadgen
 	$(BUILD)/bench_verify
+	bash bench/startup.sh
 	bash bench/run.sh
 	bash bench/tls.sh
 	bash bench/cluster.sh

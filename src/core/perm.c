@@ -3,9 +3,20 @@
 #include "base/common.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
+/* The bytes a segment may hold, as a table: every check validates its query. */
+#define SEG_LOWER                                                                          \
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, \
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, \
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, \
+    ['y'] = 1, ['z'] = 1
+static const bool seg_chars[256] = {
+    SEG_LOWER, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+    ['7'] = 1, ['8'] = 1, ['9'] = 1, ['_'] = 1, ['.'] = 1, ['-'] = 1,
+};
+
 static bool seg_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    return seg_chars[(unsigned char)c];
 }
 
 bool lk_perm_valid(const char *p, size_t len)

@@ -49,16 +49,21 @@ static size_t word_len(const struct parser *p)
     return n;
 }
 
-static bool is_keyword(const struct parser *p, const char *kw)
+/* Whether the word of n bytes at the current position is kw (upper case, any
+ * case in the query). */
+static bool is_kw(const struct parser *p, size_t n, const char *kw, size_t k)
 {
-    size_t n = word_len(p), k = strlen(kw);
-
     if (n != k)
         return false;
     for (size_t i = 0; i < n; i++)
-        if ((p->q[p->pos + i] | 0x20) != (kw[i] | 0x20))
+        if ((p->q[p->pos + i] & ~0x20) != kw[i])
             return false;
     return true;
+}
+
+static bool is_keyword(const struct parser *p, const char *kw)
+{
+    return is_kw(p, word_len(p), kw, strlen(kw));
 }
 
 static enum lk_err parse_or(struct parser *p, bool *out);
@@ -86,9 +91,9 @@ static enum lk_err parse_factor(struct parser *p, bool *out)
     }
     if (p->q[p->pos] == ')')
         return fail(p, "unexpected ')'");
-    if (is_keyword(p, "AND") || is_keyword(p, "OR"))
-        return fail(p, "expected a permission, found an operator");
     n = word_len(p);
+    if (is_kw(p, n, "AND", 3) || is_kw(p, n, "OR", 2))
+        return fail(p, "expected a permission, found an operator");
     if (!lk_perm_valid(p->q + p->pos, n))
         return fail(p, "not a permission (want resource:action)");
     *out = p->has(p->arg, p->q + p->pos, n);
@@ -145,6 +150,13 @@ enum lk_err lk_permquery_eval(const char *q, size_t len, lk_perm_has_fn has, voi
     if (len == 0 || len > LK_PERMQUERY_MAX_LEN)
         return lk_errinfo_set(ei, LK_ERR_BAD_QUERY, "permissions",
                               "a permission query has 1 to %d bytes", LK_PERMQUERY_MAX_LEN);
+    /* Most queries are one permission: a single word is answered without the
+     * descent, with the same checks parse_factor makes on it. */
+    if (word_len(&p) == len && !is_kw(&p, len, "AND", 3) && !is_kw(&p, len, "OR", 2) &&
+        lk_perm_valid(q, len)) {
+        *result = has(arg, q, len);
+        return LK_OK;
+    }
     if ((e = parse_or(&p, result)) != LK_OK)
         return e;
     skip_space(&p);

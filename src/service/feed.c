@@ -51,10 +51,6 @@ static int load_key(void *arg, const struct lk_key_row *row)
     struct lk_keycache *cache = arg;
 
     lk_keycache_put(cache, row);
-    /* Grow the table as it fills: auto-resize lags a bulk load, and inserting into
-     * long chains made a million-key start take seconds longer. */
-    if ((lk_keycache_count(cache) & 0xffff) == 0)
-        lk_keycache_fit(cache);
     return 0;
 }
 

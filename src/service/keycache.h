@@ -2,10 +2,11 @@
  * keycache.h — every key's record in memory, found by the digest of its secret
  * in O(1), so verification never queries the database (DESIGN §8).
  *
- * Design (docs/internals/keycache.md): an RCU lock-free hash table (liburcu
- * rculfhash). Entries are immutable snapshots; a change publishes a new entry
- * and frees the old one after a grace period, so readers take no lock and never
- * see a half-written record. A key has one entry per live digest: its current
+ * Design (docs/internals/keycache.md): an open-addressed table of 16-byte slots
+ * (a digest prefix beside a pointer to a compact entry), read without locks
+ * under liburcu's RCU. Entries are immutable snapshots; a change publishes a
+ * new entry and frees the old one after a grace period, so readers take no lock
+ * and never see a half-written record. A key has one entry per live digest: its current
  * secret and, after a regeneration, its previous one (retired_at set).
  *
  * Thread safety: every thread that calls any function here must first call
@@ -28,26 +29,33 @@ struct lk_counters;
 struct lk_wstate;
 struct lk_kstate;
 
-/* One cached digest of one key. Read-only except `last_used`. */
+/* A key's permissions, parsed once and shared by every entry that has the same
+ * permissions text (most keys of a workspace carry one of a few sets). */
+struct lk_permlist {
+    size_t n;
+    const char *const *p; /* the permissions, n of them */
+    const size_t *len;    /* their lengths */
+};
+
+/* One cached digest of one key. Read-only except `last_used`. The first 64
+ * bytes are what every check reads: the digest compared and the key's state. */
 struct lk_ckey {
     uint8_t digest[LK_DIGEST_LEN];
     int64_t rowid;
     int64_t expires_at, revoked_at; /* 0: none */
     int64_t retired_at;             /* 0: current secret; else refused from this time */
-    enum lk_env env;
-    enum lk_key_kind kind;
-    bool enabled;
-    char id[LK_ID_MAX];
-    const char *name_json;        /* the key's name as a JSON string, quotes included */
-    const char *permissions_json; /* JSON array text */
-    size_t nperms;
-    const char *const *perms; /* parsed permissions, nperms of them */
-    const size_t *perm_lens;  /* their lengths */
     _Atomic int64_t last_used; /* Unix seconds of the last verification, 0 if none */
-    int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
-    int64_t spend_cap;             /* daily spend cap; -1: none */
     struct lk_wstate *ws;          /* the workspace: its id (lk_wstate_id) and counters */
     _Atomic(struct lk_kstate *) st; /* the key's counters, made on first check */
+    const struct lk_permlist *perms;
+    const char *permissions_json; /* JSON array text */
+    const char *name_json;        /* the key's name as a JSON string, quotes included */
+    int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
+    int64_t spend_cap;             /* daily spend cap; -1: none */
+    uint8_t env;  /* enum lk_env */
+    uint8_t kind; /* enum lk_key_kind */
+    bool enabled;
+    char id[LK_ID_MAX];
 };
 
 struct lk_keycache;
@@ -72,10 +80,20 @@ const struct lk_ckey *lk_keycache_find(struct lk_keycache *c, const uint8_t d[LK
  * while serving. */
 void lk_keycache_put(struct lk_keycache *c, const struct lk_key_row *row);
 
-/* Resizes the table to one bucket per entry now, rather than in the lazy steps
- * auto-resize takes (which leave long chains for seconds after a bulk load).
- * Call after loading, outside the read lock. */
+/* Makes room for n entries at once, so a bulk load of n keys never copies the
+ * table as it grows. Called by the writer. */
+void lk_keycache_reserve(struct lk_keycache *c, unsigned long n);
+
+/* Rebuilds the table without its deleted slots when they are many. Called by
+ * the writer after a bulk load. */
 void lk_keycache_fit(struct lk_keycache *c);
+
+/* Starts fetching the table slot for digest d into the cache, so the lookup
+ * that follows other work finds it there. Inside the read lock. */
+void lk_keycache_prefetch(struct lk_keycache *c, const uint8_t d[LK_DIGEST_LEN]);
+
+/* Bytes the cache holds (table, entries, permission sets), for the bench. */
+size_t lk_keycache_bytes(struct lk_keycache *c);
 
 /* The id of the workspace of entry k: what the http layer names, without
  * reaching into the counters the entry points at. Inside the read lock. */

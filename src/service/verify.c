@@ -13,8 +13,10 @@
 
 bool lk_verify_key_covers(const struct lk_ckey *k, const char *needs, size_t len)
 {
-    for (size_t i = 0; i < k->nperms; i++)
-        if (lk_perm_covers(k->perms[i], k->perm_lens[i], needs, len))
+    const struct lk_permlist *pl = k->perms;
+
+    for (size_t i = 0; i < pl->n; i++)
+        if (lk_perm_covers(pl->p[i], pl->len[i], needs, len))
             return true;
     return false;
 }
@@ -24,22 +26,36 @@ static bool key_has(void *arg, const char *p, size_t len)
     return lk_verify_key_covers(arg, p, len);
 }
 
-static const struct lk_ckey *lookup(struct lk_app *app, const char *secret, size_t len)
-{
-    uint8_t sha[LK_DIGEST_LEN], d[LK_DIGEST_LEN];
-    const struct lk_ckey *k = NULL;
-    unsigned mask = lk_keycache_pepper_mask(app->cache, lk_pepper_id(app->pepper));
+/* The digests of a secret, computed before the format checks so the cache
+ * slots they name are on their way from memory while those run. */
+struct digests {
+    unsigned mask; /* bit 0: sha is worth looking up; bit 1: peppered */
+    uint8_t sha[LK_DIGEST_LEN], pep[LK_DIGEST_LEN];
+};
 
-    /* Imported or pre-pepper keys may be stored as plain SHA-256: try each kind
-     * of digest some key actually has, the configured pepper first. */
-    lk_sha256(secret, len, sha);
-    if (mask & 2) {
-        lk_digest_pepper(app->pepper, sha, d);
-        k = lk_keycache_find(app->cache, d);
+static void digest_and_prefetch(struct lk_app *app, const char *secret, size_t len,
+                                struct digests *d)
+{
+    /* Imported or pre-pepper keys may be stored as plain SHA-256: each kind of
+     * digest some key actually has is tried, the configured pepper first. */
+    d->mask = lk_keycache_pepper_mask(app->cache, lk_pepper_id(app->pepper));
+    lk_sha256(secret, len, d->sha);
+    if (d->mask & 2) {
+        lk_digest_pepper(app->pepper, d->sha, d->pep);
+        lk_keycache_prefetch(app->cache, d->pep);
     }
-    if (k == NULL && (mask & 1))
-        k = lk_keycache_find(app->cache, sha);
-    OPENSSL_cleanse(sha, sizeof(sha));
+    if (d->mask & 1)
+        lk_keycache_prefetch(app->cache, d->sha);
+}
+
+static const struct lk_ckey *lookup(struct lk_app *app, const struct digests *d)
+{
+    const struct lk_ckey *k = NULL;
+
+    if (d->mask & 2)
+        k = lk_keycache_find(app->cache, d->pep);
+    if (k == NULL && (d->mask & 1))
+        k = lk_keycache_find(app->cache, d->sha);
     return k;
 }
 
@@ -69,6 +85,7 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
 {
     struct lk_secret_view view;
     const struct lk_ckey *k;
+    struct digests d;
     enum lk_err e;
 
     *key = NULL;
@@ -80,13 +97,22 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     if (req->address != NULL &&
         lk_throttle_blocked(app->failed_keys, req->address, req->now, &info->retry_after))
         return LK_ERR_TOO_MANY_REQUESTS;
-    if (lk_secret_parse(req->secret, req->len, &view) != LK_OK)
-        return LK_ERR_MALFORMED_KEY;
-    /* A cache this node cannot vouch for answers nothing about keys: not a
-     * stale "valid", and not "unknown" for a key created elsewhere. */
-    if (lk_feed_stale(app->feed))
-        return LK_ERR_STORAGE_UNAVAILABLE;
-    if ((k = lookup(app, req->secret, req->len)) == NULL) {
+    /* No secret is longer than LK_SECRET_MAX: a longer input is refused below
+     * without the cost of hashing it. */
+    if (req->len < LK_SECRET_MAX)
+        digest_and_prefetch(app, req->secret, req->len, &d);
+    else
+        d.mask = 0;
+    e = lk_secret_parse(req->secret, req->len, &view) != LK_OK ? LK_ERR_MALFORMED_KEY
+        /* A cache this node cannot vouch for answers nothing about keys: not a
+         * stale "valid", and not "unknown" for a key created elsewhere. */
+        : lk_feed_stale(app->feed) ? LK_ERR_STORAGE_UNAVAILABLE
+                                   : LK_OK;
+    k = e == LK_OK ? lookup(app, &d) : NULL;
+    OPENSSL_cleanse(&d, sizeof(d));
+    if (e != LK_OK)
+        return e;
+    if (k == NULL) {
         if (req->address != NULL)
             lk_throttle_note(app->failed_keys, req->address, req->now);
         return LK_ERR_INVALID_KEY;
