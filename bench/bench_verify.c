@@ -28,7 +28,7 @@
 #include "core/digest.h"
 #include "core/secret.h"
 #include "service/app.h"
-#include "service/app_int.h"
+#include "service/keycache.h"
 #include "service/keys.h"
 #include "service/verify.h"
 #include "service/workspaces.h"
@@ -117,7 +117,7 @@ static void fill_synthetic(struct lk_app *app, long n, const char *ws_id, int64_
 
     k.permissions = (char *)PERMS;
     memcpy(k.workspace_id, ws_id, LK_ID_MAX);
-    lk_keycache_reserve(app->cache, (unsigned long)n);
+    lk_keycache_reserve(lk_app_keycache(app), (unsigned long)n);
     for (long i = 0; i < n; i++) {
         k.rowid = i + 1;
         snprintf(k.id, sizeof(k.id), "key_%016lx", (unsigned long)i);
@@ -131,7 +131,7 @@ static void fill_synthetic(struct lk_app *app, long n, const char *ws_id, int64_
                 memcpy(k.digest + 8 * w, &v, 8);
             }
         }
-        lk_keycache_put(app->cache, &k);
+        lk_keycache_put(lk_app_keycache(app), &k);
     }
 }
 
@@ -243,7 +243,7 @@ static void run(long n, long db_max)
     two = throughput(app, &sm, m, 2, now, LK_OK, NULL);
     throughput(app, &unknown, SAMPLE, 1, now, LK_ERR_INVALID_KEY, &unknown_ns);
 
-    size_t cache = lk_keycache_bytes(app->cache);
+    size_t cache = lk_keycache_bytes(lk_app_keycache(app));
     printf("| %10ld | %-9s | %8.2f | %8.0f | %9.0f | %5.0f | %10.0f | %9.0f | %7.2f | %7.2f |\n",
            n, synthetic ? "synthetic" : "sqlite", load_s, rss_kib() / 1024.0,
            (double)cache / 1048576.0, (double)cache / (double)n, valid_ns, unknown_ns, one / 1e6,

@@ -340,3 +340,8 @@ const char *lk_app_operator_ws(const struct lk_app *app)
 {
     return app->operator_ws;
 }
+
+struct lk_keycache *lk_app_keycache(struct lk_app *app)
+{
+    return app->cache;
+}

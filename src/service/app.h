@@ -72,6 +72,7 @@ struct lk_app_config {
  * the http and cli layers hold it, pass it to services and read what they need
  * through the accessors below. */
 struct lk_app;
+struct lk_keycache;
 
 /* The per-address table for a route rule's per_ip=limit/window_s, made on first
  * use; NULL when LK_APP_ROUTE_IP_TABLES settings are already in use (the caller
@@ -105,6 +106,10 @@ const struct lk_netaddr_list *lk_app_trusted_proxies(const struct lk_app *app);
 
 /* The limits of the configuration, defaults filled in. */
 const struct lk_limits_config *lk_app_limits(const struct lk_app *app);
+
+/* The key cache, for the in-process benchmark that fills it directly
+ * (bench/bench_verify.c); serving code reaches keys through the services. */
+struct lk_keycache *lk_app_keycache(struct lk_app *app);
 
 /* The operator workspace's id; "" until the first workspace exists. */
 const char *lk_app_operator_ws(const struct lk_app *app);
