@@ -98,6 +98,11 @@ class Cluster:
                 _live_servers.append(node)
             node.start()
             self.nodes.append(node)
+        # Each node connects to Redis in the background and answers checks that
+        # need it 503 until then (/readyz says so): the tests start from ready.
+        for node in self.nodes:
+            poll(lambda: node.get("/readyz").json().get("checks", {}).get("redis") == "ok",
+                 timeout=15, what="the node connected to Redis")
 
     def close(self):
         for n in reversed(self.nodes):  # the one that made the database last
