@@ -281,6 +281,10 @@ static void ws_attach(struct lk_counters *c, struct lk_wstate *w, bool recovered
     pthread_mutex_init(&w->lease_mu, NULL);
     pthread_mutex_init(&w->refill_mu, NULL);
     w->quota = w->test_quota = -1;
+    /* A dead process's lock-free counts join its rings; fresh states are zero. */
+    if (recovered)
+        lk_wstate_fold(w, 0);
+    atomic_store(&w->credits_pub, w->db_balance + w->avail);
     memset(&w->sh_q_live, 0, sizeof(w->sh_q_live)); /* a dead process's slices stay unspent */
     memset(&w->sh_q_test, 0, sizeof(w->sh_q_test));
     atomic_store(&w->queued, false);
@@ -535,8 +539,10 @@ void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws)
 {
     bool no = false;
 
-    if (atomic_load_explicit(&ws->queued, memory_order_relaxed) ||
-        !atomic_compare_exchange_strong(&ws->queued, &no, true))
+    /* Sequentially consistent with the count before it (a lock-free one
+     * too) and the recorder's clear-then-take: a count is either taken or
+     * finds the workspace unqueued. */
+    if (atomic_load(&ws->queued) || !atomic_compare_exchange_strong(&ws->queued, &no, true))
         return;
     pthread_mutex_lock(&c->mu);
     ws->next_dirty = c->dirty_ws;
@@ -731,6 +737,7 @@ void lk_counters_load_quota(struct lk_wstate *ws, int64_t day, int64_t n, int64_
 void lk_counters_quota_view(struct lk_wstate *ws, struct lk_quota_view *out)
 {
     lk_wstate_lock(ws);
+    lk_wstate_fold(ws, 0);
     out->live = ws->live;
     out->test = ws->test;
     out->quota = ws->quota;
@@ -802,6 +809,9 @@ void lk_counters_settle(struct lk_counters *c)
         lk_quota_init(&ws->test);
         lk_quota_init(&ws->unsaved_live);
         lk_quota_init(&ws->unsaved_test);
+        atomic_store(&ws->pend[0], 0);
+        atomic_store(&ws->pend[1], 0);
+        atomic_store(&ws->credits_pub, ws->db_balance);
     }
     for (size_t i = 0; i < c->keys.cap; i++) {
         struct lk_kstate *k = c->keys.slots[i];
@@ -836,6 +846,7 @@ void lk_counters_take_batch(struct lk_counters *c, struct lk_counters_batch *b)
         wnext = ws->next_dirty;
         atomic_store(&ws->queued, false);
         lk_wstate_lock(ws);
+        lk_wstate_fold(ws, 0);
         take_quota(&b->rows, ws, &ws->unsaved_live, false);
         take_quota(&b->rows, ws, &ws->unsaved_test, true);
         if (ws->unsaved_spend > 0) {

@@ -47,7 +47,9 @@ struct lk_wstate {
      * held for tens of ns by the event loops, never across a call that blocks
      * (no I/O, no other lock but the counters' own). */
     pthread_spinlock_t mu;
-    int64_t quota, test_quota; /* effective limits; -1: unlimited */
+    /* Effective limits; -1: unlimited. Written under mu, read without it by a
+     * check that may skip mu (lk_charge's lock-free path). */
+    _Atomic int64_t quota, test_quota;
     struct lk_quota live, test;          /* checks per day, written or not */
     struct lk_quota unsaved_live, unsaved_test; /* not yet written */
     /* Credits: `avail` was leased from the stored balance and may be spent from
@@ -66,6 +68,14 @@ struct lk_wstate {
     pthread_mutex_t refill_mu; /* one refill of shared slices of this workspace at a time */
     _Atomic bool queued;      /* on the dirty list */
     struct lk_wstate *next_all, *next_dirty;
+    /* What a check that needs no decision under mu touches, on a line of its
+     * own so it never shares one with the fields above. pend[test]: checks
+     * counted without mu, packed as (UTC day << 32) | count; folded into
+     * live/test and unsaved_* under mu (lk_wstate_fold) before any of those is
+     * read. credits_pub: db_balance + avail as of the last unlock. */
+    uint8_t line_gap[64]; /* the fields below start on another cache line */
+    _Atomic uint64_t pend[2];
+    _Atomic int64_t credits_pub;
 };
 
 struct lk_kstate {
@@ -98,7 +108,33 @@ static inline void lk_wstate_lock(struct lk_wstate *ws)
 
 static inline void lk_wstate_unlock(struct lk_wstate *ws)
 {
+    /* Every change of the balance happens under mu: publishing it here keeps
+     * the lock-free read of a check exactly as fresh as a locked one. */
+    atomic_store_explicit(&ws->credits_pub, ws->db_balance + ws->avail, memory_order_relaxed);
     pthread_spin_unlock(&ws->mu);
+}
+
+#define LK_PEND_DAY(v) ((int64_t)((v) >> 32))
+#define LK_PEND_N(v) ((int64_t)((v) & 0xffffffffu))
+#define LK_PEND(day, n) (((uint64_t)(day) << 32) | (uint64_t)(n))
+
+/* Folds the checks counted without mu into the quota rings; `today` (or 0)
+ * is the day the next lock-free counts will be for. Under ws->mu. */
+static inline void lk_wstate_fold(struct lk_wstate *ws, int64_t today)
+{
+    bool day_ok = today > 0 && today < (INT64_C(1) << 32);
+
+    for (int t = 0; t < 2; t++) {
+        uint64_t v = atomic_load(&ws->pend[t]), next;
+        /* Keeps the day (or moves to today) so lock-free counting goes on. */
+        do
+            next = day_ok ? LK_PEND(today, 0) : v & ~(uint64_t)0xffffffffu;
+        while (!atomic_compare_exchange_weak(&ws->pend[t], &v, next));
+        if (LK_PEND_N(v) > 0) {
+            lk_quota_add(t ? &ws->test : &ws->live, LK_PEND_DAY(v), LK_PEND_N(v));
+            lk_quota_add(t ? &ws->unsaved_test : &ws->unsaved_live, LK_PEND_DAY(v), LK_PEND_N(v));
+        }
+    }
 }
 
 #endif
