@@ -227,6 +227,75 @@ static void test_a_check_a_shared_slice_cannot_decide_applies_nothing(void **sta
     lk_shared_free(sh);
 }
 
+static enum lk_err charge_at(int64_t now, bool test, int64_t cost, int64_t rl_limit,
+                             struct lk_charge_out *out)
+{
+    struct lk_charge_req r = {.cost = cost, .test = test, .rl_limit = rl_limit,
+                              .rl_window_s = 60, .spend_cap = -1, .now = now};
+
+    return lk_charge(c, ws, k, &r, out);
+}
+
+/* Checks with nothing to decide are counted without the workspace's lock: they
+ * must still be in the quota view, in the recorder's batch (once), and count
+ * against a quota or a rate limit set afterwards, at once. */
+static void test_a_free_check_still_counts_and_limits_set_later_apply_at_once(void **state)
+{
+    struct lk_charge_out out;
+    struct lk_quota_view q;
+    int64_t spent, quota, key_spend;
+
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+        assert_false(out.has_rl);
+        assert_false(out.has_cap);
+        assert_int_equal(out.remaining_credits, 100);
+    }
+    assert_int_equal(charge_at(NOW, true, 7, 0, &out), LK_OK); /* a test key spends nothing */
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 5);
+    assert_int_equal(lk_quota_day(&q.test, DAY), 1);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(quota, 5);
+    assert_int_equal(spent + key_spend, 0);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(quota, 0); /* taken once */
+    /* the balance a free check reports follows every change of it */
+    assert_int_equal(lk_wallet_top_up(ws, 5), 105);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    assert_int_equal(out.remaining_credits, 105);
+    /* a quota set now counts the checks made without it */
+    lk_counters_set_quota(ws, 7, -1);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_ERR_QUOTA_EXCEEDED);
+    lk_counters_set_quota(ws, -1, -1);
+    /* a rate limit from the next check on */
+    assert_int_equal(charge_at(NOW, false, 0, 1, &out), LK_OK);
+    assert_true(out.has_rl);
+    assert_int_equal(charge_at(NOW, false, 0, 1, &out), LK_ERR_RATE_LIMITED);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 9);
+}
+
+/* Free checks on both sides of midnight count on their own days. */
+static void test_free_checks_count_on_their_day(void **state)
+{
+    struct lk_charge_out out;
+    struct lk_quota_view q;
+
+    (void)state;
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW + 86400, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW + 86400, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW + 86400, false, 0, 0, &out), LK_OK);
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 2);
+    assert_int_equal(lk_quota_day(&q.live, DAY + 1), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +305,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_batch_given_back_is_taken_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lease_write_is_marked_until_it_lands, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_free_check_still_counts_and_limits_set_later_apply_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_checks_count_on_their_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_check_a_shared_slice_cannot_decide_applies_nothing,
                                         setup, teardown),
     };
