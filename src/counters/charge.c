@@ -1,5 +1,7 @@
 #include "counters/charge.h"
 
+#include <limits.h>
+
 #include "base/clock.h"
 #include "base/common.h"
 #include "core/quota.h"
@@ -213,18 +215,24 @@ void lk_charge_give_back(struct lk_counters *c, struct lk_shared *sh, int64_t no
 
 /* A check with nothing to decide: free (cost 0, or a test key), no rate limit,
  * no quota on its environment, no day spend cap to report. All it changes is
- * the workspace's count of checks today, which needs no lock: one atomic add on
- * the workspace's own cache line (folded into the quota rings under mu by
- * whoever reads them next). False: take the locked path (a quota was set, the
- * day turned, or the counter is far from its last fold). */
+ * the workspace's count of checks today, which needs no lock: one atomic add
+ * on this thread's lane of it, a cache line no other loop writes (folded into
+ * the quota rings under mu by whoever reads them next). False: take the
+ * locked path (a quota is set, the day turned, or the lane is far from its
+ * last fold). */
 static bool charge_free(struct lk_counters *c, struct lk_wstate *ws, bool test, int64_t today,
                         struct lk_charge_out *info)
 {
-    _Atomic uint64_t *p = &ws->pend[test ? 1 : 0];
+    static _Atomic unsigned next_lane;
+    static _Thread_local unsigned lane = UINT_MAX;
+    _Atomic uint64_t *p;
     uint64_t v;
 
     if (atomic_load_explicit(test ? &ws->test_quota : &ws->quota, memory_order_relaxed) >= 0)
         return false;
+    if (lane == UINT_MAX)
+        lane = atomic_fetch_add_explicit(&next_lane, 1, memory_order_relaxed) % LK_PEND_LANES;
+    p = &ws->pend[lane].n[test ? 1 : 0];
     v = atomic_load_explicit(p, memory_order_relaxed);
     do {
         if (LK_PEND_DAY(v) != today || LK_PEND_N(v) >= INT32_MAX)

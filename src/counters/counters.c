@@ -809,8 +809,8 @@ void lk_counters_settle(struct lk_counters *c)
         lk_quota_init(&ws->test);
         lk_quota_init(&ws->unsaved_live);
         lk_quota_init(&ws->unsaved_test);
-        atomic_store(&ws->pend[0], 0);
-        atomic_store(&ws->pend[1], 0);
+        for (int l = 0; l < LK_PEND_LANES; l++)
+            atomic_store(&ws->pend[l].n[0], 0), atomic_store(&ws->pend[l].n[1], 0);
         atomic_store(&ws->credits_pub, ws->db_balance);
     }
     for (size_t i = 0; i < c->keys.cap; i++) {
