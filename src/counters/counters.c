@@ -242,6 +242,19 @@ static bool sane_quota(const struct lk_quota *q)
     return true;
 }
 
+/* The lanes of checks counted without the lock: days the rings could hold,
+ * counts below the bound lk_charge keeps them under. */
+static bool sane_lanes(const struct lk_wstate *w)
+{
+    for (int l = 0; l < LK_PEND_LANES; l++)
+        for (int t = 0; t < 2; t++) {
+            uint64_t v = atomic_load(&w->pend[l].n[t]);
+            if (LK_PEND_DAY(v) > SANE_TIME / LK_DAY_S || LK_PEND_N(v) > INT32_MAX)
+                return false;
+        }
+    return true;
+}
+
 static bool ws_sane(const struct lk_wstate *w)
 {
     size_t len = strnlen(w->id, sizeof(w->id));
@@ -255,7 +268,7 @@ static bool ws_sane(const struct lk_wstate *w)
     return sane(w->avail) && sane(w->db_balance) && sane(w->unsaved_spend) &&
            sane(w->spent_total) && sane(w->lease_size) && w->last_lease_at >= 0 &&
            w->last_lease_at < SANE_TIME && sane_quota(&w->live) && sane_quota(&w->test) &&
-           sane_quota(&w->unsaved_live) && sane_quota(&w->unsaved_test);
+           sane_quota(&w->unsaved_live) && sane_quota(&w->unsaved_test) && sane_lanes(w);
 }
 
 static bool key_sane(const struct lk_kstate *k)
