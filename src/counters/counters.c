@@ -68,8 +68,10 @@ struct lk_counters {
     char boot_id[BOOT_ID_MAX], owner[BOOT_ID_MAX];
     bool warned; /* that the file could not grow */
     struct lk_wstate *all_ws;
-    struct lk_wstate *dirty_ws;
-    struct lk_kstate *dirty_keys;
+    /* The dirty lists: pushed without mu (a check that makes a state dirty
+     * takes no lock all loops share), taken whole by the recorder. */
+    _Atomic(struct lk_wstate *) dirty_ws;
+    _Atomic(struct lk_kstate *) dirty_keys;
     struct lk_counter_rows spill; /* rows of closed hours and days */
 };
 
@@ -548,6 +550,29 @@ void lk_counters_set_quota(struct lk_wstate *ws, int64_t quota, int64_t test_quo
     lk_wstate_unlock(ws);
 }
 
+/* Pushes a state that just became queued (so it is on no list) onto its dirty
+ * list: a lock-free stack, safe because the only removal takes the whole list
+ * at once. The release publishes next_dirty to the recorder's acquire. */
+static void push_dirty_ws(struct lk_counters *c, struct lk_wstate *ws)
+{
+    struct lk_wstate *head = atomic_load_explicit(&c->dirty_ws, memory_order_relaxed);
+
+    do
+        ws->next_dirty = head;
+    while (!atomic_compare_exchange_weak_explicit(&c->dirty_ws, &head, ws, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+static void push_dirty_key(struct lk_counters *c, struct lk_kstate *k)
+{
+    struct lk_kstate *head = atomic_load_explicit(&c->dirty_keys, memory_order_relaxed);
+
+    do
+        k->next_dirty = head;
+    while (!atomic_compare_exchange_weak_explicit(&c->dirty_keys, &head, k, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
 void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws)
 {
     bool no = false;
@@ -557,10 +582,7 @@ void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws)
      * finds the workspace unqueued. */
     if (atomic_load(&ws->queued) || !atomic_compare_exchange_strong(&ws->queued, &no, true))
         return;
-    pthread_mutex_lock(&c->mu);
-    ws->next_dirty = c->dirty_ws;
-    c->dirty_ws = ws;
-    pthread_mutex_unlock(&c->mu);
+    push_dirty_ws(c, ws);
 }
 
 void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k)
@@ -571,10 +593,7 @@ void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k)
      * clear-then-take: a count is either taken or finds the key unqueued. */
     if (atomic_load(&k->queued) || !atomic_compare_exchange_strong(&k->queued, &no, true))
         return;
-    pthread_mutex_lock(&c->mu);
-    k->next_dirty = c->dirty_keys;
-    c->dirty_keys = k;
-    pthread_mutex_unlock(&c->mu);
+    push_dirty_key(c, k);
 }
 
 void lk_counter_rows_add(struct lk_counter_rows *l, enum lk_counter_kind kind,
@@ -692,11 +711,9 @@ static void take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct lk_k
                             struct lk_counter_rows *spilled)
 {
     pthread_mutex_lock(&c->mu);
-    *ws = c->dirty_ws;
-    *keys = c->dirty_keys;
+    *ws = atomic_exchange_explicit(&c->dirty_ws, NULL, memory_order_acquire);
+    *keys = atomic_exchange_explicit(&c->dirty_keys, NULL, memory_order_acquire);
     *spilled = c->spill;
-    c->dirty_ws = NULL;
-    c->dirty_keys = NULL;
     memset(&c->spill, 0, sizeof(c->spill));
     pthread_mutex_unlock(&c->mu);
 }
