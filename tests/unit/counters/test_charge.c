@@ -6,7 +6,9 @@
  * decided without the backend, and a batch given back after a failed write is
  * taken again by the next one.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -296,6 +298,50 @@ static void test_free_checks_count_on_their_day(void **state)
     assert_int_equal(lk_quota_day(&q.live, DAY + 1), 3);
 }
 
+#define RACE_CHECKS 1000000
+
+static _Atomic int checkers_left;
+
+static void *free_checker(void *arg)
+{
+    struct lk_charge_out out;
+
+    (void)arg;
+    for (int i = 0; i < RACE_CHECKS; i++)
+        if (charge_at(NOW, false, 0, 0, &out) != LK_OK)
+            fail_msg("a free check was refused");
+    atomic_fetch_sub(&checkers_left, 1);
+    return NULL;
+}
+
+/* Two loops counting without the lock while the recorder takes batches and a
+ * paying check takes the lock: every check is counted, and taken, exactly once. */
+static void test_free_checks_from_two_threads_are_all_counted_once(void **state)
+{
+    pthread_t th[2];
+    struct lk_charge_out out;
+    struct lk_quota_view q;
+    int64_t total = 0, spent, quota, key_spend, paid = 0;
+
+    (void)state;
+    atomic_store(&checkers_left, 2);
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, free_checker, NULL), 0);
+    while (atomic_load(&checkers_left) > 0) {
+        if (paid < 10 && charge_at(NOW, false, 1, 0, &out) == LK_OK)
+            paid++;
+        taken(&spent, &quota, &key_spend);
+        total += quota;
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    taken(&spent, &quota, &key_spend);
+    total += quota;
+    assert_int_equal(total, 2 * RACE_CHECKS + paid);
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 2 * RACE_CHECKS + paid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +354,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_a_free_check_still_counts_and_limits_set_later_apply_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_checks_count_on_their_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_checks_from_two_threads_are_all_counted_once,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_check_a_shared_slice_cannot_decide_applies_nothing,
                                         setup, teardown),
     };
