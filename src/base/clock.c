@@ -32,7 +32,8 @@ int64_t lk_clock_mono_coarse_ms(void)
 
 static int64_t offset_now(void)
 {
-    int64_t now = lk_clock_mono_coarse_ms(), last = atomic_load_explicit(&offset_read_ms, memory_order_relaxed);
+    int64_t now = lk_clock_mono_coarse_ms(),
+            last = atomic_load_explicit(&offset_read_ms, memory_order_relaxed);
     char buf[32];
     int64_t v = 0;
     ssize_t n;
