@@ -23,7 +23,7 @@ void lk_clock_init(void)
     offset_file = f != NULL && f[0] != '\0' ? f : NULL;
 }
 
-static int64_t mono_ms(void)
+int64_t lk_clock_mono_coarse_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -32,7 +32,8 @@ static int64_t mono_ms(void)
 
 static int64_t offset_now(void)
 {
-    int64_t now = mono_ms(), last = atomic_load_explicit(&offset_read_ms, memory_order_relaxed);
+    int64_t now = lk_clock_mono_coarse_ms(),
+            last = atomic_load_explicit(&offset_read_ms, memory_order_relaxed);
     char buf[32];
     int64_t v = 0;
     ssize_t n;

@@ -17,4 +17,9 @@ int64_t lk_clock_now_s(void);
 /* Unix milliseconds, precise. */
 int64_t lk_clock_now_ms(void);
 
+/* CLOCK_MONOTONIC in milliseconds from the coarse clock (a vDSO read of a few
+ * ns; it lags the precise one by at most a tick, a few ms): for bounds of a
+ * second or so checked on every request. */
+int64_t lk_clock_mono_coarse_ms(void);
+
 #endif

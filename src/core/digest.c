@@ -101,7 +101,10 @@ void lk_sha256(const void *data, size_t len, uint8_t out[LK_DIGEST_LEN])
 
     lk_assert(SHA256_Init(&ctx) == 1 && SHA256_Update(&ctx, data, len) == 1 &&
               SHA256_Final(out, &ctx) == 1);
-    OPENSSL_cleanse(&ctx, sizeof(ctx)); /* it held the secret's last block */
+    /* It held the secret's last block. explicit_bzero: glibc's memset the
+     * compiler may not drop, a few stores where OPENSSL_cleanse's loop costs
+     * more on every verification. */
+    explicit_bzero(&ctx, sizeof(ctx));
 }
 
 void lk_digest_pepper(const struct lk_pepper *p, const uint8_t sha[LK_DIGEST_LEN],

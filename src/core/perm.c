@@ -3,42 +3,44 @@
 #include "base/common.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-/* The bytes a segment may hold, as a table: every check validates its query. */
+/* What each byte is to a permission, as a table: every check validates its
+ * query. SEG: may be in a segment; a segment that is exactly "*" is a wildcard. */
+enum { BAD = 0, SEG = 1, COLON = 2, STAR = 3 };
 #define SEG_LOWER                                                                          \
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, \
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, \
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, \
-    ['y'] = 1, ['z'] = 1
-static const bool seg_chars[256] = {
-    SEG_LOWER, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
-    ['7'] = 1, ['8'] = 1, ['9'] = 1, ['_'] = 1, ['.'] = 1, ['-'] = 1,
+    ['a'] = SEG, ['b'] = SEG, ['c'] = SEG, ['d'] = SEG, ['e'] = SEG, ['f'] = SEG,          \
+    ['g'] = SEG, ['h'] = SEG, ['i'] = SEG, ['j'] = SEG, ['k'] = SEG, ['l'] = SEG,          \
+    ['m'] = SEG, ['n'] = SEG, ['o'] = SEG, ['p'] = SEG, ['q'] = SEG, ['r'] = SEG,          \
+    ['s'] = SEG, ['t'] = SEG, ['u'] = SEG, ['v'] = SEG, ['w'] = SEG, ['x'] = SEG,          \
+    ['y'] = SEG, ['z'] = SEG
+static const unsigned char perm_chars[256] = {
+    SEG_LOWER, ['0'] = SEG, ['1'] = SEG, ['2'] = SEG, ['3'] = SEG, ['4'] = SEG, ['5'] = SEG,
+    ['6'] = SEG, ['7'] = SEG, ['8'] = SEG, ['9'] = SEG, ['_'] = SEG, ['.'] = SEG, ['-'] = SEG,
+    [':'] = COLON, ['*'] = STAR,
 };
-
-static bool seg_char(char c)
-{
-    return seg_chars[(unsigned char)c];
-}
 
 bool lk_perm_valid(const char *p, size_t len)
 {
-    size_t seg_start = 0;
+    size_t n = 0; /* bytes of the current segment */
+    bool star = false;
 
     if (len == 0 || len > LK_PERM_MAX_LEN)
         return false;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || p[i] == ':') {
-            size_t n = i - seg_start;
-            if (n == 0)
-                return false;
-            if (n > 1 || p[seg_start] != '*') {
-                for (size_t j = seg_start; j < i; j++)
-                    if (!seg_char(p[j]))
-                        return false;
-            }
-            seg_start = i + 1;
+    /* One pass: a segment is non-empty, and a '*' in it must be all of it. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char t = perm_chars[(unsigned char)p[i]];
+        if (t == SEG) {
+            n++;
+        } else if (t == STAR) {
+            star = true;
+            n++;
+        } else if (t == COLON && n > 0 && !(star && n > 1)) {
+            n = 0;
+            star = false;
+        } else {
+            return false;
         }
     }
-    return true;
+    return n > 0 && !(star && n > 1);
 }
 
 static bool is_all(const char *p, size_t len)

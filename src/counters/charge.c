@@ -1,5 +1,7 @@
 #include "counters/charge.h"
 
+#include <limits.h>
+
 #include "base/clock.h"
 #include "base/common.h"
 #include "core/quota.h"
@@ -114,6 +116,7 @@ enum lk_err lk_charge_refill(struct lk_shared *sh, const struct lk_charge_refill
     pthread_mutex_lock(&ws->refill_mu);
     sent_ms = lk_clock_now_ms();
     lk_wstate_lock(ws);
+    lk_wstate_fold(ws, today); /* q_least below reads the rings */
     if ((r->parts & LK_CHARGE_RATE) && !rl_ready(&st->sh_rl, r->rl_limit, sent_ms)) {
         /* Ran out within the window the last slice came from: ask for twice as
          * much (up to an eighth of the limit); a new window starts at one. */
@@ -210,6 +213,36 @@ void lk_charge_give_back(struct lk_counters *c, struct lk_shared *sh, int64_t no
     lk_counters_each_key(c, give_back_key, &g);
 }
 
+/* A check with nothing to decide: free (cost 0, or a test key), no rate limit,
+ * no quota on its environment, no day spend cap to report. All it changes is
+ * the workspace's count of checks today, which needs no lock: one atomic add
+ * on this thread's lane of it, a cache line no other loop writes (folded into
+ * the quota rings under mu by whoever reads them next). False: take the
+ * locked path (a quota is set, the day turned, or the lane is far from its
+ * last fold). */
+static bool charge_free(struct lk_counters *c, struct lk_wstate *ws, bool test, int64_t today,
+                        struct lk_charge_out *info)
+{
+    static _Atomic unsigned next_lane;
+    static _Thread_local unsigned lane = UINT_MAX;
+    _Atomic uint64_t *p;
+    uint64_t v;
+
+    if (atomic_load_explicit(test ? &ws->test_quota : &ws->quota, memory_order_relaxed) >= 0)
+        return false;
+    if (lane == UINT_MAX)
+        lane = atomic_fetch_add_explicit(&next_lane, 1, memory_order_relaxed) % LK_PEND_LANES;
+    p = &ws->pend[lane].n[test ? 1 : 0];
+    v = atomic_load_explicit(p, memory_order_relaxed);
+    do {
+        if (LK_PEND_DAY(v) != today || LK_PEND_N(v) >= INT32_MAX)
+            return false;
+    } while (!atomic_compare_exchange_weak(p, &v, v + 1));
+    info->remaining_credits = atomic_load_explicit(&ws->credits_pub, memory_order_relaxed);
+    lk_counters_queue_ws(c, ws); /* after the count: see lk_counters_queue_ws */
+    return true;
+}
+
 enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kstate *st,
                       const struct lk_charge_req *r, struct lk_charge_out *info)
 {
@@ -228,7 +261,11 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
     memset(info, 0, sizeof(*info));
     if (test)
         cost = 0; /* test keys spend nothing */
+    if (cost == 0 && rl.limit <= 0 && (test || spend_cap < 0) &&
+        charge_free(c, ws, test, today, info))
+        return LK_OK;
     lk_wstate_lock(ws);
+    lk_wstate_fold(ws, today);
     if (st->spend_day != today) {
         st->prev_day = st->spend_day; /* until written, for recovery */
         st->prev_spent = st->spent;

@@ -68,8 +68,10 @@ struct lk_counters {
     char boot_id[BOOT_ID_MAX], owner[BOOT_ID_MAX];
     bool warned; /* that the file could not grow */
     struct lk_wstate *all_ws;
-    struct lk_wstate *dirty_ws;
-    struct lk_kstate *dirty_keys;
+    /* The dirty lists: pushed without mu (a check that makes a state dirty
+     * takes no lock all loops share), taken whole by the recorder. */
+    _Atomic(struct lk_wstate *) dirty_ws;
+    _Atomic(struct lk_kstate *) dirty_keys;
     struct lk_counter_rows spill; /* rows of closed hours and days */
 };
 
@@ -242,6 +244,19 @@ static bool sane_quota(const struct lk_quota *q)
     return true;
 }
 
+/* The lanes of checks counted without the lock: days the rings could hold,
+ * counts below the bound lk_charge keeps them under. */
+static bool sane_lanes(const struct lk_wstate *w)
+{
+    for (int l = 0; l < LK_PEND_LANES; l++)
+        for (int t = 0; t < 2; t++) {
+            uint64_t v = atomic_load(&w->pend[l].n[t]);
+            if (LK_PEND_DAY(v) > SANE_TIME / LK_DAY_S || LK_PEND_N(v) > INT32_MAX)
+                return false;
+        }
+    return true;
+}
+
 static bool ws_sane(const struct lk_wstate *w)
 {
     size_t len = strnlen(w->id, sizeof(w->id));
@@ -255,7 +270,7 @@ static bool ws_sane(const struct lk_wstate *w)
     return sane(w->avail) && sane(w->db_balance) && sane(w->unsaved_spend) &&
            sane(w->spent_total) && sane(w->lease_size) && w->last_lease_at >= 0 &&
            w->last_lease_at < SANE_TIME && sane_quota(&w->live) && sane_quota(&w->test) &&
-           sane_quota(&w->unsaved_live) && sane_quota(&w->unsaved_test);
+           sane_quota(&w->unsaved_live) && sane_quota(&w->unsaved_test) && sane_lanes(w);
 }
 
 static bool key_sane(const struct lk_kstate *k)
@@ -281,6 +296,10 @@ static void ws_attach(struct lk_counters *c, struct lk_wstate *w, bool recovered
     pthread_mutex_init(&w->lease_mu, NULL);
     pthread_mutex_init(&w->refill_mu, NULL);
     w->quota = w->test_quota = -1;
+    /* A dead process's lock-free counts join its rings; fresh states are zero. */
+    if (recovered)
+        lk_wstate_fold(w, 0);
+    atomic_store(&w->credits_pub, w->db_balance + w->avail);
     memset(&w->sh_q_live, 0, sizeof(w->sh_q_live)); /* a dead process's slices stay unspent */
     memset(&w->sh_q_test, 0, sizeof(w->sh_q_test));
     atomic_store(&w->queued, false);
@@ -531,17 +550,39 @@ void lk_counters_set_quota(struct lk_wstate *ws, int64_t quota, int64_t test_quo
     lk_wstate_unlock(ws);
 }
 
+/* Pushes a state that just became queued (so it is on no list) onto its dirty
+ * list: a lock-free stack, safe because the only removal takes the whole list
+ * at once. The release publishes next_dirty to the recorder's acquire. */
+static void push_dirty_ws(struct lk_counters *c, struct lk_wstate *ws)
+{
+    struct lk_wstate *head = atomic_load_explicit(&c->dirty_ws, memory_order_relaxed);
+
+    do
+        ws->next_dirty = head;
+    while (!atomic_compare_exchange_weak_explicit(&c->dirty_ws, &head, ws, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+static void push_dirty_key(struct lk_counters *c, struct lk_kstate *k)
+{
+    struct lk_kstate *head = atomic_load_explicit(&c->dirty_keys, memory_order_relaxed);
+
+    do
+        k->next_dirty = head;
+    while (!atomic_compare_exchange_weak_explicit(&c->dirty_keys, &head, k, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
 void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws)
 {
     bool no = false;
 
-    if (atomic_load_explicit(&ws->queued, memory_order_relaxed) ||
-        !atomic_compare_exchange_strong(&ws->queued, &no, true))
+    /* Sequentially consistent with the count before it (a lock-free one
+     * too) and the recorder's clear-then-take: a count is either taken or
+     * finds the workspace unqueued. */
+    if (atomic_load(&ws->queued) || !atomic_compare_exchange_strong(&ws->queued, &no, true))
         return;
-    pthread_mutex_lock(&c->mu);
-    ws->next_dirty = c->dirty_ws;
-    c->dirty_ws = ws;
-    pthread_mutex_unlock(&c->mu);
+    push_dirty_ws(c, ws);
 }
 
 void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k)
@@ -552,10 +593,7 @@ void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k)
      * clear-then-take: a count is either taken or finds the key unqueued. */
     if (atomic_load(&k->queued) || !atomic_compare_exchange_strong(&k->queued, &no, true))
         return;
-    pthread_mutex_lock(&c->mu);
-    k->next_dirty = c->dirty_keys;
-    c->dirty_keys = k;
-    pthread_mutex_unlock(&c->mu);
+    push_dirty_key(c, k);
 }
 
 void lk_counter_rows_add(struct lk_counter_rows *l, enum lk_counter_kind kind,
@@ -673,11 +711,9 @@ static void take_dirty(struct lk_counters *c, struct lk_wstate **ws, struct lk_k
                             struct lk_counter_rows *spilled)
 {
     pthread_mutex_lock(&c->mu);
-    *ws = c->dirty_ws;
-    *keys = c->dirty_keys;
+    *ws = atomic_exchange_explicit(&c->dirty_ws, NULL, memory_order_acquire);
+    *keys = atomic_exchange_explicit(&c->dirty_keys, NULL, memory_order_acquire);
     *spilled = c->spill;
-    c->dirty_ws = NULL;
-    c->dirty_keys = NULL;
     memset(&c->spill, 0, sizeof(c->spill));
     pthread_mutex_unlock(&c->mu);
 }
@@ -731,6 +767,7 @@ void lk_counters_load_quota(struct lk_wstate *ws, int64_t day, int64_t n, int64_
 void lk_counters_quota_view(struct lk_wstate *ws, struct lk_quota_view *out)
 {
     lk_wstate_lock(ws);
+    lk_wstate_fold(ws, 0);
     out->live = ws->live;
     out->test = ws->test;
     out->quota = ws->quota;
@@ -802,6 +839,9 @@ void lk_counters_settle(struct lk_counters *c)
         lk_quota_init(&ws->test);
         lk_quota_init(&ws->unsaved_live);
         lk_quota_init(&ws->unsaved_test);
+        for (int l = 0; l < LK_PEND_LANES; l++)
+            atomic_store(&ws->pend[l].n[0], 0), atomic_store(&ws->pend[l].n[1], 0);
+        atomic_store(&ws->credits_pub, ws->db_balance);
     }
     for (size_t i = 0; i < c->keys.cap; i++) {
         struct lk_kstate *k = c->keys.slots[i];
@@ -836,6 +876,7 @@ void lk_counters_take_batch(struct lk_counters *c, struct lk_counters_batch *b)
         wnext = ws->next_dirty;
         atomic_store(&ws->queued, false);
         lk_wstate_lock(ws);
+        lk_wstate_fold(ws, 0);
         take_quota(&b->rows, ws, &ws->unsaved_live, false);
         take_quota(&b->rows, ws, &ws->unsaved_test, true);
         if (ws->unsaved_spend > 0) {

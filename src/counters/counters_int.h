@@ -37,6 +37,8 @@ struct lk_slice {
     int64_t ret_period, ret_n; /* unspent of an ended day, given back at the next refill */
 };
 
+#define LK_PEND_LANES 16
+
 struct lk_wstate {
     char id[LK_ID_MAX];
     /* Read back from the counter file at start (its counts are a dead
@@ -47,7 +49,6 @@ struct lk_wstate {
      * held for tens of ns by the event loops, never across a call that blocks
      * (no I/O, no other lock but the counters' own). */
     pthread_spinlock_t mu;
-    int64_t quota, test_quota; /* effective limits; -1: unlimited */
     struct lk_quota live, test;          /* checks per day, written or not */
     struct lk_quota unsaved_live, unsaved_test; /* not yet written */
     /* Credits: `avail` was leased from the stored balance and may be spent from
@@ -66,6 +67,23 @@ struct lk_wstate {
     pthread_mutex_t refill_mu; /* one refill of shared slices of this workspace at a time */
     _Atomic bool queued;      /* on the dirty list */
     struct lk_wstate *next_all, *next_dirty;
+    /* Read without mu by every check that needs no decision under it
+     * (lk_charge's lock-free path), on cache lines of their own: written
+     * rarely, so their line stays shared-clean in every core's cache, and the
+     * lock's line above moving between cores does not take them with it.
+     * quota, test_quota: effective limits, -1 unlimited (written under mu);
+     * credits_pub: db_balance + avail, published at each unlock that changed it. */
+    uint8_t gap_ro[64];
+    _Atomic int64_t quota, test_quota, credits_pub;
+    uint8_t gap_pend[64];
+    /* The checks counted without mu, one line per lane (the lane of a thread
+     * is fixed at its first such check): loops count on lines of their own.
+     * Each counter is (UTC day << 32) | count; folded into live/test and
+     * unsaved_* under mu (lk_wstate_fold) before any of those is read. */
+    struct {
+        _Atomic uint64_t n[2]; /* [test] */
+        uint8_t pad[64 - 2 * sizeof(uint64_t)];
+    } pend[LK_PEND_LANES];
 };
 
 struct lk_kstate {
@@ -98,7 +116,39 @@ static inline void lk_wstate_lock(struct lk_wstate *ws)
 
 static inline void lk_wstate_unlock(struct lk_wstate *ws)
 {
+    /* Every change of the balance happens under mu: publishing it here keeps
+     * the lock-free read of a check exactly as fresh as a locked one. */
+    int64_t credits = ws->db_balance + ws->avail;
+
+    if (atomic_load_explicit(&ws->credits_pub, memory_order_relaxed) != credits)
+        atomic_store_explicit(&ws->credits_pub, credits, memory_order_relaxed);
     pthread_spin_unlock(&ws->mu);
+}
+
+#define LK_PEND_DAY(v) ((int64_t)((v) >> 32))
+#define LK_PEND_N(v) ((int64_t)((v) & 0xffffffffu))
+#define LK_PEND(day, n) (((uint64_t)(day) << 32) | (uint64_t)(n))
+
+/* Folds the checks counted without mu into the quota rings; `today` (or 0)
+ * is the day the next lock-free counts will be for. Under ws->mu. */
+static inline void lk_wstate_fold(struct lk_wstate *ws, int64_t today)
+{
+    bool day_ok = today > 0 && today < (INT64_C(1) << 32);
+
+    for (int l = 0; l < LK_PEND_LANES; l++)
+        for (int t = 0; t < 2; t++) {
+            _Atomic uint64_t *p = &ws->pend[l].n[t];
+            uint64_t v = atomic_load(p), next;
+            /* Keeps the day (or moves to today) so lock-free counting goes on. */
+            do
+                next = day_ok ? LK_PEND(today, 0) : v & ~(uint64_t)0xffffffffu;
+            while (!atomic_compare_exchange_weak(p, &v, next));
+            if (LK_PEND_N(v) > 0) {
+                lk_quota_add(t ? &ws->test : &ws->live, LK_PEND_DAY(v), LK_PEND_N(v));
+                lk_quota_add(t ? &ws->unsaved_test : &ws->unsaved_live, LK_PEND_DAY(v),
+                             LK_PEND_N(v));
+            }
+        }
 }
 
 #endif

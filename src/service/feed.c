@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/common.h"
 #include "service/app_int.h"
 #include "base/log.h"
@@ -256,7 +257,10 @@ bool lk_feed_stale(const struct lk_feed *f)
 {
     if (f == NULL || !f->follow)
         return false;
-    return mono_ms() - atomic_load_explicit(&f->current_at_ms, memory_order_relaxed) >
+    /* Every check asks: the coarse clock is a few ns where the precise one is
+     * tens, and only makes the bound (1 s by default) a tick later. */
+    return lk_clock_mono_coarse_ms() -
+               atomic_load_explicit(&f->current_at_ms, memory_order_relaxed) >
            f->stale_after_ms;
 }
 

@@ -545,3 +545,37 @@ def test_other_workspaces_see_and_top_up_their_own(server, ws, ws2):
     assert doc["code"] == "insufficient_credits", describe(r)
     doc = get_credits(server, ws)
     assert doc["balance"] == 100 and doc["topped_up"] == 100, doc
+
+
+def test_free_checks_count_report_the_balance_and_limits_set_later_apply_at_once(server):
+    """A free check of a key without limits takes no lock on the node: it still
+    counts toward the quota view and a quota set later, reports the balance as
+    it is, and a rate limit, quota or cost given later applies from the next check."""
+    w = server.create_workspace()
+    top_up(server, w, 100)
+    free, paying = w.create_key(), w.create_key()
+    for _ in range(3):
+        doc, r = spend(server, free["secret"], 0)
+        assert doc["valid"] is True and doc.get("remaining_credits") == 100, describe(r)
+    doc, r = spend(server, paying["secret"], 10)
+    assert doc["valid"] is True and doc.get("remaining_credits") == 90, describe(r)
+    doc, r = spend(server, free["secret"], 0)
+    assert doc.get("remaining_credits") == 90, f"the balance after the spend: {describe(r)}"
+    quota = expect_status(server.get("/v1/quota", key=w.root_key), 200)
+    assert quota["live"]["used"] == 5, quota
+    # a rate limit given to the key now: limited from the next check on
+    expect_status(server.patch(f"/v1/keys/{free['id']}", key=w.root_key,
+                               json={"rate_limit": {"limit": 1, "window_s": 60}}), 200)
+    doc, r = spend(server, free["secret"], 0)
+    assert doc["valid"] is True, describe(r)
+    doc, r = spend(server, free["secret"], 0)
+    assert doc["code"] == "rate_limited", describe(r)
+    # a quota set now counts every check made without it (6 valid so far)
+    expect_status(server.patch(f"/v1/workspaces/{w.id}", key=server.root_key,
+                               json={"quota": 7}), 200)
+    other = w.create_key()
+    doc, r = spend(server, other["secret"], 0)
+    assert doc["valid"] is True, describe(r)
+    doc, r = spend(server, other["secret"], 0)
+    assert doc["code"] == "quota_exceeded", describe(r)
+    still_credits(server, w, balance=90, spent=10)

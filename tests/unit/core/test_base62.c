@@ -10,6 +10,34 @@
 #include "core/base62.h"
 #include "base/common.h"
 
+/* Every byte at every position of every length up to 64 (the 16-byte steps,
+ * the overlapping last block and the short tail): refused exactly when it is
+ * not a digit. */
+static void test_all_digits_every_byte_everywhere(void **state)
+{
+    char buf[64];
+
+    (void)state;
+    for (size_t len = 0; len <= sizeof(buf); len++) {
+        memset(buf, 'a', sizeof(buf));
+        assert_true(lk_base62_all_digits(buf, len));
+        for (size_t pos = 0; pos < len; pos++) {
+            for (int c = 0; c < 256; c++) {
+                buf[pos] = (char)c;
+                if (lk_base62_all_digits(buf, len) != lk_base62_is_digit((char)c))
+                    fail_msg("all_digits(len %zu, 0x%02x at %zu)", len, (unsigned)c, pos);
+            }
+            buf[pos] = "0Zz9A"[pos % 5];
+        }
+        assert_true(lk_base62_all_digits(buf, len));
+        /* bytes past len are not read as part of it */
+        if (len < sizeof(buf)) {
+            buf[len] = '!';
+            assert_true(lk_base62_all_digits(buf, len));
+        }
+    }
+}
+
 static const struct {
     uint32_t v;
     const char *s;
@@ -215,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_decode_rejects),
         cmocka_unit_test(test_decode_nul),
         cmocka_unit_test(test_is_digit),
+        cmocka_unit_test(test_all_digits_every_byte_everywhere),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_encode_too_long),
         cmocka_unit_test(test_encode_agrees_with_u32),

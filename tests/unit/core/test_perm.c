@@ -105,6 +105,54 @@ static void test_valid_every_byte(void **state)
     }
 }
 
+/* The rule, spelled out: non-empty segments split by ':', each exactly "*" or
+ * of [a-z0-9_.-] alone. */
+static bool reference_valid(const char *p, size_t len)
+{
+    size_t start = 0;
+
+    if (len == 0 || len > LK_PERM_MAX_LEN)
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && p[i] != ':')
+            continue;
+        if (i == start)
+            return false;
+        if (!(i - start == 1 && p[start] == '*'))
+            for (size_t j = start; j < i; j++) {
+                char c = p[j];
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                      c == '.' || c == '-'))
+                    return false;
+            }
+        start = i + 1;
+    }
+    return true;
+}
+
+/* Every string of up to six bytes over the bytes that matter agrees with it. */
+static void test_valid_agrees_with_the_rule(void **state)
+{
+    static const char alpha[] = {'a', ':', '*', '-', 'Z', '\0', '\xff'};
+    enum { K = sizeof(alpha), MAXLEN = 6 };
+    char p[MAXLEN];
+
+    (void)state;
+    for (size_t len = 0; len <= MAXLEN; len++) {
+        size_t total = 1;
+        for (size_t i = 0; i < len; i++)
+            total *= K;
+        for (size_t n = 0; n < total; n++) {
+            size_t v = n;
+            for (size_t i = 0; i < len; i++, v /= K)
+                p[i] = alpha[v % K];
+            if (lk_perm_valid(p, len) != reference_valid(p, len))
+                fail_msg("\"%.*s\" (len %zu): want %d", (int)len, p, len,
+                         reference_valid(p, len));
+        }
+    }
+}
+
 static const struct {
     const char *granted;
     const char *needed;
@@ -202,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_valid_uses_len),  cmocka_unit_test(test_valid_every_byte),
         cmocka_unit_test(test_covers),          cmocka_unit_test(test_covers_reflexive),
         cmocka_unit_test(test_covers_uses_len),
+        cmocka_unit_test(test_valid_agrees_with_the_rule),
     };
     return cmocka_run_group_tests_name("core/perm", tests, NULL, NULL);
 }

@@ -418,9 +418,40 @@ static void test_env(void **state)
     }
 }
 
+/* The checksum of every prefix length (so every count of 16-byte steps and
+ * every tail length the CRC meets) is zlib's: what lk_secret_format writes,
+ * and what lk_secret_parse accepts. */
+static void test_checksum_is_zlibs_for_every_length(void **state)
+{
+    (void)state;
+    for (size_t plen = 1; plen <= LK_PREFIX_MAX; plen++) {
+        for (int round = 0; round < 64; round++) {
+            uint8_t bytes[LK_SECRET_BYTES];
+            char prefix[LK_PREFIX_MAX + 1], got[LK_SECRET_MAX], want[LK_SECRET_MAX];
+            struct lk_secret_view v;
+            size_t n;
+
+            for (size_t i = 0; i < plen; i++)
+                prefix[i] = (char)(i == 0 ? 'a' + round % 26 : "ab_9z"[(i + (size_t)round) % 5]);
+            prefix[plen] = '\0';
+            for (size_t i = 0; i < sizeof(bytes); i++)
+                bytes[i] = (uint8_t)(round * 131 + (int)i * 29 + (int)plen);
+            n = lk_secret_format(LK_FORMAT_DEFAULT, prefix, round % 2 ? LK_ENV_TEST : LK_ENV_LIVE,
+                                 bytes, got);
+            memcpy(want, got, n - CHECK_LEN);
+            assert_int_equal(add_check(want, n - CHECK_LEN), n);
+            assert_string_equal(got, want);
+            assert_int_equal(lk_secret_parse(got, n, &v), LK_OK);
+            got[n - 1 - (size_t)round % CHECK_LEN] ^= 1; /* a changed checksum */
+            assert_int_equal(lk_secret_parse(got, n, &v), LK_ERR_MALFORMED_KEY);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_checksum_is_zlibs_for_every_length),
         cmocka_unit_test(test_format_round_trip),  cmocka_unit_test(test_format_random),
         cmocka_unit_test(test_parse_rejects),      cmocka_unit_test(test_parse_add_check_sane),
         cmocka_unit_test(test_parse_embedded_nul), cmocka_unit_test(test_parse_single_char_changes),

@@ -6,7 +6,9 @@
  * decided without the backend, and a batch given back after a failed write is
  * taken again by the next one.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -227,6 +229,119 @@ static void test_a_check_a_shared_slice_cannot_decide_applies_nothing(void **sta
     lk_shared_free(sh);
 }
 
+static enum lk_err charge_at(int64_t now, bool test, int64_t cost, int64_t rl_limit,
+                             struct lk_charge_out *out)
+{
+    struct lk_charge_req r = {.cost = cost, .test = test, .rl_limit = rl_limit,
+                              .rl_window_s = 60, .spend_cap = -1, .now = now};
+
+    return lk_charge(c, ws, k, &r, out);
+}
+
+/* Checks with nothing to decide are counted without the workspace's lock: they
+ * must still be in the quota view, in the recorder's batch (once), and count
+ * against a quota or a rate limit set afterwards, at once. */
+static void test_a_free_check_still_counts_and_limits_set_later_apply_at_once(void **state)
+{
+    struct lk_charge_out out;
+    struct lk_quota_view q;
+    int64_t spent, quota, key_spend;
+
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+        assert_false(out.has_rl);
+        assert_false(out.has_cap);
+        assert_int_equal(out.remaining_credits, 100);
+    }
+    assert_int_equal(charge_at(NOW, true, 7, 0, &out), LK_OK); /* a test key spends nothing */
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 5);
+    assert_int_equal(lk_quota_day(&q.test, DAY), 1);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(quota, 5);
+    assert_int_equal(spent + key_spend, 0);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(quota, 0); /* taken once */
+    /* the balance a free check reports follows every change of it */
+    assert_int_equal(lk_wallet_top_up(ws, 5), 105);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    assert_int_equal(out.remaining_credits, 105);
+    /* a quota set now counts the checks made without it */
+    lk_counters_set_quota(ws, 7, -1);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_ERR_QUOTA_EXCEEDED);
+    lk_counters_set_quota(ws, -1, -1);
+    /* a rate limit from the next check on */
+    assert_int_equal(charge_at(NOW, false, 0, 1, &out), LK_OK);
+    assert_true(out.has_rl);
+    assert_int_equal(charge_at(NOW, false, 0, 1, &out), LK_ERR_RATE_LIMITED);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 9);
+}
+
+/* Free checks on both sides of midnight count on their own days. */
+static void test_free_checks_count_on_their_day(void **state)
+{
+    struct lk_charge_out out;
+    struct lk_quota_view q;
+
+    (void)state;
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW + 86400, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW + 86400, false, 0, 0, &out), LK_OK);
+    assert_int_equal(charge_at(NOW + 86400, false, 0, 0, &out), LK_OK);
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 2);
+    assert_int_equal(lk_quota_day(&q.live, DAY + 1), 3);
+}
+
+#define RACE_CHECKS 1000000
+
+static _Atomic int checkers_left;
+
+static void *free_checker(void *arg)
+{
+    struct lk_charge_out out;
+
+    (void)arg;
+    for (int i = 0; i < RACE_CHECKS; i++)
+        if (charge_at(NOW, false, 0, 0, &out) != LK_OK)
+            fail_msg("a free check was refused");
+    atomic_fetch_sub(&checkers_left, 1);
+    return NULL;
+}
+
+/* Two loops counting without the lock while the recorder takes batches and a
+ * paying check takes the lock: every check is counted, and taken, exactly once. */
+static void test_free_checks_from_two_threads_are_all_counted_once(void **state)
+{
+    pthread_t th[2];
+    struct lk_charge_out out;
+    struct lk_quota_view q;
+    int64_t total = 0, spent, quota, key_spend, paid = 0;
+
+    (void)state;
+    atomic_store(&checkers_left, 2);
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, free_checker, NULL), 0);
+    while (atomic_load(&checkers_left) > 0) {
+        if (paid < 10 && charge_at(NOW, false, 1, 0, &out) == LK_OK)
+            paid++;
+        taken(&spent, &quota, &key_spend);
+        total += quota;
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    taken(&spent, &quota, &key_spend);
+    total += quota;
+    assert_int_equal(total, 2 * RACE_CHECKS + paid);
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 2 * RACE_CHECKS + paid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +351,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_batch_given_back_is_taken_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lease_write_is_marked_until_it_lands, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_free_check_still_counts_and_limits_set_later_apply_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_checks_count_on_their_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_checks_from_two_threads_are_all_counted_once,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_check_a_shared_slice_cannot_decide_applies_nothing,
                                         setup, teardown),
     };

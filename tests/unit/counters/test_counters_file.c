@@ -75,6 +75,7 @@ static void poke(off_t at, const void *b, size_t n)
 #define DAY 20000
 #define NOW ((int64_t)DAY * 86400) /* on the hour */
 #define AVAIL INT64_C(0x123456789AB) /* a value to find in the file */
+#define FREE_CHECKS 3
 
 /* One check of key k with a rate limit of 99 a minute. */
 static enum lk_err check(struct lk_counters *c, struct lk_wstate *ws, struct lk_kstate *k)
@@ -96,6 +97,12 @@ static void fill(struct lk_counters *c)
     lk_wallet_mark(ws, 99, 5); /* a lease write under way at the kill */
     for (int i = 0; i < 99; i++)
         assert_int_equal(check(c, ws, k), LK_OK);
+    /* free checks, counted without the workspace's lock: in the file as well */
+    for (int i = 0; i < FREE_CHECKS; i++) {
+        struct lk_charge_req r = {.spend_cap = -1, .now = NOW};
+        struct lk_charge_out out;
+        assert_int_equal(lk_charge(c, ws, k, &r, &out), LK_OK);
+    }
     lk_counters_load_quota(ws, DAY, 17, 0);
     lk_counters_load_spend(k, DAY, 555);
     lk_counters_count(c, k, LK_OK, NOW);
@@ -139,11 +146,11 @@ static void test_read_back_on_the_same_boot(void **state)
     assert_int_equal(w.lease_pending, 5);
     assert_int_equal(w.lease_op, 99);
     lk_counters_quota_view(ws, &q);
-    assert_int_equal(lk_quota_day(&q.live, DAY), 99 + 17);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 99 + 17 + FREE_CHECKS);
     /* what the store is raised to at start */
     lk_counters_recovered_rows(c, &rows);
     assert_non_null(r = row_of(&rows, LK_CTR_QUOTA, "ws_abc", 0, DAY, 0));
-    assert_int_equal(r->n, 99 + 17);
+    assert_int_equal(r->n, 99 + 17 + FREE_CHECKS);
     assert_non_null(r = row_of(&rows, LK_CTR_SPEND, NULL, 7, DAY, 0));
     assert_int_equal(r->n, 555);
     assert_non_null(r = row_of(&rows, LK_CTR_USAGE, NULL, 7, NOW, LK_OK));
