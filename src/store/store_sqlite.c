@@ -418,14 +418,29 @@ struct sqlite_store {
      * neither wait behind this process's writers nor see their uncommitted
      * rows; NULL for an in-memory database, which has no second connection. */
     struct sqlite_store *reader;
-    /* In-process wake-up: bumped after every commit of this process. */
-    pthread_mutex_t wake_mu;
-    pthread_cond_t wake_cv;
-    uint64_t wake_gen;
     int64_t data_version; /* the reader's last PRAGMA data_version */
 };
 
 #define SQ(s) ((struct sqlite_store *)(s))
+
+/* In-process wake-up, bumped after every commit of any store this process opened:
+ * the feed reads through a store of its own (service/app.c), and a commit of the
+ * main store must still end its wait at once. A store of another file waking
+ * too only costs that waiter one early read. */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv;
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+static uint64_t wake_gen;
+
+static void wake_init(void)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wake_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
 
 static enum lk_err fail(struct sqlite_store *s, int rc, const char *what)
 {
@@ -627,8 +642,6 @@ static void sq_close(struct lk_store *base)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
-    pthread_mutex_destroy(&s->wake_mu);
-    pthread_cond_destroy(&s->wake_cv);
     free(s);
 }
 
@@ -640,8 +653,6 @@ static enum lk_err open_reader(struct sqlite_store *s, const char *path, struct 
 
     r->base.ops = &lk__store_sqlite_ops;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_mutex_init(&r->wake_mu, NULL);
-    pthread_cond_init(&r->wake_cv, NULL);
     s->reader = r;
     if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK)
@@ -666,14 +677,7 @@ static enum lk_err sq_open(const char *url, struct lk_store **out, struct lk_err
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&s->mu, &attr);
     pthread_mutexattr_destroy(&attr);
-    pthread_mutex_init(&s->wake_mu, NULL);
-    {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&s->wake_cv, &ca);
-        pthread_condattr_destroy(&ca);
-    }
+    pthread_once(&wake_once, wake_init);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         e = lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s: %s", path,
@@ -742,12 +746,12 @@ static enum lk_err sq_begin_background(struct lk_store *base)
 }
 
 /* Wakes this process's change waiters once a commit is visible. */
-static void wake(struct sqlite_store *s)
+static void wake(void)
 {
-    pthread_mutex_lock(&s->wake_mu);
-    s->wake_gen++;
-    pthread_cond_broadcast(&s->wake_cv);
-    pthread_mutex_unlock(&s->wake_mu);
+    pthread_mutex_lock(&wake_mu);
+    wake_gen++;
+    pthread_cond_broadcast(&wake_cv);
+    pthread_mutex_unlock(&wake_mu);
 }
 
 static enum lk_err sq_commit(struct lk_store *base)
@@ -759,7 +763,7 @@ static enum lk_err sq_commit(struct lk_store *base)
         exec(s, "ROLLBACK");
     pthread_mutex_unlock(&s->mu);
     if (e == LK_OK)
-        wake(s);
+        wake();
     return e;
 }
 
@@ -1759,9 +1763,9 @@ static enum lk_err sq_changes_wait(struct lk_store *base, int timeout_ms)
     uint64_t gen;
     int left = timeout_ms;
 
-    pthread_mutex_lock(&s->wake_mu);
-    gen = s->wake_gen;
-    pthread_mutex_unlock(&s->wake_mu);
+    pthread_mutex_lock(&wake_mu);
+    gen = wake_gen;
+    pthread_mutex_unlock(&wake_mu);
     while (left > 0) {
         int slice = left < WAIT_POLL_MS ? left : WAIT_POLL_MS;
         bool woken;
@@ -1771,12 +1775,11 @@ static enum lk_err sq_changes_wait(struct lk_store *base, int timeout_ms)
         until.tv_nsec += (long)slice * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
-        pthread_mutex_lock(&s->wake_mu);
-        while (s->wake_gen == gen &&
-               pthread_cond_timedwait(&s->wake_cv, &s->wake_mu, &until) == 0)
+        pthread_mutex_lock(&wake_mu);
+        while (wake_gen == gen && pthread_cond_timedwait(&wake_cv, &wake_mu, &until) == 0)
             ;
-        woken = s->wake_gen != gen;
-        pthread_mutex_unlock(&s->wake_mu);
+        woken = wake_gen != gen;
+        pthread_mutex_unlock(&wake_mu);
         if (woken || other_commit(s))
             return LK_OK;
         left -= slice;
