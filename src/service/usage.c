@@ -66,9 +66,8 @@ static enum lk_err write_txn(struct lk_store *s, void *arg)
 
     if ((e = lk_store_keys_touch(s, w->t, w->nt)) != LK_OK)
         return e;
-    for (size_t i = 0; i < b->rows.n; i++)
-        if ((e = lk_store_counter_add(s, b->rows.kinds[i], &b->rows.rows[i])) != LK_OK)
-            return e;
+    if ((e = lk_store_counters_add(s, b->rows.kinds, b->rows.rows, b->rows.n)) != LK_OK)
+        return e;
     for (size_t i = 0; i < b->nspends; i++) {
         struct lk_ledger_row r = {.amount = b->spends[i].amount,
                                   .period = w->now - w->now % 3600};

@@ -329,6 +329,13 @@ enum lk_err lk_store_counter_add(struct lk_store *s, enum lk_counter_kind kind,
 
     return timed(t0, s->ops->counter_add(s, kind, r));
 }
+enum lk_err lk_store_counters_add(struct lk_store *s, const enum lk_counter_kind *kinds,
+                                  const struct lk_counter_row *rows, size_t n)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->counters_add(s, kinds, rows, n));
+}
 enum lk_err lk_store_counter_raise(struct lk_store *s, enum lk_counter_kind kind,
                                    const struct lk_counter_row *r)
 {

@@ -331,6 +331,11 @@ enum lk_err lk_store_ledger_list(struct lk_store *s, const char *ws_id, int64_t 
 /* Adds r's counts to the stored ones. */
 enum lk_err lk_store_counter_add(struct lk_store *s, enum lk_counter_kind kind,
                                  const struct lk_counter_row *r);
+/* lk_store_counter_add for n rows at once (kinds[i] is rows[i]'s kind), as a few
+ * statements where the backend can: rows for the same counter may repeat, and
+ * their counts add up as if written one by one. */
+enum lk_err lk_store_counters_add(struct lk_store *s, const enum lk_counter_kind *kinds,
+                                  const struct lk_counter_row *rows, size_t n);
 /* Raises the stored counts to r's where they are lower: a count known exactly
  * elsewhere (the counter file) written again, so writing it twice is harmless. */
 enum lk_err lk_store_counter_raise(struct lk_store *s, enum lk_counter_kind kind,

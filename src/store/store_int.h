@@ -69,6 +69,8 @@ struct lk_store_ops {
                                lk_ledger_cb cb, void *arg);
     enum lk_err (*counter_add)(struct lk_store *s, enum lk_counter_kind kind,
                                const struct lk_counter_row *r);
+    enum lk_err (*counters_add)(struct lk_store *s, const enum lk_counter_kind *kinds,
+                                const struct lk_counter_row *rows, size_t n);
     enum lk_err (*counter_raise)(struct lk_store *s, enum lk_counter_kind kind,
                                  const struct lk_counter_row *r);
     enum lk_err (*counter_scan)(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,

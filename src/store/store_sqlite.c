@@ -1484,6 +1484,17 @@ static enum lk_err sq_counter_add(struct lk_store *base, enum lk_counter_kind ki
     return LK_ERR_INTERNAL;
 }
 
+/* In process, a statement a row costs little; the caller's transaction holds them. */
+static enum lk_err sq_counters_add(struct lk_store *base, const enum lk_counter_kind *kinds,
+                                   const struct lk_counter_row *rows, size_t n)
+{
+    enum lk_err e = LK_OK;
+
+    for (size_t i = 0; i < n && e == LK_OK; i++)
+        e = sq_counter_add(base, kinds[i], &rows[i]);
+    return e;
+}
+
 static enum lk_err sq_counter_raise(struct lk_store *base, enum lk_counter_kind kind,
                                     const struct lk_counter_row *r)
 {
@@ -1938,6 +1949,7 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .ledger_add = sq_ledger_add,
     .ledger_list = sq_ledger_list,
     .counter_add = sq_counter_add,
+    .counters_add = sq_counters_add,
     .counter_raise = sq_counter_raise,
     .counter_scan = sq_counter_scan,
     .usage_scan_ws = sq_usage_scan_ws,

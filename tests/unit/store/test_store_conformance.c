@@ -714,6 +714,99 @@ static void test_counters(void **state)
     assert_int_equal(c.n, 0);
 }
 
+struct batch_arg {
+    const enum lk_counter_kind *kinds;
+    const struct lk_counter_row *rows;
+    size_t n;
+};
+
+static enum lk_err batch_txn(struct lk_store *s, void *arg)
+{
+    const struct batch_arg *b = arg;
+
+    return lk_store_counters_add(s, b->kinds, b->rows, b->n);
+}
+
+static struct lk_counter_row ctr(const char *ws, int64_t rowid, int64_t period, int code,
+                                 int64_t n, int64_t n_test)
+{
+    struct lk_counter_row r;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", ws);
+    r.key_rowid = rowid;
+    r.period = period;
+    r.code = code;
+    r.n = n;
+    r.n_test = n_test;
+    return r;
+}
+
+/* A flush's batch: kinds mixed, the same counter several times in it, counters
+ * already stored; the result is what adding the rows one by one gives. */
+static void test_counters_batch_with_repeats(void **state)
+{
+    const int64_t hour = 1700000000 / 3600 * 3600;
+    struct lk_key_row k1, k2;
+    struct counters c = {0};
+
+    (void)state;
+    put_ws("ws_a");
+    put_ws("ws_\"q\\"); /* quoted in an array literal */
+    make_key(&k1, "key_1", "ws_a", 1);
+    make_key(&k2, "key_2", "ws_a", 2);
+    assert_int_equal(lk_store_key_insert(st, &k1), LK_OK);
+    assert_int_equal(lk_store_key_insert(st, &k2), LK_OK);
+    struct lk_counter_row first = ctr("", k1.rowid, hour, 0, 100, 0);
+    assert_int_equal(lk_store_counter_add(st, LK_CTR_USAGE, &first), LK_OK);
+    assert_int_equal(lk_store_counters_add(st, NULL, NULL, 0), LK_OK);
+
+    enum lk_counter_kind kinds[] = {LK_CTR_USAGE, LK_CTR_QUOTA, LK_CTR_USAGE, LK_CTR_SPEND,
+                                    LK_CTR_USAGE, LK_CTR_QUOTA, LK_CTR_SPEND, LK_CTR_QUOTA,
+                                    LK_CTR_USAGE};
+    struct lk_counter_row rows[] = {
+        ctr("", k1.rowid, hour, 0, 1, 0),       ctr("ws_a", 0, 19700, 0, 5, 1),
+        ctr("", k1.rowid, hour, 0, 2, 0),       ctr("", k2.rowid, 19700, 0, 1LL << 40, 0),
+        ctr("", k1.rowid, hour, 4, 3, 0),       ctr("ws_a", 0, 19700, 0, 6, 2),
+        ctr("", k2.rowid, 19700, 0, 7, 0),      ctr("ws_\"q\\", 0, 19700, 0, 9, 0),
+        ctr("", k2.rowid, hour + 3600, 0, 4, 0),
+    };
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, batch_txn,
+                                  &(struct batch_arg){kinds, rows, LK_ARRAY_LEN(rows)}),
+                     LK_OK);
+
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_USAGE, k1.rowid, 0, INT64_MAX, add_counter,
+                                           &c),
+                     LK_OK);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.rows[0].code, 0);
+    assert_int_equal(c.rows[0].n, 103);
+    assert_int_equal(c.rows[1].code, 4);
+    assert_int_equal(c.rows[1].n, 3);
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_USAGE, k2.rowid, 0, INT64_MAX, add_counter,
+                                           &c),
+                     LK_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rows[0].period, hour + 3600);
+    assert_int_equal(c.rows[0].n, 4);
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_SPEND, 0, 0, 100000, add_counter, &c),
+                     LK_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rows[0].n, (1LL << 40) + 7);
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_QUOTA, 0, 19700, 19701, add_counter, &c),
+                     LK_OK);
+    assert_int_equal(c.n, 2);
+    for (int i = 0; i < 2; i++) {
+        bool a = strcmp(c.rows[i].workspace_id, "ws_a") == 0;
+        assert_true(a || strcmp(c.rows[i].workspace_id, "ws_\"q\\") == 0);
+        assert_int_equal(c.rows[i].n, a ? 11 : 9);
+        assert_int_equal(c.rows[i].n_test, a ? 3 : 0);
+    }
+}
+
 /* --- audit ------------------------------------------------------------------------------------ */
 
 struct audit {
@@ -1308,6 +1401,7 @@ static const struct CMUnitTest tests[] = {
     T(test_credits_refuse_overdraft),
     T(test_ledger),
     T(test_counters),
+    T(test_counters_batch_with_repeats),
     T(test_audit_filters),
     T(test_change_log),
     T(test_changes_wait_wakes_on_another_commit),
