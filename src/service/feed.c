@@ -79,7 +79,7 @@ static enum lk_err snapshot(struct lk_feed *f)
 
     if ((e = lk_store_changes_head(f->store, &head)) != LK_OK ||
         (e = lk_store_ws_list(f->store, load_ws, app)) != LK_OK ||
-        (e = lk_store_key_scan(f->store, load_key, app->cache)) != LK_OK)
+        (e = lk_store_key_scan(f->store, LK_KEY_COLS_CACHE, load_key, app->cache)) != LK_OK)
         return e;
     lk_keycache_fit(app->cache);
     f->applied = head;

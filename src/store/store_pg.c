@@ -236,6 +236,11 @@ static const char *const migrations[] = {
     "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"          \
     " expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"   \
     " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by"
+/* KEY_COLS in the same places, with constants for what the cache does not keep */
+#define KEY_COLS_CACHE                                                                             \
+    "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"             \
+    " expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"            \
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, ''"
 #define CHANGE_COLS "seq, kind, key_rowid, ref_id, workspace_id, at"
 
 struct pg_store {
@@ -916,7 +921,10 @@ static void read_ws(PGresult *r, int i, struct lk_ws_row *w)
     w->test_quota = col_i64(r, i, 8, -1);
 }
 
-static void read_key(PGresult *r, int i, struct lk_key_row *k)
+/* With `view`, permissions and meta point into the result (valid until it is
+ * cleared; never released): a scan allocates nothing a row. A NULL is "" (the
+ * result's own empty string for a null field). */
+static void read_key_as(PGresult *r, int i, struct lk_key_row *k, bool view)
 {
     memset(k, 0, sizeof(*k));
     k->rowid = col_i64(r, i, 0, 0);
@@ -925,8 +933,8 @@ static void read_key(PGresult *r, int i, struct lk_key_row *k)
     col_text(r, i, 3, k->name, sizeof(k->name));
     k->env = col_i64(r, i, 4, 0) == LK_ENV_TEST ? LK_ENV_TEST : LK_ENV_LIVE;
     k->kind = (enum lk_key_kind)col_i64(r, i, 5, 0);
-    k->permissions = col_dup(r, i, 6);
-    k->meta = col_dup(r, i, 7);
+    k->permissions = view ? PQgetvalue(r, i, 6) : col_dup(r, i, 6);
+    k->meta = view ? PQgetvalue(r, i, 7) : col_dup(r, i, 7);
     col_text(r, i, 8, k->hint, sizeof(k->hint));
     k->enabled = col_i64(r, i, 9, 0) != 0;
     k->expires_at = col_i64(r, i, 10, 0);
@@ -945,6 +953,11 @@ static void read_key(PGresult *r, int i, struct lk_key_row *k)
         k->prev_until = col_i64(r, i, 21, 0);
     }
     col_text(r, i, 22, k->created_by, sizeof(k->created_by));
+}
+
+static void read_key(PGresult *r, int i, struct lk_key_row *k)
+{
+    read_key_as(r, i, k, false);
 }
 
 /* --- open, close, transactions --------------------------------------------------------- */
@@ -1389,10 +1402,9 @@ static int row_key_cb(PGresult *r, int i, void *arg)
 {
     struct key_cb *c = arg;
     struct lk_key_row k;
-    read_key(r, i, &k);
-    int stop = c->cb(c->arg, &k);
-    lk_key_row_release(&k);
-    return stop;
+
+    read_key_as(r, i, &k, true);
+    return c->cb(c->arg, &k);
 }
 
 static enum lk_err pg_key_list(struct lk_store *base, const char *ws_id,
@@ -1437,11 +1449,10 @@ static int row_key_page(PGresult *r, int i, void *arg)
     struct key_page *pg = arg;
     struct lk_key_row k;
 
-    read_key(r, i, &k);
+    read_key_as(r, i, &k, true);
     pg->last = k.rowid;
     pg->rows++;
     pg->stopped = pg->cb(pg->arg, &k) != 0;
-    lk_key_row_release(&k);
     return pg->stopped;
 }
 
@@ -1449,16 +1460,21 @@ static int row_key_page(PGresult *r, int i, void *arg)
  * no transaction held open across pages): a key committed meanwhile may or
  * may not be in the scan, which the feed covers by reading the log from a head
  * taken before it (docs/internals/feed.md). */
-static enum lk_err pg_key_scan(struct lk_store *base, lk_key_row_cb cb, void *arg)
+static enum lk_err pg_key_scan(struct lk_store *base, enum lk_key_cols cols, lk_key_row_cb cb,
+                               void *arg)
 {
+    static const char *const sql[] = {
+        [LK_KEY_COLS_ALL] = "SELECT " KEY_COLS " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+        [LK_KEY_COLS_CACHE] =
+            "SELECT " KEY_COLS_CACHE " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+    };
     struct key_page pg = {cb, arg, 0, 0, false};
     enum lk_err e;
 
     do {
         pg.rows = 0;
-        e = read_stmt(PG(base),
-                      "SELECT " KEY_COLS " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
-                      false, row_key_page, &pg, "scan keys", "ii", pg.last, (int64_t)SCAN_PAGE);
+        e = read_stmt(PG(base), sql[cols == LK_KEY_COLS_CACHE], false, row_key_page, &pg,
+                      "scan keys", "ii", pg.last, (int64_t)SCAN_PAGE);
     } while (e == LK_OK && !pg.stopped && pg.rows == SCAN_PAGE);
     return e;
 }

@@ -178,6 +178,7 @@ enum stmt_id {
     ST_KEY_UPDATE,
     ST_KEY_GET,
     ST_KEY_SCAN,
+    ST_KEY_SCAN_CACHE,
     ST_KEY_TOUCH,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
@@ -253,6 +254,11 @@ enum stmt_id {
     "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"         \
     " expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"  \
     " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by"
+/* KEY_COLS in the same places, with constants for what the cache does not keep */
+#define KEY_COLS_CACHE                                                                             \
+    "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"            \
+    " expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"           \
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, ''"
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_WS_INSERT] = "INSERT INTO workspaces(id, name, key_prefix, key_format, is_operator, "
@@ -270,6 +276,7 @@ static const char *const stmt_sql[ST__COUNT] = {
                       "WHERE id = ?2 AND workspace_id = ?3",
     [ST_KEY_GET] = "SELECT " KEY_COLS " FROM keys WHERE workspace_id = ?1 AND id = ?2",
     [ST_KEY_SCAN] = "SELECT " KEY_COLS " FROM keys ORDER BY rowid",
+    [ST_KEY_SCAN_CACHE] = "SELECT " KEY_COLS_CACHE " FROM keys ORDER BY rowid",
     [ST_KEY_TOUCH] = "UPDATE keys SET last_used_at = ?2 WHERE rowid = ?1 AND "
                      "(last_used_at IS NULL OR last_used_at < ?2)",
     [ST_AUDIT_INSERT] = "INSERT INTO audit_events(workspace_id, actor, action, target, address, "
@@ -535,7 +542,16 @@ static void bind_key(sqlite3_stmt *st, const struct lk_key_row *k)
     sqlite3_bind_text(st, 23, k->created_by, -1, SQLITE_STATIC);
 }
 
-static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
+/* The column's text as the statement holds it: valid until the next step. */
+static char *col_view(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return (char *)(t ? t : (const unsigned char *)"");
+}
+
+/* With `view`, permissions and meta point into the statement (valid until its
+ * next step; never released): a scan of a million keys allocates nothing a row. */
+static void read_key_as(sqlite3_stmt *st, struct lk_key_row *k, bool view)
 {
     memset(k, 0, sizeof(*k));
     k->rowid = sqlite3_column_int64(st, 0);
@@ -544,8 +560,8 @@ static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
     col_text(st, 3, k->name, sizeof(k->name));
     k->env = sqlite3_column_int(st, 4) == LK_ENV_TEST ? LK_ENV_TEST : LK_ENV_LIVE;
     k->kind = (enum lk_key_kind)sqlite3_column_int(st, 5);
-    k->permissions = col_dup(st, 6);
-    k->meta = col_dup(st, 7);
+    k->permissions = view ? col_view(st, 6) : col_dup(st, 6);
+    k->meta = view ? col_view(st, 7) : col_dup(st, 7);
     col_text(st, 8, k->hint, sizeof(k->hint));
     k->enabled = sqlite3_column_int(st, 9) != 0;
     k->expires_at = col_opt_i64(st, 10, 0);
@@ -564,6 +580,11 @@ static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
         k->prev_until = sqlite3_column_int64(st, 21);
     }
     col_text(st, 22, k->created_by, sizeof(k->created_by));
+}
+
+static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
+{
+    read_key_as(st, k, false);
 }
 
 static void read_ws(sqlite3_stmt *st, struct lk_ws_row *w)
@@ -953,16 +974,15 @@ out:
 }
 
 /* Steps st, handing each row to cb. Caller holds s->mu. */
+/* Each row to cb, as a view valid for the call only (store.h). */
 static enum lk_err each_key(struct sqlite_store *s, sqlite3_stmt *st, lk_key_row_cb cb, void *arg)
 {
     struct lk_key_row k;
     int rc;
 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        read_key(st, &k);
-        int stop = cb(arg, &k);
-        lk_key_row_release(&k);
-        if (stop)
+        read_key_as(st, &k, true);
+        if (cb(arg, &k))
             break;
     }
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? LK_OK : fail(s, rc, "read keys");
@@ -1008,14 +1028,15 @@ out:
     return e;
 }
 
-static enum lk_err sq_key_scan(struct lk_store *base, lk_key_row_cb cb, void *arg)
+static enum lk_err sq_key_scan(struct lk_store *base, enum lk_key_cols cols, lk_key_row_cb cb,
+                               void *arg)
 {
     struct sqlite_store *s = SQ(base);
     enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
     sqlite3_stmt *st;
 
     pthread_mutex_lock(&s->mu);
-    if ((st = stmt(s, ST_KEY_SCAN)) != NULL) {
+    if ((st = stmt(s, cols == LK_KEY_COLS_CACHE ? ST_KEY_SCAN_CACHE : ST_KEY_SCAN)) != NULL) {
         e = each_key(s, st, cb, arg);
         sqlite3_reset(st);
     }
