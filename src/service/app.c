@@ -232,6 +232,13 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
         goto out;
     if ((e = lk_store_open(cfg->db_url, &app->store, ei)) != LK_OK)
         goto out;
+    /* An in-memory database is private to its connection: nothing to open twice. */
+    app->feed_store = app->store;
+    if (cfg->serving && !memory &&
+        (e = lk_store_open(cfg->db_url, &app->feed_store, ei)) != LK_OK) {
+        app->feed_store = NULL;
+        goto out;
+    }
     if (cfg->serving && cfg->redis_url != NULL && cfg->redis_url[0] != '\0') {
         char url[400];
         if ((e = lk_shared_open(cfg->redis_url, &app->shared, ei)) != LK_OK)
@@ -296,6 +303,8 @@ void lk_app_close(struct lk_app *app)
     lk_node_free(app->node, app->store, clean);
     lk_keycache_free(app->cache);
     lk_counters_free(app->counters);
+    if (app->feed_store != app->store)
+        lk_store_close(app->feed_store);
     lk_store_close(app->store);
     lk_pepper_free(app->pepper);
     lk_throttle_free(app->login_by_email);

@@ -25,6 +25,10 @@ struct lk_throttle;
 
 struct lk_app {
     struct lk_store *store;
+    /* The feed's own handle on the same database when serving (else the same as
+     * store): its reads of the log never queue behind the recorder's writes on
+     * store's connection (docs/internals/feed.md). */
+    struct lk_store *feed_store;
     struct lk_counters *counters;
     struct lk_shared *shared; /* counters shared by every node (Redis); NULL: none */
     bool fail_open_rate_limits;

@@ -17,6 +17,7 @@
 
 struct lk_feed {
     struct lk_app *app;
+    struct lk_store *store; /* the log's reads: app->feed_store */
     bool follow;
     int64_t stale_after_ms;
     pthread_mutex_t mu; /* one catch-up at a time: the cache has one writer */
@@ -77,9 +78,9 @@ static enum lk_err snapshot(struct lk_feed *f)
     int64_t head = 0;
     enum lk_err e;
 
-    if ((e = lk_store_changes_head(app->store, &head)) != LK_OK ||
-        (e = lk_store_ws_list(app->store, load_ws, app)) != LK_OK ||
-        (e = lk_store_key_scan(app->store, load_key, app->cache)) != LK_OK)
+    if ((e = lk_store_changes_head(f->store, &head)) != LK_OK ||
+        (e = lk_store_ws_list(f->store, load_ws, app)) != LK_OK ||
+        (e = lk_store_key_scan(f->store, LK_KEY_COLS_CACHE, load_key, app->cache)) != LK_OK)
         return e;
     lk_keycache_fit(app->cache);
     f->applied = head;
@@ -110,13 +111,13 @@ static enum lk_err apply(struct lk_feed *f, const struct lk_change_row *c)
 
     switch (c->kind) {
     case LK_CHANGE_KEY:
-        e = lk_store_key_get_by_rowid(app->store, c->key_rowid, &k);
+        e = lk_store_key_get_by_rowid(f->store, c->key_rowid, &k);
         if (e == LK_OK)
             lk_keycache_put(app->cache, &k);
         lk_key_row_release(&k);
         return e == LK_ERR_NOT_FOUND ? LK_OK : e;
     case LK_CHANGE_WORKSPACE:
-        e = lk_store_ws_get(app->store, c->ref_id, &w);
+        e = lk_store_ws_get(f->store, c->ref_id, &w);
         if (e == LK_OK)
             apply_ws(app, &w);
         return e == LK_ERR_NOT_FOUND ? LK_OK : e;
@@ -141,7 +142,7 @@ static enum lk_err catch_up(struct lk_feed *f)
             break;
         }
         b->n = 0;
-        if ((e = lk_store_changes_since(f->app->store, f->applied, BATCH, collect, b)) != LK_OK)
+        if ((e = lk_store_changes_since(f->store, f->applied, BATCH, collect, b)) != LK_OK)
             break;
         if (b->n > 0)
             note_head(f, b->rows[b->n - 1].seq);
@@ -196,7 +197,7 @@ static void *feed_main(void *arg)
         pthread_mutex_unlock(&f->mu);
         if (atomic_load(&f->stopping))
             break;
-        if (e != LK_OK || lk_store_changes_wait(f->app->store, LK_FEED_POLL_MS) != LK_OK)
+        if (e != LK_OK || lk_store_changes_wait(f->store, LK_FEED_POLL_MS) != LK_OK)
             pause_ms(LK_FEED_POLL_MS);
     }
     lk_keycache_thread_offline();
@@ -211,6 +212,7 @@ enum lk_err lk_feed_open(struct lk_app *app, bool follow, int64_t stale_after_ms
     enum lk_err e;
 
     f->app = app;
+    f->store = app->feed_store != NULL ? app->feed_store : app->store;
     f->follow = follow;
     f->stale_after_ms = stale_after_ms > 0 ? stale_after_ms : LK_FEED_STALE_DEFAULT_MS;
     pthread_mutex_init(&f->mu, NULL);

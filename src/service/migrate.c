@@ -417,7 +417,7 @@ static enum lk_err copy_all(struct lk_store *dst, void *arg)
     if ((e = scanned(c, lk_store_session_scan(c->src, copy_session, c), "sessions")) != LK_OK ||
         (e = scanned(c, lk_store_invitation_scan(c->src, copy_invitation, c), "invitations")) !=
             LK_OK ||
-        (e = scanned(c, lk_store_key_scan(c->src, copy_key, c), "keys")) != LK_OK ||
+        (e = scanned(c, lk_store_key_scan(c->src, LK_KEY_COLS_ALL, copy_key, c), "keys")) != LK_OK ||
         (e = scanned(c, flush_keys(c) ? c->e : LK_OK, "keys")) != LK_OK)
         return e;
     if (c->n_keys > 1)

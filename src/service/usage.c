@@ -38,6 +38,11 @@ void lk_usage_touch(struct lk_usage *u, const struct lk_ckey *k, int64_t now)
     /* Most verifications of a busy key land in the same second: no write at all. */
     if (prev >= now || !atomic_compare_exchange_strong(lu, &prev, now))
         return;
+    /* The store's copy moves once a minute: with keys checked at random from a
+     * large set, a write a key a second rewrote most of the keys table's pages
+     * every second (docs/internals/store.md). */
+    if (prev > 0 && prev / LK_LAST_USED_STEP_S == now / LK_LAST_USED_STEP_S)
+        return;
     pthread_mutex_lock(&u->mu);
     if (u->npending == u->cap && u->cap < LK_USAGE_MAX_PENDING) {
         u->cap = u->cap ? u->cap * 2 : 1024;
@@ -66,9 +71,8 @@ static enum lk_err write_txn(struct lk_store *s, void *arg)
 
     if ((e = lk_store_keys_touch(s, w->t, w->nt)) != LK_OK)
         return e;
-    for (size_t i = 0; i < b->rows.n; i++)
-        if ((e = lk_store_counter_add(s, b->rows.kinds[i], &b->rows.rows[i])) != LK_OK)
-            return e;
+    if ((e = lk_store_counters_add(s, b->rows.kinds, b->rows.rows, b->rows.n)) != LK_OK)
+        return e;
     for (size_t i = 0; i < b->nspends; i++) {
         struct lk_ledger_row r = {.amount = b->spends[i].amount,
                                   .period = w->now - w->now % 3600};
@@ -88,6 +92,33 @@ static enum lk_err write_txn(struct lk_store *s, void *arg)
             return e;
     }
     return LK_OK;
+}
+
+static int by_rowid(const void *a, const void *b)
+{
+    const struct lk_touch *x = a, *y = b;
+
+    if (x->rowid != y->rowid)
+        return x->rowid < y->rowid ? -1 : 1;
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+/* In rowid order, each key once with its latest time: the store's updates walk
+ * the keys table forwards, a page once, instead of jumping about it. */
+static size_t coalesce(struct lk_touch *t, size_t n)
+{
+    size_t out = 0;
+
+    if (n == 0)
+        return 0;
+    qsort(t, n, sizeof(*t), by_rowid);
+    for (size_t i = 1; i < n; i++) {
+        if (t[i].rowid == t[out].rowid)
+            t[out].at = t[i].at; /* sorted: the later time */
+        else
+            t[++out] = t[i];
+    }
+    return out + 1;
 }
 
 static enum lk_err write_batch(struct lk_usage *u, struct lk_counters_batch *b, const struct lk_touch *t,
@@ -124,6 +155,7 @@ static enum lk_err flush(struct lk_usage *u, bool patient)
     u->pending = NULL;
     u->npending = u->cap = 0;
     pthread_mutex_unlock(&u->mu);
+    n = coalesce(touches, n);
     lk_counters_take_batch(u->app->counters, &b);
     if ((e = write_batch(u, &b, touches, n, patient, now)) != LK_OK) {
         /* Last-used times only move forward and are best effort: not kept. */

@@ -7,7 +7,8 @@
  * lk_usage_free() writes what is left, so a clean stop loses nothing.
  *
  * The hot path only touches atomics and, at most once per key per second,
- * appends to a buffer or a dirty list.
+ * updates its last-used time in memory; at most once a key a minute it appends
+ * that time to a buffer for the store.
  *
  * Thread safety: lk_usage_touch() is safe from any thread.
  */
@@ -22,6 +23,10 @@
 #define LK_USAGE_FLUSH_MS 1000
 #define LK_USAGE_MAX_PENDING 1000000 /* touches held between flushes; more are merged later */
 #define LK_USAGE_KEEP_S (90 * 86400) /* usage is kept this long */
+/* A key's stored last-used time is written when a check falls in a later minute
+ * than the one it was last written in: at most once a minute a key, so it is at
+ * most this far behind the last check (this node's memory has it to the second). */
+#define LK_LAST_USED_STEP_S 60
 
 struct lk_usage;
 struct lk_app;

@@ -172,11 +172,12 @@ enum lk_err lk_store_key_list(struct lk_store *s, const char *ws_id,
 
     return timed(t0, s->ops->key_list(s, ws_id, f, cb, arg));
 }
-enum lk_err lk_store_key_scan(struct lk_store *s, lk_key_row_cb cb, void *arg)
+enum lk_err lk_store_key_scan(struct lk_store *s, enum lk_key_cols cols, lk_key_row_cb cb,
+                              void *arg)
 {
     uint64_t t0 = lk_stats_now_ns();
 
-    return timed(t0, s->ops->key_scan(s, cb, arg));
+    return timed(t0, s->ops->key_scan(s, cols, cb, arg));
 }
 enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, size_t n)
 {
@@ -328,6 +329,13 @@ enum lk_err lk_store_counter_add(struct lk_store *s, enum lk_counter_kind kind,
     uint64_t t0 = lk_stats_now_ns();
 
     return timed(t0, s->ops->counter_add(s, kind, r));
+}
+enum lk_err lk_store_counters_add(struct lk_store *s, const enum lk_counter_kind *kinds,
+                                  const struct lk_counter_row *rows, size_t n)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->counters_add(s, kinds, rows, n));
 }
 enum lk_err lk_store_counter_raise(struct lk_store *s, enum lk_counter_kind kind,
                                    const struct lk_counter_row *r)

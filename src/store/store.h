@@ -128,7 +128,9 @@ struct lk_audit_event {
     struct lk_audit_row row;
 };
 
-/* Called once per row; return 0 to go on, nonzero to stop. The row is borrowed. */
+/* Called once per row; return 0 to go on, nonzero to stop. The row is borrowed:
+ * it and its strings (a key's permissions and meta too) are valid during the
+ * call only; keep a copy (lk_key_row_copy) to use it after. */
 typedef int (*lk_key_row_cb)(void *arg, const struct lk_key_row *row);
 typedef int (*lk_ws_row_cb)(void *arg, const struct lk_ws_row *row);
 typedef int (*lk_member_row_cb)(void *arg, const struct lk_member_row *row);
@@ -234,8 +236,16 @@ enum lk_err lk_store_key_get(struct lk_store *s, const char *ws_id, const char *
 /* Keys of a workspace, newest first, as the filter says. */
 enum lk_err lk_store_key_list(struct lk_store *s, const char *ws_id,
                               const struct lk_key_filter *f, lk_key_row_cb cb, void *arg);
-/* Every key of every workspace (to fill the cache at start). */
-enum lk_err lk_store_key_scan(struct lk_store *s, lk_key_row_cb cb, void *arg);
+/* What a scan of every key reads of each. */
+enum lk_key_cols {
+    LK_KEY_COLS_ALL = 0, /* the whole row (a copy of the database) */
+    /* what the key cache keeps: meta, hint and created_by are "", created_at 0
+     * (a million keys start faster without reading them) */
+    LK_KEY_COLS_CACHE,
+};
+/* Every key of every workspace, in rowid order (to fill the cache at start). */
+enum lk_err lk_store_key_scan(struct lk_store *s, enum lk_key_cols cols, lk_key_row_cb cb,
+                              void *arg);
 /* Records last-used times, never moving one backwards; one transaction. */
 enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, size_t n);
 
@@ -331,6 +341,11 @@ enum lk_err lk_store_ledger_list(struct lk_store *s, const char *ws_id, int64_t 
 /* Adds r's counts to the stored ones. */
 enum lk_err lk_store_counter_add(struct lk_store *s, enum lk_counter_kind kind,
                                  const struct lk_counter_row *r);
+/* lk_store_counter_add for n rows at once (kinds[i] is rows[i]'s kind), as a few
+ * statements where the backend can: rows for the same counter may repeat, and
+ * their counts add up as if written one by one. */
+enum lk_err lk_store_counters_add(struct lk_store *s, const enum lk_counter_kind *kinds,
+                                  const struct lk_counter_row *rows, size_t n);
 /* Raises the stored counts to r's where they are lower: a count known exactly
  * elsewhere (the counter file) written again, so writing it twice is harmless. */
 enum lk_err lk_store_counter_raise(struct lk_store *s, enum lk_counter_kind kind,

@@ -29,7 +29,8 @@ struct lk_store_ops {
                            struct lk_key_row *out);
     enum lk_err (*key_list)(struct lk_store *s, const char *ws_id, const struct lk_key_filter *f,
                             lk_key_row_cb cb, void *arg);
-    enum lk_err (*key_scan)(struct lk_store *s, lk_key_row_cb cb, void *arg);
+    enum lk_err (*key_scan)(struct lk_store *s, enum lk_key_cols cols, lk_key_row_cb cb,
+                            void *arg);
     enum lk_err (*keys_touch)(struct lk_store *s, const struct lk_touch *t, size_t n);
     enum lk_err (*audit_insert)(struct lk_store *s, const struct lk_audit_row *a);
     enum lk_err (*audit_list)(struct lk_store *s, const char *ws_id,
@@ -69,6 +70,8 @@ struct lk_store_ops {
                                lk_ledger_cb cb, void *arg);
     enum lk_err (*counter_add)(struct lk_store *s, enum lk_counter_kind kind,
                                const struct lk_counter_row *r);
+    enum lk_err (*counters_add)(struct lk_store *s, const enum lk_counter_kind *kinds,
+                                const struct lk_counter_row *rows, size_t n);
     enum lk_err (*counter_raise)(struct lk_store *s, enum lk_counter_kind kind,
                                  const struct lk_counter_row *r);
     enum lk_err (*counter_scan)(struct lk_store *s, enum lk_counter_kind kind, int64_t key_rowid,

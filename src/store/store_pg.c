@@ -236,6 +236,11 @@ static const char *const migrations[] = {
     "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"          \
     " expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"   \
     " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by"
+/* KEY_COLS in the same places, with constants for what the cache does not keep */
+#define KEY_COLS_CACHE                                                                             \
+    "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"             \
+    " expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"            \
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, ''"
 #define CHANGE_COLS "seq, kind, key_rowid, ref_id, workspace_id, at"
 
 struct pg_store {
@@ -916,7 +921,10 @@ static void read_ws(PGresult *r, int i, struct lk_ws_row *w)
     w->test_quota = col_i64(r, i, 8, -1);
 }
 
-static void read_key(PGresult *r, int i, struct lk_key_row *k)
+/* With `view`, permissions and meta point into the result (valid until it is
+ * cleared; never released): a scan allocates nothing a row. A NULL is "" (the
+ * result's own empty string for a null field). */
+static void read_key_as(PGresult *r, int i, struct lk_key_row *k, bool view)
 {
     memset(k, 0, sizeof(*k));
     k->rowid = col_i64(r, i, 0, 0);
@@ -925,8 +933,8 @@ static void read_key(PGresult *r, int i, struct lk_key_row *k)
     col_text(r, i, 3, k->name, sizeof(k->name));
     k->env = col_i64(r, i, 4, 0) == LK_ENV_TEST ? LK_ENV_TEST : LK_ENV_LIVE;
     k->kind = (enum lk_key_kind)col_i64(r, i, 5, 0);
-    k->permissions = col_dup(r, i, 6);
-    k->meta = col_dup(r, i, 7);
+    k->permissions = view ? PQgetvalue(r, i, 6) : col_dup(r, i, 6);
+    k->meta = view ? PQgetvalue(r, i, 7) : col_dup(r, i, 7);
     col_text(r, i, 8, k->hint, sizeof(k->hint));
     k->enabled = col_i64(r, i, 9, 0) != 0;
     k->expires_at = col_i64(r, i, 10, 0);
@@ -945,6 +953,11 @@ static void read_key(PGresult *r, int i, struct lk_key_row *k)
         k->prev_until = col_i64(r, i, 21, 0);
     }
     col_text(r, i, 22, k->created_by, sizeof(k->created_by));
+}
+
+static void read_key(PGresult *r, int i, struct lk_key_row *k)
+{
+    read_key_as(r, i, k, false);
 }
 
 /* --- open, close, transactions --------------------------------------------------------- */
@@ -1389,10 +1402,9 @@ static int row_key_cb(PGresult *r, int i, void *arg)
 {
     struct key_cb *c = arg;
     struct lk_key_row k;
-    read_key(r, i, &k);
-    int stop = c->cb(c->arg, &k);
-    lk_key_row_release(&k);
-    return stop;
+
+    read_key_as(r, i, &k, true);
+    return c->cb(c->arg, &k);
 }
 
 static enum lk_err pg_key_list(struct lk_store *base, const char *ws_id,
@@ -1437,11 +1449,10 @@ static int row_key_page(PGresult *r, int i, void *arg)
     struct key_page *pg = arg;
     struct lk_key_row k;
 
-    read_key(r, i, &k);
+    read_key_as(r, i, &k, true);
     pg->last = k.rowid;
     pg->rows++;
     pg->stopped = pg->cb(pg->arg, &k) != 0;
-    lk_key_row_release(&k);
     return pg->stopped;
 }
 
@@ -1449,34 +1460,87 @@ static int row_key_page(PGresult *r, int i, void *arg)
  * no transaction held open across pages): a key committed meanwhile may or
  * may not be in the scan, which the feed covers by reading the log from a head
  * taken before it (docs/internals/feed.md). */
-static enum lk_err pg_key_scan(struct lk_store *base, lk_key_row_cb cb, void *arg)
+static enum lk_err pg_key_scan(struct lk_store *base, enum lk_key_cols cols, lk_key_row_cb cb,
+                               void *arg)
 {
+    static const char *const sql[] = {
+        [LK_KEY_COLS_ALL] = "SELECT " KEY_COLS " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+        [LK_KEY_COLS_CACHE] =
+            "SELECT " KEY_COLS_CACHE " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+    };
     struct key_page pg = {cb, arg, 0, 0, false};
     enum lk_err e;
 
     do {
         pg.rows = 0;
-        e = read_stmt(PG(base),
-                      "SELECT " KEY_COLS " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
-                      false, row_key_page, &pg, "scan keys", "ii", pg.last, (int64_t)SCAN_PAGE);
+        e = read_stmt(PG(base), sql[cols == LK_KEY_COLS_CACHE], false, row_key_page, &pg,
+                      "scan keys", "ii", pg.last, (int64_t)SCAN_PAGE);
     } while (e == LK_OK && !pg.stopped && pg.rows == SCAN_PAGE);
     return e;
 }
 
-/* The rowids or times of t as an array literal ("{1,2,3}"): numbers, nothing to quote. */
+/* An array literal ("{1,2,3}", "{\"ws_a\"}") built element by element. */
+struct arr {
+    char *p;
+    size_t len, cap;
+};
+
+static void arr_put(struct arr *a, const char *s, size_t n)
+{
+    if (a->len + n + 2 > a->cap) {
+        a->cap = (a->len + n + 2) * 2;
+        a->p = realloc(a->p, a->cap);
+        lk_assert(a->p != NULL);
+    }
+    memcpy(a->p + a->len, s, n);
+    a->len += n;
+    a->p[a->len] = '\0';
+}
+
+static void arr_sep(struct arr *a)
+{
+    arr_put(a, a->len == 0 ? "{" : ",", 1);
+}
+
+static void arr_i64(struct arr *a, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+
+    arr_sep(a);
+    arr_put(a, num, (size_t)n);
+}
+
+/* A text element, quoted: only a backslash and a double quote need escaping. */
+static void arr_text(struct arr *a, const char *t)
+{
+    arr_sep(a);
+    arr_put(a, "\"", 1);
+    for (; *t; t++) {
+        if (*t == '\\' || *t == '"')
+            arr_put(a, "\\", 1);
+        arr_put(a, t, 1);
+    }
+    arr_put(a, "\"", 1);
+}
+
+/* Closes the literal (an empty one is "{}"); the caller frees it. */
+static char *arr_end(struct arr *a)
+{
+    if (a->len == 0)
+        arr_put(a, "{", 1);
+    arr_put(a, "}", 1);
+    return a->p;
+}
+
+/* The rowids or times of t as an array literal: numbers, nothing to quote. */
 static char *i64_array(const struct lk_touch *t, size_t n, bool at)
 {
-    size_t cap = n * 21 + 3, len = 0;
-    char *out = lk_malloc(cap);
+    struct arr a = {0};
 
-    out[len++] = '{';
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(out + len, cap - len, "%s%lld", i > 0 ? "," : "",
-                                (long long)(at ? t[i].at : t[i].rowid));
-    lk_assert(len + 2 <= cap);
-    out[len++] = '}';
-    out[len] = '\0';
-    return out;
+        arr_i64(&a, at ? t[i].at : t[i].rowid);
+    return arr_end(&a);
 }
 
 /* One statement for the whole batch: a flush of many keys' last-used times is
@@ -1799,6 +1863,85 @@ static enum lk_err pg_counter_add(struct lk_store *base, enum lk_counter_kind ki
                           (int64_t)r->code, r->n);
     }
     return LK_ERR_INTERNAL;
+}
+
+#define COUNTER_ARRAYS 4 /* the most columns a kind has: usage's key, hour, code, count */
+
+/* One kind's rows of a batch, a statement for all: rows for the same counter are
+ * summed first (an upsert may not touch a row twice in one statement), and
+ * written in key order so two nodes' flushes lock shared rows in one order. */
+static enum lk_err counters_add_kind(struct pg_store *s, enum lk_counter_kind kind,
+                                     const enum lk_counter_kind *kinds,
+                                     const struct lk_counter_row *rows, size_t n)
+{
+    static const char *const sql[] = {
+        [LK_CTR_QUOTA] = "INSERT INTO quota_days(workspace_id, day, live, test)"
+                         " SELECT w, d, sum(l)::bigint, sum(t)::bigint FROM"
+                         " unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])"
+                         " AS u(w, d, l, t) GROUP BY w, d ORDER BY w, d"
+                         " ON CONFLICT(workspace_id, day) DO UPDATE"
+                         " SET live = quota_days.live + excluded.live,"
+                         " test = quota_days.test + excluded.test",
+        [LK_CTR_SPEND] = "INSERT INTO key_spend(key_rowid, day, spent)"
+                         " SELECT r, d, sum(v)::bigint FROM"
+                         " unnest($1::bigint[], $2::bigint[], $3::bigint[])"
+                         " AS u(r, d, v) GROUP BY r, d ORDER BY r, d"
+                         " ON CONFLICT(key_rowid, day) DO UPDATE"
+                         " SET spent = key_spend.spent + excluded.spent",
+        [LK_CTR_USAGE] = "INSERT INTO usage_hours(key_rowid, hour, code, count)"
+                         " SELECT r, h, c, sum(v)::bigint FROM"
+                         " unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])"
+                         " AS u(r, h, c, v) GROUP BY r, h, c ORDER BY r, h, c"
+                         " ON CONFLICT(key_rowid, hour, code) DO UPDATE"
+                         " SET count = usage_hours.count + excluded.count",
+    };
+    struct arr a[COUNTER_ARRAYS] = {{0}};
+    struct params p = {0};
+    size_t used = 0;
+    enum lk_err e;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct lk_counter_row *r = &rows[i];
+        if (kinds[i] != kind)
+            continue;
+        used++;
+        if (kind == LK_CTR_QUOTA)
+            arr_text(&a[0], r->workspace_id);
+        else
+            arr_i64(&a[0], r->key_rowid);
+        arr_i64(&a[1], r->period);
+        if (kind == LK_CTR_USAGE)
+            arr_i64(&a[2], r->code);
+        arr_i64(&a[kind == LK_CTR_USAGE ? 3 : 2], r->n);
+        if (kind == LK_CTR_QUOTA)
+            arr_i64(&a[3], r->n_test);
+    }
+    p.n = kind == LK_CTR_SPEND ? 3 : 4;
+    for (int i = 0; i < p.n; i++) {
+        p.types[i] = i == 0 && kind == LK_CTR_QUOTA ? 1009 : 1016; /* text[], int8[] */
+        p.vals[i] = arr_end(&a[i]);
+    }
+    e = LK_OK;
+    if (used > 0) {
+        pthread_mutex_lock(&s->mu);
+        e = write_p(s, sql[kind], false, NULL, "add counters", &p);
+        pthread_mutex_unlock(&s->mu);
+    }
+    for (int i = 0; i < COUNTER_ARRAYS; i++)
+        free(a[i].p);
+    return e;
+}
+
+/* A flush of a thousand keys is three round trips, not a thousand. */
+static enum lk_err pg_counters_add(struct lk_store *base, const enum lk_counter_kind *kinds,
+                                   const struct lk_counter_row *rows, size_t n)
+{
+    static const enum lk_counter_kind order[] = {LK_CTR_QUOTA, LK_CTR_SPEND, LK_CTR_USAGE};
+    enum lk_err e = LK_OK;
+
+    for (size_t i = 0; i < LK_ARRAY_LEN(order) && e == LK_OK; i++)
+        e = counters_add_kind(PG(base), order[i], kinds, rows, n);
+    return e;
 }
 
 static enum lk_err pg_counter_raise(struct lk_store *base, enum lk_counter_kind kind,
@@ -2222,6 +2365,7 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
     .ledger_add = pg_ledger_add,                                                                   \
     .ledger_list = pg_ledger_list,                                                                 \
     .counter_add = pg_counter_add,                                                                 \
+    .counters_add = pg_counters_add,                                                               \
     .counter_raise = pg_counter_raise,                                                             \
     .counter_scan = pg_counter_scan,                                                               \
     .counter_prune = pg_counter_prune,                                                             \

@@ -178,6 +178,7 @@ enum stmt_id {
     ST_KEY_UPDATE,
     ST_KEY_GET,
     ST_KEY_SCAN,
+    ST_KEY_SCAN_CACHE,
     ST_KEY_TOUCH,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
@@ -253,6 +254,11 @@ enum stmt_id {
     "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"         \
     " expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"  \
     " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by"
+/* KEY_COLS in the same places, with constants for what the cache does not keep */
+#define KEY_COLS_CACHE                                                                             \
+    "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"            \
+    " expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"           \
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, ''"
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_WS_INSERT] = "INSERT INTO workspaces(id, name, key_prefix, key_format, is_operator, "
@@ -270,6 +276,7 @@ static const char *const stmt_sql[ST__COUNT] = {
                       "WHERE id = ?2 AND workspace_id = ?3",
     [ST_KEY_GET] = "SELECT " KEY_COLS " FROM keys WHERE workspace_id = ?1 AND id = ?2",
     [ST_KEY_SCAN] = "SELECT " KEY_COLS " FROM keys ORDER BY rowid",
+    [ST_KEY_SCAN_CACHE] = "SELECT " KEY_COLS_CACHE " FROM keys ORDER BY rowid",
     [ST_KEY_TOUCH] = "UPDATE keys SET last_used_at = ?2 WHERE rowid = ?1 AND "
                      "(last_used_at IS NULL OR last_used_at < ?2)",
     [ST_AUDIT_INSERT] = "INSERT INTO audit_events(workspace_id, actor, action, target, address, "
@@ -418,14 +425,29 @@ struct sqlite_store {
      * neither wait behind this process's writers nor see their uncommitted
      * rows; NULL for an in-memory database, which has no second connection. */
     struct sqlite_store *reader;
-    /* In-process wake-up: bumped after every commit of this process. */
-    pthread_mutex_t wake_mu;
-    pthread_cond_t wake_cv;
-    uint64_t wake_gen;
     int64_t data_version; /* the reader's last PRAGMA data_version */
 };
 
 #define SQ(s) ((struct sqlite_store *)(s))
+
+/* In-process wake-up, bumped after every commit of any store this process opened:
+ * the feed reads through a store of its own (service/app.c), and a commit of the
+ * main store must still end its wait at once. A store of another file waking
+ * too only costs that waiter one early read. */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv;
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+static uint64_t wake_gen;
+
+static void wake_init(void)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wake_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
 
 static enum lk_err fail(struct sqlite_store *s, int rc, const char *what)
 {
@@ -520,7 +542,16 @@ static void bind_key(sqlite3_stmt *st, const struct lk_key_row *k)
     sqlite3_bind_text(st, 23, k->created_by, -1, SQLITE_STATIC);
 }
 
-static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
+/* The column's text as the statement holds it: valid until the next step. */
+static char *col_view(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return (char *)(t ? t : (const unsigned char *)"");
+}
+
+/* With `view`, permissions and meta point into the statement (valid until its
+ * next step; never released): a scan of a million keys allocates nothing a row. */
+static void read_key_as(sqlite3_stmt *st, struct lk_key_row *k, bool view)
 {
     memset(k, 0, sizeof(*k));
     k->rowid = sqlite3_column_int64(st, 0);
@@ -529,8 +560,8 @@ static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
     col_text(st, 3, k->name, sizeof(k->name));
     k->env = sqlite3_column_int(st, 4) == LK_ENV_TEST ? LK_ENV_TEST : LK_ENV_LIVE;
     k->kind = (enum lk_key_kind)sqlite3_column_int(st, 5);
-    k->permissions = col_dup(st, 6);
-    k->meta = col_dup(st, 7);
+    k->permissions = view ? col_view(st, 6) : col_dup(st, 6);
+    k->meta = view ? col_view(st, 7) : col_dup(st, 7);
     col_text(st, 8, k->hint, sizeof(k->hint));
     k->enabled = sqlite3_column_int(st, 9) != 0;
     k->expires_at = col_opt_i64(st, 10, 0);
@@ -549,6 +580,11 @@ static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
         k->prev_until = sqlite3_column_int64(st, 21);
     }
     col_text(st, 22, k->created_by, sizeof(k->created_by));
+}
+
+static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
+{
+    read_key_as(st, k, false);
 }
 
 static void read_ws(sqlite3_stmt *st, struct lk_ws_row *w)
@@ -627,8 +663,6 @@ static void sq_close(struct lk_store *base)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
-    pthread_mutex_destroy(&s->wake_mu);
-    pthread_cond_destroy(&s->wake_cv);
     free(s);
 }
 
@@ -640,8 +674,6 @@ static enum lk_err open_reader(struct sqlite_store *s, const char *path, struct 
 
     r->base.ops = &lk__store_sqlite_ops;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_mutex_init(&r->wake_mu, NULL);
-    pthread_cond_init(&r->wake_cv, NULL);
     s->reader = r;
     if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK)
@@ -666,14 +698,7 @@ static enum lk_err sq_open(const char *url, struct lk_store **out, struct lk_err
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&s->mu, &attr);
     pthread_mutexattr_destroy(&attr);
-    pthread_mutex_init(&s->wake_mu, NULL);
-    {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&s->wake_cv, &ca);
-        pthread_condattr_destroy(&ca);
-    }
+    pthread_once(&wake_once, wake_init);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         e = lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s: %s", path,
@@ -742,12 +767,12 @@ static enum lk_err sq_begin_background(struct lk_store *base)
 }
 
 /* Wakes this process's change waiters once a commit is visible. */
-static void wake(struct sqlite_store *s)
+static void wake(void)
 {
-    pthread_mutex_lock(&s->wake_mu);
-    s->wake_gen++;
-    pthread_cond_broadcast(&s->wake_cv);
-    pthread_mutex_unlock(&s->wake_mu);
+    pthread_mutex_lock(&wake_mu);
+    wake_gen++;
+    pthread_cond_broadcast(&wake_cv);
+    pthread_mutex_unlock(&wake_mu);
 }
 
 static enum lk_err sq_commit(struct lk_store *base)
@@ -759,7 +784,7 @@ static enum lk_err sq_commit(struct lk_store *base)
         exec(s, "ROLLBACK");
     pthread_mutex_unlock(&s->mu);
     if (e == LK_OK)
-        wake(s);
+        wake();
     return e;
 }
 
@@ -949,16 +974,15 @@ out:
 }
 
 /* Steps st, handing each row to cb. Caller holds s->mu. */
+/* Each row to cb, as a view valid for the call only (store.h). */
 static enum lk_err each_key(struct sqlite_store *s, sqlite3_stmt *st, lk_key_row_cb cb, void *arg)
 {
     struct lk_key_row k;
     int rc;
 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        read_key(st, &k);
-        int stop = cb(arg, &k);
-        lk_key_row_release(&k);
-        if (stop)
+        read_key_as(st, &k, true);
+        if (cb(arg, &k))
             break;
     }
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? LK_OK : fail(s, rc, "read keys");
@@ -1004,14 +1028,15 @@ out:
     return e;
 }
 
-static enum lk_err sq_key_scan(struct lk_store *base, lk_key_row_cb cb, void *arg)
+static enum lk_err sq_key_scan(struct lk_store *base, enum lk_key_cols cols, lk_key_row_cb cb,
+                               void *arg)
 {
     struct sqlite_store *s = SQ(base);
     enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
     sqlite3_stmt *st;
 
     pthread_mutex_lock(&s->mu);
-    if ((st = stmt(s, ST_KEY_SCAN)) != NULL) {
+    if ((st = stmt(s, cols == LK_KEY_COLS_CACHE ? ST_KEY_SCAN_CACHE : ST_KEY_SCAN)) != NULL) {
         e = each_key(s, st, cb, arg);
         sqlite3_reset(st);
     }
@@ -1480,6 +1505,43 @@ static enum lk_err sq_counter_add(struct lk_store *base, enum lk_counter_kind ki
     return LK_ERR_INTERNAL;
 }
 
+struct ctr_ref {
+    enum lk_counter_kind kind;
+    const struct lk_counter_row *r;
+};
+
+static int ctr_order(const void *a, const void *b)
+{
+    const struct ctr_ref *x = a, *y = b;
+
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    if (x->r->key_rowid != y->r->key_rowid)
+        return x->r->key_rowid < y->r->key_rowid ? -1 : 1;
+    return (x->r->period > y->r->period) - (x->r->period < y->r->period);
+}
+
+/* A statement a row, in the caller's transaction, in key order: the upserts walk
+ * each counter table's index forwards instead of jumping about it. Sums do not
+ * depend on the order. */
+static enum lk_err sq_counters_add(struct lk_store *base, const enum lk_counter_kind *kinds,
+                                   const struct lk_counter_row *rows, size_t n)
+{
+    struct ctr_ref *refs;
+    enum lk_err e = LK_OK;
+
+    if (n == 0)
+        return LK_OK;
+    refs = lk_malloc(n * sizeof(*refs));
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (struct ctr_ref){kinds[i], &rows[i]};
+    qsort(refs, n, sizeof(*refs), ctr_order);
+    for (size_t i = 0; i < n && e == LK_OK; i++)
+        e = sq_counter_add(base, refs[i].kind, refs[i].r);
+    free(refs);
+    return e;
+}
+
 static enum lk_err sq_counter_raise(struct lk_store *base, enum lk_counter_kind kind,
                                     const struct lk_counter_row *r)
 {
@@ -1759,9 +1821,9 @@ static enum lk_err sq_changes_wait(struct lk_store *base, int timeout_ms)
     uint64_t gen;
     int left = timeout_ms;
 
-    pthread_mutex_lock(&s->wake_mu);
-    gen = s->wake_gen;
-    pthread_mutex_unlock(&s->wake_mu);
+    pthread_mutex_lock(&wake_mu);
+    gen = wake_gen;
+    pthread_mutex_unlock(&wake_mu);
     while (left > 0) {
         int slice = left < WAIT_POLL_MS ? left : WAIT_POLL_MS;
         bool woken;
@@ -1771,12 +1833,11 @@ static enum lk_err sq_changes_wait(struct lk_store *base, int timeout_ms)
         until.tv_nsec += (long)slice * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
-        pthread_mutex_lock(&s->wake_mu);
-        while (s->wake_gen == gen &&
-               pthread_cond_timedwait(&s->wake_cv, &s->wake_mu, &until) == 0)
+        pthread_mutex_lock(&wake_mu);
+        while (wake_gen == gen && pthread_cond_timedwait(&wake_cv, &wake_mu, &until) == 0)
             ;
-        woken = s->wake_gen != gen;
-        pthread_mutex_unlock(&s->wake_mu);
+        woken = wake_gen != gen;
+        pthread_mutex_unlock(&wake_mu);
         if (woken || other_commit(s))
             return LK_OK;
         left -= slice;
@@ -1935,6 +1996,7 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .ledger_add = sq_ledger_add,
     .ledger_list = sq_ledger_list,
     .counter_add = sq_counter_add,
+    .counters_add = sq_counters_add,
     .counter_raise = sq_counter_raise,
     .counter_scan = sq_counter_scan,
     .usage_scan_ws = sq_usage_scan_ws,

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from lkhelpers import assert_error, describe, expect_status
+from lkhelpers import assert_error, describe, expect_status, parse_time
 
 
 def poll(fn, timeout, what):
@@ -141,6 +141,39 @@ def test_last_used_at_is_recorded_and_kept(fresh_server):
     used = poll(lambda: w.get_key(k["id"])["last_used_at"], 2.5, "last_used_at")
     srv.restart()
     assert w.get_key(k["id"])["last_used_at"] == used
+
+
+def test_last_used_at_is_stored_once_a_minute_and_answered_to_the_second(clock_server):
+    """The node answers a key's last check to the second from memory; the store
+    is written when a check falls in a later minute than the stored one, so with
+    keys checked at random the writer does not rewrite the keys table every
+    second. After a kill -9 the stored time is at most a minute (and a flush)
+    behind the last check."""
+    srv = clock_server
+    srv.set_clock((int(time.time()) // 60 + 1) * 60 + 5)  # 5 s into a minute
+    w = srv.create_workspace()
+    k = w.create_key()
+
+    def stored():
+        rows = srv.sql(f"SELECT last_used_at FROM keys WHERE id = '{k['id']}'")
+        return int(rows[0][0] or 0)
+
+    expect_status(srv.verify({"key": k["secret"]}), 200)
+    first = poll(stored, 3, "the first check's time stored")
+    srv.advance_clock(20)
+    expect_status(srv.verify({"key": k["secret"]}), 200)
+    answered = parse_time(w.get_key(k["id"])["last_used_at"]) - first
+    assert 20 <= answered < 23, answered  # from memory, to the second
+    time.sleep(2.5)  # two flushes
+    assert stored() == first, "a check in the same minute rewrote the stored time"
+    srv.advance_clock(60)
+    expect_status(srv.verify({"key": k["secret"]}), 200)
+    later = poll(lambda: stored() > first and stored(), 3, "the next minute's check")
+    assert later - first >= 60
+    srv.kill9()
+    srv.start()
+    lost = srv.now() - parse_time(w.get_key(k["id"])["last_used_at"])
+    assert 0 <= lost < 61, lost
 
 
 def test_last_used_at_flushed_on_sigterm(fresh_server):

@@ -332,7 +332,7 @@ static void test_keys(void **state)
     assert_int_equal(ki.n, 1);
     assert_string_equal(ki.ids[0], "key_1");
     ki.n = 0;
-    assert_int_equal(lk_store_key_scan(st, add_key_id, &ki), LK_OK);
+    assert_int_equal(lk_store_key_scan(st, LK_KEY_COLS_ALL, add_key_id, &ki), LK_OK);
     assert_int_equal(ki.n, 2);
     assert_string_equal(ki.ids[0], "key_1"); /* by rowid */
 
@@ -714,6 +714,99 @@ static void test_counters(void **state)
     assert_int_equal(c.n, 0);
 }
 
+struct batch_arg {
+    const enum lk_counter_kind *kinds;
+    const struct lk_counter_row *rows;
+    size_t n;
+};
+
+static enum lk_err batch_txn(struct lk_store *s, void *arg)
+{
+    const struct batch_arg *b = arg;
+
+    return lk_store_counters_add(s, b->kinds, b->rows, b->n);
+}
+
+static struct lk_counter_row ctr(const char *ws, int64_t rowid, int64_t period, int code,
+                                 int64_t n, int64_t n_test)
+{
+    struct lk_counter_row r;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "%s", ws);
+    r.key_rowid = rowid;
+    r.period = period;
+    r.code = code;
+    r.n = n;
+    r.n_test = n_test;
+    return r;
+}
+
+/* A flush's batch: kinds mixed, the same counter several times in it, counters
+ * already stored; the result is what adding the rows one by one gives. */
+static void test_counters_batch_with_repeats(void **state)
+{
+    const int64_t hour = 1700000000 / 3600 * 3600;
+    struct lk_key_row k1, k2;
+    struct counters c = {0};
+
+    (void)state;
+    put_ws("ws_a");
+    put_ws("ws_\"q\\"); /* quoted in an array literal */
+    make_key(&k1, "key_1", "ws_a", 1);
+    make_key(&k2, "key_2", "ws_a", 2);
+    assert_int_equal(lk_store_key_insert(st, &k1), LK_OK);
+    assert_int_equal(lk_store_key_insert(st, &k2), LK_OK);
+    struct lk_counter_row first = ctr("", k1.rowid, hour, 0, 100, 0);
+    assert_int_equal(lk_store_counter_add(st, LK_CTR_USAGE, &first), LK_OK);
+    assert_int_equal(lk_store_counters_add(st, NULL, NULL, 0), LK_OK);
+
+    enum lk_counter_kind kinds[] = {LK_CTR_USAGE, LK_CTR_QUOTA, LK_CTR_USAGE, LK_CTR_SPEND,
+                                    LK_CTR_USAGE, LK_CTR_QUOTA, LK_CTR_SPEND, LK_CTR_QUOTA,
+                                    LK_CTR_USAGE};
+    struct lk_counter_row rows[] = {
+        ctr("", k1.rowid, hour, 0, 1, 0),       ctr("ws_a", 0, 19700, 0, 5, 1),
+        ctr("", k1.rowid, hour, 0, 2, 0),       ctr("", k2.rowid, 19700, 0, 1LL << 40, 0),
+        ctr("", k1.rowid, hour, 4, 3, 0),       ctr("ws_a", 0, 19700, 0, 6, 2),
+        ctr("", k2.rowid, 19700, 0, 7, 0),      ctr("ws_\"q\\", 0, 19700, 0, 9, 0),
+        ctr("", k2.rowid, hour + 3600, 0, 4, 0),
+    };
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, batch_txn,
+                                  &(struct batch_arg){kinds, rows, LK_ARRAY_LEN(rows)}),
+                     LK_OK);
+
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_USAGE, k1.rowid, 0, INT64_MAX, add_counter,
+                                           &c),
+                     LK_OK);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.rows[0].code, 0);
+    assert_int_equal(c.rows[0].n, 103);
+    assert_int_equal(c.rows[1].code, 4);
+    assert_int_equal(c.rows[1].n, 3);
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_USAGE, k2.rowid, 0, INT64_MAX, add_counter,
+                                           &c),
+                     LK_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rows[0].period, hour + 3600);
+    assert_int_equal(c.rows[0].n, 4);
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_SPEND, 0, 0, 100000, add_counter, &c),
+                     LK_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rows[0].n, (1LL << 40) + 7);
+    c.n = 0;
+    assert_int_equal(lk_store_counter_scan(st, LK_CTR_QUOTA, 0, 19700, 19701, add_counter, &c),
+                     LK_OK);
+    assert_int_equal(c.n, 2);
+    for (int i = 0; i < 2; i++) {
+        bool a = strcmp(c.rows[i].workspace_id, "ws_a") == 0;
+        assert_true(a || strcmp(c.rows[i].workspace_id, "ws_\"q\\") == 0);
+        assert_int_equal(c.rows[i].n, a ? 11 : 9);
+        assert_int_equal(c.rows[i].n_test, a ? 3 : 0);
+    }
+}
+
 /* --- audit ------------------------------------------------------------------------------------ */
 
 struct audit {
@@ -940,7 +1033,7 @@ static void test_txn_rollback_leaves_nothing(void **state)
     have_log = lk_store_changes_head(st, &h0) == LK_OK;
     assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_two_keys, NULL), LK_ERR_CONFLICT);
     assert_int_equal(lk_store_key_get(st, "ws_a", "key_t1", &got), LK_ERR_NOT_FOUND);
-    assert_int_equal(lk_store_key_scan(st, add_key_id, &ki), LK_OK);
+    assert_int_equal(lk_store_key_scan(st, LK_KEY_COLS_ALL, add_key_id, &ki), LK_OK);
     assert_int_equal(ki.n, 0);
     if (have_log) {
         int64_t h1 = -1;
@@ -1120,7 +1213,7 @@ static void test_keys_insert_in_bulk(void **state)
     lk_key_row_release(&got);
 
     /* the scan reads every key once, in rowid order, across its pages */
-    assert_int_equal(lk_store_key_scan(st, check_scan, &sc), LK_OK);
+    assert_int_equal(lk_store_key_scan(st, LK_KEY_COLS_ALL, check_scan, &sc), LK_OK);
     assert_int_equal(sc.n, BULK + 2);
     assert_true(sc.ordered);
 
@@ -1132,6 +1225,89 @@ static void test_keys_insert_in_bulk(void **state)
     assert_int_equal(lk_store_changes_head(st, &h1), LK_OK);
     assert_int_equal(h1, h0 + BULK);
     free(b.k);
+}
+
+/* Both scans, row by row: each key's whole row, and what a key cache keeps. */
+struct scan_pair {
+    struct lk_key_row whole[2];
+    int n;
+};
+
+static int keep_whole(void *arg, const struct lk_key_row *k)
+{
+    struct scan_pair *p = arg;
+
+    lk_key_row_copy(&p->whole[p->n++], k); /* the row is valid for the call only */
+    return 0;
+}
+
+static int compare_cached(void *arg, const struct lk_key_row *k)
+{
+    struct scan_pair *p = arg;
+    const struct lk_key_row *w = &p->whole[p->n++];
+
+    assert_int_equal(k->rowid, w->rowid);
+    assert_string_equal(k->id, w->id);
+    assert_string_equal(k->workspace_id, w->workspace_id);
+    assert_string_equal(k->name, w->name);
+    assert_int_equal(k->env, w->env);
+    assert_int_equal(k->kind, w->kind);
+    assert_string_equal(k->permissions, w->permissions);
+    assert_int_equal(k->enabled, w->enabled);
+    assert_int_equal(k->expires_at, w->expires_at);
+    assert_int_equal(k->revoked_at, w->revoked_at);
+    assert_int_equal(k->last_used_at, w->last_used_at);
+    assert_int_equal(k->rl_limit, w->rl_limit);
+    assert_int_equal(k->rl_window_s, w->rl_window_s);
+    assert_int_equal(k->daily_spend_cap, w->daily_spend_cap);
+    assert_memory_equal(k->digest, w->digest, LK_DIGEST_LEN);
+    assert_int_equal(k->pepper_id, w->pepper_id);
+    assert_int_equal(k->has_prev, w->has_prev);
+    if (k->has_prev) {
+        assert_memory_equal(k->prev_digest, w->prev_digest, LK_DIGEST_LEN);
+        assert_int_equal(k->prev_pepper_id, w->prev_pepper_id);
+        assert_int_equal(k->prev_until, w->prev_until);
+    }
+    /* what the cache does not keep is not read */
+    assert_string_equal(k->meta, "");
+    assert_string_equal(k->hint, "");
+    assert_string_equal(k->created_by, "");
+    return 0;
+}
+
+static void test_key_scan_for_the_cache(void **state)
+{
+    struct scan_pair p = {0};
+    struct lk_key_row a, b;
+
+    (void)state;
+    put_ws("ws_a");
+    make_key(&a, "key_1", "ws_a", 1);
+    a.expires_at = 1800000000;
+    a.rl_limit = 10;
+    a.rl_window_s = 60;
+    a.daily_spend_cap = 0;
+    snprintf(a.created_by, sizeof(a.created_by), "usr_1");
+    make_key(&b, "key_2", "ws_a", 2);
+    b.enabled = false;
+    b.revoked_at = 1700000500;
+    b.has_prev = true;
+    memset(b.prev_digest, 9, LK_DIGEST_LEN);
+    b.prev_pepper_id = 1;
+    b.prev_until = 1700000900;
+    assert_int_equal(lk_store_key_insert(st, &a), LK_OK);
+    assert_int_equal(lk_store_key_insert(st, &b), LK_OK);
+    struct lk_touch t = {a.rowid, 1700000600};
+    assert_int_equal(lk_store_keys_touch(st, &t, 1), LK_OK);
+    assert_int_equal(lk_store_key_scan(st, LK_KEY_COLS_ALL, keep_whole, &p), LK_OK);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.whole[0].meta, "{\"team\":\"x\"}");
+    assert_string_equal(p.whole[0].created_by, "usr_1");
+    p.n = 0;
+    assert_int_equal(lk_store_key_scan(st, LK_KEY_COLS_CACHE, compare_cached, &p), LK_OK);
+    assert_int_equal(p.n, 2);
+    for (int i = 0; i < 2; i++)
+        lk_key_row_release(&p.whole[i]);
 }
 
 /* --- nodes and leases -------------------------------------------------------------------- */
@@ -1308,6 +1484,7 @@ static const struct CMUnitTest tests[] = {
     T(test_credits_refuse_overdraft),
     T(test_ledger),
     T(test_counters),
+    T(test_counters_batch_with_repeats),
     T(test_audit_filters),
     T(test_change_log),
     T(test_changes_wait_wakes_on_another_commit),
@@ -1317,6 +1494,7 @@ static const struct CMUnitTest tests[] = {
     T(test_leases),
     T(test_failed_gets_leave_a_releasable_row),
     T(test_scans),
+    T(test_key_scan_for_the_cache),
 };
 
 int main(void)
