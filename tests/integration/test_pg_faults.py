@@ -136,7 +136,9 @@ def test_stopped_then_restarted_postgres(own_pg, pg_server):
     doc = poll(lambda: (lambda r: r.json() if r.status_code == 201 else None)(create_key(srv, ws)),
                timeout=30, what="a key created after PostgreSQL came back")
     after = doc["secret"]
-    r = expect_status(srv.get("/readyz"), 200)
+    # The feed follows the log over a connection of its own, which comes back on
+    # its own backoff (at most 5 s): until then /readyz says the cache is stale.
+    poll(lambda: srv.get("/readyz").status_code == 200, timeout=15, what="/readyz ready again")
     # and it was all stored: a restarted latchkey loads the same keys
     assert_kept(srv, before + [after])
     # the database password is in no log line

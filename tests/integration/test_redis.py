@@ -13,6 +13,7 @@ found again without restarting latchkey.
 """
 
 import contextlib
+import hashlib
 import shutil
 import subprocess
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import BIN, LatchkeyServer, _finish, _live_servers, free_port, poll
+from conftest import BIN, REPO, LatchkeyServer, _finish, _live_servers, free_port, poll
 from lkhelpers import HTTP_TIMEOUT, assert_error, describe, expect_status, metric
 
 SCRIPT = Path(__file__).resolve().parents[1] / "redis" / "redis-test.sh"
@@ -144,7 +145,8 @@ def code(node, secret, **body):
     r = verify(node, secret, **body)
     if r.status_code == 200:
         return r.json()["code"]
-    return f"http {r.status_code} {r.json().get('code')}"
+    body = r.json()
+    return f"http {r.status_code} {body.get('code') or body.get('error', {}).get('code')}"
 
 
 def alternate(nodes, secret, n, **body):
@@ -439,8 +441,15 @@ def test_a_flushed_script_cache_is_sent_again(cluster, redis):
     node = c.nodes[0]
     assert code(node, c.data["secret"]) == "valid"
     assert redis.cli("SCRIPT", "FLUSH") == "OK"
-    # Slices grow by doubling: within 40 checks at least one more refill runs.
-    assert alternate([node], c.data["secret"], 40) == ["valid"] * 40
+    sha = hashlib.sha1((REPO / "src/counters/reserve.lua").read_bytes()).hexdigest()
+    assert redis.cli("SCRIPT", "EXISTS", sha) == "0"
+    # Slices grow by doubling: within 40 checks at least one more refill runs,
+    # and it sends the script whole. (On a loaded machine a refill may pass its
+    # 250 ms bound and that check answers 503: never anything else.)
+    codes = alternate([node], c.data["secret"], 40)
+    assert set(codes) <= {"valid", "http 503 storage_unavailable"}, codes
+    assert codes.count("valid") >= 30, codes
+    assert redis.cli("SCRIPT", "EXISTS", sha) == "1", "the script was not sent again"
     assert "redis refused" not in node.stderr_text()
 
 
@@ -473,6 +482,8 @@ def test_a_killed_node_never_spends_its_old_slice_again(cluster):
     assert first == ["valid"] * 20
     a.kill9()
     a.start()
+    poll(lambda: a.get("/readyz").json().get("checks", {}).get("redis") == "ok",
+         timeout=15, what="the restarted node connected to Redis")
     rest = alternate([a, b], c.data["secret"], 300)
     passed = 20 + rest.count("valid")
     assert passed <= limit, passed
