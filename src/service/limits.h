@@ -17,6 +17,10 @@
 #include "service/app.h"
 
 /* What the answer reports besides the outcome. */
+/* lk_verify and lk_limits_apply always set has_rl, retry_after, has_cap,
+ * remaining_credits, need_lease and refill.parts; rl_* are meaningful only
+ * with has_rl, cap and spent_today only with has_cap, the rest of refill only
+ * with refill.parts (left unset otherwise: a check zeroes none of it). */
 struct lk_limits_info {
     bool has_rl;      /* a rate limit applies: the RateLimit-* headers */
     int64_t rl_limit, rl_remaining, rl_reset;
