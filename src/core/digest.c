@@ -127,6 +127,7 @@ SHANI static void shani_blocks(__m128i st[2], const uint8_t *p, size_t blocks)
 
     for (; blocks > 0; blocks--, p += 64) {
         __m128i m[4], save0 = s0, save1 = s1;
+#pragma GCC unroll 16
         for (int g = 0; g < 16; g++) {
             __m128i w;
             if (g < 4)
