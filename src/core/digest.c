@@ -164,8 +164,8 @@ SHANI static void sha256_shani(const uint8_t *p, size_t len, uint8_t out[LK_DIGE
         memcpy(tail, p + full * 64, rest);
     tail[rest] = 0x80;
     memset(tail + rest + 1, 0, n - rest - 9);
-    for (int i = 0; i < 8; i++)
-        tail[n - 1 - i] = (uint8_t)(bits >> (8 * i));
+    bits = __builtin_bswap64(bits); /* the length ends the padding, big-endian */
+    memcpy(tail + n - 8, &bits, 8);
     shani_blocks(st, tail, n / 64);
     explicit_bzero(tail, n); /* it held the secret's last bytes */
     /* Back to A B C D, E F G H, each word big-endian. */
