@@ -167,7 +167,7 @@ SHANI static void sha256_shani(const uint8_t *p, size_t len, uint8_t out[LK_DIGE
     bits = __builtin_bswap64(bits); /* the length ends the padding, big-endian */
     memcpy(tail + n - 8, &bits, 8);
     shani_blocks(st, tail, n / 64);
-    explicit_bzero(tail, n); /* it held the secret's last bytes */
+    explicit_bzero(tail, rest); /* the secret's last bytes; the rest is padding */
     /* Back to A B C D, E F G H, each word big-endian. */
     t = _mm_shuffle_epi32(st[0], 0x1b); /* lanes A B E F */
     efgh = _mm_shuffle_epi32(st[1], 0xb1); /* lanes G H C D */
