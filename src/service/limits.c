@@ -20,6 +20,15 @@ struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k)
     return st;
 }
 
+void lk_limits_prefetch(const struct lk_ckey *k)
+{
+    struct lk_kstate *st = atomic_load_explicit((_Atomic(struct lk_kstate *) *)&k->st,
+                                                memory_order_acquire);
+
+    if (st != NULL)
+        lk_counters_prefetch_key(st);
+}
+
 void lk_limits_count(struct lk_app *app, const struct lk_ckey *k, enum lk_err outcome,
                      int64_t now)
 {

@@ -66,6 +66,10 @@ enum lk_err lk_limits_refill(struct lk_app *app, const struct lk_limits_refill *
  * today's quota and day spend, unspent. */
 void lk_limits_give_back(struct lk_app *app);
 
+/* Starts loading key k's counters (if it has been checked before), for a
+ * check about to count: call right after the lookup. Inside the read lock. */
+void lk_limits_prefetch(const struct lk_ckey *k);
+
 /* Counts the outcome of a check of a known key for usage. */
 void lk_limits_count(struct lk_app *app, const struct lk_ckey *k, enum lk_err outcome,
                      int64_t now);

@@ -119,6 +119,8 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
         return LK_ERR_INVALID_KEY;
     }
     *key = k;
+    if (req->record)
+        lk_limits_prefetch(k); /* its misses overlap the checks below */
     e = check_key(k, req);
     if (!req->record)
         return e;
