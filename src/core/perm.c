@@ -54,19 +54,25 @@ bool lk_perm_covers(const char *granted, size_t glen, const char *needed, size_t
 
     if (is_all(granted, glen))
         return true;
-    /* Walk both segment by segment; the counts must agree. */
+    /* Walk both segment by segment, byte by byte (segments are a few bytes: a
+     * call to memcmp per segment cost more than the compare); the counts must
+     * agree. */
     for (;;) {
-        size_t ge = gi, ne = ni;
-        while (ge < glen && granted[ge] != ':')
-            ge++;
-        while (ne < nlen && needed[ne] != ':')
-            ne++;
-        bool wild = ge - gi == 1 && granted[gi] == '*';
-        if (!wild && (ge - gi != ne - ni || memcmp(granted + gi, needed + ni, ge - gi) != 0))
-            return false;
-        if (ge == glen || ne == nlen)
-            return ge == glen && ne == nlen;
-        gi = ge + 1;
-        ni = ne + 1;
+        if (gi < glen && granted[gi] == '*' && (gi + 1 == glen || granted[gi + 1] == ':')) {
+            gi++; /* a wildcard segment: any one needed segment */
+            while (ni < nlen && needed[ni] != ':')
+                ni++;
+        } else {
+            while (gi < glen && ni < nlen && granted[gi] != ':' && granted[gi] == needed[ni]) {
+                gi++;
+                ni++;
+            }
+            if (!(gi == glen || granted[gi] == ':') || !(ni == nlen || needed[ni] == ':'))
+                return false;
+        }
+        if (gi == glen || ni == nlen)
+            return gi == glen && ni == nlen;
+        gi++;
+        ni++;
     }
 }

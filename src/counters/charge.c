@@ -258,7 +258,10 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
     bool shared = r->shared != NULL, rl_local = !shared;
     enum lk_err e = LK_OK;
 
-    memset(info, 0, sizeof(*info));
+    /* Only what every caller reads; the rest is set under its flag (charge.h). */
+    info->has_rl = info->has_cap = info->need_lease = false;
+    info->retry_after = info->remaining_credits = 0;
+    info->refill.parts = 0;
     if (test)
         cost = 0; /* test keys spend nothing */
     if (cost == 0 && rl.limit <= 0 && (test || spend_cap < 0) &&

@@ -50,6 +50,10 @@ struct lk_charge_refill {
 };
 
 /* What the check found besides its outcome. */
+/* Set on every call: has_rl, retry_after, has_cap, remaining_credits,
+ * need_lease, refill.parts. The others only under their flag (rl_* with has_rl,
+ * cap and spent_today with has_cap, the rest of refill with refill.parts), so a
+ * check does not zero and copy what it never reads. */
 struct lk_charge_out {
     bool has_rl; /* a rate limit applies */
     int64_t rl_limit, rl_remaining, rl_reset;

@@ -653,6 +653,13 @@ static void roll_locked(struct lk_counters *c, struct lk_kstate *k, int64_t hour
     atomic_store(&k->count_hour, hour);
 }
 
+void lk_counters_prefetch_key(const struct lk_kstate *k)
+{
+    __builtin_prefetch(&k->counts, 1);
+    __builtin_prefetch(&k->count_hour, 1);
+    __builtin_prefetch(&k->queued, 1);
+}
+
 void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err outcome,
                        int64_t now)
 {

@@ -101,6 +101,10 @@ void lk_counters_set_quota(struct lk_wstate *ws, int64_t quota, int64_t test_quo
 void lk_counters_queue_ws(struct lk_counters *c, struct lk_wstate *ws);
 void lk_counters_queue_key(struct lk_counters *c, struct lk_kstate *k);
 
+/* Starts loading the lines of k that lk_counters_count writes, so that their
+ * cache misses overlap the state and permission checks that come first. */
+void lk_counters_prefetch_key(const struct lk_kstate *k);
+
 /* Counts one outcome of key k for usage. */
 void lk_counters_count(struct lk_counters *c, struct lk_kstate *k, enum lk_err outcome,
                        int64_t now);

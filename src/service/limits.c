@@ -20,6 +20,15 @@ struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k)
     return st;
 }
 
+void lk_limits_prefetch(const struct lk_ckey *k)
+{
+    struct lk_kstate *st = atomic_load_explicit((_Atomic(struct lk_kstate *) *)&k->st,
+                                                memory_order_acquire);
+
+    if (st != NULL)
+        lk_counters_prefetch_key(st);
+}
+
 void lk_limits_count(struct lk_app *app, const struct lk_ckey *k, enum lk_err outcome,
                      int64_t now)
 {
@@ -67,19 +76,25 @@ enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t
     enum lk_err e = lk_charge(app->counters, k->ws, lk_limits_state(app, k), &r, &o);
     const struct lk_charge_refill *f = &o.refill;
 
-    *info = (struct lk_limits_info){
-        .has_rl = o.has_rl,
-        .rl_limit = o.rl_limit,
-        .rl_remaining = o.rl_remaining,
-        .rl_reset = o.rl_reset,
-        .retry_after = o.retry_after,
-        .has_cap = o.has_cap,
-        .cap = o.cap,
-        .spent_today = o.spent_today,
-        .remaining_credits = o.remaining_credits,
-        .need_lease = o.need_lease,
-        .refill = {f->parts, f->key_rowid, f->cost, f->rl_limit, f->rl_window_s, f->quota,
-                   f->spend_cap, f->test, f->ws, f->st},
-    };
+    /* Field by field, under the flags that make them meaningful (limits.h). */
+    info->has_rl = o.has_rl;
+    info->retry_after = o.retry_after;
+    info->has_cap = o.has_cap;
+    info->remaining_credits = o.remaining_credits;
+    info->need_lease = o.need_lease;
+    info->refill.parts = f->parts;
+    if (o.has_rl) {
+        info->rl_limit = o.rl_limit;
+        info->rl_remaining = o.rl_remaining;
+        info->rl_reset = o.rl_reset;
+    }
+    if (o.has_cap) {
+        info->cap = o.cap;
+        info->spent_today = o.spent_today;
+    }
+    if (f->parts != 0)
+        info->refill = (struct lk_limits_refill){f->parts, f->key_rowid, f->cost, f->rl_limit,
+                                                 f->rl_window_s, f->quota, f->spend_cap,
+                                                 f->test, f->ws, f->st};
     return e;
 }

@@ -17,6 +17,10 @@
 #include "service/app.h"
 
 /* What the answer reports besides the outcome. */
+/* lk_verify and lk_limits_apply always set has_rl, retry_after, has_cap,
+ * remaining_credits, need_lease and refill.parts; rl_* are meaningful only
+ * with has_rl, cap and spent_today only with has_cap, the rest of refill only
+ * with refill.parts (left unset otherwise: a check zeroes none of it). */
 struct lk_limits_info {
     bool has_rl;      /* a rate limit applies: the RateLimit-* headers */
     int64_t rl_limit, rl_remaining, rl_reset;
@@ -61,6 +65,10 @@ enum lk_err lk_limits_refill(struct lk_app *app, const struct lk_limits_refill *
 /* At a clean stop: gives the shared counters back what this node holds of
  * today's quota and day spend, unspent. */
 void lk_limits_give_back(struct lk_app *app);
+
+/* Starts loading key k's counters (if it has been checked before), for a
+ * check about to count: call right after the lookup. Inside the read lock. */
+void lk_limits_prefetch(const struct lk_ckey *k);
 
 /* Counts the outcome of a check of a known key for usage. */
 void lk_limits_count(struct lk_app *app, const struct lk_ckey *k, enum lk_err outcome,

@@ -87,7 +87,10 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     enum lk_err e;
 
     *key = NULL;
-    memset(info, 0, sizeof(*info));
+    /* What every caller reads; the rest only under its flag (limits.h). */
+    info->has_rl = info->has_cap = info->need_lease = false;
+    info->retry_after = info->remaining_credits = 0;
+    info->refill.parts = 0;
     if (req->secret == NULL || req->len == 0)
         return LK_ERR_MISSING_KEY;
     /* An address that guessed too often learns nothing more, not even that a key
@@ -116,6 +119,8 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
         return LK_ERR_INVALID_KEY;
     }
     *key = k;
+    if (req->record)
+        lk_limits_prefetch(k); /* its misses overlap the checks below */
     e = check_key(k, req);
     if (!req->record)
         return e;

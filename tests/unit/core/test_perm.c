@@ -243,6 +243,53 @@ static void test_covers_uses_len(void **state)
     assert_false(lk_perm_covers("allx", 4, "a:b", 3));
 }
 
+/* The rule, spelled out: both split at ':' into the same number of segments,
+ * each granted segment "*" or equal to the needed one ("*" or "all" alone
+ * covers everything). */
+static bool covers_by_rule(const char *g, size_t glen, const char *n, size_t nlen)
+{
+    size_t gi = 0, ni = 0;
+
+    if ((glen == 1 && g[0] == '*') || (glen == 3 && memcmp(g, "all", 3) == 0))
+        return true;
+    for (;;) {
+        size_t ge = gi, ne = ni;
+        while (ge < glen && g[ge] != ':')
+            ge++;
+        while (ne < nlen && n[ne] != ':')
+            ne++;
+        if (!(ge - gi == 1 && g[gi] == '*') &&
+            (ge - gi != ne - ni || memcmp(g + gi, n + ni, ge - gi) != 0))
+            return false;
+        if (ge == glen || ne == nlen)
+            return ge == glen && ne == nlen;
+        gi = ge + 1;
+        ni = ne + 1;
+    }
+}
+
+/* Every pair of strings of up to five bytes over "ab*:", valid or not: the
+ * byte-by-byte walk answers as the rule does. */
+static void test_covers_agrees_with_the_rule(void **state)
+{
+    static const char al[] = "ab*:";
+    char g[5], n[5];
+
+    (void)state;
+    for (size_t gl = 0; gl <= 5; gl++)
+        for (unsigned gc = 0; gc < 1u << (2 * gl); gc++) {
+            for (size_t i = 0; i < gl; i++)
+                g[i] = al[(gc >> (2 * i)) & 3];
+            for (size_t nl = 0; nl <= 5; nl++)
+                for (unsigned nc = 0; nc < 1u << (2 * nl); nc++) {
+                    for (size_t i = 0; i < nl; i++)
+                        n[i] = al[(nc >> (2 * i)) & 3];
+                    if (lk_perm_covers(g, gl, n, nl) != covers_by_rule(g, gl, n, nl))
+                        fail_msg("'%.*s' covers '%.*s'?", (int)gl, g, (int)nl, n);
+                }
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_covers),          cmocka_unit_test(test_covers_reflexive),
         cmocka_unit_test(test_covers_uses_len),
         cmocka_unit_test(test_valid_agrees_with_the_rule),
+        cmocka_unit_test(test_covers_agrees_with_the_rule),
     };
     return cmocka_run_group_tests_name("core/perm", tests, NULL, NULL);
 }
