@@ -56,31 +56,56 @@ static bool per_ip_passes(struct lk_reqctx *rc, const struct lk_route_rule *rule
     return false;
 }
 
-/* The one value that headers a and b (two conventions for one thing) give, in
- * *out, or an empty view when neither is present. Returns false when they give
- * two different values, counting a header repeated with another value: nginx
- * passes a client's own X-Forwarded-* on beside the X-Original-* it sets, and a
- * check must not judge one request while the backend serves another. */
-static bool forwarded(h2o_req_t *req, const char *a, const char *b, h2o_iovec_t *out)
-{
-    size_t alen = strlen(a), blen = strlen(b);
+/* What one pass over the request headers finds: the method and URI the proxy
+ * forwarded, each under either convention (X-Forwarded-* or X-Original-*), and
+ * whether any method override header came. */
+struct fwd_heads {
+    h2o_iovec_t method, uri;
+    bool ambiguous; /* one of them given twice with different values */
+    bool override;  /* an X-HTTP-Method-Override or alike is present */
+};
 
-    *out = h2o_iovec_init(NULL, 0);
+/* Keeps v as the one value of *out; a second, different value is ambiguous:
+ * nginx passes a client's own X-Forwarded-* on beside the X-Original-* it sets,
+ * and a check must not judge one request while the backend serves another. */
+static void one_value(h2o_iovec_t *out, h2o_iovec_t v, bool *ambiguous)
+{
+    if (out->base != NULL && !h2o_memis(out->base, out->len, v.base, v.len))
+        *ambiguous = true;
+    *out = v;
+}
+
+#define IS(h, lit) h2o_memis((h)->name->base, (h)->name->len, H2O_STRLIT(lit))
+
+/* Method override headers: Express's method-override, Symfony, Laravel and
+ * ASP.NET serve a POST with X-HTTP-Method-Override: DELETE as a DELETE, which
+ * the rules never judged. */
+static bool is_override(const h2o_header_t *h)
+{
+    return IS(h, "x-http-method-override") || IS(h, "x-http-method") ||
+           IS(h, "x-method-override");
+}
+
+/* One pass: every header name is compared only with the names that have its
+ * length, and the long list of a proxied request is walked once, not thrice. */
+static void read_forwarded(h2o_req_t *req, struct fwd_heads *f)
+{
+    *f = (struct fwd_heads){{NULL, 0}, {NULL, 0}, false, false};
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *h = &req->headers.entries[i];
-        if (!h2o_memis(h->name->base, h->name->len, a, alen) &&
-            !h2o_memis(h->name->base, h->name->len, b, blen))
-            continue;
-        if (out->base != NULL && !h2o_memis(out->base, out->len, h->value.base, h->value.len))
-            return false;
-        *out = h->value;
+        if (h->name->len < sizeof("x-http-method") - 1 || h->name->base[0] != 'x')
+            continue; /* the shortest name looked for; all start with x */
+        if (IS(h, "x-forwarded-method") || IS(h, "x-original-method"))
+            one_value(&f->method, h->value, &f->ambiguous);
+        else if (IS(h, "x-forwarded-uri") || IS(h, "x-original-uri"))
+            one_value(&f->uri, h->value, &f->ambiguous);
+        else if (is_override(h))
+            f->override = true;
     }
-    return true;
 }
 
 /* True when the request carries a method override naming another method than
- * `method`: Express's method-override, Symfony, Laravel and ASP.NET serve a POST
- * with X-HTTP-Method-Override: DELETE as a DELETE, which the rules never judged. */
+ * `method`. */
 static bool same_word(h2o_iovec_t a, h2o_iovec_t b)
 {
     if (a.len != b.len)
@@ -93,15 +118,10 @@ static bool same_word(h2o_iovec_t a, h2o_iovec_t b)
 
 static bool overridden(h2o_req_t *req, h2o_iovec_t method)
 {
-    static const char *const names[] = {"x-http-method-override", "x-http-method",
-                                        "x-method-override"};
-
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *h = &req->headers.entries[i];
-        for (size_t n = 0; n < LK_ARRAY_LEN(names); n++)
-            if (h2o_memis(h->name->base, h->name->len, names[n], strlen(names[n])) &&
-                !same_word(h->value, method))
-                return true;
+        if (is_override(h) && !same_word(h->value, method))
+            return true;
     }
     return false;
 }
@@ -123,6 +143,7 @@ static int forward_auth(struct lk_reqctx *rc, const struct lk_route_rules *rules
 {
     h2o_req_t *req = rc->req;
     h2o_iovec_t method, uri, query, key;
+    struct fwd_heads f;
     struct lk_errinfo ei;
     const struct lk_route_rule *rule;
     char path[LK_FORWARD_PATH_MAX];
@@ -137,9 +158,11 @@ static int forward_auth(struct lk_reqctx *rc, const struct lk_route_rules *rules
     enum lk_err e;
 
     lk_errinfo_clear(&ei);
-    if (!forwarded(req, "x-forwarded-method", "x-original-method", &method) ||
-        !forwarded(req, "x-forwarded-uri", "x-original-uri", &uri))
+    read_forwarded(req, &f);
+    if (f.ambiguous)
         return ambiguous(rc);
+    method = f.method;
+    uri = f.uri;
     if (req->path.len > sizeof(PREFIX) - 1 && req->path.base[sizeof(PREFIX) - 1] == '/') {
         /* Envoy's form: the suffix is the original path and query, the method
          * the original method. Headers may repeat them, but not contradict. */
@@ -154,7 +177,7 @@ static int forward_auth(struct lk_reqctx *rc, const struct lk_route_rules *rules
     }
     if (method.base == NULL)
         method = req->method;
-    if (overridden(req, method)) {
+    if (f.override && overridden(req, method)) {
         lk_errinfo_set(&ei, LK_ERR_INSUFFICIENT_PERMISSIONS, "",
                        "The forwarded request is ambiguous: a method override header "
                        "(X-HTTP-Method-Override) names another method");

@@ -43,6 +43,9 @@ void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app)
     rc->req = req;
     rc->app = app;
     rc->now = lk_clock_now_s();
+    /* Room for a passing check's answer headers (identity, type, cache, id) in
+     * one pool allocation: grown from empty, h2o allocates twice and copies. */
+    h2o_vector_reserve(&req->pool, &req->res.headers, 8);
     new_request_id(rc->request_id);
     lk_accesslog_begin(req, rc->request_id);
     /* The one place the client is named: limits and audit all use it. */
