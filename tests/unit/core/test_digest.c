@@ -75,7 +75,7 @@ static void test_sha256_million_a(void **state)
     free(a);
 }
 
-/* lk_sha256 runs its own SHA-NI code where the CPU has it: held to OpenSSL's
+/* lk_sha256 (OpenSSL's low-level calls on a stack context) held to OpenSSL's
  * EVP SHA-256 at every length through three blocks and a bit (each padding
  * case: tail under 56 bytes, 56..63, whole blocks), from every alignment. */
 static void test_sha256_every_length(void **state)
