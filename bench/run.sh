@@ -42,6 +42,7 @@ command -v shuf >/dev/null 2>&1 || die "'shuf' (coreutils) not found"
 D=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-bench.XXXXXX")
 LK_PID=
 NGINX_PID=
+NULL_PID=
 WRK_PID=
 
 cleanup() {
@@ -59,6 +60,7 @@ cleanup() {
     stop_pid "$WRK_PID"
     stop_pid "$LK_PID"
     stop_pid "$NGINX_PID"
+    stop_pid "$NULL_PID"
     rm -rf -- "$D"
     exit "$rc"
 }
@@ -183,11 +185,6 @@ http {
     upstream latchkey { server 127.0.0.1:$LK_PORT; keepalive 64; }
     upstream nullauth { server 127.0.0.1:$NULL_AUTH_PORT; keepalive 64; }
 
-    # The do-nothing auth service: an empty 200.
-    server {
-        listen 127.0.0.1:$NULL_AUTH_PORT;
-        location / { return 200; }
-    }
     # nginx -> upstream
     server {
         listen 127.0.0.1:$GW_PLAIN_PORT;
@@ -209,6 +206,38 @@ http {
     }
 }
 EOF
+# The do-nothing auth service: an empty 200 from a process of its own, as an auth
+# service is (a location inside the gateway's own nginx would answer the
+# subrequest without a second process to wake), with as many workers as
+# latchkey has event loops.
+mkdir -p "$D/nullauth"
+cat >"$D/nullauth/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $LOOPS;
+pid $D/nullauth/nginx.pid;
+error_log $D/nullauth-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server_tokens off;
+    keepalive_timeout 65s;
+    keepalive_requests 100000000;
+    client_body_temp_path $D/nullauth/body;
+    proxy_temp_path $D/nullauth/proxy;
+    fastcgi_temp_path $D/nullauth/fastcgi;
+    uwsgi_temp_path $D/nullauth/uwsgi;
+    scgi_temp_path $D/nullauth/scgi;
+    server {
+        listen 127.0.0.1:$NULL_AUTH_PORT;
+        location / { return 200; }
+    }
+}
+EOF
+"$NGINX" -p "$D/nullauth" -e "$D/nullauth-error.log" -c "$D/nullauth/nginx.conf" \
+    >"$D/nullauth-stdout.log" 2>&1 &
+NULL_PID=$!
+wait_http "http://127.0.0.1:$NULL_AUTH_PORT/" "$NULL_PID" "the do-nothing auth service"
 "$NGINX" -t -p "$D/nginx" -e "$D/nginx-error.log" -c "$D/nginx/nginx.conf" >"$D/nginx-t.log" 2>&1 ||
     { cat "$D/nginx-t.log" >&2; die "generated nginx config does not pass 'nginx -t'"; }
 note "nginx on 127.0.0.1:$NGINX_PORT ($CORES workers)"
