@@ -167,3 +167,21 @@ run_wrk() {
     parse_wrk "$D/wrk-$name.txt" >"$D/res-$name.txt" ||
         die "could not parse wrk output for $name (see above)"
 }
+
+# nginx_http_common TMPDIR: the lines every benchmark nginx's http block starts
+# with: no access log, long keep-alive, every temporary path under TMPDIR (so
+# nothing under /etc or /var is touched).
+nginx_http_common() {
+    local t=$1
+    cat <<EOF
+    access_log off;
+    server_tokens off;
+    keepalive_timeout 65s;
+    keepalive_requests 100000000;
+    client_body_temp_path $t/body;
+    proxy_temp_path $t/proxy;
+    fastcgi_temp_path $t/fastcgi;
+    uwsgi_temp_path $t/uwsgi;
+    scgi_temp_path $t/scgi;
+EOF
+}

@@ -162,15 +162,7 @@ events {
 }
 
 http {
-    access_log off;
-    server_tokens off;
-    keepalive_timeout 65s;
-    keepalive_requests 100000000;
-    client_body_temp_path $D/nginx/tmp/body;
-    proxy_temp_path $D/nginx/tmp/proxy;
-    fastcgi_temp_path $D/nginx/tmp/fastcgi;
-    uwsgi_temp_path $D/nginx/tmp/uwsgi;
-    scgi_temp_path $D/nginx/tmp/scgi;
+$(nginx_http_common "$D/nginx/tmp")
 
     server {
         listen 127.0.0.1:$NGINX_PORT;
@@ -219,15 +211,7 @@ pid $D/nullauth/nginx.pid;
 error_log $D/nullauth-error.log warn;
 events { worker_connections 1024; }
 http {
-    access_log off;
-    server_tokens off;
-    keepalive_timeout 65s;
-    keepalive_requests 100000000;
-    client_body_temp_path $D/nullauth/body;
-    proxy_temp_path $D/nullauth/proxy;
-    fastcgi_temp_path $D/nullauth/fastcgi;
-    uwsgi_temp_path $D/nullauth/uwsgi;
-    scgi_temp_path $D/nullauth/scgi;
+$(nginx_http_common "$D/nullauth")
     server {
         listen 127.0.0.1:$NULL_AUTH_PORT;
         location / { return 200; }

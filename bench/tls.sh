@@ -139,14 +139,7 @@ pid $D/nginx/nginx.pid;
 error_log $D/nginx-error.log warn;
 events { worker_connections 1024; }
 http {
-    access_log off;
-    server_tokens off;
-    keepalive_requests 100000000;
-    client_body_temp_path $D/nginx/tmp/body;
-    proxy_temp_path $D/nginx/tmp/proxy;
-    fastcgi_temp_path $D/nginx/tmp/fastcgi;
-    uwsgi_temp_path $D/nginx/tmp/uwsgi;
-    scgi_temp_path $D/nginx/tmp/scgi;
+$(nginx_http_common "$D/nginx/tmp")
     server {
         listen 127.0.0.1:$NG_PORT ssl http2;
         ssl_certificate $D/cert.pem;
