@@ -185,3 +185,16 @@ nginx_http_common() {
     scgi_temp_path $t/scgi;
 EOF
 }
+
+# nginx_preamble DIR WORKERS ERRLOG: the main context of a benchmark nginx, its
+# pid file in DIR, in the foreground so the script holds its pid.
+nginx_preamble() {
+    cat <<EOF
+daemon off;
+master_process on;
+worker_processes $2;
+pid $1/nginx.pid;
+error_log $3 warn;
+events { worker_connections 1024; }
+EOF
+}

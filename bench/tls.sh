@@ -133,11 +133,7 @@ NG_PORT=$(free_port)
 mkdir -p "$D/nginx/tmp"
 # `listen ... ssl http2` works on nginx 1.22 (Debian 12) and, with a warning, later.
 cat >"$D/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes $(nproc);
-pid $D/nginx/nginx.pid;
-error_log $D/nginx-error.log warn;
-events { worker_connections 1024; }
+$(nginx_preamble "$D/nginx" "$(nproc)" "$D/nginx-error.log")
 http {
 $(nginx_http_common "$D/nginx/tmp")
     server {
