@@ -130,7 +130,12 @@ static int open_app(const char *db, const char *pepper, const struct lk_config *
                                 .redis_fail_open_rate_limits =
                                     file->redis_fail_open_rate_limits == 1,
                                 .state_dir = state_dir,
-                                .feed_stale_after_ms = file->feed_stale_after_ms};
+                                .feed_stale_after_ms = file->feed_stale_after_ms,
+                                /* Only a server takes leak reports. */
+                                .leaks_github_keys_file =
+                                    serving ? file->leaks_github_keys_file : NULL,
+                                .leaks_report_secret_file =
+                                    serving ? file->leaks_report_secret_file : NULL};
     struct lk_errinfo ei;
 
     lk_errinfo_clear(&ei);

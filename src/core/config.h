@@ -18,6 +18,8 @@
  *   redis_fail_open_rate_limits = off     # on: rate limits per node while Redis is down
  *   state_dir   = /var/lib/latchkey/node  # this node's id and counters (--state-dir)
  *   feed_stale_after_ms = 1000            # verification answers 503 past this
+ *   leaks_github_keys_file = /etc/latchkey/github-keys.json  # GitHub secret scanning
+ *   leaks_report_secret_file = /etc/latchkey/leak-report.secret  # signed leak reports
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -62,6 +64,10 @@ struct lk_config {
     int redis_fail_open_rate_limits;    /* 1 on, 0 off (the default) */
     char state_dir[LK_CONFIG_MAX_VALUE]; /* "" : beside an SQLite file */
     int64_t feed_stale_after_ms;         /* 0 when not set */
+    /* Leak reports (docs/leaks.md): GitHub's secret scanning public keys, in
+     * GitHub's `public_keys` JSON; the generic report's HMAC secret. "" : none. */
+    char leaks_github_keys_file[LK_CONFIG_MAX_VALUE];
+    char leaks_report_secret_file[LK_CONFIG_MAX_VALUE];
 };
 
 /* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */

@@ -296,13 +296,20 @@ void lk_h_members_remove(struct lk_mreq *m)
 
 static int add_event(void *arg, const struct lk_audit_event *ev)
 {
-    return lk_page_add(
-        arg,
-        json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "id", (json_int_t)ev->id, "actor",
-                  ev->row.actor, "action", ev->row.action, "target", ev->row.target, "address",
-                  ev->row.address, "request_id", ev->row.request_id, "created_at",
-                  lk_render_time(ev->row.created_at)),
-        ev->id);
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "id", (json_int_t)ev->id, "actor",
+                          ev->row.actor, "action", ev->row.action, "target", ev->row.target,
+                          "address", ev->row.address, "request_id", ev->row.request_id,
+                          "created_at", lk_render_time(ev->row.created_at));
+    json_t *detail;
+
+    /* Only latchkey writes a detail, always an object; anything else is left out. */
+    if (ev->row.detail[0] != '\0' &&
+        (detail = json_loads(ev->row.detail, JSON_REJECT_DUPLICATES, NULL)) != NULL) {
+        if (json_is_object(detail))
+            json_object_set(o, "detail", detail);
+        json_decref(detail);
+    }
+    return lk_page_add(arg, o, ev->id);
 }
 
 static bool audit_bad(struct lk_mreq *m, const char *field, const char *what)

@@ -61,5 +61,8 @@ void lk_h_credits_get(struct lk_mreq *m);
 void lk_h_credits_top_up(struct lk_mreq *m);
 void lk_h_keys_usage(struct lk_mreq *m);
 void lk_h_keys_openapi(struct lk_mreq *m);
+/* POST /v1/leaks/github and /v1/leaks/report (h_leaks.c): signed, no credential. */
+void lk_h_leaks_github(struct lk_mreq *m);
+void lk_h_leaks_report(struct lk_mreq *m);
 
 #endif

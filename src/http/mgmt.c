@@ -145,6 +145,37 @@ static h2o_iovec_t session_cookie(h2o_req_t *req)
     return h2o_iovec_init(NULL, 0);
 }
 
+/* Header `name` into out ("" when absent); one that does not fit sets *too_long. */
+static void copy_header(h2o_req_t *req, const char *name, size_t nlen, char *out, size_t outsz,
+                        bool *too_long)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, nlen, -1);
+
+    out[0] = '\0';
+    if (i == -1)
+        return;
+    if (req->headers.entries[i].value.len >= outsz) {
+        *too_long = true;
+        return;
+    }
+    memcpy(out, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+    out[req->headers.entries[i].value.len] = '\0';
+}
+
+/* A signed report's headers (GitHub's, or the generic report's). */
+static void signature_headers(h2o_req_t *req, struct lk_mreq *m)
+{
+    copy_header(req, H2O_STRLIT("github-public-key-identifier"), m->sig_key_id,
+                sizeof(m->sig_key_id), &m->sig_too_long);
+    copy_header(req, H2O_STRLIT("github-public-key-signature"), m->sig, sizeof(m->sig),
+                &m->sig_too_long);
+    if (m->sig[0] == '\0')
+        copy_header(req, H2O_STRLIT("x-latchkey-signature"), m->sig, sizeof(m->sig),
+                    &m->sig_too_long);
+    copy_header(req, H2O_STRLIT("x-latchkey-timestamp"), m->sig_ts, sizeof(m->sig_ts),
+                &m->sig_too_long);
+}
+
 /* Which workspace a session acts in: X-Latchkey-Workspace, else ?workspace_id=. */
 static void workspace_hint(h2o_req_t *req, char *out, size_t outsz)
 {
@@ -290,6 +321,7 @@ int lk_mgmt_submit_as(struct lk_mgmt *mg, struct lk_reqctx *rc, lk_mgmt_fn fn, u
         m->key_len = key.len;
     }
     workspace_hint(req, m->workspace, sizeof(m->workspace));
+    signature_headers(req, m);
     m->secure = rc->secure;
     if (req->entity.base != NULL) {
         m->body = lk_strndup(req->entity.base, req->entity.len);

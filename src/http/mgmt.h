@@ -20,6 +20,8 @@
 
 #define LK_MGMT_WORKERS 2
 #define LK_MGMT_PARAM_MAX 128 /* bytes in one captured path segment */
+#define LK_MGMT_SIG_ID_MAX 130 /* a signing key's identifier, NUL included */
+#define LK_MGMT_SIG_MAX 260    /* a signature header's value, NUL included */
 
 /* One management request, detached from h2o. Everything is owned by the mreq. */
 struct lk_mreq {
@@ -38,6 +40,14 @@ struct lk_mreq {
     bool param_too_long;
     char workspace[LK_MGMT_PARAM_MAX]; /* X-Latchkey-Workspace or ?workspace_id=, "" if none */
     bool secure; /* the request came over TLS (cookies get Secure) */
+    /* A signed leak report's headers (h_leaks.c), "" when absent:
+     * Github-Public-Key-Identifier, and Github-Public-Key-Signature or
+     * X-Latchkey-Signature; X-Latchkey-Timestamp. A value that does not fit
+     * sets sig_too_long instead (the report is refused). */
+    char sig_key_id[LK_MGMT_SIG_ID_MAX];
+    char sig[LK_MGMT_SIG_MAX];
+    char sig_ts[24];
+    bool sig_too_long;
     unsigned need; /* the management permission of the route (lk_mperm) */
     /* The answer the handler writes. */
     int status;

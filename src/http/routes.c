@@ -66,6 +66,9 @@ static const struct route {
     {"GET", "/v1/invitations", NULL, lk_h_invitations_list, LK_MPERM_MEMBERS_READ},
     {"DELETE", "/v1/invitations/{}", NULL, lk_h_invitations_revoke, LK_MPERM_MEMBERS_WRITE},
     {"GET", "/v1/audit", NULL, lk_h_audit_list, LK_MPERM_AUDIT_READ},
+    /* Leak reports carry a scanner's signature, not a credential (h_leaks.c). */
+    {"POST", "/v1/leaks/github", NULL, lk_h_leaks_github, LK_MPERM_NONE},
+    {"POST", "/v1/leaks/report", NULL, lk_h_leaks_report, LK_MPERM_NONE},
 };
 
 /* Matches path[0..len) against pattern, capturing `{}` segments; a pattern

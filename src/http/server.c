@@ -21,6 +21,7 @@
 #include "http/respond.h"
 #include "http/routes.h"
 #include "http/tls.h"
+#include "service/leaks.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define MAX_THREADS 64
@@ -241,7 +242,8 @@ void lk_server_configure(h2o_globalconf_t *conf, struct lk_app *app, struct lk_m
     lk_respond_register_filter(&host->fallback_path);
 }
 
-/* SIGHUP: the TLS certificate and key, and the route rules, each read again and
+/* SIGHUP: the TLS certificate and key, the leak reports' keys and the route
+ * rules, each read again and
  * swapped in whole, or kept as they are when the new files do not load. Open
  * connections and requests under way are not touched. */
 static void reload(struct lk_server *srv, struct lk_app *app)
@@ -256,6 +258,7 @@ static void reload(struct lk_server *srv, struct lk_app *app)
             lk_error("SIGHUP: TLS certificate and key not reloaded, the old ones stay: %s",
                      ei.detail);
     }
+    lk_leaks_reload(app); /* GitHub's public keys and the report secret; logs itself */
     lk_errinfo_clear(&ei);
     if (lk_app_routes_file(app)[0] == '\0')
         return;

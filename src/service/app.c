@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "service/app_int.h"
 #include "service/credits.h"
+#include "service/leaks.h"
 #include "service/limits.h"
 #include "service/throttle.h"
 #include "service/users.h"
@@ -226,6 +227,9 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     lk_keycache_thread_online();
     if (cfg->pepper_file && (e = read_pepper(cfg->pepper_file, &app->pepper, ei)) != LK_OK)
         goto out;
+    if ((e = lk_leaks_open(cfg->leaks_github_keys_file, cfg->leaks_report_secret_file,
+                           &app->leaks, ei)) != LK_OK)
+        goto out;
     bool memory = strcmp(cfg->db_url, "sqlite::memory:") == 0;
     if (cfg->serving && !memory &&
         (e = lk_node_open(cfg->db_url, cfg->state_dir, &app->node, ei)) != LK_OK)
@@ -307,6 +311,7 @@ void lk_app_close(struct lk_app *app)
         lk_store_close(app->feed_store);
     lk_store_close(app->store);
     lk_pepper_free(app->pepper);
+    lk_leaks_free(app->leaks);
     lk_throttle_free(app->login_by_email);
     lk_throttle_free(app->login_by_address);
     lk_throttle_free(app->failed_keys);

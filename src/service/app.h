@@ -66,6 +66,12 @@ struct lk_app_config {
     /* With redis: while Redis is down, rate limits fall back to this node's own
      * windows (config `redis_fail_open_rate_limits`); quota and spend never do. */
     bool redis_fail_open_rate_limits;
+    /* Leak reports (service/leaks.h): GitHub's secret scanning public keys
+     * (config `leaks_github_keys_file`) and the generic report's HMAC secret
+     * (`leaks_report_secret_file`); NULL or "": not accepted. Read at open and
+     * again by lk_leaks_reload(). */
+    const char *leaks_github_keys_file;
+    const char *leaks_report_secret_file;
 };
 
 /* One running latchkey. Opaque outside src/service/ (its fields: service/app_int.h):

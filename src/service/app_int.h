@@ -19,6 +19,7 @@
 #include "store/store.h"
 
 struct lk_throttle;
+struct lk_leaks;
 
 /* per_ip settings a process keeps tables for, over reloads of the rules. */
 #define LK_APP_ROUTE_IP_TABLES (4 * LK_ROUTES_MAX_IP_LIMITS)
@@ -53,6 +54,7 @@ struct lk_app {
     struct lk_route_rules *routes;
     char routes_file[4096]; /* "" when none */
     bool serving;
+    struct lk_leaks *leaks; /* who may sign leak reports (service/leaks.h) */
     struct lk_netaddr_list trusted_proxies; /* read-only after open */
     /* Route rules' per_ip=N/S tables, one per distinct setting, made on first use
      * (lk_app_route_ip) so rules loaded later find theirs too. */

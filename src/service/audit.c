@@ -8,7 +8,20 @@
 enum lk_err lk_audit_write(struct lk_store *s, const struct lk_actor *who, const char *action,
                            const char *target, int64_t now)
 {
+    return lk_audit_write_detail(s, who, action, target, NULL, now);
+}
+
+enum lk_err lk_audit_write_detail(struct lk_store *s, const struct lk_actor *who,
+                                  const char *action, const char *target, const char *detail,
+                                  int64_t now)
+{
     struct lk_audit_row a = {.created_at = now};
+
+    if (detail != NULL) {
+        /* The caller bounds it; a detail that does not fit is a bug of ours. */
+        lk_assert(strlen(detail) < sizeof(a.detail));
+        memcpy(a.detail, detail, strlen(detail) + 1);
+    }
 
     snprintf(a.workspace_id, sizeof(a.workspace_id), "%s", who->workspace_id);
     snprintf(a.actor, sizeof(a.actor), "%s", who->id);

@@ -19,6 +19,12 @@
 enum lk_err lk_audit_write(struct lk_store *s, const struct lk_actor *who, const char *action,
                            const char *target, int64_t now);
 
+/* The same with a detail: the text of a JSON object (NULL or "": none) shown as
+ * the event's `detail`, shorter than LK_AUDIT_DETAIL_MAX; never a secret. */
+enum lk_err lk_audit_write_detail(struct lk_store *s, const struct lk_actor *who,
+                                  const char *action, const char *target, const char *detail,
+                                  int64_t now);
+
 /* Records a sign-in event (`auth.login`, `auth.login_failed`, `auth.logout`) of
  * user_id in each workspace it is a member of, in one transaction: a sign-in is
  * about no one workspace, so each of them sees it. Best effort: a failure is

@@ -87,6 +87,8 @@ struct lk_key_filter {
     int limit;
 };
 
+#define LK_AUDIT_DETAIL_MAX 4096 /* bytes of an audit event's detail, NUL included */
+
 struct lk_audit_row {
     char workspace_id[LK_ID_MAX];
     char actor[LK_ID_MAX];
@@ -95,6 +97,9 @@ struct lk_audit_row {
     char address[64];
     char request_id[32];
     int64_t created_at;
+    /* What else the event says, as a JSON object's text (a leak report: where
+     * the key was found); "" for none. Never a secret. */
+    char detail[LK_AUDIT_DETAIL_MAX];
 };
 
 #define LK_EMAIL_MAX 254

@@ -225,6 +225,8 @@ static const char *const migrations[] = {
     "DROP TRIGGER key_digests_insert ON keys;"
     "CREATE TRIGGER keys_inserted AFTER INSERT ON keys REFERENCING NEW TABLE AS lk_new"
     "  FOR EACH STATEMENT EXECUTE FUNCTION latchkey_keys_inserted();",
+    /* 6: an audit event's detail (SQLite's migration 8) */
+    "ALTER TABLE audit_events ADD COLUMN detail TEXT NOT NULL DEFAULT '';",
 };
 
 #define WS_COLS                                                                                    \
@@ -872,7 +874,7 @@ ROW_READERS(invitation, I, lk_invitation_cb, TEXT(I, id), TEXT(I, workspace_id),
 #define A struct lk_audit_event
 ROW_READERS(audit, A, lk_audit_cb, I64(A, id), TEXT(A, row.workspace_id), TEXT(A, row.actor),
             TEXT(A, row.action), TEXT(A, row.target), TEXT(A, row.address), TEXT(A, row.request_id),
-            I64(A, row.created_at))
+            I64(A, row.created_at), TEXT(A, row.detail))
 #undef A
 #define L struct lk_ledger_row
 ROW_READERS(ledger, L, lk_ledger_cb, I64(L, id), TEXT(L, workspace_id), TEXT(L, kind),
@@ -1581,9 +1583,9 @@ static enum lk_err pg_audit_insert(struct lk_store *base, const struct lk_audit_
 {
     return write_stmt(PG(base),
                       "INSERT INTO audit_events(workspace_id, actor, action, target, address,"
-                      " request_id, created_at) VALUES($1, $2, $3, $4, $5, $6, $7)",
-                      false, false, "insert audit event", "ssssssi", a->workspace_id, a->actor,
-                      a->action, a->target, a->address, a->request_id, a->created_at);
+                      " request_id, created_at, detail) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
+                      false, false, "insert audit event", "ssssssis", a->workspace_id, a->actor,
+                      a->action, a->target, a->address, a->request_id, a->created_at, a->detail);
 }
 
 static enum lk_err pg_audit_list(struct lk_store *base, const char *ws_id,
@@ -1599,7 +1601,7 @@ static enum lk_err pg_audit_list(struct lk_store *base, const char *ws_id,
      * in [$7, $8); '' and the widest times keep everything. */
     return read_stmt(PG(base),
                      "SELECT id, workspace_id, actor, action, target, address, request_id,"
-                     " created_at FROM audit_events WHERE workspace_id = $1 AND id < $2"
+                     " created_at, detail FROM audit_events WHERE workspace_id = $1 AND id < $2"
                      " AND ($4 = '' OR actor = $4)"
                      " AND ($5 = '' OR action = $5 OR"
                      " ($6 = 1 AND substr(action, 1, length($5)) = $5))"
@@ -2315,7 +2317,7 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
 
     return scan_stmt(PG(base),
                      "SELECT id, workspace_id, actor, action, target, address, request_id,"
-                     " created_at FROM audit_events ORDER BY id",
+                     " created_at, detail FROM audit_events ORDER BY id",
                      row_audit_cb, &ac, "scan audit events");
 }
 

@@ -167,6 +167,9 @@ static const char *const migrations[] = {
     /* 7: a lease's mark, so a node killed during a lease write knows afterwards
      * whether it committed (service/credits.c). */
     "ALTER TABLE credit_leases ADD COLUMN op INTEGER NOT NULL DEFAULT 0;",
+    /* 8: what an event says beyond its action and target (a leak report's
+     * source URL), as JSON text; '' for none. */
+    "ALTER TABLE audit_events ADD COLUMN detail TEXT NOT NULL DEFAULT '';",
 };
 
 enum stmt_id {
@@ -280,11 +283,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_KEY_TOUCH] = "UPDATE keys SET last_used_at = ?2 WHERE rowid = ?1 AND "
                      "(last_used_at IS NULL OR last_used_at < ?2)",
     [ST_AUDIT_INSERT] = "INSERT INTO audit_events(workspace_id, actor, action, target, address, "
-                        "request_id, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        "request_id, created_at, detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     /* Filters: ?4 actor, ?5 action (with ?6 = 1: a prefix), created_at in
      * [?7, ?8); '' and the widest times keep everything. */
     [ST_AUDIT_LIST] = "SELECT id, workspace_id, actor, action, target, address, request_id, "
-                      "created_at FROM audit_events WHERE workspace_id = ?1 AND id < ?2 "
+                      "created_at, detail FROM audit_events WHERE workspace_id = ?1 AND id < ?2 "
                       "AND (?4 = '' OR actor = ?4) "
                       "AND (?5 = '' OR action = ?5 OR "
                       "(?6 = 1 AND substr(action, 1, length(?5)) = ?5)) "
@@ -381,7 +384,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_LEDGER_SCAN] = "SELECT id, workspace_id, kind, amount, period, actor, note, created_at "
                        "FROM credit_ledger ORDER BY id",
     [ST_AUDIT_SCAN] = "SELECT id, workspace_id, actor, action, target, address, request_id, "
-                      "created_at FROM audit_events ORDER BY id",
+                      "created_at, detail FROM audit_events ORDER BY id",
     /* the number is the rowid: later inserts take max(rowid) + 1 */
     [ST_WS_IMPORT] = "INSERT INTO workspaces(rowid, id, name, key_prefix, key_format, "
                      "is_operator, created_at, quota, test_quota) "
@@ -1090,6 +1093,7 @@ static enum lk_err sq_audit_insert(struct lk_store *base, const struct lk_audit_
     sqlite3_bind_text(st, 5, a->address, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, a->request_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, a->created_at);
+    sqlite3_bind_text(st, 8, a->detail, -1, SQLITE_STATIC);
     e = step_done(s, st, "insert audit event");
 out:
     pthread_mutex_unlock(&s->mu);
@@ -1252,6 +1256,7 @@ static int row_audit(sqlite3_stmt *st, void *arg)
     col_text(st, 5, ev.row.address, sizeof(ev.row.address));
     col_text(st, 6, ev.row.request_id, sizeof(ev.row.request_id));
     ev.row.created_at = sqlite3_column_int64(st, 7);
+    col_text(st, 8, ev.row.detail, sizeof(ev.row.detail));
     return ac->cb(ac->arg, &ev);
 }
 
