@@ -4,9 +4,13 @@
  * command line is a revocation on the server.
  */
 #include <getopt.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "base/common.h"
 #include "cli/cmd.h"
+#include "core/secret.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 enum { O_NAME = LK_OPT_VERB, O_ENV, O_KIND, O_PERM, O_EXPIRES_IN,
@@ -369,6 +373,56 @@ static int keys_generate_temp(struct args *a)
     return 0;
 }
 
+#define CHECK_INPUT_MAX 4096 /* bytes read from stdin: far more than any secret */
+
+/* `keys check-format SECRET|-`: offline, no server. The secret is read from
+ * stdin with `-`, so it need not sit in the shell's history or in `ps`; it is
+ * never printed. Exit 0 for a well-formed, checksum-valid secret, 1 otherwise. */
+static int keys_check_format(const struct lk_cmd *self, int argc, char **argv)
+{
+    char buf[CHECK_INPUT_MAX + 1];
+    const char *s, *why;
+    struct lk_secret_view v;
+    char hint[LK_HINT_MAX];
+    size_t len = 0;
+    ssize_t n;
+    int rc;
+
+    if (argc != 3)
+        return lk_cli_usage(self);
+    if (strcmp(argv[2], "-") == 0) {
+        while (len < sizeof(buf) && (n = read(STDIN_FILENO, buf + len, sizeof(buf) - len)) > 0)
+            len += (size_t)n;
+        if (len > CHECK_INPUT_MAX) {
+            OPENSSL_cleanse(buf, sizeof(buf));
+            return lk_cli_fail("not a latchkey secret: more than %d bytes on stdin",
+                               CHECK_INPUT_MAX);
+        }
+        /* One line, as `echo` or a pipe from a password manager gives it. */
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+        s = buf;
+    } else {
+        s = argv[2];
+        len = strlen(s);
+    }
+    if ((why = lk_secret_diagnose(s, len)) != NULL) {
+        rc = lk_cli_fail("not a latchkey secret: %s", why);
+    } else {
+        lk_assert(lk_secret_parse(s, len, &v) == LK_OK);
+        lk_secret_hint(&v, hint);
+        if (v.format == LK_FORMAT_HEX)
+            printf("well-formed: a legacy 64-hex-digit secret (%s); it carries no checksum\n",
+                   hint);
+        else
+            printf("well-formed: a %s secret with prefix %.*s and a valid checksum (%s)\n",
+                   lk_env_name(v.env), (int)v.prefix_len, v.prefix, hint);
+        rc = 0;
+    }
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return rc;
+}
+
 static const struct {
     const char *name;
     int (*run)(struct args *a);
@@ -389,6 +443,8 @@ static int run_keys(const struct lk_cmd *self, int argc, char **argv)
         return lk_cli_usage(self);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)
         return lk_cli_help(self);
+    if (strcmp(argv[1], "check-format") == 0)
+        return keys_check_format(self, argc, argv);
     for (size_t i = 0; i < LK_ARRAY_LEN(subs); i++) {
         if (strcmp(argv[1], subs[i].name) != 0)
             continue;
@@ -404,7 +460,7 @@ static int run_keys(const struct lk_cmd *self, int argc, char **argv)
 const struct lk_cmd lk_cmd_keys = {
     "keys",
     "keys create|list|get|update|disable|enable|revoke|regenerate|generate-temp|docs [ID] "
-    "[options]",
+    "[options] | keys check-format SECRET|-",
     "manage keys on a running server",
     run_keys,
     "  create                 new key (--name required); prints its secret once\n"
@@ -416,6 +472,8 @@ const struct lk_cmd lk_cmd_keys = {
     "  regenerate ID          new secret; the old one works --grace more seconds\n"
     "  generate-temp          temporary key for an agent (session only)\n"
     "  docs ID                OpenAPI document of the API this key may call\n"
+    "  check-format SECRET    offline: exit 0 for a well-formed secret with a valid\n"
+    "                         checksum, 1 and why otherwise; `-` reads it from stdin\n"
     "\n"
     "  --name NAME            create, update: the key's name\n"
     "  --env live|test        create: environment (default live); list: filter\n"

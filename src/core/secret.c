@@ -166,3 +166,29 @@ void lk_secret_hint(const struct lk_secret_view *v, char *out)
         snprintf(out, LK_HINT_MAX, "%.*s_%s_...%.4s", (int)v->prefix_len, v->prefix,
                  lk_env_name(v->env), last4);
 }
+
+const char *lk_secret_diagnose(const char *s, size_t len)
+{
+    const size_t tail = ENV_PART_LEN + BODY_LEN + CHECK_LEN;
+    struct lk_secret_view v;
+    const char *envp;
+
+    if (lk_secret_parse(s, len, &v) == LK_OK)
+        return NULL;
+    if (len == 0)
+        return "empty";
+    if (len == HEX_LEN)
+        return "64 characters but not all lowercase hex (the legacy format)";
+    if (len <= tail || len > tail + LK_PREFIX_MAX)
+        return "wrong length: want PREFIX_live_ or PREFIX_test_ and 49 base62 characters";
+    envp = s + len - tail;
+    if (memcmp(envp, "_live_", ENV_PART_LEN) != 0 && memcmp(envp, "_test_", ENV_PART_LEN) != 0)
+        return memmem(s, len, "_live_", ENV_PART_LEN) || memmem(s, len, "_test_", ENV_PART_LEN)
+                   ? "wrong length: want 49 base62 characters after _live_ or _test_"
+                   : "no _live_ or _test_ where the environment belongs";
+    if (!lk_secret_prefix_valid(s, (size_t)(envp - s)))
+        return "the prefix must be a lowercase letter, then up to 15 of a-z, 0-9 and _";
+    if (!lk_base62_all_digits(s + len - BODY_LEN - CHECK_LEN, BODY_LEN + CHECK_LEN))
+        return "the body and checksum must be base62 characters (0-9, A-Z, a-z)";
+    return "the checksum does not match: a character was changed, lost or added";
+}

@@ -40,6 +40,10 @@ struct lk_secret_view {
 /* Parses s[0..len). Returns LK_OK or LK_ERR_MALFORMED_KEY. */
 enum lk_err lk_secret_parse(const char *s, size_t len, struct lk_secret_view *out /* OUT */);
 
+/* Why s[0..len) is not a secret lk_secret_parse takes (a short sentence, never
+ * quoting it), or NULL when it is one. For `latchkey keys check-format`. */
+const char *lk_secret_diagnose(const char *s, size_t len);
+
 /* True when p[0..len) is a valid workspace prefix. */
 bool lk_secret_prefix_valid(const char *p, size_t len);
 
