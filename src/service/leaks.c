@@ -201,9 +201,9 @@ enum lk_err lk_leaks_check_github(struct lk_app *app, const char *key_id, const 
     enum lk_err e;
 
     if (l == NULL || l->github_file[0] == '\0')
-        return lk_errinfo_set(ei, LK_ERR_NOT_FOUND, "",
-                              "GitHub leak reports are not enabled on this server "
-                              "(leaks_github_keys_file)");
+        return lk_errinfo_set(ei, LK_ERR_INVALID_SIGNATURE, "",
+                              "GitHub leak reports are not enabled on this server: it knows "
+                              "no public key (leaks_github_keys_file)");
     pthread_rwlock_rdlock(&l->mu);
     e = lk_sigkeys_verify(l->github, key_id, strlen(key_id), sig_b64, strlen(sig_b64), body,
                           body_len, ei);
@@ -219,9 +219,9 @@ enum lk_err lk_leaks_check_report(struct lk_app *app, const char *ts, const char
     enum lk_err e;
 
     if (l == NULL || l->secret_file[0] == '\0')
-        return lk_errinfo_set(ei, LK_ERR_NOT_FOUND, "",
-                              "signed leak reports are not enabled on this server "
-                              "(leaks_report_secret_file)");
+        return lk_errinfo_set(ei, LK_ERR_INVALID_SIGNATURE, "",
+                              "signed leak reports are not enabled on this server: it has "
+                              "no secret to check them with (leaks_report_secret_file)");
     pthread_rwlock_rdlock(&l->mu);
     e = lk_sig_hmac_check(l->secret, l->secret_len, ts, strlen(ts), sig, strlen(sig), body,
                           body_len, now, LK_LEAKS_REPORT_SKEW_S, ei);

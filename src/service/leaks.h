@@ -45,8 +45,8 @@ void lk_leaks_free(struct lk_leaks *l); /* accepts NULL */
 void lk_leaks_reload(struct lk_app *app);
 
 /* Checks a GitHub report: the signature sig_b64 by key key_id over the raw
- * body. LK_OK; LK_ERR_NOT_FOUND when no GitHub keys are configured;
- * LK_ERR_INVALID_SIGNATURE (ei says which part) otherwise. */
+ * body. LK_OK, or LK_ERR_INVALID_SIGNATURE (ei says which part, or that no
+ * GitHub keys are configured: then no signature can be checked). */
 enum lk_err lk_leaks_check_github(struct lk_app *app, const char *key_id, const char *sig_b64,
                                   const char *body, size_t body_len, struct lk_errinfo *ei);
 

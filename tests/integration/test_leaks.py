@@ -339,9 +339,9 @@ def test_without_configuration_reports_are_not_taken(server, ws):
     r = requests.post(server.url(GITHUB), data=body, timeout=HTTP_TIMEOUT,
                       headers={"Github-Public-Key-Identifier": SAMPLE_KEY_ID,
                                "Github-Public-Key-Signature": SAMPLE_SIGNATURE})
-    assert "leaks_github_keys_file" in assert_error(r, 404, "not_found")["message"]
+    assert "leaks_github_keys_file" in assert_error(r, 401, "invalid_signature")["message"]
     r = requests.post(server.url(REPORT), data=body, timeout=HTTP_TIMEOUT)
-    assert "leaks_report_secret_file" in assert_error(r, 404, "not_found")["message"]
+    assert "leaks_report_secret_file" in assert_error(r, 401, "invalid_signature")["message"]
     assert code_of(server, key) == "valid"
 
 
