@@ -873,6 +873,47 @@ static void test_audit_filters(void **state)
     assert_int_equal(a.n, 0);
 }
 
+/* An event's detail (a leak report's URL) comes back as written, from the
+ * listing and from the scan migrate copies with; events without one have "". */
+static int keep_detail(void *arg, const struct lk_audit_event *ev)
+{
+    if (strcmp(ev->row.action, "key.leaked") == 0 || strcmp(ev->row.action, "key.revoke") == 0)
+        snprintf((char *)arg + (ev->row.action[4] == 'l' ? 0 : LK_AUDIT_DETAIL_MAX),
+                 LK_AUDIT_DETAIL_MAX, "%s", ev->row.detail[0] ? ev->row.detail : "(none)");
+    return 0;
+}
+
+static void test_audit_detail(void **state)
+{
+    static char got[2][LK_AUDIT_DETAIL_MAX];
+    struct lk_audit_row r;
+    char detail[LK_AUDIT_DETAIL_MAX];
+    size_t n = (size_t)snprintf(detail, sizeof(detail),
+                                "{\"scanner\":\"github\",\"url\":\"https://ex.example/\u00e9");
+
+    (void)state;
+    /* The longest detail there is room for. */
+    while (n < sizeof(detail) - 3)
+        detail[n++] = 'x';
+    memcpy(detail + n, "\"}", 3);
+    memset(&r, 0, sizeof(r));
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "ws_a");
+    snprintf(r.action, sizeof(r.action), "key.leaked");
+    memcpy(r.detail, detail, sizeof(detail));
+    assert_int_equal(lk_store_audit_insert(st, &r), LK_OK);
+    memset(r.detail, 0, sizeof(r.detail));
+    snprintf(r.action, sizeof(r.action), "key.revoke");
+    assert_int_equal(lk_store_audit_insert(st, &r), LK_OK);
+    memset(got, 0, sizeof(got));
+    assert_int_equal(lk_store_audit_list(st, "ws_a", NULL, 0, 10, keep_detail, got), LK_OK);
+    assert_string_equal(got[0], detail);
+    assert_string_equal(got[1], "(none)");
+    memset(got, 0, sizeof(got));
+    assert_int_equal(lk_store_audit_scan(st, keep_detail, got), LK_OK);
+    assert_string_equal(got[0], detail);
+    assert_string_equal(got[1], "(none)");
+}
+
 /* --- the change log ------------------------------------------------------------------------ */
 
 static void test_change_log(void **state)
@@ -1486,6 +1527,7 @@ static const struct CMUnitTest tests[] = {
     T(test_counters),
     T(test_counters_batch_with_repeats),
     T(test_audit_filters),
+    T(test_audit_detail),
     T(test_change_log),
     T(test_changes_wait_wakes_on_another_commit),
     T(test_txn_rollback_leaves_nothing),
