@@ -228,7 +228,7 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
     if (cfg->pepper_file && (e = read_pepper(cfg->pepper_file, &app->pepper, ei)) != LK_OK)
         goto out;
     if ((e = lk_leaks_open(cfg->leaks_github_keys_file, cfg->leaks_report_secret_file,
-                           &app->leaks, ei)) != LK_OK)
+                           cfg->limits.failed_key, &app->leaks, ei)) != LK_OK)
         goto out;
     bool memory = strcmp(cfg->db_url, "sqlite::memory:") == 0;
     if (cfg->serving && !memory &&

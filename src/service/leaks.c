@@ -16,6 +16,7 @@
 #include "service/app_int.h"
 #include "service/audit.h"
 #include "service/keys.h"
+#include "service/throttle.h"
 #include "service/verify.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -29,6 +30,7 @@ struct lk_leaks {
     struct lk_sigkeys *github;      /* NULL until loaded */
     uint8_t *secret;                /* wiped when replaced or freed */
     size_t secret_len;
+    struct lk_throttle *failures; /* refused reports per client address */
 };
 
 /* Reads all of path, at most max bytes (a larger file is refused). Caller frees
@@ -116,6 +118,7 @@ void lk_leaks_free(struct lk_leaks *l)
         return;
     lk_sigkeys_free(l->github);
     secret_free(l->secret, l->secret_len);
+    lk_throttle_free(l->failures);
     pthread_rwlock_destroy(&l->mu);
     free(l);
 }
@@ -126,12 +129,15 @@ static bool set_path(char *dst, const char *src)
 }
 
 enum lk_err lk_leaks_open(const char *github_keys_file, const char *report_secret_file,
-                          struct lk_leaks **out, struct lk_errinfo *ei)
+                          struct lk_rate failed, struct lk_leaks **out, struct lk_errinfo *ei)
 {
     struct lk_leaks *l = lk_calloc(1, sizeof(*l));
     enum lk_err e = LK_OK;
 
     pthread_rwlock_init(&l->mu, NULL);
+    /* Its own table: checks' unknown keys and forged reports do not add up. */
+    if (failed.limit > 0)
+        l->failures = lk_throttle_new(failed.limit, failed.window_s);
     if (!set_path(l->github_file, github_keys_file) || !set_path(l->secret_file, report_secret_file)) {
         e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "leaks", "file path too long");
         goto out;
@@ -194,12 +200,36 @@ void lk_leaks_reload(struct lk_app *app)
     }
 }
 
+/* A signature check's outcome e for address at now: a failure is counted. A
+ * genuine scanner never fails one, so only forgeries are slowed, and once an
+ * address is blocked they no longer cost a verification each. */
+static enum lk_err judged(struct lk_leaks *l, const char *address, int64_t now, enum lk_err e)
+{
+    if (e == LK_ERR_INVALID_SIGNATURE && address != NULL)
+        lk_throttle_note(l->failures, address, now);
+    return e;
+}
+
+static bool blocked(struct lk_leaks *l, const char *address, int64_t now, int64_t *retry_after,
+                    struct lk_errinfo *ei)
+{
+    if (address == NULL || !lk_throttle_blocked(l->failures, address, now, retry_after))
+        return false;
+    lk_errinfo_set(ei, LK_ERR_TOO_MANY_REQUESTS, "",
+                   "too many reports with a wrong signature from this address");
+    return true;
+}
+
 enum lk_err lk_leaks_check_github(struct lk_app *app, const char *key_id, const char *sig_b64,
-                                  const char *body, size_t body_len, struct lk_errinfo *ei)
+                                  const char *body, size_t body_len, const char *address,
+                                  int64_t now, int64_t *retry_after, struct lk_errinfo *ei)
 {
     struct lk_leaks *l = app->leaks;
     enum lk_err e;
 
+    *retry_after = 0;
+    if (l != NULL && blocked(l, address, now, retry_after, ei))
+        return LK_ERR_TOO_MANY_REQUESTS;
     if (l == NULL || l->github_file[0] == '\0')
         return lk_errinfo_set(ei, LK_ERR_INVALID_SIGNATURE, "",
                               "GitHub leak reports are not enabled on this server: it knows "
@@ -208,16 +238,19 @@ enum lk_err lk_leaks_check_github(struct lk_app *app, const char *key_id, const 
     e = lk_sigkeys_verify(l->github, key_id, strlen(key_id), sig_b64, strlen(sig_b64), body,
                           body_len, ei);
     pthread_rwlock_unlock(&l->mu);
-    return e;
+    return judged(l, address, now, e);
 }
 
 enum lk_err lk_leaks_check_report(struct lk_app *app, const char *ts, const char *sig,
-                                  const char *body, size_t body_len, int64_t now,
-                                  struct lk_errinfo *ei)
+                                  const char *body, size_t body_len, const char *address,
+                                  int64_t now, int64_t *retry_after, struct lk_errinfo *ei)
 {
     struct lk_leaks *l = app->leaks;
     enum lk_err e;
 
+    *retry_after = 0;
+    if (l != NULL && blocked(l, address, now, retry_after, ei))
+        return LK_ERR_TOO_MANY_REQUESTS;
     if (l == NULL || l->secret_file[0] == '\0')
         return lk_errinfo_set(ei, LK_ERR_INVALID_SIGNATURE, "",
                               "signed leak reports are not enabled on this server: it has "
@@ -226,7 +259,7 @@ enum lk_err lk_leaks_check_report(struct lk_app *app, const char *ts, const char
     e = lk_sig_hmac_check(l->secret, l->secret_len, ts, strlen(ts), sig, strlen(sig), body,
                           body_len, now, LK_LEAKS_REPORT_SKEW_S, ei);
     pthread_rwlock_unlock(&l->mu);
-    return e;
+    return judged(l, address, now, e);
 }
 
 /* --- handling a report ------------------------------------------------------------------ */
@@ -243,8 +276,11 @@ struct found {
     bool revoked;
 };
 
-static bool find_key(struct lk_app *app, const struct lk_leak_item *it, int64_t now,
-                     struct found *f)
+/* LK_OK and f for a key of this server; LK_ERR_INVALID_KEY for a token that is
+ * none; LK_ERR_STORAGE_UNAVAILABLE when this node cannot vouch for its cache
+ * (feed_stale_after_ms): then it cannot tell, and must not answer "not ours". */
+static enum lk_err find_key(struct lk_app *app, const struct lk_leak_item *it, int64_t now,
+                            struct found *f)
 {
     struct lk_verify_req req = {.secret = it->token,
                                 .len = it->token_len,
@@ -252,13 +288,14 @@ static bool find_key(struct lk_app *app, const struct lk_leak_item *it, int64_t 
                                 .now = now};
     struct lk_limits_info info;
     const struct lk_ckey *k = NULL;
-    bool ours = false;
+    enum lk_err e;
 
     lk_keycache_read_lock();
     /* No record, no address: a lookup, counting nothing against anyone. */
-    (void)lk_verify(app, &req, &k, &info);
+    e = lk_verify(app, &req, &k, &info);
+    if (e != LK_ERR_STORAGE_UNAVAILABLE)
+        e = k != NULL ? LK_OK : LK_ERR_INVALID_KEY;
     if (k != NULL) {
-        ours = true;
         snprintf(f->id, sizeof(f->id), "%s", k->id);
         snprintf(f->workspace_id, sizeof(f->workspace_id), "%s", lk_ckey_workspace_id(k));
         f->kind = (enum lk_key_kind)k->kind;
@@ -267,7 +304,7 @@ static bool find_key(struct lk_app *app, const struct lk_leak_item *it, int64_t 
         f->revoked = k->revoked_at != 0 || (k->retired_at != 0 && now >= k->retired_at);
     }
     lk_keycache_read_unlock();
-    return ours;
+    return e;
 }
 
 /* A reported field, kept out of the event when it holds the token itself (a
@@ -381,11 +418,14 @@ enum lk_err lk_leaks_handle(struct lk_app *app, enum lk_leak_scanner scanner,
         const struct lk_leak_item *it = &r->items[i];
         uint8_t d[LK_DIGEST_LEN];
         struct found f;
+        enum lk_err e;
 
         memset(&out[i], 0, sizeof(out[i]));
         lk_sha256(it->token, it->token_len, d);
         lk_digest_to_hex(d, out[i].token_hash);
-        if (!find_key(app, it, now, &f))
+        if ((e = find_key(app, it, now, &f)) == LK_ERR_STORAGE_UNAVAILABLE)
+            result = e;
+        if (e != LK_OK)
             continue;
         out[i].ours = true;
         if (f.revoked)

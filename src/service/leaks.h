@@ -34,26 +34,36 @@
 struct lk_leaks;
 
 /* Reads the files (either may be NULL or "": that scanner is not accepted).
- * Returns LK_OK and *out (caller frees with lk_leaks_free()), or
+ * `failed` (the config's failed_key_limit; limit 0: none) bounds the reports
+ * refused for their signature per client address and window: past it that
+ * address is refused (too_many_requests) without a check until the window
+ * ends. Returns LK_OK and *out (caller frees with lk_leaks_free()), or
  * LK_ERR_INVALID_REQUEST with ei naming the file and what is wrong. */
 enum lk_err lk_leaks_open(const char *github_keys_file, const char *report_secret_file,
-                          struct lk_leaks **out /* OUT */, struct lk_errinfo *ei);
+                          struct lk_rate failed, struct lk_leaks **out /* OUT */,
+                          struct lk_errinfo *ei);
 void lk_leaks_free(struct lk_leaks *l); /* accepts NULL */
 
 /* Reads the app's files again (SIGHUP); each that loads replaces what was in
  * force, each that does not is logged with why and changes nothing. */
 void lk_leaks_reload(struct lk_app *app);
 
-/* Checks a GitHub report: the signature sig_b64 by key key_id over the raw
- * body. LK_OK, or LK_ERR_INVALID_SIGNATURE (ei says which part, or that no
- * GitHub keys are configured: then no signature can be checked). */
+/* Checks a GitHub report from address (the client; NULL: none) at now: the
+ * signature sig_b64 by key key_id over the raw body. LK_OK;
+ * LK_ERR_INVALID_SIGNATURE (ei says which part, or that no GitHub keys are
+ * configured: then no signature can be checked), which counts toward the
+ * address's limit (lk_leaks_open); LK_ERR_TOO_MANY_REQUESTS with
+ * *retry_after once it is reached, without checking. */
 enum lk_err lk_leaks_check_github(struct lk_app *app, const char *key_id, const char *sig_b64,
-                                  const char *body, size_t body_len, struct lk_errinfo *ei);
+                                  const char *body, size_t body_len, const char *address,
+                                  int64_t now, int64_t *retry_after /* OUT */,
+                                  struct lk_errinfo *ei);
 
 /* Checks a generic report: X-Latchkey-Timestamp ts and X-Latchkey-Signature
  * sig (lk_sig_hmac_check) over the raw body at now. Errors as above. */
 enum lk_err lk_leaks_check_report(struct lk_app *app, const char *ts, const char *sig,
-                                  const char *body, size_t body_len, int64_t now,
+                                  const char *body, size_t body_len, const char *address,
+                                  int64_t now, int64_t *retry_after /* OUT */,
                                   struct lk_errinfo *ei);
 
 enum lk_leak_scanner { LK_LEAK_GITHUB = 0, LK_LEAK_REPORT = 1 };
@@ -66,13 +76,14 @@ struct lk_leak_outcome {
 };
 
 /* Handles a report whose signature was checked: for each item, finds the key
- * (any workspace) and, unless already revoked, revokes it (an application
+ * (any workspace, in this node's cache) and, unless already revoked, revokes it (an application
  * key, which cannot be revoked, is regenerated and its new secret thrown
  * away: the leaked secret stops working and an owner regenerates it again to
  * get one) and records `key.leaked`. out has r->n entries. A token that is
  * reported twice, or again later, changes nothing more. Returns LK_OK, or
- * LK_ERR_STORAGE_UNAVAILABLE when a revoke could not be stored (the others
- * are still done; the scanner should send the report again). */
+ * LK_ERR_STORAGE_UNAVAILABLE when a revoke could not be stored or the cache
+ * is stale (feed_stale_after_ms), so a token could not be looked up: the
+ * others are still done; the scanner should send the report again. */
 enum lk_err lk_leaks_handle(struct lk_app *app, enum lk_leak_scanner scanner,
                             const struct lk_leak_report *r, const char *address,
                             const char *request_id, int64_t now,

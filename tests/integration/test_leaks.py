@@ -348,6 +348,31 @@ def test_without_configuration_reports_are_not_taken(server, ws):
 # --- hostile input ---------------------------------------------------------------------------
 
 
+def test_forged_reports_from_one_address_are_slowed(tmp_path):
+    # failed_key_limit bounds forgeries per address too (its own count): past it
+    # the address gets 429 with Retry-After, even with a right signature, until
+    # the window ends; the checks' own count of unknown keys is not touched.
+    signer = Signer(tmp_path)
+    keys = tmp_path / "keys.json"
+    keys.write_text(keys_doc((OUR_KEY_ID, signer.pem, True)))
+    srv = LatchkeyServer(tmp_path / "srv", config={"failed_key_limit": "3/60",
+                                                    "leaks_github_keys_file": str(keys)})
+    _live_servers.append(srv)
+    srv.start()
+    srv.signer = signer
+    try:
+        key = srv.create_workspace().create_key()["secret"]
+        for _ in range(3):
+            assert_error(post_github(srv, [match(key)], signature=SAMPLE_SIGNATURE), 401,
+                         "invalid_signature")
+        r = post_github(srv, [match(key)])  # a good signature, from the blocked address
+        assert_error(r, 429, "too_many_requests")
+        assert 0 < int(r.headers["Retry-After"]) <= 60
+        assert code_of(srv, key) == "valid"  # not blocked for checks
+    finally:
+        _finish(srv)
+
+
 def test_hostile_reports_get_4xx_and_revoke_nothing(leaky, ws_in):
     ws = ws_in(leaky)
     key = ws.create_key()["secret"]
