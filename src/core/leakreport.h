@@ -19,11 +19,11 @@
 
 #include "core/err.h"
 
-#define LK_LEAK_MAX_TOKENS 1000  /* matches in one report */
-#define LK_LEAK_TOKEN_MAX 1024   /* bytes of one token */
-#define LK_LEAK_TYPE_MAX 128     /* bytes of `type` */
-#define LK_LEAK_URL_MAX 2048     /* bytes of `url` */
-#define LK_LEAK_SOURCE_MAX 64    /* bytes of `source` */
+#define LK_LEAK_MAX_TOKENS 1000 /* matches in one report */
+#define LK_LEAK_TOKEN_MAX 1024  /* bytes of one token */
+#define LK_LEAK_TYPE_MAX 128    /* bytes of `type` */
+#define LK_LEAK_URL_MAX 2048    /* bytes of `url` */
+#define LK_LEAK_SOURCE_MAX 64   /* bytes of `source` */
 
 struct lk_leak_item {
     char *token; /* owned, wiped when released */

@@ -228,7 +228,8 @@ enum lk_err lk_sigkeys_verify(const struct lk_sigkeys *k, const char *id, size_t
     if (sig_len == 0 || sig_len > LK_SIG_B64_MAX ||
         (n = b64_decode(sig_b64, sig_len, der, sizeof(der))) <= 0) {
         lk_errinfo_set(ei, e, "Github-Public-Key-Signature",
-                       sig_len == 0 ? "no signature" : "signature is not base64 of a DER signature");
+                       sig_len == 0 ? "no signature"
+                                    : "signature is not base64 of a DER signature");
         goto out;
     }
     if ((ctx = EVP_MD_CTX_new()) == NULL ||
@@ -239,8 +240,7 @@ enum lk_err lk_sigkeys_verify(const struct lk_sigkeys *k, const char *id, size_t
     }
     /* 1 is a match; 0 a mismatch; below 0 a signature that is not DER. */
     if (EVP_DigestVerify(ctx, der, (size_t)n, body, body_len) != 1) {
-        lk_errinfo_set(ei, e, "Github-Public-Key-Signature",
-                       "signature does not match the body");
+        lk_errinfo_set(ei, e, "Github-Public-Key-Signature", "signature does not match the body");
         goto out;
     }
     e = LK_OK;

@@ -22,7 +22,7 @@
 #define LK_SIGKEYS_MAX 32                /* keys in one file */
 #define LK_SIGKEY_ID_MAX 128             /* bytes of a key_identifier */
 #define LK_SIGKEY_PEM_MAX 4096           /* bytes of one key's PEM */
-#define LK_SIG_B64_MAX 256 /* base64 of a DER P-256 signature is at most 96 characters */
+#define LK_SIG_B64_MAX 256    /* base64 of a DER P-256 signature is at most 96 characters */
 #define LK_HMAC_SECRET_MIN 32 /* bytes of a generic report's shared secret */
 #define LK_HMAC_SECRET_MAX 1024
 

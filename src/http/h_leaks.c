@@ -29,8 +29,8 @@ static void answer(struct lk_mreq *m, enum lk_leak_scanner scanner)
     e = scanner == LK_LEAK_GITHUB
             ? lk_leaks_check_github(m->app, m->sig_key_id, m->sig, m->body ? m->body : "",
                                     m->body_len, m->address, m->now, &m->retry_after, &ei)
-            : lk_leaks_check_report(m->app, m->sig_ts, m->sig, m->body ? m->body : "",
-                                    m->body_len, m->address, m->now, &m->retry_after, &ei);
+            : lk_leaks_check_report(m->app, m->sig_ts, m->sig, m->body ? m->body : "", m->body_len,
+                                    m->address, m->now, &m->retry_after, &ei);
     if (e != LK_OK) {
         lk_mreq_error(m, e, &ei);
         return;

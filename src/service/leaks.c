@@ -138,7 +138,8 @@ enum lk_err lk_leaks_open(const char *github_keys_file, const char *report_secre
     /* Its own table: checks' unknown keys and forged reports do not add up. */
     if (failed.limit > 0)
         l->failures = lk_throttle_new(failed.limit, failed.window_s);
-    if (!set_path(l->github_file, github_keys_file) || !set_path(l->secret_file, report_secret_file)) {
+    if (!set_path(l->github_file, github_keys_file) ||
+        !set_path(l->secret_file, report_secret_file)) {
         e = lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "leaks", "file path too long");
         goto out;
     }
@@ -282,10 +283,8 @@ struct found {
 static enum lk_err find_key(struct lk_app *app, const struct lk_leak_item *it, int64_t now,
                             struct found *f)
 {
-    struct lk_verify_req req = {.secret = it->token,
-                                .len = it->token_len,
-                                .want_env = LK_VERIFY_ANY_ENV,
-                                .now = now};
+    struct lk_verify_req req = {
+        .secret = it->token, .len = it->token_len, .want_env = LK_VERIFY_ANY_ENV, .now = now};
     struct lk_limits_info info;
     const struct lk_ckey *k = NULL;
     enum lk_err e;
@@ -311,8 +310,9 @@ static enum lk_err find_key(struct lk_app *app, const struct lk_leak_item *it, i
  * scanner that put it there must not make us store it). */
 static const char *withheld(const struct lk_leak_item *it, const char *field)
 {
-    return memmem(field, strlen(field), it->token, it->token_len) != NULL ? "(withheld: holds the token)"
-                                                                          : field;
+    return memmem(field, strlen(field), it->token, it->token_len) != NULL
+               ? "(withheld: holds the token)"
+               : field;
 }
 
 /* The event's detail: the scanner, where the token was found, and the key's
@@ -330,8 +330,8 @@ static void leak_detail(enum lk_leak_scanner scanner, const struct lk_leak_item 
         lk_secret_hint(&v, hint);
     snprintf(url, sizeof(url), "%s", withheld(it, it->url));
     for (;;) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "scanner", scanner_names[scanner],
-                              "url", url, "source", withheld(it, it->source), "type",
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "scanner", scanner_names[scanner], "url",
+                              url, "source", withheld(it, it->source), "type",
                               withheld(it, it->type), "hint", hint);
         size_t n = o ? json_dumpb(o, out, LK_AUDIT_DETAIL_MAX - 1, JSON_COMPACT) : 0;
         json_decref(o);
@@ -372,8 +372,7 @@ static void key_leaked(struct lk_app *app, const struct lk_actor *who, const str
  * (which cannot be revoked) regenerated with no grace, the new secret
  * dropped. Then the audit event. */
 static enum lk_err end_key(struct lk_app *app, const struct lk_actor *who, const struct found *f,
-                           enum lk_leak_scanner scanner, const struct lk_leak_item *it,
-                           int64_t now)
+                           enum lk_leak_scanner scanner, const struct lk_leak_item *it, int64_t now)
 {
     struct lk_errinfo ei;
     char detail[LK_AUDIT_DETAIL_MAX];
@@ -393,8 +392,8 @@ static enum lk_err end_key(struct lk_app *app, const struct lk_actor *who, const
     if (e == LK_ERR_NOT_FOUND) /* deleted meanwhile: nothing is left to end */
         return LK_OK;
     if (e != LK_OK) {
-        lk_error("leak report (%s): key %s could not be revoked: %s", scanner_names[scanner],
-                 f->id, lk_err_code(e));
+        lk_error("leak report (%s): key %s could not be revoked: %s", scanner_names[scanner], f->id,
+                 lk_err_code(e));
         return LK_ERR_STORAGE_UNAVAILABLE;
     }
     leak_detail(scanner, it, detail);
