@@ -448,6 +448,50 @@ static void test_checksum_is_zlibs_for_every_length(void **state)
     }
 }
 
+/* lk_secret_diagnose names the first thing wrong, and nothing for a good secret. */
+static void test_diagnose(void **state)
+{
+    static const uint8_t bytes[LK_SECRET_BYTES] = {1, 2, 3};
+    char good[LK_SECRET_MAX], s[LK_SECRET_MAX * 2];
+    size_t n = lk_secret_format(LK_FORMAT_DEFAULT, "lk", LK_ENV_LIVE, bytes, good);
+    const struct {
+        const char *what, *why;
+    } cases[] = {
+        {"", "empty"},
+        {"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF",
+         "64 characters but not all lowercase hex (the legacy format)"},
+        {"lk_live_short", "wrong length: want PREFIX_live_ or PREFIX_test_ and 49 base62 characters"},
+        {NULL, NULL},
+    };
+
+    (void)state;
+    assert_null(lk_secret_diagnose(good, n));
+    assert_null(lk_secret_diagnose("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                                   64));
+    for (size_t i = 0; cases[i].what != NULL; i++)
+        assert_string_equal(lk_secret_diagnose(cases[i].what, strlen(cases[i].what)), cases[i].why);
+    /* One character of the body changed: the checksum says so. */
+    memcpy(s, good, n + 1);
+    s[12] = s[12] == 'A' ? 'B' : 'A';
+    assert_string_equal(lk_secret_diagnose(s, n),
+                        "the checksum does not match: a character was changed, lost or added");
+    /* One character lost: the environment is no longer where it belongs. */
+    memmove(s + 12, good + 13, n - 12);
+    assert_string_equal(lk_secret_diagnose(s, n - 1),
+                        "wrong length: want 49 base62 characters after _live_ or _test_");
+    memcpy(s, good, n + 1);
+    memcpy(s + 2, "_prod_", 6);
+    assert_string_equal(lk_secret_diagnose(s, n), "no _live_ or _test_ where the environment belongs");
+    memcpy(s, good, n + 1);
+    s[0] = 'L';
+    assert_string_equal(lk_secret_diagnose(s, n),
+                        "the prefix must be a lowercase letter, then up to 15 of a-z, 0-9 and _");
+    memcpy(s, good, n + 1);
+    s[n - 1] = '-';
+    assert_string_equal(lk_secret_diagnose(s, n),
+                        "the body and checksum must be base62 characters (0-9, A-Z, a-z)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -457,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_parse_embedded_nul), cmocka_unit_test(test_parse_single_char_changes),
         cmocka_unit_test(test_parse_lengths),      cmocka_unit_test(test_hint),
         cmocka_unit_test(test_prefix_valid),       cmocka_unit_test(test_env),
+        cmocka_unit_test(test_diagnose),
     };
     return cmocka_run_group_tests_name("core/secret", tests, NULL, NULL);
 }
