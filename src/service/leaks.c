@@ -324,11 +324,12 @@ static void leak_detail(enum lk_leak_scanner scanner, const struct lk_leak_item 
     struct lk_secret_view v;
     char hint[LK_HINT_MAX] = "";
     char url[LK_LEAK_URL_MAX + 4];
-    size_t cut = LK_LEAK_URL_MAX;
+    size_t cut;
 
     if (lk_secret_parse(it->token, it->token_len, &v) == LK_OK)
         lk_secret_hint(&v, hint);
     snprintf(url, sizeof(url), "%s", withheld(it, it->url));
+    cut = strlen(url);
     for (;;) {
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "scanner", scanner_names[scanner], "url",
                               url, "source", withheld(it, it->source), "type",

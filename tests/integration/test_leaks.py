@@ -269,6 +269,20 @@ def test_a_url_holding_the_token_is_not_stored(leaky, ws_in):
     assert "withheld" in ev["detail"]["url"] and "withheld" in ev["detail"]["source"]
 
 
+def test_a_url_too_long_for_the_event_is_cut_at_a_whole_character(leaky, ws_in):
+    ws = ws_in(leaky)
+    k1, k2 = ws.create_key(), ws.create_key()
+    # 2048 bytes that JSON writes six times as long, then a UTF-8 URL kept whole.
+    ctrl = "\u0001" * 2048
+    utf8 = "https://example.com/" + "é" * 1000  # 2020 bytes
+    expect_status(post_github(leaky, [match(k1["secret"], url=ctrl),
+                                      match(k2["secret"], url=utf8)]), 200)
+    by_key = {e["target"]: e["detail"]["url"] for e in audit(leaky, ws)}
+    cut = by_key[k1["id"]]
+    assert cut.endswith("...") and 0 < len(cut) - 3 < 2048 and set(cut[:-3]) == {"\u0001"}
+    assert by_key[k2["id"]] == utf8
+
+
 @pytest.mark.sqlite_only("reads the SQLite file")
 def test_the_token_is_in_no_log_audit_or_database(leaky, ws_in):
     ws = ws_in(leaky)
