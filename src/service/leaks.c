@@ -201,66 +201,51 @@ void lk_leaks_reload(struct lk_app *app)
     }
 }
 
-/* A signature check's outcome e for address at now: a failure is counted. A
- * genuine scanner never fails one, so only forgeries are slowed, and once an
- * address is blocked they no longer cost a verification each. */
-static enum lk_err judged(struct lk_leaks *l, const char *address, int64_t now, enum lk_err e)
+/* One signature check of a report from address at now, GitHub's (a: the key
+ * identifier, b: the signature) or the generic one's (a: the timestamp, b: the
+ * signature). Refused at once while the address is blocked; a failure is
+ * counted. A genuine scanner never fails one, so only forgeries are slowed,
+ * and once an address is blocked they no longer cost a verification each. */
+static enum lk_err check(struct lk_app *app, bool github, const char *a, const char *b,
+                         const char *body, size_t body_len, const char *address, int64_t now,
+                         int64_t *retry_after, struct lk_errinfo *ei)
 {
+    struct lk_leaks *l = app->leaks;
+    enum lk_err e;
+
+    *retry_after = 0;
+    if (l != NULL && address != NULL && lk_throttle_blocked(l->failures, address, now, retry_after))
+        return lk_errinfo_set(ei, LK_ERR_TOO_MANY_REQUESTS, "",
+                              "too many reports with a wrong signature from this address");
+    if (l == NULL || (github ? l->github_file : l->secret_file)[0] == '\0')
+        return lk_errinfo_set(ei, LK_ERR_INVALID_SIGNATURE, "", "%s",
+                              github ? "GitHub leak reports are not enabled on this server: it "
+                                       "knows no public key (leaks_github_keys_file)"
+                                     : "signed leak reports are not enabled on this server: it "
+                                       "has no secret to check them with "
+                                       "(leaks_report_secret_file)");
+    pthread_rwlock_rdlock(&l->mu);
+    e = github ? lk_sigkeys_verify(l->github, a, strlen(a), b, strlen(b), body, body_len, ei)
+               : lk_sig_hmac_check(l->secret, l->secret_len, a, strlen(a), b, strlen(b), body,
+                                   body_len, now, LK_LEAKS_REPORT_SKEW_S, ei);
+    pthread_rwlock_unlock(&l->mu);
     if (e == LK_ERR_INVALID_SIGNATURE && address != NULL)
         lk_throttle_note(l->failures, address, now);
     return e;
-}
-
-static bool blocked(struct lk_leaks *l, const char *address, int64_t now, int64_t *retry_after,
-                    struct lk_errinfo *ei)
-{
-    if (address == NULL || !lk_throttle_blocked(l->failures, address, now, retry_after))
-        return false;
-    lk_errinfo_set(ei, LK_ERR_TOO_MANY_REQUESTS, "",
-                   "too many reports with a wrong signature from this address");
-    return true;
 }
 
 enum lk_err lk_leaks_check_github(struct lk_app *app, const char *key_id, const char *sig_b64,
                                   const char *body, size_t body_len, const char *address,
                                   int64_t now, int64_t *retry_after, struct lk_errinfo *ei)
 {
-    struct lk_leaks *l = app->leaks;
-    enum lk_err e;
-
-    *retry_after = 0;
-    if (l != NULL && blocked(l, address, now, retry_after, ei))
-        return LK_ERR_TOO_MANY_REQUESTS;
-    if (l == NULL || l->github_file[0] == '\0')
-        return lk_errinfo_set(ei, LK_ERR_INVALID_SIGNATURE, "",
-                              "GitHub leak reports are not enabled on this server: it knows "
-                              "no public key (leaks_github_keys_file)");
-    pthread_rwlock_rdlock(&l->mu);
-    e = lk_sigkeys_verify(l->github, key_id, strlen(key_id), sig_b64, strlen(sig_b64), body,
-                          body_len, ei);
-    pthread_rwlock_unlock(&l->mu);
-    return judged(l, address, now, e);
+    return check(app, true, key_id, sig_b64, body, body_len, address, now, retry_after, ei);
 }
 
 enum lk_err lk_leaks_check_report(struct lk_app *app, const char *ts, const char *sig,
                                   const char *body, size_t body_len, const char *address,
                                   int64_t now, int64_t *retry_after, struct lk_errinfo *ei)
 {
-    struct lk_leaks *l = app->leaks;
-    enum lk_err e;
-
-    *retry_after = 0;
-    if (l != NULL && blocked(l, address, now, retry_after, ei))
-        return LK_ERR_TOO_MANY_REQUESTS;
-    if (l == NULL || l->secret_file[0] == '\0')
-        return lk_errinfo_set(ei, LK_ERR_INVALID_SIGNATURE, "",
-                              "signed leak reports are not enabled on this server: it has "
-                              "no secret to check them with (leaks_report_secret_file)");
-    pthread_rwlock_rdlock(&l->mu);
-    e = lk_sig_hmac_check(l->secret, l->secret_len, ts, strlen(ts), sig, strlen(sig), body,
-                          body_len, now, LK_LEAKS_REPORT_SKEW_S, ei);
-    pthread_rwlock_unlock(&l->mu);
-    return judged(l, address, now, e);
+    return check(app, false, ts, sig, body, body_len, address, now, retry_after, ei);
 }
 
 /* --- handling a report ------------------------------------------------------------------ */
