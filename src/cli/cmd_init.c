@@ -130,7 +130,14 @@ static int open_app(const char *db, const char *pepper, const struct lk_config *
                                 .redis_fail_open_rate_limits =
                                     file->redis_fail_open_rate_limits == 1,
                                 .state_dir = state_dir,
-                                .feed_stale_after_ms = file->feed_stale_after_ms};
+                                .feed_stale_after_ms = file->feed_stale_after_ms,
+                                .hooks = {.key_file = file->webhook_key_file[0]
+                                                          ? file->webhook_key_file
+                                                          : NULL,
+                                          .private_targets = file->webhook_allow_private == 1,
+                                          .retry_base_ms = file->webhook_retry_base_ms,
+                                          .timeout_ms = file->webhook_timeout_ms,
+                                          .max_attempts = (int)file->webhook_max_attempts}};
     struct lk_errinfo ei;
 
     lk_errinfo_clear(&ei);

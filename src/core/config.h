@@ -18,6 +18,11 @@
  *   redis_fail_open_rate_limits = off     # on: rate limits per node while Redis is down
  *   state_dir   = /var/lib/latchkey/node  # this node's id and counters (--state-dir)
  *   feed_stale_after_ms = 1000            # verification answers 503 past this
+ *   webhook_key_file = /etc/latchkey/webhook-key  # signs webhooks (docs/webhooks.md)
+ *   webhook_allow_private = off           # on: endpoints on loopback/private addresses
+ *   webhook_retry_base_ms = 5000          # the first retry's delay; x4 each time
+ *   webhook_timeout_ms = 10000            # one delivery attempt's bound
+ *   webhook_max_attempts = 8
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -62,6 +67,11 @@ struct lk_config {
     int redis_fail_open_rate_limits;    /* 1 on, 0 off (the default) */
     char state_dir[LK_CONFIG_MAX_VALUE]; /* "" : beside an SQLite file */
     int64_t feed_stale_after_ms;         /* 0 when not set */
+    char webhook_key_file[LK_CONFIG_MAX_VALUE]; /* "" : beside an SQLite file */
+    int webhook_allow_private;                  /* 1 on, 0 off (the default) */
+    int64_t webhook_retry_base_ms;              /* 0 when not set */
+    int64_t webhook_timeout_ms;                 /* 0 when not set */
+    int64_t webhook_max_attempts;               /* 0 when not set */
 };
 
 /* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */

@@ -61,5 +61,12 @@ void lk_h_credits_get(struct lk_mreq *m);
 void lk_h_credits_top_up(struct lk_mreq *m);
 void lk_h_keys_usage(struct lk_mreq *m);
 void lk_h_keys_openapi(struct lk_mreq *m);
+/* h_webhooks.c */
+void lk_h_webhooks_list(struct lk_mreq *m);
+void lk_h_webhooks_create(struct lk_mreq *m);
+void lk_h_webhooks_delete(struct lk_mreq *m);
+void lk_h_webhooks_deliveries(struct lk_mreq *m);
+void lk_h_webhooks_settings_get(struct lk_mreq *m);
+void lk_h_webhooks_settings_put(struct lk_mreq *m);
 
 #endif

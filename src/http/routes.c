@@ -66,6 +66,12 @@ static const struct route {
     {"GET", "/v1/invitations", NULL, lk_h_invitations_list, LK_MPERM_MEMBERS_READ},
     {"DELETE", "/v1/invitations/{}", NULL, lk_h_invitations_revoke, LK_MPERM_MEMBERS_WRITE},
     {"GET", "/v1/audit", NULL, lk_h_audit_list, LK_MPERM_AUDIT_READ},
+    {"GET", "/v1/webhooks", NULL, lk_h_webhooks_list, LK_MPERM_WEBHOOKS_READ},
+    {"POST", "/v1/webhooks", NULL, lk_h_webhooks_create, LK_MPERM_WEBHOOKS_WRITE},
+    {"GET", "/v1/webhooks/settings", NULL, lk_h_webhooks_settings_get, LK_MPERM_WEBHOOKS_READ},
+    {"PUT", "/v1/webhooks/settings", NULL, lk_h_webhooks_settings_put, LK_MPERM_WEBHOOKS_WRITE},
+    {"DELETE", "/v1/webhooks/{}", NULL, lk_h_webhooks_delete, LK_MPERM_WEBHOOKS_WRITE},
+    {"GET", "/v1/webhooks/{}/deliveries", NULL, lk_h_webhooks_deliveries, LK_MPERM_WEBHOOKS_READ},
 };
 
 /* Matches path[0..len) against pattern, capturing `{}` segments; a pattern
