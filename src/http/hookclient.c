@@ -116,6 +116,7 @@ static void start(struct call *c)
     c->bufs[1] = h2o_iovec_init(r->body, r->len);
     h2o_socketpool_init_by_address(&c->pool, (struct sockaddr *)r->addr, r->addrlen, u->https, 1);
     c->pooled = true;
+    h2o_socketpool_set_timeout(&c->pool, T.loop, 1000); /* gives the pool its loop's clock */
     h2o_http1client_connect_with_pool(&c->client, c, &T.ctx, &c->pool, on_connect);
     /* The certificate must name the URL's host, not the address connected to. */
     if (!c->done && c->client != NULL && u->https) {
@@ -130,6 +131,16 @@ void lk_hookclient_send(struct lk_hook_request *reqs, size_t n, int64_t timeout_
     int64_t deadline;
     size_t left;
 
+    if (reqs == NULL) { /* the delivery thread ends: its loop goes with it */
+        if (T.loop != NULL) {
+            h2o_timeout_dispose(T.loop, &T.io_timeout);
+            h2o_evloop_destroy(T.loop);
+            T.loop = NULL;
+        }
+        SSL_CTX_free(T.ssl);
+        T.ssl = NULL;
+        return;
+    }
     if (n > MAX_AT_ONCE)
         n = MAX_AT_ONCE;
     if (!setup(timeout_ms)) {

@@ -13,7 +13,8 @@
 
 #include "service/hooks.h"
 
-/* An lk_hook_send_fn: sends reqs[0..n) concurrently, each bounded by timeout_ms. */
+/* An lk_hook_send_fn: sends reqs[0..n) concurrently, each bounded by timeout_ms;
+ * reqs NULL frees the thread's loop and TLS context. */
 void lk_hookclient_send(struct lk_hook_request *reqs, size_t n, int64_t timeout_ms);
 
 #endif

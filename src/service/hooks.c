@@ -660,6 +660,9 @@ static void *deliverer_main(void *arg)
         pthread_cond_timedwait(&h->dcv, &h->mu, &ts);
     }
     pthread_mutex_unlock(&h->mu);
+    lk_hook_send_fn send = atomic_load(&h->send);
+    if (send != NULL)
+        send(NULL, 0, 0);
     lk_keycache_thread_offline();
     return NULL;
 }

@@ -68,7 +68,8 @@ struct lk_hook_request {
 };
 
 /* Sends reqs[0..n) at once and returns when each has an answer or failed,
- * within timeout_ms. Called from the delivery thread only. */
+ * within timeout_ms. Called from the delivery thread only; once more with reqs
+ * NULL when that thread ends, to free what the sender keeps for it. */
 typedef void (*lk_hook_send_fn)(struct lk_hook_request *reqs, size_t n, int64_t timeout_ms);
 
 /* --- life ---------------------------------------------------------------------------- */
