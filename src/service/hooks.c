@@ -28,7 +28,7 @@
 #define POLL_MS 250         /* how often the delivery thread looks for due work */
 #define LEASE_MARGIN_MS 30000
 #define BACKOFF_CAP_MS (10LL * 3600 * 1000)
-#define THRESHOLD_TTL_S 5   /* a workspace's credits threshold is read again after this */
+#define WORKSPACES_TTL_S 5  /* which workspaces have endpoints is read again after this */
 #define MAP_BUCKETS 1024
 #define MAP_MAX 200000      /* remembered alarm states; past it the map starts again */
 
@@ -66,6 +66,7 @@ struct lk_hooks {
 
     struct ment *map[MAP_BUCKETS]; /* the writer thread's only */
     size_t nmap;
+    int64_t gen, gen_at; /* the last read of the workspaces with endpoints, and when */
 };
 
 /* --- small pieces ---------------------------------------------------------------------- */
@@ -241,6 +242,7 @@ static void map_clear(struct lk_hooks *h)
         h->map[i] = NULL;
     }
     h->nmap = 0;
+    h->gen_at = 0; /* the workspaces with endpoints are read again at once */
 }
 
 static struct ment *map_get(struct lk_hooks *h, const char *name, bool make)
@@ -341,38 +343,60 @@ static void check_quota(struct lk_hooks *h, const char *ws, int64_t now)
     }
 }
 
-static void check_credits(struct lk_hooks *h, const char *ws, int64_t now)
+/* The workspace's entry in the last read of the workspaces with endpoints
+ * (v: its credits threshold); NULL when it has none: nothing to look at. */
+static struct ment *subscribed(struct lk_hooks *h, const char *ws)
 {
     char key[64];
-    struct ment *t;
+    struct ment *m;
+
+    snprintf(key, sizeof(key), "w|%s", ws);
+    m = map_get(h, key, false);
+    return m != NULL && m->at == h->gen ? m : NULL;
+}
+
+static int note_ws(void *arg, const char *ws, int64_t threshold)
+{
+    struct lk_hooks *h = arg;
+    char key[64];
+    struct ment *m;
+
+    snprintf(key, sizeof(key), "w|%s", ws);
+    m = map_get(h, key, true);
+    m->v = threshold;
+    m->at = h->gen;
+    return 0;
+}
+
+/* One query every few seconds, not one per workspace: a workspace without
+ * endpoints costs the writer nothing but this lookup. */
+static void refresh_workspaces(struct lk_hooks *h, int64_t now)
+{
+    if (h->gen != 0 && now - h->gen_at < WORKSPACES_TTL_S)
+        return;
+    h->gen++;
+    if (lk_store_hook_workspaces(h->app->store, note_ws, h) == LK_OK)
+        h->gen_at = now;
+}
+
+static void check_credits(struct lk_hooks *h, const char *ws, int64_t threshold, int64_t now)
+{
     struct lk_credit_account acc;
     int64_t remaining;
+    char name[96];
 
-    snprintf(key, sizeof(key), "t|%s", ws);
-    t = map_get(h, key, true);
-    if (t->v == -2 || now - t->at >= THRESHOLD_TTL_S) {
-        int64_t thr;
-        if (lk_store_hook_threshold_get(h->app->store, ws, &thr) != LK_OK)
-            return;
-        t->v = thr;
-        t->at = now;
-    }
-    if (t->v < 0)
-        return;
-    if (lk_store_credits_get(h->app->store, ws, &acc) != LK_OK)
+    if (threshold < 0 || lk_store_credits_get(h->app->store, ws, &acc) != LK_OK)
         return;
     remaining = acc.balance + acc.leased;
+    if (remaining >= threshold)
+        return; /* a top-up is a new alarm name (below): nothing to clear */
     /* topped_up in the name: each top-up arms the alarm again */
-    char name[96];
-    bool on = remaining < t->v;
-    snprintf(name, sizeof(name), "credits.low:%lld:%lld", (long long)t->v,
+    snprintf(name, sizeof(name), "credits.low:%lld:%lld", (long long)threshold,
              (long long)acc.topped_up);
-    if (!on)
-        return; /* a new top-up is a new name: nothing to clear */
     move_alarm(h, ws, name, "credits.low", true,
-          json_pack("{s:s, s:I, s:I}", "workspace_id", ws, "remaining", (json_int_t)remaining,
-                    "threshold", (json_int_t)t->v),
-          now);
+               json_pack("{s:s, s:I, s:I}", "workspace_id", ws, "remaining", (json_int_t)remaining,
+                         "threshold", (json_int_t)threshold),
+               now);
 }
 
 struct cap_txn {
@@ -444,12 +468,17 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&h->mu);
         int64_t now = lk_clock_now_s();
         qsort(q, n, sizeof(*q), sig_cmp);
+        refresh_workspaces(h, now);
         for (size_t i = 0; i < n; i++) {
+            struct ment *sub;
             if (i > 0 && sig_cmp(&q[i], &q[i - 1]) == 0)
                 continue;
             if (q[i].kind == SIG_WS) {
+                if ((sub = subscribed(h, q[i].ws)) == NULL)
+                    continue;
+                int64_t threshold = sub->v;
                 check_quota(h, q[i].ws, now);
-                check_credits(h, q[i].ws, now);
+                check_credits(h, q[i].ws, threshold, now);
             } else {
                 check_cap(h, q[i].rowid, q[i].day, now);
             }
@@ -822,10 +851,7 @@ enum lk_err lk_hooks_create(struct lk_app *app, const struct lk_actor *who,
 
     memset(r, 0, sizeof(*r));
     secret[0] = '\0';
-    if (app->hooks == NULL || !app->hooks->have_key)
-        return lk_errinfo_set(ei, LK_ERR_CONFLICT, "url",
-                              "webhooks need a master key: set webhook_key_file in the server's "
-                              "configuration");
+    lk_assert(app->hooks != NULL); /* opened with the app */
     if ((e = lk_hookurl_parse(spec->url, spec->url_len, LK_HOOK_URL_MAX, &u, ei)) != LK_OK)
         return e;
     if (u.host_is_ip && !app->hooks->cfg.private_targets) {
@@ -856,6 +882,10 @@ enum lk_err lk_hooks_create(struct lk_app *app, const struct lk_actor *who,
     }
     if (spec->description != NULL)
         snprintf(r->description, sizeof(r->description), "%s", spec->description);
+    if (!app->hooks->have_key)
+        return lk_errinfo_set(ei, LK_ERR_CONFLICT, "url",
+                              "webhooks need a master key: set webhook_key_file in the server's "
+                              "configuration");
     lk_rand_id("wh_", r->id, sizeof(r->id));
     snprintf(r->workspace_id, sizeof(r->workspace_id), "%s", who->workspace_id);
     memcpy(r->url, spec->url, spec->url_len);

@@ -594,3 +594,9 @@ enum lk_err lk_store_hook_key_spend(struct lk_store *s, int64_t key_rowid, int64
     *out = 0;
     return timed(t0, s->ops->hook_key_spend(s, key_rowid, day, out));
 }
+enum lk_err lk_store_hook_workspaces(struct lk_store *s, lk_hook_ws_cb cb, void *arg)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_workspaces(s, cb, arg));
+}

@@ -550,6 +550,10 @@ enum lk_err lk_store_hook_alarm(struct lk_store *s, const char *ws_id, const cha
 enum lk_err lk_store_hook_threshold_set(struct lk_store *s, const char *ws_id, int64_t threshold);
 enum lk_err lk_store_hook_threshold_get(struct lk_store *s, const char *ws_id,
                                         int64_t *out /* OUT */);
+/* Every workspace with at least one endpoint, with its credits-low threshold
+ * (-1: none), to cb(arg, ws_id, threshold). */
+typedef int (*lk_hook_ws_cb)(void *arg, const char *ws_id, int64_t threshold);
+enum lk_err lk_store_hook_workspaces(struct lk_store *s, lk_hook_ws_cb cb, void *arg);
 /* The stored spend of key_rowid on day `day` (0 when none). */
 enum lk_err lk_store_hook_key_spend(struct lk_store *s, int64_t key_rowid, int64_t day,
                                     int64_t *out /* OUT */);

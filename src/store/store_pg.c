@@ -2578,6 +2578,31 @@ static enum lk_err pg_hook_threshold_get(struct lk_store *base, const char *ws_i
     return e;
 }
 
+struct hook_ws_cb {
+    lk_hook_ws_cb cb;
+    void *arg;
+};
+
+static int row_hook_ws(PGresult *r, int i, void *arg)
+{
+    struct hook_ws_cb *c = arg;
+    char ws[LK_ID_MAX];
+
+    col_text(r, i, 0, ws, sizeof(ws));
+    return c->cb(c->arg, ws, col_i64(r, i, 1, -1));
+}
+
+static enum lk_err pg_hook_workspaces(struct lk_store *base, lk_hook_ws_cb cb, void *arg)
+{
+    struct hook_ws_cb c = {cb, arg};
+
+    return read_stmt(PG(base),
+                     "SELECT e.workspace_id, s.credits_low FROM (SELECT DISTINCT workspace_id"
+                     " FROM webhook_endpoints) e LEFT JOIN webhook_settings s"
+                     " ON s.workspace_id = e.workspace_id",
+                     false, row_hook_ws, &c, "list webhook workspaces", "");
+}
+
 static enum lk_err pg_hook_key_spend(struct lk_store *base, int64_t key_rowid, int64_t day,
                                      int64_t *out)
 {
@@ -2670,7 +2695,8 @@ static enum lk_err pg_hook_key_spend(struct lk_store *base, int64_t key_rowid, i
     .hook_alarm = pg_hook_alarm,                                                                   \
     .hook_threshold_set = pg_hook_threshold_set,                                                   \
     .hook_threshold_get = pg_hook_threshold_get,                                                   \
-    .hook_key_spend = pg_hook_key_spend,
+    .hook_key_spend = pg_hook_key_spend,                                                           \
+    .hook_workspaces = pg_hook_workspaces,
 /* clang-format on */
 
 /* libpq reads both forms of the URL. */

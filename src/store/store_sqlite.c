@@ -292,6 +292,7 @@ enum stmt_id {
     ST_HOOK_THRESHOLD_SET,
     ST_HOOK_THRESHOLD_GET,
     ST_HOOK_KEY_SPEND,
+    ST_HOOK_WORKSPACES,
     ST__COUNT
 };
 
@@ -505,6 +506,9 @@ static const char *const stmt_sql[ST__COUNT] = {
                               "credits_low = excluded.credits_low",
     [ST_HOOK_THRESHOLD_GET] = "SELECT credits_low FROM webhook_settings WHERE workspace_id = ?1 "
                               "AND credits_low IS NOT NULL",
+    [ST_HOOK_WORKSPACES] = "SELECT e.workspace_id, s.credits_low FROM (SELECT DISTINCT "
+                           "workspace_id FROM webhook_endpoints) e LEFT JOIN webhook_settings s "
+                           "ON s.workspace_id = e.workspace_id",
     [ST_HOOK_KEY_SPEND] = "SELECT spent FROM key_spend WHERE key_rowid = ?1 AND day = ?2",
 };
 
@@ -2273,6 +2277,28 @@ static enum lk_err sq_hook_threshold_get(struct lk_store *base, const char *ws_i
     return e;
 }
 
+struct hook_ws_cb {
+    lk_hook_ws_cb cb;
+    void *arg;
+};
+
+static int row_hook_ws(sqlite3_stmt *st, void *arg)
+{
+    struct hook_ws_cb *c = arg;
+    char ws[LK_ID_MAX];
+
+    col_text(st, 0, ws, sizeof(ws));
+    return c->cb(c->arg, ws, col_opt_i64(st, 1, -1));
+}
+
+static enum lk_err sq_hook_workspaces(struct lk_store *base, lk_hook_ws_cb cb, void *arg)
+{
+    struct hook_ws_cb c = {cb, arg};
+
+    return read_stmt(SQ(base), ST_HOOK_WORKSPACES, false, row_hook_ws, &c,
+                     "list webhook workspaces", "");
+}
+
 static enum lk_err sq_hook_key_spend(struct lk_store *base, int64_t key_rowid, int64_t day,
                                      int64_t *out)
 {
@@ -2364,4 +2390,5 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .hook_threshold_set = sq_hook_threshold_set,
     .hook_threshold_get = sq_hook_threshold_get,
     .hook_key_spend = sq_hook_key_spend,
+    .hook_workspaces = sq_hook_workspaces,
 };

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import PG_URL, LatchkeyServer, _finish, _live_servers, poll
+from conftest import PG_URL, LatchkeyServer, _finish, _live_servers, free_port, new_pg_database, poll, run_cli
 from lkhelpers import expect_status
 
 # loopback receivers need webhook_allow_private; fast retries keep the tests short
@@ -107,9 +107,20 @@ def receiver():
     r.stop()
 
 
+def hook_config(tmp_path, **extra):
+    """HOOK_CONFIG, with a master key file on PostgreSQL (which needs one)."""
+    cfg = dict(HOOK_CONFIG, **extra)
+    if PG_URL:
+        path = tmp_path / "webhook-key"
+        if not path.exists():
+            path.write_bytes(os.urandom(32))
+        cfg["webhook_key_file"] = str(path)
+    return cfg
+
+
 @pytest.fixture
 def hook_server(tmp_path):
-    srv = LatchkeyServer(tmp_path / "srv", config=dict(HOOK_CONFIG))
+    srv = LatchkeyServer(tmp_path / "srv", config=hook_config(tmp_path))
     srv.start()
     _live_servers.append(srv)
     yield srv
@@ -213,7 +224,7 @@ def test_attempts_stop_at_the_configured_bound(hook_server, receiver):
 
 
 def test_kill9_mid_delivery_sends_the_same_id_again(tmp_path, receiver):
-    srv = LatchkeyServer(tmp_path / "srv", config=dict(HOOK_CONFIG))
+    srv = LatchkeyServer(tmp_path / "srv", config=hook_config(tmp_path))
     srv.start()
     _live_servers.append(srv)
     try:
@@ -240,7 +251,7 @@ def test_kill9_mid_delivery_sends_the_same_id_again(tmp_path, receiver):
 
 def test_an_acknowledged_event_survives_a_kill_before_delivery(tmp_path, receiver):
     """The event is written with the key: a kill -9 right after the 201 loses nothing."""
-    srv = LatchkeyServer(tmp_path / "srv", config=dict(HOOK_CONFIG))
+    srv = LatchkeyServer(tmp_path / "srv", config=hook_config(tmp_path))
     srv.start()
     _live_servers.append(srv)
     try:
@@ -336,8 +347,10 @@ def test_hostile_input_gets_a_clear_4xx(hook_server):
     assert expect_status(r, 409)["error"]["code"] == "conflict"
 
 
-def test_private_destinations_are_refused_by_default(fresh_server, receiver):
-    srv = fresh_server  # default settings: no private targets
+def test_private_destinations_are_refused_by_default(make_server, tmp_path, receiver):
+    cfg = hook_config(tmp_path)
+    del cfg["webhook_allow_private"]  # the default: no private targets
+    srv = make_server(config=cfg)
     w = srv.create_workspace()
     for url in (receiver.url, "http://localhost:9/x", "http://169.254.169.254/latest/meta-data",
                 "http://10.1.2.3/", "http://[::1]:8080/", "http://[fe80::1]/",
@@ -460,3 +473,29 @@ def test_no_plaintext_secret_in_the_database(hook_server, receiver):
     w.create_key()
     g = poll(lambda: receiver.got, 15, "a delivery")[0]
     assert verify_signature(ep["secret"], g["headers"], g["body"])
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL needs webhook_key_file")
+def test_postgres_without_a_key_file_refuses_endpoints(fresh_server):
+    w = fresh_server.create_workspace()
+    r = fresh_server.post("/v1/webhooks", key=w.root_key,
+                          json={"url": "https://example.com/hook", "events": ["*"]})
+    doc = expect_status(r, 409)
+    assert "webhook_key_file" in doc["error"]["message"]
+    # keys are still made, and no event is kept for nobody
+    w.create_key()
+
+
+def test_a_bad_key_file_stops_the_start(tmp_path):
+    short = tmp_path / "short-key"
+    short.write_bytes(b"x" * 10)
+    conf = tmp_path / "latchkey.conf"
+    conf.write_text(f"webhook_key_file = {short}\n")
+    db = new_pg_database() if PG_URL else f"sqlite:{tmp_path / 'db'}"
+    args = ["serve", "--listen", f"127.0.0.1:{free_port()}", "--db", db, "--config", str(conf)]
+    if PG_URL:
+        args += ["--state-dir", str(tmp_path / "state")]
+    r = run_cli(args, timeout=60)
+    assert r.returncode != 0
+    assert "webhook-key" in r.stderr or "short-key" in r.stderr, r.stderr
+    assert "32 bytes" in r.stderr, r.stderr
