@@ -104,12 +104,14 @@ ROWS = [
     Row("GET /v1/audit", "audit:read", 200, lambda s, k, ws, p: s.get("/v1/audit", key=k)),
     Row("GET /v1/webhooks", "webhooks:read", 200,
         lambda s, k, ws, p: s.get("/v1/webhooks", key=k)),
-    Row("POST /v1/webhooks", "webhooks:write", 201,
-        lambda s, k, ws, p: s.post("/v1/webhooks", key=k,
-                                   json={"url": "https://example.com/" + p, "events": ["*"]}),
-        prepare=lambda s, ws: uuid.uuid4().hex[:8],
-        changed=lambda s, ws, p: any(e["url"].endswith(p) for e in expect_status(
-            s.get("/v1/webhooks", key=ws.root_key), 200)["data"])),
+    # (POST /v1/webhooks needs a master key, which the shared PostgreSQL server lacks;
+    # test_webhooks.py::test_permissions covers it)
+    Row("PUT /v1/webhooks/settings", "webhooks:write", 200,
+        lambda s, k, ws, p: s.request("PUT", "/v1/webhooks/settings", key=k,
+                                      json={"credits_low_threshold": p}),
+        prepare=lambda s, ws: 1000 + int(uuid.uuid4().hex[:4], 16),
+        changed=lambda s, ws, p: expect_status(s.get("/v1/webhooks/settings", key=ws.root_key),
+                                               200)["credits_low_threshold"] == p),
     Row("GET /v1/webhooks/settings", "webhooks:read", 200,
         lambda s, k, ws, p: s.get("/v1/webhooks/settings", key=k)),
     Row("GET /v1/workspaces", "workspaces:read", 200,
