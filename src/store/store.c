@@ -533,12 +533,26 @@ enum lk_err lk_store_hook_event_insert(struct lk_store *s, const struct lk_hook_
         *inserted = e == LK_OK && ins;
     return timed(t0, e);
 }
+struct lk_hook_job *lk__hook_jobs_add(struct lk__hook_jobs *j)
+{
+    j->v = lk_grow(j->v, j->n, &j->cap, sizeof(*j->v));
+    memset(&j->v[j->n], 0, sizeof(j->v[j->n]));
+    return &j->v[j->n++];
+}
+
 enum lk_err lk_store_hook_claim(struct lk_store *s, const char *node_id, int64_t now_ms,
                                 int64_t lease_until_ms, int limit, lk_hook_job_cb cb, void *arg)
 {
     uint64_t t0 = lk_stats_now_ns();
+    struct lk__hook_jobs j = {0};
+    enum lk_err e = s->ops->hook_claim(s, node_id, now_ms, lease_until_ms, limit, &j);
 
-    return timed(t0, s->ops->hook_claim(s, node_id, now_ms, lease_until_ms, limit, cb, arg));
+    /* After the backend's lock is released: cb may call the store. */
+    for (size_t i = 0; i < j.n && e == LK_OK; i++)
+        if (j.v[i].attempt > 0 && cb(arg, &j.v[i]) != 0)
+            break;
+    free(j.v);
+    return timed(t0, e);
 }
 enum lk_err lk_store_hook_attempt_done(struct lk_store *s, const char *node_id,
                                        const struct lk_hook_attempt_row *a,

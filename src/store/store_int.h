@@ -6,6 +6,15 @@
 
 #include "store/store.h"
 
+/* Deliveries a backend found due (lk_store_hook_claim). */
+struct lk__hook_jobs {
+    struct lk_hook_job *v;
+    size_t n, cap;
+};
+
+/* A new, zeroed slot at the end of j. */
+struct lk_hook_job *lk__hook_jobs_add(struct lk__hook_jobs *j);
+
 struct lk_store_ops {
     const char *scheme; /* URL scheme with its colon: "sqlite:" */
     enum lk_err (*open)(const char *url, struct lk_store **out, struct lk_errinfo *ei);
@@ -114,8 +123,10 @@ struct lk_store_ops {
     enum lk_err (*hook_endpoint_delete)(struct lk_store *s, const char *ws_id, const char *id);
     enum lk_err (*hook_event_insert)(struct lk_store *s, const struct lk_hook_event_row *r,
                                      int64_t due_ms, bool *inserted);
+    /* Fills jobs with the deliveries found due, attempt 0 for those another
+     * process leased first; store.c hands the others out. */
     enum lk_err (*hook_claim)(struct lk_store *s, const char *node_id, int64_t now_ms,
-                              int64_t lease_until_ms, int limit, lk_hook_job_cb cb, void *arg);
+                              int64_t lease_until_ms, int limit, struct lk__hook_jobs *jobs);
     enum lk_err (*hook_attempt_done)(struct lk_store *s, const char *node_id,
                                      const struct lk_hook_attempt_row *a, enum lk_hook_state state,
                                      int64_t next_ms);

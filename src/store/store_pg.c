@@ -2435,26 +2435,19 @@ static enum lk_err pg_hook_event_insert(struct lk_store *base, const struct lk_h
     return e;
 }
 
-struct hook_jobs {
-    struct lk_hook_job *v;
-    size_t n, cap;
-};
-
 static int row_hook_job(PGresult *r, int i, void *arg)
 {
-    struct hook_jobs *j = arg;
+    struct lk_hook_job *x = lk__hook_jobs_add(arg);
 
-    j->v = lk_grow(j->v, j->n, &j->cap, sizeof(*j->v));
-    read_row(r, i, hook_job_cols, LK_ARRAY_LEN(hook_job_cols), &j->v[j->n], sizeof(*j->v));
-    j->v[j->n++].attempt += 1;
+    read_row(r, i, hook_job_cols, LK_ARRAY_LEN(hook_job_cols), x, sizeof(*x));
+    x->attempt += 1;
     return 0;
 }
 
 static enum lk_err pg_hook_claim(struct lk_store *base, const char *node_id, int64_t now_ms,
-                                 int64_t lease_until_ms, int limit, lk_hook_job_cb cb, void *arg)
+                                 int64_t lease_until_ms, int limit, struct lk__hook_jobs *j)
 {
     struct pg_store *s = PG(base);
-    struct hook_jobs j = {0};
     enum lk_err e;
 
     pthread_mutex_lock(&s->mu);
@@ -2466,26 +2459,22 @@ static enum lk_err pg_hook_claim(struct lk_store *base, const char *node_id, int
                   " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
                   " WHERE d.state = 0 AND d.next_ms <= $1 AND d.lease_until_ms <= $1"
                   " ORDER BY d.next_ms LIMIT $2",
-                  false, row_hook_job, &j, "find due webhook deliveries", "ii", now_ms,
+                  false, row_hook_job, j, "find due webhook deliveries", "ii", now_ms,
                   (int64_t)limit);
-    for (size_t i = 0; i < j.n && e == LK_OK; i++) {
+    for (size_t i = 0; i < j->n && e == LK_OK; i++) {
         /* A compare-and-set on the lease: a row another node took is skipped. */
         e = write_stmt(s,
                        "UPDATE webhook_deliveries SET lease_until_ms = $3, lease_node = $4"
                        " WHERE event_id = $1 AND endpoint_id = $2 AND state = 0"
                        " AND lease_until_ms <= $5",
-                       false, true, "lease webhook delivery", "ssisi", j.v[i].ev.id, j.v[i].ep.id,
+                       false, true, "lease webhook delivery", "ssisi", j->v[i].ev.id, j->v[i].ep.id,
                        lease_until_ms, node_id, now_ms);
         if (e == LK_ERR_NOT_FOUND) {
-            j.v[i].attempt = 0;
+            j->v[i].attempt = 0;
             e = LK_OK;
         }
     }
     pthread_mutex_unlock(&s->mu);
-    for (size_t i = 0; i < j.n && e == LK_OK; i++)
-        if (j.v[i].attempt > 0 && cb(arg, &j.v[i]) != 0)
-            break;
-    free(j.v);
     return e;
 }
 

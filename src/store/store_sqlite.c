@@ -2133,19 +2133,10 @@ static enum lk_err sq_hook_event_insert(struct lk_store *base, const struct lk_h
     return e;
 }
 
-struct hook_jobs {
-    struct lk_hook_job *v;
-    size_t n, cap;
-};
-
 static int row_hook_job(sqlite3_stmt *st, void *arg)
 {
-    struct hook_jobs *j = arg;
-    struct lk_hook_job *x;
+    struct lk_hook_job *x = lk__hook_jobs_add(arg);
 
-    j->v = lk_grow(j->v, j->n, &j->cap, sizeof(*j->v));
-    x = &j->v[j->n++];
-    memset(x, 0, sizeof(*x));
     col_text(st, 0, x->ev.id, sizeof(x->ev.id));
     col_text(st, 1, x->ev.workspace_id, sizeof(x->ev.workspace_id));
     col_text(st, 2, x->ev.type, sizeof(x->ev.type));
@@ -2157,29 +2148,24 @@ static int row_hook_job(sqlite3_stmt *st, void *arg)
 }
 
 static enum lk_err sq_hook_claim(struct lk_store *base, const char *node_id, int64_t now_ms,
-                                 int64_t lease_until_ms, int limit, lk_hook_job_cb cb, void *arg)
+                                 int64_t lease_until_ms, int limit, struct lk__hook_jobs *j)
 {
     struct sqlite_store *s = SQ(base);
-    struct hook_jobs j = {0};
     enum lk_err e;
 
     pthread_mutex_lock(&s->mu);
-    e = read_stmt(s, ST_HOOK_DUE, false, row_hook_job, &j, "find due webhook deliveries", "ii",
+    e = read_stmt(s, ST_HOOK_DUE, false, row_hook_job, j, "find due webhook deliveries", "ii",
                   now_ms, (int64_t)limit);
-    for (size_t i = 0; i < j.n && e == LK_OK; i++) {
+    for (size_t i = 0; i < j->n && e == LK_OK; i++) {
         /* A compare-and-set on the lease: a row another process took is skipped. */
-        e = write_stmt(s, ST_HOOK_LEASE, true, "lease webhook delivery", "ssisi", j.v[i].ev.id,
-                       j.v[i].ep.id, lease_until_ms, node_id, now_ms);
+        e = write_stmt(s, ST_HOOK_LEASE, true, "lease webhook delivery", "ssisi", j->v[i].ev.id,
+                       j->v[i].ep.id, lease_until_ms, node_id, now_ms);
         if (e == LK_ERR_NOT_FOUND) {
-            j.v[i].attempt = 0;
+            j->v[i].attempt = 0;
             e = LK_OK;
         }
     }
     pthread_mutex_unlock(&s->mu);
-    for (size_t i = 0; i < j.n && e == LK_OK; i++)
-        if (j.v[i].attempt > 0 && cb(arg, &j.v[i]) != 0)
-            break;
-    free(j.v);
     return e;
 }
 
