@@ -31,6 +31,8 @@
 #define WORKSPACES_TTL_S 5  /* which workspaces have endpoints is read again after this */
 #define MAP_BUCKETS 1024
 #define MAP_MAX 200000      /* remembered alarm states; past it the map starts again */
+#define KEEP_S (30 * 86400) /* finished events and the delivery log are kept this long */
+#define PRUNE_EVERY_S 3600
 
 enum sig_kind { SIG_WS = 1, SIG_CAP = 2 };
 
@@ -67,6 +69,7 @@ struct lk_hooks {
     struct ment *map[MAP_BUCKETS]; /* the writer thread's only */
     size_t nmap;
     int64_t gen, gen_at; /* the last read of the workspaces with endpoints, and when */
+    int64_t pruned_at;
 };
 
 /* --- small pieces ---------------------------------------------------------------------- */
@@ -457,8 +460,21 @@ static void *writer_main(void *arg)
     lk_keycache_thread_online();
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
+        int64_t t = lk_clock_now_s();
+        if (t - h->pruned_at >= PRUNE_EVERY_S) {
+            pthread_mutex_unlock(&h->mu);
+            if (lk_store_hook_prune(h->app->store, t - KEEP_S, (t - KEEP_S) * 1000) == LK_OK)
+                h->pruned_at = t;
+            else
+                h->pruned_at = t - PRUNE_EVERY_S + 60; /* again in a minute */
+            pthread_mutex_lock(&h->mu);
+            continue;
+        }
         if (h->nq == 0) {
-            pthread_cond_wait(&h->wcv, &h->mu);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 60; /* wakes for the hourly prune too */
+            pthread_cond_timedwait(&h->wcv, &h->mu, &ts);
             continue;
         }
         struct sig *q = h->q;

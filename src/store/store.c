@@ -614,3 +614,9 @@ enum lk_err lk_store_hook_workspaces(struct lk_store *s, lk_hook_ws_cb cb, void 
 
     return timed(t0, s->ops->hook_workspaces(s, cb, arg));
 }
+enum lk_err lk_store_hook_prune(struct lk_store *s, int64_t before_s, int64_t before_ms)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_prune(s, before_s, before_ms));
+}

@@ -550,6 +550,10 @@ enum lk_err lk_store_hook_alarm(struct lk_store *s, const char *ws_id, const cha
 enum lk_err lk_store_hook_threshold_set(struct lk_store *s, const char *ws_id, int64_t threshold);
 enum lk_err lk_store_hook_threshold_get(struct lk_store *s, const char *ws_id,
                                         int64_t *out /* OUT */);
+/* Drops attempts that ended before before_ms, and events created before
+ * before_s whose deliveries are all finished (delivered or given up), with
+ * those deliveries. Pending work is never dropped. */
+enum lk_err lk_store_hook_prune(struct lk_store *s, int64_t before_s, int64_t before_ms);
 /* Every workspace with at least one endpoint, with its credits-low threshold
  * (-1: none), to cb(arg, ws_id, threshold). */
 typedef int (*lk_hook_ws_cb)(void *arg, const char *ws_id, int64_t threshold);

@@ -138,6 +138,7 @@ struct lk_store_ops {
                               int64_t now, bool *changed);
     enum lk_err (*hook_threshold_set)(struct lk_store *s, const char *ws_id, int64_t threshold);
     enum lk_err (*hook_threshold_get)(struct lk_store *s, const char *ws_id, int64_t *out);
+    enum lk_err (*hook_prune)(struct lk_store *s, int64_t before_s, int64_t before_ms);
     enum lk_err (*hook_workspaces)(struct lk_store *s, lk_hook_ws_cb cb, void *arg);
     enum lk_err (*hook_key_spend)(struct lk_store *s, int64_t key_rowid, int64_t day,
                                   int64_t *out);

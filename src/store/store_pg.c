@@ -2592,6 +2592,29 @@ static enum lk_err pg_hook_workspaces(struct lk_store *base, lk_hook_ws_cb cb, v
                      false, row_hook_ws, &c, "list webhook workspaces", "");
 }
 
+static enum lk_err pg_hook_prune(struct lk_store *base, int64_t before_s, int64_t before_ms)
+{
+    struct pg_store *s = PG(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s, "DELETE FROM webhook_attempts WHERE finished_ms < $1", false, false,
+                   "prune webhook attempts", "i", before_ms);
+    if (e == LK_OK)
+        e = write_stmt(s,
+                       "DELETE FROM webhook_events WHERE created_at < $1 AND NOT EXISTS"
+                       " (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id"
+                       " AND d.state = 0)",
+                       false, false, "prune webhook events", "i", before_s);
+    if (e == LK_OK)
+        e = write_stmt(s,
+                       "DELETE FROM webhook_deliveries WHERE state <> 0 AND NOT EXISTS"
+                       " (SELECT 1 FROM webhook_events v WHERE v.id = webhook_deliveries.event_id)",
+                       false, false, "prune webhook deliveries", "");
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
 static enum lk_err pg_hook_key_spend(struct lk_store *base, int64_t key_rowid, int64_t day,
                                      int64_t *out)
 {
@@ -2685,7 +2708,8 @@ static enum lk_err pg_hook_key_spend(struct lk_store *base, int64_t key_rowid, i
     .hook_threshold_set = pg_hook_threshold_set,                                                   \
     .hook_threshold_get = pg_hook_threshold_get,                                                   \
     .hook_key_spend = pg_hook_key_spend,                                                           \
-    .hook_workspaces = pg_hook_workspaces,
+    .hook_workspaces = pg_hook_workspaces,                                                         \
+    .hook_prune = pg_hook_prune,
 /* clang-format on */
 
 /* libpq reads both forms of the URL. */

@@ -293,6 +293,9 @@ enum stmt_id {
     ST_HOOK_THRESHOLD_GET,
     ST_HOOK_KEY_SPEND,
     ST_HOOK_WORKSPACES,
+    ST_HOOK_PRUNE_ATTEMPTS,
+    ST_HOOK_PRUNE_EVENTS,
+    ST_HOOK_PRUNE_DELIVERIES,
     ST__COUNT
 };
 
@@ -509,6 +512,13 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_HOOK_WORKSPACES] = "SELECT e.workspace_id, s.credits_low FROM (SELECT DISTINCT "
                            "workspace_id FROM webhook_endpoints) e LEFT JOIN webhook_settings s "
                            "ON s.workspace_id = e.workspace_id",
+    [ST_HOOK_PRUNE_ATTEMPTS] = "DELETE FROM webhook_attempts WHERE finished_ms < ?1",
+    [ST_HOOK_PRUNE_EVENTS] = "DELETE FROM webhook_events WHERE created_at < ?1 AND NOT EXISTS "
+                             "(SELECT 1 FROM webhook_deliveries d WHERE "
+                             "d.event_id = webhook_events.id AND d.state = 0)",
+    [ST_HOOK_PRUNE_DELIVERIES] = "DELETE FROM webhook_deliveries WHERE state <> 0 AND NOT "
+                                 "EXISTS (SELECT 1 FROM webhook_events v WHERE "
+                                 "v.id = webhook_deliveries.event_id)",
     [ST_HOOK_KEY_SPEND] = "SELECT spent FROM key_spend WHERE key_rowid = ?1 AND day = ?2",
 };
 
@@ -2285,6 +2295,21 @@ static enum lk_err sq_hook_workspaces(struct lk_store *base, lk_hook_ws_cb cb, v
                      "list webhook workspaces", "");
 }
 
+static enum lk_err sq_hook_prune(struct lk_store *base, int64_t before_s, int64_t before_ms)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s, ST_HOOK_PRUNE_ATTEMPTS, false, "prune webhook attempts", "i", before_ms);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_HOOK_PRUNE_EVENTS, false, "prune webhook events", "i", before_s);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_HOOK_PRUNE_DELIVERIES, false, "prune webhook deliveries", "");
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
 static enum lk_err sq_hook_key_spend(struct lk_store *base, int64_t key_rowid, int64_t day,
                                      int64_t *out)
 {
@@ -2377,4 +2402,5 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .hook_threshold_get = sq_hook_threshold_get,
     .hook_key_spend = sq_hook_key_spend,
     .hook_workspaces = sq_hook_workspaces,
+    .hook_prune = sq_hook_prune,
 };

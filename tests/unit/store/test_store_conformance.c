@@ -1638,6 +1638,17 @@ static void test_webhooks(void **state)
                      LK_OK);
     assert_int_equal(log.n, 0);
 
+    /* prune: the log goes, the event with a pending delivery stays */
+    assert_int_equal(lk_store_hook_prune(st, 1700000001, 5101), LK_OK);
+    log.n = 0;
+    assert_int_equal(lk_store_hook_attempt_list(st, "ws_a", "wh_a", 0, 8, add_attempt_row, &log),
+                     LK_OK);
+    assert_int_equal(log.n, 0); /* every attempt ended before 5101 ms */
+    assert_int_equal(lk_store_hook_release(st, "node_2"), LK_OK);
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 9000, 70000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 1); /* evt_1 to wh_a is still pending: kept */
+
     /* delete: another workspace's is not found; the own one goes with its work */
     assert_int_equal(lk_store_hook_endpoint_delete(st, "ws_b", "wh_a"), LK_ERR_NOT_FOUND);
     assert_int_equal(lk_store_hook_endpoint_delete(st, "ws_a", "wh_a"), LK_OK);
@@ -1649,6 +1660,20 @@ static void test_webhooks(void **state)
     assert_int_equal(lk_store_hook_attempt_list(st, "ws_a", "wh_a", 0, 8, add_attempt_row, &log),
                      LK_OK);
     assert_int_equal(log.n, 0);
+    /* an event whose deliveries are all finished goes with them */
+    make_event(&ev, "evt_3", "ws_b", "key.created");
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_event_txn, &ev), LK_OK);
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_1", 99000, 170000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 1);
+    at.attempt = 1;
+    at.status = 200;
+    snprintf(at.event_id, sizeof(at.event_id), "evt_3");
+    snprintf(at.endpoint_id, sizeof(at.endpoint_id), "wh_c");
+    assert_int_equal(lk_store_hook_attempt_done(st, "node_1", &at, LK_HOOK_DELIVERED, 0), LK_OK);
+    assert_int_equal(lk_store_hook_prune(st, 1700000001, 0), LK_OK);
+    /* the same id is new again once pruned (ids of crossings carry their day) */
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_event_txn, &ev), LK_OK);
 }
 
 static void test_webhook_alarms_and_settings(void **state)
