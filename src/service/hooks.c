@@ -870,10 +870,14 @@ enum lk_err lk_hooks_create(struct lk_app *app, const struct lk_actor *who,
     lk_assert(app->hooks != NULL); /* opened with the app */
     if ((e = lk_hookurl_parse(spec->url, spec->url_len, LK_HOOK_URL_MAX, &u, ei)) != LK_OK)
         return e;
-    if (u.host_is_ip && !app->hooks->cfg.private_targets) {
+    if (!app->hooks->cfg.private_targets) {
+        /* Any numeric form the resolver takes (also "0x7f000001" or "2130706433"),
+         * not only the dotted one; names are judged at each delivery. */
         struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *res = NULL;
-        bool pub = getaddrinfo(u.host, NULL, &hints, &res) == 0 && lk_hookaddr_public(res->ai_addr);
-        freeaddrinfo(res);
+        bool numeric = getaddrinfo(u.host, NULL, &hints, &res) == 0;
+        bool pub = !numeric || lk_hookaddr_public(res->ai_addr);
+        if (numeric)
+            freeaddrinfo(res);
         if (!pub)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
                                   "url points to a loopback, private or link-local address");

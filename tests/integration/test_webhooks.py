@@ -8,7 +8,10 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import socket
+import ssl
+import subprocess
 import stat
 import threading
 import time
@@ -44,7 +47,7 @@ class Receiver:
     """Records each delivery; answers from `plan` (a list of statuses, then 200);
     holds a request while `hold` is set (until `release`)."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.got = []
         self.plan = []
         self.hold = threading.Event()
@@ -83,6 +86,11 @@ class Receiver:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
+        if tls is not None:  # (cert, key): HTTPS
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}/hook"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def stop(self):
@@ -363,7 +371,8 @@ def test_private_destinations_are_refused_by_default(make_server, tmp_path, rece
     w = srv.create_workspace()
     for url in (receiver.url, "http://localhost:9/x", "http://169.254.169.254/latest/meta-data",
                 "http://10.1.2.3/", "http://[::1]:8080/", "http://[fe80::1]/",
-                "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://192.168.1.1/"):
+                "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://192.168.1.1/",
+                "http://0x7f000001/", "http://2130706433/", "http://127.1/"):
         r = srv.post("/v1/webhooks", key=w.root_key, json={"url": url, "events": ["*"]})
         doc = expect_status(r, 400)
         assert "address" in doc["error"]["message"] or "localhost" in doc["error"]["message"]
@@ -537,3 +546,52 @@ def test_two_nodes_on_one_database_never_send_one_attempt_twice(tmp_path, receiv
     finally:
         _finish(second)
         _finish(first)
+
+
+def make_cert(d, name):
+    """A self-signed certificate for 127.0.0.1: (cert path, key path)."""
+    cert, key = d / f"{name}.crt", d / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True)
+    return cert, key
+
+
+class CaServer(LatchkeyServer):
+    """A server whose TLS clients trust `ca` (OpenSSL's SSL_CERT_FILE) instead of the
+    system's roots."""
+
+    def __init__(self, workdir, ca, **kw):
+        self.ca = ca
+        super().__init__(workdir, **kw)
+
+    def _clock_env(self):
+        return {**super()._clock_env(), "SSL_CERT_FILE": str(self.ca)}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+def test_https_endpoints_verify_the_certificate(tmp_path):
+    good = make_cert(tmp_path, "receiver")
+    stranger = make_cert(tmp_path, "stranger")
+    trusted, untrusted = Receiver(tls=good), Receiver(tls=stranger)
+    srv = CaServer(tmp_path / "srv", good[0], config=hook_config(tmp_path))
+    srv.start()
+    _live_servers.append(srv)
+    try:
+        w = srv.create_workspace()
+        ok = add_endpoint(srv, w, trusted.url, ["key.created"])
+        bad = add_endpoint(srv, w, untrusted.url, ["key.created"])
+        w.create_key()
+        g = poll(lambda: trusted.got, 15, "an HTTPS delivery")[0]
+        assert verify_signature(ok["secret"], g["headers"], g["body"])
+        # a certificate the server does not trust: no request is sent, the log says why
+        log = poll(lambda: expect_status(srv.get(f"/v1/webhooks/{bad['id']}/deliveries",
+                                                 key=w.root_key), 200)["data"], 15, "an attempt")
+        assert log[0]["status"] is None and log[0]["error"], log
+        assert untrusted.got == []
+    finally:
+        _finish(srv)
+        trusted.stop()
+        untrusted.stop()
