@@ -67,8 +67,8 @@ void lk_hooksig_derive(const uint8_t *master, size_t mlen, const char *endpoint_
 
 static bool host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
 }
 
 enum lk_err lk_hookurl_parse(const char *url, size_t len, size_t max, struct lk_hookurl *out,
@@ -80,8 +80,7 @@ enum lk_err lk_hookurl_parse(const char *url, size_t len, size_t max, struct lk_
 
     memset(out, 0, sizeof(*out));
     if (len == 0 || len > max)
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
-                              "url must be 1 to %zu bytes", max);
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url", "url must be 1 to %zu bytes", max);
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
@@ -123,7 +122,8 @@ enum lk_err lk_hookurl_parse(const char *url, size_t len, size_t max, struct lk_
     out->host[he - hs] = '\0';
     if (hs > url && hs[-1] == '[') {
         if (inet_pton(AF_INET6, out->host, &a6) != 1)
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url", "bad IPv6 address in the host");
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
+                                  "bad IPv6 address in the host");
         out->host_is_ip = true;
     } else {
         out->host_is_ip = inet_pton(AF_INET, out->host, &a4) == 1;
@@ -179,8 +179,8 @@ bool lk_hookaddr_public(const struct sockaddr *sa)
         static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         static const uint8_t zero[15] = {0};
         if (memcmp(b, mapped, 12) == 0 || (memcmp(b, zero, 12) == 0 && (b[12] | b[13]) != 0))
-            return v4_public((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-                             (uint32_t)b[14] << 8 | b[15]); /* mapped, or IPv4-compatible */
+            return v4_public((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                             b[15]); /* mapped, or IPv4-compatible */
         if (memcmp(b, zero, 15) == 0)
             return false;          /* :: and ::1 */
         if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique-local */
@@ -190,8 +190,8 @@ bool lk_hookaddr_public(const struct sockaddr *sa)
         if (b[0] == 0xff) /* multicast */
             return false;
         if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) /* NAT64 */
-            return v4_public((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-                             (uint32_t)b[14] << 8 | b[15]);
+            return v4_public((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                             b[15]);
         return true;
     }
     return false;

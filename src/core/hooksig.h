@@ -17,8 +17,8 @@
 
 #include "core/err.h"
 
-#define LK_HOOKSIG_KEY_LEN 32  /* bytes of an endpoint's signing key */
-#define LK_HOOKSIG_MAX 64      /* "v1," + base64 of 32 bytes + NUL, with room */
+#define LK_HOOKSIG_KEY_LEN 32    /* bytes of an endpoint's signing key */
+#define LK_HOOKSIG_MAX 64        /* "v1," + base64 of 32 bytes + NUL, with room */
 #define LK_HOOKSIG_SECRET_MAX 64 /* "whsec_" + base64 of 32 bytes + NUL, with room */
 #define LK_HOOKURL_HOST_MAX 253
 

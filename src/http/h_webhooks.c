@@ -151,8 +151,7 @@ void lk_h_webhooks_deliveries(struct lk_mreq *m)
 static void answer_settings(struct lk_mreq *m, const struct lk_actor *who, int64_t threshold)
 {
     lk_mreq_json(m, 200,
-                 json_pack("{s:s, s:o}", "workspace_id", who->workspace_id,
-                           "credits_low_threshold",
+                 json_pack("{s:s, s:o}", "workspace_id", who->workspace_id, "credits_low_threshold",
                            threshold >= 0 ? json_integer(threshold) : json_null()));
 }
 

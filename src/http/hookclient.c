@@ -101,8 +101,8 @@ static void start(struct call *c)
     if (u->port == (u->https ? 443 : 80))
         snprintf(host, sizeof(host), "%s%s%s", bracket ? "[" : "", u->host, bracket ? "]" : "");
     else
-        snprintf(host, sizeof(host), "%s%s%s:%u", bracket ? "[" : "", u->host,
-                 bracket ? "]" : "", (unsigned)u->port);
+        snprintf(host, sizeof(host), "%s%s%s:%u", bracket ? "[" : "", u->host, bracket ? "]" : "",
+                 (unsigned)u->port);
     n = snprintf(c->head, sizeof(c->head),
                  "POST %.*s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                  "Content-Length: %zu\r\nUser-Agent: latchkey-webhooks\r\nConnection: close\r\n"

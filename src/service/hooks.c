@@ -23,12 +23,12 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define MASTER_LEN 32
-#define QUEUE_MAX 65536     /* signals held for the writer; more wait for the next flush */
-#define CLAIM_BATCH 8       /* deliveries sent at once */
-#define POLL_MS 250         /* how often the delivery thread looks for due work */
+#define QUEUE_MAX 65536 /* signals held for the writer; more wait for the next flush */
+#define CLAIM_BATCH 8   /* deliveries sent at once */
+#define POLL_MS 250     /* how often the delivery thread looks for due work */
 #define LEASE_MARGIN_MS 30000
 #define BACKOFF_CAP_MS (10LL * 3600 * 1000)
-#define WORKSPACES_TTL_S 5  /* which workspaces have endpoints is read again after this */
+#define WORKSPACES_TTL_S 5 /* which workspaces have endpoints is read again after this */
 #define MAP_BUCKETS 1024
 #define MAP_MAX 200000      /* remembered alarm states; past it the map starts again */
 #define KEEP_S (30 * 86400) /* finished events and the delivery log are kept this long */
@@ -145,9 +145,8 @@ static const char *env_name(enum lk_env env)
 
 static json_t *key_data(const struct lk_key_row *k)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "key_id", k->id, "workspace_id",
-                     k->workspace_id, "name", k->name, "hint", k->hint, "environment",
-                     env_name(k->env));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "key_id", k->id, "workspace_id", k->workspace_id,
+                     "name", k->name, "hint", k->hint, "environment", env_name(k->env));
 }
 
 /* --- events of management calls -------------------------------------------------------- */
@@ -163,8 +162,8 @@ enum lk_err lk_hooks_key_created(struct lk_store *s, const struct lk_actor *who,
     return put_event(s, k->workspace_id, "key.created", id, d, now);
 }
 
-enum lk_err lk_hooks_key_leaked(struct lk_store *s, const struct lk_key_row *k,
-                                const char *source, int64_t now)
+enum lk_err lk_hooks_key_leaked(struct lk_store *s, const struct lk_key_row *k, const char *source,
+                                int64_t now)
 {
     char id[LK_ID_MAX];
     json_t *d = key_data(k);
@@ -175,9 +174,9 @@ enum lk_err lk_hooks_key_leaked(struct lk_store *s, const struct lk_key_row *k,
     return put_event(s, k->workspace_id, "key.leaked", id, d, now);
 }
 
-enum lk_err lk_hooks_key_changed(struct lk_store *s, const struct lk_actor *who,
-                                 const char *action, const struct lk_key_row *old,
-                                 const struct lk_key_row *k, int64_t now)
+enum lk_err lk_hooks_key_changed(struct lk_store *s, const struct lk_actor *who, const char *action,
+                                 const struct lk_key_row *old, const struct lk_key_row *k,
+                                 int64_t now)
 {
     char id[LK_ID_MAX];
     json_t *d;
@@ -295,7 +294,7 @@ static enum lk_err alarm_txn(struct lk_store *s, void *arg)
 /* Moves alarm `alarm` of ws to `on`, writing event `type` (data, taken) when it
  * rises. Remembers the state, so an unchanged one costs nothing. */
 static void move_alarm(struct lk_hooks *h, const char *ws, const char *alarm_name, const char *type,
-                  bool on, json_t *data, int64_t now)
+                       bool on, json_t *data, int64_t now)
 {
     char key[160];
     struct ment *m;
@@ -337,11 +336,11 @@ static void check_quota(struct lk_hooks *h, const char *ws, int64_t now)
             /* the limit is in the name: a new quota is a new crossing */
             snprintf(name, sizeof(name), "%s:%s:%lld", marks[i].type, env, (long long)quota);
             move_alarm(h, ws, name, marks[i].type, on,
-                  on ? json_pack("{s:s, s:s, s:I, s:I, s:i}", "workspace_id", ws, "environment",
-                                 env, "used", (json_int_t)used, "quota", (json_int_t)quota,
-                                 "percent", marks[i].pct)
-                     : NULL,
-                  now);
+                       on ? json_pack("{s:s, s:s, s:I, s:I, s:i}", "workspace_id", ws,
+                                      "environment", env, "used", (json_int_t)used, "quota",
+                                      (json_int_t)quota, "percent", marks[i].pct)
+                          : NULL,
+                       now);
         }
     }
 }
@@ -641,8 +640,8 @@ static void record(struct lk_hooks *h, struct job *jb, int64_t started_ms)
             next = a.finished_ms + backoff_ms(h, j->attempt);
     }
     if (lk_store_hook_attempt_done(h->app->store, h->node_id, &a, state, next) != LK_OK)
-        lk_warn("webhook %s to %s: could not record attempt %d; its lease will expire",
-                a.event_id, a.endpoint_id, a.attempt);
+        lk_warn("webhook %s to %s: could not record attempt %d; its lease will expire", a.event_id,
+                a.endpoint_id, a.attempt);
 }
 
 static void deliver_once(struct lk_hooks *h, lk_hook_send_fn send)
@@ -951,8 +950,7 @@ static enum lk_err delete_txn(struct lk_store *s, void *arg)
 enum lk_err lk_hooks_delete(struct lk_app *app, const struct lk_actor *who, const char *id,
                             int64_t now)
 {
-    return lk_store_txn(app->store, LK_TXN_DEFAULT, delete_txn,
-                        &(struct delete_ctx){who, id, now});
+    return lk_store_txn(app->store, LK_TXN_DEFAULT, delete_txn, &(struct delete_ctx){who, id, now});
 }
 
 struct find_ctx {

@@ -35,7 +35,7 @@
 #include "service/auth.h"
 
 /* Event types, as sent in `type` and named in an endpoint's `events`. */
-#define LK_HOOK_TYPES(X)                                                                          \
+#define LK_HOOK_TYPES(X)                                                                           \
     X("key.created")                                                                               \
     X("key.revoked")                                                                               \
     X("key.leaked")                                                                                \
@@ -91,13 +91,13 @@ enum lk_err lk_hooks_key_created(struct lk_store *s, const struct lk_actor *who,
                                  const struct lk_key_row *k, int64_t now);
 /* key.revoked when `old` was live and `k` is revoked; key.leaked instead when
  * action names a leak; nothing otherwise. */
-enum lk_err lk_hooks_key_changed(struct lk_store *s, const struct lk_actor *who,
-                                 const char *action, const struct lk_key_row *old,
-                                 const struct lk_key_row *k, int64_t now);
+enum lk_err lk_hooks_key_changed(struct lk_store *s, const struct lk_actor *who, const char *action,
+                                 const struct lk_key_row *old, const struct lk_key_row *k,
+                                 int64_t now);
 /* key.leaked for key k, reported by `source` (a URL, may be NULL), for the
  * leak-report path's own transaction. */
-enum lk_err lk_hooks_key_leaked(struct lk_store *s, const struct lk_key_row *k,
-                                const char *source, int64_t now);
+enum lk_err lk_hooks_key_leaked(struct lk_store *s, const struct lk_key_row *k, const char *source,
+                                int64_t now);
 
 /* --- what the recorder wrote (usage.c) -------------------------------------------- */
 
