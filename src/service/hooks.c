@@ -17,6 +17,7 @@
 #include "base/rand.h"
 #include "core/digest.h"
 #include "core/quota.h"
+#include "core/quote.h"
 #include "core/timefmt.h"
 #include "service/app_int.h"
 #include "service/audit.h"
@@ -126,8 +127,11 @@ static enum lk_err put_event(struct lk_store *s, const char *ws, const char *typ
     text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     if (text == NULL || strlen(text) > LK_HOOK_PAYLOAD_MAX) {
+        /* Never the reason a change (a revocation above all) fails: the event is
+         * dropped, loudly. */
+        lk_error("webhook event %s (%s) could not be built; not sent", id, type);
         free(text);
-        return LK_ERR_INTERNAL;
+        return LK_OK;
     }
     snprintf(ev.id, sizeof(ev.id), "%s", id);
     snprintf(ev.workspace_id, sizeof(ev.workspace_id), "%s", ws);
@@ -143,10 +147,18 @@ static const char *env_name(enum lk_env env)
     return env == LK_ENV_TEST ? "test" : "live";
 }
 
+/* A JSON string of s, or of "?" for text that is not UTF-8 (a name written to
+ * the database by something else): an event is never refused for it. */
+static json_t *text_of(const char *s)
+{
+    return json_string(lk_utf8_valid(s, strlen(s)) ? s : "?");
+}
+
 static json_t *key_data(const struct lk_key_row *k)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "key_id", k->id, "workspace_id", k->workspace_id,
-                     "name", k->name, "hint", k->hint, "environment", env_name(k->env));
+    return json_pack("{s:o, s:o, s:o, s:o, s:s}", "key_id", text_of(k->id), "workspace_id",
+                     text_of(k->workspace_id), "name", text_of(k->name), "hint", text_of(k->hint),
+                     "environment", env_name(k->env));
 }
 
 /* --- events of management calls -------------------------------------------------------- */

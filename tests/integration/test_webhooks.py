@@ -532,6 +532,9 @@ def test_two_nodes_on_one_database_never_send_one_attempt_twice(tmp_path, receiv
     try:
         w = first.create_workspace()
         add_endpoint(first, w, receiver.url, ["key.created"])
+        # the second node learns the new workspace's keys through the change log
+        poll(lambda: second.get("/v1/webhooks", key=w.root_key).status_code == 200, 10,
+             "the second node knows the workspace")
         made = []
         for i in range(12):
             node = (first, second)[i % 2]
