@@ -545,15 +545,21 @@ enum lk_err lk_store_hook_claim(struct lk_store *s, const char *node_id, int64_t
 {
     uint64_t t0 = lk_stats_now_ns();
     struct lk__hook_jobs j = {0};
-    enum lk_err e = s->ops->hook_claim(s, node_id, now_ms, lease_until_ms, limit, &j);
+    enum lk_err e = s->ops->hook_due(s, now_ms, limit, &j);
 
-    /* After the backend's lock is released: cb may call the store. */
-    for (size_t i = 0; i < j.n && e == LK_OK; i++)
-        if (j.v[i].attempt > 0 && cb(arg, &j.v[i]) != 0)
+    for (size_t i = 0; i < j.n && e == LK_OK; i++) {
+        /* A compare-and-set on the lease: a row another process or node took
+         * between the read and now is skipped, whatever the isolation level. */
+        e = s->ops->hook_lease(s, j.v[i].ev.id, j.v[i].ep.id, node_id, now_ms, lease_until_ms);
+        if (e == LK_ERR_NOT_FOUND)
+            e = LK_OK;
+        else if (e == LK_OK && cb(arg, &j.v[i]) != 0)
             break;
+    }
     free(j.v);
     return timed(t0, e);
 }
+
 enum lk_err lk_store_hook_attempt_done(struct lk_store *s, const char *node_id,
                                        const struct lk_hook_attempt_row *a,
                                        enum lk_hook_state state, int64_t next_ms)

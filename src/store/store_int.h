@@ -123,10 +123,13 @@ struct lk_store_ops {
     enum lk_err (*hook_endpoint_delete)(struct lk_store *s, const char *ws_id, const char *id);
     enum lk_err (*hook_event_insert)(struct lk_store *s, const struct lk_hook_event_row *r,
                                      int64_t due_ms, bool *inserted);
-    /* Fills jobs with the deliveries found due, attempt 0 for those another
-     * process leased first; store.c hands the others out. */
-    enum lk_err (*hook_claim)(struct lk_store *s, const char *node_id, int64_t now_ms,
-                              int64_t lease_until_ms, int limit, struct lk__hook_jobs *jobs);
+    /* Fills jobs with at most `limit` pending deliveries due at now_ms whose
+     * lease has ended; hook_lease then takes one (LK_ERR_NOT_FOUND: another
+     * process did first). store.c puts them together (lk_store_hook_claim). */
+    enum lk_err (*hook_due)(struct lk_store *s, int64_t now_ms, int limit,
+                            struct lk__hook_jobs *jobs);
+    enum lk_err (*hook_lease)(struct lk_store *s, const char *event_id, const char *endpoint_id,
+                              const char *node_id, int64_t now_ms, int64_t lease_until_ms);
     enum lk_err (*hook_attempt_done)(struct lk_store *s, const char *node_id,
                                      const struct lk_hook_attempt_row *a, enum lk_hook_state state,
                                      int64_t next_ms);

@@ -2444,38 +2444,31 @@ static int row_hook_job(PGresult *r, int i, void *arg)
     return 0;
 }
 
-static enum lk_err pg_hook_claim(struct lk_store *base, const char *node_id, int64_t now_ms,
-                                 int64_t lease_until_ms, int limit, struct lk__hook_jobs *j)
+static enum lk_err pg_hook_due(struct lk_store *base, int64_t now_ms, int limit,
+                               struct lk__hook_jobs *j)
 {
-    struct pg_store *s = PG(base);
-    enum lk_err e;
+    return read_stmt(PG(base),
+                     "SELECT v.id, v.workspace_id, v.type, v.payload, v.created_at, e.id,"
+                     " e.workspace_id, e.url, e.events, e.description, e.salt, e.created_at,"
+                     " d.attempts FROM webhook_deliveries d"
+                     " JOIN webhook_events v ON v.id = d.event_id"
+                     " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+                     " WHERE d.state = 0 AND d.next_ms <= $1 AND d.lease_until_ms <= $1"
+                     " ORDER BY d.next_ms LIMIT $2",
+                     false, row_hook_job, j, "find due webhook deliveries", "ii", now_ms,
+                     (int64_t)limit);
+}
 
-    pthread_mutex_lock(&s->mu);
-    e = read_stmt(s,
-                  "SELECT v.id, v.workspace_id, v.type, v.payload, v.created_at, e.id,"
-                  " e.workspace_id, e.url, e.events, e.description, e.salt, e.created_at,"
-                  " d.attempts FROM webhook_deliveries d"
-                  " JOIN webhook_events v ON v.id = d.event_id"
-                  " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
-                  " WHERE d.state = 0 AND d.next_ms <= $1 AND d.lease_until_ms <= $1"
-                  " ORDER BY d.next_ms LIMIT $2",
-                  false, row_hook_job, j, "find due webhook deliveries", "ii", now_ms,
-                  (int64_t)limit);
-    for (size_t i = 0; i < j->n && e == LK_OK; i++) {
-        /* A compare-and-set on the lease: a row another node took is skipped. */
-        e = write_stmt(s,
-                       "UPDATE webhook_deliveries SET lease_until_ms = $3, lease_node = $4"
-                       " WHERE event_id = $1 AND endpoint_id = $2 AND state = 0"
-                       " AND lease_until_ms <= $5",
-                       false, true, "lease webhook delivery", "ssisi", j->v[i].ev.id, j->v[i].ep.id,
-                       lease_until_ms, node_id, now_ms);
-        if (e == LK_ERR_NOT_FOUND) {
-            j->v[i].attempt = 0;
-            e = LK_OK;
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    return e;
+static enum lk_err pg_hook_lease(struct lk_store *base, const char *event_id,
+                                 const char *endpoint_id, const char *node_id, int64_t now_ms,
+                                 int64_t lease_until_ms)
+{
+    return write_stmt(PG(base),
+                      "UPDATE webhook_deliveries SET lease_until_ms = $3, lease_node = $4"
+                      " WHERE event_id = $1 AND endpoint_id = $2 AND state = 0"
+                      " AND lease_until_ms <= $5",
+                      false, true, "lease webhook delivery", "ssisi", event_id, endpoint_id,
+                      lease_until_ms, node_id, now_ms);
 }
 
 static enum lk_err pg_hook_attempt_done(struct lk_store *base, const char *node_id,
@@ -2700,7 +2693,8 @@ static enum lk_err pg_hook_key_spend(struct lk_store *base, int64_t key_rowid, i
     .hook_endpoint_list = pg_hook_endpoint_list,                                                   \
     .hook_endpoint_delete = pg_hook_endpoint_delete,                                               \
     .hook_event_insert = pg_hook_event_insert,                                                     \
-    .hook_claim = pg_hook_claim,                                                                   \
+    .hook_due = pg_hook_due,                                                                       \
+    .hook_lease = pg_hook_lease,                                                                   \
     .hook_attempt_done = pg_hook_attempt_done,                                                     \
     .hook_release = pg_hook_release,                                                               \
     .hook_attempt_list = pg_hook_attempt_list,                                                     \

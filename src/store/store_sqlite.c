@@ -2157,26 +2157,19 @@ static int row_hook_job(sqlite3_stmt *st, void *arg)
     return 0;
 }
 
-static enum lk_err sq_hook_claim(struct lk_store *base, const char *node_id, int64_t now_ms,
-                                 int64_t lease_until_ms, int limit, struct lk__hook_jobs *j)
+static enum lk_err sq_hook_due(struct lk_store *base, int64_t now_ms, int limit,
+                               struct lk__hook_jobs *j)
 {
-    struct sqlite_store *s = SQ(base);
-    enum lk_err e;
+    return read_stmt(SQ(base), ST_HOOK_DUE, false, row_hook_job, j, "find due webhook deliveries",
+                     "ii", now_ms, (int64_t)limit);
+}
 
-    pthread_mutex_lock(&s->mu);
-    e = read_stmt(s, ST_HOOK_DUE, false, row_hook_job, j, "find due webhook deliveries", "ii",
-                  now_ms, (int64_t)limit);
-    for (size_t i = 0; i < j->n && e == LK_OK; i++) {
-        /* A compare-and-set on the lease: a row another process took is skipped. */
-        e = write_stmt(s, ST_HOOK_LEASE, true, "lease webhook delivery", "ssisi", j->v[i].ev.id,
-                       j->v[i].ep.id, lease_until_ms, node_id, now_ms);
-        if (e == LK_ERR_NOT_FOUND) {
-            j->v[i].attempt = 0;
-            e = LK_OK;
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    return e;
+static enum lk_err sq_hook_lease(struct lk_store *base, const char *event_id,
+                                 const char *endpoint_id, const char *node_id, int64_t now_ms,
+                                 int64_t lease_until_ms)
+{
+    return write_stmt(SQ(base), ST_HOOK_LEASE, true, "lease webhook delivery", "ssisi", event_id,
+                      endpoint_id, lease_until_ms, node_id, now_ms);
 }
 
 static enum lk_err sq_hook_attempt_done(struct lk_store *base, const char *node_id,
@@ -2393,7 +2386,8 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .hook_endpoint_list = sq_hook_endpoint_list,
     .hook_endpoint_delete = sq_hook_endpoint_delete,
     .hook_event_insert = sq_hook_event_insert,
-    .hook_claim = sq_hook_claim,
+    .hook_due = sq_hook_due,
+    .hook_lease = sq_hook_lease,
     .hook_attempt_done = sq_hook_attempt_done,
     .hook_release = sq_hook_release,
     .hook_attempt_list = sq_hook_attempt_list,
