@@ -135,7 +135,14 @@ static int open_app(const char *db, const char *pepper, const struct lk_config *
                                 .leaks_github_keys_file =
                                     serving ? file->leaks_github_keys_file : NULL,
                                 .leaks_report_secret_file =
-                                    serving ? file->leaks_report_secret_file : NULL};
+                                    serving ? file->leaks_report_secret_file : NULL,
+                                .hooks = {.key_file = file->webhook_key_file[0]
+                                                          ? file->webhook_key_file
+                                                          : NULL,
+                                          .private_targets = file->webhook_allow_private == 1,
+                                          .retry_base_ms = file->webhook_retry_base_ms,
+                                          .timeout_ms = file->webhook_timeout_ms,
+                                          .max_attempts = (int)file->webhook_max_attempts}};
     struct lk_errinfo ei;
 
     lk_errinfo_clear(&ei);

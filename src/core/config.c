@@ -37,6 +37,7 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         {"state_dir", offsetof(struct lk_config, state_dir)},
         {"leaks_github_keys_file", offsetof(struct lk_config, leaks_github_keys_file)},
         {"leaks_report_secret_file", offsetof(struct lk_config, leaks_report_secret_file)},
+        {"webhook_key_file", offsetof(struct lk_config, webhook_key_file)},
     };
     char field[32];
 
@@ -68,6 +69,33 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
             return fail(ei, line, field, "feed_stale_after_ms must be 100 to 3600000");
         c->feed_stale_after_ms = n;
         return LK_OK;
+    }
+    static const struct {
+        const char *name;
+        size_t off;
+        int64_t min, max;
+    } ints[] = {
+        {"webhook_retry_base_ms", offsetof(struct lk_config, webhook_retry_base_ms), 10, 3600000},
+        {"webhook_timeout_ms", offsetof(struct lk_config, webhook_timeout_ms), 100, 600000},
+        {"webhook_max_attempts", offsetof(struct lk_config, webhook_max_attempts), 1, 50},
+    };
+    for (size_t i = 0; i < LK_ARRAY_LEN(ints); i++) {
+        if (strlen(ints[i].name) == nlen && memcmp(ints[i].name, name, nlen) == 0) {
+            char msg[96];
+            if (lk_parse_i64(value, vlen, ints[i].min, ints[i].max,
+                             (int64_t *)(void *)((char *)c + ints[i].off)) == 0)
+                return LK_OK;
+            snprintf(msg, sizeof(msg), "%s must be %lld to %lld", ints[i].name,
+                     (long long)ints[i].min, (long long)ints[i].max);
+            return fail(ei, line, field, msg);
+        }
+    }
+    if (nlen == 21 && memcmp(name, "webhook_allow_private", 21) == 0) {
+        if ((vlen == 2 && memcmp(value, "on", 2) == 0) || (vlen == 3 && memcmp(value, "off", 3) == 0)) {
+            c->webhook_allow_private = vlen == 2;
+            return LK_OK;
+        }
+        return fail(ei, line, field, "webhook_allow_private must be on or off");
     }
     if (nlen == 9 && memcmp(name, "log_level", 9) == 0) {
         enum lk_log_level lv;

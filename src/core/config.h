@@ -20,6 +20,11 @@
  *   feed_stale_after_ms = 1000            # verification answers 503 past this
  *   leaks_github_keys_file = /etc/latchkey/github-keys.json  # GitHub secret scanning
  *   leaks_report_secret_file = /etc/latchkey/leak-report.secret  # signed leak reports
+ *   webhook_key_file = /etc/latchkey/webhook-key  # signs webhooks (docs/webhooks.md)
+ *   webhook_allow_private = off           # on: endpoints on loopback/private addresses
+ *   webhook_retry_base_ms = 5000          # the first retry's delay; x4 each time
+ *   webhook_timeout_ms = 10000            # one delivery attempt's bound
+ *   webhook_max_attempts = 8
  *
  * Flags given on the command line win over the file. Pure: the caller reads the
  * file; this parses its text.
@@ -68,6 +73,11 @@ struct lk_config {
      * GitHub's `public_keys` JSON; the generic report's HMAC secret. "" : none. */
     char leaks_github_keys_file[LK_CONFIG_MAX_VALUE];
     char leaks_report_secret_file[LK_CONFIG_MAX_VALUE];
+    char webhook_key_file[LK_CONFIG_MAX_VALUE]; /* "" : beside an SQLite file */
+    int webhook_allow_private;                  /* 1 on, 0 off (the default) */
+    int64_t webhook_retry_base_ms;              /* 0 when not set */
+    int64_t webhook_timeout_ms;                 /* 0 when not set */
+    int64_t webhook_max_attempts;               /* 0 when not set */
 };
 
 /* Parses "N/W" (N ≥ 1 events per W ≥ 1 seconds) or "none". Returns 0, or -1. */

@@ -64,5 +64,12 @@ void lk_h_keys_openapi(struct lk_mreq *m);
 /* POST /v1/leaks/github and /v1/leaks/report (h_leaks.c): signed, no credential. */
 void lk_h_leaks_github(struct lk_mreq *m);
 void lk_h_leaks_report(struct lk_mreq *m);
+/* h_webhooks.c */
+void lk_h_webhooks_list(struct lk_mreq *m);
+void lk_h_webhooks_create(struct lk_mreq *m);
+void lk_h_webhooks_delete(struct lk_mreq *m);
+void lk_h_webhooks_deliveries(struct lk_mreq *m);
+void lk_h_webhooks_settings_get(struct lk_mreq *m);
+void lk_h_webhooks_settings_put(struct lk_mreq *m);
 
 #endif

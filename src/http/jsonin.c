@@ -780,3 +780,64 @@ enum lk_err lk_jsonin_accept(const char *body, size_t len, char *token, size_t t
 
     return decode_pair(body, len, &t, token, token_sz, password, password_sz, ei);
 }
+
+/* --- webhooks -------------------------------------------------------------------------- */
+
+/* An array of 1 to LK_HOOKS_MAX_EVENTS short strings (the service checks the names). */
+static enum lk_err t_events(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
+{
+    struct lk_webhook_body *b = out;
+    size_t i;
+    json_t *p;
+
+    (void)f;
+    if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > LK_HOOKS_MAX_EVENTS)
+        return bad(ei, "events", "an array of 1 to 16 event types");
+    json_array_foreach(v, i, p) {
+        size_t n = json_is_string(p) ? json_string_length(p) : 0;
+        if (n == 0 || n >= LK_HOOK_TYPE_MAX || memchr(json_string_value(p), '\0', n) != NULL)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "events",
+                                  "events[%zu] must be an event type such as \"key.created\"", i);
+        memcpy(b->events[i], json_string_value(p), n + 1);
+    }
+    b->nevents = json_array_size(v);
+    return LK_OK;
+}
+
+#define WB struct lk_webhook_body
+static const struct field webhook_fields[] = {
+    {.name = "url", .type = t_string, .min = 1, .flags = F_REQUIRED, INLINE(WB, url)},
+    {.name = "events", .type = t_events, .flags = F_REQUIRED, AT(WB, events)},
+    {.name = "description", .type = t_string, .min = 0, INLINE(WB, description)},
+};
+#undef WB
+
+enum lk_err lk_jsonin_webhook(const char *body, size_t len, struct lk_webhook_body *out,
+                              struct lk_errinfo *ei)
+{
+    static const struct table t = TABLE(webhook_fields, 0);
+
+    memset(out, 0, sizeof(*out));
+    return decode(body, len, &t, out, ei);
+}
+
+struct webhook_settings_body {
+    int64_t threshold;
+};
+
+static const struct field webhook_settings_fields[] = {
+    {.name = "credits_low_threshold", .type = t_int, .min = 1, .max = LK_JSON_MAX_CREDITS,
+     .flags = F_REQUIRED | F_NULLABLE, AT(struct webhook_settings_body, threshold)},
+};
+
+enum lk_err lk_jsonin_webhook_settings(const char *body, size_t len, int64_t *threshold,
+                                       struct lk_errinfo *ei)
+{
+    static const struct table t = TABLE(webhook_settings_fields, 0);
+    struct webhook_settings_body o = {-1};
+    enum lk_err e;
+
+    if ((e = decode(body, len, &t, &o, ei)) == LK_OK)
+        *threshold = o.threshold;
+    return e;
+}

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "service/hooks.h"
 #include "service/keys.h"
 #include "service/users.h"
 #include "service/workspaces.h"
@@ -84,5 +85,20 @@ enum lk_err lk_jsonin_role(const char *body, size_t len, enum lk_role *role /* O
 enum lk_err lk_jsonin_accept(const char *body, size_t len, char *token /* OUT */, size_t token_sz,
                              char *password /* OUT */, size_t password_sz,
                              struct lk_errinfo *ei);
+
+/* --- webhooks --- */
+
+/* POST /v1/webhooks: url and events are required, description optional (""). */
+struct lk_webhook_body {
+    char url[LK_HOOK_URL_MAX + 1];
+    char events[LK_HOOKS_MAX_EVENTS][LK_HOOK_TYPE_MAX];
+    size_t nevents;
+    char description[LK_HOOK_DESC_MAX + 1];
+};
+enum lk_err lk_jsonin_webhook(const char *body, size_t len, struct lk_webhook_body *out /* OUT */,
+                              struct lk_errinfo *ei);
+/* PUT /v1/webhooks/settings: {"credits_low_threshold": N | null}; null: -1. */
+enum lk_err lk_jsonin_webhook_settings(const char *body, size_t len, int64_t *threshold /* OUT */,
+                                       struct lk_errinfo *ei);
 
 #endif

@@ -69,6 +69,12 @@ static const struct route {
     /* Leak reports carry a scanner's signature, not a credential (h_leaks.c). */
     {"POST", "/v1/leaks/github", NULL, lk_h_leaks_github, LK_MPERM_NONE},
     {"POST", "/v1/leaks/report", NULL, lk_h_leaks_report, LK_MPERM_NONE},
+    {"GET", "/v1/webhooks", NULL, lk_h_webhooks_list, LK_MPERM_WEBHOOKS_READ},
+    {"POST", "/v1/webhooks", NULL, lk_h_webhooks_create, LK_MPERM_WEBHOOKS_WRITE},
+    {"GET", "/v1/webhooks/settings", NULL, lk_h_webhooks_settings_get, LK_MPERM_WEBHOOKS_READ},
+    {"PUT", "/v1/webhooks/settings", NULL, lk_h_webhooks_settings_put, LK_MPERM_WEBHOOKS_WRITE},
+    {"DELETE", "/v1/webhooks/{}", NULL, lk_h_webhooks_delete, LK_MPERM_WEBHOOKS_WRITE},
+    {"GET", "/v1/webhooks/{}/deliveries", NULL, lk_h_webhooks_deliveries, LK_MPERM_WEBHOOKS_READ},
 };
 
 /* Matches path[0..len) against pattern, capturing `{}` segments; a pattern

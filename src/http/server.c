@@ -15,6 +15,7 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "base/stats.h"
+#include "http/hookclient.h"
 #include "http/jsonin.h"
 #include "http/mgmt.h"
 #include "http/reqhead.h"
@@ -279,6 +280,7 @@ enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_e
     enum lk_err e = LK_OK;
 
     lk_server_configure(&conf, app, mgmt);
+    lk_hooks_set_sender(app, lk_hookclient_send); /* webhooks go out through h2o's client */
 
     /* Only the main thread takes SIGINT/SIGTERM (sigwait below); the caller blocked
      * them before starting any thread (lk_server_block_signals). */

@@ -16,6 +16,7 @@
 #include "service/app_int.h"
 #include "service/credits.h"
 #include "service/leaks.h"
+#include "service/hooks.h"
 #include "service/limits.h"
 #include "service/throttle.h"
 #include "service/users.h"
@@ -268,6 +269,10 @@ enum lk_err lk_app_open(const struct lk_app_config *cfg, struct lk_app **out,
         lk_errinfo_set(ei, e, "db", "cannot read credits and counters from the database");
         goto out;
     }
+    if ((e = lk_hooks_new(app, &cfg->hooks, cfg->db_url,
+                          app->node ? lk_node_id(app->node) : NULL, app->node != NULL,
+                          &app->hooks, ei)) != LK_OK)
+        goto out;
     app->usage = lk_usage_new(app);
     if (app->node != NULL)
         lk_node_start(app->node, app);
@@ -300,6 +305,8 @@ void lk_app_close(struct lk_app *app)
     } else if (app->usage != NULL && app->node != NULL) {
         lk_error("spending could not be written at stop; leased credits stay leased");
     }
+    lk_hooks_free(app->hooks); /* after the recorder's last flush, which observes */
+    app->hooks = NULL;
     lk_limits_give_back(app); /* unspent slices of today, for the other nodes */
     lk_shared_free(app->shared);
     /* A node that gave everything back leaves the list; one that could not

@@ -34,6 +34,16 @@ struct lk_limits_config {
 #define LK_FAILED_KEY_DEFAULT ((struct lk_rate){100, 60})
 #define LK_LOGIN_RATE_DEFAULT ((struct lk_rate){60, 60})
 
+/* Webhooks (service/hooks.h; config file, docs/operations.md). 0 and NULL:
+ * the defaults. */
+struct lk_hooks_config {
+    const char *key_file;  /* webhook_key_file; NULL: beside an SQLite database */
+    bool private_targets;  /* webhook_allow_private: loopback and private ranges allowed */
+    int64_t retry_base_ms; /* webhook_retry_base_ms: the first retry's delay (5000) */
+    int64_t timeout_ms;    /* webhook_timeout_ms: one attempt's bound (10000) */
+    int max_attempts;      /* webhook_max_attempts (8) */
+};
+
 struct lk_app_config {
     const char *db_url;      /* "sqlite:PATH" */
     const char *pepper_file; /* NULL: no pepper */
@@ -72,6 +82,7 @@ struct lk_app_config {
      * again by lk_leaks_reload(). */
     const char *leaks_github_keys_file;
     const char *leaks_report_secret_file;
+    struct lk_hooks_config hooks;
 };
 
 /* One running latchkey. Opaque outside src/service/ (its fields: service/app_int.h):

@@ -37,6 +37,7 @@ struct lk_app {
     struct lk_feed *feed; /* the cache's one writer (service/feed.h) */
     struct lk_node *node; /* this serving process as a node; NULL when not serving */
     struct lk_usage *usage;
+    struct lk_hooks *hooks; /* webhooks (service/hooks.h); NULL when not opened */
     struct lk_pepper *pepper; /* NULL when none is configured */
     /* Orders this process's writes of keys and workspaces with what they
      * publish to the cache and counters after commit, so both see changes of

@@ -16,7 +16,8 @@ static const char *const mperm_names[] = {
 #define MP_ALL ((1u << LK_MPERM__COUNT) - 1)
 #define MP_WORKSPACES (LK_MPERM_WORKSPACES_READ | LK_MPERM_WORKSPACES_WRITE)
 #define MP_READ                                                                                   \
-    (LK_MPERM_KEYS_READ | LK_MPERM_MEMBERS_READ | LK_MPERM_CREDITS_READ | LK_MPERM_AUDIT_READ)
+    (LK_MPERM_KEYS_READ | LK_MPERM_MEMBERS_READ | LK_MPERM_CREDITS_READ | LK_MPERM_AUDIT_READ |   \
+     LK_MPERM_WEBHOOKS_READ)
 
 /* The most each kind of credential may hold (docs/http-api.md, "Permissions").
  * Only root keys of the operator workspace manage workspaces; an application

@@ -28,7 +28,9 @@
     X(CREDITS_WRITE, "credits:write")                                                              \
     X(AUDIT_READ, "audit:read")                                                                    \
     X(WORKSPACES_READ, "workspaces:read")                                                          \
-    X(WORKSPACES_WRITE, "workspaces:write")
+    X(WORKSPACES_WRITE, "workspaces:write")                                                        \
+    X(WEBHOOKS_READ, "webhooks:read")                                                              \
+    X(WEBHOOKS_WRITE, "webhooks:write")
 
 enum lk_mperm_bit {
 #define LK_MPERM_BIT_(name, str) LK_MPERM_BIT_##name,

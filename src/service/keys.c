@@ -8,6 +8,7 @@
 #include "base/rand.h"
 #include "service/audit.h"
 #include "service/usage.h"
+#include "service/hooks.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 _Static_assert(LK_KEYS_USAGE_CODES == LK_USAGE_CODES, "usage is counted by the same outcomes");
@@ -138,6 +139,8 @@ static enum lk_err create_txn(struct lk_store *s, void *arg)
     if (!(c->spec->set & LK_SPEC_SHA256))
         lk__keys_new_secret(c->app, &w, c->k, c->secret);
     if ((e = lk_store_key_insert(s, c->k)) != LK_OK)
+        return e;
+    if ((e = lk_hooks_key_created(s, c->who, c->k, c->now)) != LK_OK) /* webhooks: same txn */
         return e;
     return lk_audit_write(s, c->who, c->action, c->k->id, c->now);
 }
@@ -365,6 +368,9 @@ static enum lk_err change_txn(struct lk_store *s, void *arg)
     if ((e = c->fn(c->app, s, &c->k, c->arg, c->ei)) != LK_OK)
         return e;
     if ((e = lk_store_key_update(s, &c->k)) != LK_OK)
+        return e;
+    /* webhooks: a revocation's event, in the same txn */
+    if ((e = lk_hooks_key_changed(s, c->who, c->action, &c->old, &c->k, c->now)) != LK_OK)
         return e;
     return lk_audit_write(s, c->who, c->action, c->k.id, c->now);
 }

@@ -11,6 +11,7 @@
 #include "base/stats.h"
 #include "service/app.h"
 #include "service/credits.h"
+#include "service/hooks.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define PRUNE_EVERY_S 3600
@@ -163,6 +164,7 @@ static enum lk_err flush(struct lk_usage *u, bool patient)
         lk_counters_return_batch(u->app->counters, &b);
     } else {
         atomic_store(&u->written_at_ms, started_ms); /* all counted before it is written */
+        lk_hooks_observe(u->app->hooks, &b, now); /* thresholds crossed: to the webhooks writer */
     }
     lk_stats_add(LK_STAT_RECORDER_FLUSHES, 1);
     lk_counters_reserve(u->app->counters);

@@ -500,3 +500,129 @@ enum lk_err lk_store_audit_scan(struct lk_store *s, lk_audit_cb cb, void *arg)
 {
     OPTIONAL(audit_scan, cb, arg);
 }
+
+/* --- webhooks ------------------------------------------------------------------------- */
+
+enum lk_err lk_store_hook_endpoint_insert(struct lk_store *s, const struct lk_hook_endpoint_row *r)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_endpoint_insert(s, r));
+}
+enum lk_err lk_store_hook_endpoint_list(struct lk_store *s, const char *ws_id,
+                                        lk_hook_endpoint_cb cb, void *arg)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_endpoint_list(s, ws_id, cb, arg));
+}
+enum lk_err lk_store_hook_endpoint_delete(struct lk_store *s, const char *ws_id, const char *id)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_endpoint_delete(s, ws_id, id));
+}
+enum lk_err lk_store_hook_event_insert(struct lk_store *s, const struct lk_hook_event_row *r,
+                                       int64_t due_ms, bool *inserted)
+{
+    uint64_t t0 = lk_stats_now_ns();
+    bool ins = false;
+    enum lk_err e = s->ops->hook_event_insert(s, r, due_ms, &ins);
+
+    if (inserted != NULL)
+        *inserted = e == LK_OK && ins;
+    return timed(t0, e);
+}
+struct lk_hook_job *lk__hook_jobs_add(struct lk__hook_jobs *j)
+{
+    j->v = lk_grow(j->v, j->n, &j->cap, sizeof(*j->v));
+    memset(&j->v[j->n], 0, sizeof(j->v[j->n]));
+    return &j->v[j->n++];
+}
+
+enum lk_err lk_store_hook_claim(struct lk_store *s, const char *node_id, int64_t now_ms,
+                                int64_t lease_until_ms, int limit, lk_hook_job_cb cb, void *arg)
+{
+    uint64_t t0 = lk_stats_now_ns();
+    struct lk__hook_jobs j = {0};
+    enum lk_err e = s->ops->hook_due(s, now_ms, limit, &j);
+
+    for (size_t i = 0; i < j.n && e == LK_OK; i++) {
+        /* A compare-and-set on the lease: a row another process or node took
+         * between the read and now is skipped, whatever the isolation level. */
+        e = s->ops->hook_lease(s, j.v[i].ev.id, j.v[i].ep.id, node_id, now_ms, lease_until_ms);
+        if (e == LK_ERR_NOT_FOUND)
+            e = LK_OK;
+        else if (e == LK_OK && cb(arg, &j.v[i]) != 0)
+            break;
+    }
+    free(j.v);
+    return timed(t0, e);
+}
+
+enum lk_err lk_store_hook_attempt_done(struct lk_store *s, const char *node_id,
+                                       const struct lk_hook_attempt_row *a,
+                                       enum lk_hook_state state, int64_t next_ms)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_attempt_done(s, node_id, a, state, next_ms));
+}
+enum lk_err lk_store_hook_release(struct lk_store *s, const char *node_id)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_release(s, node_id));
+}
+enum lk_err lk_store_hook_attempt_list(struct lk_store *s, const char *ws_id,
+                                       const char *endpoint_id, int64_t before_id, int limit,
+                                       lk_hook_attempt_cb cb, void *arg)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_attempt_list(s, ws_id, endpoint_id, before_id, limit, cb, arg));
+}
+enum lk_err lk_store_hook_alarm(struct lk_store *s, const char *ws_id, const char *name, bool set,
+                                int64_t now, bool *changed)
+{
+    uint64_t t0 = lk_stats_now_ns();
+    bool ch = false;
+    enum lk_err e = s->ops->hook_alarm(s, ws_id, name, set, now, &ch);
+
+    if (changed != NULL)
+        *changed = e == LK_OK && ch;
+    return timed(t0, e);
+}
+enum lk_err lk_store_hook_threshold_set(struct lk_store *s, const char *ws_id, int64_t threshold)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_threshold_set(s, ws_id, threshold));
+}
+enum lk_err lk_store_hook_threshold_get(struct lk_store *s, const char *ws_id, int64_t *out)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    *out = -1;
+    return timed(t0, s->ops->hook_threshold_get(s, ws_id, out));
+}
+enum lk_err lk_store_hook_key_spend(struct lk_store *s, int64_t key_rowid, int64_t day,
+                                    int64_t *out)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    *out = 0;
+    return timed(t0, s->ops->hook_key_spend(s, key_rowid, day, out));
+}
+enum lk_err lk_store_hook_workspaces(struct lk_store *s, lk_hook_ws_cb cb, void *arg)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_workspaces(s, cb, arg));
+}
+enum lk_err lk_store_hook_prune(struct lk_store *s, int64_t before_s, int64_t before_ms)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    return timed(t0, s->ops->hook_prune(s, before_s, before_ms));
+}

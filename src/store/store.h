@@ -463,4 +463,108 @@ enum lk_err lk_store_ws_import(struct lk_store *s, const struct lk_ws_row *w);
 enum lk_err lk_store_ledger_scan(struct lk_store *s, lk_ledger_cb cb, void *arg);
 enum lk_err lk_store_audit_scan(struct lk_store *s, lk_audit_cb cb, void *arg);
 
+/* --- Webhooks (service/hooks.h): endpoints, the outbox of events, and each
+ * event's delivery to each endpoint with its attempts. An event is inserted
+ * once by its id (insert-or-ignore), and in the same statement handed to every
+ * endpoint of its workspace subscribed to its type. Delivery times are Unix ms. */
+#define LK_HOOK_URL_MAX 2048
+#define LK_HOOK_EVENTS_MAX 512   /* ",type,type," as stored */
+#define LK_HOOK_DESC_MAX 200
+#define LK_HOOK_TYPE_MAX 32
+#define LK_HOOK_SALT_HEX 32      /* 16 random bytes, as hex */
+#define LK_HOOK_PAYLOAD_MAX 4096
+#define LK_HOOK_ERROR_MAX 200
+
+struct lk_hook_endpoint_row {
+    char id[LK_ID_MAX]; /* "wh_" + base62 */
+    char workspace_id[LK_ID_MAX];
+    char url[LK_HOOK_URL_MAX + 1];
+    char events[LK_HOOK_EVENTS_MAX + 1]; /* ",key.created,quota.warning," or ",*," */
+    char description[LK_HOOK_DESC_MAX + 1];
+    char salt[LK_HOOK_SALT_HEX + 1]; /* the signing secret is derived from it (never stored) */
+    int64_t created_at;
+};
+typedef int (*lk_hook_endpoint_cb)(void *arg, const struct lk_hook_endpoint_row *row);
+
+struct lk_hook_event_row {
+    char id[LK_ID_MAX]; /* "evt_" + base62: the webhook-id */
+    char workspace_id[LK_ID_MAX];
+    char type[LK_HOOK_TYPE_MAX];
+    char payload[LK_HOOK_PAYLOAD_MAX + 1]; /* the JSON body sent */
+    int64_t created_at;                     /* Unix s */
+};
+
+/* A delivery claimed for sending: the event, where to and which attempt. */
+struct lk_hook_job {
+    struct lk_hook_event_row ev;
+    struct lk_hook_endpoint_row ep;
+    int attempt; /* 1 for the first */
+};
+typedef int (*lk_hook_job_cb)(void *arg, const struct lk_hook_job *job);
+
+/* One attempt, for the delivery log. status 0: no answer (error says why). */
+struct lk_hook_attempt_row {
+    int64_t id;
+    char event_id[LK_ID_MAX];
+    char endpoint_id[LK_ID_MAX];
+    char workspace_id[LK_ID_MAX];
+    char type[LK_HOOK_TYPE_MAX];
+    int attempt;
+    int status;
+    char error[LK_HOOK_ERROR_MAX + 1];
+    int64_t started_ms, finished_ms;
+};
+typedef int (*lk_hook_attempt_cb)(void *arg, const struct lk_hook_attempt_row *row);
+
+enum lk_hook_state { LK_HOOK_PENDING = 0, LK_HOOK_DELIVERED = 1, LK_HOOK_FAILED = 2 };
+
+enum lk_err lk_store_hook_endpoint_insert(struct lk_store *s, const struct lk_hook_endpoint_row *r);
+/* Endpoints of ws_id, oldest first. */
+enum lk_err lk_store_hook_endpoint_list(struct lk_store *s, const char *ws_id,
+                                        lk_hook_endpoint_cb cb, void *arg);
+/* Deletes endpoint id of ws_id with its deliveries and their log;
+ * LK_ERR_NOT_FOUND when ws_id has none such. */
+enum lk_err lk_store_hook_endpoint_delete(struct lk_store *s, const char *ws_id, const char *id);
+/* Inserts the event unless one with its id exists, with a pending delivery due
+ * at due_ms to each endpoint of its workspace subscribed to its type; nothing
+ * when no endpoint is. *inserted (may be NULL) says whether it was new. Call
+ * inside a transaction. */
+enum lk_err lk_store_hook_event_insert(struct lk_store *s, const struct lk_hook_event_row *r,
+                                       int64_t due_ms, bool *inserted /* OUT */);
+/* Claims at most `limit` pending deliveries due at now_ms whose lease has
+ * expired, leasing each to node_id until lease_until_ms (a row another node
+ * claimed first is skipped), and hands each to cb. */
+enum lk_err lk_store_hook_claim(struct lk_store *s, const char *node_id, int64_t now_ms,
+                                int64_t lease_until_ms, int limit, lk_hook_job_cb cb, void *arg);
+/* Records attempt a and moves its delivery on, if node_id still holds its
+ * lease: to `state`, with next_ms the time of the next attempt when pending. */
+enum lk_err lk_store_hook_attempt_done(struct lk_store *s, const char *node_id,
+                                       const struct lk_hook_attempt_row *a,
+                                       enum lk_hook_state state, int64_t next_ms);
+/* Ends every lease node_id holds (a restarted node takes its work back). */
+enum lk_err lk_store_hook_release(struct lk_store *s, const char *node_id);
+/* Attempts to endpoint_id of ws_id with id < before_id (0: from the newest), newest first. */
+enum lk_err lk_store_hook_attempt_list(struct lk_store *s, const char *ws_id,
+                                       const char *endpoint_id, int64_t before_id, int limit,
+                                       lk_hook_attempt_cb cb, void *arg);
+/* An alarm of a workspace (a threshold crossed): set adds it and says in
+ * *changed whether it was new; !set removes it. */
+enum lk_err lk_store_hook_alarm(struct lk_store *s, const char *ws_id, const char *name, bool set,
+                                int64_t now, bool *changed /* OUT */);
+/* A workspace's credits-low threshold; -1: none. */
+enum lk_err lk_store_hook_threshold_set(struct lk_store *s, const char *ws_id, int64_t threshold);
+enum lk_err lk_store_hook_threshold_get(struct lk_store *s, const char *ws_id,
+                                        int64_t *out /* OUT */);
+/* Drops attempts that ended before before_ms, and events created before
+ * before_s whose deliveries are all finished (delivered or given up), with
+ * those deliveries. Pending work is never dropped. */
+enum lk_err lk_store_hook_prune(struct lk_store *s, int64_t before_s, int64_t before_ms);
+/* Every workspace with at least one endpoint, with its credits-low threshold
+ * (-1: none), to cb(arg, ws_id, threshold). */
+typedef int (*lk_hook_ws_cb)(void *arg, const char *ws_id, int64_t threshold);
+enum lk_err lk_store_hook_workspaces(struct lk_store *s, lk_hook_ws_cb cb, void *arg);
+/* The stored spend of key_rowid on day `day` (0 when none). */
+enum lk_err lk_store_hook_key_spend(struct lk_store *s, int64_t key_rowid, int64_t day,
+                                    int64_t *out /* OUT */);
+
 #endif

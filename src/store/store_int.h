@@ -6,6 +6,15 @@
 
 #include "store/store.h"
 
+/* Deliveries a backend found due (lk_store_hook_claim). */
+struct lk__hook_jobs {
+    struct lk_hook_job *v;
+    size_t n, cap;
+};
+
+/* A new, zeroed slot at the end of j. */
+struct lk_hook_job *lk__hook_jobs_add(struct lk__hook_jobs *j);
+
 struct lk_store_ops {
     const char *scheme; /* URL scheme with its colon: "sqlite:" */
     enum lk_err (*open)(const char *url, struct lk_store **out, struct lk_errinfo *ei);
@@ -107,6 +116,35 @@ struct lk_store_ops {
     enum lk_err (*ws_import)(struct lk_store *s, const struct lk_ws_row *w);
     enum lk_err (*ledger_scan)(struct lk_store *s, lk_ledger_cb cb, void *arg);
     enum lk_err (*audit_scan)(struct lk_store *s, lk_audit_cb cb, void *arg);
+    /* webhooks */
+    enum lk_err (*hook_endpoint_insert)(struct lk_store *s, const struct lk_hook_endpoint_row *r);
+    enum lk_err (*hook_endpoint_list)(struct lk_store *s, const char *ws_id,
+                                      lk_hook_endpoint_cb cb, void *arg);
+    enum lk_err (*hook_endpoint_delete)(struct lk_store *s, const char *ws_id, const char *id);
+    enum lk_err (*hook_event_insert)(struct lk_store *s, const struct lk_hook_event_row *r,
+                                     int64_t due_ms, bool *inserted);
+    /* Fills jobs with at most `limit` pending deliveries due at now_ms whose
+     * lease has ended; hook_lease then takes one (LK_ERR_NOT_FOUND: another
+     * process did first). store.c puts them together (lk_store_hook_claim). */
+    enum lk_err (*hook_due)(struct lk_store *s, int64_t now_ms, int limit,
+                            struct lk__hook_jobs *jobs);
+    enum lk_err (*hook_lease)(struct lk_store *s, const char *event_id, const char *endpoint_id,
+                              const char *node_id, int64_t now_ms, int64_t lease_until_ms);
+    enum lk_err (*hook_attempt_done)(struct lk_store *s, const char *node_id,
+                                     const struct lk_hook_attempt_row *a, enum lk_hook_state state,
+                                     int64_t next_ms);
+    enum lk_err (*hook_release)(struct lk_store *s, const char *node_id);
+    enum lk_err (*hook_attempt_list)(struct lk_store *s, const char *ws_id,
+                                     const char *endpoint_id, int64_t before_id, int limit,
+                                     lk_hook_attempt_cb cb, void *arg);
+    enum lk_err (*hook_alarm)(struct lk_store *s, const char *ws_id, const char *name, bool set,
+                              int64_t now, bool *changed);
+    enum lk_err (*hook_threshold_set)(struct lk_store *s, const char *ws_id, int64_t threshold);
+    enum lk_err (*hook_threshold_get)(struct lk_store *s, const char *ws_id, int64_t *out);
+    enum lk_err (*hook_prune)(struct lk_store *s, int64_t before_s, int64_t before_ms);
+    enum lk_err (*hook_workspaces)(struct lk_store *s, lk_hook_ws_cb cb, void *arg);
+    enum lk_err (*hook_key_spend)(struct lk_store *s, int64_t key_rowid, int64_t day,
+                                  int64_t *out);
 };
 
 /* Every backend's handle starts with this. */

@@ -227,6 +227,33 @@ static const char *const migrations[] = {
     "  FOR EACH STATEMENT EXECUTE FUNCTION latchkey_keys_inserted();",
     /* 6: an audit event's detail (SQLite's migration 8) */
     "ALTER TABLE audit_events ADD COLUMN detail TEXT NOT NULL DEFAULT '';",
+    /* 7: webhooks (SQLite's migration 9) */
+    "CREATE TABLE webhook_endpoints("
+    "  id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, url TEXT NOT NULL,"
+    "  events TEXT NOT NULL, description TEXT NOT NULL, salt TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL);"
+    "CREATE INDEX webhook_endpoints_by_ws ON webhook_endpoints(workspace_id, created_at);"
+    "CREATE TABLE webhook_events("
+    "  id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, type TEXT NOT NULL,"
+    "  payload TEXT NOT NULL, created_at BIGINT NOT NULL);"
+    "CREATE TABLE webhook_deliveries("
+    "  event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, state BIGINT NOT NULL DEFAULT 0,"
+    "  attempts BIGINT NOT NULL DEFAULT 0, next_ms BIGINT NOT NULL,"
+    "  lease_until_ms BIGINT NOT NULL DEFAULT 0, lease_node TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY(event_id, endpoint_id));"
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_ms);"
+    "CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries(endpoint_id);"
+    "CREATE TABLE webhook_attempts("
+    "  id BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL,"
+    "  workspace_id TEXT NOT NULL, type TEXT NOT NULL, attempt BIGINT NOT NULL,"
+    "  status BIGINT NOT NULL, error TEXT NOT NULL, started_ms BIGINT NOT NULL,"
+    "  finished_ms BIGINT NOT NULL);"
+    "CREATE INDEX webhook_attempts_by_endpoint ON webhook_attempts(endpoint_id, id);"
+    "CREATE TABLE webhook_alarms("
+    "  workspace_id TEXT NOT NULL, name TEXT NOT NULL, at BIGINT NOT NULL,"
+    "  PRIMARY KEY(workspace_id, name));"
+    "CREATE TABLE webhook_settings("
+    "  workspace_id TEXT PRIMARY KEY, credits_low BIGINT);",
 };
 
 #define WS_COLS                                                                                    \
@@ -2321,6 +2348,275 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
                      row_audit_cb, &ac, "scan audit events");
 }
 
+/* --- webhooks (as store_sqlite.c's) ---------------------------------------------------- */
+
+#define HOOK_EP_COLS "id, workspace_id, url, events, description, salt, created_at"
+#define HOOK_MATCH "(strpos(events, ',' || $3 || ',') > 0 OR strpos(events, ',*,') > 0)"
+
+#define W struct lk_hook_endpoint_row
+ROW_READERS(hook_ep, W, lk_hook_endpoint_cb, TEXT(W, id), TEXT(W, workspace_id), TEXT(W, url),
+            TEXT(W, events), TEXT(W, description), TEXT(W, salt), I64(W, created_at))
+#undef W
+#define T struct lk_hook_attempt_row
+ROW_READERS(hook_attempt, T, lk_hook_attempt_cb, I64(T, id), TEXT(T, event_id),
+            TEXT(T, endpoint_id), TEXT(T, workspace_id), TEXT(T, type), INT(T, attempt),
+            INT(T, status), TEXT(T, error), I64(T, started_ms), I64(T, finished_ms))
+#undef T
+#define J struct lk_hook_job
+static const struct col hook_job_cols[] = {
+    TEXT(J, ev.id), TEXT(J, ev.workspace_id), TEXT(J, ev.type), TEXT(J, ev.payload),
+    I64(J, ev.created_at), TEXT(J, ep.id), TEXT(J, ep.workspace_id), TEXT(J, ep.url),
+    TEXT(J, ep.events), TEXT(J, ep.description), TEXT(J, ep.salt), I64(J, ep.created_at),
+    INT(J, attempt)};
+#undef J
+
+static enum lk_err pg_hook_endpoint_insert(struct lk_store *base,
+                                           const struct lk_hook_endpoint_row *r)
+{
+    return write_stmt(PG(base),
+                      "INSERT INTO webhook_endpoints(" HOOK_EP_COLS ")"
+                      " VALUES($1, $2, $3, $4, $5, $6, $7)",
+                      true, false, "insert webhook endpoint", "ssssssi", r->id, r->workspace_id,
+                      r->url, r->events, r->description, r->salt, r->created_at);
+}
+
+static enum lk_err pg_hook_endpoint_list(struct lk_store *base, const char *ws_id,
+                                         lk_hook_endpoint_cb cb, void *arg)
+{
+    struct hook_ep_cb c = {cb, arg};
+
+    return read_stmt(PG(base),
+                     "SELECT " HOOK_EP_COLS " FROM webhook_endpoints WHERE workspace_id = $1"
+                     " ORDER BY created_at, id COLLATE \"C\"",
+                     false, row_hook_ep_cb, &c, "list webhook endpoints", "s", ws_id);
+}
+
+static enum lk_err pg_hook_endpoint_delete(struct lk_store *base, const char *ws_id,
+                                           const char *id)
+{
+    struct pg_store *s = PG(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s, "DELETE FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2", false,
+                   true, "delete webhook endpoint", "ss", ws_id, id);
+    if (e == LK_OK)
+        e = write_stmt(s, "DELETE FROM webhook_deliveries WHERE endpoint_id = $1", false, false,
+                       "delete webhook deliveries", "s", id);
+    if (e == LK_OK)
+        e = write_stmt(s, "DELETE FROM webhook_attempts WHERE endpoint_id = $1", false, false,
+                       "delete webhook attempts", "s", id);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err pg_hook_event_insert(struct lk_store *base, const struct lk_hook_event_row *r,
+                                        int64_t due_ms, bool *inserted)
+{
+    struct pg_store *s = PG(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s,
+                   "INSERT INTO webhook_events(id, workspace_id, type, payload, created_at)"
+                   " SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM webhook_endpoints"
+                   " WHERE workspace_id = $2 AND " HOOK_MATCH ") ON CONFLICT(id) DO NOTHING",
+                   false, true, "insert webhook event", "ssssi", r->id, r->workspace_id, r->type,
+                   r->payload, r->created_at);
+    *inserted = e == LK_OK;
+    if (e == LK_ERR_NOT_FOUND)
+        e = LK_OK;
+    if (*inserted)
+        e = write_stmt(s,
+                       "INSERT INTO webhook_deliveries(event_id, endpoint_id, next_ms)"
+                       " SELECT $1, id, $4 FROM webhook_endpoints WHERE workspace_id = $2 AND "
+                       HOOK_MATCH " ON CONFLICT DO NOTHING",
+                       false, false, "queue webhook deliveries", "sssi", r->id, r->workspace_id,
+                       r->type, due_ms);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static int row_hook_job(PGresult *r, int i, void *arg)
+{
+    struct lk_hook_job *x = lk__hook_jobs_add(arg);
+
+    read_row(r, i, hook_job_cols, LK_ARRAY_LEN(hook_job_cols), x, sizeof(*x));
+    x->attempt += 1;
+    return 0;
+}
+
+static enum lk_err pg_hook_due(struct lk_store *base, int64_t now_ms, int limit,
+                               struct lk__hook_jobs *j)
+{
+    return read_stmt(PG(base),
+                     "SELECT v.id, v.workspace_id, v.type, v.payload, v.created_at, e.id,"
+                     " e.workspace_id, e.url, e.events, e.description, e.salt, e.created_at,"
+                     " d.attempts FROM webhook_deliveries d"
+                     " JOIN webhook_events v ON v.id = d.event_id"
+                     " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+                     " WHERE d.state = 0 AND d.next_ms <= $1 AND d.lease_until_ms <= $1"
+                     " ORDER BY d.next_ms LIMIT $2",
+                     false, row_hook_job, j, "find due webhook deliveries", "ii", now_ms,
+                     (int64_t)limit);
+}
+
+static enum lk_err pg_hook_lease(struct lk_store *base, const char *event_id,
+                                 const char *endpoint_id, const char *node_id, int64_t now_ms,
+                                 int64_t lease_until_ms)
+{
+    return write_stmt(PG(base),
+                      "UPDATE webhook_deliveries SET lease_until_ms = $3, lease_node = $4"
+                      " WHERE event_id = $1 AND endpoint_id = $2 AND state = 0"
+                      " AND lease_until_ms <= $5",
+                      false, true, "lease webhook delivery", "ssisi", event_id, endpoint_id,
+                      lease_until_ms, node_id, now_ms);
+}
+
+static enum lk_err pg_hook_attempt_done(struct lk_store *base, const char *node_id,
+                                        const struct lk_hook_attempt_row *a,
+                                        enum lk_hook_state state, int64_t next_ms)
+{
+    struct pg_store *s = PG(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s,
+                   "INSERT INTO webhook_attempts(event_id, endpoint_id, workspace_id, type,"
+                   " attempt, status, error, started_ms, finished_ms)"
+                   " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                   false, false, "log webhook attempt", "ssssiisii", a->event_id, a->endpoint_id,
+                   a->workspace_id, a->type, (int64_t)a->attempt, (int64_t)a->status, a->error,
+                   a->started_ms, a->finished_ms);
+    if (e == LK_OK)
+        e = write_stmt(s,
+                       "UPDATE webhook_deliveries SET state = $4, attempts = $5, next_ms = $6,"
+                       " lease_until_ms = 0, lease_node = '' WHERE event_id = $1"
+                       " AND endpoint_id = $2 AND lease_node = $3 AND state = 0",
+                       false, false, "move webhook delivery", "sssiii", a->event_id,
+                       a->endpoint_id, node_id, (int64_t)state, (int64_t)a->attempt, next_ms);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err pg_hook_release(struct lk_store *base, const char *node_id)
+{
+    return write_stmt(PG(base),
+                      "UPDATE webhook_deliveries SET lease_until_ms = 0, lease_node = ''"
+                      " WHERE lease_node = $1 AND state = 0",
+                      false, false, "release webhook leases", "s", node_id);
+}
+
+static enum lk_err pg_hook_attempt_list(struct lk_store *base, const char *ws_id,
+                                        const char *endpoint_id, int64_t before_id, int limit,
+                                        lk_hook_attempt_cb cb, void *arg)
+{
+    struct hook_attempt_cb c = {cb, arg};
+
+    return read_stmt(PG(base),
+                     "SELECT id, event_id, endpoint_id, workspace_id, type, attempt, status,"
+                     " error, started_ms, finished_ms FROM webhook_attempts"
+                     " WHERE workspace_id = $1 AND endpoint_id = $2 AND id < $3"
+                     " ORDER BY id DESC LIMIT $4",
+                     false, row_hook_attempt_cb, &c, "list webhook attempts", "ssii", ws_id,
+                     endpoint_id, before_id > 0 ? before_id : INT64_MAX, (int64_t)limit);
+}
+
+static enum lk_err pg_hook_alarm(struct lk_store *base, const char *ws_id, const char *name,
+                                 bool set, int64_t now, bool *changed)
+{
+    enum lk_err e;
+
+    if (set)
+        e = write_stmt(PG(base),
+                       "INSERT INTO webhook_alarms(workspace_id, name, at) VALUES($1, $2, $3)"
+                       " ON CONFLICT DO NOTHING",
+                       false, true, "set webhook alarm", "ssi", ws_id, name, now);
+    else
+        e = write_stmt(PG(base), "DELETE FROM webhook_alarms WHERE workspace_id = $1 AND name = $2",
+                       false, true, "clear webhook alarm", "ss", ws_id, name);
+    *changed = e == LK_OK;
+    return e == LK_ERR_NOT_FOUND ? LK_OK : e;
+}
+
+static enum lk_err pg_hook_threshold_set(struct lk_store *base, const char *ws_id,
+                                         int64_t threshold)
+{
+    return write_stmt(PG(base),
+                      "INSERT INTO webhook_settings(workspace_id, credits_low) VALUES($1, $2)"
+                      " ON CONFLICT(workspace_id) DO UPDATE SET credits_low = excluded.credits_low",
+                      false, false, "set credits threshold", "sn", ws_id, threshold);
+}
+
+static enum lk_err pg_hook_threshold_get(struct lk_store *base, const char *ws_id, int64_t *out)
+{
+    enum lk_err e = read_stmt(PG(base),
+                              "SELECT credits_low FROM webhook_settings WHERE workspace_id = $1"
+                              " AND credits_low IS NOT NULL",
+                              true, row_count, out, "get credits threshold", "s", ws_id);
+
+    if (e == LK_ERR_NOT_FOUND) {
+        *out = -1;
+        e = LK_OK;
+    }
+    return e;
+}
+
+struct hook_ws_cb {
+    lk_hook_ws_cb cb;
+    void *arg;
+};
+
+static int row_hook_ws(PGresult *r, int i, void *arg)
+{
+    struct hook_ws_cb *c = arg;
+    char ws[LK_ID_MAX];
+
+    col_text(r, i, 0, ws, sizeof(ws));
+    return c->cb(c->arg, ws, col_i64(r, i, 1, -1));
+}
+
+static enum lk_err pg_hook_workspaces(struct lk_store *base, lk_hook_ws_cb cb, void *arg)
+{
+    struct hook_ws_cb c = {cb, arg};
+
+    return read_stmt(PG(base),
+                     "SELECT e.workspace_id, s.credits_low FROM (SELECT DISTINCT workspace_id"
+                     " FROM webhook_endpoints) e LEFT JOIN webhook_settings s"
+                     " ON s.workspace_id = e.workspace_id",
+                     false, row_hook_ws, &c, "list webhook workspaces", "");
+}
+
+static enum lk_err pg_hook_prune(struct lk_store *base, int64_t before_s, int64_t before_ms)
+{
+    struct pg_store *s = PG(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s, "DELETE FROM webhook_attempts WHERE finished_ms < $1", false, false,
+                   "prune webhook attempts", "i", before_ms);
+    if (e == LK_OK)
+        e = write_stmt(s,
+                       "DELETE FROM webhook_events WHERE created_at < $1 AND NOT EXISTS"
+                       " (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id"
+                       " AND d.state = 0)",
+                       false, false, "prune webhook events", "i", before_s);
+    if (e == LK_OK)
+        e = write_stmt(s,
+                       "DELETE FROM webhook_deliveries WHERE state <> 0 AND NOT EXISTS"
+                       " (SELECT 1 FROM webhook_events v WHERE v.id = webhook_deliveries.event_id)",
+                       false, false, "prune webhook deliveries", "");
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err pg_hook_key_spend(struct lk_store *base, int64_t key_rowid, int64_t day,
+                                     int64_t *out)
+{
+    return read_stmt(PG(base), "SELECT spent FROM key_spend WHERE key_rowid = $1 AND day = $2",
+                     false, row_count, out, "read key spend", "ii", key_rowid, day);
+}
+
 /* clang-format off */
 #define PG_OPS(name)                                                                               \
     .scheme = name,                                                                                \
@@ -2394,7 +2690,22 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
     .invitation_scan = pg_invitation_scan,                                                         \
     .ws_import = pg_ws_import,                                                                     \
     .ledger_scan = pg_ledger_scan,                                                                 \
-    .audit_scan = pg_audit_scan,
+    .audit_scan = pg_audit_scan,                                                                   \
+    .hook_endpoint_insert = pg_hook_endpoint_insert,                                               \
+    .hook_endpoint_list = pg_hook_endpoint_list,                                                   \
+    .hook_endpoint_delete = pg_hook_endpoint_delete,                                               \
+    .hook_event_insert = pg_hook_event_insert,                                                     \
+    .hook_due = pg_hook_due,                                                                       \
+    .hook_lease = pg_hook_lease,                                                                   \
+    .hook_attempt_done = pg_hook_attempt_done,                                                     \
+    .hook_release = pg_hook_release,                                                               \
+    .hook_attempt_list = pg_hook_attempt_list,                                                     \
+    .hook_alarm = pg_hook_alarm,                                                                   \
+    .hook_threshold_set = pg_hook_threshold_set,                                                   \
+    .hook_threshold_get = pg_hook_threshold_get,                                                   \
+    .hook_key_spend = pg_hook_key_spend,                                                           \
+    .hook_workspaces = pg_hook_workspaces,                                                         \
+    .hook_prune = pg_hook_prune,
 /* clang-format on */
 
 /* libpq reads both forms of the URL. */

@@ -170,6 +170,37 @@ static const char *const migrations[] = {
     /* 8: what an event says beyond its action and target (a leak report's
      * source URL), as JSON text; '' for none. */
     "ALTER TABLE audit_events ADD COLUMN detail TEXT NOT NULL DEFAULT '';",
+    /* 9: webhooks (service/hooks.c): endpoints (the signing secret is derived,
+     * never stored: only its salt is), the outbox of events, one delivery row
+     * per event and subscribed endpoint (claimed by a node under an expiring
+     * lease), the log of attempts, the alarms that make a threshold's crossing
+     * one event, and the credits-low threshold of a workspace. */
+    "CREATE TABLE webhook_endpoints("
+    "  id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, url TEXT NOT NULL,"
+    "  events TEXT NOT NULL, description TEXT NOT NULL, salt TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX webhook_endpoints_by_ws ON webhook_endpoints(workspace_id, created_at);"
+    "CREATE TABLE webhook_events("
+    "  id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, type TEXT NOT NULL,"
+    "  payload TEXT NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE TABLE webhook_deliveries("
+    "  event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL,"
+    "  lease_until_ms INTEGER NOT NULL DEFAULT 0, lease_node TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY(event_id, endpoint_id)) WITHOUT ROWID;"
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_ms);"
+    "CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries(endpoint_id);"
+    "CREATE TABLE webhook_attempts("
+    "  id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL,"
+    "  workspace_id TEXT NOT NULL, type TEXT NOT NULL, attempt INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL, error TEXT NOT NULL, started_ms INTEGER NOT NULL,"
+    "  finished_ms INTEGER NOT NULL);"
+    "CREATE INDEX webhook_attempts_by_endpoint ON webhook_attempts(endpoint_id, id);"
+    "CREATE TABLE webhook_alarms("
+    "  workspace_id TEXT NOT NULL, name TEXT NOT NULL, at INTEGER NOT NULL,"
+    "  PRIMARY KEY(workspace_id, name)) WITHOUT ROWID;"
+    "CREATE TABLE webhook_settings("
+    "  workspace_id TEXT PRIMARY KEY, credits_low INTEGER);",
 };
 
 enum stmt_id {
@@ -246,6 +277,28 @@ enum stmt_id {
     ST_LEASE_TIDY,
     ST_LEASE_SCAN,
     ST_LEASE_MARK,
+    ST_HOOK_EP_INSERT,
+    ST_HOOK_EP_LIST,
+    ST_HOOK_EP_DELETE,
+    ST_HOOK_EP_DEL_DELIVERIES,
+    ST_HOOK_EP_DEL_ATTEMPTS,
+    ST_HOOK_EV_INSERT,
+    ST_HOOK_EV_FANOUT,
+    ST_HOOK_DUE,
+    ST_HOOK_LEASE,
+    ST_HOOK_ATTEMPT_INSERT,
+    ST_HOOK_DELIVERY_MOVE,
+    ST_HOOK_RELEASE,
+    ST_HOOK_ATTEMPT_LIST,
+    ST_HOOK_ALARM_SET,
+    ST_HOOK_ALARM_CLEAR,
+    ST_HOOK_THRESHOLD_SET,
+    ST_HOOK_THRESHOLD_GET,
+    ST_HOOK_KEY_SPEND,
+    ST_HOOK_WORKSPACES,
+    ST_HOOK_PRUNE_ATTEMPTS,
+    ST_HOOK_PRUNE_EVENTS,
+    ST_HOOK_PRUNE_DELIVERIES,
     ST__COUNT
 };
 
@@ -412,6 +465,64 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_LEASE_SCAN] = "SELECT workspace_id, node_id, amount, op FROM credit_leases "
                       "WHERE (?1 IS NULL OR node_id = ?1) AND amount > 0 "
                       "ORDER BY node_id, workspace_id",
+#define HOOK_EP_COLS "id, workspace_id, url, events, description, salt, created_at"
+    [ST_HOOK_EP_INSERT] = "INSERT INTO webhook_endpoints(" HOOK_EP_COLS ") "
+                          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_HOOK_EP_LIST] = "SELECT " HOOK_EP_COLS " FROM webhook_endpoints WHERE workspace_id = ?1 "
+                        "ORDER BY created_at, id",
+    [ST_HOOK_EP_DELETE] = "DELETE FROM webhook_endpoints WHERE workspace_id = ?1 AND id = ?2",
+    [ST_HOOK_EP_DEL_DELIVERIES] = "DELETE FROM webhook_deliveries WHERE endpoint_id = ?1",
+    [ST_HOOK_EP_DEL_ATTEMPTS] = "DELETE FROM webhook_attempts WHERE endpoint_id = ?1",
+    /* An event is kept only when some endpoint is subscribed to it. */
+    [ST_HOOK_EV_INSERT] = "INSERT OR IGNORE INTO webhook_events(id, workspace_id, type, payload, "
+                          "created_at) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM "
+                          "webhook_endpoints WHERE workspace_id = ?2 AND (instr(events, ',' || "
+                          "?3 || ',') > 0 OR instr(events, ',*,') > 0))",
+    [ST_HOOK_EV_FANOUT] = "INSERT OR IGNORE INTO webhook_deliveries(event_id, endpoint_id, next_ms) "
+                          "SELECT ?1, id, ?4 FROM webhook_endpoints WHERE workspace_id = ?2 AND "
+                          "(instr(events, ',' || ?3 || ',') > 0 OR instr(events, ',*,') > 0)",
+    [ST_HOOK_DUE] = "SELECT v.id, v.workspace_id, v.type, v.payload, v.created_at, e.id, "
+                    "e.workspace_id, e.url, e.events, e.description, e.salt, e.created_at, "
+                    "d.attempts FROM webhook_deliveries d "
+                    "JOIN webhook_events v ON v.id = d.event_id "
+                    "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+                    "WHERE d.state = 0 AND d.next_ms <= ?1 AND d.lease_until_ms <= ?1 "
+                    "ORDER BY d.next_ms LIMIT ?2",
+    [ST_HOOK_LEASE] = "UPDATE webhook_deliveries SET lease_until_ms = ?3, lease_node = ?4 "
+                      "WHERE event_id = ?1 AND endpoint_id = ?2 AND state = 0 "
+                      "AND lease_until_ms <= ?5",
+    [ST_HOOK_ATTEMPT_INSERT] = "INSERT INTO webhook_attempts(event_id, endpoint_id, workspace_id, "
+                               "type, attempt, status, error, started_ms, finished_ms) "
+                               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_HOOK_DELIVERY_MOVE] = "UPDATE webhook_deliveries SET state = ?4, attempts = ?5, "
+                              "next_ms = ?6, lease_until_ms = 0, lease_node = '' "
+                              "WHERE event_id = ?1 AND endpoint_id = ?2 AND lease_node = ?3 "
+                              "AND state = 0",
+    [ST_HOOK_RELEASE] = "UPDATE webhook_deliveries SET lease_until_ms = 0, lease_node = '' "
+                        "WHERE lease_node = ?1 AND state = 0",
+    [ST_HOOK_ATTEMPT_LIST] = "SELECT id, event_id, endpoint_id, workspace_id, type, attempt, "
+                             "status, error, started_ms, finished_ms FROM webhook_attempts "
+                             "WHERE workspace_id = ?1 AND endpoint_id = ?2 AND id < ?3 "
+                             "ORDER BY id DESC LIMIT ?4",
+    [ST_HOOK_ALARM_SET] = "INSERT OR IGNORE INTO webhook_alarms(workspace_id, name, at) "
+                          "VALUES(?1, ?2, ?3)",
+    [ST_HOOK_ALARM_CLEAR] = "DELETE FROM webhook_alarms WHERE workspace_id = ?1 AND name = ?2",
+    [ST_HOOK_THRESHOLD_SET] = "INSERT INTO webhook_settings(workspace_id, credits_low) "
+                              "VALUES(?1, ?2) ON CONFLICT(workspace_id) DO UPDATE SET "
+                              "credits_low = excluded.credits_low",
+    [ST_HOOK_THRESHOLD_GET] = "SELECT credits_low FROM webhook_settings WHERE workspace_id = ?1 "
+                              "AND credits_low IS NOT NULL",
+    [ST_HOOK_WORKSPACES] = "SELECT e.workspace_id, s.credits_low FROM (SELECT DISTINCT "
+                           "workspace_id FROM webhook_endpoints) e LEFT JOIN webhook_settings s "
+                           "ON s.workspace_id = e.workspace_id",
+    [ST_HOOK_PRUNE_ATTEMPTS] = "DELETE FROM webhook_attempts WHERE finished_ms < ?1",
+    [ST_HOOK_PRUNE_EVENTS] = "DELETE FROM webhook_events WHERE created_at < ?1 AND NOT EXISTS "
+                             "(SELECT 1 FROM webhook_deliveries d WHERE "
+                             "d.event_id = webhook_events.id AND d.state = 0)",
+    [ST_HOOK_PRUNE_DELIVERIES] = "DELETE FROM webhook_deliveries WHERE state <> 0 AND NOT "
+                                 "EXISTS (SELECT 1 FROM webhook_events v WHERE "
+                                 "v.id = webhook_deliveries.event_id)",
+    [ST_HOOK_KEY_SPEND] = "SELECT spent FROM key_spend WHERE key_rowid = ?1 AND day = ?2",
 };
 
 #define BUSY_MS 5000            /* how long a call waits for another process's lock */
@@ -1959,6 +2070,251 @@ static enum lk_err sq_lease_scan(struct lk_store *base, const char *node_id, lk_
     return read_stmt(SQ(base), ST_LEASE_SCAN, false, row_lease, &c, "scan leases", "s", node_id);
 }
 
+/* --- webhooks ------------------------------------------------------------------------- */
+
+static void read_hook_ep(sqlite3_stmt *st, int c, struct lk_hook_endpoint_row *r)
+{
+    col_text(st, c + 0, r->id, sizeof(r->id));
+    col_text(st, c + 1, r->workspace_id, sizeof(r->workspace_id));
+    col_text(st, c + 2, r->url, sizeof(r->url));
+    col_text(st, c + 3, r->events, sizeof(r->events));
+    col_text(st, c + 4, r->description, sizeof(r->description));
+    col_text(st, c + 5, r->salt, sizeof(r->salt));
+    r->created_at = sqlite3_column_int64(st, c + 6);
+}
+
+static enum lk_err sq_hook_endpoint_insert(struct lk_store *base,
+                                           const struct lk_hook_endpoint_row *r)
+{
+    return write_stmt(SQ(base), ST_HOOK_EP_INSERT, false, "insert webhook endpoint", "ssssssi",
+                      r->id, r->workspace_id, r->url, r->events, r->description, r->salt,
+                      r->created_at);
+}
+
+struct hook_ep_cb {
+    lk_hook_endpoint_cb cb;
+    void *arg;
+};
+
+static int row_hook_ep_cb(sqlite3_stmt *st, void *arg)
+{
+    struct hook_ep_cb *c = arg;
+    struct lk_hook_endpoint_row r;
+
+    memset(&r, 0, sizeof(r));
+    read_hook_ep(st, 0, &r);
+    return c->cb(c->arg, &r);
+}
+
+static enum lk_err sq_hook_endpoint_list(struct lk_store *base, const char *ws_id,
+                                         lk_hook_endpoint_cb cb, void *arg)
+{
+    struct hook_ep_cb c = {cb, arg};
+
+    return read_stmt(SQ(base), ST_HOOK_EP_LIST, false, row_hook_ep_cb, &c,
+                     "list webhook endpoints", "s", ws_id);
+}
+
+static enum lk_err sq_hook_endpoint_delete(struct lk_store *base, const char *ws_id,
+                                           const char *id)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu); /* recursive: keeps the statements together */
+    e = write_stmt(s, ST_HOOK_EP_DELETE, true, "delete webhook endpoint", "ss", ws_id, id);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_HOOK_EP_DEL_DELIVERIES, false, "delete webhook deliveries", "s", id);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_HOOK_EP_DEL_ATTEMPTS, false, "delete webhook attempts", "s", id);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_hook_event_insert(struct lk_store *base, const struct lk_hook_event_row *r,
+                                        int64_t due_ms, bool *inserted)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s, ST_HOOK_EV_INSERT, false, "insert webhook event", "ssssi", r->id,
+                   r->workspace_id, r->type, r->payload, r->created_at);
+    *inserted = e == LK_OK && sqlite3_changes(s->db) > 0;
+    if (*inserted)
+        e = write_stmt(s, ST_HOOK_EV_FANOUT, false, "queue webhook deliveries", "sssi", r->id,
+                       r->workspace_id, r->type, due_ms);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static int row_hook_job(sqlite3_stmt *st, void *arg)
+{
+    struct lk_hook_job *x = lk__hook_jobs_add(arg);
+
+    col_text(st, 0, x->ev.id, sizeof(x->ev.id));
+    col_text(st, 1, x->ev.workspace_id, sizeof(x->ev.workspace_id));
+    col_text(st, 2, x->ev.type, sizeof(x->ev.type));
+    col_text(st, 3, x->ev.payload, sizeof(x->ev.payload));
+    x->ev.created_at = sqlite3_column_int64(st, 4);
+    read_hook_ep(st, 5, &x->ep);
+    x->attempt = sqlite3_column_int(st, 12) + 1;
+    return 0;
+}
+
+static enum lk_err sq_hook_due(struct lk_store *base, int64_t now_ms, int limit,
+                               struct lk__hook_jobs *j)
+{
+    return read_stmt(SQ(base), ST_HOOK_DUE, false, row_hook_job, j, "find due webhook deliveries",
+                     "ii", now_ms, (int64_t)limit);
+}
+
+static enum lk_err sq_hook_lease(struct lk_store *base, const char *event_id,
+                                 const char *endpoint_id, const char *node_id, int64_t now_ms,
+                                 int64_t lease_until_ms)
+{
+    return write_stmt(SQ(base), ST_HOOK_LEASE, true, "lease webhook delivery", "ssisi", event_id,
+                      endpoint_id, lease_until_ms, node_id, now_ms);
+}
+
+static enum lk_err sq_hook_attempt_done(struct lk_store *base, const char *node_id,
+                                        const struct lk_hook_attempt_row *a,
+                                        enum lk_hook_state state, int64_t next_ms)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s, ST_HOOK_ATTEMPT_INSERT, false, "log webhook attempt", "ssssiisii",
+                   a->event_id, a->endpoint_id, a->workspace_id, a->type, (int64_t)a->attempt,
+                   (int64_t)a->status, a->error, a->started_ms, a->finished_ms);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_HOOK_DELIVERY_MOVE, false, "move webhook delivery", "sssiii",
+                       a->event_id, a->endpoint_id, node_id, (int64_t)state, (int64_t)a->attempt,
+                       next_ms);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_hook_release(struct lk_store *base, const char *node_id)
+{
+    return write_stmt(SQ(base), ST_HOOK_RELEASE, false, "release webhook leases", "s", node_id);
+}
+
+struct hook_attempt_cb {
+    lk_hook_attempt_cb cb;
+    void *arg;
+};
+
+static int row_hook_attempt_cb(sqlite3_stmt *st, void *arg)
+{
+    struct hook_attempt_cb *c = arg;
+    struct lk_hook_attempt_row r;
+
+    memset(&r, 0, sizeof(r));
+    r.id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, r.event_id, sizeof(r.event_id));
+    col_text(st, 2, r.endpoint_id, sizeof(r.endpoint_id));
+    col_text(st, 3, r.workspace_id, sizeof(r.workspace_id));
+    col_text(st, 4, r.type, sizeof(r.type));
+    r.attempt = sqlite3_column_int(st, 5);
+    r.status = sqlite3_column_int(st, 6);
+    col_text(st, 7, r.error, sizeof(r.error));
+    r.started_ms = sqlite3_column_int64(st, 8);
+    r.finished_ms = sqlite3_column_int64(st, 9);
+    return c->cb(c->arg, &r);
+}
+
+static enum lk_err sq_hook_attempt_list(struct lk_store *base, const char *ws_id,
+                                        const char *endpoint_id, int64_t before_id, int limit,
+                                        lk_hook_attempt_cb cb, void *arg)
+{
+    struct hook_attempt_cb c = {cb, arg};
+
+    return read_stmt(SQ(base), ST_HOOK_ATTEMPT_LIST, false, row_hook_attempt_cb, &c,
+                     "list webhook attempts", "ssii", ws_id, endpoint_id,
+                     before_id > 0 ? before_id : INT64_MAX, (int64_t)limit);
+}
+
+static enum lk_err sq_hook_alarm(struct lk_store *base, const char *ws_id, const char *name,
+                                 bool set, int64_t now, bool *changed)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    if (set)
+        e = write_stmt(s, ST_HOOK_ALARM_SET, false, "set webhook alarm", "ssi", ws_id, name, now);
+    else
+        e = write_stmt(s, ST_HOOK_ALARM_CLEAR, false, "clear webhook alarm", "ss", ws_id, name);
+    *changed = e == LK_OK && sqlite3_changes(s->db) > 0;
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_hook_threshold_set(struct lk_store *base, const char *ws_id,
+                                         int64_t threshold)
+{
+    return write_stmt(SQ(base), ST_HOOK_THRESHOLD_SET, false, "set credits threshold", "sn",
+                      ws_id, threshold);
+}
+
+static enum lk_err sq_hook_threshold_get(struct lk_store *base, const char *ws_id, int64_t *out)
+{
+    enum lk_err e = read_stmt(SQ(base), ST_HOOK_THRESHOLD_GET, true, row_count, out,
+                              "get credits threshold", "s", ws_id);
+
+    if (e == LK_ERR_NOT_FOUND) {
+        *out = -1;
+        e = LK_OK;
+    }
+    return e;
+}
+
+struct hook_ws_cb {
+    lk_hook_ws_cb cb;
+    void *arg;
+};
+
+static int row_hook_ws(sqlite3_stmt *st, void *arg)
+{
+    struct hook_ws_cb *c = arg;
+    char ws[LK_ID_MAX];
+
+    col_text(st, 0, ws, sizeof(ws));
+    return c->cb(c->arg, ws, col_opt_i64(st, 1, -1));
+}
+
+static enum lk_err sq_hook_workspaces(struct lk_store *base, lk_hook_ws_cb cb, void *arg)
+{
+    struct hook_ws_cb c = {cb, arg};
+
+    return read_stmt(SQ(base), ST_HOOK_WORKSPACES, false, row_hook_ws, &c,
+                     "list webhook workspaces", "");
+}
+
+static enum lk_err sq_hook_prune(struct lk_store *base, int64_t before_s, int64_t before_ms)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e;
+
+    pthread_mutex_lock(&s->mu);
+    e = write_stmt(s, ST_HOOK_PRUNE_ATTEMPTS, false, "prune webhook attempts", "i", before_ms);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_HOOK_PRUNE_EVENTS, false, "prune webhook events", "i", before_s);
+    if (e == LK_OK)
+        e = write_stmt(s, ST_HOOK_PRUNE_DELIVERIES, false, "prune webhook deliveries", "");
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_hook_key_spend(struct lk_store *base, int64_t key_rowid, int64_t day,
+                                     int64_t *out)
+{
+    return read_stmt(SQ(base), ST_HOOK_KEY_SPEND, false, row_count, out, "read key spend", "ii",
+                     key_rowid, day);
+}
+
 const struct lk_store_ops lk__store_sqlite_ops = {
     .scheme = "sqlite:",
     .open = sq_open,
@@ -2031,4 +2387,19 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .lease_move = sq_lease_move,
     .lease_mark = sq_lease_mark,
     .lease_scan = sq_lease_scan,
+    .hook_endpoint_insert = sq_hook_endpoint_insert,
+    .hook_endpoint_list = sq_hook_endpoint_list,
+    .hook_endpoint_delete = sq_hook_endpoint_delete,
+    .hook_event_insert = sq_hook_event_insert,
+    .hook_due = sq_hook_due,
+    .hook_lease = sq_hook_lease,
+    .hook_attempt_done = sq_hook_attempt_done,
+    .hook_release = sq_hook_release,
+    .hook_attempt_list = sq_hook_attempt_list,
+    .hook_alarm = sq_hook_alarm,
+    .hook_threshold_set = sq_hook_threshold_set,
+    .hook_threshold_get = sq_hook_threshold_get,
+    .hook_key_spend = sq_hook_key_spend,
+    .hook_workspaces = sq_hook_workspaces,
+    .hook_prune = sq_hook_prune,
 };

@@ -104,6 +104,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap(); /* a token, and a password long enough */
         if (OK(lk_jsonin_role(body, size, &role, &ei)) && lk_role_name(role) == NULL)
             __builtin_trap();
+        struct lk_webhook_body wb;
+        int64_t threshold;
+        if (OK(lk_jsonin_webhook(body, size, &wb, &ei)) &&
+            (wb.url[0] == '\0' || wb.nevents < 1 || wb.nevents > LK_HOOKS_MAX_EVENTS))
+            __builtin_trap(); /* a url, and 1 to 16 event names */
+        if (OK(lk_jsonin_webhook_settings(body, size, &threshold, &ei)) && threshold == 0)
+            __builtin_trap(); /* a positive threshold, or none (-1) */
         if (OK(lk_jsonin_temp(body, size, &folder, wsid, sizeof(wsid), &spec, &ei))) {
             if ((folder == 0) == (wsid[0] == '\0') ||
                 ((spec.set & LK_SPEC_EXPIRES_IN) && spec.expires_in > LK_TEMP_MAX_TTL))

@@ -13,7 +13,7 @@ import pytest
 from lkhelpers import assert_error, describe, expect_status, new_email
 
 WS_PERMS = ["keys:read", "keys:write", "members:read", "members:write", "credits:read",
-            "credits:write", "audit:read"]
+            "credits:write", "audit:read", "webhooks:read", "webhooks:write"]
 OPERATOR_PERMS = WS_PERMS + ["workspaces:read", "workspaces:write"]
 
 
@@ -102,6 +102,18 @@ ROWS = [
         lambda s, k, ws, p: s.delete(f"/v1/members/{p.id}", key=k), prepare=_viewer,
         changed=lambda s, ws, p: p.email not in _member_emails(ws)),
     Row("GET /v1/audit", "audit:read", 200, lambda s, k, ws, p: s.get("/v1/audit", key=k)),
+    Row("GET /v1/webhooks", "webhooks:read", 200,
+        lambda s, k, ws, p: s.get("/v1/webhooks", key=k)),
+    # (POST /v1/webhooks needs a master key, which the shared PostgreSQL server lacks;
+    # test_webhooks.py::test_permissions covers it)
+    Row("PUT /v1/webhooks/settings", "webhooks:write", 200,
+        lambda s, k, ws, p: s.request("PUT", "/v1/webhooks/settings", key=k,
+                                      json={"credits_low_threshold": p}),
+        prepare=lambda s, ws: 1000 + int(uuid.uuid4().hex[:4], 16),
+        changed=lambda s, ws, p: expect_status(s.get("/v1/webhooks/settings", key=ws.root_key),
+                                               200)["credits_low_threshold"] == p),
+    Row("GET /v1/webhooks/settings", "webhooks:read", 200,
+        lambda s, k, ws, p: s.get("/v1/webhooks/settings", key=k)),
     Row("GET /v1/workspaces", "workspaces:read", 200,
         lambda s, k, ws, p: s.get("/v1/workspaces", key=k), operator=True),
     Row("POST /v1/workspaces", "workspaces:write", 201,
@@ -160,7 +172,7 @@ def test_only_the_needed_permission_is_enough(server, ws, row):
     home = OperatorWs(server) if row.operator else ws
     perms = [row.need]
     if "/v1/members" in row.name and row.name != "GET /v1/members":
-        perms += ["keys:read", "members:read", "credits:read", "audit:read"]
+        perms += ["keys:read", "members:read", "credits:read", "audit:read", "webhooks:read"]
     k = _root_key(home, perms)
     prep = row.prepare(server, ws)
     r = row.call(server, k["secret"], ws, prep)

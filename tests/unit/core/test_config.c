@@ -200,6 +200,38 @@ static void test_nodes(void **state)
     }
 }
 
+static void test_webhooks(void **state)
+{
+    static const char text[] = "webhook_key_file = /etc/latchkey/webhook-key\n"
+                               "webhook_allow_private = on\nwebhook_retry_base_ms = 300\n"
+                               "webhook_timeout_ms = 5000\nwebhook_max_attempts = 4\n";
+    static const char *const refused[] = {
+        "webhook_allow_private = yes\n", "webhook_retry_base_ms = 9\n",
+        "webhook_retry_base_ms = 3600001\n", "webhook_timeout_ms = 99\n",
+        "webhook_max_attempts = 0\n", "webhook_max_attempts = 51\n", "webhook_key_file =\n",
+        "webhook_max_attempts = 3x\n"};
+    struct lk_config c;
+    struct lk_errinfo ei;
+
+    (void)state;
+    assert_int_equal(lk_config_parse(text, strlen(text), &c, &ei), LK_OK);
+    assert_string_equal(c.webhook_key_file, "/etc/latchkey/webhook-key");
+    assert_int_equal(c.webhook_allow_private, 1);
+    assert_int_equal(c.webhook_retry_base_ms, 300);
+    assert_int_equal(c.webhook_timeout_ms, 5000);
+    assert_int_equal(c.webhook_max_attempts, 4);
+    assert_int_equal(lk_config_parse("", 0, &c, &ei), LK_OK);
+    assert_int_equal(c.webhook_allow_private, 0); /* off by default */
+    assert_int_equal(c.webhook_max_attempts, 0);  /* not set: the default applies */
+    for (size_t i = 0; i < LK_ARRAY_LEN(refused); i++) {
+        lk_errinfo_clear(&ei);
+        assert_int_equal(lk_config_parse(refused[i], strlen(refused[i]), &c, &ei),
+                         LK_ERR_INVALID_REQUEST);
+        assert_int_equal(ei.offset, 1);
+        assert_int_equal(strncmp(ei.field, "webhook_", 8), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_logging),
         cmocka_unit_test(test_redis),
         cmocka_unit_test(test_nodes),
+        cmocka_unit_test(test_webhooks),
     };
     return cmocka_run_group_tests_name("core/config", tests, NULL, NULL);
 }

@@ -1512,6 +1512,248 @@ static void test_scans(void **state)
     assert_int_equal(invs, 2);
 }
 
+/* --- webhooks ------------------------------------------------------------------------- */
+
+static void make_endpoint(struct lk_hook_endpoint_row *r, const char *id, const char *ws,
+                          const char *events, int64_t at)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    snprintf(r->workspace_id, sizeof(r->workspace_id), "%s", ws);
+    snprintf(r->url, sizeof(r->url), "https://example.com/%s", id);
+    snprintf(r->events, sizeof(r->events), "%s", events);
+    snprintf(r->description, sizeof(r->description), "d %s", id);
+    snprintf(r->salt, sizeof(r->salt), "00112233445566778899aabbccddeeff");
+    r->created_at = at;
+}
+
+static void make_event(struct lk_hook_event_row *e, const char *id, const char *ws,
+                       const char *type)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    snprintf(e->workspace_id, sizeof(e->workspace_id), "%s", ws);
+    snprintf(e->type, sizeof(e->type), "%s", type);
+    snprintf(e->payload, sizeof(e->payload), "{\"id\":\"%s\"}", id);
+    e->created_at = 1700000000;
+}
+
+struct endpoints {
+    int n;
+    struct lk_hook_endpoint_row rows[4];
+};
+
+static int add_endpoint_row(void *arg, const struct lk_hook_endpoint_row *r)
+{
+    struct endpoints *e = arg;
+    if (e->n < 4)
+        e->rows[e->n++] = *r;
+    return 0;
+}
+
+struct jobs {
+    int n;
+    struct lk_hook_job rows[8];
+};
+
+static int add_job(void *arg, const struct lk_hook_job *j)
+{
+    struct jobs *x = arg;
+    if (x->n < 8)
+        x->rows[x->n++] = *j;
+    return 0;
+}
+
+struct attempts {
+    int n;
+    struct lk_hook_attempt_row rows[8];
+};
+
+static int add_attempt_row(void *arg, const struct lk_hook_attempt_row *a)
+{
+    struct attempts *x = arg;
+    if (x->n < 8)
+        x->rows[x->n++] = *a;
+    return 0;
+}
+
+static enum lk_err insert_event_txn(struct lk_store *s, void *arg)
+{
+    bool inserted;
+    enum lk_err e = lk_store_hook_event_insert(s, arg, 5000, &inserted);
+    return e != LK_OK ? e : inserted ? LK_OK : LK_ERR_CONFLICT;
+}
+
+/* Endpoints of a workspace only; an event once by its id, to the endpoints
+ * subscribed to its type; claims under a lease another node cannot take; the
+ * attempt log; a released lease is claimable at once. */
+static void test_webhooks(void **state)
+{
+    struct lk_hook_endpoint_row a, b, c;
+    struct lk_hook_event_row ev;
+    struct endpoints eps = {0};
+    struct jobs jobs = {0};
+    struct attempts log = {0};
+
+    (void)state;
+    put_ws("ws_a");
+    put_ws("ws_b");
+    make_endpoint(&a, "wh_a", "ws_a", ",key.created,key.revoked,", 10);
+    make_endpoint(&b, "wh_b", "ws_a", ",*,", 20);
+    make_endpoint(&c, "wh_c", "ws_b", ",key.created,", 30);
+    NEEDS(lk_store_hook_endpoint_insert(st, &a));
+    assert_int_equal(lk_store_hook_endpoint_insert(st, &b), LK_OK);
+    assert_int_equal(lk_store_hook_endpoint_insert(st, &c), LK_OK);
+    assert_int_equal(lk_store_hook_endpoint_insert(st, &c), LK_ERR_CONFLICT);
+    assert_int_equal(lk_store_hook_endpoint_list(st, "ws_a", add_endpoint_row, &eps), LK_OK);
+    assert_int_equal(eps.n, 2);
+    assert_string_equal(eps.rows[0].id, "wh_a");
+    assert_string_equal(eps.rows[0].events, ",key.created,key.revoked,");
+    assert_string_equal(eps.rows[0].salt, a.salt);
+    assert_string_equal(eps.rows[1].url, "https://example.com/wh_b");
+
+    /* key.revoked of ws_a: to wh_a and wh_b (all), not to ws_b's wh_c */
+    make_event(&ev, "evt_1", "ws_a", "key.revoked");
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_event_txn, &ev), LK_OK);
+    /* the same id again: nothing new */
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_event_txn, &ev), LK_ERR_CONFLICT);
+    /* an event nobody subscribes to is not kept */
+    make_event(&ev, "evt_2", "ws_b", "quota.warning");
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_event_txn, &ev), LK_ERR_CONFLICT);
+
+    /* not due yet at 4999 ms */
+    assert_int_equal(lk_store_hook_claim(st, "node_1", 4999, 9999, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 0);
+    assert_int_equal(lk_store_hook_claim(st, "node_1", 5000, 60000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 2);
+    assert_string_equal(jobs.rows[0].ev.id, "evt_1");
+    assert_string_equal(jobs.rows[0].ev.payload, "{\"id\":\"evt_1\"}");
+    assert_int_equal(jobs.rows[0].attempt, 1);
+    assert_true(strcmp(jobs.rows[0].ep.id, "wh_a") == 0 || strcmp(jobs.rows[0].ep.id, "wh_b") == 0);
+    /* leased: another node finds nothing until the lease ends */
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 6000, 70000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 0);
+
+    /* attempt 1 to wh_a failed: pending again at 8000; to wh_b delivered */
+    struct lk_hook_attempt_row at = {.attempt = 1, .status = 500, .started_ms = 5000,
+                                     .finished_ms = 5100};
+    snprintf(at.event_id, sizeof(at.event_id), "evt_1");
+    snprintf(at.endpoint_id, sizeof(at.endpoint_id), "wh_a");
+    snprintf(at.workspace_id, sizeof(at.workspace_id), "ws_a");
+    snprintf(at.type, sizeof(at.type), "key.revoked");
+    snprintf(at.error, sizeof(at.error), "HTTP 500");
+    assert_int_equal(lk_store_hook_attempt_done(st, "node_1", &at, LK_HOOK_PENDING, 8000), LK_OK);
+    snprintf(at.endpoint_id, sizeof(at.endpoint_id), "wh_b");
+    at.status = 204;
+    at.error[0] = '\0';
+    assert_int_equal(lk_store_hook_attempt_done(st, "node_1", &at, LK_HOOK_DELIVERED, 0), LK_OK);
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 7999, 70000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 0);
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 8000, 70000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 1);
+    assert_string_equal(jobs.rows[0].ep.id, "wh_a");
+    assert_int_equal(jobs.rows[0].attempt, 2);
+    /* node_1 no longer holds it: its late report moves nothing */
+    at.attempt = 2;
+    snprintf(at.endpoint_id, sizeof(at.endpoint_id), "wh_a");
+    assert_int_equal(lk_store_hook_attempt_done(st, "node_1", &at, LK_HOOK_DELIVERED, 0), LK_OK);
+    /* node_2 restarts: its leases are released and the delivery is due again */
+    assert_int_equal(lk_store_hook_release(st, "node_2"), LK_OK);
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 9000, 70000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 1);
+    assert_int_equal(jobs.rows[0].attempt, 2);
+
+    /* the log, newest first, of one endpoint of one workspace */
+    assert_int_equal(lk_store_hook_attempt_list(st, "ws_a", "wh_a", 0, 8, add_attempt_row, &log),
+                     LK_OK);
+    assert_int_equal(log.n, 2);
+    assert_int_equal(log.rows[0].attempt, 2);
+    assert_int_equal(log.rows[1].status, 500);
+    assert_string_equal(log.rows[1].error, "HTTP 500");
+    assert_int_equal(log.rows[1].finished_ms, 5100);
+    log.n = 0;
+    assert_int_equal(lk_store_hook_attempt_list(st, "ws_b", "wh_a", 0, 8, add_attempt_row, &log),
+                     LK_OK);
+    assert_int_equal(log.n, 0);
+
+    /* prune: the log goes, the event with a pending delivery stays */
+    assert_int_equal(lk_store_hook_prune(st, 1700000001, 5101), LK_OK);
+    log.n = 0;
+    assert_int_equal(lk_store_hook_attempt_list(st, "ws_a", "wh_a", 0, 8, add_attempt_row, &log),
+                     LK_OK);
+    assert_int_equal(log.n, 0); /* every attempt ended before 5101 ms */
+    assert_int_equal(lk_store_hook_release(st, "node_2"), LK_OK);
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 9000, 70000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 1); /* evt_1 to wh_a is still pending: kept */
+
+    /* delete: another workspace's is not found; the own one goes with its work */
+    assert_int_equal(lk_store_hook_endpoint_delete(st, "ws_b", "wh_a"), LK_ERR_NOT_FOUND);
+    assert_int_equal(lk_store_hook_endpoint_delete(st, "ws_a", "wh_a"), LK_OK);
+    assert_int_equal(lk_store_hook_release(st, "node_2"), LK_OK);
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 99000, 170000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 0);
+    log.n = 0;
+    assert_int_equal(lk_store_hook_attempt_list(st, "ws_a", "wh_a", 0, 8, add_attempt_row, &log),
+                     LK_OK);
+    assert_int_equal(log.n, 0);
+    /* an event whose deliveries are all finished goes with them */
+    make_event(&ev, "evt_3", "ws_b", "key.created");
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_event_txn, &ev), LK_OK);
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_1", 99000, 170000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 1);
+    at.attempt = 1;
+    at.status = 200;
+    snprintf(at.event_id, sizeof(at.event_id), "evt_3");
+    snprintf(at.endpoint_id, sizeof(at.endpoint_id), "wh_c");
+    assert_int_equal(lk_store_hook_attempt_done(st, "node_1", &at, LK_HOOK_DELIVERED, 0), LK_OK);
+    assert_int_equal(lk_store_hook_prune(st, 1700000001, 0), LK_OK);
+    /* the same id is new again once pruned (ids of crossings carry their day) */
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_event_txn, &ev), LK_OK);
+}
+
+static void test_webhook_alarms_and_settings(void **state)
+{
+    bool changed = false;
+    int64_t v = 0;
+
+    (void)state;
+    put_ws("ws_a");
+    NEEDS(lk_store_hook_alarm(st, "ws_a", "quota.warning:live:5", true, 100, &changed));
+    assert_true(changed);
+    assert_int_equal(lk_store_hook_alarm(st, "ws_a", "quota.warning:live:5", true, 200, &changed),
+                     LK_OK);
+    assert_false(changed); /* raised once */
+    assert_int_equal(lk_store_hook_alarm(st, "ws_b", "quota.warning:live:5", true, 200, &changed),
+                     LK_OK);
+    assert_true(changed); /* per workspace */
+    assert_int_equal(lk_store_hook_alarm(st, "ws_a", "quota.warning:live:5", false, 300, &changed),
+                     LK_OK);
+    assert_true(changed);
+    assert_int_equal(lk_store_hook_alarm(st, "ws_a", "quota.warning:live:5", false, 300, &changed),
+                     LK_OK);
+    assert_false(changed);
+    assert_int_equal(lk_store_hook_threshold_get(st, "ws_a", &v), LK_OK);
+    assert_int_equal(v, -1);
+    assert_int_equal(lk_store_hook_threshold_set(st, "ws_a", 50), LK_OK);
+    assert_int_equal(lk_store_hook_threshold_get(st, "ws_a", &v), LK_OK);
+    assert_int_equal(v, 50);
+    assert_int_equal(lk_store_hook_threshold_set(st, "ws_a", -1), LK_OK);
+    assert_int_equal(lk_store_hook_threshold_get(st, "ws_a", &v), LK_OK);
+    assert_int_equal(v, -1);
+    assert_int_equal(lk_store_hook_key_spend(st, 42, 19000, &v), LK_OK);
+    assert_int_equal(v, 0);
+    struct lk_counter_row r = {.key_rowid = 42, .period = 19000, .n = 7};
+    assert_int_equal(lk_store_counter_add(st, LK_CTR_SPEND, &r), LK_OK);
+    assert_int_equal(lk_store_hook_key_spend(st, 42, 19000, &v), LK_OK);
+    assert_int_equal(v, 7);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 static const struct CMUnitTest tests[] = {
@@ -1537,6 +1779,8 @@ static const struct CMUnitTest tests[] = {
     T(test_failed_gets_leave_a_releasable_row),
     T(test_scans),
     T(test_key_scan_for_the_cache),
+    T(test_webhooks),
+    T(test_webhook_alarms_and_settings),
 };
 
 int main(void)

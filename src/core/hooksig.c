@@ -1,0 +1,198 @@
+#include "core/hooksig.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+#include "base/common.h"
+#include "base/banned.h" /* last: bans unsafe calls below this line */
+
+/* HMAC-SHA256 over the n parts, with OpenSSL 3's EVP_MAC. */
+struct part {
+    const void *p;
+    size_t n;
+};
+
+static void hmac_parts(const uint8_t *key, size_t keylen, const struct part *parts, size_t n,
+                       uint8_t out[32])
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t outlen = 0;
+
+    lk_assert(c != NULL && EVP_MAC_init(c, key, keylen, params) == 1);
+    for (size_t i = 0; i < n; i++)
+        lk_assert(EVP_MAC_update(c, parts[i].p, parts[i].n) == 1);
+    lk_assert(EVP_MAC_final(c, out, &outlen, 32) == 1 && outlen == 32);
+    EVP_MAC_CTX_free(c);
+    EVP_MAC_free(mac);
+}
+
+void lk_hooksig_sign(const uint8_t *key, size_t keylen, const char *id, int64_t ts,
+                     const void *body, size_t len, char sig[LK_HOOKSIG_MAX])
+{
+    uint8_t mac[32];
+    char head[96];
+    int n = snprintf(head, sizeof(head), "%s.%lld.", id, (long long)ts);
+
+    lk_assert(n > 0 && (size_t)n < sizeof(head));
+    hmac_parts(key, keylen, (struct part[]){{head, (size_t)n}, {body, len}}, 2, mac);
+    memcpy(sig, "v1,", 3);
+    EVP_EncodeBlock((uint8_t *)sig + 3, mac, (int)sizeof(mac)); /* 44 chars + NUL */
+    OPENSSL_cleanse(mac, sizeof(mac));
+}
+
+void lk_hooksig_secret_text(const uint8_t key[LK_HOOKSIG_KEY_LEN], char out[LK_HOOKSIG_SECRET_MAX])
+{
+    memcpy(out, "whsec_", 6);
+    EVP_EncodeBlock((uint8_t *)out + 6, key, LK_HOOKSIG_KEY_LEN);
+}
+
+void lk_hooksig_derive(const uint8_t *master, size_t mlen, const char *endpoint_id,
+                       const char *salt, uint8_t key[LK_HOOKSIG_KEY_LEN])
+{
+    static const char label[] = "latchkey-webhook-v1"; /* with its NUL */
+
+    hmac_parts(master, mlen,
+               (struct part[]){{label, sizeof(label)},
+                               {endpoint_id, strlen(endpoint_id) + 1},
+                               {salt, strlen(salt)}},
+               3, key);
+}
+
+static bool host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
+}
+
+enum lk_err lk_hookurl_parse(const char *url, size_t len, size_t max, struct lk_hookurl *out,
+                             struct lk_errinfo *ei)
+{
+    const char *p, *end = url + len, *hs, *he, *auth_end;
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    memset(out, 0, sizeof(*out));
+    if (len == 0 || len > max)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url", "url must be 1 to %zu bytes", max);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
+                                  "url must be printable ASCII without spaces");
+    if (len > 8 && memcmp(url, "https://", 8) == 0) {
+        out->https = true;
+        p = url + 8;
+    } else if (len > 7 && memcmp(url, "http://", 7) == 0) {
+        p = url + 7;
+    } else {
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
+                              "url must start with http:// or https://");
+    }
+    if (memchr(url, '#', len) != NULL)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url", "url must not have a fragment");
+    for (auth_end = p; auth_end < end && *auth_end != '/' && *auth_end != '?'; auth_end++)
+        ;
+    if (memchr(p, '@', (size_t)(auth_end - p)) != NULL)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
+                              "url must not carry a user name or password");
+    if (p < auth_end && *p == '[') {
+        hs = p + 1;
+        he = memchr(hs, ']', (size_t)(auth_end - hs));
+        if (he == NULL)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url", "unclosed [ in the host");
+        p = he + 1;
+    } else {
+        hs = p;
+        for (he = hs; he < auth_end && *he != ':'; he++)
+            if (!host_char(*he))
+                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
+                                      "the host may hold letters, digits, '-' and '.'");
+        p = he;
+    }
+    if (he == hs || (size_t)(he - hs) > LK_HOOKURL_HOST_MAX)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
+                              "url needs a host of at most %d bytes", LK_HOOKURL_HOST_MAX);
+    memcpy(out->host, hs, (size_t)(he - hs));
+    out->host[he - hs] = '\0';
+    if (hs > url && hs[-1] == '[') {
+        if (inet_pton(AF_INET6, out->host, &a6) != 1)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url",
+                                  "bad IPv6 address in the host");
+        out->host_is_ip = true;
+    } else {
+        out->host_is_ip = inet_pton(AF_INET, out->host, &a4) == 1;
+    }
+    out->port = out->https ? 443 : 80;
+    if (p < auth_end) {
+        int64_t port;
+        if (*p != ':' || lk_parse_i64(p + 1, (size_t)(auth_end - p - 1), 1, 65535, &port) != 0)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url", "bad port (1 to 65535)");
+        out->port = (uint16_t)port;
+    }
+    if (auth_end == end) {
+        out->path = "/";
+        out->path_len = 1;
+    } else if (*auth_end == '?') {
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "url", "url needs a / before its query");
+    } else {
+        out->path = auth_end;
+        out->path_len = (size_t)(end - auth_end);
+    }
+    return LK_OK;
+}
+
+static bool v4_public(uint32_t a)
+{
+    static const struct {
+        uint32_t net, mask;
+    } closed[] = {
+        {0x00000000, 0xff000000}, /* 0/8: "this network" */
+        {0x0a000000, 0xff000000}, /* 10/8 */
+        {0x64400000, 0xffc00000}, /* 100.64/10: carrier-grade NAT */
+        {0x7f000000, 0xff000000}, /* 127/8: loopback */
+        {0xa9fe0000, 0xffff0000}, /* 169.254/16: link-local (cloud metadata) */
+        {0xac100000, 0xfff00000}, /* 172.16/12 */
+        {0xc0000000, 0xffffff00}, /* 192.0.0/24 */
+        {0xc0a80000, 0xffff0000}, /* 192.168/16 */
+        {0xc6120000, 0xfffe0000}, /* 198.18/15: benchmarking */
+        {0xe0000000, 0xe0000000}, /* 224/3: multicast, reserved, broadcast */
+    };
+
+    for (size_t i = 0; i < LK_ARRAY_LEN(closed); i++)
+        if ((a & closed[i].mask) == closed[i].net)
+            return false;
+    return true;
+}
+
+bool lk_hookaddr_public(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return v4_public(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        static const uint8_t zero[15] = {0};
+        if (memcmp(b, mapped, 12) == 0 || (memcmp(b, zero, 12) == 0 && (b[12] | b[13]) != 0))
+            return v4_public((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                             b[15]); /* mapped, or IPv4-compatible */
+        if (memcmp(b, zero, 15) == 0)
+            return false;          /* :: and ::1 */
+        if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique-local */
+            return false;
+        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) /* fe80::/10 link-local */
+            return false;
+        if (b[0] == 0xff) /* multicast */
+            return false;
+        if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) /* NAT64 */
+            return v4_public((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                             b[15]);
+        return true;
+    }
+    return false;
+}
