@@ -15,6 +15,7 @@
 #include "core/sigverify.h"
 #include "service/app_int.h"
 #include "service/audit.h"
+#include "service/hooks.h"
 #include "service/keys.h"
 #include "service/throttle.h"
 #include "service/verify.h"
@@ -336,22 +337,27 @@ static void leak_detail(enum lk_leak_scanner scanner, const struct lk_leak_item 
 
 struct leaked_txn {
     const struct lk_actor *who;
-    const char *key_id, *detail;
+    const char *workspace_id, *key_id, *detail;
+    const char *url; /* where it was found, withheld when it holds the token */
     int64_t now;
 };
 
+/* The one place a leak is recorded, once per key a report ended: the audit
+ * event and the `key.leaked` webhook event, in one transaction. The revoke
+ * itself went before, with its own `key.revoked` event. */
 static enum lk_err leaked_event(struct lk_store *s, void *arg)
 {
     struct leaked_txn *t = arg;
-    return lk_audit_write_detail(s, t->who, "key.leaked", t->key_id, t->detail, t->now);
-}
+    struct lk_key_row row;
+    enum lk_err e;
 
-/* The one place a leak is handled, once per key a report revoked:
- * KEY_LEAKED_HOOK — the `key.leaked` webhook event is emitted from here. */
-static void key_leaked(struct lk_app *app, const struct lk_actor *who, const struct found *f,
-                       const char *detail, int64_t now)
-{
-    (void)app, (void)who, (void)f, (void)detail, (void)now;
+    if ((e = lk_audit_write_detail(s, t->who, "key.leaked", t->key_id, t->detail, t->now)) != LK_OK)
+        return e;
+    if ((e = lk_store_key_get(s, t->workspace_id, t->key_id, &row)) != LK_OK)
+        return e == LK_ERR_NOT_FOUND ? LK_OK : e; /* deleted meanwhile */
+    e = lk_hooks_key_leaked(s, &row, t->url[0] ? t->url : NULL, t->now);
+    lk_key_row_release(&row);
+    return e;
 }
 
 /* Ends the leaked secret of key f: revoked, or for an application key
@@ -383,13 +389,12 @@ static enum lk_err end_key(struct lk_app *app, const struct lk_actor *who, const
         return LK_ERR_STORAGE_UNAVAILABLE;
     }
     leak_detail(scanner, it, detail);
-    struct leaked_txn t = {who, f->id, detail, now};
+    struct leaked_txn t = {who, f->workspace_id, f->id, detail, withheld(it, it->url), now};
     if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, leaked_event, &t)) != LK_OK)
         lk_error("leak report (%s): key %s revoked, its key.leaked event not written: %s",
                  scanner_names[scanner], f->id, lk_err_code(e));
     lk_warn("leak report (%s): key %s of workspace %s was found in public and is revoked",
             scanner_names[scanner], f->id, f->workspace_id);
-    key_leaked(app, who, f, detail, now);
     return LK_OK;
 }
 

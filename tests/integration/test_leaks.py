@@ -524,3 +524,42 @@ def test_check_format_says_whether_a_secret_is_well_formed(server, ws):
     assert res.returncode == 0 and "legacy" in res.stdout
     assert run_cli(["keys", "check-format"]).returncode == 2
     assert run_cli(["keys", "check-format", "-"], input="x" * 5000).returncode == 1
+
+
+# --- webhooks (docs/webhooks.md) --------------------------------------------------------------
+
+
+def test_a_leak_sends_key_revoked_then_key_leaked_naming_the_url(tmp_path):
+    from test_webhooks import Receiver, hook_config, verify_signature
+    signer = Signer(tmp_path)
+    keys = tmp_path / "github-keys.json"
+    keys.write_text(keys_doc((OUR_KEY_ID, signer.pem, True)))
+    srv = LatchkeyServer(tmp_path / "srv", config={**hook_config(tmp_path),
+                                                   "leaks_github_keys_file": str(keys)})
+    _live_servers.append(srv)
+    srv.start()
+    srv.signer = signer
+    receiver = Receiver()
+    try:
+        ws = srv.create_workspace()
+        ep = expect_status(srv.post("/v1/webhooks", key=ws.root_key, json={
+            "url": receiver.url, "events": ["key.revoked", "key.leaked"]}), 201)
+        k = ws.create_key(name="ci")
+        url = "https://github.com/octocat/Hello-World/blob/abc/.env"
+        expect_status(post_github(srv, [match(k["secret"], url=url)]), 200)
+        leaked = receiver.wait_for("key.leaked")[0]
+        revoked = receiver.wait_for("key.revoked")[0]
+        assert leaked["data"]["key_id"] == revoked["data"]["key_id"] == k["id"]
+        assert leaked["data"]["source"] == url and leaked["data"]["hint"] == k["hint"]
+        with receiver.lock:
+            got = list(receiver.got)
+        for g in got:
+            assert verify_signature(ep["secret"], g["headers"], g["body"])
+            assert k["secret"].encode() not in g["body"]
+        # a replayed report ends nothing more and sends nothing more
+        expect_status(post_github(srv, [match(k["secret"], url=url)]), 200)
+        time.sleep(1.5)
+        assert len(receiver.events("key.leaked")) == 1 and len(receiver.events("key.revoked")) == 1
+    finally:
+        receiver.stop()
+        _finish(srv)
