@@ -248,7 +248,7 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
 {
     bool test = r->test;
     struct { int64_t limit, window_s; } rl = {r->rl_limit, r->rl_window_s};
-    int64_t now = r->now, cost = r->cost, spend_cap = r->spend_cap;
+    int64_t now = r->now, cost = r->cost, spend_cap = r->spend_cap, ws_cost;
     int64_t today = lk_day_of(now), quota, retry = 0, now_ms = 0;
     struct lk_slice *qs = test ? &ws->sh_q_test : &ws->sh_q_live;
     /* With shared counters the rate window, quota and day spend are decided
@@ -264,6 +264,7 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
     info->refill.parts = 0;
     if (test)
         cost = 0; /* test keys spend nothing */
+    ws_cost = cost;
     if (cost == 0 && rl.limit <= 0 && (test || spend_cap < 0) &&
         charge_free(c, ws, test, today, info))
         return LK_OK;
@@ -306,8 +307,15 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
         info->retry_after = lk_day_left(now);
         goto out;
     }
-    if (cost > 0 && ws->avail < cost) {
-        info->need_lease = ws->avail + ws->db_balance >= cost;
+    if (r->key_short) {
+        e = LK_ERR_INSUFFICIENT_CREDITS;
+        goto out;
+    }
+    /* a key's own credits alone decide in a workspace that never had any */
+    if (r->key_credits && ws->avail == 0 && ws->db_balance == 0 && ws->spent_total == 0)
+        ws_cost = 0;
+    if (ws_cost > 0 && ws->avail < ws_cost) {
+        info->need_lease = ws->avail + ws->db_balance >= ws_cost;
         e = LK_ERR_INSUFFICIENT_CREDITS;
         goto out;
     }
@@ -343,9 +351,9 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
     lk_quota_add(test ? &ws->test : &ws->live, today, 1);
     lk_quota_add(test ? &ws->unsaved_test : &ws->unsaved_live, today, 1);
     if (cost > 0) {
-        ws->avail -= cost;
-        ws->unsaved_spend += cost;
-        ws->spent_total += cost;
+        ws->avail -= ws_cost;
+        ws->unsaved_spend += ws_cost;
+        ws->spent_total += ws_cost;
         st->spent += cost;
         /* Spend of a day not yet written stays with that day. */
         if (st->unsaved > 0 && st->unsaved_day != today) {

@@ -33,6 +33,12 @@ struct lk_charge_req {
     struct lk_shared *shared;     /* the shared backend, NULL: this node alone decides */
     bool fail_open_rate_limits;   /* the shared backend down: the rate limit is this node's */
     int64_t now;                  /* Unix s */
+    /* The key has its own credits (kept in the store, not here), which this
+     * check's cost was taken from: a workspace that has never had credits
+     * (no balance, lease or spending) then spends nothing. key_short: they
+     * were fewer than the cost, refuse with insufficient credits in the
+     * credits' place. */
+    bool key_credits, key_short;
 };
 
 #define LK_CHARGE_RATE 1u

@@ -133,6 +133,16 @@ static size_t verify_answer(char *buf, size_t cap, enum lk_err e, const struct l
         PUT(&o, ",\"remaining_credits\":");
         put_i64(&o, info->remaining_credits);
     }
+    if (info->ext & LK_INFO_KEY_CREDITS) {
+        /* the key's own credits, beside the workspace's remaining_credits */
+        PUT(&o, ",\"credits\":{\"remaining\":");
+        put_i64(&o, info->key_credits_remaining);
+        PUT(&o, ",\"exceeded\":");
+        if (info->key_credits_short)
+            PUT(&o, "true}");
+        else
+            PUT(&o, "false}");
+    }
     if (info->has_cap) {
         int64_t left = info->cap - info->spent_today;
         PUT(&o, ",\"daily_spend\":{\"cap\":");

@@ -59,8 +59,8 @@ void lk_limits_give_back(struct lk_app *app)
     lk_charge_give_back(app->counters, app->shared, lk_clock_now_s());
 }
 
-enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
-                            struct lk_limits_info *info)
+static enum lk_err apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
+                         bool key_credits, bool key_short, struct lk_limits_info *info)
 {
     struct lk_rate rl = rate_of(app, k);
     bool test = k->env == LK_ENV_TEST;
@@ -71,7 +71,9 @@ enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t
                               .spend_cap = k->spend_cap,
                               .shared = app->shared,
                               .fail_open_rate_limits = app->fail_open_rate_limits,
-                              .now = now};
+                              .now = now,
+                              .key_credits = key_credits,
+                              .key_short = key_short};
     struct lk_charge_out o;
     enum lk_err e = lk_charge(app->counters, k->ws, lk_limits_state(app, k), &r, &o);
     const struct lk_charge_refill *f = &o.refill;
@@ -97,4 +99,20 @@ enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t
                                                  f->rl_window_s, f->quota, f->spend_cap,
                                                  f->test, f->ws, f->st};
     return e;
+}
+
+enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
+                            struct lk_limits_info *info)
+{
+    return apply(app, k, cost, now, false, false, info);
+}
+
+enum lk_err lk_limits_apply_ext(struct lk_app *app, const struct lk_ckey *k, int64_t cost,
+                                int64_t now, bool key_credits, bool key_short,
+                                const struct lk_rl_use *uses,
+                                int n_uses, struct lk_limits_info *info)
+{
+    (void)uses;
+    (void)n_uses;
+    return apply(app, k, cost, now, key_credits, key_short, info);
 }

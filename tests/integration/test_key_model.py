@@ -91,3 +91,157 @@ def test_identity_survives_a_restart(fresh_server):
     assert (got["external_id"], got["identity_id"]) == ("keep-me", k["identity_id"]), describe(r)
     r = srv.post("/v1/keys", key=srv.root_key, json={"name": "n2", "external_id": "keep-me"})
     assert expect_status(r, 201)["identity_id"] == k["identity_id"]
+
+
+# -- a key's own credits ----------------------------------------------------------------
+
+
+def check(srv, secret, cost=1):
+    r = srv.verify({"key": secret, "cost": cost})
+    return expect_status(r, 200)
+
+
+def top_up(srv, ws, amount):
+    expect_status(srv.post("/v1/credits", key=ws.root_key, json={"amount": amount}), 201)
+
+
+def test_own_credits_are_spent_and_refuse_when_too_few(server, ws):
+    k = create(ws, credits={"remaining": 3})
+    assert k["credits"] == {"remaining": 3, "refill": None}, k
+    seen = [check(server, k["secret"]) for _ in range(3)]
+    assert [d["valid"] for d in seen] == [True] * 3, seen
+    assert [d["credits"]["remaining"] for d in seen] == [2, 1, 0], seen
+    d = check(server, k["secret"])
+    assert (d["valid"], d["code"]) == (False, "insufficient_credits"), d
+    assert d["credits"] == {"remaining": 0, "exceeded": True}, d
+    assert ws.get_key(k["id"])["credits"]["remaining"] == 0
+    # a cost the credits cannot cover takes none of them
+    k2 = create(ws, credits={"remaining": 5})
+    d = check(server, k2["secret"], cost=6)
+    assert d["code"] == "insufficient_credits" and d["credits"]["remaining"] == 5, d
+    d = check(server, k2["secret"], cost=5)
+    assert d["valid"] and d["credits"]["remaining"] == 0, d
+
+
+def test_checks_without_a_cost_spend_no_own_credits(server, ws):
+    k = create(ws, credits={"remaining": 0})
+    d = check(server, k["secret"], cost=0)
+    assert d["valid"] is True and "credits" not in d, d
+    d = expect_status(server.verify({"key": k["secret"]}), 200)
+    assert d["valid"] is True, d
+
+
+def test_keys_without_own_credits_are_unchanged(server, ws):
+    plain = create(ws)
+    assert plain["credits"] is None
+    d = check(server, plain["secret"])
+    # a cost still needs the workspace's balance, which this one never had
+    assert d["code"] == "insufficient_credits" and "credits" not in d, d
+
+
+def test_own_credits_and_the_workspace_balance_both_pay(server, ws):
+    top_up(server, ws, 2)
+    k = create(ws, credits={"remaining": 10})
+    d = check(server, k["secret"], cost=2)
+    assert d["valid"] and d["credits"]["remaining"] == 8 and d["remaining_credits"] == 0, d
+    # the workspace is empty now: its refusal leaves the key's credits as they were
+    d = check(server, k["secret"], cost=1)
+    assert d["code"] == "insufficient_credits", d
+    assert d["credits"] == {"remaining": 8, "exceeded": False}, d
+    assert ws.get_key(k["id"])["credits"]["remaining"] == 8
+
+
+def test_patch_replaces_and_removes_own_credits(server, ws):
+    k = create(ws, credits={"remaining": 2})
+    check(server, k["secret"])
+    doc = expect_status(patch(ws, k["id"], {"credits": {"remaining": 10}}), 200)
+    assert doc["credits"]["remaining"] == 10, doc
+    assert check(server, k["secret"])["credits"]["remaining"] == 9
+    doc = expect_status(patch(ws, k["id"], {"name": "renamed"}), 200)
+    assert doc["credits"]["remaining"] == 9, "a change of something else keeps them"
+    doc = expect_status(patch(ws, k["id"], {"credits": None}), 200)
+    assert doc["credits"] is None
+    d = check(server, k["secret"])
+    assert "credits" not in d and d["code"] == "insufficient_credits", d  # the workspace's
+
+
+@pytest.mark.parametrize("body", [
+    {"remaining": -1}, {"remaining": "5"}, {}, {"remaining": 1, "extra": 1},
+    {"remaining": 1, "refill": {"interval": "weekly", "amount": 1}},
+    {"remaining": 1, "refill": {"interval": "daily"}},
+    {"remaining": 1, "refill": {"interval": "daily", "amount": 0}},
+    {"remaining": 1, "refill": {"interval": "daily", "amount": 1, "refill_day": 3}},
+    {"remaining": 1, "refill": {"interval": "monthly", "amount": 1, "refill_day": 32}},
+    [1], 5,
+])
+def test_bad_credits_are_refused(ws, body):
+    r = ws.server.post("/v1/keys", key=ws.root_key, json={"name": "n", "credits": body})
+    assert_error(r, 400, "invalid_request")
+
+
+def test_daily_refill_happens_once_after_the_boundary(clock_server):
+    srv = clock_server
+    day = 86400
+    srv.set_clock((int(srv.now()) // day + 1) * day + 3600)  # 01:00 UTC of a day
+    r = srv.post("/v1/keys", key=srv.root_key, json={
+        "name": "n", "credits": {"remaining": 2, "refill": {"interval": "daily", "amount": 5}}})
+    k = expect_status(r, 201)
+    assert k["credits"]["refill"] == {"interval": "daily", "amount": 5}, k
+    assert check(srv, k["secret"], cost=2)["credits"]["remaining"] == 0
+    srv.advance_clock(day - 3600 - 60)  # 23:59 the same day: no refill yet
+    assert check(srv, k["secret"])["code"] == "insufficient_credits"
+    srv.advance_clock(120)  # 00:01 the next day
+    got = expect_status(srv.get(f"/v1/keys/{k['id']}", key=srv.root_key), 200)
+    assert got["credits"]["remaining"] == 5, "a due refill shows before any check"
+    assert check(srv, k["secret"])["credits"]["remaining"] == 4
+    assert check(srv, k["secret"])["credits"]["remaining"] == 3, "refilled once, not per check"
+    srv.restart()
+    assert check(srv, k["secret"])["credits"]["remaining"] == 2, "not again after a restart"
+    srv.advance_clock(3 * day)  # days without checks refill once, to the amount
+    assert check(srv, k["secret"])["credits"]["remaining"] == 4
+
+
+def test_monthly_refill_on_a_day_the_month_lacks(clock_server):
+    srv = clock_server
+    srv.set_clock(1706572800 + 3600)  # 2024-01-30T01:00Z
+    r = srv.post("/v1/keys", key=srv.root_key, json={
+        "name": "n",
+        "credits": {"remaining": 1, "refill": {"interval": "monthly", "amount": 3, "refill_day": 31}}})
+    k = expect_status(r, 201)
+    assert k["credits"]["refill"] == {"interval": "monthly", "amount": 3, "refill_day": 31}
+    assert check(srv, k["secret"])["credits"]["remaining"] == 0
+    srv.set_clock(1706659200 + 60)  # 2024-01-31T00:01Z: January's refill
+    assert check(srv, k["secret"])["credits"]["remaining"] == 2
+    srv.set_clock(1709164800 - 60)  # 2024-02-28T23:59Z: not yet
+    assert check(srv, k["secret"])["credits"]["remaining"] == 1
+    srv.set_clock(1709164800 + 60)  # 2024-02-29T00:01Z: February's last day stands in
+    assert check(srv, k["secret"])["credits"]["remaining"] == 2
+
+
+def test_own_credits_are_exact_across_kill_9(fresh_server):
+    srv = fresh_server
+    r = srv.post("/v1/keys", key=srv.root_key, json={"name": "n", "credits": {"remaining": 40}})
+    k = expect_status(r, 201)
+    spent = 0
+    for _ in range(3):
+        for _ in range(5):
+            d = check(srv, k["secret"], cost=2)
+            assert d["valid"], d
+            spent += 2
+            assert d["credits"]["remaining"] == 40 - spent
+        srv.kill9()
+        srv.start()
+    got = expect_status(srv.get(f"/v1/keys/{k['id']}", key=srv.root_key), 200)
+    assert got["credits"]["remaining"] == 40 - spent == 10
+    valid = sum(check(srv, k["secret"], cost=2)["valid"] for _ in range(8))
+    assert valid == 5, "exactly what was left, no more"
+
+
+def test_concurrent_checks_never_overspend(server, ws):
+    from concurrent.futures import ThreadPoolExecutor
+
+    k = create(ws, credits={"remaining": 25})
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: check(server, k["secret"]), range(60)))
+    assert sum(d["valid"] for d in results) == 25
+    assert ws.get_key(k["id"])["credits"]["remaining"] == 0
