@@ -608,6 +608,55 @@ static bool valid_email(const char *s, size_t len)
 
 /* --- POST /v1/verify ------------------------------------------------------------------ */
 
+struct rl_use_in {
+    char name[LK_RL_NAME_MAX + 1];
+    int64_t cost;
+    bool has_cost;
+};
+
+static const struct field rl_use_fields[] = {
+    {.name = "name", .label = "ratelimits[].name", .type = t_string, .min = 1,
+     .flags = F_REQUIRED, INLINE(struct rl_use_in, name), .valid = valid_rl_name,
+     .what = "the name of one of the key's rate limits"},
+    {.name = "cost", .label = "ratelimits[].cost", .type = t_int, .min = 0,
+     .max = LK_RL_LIMIT_MAX, AT(struct rl_use_in, cost), HAS(struct rl_use_in, has_cost)},
+};
+
+/* [{"name", "cost"}]: the key's named rate limits a check applies (cost 1
+ * when absent; "default", the key's rate_limit, counts 1 a check). */
+static enum lk_err t_verify_ratelimits(const struct field *f, json_t *v, void *out,
+                                       struct lk_errinfo *ei)
+{
+    static const struct table t = TABLE(rl_use_fields, 0);
+    struct lk_verify_body *b = out;
+    size_t i;
+    json_t *x;
+    enum lk_err e;
+
+    if (!json_is_array(v) || json_array_size(v) > LK_KEY_RATE_LIMITS_MAX)
+        return wrong(f, ei, "an array of at most 8 objects {\"name\", \"cost\"}");
+    b->rl = lk_calloc(1, sizeof(*b->rl));
+    json_array_foreach(v, i, x) {
+        struct rl_use_in r = {0};
+        if (!json_is_object(x))
+            return wrong(f, ei, "an array of at most 8 objects {\"name\", \"cost\"}");
+        if ((e = sub_object(x, &t, label(f), &r, ei)) != LK_OK)
+            return e;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(b->rl->name[j], r.name) == 0)
+                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
+                                      "rate limit %s is named twice", r.name);
+        if (strcmp(r.name, "default") == 0 && r.has_cost && r.cost != 1)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits[].cost",
+                                  "the rate limit named default counts 1 a check");
+        memcpy(b->rl->name[i], r.name, sizeof(r.name));
+        b->rl->use[i] = (struct lk_rl_use){b->rl->name[i], strlen(r.name),
+                                           r.has_cost ? r.cost : 1};
+        b->rl->n = (int)i + 1;
+    }
+    return LK_OK;
+}
+
 #define VB struct lk_verify_body
 static const struct field verify_fields[] = {
     {.name = "key", .type = t_strdup, .flags = F_SECRET, AT(VB, key),
@@ -617,6 +666,7 @@ static const struct field verify_fields[] = {
     {.name = "permissions", .type = t_strdup, .min = 1, .max = 1024, AT(VB, permissions),
      .what = "a permission query string of at most 1024 bytes"},
     {.name = "cost", .type = t_int, .min = 0, .max = 1000000000, AT(VB, cost), HAS(VB, has_cost)},
+    {.name = "ratelimits", .type = t_verify_ratelimits},
 };
 #undef VB
 
@@ -629,6 +679,7 @@ void lk_verify_body_release(struct lk_verify_body *b)
         free(b->key);
     }
     free(b->permissions);
+    free(b->rl);
     memset(b, 0, sizeof(*b));
 }
 

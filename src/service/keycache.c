@@ -474,6 +474,9 @@ static const struct lk_ckey_ext *ext_new(struct lk_keycache *c, const struct lk_
         x->rl[i].auto_apply = r->auto_apply;
         x->rl[i].name_len = (uint8_t)strnlen(r->name, LK_RL_NAME_MAX);
         memcpy(x->rl[i].name, r->name, x->rl[i].name_len);
+        x->rl[i].name_hash = UINT64_C(14695981039346656037);
+        for (size_t j = 0; j < x->rl[i].name_len; j++)
+            x->rl[i].name_hash = (x->rl[i].name_hash ^ (uint8_t)r->name[j]) * UINT64_C(1099511628211);
     }
     return x;
 }

@@ -39,6 +39,7 @@ struct lk_permlist {
 
 /* A named rate limit of a key (other than "default", which is rl_limit). */
 struct lk_ckey_rl {
+    uint64_t name_hash; /* FNV-1a of the name: the counters' window is found by it */
     int64_t limit, window_ms;
     bool auto_apply;
     uint8_t name_len;

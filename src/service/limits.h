@@ -104,6 +104,10 @@ enum lk_err lk_limits_apply_ext(struct lk_app *app, const struct lk_ckey *k, int
  * LK_ERR_STORAGE_UNAVAILABLE when it is down. */
 enum lk_err lk_limits_refill(struct lk_app *app, const struct lk_limits_refill *r, int64_t now);
 
+/* The index in uses of the first name key k has no rate limit by ("default"
+ * is the key's rate_limit), or -1 when it has them all. Inside the read lock. */
+int lk_limits_named_unknown(const struct lk_ckey *k, const struct lk_rl_use *uses, int n_uses);
+
 /* At a clean stop: gives the shared counters back what this node holds of
  * today's quota and day spend, unspent. */
 void lk_limits_give_back(struct lk_app *app);

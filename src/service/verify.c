@@ -154,6 +154,9 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     e = check_key(k, req);
     if (!req->record)
         return e;
+    if (e == LK_OK && req->n_ratelimits > 0 &&
+        (info->rl_unknown = lk_limits_named_unknown(k, req->ratelimits, req->n_ratelimits)) >= 0)
+        return LK_ERR_INVALID_REQUEST; /* the caller's mistake: not counted */
     if (e == LK_OK && k->ext != NULL) {
         if ((e = apply_ext(app, k, req, info)) == LK_ERR_INSUFFICIENT_CREDITS && info->need_lease &&
             (info->ext & LK_INFO_NEED_KEY_CREDITS))

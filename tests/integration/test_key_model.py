@@ -245,3 +245,146 @@ def test_concurrent_checks_never_overspend(server, ws):
         results = list(pool.map(lambda _: check(server, k["secret"]), range(60)))
     assert sum(d["valid"] for d in results) == 25
     assert ws.get_key(k["id"])["credits"]["remaining"] == 0
+
+
+# -- named rate limits -----------------------------------------------------------------
+
+
+def verify(srv, secret, **body):
+    return expect_status(srv.verify({"key": secret, **body}), 200)
+
+
+def limits_of(doc):
+    return {x["name"]: (x["limit"], x["remaining"]) for x in doc.get("ratelimits", [])}
+
+
+def test_named_limits_on_create_get_and_patch(ws):
+    k = create(ws, rate_limits=[
+        {"name": "default", "limit": 100, "window_ms": 60000},
+        {"name": "tokens", "limit": 5, "window_ms": 1000, "auto_apply": True},
+        {"name": "search", "limit": 2, "window_ms": 60000}])
+    assert k["rate_limit"] == {"limit": 100, "window_s": 60}, "default is the rate_limit"
+    assert k["rate_limits"] == [
+        {"name": "default", "limit": 100, "window_ms": 60000, "auto_apply": True},
+        {"name": "tokens", "limit": 5, "window_ms": 1000, "auto_apply": True},
+        {"name": "search", "limit": 2, "window_ms": 60000, "auto_apply": False}], k
+    assert ws.get_key(k["id"])["rate_limits"] == k["rate_limits"]
+    # rate_limit alone changes the default one and keeps the others
+    doc = expect_status(patch(ws, k["id"], {"rate_limit": {"limit": 7, "window_s": 10}}), 200)
+    assert [x["name"] for x in doc["rate_limits"]] == ["default", "tokens", "search"]
+    assert doc["rate_limits"][0]["limit"] == 7
+    # rate_limits replaces the whole set, default included
+    doc = expect_status(patch(ws, k["id"], {"rate_limits": [
+        {"name": "tokens", "limit": 9, "window_ms": 2000}]}), 200)
+    assert doc["rate_limit"] is None
+    assert doc["rate_limits"] == [{"name": "tokens", "limit": 9, "window_ms": 2000,
+                                   "auto_apply": False}], doc
+    doc = expect_status(patch(ws, k["id"], {"rate_limits": []}), 200)
+    assert doc["rate_limits"] == [] and doc["rate_limit"] is None
+    assert create(ws)["rate_limits"] == []
+
+
+@pytest.mark.parametrize("limits", [
+    [{"name": "a", "limit": 1, "window_ms": 999}],
+    [{"name": "a", "limit": 0, "window_ms": 1000}],
+    [{"name": "a b", "limit": 1, "window_ms": 1000}],
+    [{"name": "x" * 65, "limit": 1, "window_ms": 1000}],
+    [{"name": "a", "limit": 1, "window_ms": 1000}, {"name": "a", "limit": 2, "window_ms": 1000}],
+    [{"name": f"n{i}", "limit": 1, "window_ms": 1000} for i in range(9)],
+    [{"name": "default", "limit": 1, "window_ms": 1500}],
+    [{"name": "default", "limit": 1, "window_ms": 1000, "auto_apply": False}],
+    [{"limit": 1, "window_ms": 1000}],
+    [{"name": "a", "limit": 1, "window_ms": 1000, "other": 1}],
+    {"name": "a"},
+])
+def test_bad_named_limits_are_refused(ws, limits):
+    r = ws.server.post("/v1/keys", key=ws.root_key, json={"name": "n", "rate_limits": limits})
+    assert_error(r, 400, "invalid_request")
+
+
+def test_rate_limit_and_rate_limits_together_are_refused(ws):
+    r = ws.server.post("/v1/keys", key=ws.root_key, json={
+        "name": "n", "rate_limit": {"limit": 1, "window_s": 1},
+        "rate_limits": [{"name": "a", "limit": 1, "window_ms": 1000}]})
+    assert_error(r, 400, "invalid_request")
+
+
+def test_auto_apply_limits_apply_to_every_check(server, ws):
+    k = create(ws, rate_limits=[{"name": "burst", "limit": 2, "window_ms": 60000,
+                                 "auto_apply": True}])
+    a, b, c = (verify(server, k["secret"]) for _ in range(3))
+    assert a["valid"] and b["valid"] and not c["valid"], (a, b, c)
+    assert c["code"] == "rate_limited" and c["rate_limited"] == "burst", c
+    assert limits_of(a) == {"burst": (2, 1)} and limits_of(c) == {"burst": (2, 0)}
+    assert a["rate_limited"] is None
+    now_ms = server.now() * 1000
+    assert now_ms < a["ratelimits"][0]["reset_at"] <= now_ms + 61000
+
+
+def test_named_limits_apply_when_asked_with_their_cost(server, ws):
+    k = create(ws, rate_limits=[{"name": "tokens", "limit": 10, "window_ms": 60000},
+                                {"name": "calls", "limit": 3, "window_ms": 60000,
+                                 "auto_apply": True}])
+    d = verify(server, k["secret"])
+    assert limits_of(d) == {"calls": (3, 2)}, "tokens applies only when named"
+    d = verify(server, k["secret"], ratelimits=[{"name": "tokens", "cost": 7}])
+    assert d["valid"] and limits_of(d) == {"tokens": (10, 3), "calls": (3, 1)}, d
+    d = verify(server, k["secret"], ratelimits=[{"name": "tokens", "cost": 4}])
+    assert (d["valid"], d["rate_limited"]) == (False, "tokens"), d
+    # refused: nothing counted, not even the limit that had room
+    assert limits_of(d) == {"tokens": (10, 3), "calls": (3, 1)}, d
+    d = verify(server, k["secret"], ratelimits=[{"name": "tokens", "cost": 3},
+                                                {"name": "calls", "cost": 0}])
+    assert d["valid"] and limits_of(d) == {"tokens": (10, 0), "calls": (3, 1)}, d
+
+
+def test_default_limit_is_listed_beside_the_named_ones(server, ws):
+    k = create(ws, rate_limits=[{"name": "default", "limit": 1, "window_ms": 60000},
+                                {"name": "other", "limit": 5, "window_ms": 60000,
+                                 "auto_apply": True}])
+    d = verify(server, k["secret"])
+    assert limits_of(d) == {"default": (1, 0), "other": (5, 4)}, d
+    assert d["ratelimit"]["limit"] == 1, "the single-limit field is as before"
+    d = verify(server, k["secret"])
+    assert (d["code"], d["rate_limited"]) == ("rate_limited", "default"), d
+
+
+def test_unknown_limit_name_is_a_400(server, ws):
+    k = create(ws, rate_limits=[{"name": "a", "limit": 5, "window_ms": 1000}])
+    r = server.verify({"key": k["secret"], "ratelimits": [{"name": "b"}]})
+    err = assert_error(r, 400, "invalid_request")
+    assert "b" in err["message"], err
+    plain = create(ws)
+    assert_error(server.verify({"key": plain["secret"], "ratelimits": [{"name": "a"}]}),
+                 400, "invalid_request")
+    # the key's rate_limit answers to "default"
+    lim = create(ws, rate_limit={"limit": 5, "window_s": 10})
+    d = verify(server, lim["secret"], ratelimits=[{"name": "default"}])
+    assert d["valid"], d
+
+
+@pytest.mark.parametrize("body", [
+    {"ratelimits": {"name": "a"}}, {"ratelimits": [{"name": "a", "cost": -1}]},
+    {"ratelimits": [{"name": "a"}, {"name": "a"}]}, {"ratelimits": [{}]},
+    {"ratelimits": [{"name": "a", "x": 1}]}, {"ratelimits": [{"name": "default", "cost": 2}]},
+    {"ratelimits": [{"name": f"n{i}"} for i in range(9)]},
+])
+def test_bad_verify_ratelimits_are_refused(server, ws, body):
+    k = create(ws)
+    r = server.verify({"key": k["secret"], **body})
+    assert r.status_code == 400, describe(r)
+
+
+def test_named_window_ends_and_opens_again(server, ws):
+    import time
+    k = create(ws, rate_limits=[{"name": "s", "limit": 1, "window_ms": 1000, "auto_apply": True}])
+    assert verify(server, k["secret"])["valid"]
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        d = verify(server, k["secret"])
+        if d["valid"]:
+            break
+        assert d["rate_limited"] == "s"
+        time.sleep(0.2)
+    else:
+        pytest.fail("the one-second window never opened again")
