@@ -294,6 +294,17 @@ static const struct field rate_limit_fields[] = {
      AT(struct lk_key_spec, rl_window_s)},
 };
 
+/* check_fields for an object inside a field: a refusal names the field `outer`. */
+static enum lk_err check_fields_in(json_t *obj, const struct table *t, const char *outer,
+                                   struct lk_errinfo *ei)
+{
+    enum lk_err e = check_fields(obj, t, ei);
+
+    if (e != LK_OK && ei)
+        snprintf(ei->field, sizeof(ei->field), "%s", outer);
+    return e;
+}
+
 static enum lk_err t_rate_limit(const struct field *f, json_t *v, void *out,
                                 struct lk_errinfo *ei)
 {
@@ -307,11 +318,8 @@ static enum lk_err t_rate_limit(const struct field *f, json_t *v, void *out,
     }
     if (!json_is_object(v))
         return wrong(f, ei, "an object {\"limit\", \"window_s\"} or null");
-    if ((e = check_fields(v, &t, ei)) != LK_OK) {
-        if (ei)
-            snprintf(ei->field, sizeof(ei->field), "%s", label(f));
+    if ((e = check_fields_in(v, &t, label(f), ei)) != LK_OK)
         return e;
-    }
     if (json_object_get(v, "limit") == NULL || json_object_get(v, "window_s") == NULL)
         return bad(ei, label(f), "an object with both \"limit\" and \"window_s\"");
     return decode_into(v, &t, out, ei);
@@ -374,14 +382,9 @@ static const struct field credits_fields[] = {
 static enum lk_err sub_object(json_t *v, const struct table *t, const char *outer, void *out,
                               struct lk_errinfo *ei)
 {
-    enum lk_err e;
+    enum lk_err e = check_fields_in(v, t, outer, ei);
 
-    if ((e = check_fields(v, t, ei)) != LK_OK) {
-        if (ei)
-            snprintf(ei->field, sizeof(ei->field), "%s", outer);
-        return e;
-    }
-    return decode_into(v, t, out, ei);
+    return e != LK_OK ? e : decode_into(v, t, out, ei);
 }
 
 /* A key's own credits: {"remaining", "refill": null | {"interval", "amount",
@@ -405,11 +408,8 @@ static enum lk_err t_credits(const struct field *f, json_t *v, void *out, struct
     if (!json_is_object(v))
         return wrong(f, ei, "an object {\"remaining\", \"refill\"} or null");
     /* "refill" is read by hand below: the table only names it */
-    if ((e = check_fields(v, &tc, ei)) != LK_OK) {
-        if (ei)
-            snprintf(ei->field, sizeof(ei->field), "%s", label(f));
+    if ((e = check_fields_in(v, &tc, label(f), ei)) != LK_OK)
         return e;
-    }
     if (json_object_get(v, "remaining") == NULL)
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "credits.remaining",
                               "field 'credits.remaining' is required");
