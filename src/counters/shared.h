@@ -1,6 +1,7 @@
 /*
  * shared.h — counters every node of a cluster shares: a key's rate-limit window,
- * a workspace's quota days and a key's spend of the day, kept by a shared
+ * a workspace's quota days, a key's spend of the day and the windows of its
+ * named rate limits, kept by a shared
  * backend (Redis today: counters_redis.c, selected by `--redis redis://…`).
  * Beside it, counters.h keeps each node's own state in memory (and the counter
  * file); without a shared backend that state alone decides, as on one node.
