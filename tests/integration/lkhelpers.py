@@ -355,3 +355,14 @@ class LoopbackSite:
             h["Authorization"] = f"Bearer {key}"
         return (session or requests).request(method, self.url(path), headers=h,
                                              timeout=HTTP_TIMEOUT)
+
+
+# SQL that takes an SQLite database of today's schema back to before migration
+# 8 (identities, a key's own credits and named rate limits), for tests that
+# rewind the schema to replay an older migration.
+UNDO_SQLITE_MIGRATION_8 = (
+    "DROP TABLE identities; DROP TABLE key_credits; DROP INDEX keys_by_identity;"
+    + "".join(f"ALTER TABLE keys DROP COLUMN {c};" for c in (
+        "identity_id", "external_id", "credits_remaining", "credits_refill",
+        "credits_refill_amount", "credits_refill_day", "credits_gen", "credits_set_at",
+        "rate_limits")))
