@@ -364,6 +364,18 @@ const char *lk_shared_status(const struct lk_shared *s)
 
 /* --- one reservation --------------------------------------------------------------- */
 
+/* The end of a call on the connection (s->mu held since t0): unlocks and
+ * counts it for the metrics. */
+static void call_end(struct lk_shared *s, enum lk_err e, uint64_t t0)
+{
+    pthread_mutex_unlock(&s->mu);
+    lk_stats_add(LK_STAT_SHARED_CALLS, 1);
+    if (e != LK_OK)
+        lk_stats_add(LK_STAT_SHARED_ERRORS, 1);
+    else
+        lk_stats_observe(LK_HIST_SHARED, lk_stats_now_ns() - t0);
+}
+
 static bool int_reply(const redisReply *r, size_t i, int64_t *v)
 {
     if (r->element[i]->type != REDIS_REPLY_INTEGER)
@@ -442,14 +454,9 @@ enum lk_err lk_shared_reserve(struct lk_shared *s, const struct lk_shared_req *q
         lk_warn("redis answered a reservation with something else");
     freeReplyObject(r);
 out:
-    pthread_mutex_unlock(&s->mu);
-    lk_stats_add(LK_STAT_SHARED_CALLS, 1);
-    if (e != LK_OK) {
-        lk_stats_add(LK_STAT_SHARED_ERRORS, 1);
+    call_end(s, e, t0);
+    if (e != LK_OK)
         memset(g, 0, sizeof(*g));
-    } else {
-        lk_stats_observe(LK_HIST_SHARED, lk_stats_now_ns() - t0);
-    }
     return e;
 }
 
@@ -509,12 +516,7 @@ static enum lk_err named_call(struct lk_shared *s, int64_t key_rowid, const stru
         freeReplyObject(r);
     }
 out:
-    pthread_mutex_unlock(&s->mu);
-    lk_stats_add(LK_STAT_SHARED_CALLS, 1);
-    if (e != LK_OK)
-        lk_stats_add(LK_STAT_SHARED_ERRORS, 1);
-    else
-        lk_stats_observe(LK_HIST_SHARED, lk_stats_now_ns() - t0);
+    call_end(s, e, t0);
     return e;
 }
 
