@@ -6,6 +6,7 @@
 #include "core/permquery.h"
 #include "core/secret.h"
 #include "service/credits.h"
+#include "service/keycredits.h"
 #include "service/throttle.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -78,6 +79,58 @@ static enum lk_err check_key(const struct lk_ckey *k, const struct lk_verify_req
     return LK_OK;
 }
 
+/* The limits of a key with the rare parts (k->ext): its own credits, which a
+ * check with a cost reserves in the store first, and its named rate limits,
+ * which with shared counters are taken from them first (both off the event
+ * loop: need_lease with LK_INFO_NEED_KEY_CREDITS or LK_INFO_NEED_NAMED). */
+static enum lk_err apply_ext(struct lk_app *app, const struct lk_ckey *k,
+                             const struct lk_verify_req *req, struct lk_limits_info *info)
+{
+    const struct lk_limits_prior *p = req->prior;
+    enum lk_key_credits_state kc = p ? p->key_credits : LK_KC_UNDECIDED;
+    enum lk_err e;
+
+    if (k->ext->credits && req->cost > 0 && kc == LK_KC_UNDECIDED) {
+        info->ext |= LK_INFO_NEED_KEY_CREDITS;
+        info->need_lease = true;
+        return LK_ERR_INSUFFICIENT_CREDITS;
+    }
+    e = lk_limits_apply_ext(app, k, req->cost, req->now, p, req->ratelimits, req->n_ratelimits,
+                            info);
+    if (kc == LK_KC_RESERVED || kc == LK_KC_SHORT) {
+        info->ext |= LK_INFO_KEY_CREDITS;
+        info->key_credits_remaining = p->key_credits_left;
+        info->key_credits_short = kc == LK_KC_SHORT;
+    }
+    return e;
+}
+
+/* No worker to hand the named limits to (refill_inline): one bounded round
+ * trip to the shared counters here, as a refill, then decide. */
+static enum lk_err named_inline(struct lk_app *app, const struct lk_ckey *k,
+                                const struct lk_verify_req *req, struct lk_limits_info *info)
+{
+    struct lk_limits_prior p = {0};
+    struct lk_verify_req r = *req;
+    enum lk_err e;
+
+    if (req->prior != NULL)
+        p = *req->prior;
+    lk_limits_named_list(k, req->ratelimits, req->n_ratelimits, &p);
+    if (lk_limits_named_take(app, k->rowid, &p) != LK_OK) {
+        info->need_lease = false;
+        return LK_ERR_STORAGE_UNAVAILABLE;
+    }
+    r.prior = &p;
+    info->ext = 0;
+    info->need_lease = false;
+    e = apply_ext(app, k, &r, info);
+    /* refused, or waiting on a refill (after which this runs again): not counted */
+    if (e != LK_OK)
+        lk_limits_named_give(app, k->rowid, &p);
+    return e;
+}
+
 enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
                       const struct lk_ckey **key, struct lk_limits_info *info)
 {
@@ -91,6 +144,7 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     info->has_rl = info->has_cap = info->need_lease = false;
     info->retry_after = info->remaining_credits = 0;
     info->refill.parts = 0;
+    info->ext = 0;
     if (req->secret == NULL || req->len == 0)
         return LK_ERR_MISSING_KEY;
     /* An address that guessed too often learns nothing more, not even that a key
@@ -124,14 +178,27 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     e = check_key(k, req);
     if (!req->record)
         return e;
-    if (e == LK_OK)
+    if (e == LK_OK && req->n_ratelimits > 0 &&
+        (info->rl_unknown = lk_limits_named_unknown(k, req->ratelimits, req->n_ratelimits)) >= 0)
+        return LK_ERR_INVALID_REQUEST; /* the caller's mistake: not counted */
+    if (e == LK_OK && k->ext != NULL) {
+        e = apply_ext(app, k, req, info);
+        if (info->need_lease && info->ext == LK_INFO_NEED_NAMED && req->refill_inline)
+            e = named_inline(app, k, req, info);
+        else if (info->need_lease && (info->ext & (LK_INFO_NEED_KEY_CREDITS | LK_INFO_NEED_NAMED)))
+            return e; /* decided once reserved or taken, off the event loop */
+    } else if (e == LK_OK) {
         e = lk_limits_apply(app, k, req->cost, req->now, info);
+    }
     if (info->need_lease && info->refill.parts != 0 && req->refill_inline) {
         /* No worker to hand this to: one bounded round trip, then decide. */
         if (lk_limits_refill(app, &info->refill, req->now) != LK_OK &&
             !(info->refill.parts == LK_REFILL_RATE && app->fail_open_rate_limits))
             return LK_ERR_STORAGE_UNAVAILABLE;
-        e = lk_limits_apply(app, k, req->cost, req->now, info);
+        e = k->ext != NULL ? apply_ext(app, k, req, info)
+                           : lk_limits_apply(app, k, req->cost, req->now, info);
+        if (k->ext != NULL && info->need_lease && info->ext == LK_INFO_NEED_NAMED)
+            e = named_inline(app, k, req, info);
         if (info->need_lease && info->refill.parts != 0)
             return LK_ERR_STORAGE_UNAVAILABLE; /* taken by other checks meanwhile */
     }
@@ -145,25 +212,70 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
 
 #define LEASE_TRIES 16
 
+/* A check that reserved the key's own credits, or took named limits from the
+ * shared counters, and then was refused or failed gives them back. */
+static enum lk_err unreserve(struct lk_app *app, const struct lk_verify_req *r, int64_t rowid,
+                             const struct lk_key_spend *ks, enum lk_err e)
+{
+    const struct lk_limits_prior *p = r->prior;
+
+    if (p->key_credits == LK_KC_RESERVED)
+        lk_keycredits_refund(app, rowid, ks, r->cost);
+    if (p->named == LK_NAMED_TAKEN)
+        lk_limits_named_give(app, rowid, p);
+    return e;
+}
+
 enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *req,
                               lk_verify_done_fn done, void *arg)
 {
+    struct lk_limits_prior prior = {0};
+    struct lk_verify_req r = *req; /* with what was decided off the loop */
+    struct lk_key_spend ks = {0};
     struct lk_limits_info info;
     const struct lk_ckey *k;
+    int64_t rowid = 0;
     enum lk_err e;
 
+    r.prior = &prior;
     for (int tries = 0;; tries++) {
         struct lk_limits_refill refill;
         struct lk_wstate *ws;
         lk_keycache_read_lock();
-        e = lk_verify(app, req, &k, &info);
-        if (info.need_lease && info.refill.parts != 0 && tries == LEASE_TRIES) {
+        e = lk_verify(app, &r, &k, &info);
+        if (info.need_lease && (info.ext & LK_INFO_NEED_KEY_CREDITS)) {
+            /* once: a reserved check is decided by the next lk_verify */
+            rowid = k->rowid;
             lk_keycache_read_unlock();
-            return LK_ERR_STORAGE_UNAVAILABLE; /* never "valid" for a check not decided */
+            if (lk_keycredits_reserve(app, rowid, r.cost, r.now, &ks) != LK_OK)
+                return LK_ERR_STORAGE_UNAVAILABLE;
+            prior.key_credits = ks.none ? LK_KC_NONE : ks.short_ ? LK_KC_SHORT : LK_KC_RESERVED;
+            prior.key_credits_left = ks.left;
+            continue;
         }
-        if (!info.need_lease || tries == LEASE_TRIES) {
+        if (info.need_lease && (info.ext & LK_INFO_NEED_NAMED)) {
+            /* once too: the list is made under the lock, Redis asked without it */
+            rowid = k->rowid;
+            lk_limits_named_list(k, r.ratelimits, r.n_ratelimits, &prior);
+            lk_keycache_read_unlock();
+            if (lk_limits_named_take(app, rowid, &prior) != LK_OK)
+                return unreserve(app, &r, rowid, &ks, LK_ERR_STORAGE_UNAVAILABLE);
+            continue;
+        }
+        if (info.need_lease && info.refill.parts != 0 && tries >= LEASE_TRIES) {
+            lk_keycache_read_unlock();
+            /* never "valid" for a check not decided */
+            return unreserve(app, &r, rowid, &ks, LK_ERR_STORAGE_UNAVAILABLE);
+        }
+        if (!info.need_lease || tries >= LEASE_TRIES) {
+            bool refund = e != LK_OK && (prior.key_credits == LK_KC_RESERVED ||
+                                         prior.named == LK_NAMED_TAKEN);
+            if (refund && prior.key_credits == LK_KC_RESERVED && (info.ext & LK_INFO_KEY_CREDITS))
+                info.key_credits_remaining += r.cost; /* as it is once given back */
             done(arg, e, k, &info);
             lk_keycache_read_unlock();
+            if (refund)
+                unreserve(app, &r, rowid, &ks, e);
             return LK_OK;
         }
         ws = k->ws; /* workspace states live as long as the app */
@@ -172,11 +284,11 @@ enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *re
         if (refill.parts != 0) {
             /* Redis went away during the call: a rate limit that may fail open is
              * decided by this node's window on the next try. */
-            if (lk_limits_refill(app, &refill, req->now) != LK_OK &&
+            if (lk_limits_refill(app, &refill, r.now) != LK_OK &&
                 !(refill.parts == LK_REFILL_RATE && app->fail_open_rate_limits))
-                return LK_ERR_STORAGE_UNAVAILABLE;
-        } else if (lk_credits_lease(app, ws, req->cost, req->now) != LK_OK) {
-            return LK_ERR_STORAGE_UNAVAILABLE;
+                return unreserve(app, &r, rowid, &ks, LK_ERR_STORAGE_UNAVAILABLE);
+        } else if (lk_credits_lease(app, ws, r.cost, r.now) != LK_OK) {
+            return unreserve(app, &r, rowid, &ks, LK_ERR_STORAGE_UNAVAILABLE);
         }
     }
 }

@@ -30,7 +30,18 @@ void lk_key_row_release(struct lk_key_row *r)
         return;
     free(r->permissions);
     free(r->meta);
+    free(r->rate_limits);
     r->permissions = r->meta = NULL;
+    r->rate_limits = NULL;
+    r->n_rate_limits = 0;
+}
+
+void lk_identity_row_release(struct lk_identity_row *r)
+{
+    if (r == NULL)
+        return;
+    free(r->meta);
+    r->meta = NULL;
 }
 
 void lk_key_row_copy(struct lk_key_row *dst, const struct lk_key_row *src)
@@ -38,6 +49,12 @@ void lk_key_row_copy(struct lk_key_row *dst, const struct lk_key_row *src)
     *dst = *src;
     dst->permissions = src->permissions ? lk_strndup(src->permissions, strlen(src->permissions)) : NULL;
     dst->meta = src->meta ? lk_strndup(src->meta, strlen(src->meta)) : NULL;
+    dst->rate_limits = NULL;
+    if (src->n_rate_limits > 0) {
+        size_t n = (size_t)src->n_rate_limits * sizeof(*src->rate_limits);
+        dst->rate_limits = lk_malloc(n);
+        memcpy(dst->rate_limits, src->rate_limits, n);
+    }
 }
 
 enum lk_err lk_store_open(const char *url, struct lk_store **out, struct lk_errinfo *ei)
@@ -625,4 +642,38 @@ enum lk_err lk_store_hook_prune(struct lk_store *s, int64_t before_s, int64_t be
     uint64_t t0 = lk_stats_now_ns();
 
     return timed(t0, s->ops->hook_prune(s, before_s, before_ms));
+}
+
+enum lk_err lk_store_identity_insert(struct lk_store *s, const struct lk_identity_row *r)
+{
+    OPTIONAL(identity_insert, r);
+}
+
+enum lk_err lk_store_identity_get(struct lk_store *s, const char *ws_id, const char *id,
+                                  struct lk_identity_row *out)
+{
+    OPTIONAL(identity_get, ws_id, id, out);
+}
+
+enum lk_err lk_store_identity_by_external(struct lk_store *s, const char *ws_id,
+                                          const char *external_id, struct lk_identity_row *out)
+{
+    OPTIONAL(identity_by_external, ws_id, external_id, out);
+}
+
+enum lk_err lk_store_identity_list(struct lk_store *s, const char *ws_id, const char *after_id,
+                                   int limit, lk_identity_row_cb cb, void *arg)
+{
+    OPTIONAL(identity_list, ws_id, after_id, limit, cb, arg);
+}
+
+enum lk_err lk_store_key_credits_put(struct lk_store *s, const struct lk_key_credit_row *r)
+{
+    OPTIONAL(key_credits_put, r);
+}
+
+enum lk_err lk_store_key_credits_get(struct lk_store *s, int64_t key_rowid,
+                                     struct lk_key_credit_row *out)
+{
+    OPTIONAL(key_credits_get, key_rowid, out);
 }

@@ -355,3 +355,19 @@ class LoopbackSite:
             h["Authorization"] = f"Bearer {key}"
         return (session or requests).request(method, self.url(path), headers=h,
                                              timeout=HTTP_TIMEOUT)
+
+
+# SQL that takes an SQLite database of today's schema back to before migration
+# 8, for tests that rewind the schema to replay an older migration: 10
+# (identities, a key's own credits and named rate limits), 9 (webhooks) and 8
+# (an audit event's detail), newest first.
+UNDO_SQLITE_MIGRATIONS_FROM_8 = (
+    "DROP TABLE identities; DROP TABLE key_credits; DROP INDEX keys_by_identity;"
+    + "".join(f"ALTER TABLE keys DROP COLUMN {c};" for c in (
+        "identity_id", "external_id", "credits_remaining", "credits_refill",
+        "credits_refill_amount", "credits_refill_day", "credits_gen", "credits_set_at",
+        "rate_limits"))
+    + "".join(f"DROP TABLE {t};" for t in (
+        "webhook_endpoints", "webhook_events", "webhook_deliveries", "webhook_attempts",
+        "webhook_alarms", "webhook_settings"))
+    + "ALTER TABLE audit_events DROP COLUMN detail;")

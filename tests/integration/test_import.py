@@ -6,7 +6,8 @@ import secrets
 
 import pytest
 
-from lkhelpers import (assert_error, describe, expect_status, has_key, make_secret)
+from lkhelpers import (UNDO_SQLITE_MIGRATIONS_FROM_8, assert_error, describe, expect_status, has_key,
+                       make_secret)
 
 
 def sha(secret):
@@ -316,7 +317,8 @@ def test_migration_settles_digests_held_twice(fresh_server):
                          "DROP TRIGGER changes_ws_insert; DROP TRIGGER changes_ws_update;"
                          "DROP TRIGGER changes_member_insert; DROP TRIGGER changes_member_update;"
                          "DROP TRIGGER changes_member_delete; DROP TABLE changes;"
-                         "DROP TABLE nodes; DROP TABLE credit_leases;")
+                         "DROP TABLE nodes; DROP TABLE credit_leases;"
+                         + UNDO_SQLITE_MIGRATIONS_FROM_8)
         # what an import before the fix could leave: b's key holds a's previous digest
         prev = db.execute("SELECT prev_digest FROM keys WHERE id = ?", (victim["id"],)).fetchone()[0]
         db.execute("UPDATE keys SET digest = ? WHERE id = ?", (prev, other["id"]))

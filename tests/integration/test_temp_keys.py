@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from lkhelpers import (SECRET_RE, assert_error, assert_error_shape, describe,
-                       expect_status, parse_time)
+from lkhelpers import (SECRET_RE, UNDO_SQLITE_MIGRATIONS_FROM_8, assert_error, assert_error_shape,
+                       describe, expect_status, parse_time)
 
 PATHS = ["/v1/keys/generate-temp", "/api/keys/generate-temp"]
 ANSWER_FIELDS = ("key", "id", "expires_at", "workspace_id", "permissions")
@@ -335,7 +335,8 @@ def test_migration_ends_immortal_temporary_keys(fresh_server):
                          "DROP TRIGGER changes_ws_insert; DROP TRIGGER changes_ws_update;"
                          "DROP TRIGGER changes_member_insert; DROP TRIGGER changes_member_update;"
                          "DROP TRIGGER changes_member_delete; DROP TABLE changes;"
-                         "DROP TABLE nodes; DROP TABLE credit_leases;")
+                         "DROP TABLE nodes; DROP TABLE credit_leases;"
+                         + UNDO_SQLITE_MIGRATIONS_FROM_8)
         db.execute("UPDATE keys SET expires_at = NULL WHERE id = ?", (k["id"],))
         db.execute("PRAGMA user_version = 3")  # before migration 4, which ends them
         db.commit()

@@ -342,10 +342,71 @@ static void test_free_checks_from_two_threads_are_all_counted_once(void **state)
     assert_int_equal(lk_quota_day(&q.live, DAY), 2 * RACE_CHECKS + paid);
 }
 
+/* Named limits: a check passes only when every one has room, and then counts
+ * every one; a refusal (by one of them, or by the shared counters' answer)
+ * counts in none, nor in the quota or the balance. */
+static void test_named_limits_count_all_or_none(void **state)
+{
+    struct lk_charge_named nl[2] = {{0x1111, 3, 60000, 2}, {0x2222, 10, 60000, 1}};
+    struct lk_charge_req r = {.cost = 1, .spend_cap = -1, .now = NOW, .named = nl, .n_named = 2};
+    struct lk_charge_out o;
+
+    (void)state;
+    assert_int_equal(lk_charge(c, ws, k, &r, &o), LK_OK);
+    assert_int_equal(o.named_refused, -1);
+    assert_int_equal(o.named[0].remaining, 1);
+    assert_int_equal(o.named[1].remaining, 9);
+    assert_false(o.named[0].exceeded);
+    /* 2 more of the first does not fit its 1 left: nothing counted anywhere */
+    assert_int_equal(lk_charge(c, ws, k, &r, &o), LK_ERR_RATE_LIMITED);
+    assert_int_equal(o.named_refused, 0);
+    assert_true(o.named[0].exceeded);
+    assert_int_equal(o.named[1].remaining, 9);
+    assert_true(o.retry_after >= 1 && o.retry_after <= 60);
+    assert_int_equal(avail(), 9);
+    assert_int_equal(quota_today(), 1);
+    /* a cost of 0 on the first still counts the second */
+    nl[0].cost = 0;
+    assert_int_equal(lk_charge(c, ws, k, &r, &o), LK_OK);
+    assert_int_equal(o.named[0].remaining, 1);
+    assert_int_equal(o.named[1].remaining, 8);
+    /* the shared counters found one full: refused, nothing counted */
+    r = (struct lk_charge_req){.cost = 1, .spend_cap = -1, .now = NOW, .shared_named_full = 1};
+    assert_int_equal(lk_charge(c, ws, k, &r, &o), LK_ERR_RATE_LIMITED);
+    assert_int_equal(avail(), 8);
+    assert_int_equal(quota_today(), 2);
+}
+
+/* A key's own credits too few (kept in the store): insufficient credits in
+ * the credits' place, after the spend cap; a workspace that never had credits
+ * spends nothing of its balance for a key that pays with its own. */
+static void test_a_keys_own_credits_in_the_order(void **state)
+{
+    struct lk_charge_req r = {.cost = 5, .spend_cap = 3, .now = NOW, .key_credits = true,
+                              .key_short = true};
+    struct lk_charge_out o;
+    struct lk_wstate *empty = lk_counters_ws(c, "ws_none");
+    struct lk_kstate *k2 = lk_counters_key(c, 8, empty);
+
+    (void)state;
+    assert_int_equal(lk_charge(c, ws, k, &r, &o), LK_ERR_SPEND_CAP_EXCEEDED);
+    r.spend_cap = -1;
+    assert_int_equal(lk_charge(c, ws, k, &r, &o), LK_ERR_INSUFFICIENT_CREDITS);
+    assert_int_equal(avail(), 10);
+    r.key_short = false;
+    assert_int_equal(lk_charge(c, empty, k2, &r, &o), LK_OK);
+    assert_int_equal(lk_charge(c, ws, k, &r, &o), LK_OK); /* this one has credits: both pay */
+    assert_int_equal(avail(), 5);
+    r.key_credits = false; /* a plain key in the empty workspace: its balance decides */
+    assert_int_equal(lk_charge(c, empty, k2, &r, &o), LK_ERR_INSUFFICIENT_CREDITS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_refused_check_applies_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_named_limits_count_all_or_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_keys_own_credits_in_the_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_passed_check_counts_and_spends_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_given_back_is_taken_again, setup, teardown),
