@@ -66,6 +66,18 @@ static const struct route {
     {"GET", "/v1/invitations", NULL, lk_h_invitations_list, LK_MPERM_MEMBERS_READ},
     {"DELETE", "/v1/invitations/{}", NULL, lk_h_invitations_revoke, LK_MPERM_MEMBERS_WRITE},
     {"GET", "/v1/audit", NULL, lk_h_audit_list, LK_MPERM_AUDIT_READ},
+    /* Unkey's v2 API (docs/unkey.md): its errors have Unkey's shape. */
+    {"POST", "/v2/keys.verifyKey", lk_h_unkey_verify, NULL, LK_MPERM_NONE},
+    {"POST", "/v2/keys.createKey", NULL, lk_h_unkey_create_key, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.getKey", NULL, lk_h_unkey_get_key, LK_MPERM_KEYS_READ},
+    {"POST", "/v2/keys.updateKey", NULL, lk_h_unkey_update_key, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.deleteKey", NULL, lk_h_unkey_delete_key, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.rerollKey", NULL, lk_h_unkey_reroll_key, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.addPermissions", NULL, lk_h_unkey_add_permissions, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.removePermissions", NULL, lk_h_unkey_remove_permissions,
+     LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.setPermissions", NULL, lk_h_unkey_set_permissions, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/apis.listKeys", NULL, lk_h_unkey_list_keys, LK_MPERM_KEYS_READ},
 };
 
 /* Matches path[0..len) against pattern, capturing `{}` segments; a pattern
@@ -118,6 +130,8 @@ static int endpoint_of(lk_handler_fn run)
         return LK_HIST_AUTH_CONTEXT;
     if (run == lk_h_forward_auth)
         return LK_HIST_FORWARD_AUTH;
+    if (run == lk_h_unkey_verify)
+        return LK_HIST_VERIFY;
     return -1;
 }
 
