@@ -556,13 +556,14 @@ void lk_h_unkey_list_keys(struct lk_mreq *m)
     }
     l.data = json_array();
     /* Newest first, skipping what the v2 surface does not show: rounds of a page
-     * and one until the page is full or the store has no more. */
+     * and one until a visible key beyond the page turns up or the store has no
+     * more. */
     do {
         l.seen = 0;
         f.limit = l.want + 1;
         e = lk_keys_list(m->app, &who, &f, list_one, &l);
         f.before_rowid = l.last;
-    } while (e == LK_OK && !l.more && l.seen == f.limit && (int)json_array_size(l.data) < l.want);
+    } while (e == LK_OK && !l.more && l.seen == f.limit);
     if (e != LK_OK) {
         json_decref(l.data);
         lk_unkey_mreq_error(m, e, NULL);
