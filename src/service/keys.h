@@ -33,6 +33,16 @@ enum lk_spec_field {
     LK_SPEC_META = 1 << 8,
     LK_SPEC_ENABLED = 1 << 9,
     LK_SPEC_SHA256 = 1 << 10, /* import: the SHA-256 of a secret issued elsewhere */
+    /* external_id: "" clears the key's identity; else the workspace's identity
+     * of that external_id, made if missing. */
+    LK_SPEC_EXTERNAL_ID = 1 << 11,
+    /* The key's own credits: credits_remaining -1 removes them (unlimited);
+     * set, it replaces the number the key spends from, and the refill. */
+    LK_SPEC_CREDITS = 1 << 12,
+    /* The whole set of named rate limits (rate_limits[0..n_rate_limits)), the
+     * one named "default" included: it is rl_limit/rl_window_s, so a spec
+     * never has both LK_SPEC_RATE_LIMIT and LK_SPEC_RATE_LIMITS (refused). */
+    LK_SPEC_RATE_LIMITS = 1 << 13,
 };
 
 /* The fields a create or change asks for; `set` says which are present.
@@ -50,6 +60,13 @@ struct lk_key_spec {
     char *meta;                   /* owned JSON object text */
     bool enabled;
     uint8_t sha256[LK_DIGEST_LEN];
+    char external_id[LK_EXTERNAL_ID_MAX + 1];
+    int64_t credits_remaining; /* -1: none */
+    enum lk_credit_refill credits_refill;
+    int64_t credits_refill_amount;
+    int credits_refill_day; /* monthly 1..31, else 0 */
+    struct lk_key_rl rate_limits[LK_KEY_RATE_LIMITS_MAX];
+    int n_rate_limits;
 };
 
 void lk_key_spec_release(struct lk_key_spec *s);
@@ -93,13 +110,19 @@ enum lk_err lk_keys_permissions_in_use(struct lk_app *app, const struct lk_actor
 enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const char *id,
                         struct lk_key_row *out /* OUT */);
 
-/* Lists keys newest first; each row (borrowed) goes to cb. */
+/* Lists keys newest first; each row (borrowed) goes to cb. With
+ * f->identity_id set, only that identity's keys (see lk_identities_get). */
 enum lk_err lk_keys_list(struct lk_app *app, const struct lk_actor *who,
                          const struct lk_key_filter *f, lk_key_row_cb cb, void *arg);
 
 enum lk_err lk_keys_update(struct lk_app *app, const struct lk_actor *who, const char *id,
                            const struct lk_key_spec *spec, int64_t now,
                            struct lk_key_row *out /* OUT */, struct lk_errinfo *ei);
+
+/* The key's own credits as they are now (what the counters have spent of
+ * the stored number, and a refill due at `now` counted as done): -1 when the
+ * key has none. k as lk_keys_get read it. */
+int64_t lk_keys_credits_remaining(struct lk_app *app, const struct lk_key_row *k, int64_t now);
 
 /* Revokes at once; revoking a revoked key is not an error. */
 enum lk_err lk_keys_revoke(struct lk_app *app, const struct lk_actor *who, const char *id,

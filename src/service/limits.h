@@ -42,6 +42,23 @@ struct lk_limits_info {
         struct lk_wstate *ws; /* live as long as the app */
         struct lk_kstate *st;
     } refill;
+    /* Set on every check: key_credits false for a key without its own
+     * credits (then key_credits_remaining is unset) and n_named 0 for a check
+     * that applied no named limit other than "default" (then named[] is unset). */
+    bool key_credits;
+    int64_t key_credits_remaining; /* the key's own credits after this check */
+    /* The named limits the check applied, "default" (has_rl) excepted, in the
+     * key's order; names point into the key's cache entry (valid as long as
+     * it). rl_refused: the one that refused (LK_ERR_RATE_LIMITED), -1 none or
+     * "default". */
+    int n_named, rl_refused;
+    int rl_unknown; /* with LK_ERR_INVALID_REQUEST: the index of the unknown name */
+    struct lk_rl_applied {
+        const char *name;
+        size_t name_len;
+        int64_t limit, remaining, reset_at; /* reset_at: Unix ms */
+        bool exceeded;
+    } named[LK_KEY_RATE_LIMITS_MAX];
 };
 
 #define LK_REFILL_RATE 1u

@@ -14,6 +14,15 @@
 
 #define LK_VERIFY_ANY_ENV (-1)
 
+/* A named rate limit a check asks to apply, with its cost (>= 0; 1 when the
+ * request gave none). The key's auto_apply limits apply with cost 1 unless
+ * named here. */
+struct lk_rl_use {
+    const char *name;
+    size_t name_len;
+    int64_t cost;
+};
+
 struct lk_verify_req {
     const char *secret; /* NULL when the request carried none */
     size_t len;
@@ -24,12 +33,21 @@ struct lk_verify_req {
     /* A check of the key for an API: apply limits, quota and cost, count usage,
      * note last use. False for management credentials. */
     bool record;
-    int64_t cost;        /* credits the check spends when it passes (with record) */
+    /* Credits the check spends when it passes (with record): from the key's
+     * own credits when it has them, and from the workspace's balance when the
+     * workspace has credits (docs/internals/limits.md). */
+    int64_t cost;
     const char *address; /* the client, for the per-address limit; NULL: none */
     /* The caller cannot hand the check to a worker: a refill of the shared
      * counters (--redis) happens right here, one round trip bounded by
      * LK_SHARED_TIMEOUT_MS. False: need_lease sends it to a worker. */
     bool refill_inline;
+    /* Named rate limits to apply (n_ratelimits of them, at most
+     * LK_KEY_RATE_LIMITS_MAX; NULL/0: only the auto_apply ones). A name the
+     * key does not have refuses the check with LK_ERR_INVALID_REQUEST, and
+     * info->rl_unknown is its index here. */
+    const struct lk_rl_use *ratelimits;
+    int n_ratelimits;
 };
 
 /*

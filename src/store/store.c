@@ -30,7 +30,18 @@ void lk_key_row_release(struct lk_key_row *r)
         return;
     free(r->permissions);
     free(r->meta);
+    free(r->rate_limits);
     r->permissions = r->meta = NULL;
+    r->rate_limits = NULL;
+    r->n_rate_limits = 0;
+}
+
+void lk_identity_row_release(struct lk_identity_row *r)
+{
+    if (r == NULL)
+        return;
+    free(r->meta);
+    r->meta = NULL;
 }
 
 void lk_key_row_copy(struct lk_key_row *dst, const struct lk_key_row *src)
@@ -38,6 +49,12 @@ void lk_key_row_copy(struct lk_key_row *dst, const struct lk_key_row *src)
     *dst = *src;
     dst->permissions = src->permissions ? lk_strndup(src->permissions, strlen(src->permissions)) : NULL;
     dst->meta = src->meta ? lk_strndup(src->meta, strlen(src->meta)) : NULL;
+    dst->rate_limits = NULL;
+    if (src->n_rate_limits > 0) {
+        size_t n = (size_t)src->n_rate_limits * sizeof(*src->rate_limits);
+        dst->rate_limits = lk_malloc(n);
+        memcpy(dst->rate_limits, src->rate_limits, n);
+    }
 }
 
 enum lk_err lk_store_open(const char *url, struct lk_store **out, struct lk_errinfo *ei)

@@ -28,6 +28,38 @@
 
 enum lk_key_kind { LK_KIND_PERMANENT = 0, LK_KIND_TEMPORARY, LK_KIND_APPLICATION, LK_KIND_ROOT };
 
+/* Identities: who a key is for, named by the caller's own id for them
+ * (external_id, unique per workspace), made on the first key that names it. */
+#define LK_EXTERNAL_ID_MAX 255 /* bytes of printable UTF-8 */
+#define LK_IDENTITY_META_MAX 4096
+
+struct lk_identity_row {
+    char id[LK_ID_MAX]; /* "idn_" + base62 */
+    char workspace_id[LK_ID_MAX];
+    char external_id[LK_EXTERNAL_ID_MAX + 1];
+    char *meta; /* owned JSON object text ("{}" when none) */
+    int64_t created_at;
+};
+void lk_identity_row_release(struct lk_identity_row *r);
+typedef int (*lk_identity_row_cb)(void *arg, const struct lk_identity_row *row);
+
+/* A key's own credits refill: none, every UTC day, or every month on
+ * refill_day (1..31; a shorter month refills on its last day). */
+enum lk_credit_refill { LK_CREDIT_REFILL_NONE = 0, LK_CREDIT_REFILL_DAILY, LK_CREDIT_REFILL_MONTHLY };
+
+/* Named rate limits beside the key's "default" one (rl_limit, rl_window_s). */
+#define LK_KEY_RATE_LIMITS_MAX 8 /* named limits per key, "default" included */
+#define LK_RL_NAME_MAX 64        /* bytes of a limit's name */
+#define LK_RL_WINDOW_MS_MIN 1000
+#define LK_RL_WINDOW_MS_MAX 86400000 /* one day */
+
+struct lk_key_rl {
+    char name[LK_RL_NAME_MAX + 1];
+    int64_t limit;     /* checks per window, >= 1 */
+    int64_t window_ms; /* LK_RL_WINDOW_MS_MIN .. LK_RL_WINDOW_MS_MAX */
+    bool auto_apply;   /* applies to every check, not only those that name it */
+};
+
 struct lk_ws_row {
     int64_t number; /* small integer alias (Flexweg's storage_folder_id) */
     char id[LK_ID_MAX];
@@ -65,6 +97,23 @@ struct lk_key_row {
     uint32_t prev_pepper_id;
     int64_t prev_until;
     char created_by[LK_ID_MAX];
+    /* The identity the key is for: "" and "" when none. external_id is the
+     * identity's, read with the key. */
+    char identity_id[LK_ID_MAX];
+    char external_id[LK_EXTERNAL_ID_MAX + 1];
+    /* The key's own credits as a management write last set them:
+     * credits_remaining -1 when the key has none (unlimited). credits_gen
+     * grows with every such write, so the counters know the number they spend
+     * from was replaced; credits_set_at is its time (refills count from it). */
+    int64_t credits_remaining;
+    enum lk_credit_refill credits_refill;
+    int64_t credits_refill_amount;
+    int credits_refill_day; /* monthly: 1..31; else 0 */
+    int64_t credits_gen, credits_set_at;
+    /* Named rate limits other than "default" (owned, n_rate_limits of them,
+     * NULL when none). */
+    struct lk_key_rl *rate_limits;
+    int n_rate_limits;
 };
 
 void lk_key_row_release(struct lk_key_row *r);
@@ -85,6 +134,7 @@ struct lk_key_filter {
     int64_t now;          /* for the expired / active distinction */
     int64_t before_rowid; /* 0: from the newest */
     int limit;
+    char identity_id[LK_ID_MAX]; /* "": any; else only the keys of this identity */
 };
 
 struct lk_audit_row {
@@ -441,6 +491,30 @@ enum lk_err lk_store_lease_mark(struct lk_store *s, const char *ws_id, const cha
 /* Leases of node_id (NULL: of every node) with a nonzero amount. */
 enum lk_err lk_store_lease_scan(struct lk_store *s, const char *node_id, lk_lease_cb cb,
                                 void *arg);
+
+/* Identities. insert: LK_ERR_CONFLICT when the workspace has one with this
+ * external_id. get: by id; by_external: by external_id; both LK_ERR_NOT_FOUND.
+ * list: of ws_id in id order, those with id > after_id ("": from the first),
+ * at most limit. */
+enum lk_err lk_store_identity_insert(struct lk_store *s, const struct lk_identity_row *r);
+enum lk_err lk_store_identity_get(struct lk_store *s, const char *ws_id, const char *id,
+                                  struct lk_identity_row *out /* OUT */);
+enum lk_err lk_store_identity_by_external(struct lk_store *s, const char *ws_id,
+                                          const char *external_id,
+                                          struct lk_identity_row *out /* OUT */);
+enum lk_err lk_store_identity_list(struct lk_store *s, const char *ws_id, const char *after_id,
+                                   int limit, lk_identity_row_cb cb, void *arg);
+
+/* A key's own credits as spent (the counters' record, written by the
+ * recorder): remaining of generation gen, refilled last for period. Written
+ * only when gen is still the key's credits_gen, so it never undoes a
+ * management write. get: LK_ERR_NOT_FOUND when never written for this gen. */
+struct lk_key_credit_row {
+    int64_t key_rowid, gen, remaining, period;
+};
+enum lk_err lk_store_key_credits_put(struct lk_store *s, const struct lk_key_credit_row *r);
+enum lk_err lk_store_key_credits_get(struct lk_store *s, int64_t key_rowid,
+                                     struct lk_key_credit_row *out /* OUT */);
 
 /* Every row of these tables, for `latchkey migrate` (any order). */
 typedef int (*lk_user_row_cb)(void *arg, const struct lk_user_row *row);
