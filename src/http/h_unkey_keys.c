@@ -156,6 +156,7 @@ static enum lk_err common_in(json_t *root, int64_t now, struct lk_key_spec *spec
     }
     if ((v = json_object_get(root, "permissions")) != NULL) {
         spec->set |= LK_SPEC_PERMISSIONS;
+        free(spec->permissions); /* create's default: none */
         if ((e = lk_unkey_perms_in(v, "permissions", &spec->permissions, ei)) != LK_OK)
             return e;
     }

@@ -54,7 +54,7 @@ before(async () => {
     if (proc.exitCode !== null || i > 150) throw new Error(`latchkey serve did not start: ${stderr}`);
     await sleep(100);
   }
-  srv = { proc, dir, base, rootKey: doc.root_key, apiId: doc.workspace_id };
+  srv = { proc, dir, base, rootKey: doc.root_key, apiId: doc.workspace_id, stderr: () => stderr };
   const ws = await v1('POST', '/v1/workspaces', srv.rootKey, { name: 'other' });
   assert.equal(ws.status, 201);
   srv.other = { rootKey: ws.json.root_key, apiId: ws.json.id,
@@ -66,6 +66,9 @@ after(async () => {
   srv.proc.kill('SIGTERM');
   await new Promise((r) => (srv.proc.exitCode !== null ? r() : srv.proc.on('exit', r)));
   rmSync(srv.dir, { recursive: true, force: true });
+  // Under ASan/UBSan (LATCHKEY_BIN=build-san/latchkey) a report fails the run.
+  assert.doesNotMatch(srv.stderr(), /AddressSanitizer|LeakSanitizer|runtime error:/);
+  assert.equal(srv.proc.exitCode, 0, srv.stderr());
 });
 
 const sdk = (rootKey = srv.rootKey) => new Unkey({ rootKey, serverURL: srv.base, retryConfig: { strategy: 'none' } });
