@@ -225,7 +225,11 @@ static size_t render(char *buf, size_t cap, const char *request_id, enum lk_err 
                      bool show_perms)
 {
     struct out o = {buf, buf + cap};
+    const char *code = k ? code_of(e) : "NOT_FOUND";
 
+    /* A NOT_FOUND tells nothing of a key (a revoked one is a deleted one). */
+    if (strcmp(code, "NOT_FOUND") == 0)
+        k = NULL;
     PUT(&o, "{\"meta\":{\"requestId\":\"");
     put_str(&o, request_id);
     PUT(&o, "\"},\"data\":{\"valid\":");
@@ -234,7 +238,7 @@ static size_t render(char *buf, size_t cap, const char *request_id, enum lk_err 
     else
         PUT(&o, "false");
     PUT(&o, ",\"code\":\"");
-    put_str(&o, k ? code_of(e) : "NOT_FOUND");
+    put_str(&o, code);
     PUT(&o, "\"");
     if (k != NULL) {
         PUT(&o, ",\"keyId\":\"");
@@ -317,9 +321,10 @@ static enum lk_err probe(struct lk_app *app, const struct vbody *vb, int64_t now
     struct lk_limits_info info;
     enum lk_err e = lk_verify(app, &pr, k, &info);
 
-    if (e != LK_ERR_STORAGE_UNAVAILABLE && !ours(*k, who))
-        *k = NULL;
-    return e;
+    if (e == LK_ERR_STORAGE_UNAVAILABLE || ours(*k, who))
+        return e;
+    *k = NULL;
+    return LK_ERR_INVALID_KEY; /* whatever it is elsewhere, here it does not exist */
 }
 
 /* The credential on the event loop: keys only, from memory. */

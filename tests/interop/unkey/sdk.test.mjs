@@ -276,6 +276,7 @@ test('workspaces are sealed: another apiId is not found, another\'s key is NOT_F
   await rejects(theirs.apis.listKeys({ apiId: srv.apiId }), NotFoundErrorResponse);
   await rejects(theirs.keys.getKey({ keyId: data.keyId }), NotFoundErrorResponse);
   const v = await theirs.keys.verifyKey({ key: data.key });
+  assert.equal(v.data.valid, false);
   assert.equal(v.data.code, 'NOT_FOUND');
   assert.equal(v.data.keyId, undefined);
   assert.equal((await mine.keys.verifyKey({ key: data.key })).data.code, 'VALID');
