@@ -68,3 +68,32 @@ int lk_time_parse(const char *s, size_t len, int64_t *out)
     *out = t;
     return 0;
 }
+
+/* The start of the refill day of month mo of year y: `day`, or the month's
+ * last day when it is shorter. */
+static int64_t refill_boundary(int64_t y, int64_t mo, int day)
+{
+    int64_t first = days_from_civil(y, mo, 1);
+    int64_t next = mo == 12 ? days_from_civil(y + 1, 1, 1) : days_from_civil(y, mo + 1, 1);
+    int64_t d = day < 1 ? 1 : day;
+
+    if (d > next - first)
+        d = next - first;
+    return (first + d - 1) * 86400;
+}
+
+int64_t lk_refill_period(bool monthly, int day, int64_t t)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    int64_t y, mo, m;
+
+    if (!monthly)
+        return t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+    if (gmtime_r(&tt, &tm) == NULL)
+        return 0;
+    y = (int64_t)tm.tm_year + 1900;
+    mo = (int64_t)tm.tm_mon + 1;
+    m = (y - 1970) * 12 + (mo - 1);
+    return t >= refill_boundary(y, mo, day) ? m : m - 1;
+}

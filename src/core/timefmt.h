@@ -6,6 +6,7 @@
 #define LK_TIMEFMT_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define LK_TIME_STRLEN 32
@@ -18,5 +19,12 @@ void lk_time_format(int64_t t, char out[LK_TIME_STRLEN]);
  * dropped, or a "+HH:MM"/"-HH:MM" offset). A leap second (:60) reads as the next
  * second; results outside [1970, 10000) UTC are refused. Returns 0 and sets *out, or -1. */
 int lk_time_parse(const char *s, size_t len, int64_t *out /* OUT */);
+
+/* The refill period t (Unix s) is in, for a key's own credits (UTC): the day
+ * number for a daily refill; for a monthly one on `day` (1..31, a shorter
+ * month's last day standing in), the months since 1970-01 of the last refill
+ * day at or before t. A refill is due when a check's period is past the one
+ * the credits were last set or refilled in. */
+int64_t lk_refill_period(bool monthly, int day, int64_t t);
 
 #endif

@@ -8,6 +8,7 @@
 #include "http/handlers.h"
 #include "http/jsonin.h"
 #include "http/render.h"
+#include "service/identities.h"
 #include "service/keys.h"
 #include "service/workspaces.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -99,6 +100,33 @@ static enum lk_err list_filter(struct lk_mreq *m, struct lk_key_filter *f, struc
     return LK_OK;
 }
 
+/* ?external_id=: the keys of that identity. *none when the workspace has no
+ * such identity (an empty page, not an error). */
+static enum lk_err identity_filter(struct lk_mreq *m, const struct lk_actor *who,
+                                   struct lk_key_filter *f, bool *none, struct lk_errinfo *ei)
+{
+    char v[LK_EXTERNAL_ID_MAX + 1];
+    struct lk_identity_row r;
+    enum lk_err e;
+    int found;
+
+    *none = false;
+    if ((found = lk_mreq_query(m, "external_id", v, sizeof(v))) == 0)
+        return LK_OK;
+    if (found < 0 || !lk_external_id_valid(v, strlen(v)))
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "external_id",
+                              "'external_id' must be 1 to 255 bytes of printable UTF-8");
+    e = lk_identities_by_external(m->app, who, v, &r);
+    if (e == LK_OK)
+        memcpy(f->identity_id, r.id, LK_ID_MAX);
+    lk_identity_row_release(&r);
+    if (e == LK_ERR_NOT_FOUND) {
+        *none = true;
+        return LK_OK;
+    }
+    return e;
+}
+
 struct key_page {
     struct lk_page pg;
     int64_t now;
@@ -117,18 +145,20 @@ void lk_h_keys_list(struct lk_mreq *m)
     struct lk_errinfo ei;
     struct key_page kp = {.now = m->now};
     enum lk_err e;
+    bool none;
 
     if (lk_mreq_actor(m, &who) != LK_OK ||
         !lk_mreq_page(m, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, 'c', &kp.pg, &f.before_rowid))
         return;
     lk_errinfo_clear(&ei);
-    if ((e = list_filter(m, &f, &ei)) != LK_OK) {
+    if ((e = list_filter(m, &f, &ei)) != LK_OK ||
+        (e = identity_filter(m, &who, &f, &none, &ei)) != LK_OK) {
         json_decref(kp.pg.data);
         lk_mreq_error(m, e, &ei);
         return;
     }
     f.limit = kp.pg.want + 1;
-    if ((e = lk_keys_list(m->app, &who, &f, add_to_page, &kp)) != LK_OK) {
+    if (!none && (e = lk_keys_list(m->app, &who, &f, add_to_page, &kp)) != LK_OK) {
         json_decref(kp.pg.data);
         lk_mreq_error(m, e, NULL);
         return;

@@ -7,7 +7,9 @@
 #include "core/digest.h"
 #include "core/perm.h"
 #include "core/quote.h"
+#include "core/namedrl.h"
 #include "core/timefmt.h"
+#include "service/identities.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 /*
@@ -315,6 +317,178 @@ static enum lk_err t_rate_limit(const struct field *f, json_t *v, void *out,
     return decode_into(v, &t, out, ei);
 }
 
+/* A key's external_id: printable UTF-8 of at most LK_EXTERNAL_ID_MAX bytes;
+ * null or "" unlinks the key from its identity. */
+static enum lk_err t_external_id(const struct field *f, json_t *v, void *out,
+                                 struct lk_errinfo *ei)
+{
+    struct lk_key_spec *s = out;
+    size_t n;
+
+    if (json_is_null(v)) {
+        s->external_id[0] = '\0';
+        return LK_OK;
+    }
+    if (!json_is_string(v) ||
+        ((n = json_string_length(v)) > 0 && !lk_external_id_valid(json_string_value(v), n)))
+        return wrong(f, ei, "a string of at most 255 bytes of printable UTF-8, or null");
+    memcpy(s->external_id, json_string_value(v), n + 1);
+    return LK_OK;
+}
+
+static int parse_refill_interval(const char *s, int *out)
+{
+    if (strcmp(s, "daily") == 0)
+        *out = LK_CREDIT_REFILL_DAILY;
+    else if (strcmp(s, "monthly") == 0)
+        *out = LK_CREDIT_REFILL_MONTHLY;
+    else
+        return -1;
+    return 0;
+}
+
+/* The parts of credits and rate_limits, decoded into a scratch struct. */
+struct credits_in {
+    int64_t remaining, amount, day;
+    int interval;
+    bool has_day;
+};
+
+static const struct field refill_fields[] = {
+    {.name = "interval", .label = "credits.refill.interval", .type = t_word,
+     .parse = parse_refill_interval, .flags = F_REQUIRED, AT(struct credits_in, interval),
+     .what = "\"daily\" or \"monthly\""},
+    {.name = "amount", .label = "credits.refill.amount", .type = t_int, .min = 1,
+     .max = INT64_C(1) << 53, .flags = F_REQUIRED, AT(struct credits_in, amount)},
+    {.name = "refill_day", .label = "credits.refill.refill_day", .type = t_int, .min = 1,
+     .max = 31, AT(struct credits_in, day), HAS(struct credits_in, has_day)},
+};
+
+static const struct field credits_fields[] = {
+    {.name = "remaining", .label = "credits.remaining", .type = t_int, .min = 0,
+     .max = INT64_C(1) << 53, .flags = F_REQUIRED, AT(struct credits_in, remaining)},
+    {.name = "refill", .label = "credits.refill", .type = NULL},
+};
+
+/* An object of t's fields only (errors name `outer`), decoded into out. */
+static enum lk_err sub_object(json_t *v, const struct table *t, const char *outer, void *out,
+                              struct lk_errinfo *ei)
+{
+    enum lk_err e;
+
+    if ((e = check_fields(v, t, ei)) != LK_OK) {
+        if (ei)
+            snprintf(ei->field, sizeof(ei->field), "%s", outer);
+        return e;
+    }
+    return decode_into(v, t, out, ei);
+}
+
+/* A key's own credits: {"remaining", "refill": null | {"interval", "amount",
+ * "refill_day"}}, or null for none (unlimited). */
+static enum lk_err t_credits(const struct field *f, json_t *v, void *out, struct lk_errinfo *ei)
+{
+    static const struct table tc = TABLE(credits_fields, 0);
+    static const struct table tr = TABLE(refill_fields, 0);
+    struct lk_key_spec *s = out;
+    struct credits_in c = {0};
+    json_t *refill;
+    enum lk_err e;
+
+    s->credits_refill = LK_CREDIT_REFILL_NONE;
+    s->credits_refill_amount = 0;
+    s->credits_refill_day = 0;
+    if (json_is_null(v)) {
+        s->credits_remaining = -1;
+        return LK_OK;
+    }
+    if (!json_is_object(v))
+        return wrong(f, ei, "an object {\"remaining\", \"refill\"} or null");
+    /* "refill" is read by hand below: the table only names it */
+    if ((e = check_fields(v, &tc, ei)) != LK_OK) {
+        if (ei)
+            snprintf(ei->field, sizeof(ei->field), "%s", label(f));
+        return e;
+    }
+    if (json_object_get(v, "remaining") == NULL)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "credits.remaining",
+                              "field 'credits.remaining' is required");
+    if ((e = t_int(&credits_fields[0], json_object_get(v, "remaining"), &c, ei)) != LK_OK)
+        return e;
+    s->credits_remaining = c.remaining;
+    refill = json_object_get(v, "refill");
+    if (refill == NULL || json_is_null(refill))
+        return LK_OK;
+    if (!json_is_object(refill))
+        return bad(ei, "credits.refill", "an object {\"interval\", \"amount\", \"refill_day\"} or null");
+    if ((e = sub_object(refill, &tr, "credits.refill", &c, ei)) != LK_OK)
+        return e;
+    if (c.has_day && c.interval != LK_CREDIT_REFILL_MONTHLY)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "credits.refill.refill_day",
+                              "refill_day is for a monthly refill");
+    s->credits_refill = (enum lk_credit_refill)c.interval;
+    s->credits_refill_amount = c.amount;
+    s->credits_refill_day = c.interval == LK_CREDIT_REFILL_MONTHLY ? (c.has_day ? (int)c.day : 1) : 0;
+    return LK_OK;
+}
+
+struct rl_in {
+    char name[LK_RL_NAME_MAX + 1];
+    int64_t limit, window_ms;
+    bool auto_apply, has_auto;
+};
+
+static bool valid_rl_name(const char *s, size_t len)
+{
+    return lk_namedrl_name_ok(s, len);
+}
+
+static const struct field named_rl_fields[] = {
+    {.name = "name", .label = "rate_limits[].name", .type = t_string, .min = 1,
+     .flags = F_REQUIRED, INLINE(struct rl_in, name), .valid = valid_rl_name,
+     .what = "1 to 64 of the characters A-Z a-z 0-9 _ . : -"},
+    {.name = "limit", .label = "rate_limits[].limit", .type = t_int, .min = 1,
+     .max = LK_RL_LIMIT_MAX, .flags = F_REQUIRED, AT(struct rl_in, limit)},
+    {.name = "window_ms", .label = "rate_limits[].window_ms", .type = t_int,
+     .min = LK_RL_WINDOW_MS_MIN, .max = LK_RL_WINDOW_MS_MAX, .flags = F_REQUIRED,
+     AT(struct rl_in, window_ms)},
+    {.name = "auto_apply", .label = "rate_limits[].auto_apply", .type = t_bool,
+     AT(struct rl_in, auto_apply), HAS(struct rl_in, has_auto)},
+};
+
+/* A key's whole set of named rate limits: [{"name", "limit", "window_ms",
+ * "auto_apply"}], at most LK_KEY_RATE_LIMITS_MAX; [] or null: none. */
+static enum lk_err t_rate_limits(const struct field *f, json_t *v, void *out,
+                                 struct lk_errinfo *ei)
+{
+    static const struct table t = TABLE(named_rl_fields, 0);
+    struct lk_key_spec *s = out;
+    size_t i;
+    json_t *x;
+    enum lk_err e;
+
+    s->n_rate_limits = 0;
+    if (json_is_null(v))
+        return LK_OK;
+    if (!json_is_array(v) || json_array_size(v) > LK_KEY_RATE_LIMITS_MAX)
+        return wrong(f, ei, "an array of at most 8 rate limits");
+    json_array_foreach(v, i, x) {
+        struct rl_in r = {0};
+        struct lk_key_rl *dst = &s->rate_limits[i];
+        if (!json_is_object(x))
+            return wrong(f, ei, "an array of objects {\"name\", \"limit\", \"window_ms\"}");
+        if ((e = sub_object(x, &t, label(f), &r, ei)) != LK_OK)
+            return e;
+        memcpy(dst->name, r.name, sizeof(dst->name));
+        dst->limit = r.limit;
+        dst->window_ms = r.window_ms;
+        /* "default" is the key's rate_limit, which always applies */
+        dst->auto_apply = r.has_auto ? r.auto_apply : strcmp(r.name, "default") == 0;
+        s->n_rate_limits = (int)i + 1;
+    }
+    return LK_OK;
+}
+
 /* --- the driver ----------------------------------------------------------------------- */
 
 /* Reads the fields of t from obj into out, in table order. */
@@ -486,7 +660,10 @@ enum lk_err lk_jsonin_verify(const char *body, size_t len, struct lk_verify_body
     {.name = "rate_limit", .type = t_rate_limit, .bit = LK_SPEC_RATE_LIMIT},                     \
     {.name = "daily_spend_cap", .type = t_int, .min = 0, .max = INT64_C(1) << 53,                \
      .flags = F_NULLABLE, AT(KS, daily_spend_cap), .bit = LK_SPEC_SPEND_CAP},                    \
-    {.name = "meta", .type = t_meta, AT(KS, meta), .bit = LK_SPEC_META}
+    {.name = "meta", .type = t_meta, AT(KS, meta), .bit = LK_SPEC_META},                         \
+    {.name = "external_id", .type = t_external_id, .bit = LK_SPEC_EXTERNAL_ID},                  \
+    {.name = "credits", .type = t_credits, .bit = LK_SPEC_CREDITS},                              \
+    {.name = "rate_limits", .type = t_rate_limits, .bit = LK_SPEC_RATE_LIMITS}
 
 static const struct field key_create_fields[] = {
     KEY_NAME(F_REQUIRED),

@@ -7,6 +7,7 @@
 #include "service/app_int.h"
 #include "base/rand.h"
 #include "service/audit.h"
+#include "service/identities.h"
 #include "service/usage.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -82,6 +83,73 @@ static enum lk_err temp_expiry_ok(int64_t at, int64_t created, int64_t now,
     return LK_OK;
 }
 
+/* The named rate limits of a spec: the one named "default" is the key's
+ * rate_limit (whole seconds, always applied), the others are kept apart. */
+static enum lk_err apply_rate_limits(const struct lk_key_spec *spec, struct lk_key_row *k,
+                                     struct lk_errinfo *ei)
+{
+    int n = 0;
+
+    if (!(spec->set & LK_SPEC_RATE_LIMITS))
+        return LK_OK;
+    if (spec->set & LK_SPEC_RATE_LIMIT)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
+                              "give rate_limit or rate_limits, not both");
+    if (spec->n_rate_limits < 0 || spec->n_rate_limits > LK_KEY_RATE_LIMITS_MAX)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
+                              "a key has at most %d rate limits", LK_KEY_RATE_LIMITS_MAX);
+    free(k->rate_limits);
+    k->rate_limits = NULL;
+    k->n_rate_limits = 0;
+    k->rl_limit = k->rl_window_s = 0;
+    for (int i = 0; i < spec->n_rate_limits; i++) {
+        const struct lk_key_rl *r = &spec->rate_limits[i];
+        for (int j = 0; j < i; j++)
+            if (strcmp(spec->rate_limits[j].name, r->name) == 0)
+                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
+                                      "two rate limits are named %s", r->name);
+        if (strcmp(r->name, "default") != 0)
+            continue;
+        if (!r->auto_apply || r->window_ms % 1000 != 0)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
+                                  "the rate limit named default is the key's rate_limit: it "
+                                  "always applies and its window is whole seconds");
+        k->rl_limit = r->limit;
+        k->rl_window_s = r->window_ms / 1000;
+    }
+    if (spec->n_rate_limits > 0)
+        k->rate_limits = lk_calloc((size_t)spec->n_rate_limits, sizeof(*k->rate_limits));
+    for (int i = 0; i < spec->n_rate_limits; i++)
+        if (strcmp(spec->rate_limits[i].name, "default") != 0)
+            k->rate_limits[n++] = spec->rate_limits[i];
+    k->n_rate_limits = n;
+    if (n == 0) {
+        free(k->rate_limits);
+        k->rate_limits = NULL;
+    }
+    return LK_OK;
+}
+
+/* Links k to the identity of spec's external_id ("" unlinks), inside the
+ * key's transaction. */
+static enum lk_err apply_identity(struct lk_store *s, const struct lk_actor *who,
+                                  const struct lk_key_spec *spec, struct lk_key_row *k,
+                                  int64_t now)
+{
+    enum lk_err e;
+
+    if (!(spec->set & LK_SPEC_EXTERNAL_ID))
+        return LK_OK;
+    if (spec->external_id[0] == '\0') {
+        k->identity_id[0] = k->external_id[0] = '\0';
+        return LK_OK;
+    }
+    if ((e = lk__identities_link(s, who, spec->external_id, now, k->identity_id)) != LK_OK)
+        return e;
+    snprintf(k->external_id, sizeof(k->external_id), "%s", spec->external_id);
+    return LK_OK;
+}
+
 /* Applies the fields a create or a change share. */
 static enum lk_err apply_common(const struct lk_key_spec *spec, struct lk_key_row *k, int64_t now,
                                 struct lk_errinfo *ei)
@@ -112,7 +180,19 @@ static enum lk_err apply_common(const struct lk_key_spec *spec, struct lk_key_ro
     }
     if (spec->set & LK_SPEC_EXPIRES_IN)
         k->expires_at = now + spec->expires_in;
-    return LK_OK;
+    if (spec->set & LK_SPEC_CREDITS) {
+        /* A management write replaces the number: the counters learn it by the
+         * new generation and drop what they spent of the old one. */
+        k->has_credits = spec->credits_remaining >= 0;
+        k->credits_remaining = k->has_credits ? spec->credits_remaining : 0;
+        k->credits_refill = k->has_credits ? spec->credits_refill : LK_CREDIT_REFILL_NONE;
+        k->credits_refill_amount = k->credits_refill ? spec->credits_refill_amount : 0;
+        k->credits_refill_day =
+            k->credits_refill == LK_CREDIT_REFILL_MONTHLY ? spec->credits_refill_day : 0;
+        k->credits_gen++;
+        k->credits_set_at = now;
+    }
+    return apply_rate_limits(spec, k, ei);
 }
 
 struct create {
@@ -137,6 +217,8 @@ static enum lk_err create_txn(struct lk_store *s, void *arg)
         return e;
     if (!(c->spec->set & LK_SPEC_SHA256))
         lk__keys_new_secret(c->app, &w, c->k, c->secret);
+    if ((e = apply_identity(s, c->who, c->spec, c->k, c->now)) != LK_OK)
+        return e;
     if ((e = lk_store_key_insert(s, c->k)) != LK_OK)
         return e;
     return lk_audit_write(s, c->who, c->action, c->k->id, c->now);
@@ -146,7 +228,8 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
                               const struct lk_key_spec *spec, int64_t now, const char *action,
                               struct lk_key_row *out, char *secret, struct lk_errinfo *ei)
 {
-    struct lk_key_row k = {.enabled = true, .daily_spend_cap = -1, .created_at = now};
+    struct lk_key_row k = {
+        .enabled = true, .daily_spend_cap = -1, .created_at = now, .credits_now = -1};
     enum lk_err e;
     bool locked = false;
 
@@ -392,6 +475,7 @@ static enum lk_err change_key(struct lk_app *app, const struct lk_actor *who, co
 
 struct update_arg {
     const struct lk_key_spec *spec;
+    const struct lk_actor *who;
     int64_t now;
 };
 
@@ -399,14 +483,16 @@ static enum lk_err do_update(struct lk_app *app, struct lk_store *s, struct lk_k
                              void *arg, struct lk_errinfo *ei)
 {
     struct update_arg *ua = arg;
+    enum lk_err e;
 
     (void)app;
-    (void)s;
+    if ((e = apply_identity(s, ua->who, ua->spec, k, ua->now)) != LK_OK)
+        return e;
     if (k->kind == LK_KIND_APPLICATION && (ua->spec->set & LK_SPEC_ENABLED) && !ua->spec->enabled)
         return lk_errinfo_set(ei, LK_ERR_CONFLICT, "enabled",
                               "application keys cannot be disabled; regenerate them instead");
     if (k->kind == LK_KIND_TEMPORARY && (ua->spec->set & LK_SPEC_EXPIRES_AT)) {
-        enum lk_err e = temp_expiry_ok(ua->spec->expires_at, k->created_at, ua->now, ei);
+        e = temp_expiry_ok(ua->spec->expires_at, k->created_at, ua->now, ei);
         if (e != LK_OK)
             return e;
     }
@@ -417,7 +503,7 @@ enum lk_err lk_keys_update(struct lk_app *app, const struct lk_actor *who, const
                            const struct lk_key_spec *spec, int64_t now, struct lk_key_row *out,
                            struct lk_errinfo *ei)
 {
-    struct update_arg ua = {spec, now};
+    struct update_arg ua = {spec, who, now};
     return change_key(app, who, id, "key.update", now, do_update, &ua, out, ei);
 }
 

@@ -229,6 +229,37 @@ static int copy_member(void *arg, const struct lk_member_row *m)
     return 0;
 }
 
+struct identity_page {
+    struct copy *c;
+    char last[LK_ID_MAX];
+    int rows;
+};
+
+static int copy_identity(void *arg, const struct lk_identity_row *r)
+{
+    struct identity_page *p = arg;
+    enum lk_err e = lk_store_identity_insert(p->c->dst, r);
+
+    if (e != LK_OK)
+        return refused(p->c, e, "identity", r->id);
+    memcpy(p->last, r->id, LK_ID_MAX);
+    p->rows++;
+    return 0;
+}
+
+/* The identities of workspace ws_id, a page at a time in id order. */
+static enum lk_err copy_identities(struct copy *c, const char *ws_id)
+{
+    struct identity_page p = {.c = c};
+    enum lk_err e;
+
+    do {
+        p.rows = 0;
+        e = lk_store_identity_list(c->src, ws_id, p.last, 100, copy_identity, &p);
+    } while (e == LK_OK && c->e == LK_OK && p.rows == 100);
+    return e;
+}
+
 static int copy_session(void *arg, const struct lk_session_row *r)
 {
     struct copy *c = arg;
@@ -412,7 +443,8 @@ static enum lk_err copy_all(struct lk_store *dst, void *arg)
         return e;
     for (size_t i = 0; i < c->n_ws; i++)
         if ((e = scanned(c, lk_store_member_list(c->src, c->ws[i].id, copy_member, c),
-                         "members")) != LK_OK)
+                         "members")) != LK_OK ||
+            (e = scanned(c, copy_identities(c, c->ws[i].id), "identities")) != LK_OK)
             return e;
     if ((e = scanned(c, lk_store_session_scan(c->src, copy_session, c), "sessions")) != LK_OK ||
         (e = scanned(c, lk_store_invitation_scan(c->src, copy_invitation, c), "invitations")) !=

@@ -517,3 +517,37 @@ enum lk_err lk_store_audit_scan(struct lk_store *s, lk_audit_cb cb, void *arg)
 {
     OPTIONAL(audit_scan, cb, arg);
 }
+
+enum lk_err lk_store_identity_insert(struct lk_store *s, const struct lk_identity_row *r)
+{
+    OPTIONAL(identity_insert, r);
+}
+
+enum lk_err lk_store_identity_get(struct lk_store *s, const char *ws_id, const char *id,
+                                  struct lk_identity_row *out)
+{
+    OPTIONAL(identity_get, ws_id, id, out);
+}
+
+enum lk_err lk_store_identity_by_external(struct lk_store *s, const char *ws_id,
+                                          const char *external_id, struct lk_identity_row *out)
+{
+    OPTIONAL(identity_by_external, ws_id, external_id, out);
+}
+
+enum lk_err lk_store_identity_list(struct lk_store *s, const char *ws_id, const char *after_id,
+                                   int limit, lk_identity_row_cb cb, void *arg)
+{
+    OPTIONAL(identity_list, ws_id, after_id, limit, cb, arg);
+}
+
+enum lk_err lk_store_key_credits_put(struct lk_store *s, const struct lk_key_credit_row *r)
+{
+    OPTIONAL(key_credits_put, r);
+}
+
+enum lk_err lk_store_key_credits_get(struct lk_store *s, int64_t key_rowid,
+                                     struct lk_key_credit_row *out)
+{
+    OPTIONAL(key_credits_get, key_rowid, out);
+}

@@ -21,6 +21,7 @@
 
 #include "core/digest.h"
 #include "core/err.h"
+#include "core/namedrl.h"
 #include "core/secret.h"
 
 #define LK_ID_MAX 24    /* "key_" / "ws_" + 16 base62 + NUL, with room */
@@ -47,18 +48,6 @@ typedef int (*lk_identity_row_cb)(void *arg, const struct lk_identity_row *row);
  * refill_day (1..31; a shorter month refills on its last day). */
 enum lk_credit_refill { LK_CREDIT_REFILL_NONE = 0, LK_CREDIT_REFILL_DAILY, LK_CREDIT_REFILL_MONTHLY };
 
-/* Named rate limits beside the key's "default" one (rl_limit, rl_window_s). */
-#define LK_KEY_RATE_LIMITS_MAX 8 /* named limits per key, "default" included */
-#define LK_RL_NAME_MAX 64        /* bytes of a limit's name */
-#define LK_RL_WINDOW_MS_MIN 1000
-#define LK_RL_WINDOW_MS_MAX 86400000 /* one day */
-
-struct lk_key_rl {
-    char name[LK_RL_NAME_MAX + 1];
-    int64_t limit;     /* checks per window, >= 1 */
-    int64_t window_ms; /* LK_RL_WINDOW_MS_MIN .. LK_RL_WINDOW_MS_MAX */
-    bool auto_apply;   /* applies to every check, not only those that name it */
-};
 
 struct lk_ws_row {
     int64_t number; /* small integer alias (Flexweg's storage_folder_id) */
@@ -101,15 +90,20 @@ struct lk_key_row {
      * identity's, read with the key. */
     char identity_id[LK_ID_MAX];
     char external_id[LK_EXTERNAL_ID_MAX + 1];
-    /* The key's own credits as a management write last set them:
-     * credits_remaining -1 when the key has none (unlimited). credits_gen
+    /* The key's own credits as a management write last set them, when
+     * has_credits (false: none, unlimited; a zeroed row has none). credits_gen
      * grows with every such write, so the counters know the number they spend
      * from was replaced; credits_set_at is its time (refills count from it). */
+    bool has_credits;
     int64_t credits_remaining;
     enum lk_credit_refill credits_refill;
     int64_t credits_refill_amount;
     int credits_refill_day; /* monthly: 1..31; else 0 */
     int64_t credits_gen, credits_set_at;
+    /* What checks left of them (the recorder's last write for credits_gen):
+     * credits_now -1 when none was written yet, and the refill period it is
+     * of (lk_credit_period). Read only; key_update leaves it. */
+    int64_t credits_now, credits_period;
     /* Named rate limits other than "default" (owned, n_rate_limits of them,
      * NULL when none). */
     struct lk_key_rl *rate_limits;

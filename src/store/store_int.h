@@ -107,6 +107,16 @@ struct lk_store_ops {
     enum lk_err (*ws_import)(struct lk_store *s, const struct lk_ws_row *w);
     enum lk_err (*ledger_scan)(struct lk_store *s, lk_ledger_cb cb, void *arg);
     enum lk_err (*audit_scan)(struct lk_store *s, lk_audit_cb cb, void *arg);
+    enum lk_err (*identity_insert)(struct lk_store *s, const struct lk_identity_row *r);
+    enum lk_err (*identity_get)(struct lk_store *s, const char *ws_id, const char *id,
+                                struct lk_identity_row *out);
+    enum lk_err (*identity_by_external)(struct lk_store *s, const char *ws_id,
+                                        const char *external_id, struct lk_identity_row *out);
+    enum lk_err (*identity_list)(struct lk_store *s, const char *ws_id, const char *after_id,
+                                 int limit, lk_identity_row_cb cb, void *arg);
+    enum lk_err (*key_credits_put)(struct lk_store *s, const struct lk_key_credit_row *r);
+    enum lk_err (*key_credits_get)(struct lk_store *s, int64_t key_rowid,
+                                   struct lk_key_credit_row *out);
 };
 
 /* Every backend's handle starts with this. */

@@ -34,7 +34,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define MIGRATE_LOCK 0x6c6b6d6967LL /* pg_advisory_xact_lock key: "lkmig" */
-#define MAX_PARAMS 24
+#define MAX_PARAMS 40
 
 /* Connection settings the URL may override (it comes last): bounded waits for
  * a server that is down or unreachable. */
@@ -225,6 +225,23 @@ static const char *const migrations[] = {
     "DROP TRIGGER key_digests_insert ON keys;"
     "CREATE TRIGGER keys_inserted AFTER INSERT ON keys REFERENCING NEW TABLE AS lk_new"
     "  FOR EACH STATEMENT EXECUTE FUNCTION latchkey_keys_inserted();",
+    /* 6: identities, a key's own credits and its named rate limits (SQLite's
+     * migration 8, which says why) */
+    "CREATE TABLE identities("
+    "  id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    "  external_id TEXT NOT NULL, meta TEXT NOT NULL, created_at BIGINT NOT NULL,"
+    "  UNIQUE(workspace_id, external_id));"
+    "ALTER TABLE keys ADD COLUMN identity_id TEXT, ADD COLUMN external_id TEXT,"
+    "  ADD COLUMN credits_remaining BIGINT,"
+    "  ADD COLUMN credits_refill BIGINT NOT NULL DEFAULT 0,"
+    "  ADD COLUMN credits_refill_amount BIGINT NOT NULL DEFAULT 0,"
+    "  ADD COLUMN credits_refill_day BIGINT NOT NULL DEFAULT 0,"
+    "  ADD COLUMN credits_gen BIGINT NOT NULL DEFAULT 0,"
+    "  ADD COLUMN credits_set_at BIGINT NOT NULL DEFAULT 0, ADD COLUMN rate_limits TEXT;"
+    "CREATE INDEX keys_by_identity ON keys(identity_id, rowid) WHERE identity_id IS NOT NULL;"
+    "CREATE TABLE key_credits("
+    "  key_rowid BIGINT PRIMARY KEY, gen BIGINT NOT NULL, remaining BIGINT NOT NULL,"
+    "  period BIGINT NOT NULL);",
 };
 
 #define WS_COLS                                                                                    \
@@ -235,12 +252,21 @@ static const char *const migrations[] = {
 #define KEY_COLS                                                                                   \
     "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"          \
     " expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"   \
-    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by"
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by, identity_id,"        \
+    " external_id, credits_remaining, credits_refill, credits_refill_amount, credits_refill_day,"  \
+    " credits_gen, credits_set_at, rate_limits, " KEY_CREDITS_NOW
+/* what checks spent of the key's credits (key_credits of its gen) */
+#define KEY_CREDITS_NOW                                                                            \
+    "(SELECT c.remaining FROM key_credits c WHERE c.key_rowid = keys.rowid"                        \
+    " AND c.gen = keys.credits_gen), (SELECT c.period FROM key_credits c"                           \
+    " WHERE c.key_rowid = keys.rowid AND c.gen = keys.credits_gen)"
 /* KEY_COLS in the same places, with constants for what the cache does not keep */
 #define KEY_COLS_CACHE                                                                             \
     "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"             \
     " expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"            \
-    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, ''"
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, '', identity_id, '',"            \
+    " credits_remaining, credits_refill, credits_refill_amount, credits_refill_day, credits_gen,"  \
+    " credits_set_at, rate_limits, " KEY_CREDITS_NOW
 #define CHANGE_COLS "seq, kind, key_rowid, ref_id, workspace_id, at"
 
 struct pg_store {
@@ -953,6 +979,37 @@ static void read_key_as(PGresult *r, int i, struct lk_key_row *k, bool view)
         k->prev_until = col_i64(r, i, 21, 0);
     }
     col_text(r, i, 22, k->created_by, sizeof(k->created_by));
+    col_text(r, i, 23, k->identity_id, sizeof(k->identity_id));
+    col_text(r, i, 24, k->external_id, sizeof(k->external_id));
+    k->has_credits = !PQgetisnull(r, i, 25);
+    k->credits_remaining = col_i64(r, i, 25, 0);
+    k->credits_refill = (enum lk_credit_refill)col_i64(r, i, 26, 0);
+    if (k->credits_refill > LK_CREDIT_REFILL_MONTHLY)
+        k->credits_refill = LK_CREDIT_REFILL_NONE;
+    k->credits_refill_amount = col_i64(r, i, 27, 0);
+    k->credits_refill_day = (int)col_i64(r, i, 28, 0);
+    k->credits_gen = col_i64(r, i, 29, 0);
+    k->credits_set_at = col_i64(r, i, 30, 0);
+    if (!PQgetisnull(r, i, 31)) {
+        struct lk_key_rl rl[LK_KEY_RATE_LIMITS_MAX];
+        int n = lk_namedrl_decode(PQgetvalue(r, i, 31), rl);
+        if (n > 0) {
+            k->rate_limits = lk_malloc((size_t)n * sizeof(*rl));
+            memcpy(k->rate_limits, rl, (size_t)n * sizeof(*rl));
+            k->n_rate_limits = n;
+        }
+    }
+    k->credits_now = col_i64(r, i, 32, -1);
+    k->credits_period = col_i64(r, i, 33, 0);
+}
+
+/* The text of k's named rate limits in buf (LK_NAMEDRL_TEXT_MAX), or NULL. */
+static const char *rl_text(const struct lk_key_row *k, char *buf)
+{
+    if (k->n_rate_limits <= 0)
+        return NULL;
+    lk_namedrl_encode(k->rate_limits, k->n_rate_limits, buf);
+    return buf;
 }
 
 static void read_key(PGresult *r, int i, struct lk_key_row *k)
@@ -1229,34 +1286,45 @@ static enum lk_err pg_ws_count(struct lk_store *base, int64_t *out)
                      "count workspaces", "");
 }
 
-/* The 23 key columns in KEY_COLS order ($1, the rowid, is unused by writes). */
-#define KEY_FMT "isssiisssizzizzzndidnns"
-#define KEY_ARGS(k)                                                                                \
+/* The 32 written key columns in KEY_COLS order ($1, the rowid, is unused by
+ * writes); rl is rl_text's. */
+#define KEY_FMT "isssiisssizzizzzndidnnsssniiiiis"
+#define KEY_ARGS(k, rl)                                                                            \
     (int64_t)0, (k)->id, (k)->workspace_id, (k)->name, (int64_t)(k)->env, (int64_t)(k)->kind,      \
         (k)->permissions ? (k)->permissions : "[\"*\"]", (k)->meta ? (k)->meta : "{}", (k)->hint,  \
         (int64_t)(k)->enabled, (k)->expires_at, (k)->revoked_at, (k)->created_at,                  \
         (k)->last_used_at, (k)->rl_limit, (k)->rl_window_s, (k)->daily_spend_cap, (k)->digest,     \
         (int64_t)(k)->pepper_id, (k)->has_prev ? (k)->prev_digest : NULL,                          \
         (k)->has_prev ? (int64_t)(k)->prev_pepper_id : (int64_t)-1,                                \
-        (k)->has_prev ? (k)->prev_until : (int64_t)-1, (k)->created_by
+        (k)->has_prev ? (k)->prev_until : (int64_t)-1, (k)->created_by,                            \
+        (k)->identity_id[0] ? (k)->identity_id : NULL,                                             \
+        (k)->identity_id[0] ? (k)->external_id : NULL,                                              \
+        (k)->has_credits ? (k)->credits_remaining : (int64_t)-1,                     \
+        (int64_t)(k)->credits_refill, (k)->credits_refill_amount, (int64_t)(k)->credits_refill_day, \
+        (k)->credits_gen, (k)->credits_set_at, (rl)
 
 #define KEY_INSERT                                                                                 \
     "INSERT INTO keys(id, workspace_id, name, environment, kind, permissions, meta, hint,"         \
     " enabled, expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s,"           \
-    " daily_spend_cap, digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by)"    \
+    " daily_spend_cap, digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by,"    \
+    " identity_id, external_id, credits_remaining, credits_refill, credits_refill_amount,"         \
+    " credits_refill_day, credits_gen, credits_set_at, rate_limits)"                               \
     " VALUES"
-#define KEY_INSERT_PARAMS 22 /* KEY_FMT but the unused rowid */
+#define KEY_INSERT_PARAMS 31 /* KEY_FMT but the unused rowid */
 /* keys_insert's rows a statement: 22 parameters each, far under libpq's 65535 */
 #define KEYS_BATCH 500
 
 static enum lk_err pg_key_insert(struct lk_store *base, struct lk_key_row *k)
 {
+    char rl[LK_NAMEDRL_TEXT_MAX];
+
     /* $1 is typed but unused: the server numbers the row */
     return insert_returning(PG(base),
                             KEY_INSERT
                             "($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-                            " $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING rowid",
-                            row_id, &k->rowid, "insert key", KEY_FMT, KEY_ARGS(k));
+                            " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,"
+                            " $27, $28, $29, $30, $31, $32) RETURNING rowid",
+                            row_id, &k->rowid, "insert key", KEY_FMT, KEY_ARGS(k, rl_text(k, rl)));
 }
 
 static void params_set(struct params *p, const char *fmt, ...)
@@ -1301,6 +1369,7 @@ static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, s
     /* "$NNNNN, " a parameter, "),(" a row */
     size_t sqlsz = sizeof(KEY_INSERT) + np_max * 8 + cap * 4 + 32;
     struct params *rows;
+    char (*rlbuf)[LK_NAMEDRL_TEXT_MAX];
     Oid *types;
     const char **vals;
     int *lens, *fmts;
@@ -1311,6 +1380,7 @@ static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, s
     if (n == 0)
         return LK_OK;
     rows = lk_calloc(cap, sizeof(*rows));
+    rlbuf = lk_calloc(cap, sizeof(*rlbuf));
     types = lk_calloc(np_max, sizeof(*types));
     vals = lk_calloc(np_max, sizeof(*vals));
     lens = lk_calloc(np_max, sizeof(*lens));
@@ -1327,7 +1397,7 @@ static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, s
         size_t len = (size_t)snprintf(sql, sqlsz, "%s", KEY_INSERT), np = 0;
 
         for (size_t i = 0; i < b.n; i++) {
-            params_set(&rows[i], KEY_FMT, KEY_ARGS(&b.k[i]));
+            params_set(&rows[i], KEY_FMT, KEY_ARGS(&b.k[i], rl_text(&b.k[i], rlbuf[i])));
             for (int j = 1; j <= KEY_INSERT_PARAMS; j++, np++) {
                 types[np] = rows[i].types[j];
                 vals[np] = rows[i].vals[j];
@@ -1359,19 +1429,25 @@ static enum lk_err pg_keys_insert(struct lk_store *base, struct lk_key_row *k, s
     free(vals);
     free(types);
     free(rows);
+    free(rlbuf);
     return e;
 }
 
 static enum lk_err pg_key_update(struct lk_store *base, const struct lk_key_row *k)
 {
+    char rl[LK_NAMEDRL_TEXT_MAX];
+
     return write_stmt(
         PG(base),
         "UPDATE keys SET name = $4, environment = $5, kind = $6, permissions = $7, meta = $8,"
         " hint = $9, enabled = $10, expires_at = $11, revoked_at = $12, rl_limit = $15,"
         " rl_window_s = $16, daily_spend_cap = $17, digest = $18, pepper_id = $19,"
-        " prev_digest = $20, prev_pepper_id = $21, prev_until = $22"
+        " prev_digest = $20, prev_pepper_id = $21, prev_until = $22, identity_id = $24,"
+        " external_id = $25, credits_remaining = $26, credits_refill = $27,"
+        " credits_refill_amount = $28, credits_refill_day = $29, credits_gen = $30,"
+        " credits_set_at = $31, rate_limits = $32"
         " WHERE id = $2 AND workspace_id = $3",
-        true, true, "update key", KEY_FMT, KEY_ARGS(k));
+        true, true, "update key", KEY_FMT, KEY_ARGS(k, rl_text(k, rl)));
 }
 
 static int row_key(PGresult *r, int i, void *arg)
@@ -1403,8 +1479,12 @@ static int row_key_cb(PGresult *r, int i, void *arg)
     struct key_cb *c = arg;
     struct lk_key_row k;
 
+    int stop;
+
     read_key_as(r, i, &k, true);
-    return c->cb(c->arg, &k);
+    stop = c->cb(c->arg, &k);
+    free(k.rate_limits); /* the one part of a view that is the row's own */
+    return stop;
 }
 
 static enum lk_err pg_key_list(struct lk_store *base, const char *ws_id,
@@ -1426,11 +1506,11 @@ static enum lk_err pg_key_list(struct lk_store *base, const char *ws_id,
      * and every parameter is typed, used or not. */
     snprintf(sql, sizeof(sql),
              "SELECT " KEY_COLS " FROM keys WHERE workspace_id = $1 AND rowid < $2%s%s"
-             " ORDER BY rowid DESC LIMIT $5",
+             " AND ($6 = '' OR identity_id = $6) ORDER BY rowid DESC LIMIT $5",
              f->env >= 0 ? " AND environment = $3" : "", status_sql[f->status]);
-    return read_stmt(PG(base), sql, false, row_key_cb, &c, "list keys", "siiii", ws_id,
+    return read_stmt(PG(base), sql, false, row_key_cb, &c, "list keys", "siiiis", ws_id,
                      f->before_rowid > 0 ? f->before_rowid : INT64_MAX, (int64_t)f->env, f->now,
-                     (int64_t)f->limit);
+                     (int64_t)f->limit, f->identity_id);
 }
 
 /* keys a page of key_scan: a million-key start holds one page, not the table */
@@ -1453,6 +1533,7 @@ static int row_key_page(PGresult *r, int i, void *arg)
     pg->last = k.rowid;
     pg->rows++;
     pg->stopped = pg->cb(pg->arg, &k) != 0;
+    free(k.rate_limits);
     return pg->stopped;
 }
 
@@ -2319,6 +2400,118 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
                      row_audit_cb, &ac, "scan audit events");
 }
 
+/* --- identities and a key's spent credits ------------------------------------------- */
+
+#define IDN_COLS "id, workspace_id, external_id, meta, created_at"
+
+static void read_identity(PGresult *r, int i, struct lk_identity_row *x)
+{
+    memset(x, 0, sizeof(*x));
+    col_text(r, i, 0, x->id, sizeof(x->id));
+    col_text(r, i, 1, x->workspace_id, sizeof(x->workspace_id));
+    col_text(r, i, 2, x->external_id, sizeof(x->external_id));
+    x->meta = col_dup(r, i, 3);
+    x->created_at = col_i64(r, i, 4, 0);
+}
+
+static int row_identity(PGresult *r, int i, void *arg)
+{
+    read_identity(r, i, arg);
+    return 1;
+}
+
+struct identity_cb {
+    lk_identity_row_cb cb;
+    void *arg;
+};
+
+static int row_identity_cb(PGresult *r, int i, void *arg)
+{
+    struct identity_cb *c = arg;
+    struct lk_identity_row x;
+    int stop;
+
+    read_identity(r, i, &x);
+    stop = c->cb(c->arg, &x);
+    lk_identity_row_release(&x);
+    return stop;
+}
+
+static enum lk_err pg_identity_insert(struct lk_store *base, const struct lk_identity_row *x)
+{
+    return write_stmt(PG(base),
+                      "INSERT INTO identities(" IDN_COLS ") VALUES($1, $2, $3, $4, $5)", true,
+                      false, "insert identity", "ssssi", x->id, x->workspace_id, x->external_id,
+                      x->meta ? x->meta : "{}", x->created_at);
+}
+
+static enum lk_err pg_identity_get(struct lk_store *base, const char *ws_id, const char *id,
+                                   struct lk_identity_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    return read_stmt(PG(base),
+                     "SELECT " IDN_COLS " FROM identities WHERE workspace_id = $1 AND id = $2",
+                     true, row_identity, out, "get identity", "ss", ws_id, id);
+}
+
+static enum lk_err pg_identity_by_external(struct lk_store *base, const char *ws_id,
+                                           const char *external_id, struct lk_identity_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    return read_stmt(PG(base),
+                     "SELECT " IDN_COLS " FROM identities WHERE workspace_id = $1"
+                     " AND external_id = $2",
+                     true, row_identity, out, "get identity", "ss", ws_id, external_id);
+}
+
+static enum lk_err pg_identity_list(struct lk_store *base, const char *ws_id, const char *after_id,
+                                    int limit, lk_identity_row_cb cb, void *arg)
+{
+    struct identity_cb c = {cb, arg};
+
+    /* COLLATE "C": ids compare by byte, as SQLite's do */
+    return read_stmt(PG(base),
+                     "SELECT " IDN_COLS " FROM identities WHERE workspace_id = $1"
+                     " AND id COLLATE \"C\" > $2 ORDER BY id COLLATE \"C\" LIMIT $3",
+                     false, row_identity_cb, &c, "list identities", "ssi", ws_id,
+                     after_id ? after_id : "", (int64_t)limit);
+}
+
+static int row_key_credits(PGresult *r, int i, void *arg)
+{
+    struct lk_key_credit_row *x = arg;
+
+    x->key_rowid = col_i64(r, i, 0, 0);
+    x->gen = col_i64(r, i, 1, 0);
+    x->remaining = col_i64(r, i, 2, 0);
+    x->period = col_i64(r, i, 3, 0);
+    return 1;
+}
+
+static enum lk_err pg_key_credits_put(struct lk_store *base, const struct lk_key_credit_row *x)
+{
+    /* only while gen is the key's: a management write since replaced the number */
+    return write_stmt(PG(base),
+                      "INSERT INTO key_credits(key_rowid, gen, remaining, period)"
+                      " SELECT $1, $2, $3, $4 WHERE EXISTS(SELECT 1 FROM keys"
+                      " WHERE rowid = $1 AND credits_gen = $2)"
+                      " ON CONFLICT(key_rowid) DO UPDATE SET gen = excluded.gen,"
+                      " remaining = excluded.remaining, period = excluded.period",
+                      false, false, "write key credits", "iiii", x->key_rowid, x->gen,
+                      x->remaining, x->period);
+}
+
+static enum lk_err pg_key_credits_get(struct lk_store *base, int64_t key_rowid,
+                                      struct lk_key_credit_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    return read_stmt(PG(base),
+                     "SELECT c.key_rowid, c.gen, c.remaining, c.period FROM key_credits c"
+                     " JOIN keys k ON k.rowid = c.key_rowid AND k.credits_gen = c.gen"
+                     " WHERE c.key_rowid = $1",
+                     true, row_key_credits, out, "read key credits", "i", key_rowid);
+}
+
 /* clang-format off */
 #define PG_OPS(name)                                                                               \
     .scheme = name,                                                                                \
@@ -2392,7 +2585,13 @@ static enum lk_err pg_audit_scan(struct lk_store *base, lk_audit_cb cb, void *ar
     .invitation_scan = pg_invitation_scan,                                                         \
     .ws_import = pg_ws_import,                                                                     \
     .ledger_scan = pg_ledger_scan,                                                                 \
-    .audit_scan = pg_audit_scan,
+    .audit_scan = pg_audit_scan,                                                                   \
+    .identity_insert = pg_identity_insert,                                                         \
+    .identity_get = pg_identity_get,                                                               \
+    .identity_by_external = pg_identity_by_external,                                               \
+    .identity_list = pg_identity_list,                                                             \
+    .key_credits_put = pg_key_credits_put,                                                         \
+    .key_credits_get = pg_key_credits_get,
 /* clang-format on */
 
 /* libpq reads both forms of the URL. */

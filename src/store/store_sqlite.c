@@ -167,6 +167,28 @@ static const char *const migrations[] = {
     /* 7: a lease's mark, so a node killed during a lease write knows afterwards
      * whether it committed (service/credits.c). */
     "ALTER TABLE credit_leases ADD COLUMN op INTEGER NOT NULL DEFAULT 0;",
+    /* 8: identities (who a key is for, by the caller's own external_id), a
+     * key's own credits with their refill, and its named rate limits. The
+     * key's external_id is its identity's, kept beside identity_id so a key
+     * reads as one row; key_credits is what checks spent of a credits_gen,
+     * written apart from keys so spending is not a change the feed follows. */
+    "CREATE TABLE identities("
+    "  id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    "  external_id TEXT NOT NULL, meta TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  UNIQUE(workspace_id, external_id));"
+    "ALTER TABLE keys ADD COLUMN identity_id TEXT;"
+    "ALTER TABLE keys ADD COLUMN external_id TEXT;"
+    "ALTER TABLE keys ADD COLUMN credits_remaining INTEGER;"
+    "ALTER TABLE keys ADD COLUMN credits_refill INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN credits_refill_amount INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN credits_refill_day INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN credits_gen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN credits_set_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN rate_limits TEXT;"
+    "CREATE INDEX keys_by_identity ON keys(identity_id, rowid) WHERE identity_id IS NOT NULL;"
+    "CREATE TABLE key_credits("
+    "  key_rowid INTEGER PRIMARY KEY, gen INTEGER NOT NULL, remaining INTEGER NOT NULL,"
+    "  period INTEGER NOT NULL);",
 };
 
 enum stmt_id {
@@ -243,6 +265,12 @@ enum stmt_id {
     ST_LEASE_TIDY,
     ST_LEASE_SCAN,
     ST_LEASE_MARK,
+    ST_IDN_INSERT,
+    ST_IDN_GET,
+    ST_IDN_BY_EXT,
+    ST_IDN_LIST,
+    ST_KCR_PUT,
+    ST_KCR_GET,
     ST__COUNT
 };
 
@@ -253,12 +281,22 @@ enum stmt_id {
 #define KEY_COLS                                                                                   \
     "rowid, id, workspace_id, name, environment, kind, permissions, meta, hint, enabled,"         \
     " expires_at, revoked_at, created_at, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"  \
-    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by"
-/* KEY_COLS in the same places, with constants for what the cache does not keep */
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, created_by, identity_id,"       \
+    " external_id, credits_remaining, credits_refill, credits_refill_amount, credits_refill_day," \
+    " credits_gen, credits_set_at, rate_limits"
+/* KEY_COLS and what checks spent of the key's credits (key_credits of its gen) */
+#define KEY_READ KEY_COLS ", " KEY_CREDITS_NOW
+#define KEY_CREDITS_NOW                                                                            \
+    "(SELECT c.remaining FROM key_credits c WHERE c.key_rowid = keys.rowid"                        \
+    " AND c.gen = keys.credits_gen), (SELECT c.period FROM key_credits c"                           \
+    " WHERE c.key_rowid = keys.rowid AND c.gen = keys.credits_gen)"
+/* KEY_READ in the same places, with constants for what the cache does not keep */
 #define KEY_COLS_CACHE                                                                             \
     "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"            \
     " expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"           \
-    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, ''"
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, '', identity_id, '',"           \
+    " credits_remaining, credits_refill, credits_refill_amount, credits_refill_day, credits_gen," \
+    " credits_set_at, rate_limits, " KEY_CREDITS_NOW
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_WS_INSERT] = "INSERT INTO workspaces(id, name, key_prefix, key_format, is_operator, "
@@ -268,14 +306,18 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_WS_BY_NUMBER] = "SELECT " WS_COLS " FROM workspaces WHERE rowid = ?1",
     [ST_WS_COUNT] = "SELECT count(*) FROM workspaces",
     [ST_KEY_INSERT] = "INSERT INTO keys(" KEY_COLS ") VALUES(NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
+                      "?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
     [ST_KEY_UPDATE] = "UPDATE keys SET name = ?4, environment = ?5, kind = ?6, permissions = ?7, "
                       "meta = ?8, hint = ?9, enabled = ?10, expires_at = ?11, revoked_at = ?12, "
                       "rl_limit = ?15, rl_window_s = ?16, daily_spend_cap = ?17, digest = ?18, "
-                      "pepper_id = ?19, prev_digest = ?20, prev_pepper_id = ?21, prev_until = ?22 "
-                      "WHERE id = ?2 AND workspace_id = ?3",
-    [ST_KEY_GET] = "SELECT " KEY_COLS " FROM keys WHERE workspace_id = ?1 AND id = ?2",
-    [ST_KEY_SCAN] = "SELECT " KEY_COLS " FROM keys ORDER BY rowid",
+                      "pepper_id = ?19, prev_digest = ?20, prev_pepper_id = ?21, prev_until = ?22, "
+                      "identity_id = ?24, external_id = ?25, credits_remaining = ?26, "
+                      "credits_refill = ?27, credits_refill_amount = ?28, "
+                      "credits_refill_day = ?29, credits_gen = ?30, credits_set_at = ?31, "
+                      "rate_limits = ?32 WHERE id = ?2 AND workspace_id = ?3",
+    [ST_KEY_GET] = "SELECT " KEY_READ " FROM keys WHERE workspace_id = ?1 AND id = ?2",
+    [ST_KEY_SCAN] = "SELECT " KEY_READ " FROM keys ORDER BY rowid",
     [ST_KEY_SCAN_CACHE] = "SELECT " KEY_COLS_CACHE " FROM keys ORDER BY rowid",
     [ST_KEY_TOUCH] = "UPDATE keys SET last_used_at = ?2 WHERE rowid = ?1 AND "
                      "(last_used_at IS NULL OR last_used_at < ?2)",
@@ -391,7 +433,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_CHANGES_HEAD] = "SELECT coalesce(max(seq), 0) FROM changes",
     [ST_CHANGES_PRUNE] = "DELETE FROM changes WHERE at < ?1 "
                          "AND seq < (SELECT max(seq) FROM changes)",
-    [ST_KEY_BY_ROWID] = "SELECT " KEY_COLS " FROM keys WHERE rowid = ?1",
+    [ST_KEY_BY_ROWID] = "SELECT " KEY_READ " FROM keys WHERE rowid = ?1",
     [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_NODE_PUT] = "INSERT INTO nodes(id, name, started_at, heartbeat_at) VALUES(?1, ?2, ?3, ?4) "
                     "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
@@ -406,6 +448,23 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_LEASE_TIDY] = "DELETE FROM credit_leases WHERE workspace_id = ?1 AND node_id = ?2 "
                       "AND amount = 0",
     [ST_LEASE_MARK] = "UPDATE credit_leases SET op = ?3 WHERE workspace_id = ?1 AND node_id = ?2",
+    [ST_IDN_INSERT] = "INSERT INTO identities(id, workspace_id, external_id, meta, created_at) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [ST_IDN_GET] = "SELECT id, workspace_id, external_id, meta, created_at FROM identities "
+                   "WHERE workspace_id = ?1 AND id = ?2",
+    [ST_IDN_BY_EXT] = "SELECT id, workspace_id, external_id, meta, created_at FROM identities "
+                      "WHERE workspace_id = ?1 AND external_id = ?2",
+    [ST_IDN_LIST] = "SELECT id, workspace_id, external_id, meta, created_at FROM identities "
+                    "WHERE workspace_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    /* only while gen is the key's: a management write since replaced the number */
+    [ST_KCR_PUT] = "INSERT INTO key_credits(key_rowid, gen, remaining, period) "
+                   "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS(SELECT 1 FROM keys "
+                   "WHERE rowid = ?1 AND credits_gen = ?2) "
+                   "ON CONFLICT(key_rowid) DO UPDATE SET gen = excluded.gen, "
+                   "remaining = excluded.remaining, period = excluded.period",
+    [ST_KCR_GET] = "SELECT c.key_rowid, c.gen, c.remaining, c.period FROM key_credits c "
+                   "JOIN keys k ON k.rowid = c.key_rowid AND k.credits_gen = c.gen "
+                   "WHERE c.key_rowid = ?1",
     [ST_LEASE_SCAN] = "SELECT workspace_id, node_id, amount, op FROM credit_leases "
                       "WHERE (?1 IS NULL OR node_id = ?1) AND amount > 0 "
                       "ORDER BY node_id, workspace_id",
@@ -540,6 +599,29 @@ static void bind_key(sqlite3_stmt *st, const struct lk_key_row *k)
         sqlite3_bind_int64(st, 22, k->prev_until);
     }
     sqlite3_bind_text(st, 23, k->created_by, -1, SQLITE_STATIC);
+    if (k->identity_id[0] != '\0') {
+        sqlite3_bind_text(st, 24, k->identity_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 25, k->external_id, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, 24);
+        sqlite3_bind_null(st, 25);
+    }
+    if (k->has_credits)
+        sqlite3_bind_int64(st, 26, k->credits_remaining);
+    else
+        sqlite3_bind_null(st, 26);
+    sqlite3_bind_int(st, 27, (int)k->credits_refill);
+    sqlite3_bind_int64(st, 28, k->credits_refill_amount);
+    sqlite3_bind_int(st, 29, k->credits_refill_day);
+    sqlite3_bind_int64(st, 30, k->credits_gen);
+    sqlite3_bind_int64(st, 31, k->credits_set_at);
+    if (k->n_rate_limits > 0) {
+        char rl[LK_NAMEDRL_TEXT_MAX];
+        lk_namedrl_encode(k->rate_limits, k->n_rate_limits, rl);
+        sqlite3_bind_text(st, 32, rl, -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_null(st, 32);
+    }
 }
 
 /* The column's text as the statement holds it: valid until the next step. */
@@ -580,6 +662,28 @@ static void read_key_as(sqlite3_stmt *st, struct lk_key_row *k, bool view)
         k->prev_until = sqlite3_column_int64(st, 21);
     }
     col_text(st, 22, k->created_by, sizeof(k->created_by));
+    col_text(st, 23, k->identity_id, sizeof(k->identity_id));
+    col_text(st, 24, k->external_id, sizeof(k->external_id));
+    k->has_credits = sqlite3_column_type(st, 25) != SQLITE_NULL;
+    k->credits_remaining = col_opt_i64(st, 25, 0);
+    k->credits_refill = (enum lk_credit_refill)sqlite3_column_int(st, 26);
+    if (k->credits_refill > LK_CREDIT_REFILL_MONTHLY)
+        k->credits_refill = LK_CREDIT_REFILL_NONE;
+    k->credits_refill_amount = sqlite3_column_int64(st, 27);
+    k->credits_refill_day = sqlite3_column_int(st, 28);
+    k->credits_gen = sqlite3_column_int64(st, 29);
+    k->credits_set_at = sqlite3_column_int64(st, 30);
+    if (sqlite3_column_type(st, 31) != SQLITE_NULL) {
+        struct lk_key_rl rl[LK_KEY_RATE_LIMITS_MAX];
+        int n = lk_namedrl_decode(col_view(st, 31), rl);
+        if (n > 0) {
+            k->rate_limits = lk_malloc((size_t)n * sizeof(*rl));
+            memcpy(k->rate_limits, rl, (size_t)n * sizeof(*rl));
+            k->n_rate_limits = n;
+        }
+    }
+    k->credits_now = col_opt_i64(st, 32, -1);
+    k->credits_period = col_opt_i64(st, 33, 0);
 }
 
 static void read_key(sqlite3_stmt *st, struct lk_key_row *k)
@@ -981,8 +1085,11 @@ static enum lk_err each_key(struct sqlite_store *s, sqlite3_stmt *st, lk_key_row
     int rc;
 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int stop;
         read_key_as(st, &k, true);
-        if (cb(arg, &k))
+        stop = cb(arg, &k);
+        free(k.rate_limits); /* the one part of a view that is the row's own */
+        if (stop)
             break;
     }
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? LK_OK : fail(s, rc, "read keys");
@@ -1007,9 +1114,10 @@ static enum lk_err sq_key_list(struct lk_store *base, const char *ws_id,
 
     /* Filters vary, so this statement is built per call; its parts are constants. */
     snprintf(sql, sizeof(sql),
-             "SELECT " KEY_COLS " FROM keys WHERE workspace_id = ?1 AND rowid < ?2%s%s"
+             "SELECT " KEY_READ " FROM keys WHERE workspace_id = ?1 AND rowid < ?2%s%s%s"
              " ORDER BY rowid DESC LIMIT ?5",
-             f->env >= 0 ? " AND environment = ?3" : "", status_sql[f->status]);
+             f->env >= 0 ? " AND environment = ?3" : "", status_sql[f->status],
+             f->identity_id[0] ? " AND identity_id = ?6" : "");
     pthread_mutex_lock(&s->mu);
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
         e = fail(s, SQLITE_ERROR, "list keys");
@@ -1021,6 +1129,8 @@ static enum lk_err sq_key_list(struct lk_store *base, const char *ws_id,
         sqlite3_bind_int(st, 3, f->env);
     sqlite3_bind_int64(st, 4, f->now);
     sqlite3_bind_int(st, 5, f->limit);
+    if (f->identity_id[0])
+        sqlite3_bind_text(st, 6, f->identity_id, -1, SQLITE_STATIC);
     e = each_key(s, st, cb, arg);
 out:
     sqlite3_finalize(st);
@@ -1863,6 +1973,96 @@ static enum lk_err sq_key_get_by_rowid(struct lk_store *base, int64_t rowid,
     return read_stmt(rd(SQ(base)), ST_KEY_BY_ROWID, true, row_key, out, "get key", "i", rowid);
 }
 
+static void read_identity(sqlite3_stmt *st, struct lk_identity_row *r)
+{
+    memset(r, 0, sizeof(*r));
+    col_text(st, 0, r->id, sizeof(r->id));
+    col_text(st, 1, r->workspace_id, sizeof(r->workspace_id));
+    col_text(st, 2, r->external_id, sizeof(r->external_id));
+    r->meta = col_dup(st, 3);
+    r->created_at = sqlite3_column_int64(st, 4);
+}
+
+static int row_identity(sqlite3_stmt *st, void *arg)
+{
+    read_identity(st, arg);
+    return 1;
+}
+
+struct identity_cb {
+    lk_identity_row_cb cb;
+    void *arg;
+};
+
+static int row_identity_cb(sqlite3_stmt *st, void *arg)
+{
+    struct identity_cb *c = arg;
+    struct lk_identity_row r;
+    int stop;
+
+    read_identity(st, &r);
+    stop = c->cb(c->arg, &r);
+    lk_identity_row_release(&r);
+    return stop;
+}
+
+static enum lk_err sq_identity_insert(struct lk_store *base, const struct lk_identity_row *r)
+{
+    return write_stmt(SQ(base), ST_IDN_INSERT, false, "insert identity", "ssssi", r->id,
+                      r->workspace_id, r->external_id, r->meta ? r->meta : "{}", r->created_at);
+}
+
+static enum lk_err sq_identity_get(struct lk_store *base, const char *ws_id, const char *id,
+                                   struct lk_identity_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    return read_stmt(rd(SQ(base)), ST_IDN_GET, true, row_identity, out, "get identity", "ss",
+                     ws_id, id);
+}
+
+static enum lk_err sq_identity_by_external(struct lk_store *base, const char *ws_id,
+                                           const char *external_id, struct lk_identity_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    return read_stmt(rd(SQ(base)), ST_IDN_BY_EXT, true, row_identity, out, "get identity", "ss",
+                     ws_id, external_id);
+}
+
+static enum lk_err sq_identity_list(struct lk_store *base, const char *ws_id,
+                                    const char *after_id, int limit, lk_identity_row_cb cb,
+                                    void *arg)
+{
+    struct identity_cb c = {cb, arg};
+
+    return read_stmt(rd(SQ(base)), ST_IDN_LIST, false, row_identity_cb, &c, "list identities",
+                     "ssi", ws_id, after_id ? after_id : "", (int64_t)limit);
+}
+
+static int row_key_credits(sqlite3_stmt *st, void *arg)
+{
+    struct lk_key_credit_row *r = arg;
+
+    r->key_rowid = sqlite3_column_int64(st, 0);
+    r->gen = sqlite3_column_int64(st, 1);
+    r->remaining = sqlite3_column_int64(st, 2);
+    r->period = sqlite3_column_int64(st, 3);
+    return 1;
+}
+
+static enum lk_err sq_key_credits_put(struct lk_store *base, const struct lk_key_credit_row *r)
+{
+    return write_stmt(SQ(base), ST_KCR_PUT, false, "write key credits", "iiii", r->key_rowid,
+                      r->gen, r->remaining, r->period);
+}
+
+static enum lk_err sq_key_credits_get(struct lk_store *base, int64_t key_rowid,
+                                      struct lk_key_credit_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    return read_stmt(rd(SQ(base)), ST_KCR_GET, true, row_key_credits, out, "read key credits",
+                     "i", key_rowid);
+}
+
 static enum lk_err sq_node_put(struct lk_store *base, const struct lk_node_row *n)
 {
     return write_stmt(SQ(base), ST_NODE_PUT, false, "register node", "ssii", n->id, n->name,
@@ -2026,4 +2226,10 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .lease_move = sq_lease_move,
     .lease_mark = sq_lease_mark,
     .lease_scan = sq_lease_scan,
+    .identity_insert = sq_identity_insert,
+    .identity_get = sq_identity_get,
+    .identity_by_external = sq_identity_by_external,
+    .identity_list = sq_identity_list,
+    .key_credits_put = sq_key_credits_put,
+    .key_credits_get = sq_key_credits_get,
 };

@@ -316,7 +316,14 @@ def test_migration_settles_digests_held_twice(fresh_server):
                          "DROP TRIGGER changes_ws_insert; DROP TRIGGER changes_ws_update;"
                          "DROP TRIGGER changes_member_insert; DROP TRIGGER changes_member_update;"
                          "DROP TRIGGER changes_member_delete; DROP TABLE changes;"
-                         "DROP TABLE nodes; DROP TABLE credit_leases;")
+                         "DROP TABLE nodes; DROP TABLE credit_leases;"
+                         # and migration 8 (identities, a key's credits and named limits)
+                         "DROP TABLE identities; DROP TABLE key_credits;"
+                         "DROP INDEX keys_by_identity;"
+                         + "".join(f"ALTER TABLE keys DROP COLUMN {c};" for c in (
+                             "identity_id", "external_id", "credits_remaining", "credits_refill",
+                             "credits_refill_amount", "credits_refill_day", "credits_gen",
+                             "credits_set_at", "rate_limits")))
         # what an import before the fix could leave: b's key holds a's previous digest
         prev = db.execute("SELECT prev_digest FROM keys WHERE id = ?", (victim["id"],)).fetchone()[0]
         db.execute("UPDATE keys SET digest = ? WHERE id = ?", (prev, other["id"]))

@@ -1471,6 +1471,168 @@ static void test_scans(void **state)
     assert_int_equal(invs, 2);
 }
 
+struct idn_ids {
+    int n;
+    char ids[8][LK_ID_MAX], ext[8][64];
+};
+
+static int add_identity(void *arg, const struct lk_identity_row *r)
+{
+    struct idn_ids *x = arg;
+    if (x->n < 8) {
+        snprintf(x->ids[x->n], LK_ID_MAX, "%s", r->id);
+        snprintf(x->ext[x->n++], 64, "%.63s", r->external_id);
+    }
+    return 0;
+}
+
+static void test_identities(void **state)
+{
+    struct lk_identity_row r = {.created_at = 1700000100}, got;
+    struct idn_ids x = {0};
+
+    (void)state;
+    put_ws("ws_a");
+    put_ws("ws_b");
+    snprintf(r.id, sizeof(r.id), "idn_2");
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "ws_a");
+    snprintf(r.external_id, sizeof(r.external_id), "user \xc3\xa9 1");
+    r.meta = (char *)"{\"plan\":\"pro\"}";
+    NEEDS(lk_store_identity_insert(st, &r));
+    /* an external_id is one identity's per workspace, not across workspaces */
+    snprintf(r.id, sizeof(r.id), "idn_3");
+    assert_int_equal(lk_store_identity_insert(st, &r), LK_ERR_CONFLICT);
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "ws_b");
+    assert_int_equal(lk_store_identity_insert(st, &r), LK_OK);
+    snprintf(r.id, sizeof(r.id), "idn_1");
+    snprintf(r.workspace_id, sizeof(r.workspace_id), "ws_a");
+    snprintf(r.external_id, sizeof(r.external_id), "other");
+    r.meta = NULL; /* stored as {} */
+    assert_int_equal(lk_store_identity_insert(st, &r), LK_OK);
+
+    assert_int_equal(lk_store_identity_get(st, "ws_a", "idn_2", &got), LK_OK);
+    assert_string_equal(got.external_id, "user \xc3\xa9 1");
+    assert_string_equal(got.meta, "{\"plan\":\"pro\"}");
+    assert_int_equal(got.created_at, 1700000100);
+    lk_identity_row_release(&got);
+    assert_int_equal(lk_store_identity_get(st, "ws_b", "idn_2", &got), LK_ERR_NOT_FOUND);
+    lk_identity_row_release(&got);
+    assert_int_equal(lk_store_identity_by_external(st, "ws_b", "user \xc3\xa9 1", &got), LK_OK);
+    assert_string_equal(got.id, "idn_3");
+    lk_identity_row_release(&got);
+    assert_int_equal(lk_store_identity_by_external(st, "ws_b", "other", &got), LK_ERR_NOT_FOUND);
+    lk_identity_row_release(&got);
+    assert_int_equal(lk_store_identity_get(st, "ws_a", "idn_1", &got), LK_OK);
+    assert_string_equal(got.meta, "{}");
+    lk_identity_row_release(&got);
+
+    /* in id order, paged after an id */
+    assert_int_equal(lk_store_identity_list(st, "ws_a", "", 10, add_identity, &x), LK_OK);
+    assert_int_equal(x.n, 2);
+    assert_string_equal(x.ids[0], "idn_1");
+    assert_string_equal(x.ids[1], "idn_2");
+    x.n = 0;
+    assert_int_equal(lk_store_identity_list(st, "ws_a", "idn_1", 10, add_identity, &x), LK_OK);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.ids[0], "idn_2");
+    x.n = 0;
+    assert_int_equal(lk_store_identity_list(st, "ws_a", "", 1, add_identity, &x), LK_OK);
+    assert_int_equal(x.n, 1);
+}
+
+static void test_key_model_fields(void **state)
+{
+    struct lk_key_row k, k2, got;
+    struct key_ids ki = {0};
+    struct lk_key_filter f = {.env = -1, .status = LK_STATUS_ANY, .now = 1700000500, .limit = 10};
+    struct lk_key_rl rl[2] = {{"tokens", 100, 60000, true}, {"per:sec-1.x_y", 5, 1000, false}};
+    struct lk_key_credit_row cr;
+
+    (void)state;
+    put_ws("ws_a");
+    make_key(&k, "key_1", "ws_a", 0x51);
+    snprintf(k.identity_id, sizeof(k.identity_id), "idn_1");
+    snprintf(k.external_id, sizeof(k.external_id), "cust-1");
+    k.has_credits = true;
+    k.credits_remaining = 0; /* none left is not "no credits" */
+    k.credits_refill = LK_CREDIT_REFILL_MONTHLY;
+    k.credits_refill_amount = 1000;
+    k.credits_refill_day = 31;
+    k.credits_gen = 3;
+    k.credits_set_at = 1700000200;
+    k.rate_limits = rl;
+    k.n_rate_limits = 2;
+    NEEDS(lk_store_key_insert(st, &k));
+    make_key(&k2, "key_2", "ws_a", 0x52); /* a zeroed key has none of them */
+    assert_int_equal(lk_store_key_insert(st, &k2), LK_OK);
+
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_1", &got), LK_OK);
+    assert_string_equal(got.identity_id, "idn_1");
+    assert_string_equal(got.external_id, "cust-1");
+    assert_true(got.has_credits);
+    assert_int_equal(got.credits_remaining, 0);
+    assert_int_equal(got.credits_refill, LK_CREDIT_REFILL_MONTHLY);
+    assert_int_equal(got.credits_refill_amount, 1000);
+    assert_int_equal(got.credits_refill_day, 31);
+    assert_int_equal(got.credits_gen, 3);
+    assert_int_equal(got.credits_set_at, 1700000200);
+    assert_int_equal(got.credits_now, -1); /* nothing spent yet */
+    assert_int_equal(got.n_rate_limits, 2);
+    assert_string_equal(got.rate_limits[1].name, "per:sec-1.x_y");
+    assert_int_equal(got.rate_limits[0].limit, 100);
+    assert_int_equal(got.rate_limits[0].window_ms, 60000);
+    assert_true(got.rate_limits[0].auto_apply);
+    assert_false(got.rate_limits[1].auto_apply);
+    lk_key_row_release(&got);
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_2", &got), LK_OK);
+    assert_false(got.has_credits);
+    assert_string_equal(got.identity_id, "");
+    assert_int_equal(got.n_rate_limits, 0);
+    assert_null(got.rate_limits);
+    lk_key_row_release(&got);
+
+    /* the list by identity */
+    snprintf(f.identity_id, sizeof(f.identity_id), "idn_1");
+    assert_int_equal(lk_store_key_list(st, "ws_a", &f, add_key_id, &ki), LK_OK);
+    assert_int_equal(ki.n, 1);
+    assert_string_equal(ki.ids[0], "key_1");
+    ki.n = 0;
+    snprintf(f.identity_id, sizeof(f.identity_id), "idn_9");
+    assert_int_equal(lk_store_key_list(st, "ws_a", &f, add_key_id, &ki), LK_OK);
+    assert_int_equal(ki.n, 0);
+
+    /* what checks spent counts for the key's generation only */
+    cr = (struct lk_key_credit_row){k.rowid, 3, 7, 123};
+    assert_int_equal(lk_store_key_credits_put(st, &cr), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_1", &got), LK_OK);
+    assert_int_equal(got.credits_now, 7);
+    assert_int_equal(got.credits_period, 123);
+    lk_key_row_release(&got);
+    cr.remaining = 5;
+    assert_int_equal(lk_store_key_credits_put(st, &cr), LK_OK); /* replaced */
+    assert_int_equal(lk_store_key_credits_get(st, k.rowid, &cr), LK_OK);
+    assert_int_equal(cr.remaining, 5);
+    /* a management write (a new generation) is never undone by an older one's spend */
+    k.credits_gen = 4;
+    k.credits_remaining = 50;
+    k.rate_limits = NULL;
+    k.n_rate_limits = 0;
+    assert_int_equal(lk_store_key_update(st, &k), LK_OK);
+    assert_int_equal(lk_store_key_credits_get(st, k.rowid, &cr), LK_ERR_NOT_FOUND);
+    cr = (struct lk_key_credit_row){k.rowid, 3, 1, 123};
+    assert_int_equal(lk_store_key_credits_put(st, &cr), LK_OK);
+    assert_int_equal(lk_store_key_get(st, "ws_a", "key_1", &got), LK_OK);
+    assert_int_equal(got.credits_now, -1);
+    assert_int_equal(got.credits_remaining, 50);
+    assert_int_equal(got.n_rate_limits, 0); /* cleared by the update */
+    lk_key_row_release(&got);
+    cr = (struct lk_key_credit_row){k.rowid, 4, 49, 124};
+    assert_int_equal(lk_store_key_credits_put(st, &cr), LK_OK);
+    assert_int_equal(lk_store_key_credits_get(st, k.rowid, &cr), LK_OK);
+    assert_int_equal(cr.remaining, 49);
+    assert_int_equal(cr.gen, 4);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 static const struct CMUnitTest tests[] = {
@@ -1495,6 +1657,8 @@ static const struct CMUnitTest tests[] = {
     T(test_failed_gets_leave_a_releasable_row),
     T(test_scans),
     T(test_key_scan_for_the_cache),
+    T(test_identities),
+    T(test_key_model_fields),
 };
 
 int main(void)
