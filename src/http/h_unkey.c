@@ -442,6 +442,9 @@ json_t *lk_unkey_render_key(const struct lk_key_row *k)
         json_object_set_new(o, "permissions", perms);
     else
         json_decref(perms);
+    if (k->identity_id[0] != '\0')
+        json_object_set_new(o, "identity", json_pack("{s:s, s:s}", "id", k->identity_id,
+                                                     "externalId", k->external_id));
     if (k->rl_limit > 0) {
         char id[LK_ID_MAX + 8];
         snprintf(id, sizeof(id), "rl_%s", k->id + (strncmp(k->id, "key_", 4) == 0 ? 4 : 0));

@@ -14,6 +14,7 @@
 #include "http/handlers.h"
 #include "http/jsonin.h"
 #include "service/keyperms.h"
+#include "service/identities.h"
 #include "service/keys.h"
 #include "service/workspaces.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -86,6 +87,21 @@ static int64_t ms_to_s(int64_t ms)
 }
 
 /* --- what create and update share -------------------------------------------- */
+
+/* The key service names fields as /v1 does; a v2 error names them as Unkey. */
+static void unkey_field(struct lk_errinfo *ei)
+{
+    static const char *const names[][2] = {
+        {"expires_at", "expires"}, {"external_id", "externalId"}, {"rate_limits", "ratelimits"},
+        {"rate_limit", "ratelimits"}, {"credits_remaining", "credits.remaining"},
+    };
+
+    for (size_t i = 0; i < LK_ARRAY_LEN(names); i++)
+        if (strcmp(ei->field, names[i][0]) == 0) {
+            snprintf(ei->field, sizeof(ei->field), "%s", names[i][1]);
+            return;
+        }
+}
 
 static const struct lk_unkey_field ratelimit_fields[] = {
     {"name", LK_UT_STRING, LK_UF_REQUIRED, 1, 128},
@@ -166,9 +182,16 @@ static enum lk_err common_in(json_t *root, int64_t now, struct lk_key_spec *spec
     if ((v = json_object_get(root, "ratelimits")) != NULL &&
         (e = ratelimits_in(v, spec, ei)) != LK_OK)
         return e;
-    if ((v = json_object_get(root, "externalId")) != NULL && !json_is_null(v))
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "externalId",
-                              "externalId is not supported by this server yet");
+    if ((v = json_object_get(root, "externalId")) != NULL) {
+        /* The key's identity: made on first use of the id; null unlinks. */
+        const char *x = json_is_string(v) ? json_string_value(v) : "";
+        if (x[0] != '\0' && !lk_external_id_valid(x, strlen(x)))
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "externalId",
+                                  "externalId must be 1 to %d bytes of printable UTF-8",
+                                  LK_EXTERNAL_ID_MAX);
+        spec->set |= LK_SPEC_EXTERNAL_ID;
+        snprintf(spec->external_id, sizeof(spec->external_id), "%s", x);
+    }
     if ((v = json_object_get(root, "credits")) != NULL && !json_is_null(v))
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "credits",
                               "a key's own credits are not supported by this server yet");
@@ -267,6 +290,7 @@ void lk_h_unkey_create_key(struct lk_mreq *m)
     lk_key_row_release(&k);
     goto out;
 fail:
+    unkey_field(&ei);
     lk_unkey_mreq_error(m, e, &ei);
 out:
     lk_key_spec_release(&spec);
@@ -342,8 +366,7 @@ void lk_h_unkey_update_key(struct lk_mreq *m)
     lk_key_row_release(&k);
     if ((e = common_in(root, m->now, &spec, &ei)) != LK_OK ||
         (e = lk_keys_update(m->app, &who, id, &spec, m->now, &k, &ei)) != LK_OK) {
-        if (strcmp(ei.field, "expires_at") == 0) /* the service's name for it */
-            snprintf(ei.field, sizeof(ei.field), "expires");
+        unkey_field(&ei);
         lk_unkey_mreq_error(m, e, &ei);
         goto out;
     }
@@ -539,10 +562,18 @@ void lk_h_unkey_list_keys(struct lk_mreq *m)
     if (!api_is_own(m, root, &who) || refuse_decrypt(m, root))
         goto out;
     if ((v = json_object_get(root, "externalId")) != NULL) {
-        lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "externalId",
-                       "externalId is not supported by this server yet");
-        lk_unkey_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
-        goto out;
+        /* Only that identity's keys; an unknown one has none. */
+        struct lk_identity_row idn;
+        if ((e = lk_identities_by_external(m->app, &who, json_string_value(v), &idn)) == LK_OK) {
+            memcpy(f.identity_id, idn.id, LK_ID_MAX);
+            lk_identity_row_release(&idn);
+        } else if (e == LK_ERR_NOT_FOUND) {
+            lk_unkey_mreq_data(m, json_array(), json_pack("{s:{s:b}}", "pagination", "hasMore", 0));
+            goto out;
+        } else {
+            lk_unkey_mreq_error(m, e, NULL);
+            goto out;
+        }
     }
     if ((v = json_object_get(root, "limit")) != NULL)
         l.want = (int)json_integer_value(v);

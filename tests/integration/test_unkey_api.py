@@ -414,3 +414,19 @@ def test_changes_survive_a_restart(fresh_server):
     assert got["permissions"] == ["a.b", "c.d"]
     assert ok(v2(srv, "keys.verifyKey", ws.root_key,
                  {"key": k["key"], "permissions": "c.d"}))["code"] == "VALID"
+
+
+def test_external_ids_are_per_workspace(server, ws, ws2):
+    a = create(server, ws, externalId="user_1")
+    b = create(server, ws2, externalId="user_1")
+    ia = ok(v2(server, "keys.getKey", ws.root_key, {"keyId": a["keyId"]}))["identity"]
+    ib = ok(v2(server, "keys.getKey", ws2.root_key, {"keyId": b["keyId"]}))["identity"]
+    assert ia["externalId"] == ib["externalId"] == "user_1" and ia["id"] != ib["id"]
+    assert [k["keyId"] for k in ok(v2(server, "apis.listKeys", ws2.root_key,
+                                      {"apiId": ws2.id, "externalId": "user_1"}))] == [b["keyId"]]
+    assert ws.get_key(a["keyId"])["external_id"] == "user_1"  # the same identity on /v1
+    for bad in ("", "x" * 256, "a\x01b", 5):
+        err(v2(server, "keys.createKey", ws.root_key, {"apiId": ws.id, "externalId": bad}), 400,
+            location="body.externalId")
+    err(v2(server, "apis.listKeys", ws.root_key, {"apiId": ws.id, "externalId": ""}), 400,
+        location="body.externalId")

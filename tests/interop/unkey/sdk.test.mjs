@@ -267,6 +267,24 @@ test('apis.listKeys pages newest first with a cursor, and the SDK iterates the p
   assert.deepEqual(seen, allIds);
 });
 
+test('externalId links keys to an identity; listKeys filters by it', async () => {
+  const unkey = sdk();
+  const a = await unkey.keys.createKey({ apiId: srv.apiId, externalId: 'user_123', name: 'a' });
+  const b = await unkey.keys.createKey({ apiId: srv.apiId, externalId: 'user_123', name: 'b' });
+  await unkey.keys.createKey({ apiId: srv.apiId, externalId: 'user_456' });
+  const got = await unkey.keys.getKey({ keyId: a.data.keyId });
+  assert.equal(got.data.identity.externalId, 'user_123');
+  assert.match(got.data.identity.id, /^idn_/);
+  assert.equal((await unkey.keys.getKey({ keyId: b.data.keyId })).data.identity.id, got.data.identity.id);
+  const mine = (await unkey.apis.listKeys({ apiId: srv.apiId, externalId: 'user_123' })).result.data;
+  assert.deepEqual(mine.map((k) => k.keyId), [b.data.keyId, a.data.keyId]);
+  assert.deepEqual((await unkey.apis.listKeys({ apiId: srv.apiId, externalId: 'nobody' })).result.data, []);
+  await unkey.keys.updateKey({ keyId: a.data.keyId, externalId: null });
+  assert.equal((await unkey.keys.getKey({ keyId: a.data.keyId })).data.identity, undefined);
+  await unkey.keys.updateKey({ keyId: a.data.keyId, externalId: 'user_456' });
+  assert.equal((await unkey.keys.getKey({ keyId: a.data.keyId })).data.identity.externalId, 'user_456');
+});
+
 test('workspaces are sealed: another apiId is not found, another\'s key is NOT_FOUND', async () => {
   const mine = sdk();
   const theirs = sdk(srv.other.rootKey);
