@@ -243,12 +243,94 @@ static bool charge_free(struct lk_counters *c, struct lk_wstate *ws, bool test, 
     return true;
 }
 
+/* The window of named limit `hash` in nw, made if missing (there is room:
+ * a key has at most LK_CHARGE_NAMED_MAX, and a window no longer named is
+ * taken over). Under ws->mu. */
+static struct lk_named_window *named_window(struct lk_named_windows *nw, uint64_t hash,
+                                            const struct lk_charge_named *all, int n_all,
+                                            int64_t now_ms)
+{
+    for (int i = 0; i < nw->n; i++)
+        if (nw->w[i].name_hash == hash)
+            return &nw->w[i];
+    if (nw->n == LK_CHARGE_NAMED_MAX) {
+        /* full of names, some no longer the key's: reuse one of those */
+        for (int i = 0; i < nw->n; i++) {
+            bool used = false;
+            for (int j = 0; j < n_all; j++)
+                used |= all[j].name_hash == nw->w[i].name_hash;
+            if (!used) {
+                nw->w[i] = (struct lk_named_window){hash, 0, 0};
+                return &nw->w[i];
+            }
+        }
+        lk_assert(!"more named windows than limits");
+    }
+    (void)now_ms;
+    nw->w[nw->n] = (struct lk_named_window){hash, 0, 0};
+    return &nw->w[nw->n++];
+}
+
+static bool named_open(const struct lk_named_window *w, int64_t window_ms, int64_t now_ms)
+{
+    return w->start_ms != 0 && now_ms < w->start_ms + window_ms && now_ms >= w->start_ms;
+}
+
+/* The named limits of r: refuses (the first full one in *refused) without
+ * counting, or counts all of them. Under ws->mu. */
+static bool named_full(struct lk_named_windows *nw, const struct lk_charge_req *r, int64_t now_ms,
+                       int *refused, int64_t *retry)
+{
+    for (int i = 0; i < r->n_named; i++) {
+        const struct lk_charge_named *n = &r->named[i];
+        struct lk_named_window *w = named_window(nw, n->name_hash, r->named, r->n_named, now_ms);
+        int64_t used = named_open(w, n->window_ms, now_ms) ? w->count : 0;
+        if (used + n->cost > n->limit) {
+            *refused = i;
+            *retry = named_open(w, n->window_ms, now_ms)
+                         ? (w->start_ms + n->window_ms - now_ms + 999) / 1000
+                         : 1;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void named_count(struct lk_named_windows *nw, const struct lk_charge_req *r,
+                        int64_t now_ms)
+{
+    for (int i = 0; i < r->n_named; i++) {
+        const struct lk_charge_named *n = &r->named[i];
+        struct lk_named_window *w = named_window(nw, n->name_hash, r->named, r->n_named, now_ms);
+        if (!named_open(w, n->window_ms, now_ms)) {
+            w->start_ms = now_ms;
+            w->count = 0;
+        }
+        w->count += n->cost;
+    }
+}
+
+static void named_report(struct lk_named_windows *nw, const struct lk_charge_req *r,
+                         int64_t now_ms, struct lk_charge_out *info)
+{
+    for (int i = 0; i < r->n_named; i++) {
+        const struct lk_charge_named *n = &r->named[i];
+        struct lk_named_window *w = named_window(nw, n->name_hash, r->named, r->n_named, now_ms);
+        bool open = named_open(w, n->window_ms, now_ms);
+        int64_t left = n->limit - (open ? w->count : 0);
+        info->named[i].remaining = left > 0 ? left : 0;
+        info->named[i].reset_at_ms = open ? w->start_ms + n->window_ms : now_ms + n->window_ms;
+        info->named[i].exceeded = info->named_refused == i;
+    }
+}
+
 enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kstate *st,
                       const struct lk_charge_req *r, struct lk_charge_out *info)
 {
+    struct lk_named_windows *nw = NULL;
     bool test = r->test;
     struct { int64_t limit, window_s; } rl = {r->rl_limit, r->rl_window_s};
-    int64_t now = r->now, cost = r->cost, spend_cap = r->spend_cap;
+    int64_t now = r->now, cost = r->cost, spend_cap = r->spend_cap, ws_cost;
     int64_t today = lk_day_of(now), quota, retry = 0, now_ms = 0;
     struct lk_slice *qs = test ? &ws->sh_q_test : &ws->sh_q_live;
     /* With shared counters the rate window, quota and day spend are decided
@@ -264,7 +346,21 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
     info->refill.parts = 0;
     if (test)
         cost = 0; /* test keys spend nothing */
-    if (cost == 0 && rl.limit <= 0 && (test || spend_cap < 0) &&
+    ws_cost = cost;
+    if (r->n_named > 0) {
+        /* made before the lock: no allocation under a spinlock */
+        nw = atomic_load_explicit(&st->named, memory_order_acquire);
+        if (nw == NULL) {
+            struct lk_named_windows *fresh = lk_calloc(1, sizeof(*fresh));
+            if (atomic_compare_exchange_strong(&st->named, &nw, fresh))
+                nw = fresh;
+            else
+                free(fresh);
+        }
+        info->named_refused = -1;
+        now_ms = lk_clock_now_ms();
+    }
+    if (cost == 0 && rl.limit <= 0 && (test || spend_cap < 0) && r->n_named == 0 &&
         charge_free(c, ws, test, today, info))
         return LK_OK;
     lk_wstate_lock(ws);
@@ -306,8 +402,15 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
         info->retry_after = lk_day_left(now);
         goto out;
     }
-    if (cost > 0 && ws->avail < cost) {
-        info->need_lease = ws->avail + ws->db_balance >= cost;
+    if (r->key_short) {
+        e = LK_ERR_INSUFFICIENT_CREDITS;
+        goto out;
+    }
+    /* a key's own credits alone decide in a workspace that never had any */
+    if (r->key_credits && ws->avail == 0 && ws->db_balance == 0 && ws->spent_total == 0)
+        ws_cost = 0;
+    if (ws_cost > 0 && ws->avail < ws_cost) {
+        info->need_lease = ws->avail + ws->db_balance >= ws_cost;
         e = LK_ERR_INSUFFICIENT_CREDITS;
         goto out;
     }
@@ -321,6 +424,11 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
         info->retry_after = (st->sh_rl.full_until - now_ms + 999) / 1000;
         if (info->retry_after < 1)
             info->retry_after = 1;
+        goto out;
+    }
+    if (nw != NULL && named_full(nw, r, now_ms, &info->named_refused, &retry)) {
+        e = LK_ERR_RATE_LIMITED;
+        info->retry_after = retry;
         goto out;
     }
     if (quota >= 0 && (shared ? day_avail(qs, today) < 1
@@ -340,12 +448,14 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
      * rate limit falls back to if Redis goes away with fail-open on. */
     if (rl.limit > 0)
         lk_window_add(&st->rl, now, rl.window_s);
+    if (nw != NULL)
+        named_count(nw, r, now_ms);
     lk_quota_add(test ? &ws->test : &ws->live, today, 1);
     lk_quota_add(test ? &ws->unsaved_test : &ws->unsaved_live, today, 1);
     if (cost > 0) {
-        ws->avail -= cost;
-        ws->unsaved_spend += cost;
-        ws->spent_total += cost;
+        ws->avail -= ws_cost;
+        ws->unsaved_spend += ws_cost;
+        ws->spent_total += ws_cost;
         st->spent += cost;
         /* Spend of a day not yet written stays with that day. */
         if (st->unsaved > 0 && st->unsaved_day != today) {
@@ -390,6 +500,8 @@ out:
         }
     }
     info->remaining_credits = ws->db_balance + ws->avail;
+    if (nw != NULL)
+        named_report(nw, r, now_ms, info);
     lk_wstate_unlock(ws);
     if (e == LK_OK) {
         lk_counters_queue_ws(c, ws);

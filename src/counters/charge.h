@@ -24,6 +24,14 @@
 #include "counters/counters.h"
 #include "counters/shared.h"
 
+/* A named rate limit one check applies (beside the key's own rl_limit):
+ * `cost` of `limit` per window_ms, in the window kept by name_hash. */
+#define LK_CHARGE_NAMED_MAX 8
+struct lk_charge_named {
+    uint64_t name_hash;
+    int64_t limit, window_ms, cost;
+};
+
 /* The policy of one check, as the service chose it. */
 struct lk_charge_req {
     int64_t cost;                 /* credits; 0: free (test keys spend nothing) */
@@ -33,6 +41,16 @@ struct lk_charge_req {
     struct lk_shared *shared;     /* the shared backend, NULL: this node alone decides */
     bool fail_open_rate_limits;   /* the shared backend down: the rate limit is this node's */
     int64_t now;                  /* Unix s */
+    /* The key has its own credits (kept in the store, not here), which this
+     * check's cost was taken from: a workspace that has never had credits
+     * (no balance, lease or spending) then spends nothing. key_short: they
+     * were fewer than the cost, refuse with insufficient credits in the
+     * credits' place. */
+    bool key_credits, key_short;
+    /* Named rate limits, decided with the rate limit (this node's windows,
+     * with or without a shared backend); n_named 0: none. */
+    const struct lk_charge_named *named;
+    int n_named;
 };
 
 #define LK_CHARGE_RATE 1u
@@ -61,6 +79,13 @@ struct lk_charge_out {
     bool has_cap;        /* the key has a daily spend cap (live keys) */
     int64_t cap, spent_today;
     int64_t remaining_credits; /* the balance after this check */
+    /* With r->n_named: each named limit's state after the check, and which
+     * refused it (-1: none of them). */
+    int named_refused;
+    struct lk_charge_named_out {
+        int64_t remaining, reset_at_ms;
+        bool exceeded;
+    } named[LK_CHARGE_NAMED_MAX];
     /* Insufficient credits only because the lease in memory is short while the
      * stored balance covers the cost; or (refill.parts != 0, outcome
      * LK_ERR_STORAGE_UNAVAILABLE) a shared slice is short: nothing was decided. */

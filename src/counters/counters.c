@@ -315,6 +315,7 @@ static void key_attach(struct lk_counters *c, struct lk_kstate *k, bool recovere
     k->ws = NULL; /* filled in at the key's first check */
     memset(&k->sh_rl, 0, sizeof(k->sh_rl));
     memset(&k->sh_sp, 0, sizeof(k->sh_sp));
+    atomic_init(&k->named, NULL); /* a dead process's pointer means nothing */
     atomic_store(&k->queued, false);
     k->next_dirty = NULL;
     k->recovered = recovered;
@@ -432,6 +433,8 @@ void lk_counters_free(struct lk_counters *c)
         return;
     for (size_t i = 0; i < c->keys.cap; i++) {
         struct lk_kstate *k = c->keys.slots[i];
+        if (k != NULL)
+            free(atomic_load(&k->named));
         if (k != NULL && k->heap)
             free(k);
     }

@@ -18,6 +18,7 @@
 
 #include "core/quota.h"
 #include "core/window.h"
+#include "counters/charge.h"
 #include "counters/counters.h"
 
 /* This node's slice of one counter that a shared backend (counters/shared.h)
@@ -86,6 +87,17 @@ struct lk_wstate {
     } pend[LK_PEND_LANES];
 };
 
+/* The windows of a key's named rate limits (charge.h), by name: made on the
+ * key's first check that applies one, on the heap (not in the counter file:
+ * after a restart they start afresh). Guarded by ws->mu. */
+struct lk_named_windows {
+    int n;
+    struct lk_named_window {
+        uint64_t name_hash;
+        int64_t start_ms, count; /* start 0: none open */
+    } w[LK_CHARGE_NAMED_MAX];
+};
+
 struct lk_kstate {
     int64_t rowid;
     struct lk_wstate *ws;
@@ -103,6 +115,7 @@ struct lk_kstate {
     int64_t prev_hour;
     uint32_t prev_counts[LK_USAGE_CODES];
     struct lk_slice sh_rl, sh_sp; /* slices of the shared rate window and day spend (ws->mu) */
+    _Atomic(struct lk_named_windows *) named; /* NULL until a named limit applies */
     _Atomic bool queued; /* on the dirty list */
     bool recovered, heap; /* as in struct lk_wstate */
     struct lk_kstate *next_dirty;

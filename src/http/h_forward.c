@@ -258,6 +258,15 @@ static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
 
     m->limits = *info;
     m->retry_after = lk_verify_retry_after(e, info);
+    if (e == LK_ERR_INSUFFICIENT_CREDITS && (info->ext & LK_INFO_KEY_CREDITS) &&
+        info->key_credits_short) {
+        struct lk_errinfo ei;
+        lk_errinfo_set(&ei, e, "", "The key's own credits (%lld left) are fewer than the cost "
+                       "of this request; its workspace's balance is not the reason",
+                       (long long)info->key_credits_remaining);
+        lk_mreq_error(m, e, &ei);
+        return;
+    }
     if (e != LK_OK) {
         lk_mreq_error(m, e, NULL);
         return;

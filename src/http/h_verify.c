@@ -5,6 +5,7 @@
  * them is an id, a constant or JSON that jansson produced, so nothing needs
  * escaping, and no JSON tree is built per request.
  */
+#include "base/clock.h"
 #include "base/common.h"
 #include "core/permquery.h"
 #include "core/timefmt.h"
@@ -71,7 +72,63 @@ static void put_i64(struct out *o, int64_t v)
 /* Bytes the answer about key k may take (k may be NULL). */
 static size_t answer_cap(const struct lk_ckey *k)
 {
-    return RESPONSE_MAX + (k ? strlen(k->permissions_json) + strlen(k->name_json) : 0);
+    return RESPONSE_MAX + (k ? strlen(k->permissions_json) + strlen(k->name_json) : 0) +
+           (k && k->ext ? (size_t)(k->ext->n_rl + 1) * (LK_RL_NAME_MAX + 96) + 64 : 0);
+}
+
+/* One entry of the answer's "ratelimits": names are [A-Za-z0-9_.:-] only. */
+static void put_named(struct out *o, const char *name, size_t name_len, int64_t limit,
+                      int64_t remaining, int64_t reset_at_ms)
+{
+    PUT(o, "{\"name\":\"");
+    put(o, name, name_len);
+    PUT(o, "\",\"limit\":");
+    put_i64(o, limit);
+    PUT(o, ",\"remaining\":");
+    put_i64(o, remaining);
+    PUT(o, ",\"reset_at\":");
+    put_i64(o, reset_at_ms);
+    PUT(o, "}");
+}
+
+/* "ratelimits" (every limit the check applied, "default" first) and
+ * "rate_limited" (the one that refused, or null), for a check that applied a
+ * named limit. */
+static void named_fields(struct out *o, enum lk_err e, const struct lk_limits_info *info,
+                         int64_t now_ms)
+{
+    const char *refused = NULL;
+    size_t refused_len = 0;
+    bool first = true;
+
+    PUT(o, ",\"ratelimits\":[");
+    if (info->has_rl) {
+        put_named(o, "default", 7, info->rl_limit, info->rl_remaining,
+                  now_ms + info->rl_reset * 1000);
+        first = false;
+    }
+    for (int i = 0; i < info->n_named; i++) {
+        if (!first)
+            PUT(o, ",");
+        first = false;
+        put_named(o, info->named[i].name, info->named[i].name_len, info->named[i].limit,
+                  info->named[i].remaining, info->named[i].reset_at);
+    }
+    PUT(o, "],\"rate_limited\":");
+    if (e == LK_ERR_RATE_LIMITED && info->rl_refused >= 0) {
+        refused = info->named[info->rl_refused].name;
+        refused_len = info->named[info->rl_refused].name_len;
+    } else if (e == LK_ERR_RATE_LIMITED && info->has_rl) {
+        refused = "default";
+        refused_len = 7;
+    }
+    if (refused == NULL) {
+        PUT(o, "null");
+    } else {
+        PUT(o, "\"");
+        put(o, refused, refused_len);
+        PUT(o, "\"");
+    }
 }
 
 /* Appends the key's context fields (no braces). Call inside the cache read lock. */
@@ -132,6 +189,18 @@ static size_t verify_answer(char *buf, size_t cap, enum lk_err e, const struct l
     if (k != NULL && show_credits) {
         PUT(&o, ",\"remaining_credits\":");
         put_i64(&o, info->remaining_credits);
+    }
+    if (info->ext & LK_INFO_NAMED)
+        named_fields(&o, e, info, lk_clock_now_ms());
+    if (info->ext & LK_INFO_KEY_CREDITS) {
+        /* the key's own credits, beside the workspace's remaining_credits */
+        PUT(&o, ",\"credits\":{\"remaining\":");
+        put_i64(&o, info->key_credits_remaining);
+        PUT(&o, ",\"exceeded\":");
+        if (info->key_credits_short)
+            PUT(&o, "true}");
+        else
+            PUT(&o, "false}");
     }
     if (info->has_cap) {
         int64_t left = info->cap - info->spent_today;
@@ -217,7 +286,21 @@ static bool verify_request(const char *body, size_t len, struct lk_verify_body *
     vr->len = vb->key_len;
     vr->want_env = vb->environment;
     vr->cost = vb->cost;
+    if (vb->rl != NULL) {
+        vr->ratelimits = vb->rl->use;
+        vr->n_ratelimits = vb->rl->n;
+    }
     return true;
+}
+
+/* A check that named a rate limit the key does not have: 400 naming it. */
+static void unknown_limit(struct lk_errinfo *ei, const struct lk_verify_req *vr,
+                          const struct lk_limits_info *info)
+{
+    const struct lk_rl_use *u = &vr->ratelimits[info->rl_unknown];
+
+    lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
+                   "the key has no rate limit named %.*s", (int)u->name_len, u->name);
 }
 
 int lk_h_verify(struct lk_reqctx *rc)
@@ -249,6 +332,12 @@ int lk_h_verify(struct lk_reqctx *rc)
         lk_verify_body_release(&vb);
         return lk_respond_error(rc, e, NULL);
     }
+    if (e == LK_ERR_INVALID_REQUEST) {
+        unknown_limit(&ei, &vr, &info); /* before the body it points into goes */
+        lk_keycache_read_unlock();
+        lk_verify_body_release(&vb);
+        return lk_respond_error(rc, e, &ei);
+    }
     cap = answer_cap(k);
     out = h2o_mem_alloc_pool(&rc->req->pool, cap);
     len = verify_answer(out, cap, e, k, &info, vb.has_cost);
@@ -262,6 +351,7 @@ int lk_h_verify(struct lk_reqctx *rc)
 struct leased_answer {
     struct lk_mreq *m;
     bool show_credits;
+    const struct lk_verify_req *vr;
 };
 
 static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
@@ -273,6 +363,12 @@ static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
 
     if (e == LK_ERR_STORAGE_UNAVAILABLE) {
         lk_mreq_error(a->m, e, NULL);
+        return;
+    }
+    if (e == LK_ERR_INVALID_REQUEST) {
+        struct lk_errinfo ei;
+        unknown_limit(&ei, a->vr, info);
+        lk_mreq_error(a->m, e, &ei);
         return;
     }
     out = lk_malloc(cap);
@@ -291,7 +387,7 @@ void lk_h_verify_leased(struct lk_mreq *m)
     struct lk_verify_req vr = {.now = m->now, .record = true, .address = m->address};
     struct lk_verify_body vb;
     struct lk_errinfo ei;
-    struct leased_answer a = {m, false};
+    struct leased_answer a = {m, false, &vr};
     enum lk_err e;
 
     if (!verify_request(m->body ? m->body : "", m->body_len, &vb, &vr, &e, &ei)) {

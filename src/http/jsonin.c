@@ -294,6 +294,17 @@ static const struct field rate_limit_fields[] = {
      AT(struct lk_key_spec, rl_window_s)},
 };
 
+/* check_fields for an object inside a field: a refusal names the field `outer`. */
+static enum lk_err check_fields_in(json_t *obj, const struct table *t, const char *outer,
+                                   struct lk_errinfo *ei)
+{
+    enum lk_err e = check_fields(obj, t, ei);
+
+    if (e != LK_OK && ei)
+        snprintf(ei->field, sizeof(ei->field), "%s", outer);
+    return e;
+}
+
 static enum lk_err t_rate_limit(const struct field *f, json_t *v, void *out,
                                 struct lk_errinfo *ei)
 {
@@ -307,11 +318,8 @@ static enum lk_err t_rate_limit(const struct field *f, json_t *v, void *out,
     }
     if (!json_is_object(v))
         return wrong(f, ei, "an object {\"limit\", \"window_s\"} or null");
-    if ((e = check_fields(v, &t, ei)) != LK_OK) {
-        if (ei)
-            snprintf(ei->field, sizeof(ei->field), "%s", label(f));
+    if ((e = check_fields_in(v, &t, label(f), ei)) != LK_OK)
         return e;
-    }
     if (json_object_get(v, "limit") == NULL || json_object_get(v, "window_s") == NULL)
         return bad(ei, label(f), "an object with both \"limit\" and \"window_s\"");
     return decode_into(v, &t, out, ei);
@@ -374,14 +382,9 @@ static const struct field credits_fields[] = {
 static enum lk_err sub_object(json_t *v, const struct table *t, const char *outer, void *out,
                               struct lk_errinfo *ei)
 {
-    enum lk_err e;
+    enum lk_err e = check_fields_in(v, t, outer, ei);
 
-    if ((e = check_fields(v, t, ei)) != LK_OK) {
-        if (ei)
-            snprintf(ei->field, sizeof(ei->field), "%s", outer);
-        return e;
-    }
-    return decode_into(v, t, out, ei);
+    return e != LK_OK ? e : decode_into(v, t, out, ei);
 }
 
 /* A key's own credits: {"remaining", "refill": null | {"interval", "amount",
@@ -405,11 +408,8 @@ static enum lk_err t_credits(const struct field *f, json_t *v, void *out, struct
     if (!json_is_object(v))
         return wrong(f, ei, "an object {\"remaining\", \"refill\"} or null");
     /* "refill" is read by hand below: the table only names it */
-    if ((e = check_fields(v, &tc, ei)) != LK_OK) {
-        if (ei)
-            snprintf(ei->field, sizeof(ei->field), "%s", label(f));
+    if ((e = check_fields_in(v, &tc, label(f), ei)) != LK_OK)
         return e;
-    }
     if (json_object_get(v, "remaining") == NULL)
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "credits.remaining",
                               "field 'credits.remaining' is required");
@@ -608,6 +608,55 @@ static bool valid_email(const char *s, size_t len)
 
 /* --- POST /v1/verify ------------------------------------------------------------------ */
 
+struct rl_use_in {
+    char name[LK_RL_NAME_MAX + 1];
+    int64_t cost;
+    bool has_cost;
+};
+
+static const struct field rl_use_fields[] = {
+    {.name = "name", .label = "ratelimits[].name", .type = t_string, .min = 1,
+     .flags = F_REQUIRED, INLINE(struct rl_use_in, name), .valid = valid_rl_name,
+     .what = "the name of one of the key's rate limits"},
+    {.name = "cost", .label = "ratelimits[].cost", .type = t_int, .min = 0,
+     .max = LK_RL_LIMIT_MAX, AT(struct rl_use_in, cost), HAS(struct rl_use_in, has_cost)},
+};
+
+/* [{"name", "cost"}]: the key's named rate limits a check applies (cost 1
+ * when absent; "default", the key's rate_limit, counts 1 a check). */
+static enum lk_err t_verify_ratelimits(const struct field *f, json_t *v, void *out,
+                                       struct lk_errinfo *ei)
+{
+    static const struct table t = TABLE(rl_use_fields, 0);
+    struct lk_verify_body *b = out;
+    size_t i;
+    json_t *x;
+    enum lk_err e;
+
+    if (!json_is_array(v) || json_array_size(v) > LK_KEY_RATE_LIMITS_MAX)
+        return wrong(f, ei, "an array of at most 8 objects {\"name\", \"cost\"}");
+    b->rl = lk_calloc(1, sizeof(*b->rl));
+    json_array_foreach(v, i, x) {
+        struct rl_use_in r = {0};
+        if (!json_is_object(x))
+            return wrong(f, ei, "an array of at most 8 objects {\"name\", \"cost\"}");
+        if ((e = sub_object(x, &t, label(f), &r, ei)) != LK_OK)
+            return e;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(b->rl->name[j], r.name) == 0)
+                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
+                                      "rate limit %s is named twice", r.name);
+        if (strcmp(r.name, "default") == 0 && r.has_cost && r.cost != 1)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits[].cost",
+                                  "the rate limit named default counts 1 a check");
+        memcpy(b->rl->name[i], r.name, sizeof(r.name));
+        b->rl->use[i] = (struct lk_rl_use){b->rl->name[i], strlen(r.name),
+                                           r.has_cost ? r.cost : 1};
+        b->rl->n = (int)i + 1;
+    }
+    return LK_OK;
+}
+
 #define VB struct lk_verify_body
 static const struct field verify_fields[] = {
     {.name = "key", .type = t_strdup, .flags = F_SECRET, AT(VB, key),
@@ -617,6 +666,7 @@ static const struct field verify_fields[] = {
     {.name = "permissions", .type = t_strdup, .min = 1, .max = 1024, AT(VB, permissions),
      .what = "a permission query string of at most 1024 bytes"},
     {.name = "cost", .type = t_int, .min = 0, .max = 1000000000, AT(VB, cost), HAS(VB, has_cost)},
+    {.name = "ratelimits", .type = t_verify_ratelimits},
 };
 #undef VB
 
@@ -629,6 +679,7 @@ void lk_verify_body_release(struct lk_verify_body *b)
         free(b->key);
     }
     free(b->permissions);
+    free(b->rl);
     memset(b, 0, sizeof(*b));
 }
 

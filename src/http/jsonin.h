@@ -17,6 +17,7 @@
 #include "core/err.h"
 #include "service/keys.h"
 #include "service/users.h"
+#include "service/verify.h"
 #include "service/workspaces.h"
 
 #define LK_JSON_MAX_BODY (64 * 1024) /* bytes in a request body */
@@ -24,6 +25,13 @@
 #define LK_JSON_MAX_EXPIRES_IN 315360000 /* ten years */
 
 /* POST /v1/verify. Views point into the decoder's own copies, owned by the struct. */
+/* The named rate limits a verify body asks for (its "ratelimits"). */
+struct lk_verify_ratelimits {
+    int n;
+    struct lk_rl_use use[LK_KEY_RATE_LIMITS_MAX]; /* names point into name[] */
+    char name[LK_KEY_RATE_LIMITS_MAX][LK_RL_NAME_MAX + 1];
+};
+
 struct lk_verify_body {
     char *key;         /* NULL when absent */
     size_t key_len;
@@ -31,6 +39,7 @@ struct lk_verify_body {
     char *permissions; /* NULL when absent */
     int64_t cost;      /* 0 when absent */
     bool has_cost;     /* the body had a `cost` (0 included) */
+    struct lk_verify_ratelimits *rl; /* owned; NULL when the body named none */
 };
 
 enum lk_err lk_jsonin_verify(const char *body, size_t len, struct lk_verify_body *out /* OUT */,

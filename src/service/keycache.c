@@ -67,6 +67,8 @@ struct centry {
     char name_json[];
 };
 
+static void centry_free(struct centry *e);
+
 #define RETIRED_MAX 8
 
 /* Entries out of the table, freed together after a grace period. */
@@ -429,7 +431,7 @@ static void retired_free_rcu(struct rcu_head *head)
     size_t n = atomic_load_explicit(&r->handed, memory_order_acquire);
 
     for (size_t i = 0; i < n; i++)
-        free(r->e[i]);
+        centry_free(r->e[i]);
     free(r);
 }
 
@@ -446,6 +448,48 @@ static void flush_retired(struct lk_keycache *c)
 static struct permset *set_of(const struct centry *e)
 {
     return caa_container_of(e->k.perms, struct permset, list);
+}
+
+/* The rarely used part of row's entries, or NULL when it has none of it. */
+static const struct lk_ckey_ext *ext_new(struct lk_keycache *c, const struct lk_key_row *row)
+{
+    int n = row->n_rate_limits > LK_KEY_RATE_LIMITS_MAX ? LK_KEY_RATE_LIMITS_MAX
+                                                       : row->n_rate_limits;
+    size_t size;
+    struct lk_ckey_ext *x;
+
+    if (!row->has_credits && n <= 0)
+        return NULL;
+    if (n < 0)
+        n = 0;
+    size = sizeof(*x) + (size_t)n * sizeof(x->rl[0]);
+    x = lk_calloc(1, size);
+    c->entry_bytes += size;
+    x->credits = row->has_credits;
+    x->n_rl = n;
+    for (int i = 0; i < n; i++) {
+        const struct lk_key_rl *r = &row->rate_limits[i];
+        x->rl[i].limit = r->limit;
+        x->rl[i].window_ms = r->window_ms;
+        x->rl[i].auto_apply = r->auto_apply;
+        x->rl[i].name_len = (uint8_t)strnlen(r->name, LK_RL_NAME_MAX);
+        memcpy(x->rl[i].name, r->name, x->rl[i].name_len);
+        x->rl[i].name_hash = UINT64_C(14695981039346656037);
+        for (size_t j = 0; j < x->rl[i].name_len; j++)
+            x->rl[i].name_hash = (x->rl[i].name_hash ^ (uint8_t)r->name[j]) * UINT64_C(1099511628211);
+    }
+    return x;
+}
+
+static size_t ext_size(const struct lk_ckey_ext *x)
+{
+    return x ? sizeof(*x) + (size_t)x->n_rl * sizeof(x->rl[0]) : 0;
+}
+
+static void centry_free(struct centry *e)
+{
+    free((void *)e->k.ext);
+    free(e);
 }
 
 /* Builds an entry for one digest of row; the name is JSON-encoded once here. */
@@ -497,6 +541,7 @@ static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row 
     e->k.rl_limit = (int32_t)row->rl_limit;
     e->k.rl_window_s = (int32_t)row->rl_window_s;
     e->k.spend_cap = row->daily_spend_cap;
+    e->k.ext = ext_new(c, row);
     atomic_init(&e->k.st, NULL);
     struct permset *ps = permset_get(c, row->permissions ? row->permissions : "[\"*\"]");
     e->k.permissions_json = ps->json;
@@ -527,7 +572,8 @@ static void retire(struct lk_keycache *c, struct centry *e)
 {
     row_unlink(c, e);
     account(c, e->peppered, -1);
-    c->entry_bytes -= offsetof(struct centry, name_json) + strlen(e->name_json) + 1;
+    c->entry_bytes -= offsetof(struct centry, name_json) + strlen(e->name_json) + 1 +
+                      ext_size(e->k.ext);
     permset_put(c, set_of(e));
     if (c->retired != NULL && c->retired->n == RETIRED_MAX)
         flush_retired(c);
@@ -628,7 +674,7 @@ void lk_keycache_free(struct lk_keycache *c)
     for (size_t i = 0; i <= t->mask; i++) {
         struct centry *e = atomic_load(&t->slots[i].e);
         if (e != NULL && atomic_load(&t->slots[i].tag) > TAG_DELETED)
-            free(e);
+            centry_free(e);
     }
     table_free(t);
     for (size_t i = 0; i <= c->sets_mask; i++) {

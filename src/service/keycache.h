@@ -37,6 +37,24 @@ struct lk_permlist {
     const size_t *len;    /* their lengths */
 };
 
+/* A named rate limit of a key (other than "default", which is rl_limit). */
+struct lk_ckey_rl {
+    uint64_t name_hash; /* FNV-1a of the name: the counters' window is found by it */
+    int64_t limit, window_ms;
+    bool auto_apply;
+    uint8_t name_len;
+    char name[LK_RL_NAME_MAX + 1];
+};
+
+/* What few keys have, behind one pointer so that a key without them pays
+ * nothing for them: its own credits (spent in the store, service/keycredits.h)
+ * and its named rate limits. */
+struct lk_ckey_ext {
+    bool credits; /* the key has its own credits */
+    int n_rl;     /* named limits in rl[] */
+    struct lk_ckey_rl rl[];
+};
+
 /* One cached digest of one key. Read-only except `last_used`. The first 64
  * bytes are what every check reads: the digest compared and the key's state. */
 struct lk_ckey {
@@ -52,6 +70,7 @@ struct lk_ckey {
     const char *name_json;        /* the key's name as a JSON string, quotes included */
     int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
     int64_t spend_cap;             /* daily spend cap; -1: none */
+    const struct lk_ckey_ext *ext; /* NULL: no own credits, no named limits */
     uint8_t env;  /* enum lk_env */
     uint8_t kind; /* enum lk_key_kind */
     bool enabled;

@@ -8,6 +8,7 @@
 #include "base/rand.h"
 #include "service/audit.h"
 #include "service/identities.h"
+#include "service/keycredits.h"
 #include "service/usage.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -52,11 +53,14 @@ void lk__keys_new_secret(struct lk_app *app, const struct lk_ws_row *w, struct l
     k->pepper_id = lk_pepper_id(app->pepper);
 }
 
-/* Merges the cache's last-used time, fresher than the store's by up to a flush. */
+/* Merges the cache's last-used time, fresher than the store's by up to a flush,
+ * and shows the key's own credits as they are now (a due refill counted). */
 static void merge_last_used(struct lk_app *app, struct lk_key_row *k)
 {
     const struct lk_ckey *c;
 
+    if (k->has_credits)
+        k->credits_now = lk_keycredits_now(k, lk_clock_now_s());
     lk_keycache_read_lock();
     if ((c = lk_keycache_find(app->cache, k->digest)) != NULL) {
         int64_t lu = atomic_load(&((struct lk_ckey *)c)->last_used);
@@ -191,6 +195,7 @@ static enum lk_err apply_common(const struct lk_key_spec *spec, struct lk_key_ro
             k->credits_refill == LK_CREDIT_REFILL_MONTHLY ? spec->credits_refill_day : 0;
         k->credits_gen++;
         k->credits_set_at = now;
+        k->credits_now = -1; /* nothing spent of the new number */
     }
     return apply_rate_limits(spec, k, ei);
 }

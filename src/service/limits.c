@@ -59,8 +59,9 @@ void lk_limits_give_back(struct lk_app *app)
     lk_charge_give_back(app->counters, app->shared, lk_clock_now_s());
 }
 
-enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
-                            struct lk_limits_info *info)
+static enum lk_err apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
+                         bool key_credits, bool key_short, const struct lk_charge_named *named,
+                         int n_named, struct lk_limits_info *info)
 {
     struct lk_rate rl = rate_of(app, k);
     bool test = k->env == LK_ENV_TEST;
@@ -71,7 +72,11 @@ enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t
                               .spend_cap = k->spend_cap,
                               .shared = app->shared,
                               .fail_open_rate_limits = app->fail_open_rate_limits,
-                              .now = now};
+                              .now = now,
+                              .key_credits = key_credits,
+                              .key_short = key_short,
+                              .named = named,
+                              .n_named = n_named};
     struct lk_charge_out o;
     enum lk_err e = lk_charge(app->counters, k->ws, lk_limits_state(app, k), &r, &o);
     const struct lk_charge_refill *f = &o.refill;
@@ -96,5 +101,64 @@ enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t
         info->refill = (struct lk_limits_refill){f->parts, f->key_rowid, f->cost, f->rl_limit,
                                                  f->rl_window_s, f->quota, f->spend_cap,
                                                  f->test, f->ws, f->st};
+    if (n_named > 0) {
+        info->n_named = n_named;
+        info->rl_refused = o.named_refused;
+        for (int i = 0; i < n_named; i++) {
+            info->named[i].limit = named[i].limit;
+            info->named[i].remaining = o.named[i].remaining;
+            info->named[i].reset_at = o.named[i].reset_at_ms;
+            info->named[i].exceeded = o.named[i].exceeded;
+        }
+    }
     return e;
+}
+
+enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
+                            struct lk_limits_info *info)
+{
+    return apply(app, k, cost, now, false, false, NULL, 0, info);
+}
+
+enum lk_err lk_limits_apply_ext(struct lk_app *app, const struct lk_ckey *k, int64_t cost,
+                                int64_t now, bool key_credits, bool key_short,
+                                const struct lk_rl_use *uses,
+                                int n_uses, struct lk_limits_info *info)
+{
+    struct lk_charge_named named[LK_CHARGE_NAMED_MAX] = {{0}};
+    int n = 0;
+    enum lk_err e;
+
+    _Static_assert(LK_CHARGE_NAMED_MAX == LK_KEY_RATE_LIMITS_MAX, "a window for every limit");
+    /* Every name asked for must be one of the key's (lk_limits_named_known). */
+    for (int i = 0; i < k->ext->n_rl; i++) {
+        const struct lk_ckey_rl *rl = &k->ext->rl[i];
+        int64_t c = rl->auto_apply ? 1 : -1;
+        for (int j = 0; j < n_uses; j++)
+            if (uses[j].name_len == rl->name_len && memcmp(uses[j].name, rl->name, rl->name_len) == 0)
+                c = uses[j].cost;
+        if (c < 0)
+            continue; /* neither asked for nor applied by itself */
+        info->named[n].name = rl->name;
+        info->named[n].name_len = rl->name_len;
+        named[n++] = (struct lk_charge_named){rl->name_hash, rl->limit, rl->window_ms, c};
+    }
+    e = apply(app, k, cost, now, key_credits, key_short, named, n, info);
+    if (n > 0)
+        info->ext |= LK_INFO_NAMED;
+    return e;
+}
+
+int lk_limits_named_unknown(const struct lk_ckey *k, const struct lk_rl_use *uses, int n_uses)
+{
+    for (int j = 0; j < n_uses; j++) {
+        bool found = uses[j].name_len == 7 && memcmp(uses[j].name, "default", 7) == 0 &&
+                     k->rl_limit > 0;
+        for (int i = 0; k->ext != NULL && i < k->ext->n_rl && !found; i++)
+            found = uses[j].name_len == k->ext->rl[i].name_len &&
+                    memcmp(uses[j].name, k->ext->rl[i].name, uses[j].name_len) == 0;
+        if (!found)
+            return j;
+    }
+    return -1;
 }

@@ -16,6 +16,21 @@
 #include "core/err.h"
 #include "service/app.h"
 
+/* A named rate limit a check asks to apply, with its cost (>= 0; 1 when the
+ * request gave none). The key's auto_apply limits apply with cost 1 unless
+ * named here. */
+struct lk_rl_use {
+    const char *name;
+    size_t name_len;
+    int64_t cost;
+};
+
+/* lk_limits_info.ext: what a check of a key with the rarely used parts
+ * (struct lk_ckey_ext) reports. */
+#define LK_INFO_KEY_CREDITS 1u      /* key_credits_remaining (and _short) are set */
+#define LK_INFO_NAMED 2u            /* n_named, named[] and rl_refused are set */
+#define LK_INFO_NEED_KEY_CREDITS 4u /* with need_lease: reserve the key's own credits */
+
 /* What the answer reports besides the outcome. */
 /* lk_verify and lk_limits_apply always set has_rl, retry_after, has_cap,
  * remaining_credits, need_lease and refill.parts; rl_* are meaningful only
@@ -42,11 +57,11 @@ struct lk_limits_info {
         struct lk_wstate *ws; /* live as long as the app */
         struct lk_kstate *st;
     } refill;
-    /* Set on every check: key_credits false for a key without its own
-     * credits (then key_credits_remaining is unset) and n_named 0 for a check
-     * that applied no named limit other than "default" (then named[] is unset). */
-    bool key_credits;
+    /* LK_INFO_*: set on every check (0 for a key without the rare parts);
+     * the fields below only under their bit. */
+    unsigned ext;
     int64_t key_credits_remaining; /* the key's own credits after this check */
+    bool key_credits_short;        /* they refused it (insufficient_credits) */
     /* The named limits the check applied, "default" (has_rl) excepted, in the
      * key's order; names point into the key's cache entry (valid as long as
      * it). rl_refused: the one that refused (LK_ERR_RATE_LIMITED), -1 none or
@@ -73,11 +88,25 @@ struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k);
 enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
                             struct lk_limits_info *info /* OUT */);
 
+/* lk_limits_apply for a key with the rare parts (k->ext): key_credits says
+ * the cost was taken from the key's own credits (reserved in the store), or
+ * with key_short that they were too few, which refuses with
+ * insufficient_credits in the credits' place of DESIGN §4's order; the named
+ * limits `uses` asks for (and the auto_apply ones) apply too. */
+enum lk_err lk_limits_apply_ext(struct lk_app *app, const struct lk_ckey *k, int64_t cost,
+                                int64_t now, bool key_credits, bool key_short,
+                                const struct lk_rl_use *uses,
+                                int n_uses, struct lk_limits_info *info /* OUT */);
+
 /* Asks the shared counters for the slices r names (one round trip, bounded by
  * LK_SHARED_TIMEOUT_MS; blocks: a management worker's call, or a caller that
  * accepts that bound). LK_OK when the backend answered, granted or not;
  * LK_ERR_STORAGE_UNAVAILABLE when it is down. */
 enum lk_err lk_limits_refill(struct lk_app *app, const struct lk_limits_refill *r, int64_t now);
+
+/* The index in uses of the first name key k has no rate limit by ("default"
+ * is the key's rate_limit), or -1 when it has them all. Inside the read lock. */
+int lk_limits_named_unknown(const struct lk_ckey *k, const struct lk_rl_use *uses, int n_uses);
 
 /* At a clean stop: gives the shared counters back what this node holds of
  * today's quota and day spend, unspent. */

@@ -6,6 +6,7 @@
 #include "core/permquery.h"
 #include "core/secret.h"
 #include "service/credits.h"
+#include "service/keycredits.h"
 #include "service/throttle.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -78,6 +79,34 @@ static enum lk_err check_key(const struct lk_ckey *k, const struct lk_verify_req
     return LK_OK;
 }
 
+/* The limits of a key with the rare parts (k->ext): its own credits, which a
+ * check with a cost reserves in the store first (off the event loop:
+ * need_lease with LK_INFO_NEED_KEY_CREDITS), and its named rate limits. */
+static enum lk_err apply_ext(struct lk_app *app, const struct lk_ckey *k,
+                             const struct lk_verify_req *req, struct lk_limits_info *info)
+{
+    bool key_short = false;
+    enum lk_err e;
+
+    if (k->ext->credits && req->cost > 0) {
+        if (req->key_credits == LK_KC_UNDECIDED) {
+            info->ext |= LK_INFO_NEED_KEY_CREDITS;
+            info->need_lease = true;
+            return LK_ERR_INSUFFICIENT_CREDITS;
+        }
+        key_short = req->key_credits == LK_KC_SHORT;
+    }
+    e = lk_limits_apply_ext(app, k, req->cost, req->now,
+                            req->key_credits == LK_KC_RESERVED || key_short, key_short,
+                            req->ratelimits, req->n_ratelimits, info);
+    if (req->key_credits == LK_KC_RESERVED || req->key_credits == LK_KC_SHORT) {
+        info->ext |= LK_INFO_KEY_CREDITS;
+        info->key_credits_remaining = req->key_credits_left;
+        info->key_credits_short = key_short;
+    }
+    return e;
+}
+
 enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
                       const struct lk_ckey **key, struct lk_limits_info *info)
 {
@@ -91,6 +120,7 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     info->has_rl = info->has_cap = info->need_lease = false;
     info->retry_after = info->remaining_credits = 0;
     info->refill.parts = 0;
+    info->ext = 0;
     if (req->secret == NULL || req->len == 0)
         return LK_ERR_MISSING_KEY;
     /* An address that guessed too often learns nothing more, not even that a key
@@ -124,14 +154,23 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     e = check_key(k, req);
     if (!req->record)
         return e;
-    if (e == LK_OK)
+    if (e == LK_OK && req->n_ratelimits > 0 &&
+        (info->rl_unknown = lk_limits_named_unknown(k, req->ratelimits, req->n_ratelimits)) >= 0)
+        return LK_ERR_INVALID_REQUEST; /* the caller's mistake: not counted */
+    if (e == LK_OK && k->ext != NULL) {
+        if ((e = apply_ext(app, k, req, info)) == LK_ERR_INSUFFICIENT_CREDITS && info->need_lease &&
+            (info->ext & LK_INFO_NEED_KEY_CREDITS))
+            return e; /* decided once the key's own credits are reserved */
+    } else if (e == LK_OK) {
         e = lk_limits_apply(app, k, req->cost, req->now, info);
+    }
     if (info->need_lease && info->refill.parts != 0 && req->refill_inline) {
         /* No worker to hand this to: one bounded round trip, then decide. */
         if (lk_limits_refill(app, &info->refill, req->now) != LK_OK &&
             !(info->refill.parts == LK_REFILL_RATE && app->fail_open_rate_limits))
             return LK_ERR_STORAGE_UNAVAILABLE;
-        e = lk_limits_apply(app, k, req->cost, req->now, info);
+        e = k->ext != NULL ? apply_ext(app, k, req, info)
+                           : lk_limits_apply(app, k, req->cost, req->now, info);
         if (info->need_lease && info->refill.parts != 0)
             return LK_ERR_STORAGE_UNAVAILABLE; /* taken by other checks meanwhile */
     }
@@ -145,25 +184,53 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
 
 #define LEASE_TRIES 16
 
+/* A check that reserved the key's own credits and then failed gives them back. */
+static enum lk_err unreserve(struct lk_app *app, const struct lk_verify_req *r, int64_t rowid,
+                             const struct lk_key_spend *ks, enum lk_err e)
+{
+    if (r->key_credits == LK_KC_RESERVED)
+        lk_keycredits_refund(app, rowid, ks, r->cost);
+    return e;
+}
+
 enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *req,
                               lk_verify_done_fn done, void *arg)
 {
+    struct lk_verify_req r = *req; /* with the key's own credits once reserved */
+    struct lk_key_spend ks = {0};
     struct lk_limits_info info;
     const struct lk_ckey *k;
+    int64_t rowid = 0;
     enum lk_err e;
 
     for (int tries = 0;; tries++) {
         struct lk_limits_refill refill;
         struct lk_wstate *ws;
         lk_keycache_read_lock();
-        e = lk_verify(app, req, &k, &info);
-        if (info.need_lease && info.refill.parts != 0 && tries == LEASE_TRIES) {
+        e = lk_verify(app, &r, &k, &info);
+        if (info.need_lease && (info.ext & LK_INFO_NEED_KEY_CREDITS)) {
+            /* once: a reserved check is decided by the next lk_verify */
+            rowid = k->rowid;
             lk_keycache_read_unlock();
-            return LK_ERR_STORAGE_UNAVAILABLE; /* never "valid" for a check not decided */
+            if (lk_keycredits_reserve(app, rowid, r.cost, r.now, &ks) != LK_OK)
+                return LK_ERR_STORAGE_UNAVAILABLE;
+            r.key_credits = ks.none ? LK_KC_NONE : ks.short_ ? LK_KC_SHORT : LK_KC_RESERVED;
+            r.key_credits_left = ks.left;
+            continue;
         }
-        if (!info.need_lease || tries == LEASE_TRIES) {
+        if (info.need_lease && info.refill.parts != 0 && tries >= LEASE_TRIES) {
+            lk_keycache_read_unlock();
+            /* never "valid" for a check not decided */
+            return unreserve(app, &r, rowid, &ks, LK_ERR_STORAGE_UNAVAILABLE);
+        }
+        if (!info.need_lease || tries >= LEASE_TRIES) {
+            bool refund = r.key_credits == LK_KC_RESERVED && e != LK_OK;
+            if (refund && (info.ext & LK_INFO_KEY_CREDITS))
+                info.key_credits_remaining += r.cost; /* as it is once given back */
             done(arg, e, k, &info);
             lk_keycache_read_unlock();
+            if (refund)
+                unreserve(app, &r, rowid, &ks, e);
             return LK_OK;
         }
         ws = k->ws; /* workspace states live as long as the app */
@@ -172,11 +239,11 @@ enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *re
         if (refill.parts != 0) {
             /* Redis went away during the call: a rate limit that may fail open is
              * decided by this node's window on the next try. */
-            if (lk_limits_refill(app, &refill, req->now) != LK_OK &&
+            if (lk_limits_refill(app, &refill, r.now) != LK_OK &&
                 !(refill.parts == LK_REFILL_RATE && app->fail_open_rate_limits))
-                return LK_ERR_STORAGE_UNAVAILABLE;
-        } else if (lk_credits_lease(app, ws, req->cost, req->now) != LK_OK) {
-            return LK_ERR_STORAGE_UNAVAILABLE;
+                return unreserve(app, &r, rowid, &ks, LK_ERR_STORAGE_UNAVAILABLE);
+        } else if (lk_credits_lease(app, ws, r.cost, r.now) != LK_OK) {
+            return unreserve(app, &r, rowid, &ks, LK_ERR_STORAGE_UNAVAILABLE);
         }
     }
 }

@@ -14,13 +14,13 @@
 
 #define LK_VERIFY_ANY_ENV (-1)
 
-/* A named rate limit a check asks to apply, with its cost (>= 0; 1 when the
- * request gave none). The key's auto_apply limits apply with cost 1 unless
- * named here. */
-struct lk_rl_use {
-    const char *name;
-    size_t name_len;
-    int64_t cost;
+/* The key's own credits for one check (lk_verify_req.key_credits): undecided
+ * until lk_verify_leasing reserved them in the store. */
+enum lk_key_credits_state {
+    LK_KC_UNDECIDED = 0,
+    LK_KC_RESERVED, /* the cost is taken: key_credits_left is what is left */
+    LK_KC_SHORT,    /* fewer than the cost: key_credits_left is what there is */
+    LK_KC_NONE,     /* the key has no own credits after all */
 };
 
 struct lk_verify_req {
@@ -48,6 +48,9 @@ struct lk_verify_req {
      * info->rl_unknown is its index here. */
     const struct lk_rl_use *ratelimits;
     int n_ratelimits;
+    /* Set by lk_verify_leasing only (callers leave them zero). */
+    enum lk_key_credits_state key_credits;
+    int64_t key_credits_left;
 };
 
 /*

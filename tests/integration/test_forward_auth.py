@@ -651,6 +651,19 @@ def test_cost_spends_credits_and_402_when_they_run_out(rules_server, rws):
     expect_credits(srv, rws, balance=0, spent=12, topped_up=12)
 
 
+def test_cost_spends_a_keys_own_credits_and_says_so(rules_server, rws):
+    """A key's own credits pay a route's cost (this workspace never had credits,
+    so they alone decide); when short, the 402 names the key's credits."""
+    srv = rules_server
+    k = rws.create_key(credits={"remaining": 7})
+    for _ in range(2):
+        assert_pass(fa(srv, "/paid/x", "POST", key=k["secret"]), k, rws)
+    r = fa(srv, "/paid/x", "POST", key=k["secret"])  # 1 left, 3 needed
+    err = assert_refused(r, 402, "insufficient_credits")
+    assert "key's own credits" in err["message"] and "1 left" in err["message"], err
+    assert rws.get_key(k["id"])["credits"]["remaining"] == 1
+
+
 def test_insufficient_credits_is_for_every_key_of_the_workspace(rules_server, rws):
     srv = rules_server
     a = rws.create_key()

@@ -545,3 +545,25 @@ def test_bad_redis_urls_are_refused_without_quoting_them(tmp_path, url):
     res = subprocess.run(args + ["--redis", url], capture_output=True, text=True, timeout=30)
     assert res.returncode != 0 and "redis URL" in res.stderr, res.stderr
     assert "Sekr1t" not in res.stderr + res.stdout, res.stderr
+
+
+# -- a key's own credits and named limits with Redis ---------------------------------------
+
+
+def test_two_nodes_spend_a_keys_own_credits_exactly(cluster):
+    """A key's own credits live in the store, which both nodes share: checks sent
+    to the nodes in turn pass exactly as many times as there were credits."""
+    c = cluster(one_key(credits={"remaining": 9}))
+    got = alternate(c.nodes, c.data["secret"], 14, cost=1)
+    assert got.count("valid") == 9 and got[9:] == ["insufficient_credits"] * 5, got
+    d = verify(c.nodes[1], c.data["secret"], cost=1).json()
+    assert d["credits"] == {"remaining": 0, "exceeded": True}, d
+
+
+def test_named_limits_apply_with_redis(cluster):
+    c = cluster(one_key(rate_limits=[{"name": "burst", "limit": 2, "window_ms": 60000,
+                                      "auto_apply": True}]))
+    node = c.nodes[0]
+    got = [verify(node, c.data["secret"]).json() for _ in range(3)]
+    assert [d["code"] for d in got] == ["valid", "valid", "rate_limited"], got
+    assert got[2]["rate_limited"] == "burst"
