@@ -267,7 +267,7 @@ enum lk_err lk_unkey_object(json_t *obj, const char *prefix, const struct lk_unk
 {
     const char *name;
     json_t *v;
-    char label[64];
+    char label[112];
     enum lk_err e;
 
     /* Unknown members first: a misspelt one is never silently ignored. */
@@ -412,6 +412,31 @@ json_t *lk_unkey_perms_out(const char *permissions_json)
 
 /* --- keys --------------------------------------------------------------------- */
 
+void lk_unkey_rl_id(const char *key_id, const char *name, size_t name_len, char *out, size_t outsz)
+{
+    /* Unkey's ids are rl_[A-Za-z0-9_]: the key's id and the name, other bytes
+     * as '_'. Unique per key, since names are unique in a key only up to that. */
+    size_t n = (size_t)snprintf(out, outsz, "rl_%s_",
+                                key_id + (strncmp(key_id, "key_", 4) == 0 ? 4 : 0));
+
+    for (size_t i = 0; i < name_len && n + 1 < outsz; i++) {
+        char c = name[i];
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        out[n++] = plain ? c : '_';
+    }
+    out[n < outsz ? n : outsz - 1] = '\0';
+}
+
+static json_t *render_rl(const char *key_id, const char *name, int64_t limit, int64_t window_ms,
+                         bool auto_apply)
+{
+    char id[LK_UNKEY_RL_ID_MAX];
+
+    lk_unkey_rl_id(key_id, name, strlen(name), id, sizeof(id));
+    return json_pack("{s:s, s:s, s:I, s:I, s:b}", "id", id, "name", name, "limit",
+                     (json_int_t)limit, "duration", (json_int_t)window_ms, "autoApply", auto_apply);
+}
+
 static void set_ms(json_t *o, const char *name, int64_t t)
 {
     if (t != 0)
@@ -445,13 +470,31 @@ json_t *lk_unkey_render_key(const struct lk_key_row *k)
     if (k->identity_id[0] != '\0')
         json_object_set_new(o, "identity", json_pack("{s:s, s:s}", "id", k->identity_id,
                                                      "externalId", k->external_id));
-    if (k->rl_limit > 0) {
-        char id[LK_ID_MAX + 8];
-        snprintf(id, sizeof(id), "rl_%s", k->id + (strncmp(k->id, "key_", 4) == 0 ? 4 : 0));
-        json_object_set_new(o, "ratelimits",
-                            json_pack("[{s:s, s:s, s:I, s:I, s:b}]", "id", id, "name", "default",
-                                      "limit", (json_int_t)k->rl_limit, "duration",
-                                      (json_int_t)k->rl_window_s * 1000, "autoApply", 1));
+    if (k->has_credits) {
+        json_t *c = json_pack("{s:I}", "remaining",
+                              (json_int_t)(k->credits_now >= 0 ? k->credits_now
+                                                               : k->credits_remaining));
+        if (k->credits_refill != LK_CREDIT_REFILL_NONE) {
+            json_t *r = json_pack("{s:s, s:I}", "interval",
+                                  k->credits_refill == LK_CREDIT_REFILL_DAILY ? "daily" : "monthly",
+                                  "amount", (json_int_t)k->credits_refill_amount);
+            if (k->credits_refill == LK_CREDIT_REFILL_MONTHLY)
+                json_object_set_new(r, "refillDay", json_integer(k->credits_refill_day));
+            json_object_set_new(c, "refill", r);
+        }
+        json_object_set_new(o, "credits", c);
+    }
+    if (k->rl_limit > 0 || k->n_rate_limits > 0) {
+        json_t *rls = json_array();
+        if (k->rl_limit > 0)
+            json_array_append_new(rls, render_rl(k->id, "default", k->rl_limit,
+                                                 k->rl_window_s * 1000, true));
+        for (int i = 0; i < k->n_rate_limits; i++)
+            json_array_append_new(rls, render_rl(k->id, k->rate_limits[i].name,
+                                                 k->rate_limits[i].limit,
+                                                 k->rate_limits[i].window_ms,
+                                                 k->rate_limits[i].auto_apply));
+        json_object_set_new(o, "ratelimits", rls);
     }
     return o;
 }

@@ -99,6 +99,12 @@ json_t *lk_unkey_perms_out(const char *permissions_json);
 
 /* --- keys --------------------------------------------------------------------- */
 
+/* The id Unkey shows for key key_id's rate limit `name` (name_len bytes) into
+ * out (LK_UNKEY_RL_ID_MAX bytes): "rl_", the key's id, "_" and the name's
+ * letters and digits (other bytes '_'); nothing in it needs escaping. */
+#define LK_UNKEY_RL_ID_MAX (LK_ID_MAX + 72)
+void lk_unkey_rl_id(const char *key_id, const char *name, size_t name_len, char *out, size_t outsz);
+
 /* Unkey's KeyResponseData for k. */
 json_t *lk_unkey_render_key(const struct lk_key_row *k);
 

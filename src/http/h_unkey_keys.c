@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "base/common.h"
+#include "core/namedrl.h"
 #include "core/secret.h"
 #include "http/h_unkey.h"
 #include "http/handlers.h"
@@ -22,7 +23,7 @@
 #define LIST_MAX 100
 #define MS_MAX 253402300799000 /* 9999-12-31T23:59:59Z in milliseconds */
 #define GRACE_MS_MAX ((int64_t)LK_GRACE_MAX * 1000)
-#define RL_MAX 1 /* named limits a key may have, until the key model has several */
+#define LK_UNKEY_CREDITS_MAX 9007199254740992 /* 2^53: what JavaScript's numbers hold exactly */
 
 /* Reads the body against fields and checks the credential; answers and returns
  * NULL on failure. The credential first: an unauthenticated caller learns
@@ -104,46 +105,117 @@ static void unkey_field(struct lk_errinfo *ei)
 }
 
 static const struct lk_unkey_field ratelimit_fields[] = {
-    {"name", LK_UT_STRING, LK_UF_REQUIRED, 1, 128},
-    {"limit", LK_UT_INT, LK_UF_REQUIRED, 1, 1000000},
-    {"duration", LK_UT_INT, LK_UF_REQUIRED, 1000, 2592000000},
+    {"name", LK_UT_STRING, LK_UF_REQUIRED, 1, LK_RL_NAME_MAX},
+    {"limit", LK_UT_INT, LK_UF_REQUIRED, 1, LK_RL_LIMIT_MAX},
+    {"duration", LK_UT_INT, LK_UF_REQUIRED, LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX},
     {"autoApply", LK_UT_BOOL, 0, 0, 0},
 };
 
-/* `ratelimits` into spec: latchkey's one rate limit per key, applied to every
- * check (autoApply true), in whole seconds. An empty list removes it. */
+/* `ratelimits` into spec: every rate limit of the key, the one named "default"
+ * (the key's rate_limit on /v1: applied to every check, whole seconds) among
+ * them. An empty list removes them all. */
 static enum lk_err ratelimits_in(json_t *arr, struct lk_key_spec *spec, struct lk_errinfo *ei)
 {
     json_t *rl;
-    int64_t duration;
+    size_t i;
+    char prefix[48];
     enum lk_err e;
 
-    spec->set |= LK_SPEC_RATE_LIMIT;
-    spec->rl_limit = spec->rl_window_s = 0;
-    if (json_array_size(arr) == 0)
-        return LK_OK;
-    if (json_array_size(arr) > RL_MAX)
+    spec->set |= LK_SPEC_RATE_LIMITS;
+    spec->n_rate_limits = 0;
+    if (json_array_size(arr) > LK_KEY_RATE_LIMITS_MAX)
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
-                              "a key has at most %d rate limit", RL_MAX);
-    rl = json_array_get(arr, 0);
-    if ((e = lk_unkey_object(rl, "ratelimits[0].", ratelimit_fields,
-                             LK_ARRAY_LEN(ratelimit_fields), ei)) != LK_OK)
-        return e;
-    if (!json_is_true(json_object_get(rl, "autoApply")))
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits[0].autoApply",
-                              "a key's rate limit applies to every check: autoApply must be true");
-    duration = json_integer_value(json_object_get(rl, "duration"));
-    if (duration % 1000 != 0)
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits[0].duration",
-                              "ratelimits[0].duration must be whole seconds (a multiple of 1000)");
-    spec->rl_limit = json_integer_value(json_object_get(rl, "limit"));
-    spec->rl_window_s = duration / 1000;
+                              "a key has at most %d rate limits", LK_KEY_RATE_LIMITS_MAX);
+    json_array_foreach(arr, i, rl) {
+        struct lk_key_rl *r = &spec->rate_limits[i];
+        json_t *name;
+
+        snprintf(prefix, sizeof(prefix), "ratelimits[%zu].", i);
+        if ((e = lk_unkey_object(rl, prefix, ratelimit_fields, LK_ARRAY_LEN(ratelimit_fields),
+                                 ei)) != LK_OK)
+            return e;
+        name = json_object_get(rl, "name");
+        if (!lk_namedrl_name_ok(json_string_value(name), json_string_length(name)))
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
+                                  "ratelimits[%zu].name must be 1 to %d of A-Z a-z 0-9 _ . : -",
+                                  i, LK_RL_NAME_MAX);
+        snprintf(r->name, sizeof(r->name), "%s", json_string_value(name));
+        r->limit = json_integer_value(json_object_get(rl, "limit"));
+        r->window_ms = json_integer_value(json_object_get(rl, "duration"));
+        r->auto_apply = json_is_true(json_object_get(rl, "autoApply"));
+        spec->n_rate_limits++;
+    }
     return LK_OK;
 }
 
-/* The members create and update read the same way into spec. */
-static enum lk_err common_in(json_t *root, int64_t now, struct lk_key_spec *spec,
-                             struct lk_errinfo *ei)
+static const struct lk_unkey_field credits_fields[] = {
+    {"remaining", LK_UT_INT, LK_UF_NULLABLE, 0, LK_UNKEY_CREDITS_MAX},
+    {"refill", LK_UT_OBJECT, LK_UF_NULLABLE, 0, 0},
+};
+
+static const struct lk_unkey_field refill_fields[] = {
+    {"interval", LK_UT_STRING, LK_UF_REQUIRED, 1, 16},
+    {"amount", LK_UT_INT, LK_UF_REQUIRED, 1, LK_UNKEY_CREDITS_MAX},
+    {"refillDay", LK_UT_INT, 0, 1, 31},
+};
+
+/* `credits` into spec: the key's own credits and their refill; null removes
+ * them. cur (NULL on create) is the key as it is: what a change leaves out of
+ * `credits` stays as it was (the number as checks left it). */
+static enum lk_err credits_in(json_t *c, const struct lk_key_row *cur, struct lk_key_spec *spec,
+                              struct lk_errinfo *ei)
+{
+    json_t *rem, *refill, *v;
+    const char *interval;
+    enum lk_err e;
+
+    spec->set |= LK_SPEC_CREDITS;
+    spec->credits_remaining = -1;
+    spec->credits_refill = LK_CREDIT_REFILL_NONE;
+    if (json_is_null(c))
+        return LK_OK;
+    if ((e = lk_unkey_object(c, "credits.", credits_fields, LK_ARRAY_LEN(credits_fields), ei)) !=
+        LK_OK)
+        return e;
+    rem = json_object_get(c, "remaining");
+    refill = json_object_get(c, "refill");
+    if (rem == NULL && cur != NULL && cur->has_credits)
+        spec->credits_remaining = cur->credits_now >= 0 ? cur->credits_now : cur->credits_remaining;
+    else if (json_is_integer(rem))
+        spec->credits_remaining = json_integer_value(rem);
+    if (refill == NULL && cur != NULL && cur->has_credits) {
+        spec->credits_refill = cur->credits_refill;
+        spec->credits_refill_amount = cur->credits_refill_amount;
+        spec->credits_refill_day = cur->credits_refill_day;
+    } else if (json_is_object(refill)) {
+        if ((e = lk_unkey_object(refill, "credits.refill.", refill_fields,
+                                 LK_ARRAY_LEN(refill_fields), ei)) != LK_OK)
+            return e;
+        interval = json_string_value(json_object_get(refill, "interval"));
+        if (strcmp(interval, "daily") == 0)
+            spec->credits_refill = LK_CREDIT_REFILL_DAILY;
+        else if (strcmp(interval, "monthly") == 0)
+            spec->credits_refill = LK_CREDIT_REFILL_MONTHLY;
+        else
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "credits.refill.interval",
+                                  "credits.refill.interval must be daily or monthly");
+        spec->credits_refill_amount = json_integer_value(json_object_get(refill, "amount"));
+        v = json_object_get(refill, "refillDay");
+        spec->credits_refill_day = v ? (int)json_integer_value(v) : 1;
+        if (v != NULL && spec->credits_refill == LK_CREDIT_REFILL_DAILY)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "credits.refill.refillDay",
+                                  "credits.refill.refillDay is for monthly refills only");
+    }
+    if (spec->credits_remaining < 0 && spec->credits_refill != LK_CREDIT_REFILL_NONE)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "credits.remaining",
+                              "a refill refills credits: credits.remaining is required with it");
+    return LK_OK;
+}
+
+/* The members create and update read the same way into spec; cur is the key
+ * as it is (NULL on create). */
+static enum lk_err common_in(json_t *root, const struct lk_key_row *cur, int64_t now,
+                             struct lk_key_spec *spec, struct lk_errinfo *ei)
 {
     json_t *v;
     enum lk_err e;
@@ -192,9 +264,8 @@ static enum lk_err common_in(json_t *root, int64_t now, struct lk_key_spec *spec
         spec->set |= LK_SPEC_EXTERNAL_ID;
         snprintf(spec->external_id, sizeof(spec->external_id), "%s", x);
     }
-    if ((v = json_object_get(root, "credits")) != NULL && !json_is_null(v))
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "credits",
-                              "a key's own credits are not supported by this server yet");
+    if ((v = json_object_get(root, "credits")) != NULL && (e = credits_in(v, cur, spec, ei)) != LK_OK)
+        return e;
     return LK_OK;
 }
 
@@ -281,7 +352,7 @@ void lk_h_unkey_create_key(struct lk_mreq *m)
     if ((v = json_object_get(root, "prefix")) != NULL &&
         (e = prefix_in(m->app, &who, v, &spec, &ei)) != LK_OK)
         goto fail;
-    if ((e = common_in(root, m->now, &spec, &ei)) != LK_OK)
+    if ((e = common_in(root, NULL, m->now, &spec, &ei)) != LK_OK)
         goto fail;
     if ((e = lk_keys_create(m->app, &who, &spec, m->now, &k, secret, &ei)) != LK_OK)
         goto fail;
@@ -363,9 +434,9 @@ void lk_h_unkey_update_key(struct lk_mreq *m)
     lk_errinfo_clear(&ei);
     if (!visible_key(m, &who, root, id, &k))
         goto out;
+    e = common_in(root, &k, m->now, &spec, &ei);
     lk_key_row_release(&k);
-    if ((e = common_in(root, m->now, &spec, &ei)) != LK_OK ||
-        (e = lk_keys_update(m->app, &who, id, &spec, m->now, &k, &ei)) != LK_OK) {
+    if (e != LK_OK || (e = lk_keys_update(m->app, &who, id, &spec, m->now, &k, &ei)) != LK_OK) {
         unkey_field(&ei);
         lk_unkey_mreq_error(m, e, &ei);
         goto out;

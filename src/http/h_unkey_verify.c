@@ -9,7 +9,9 @@
  */
 #include <openssl/crypto.h>
 
+#include "base/clock.h"
 #include "base/common.h"
+#include "core/namedrl.h"
 #include "core/permquery.h"
 #include "http/accesslog.h"
 #include "http/h_unkey.h"
@@ -27,6 +29,9 @@ struct vbody {
     size_t key_len;
     char needs[LK_PERMQUERY_MAX_LEN + 1]; /* the query in latchkey's names; "" if none */
     int64_t cost;
+    bool has_cost;
+    struct lk_rl_use uses[LK_KEY_RATE_LIMITS_MAX]; /* names view the JSON tree */
+    int n_uses;
 };
 
 static const struct lk_unkey_field credits_fields[] = {
@@ -34,9 +39,9 @@ static const struct lk_unkey_field credits_fields[] = {
 };
 
 static const struct lk_unkey_field ratelimit_fields[] = {
-    {"name", LK_UT_STRING, LK_UF_REQUIRED, 1, 128},
-    {"cost", LK_UT_INT, 0, 0, 1000000},
-    {"limit", LK_UT_INT, 0, 1, 1000000},
+    {"name", LK_UT_STRING, LK_UF_REQUIRED, 1, LK_RL_NAME_MAX},
+    {"cost", LK_UT_INT, 0, 0, 1000000000},
+    {"limit", LK_UT_INT, 0, 1, 1000000000},
     {"duration", LK_UT_INT, 0, 1000, 2592000000},
 };
 
@@ -45,7 +50,7 @@ static const struct lk_unkey_field verify_fields[] = {
     {"tags", LK_UT_STRINGS, 0, 0, 20},
     {"permissions", LK_UT_STRING, 0, 1, LK_PERMQUERY_MAX_LEN},
     {"credits", LK_UT_OBJECT, 0, 0, 0},
-    {"ratelimits", LK_UT_OBJECTS, 0, 0, 20},
+    {"ratelimits", LK_UT_OBJECTS, 0, 0, LK_KEY_RATE_LIMITS_MAX},
     {"migrationId", LK_UT_STRING, 0, 1, 255},
 };
 
@@ -55,27 +60,39 @@ static bool no_permissions(void *arg, const char *p, size_t len)
     return false;
 }
 
-/* The key's own rate limit is the only one a check applies: one named in
- * `ratelimits` must be it ("default"), at the cost of one check. */
-static enum lk_err ratelimits_in(json_t *arr, struct lk_errinfo *ei)
+/* The named limits a check asks for, at their cost (1 when none is given). A
+ * key's limit is what the key says: `limit` and `duration` cannot be
+ * overridden per check. */
+static enum lk_err ratelimits_in(json_t *arr, struct vbody *vb, struct lk_errinfo *ei)
 {
-    json_t *rl;
+    json_t *rl, *cost;
     size_t i;
+    char prefix[48];
     enum lk_err e;
 
     json_array_foreach(arr, i, rl) {
-        json_t *cost;
-        if ((e = lk_unkey_object(rl, "ratelimits[].", ratelimit_fields,
-                                 LK_ARRAY_LEN(ratelimit_fields), ei)) != LK_OK)
+        struct lk_rl_use *u = &vb->uses[i];
+        snprintf(prefix, sizeof(prefix), "ratelimits[%zu].", i);
+        if ((e = lk_unkey_object(rl, prefix, ratelimit_fields, LK_ARRAY_LEN(ratelimit_fields),
+                                 ei)) != LK_OK)
             return e;
-        if (strcmp(json_string_value(json_object_get(rl, "name")), "default") != 0)
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits[].name",
-                                  "a key has one rate limit, named 'default'");
-        if (json_object_get(rl, "limit") != NULL || json_object_get(rl, "duration") != NULL ||
-            ((cost = json_object_get(rl, "cost")) != NULL && json_integer_value(cost) != 1))
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits[]",
-                                  "a check counts once against the key's own rate limit: "
-                                  "limit, duration and cost cannot be overridden");
+        if (json_object_get(rl, "limit") != NULL || json_object_get(rl, "duration") != NULL)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
+                                  "ratelimits[%zu]: a key's limit and duration are the key's "
+                                  "own; they cannot be overridden per check", i);
+        u->name = json_string_value(json_object_get(rl, "name"));
+        u->name_len = strlen(u->name);
+        cost = json_object_get(rl, "cost");
+        u->cost = cost ? json_integer_value(cost) : 1;
+        if (u->name_len == 7 && memcmp(u->name, "default", 7) == 0 && u->cost != 1)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
+                                  "ratelimits[%zu]: the limit named default counts 1 a check", i);
+        for (size_t j = 0; j < i; j++)
+            if (vb->uses[j].name_len == u->name_len && memcmp(vb->uses[j].name, u->name,
+                                                              u->name_len) == 0)
+                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
+                                      "ratelimits[%zu] names a limit named before it", i);
+        vb->n_uses++;
     }
     return LK_OK;
 }
@@ -172,6 +189,7 @@ static bool hot_read(const char *body, size_t len, struct vbody *vb)
         } else if (n == 7 && memcmp(name, "credits", 7) == 0 && !(seen & 4)) {
             if (!hot_credits(&h, &vb->cost))
                 return false;
+            vb->has_cost = true;
             seen |= 4;
         } else {
             return false; /* the reader words the answer */
@@ -227,9 +245,10 @@ static bool vbody_read(const char *body, size_t len, struct vbody *vb, enum lk_e
                                   ei)) != LK_OK)
             goto fail;
         vb->cost = json_integer_value(json_object_get(v, "cost"));
+        vb->has_cost = true;
     }
     if ((v = json_object_get(vb->root, "ratelimits")) != NULL &&
-        (*e = ratelimits_in(v, ei)) != LK_OK)
+        (*e = ratelimits_in(v, vb, ei)) != LK_OK)
         goto fail;
     if ((v = json_object_get(vb->root, "permissions")) != NULL) {
         if (!lk_unkey_perm_in(json_string_value(v), json_string_length(v), vb->needs,
@@ -330,16 +349,89 @@ static void put_perms(struct out *o, const struct lk_ckey *k)
     PUT(o, "]");
 }
 
-static size_t answer_cap(const struct lk_ckey *k)
+/* Bytes one named limit's report takes at most: its name twice (in its id),
+ * the key's id, the numbers and the member names. */
+#define NAMED_MAX (2 * LK_RL_NAME_MAX + LK_ID_MAX + 200)
+
+static size_t answer_cap(const struct lk_ckey *k, const struct lk_limits_info *info)
 {
-    return ANSWER_MAX + (k ? strlen(k->name_json) + strlen(k->permissions_json) : 0);
+    return ANSWER_MAX + (k ? strlen(k->name_json) + strlen(k->permissions_json) : 0) +
+           (info->ext & LK_INFO_NAMED ? (size_t)info->n_named * NAMED_MAX : 0);
 }
 
-/* The whole answer. k is NULL when the answer is NOT_FOUND. window_s is the
- * applied rate limit's window. */
+static void put_rl(struct out *o, const struct lk_ckey *k, const char *name, size_t name_len,
+                   bool exceeded, int64_t limit, int64_t window_ms, int64_t reset_ms,
+                   int64_t remaining, bool auto_apply)
+{
+    char id[LK_UNKEY_RL_ID_MAX];
+
+    lk_unkey_rl_id(k->id, name, name_len, id, sizeof(id));
+    if (exceeded)
+        PUT(o, "{\"exceeded\":true,\"id\":\"");
+    else
+        PUT(o, "{\"exceeded\":false,\"id\":\"");
+    put_str(o, id);
+    /* Names are [A-Za-z0-9_.:-] (core/namedrl.h): nothing to escape. */
+    PUT(o, "\",\"name\":\"");
+    put(o, name, name_len);
+    PUT(o, "\",\"limit\":");
+    put_int(o, limit);
+    PUT(o, ",\"duration\":");
+    put_int(o, window_ms);
+    PUT(o, ",\"reset\":");
+    put_int(o, reset_ms > 0 ? reset_ms : 0);
+    PUT(o, ",\"remaining\":");
+    put_int(o, remaining);
+    if (auto_apply)
+        PUT(o, ",\"autoApply\":true}");
+    else
+        PUT(o, ",\"autoApply\":false}");
+}
+
+/* The named limit of k called name, for what the check's report lacks. */
+static const struct lk_ckey_rl *named_of(const struct lk_ckey *k, const char *name, size_t len)
+{
+    for (int i = 0; k->ext != NULL && i < k->ext->n_rl; i++)
+        if (k->ext->rl[i].name_len == len && memcmp(k->ext->rl[i].name, name, len) == 0)
+            return &k->ext->rl[i];
+    return NULL;
+}
+
+/* Every limit the check applied: the key's default one, then the named ones. */
+static void put_limits(struct out *o, const struct lk_ckey *k, enum lk_err e,
+                       const struct lk_limits_info *info, int64_t window_s, int64_t now_ms)
+{
+    bool named = (info->ext & LK_INFO_NAMED) && info->n_named > 0;
+
+    if (!info->has_rl && !named)
+        return;
+    PUT(o, ",\"ratelimits\":[");
+    if (info->has_rl)
+        put_rl(o, k, "default", 7,
+               e == LK_ERR_RATE_LIMITED && !((info->ext & LK_INFO_NAMED) && info->rl_refused >= 0),
+               info->rl_limit, window_s * 1000, info->rl_reset * 1000, info->rl_remaining, true);
+    for (int i = 0; named && i < info->n_named; i++) {
+        const struct lk_rl_applied *a = &info->named[i];
+        const struct lk_ckey_rl *r = named_of(k, a->name, a->name_len);
+        if (info->has_rl || i > 0)
+            PUT(o, ",");
+        put_rl(o, k, a->name, a->name_len, a->exceeded, a->limit, r ? r->window_ms : 0,
+               a->reset_at - now_ms, a->remaining, r ? r->auto_apply : false);
+    }
+    PUT(o, "]");
+}
+
+/* What an answer shows beside the outcome: window_s is the default rate
+ * limit's window, now_ms the time named limits' resets count from. */
+struct shown {
+    int64_t window_s, now_ms;
+    bool perms; /* the request asked a permission query */
+};
+
+/* The whole answer. k is NULL when the answer is NOT_FOUND. */
 static size_t render(char *buf, size_t cap, const char *request_id, enum lk_err e,
-                     const struct lk_ckey *k, const struct lk_limits_info *info, int64_t window_s,
-                     bool show_perms)
+                     const struct lk_ckey *k, const struct lk_limits_info *info,
+                     const struct shown *sh)
 {
     struct out o = {buf, buf + cap};
     const char *code = k ? code_of(e) : "NOT_FOUND";
@@ -373,26 +465,13 @@ static size_t render(char *buf, size_t cap, const char *request_id, enum lk_err 
             PUT(&o, ",\"expires\":");
             put_int(&o, k->expires_at * 1000);
         }
-        if (show_perms)
-            put_perms(&o, k);
-        if (info->has_rl) {
-            PUT(&o, ",\"ratelimits\":[{\"exceeded\":");
-            if (e == LK_ERR_RATE_LIMITED)
-                PUT(&o, "true");
-            else
-                PUT(&o, "false");
-            PUT(&o, ",\"id\":\"rl_");
-            put_str(&o, strncmp(k->id, "key_", 4) == 0 ? k->id + 4 : k->id);
-            PUT(&o, "\",\"name\":\"default\",\"limit\":");
-            put_int(&o, info->rl_limit);
-            PUT(&o, ",\"duration\":");
-            put_int(&o, window_s * 1000);
-            PUT(&o, ",\"reset\":");
-            put_int(&o, info->rl_reset * 1000);
-            PUT(&o, ",\"remaining\":");
-            put_int(&o, info->rl_remaining);
-            PUT(&o, ",\"autoApply\":true}]");
+        if (info->ext & LK_INFO_KEY_CREDITS) {
+            PUT(&o, ",\"credits\":");
+            put_int(&o, info->key_credits_remaining);
         }
+        if (sh->perms)
+            put_perms(&o, k);
+        put_limits(&o, k, e, info, sh->window_s, sh->now_ms);
     }
     PUT(&o, "}}");
     return (size_t)(o.p - buf);
@@ -406,6 +485,18 @@ static int64_t window_of(struct lk_app *app, const struct lk_ckey *k)
     if (k->rl_limit > 0)
         return k->rl_window_s;
     return k->env == LK_ENV_TEST ? lc->test_rate.window_s : lc->live_rate.window_s;
+}
+
+static struct shown shown_of(struct lk_app *app, const struct lk_ckey *k,
+                             const struct lk_limits_info *info, bool perms)
+{
+    struct shown sh = {0, 0, perms};
+
+    if (k != NULL && info->has_rl)
+        sh.window_s = window_of(app, k);
+    if (k != NULL && (info->ext & LK_INFO_NAMED))
+        sh.now_ms = lk_clock_now_ms();
+    return sh;
 }
 
 /* Whether k (the probe's answer) is a key of the caller's that the v2 surface
@@ -422,7 +513,8 @@ static void check_of(const struct vbody *vb, int64_t now, struct lk_verify_req *
      * bad keys must not throttle it, so no address is counted for them. */
     *vr = (struct lk_verify_req){.secret = vb->key, .len = vb->key_len,
                                  .want_env = LK_VERIFY_ANY_ENV, .now = now, .record = true,
-                                 .cost = vb->cost};
+                                 .cost = vb->cost, .ratelimits = vb->uses,
+                                 .n_ratelimits = vb->n_uses};
     if (vb->needs[0] != '\0') {
         vr->needs = vb->needs;
         vr->needs_len = strlen(vb->needs);
@@ -462,6 +554,25 @@ static enum lk_err loop_actor(struct lk_reqctx *rc, struct lk_actor *who, struct
                          LK_MPERM_KEYS_READ, who, ei);
 }
 
+/* The check's cost: what the body says, else Unkey's 1 for a key with credits of
+ * its own (a key without spends nothing unasked). Inside the read lock. */
+static void cost_of(const struct vbody *vb, const struct lk_ckey *k, struct lk_verify_req *vr)
+{
+    if (!vb->has_cost && k != NULL && k->ext != NULL && k->ext->credits)
+        vr->cost = 1;
+}
+
+/* A check refused before it counted because it named a limit the key has not. */
+static bool unknown_limit(enum lk_err e, const struct lk_limits_info *info, struct lk_errinfo *ei)
+{
+    if (e != LK_ERR_INVALID_REQUEST)
+        return false;
+    lk_errinfo_set(ei, e, "ratelimits", "ratelimits[%d].name: the key has no rate limit by that name",
+                   info->rl_unknown);
+    snprintf(ei->field, sizeof(ei->field), "ratelimits[%d].name", info->rl_unknown);
+    return true;
+}
+
 int lk_h_unkey_verify(struct lk_reqctx *rc)
 {
     h2o_iovec_t body = rc->req->entity.base ? rc->req->entity : h2o_iovec_init("", 0);
@@ -470,11 +581,11 @@ int lk_h_unkey_verify(struct lk_reqctx *rc)
     struct lk_limits_info info = {0};
     struct lk_errinfo ei;
     struct vbody vb;
+    struct shown sh;
     const struct lk_ckey *k;
     enum lk_err e;
     char *out;
     size_t len, cap;
-    int64_t window_s = 0;
 
     if ((e = loop_actor(rc, &who, &ei)) != LK_OK) {
         if (e == LK_ERR_TOO_MANY_REQUESTS)
@@ -485,24 +596,23 @@ int lk_h_unkey_verify(struct lk_reqctx *rc)
         return lk_unkey_respond_error(rc, e, &ei);
     check_of(&vb, rc->now, &vr);
     lk_keycache_read_lock();
-    if ((e = probe(rc->app, &vb, rc->now, &who, &k)) != LK_ERR_STORAGE_UNAVAILABLE && k != NULL)
+    if ((e = probe(rc->app, &vb, rc->now, &who, &k)) != LK_ERR_STORAGE_UNAVAILABLE && k != NULL) {
+        cost_of(&vb, k, &vr);
         e = lk_verify(rc->app, &vr, &k, &info);
-    if (info.need_lease) {
-        /* The lease in memory is short: a worker leases and decides again. */
+    }
+    if (info.need_lease || e == LK_ERR_STORAGE_UNAVAILABLE || unknown_limit(e, &info, &ei)) {
         lk_keycache_read_unlock();
         vbody_release(&vb);
-        return lk_mgmt_submit_as(rc->mgmt, rc, lk_h_unkey_verify_leased, LK_MPERM_KEYS_READ);
+        /* A short lease, or a key's own credits (a store write): a worker
+         * decides again, so this loop never waits for the disk. */
+        if (info.need_lease)
+            return lk_mgmt_submit_as(rc->mgmt, rc, lk_h_unkey_verify_leased, LK_MPERM_KEYS_READ);
+        return lk_unkey_respond_error(rc, e, e == LK_ERR_INVALID_REQUEST ? &ei : NULL);
     }
-    if (e == LK_ERR_STORAGE_UNAVAILABLE) {
-        lk_keycache_read_unlock();
-        vbody_release(&vb);
-        return lk_unkey_respond_error(rc, e, NULL);
-    }
-    if (k != NULL && info.has_rl)
-        window_s = window_of(rc->app, k);
-    cap = answer_cap(k);
+    sh = shown_of(rc->app, k, &info, vb.needs[0] != '\0');
+    cap = answer_cap(k, &info);
     out = h2o_mem_alloc_pool(&rc->req->pool, cap);
-    len = render(out, cap, rc->request_id, e, k, &info, window_s, vb.needs[0] != '\0');
+    len = render(out, cap, rc->request_id, e, k, &info, &sh);
     lk_accesslog_outcome(rc->req, e, k ? k->id : NULL);
     lk_keycache_read_unlock();
     vbody_release(&vb);
@@ -519,17 +629,19 @@ static void leased_done(void *arg, enum lk_err e, const struct lk_ckey *k,
                         const struct lk_limits_info *info)
 {
     struct leased *a = arg;
-    size_t cap = answer_cap(k);
+    struct lk_errinfo ei;
+    struct shown sh;
+    size_t cap;
     char *out;
 
-    if (e == LK_ERR_STORAGE_UNAVAILABLE) {
-        lk_unkey_mreq_error(a->m, e, NULL);
+    if (e == LK_ERR_STORAGE_UNAVAILABLE || unknown_limit(e, info, &ei)) {
+        lk_unkey_mreq_error(a->m, e, e == LK_ERR_INVALID_REQUEST ? &ei : NULL);
         return;
     }
+    sh = shown_of(a->m->app, k, info, a->show_perms);
+    cap = answer_cap(k, info);
     out = lk_malloc(cap);
-    lk_mreq_raw(a->m, 200, out,
-                render(out, cap, a->m->request_id, e, k, info,
-                       k && info->has_rl ? window_of(a->m->app, k) : 0, a->show_perms));
+    lk_mreq_raw(a->m, 200, out, render(out, cap, a->m->request_id, e, k, info, &sh));
     free(out);
     a->m->limits = *info;
     a->m->check_err = e;
@@ -558,6 +670,7 @@ void lk_h_unkey_verify_leased(struct lk_mreq *m)
     check_of(&vb, m->now, &vr);
     lk_keycache_read_lock();
     e = probe(m->app, &vb, m->now, &who, &k);
+    cost_of(&vb, k, &vr);
     lk_keycache_read_unlock();
     if (e == LK_ERR_STORAGE_UNAVAILABLE) {
         lk_unkey_mreq_error(m, e, NULL);

@@ -313,14 +313,96 @@ def test_a_secret_in_a_bad_body_is_not_echoed(server, ws):
 
 def test_verify_refuses_overrides_it_cannot_honour(server, ws):
     k = create(server, ws)
-    for rl, loc in (([{"name": "tokens"}], "body.ratelimits[].name"),
-                    ([{"name": "default", "limit": 100}], "body.ratelimits[]"),
-                    ([{"name": "default", "cost": 5}], "body.ratelimits[]"),
-                    ([{"cost": 1}], "body.ratelimits[].name")):
+    for rl, loc in (([{"name": "tokens"}], "body.ratelimits[0].name"),
+                    ([{"name": "default", "limit": 100}], "body.ratelimits"),
+                    ([{"name": "default", "duration": 1000}], "body.ratelimits"),
+                    ([{"name": "default", "cost": 5}], "body.ratelimits"),
+                    ([{"name": "default"}, {"name": "default"}], "body.ratelimits"),
+                    ([{"cost": 1}], "body.ratelimits[0].name"),
+                    ([{"name": "x"}] * 9, "body.ratelimits")):
         err(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"], "ratelimits": rl}), 400,
             location=loc)
-    ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"], "tags": ["path=/x"],
+    # refused checks were not counted: the key was never used
+    assert ws.get_key(k["keyId"])["last_used_at"] is None
+    # naming a limit the key has not is refused, "default" too
+    err(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"], "ratelimits": [{"name": "default"}]}),
+        400, location="body.ratelimits[0].name")
+    limited = create(server, ws, ratelimits=[{"name": "default", "limit": 5, "duration": 1000,
+                                              "autoApply": True}])
+    ok(v2(server, "keys.verifyKey", ws.root_key, {"key": limited["key"], "tags": ["path=/x"],
                                                    "ratelimits": [{"name": "default", "cost": 1}]}))
+
+
+def test_own_credits_spend_one_a_check_unless_told(server, ws):
+    k = create(server, ws, credits={"remaining": 2, "refill": {"interval": "monthly", "amount": 5,
+                                                               "refillDay": 31}})
+    got = ok(v2(server, "keys.getKey", ws.root_key, {"keyId": k["keyId"]}))
+    assert got["credits"] == {"remaining": 2, "refill": {"interval": "monthly", "amount": 5,
+                                                         "refillDay": 31}}
+    first = ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"]}))
+    assert (first["code"], first["credits"]) == ("VALID", 1)
+    free = ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"], "credits": {"cost": 0}}))
+    assert free["code"] == "VALID" and "credits" not in free
+    ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"]}))
+    out = ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"]}))
+    assert (out["valid"], out["code"], out["credits"]) == (False, "USAGE_EXCEEDED", 0)
+    # a key without credits of its own spends nothing unasked, in a workspace without a balance
+    plain = create(server, ws)
+    assert ok(v2(server, "keys.verifyKey", ws.root_key, {"key": plain["key"]}))["code"] == "VALID"
+    assert ws.server.get("/v1/credits", key=ws.root_key).json()["spent"] == 0
+    for bad, loc in (({"remaining": -1}, "body.credits.remaining"),
+                     ({"remaining": 1, "refill": {"interval": "weekly", "amount": 1}},
+                      "body.credits.refill.interval"),
+                     ({"remaining": 1, "refill": {"interval": "daily", "amount": 1, "refillDay": 2}},
+                      "body.credits.refill.refillDay"),
+                     ({"refill": {"interval": "daily", "amount": 1}}, "body.credits.remaining"),
+                     ({"remaining": 1, "extra": 1}, "body.extra"), ({"remaining": 2**60}, "body.credits.remaining")):
+        err(v2(server, "keys.createKey", ws.root_key, {"apiId": ws.id, "credits": bad}), 400, location=loc)
+
+
+def test_update_credits_keeps_what_it_is_not_given(server, ws):
+    k = create(server, ws, credits={"remaining": 5, "refill": {"interval": "daily", "amount": 5}})
+    ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"], "credits": {"cost": 2}}))
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["keyId"], "credits": {"remaining": 9}}))
+    got = ok(v2(server, "keys.getKey", ws.root_key, {"keyId": k["keyId"]}))["credits"]
+    assert got == {"remaining": 9, "refill": {"interval": "daily", "amount": 5}}
+    ok(v2(server, "keys.updateKey", ws.root_key,
+          {"keyId": k["keyId"], "credits": {"refill": None}}))
+    assert ok(v2(server, "keys.getKey", ws.root_key, {"keyId": k["keyId"]}))["credits"] == {"remaining": 9}
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["keyId"], "credits": None}))
+    got = ok(v2(server, "keys.getKey", ws.root_key, {"keyId": k["keyId"]}))
+    assert "credits" not in got
+    v = ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"]}))
+    assert v["code"] == "VALID" and "credits" not in v
+
+
+def test_named_rate_limits(server, ws):
+    k = create(server, ws, ratelimits=[
+        {"name": "requests", "limit": 2, "duration": 60000, "autoApply": True},
+        {"name": "tokens", "limit": 10, "duration": 3600000, "autoApply": False}])
+    got = ok(v2(server, "keys.getKey", ws.root_key, {"keyId": k["keyId"]}))
+    assert [(r["name"], r["limit"], r["duration"], r["autoApply"]) for r in got["ratelimits"]] == \
+        [("requests", 2, 60000, True), ("tokens", 10, 3600000, False)]
+    assert len({r["id"] for r in got["ratelimits"]}) == 2
+    v = ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"]}))
+    assert [(r["name"], r["remaining"], r["exceeded"]) for r in v["ratelimits"]] == [("requests", 1, False)]
+    assert 0 < v["ratelimits"][0]["reset"] <= 60000 and v["ratelimits"][0]["duration"] == 60000
+    v = ok(v2(server, "keys.verifyKey", ws.root_key,
+              {"key": k["key"], "ratelimits": [{"name": "tokens", "cost": 6}]}))
+    by = {r["name"]: r for r in v["ratelimits"]}
+    assert v["code"] == "VALID" and by["tokens"]["remaining"] == 4 and by["requests"]["remaining"] == 0
+    assert by["tokens"]["autoApply"] is False and by["tokens"]["duration"] == 3600000
+    v = ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"]}))
+    assert v["code"] == "RATE_LIMITED"
+    assert [(r["name"], r["exceeded"]) for r in v["ratelimits"]] == [("requests", True)]
+    for bad, loc in (([{"name": "a b", "limit": 1, "duration": 1000}], "body.ratelimits"),
+                     ([{"name": "x", "limit": 1, "duration": 86400001}], "body.ratelimits[0].duration"),
+                     ([{"name": "x", "limit": 1, "duration": 1000}] * 2, "body.ratelimits"),
+                     ([{"name": "default", "limit": 1, "duration": 1000, "autoApply": False}], "body.ratelimits"),
+                     ([{"name": f"r{i}", "limit": 1, "duration": 1000} for i in range(9)], "body.ratelimits")):
+        err(v2(server, "keys.createKey", ws.root_key, {"apiId": ws.id, "ratelimits": bad}), 400, location=loc)
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["keyId"], "ratelimits": []}))
+    assert "ratelimits" not in ok(v2(server, "keys.getKey", ws.root_key, {"keyId": k["keyId"]}))
 
 
 def test_only_post(server, ws):

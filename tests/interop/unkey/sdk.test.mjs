@@ -159,7 +159,53 @@ test('rate limits: the key\'s limit, reported per check', async () => {
     [{ name: 'default', limit: 2, duration: 60_000, autoApply: true }]);
 });
 
-test('credits: a verification spends its cost, then USAGE_EXCEEDED', async () => {
+test('a key\'s own credits: each check spends one, refill shown, then USAGE_EXCEEDED', async () => {
+  const unkey = sdk();
+  const { data } = await unkey.keys.createKey({
+    apiId: srv.apiId, credits: { remaining: 3, refill: { interval: 'daily', amount: 3 } },
+  });
+  const got = await unkey.keys.getKey({ keyId: data.keyId });
+  assert.deepEqual(got.data.credits, { remaining: 3, refill: { interval: 'daily', amount: 3 } });
+  assert.equal((await unkey.keys.verifyKey({ key: data.key })).data.credits, 2);
+  assert.equal((await unkey.keys.verifyKey({ key: data.key, credits: { cost: 2 } })).data.credits, 0);
+  const out = await unkey.keys.verifyKey({ key: data.key });
+  assert.equal(out.data.valid, false);
+  assert.equal(out.data.code, 'USAGE_EXCEEDED');
+  assert.equal(out.data.credits, 0);
+  await unkey.keys.updateKey({ keyId: data.keyId, credits: { remaining: 10 } });
+  assert.equal((await unkey.keys.verifyKey({ key: data.key })).data.credits, 9);
+  assert.equal((await unkey.keys.getKey({ keyId: data.keyId })).data.credits.refill.amount, 3);
+  await unkey.keys.updateKey({ keyId: data.keyId, credits: null });
+  const free = await unkey.keys.verifyKey({ key: data.key });
+  assert.equal(free.data.code, 'VALID');
+  assert.equal(free.data.credits, undefined);
+});
+
+test('several named rate limits, applied by themselves or by name', async () => {
+  const unkey = sdk();
+  const { data } = await unkey.keys.createKey({
+    apiId: srv.apiId, ratelimits: [
+      { name: 'requests', limit: 3, duration: 60_000, autoApply: true },
+      { name: 'tokens', limit: 100, duration: 3_600_000 },
+    ],
+  });
+  const got = await unkey.keys.getKey({ keyId: data.keyId });
+  assert.deepEqual(got.data.ratelimits.map((r) => [r.name, r.limit, r.duration, r.autoApply]),
+    [['requests', 3, 60_000, true], ['tokens', 100, 3_600_000, false]]);
+  const one = await unkey.keys.verifyKey({ key: data.key });
+  assert.deepEqual(one.data.ratelimits.map((r) => [r.name, r.remaining]), [['requests', 2]]);
+  const spent = await unkey.keys.verifyKey({ key: data.key, ratelimits: [{ name: 'tokens', cost: 60 }] });
+  const by = Object.fromEntries(spent.data.ratelimits.map((r) => [r.name, r]));
+  assert.equal(by.tokens.remaining, 40);
+  assert.equal(by.requests.remaining, 1);
+  const over = await unkey.keys.verifyKey({ key: data.key, ratelimits: [{ name: 'tokens', cost: 60 }] });
+  assert.equal(over.data.code, 'RATE_LIMITED');
+  assert.equal(over.data.ratelimits.find((r) => r.name === 'tokens').exceeded, true);
+  await rejects(unkey.keys.verifyKey({ key: data.key, ratelimits: [{ name: 'nope' }] }), BadRequestErrorResponse,
+    (e) => assert.equal(e.error.errors[0].location, 'body.ratelimits[0].name'));
+});
+
+test('credits: a verification spends its cost from the workspace, then USAGE_EXCEEDED', async () => {
   const unkey = sdk(srv.other.rootKey);
   const top = await v1('POST', '/v1/credits', srv.other.rootKey, { amount: 10 });
   assert.equal(top.status, 201);
