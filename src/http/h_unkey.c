@@ -40,7 +40,8 @@ static struct mapping mapping_of(enum lk_err e, const struct lk_errinfo *ei)
         return (struct mapping){401, "Unauthorized", TYPE_BASE "authentication/key_not_found",
                                 "The root key was not found, or is expired, revoked or disabled"};
     case LK_ERR_INSUFFICIENT_PERMISSIONS:
-        return (struct mapping){403, "Forbidden", TYPE_BASE "authorization/insufficient_permissions",
+        return (struct mapping){403, "Forbidden",
+                                TYPE_BASE "authorization/insufficient_permissions",
                                 "The root key lacks the permission this call needs"};
     case LK_ERR_NOT_FOUND:
         if (ei != NULL && strcmp(ei->field, "apiId") == 0)
@@ -95,8 +96,7 @@ void lk_unkey_error_render(enum lk_err e, const struct lk_errinfo *ei, const cha
                     mp.status, "type", mp.type ? mp.type : "about:blank");
     if (err != NULL && mp.status == 400) {
         json_t *errs = json_array(), *one;
-        snprintf(loc, sizeof(loc), "body%s%s", ei && ei->field[0] ? "." : "",
-                 ei ? ei->field : "");
+        snprintf(loc, sizeof(loc), "body%s%s", ei && ei->field[0] ? "." : "", ei ? ei->field : "");
         one = json_pack("{s:s, s:s}", "location", loc, "message", detail);
         if (one != NULL)
             json_array_append_new(errs, one);
@@ -112,8 +112,7 @@ void lk_unkey_error_render(enum lk_err e, const struct lk_errinfo *ei, const cha
         snprintf(out->body, 512,
                  "{\"meta\":{\"requestId\":\"%s\"},\"error\":{\"title\":\"%s\",\"detail\":"
                  "\"the error could not be rendered\",\"status\":%d,\"type\":\"about:blank\"%s}}",
-                 request_id, mp.title, mp.status,
-                 mp.status == 400 ? ",\"errors\":[]" : "");
+                 request_id, mp.title, mp.status, mp.status == 400 ? ",\"errors\":[]" : "");
     }
     out->len = strlen(out->body);
 }
@@ -170,8 +169,7 @@ bool lk_unkey_actor(struct lk_mreq *m, struct lk_actor *who)
         e = lk_errinfo_set(&ei, LK_ERR_MALFORMED_KEY, "",
                            "the v2 API takes a root key or an application key, not a session");
     if (e == LK_OK)
-        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, NULL, m->address, m->need, who,
-                          &ei);
+        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, NULL, m->address, m->need, who, &ei);
     if (e != LK_OK) {
         if (e == LK_ERR_TOO_MANY_REQUESTS)
             m->retry_after = lk_app_limits(m->app)->failed_key.window_s;
@@ -188,23 +186,34 @@ bool lk_unkey_actor(struct lk_mreq *m, struct lk_actor *who)
 static const char *type_words(enum lk_unkey_type t)
 {
     switch (t) {
-    case LK_UT_STRING: return "a string";
-    case LK_UT_INT: return "an integer";
-    case LK_UT_BOOL: return "a boolean";
-    case LK_UT_OBJECT: return "an object";
-    case LK_UT_STRINGS: return "an array of strings";
-    default: return "an array of objects";
+    case LK_UT_STRING:
+        return "a string";
+    case LK_UT_INT:
+        return "an integer";
+    case LK_UT_BOOL:
+        return "a boolean";
+    case LK_UT_OBJECT:
+        return "an object";
+    case LK_UT_STRINGS:
+        return "an array of strings";
+    default:
+        return "an array of objects";
     }
 }
 
 static bool of_type(json_t *v, enum lk_unkey_type t)
 {
     switch (t) {
-    case LK_UT_STRING: return json_is_string(v);
-    case LK_UT_INT: return json_is_integer(v);
-    case LK_UT_BOOL: return json_is_boolean(v);
-    case LK_UT_OBJECT: return json_is_object(v);
-    default: return json_is_array(v);
+    case LK_UT_STRING:
+        return json_is_string(v);
+    case LK_UT_INT:
+        return json_is_integer(v);
+    case LK_UT_BOOL:
+        return json_is_boolean(v);
+    case LK_UT_OBJECT:
+        return json_is_object(v);
+    default:
+        return json_is_array(v);
     }
 }
 
@@ -218,8 +227,8 @@ static enum lk_err check_field(json_t *v, const char *label, const struct lk_unk
     if (json_is_null(v)) {
         if (f->flags & LK_UF_NULLABLE)
             return LK_OK;
-        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label, "%s must be %s, not null",
-                              label, type_words(f->type));
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label, "%s must be %s, not null", label,
+                              type_words(f->type));
     }
     if (!of_type(v, f->type))
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label, "%s must be %s", label,
@@ -229,8 +238,8 @@ static enum lk_err check_field(json_t *v, const char *label, const struct lk_unk
         size_t n = json_string_length(v);
         if ((int64_t)n < f->min || (int64_t)n > f->max)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label,
-                                  "%s must be %lld to %lld bytes long", label,
-                                  (long long)f->min, (long long)f->max);
+                                  "%s must be %lld to %lld bytes long", label, (long long)f->min,
+                                  (long long)f->max);
         if (memchr(json_string_value(v), '\0', n) != NULL)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label,
                                   "%s must not contain NUL characters", label);
@@ -249,7 +258,8 @@ static enum lk_err check_field(json_t *v, const char *label, const struct lk_unk
         if ((int64_t)json_array_size(v) > f->max)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label,
                                   "%s may have at most %lld items", label, (long long)f->max);
-        json_array_foreach(v, i, item) {
+        json_array_foreach(v, i, item)
+        {
             bool ok = f->type == LK_UT_STRINGS ? json_is_string(item) : json_is_object(item);
             if (!ok)
                 return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label, "%s must be %s", label,
@@ -271,7 +281,8 @@ enum lk_err lk_unkey_object(json_t *obj, const char *prefix, const struct lk_unk
     enum lk_err e;
 
     /* Unknown members first: a misspelt one is never silently ignored. */
-    json_object_foreach(obj, name, v) {
+    json_object_foreach(obj, name, v)
+    {
         size_t i;
         for (i = 0; i < n; i++)
             if (strcmp(name, fields[i].name) == 0)
@@ -279,16 +290,14 @@ enum lk_err lk_unkey_object(json_t *obj, const char *prefix, const struct lk_unk
         if (i == n) {
             char q[LK_QUOTE_SIZE];
             lk_quote(q, sizeof(q), name, strlen(name));
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, q, "unknown field %s%s", prefix,
-                                  q);
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, q, "unknown field %s%s", prefix, q);
         }
     }
     for (size_t i = 0; i < n; i++) {
         snprintf(label, sizeof(label), "%s%s", prefix, fields[i].name);
         if ((v = json_object_get(obj, fields[i].name)) == NULL) {
             if (fields[i].flags & LK_UF_REQUIRED)
-                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label, "%s is required",
-                                      label);
+                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, label, "%s is required", label);
             continue;
         }
         if ((e = check_field(v, label, &fields[i], ei)) != LK_OK)
@@ -306,8 +315,7 @@ enum lk_err lk_unkey_body(const char *body, size_t len, const struct lk_unkey_fi
     /* A key may be in the body: jansson's message quotes none of it here. */
     *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
     if (*root == NULL)
-        return lk_errinfo_set(ei, LK_ERR_BAD_JSON, "", "invalid JSON at byte %d",
-                              je.position);
+        return lk_errinfo_set(ei, LK_ERR_BAD_JSON, "", "invalid JSON at byte %d", je.position);
     if (!json_is_object(*root)) {
         json_decref(*root);
         *root = NULL;
@@ -368,7 +376,8 @@ enum lk_err lk_unkey_perms_in(json_t *arr, const char *field, char **out, struct
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, field,
                               "%s may hold at most %d permissions", field, LK_PERM_MAX_COUNT);
     }
-    json_array_foreach(arr, i, item) {
+    json_array_foreach(arr, i, item)
+    {
         const char *s = json_string_value(item);
         size_t n = json_string_length(item);
         bool dup = false;
@@ -384,7 +393,9 @@ enum lk_err lk_unkey_perms_in(json_t *arr, const char *field, char **out, struct
                                   "segments [a-z0-9_-] or a lone *, joined by '.'",
                                   field, q);
         }
-        json_array_foreach(list, j, have) dup = dup || strcmp(json_string_value(have), p) == 0;
+        json_array_foreach(list, j, have) {
+            dup = dup || strcmp(json_string_value(have), p) == 0;
+        }
         if (!dup)
             json_array_append_new(list, json_string(p));
     }
@@ -400,7 +411,8 @@ json_t *lk_unkey_perms_out(const char *permissions_json)
     char p[LK_PERM_MAX_LEN + 1];
     size_t i;
 
-    json_array_foreach(in, i, item) {
+    json_array_foreach(in, i, item)
+    {
         if (!json_is_string(item))
             continue;
         lk_unkey_perm_out(json_string_value(item), json_string_length(item), p, sizeof(p));
@@ -416,8 +428,8 @@ void lk_unkey_rl_id(const char *key_id, const char *name, size_t name_len, char 
 {
     /* Unkey's ids are rl_[A-Za-z0-9_]: the key's id and the name, other bytes
      * as '_'. Unique per key, since names are unique in a key only up to that. */
-    size_t n = (size_t)snprintf(out, outsz, "rl_%s_",
-                                key_id + (strncmp(key_id, "key_", 4) == 0 ? 4 : 0));
+    size_t n =
+        (size_t)snprintf(out, outsz, "rl_%s_", key_id + (strncmp(key_id, "key_", 4) == 0 ? 4 : 0));
 
     for (size_t i = 0; i < name_len && n + 1 < outsz; i++) {
         char c = name[i];
@@ -468,12 +480,13 @@ json_t *lk_unkey_render_key(const struct lk_key_row *k)
     else
         json_decref(perms);
     if (k->identity_id[0] != '\0')
-        json_object_set_new(o, "identity", json_pack("{s:s, s:s}", "id", k->identity_id,
-                                                     "externalId", k->external_id));
+        json_object_set_new(
+            o, "identity",
+            json_pack("{s:s, s:s}", "id", k->identity_id, "externalId", k->external_id));
     if (k->has_credits) {
-        json_t *c = json_pack("{s:I}", "remaining",
-                              (json_int_t)(k->credits_now >= 0 ? k->credits_now
-                                                               : k->credits_remaining));
+        json_t *c =
+            json_pack("{s:I}", "remaining",
+                      (json_int_t)(k->credits_now >= 0 ? k->credits_now : k->credits_remaining));
         if (k->credits_refill != LK_CREDIT_REFILL_NONE) {
             json_t *r = json_pack("{s:s, s:I}", "interval",
                                   k->credits_refill == LK_CREDIT_REFILL_DAILY ? "daily" : "monthly",
@@ -487,13 +500,12 @@ json_t *lk_unkey_render_key(const struct lk_key_row *k)
     if (k->rl_limit > 0 || k->n_rate_limits > 0) {
         json_t *rls = json_array();
         if (k->rl_limit > 0)
-            json_array_append_new(rls, render_rl(k->id, "default", k->rl_limit,
-                                                 k->rl_window_s * 1000, true));
+            json_array_append_new(
+                rls, render_rl(k->id, "default", k->rl_limit, k->rl_window_s * 1000, true));
         for (int i = 0; i < k->n_rate_limits; i++)
-            json_array_append_new(rls, render_rl(k->id, k->rate_limits[i].name,
-                                                 k->rate_limits[i].limit,
-                                                 k->rate_limits[i].window_ms,
-                                                 k->rate_limits[i].auto_apply));
+            json_array_append_new(
+                rls, render_rl(k->id, k->rate_limits[i].name, k->rate_limits[i].limit,
+                               k->rate_limits[i].window_ms, k->rate_limits[i].auto_apply));
         json_object_set_new(o, "ratelimits", rls);
     }
     return o;

@@ -47,8 +47,14 @@ bool lk_unkey_actor(struct lk_mreq *m, struct lk_actor *who /* OUT */);
 
 /* --- request bodies ---------------------------------------------------------- */
 
-enum lk_unkey_type { LK_UT_STRING, LK_UT_INT, LK_UT_BOOL, LK_UT_OBJECT, LK_UT_STRINGS,
-                     LK_UT_OBJECTS };
+enum lk_unkey_type {
+    LK_UT_STRING,
+    LK_UT_INT,
+    LK_UT_BOOL,
+    LK_UT_OBJECT,
+    LK_UT_STRINGS,
+    LK_UT_OBJECTS
+};
 
 #define LK_UF_REQUIRED 1u
 #define LK_UF_NULLABLE 2u /* null is allowed (and means "clear") */

@@ -93,8 +93,11 @@ static int64_t ms_to_s(int64_t ms)
 static void unkey_field(struct lk_errinfo *ei)
 {
     static const char *const names[][2] = {
-        {"expires_at", "expires"}, {"external_id", "externalId"}, {"rate_limits", "ratelimits"},
-        {"rate_limit", "ratelimits"}, {"credits_remaining", "credits.remaining"},
+        {"expires_at", "expires"},
+        {"external_id", "externalId"},
+        {"rate_limits", "ratelimits"},
+        {"rate_limit", "ratelimits"},
+        {"credits_remaining", "credits.remaining"},
     };
 
     for (size_t i = 0; i < LK_ARRAY_LEN(names); i++)
@@ -126,7 +129,8 @@ static enum lk_err ratelimits_in(json_t *arr, struct lk_key_spec *spec, struct l
     if (json_array_size(arr) > LK_KEY_RATE_LIMITS_MAX)
         return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
                               "a key has at most %d rate limits", LK_KEY_RATE_LIMITS_MAX);
-    json_array_foreach(arr, i, rl) {
+    json_array_foreach(arr, i, rl)
+    {
         struct lk_key_rl *r = &spec->rate_limits[i];
         json_t *name;
 
@@ -137,8 +141,8 @@ static enum lk_err ratelimits_in(json_t *arr, struct lk_key_spec *spec, struct l
         name = json_object_get(rl, "name");
         if (!lk_namedrl_name_ok(json_string_value(name), json_string_length(name)))
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
-                                  "ratelimits[%zu].name must be 1 to %d of A-Z a-z 0-9 _ . : -",
-                                  i, LK_RL_NAME_MAX);
+                                  "ratelimits[%zu].name must be 1 to %d of A-Z a-z 0-9 _ . : -", i,
+                                  LK_RL_NAME_MAX);
         snprintf(r->name, sizeof(r->name), "%s", json_string_value(name));
         r->limit = json_integer_value(json_object_get(rl, "limit"));
         r->window_ms = json_integer_value(json_object_get(rl, "duration"));
@@ -222,7 +226,8 @@ static enum lk_err common_in(json_t *root, const struct lk_key_row *cur, int64_t
 
     if ((v = json_object_get(root, "name")) != NULL) {
         spec->set |= LK_SPEC_NAME;
-        snprintf(spec->name, sizeof(spec->name), "%s", json_is_string(v) ? json_string_value(v) : "");
+        snprintf(spec->name, sizeof(spec->name), "%s",
+                 json_is_string(v) ? json_string_value(v) : "");
     }
     if ((v = json_object_get(root, "meta")) != NULL) {
         spec->set |= LK_SPEC_META;
@@ -264,7 +269,8 @@ static enum lk_err common_in(json_t *root, const struct lk_key_row *cur, int64_t
         spec->set |= LK_SPEC_EXTERNAL_ID;
         snprintf(spec->external_id, sizeof(spec->external_id), "%s", x);
     }
-    if ((v = json_object_get(root, "credits")) != NULL && (e = credits_in(v, cur, spec, ei)) != LK_OK)
+    if ((v = json_object_get(root, "credits")) != NULL &&
+        (e = credits_in(v, cur, spec, ei)) != LK_OK)
         return e;
     return LK_OK;
 }
@@ -532,8 +538,8 @@ static json_t *permission_objects(const char *permissions_json)
     json_t *names = lk_unkey_perms_out(permissions_json), *out = json_array(), *v;
     size_t i;
 
-    json_array_foreach(names, i, v) json_array_append_new(
-        out, json_pack("{s:O, s:O, s:O}", "id", v, "name", v, "slug", v));
+    json_array_foreach(names, i, v)
+        json_array_append_new(out, json_pack("{s:O, s:O, s:O}", "id", v, "name", v, "slug", v));
     json_decref(names);
     return out;
 }
@@ -550,8 +556,8 @@ static void change_perms(struct lk_mreq *m, enum lk_keyperms_op op)
     if ((root = begin(m, perms_fields, LK_ARRAY_LEN(perms_fields), &who)) == NULL)
         return;
     lk_errinfo_clear(&ei);
-    if ((e = lk_unkey_perms_in(json_object_get(root, "permissions"), "permissions", &perms,
-                               &ei)) == LK_OK) {
+    if ((e = lk_unkey_perms_in(json_object_get(root, "permissions"), "permissions", &perms, &ei)) ==
+        LK_OK) {
         if (!lk_unkey_key_id(root, id))
             e = LK_ERR_NOT_FOUND;
         else

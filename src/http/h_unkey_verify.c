@@ -17,6 +17,7 @@
 #include "http/h_unkey.h"
 #include "http/handlers.h"
 #include "http/keyread.h"
+#include "http/textout.h"
 #include "service/verify.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -70,7 +71,8 @@ static enum lk_err ratelimits_in(json_t *arr, struct vbody *vb, struct lk_errinf
     char prefix[48];
     enum lk_err e;
 
-    json_array_foreach(arr, i, rl) {
+    json_array_foreach(arr, i, rl)
+    {
         struct lk_rl_use *u = &vb->uses[i];
         snprintf(prefix, sizeof(prefix), "ratelimits[%zu].", i);
         if ((e = lk_unkey_object(rl, prefix, ratelimit_fields, LK_ARRAY_LEN(ratelimit_fields),
@@ -79,7 +81,8 @@ static enum lk_err ratelimits_in(json_t *arr, struct vbody *vb, struct lk_errinf
         if (json_object_get(rl, "limit") != NULL || json_object_get(rl, "duration") != NULL)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
                                   "ratelimits[%zu]: a key's limit and duration are the key's "
-                                  "own; they cannot be overridden per check", i);
+                                  "own; they cannot be overridden per check",
+                                  i);
         u->name = json_string_value(json_object_get(rl, "name"));
         u->name_len = strlen(u->name);
         cost = json_object_get(rl, "cost");
@@ -88,8 +91,8 @@ static enum lk_err ratelimits_in(json_t *arr, struct vbody *vb, struct lk_errinf
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
                                   "ratelimits[%zu]: the limit named default counts 1 a check", i);
         for (size_t j = 0; j < i; j++)
-            if (vb->uses[j].name_len == u->name_len && memcmp(vb->uses[j].name, u->name,
-                                                              u->name_len) == 0)
+            if (vb->uses[j].name_len == u->name_len &&
+                memcmp(vb->uses[j].name, u->name, u->name_len) == 0)
                 return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "ratelimits",
                                       "ratelimits[%zu] names a limit named before it", i);
         vb->n_uses++;
@@ -209,9 +212,8 @@ static enum lk_err check_query(struct vbody *vb, struct lk_errinfo *ei)
     enum lk_err e;
 
     /* A malformed query is the caller's bug whatever the key: 400, pointing at it. */
-    if (vb->needs[0] == '\0' ||
-        (e = lk_permquery_eval(vb->needs, strlen(vb->needs), no_permissions, NULL, &ignored,
-                               ei)) == LK_OK)
+    if (vb->needs[0] == '\0' || (e = lk_permquery_eval(vb->needs, strlen(vb->needs), no_permissions,
+                                                       NULL, &ignored, ei)) == LK_OK)
         return LK_OK;
     snprintf(ei->field, sizeof(ei->field), "permissions");
     return e;
@@ -282,71 +284,48 @@ static void vbody_release(struct vbody *vb)
 static const char *code_of(enum lk_err e)
 {
     switch (e) {
-    case LK_OK: return "VALID";
-    case LK_ERR_EXPIRED_KEY: return "EXPIRED";
-    case LK_ERR_INACTIVE_KEY: return "DISABLED";
-    case LK_ERR_INSUFFICIENT_PERMISSIONS: return "INSUFFICIENT_PERMISSIONS";
+    case LK_OK:
+        return "VALID";
+    case LK_ERR_EXPIRED_KEY:
+        return "EXPIRED";
+    case LK_ERR_INACTIVE_KEY:
+        return "DISABLED";
+    case LK_ERR_INSUFFICIENT_PERMISSIONS:
+        return "INSUFFICIENT_PERMISSIONS";
     case LK_ERR_SPEND_CAP_EXCEEDED:
     case LK_ERR_INSUFFICIENT_CREDITS:
-    case LK_ERR_QUOTA_EXCEEDED: return "USAGE_EXCEEDED";
-    case LK_ERR_RATE_LIMITED: return "RATE_LIMITED";
-    case LK_ERR_ENVIRONMENT_MISMATCH: return "FORBIDDEN";
-    default: return "NOT_FOUND"; /* missing, malformed, unknown, revoked: no such key */
+    case LK_ERR_QUOTA_EXCEEDED:
+        return "USAGE_EXCEEDED";
+    case LK_ERR_RATE_LIMITED:
+        return "RATE_LIMITED";
+    case LK_ERR_ENVIRONMENT_MISMATCH:
+        return "FORBIDDEN";
+    default:
+        return "NOT_FOUND"; /* missing, malformed, unknown, revoked: no such key */
     }
-}
-
-/* Appends to a buffer sized beforehand; printf-free, as every check renders one. */
-struct out {
-    char *p, *end;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-    lk_assert(n <= (size_t)(o->end - o->p));
-    memcpy(o->p, s, n);
-    o->p += n;
-}
-
-#define PUT(o, lit) put((o), (lit), sizeof(lit) - 1)
-
-static void put_str(struct out *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-static void put_int(struct out *o, int64_t v)
-{
-    char buf[24];
-    char *q = buf + sizeof(buf);
-    uint64_t u = v < 0 ? 0 : (uint64_t)v; /* every number here is a count or a time */
-
-    do
-        *--q = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    put(o, q, (size_t)(buf + sizeof(buf) - q));
 }
 
 /* The key's permissions as Unkey names them; only characters of permission
  * names are copied, so nothing needs escaping. */
-static void put_perms(struct out *o, const struct lk_ckey *k)
+static void put_perms(struct lk_textout *o, const struct lk_ckey *k)
 {
     const struct lk_permlist *pl = k->perms;
 
-    PUT(o, ",\"permissions\":[");
+    LK_TEXTOUT_LIT(o, ",\"permissions\":[");
     for (size_t i = 0; i < pl->n; i++) {
         if (i > 0)
-            PUT(o, ",");
-        PUT(o, "\"");
+            LK_TEXTOUT_LIT(o, ",");
+        LK_TEXTOUT_LIT(o, "\"");
         for (size_t j = 0; j < pl->len[i]; j++) {
             char c = pl->p[i][j];
             if (c == ':')
                 c = '.';
             if (c > 0x20 && c < 0x7f && c != '"' && c != '\\')
-                put(o, &c, 1);
+                lk_textout_put(o, &c, 1);
         }
-        PUT(o, "\"");
+        LK_TEXTOUT_LIT(o, "\"");
     }
-    PUT(o, "]");
+    LK_TEXTOUT_LIT(o, "]");
 }
 
 /* Bytes one named limit's report takes at most: its name twice (in its id),
@@ -359,7 +338,7 @@ static size_t answer_cap(const struct lk_ckey *k, const struct lk_limits_info *i
            (info->ext & LK_INFO_NAMED ? (size_t)info->n_named * NAMED_MAX : 0);
 }
 
-static void put_rl(struct out *o, const struct lk_ckey *k, const char *name, size_t name_len,
+static void put_rl(struct lk_textout *o, const struct lk_ckey *k, const char *name, size_t name_len,
                    bool exceeded, int64_t limit, int64_t window_ms, int64_t reset_ms,
                    int64_t remaining, bool auto_apply)
 {
@@ -367,25 +346,25 @@ static void put_rl(struct out *o, const struct lk_ckey *k, const char *name, siz
 
     lk_unkey_rl_id(k->id, name, name_len, id, sizeof(id));
     if (exceeded)
-        PUT(o, "{\"exceeded\":true,\"id\":\"");
+        LK_TEXTOUT_LIT(o, "{\"exceeded\":true,\"id\":\"");
     else
-        PUT(o, "{\"exceeded\":false,\"id\":\"");
-    put_str(o, id);
+        LK_TEXTOUT_LIT(o, "{\"exceeded\":false,\"id\":\"");
+    lk_textout_str(o, id);
     /* Names are [A-Za-z0-9_.:-] (core/namedrl.h): nothing to escape. */
-    PUT(o, "\",\"name\":\"");
-    put(o, name, name_len);
-    PUT(o, "\",\"limit\":");
-    put_int(o, limit);
-    PUT(o, ",\"duration\":");
-    put_int(o, window_ms);
-    PUT(o, ",\"reset\":");
-    put_int(o, reset_ms > 0 ? reset_ms : 0);
-    PUT(o, ",\"remaining\":");
-    put_int(o, remaining);
+    LK_TEXTOUT_LIT(o, "\",\"name\":\"");
+    lk_textout_put(o, name, name_len);
+    LK_TEXTOUT_LIT(o, "\",\"limit\":");
+    lk_textout_uint(o, limit);
+    LK_TEXTOUT_LIT(o, ",\"duration\":");
+    lk_textout_uint(o, window_ms);
+    LK_TEXTOUT_LIT(o, ",\"reset\":");
+    lk_textout_uint(o, reset_ms > 0 ? reset_ms : 0);
+    LK_TEXTOUT_LIT(o, ",\"remaining\":");
+    lk_textout_uint(o, remaining);
     if (auto_apply)
-        PUT(o, ",\"autoApply\":true}");
+        LK_TEXTOUT_LIT(o, ",\"autoApply\":true}");
     else
-        PUT(o, ",\"autoApply\":false}");
+        LK_TEXTOUT_LIT(o, ",\"autoApply\":false}");
 }
 
 /* The named limit of k called name, for what the check's report lacks. */
@@ -398,14 +377,14 @@ static const struct lk_ckey_rl *named_of(const struct lk_ckey *k, const char *na
 }
 
 /* Every limit the check applied: the key's default one, then the named ones. */
-static void put_limits(struct out *o, const struct lk_ckey *k, enum lk_err e,
+static void put_limits(struct lk_textout *o, const struct lk_ckey *k, enum lk_err e,
                        const struct lk_limits_info *info, int64_t window_s, int64_t now_ms)
 {
     bool named = (info->ext & LK_INFO_NAMED) && info->n_named > 0;
 
     if (!info->has_rl && !named)
         return;
-    PUT(o, ",\"ratelimits\":[");
+    LK_TEXTOUT_LIT(o, ",\"ratelimits\":[");
     if (info->has_rl)
         put_rl(o, k, "default", 7,
                e == LK_ERR_RATE_LIMITED && !((info->ext & LK_INFO_NAMED) && info->rl_refused >= 0),
@@ -414,11 +393,11 @@ static void put_limits(struct out *o, const struct lk_ckey *k, enum lk_err e,
         const struct lk_rl_applied *a = &info->named[i];
         const struct lk_ckey_rl *r = named_of(k, a->name, a->name_len);
         if (info->has_rl || i > 0)
-            PUT(o, ",");
+            LK_TEXTOUT_LIT(o, ",");
         put_rl(o, k, a->name, a->name_len, a->exceeded, a->limit, r ? r->window_ms : 0,
                a->reset_at - now_ms, a->remaining, r ? r->auto_apply : false);
     }
-    PUT(o, "]");
+    LK_TEXTOUT_LIT(o, "]");
 }
 
 /* What an answer shows beside the outcome: window_s is the default rate
@@ -433,47 +412,47 @@ static size_t render(char *buf, size_t cap, const char *request_id, enum lk_err 
                      const struct lk_ckey *k, const struct lk_limits_info *info,
                      const struct shown *sh)
 {
-    struct out o = {buf, buf + cap};
+    struct lk_textout o = {buf, buf + cap};
     const char *code = k ? code_of(e) : "NOT_FOUND";
 
     /* A NOT_FOUND tells nothing of a key (a revoked one is a deleted one). */
     if (strcmp(code, "NOT_FOUND") == 0)
         k = NULL;
-    PUT(&o, "{\"meta\":{\"requestId\":\"");
-    put_str(&o, request_id);
-    PUT(&o, "\"},\"data\":{\"valid\":");
+    LK_TEXTOUT_LIT(&o, "{\"meta\":{\"requestId\":\"");
+    lk_textout_str(&o, request_id);
+    LK_TEXTOUT_LIT(&o, "\"},\"data\":{\"valid\":");
     if (e == LK_OK)
-        PUT(&o, "true");
+        LK_TEXTOUT_LIT(&o, "true");
     else
-        PUT(&o, "false");
-    PUT(&o, ",\"code\":\"");
-    put_str(&o, code);
-    PUT(&o, "\"");
+        LK_TEXTOUT_LIT(&o, "false");
+    LK_TEXTOUT_LIT(&o, ",\"code\":\"");
+    lk_textout_str(&o, code);
+    LK_TEXTOUT_LIT(&o, "\"");
     if (k != NULL) {
-        PUT(&o, ",\"keyId\":\"");
-        put_str(&o, k->id);
-        PUT(&o, "\"");
+        LK_TEXTOUT_LIT(&o, ",\"keyId\":\"");
+        lk_textout_str(&o, k->id);
+        LK_TEXTOUT_LIT(&o, "\"");
         if (strcmp(k->name_json, "\"\"") != 0) {
-            PUT(&o, ",\"name\":");
-            put_str(&o, k->name_json);
+            LK_TEXTOUT_LIT(&o, ",\"name\":");
+            lk_textout_str(&o, k->name_json);
         }
         if (k->enabled)
-            PUT(&o, ",\"enabled\":true");
+            LK_TEXTOUT_LIT(&o, ",\"enabled\":true");
         else
-            PUT(&o, ",\"enabled\":false");
+            LK_TEXTOUT_LIT(&o, ",\"enabled\":false");
         if (k->expires_at != 0) {
-            PUT(&o, ",\"expires\":");
-            put_int(&o, k->expires_at * 1000);
+            LK_TEXTOUT_LIT(&o, ",\"expires\":");
+            lk_textout_uint(&o, k->expires_at * 1000);
         }
         if (info->ext & LK_INFO_KEY_CREDITS) {
-            PUT(&o, ",\"credits\":");
-            put_int(&o, info->key_credits_remaining);
+            LK_TEXTOUT_LIT(&o, ",\"credits\":");
+            lk_textout_uint(&o, info->key_credits_remaining);
         }
         if (sh->perms)
             put_perms(&o, k);
         put_limits(&o, k, e, info, sh->window_s, sh->now_ms);
     }
-    PUT(&o, "}}");
+    LK_TEXTOUT_LIT(&o, "}}");
     return (size_t)(o.p - buf);
 }
 
@@ -511,9 +490,13 @@ static void check_of(const struct vbody *vb, int64_t now, struct lk_verify_req *
 {
     /* The caller is the customer's backend, known by its root key: its users'
      * bad keys must not throttle it, so no address is counted for them. */
-    *vr = (struct lk_verify_req){.secret = vb->key, .len = vb->key_len,
-                                 .want_env = LK_VERIFY_ANY_ENV, .now = now, .record = true,
-                                 .cost = vb->cost, .ratelimits = vb->uses,
+    *vr = (struct lk_verify_req){.secret = vb->key,
+                                 .len = vb->key_len,
+                                 .want_env = LK_VERIFY_ANY_ENV,
+                                 .now = now,
+                                 .record = true,
+                                 .cost = vb->cost,
+                                 .ratelimits = vb->uses,
                                  .n_ratelimits = vb->n_uses};
     if (vb->needs[0] != '\0') {
         vr->needs = vb->needs;
@@ -525,8 +508,8 @@ static void check_of(const struct vbody *vb, int64_t now, struct lk_verify_req *
 static enum lk_err probe(struct lk_app *app, const struct vbody *vb, int64_t now,
                          const struct lk_actor *who, const struct lk_ckey **k)
 {
-    struct lk_verify_req pr = {.secret = vb->key, .len = vb->key_len,
-                               .want_env = LK_VERIFY_ANY_ENV, .now = now};
+    struct lk_verify_req pr = {
+        .secret = vb->key, .len = vb->key_len, .want_env = LK_VERIFY_ANY_ENV, .now = now};
     struct lk_limits_info info;
     enum lk_err e = lk_verify(app, &pr, k, &info);
 
@@ -550,8 +533,8 @@ static enum lk_err loop_actor(struct lk_reqctx *rc, struct lk_actor *who, struct
     if (lk_auth_is_session(rk.base, rk.len))
         return lk_errinfo_set(ei, LK_ERR_MALFORMED_KEY, "",
                               "the v2 API takes a root key or an application key, not a session");
-    return lk_auth_actor(rc->app, rk.base, rk.len, rc->now, NULL, rc->address,
-                         LK_MPERM_KEYS_READ, who, ei);
+    return lk_auth_actor(rc->app, rk.base, rk.len, rc->now, NULL, rc->address, LK_MPERM_KEYS_READ,
+                         who, ei);
 }
 
 /* The check's cost: what the body says, else Unkey's 1 for a key with credits of
@@ -567,8 +550,8 @@ static bool unknown_limit(enum lk_err e, const struct lk_limits_info *info, stru
 {
     if (e != LK_ERR_INVALID_REQUEST)
         return false;
-    lk_errinfo_set(ei, e, "ratelimits", "ratelimits[%d].name: the key has no rate limit by that name",
-                   info->rl_unknown);
+    lk_errinfo_set(ei, e, "ratelimits",
+                   "ratelimits[%d].name: the key has no rate limit by that name", info->rl_unknown);
     snprintf(ei->field, sizeof(ei->field), "ratelimits[%d].name", info->rl_unknown);
     return true;
 }

@@ -18,8 +18,10 @@ static bool has(json_t *list, const char *p)
     size_t i;
     json_t *v;
 
-    json_array_foreach(list, i, v) if (json_is_string(v) && strcmp(json_string_value(v), p) == 0)
-        return true;
+    json_array_foreach(list, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), p) == 0)
+            return true;
+    }
     return false;
 }
 
@@ -38,12 +40,16 @@ static char *merged(const char *current, enum lk_keyperms_op op, json_t *given)
         out = json_deep_copy(given);
     } else if (op == LK_KEYPERMS_ADD) {
         out = json_deep_copy(have);
-        json_array_foreach(given, i, v) if (!has(out, json_string_value(v)))
-            json_array_append(out, v);
+        json_array_foreach(given, i, v) {
+            if (!has(out, json_string_value(v)))
+                json_array_append(out, v);
+        }
     } else {
         out = json_array();
-        json_array_foreach(have, i, v) if (json_is_string(v) && !has(given, json_string_value(v)))
-            json_array_append(out, v);
+        json_array_foreach(have, i, v) {
+            if (json_is_string(v) && !has(given, json_string_value(v)))
+                json_array_append(out, v);
+        }
     }
     if (json_array_size(out) <= LK_PERM_MAX_COUNT)
         text = json_dumps(out, JSON_COMPACT);
