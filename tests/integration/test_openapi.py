@@ -258,6 +258,13 @@ def test_real_answers_validate(server, ws, doc):
         server.post("/v2/keys.getKey", key=ws.root_key, json={"keyId": v2["data"]["keyId"]}), 200))
     assert_valid(doc, "UnkeyKeyList", expect_status(
         server.post("/v2/apis.listKeys", key=ws.root_key, json={"apiId": ws.id}), 200))
+    ex = dict(doc["components"]["schemas"]["UnkeyKeyCreate"]["examples"][0], apiId=ws.id)
+    assert_valid(doc, "UnkeyKeyCreate", ex)
+    made = expect_status(server.post("/v2/keys.createKey", key=ws.root_key, json=ex), 200)
+    assert_valid(doc, "UnkeyKeyResult", expect_status(
+        server.post("/v2/keys.getKey", key=ws.root_key, json={"keyId": made["data"]["keyId"]}), 200))
+    assert_valid(doc, "UnkeyVerifyResult", expect_status(
+        server.post("/v2/keys.verifyKey", key=ws.root_key, json={"key": made["data"]["key"]}), 200))
     for r in (server.post("/v2/keys.getKey", key=ws.root_key, json={"keyId": 1}),
               server.post("/v2/keys.getKey", json={})):
         assert_valid(doc, "UnkeyError", r.json())
