@@ -76,7 +76,7 @@ $(BUILD)/obj/%.o: %.c | deps
 # h_openapi.c builds docs/openapi.json in with .incbin, which -MMD does not see.
 $(BUILD)/obj/src/http/h_openapi.o: docs/openapi.json
 # counters_redis.c builds its Lua script in the same way.
-$(BUILD)/obj/src/counters/counters_redis.o: src/counters/reserve.lua
+$(BUILD)/obj/src/counters/counters_redis.o: src/counters/reserve.lua src/counters/named.lua
 # h_web.c builds the dashboard in the same way; web/ builds these three files.
 $(BUILD)/obj/src/http/h_web.o: web/dist/index.html web/dist/app.js web/dist/app.css
 

@@ -361,6 +361,7 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
         now_ms = lk_clock_now_ms();
     }
     if (cost == 0 && rl.limit <= 0 && (test || spend_cap < 0) && r->n_named == 0 &&
+        r->shared_named_full == 0 &&
         charge_free(c, ws, test, today, info))
         return LK_OK;
     lk_wstate_lock(ws);
@@ -424,6 +425,10 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
         info->retry_after = (st->sh_rl.full_until - now_ms + 999) / 1000;
         if (info->retry_after < 1)
             info->retry_after = 1;
+        goto out;
+    }
+    if (r->shared_named_full != 0) {
+        e = LK_ERR_RATE_LIMITED; /* the service words the answer (shared windows) */
         goto out;
     }
     if (nw != NULL && named_full(nw, r, now_ms, &info->named_refused, &retry)) {

@@ -51,6 +51,10 @@ struct lk_charge_req {
      * with or without a shared backend); n_named 0: none. */
     const struct lk_charge_named *named;
     int n_named;
+    /* Nonzero: the shared counters found a named limit full (decided before
+     * the call; 1 + its index): refuse with rate_limited in the rate limit's
+     * place. Zero, as a request that does not set it leaves it: none. */
+    int shared_named_full;
 };
 
 #define LK_CHARGE_RATE 1u

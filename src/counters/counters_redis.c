@@ -10,6 +10,7 @@
  *   latchkey:rl:<key rowid>              hash {s: window start ms, n: granted}, expires with the window
  *   latchkey:q:<workspace>:<l|t>:<day>   granted checks of a UTC day, expires after 31 days
  *   latchkey:sp:<key rowid>:<day>        granted spend of a UTC day, expires after 2 days
+ *   latchkey:nrl:<key rowid>:<name hash> count of a named limit's window, expires with it
  */
 #include "counters/shared.h"
 
@@ -50,6 +51,18 @@ __asm__(".pushsection .rodata\n"
         ".byte 0\n"
         ".popsection\n");
 extern const char lk_reserve_lua[], lk_reserve_lua_end[];
+
+/* named.lua: a key's named rate limits, all or none. Sent whole (EVAL): Redis
+ * keeps its compiled form by its digest. */
+__asm__(".pushsection .rodata\n"
+        ".global lk_named_lua\n"
+        ".global lk_named_lua_end\n"
+        "lk_named_lua:\n"
+        ".incbin \"src/counters/named.lua\"\n"
+        "lk_named_lua_end:\n"
+        ".byte 0\n"
+        ".popsection\n");
+extern const char lk_named_lua[], lk_named_lua_end[];
 #define SCRIPT lk_reserve_lua
 #define SCRIPT_LEN ((size_t)(lk_reserve_lua_end - lk_reserve_lua))
 
@@ -437,5 +450,103 @@ out:
     } else {
         lk_stats_observe(LK_HIST_SHARED, lk_stats_now_ns() - t0);
     }
+    return e;
+}
+
+/* --- a key's named rate limits ------------------------------------------------------ */
+
+#define NAMED_MAX 8
+
+/* One call of named.lua; *reply (caller frees) is its answer. */
+static enum lk_err named_call(struct lk_shared *s, int64_t key_rowid, const struct lk_shared_named *l,
+                              int n, bool take, redisReply **reply)
+{
+    char names[NAMED_MAX][NAME_MAX_LEN], nums[NAMED_MAX * 3][24], nkeys[8];
+    const char *argv[3 + NAMED_MAX + 1 + NAMED_MAX * 3];
+    size_t lens[3 + NAMED_MAX + 1 + NAMED_MAX * 3];
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    redisReply *r;
+    uint64_t t0;
+    int a = 0;
+
+    *reply = NULL;
+    if (n <= 0 || n > NAMED_MAX)
+        return n == 0 ? LK_OK : LK_ERR_INTERNAL;
+    snprintf(nkeys, sizeof(nkeys), "%d", n);
+    argv[a] = "EVAL", lens[a++] = 4;
+    argv[a] = lk_named_lua, lens[a++] = (size_t)(lk_named_lua_end - lk_named_lua);
+    argv[a] = nkeys, lens[a] = strlen(nkeys), a++;
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], NAME_MAX_LEN, "latchkey:nrl:%lld:%016llx", (long long)key_rowid,
+                 (unsigned long long)l[i].name_hash);
+        argv[a] = names[i], lens[a] = strlen(names[i]), a++;
+    }
+    argv[a] = take ? "take" : "give", lens[a] = 4, a++;
+    for (int i = 0; i < n; i++) {
+        const int64_t v[3] = {l[i].limit, l[i].window_ms, l[i].cost};
+        for (int j = 0; j < 3; j++) {
+            snprintf(nums[i * 3 + j], sizeof(nums[0]), "%lld", (long long)v[j]);
+            argv[a] = nums[i * 3 + j], lens[a] = strlen(nums[i * 3 + j]), a++;
+        }
+    }
+    t0 = lk_stats_now_ns();
+    pthread_mutex_lock(&s->mu);
+    if (s->ctx == NULL)
+        goto out;
+    r = redisCommandArgv(s->ctx, a, argv, lens);
+    if (r == NULL) {
+        drop_locked(s, "unreachable"); /* an I/O error or the timeout */
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == (take ? 1 + 2 * (size_t)n : 1)) {
+        *reply = r;
+        e = LK_OK;
+    } else {
+        if (r->type == REDIS_REPLY_ERROR)
+            lk_warn("redis refused a named rate limit: %.120s", r->str); /* Redis's own words */
+        else
+            lk_warn("redis answered a named rate limit with something else");
+        freeReplyObject(r);
+    }
+out:
+    pthread_mutex_unlock(&s->mu);
+    lk_stats_add(LK_STAT_SHARED_CALLS, 1);
+    if (e != LK_OK)
+        lk_stats_add(LK_STAT_SHARED_ERRORS, 1);
+    else
+        lk_stats_observe(LK_HIST_SHARED, lk_stats_now_ns() - t0);
+    return e;
+}
+
+enum lk_err lk_shared_named_take(struct lk_shared *s, int64_t key_rowid, struct lk_shared_named *l,
+                                 int n, int *refused)
+{
+    redisReply *r;
+    int64_t first = 0;
+    enum lk_err e = named_call(s, key_rowid, l, n, true, &r);
+
+    *refused = -1;
+    if (e != LK_OK || r == NULL)
+        return e;
+    if (!int_reply(r, 0, &first) || first < 0 || first > n)
+        e = LK_ERR_STORAGE_UNAVAILABLE;
+    for (int i = 0; i < n && e == LK_OK; i++)
+        if (!int_reply(r, 1 + 2 * (size_t)i, &l[i].count) ||
+            !int_reply(r, 2 + 2 * (size_t)i, &l[i].ttl_ms))
+            e = LK_ERR_STORAGE_UNAVAILABLE;
+    if (e == LK_OK)
+        *refused = (int)first - 1;
+    freeReplyObject(r);
+    return e;
+}
+
+enum lk_err lk_shared_named_give(struct lk_shared *s, int64_t key_rowid,
+                                 const struct lk_shared_named *l, int n)
+{
+    redisReply *r;
+    enum lk_err e = named_call(s, key_rowid, l, n, false, &r);
+
+    if (r != NULL)
+        freeReplyObject(r);
     return e;
 }

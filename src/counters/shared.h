@@ -1,6 +1,7 @@
 /*
  * shared.h — counters every node of a cluster shares: a key's rate-limit window,
- * a workspace's quota days and a key's spend of the day, kept by a shared
+ * a workspace's quota days, a key's spend of the day and the windows of its
+ * named rate limits, kept by a shared
  * backend (Redis today: counters_redis.c, selected by `--redis redis://…`).
  * Beside it, counters.h keeps each node's own state in memory (and the counter
  * file); without a shared backend that state alone decides, as on one node.
@@ -81,5 +82,25 @@ void lk_shared_describe(const struct lk_shared *s, char *out, size_t cap);
  * once, without waiting, while the backend is known to be down. */
 enum lk_err lk_shared_reserve(struct lk_shared *s, const struct lk_shared_req *r,
                               struct lk_shared_grant *g /* OUT */);
+
+/* A key's named rate limit (charge.h) as the shared counters keep it: a fixed
+ * window of window_ms that opens at its first count, on Redis's clock. count
+ * and ttl_ms are the answer: the window's count after the call and the ms
+ * until it closes (0: none open). */
+struct lk_shared_named {
+    uint64_t name_hash;
+    int64_t limit, window_ms, cost;
+    int64_t count, ttl_ms; /* OUT */
+};
+
+/* Counts each of the n limits' cost in its window of key key_rowid, all or
+ * none, atomically across nodes: *refused is the first without room (nothing
+ * counted), or -1. One round trip, as lk_shared_reserve. */
+enum lk_err lk_shared_named_take(struct lk_shared *s, int64_t key_rowid, struct lk_shared_named *l,
+                                 int n, int *refused /* OUT */);
+
+/* Takes back what lk_shared_named_take counted (a check refused after it). */
+enum lk_err lk_shared_named_give(struct lk_shared *s, int64_t key_rowid,
+                                 const struct lk_shared_named *l, int n);
 
 #endif

@@ -61,7 +61,7 @@ void lk_limits_give_back(struct lk_app *app)
 
 static enum lk_err apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
                          bool key_credits, bool key_short, const struct lk_charge_named *named,
-                         int n_named, struct lk_limits_info *info)
+                         int n_named, int shared_named_full, struct lk_limits_info *info)
 {
     struct lk_rate rl = rate_of(app, k);
     bool test = k->env == LK_ENV_TEST;
@@ -76,7 +76,8 @@ static enum lk_err apply(struct lk_app *app, const struct lk_ckey *k, int64_t co
                               .key_credits = key_credits,
                               .key_short = key_short,
                               .named = named,
-                              .n_named = n_named};
+                              .n_named = n_named,
+                              .shared_named_full = shared_named_full};
     struct lk_charge_out o;
     enum lk_err e = lk_charge(app->counters, k->ws, lk_limits_state(app, k), &r, &o);
     const struct lk_charge_refill *f = &o.refill;
@@ -117,33 +118,118 @@ static enum lk_err apply(struct lk_app *app, const struct lk_ckey *k, int64_t co
 enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
                             struct lk_limits_info *info)
 {
-    return apply(app, k, cost, now, false, false, NULL, 0, info);
+    return apply(app, k, cost, now, false, false, NULL, 0, 0, info);
 }
 
-enum lk_err lk_limits_apply_ext(struct lk_app *app, const struct lk_ckey *k, int64_t cost,
-                                int64_t now, bool key_credits, bool key_short,
-                                const struct lk_rl_use *uses,
-                                int n_uses, struct lk_limits_info *info)
+void lk_limits_named_list(const struct lk_ckey *k, const struct lk_rl_use *uses, int n_uses,
+                          struct lk_limits_prior *p)
 {
-    struct lk_charge_named named[LK_CHARGE_NAMED_MAX] = {{0}};
-    int n = 0;
-    enum lk_err e;
-
-    _Static_assert(LK_CHARGE_NAMED_MAX == LK_KEY_RATE_LIMITS_MAX, "a window for every limit");
-    /* Every name asked for must be one of the key's (lk_limits_named_known). */
-    for (int i = 0; i < k->ext->n_rl; i++) {
+    p->n_named = 0;
+    for (int i = 0; k->ext != NULL && i < k->ext->n_rl; i++) {
         const struct lk_ckey_rl *rl = &k->ext->rl[i];
         int64_t c = rl->auto_apply ? 1 : -1;
         for (int j = 0; j < n_uses; j++)
-            if (uses[j].name_len == rl->name_len && memcmp(uses[j].name, rl->name, rl->name_len) == 0)
+            if (uses[j].name_len == rl->name_len &&
+                memcmp(uses[j].name, rl->name, rl->name_len) == 0)
                 c = uses[j].cost;
         if (c < 0)
             continue; /* neither asked for nor applied by itself */
-        info->named[n].name = rl->name;
-        info->named[n].name_len = rl->name_len;
-        named[n++] = (struct lk_charge_named){rl->name_hash, rl->limit, rl->window_ms, c};
+        p->nl[p->n_named++] =
+            (struct lk_prior_named){rl->name_hash, rl->limit, rl->window_ms, c, 0, 0};
     }
-    e = apply(app, k, cost, now, key_credits, key_short, named, n, info);
+}
+
+enum lk_err lk_limits_named_take(struct lk_app *app, int64_t rowid, struct lk_limits_prior *p)
+{
+    struct lk_shared_named l[LK_KEY_RATE_LIMITS_MAX];
+    int refused = -1;
+
+    for (int i = 0; i < p->n_named; i++)
+        l[i] = (struct lk_shared_named){p->nl[i].name_hash, p->nl[i].limit, p->nl[i].window_ms,
+                                        p->nl[i].cost, 0, 0};
+    if (lk_shared_named_take(app->shared, rowid, l, p->n_named, &refused) != LK_OK) {
+        if (!app->fail_open_rate_limits)
+            return LK_ERR_STORAGE_UNAVAILABLE;
+        p->named = LK_NAMED_LOCAL; /* this node's own windows decide */
+        return LK_OK;
+    }
+    for (int i = 0; i < p->n_named; i++) {
+        p->nl[i].count = l[i].count;
+        p->nl[i].ttl_ms = l[i].ttl_ms;
+    }
+    p->named = refused >= 0 ? LK_NAMED_REFUSED : LK_NAMED_TAKEN;
+    p->named_refused = refused;
+    return LK_OK;
+}
+
+void lk_limits_named_give(struct lk_app *app, int64_t rowid, const struct lk_limits_prior *p)
+{
+    struct lk_shared_named l[LK_KEY_RATE_LIMITS_MAX];
+
+    if (p->named != LK_NAMED_TAKEN)
+        return;
+    for (int i = 0; i < p->n_named; i++)
+        l[i] = (struct lk_shared_named){p->nl[i].name_hash, p->nl[i].limit, p->nl[i].window_ms,
+                                        p->nl[i].cost, 0, 0};
+    lk_shared_named_give(app->shared, rowid, l, p->n_named);
+}
+
+enum lk_err lk_limits_apply_ext(struct lk_app *app, const struct lk_ckey *k, int64_t cost,
+                                int64_t now, const struct lk_limits_prior *prior,
+                                const struct lk_rl_use *uses, int n_uses,
+                                struct lk_limits_info *info)
+{
+    struct lk_limits_prior own;
+    struct lk_charge_named named[LK_CHARGE_NAMED_MAX] = {{0}};
+    enum lk_key_credits_state kc = prior ? prior->key_credits : LK_KC_UNDECIDED;
+    enum lk_named_state ns = prior ? prior->named : LK_NAMED_UNDECIDED;
+    bool shared_named;
+    int n;
+    enum lk_err e;
+
+    _Static_assert(LK_CHARGE_NAMED_MAX == LK_KEY_RATE_LIMITS_MAX, "a window for every limit");
+    lk_limits_named_list(k, uses, n_uses, &own);
+    n = own.n_named;
+    shared_named = n > 0 && app->shared != NULL && ns != LK_NAMED_LOCAL;
+    if (shared_named && ns == LK_NAMED_UNDECIDED) {
+        /* Not decided on the loop: a worker takes them from Redis first. */
+        info->ext |= LK_INFO_NEED_NAMED;
+        info->need_lease = true;
+        return LK_ERR_RATE_LIMITED;
+    }
+    for (int i = 0; i < n; i++) {
+        const struct lk_ckey_rl *rl = NULL;
+        for (int j = 0; j < k->ext->n_rl && rl == NULL; j++)
+            if (k->ext->rl[j].name_hash == own.nl[i].name_hash)
+                rl = &k->ext->rl[j];
+        info->named[i].name = rl ? rl->name : "";
+        info->named[i].name_len = rl ? rl->name_len : 0;
+        named[i] = (struct lk_charge_named){own.nl[i].name_hash, own.nl[i].limit,
+                                            own.nl[i].window_ms, own.nl[i].cost};
+    }
+    e = apply(app, k, cost, now, kc == LK_KC_RESERVED || kc == LK_KC_SHORT, kc == LK_KC_SHORT,
+              shared_named ? NULL : named, shared_named ? 0 : n,
+              shared_named && ns == LK_NAMED_REFUSED ? prior->named_refused + 1 : 0, info);
+    if (shared_named) {
+        /* what Redis counted (or, refused, had) when the worker asked */
+        int64_t now_ms = lk_clock_now_ms();
+        info->n_named = n < prior->n_named ? n : prior->n_named;
+        info->rl_refused = ns == LK_NAMED_REFUSED && e == LK_ERR_RATE_LIMITED
+                               ? prior->named_refused
+                               : -1;
+        for (int i = 0; i < info->n_named; i++) {
+            const struct lk_prior_named *x = &prior->nl[i];
+            int64_t left = x->limit - x->count;
+            info->named[i].limit = x->limit;
+            info->named[i].remaining = left > 0 ? left : 0;
+            info->named[i].reset_at = now_ms + (x->ttl_ms > 0 ? x->ttl_ms : x->window_ms);
+            info->named[i].exceeded = info->rl_refused == i;
+        }
+        if (e == LK_ERR_RATE_LIMITED && info->rl_refused >= 0) {
+            int64_t ttl = prior->nl[info->rl_refused].ttl_ms;
+            info->retry_after = ttl > 0 ? (ttl + 999) / 1000 : 1;
+        }
+    }
     if (n > 0)
         info->ext |= LK_INFO_NAMED;
     return e;

@@ -25,11 +25,41 @@ struct lk_rl_use {
     int64_t cost;
 };
 
+/* What a check of a key with the rare parts decided off the event loop
+ * (lk_verify_leasing) before it is decided again: its own credits, reserved
+ * in the store, and, with shared counters, its named limits, taken from them. */
+enum lk_key_credits_state {
+    LK_KC_UNDECIDED = 0,
+    LK_KC_RESERVED, /* the cost is taken: key_credits_left is what is left */
+    LK_KC_SHORT,    /* fewer than the cost: key_credits_left is what there is */
+    LK_KC_NONE,     /* the key has no own credits after all */
+};
+
+enum lk_named_state {
+    LK_NAMED_UNDECIDED = 0,
+    LK_NAMED_TAKEN,   /* counted by the shared counters (named_count, named_ttl_ms) */
+    LK_NAMED_REFUSED, /* named_refused had no room: nothing counted */
+    LK_NAMED_LOCAL,   /* the shared counters are down and rate limits fail open */
+};
+
+struct lk_limits_prior {
+    enum lk_key_credits_state key_credits;
+    int64_t key_credits_left;
+    enum lk_named_state named;
+    int named_refused, n_named;
+    struct lk_prior_named {
+        uint64_t name_hash;
+        int64_t limit, window_ms, cost;
+        int64_t count, ttl_ms; /* the window's count after the call, ms until it closes */
+    } nl[LK_KEY_RATE_LIMITS_MAX];
+};
+
 /* lk_limits_info.ext: what a check of a key with the rarely used parts
  * (struct lk_ckey_ext) reports. */
 #define LK_INFO_KEY_CREDITS 1u      /* key_credits_remaining (and _short) are set */
 #define LK_INFO_NAMED 2u            /* n_named, named[] and rl_refused are set */
 #define LK_INFO_NEED_KEY_CREDITS 4u /* with need_lease: reserve the key's own credits */
+#define LK_INFO_NEED_NAMED 8u       /* with need_lease: take the named limits (shared) */
 
 /* What the answer reports besides the outcome. */
 /* lk_verify and lk_limits_apply always set has_rl, retry_after, has_cap,
@@ -88,15 +118,28 @@ struct lk_kstate *lk_limits_state(struct lk_app *app, const struct lk_ckey *k);
 enum lk_err lk_limits_apply(struct lk_app *app, const struct lk_ckey *k, int64_t cost, int64_t now,
                             struct lk_limits_info *info /* OUT */);
 
-/* lk_limits_apply for a key with the rare parts (k->ext): key_credits says
- * the cost was taken from the key's own credits (reserved in the store), or
- * with key_short that they were too few, which refuses with
- * insufficient_credits in the credits' place of DESIGN §4's order; the named
- * limits `uses` asks for (and the auto_apply ones) apply too. */
+/* lk_limits_apply for a key with the rare parts (k->ext), with what `prior`
+ * (may be NULL) decided: the key's own credits reserved (or too few, which
+ * refuses with insufficient_credits in the credits' place of DESIGN §4's
+ * order), and the named limits `uses` asks for (and the auto_apply ones).
+ * With shared counters and no prior decision on the named limits, nothing is
+ * decided: need_lease with LK_INFO_NEED_NAMED, for lk_limits_named_take. */
 enum lk_err lk_limits_apply_ext(struct lk_app *app, const struct lk_ckey *k, int64_t cost,
-                                int64_t now, bool key_credits, bool key_short,
-                                const struct lk_rl_use *uses,
-                                int n_uses, struct lk_limits_info *info /* OUT */);
+                                int64_t now, const struct lk_limits_prior *prior,
+                                const struct lk_rl_use *uses, int n_uses,
+                                struct lk_limits_info *info /* OUT */);
+
+/* The named limits a check of k applies, into p->nl (inside the read lock). */
+void lk_limits_named_list(const struct lk_ckey *k, const struct lk_rl_use *uses, int n_uses,
+                          struct lk_limits_prior *p);
+
+/* Takes p's named limits of key `rowid` from the shared counters, all or none
+ * (one round trip; blocks: a worker's call), and sets p->named. Redis down:
+ * LK_NAMED_LOCAL when rate limits fail open, else LK_ERR_STORAGE_UNAVAILABLE. */
+enum lk_err lk_limits_named_take(struct lk_app *app, int64_t rowid, struct lk_limits_prior *p);
+
+/* Gives back what lk_limits_named_take took, for a check refused after it. */
+void lk_limits_named_give(struct lk_app *app, int64_t rowid, const struct lk_limits_prior *p);
 
 /* Asks the shared counters for the slices r names (one round trip, bounded by
  * LK_SHARED_TIMEOUT_MS; blocks: a management worker's call, or a caller that

@@ -80,30 +80,54 @@ static enum lk_err check_key(const struct lk_ckey *k, const struct lk_verify_req
 }
 
 /* The limits of a key with the rare parts (k->ext): its own credits, which a
- * check with a cost reserves in the store first (off the event loop:
- * need_lease with LK_INFO_NEED_KEY_CREDITS), and its named rate limits. */
+ * check with a cost reserves in the store first, and its named rate limits,
+ * which with shared counters are taken from them first (both off the event
+ * loop: need_lease with LK_INFO_NEED_KEY_CREDITS or LK_INFO_NEED_NAMED). */
 static enum lk_err apply_ext(struct lk_app *app, const struct lk_ckey *k,
                              const struct lk_verify_req *req, struct lk_limits_info *info)
 {
-    bool key_short = false;
+    const struct lk_limits_prior *p = req->prior;
+    enum lk_key_credits_state kc = p ? p->key_credits : LK_KC_UNDECIDED;
     enum lk_err e;
 
-    if (k->ext->credits && req->cost > 0) {
-        if (req->key_credits == LK_KC_UNDECIDED) {
-            info->ext |= LK_INFO_NEED_KEY_CREDITS;
-            info->need_lease = true;
-            return LK_ERR_INSUFFICIENT_CREDITS;
-        }
-        key_short = req->key_credits == LK_KC_SHORT;
+    if (k->ext->credits && req->cost > 0 && kc == LK_KC_UNDECIDED) {
+        info->ext |= LK_INFO_NEED_KEY_CREDITS;
+        info->need_lease = true;
+        return LK_ERR_INSUFFICIENT_CREDITS;
     }
-    e = lk_limits_apply_ext(app, k, req->cost, req->now,
-                            req->key_credits == LK_KC_RESERVED || key_short, key_short,
-                            req->ratelimits, req->n_ratelimits, info);
-    if (req->key_credits == LK_KC_RESERVED || req->key_credits == LK_KC_SHORT) {
+    e = lk_limits_apply_ext(app, k, req->cost, req->now, p, req->ratelimits, req->n_ratelimits,
+                            info);
+    if (kc == LK_KC_RESERVED || kc == LK_KC_SHORT) {
         info->ext |= LK_INFO_KEY_CREDITS;
-        info->key_credits_remaining = req->key_credits_left;
-        info->key_credits_short = key_short;
+        info->key_credits_remaining = p->key_credits_left;
+        info->key_credits_short = kc == LK_KC_SHORT;
     }
+    return e;
+}
+
+/* No worker to hand the named limits to (refill_inline): one bounded round
+ * trip to the shared counters here, as a refill, then decide. */
+static enum lk_err named_inline(struct lk_app *app, const struct lk_ckey *k,
+                                const struct lk_verify_req *req, struct lk_limits_info *info)
+{
+    struct lk_limits_prior p = {0};
+    struct lk_verify_req r = *req;
+    enum lk_err e;
+
+    if (req->prior != NULL)
+        p = *req->prior;
+    lk_limits_named_list(k, req->ratelimits, req->n_ratelimits, &p);
+    if (lk_limits_named_take(app, k->rowid, &p) != LK_OK) {
+        info->need_lease = false;
+        return LK_ERR_STORAGE_UNAVAILABLE;
+    }
+    r.prior = &p;
+    info->ext = 0;
+    info->need_lease = false;
+    e = apply_ext(app, k, &r, info);
+    /* refused, or waiting on a refill (after which this runs again): not counted */
+    if (e != LK_OK)
+        lk_limits_named_give(app, k->rowid, &p);
     return e;
 }
 
@@ -158,9 +182,11 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
         (info->rl_unknown = lk_limits_named_unknown(k, req->ratelimits, req->n_ratelimits)) >= 0)
         return LK_ERR_INVALID_REQUEST; /* the caller's mistake: not counted */
     if (e == LK_OK && k->ext != NULL) {
-        if ((e = apply_ext(app, k, req, info)) == LK_ERR_INSUFFICIENT_CREDITS && info->need_lease &&
-            (info->ext & LK_INFO_NEED_KEY_CREDITS))
-            return e; /* decided once the key's own credits are reserved */
+        e = apply_ext(app, k, req, info);
+        if (info->need_lease && info->ext == LK_INFO_NEED_NAMED && req->refill_inline)
+            e = named_inline(app, k, req, info);
+        else if (info->need_lease && (info->ext & (LK_INFO_NEED_KEY_CREDITS | LK_INFO_NEED_NAMED)))
+            return e; /* decided once reserved or taken, off the event loop */
     } else if (e == LK_OK) {
         e = lk_limits_apply(app, k, req->cost, req->now, info);
     }
@@ -171,6 +197,8 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
             return LK_ERR_STORAGE_UNAVAILABLE;
         e = k->ext != NULL ? apply_ext(app, k, req, info)
                            : lk_limits_apply(app, k, req->cost, req->now, info);
+        if (k->ext != NULL && info->need_lease && info->ext == LK_INFO_NEED_NAMED)
+            e = named_inline(app, k, req, info);
         if (info->need_lease && info->refill.parts != 0)
             return LK_ERR_STORAGE_UNAVAILABLE; /* taken by other checks meanwhile */
     }
@@ -184,25 +212,32 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
 
 #define LEASE_TRIES 16
 
-/* A check that reserved the key's own credits and then failed gives them back. */
+/* A check that reserved the key's own credits, or took named limits from the
+ * shared counters, and then was refused or failed gives them back. */
 static enum lk_err unreserve(struct lk_app *app, const struct lk_verify_req *r, int64_t rowid,
                              const struct lk_key_spend *ks, enum lk_err e)
 {
-    if (r->key_credits == LK_KC_RESERVED)
+    const struct lk_limits_prior *p = r->prior;
+
+    if (p->key_credits == LK_KC_RESERVED)
         lk_keycredits_refund(app, rowid, ks, r->cost);
+    if (p->named == LK_NAMED_TAKEN)
+        lk_limits_named_give(app, rowid, p);
     return e;
 }
 
 enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *req,
                               lk_verify_done_fn done, void *arg)
 {
-    struct lk_verify_req r = *req; /* with the key's own credits once reserved */
+    struct lk_limits_prior prior = {0};
+    struct lk_verify_req r = *req; /* with what was decided off the loop */
     struct lk_key_spend ks = {0};
     struct lk_limits_info info;
     const struct lk_ckey *k;
     int64_t rowid = 0;
     enum lk_err e;
 
+    r.prior = &prior;
     for (int tries = 0;; tries++) {
         struct lk_limits_refill refill;
         struct lk_wstate *ws;
@@ -214,8 +249,17 @@ enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *re
             lk_keycache_read_unlock();
             if (lk_keycredits_reserve(app, rowid, r.cost, r.now, &ks) != LK_OK)
                 return LK_ERR_STORAGE_UNAVAILABLE;
-            r.key_credits = ks.none ? LK_KC_NONE : ks.short_ ? LK_KC_SHORT : LK_KC_RESERVED;
-            r.key_credits_left = ks.left;
+            prior.key_credits = ks.none ? LK_KC_NONE : ks.short_ ? LK_KC_SHORT : LK_KC_RESERVED;
+            prior.key_credits_left = ks.left;
+            continue;
+        }
+        if (info.need_lease && (info.ext & LK_INFO_NEED_NAMED)) {
+            /* once too: the list is made under the lock, Redis asked without it */
+            rowid = k->rowid;
+            lk_limits_named_list(k, r.ratelimits, r.n_ratelimits, &prior);
+            lk_keycache_read_unlock();
+            if (lk_limits_named_take(app, rowid, &prior) != LK_OK)
+                return unreserve(app, &r, rowid, &ks, LK_ERR_STORAGE_UNAVAILABLE);
             continue;
         }
         if (info.need_lease && info.refill.parts != 0 && tries >= LEASE_TRIES) {
@@ -224,8 +268,9 @@ enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *re
             return unreserve(app, &r, rowid, &ks, LK_ERR_STORAGE_UNAVAILABLE);
         }
         if (!info.need_lease || tries >= LEASE_TRIES) {
-            bool refund = r.key_credits == LK_KC_RESERVED && e != LK_OK;
-            if (refund && (info.ext & LK_INFO_KEY_CREDITS))
+            bool refund = e != LK_OK && (prior.key_credits == LK_KC_RESERVED ||
+                                         prior.named == LK_NAMED_TAKEN);
+            if (refund && prior.key_credits == LK_KC_RESERVED && (info.ext & LK_INFO_KEY_CREDITS))
                 info.key_credits_remaining += r.cost; /* as it is once given back */
             done(arg, e, k, &info);
             lk_keycache_read_unlock();

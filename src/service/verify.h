@@ -14,14 +14,6 @@
 
 #define LK_VERIFY_ANY_ENV (-1)
 
-/* The key's own credits for one check (lk_verify_req.key_credits): undecided
- * until lk_verify_leasing reserved them in the store. */
-enum lk_key_credits_state {
-    LK_KC_UNDECIDED = 0,
-    LK_KC_RESERVED, /* the cost is taken: key_credits_left is what is left */
-    LK_KC_SHORT,    /* fewer than the cost: key_credits_left is what there is */
-    LK_KC_NONE,     /* the key has no own credits after all */
-};
 
 struct lk_verify_req {
     const char *secret; /* NULL when the request carried none */
@@ -48,9 +40,9 @@ struct lk_verify_req {
      * info->rl_unknown is its index here. */
     const struct lk_rl_use *ratelimits;
     int n_ratelimits;
-    /* Set by lk_verify_leasing only (callers leave them zero). */
-    enum lk_key_credits_state key_credits;
-    int64_t key_credits_left;
+    /* What lk_verify_leasing decided off the event loop before it decides
+     * again (callers leave it NULL). */
+    const struct lk_limits_prior *prior;
 };
 
 /*

@@ -396,3 +396,22 @@ def test_named_window_ends_and_opens_again(server, ws):
         time.sleep(0.2)
     else:
         pytest.fail("the one-second window never opened again")
+
+
+def test_the_largest_answer_fits(server, ws):
+    """Eight limits with the longest names, own credits, the longest name and 64
+    permissions: the answer is whole JSON, refused by the last limit."""
+    names = [("n%d" % i) + "x" * (63 - len(str(i))) for i in range(7)]
+    assert all(len(n) == 64 for n in names)
+    limits = [{"name": "default", "limit": 10**9, "window_ms": 86400000}]
+    limits += [{"name": n, "limit": 10**9, "window_ms": 86400000, "auto_apply": True}
+               for n in names[:-1]]
+    limits += [{"name": names[-1], "limit": 1, "window_ms": 86400000, "auto_apply": True}]
+    perms = ["p%02d:%s" % (i, "a" * 40) for i in range(64)]
+    top_up(server, ws, 10)
+    k = create(ws, name="é" * 100, permissions=perms, rate_limits=limits,
+               credits={"remaining": 10**15})
+    assert verify(server, k["secret"], cost=1)["valid"]
+    d = verify(server, k["secret"], cost=1)
+    assert (d["code"], d["rate_limited"]) == ("rate_limited", names[-1]), d
+    assert len(d["ratelimits"]) == 8 and d["credits"]["remaining"] == 10**15 - 1, d

@@ -560,10 +560,58 @@ def test_two_nodes_spend_a_keys_own_credits_exactly(cluster):
     assert d["credits"] == {"remaining": 0, "exceeded": True}, d
 
 
-def test_named_limits_apply_with_redis(cluster):
-    c = cluster(one_key(rate_limits=[{"name": "burst", "limit": 2, "window_ms": 60000,
+def test_two_nodes_share_named_limits_exactly(cluster):
+    c = cluster(one_key(rate_limits=[
+        {"name": "burst", "limit": 5, "window_ms": 60000, "auto_apply": True},
+        {"name": "tokens", "limit": 100, "window_ms": 60000}]))
+    got = alternate(c.nodes, c.data["secret"], 9)
+    assert got == ["valid"] * 5 + ["rate_limited"] * 4, got
+    d = verify(c.nodes[1], c.data["secret"]).json()
+    assert d["rate_limited"] == "burst", d
+    assert {x["name"]: x["remaining"] for x in d["ratelimits"]} == {"burst": 0}, d
+
+
+def test_named_costs_across_nodes_and_a_refusal_counts_nothing(cluster):
+    c = cluster(one_key(rate_limits=[
+        {"name": "tokens", "limit": 10, "window_ms": 60000},
+        {"name": "calls", "limit": 100, "window_ms": 60000, "auto_apply": True}]))
+    a, b = c.nodes
+    s = c.data["secret"]
+    assert verify(a, s, ratelimits=[{"name": "tokens", "cost": 6}]).json()["valid"]
+    d = verify(b, s, ratelimits=[{"name": "tokens", "cost": 5}]).json()
+    assert (d["code"], d["rate_limited"]) == ("rate_limited", "tokens"), d
+    left = {x["name"]: x["remaining"] for x in d["ratelimits"]}
+    assert left == {"tokens": 4, "calls": 99}, d  # the refused check counted in neither
+    d = verify(b, s, ratelimits=[{"name": "tokens", "cost": 4}]).json()
+    assert d["valid"], d
+    assert {x["name"]: x["remaining"] for x in d["ratelimits"]} == {"tokens": 0, "calls": 98}
+    assert verify(a, s).json()["valid"], "calls alone still has room"
+
+
+def test_a_refusal_after_the_named_limits_gives_them_back(cluster):
+    """A check the quota refuses after Redis counted its named limits takes them back."""
+    def setup(srv):
+        ws = srv.create_workspace(quota=2)
+        k = ws.create_key(rate_limits=[{"name": "n", "limit": 3, "window_ms": 60000,
+                                        "auto_apply": True}])
+        return {"ws": ws.id, "secret": k["secret"]}
+    c = cluster(setup)
+    got = alternate(c.nodes, c.data["secret"], 4)
+    # not rate_limited: the refused checks' counts were given back
+    assert got == ["valid", "valid", "quota_exceeded", "quota_exceeded"], got
+
+
+def test_auth_context_shares_named_limits(cluster):
+    c = cluster(one_key(rate_limits=[{"name": "b", "limit": 2, "window_ms": 60000,
                                       "auto_apply": True}]))
-    node = c.nodes[0]
-    got = [verify(node, c.data["secret"]).json() for _ in range(3)]
-    assert [d["code"] for d in got] == ["valid", "valid", "rate_limited"], got
-    assert got[2]["rate_limited"] == "burst"
+    codes = [c.nodes[i % 2].auth_context(c.data["secret"]).status_code for i in range(4)]
+    assert codes == [200, 200, 429, 429], codes
+
+
+def test_named_limits_without_redis_answer_503(cluster, redis):
+    c = cluster(one_key(rate_limits=[{"name": "b", "limit": 5, "window_ms": 60000,
+                                      "auto_apply": True}]))
+    assert verify(c.nodes[0], c.data["secret"]).json()["valid"]
+    redis.stop()
+    r = verify(c.nodes[0], c.data["secret"])
+    assert r.status_code == 503, r.text
