@@ -288,9 +288,10 @@ enum lk_err lk_unkey_object(json_t *obj, const char *prefix, const struct lk_unk
             if (strcmp(name, fields[i].name) == 0)
                 break;
         if (i == n) {
-            char q[LK_QUOTE_SIZE];
+            char q[LK_QUOTE_SIZE], at[sizeof(ei->field)];
             lk_quote(q, sizeof(q), name, strlen(name));
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, q, "unknown field %s%s", prefix, q);
+            snprintf(at, sizeof(at), "%s%s", prefix, q);
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, at, "unknown field %s", at);
         }
     }
     for (size_t i = 0; i < n; i++) {

@@ -356,7 +356,7 @@ def test_own_credits_spend_one_a_check_unless_told(server, ws):
                      ({"remaining": 1, "refill": {"interval": "daily", "amount": 1, "refillDay": 2}},
                       "body.credits.refill.refillDay"),
                      ({"refill": {"interval": "daily", "amount": 1}}, "body.credits.remaining"),
-                     ({"remaining": 1, "extra": 1}, "body.extra"), ({"remaining": 2**60}, "body.credits.remaining")):
+                     ({"remaining": 1, "extra": 1}, "body.credits.extra"), ({"remaining": 2**60}, "body.credits.remaining")):
         err(v2(server, "keys.createKey", ws.root_key, {"apiId": ws.id, "credits": bad}), 400, location=loc)
 
 
@@ -512,3 +512,45 @@ def test_external_ids_are_per_workspace(server, ws, ws2):
             location="body.externalId")
     err(v2(server, "apis.listKeys", ws.root_key, {"apiId": ws.id, "externalId": ""}), 400,
         location="body.externalId")
+
+
+def test_the_fast_reader_and_the_full_one_agree(server, ws):
+    k = create(server, ws, permissions=["a.b"])
+    key = k["key"]
+    escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+    raw = lambda text: v2(server, "keys.verifyKey", ws.root_key, data=text.encode(),
+                          headers={"Content-Type": "application/json"})
+    for text in ('{"key":"%s"}' % key, '{ "key" : "%s" }\n' % key, '{"key":"%s"}' % escaped,
+                 '{"key":"%s","credits":{"cost":0}}' % key, '{"credits": {"cost": 0}, "key": "%s"}' % key,
+                 '{"key":"%s","permissions":"a.b"}' % key, '{"key":"%s","permissions":"a.\\u0062"}' % key):
+        assert ok(raw(text))["code"] == "VALID", text
+    for text, loc in (('{"key":"%s","key":"x"}' % key, "body"), ('{"key":"%s"}x' % key, "body"),
+                      ('{"key":"%s",}' % key, "body"), ('{"key":"%s","credits":{"cost":007}}' % key, "body"),
+                      ('{"key":"%s","credits":{"cost":1000000001}}' % key, "body.credits.cost"),
+                      ('{"key":"%s","credits":{"cost":1.5}}' % key, "body.credits.cost"),
+                      ('{"key":"%s","credits":{"cost":1,"x":1}}' % key, "body.credits.x"),
+                      ('{"key":"%s","credits":{}}' % key, "body.credits.cost"),
+                      ('{"key":"%s","permissions":"a:b"}' % key, "body.permissions"),
+                      ('{"key":"%s","permissions":""}' % key, "body.permissions"),
+                      ('{"key":""}', "body.key"), ('{"permissions":"a.b"}', "body.key")):
+        e = err(raw(text), 400, location=loc)
+        assert key[8:40] not in e["detail"]
+    assert ws.get_key(k["keyId"])["last_used_at"] is not None
+
+
+def test_list_keys_passes_many_deleted_keys(server, ws):
+    keep = create(server, ws, name="oldest")["keyId"]
+    for _ in range(45):  # more than one call reads (20 rounds of 2 rows at limit 1)
+        gone = create(server, ws)["keyId"]
+        ok(v2(server, "keys.deleteKey", ws.root_key, {"keyId": gone}))
+    got, cursor, pages = [], None, 0
+    while True:
+        body = {"apiId": ws.id, "limit": 1, **({"cursor": cursor} if cursor else {})}
+        r = v2(server, "apis.listKeys", ws.root_key, body)
+        got += [k["keyId"] for k in ok(r)]
+        pages += 1
+        if not r.json()["pagination"]["hasMore"]:
+            break
+        cursor = r.json()["pagination"]["cursor"]
+        assert pages < 40
+    assert got == [keep] and pages > 1
