@@ -131,7 +131,7 @@ static int endpoint_of(lk_handler_fn run)
     if (run == lk_h_forward_auth)
         return LK_HIST_FORWARD_AUTH;
     if (run == lk_h_unkey_verify)
-        return LK_HIST_VERIFY;
+        return LK_HIST_UNKEY_VERIFY;
     return -1;
 }
 

@@ -554,3 +554,23 @@ def test_list_keys_passes_many_deleted_keys(server, ws):
         cursor = r.json()["pagination"]["cursor"]
         assert pages < 40
     assert got == [keep] and pages > 1
+
+
+def test_checks_are_counted_as_their_own_endpoint(server, ws):
+    import re
+
+    def count(code):
+        text = server.get("/metrics").text
+        m = re.search(r'^latchkey_checks_total\{endpoint="unkey_verify",code="%s"\} (\d+)$' % code,
+                      text, re.M)
+        assert m, "no unkey_verify series"
+        return int(m.group(1))
+
+    k = create(server, ws)
+    valid, unknown = count("valid"), count("invalid_key")
+    ok(v2(server, "keys.verifyKey", ws.root_key, {"key": k["key"]}))
+    ok(v2(server, "keys.verifyKey", ws.root_key, {"key": make_secret()}))
+    deadline = time.time() + 10
+    while (count("valid"), count("invalid_key")) != (valid + 1, unknown + 1):
+        assert time.time() < deadline, "v2 checks are not counted under endpoint unkey_verify"
+        time.sleep(0.1)
