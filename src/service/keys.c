@@ -647,3 +647,9 @@ enum lk_err lk_keys_seed(struct lk_app *app, int64_t count, const char *permissi
     memcpy(ws_id, sd.w.id, LK_ID_MAX);
     return e;
 }
+
+int64_t lk_keys_credits_remaining(struct lk_app *app, const struct lk_key_row *k, int64_t now)
+{
+    (void)app;
+    return lk_keycredits_now(k, now);
+}

@@ -119,9 +119,9 @@ enum lk_err lk_keys_update(struct lk_app *app, const struct lk_actor *who, const
                            const struct lk_key_spec *spec, int64_t now,
                            struct lk_key_row *out /* OUT */, struct lk_errinfo *ei);
 
-/* The key's own credits as they are now (what the counters have spent of
- * the stored number, and a refill due at `now` counted as done): -1 when the
- * key has none. k as lk_keys_get read it. */
+/* The key's own credits as they are at `now` (what checks left of the set
+ * number, a refill due at `now` counted as done): -1 when the key has none.
+ * k as lk_keys_get read it (which shows the same in k->credits_now). */
 int64_t lk_keys_credits_remaining(struct lk_app *app, const struct lk_key_row *k, int64_t now);
 
 /* Revokes at once; revoking a revoked key is not an error. */
