@@ -34,6 +34,8 @@ static const struct route {
     {"GET", "/v1/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
     {"GET", "/api/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
     {"POST", "/v1/verify", lk_h_verify, NULL, LK_MPERM_NONE},
+    /* Unkey's check (docs/unkey.md), early: the table is matched in order. */
+    {"POST", "/v2/keys.verifyKey", lk_h_unkey_verify, NULL, LK_MPERM_NONE},
     {"*", "/v1/forward-auth", lk_h_forward_auth, NULL, LK_MPERM_NONE},
     /* Envoy ext_authz's path_prefix form: the original path follows. */
     {"*", "/v1/forward-auth/**", lk_h_forward_auth, NULL, LK_MPERM_NONE},
@@ -66,8 +68,7 @@ static const struct route {
     {"GET", "/v1/invitations", NULL, lk_h_invitations_list, LK_MPERM_MEMBERS_READ},
     {"DELETE", "/v1/invitations/{}", NULL, lk_h_invitations_revoke, LK_MPERM_MEMBERS_WRITE},
     {"GET", "/v1/audit", NULL, lk_h_audit_list, LK_MPERM_AUDIT_READ},
-    /* Unkey's v2 API (docs/unkey.md): its errors have Unkey's shape. */
-    {"POST", "/v2/keys.verifyKey", lk_h_unkey_verify, NULL, LK_MPERM_NONE},
+    /* The rest of Unkey's v2 API (docs/unkey.md): its errors have Unkey's shape. */
     {"POST", "/v2/keys.createKey", NULL, lk_h_unkey_create_key, LK_MPERM_KEYS_WRITE},
     {"POST", "/v2/keys.getKey", NULL, lk_h_unkey_get_key, LK_MPERM_KEYS_READ},
     {"POST", "/v2/keys.updateKey", NULL, lk_h_unkey_update_key, LK_MPERM_KEYS_WRITE},
