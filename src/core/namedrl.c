@@ -65,9 +65,10 @@ int lk_namedrl_decode(const char *text, struct lk_key_rl *out)
         if (end == NULL)
             end = p + strlen(p);
         p = name + nlen;
-        if (lk_namedrl_name_ok(name, nlen) && *p == ' ' && (p++, num(&p, 1, LK_RL_LIMIT_MAX, &limit)) &&
-            *p == ' ' && (p++, num(&p, LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX, &win)) &&
-            *p == ' ' && (p++, num(&p, 0, 1, &aut)) && p == end) {
+        if (lk_namedrl_name_ok(name, nlen) && *p == ' ' &&
+            (p++, num(&p, 1, LK_RL_LIMIT_MAX, &limit)) && *p == ' ' &&
+            (p++, num(&p, LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX, &win)) && *p == ' ' &&
+            (p++, num(&p, 0, 1, &aut)) && p == end) {
             memcpy(r->name, name, nlen);
             r->name[nlen] = '\0';
             r->limit = limit;

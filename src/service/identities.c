@@ -23,8 +23,7 @@ bool lk_external_id_valid(const char *s, size_t len)
 }
 
 enum lk_err lk__identities_link(struct lk_store *s, const struct lk_actor *who,
-                                const char *external_id, int64_t now,
-                                char id[LK_ID_MAX] /* OUT */)
+                                const char *external_id, int64_t now, char id[LK_ID_MAX] /* OUT */)
 {
     struct lk_identity_row r;
     enum lk_err e;
@@ -70,8 +69,8 @@ enum lk_err lk_identities_by_external(struct lk_app *app, const struct lk_actor 
     return lk_store_identity_by_external(app->store, who->workspace_id, external_id, out);
 }
 
-enum lk_err lk_identities_list(struct lk_app *app, const struct lk_actor *who,
-                               const char *after_id, int limit, lk_identity_row_cb cb, void *arg)
+enum lk_err lk_identities_list(struct lk_app *app, const struct lk_actor *who, const char *after_id,
+                               int limit, lk_identity_row_cb cb, void *arg)
 {
     if (limit < 1 || limit > 100)
         limit = 100;

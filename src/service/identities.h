@@ -25,14 +25,13 @@ enum lk_err lk_identities_by_external(struct lk_app *app, const struct lk_actor 
                                       struct lk_identity_row *out /* OUT */);
 /* The actor's workspace's identities in id order after after_id ("": from the
  * first), at most limit (1..100); each row (borrowed) goes to cb. */
-enum lk_err lk_identities_list(struct lk_app *app, const struct lk_actor *who,
-                               const char *after_id, int limit, lk_identity_row_cb cb, void *arg);
+enum lk_err lk_identities_list(struct lk_app *app, const struct lk_actor *who, const char *after_id,
+                               int limit, lk_identity_row_cb cb, void *arg);
 
 /* For key changes (service/keys.c), inside their transaction on s: the id of
  * the actor's workspace's identity with this external_id, made (and audited)
  * when there is none. */
 enum lk_err lk__identities_link(struct lk_store *s, const struct lk_actor *who,
-                                const char *external_id, int64_t now,
-                                char id[LK_ID_MAX] /* OUT */);
+                                const char *external_id, int64_t now, char id[LK_ID_MAX] /* OUT */);
 
 #endif

@@ -125,7 +125,8 @@ enum lk_err lk_keycredits_refund(struct lk_app *app, int64_t rowid, const struct
     if (sp->none || sp->short_ || cost <= 0)
         return LK_OK;
     if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, refund_txn, &r)) != LK_OK)
-        lk_log(LK_LOG_ERROR, "keys: could not give back %lld credits of a refused check to key row %lld",
-                     (long long)cost, (long long)rowid);
+        lk_log(LK_LOG_ERROR,
+               "keys: could not give back %lld credits of a refused check to key row %lld",
+               (long long)cost, (long long)rowid);
     return e;
 }

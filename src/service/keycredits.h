@@ -21,10 +21,10 @@
 
 /* What a reservation found. */
 struct lk_key_spend {
-    bool none;     /* the key has no own credits (removed since it was cached) */
-    bool short_;   /* fewer than the cost: nothing spent (a due refill is written) */
-    int64_t left;  /* the key's credits after the reservation */
-    int64_t gen;   /* the credits_gen it was made in */
+    bool none;    /* the key has no own credits (removed since it was cached) */
+    bool short_;  /* fewer than the cost: nothing spent (a due refill is written) */
+    int64_t left; /* the key's credits after the reservation */
+    int64_t gen;  /* the credits_gen it was made in */
 };
 
 /* The key's own credits at `now` as k (a stored row) has them, a refill due at

@@ -398,6 +398,23 @@ static int copy_usage(void *arg, const struct lk_counter_row *row)
     return copy_key_counter(c, LK_CTR_USAGE, row, &c->n.usage_rows);
 }
 
+/* What checks left of a key's own credits: key_credits is not part of the key
+ * row a copy inserts, and without it the copy would read the set number. */
+static int copy_key_credits(void *arg, const struct lk_key_row *k)
+{
+    struct copy *c = arg;
+    int64_t to;
+    enum lk_err e;
+
+    if (!k->has_credits || k->credits_now < 0)
+        return 0;
+    if ((to = target_rowid(c, k->rowid)) <= 0)
+        return refused(c, LK_ERR_NOT_FOUND, "the credits of key", k->id);
+    e = lk_store_key_credits_put(
+        c->dst, &(struct lk_key_credit_row){to, k->credits_gen, k->credits_now, k->credits_period});
+    return e == LK_OK ? 0 : refused(c, e, "the credits of key", k->id);
+}
+
 static int copy_audit(void *arg, const struct lk_audit_event *ev)
 {
     struct copy *c = arg;
@@ -454,6 +471,9 @@ static enum lk_err copy_all(struct lk_store *dst, void *arg)
         return e;
     if (c->n_keys > 1)
         qsort(c->keys, c->n_keys, sizeof(*c->keys), by_source_rowid);
+    if ((e = scanned(c, lk_store_key_scan(c->src, LK_KEY_COLS_ALL, copy_key_credits, c),
+                     "key credits")) != LK_OK)
+        return e;
     if ((e = scanned(c, lk_store_credits_scan(c->src, copy_credits, c), "credits")) != LK_OK ||
         (e = scanned(c, lk_store_ledger_scan(c->src, copy_ledger, c), "the ledger")) != LK_OK ||
         (e = copy_counters(c, LK_CTR_QUOTA, copy_quota, "quota days")) != LK_OK ||

@@ -262,11 +262,11 @@ static const char *const migrations[] = {
     " WHERE c.key_rowid = keys.rowid AND c.gen = keys.credits_gen)"
 /* KEY_COLS in the same places, with constants for what the cache does not keep */
 #define KEY_COLS_CACHE                                                                             \
-    "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"             \
+    "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"              \
     " expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"            \
-    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, '', identity_id, '',"            \
-    " credits_remaining, credits_refill, credits_refill_amount, credits_refill_day, credits_gen,"  \
-    " credits_set_at, rate_limits, " KEY_CREDITS_NOW
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, '', '', '',"                     \
+    " credits_remaining, 0, 0, 0, 0,"                                                              \
+    " 0, rate_limits, NULL, NULL"
 #define CHANGE_COLS "seq, kind, key_rowid, ref_id, workspace_id, at"
 
 struct pg_store {

@@ -292,11 +292,11 @@ enum stmt_id {
     " WHERE c.key_rowid = keys.rowid AND c.gen = keys.credits_gen)"
 /* KEY_READ in the same places, with constants for what the cache does not keep */
 #define KEY_COLS_CACHE                                                                             \
-    "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"            \
-    " expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"           \
-    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, '', identity_id, '',"           \
-    " credits_remaining, credits_refill, credits_refill_amount, credits_refill_day, credits_gen," \
-    " credits_set_at, rate_limits, " KEY_CREDITS_NOW
+    "rowid, id, workspace_id, name, environment, kind, permissions, '', '', enabled,"              \
+    " expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"            \
+    " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, '', '', '',"                     \
+    " credits_remaining, 0, 0, 0, 0,"                                                              \
+    " 0, rate_limits, NULL, NULL"
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_WS_INSERT] = "INSERT INTO workspaces(id, name, key_prefix, key_format, is_operator, "
@@ -662,15 +662,20 @@ static void read_key_as(sqlite3_stmt *st, struct lk_key_row *k, bool view)
         k->prev_until = sqlite3_column_int64(st, 21);
     }
     col_text(st, 22, k->created_by, sizeof(k->created_by));
-    col_text(st, 23, k->identity_id, sizeof(k->identity_id));
-    col_text(st, 24, k->external_id, sizeof(k->external_id));
+    /* the rarely set columns are NULL for most keys: one call each then */
+    if (sqlite3_column_type(st, 23) != SQLITE_NULL) {
+        col_text(st, 23, k->identity_id, sizeof(k->identity_id));
+        col_text(st, 24, k->external_id, sizeof(k->external_id));
+    }
     k->has_credits = sqlite3_column_type(st, 25) != SQLITE_NULL;
-    k->credits_remaining = col_opt_i64(st, 25, 0);
-    k->credits_refill = (enum lk_credit_refill)sqlite3_column_int(st, 26);
-    if (k->credits_refill > LK_CREDIT_REFILL_MONTHLY)
-        k->credits_refill = LK_CREDIT_REFILL_NONE;
-    k->credits_refill_amount = sqlite3_column_int64(st, 27);
-    k->credits_refill_day = sqlite3_column_int(st, 28);
+    if (k->has_credits) {
+        k->credits_remaining = sqlite3_column_int64(st, 25);
+        k->credits_refill = (enum lk_credit_refill)sqlite3_column_int(st, 26);
+        if (k->credits_refill > LK_CREDIT_REFILL_MONTHLY)
+            k->credits_refill = LK_CREDIT_REFILL_NONE;
+        k->credits_refill_amount = sqlite3_column_int64(st, 27);
+        k->credits_refill_day = sqlite3_column_int(st, 28);
+    }
     k->credits_gen = sqlite3_column_int64(st, 29);
     k->credits_set_at = sqlite3_column_int64(st, 30);
     if (sqlite3_column_type(st, 31) != SQLITE_NULL) {
@@ -682,8 +687,11 @@ static void read_key_as(sqlite3_stmt *st, struct lk_key_row *k, bool view)
             k->n_rate_limits = n;
         }
     }
-    k->credits_now = col_opt_i64(st, 32, -1);
-    k->credits_period = col_opt_i64(st, 33, 0);
+    k->credits_now = -1;
+    if (sqlite3_column_type(st, 32) != SQLITE_NULL) {
+        k->credits_now = sqlite3_column_int64(st, 32);
+        k->credits_period = col_opt_i64(st, 33, 0);
+    }
 }
 
 static void read_key(sqlite3_stmt *st, struct lk_key_row *k)

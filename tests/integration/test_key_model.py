@@ -415,3 +415,34 @@ def test_the_largest_answer_fits(server, ws):
     d = verify(server, k["secret"], cost=1)
     assert (d["code"], d["rate_limited"]) == ("rate_limited", names[-1]), d
     assert len(d["ratelimits"]) == 8 and d["credits"]["remaining"] == 10**15 - 1, d
+
+
+def test_a_copy_keeps_identities_and_what_own_credits_have_left(tmp_path, fresh_server):
+    from conftest import _finish, _live_servers
+    from test_migrate import migrate_ok, serve_on
+
+    srv = fresh_server
+    r = srv.post("/v1/keys", key=srv.root_key, json={
+        "name": "n", "external_id": "cust-7", "credits": {"remaining": 10},
+        "rate_limits": [{"name": "t", "limit": 9, "window_ms": 60000}]})
+    k = expect_status(r, 201)
+    for _ in range(3):
+        assert check(srv, k["secret"])["valid"]
+    assert srv.stop() == 0
+    to_url = f"sqlite:{tmp_path / 'copy.db'}"
+    migrate_ok(srv.db_url, to_url)
+    copy = serve_on(tmp_path, "copy", to_url)
+    copy.root_key = srv.root_key
+    copy.start()
+    _live_servers.append(copy)
+    try:
+        got = expect_status(copy.get(f"/v1/keys/{k['id']}", key=srv.root_key), 200)
+        assert got["credits"]["remaining"] == 7, got
+        assert (got["external_id"], got["identity_id"]) == ("cust-7", k["identity_id"])
+        assert [x["name"] for x in got["rate_limits"]] == ["t"]
+        assert [x["id"] for x in expect_status(copy.get(
+            "/v1/keys", key=srv.root_key, params={"external_id": "cust-7"}), 200)["data"]] == [k["id"]]
+        assert check(copy, k["secret"])["credits"]["remaining"] == 6
+    finally:
+        _finish(copy)
+    srv.start()

@@ -44,12 +44,10 @@ static void test_hostile_text_keeps_only_valid_parts(void **state)
     struct lk_key_rl out[LK_KEY_RATE_LIMITS_MAX];
 
     (void)state;
-    assert_int_equal(lk_namedrl_decode("a 1 999 1,b 0 1000 1,c 1 1000 2,d 1 1000 1 x,e 1 1000 0",
-                                       out),
-                     1);
+    assert_int_equal(
+        lk_namedrl_decode("a 1 999 1,b 0 1000 1,c 1 1000 2,d 1 1000 1 x,e 1 1000 0", out), 1);
     assert_string_equal(out[0].name, "e");
-    assert_int_equal(lk_namedrl_decode("bad name 1 1000 1,,x 99999999999999999999 1000 1", out),
-                     0);
+    assert_int_equal(lk_namedrl_decode("bad name 1 1000 1,,x 99999999999999999999 1000 1", out), 0);
     assert_int_equal(lk_namedrl_decode("a 1 1000 1,a 2 2000 0,a 3 3000 1,a 4 4000 1,a 5 5000 1,"
                                        "a 6 6000 1,a 7 7000 1,a 8 8000 1,a 9 9000 1",
                                        out),
