@@ -288,7 +288,9 @@ def test_create_takes_the_sdk_defaults_and_prefixes(server, ws):
     t = create(server, ws, prefix="lk_test")
     assert t["key"].startswith("lk_test_")
     assert ws.get_key(t["keyId"])["environment"] == "test"
-    assert create(server, ws, prefix="lk", enabled=False)["key"].startswith("lk_live_")
+    off = create(server, ws, prefix="lk", enabled=False)
+    assert off["key"].startswith("lk_live_")
+    assert ok(v2(server, "keys.verifyKey", ws.root_key, {"key": off["key"]}))["code"] == "DISABLED"
 
 
 def test_oversized_body_is_refused(server, ws):
