@@ -576,3 +576,29 @@ def test_checks_are_counted_as_their_own_endpoint(server, ws):
     while (count("valid"), count("invalid_key")) != (valid + 1, unknown + 1):
         assert time.time() < deadline, "v2 checks are not counted under endpoint unkey_verify"
         time.sleep(0.1)
+
+
+def test_checks_with_shared_counters(tmp_path):
+    """With --redis a check may need Redis (a slice of a window): it is decided off
+    the event loop and answers the same."""
+    import shutil
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (scripts/deps.sh test)")
+    from test_redis import Redis, one_server
+
+    redis = Redis(tmp_path / "redis")
+    try:
+        with one_server(tmp_path, {"redis": redis.url()}) as srv:
+            ws = srv.create_workspace()
+            k = create(srv, ws, credits={"remaining": 5}, ratelimits=[
+                {"name": "default", "limit": 2, "duration": 60000, "autoApply": True},
+                {"name": "tokens", "limit": 10, "duration": 60000}])
+            codes = []
+            for body in ({}, {"ratelimits": [{"name": "tokens", "cost": 4}]}, {}):
+                v = ok(v2(srv, "keys.verifyKey", ws.root_key, {"key": k["key"], **body}))
+                codes.append((v["code"], v.get("credits")))
+            assert codes == [("VALID", 4), ("VALID", 3), ("RATE_LIMITED", 3)], codes
+            other = srv.create_workspace().root_key
+            assert ok(v2(srv, "keys.verifyKey", other, {"key": k["key"]}))["code"] == "NOT_FOUND"
+    finally:
+        redis.stop()
