@@ -155,21 +155,29 @@ void lk_unkey_mreq_data(struct lk_mreq *m, json_t *data, json_t *extra)
     lk_mreq_json(m, 200, body);
 }
 
+enum lk_err lk_unkey_credential(struct lk_app *app, const char *key, size_t len, int64_t now,
+                                const char *address, unsigned need, struct lk_actor *who,
+                                struct lk_errinfo *ei)
+{
+    memset(who, 0, sizeof(*who));
+    if (key == NULL)
+        return LK_ERR_MISSING_KEY;
+    /* Unkey's callers hold root keys; a dashboard session is not one (and would
+     * need the store, which the check on the event loop never waits for). */
+    if (lk_auth_is_session(key, len))
+        return lk_errinfo_set(ei, LK_ERR_MALFORMED_KEY, "",
+                              "the v2 API takes a root key or an application key, not a session");
+    return lk_auth_actor(app, key, len, now, NULL, address, need, who, ei);
+}
+
 bool lk_unkey_actor(struct lk_mreq *m, struct lk_actor *who)
 {
     enum lk_err e = m->key_err;
     struct lk_errinfo ei;
 
-    memset(who, 0, sizeof(*who));
     lk_errinfo_clear(&ei);
-    if (e == LK_OK && m->key == NULL)
-        e = LK_ERR_MISSING_KEY;
-    /* Unkey's callers hold root keys; a dashboard session is not one. */
-    if (e == LK_OK && lk_auth_is_session(m->key, m->key_len))
-        e = lk_errinfo_set(&ei, LK_ERR_MALFORMED_KEY, "",
-                           "the v2 API takes a root key or an application key, not a session");
     if (e == LK_OK)
-        e = lk_auth_actor(m->app, m->key, m->key_len, m->now, NULL, m->address, m->need, who, &ei);
+        e = lk_unkey_credential(m->app, m->key, m->key_len, m->now, m->address, m->need, who, &ei);
     if (e != LK_OK) {
         if (e == LK_ERR_TOO_MANY_REQUESTS)
             m->retry_after = lk_app_limits(m->app)->failed_key.window_s;

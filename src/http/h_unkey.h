@@ -41,8 +41,15 @@ int lk_unkey_respond_error(struct lk_reqctx *rc, enum lk_err e, const struct lk_
  * (may be NULL; e.g. "pagination"). Takes both references. */
 void lk_unkey_mreq_data(struct lk_mreq *m, json_t *data, json_t *extra);
 
-/* The credential of a v2 call: a root or application key (never a session)
- * that holds m->need. On failure answers in Unkey's shape and returns false. */
+/* The credential key[0..len) (NULL: none) of a v2 call: a root or application
+ * key, never a session, holding `need`, checked from memory (safe on the event
+ * loop). Returns LK_OK with *who, or the outcome lk_auth_actor gives. */
+enum lk_err lk_unkey_credential(struct lk_app *app, const char *key, size_t len, int64_t now,
+                                const char *address, unsigned need, struct lk_actor *who,
+                                struct lk_errinfo *ei);
+
+/* The same from a worker, for m->need. On failure answers in Unkey's shape and
+ * returns false. */
 bool lk_unkey_actor(struct lk_mreq *m, struct lk_actor *who /* OUT */);
 
 /* --- request bodies ---------------------------------------------------------- */

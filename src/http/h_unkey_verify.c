@@ -528,13 +528,8 @@ static enum lk_err loop_actor(struct lk_reqctx *rc, struct lk_actor *who, struct
     lk_errinfo_clear(ei);
     if ((e = lk_keyread(rc->req, &rk)) != LK_OK)
         return e;
-    if (rk.base == NULL)
-        return LK_ERR_MISSING_KEY;
-    if (lk_auth_is_session(rk.base, rk.len))
-        return lk_errinfo_set(ei, LK_ERR_MALFORMED_KEY, "",
-                              "the v2 API takes a root key or an application key, not a session");
-    return lk_auth_actor(rc->app, rk.base, rk.len, rc->now, NULL, rc->address, LK_MPERM_KEYS_READ,
-                         who, ei);
+    return lk_unkey_credential(rc->app, rk.base, rk.len, rc->now, rc->address, LK_MPERM_KEYS_READ,
+                               who, ei);
 }
 
 /* The check's cost: what the body says, else Unkey's 1 for a key with credits of
