@@ -30,7 +30,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 PY       := /usr/bin/python3
 
-.PHONY: all deps deps-test deps-bench run test unit unit-pg integration integration-pg integration-all browser screenshots web fuzz bench lint layers clean install FORCE
+.PHONY: all deps deps-test deps-bench run test unit unit-pg integration integration-pg integration-all browser interop screenshots web fuzz bench lint layers clean install FORCE
 
 # `latchkey --version`: the release from VERSION, the commit when built from git.
 # Only base/version.o sees them; the stamp rebuilds it when either changes.
@@ -139,6 +139,14 @@ tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json t
 browser: $(BUILD)/latchkey $(WEB_DIST) tests/browser/node_modules/.package-lock.json
 	cd tests/browser && LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey node --test --test-reporter=spec dashboard.test.mjs
 
+# Unkey's npm SDK (@unkey/api, pinned by the lockfile) against a real latchkey:
+# the v2 API must answer it exactly as Unkey does (docs/unkey.md).
+tests/interop/unkey/node_modules/.package-lock.json: tests/interop/unkey/package-lock.json tests/interop/unkey/package.json | deps
+	npm ci --prefix tests/interop/unkey --no-audit --no-fund
+	@touch $@
+interop: $(BUILD)/latchkey tests/interop/unkey/node_modules/.package-lock.json
+	cd tests/interop/unkey && LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey node --test --test-concurrency=1 --test-reporter=spec sdk.test.mjs
+
 # The same run, saving the pages to docs/screenshots/ as it goes.
 screenshots: $(BUILD)/latchkey $(WEB_DIST) tests/browser/node_modules/.package-lock.json
 	cd tests/browser && LATCHKEY_SCREENSHOTS=1 LATCHKEY_BIN=$(CURDIR)/$(BUILD)/latchkey node --test dashboard.test.mjs
@@ -158,6 +166,7 @@ test: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit unit-pg integration-all
 	@$(MAKE) --no-print-directory browser
+	@$(MAKE) --no-print-directory interop
 	@$(MAKE) --no-print-directory fuzz
 
 $(BUILD)/bench_verify: bench/bench_verify.c $(BUILD)/liblatchkey.a

@@ -34,11 +34,12 @@ enum lk_stats_hist {
     LK_HIST_VERIFY,
     LK_HIST_AUTH_CONTEXT,
     LK_HIST_FORWARD_AUTH,
+    LK_HIST_UNKEY_VERIFY, /* POST /v2/keys.verifyKey */
     LK_HIST_STORE,
     LK_HIST_SHARED, /* one reservation's round trip to the shared counters */
     LK_HIST__COUNT
 };
-#define LK_STATS_ENDPOINTS 3 /* histograms that are also check endpoints */
+#define LK_STATS_ENDPOINTS 4 /* histograms that are also check endpoints */
 
 /* Upper bounds of the buckets, in nanoseconds (5 µs to 2.5 s); +Inf is implied. */
 #define LK_STATS_BUCKETS 17

@@ -15,6 +15,7 @@ int lk_h_auth_context(struct lk_reqctx *rc);
 int lk_h_verify(struct lk_reqctx *rc);
 int lk_h_forward_auth(struct lk_reqctx *rc);
 int lk_h_openapi(struct lk_reqctx *rc); /* GET /openapi.json */
+int lk_h_unkey_verify(struct lk_reqctx *rc); /* POST /v2/keys.verifyKey (h_unkey_verify.c) */
 /* The dashboard (h_web.c): GET /, /index.html, /app.js, /app.css. */
 int lk_h_web_index(struct lk_reqctx *rc);
 int lk_h_web_js(struct lk_reqctx *rc);
@@ -71,5 +72,16 @@ void lk_h_webhooks_delete(struct lk_mreq *m);
 void lk_h_webhooks_deliveries(struct lk_mreq *m);
 void lk_h_webhooks_settings_get(struct lk_mreq *m);
 void lk_h_webhooks_settings_put(struct lk_mreq *m);
+/* The Unkey-compatible surface (h_unkey_verify.c, h_unkey_keys.c). */
+void lk_h_unkey_verify_leased(struct lk_mreq *m);
+void lk_h_unkey_create_key(struct lk_mreq *m);
+void lk_h_unkey_get_key(struct lk_mreq *m);
+void lk_h_unkey_update_key(struct lk_mreq *m);
+void lk_h_unkey_delete_key(struct lk_mreq *m);
+void lk_h_unkey_reroll_key(struct lk_mreq *m);
+void lk_h_unkey_add_permissions(struct lk_mreq *m);
+void lk_h_unkey_remove_permissions(struct lk_mreq *m);
+void lk_h_unkey_set_permissions(struct lk_mreq *m);
+void lk_h_unkey_list_keys(struct lk_mreq *m);
 
 #endif

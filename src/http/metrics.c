@@ -13,7 +13,8 @@
 
 #define METRICS_FIRST_TRY 32768 /* bytes; the text is about 20 KiB */
 
-static const char *const endpoints[LK_STATS_ENDPOINTS] = {"verify", "auth_context", "forward_auth"};
+static const char *const endpoints[LK_STATS_ENDPOINTS] = {"verify", "auth_context", "forward_auth",
+                                                           "unkey_verify"};
 
 /* Appends to a fixed buffer; counts what did not fit so the caller can retry. */
 struct text {

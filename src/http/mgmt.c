@@ -98,7 +98,8 @@ static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
             if (j->m.check_err != LK_OK || j->m.check_key_id[0] != '\0')
                 lk_accesslog_outcome(req, j->m.check_err,
                                      j->m.check_key_id[0] ? j->m.check_key_id : NULL);
-            lk_respond_send(req, j->m.status, j->m.request_id, j->m.err, body, j->m.out_len);
+            lk_respond_send_typed(req, j->m.status, j->m.request_id, j->m.err, j->m.content_type,
+                                  body, j->m.out_len);
         }
         job_free(j);
     }

@@ -56,6 +56,7 @@ struct lk_mreq {
     size_t out_len;
     char *set_cookie;    /* a Set-Cookie value to send, or NULL (owned, wiped) */
     int64_t retry_after; /* seconds for Retry-After, or 0 */
+    const char *content_type; /* static; NULL: application/json */
     struct lk_limits_info limits; /* RateLimit-* headers when limits.has_rl */
     long fwd_rule;                /* forward-auth: the route rule that matched */
     bool fwd;                     /* forward-auth: a refusal names its code in a header */

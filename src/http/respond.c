@@ -130,6 +130,12 @@ static const char *reason_of(int status)
 void lk_respond_send(h2o_req_t *req, int status, const char *request_id, enum lk_err e,
                      const char *body, size_t len)
 {
+    lk_respond_send_typed(req, status, request_id, e, NULL, body, len);
+}
+
+void lk_respond_send_typed(h2o_req_t *req, int status, const char *request_id, enum lk_err e,
+                           const char *content_type, const char *body, size_t len)
+{
     req->res.status = status;
     req->res.reason = reason_of(status);
     lk_accesslog_sent(req, e);
@@ -141,8 +147,12 @@ void lk_respond_send(h2o_req_t *req, int status, const char *request_id, enum lk
                               NULL, v, strlen(v));
     }
     if (status != 204) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                       H2O_STRLIT("application/json"));
+        if (content_type == NULL)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                           H2O_STRLIT("application/json"));
+        else
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                           content_type, strlen(content_type));
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                        H2O_STRLIT("no-store"));
     }

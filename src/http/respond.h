@@ -47,6 +47,11 @@ void lk_reqctx_init(struct lk_reqctx *rc, h2o_req_t *req, struct lk_app *app);
 void lk_respond_send(h2o_req_t *req, int status, const char *request_id, enum lk_err e,
                      const char *body, size_t len);
 
+/* The same with another Content-Type (static memory; NULL: application/json),
+ * for the Unkey-compatible API's application/problem+json. */
+void lk_respond_send_typed(h2o_req_t *req, int status, const char *request_id, enum lk_err e,
+                           const char *content_type, const char *body, size_t len);
+
 /* The DESIGN §4 error object for e; ei (may be NULL) supplies message and field.
  * A message or field jansson cannot encode is replaced by the table's message or
  * left out. Caller decrefs; NULL only when jansson fails outright. */

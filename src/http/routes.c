@@ -34,6 +34,8 @@ static const struct route {
     {"GET", "/v1/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
     {"GET", "/api/auth-context", lk_h_auth_context, NULL, LK_MPERM_NONE},
     {"POST", "/v1/verify", lk_h_verify, NULL, LK_MPERM_NONE},
+    /* Unkey's check (docs/unkey.md), early: the table is matched in order. */
+    {"POST", "/v2/keys.verifyKey", lk_h_unkey_verify, NULL, LK_MPERM_NONE},
     {"*", "/v1/forward-auth", lk_h_forward_auth, NULL, LK_MPERM_NONE},
     /* Envoy ext_authz's path_prefix form: the original path follows. */
     {"*", "/v1/forward-auth/**", lk_h_forward_auth, NULL, LK_MPERM_NONE},
@@ -75,6 +77,17 @@ static const struct route {
     {"PUT", "/v1/webhooks/settings", NULL, lk_h_webhooks_settings_put, LK_MPERM_WEBHOOKS_WRITE},
     {"DELETE", "/v1/webhooks/{}", NULL, lk_h_webhooks_delete, LK_MPERM_WEBHOOKS_WRITE},
     {"GET", "/v1/webhooks/{}/deliveries", NULL, lk_h_webhooks_deliveries, LK_MPERM_WEBHOOKS_READ},
+    /* The rest of Unkey's v2 API (docs/unkey.md): its errors have Unkey's shape. */
+    {"POST", "/v2/keys.createKey", NULL, lk_h_unkey_create_key, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.getKey", NULL, lk_h_unkey_get_key, LK_MPERM_KEYS_READ},
+    {"POST", "/v2/keys.updateKey", NULL, lk_h_unkey_update_key, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.deleteKey", NULL, lk_h_unkey_delete_key, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.rerollKey", NULL, lk_h_unkey_reroll_key, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.addPermissions", NULL, lk_h_unkey_add_permissions, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.removePermissions", NULL, lk_h_unkey_remove_permissions,
+     LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/keys.setPermissions", NULL, lk_h_unkey_set_permissions, LK_MPERM_KEYS_WRITE},
+    {"POST", "/v2/apis.listKeys", NULL, lk_h_unkey_list_keys, LK_MPERM_KEYS_READ},
 };
 
 /* Matches path[0..len) against pattern, capturing `{}` segments; a pattern
@@ -127,6 +140,8 @@ static int endpoint_of(lk_handler_fn run)
         return LK_HIST_AUTH_CONTEXT;
     if (run == lk_h_forward_auth)
         return LK_HIST_FORWARD_AUTH;
+    if (run == lk_h_unkey_verify)
+        return LK_HIST_UNKEY_VERIFY;
     return -1;
 }
 

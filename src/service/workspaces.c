@@ -197,6 +197,11 @@ enum lk_err lk_workspaces_list(struct lk_app *app, const struct lk_actor *who, l
     return lk_store_ws_list(app->store, cb, arg);
 }
 
+enum lk_err lk_workspaces_own(struct lk_app *app, const struct lk_actor *who, struct lk_ws_row *out)
+{
+    return lk_store_ws_get(app->store, who->workspace_id, out);
+}
+
 enum lk_err lk_workspaces_get_by_number(struct lk_app *app, int64_t number, struct lk_ws_row *out)
 {
     return lk_store_ws_get_by_number(app->store, number, out);

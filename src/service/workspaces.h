@@ -48,6 +48,10 @@ enum lk_err lk_workspaces_set_quota(struct lk_app *app, const struct lk_actor *w
 enum lk_err lk_workspaces_list(struct lk_app *app, const struct lk_actor *who, lk_ws_row_cb cb,
                                void *arg);
 
+/* The actor's own workspace. */
+enum lk_err lk_workspaces_own(struct lk_app *app, const struct lk_actor *who,
+                              struct lk_ws_row *out /* OUT */);
+
 /* The workspace with this number (Flexweg's folder id), whoever asks: the
  * caller then acts in it only through a membership. LK_ERR_NOT_FOUND. */
 enum lk_err lk_workspaces_get_by_number(struct lk_app *app, int64_t number,

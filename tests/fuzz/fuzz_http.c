@@ -8,7 +8,8 @@
  * Every answer must have a documented status (src/core/err.def, 201, 204; a 500
  * is a bug too), a JSON body that is valid UTF-8, and for errors the error shape
  * {"error":{"status","code","message","hint_for_ai","request_id"}} with the code
- * and status err.def pairs and the request id of the X-Request-Id header.
+ * and status err.def pairs and the request id of the X-Request-Id header; on
+ * /v2/ (Unkey's API) Unkey's shapes instead, without a null anywhere.
  * Every answer carries X-Request-Id, a 401 WWW-Authenticate; response header
  * values must be free of CR, LF and NUL. A request must be answered within
  * HANG_MS. Any breach aborts, so libFuzzer keeps the input.
@@ -451,9 +452,54 @@ static void check_error_shape(const struct capture *c, const h2o_req_t *req, jso
         fail(c, "%s", "error.request_id differs from X-Request-Id");
 }
 
+/* Unkey's v2 API (h_unkey.h): no null anywhere in an answer. */
+static bool has_null(json_t *v)
+{
+    const char *k;
+    json_t *x;
+    size_t i;
+
+    if (json_is_null(v))
+        return true;
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, x) if (has_null(x)) return true;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) if (has_null(x)) return true;
+    }
+    return false;
+}
+
+/* An answer of the v2 handlers: {"meta":{"requestId"}, "data"} or, for an
+ * error, {"meta", "error":{"title","detail","status","type","errors"?}}. */
+static void check_unkey_shape(const struct capture *c, const h2o_req_t *req, json_t *doc)
+{
+    json_t *rid = json_object_get(json_object_get(doc, "meta"), "requestId");
+    json_t *err = json_object_get(doc, "error");
+    const char *hdr_rid = res_header(req, "x-request-id");
+
+    if (!json_is_string(rid) || hdr_rid == NULL || strcmp(hdr_rid, json_string_value(rid)) != 0)
+        fail(c, "%s", "meta.requestId differs from X-Request-Id");
+    if (has_null(doc))
+        fail(c, "%s", "a v2 answer with a null");
+    if (req->res.status < 400) {
+        if (req->res.status != 200 || json_object_get(doc, "data") == NULL || err != NULL)
+            fail(c, "%s", "a v2 success that is not 200 {meta, data}");
+        return;
+    }
+    if (!json_is_string(json_object_get(err, "title")) ||
+        json_string_length(json_object_get(err, "detail")) == 0 ||
+        json_string_length(json_object_get(err, "detail")) >=
+            sizeof(((struct lk_errinfo *)0)->detail) + 64 ||
+        !json_is_string(json_object_get(err, "type")) ||
+        json_integer_value(json_object_get(err, "status")) != req->res.status ||
+        json_is_array(json_object_get(err, "errors")) != (req->res.status == 400))
+        fail(c, "%s", "a v2 error without Unkey's shape");
+}
+
 static void check_answer(const struct capture *c, const h2o_req_t *req, bool head,
                          bool forward_auth)
 {
+    bool v2 = req->input.path.len > 4 && memcmp(req->input.path.base, "/v2/", 4) == 0;
     int status = req->res.status;
     const char *ctype;
     char ctype_buf[128];
@@ -501,13 +547,17 @@ static void check_answer(const struct capture *c, const h2o_req_t *req, bool hea
             fail(c, "%s", "a text body that is not valid UTF-8");
         return;
     }
+    if (v2 && status == 429 && ctype != NULL && strcmp(ctype, "application/problem+json") == 0)
+        ctype = "application/json"; /* Unkey's 429 */
     if (ctype == NULL || strcmp(ctype, "application/json") != 0)
         fail(c, "content type %s, not application/json", ctype ? ctype : "(none)");
     /* jansson refuses invalid UTF-8 (and NUL in strings) when it loads. */
     doc = json_loadb(c->body ? c->body : "", c->len, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL)
         fail(c, "body is not valid UTF-8 JSON: %s", jerr.text);
-    if (status >= 400)
+    if (v2 && json_object_get(doc, "meta") != NULL)
+        check_unkey_shape(c, req, doc);
+    else if (status >= 400)
         check_error_shape(c, req, doc);
     else if (!json_is_object(doc) && !json_is_array(doc))
         fail(c, "%s", "a 2xx body that is neither object nor array");

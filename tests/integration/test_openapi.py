@@ -126,8 +126,10 @@ def test_every_error_response_is_the_error_shape(doc):
     err = doc["components"]["responses"]["Error"]["content"]["application/json"]["schema"]
     assert err == {"$ref": "#/components/schemas/Error"}
     for path, item in doc["paths"].items():
+        # Unkey's v2 API answers errors in Unkey's shape (docs/unkey.md).
+        shape = "UnkeyError" if path.startswith("/v2/") else "Error"
         for m, op in item.items():
-            assert op["responses"].get("default") == {"$ref": "#/components/responses/Error"}, \
+            assert op["responses"].get("default") == {"$ref": f"#/components/responses/{shape}"}, \
                 f"{m} {path} does not document the error shape"
 
 
@@ -246,6 +248,26 @@ def test_real_answers_validate(server, ws, doc):
                  expect_status(server.get("/v1/permissions", key=ws.root_key), 200))
     assert_valid(doc, "OpenAPIDocument", expect_status(
         server.get(f"/v1/keys/{key['id']}/openapi", key=ws.root_key), 200))
+    v2 = expect_status(server.post("/v2/keys.createKey", key=ws.root_key,
+                                   json={"apiId": ws.id, "permissions": ["a.b"]}), 200)
+    assert_valid(doc, "UnkeyKeySecret", v2)
+    assert_valid(doc, "UnkeyVerifyResult", expect_status(
+        server.post("/v2/keys.verifyKey", key=ws.root_key, json={"key": v2["data"]["key"],
+                                                                 "permissions": "a.b"}), 200))
+    assert_valid(doc, "UnkeyKeyResult", expect_status(
+        server.post("/v2/keys.getKey", key=ws.root_key, json={"keyId": v2["data"]["keyId"]}), 200))
+    assert_valid(doc, "UnkeyKeyList", expect_status(
+        server.post("/v2/apis.listKeys", key=ws.root_key, json={"apiId": ws.id}), 200))
+    ex = dict(doc["components"]["schemas"]["UnkeyKeyCreate"]["examples"][0], apiId=ws.id)
+    assert_valid(doc, "UnkeyKeyCreate", ex)
+    made = expect_status(server.post("/v2/keys.createKey", key=ws.root_key, json=ex), 200)
+    assert_valid(doc, "UnkeyKeyResult", expect_status(
+        server.post("/v2/keys.getKey", key=ws.root_key, json={"keyId": made["data"]["keyId"]}), 200))
+    assert_valid(doc, "UnkeyVerifyResult", expect_status(
+        server.post("/v2/keys.verifyKey", key=ws.root_key, json={"key": made["data"]["key"]}), 200))
+    for r in (server.post("/v2/keys.getKey", key=ws.root_key, json={"keyId": 1}),
+              server.post("/v2/keys.getKey", json={})):
+        assert_valid(doc, "UnkeyError", r.json())
     for r in (server.get("/v1/keys", key="lk_live_nope"), server.get("/v1/nope"),
               server.post("/v1/keys", key=ws.root_key, json={"name": "x", "bogus": 1})):
         assert_valid(doc, "Error", r.json())
