@@ -390,6 +390,15 @@ static int keys_check_format(const struct lk_cmd *self, int argc, char **argv)
 
     if (argc != 3)
         return lk_cli_usage(self);
+    if (strcmp(argv[2], "--help") == 0)
+        return lk_cli_help(self);
+    /* It takes no option; a secret never starts with "--". */
+    if (strncmp(argv[2], "--", 2) == 0) {
+        size_t opt = strcspn(argv[2] + 2, "=");
+        return lk_cli_fail("option --%.*s does not apply to 'keys check-format' (see latchkey "
+                           "keys --help)",
+                           (int)(opt > 64 ? 64 : opt), argv[2] + 2);
+    }
     if (strcmp(argv[2], "-") == 0) {
         while (len < sizeof(buf) && (n = read(STDIN_FILENO, buf + len, sizeof(buf) - len)) > 0)
             len += (size_t)n;
