@@ -111,7 +111,7 @@ static void unkey_field(struct lk_errinfo *ei)
 static const struct lk_unkey_field ratelimit_fields[] = {
     {"name", LK_UT_STRING, LK_UF_REQUIRED, 1, LK_RL_NAME_MAX},
     {"limit", LK_UT_INT, LK_UF_REQUIRED, 1, LK_RL_LIMIT_MAX},
-    {"duration", LK_UT_INT, LK_UF_REQUIRED, LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX},
+    {"duration", LK_UT_INT, LK_UF_REQUIRED, LK_RL_WINDOW_MS_MIN, LK_RL_DEFAULT_WINDOW_MS_MAX},
     {"autoApply", LK_UT_BOOL, 0, 0, 0},
 };
 
@@ -147,6 +147,13 @@ static enum lk_err ratelimits_in(json_t *arr, struct lk_key_spec *spec, struct l
         snprintf(r->name, sizeof(r->name), "%s", json_string_value(name));
         r->limit = json_integer_value(json_object_get(rl, "limit"));
         r->window_ms = json_integer_value(json_object_get(rl, "duration"));
+        snprintf(prefix, sizeof(prefix), "ratelimits[%zu].duration", i);
+        if (r->window_ms > LK_RL_WINDOW_MS_MAX && strcmp(r->name, "default") != 0)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, prefix,
+                                  "ratelimits[%zu].duration must be between %d and %d; only the "
+                                  "limit named default may be up to %lld",
+                                  i, LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX,
+                                  LK_RL_DEFAULT_WINDOW_MS_MAX);
         r->auto_apply = json_is_true(json_object_get(rl, "autoApply"));
         spec->n_rate_limits++;
     }

@@ -113,8 +113,15 @@ static enum lk_err apply_rate_limits(const struct lk_key_spec *spec, struct lk_k
             if (strcmp(spec->rate_limits[j].name, r->name) == 0)
                 return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
                                       "two rate limits are named %s", r->name);
-        if (strcmp(r->name, "default") != 0)
+        if (strcmp(r->name, "default") != 0) {
+            if (r->window_ms < LK_RL_WINDOW_MS_MIN || r->window_ms > LK_RL_WINDOW_MS_MAX)
+                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
+                                      "a rate limit's window is %d to %d ms (only the one named "
+                                      "default may be up to %lld)",
+                                      LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX,
+                                      LK_RL_DEFAULT_WINDOW_MS_MAX);
             continue;
+        }
         if (!r->auto_apply || r->window_ms % 1000 != 0)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
                                   "the rate limit named default is the key's rate_limit: it "

@@ -602,3 +602,37 @@ def test_checks_with_shared_counters(tmp_path):
             assert ok(v2(srv, "keys.verifyKey", other, {"key": k["key"]}))["code"] == "NOT_FOUND"
     finally:
         redis.stop()
+
+
+def test_the_default_limits_window_round_trips_between_v1_and_v2(server, ws):
+    # /v1's rate_limit takes a window of up to 31 days; v2 shows it as the limit
+    # named default, and takes back what it shows (an SDK's read-modify-write).
+    k = ws.create_key(rate_limit={"limit": 5, "window_s": 86401})
+    got = ok(v2(server, "keys.getKey", ws.root_key, {"keyId": k["id"]}))
+    assert [(r["name"], r["duration"]) for r in got["ratelimits"]] == [("default", 86401000)]
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["id"], "ratelimits": [
+        {x: r[x] for x in ("name", "limit", "duration", "autoApply")} for r in got["ratelimits"]]}))
+    assert ws.get_key(k["id"])["rate_limit"] == {"limit": 5, "window_s": 86401}
+    # ...and the other way: v2's longest window for default is /v1's longest.
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["id"], "ratelimits": [
+        {"name": "default", "limit": 7, "duration": 2678400000, "autoApply": True}]}))
+    assert ws.get_key(k["id"])["rate_limit"] == {"limit": 7, "window_s": 2678400}
+    r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                     json={"rate_limit": ws.get_key(k["id"])["rate_limit"]})
+    assert r.status_code == 200, describe(r)
+    # One bound each, on both APIs: 31 days for default, one day for the others.
+    for name, ms, loc in (("default", 2678401000, "body.ratelimits[0].duration"),
+                          ("other", 86400001, "body.ratelimits[0].duration")):
+        err(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["id"], "ratelimits": [
+            {"name": name, "limit": 1, "duration": ms, "autoApply": True}]}), 400, location=loc)
+    r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                     json={"rate_limits": [{"name": "default", "limit": 3, "window_ms": 2678400000}]})
+    assert r.status_code == 200, describe(r)
+    assert ws.get_key(k["id"])["rate_limit"] == {"limit": 3, "window_s": 2678400}
+    for rl in ({"name": "default", "limit": 3, "window_ms": 2678401000},
+               {"name": "other", "limit": 3, "window_ms": 86400001}):
+        r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key, json={"rate_limits": [rl]})
+        assert r.status_code == 400 and "window_ms" in r.text, describe(r)
+    r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                     json={"rate_limit": {"limit": 3, "window_s": 2678401}})
+    assert r.status_code == 400, describe(r)
