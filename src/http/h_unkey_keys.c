@@ -611,6 +611,7 @@ struct listing {
     json_t *data;
     int want, seen; /* keys wanted on the page; rows the store gave this round */
     int64_t last;   /* rowid of the last row seen */
+    char last_id[LK_ID_MAX]; /* its id: the cursor, which no row number shows */
     bool more;      /* a visible key beyond the page exists */
 };
 
@@ -621,6 +622,7 @@ static int list_one(void *arg, const struct lk_key_row *k)
     l->seen++;
     if (!lk_keyperms_visible(k)) {
         l->last = k->rowid;
+        snprintf(l->last_id, sizeof(l->last_id), "%s", k->id);
         return 0;
     }
     if ((int)json_array_size(l->data) == l->want) {
@@ -628,6 +630,7 @@ static int list_one(void *arg, const struct lk_key_row *k)
         return 1;
     }
     l->last = k->rowid;
+    snprintf(l->last_id, sizeof(l->last_id), "%s", k->id);
     json_array_append_new(l->data, lk_unkey_render_key(k));
     return 0;
 }
@@ -664,11 +667,13 @@ void lk_h_unkey_list_keys(struct lk_mreq *m)
     if ((v = json_object_get(root, "limit")) != NULL)
         l.want = (int)json_integer_value(v);
     if ((v = json_object_get(root, "cursor")) != NULL) {
-        const char *c = json_string_value(v);
-        if (c[0] != 'k' || lk_parse_i64(c + 1, strlen(c + 1), 1, INT64_MAX, &f.before_rowid) != 0) {
-            lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "cursor",
-                           "cursor must be a pagination.cursor of an earlier page");
-            lk_unkey_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
+        /* The id of the last key read, resolved in the caller's workspace. */
+        if ((e = lk_keys_cursor(m->app, &who, json_string_value(v), &f.before_rowid, &ei)) !=
+            LK_OK) {
+            if (e == LK_ERR_INVALID_REQUEST)
+                lk_errinfo_set(&ei, e, "cursor",
+                               "cursor must be a pagination.cursor of an earlier page");
+            lk_unkey_mreq_error(m, e, e == LK_ERR_INVALID_REQUEST ? &ei : NULL);
             goto out;
         }
     }
@@ -693,9 +698,7 @@ void lk_h_unkey_list_keys(struct lk_mreq *m)
     }
     page = json_pack("{s:b}", "hasMore", l.more);
     if (l.more) {
-        char c[32];
-        snprintf(c, sizeof(c), "k%lld", (long long)l.last);
-        json_object_set_new(page, "cursor", json_string(c));
+        json_object_set_new(page, "cursor", json_string(l.last_id));
     }
     lk_unkey_mreq_data(m, l.data, json_pack("{s:o}", "pagination", page));
 out:

@@ -386,6 +386,24 @@ enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const ch
     return e;
 }
 
+enum lk_err lk_keys_cursor(struct lk_app *app, const struct lk_actor *who, const char *cursor,
+                           int64_t *before_rowid, struct lk_errinfo *ei)
+{
+    struct lk_key_row row;
+    enum lk_err e;
+
+    if (cursor[0] == '\0')
+        return LK_OK;
+    if ((e = lk_store_key_get(app->store, who->workspace_id, cursor, &row)) == LK_ERR_NOT_FOUND)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "cursor",
+                              "'cursor' must be a next_cursor from an earlier page");
+    if (e != LK_OK)
+        return e;
+    *before_rowid = row.rowid;
+    lk_key_row_release(&row);
+    return LK_OK;
+}
+
 struct list_ctx {
     struct lk_app *app;
     lk_key_row_cb cb;

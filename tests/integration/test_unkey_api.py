@@ -636,3 +636,17 @@ def test_the_default_limits_window_round_trips_between_v1_and_v2(server, ws):
     r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
                      json={"rate_limit": {"limit": 3, "window_s": 2678401}})
     assert r.status_code == 400, describe(r)
+
+
+def test_list_cursors_tell_nothing_of_other_workspaces(server, ws, ws2):
+    mine = [create(server, ws)["keyId"] for _ in range(3)]
+    page = lambda w, **b: v2(server, "apis.listKeys", w.root_key, {"apiId": w.id, "limit": 1, **b})
+    before = ok(page(ws)) and page(ws).json()["pagination"]
+    for _ in range(5):
+        create(server, ws2)
+    after = page(ws).json()["pagination"]
+    assert before == after and after["cursor"] == mine[-1], after
+    nxt = page(ws, cursor=after["cursor"]).json()
+    assert [k["keyId"] for k in nxt["data"]] == [mine[-2]] and nxt["pagination"]["cursor"] == mine[-2]
+    theirs = page(ws2).json()["pagination"]["cursor"]
+    err(page(ws, cursor=theirs), 400, location="body.cursor")
