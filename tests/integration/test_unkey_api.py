@@ -650,3 +650,14 @@ def test_list_cursors_tell_nothing_of_other_workspaces(server, ws, ws2):
     assert [k["keyId"] for k in nxt["data"]] == [mine[-2]] and nxt["pagination"]["cursor"] == mine[-2]
     theirs = page(ws2).json()["pagination"]["cursor"]
     err(page(ws, cursor=theirs), 400, location="body.cursor")
+
+
+def test_a_second_reroll_ends_the_first_ones_grace(server, ws):
+    # One previous secret is kept (docs/unkey.md): the secret before the last
+    # stops at once, the one the second reroll replaced gets its expiration.
+    k = create(server, ws)
+    first = ok(v2(server, "keys.rerollKey", ws.root_key, {"keyId": k["keyId"], "expiration": 3600000}))
+    second = ok(v2(server, "keys.rerollKey", ws.root_key, {"keyId": k["keyId"], "expiration": 3600000}))
+    code = lambda s: ok(v2(server, "keys.verifyKey", ws.root_key, {"key": s}))["code"]
+    assert code(second["key"]) == "VALID" and code(first["key"]) == "VALID"
+    assert code(k["key"]) == "NOT_FOUND"
