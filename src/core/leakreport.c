@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 
 #include "base/common.h"
+#include "core/secret.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 void lk_leak_report_release(struct lk_leak_report *r)
@@ -33,6 +34,51 @@ static int opt_string(json_t *o, const char *name, char *dst, size_t max)
     memcpy(dst, json_string_value(v), json_string_length(v));
     dst[json_string_length(v)] = '\0';
     return 0;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes the %XX escapes of s[0..*len) in place; false when there were none. */
+static bool percent_decode(char *s, size_t *len)
+{
+    size_t r = 0, w = 0;
+    bool changed = false;
+
+    while (r < *len) {
+        int hi, lo;
+        if (s[r] == '%' && r + 2 < *len &&
+            (hi = hex_value(s[r + 1])) >= 0 && (lo = hex_value(s[r + 2])) >= 0) {
+            s[w++] = (char)(hi << 4 | lo);
+            r += 3;
+            changed = true;
+        } else {
+            s[w++] = s[r++];
+        }
+    }
+    *len = w;
+    return changed;
+}
+
+/* True when field, as it is or percent-decoded (again and again: %2541 is
+ * %41 is A), holds the item's own token or anything shaped like a secret. */
+static bool holds_secret(const struct lk_leak_item *it, const char *field)
+{
+    char buf[LK_LEAK_URL_MAX + 1];
+    size_t n = strlen(field);
+    bool found;
+
+    memcpy(buf, field, n + 1);
+    do {
+        found = memmem(buf, n, it->token, it->token_len) != NULL || lk_secret_scan(buf, n);
+    } while (!found && percent_decode(buf, &n));
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return found;
 }
 
 enum lk_err lk_leak_report_parse(const char *body, size_t len, struct lk_leak_report *out,
@@ -93,6 +139,14 @@ enum lk_err lk_leak_report_parse(const char *body, size_t len, struct lk_leak_re
         it->token = lk_malloc(it->token_len + 1);
         memcpy(it->token, json_string_value(tok), it->token_len);
         it->token[it->token_len] = '\0';
+        /* Nothing reported beside the token may carry a secret into the answer,
+         * the audit detail or a webhook: not the token itself, and not another
+         * key's, which a report could otherwise launder into them. */
+        for (size_t f = 0; f < LK_ARRAY_LEN(fields); f++) {
+            char *field = (char *)it + fields[f].off;
+            if (holds_secret(it, field))
+                snprintf(field, fields[f].max + 1, "%s", LK_LEAK_WITHHELD);
+        }
         out->n = i + 1;
     }
     e = LK_OK;

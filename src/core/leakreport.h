@@ -8,7 +8,8 @@
  * `source` may be absent or empty (GitHub's `url` may be empty). Members this
  * does not know are ignored, as GitHub may add some. Every string is valid
  * UTF-8 without NUL (jansson's guarantee) and within its cap, so it can be
- * quoted in an audit event or an answer as it is.
+ * quoted in an audit event or an answer as it is, and none holds a secret
+ * (LK_LEAK_WITHHELD replaces it).
  *
  * Pure: no I/O; safe from any thread.
  */
@@ -24,6 +25,9 @@
 #define LK_LEAK_TYPE_MAX 128    /* bytes of `type` */
 #define LK_LEAK_URL_MAX 2048    /* bytes of `url` */
 #define LK_LEAK_SOURCE_MAX 64   /* bytes of `source` */
+/* What replaces a `type`, `url` or `source` that holds the item's token or
+ * anything shaped like a secret (lk_secret_scan), as it is or percent-decoded. */
+#define LK_LEAK_WITHHELD "(withheld: holds a secret)"
 
 struct lk_leak_item {
     char *token; /* owned, wiped when released */

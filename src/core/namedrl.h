@@ -16,6 +16,10 @@
 #define LK_RL_NAME_MAX 64        /* bytes of a limit's name */
 #define LK_RL_WINDOW_MS_MIN 1000
 #define LK_RL_WINDOW_MS_MAX 86400000 /* one day */
+/* The limit named "default" is the key's rate_limit ({"limit", "window_s"} on
+ * /v1), whose window may be 31 days: every API takes that much for it, so what
+ * one API shows another takes back. */
+#define LK_RL_DEFAULT_WINDOW_MS_MAX 2678400000LL
 #define LK_RL_LIMIT_MAX 1000000000
 /* room for the encoding of LK_KEY_RATE_LIMITS_MAX limits, NUL included */
 #define LK_NAMEDRL_TEXT_MAX (LK_KEY_RATE_LIMITS_MAX * (LK_RL_NAME_MAX + 32))

@@ -93,6 +93,46 @@ static bool is_lower_hex(const char *s, size_t len)
     return true;
 }
 
+/* The number of base62 characters at s[0..len). */
+static size_t base62_run(const char *s, size_t len)
+{
+    size_t n = 0;
+
+    while (n < len && lk_base62_is_digit(s[n]))
+        n++;
+    return n;
+}
+
+/* "_live_" or "_test_" at s (room for ENV_PART_LEN), the word in any case. */
+static bool is_env_part(const char *s)
+{
+    char w[4];
+
+    if (s[0] != '_' || s[5] != '_')
+        return false;
+    for (size_t i = 0; i < 4; i++)
+        w[i] = s[1 + i] >= 'A' && s[1 + i] <= 'Z' ? (char)(s[1 + i] + 32) : s[1 + i];
+    return memcmp(w, "live", 4) == 0 || memcmp(w, "test", 4) == 0;
+}
+
+bool lk_secret_scan(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        size_t run = base62_run(s + i, len - i);
+        if (run >= LK_SECRET_SCAN_RUN)
+            return true;
+        if (run > 0) {
+            i += run;
+            continue;
+        }
+        if (s[i] == '_' && len - i > ENV_PART_LEN && is_env_part(s + i) &&
+            base62_run(s + i + ENV_PART_LEN, len - i - ENV_PART_LEN) >= LK_SECRET_SCAN_AFTER_ENV)
+            return true;
+        i++;
+    }
+    return false;
+}
+
 enum lk_err lk_secret_parse(const char *s, size_t len, struct lk_secret_view *out)
 {
     const size_t tail = ENV_PART_LEN + BODY_LEN + CHECK_LEN;

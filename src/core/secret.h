@@ -44,6 +44,16 @@ enum lk_err lk_secret_parse(const char *s, size_t len, struct lk_secret_view *ou
  * quoting it), or NULL when it is one. For `latchkey keys check-format`. */
 const char *lk_secret_diagnose(const char *s, size_t len);
 
+/* True when s[0..len) holds something shaped like a secret, or enough of one
+ * to guess the rest: "_live_" or "_test_" (in any case) followed by 16 or more
+ * base62 characters, or a run of LK_SECRET_SCAN_RUN or more base62 characters
+ * (a whole body, or a legacy hex secret). A Git object name (40 hex) is not
+ * one. Not a parse: checksums are not checked, so a changed character does
+ * not hide a secret. For text from outside that must never hold one. */
+#define LK_SECRET_SCAN_RUN 43
+#define LK_SECRET_SCAN_AFTER_ENV 16
+bool lk_secret_scan(const char *s, size_t len);
+
 /* True when p[0..len) is a valid workspace prefix. */
 bool lk_secret_prefix_valid(const char *p, size_t len);
 

@@ -135,7 +135,7 @@ struct key_page {
 static int add_to_page(void *arg, const struct lk_key_row *k)
 {
     struct key_page *kp = arg;
-    return lk_page_add(&kp->pg, lk_render_key(k, kp->now, NULL), k->rowid);
+    return lk_page_add_ref(&kp->pg, lk_render_key(k, kp->now, NULL), k->id);
 }
 
 void lk_h_keys_list(struct lk_mreq *m)
@@ -148,10 +148,11 @@ void lk_h_keys_list(struct lk_mreq *m)
     bool none;
 
     if (lk_mreq_actor(m, &who) != LK_OK ||
-        !lk_mreq_page(m, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, 'c', &kp.pg, &f.before_rowid))
+        !lk_mreq_page(m, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, 0, &kp.pg, &f.before_rowid))
         return;
     lk_errinfo_clear(&ei);
     if ((e = list_filter(m, &f, &ei)) != LK_OK ||
+        (e = lk_keys_cursor(m->app, &who, kp.pg.cursor, &f.before_rowid, &ei)) != LK_OK ||
         (e = identity_filter(m, &who, &f, &none, &ei)) != LK_OK) {
         json_decref(kp.pg.data);
         lk_mreq_error(m, e, &ei);

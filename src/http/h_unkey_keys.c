@@ -111,7 +111,7 @@ static void unkey_field(struct lk_errinfo *ei)
 static const struct lk_unkey_field ratelimit_fields[] = {
     {"name", LK_UT_STRING, LK_UF_REQUIRED, 1, LK_RL_NAME_MAX},
     {"limit", LK_UT_INT, LK_UF_REQUIRED, 1, LK_RL_LIMIT_MAX},
-    {"duration", LK_UT_INT, LK_UF_REQUIRED, LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX},
+    {"duration", LK_UT_INT, LK_UF_REQUIRED, LK_RL_WINDOW_MS_MIN, LK_RL_DEFAULT_WINDOW_MS_MAX},
     {"autoApply", LK_UT_BOOL, 0, 0, 0},
 };
 
@@ -147,6 +147,13 @@ static enum lk_err ratelimits_in(json_t *arr, struct lk_key_spec *spec, struct l
         snprintf(r->name, sizeof(r->name), "%s", json_string_value(name));
         r->limit = json_integer_value(json_object_get(rl, "limit"));
         r->window_ms = json_integer_value(json_object_get(rl, "duration"));
+        snprintf(prefix, sizeof(prefix), "ratelimits[%zu].duration", i);
+        if (r->window_ms > LK_RL_WINDOW_MS_MAX && strcmp(r->name, "default") != 0)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, prefix,
+                                  "ratelimits[%zu].duration must be between %d and %d; only the "
+                                  "limit named default may be up to %lld",
+                                  i, LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX,
+                                  LK_RL_DEFAULT_WINDOW_MS_MAX);
         r->auto_apply = json_is_true(json_object_get(rl, "autoApply"));
         spec->n_rate_limits++;
     }
@@ -604,6 +611,7 @@ struct listing {
     json_t *data;
     int want, seen; /* keys wanted on the page; rows the store gave this round */
     int64_t last;   /* rowid of the last row seen */
+    char last_id[LK_ID_MAX]; /* its id: the cursor, which no row number shows */
     bool more;      /* a visible key beyond the page exists */
 };
 
@@ -614,6 +622,7 @@ static int list_one(void *arg, const struct lk_key_row *k)
     l->seen++;
     if (!lk_keyperms_visible(k)) {
         l->last = k->rowid;
+        snprintf(l->last_id, sizeof(l->last_id), "%s", k->id);
         return 0;
     }
     if ((int)json_array_size(l->data) == l->want) {
@@ -621,6 +630,7 @@ static int list_one(void *arg, const struct lk_key_row *k)
         return 1;
     }
     l->last = k->rowid;
+    snprintf(l->last_id, sizeof(l->last_id), "%s", k->id);
     json_array_append_new(l->data, lk_unkey_render_key(k));
     return 0;
 }
@@ -657,11 +667,13 @@ void lk_h_unkey_list_keys(struct lk_mreq *m)
     if ((v = json_object_get(root, "limit")) != NULL)
         l.want = (int)json_integer_value(v);
     if ((v = json_object_get(root, "cursor")) != NULL) {
-        const char *c = json_string_value(v);
-        if (c[0] != 'k' || lk_parse_i64(c + 1, strlen(c + 1), 1, INT64_MAX, &f.before_rowid) != 0) {
-            lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "cursor",
-                           "cursor must be a pagination.cursor of an earlier page");
-            lk_unkey_mreq_error(m, LK_ERR_INVALID_REQUEST, &ei);
+        /* The id of the last key read, resolved in the caller's workspace. */
+        if ((e = lk_keys_cursor(m->app, &who, json_string_value(v), &f.before_rowid, &ei)) !=
+            LK_OK) {
+            if (e == LK_ERR_INVALID_REQUEST)
+                lk_errinfo_set(&ei, e, "cursor",
+                               "cursor must be a pagination.cursor of an earlier page");
+            lk_unkey_mreq_error(m, e, e == LK_ERR_INVALID_REQUEST ? &ei : NULL);
             goto out;
         }
     }
@@ -686,9 +698,7 @@ void lk_h_unkey_list_keys(struct lk_mreq *m)
     }
     page = json_pack("{s:b}", "hasMore", l.more);
     if (l.more) {
-        char c[32];
-        snprintf(c, sizeof(c), "k%lld", (long long)l.last);
-        json_object_set_new(page, "cursor", json_string(c));
+        json_object_set_new(page, "cursor", json_string(l.last_id));
     }
     lk_unkey_mreq_data(m, l.data, json_pack("{s:o}", "pagination", page));
 out:

@@ -290,7 +290,7 @@ static enum lk_err decode_into(json_t *obj, const struct table *t, void *out,
 static const struct field rate_limit_fields[] = {
     {.name = "limit", .label = "rate_limit.limit", .type = t_int, .min = 1, .max = 1000000000,
      AT(struct lk_key_spec, rl_limit)},
-    {.name = "window_s", .label = "rate_limit.window_s", .type = t_int, .min = 1, .max = 86400 * 31,
+    {.name = "window_s", .label = "rate_limit.window_s", .type = t_int, .min = 1, .max = LK_RL_DEFAULT_WINDOW_MS_MAX / 1000,
      AT(struct lk_key_spec, rl_window_s)},
 };
 
@@ -450,7 +450,7 @@ static const struct field named_rl_fields[] = {
     {.name = "limit", .label = "rate_limits[].limit", .type = t_int, .min = 1,
      .max = LK_RL_LIMIT_MAX, .flags = F_REQUIRED, AT(struct rl_in, limit)},
     {.name = "window_ms", .label = "rate_limits[].window_ms", .type = t_int,
-     .min = LK_RL_WINDOW_MS_MIN, .max = LK_RL_WINDOW_MS_MAX, .flags = F_REQUIRED,
+     .min = LK_RL_WINDOW_MS_MIN, .max = LK_RL_DEFAULT_WINDOW_MS_MAX, .flags = F_REQUIRED,
      AT(struct rl_in, window_ms)},
     {.name = "auto_apply", .label = "rate_limits[].auto_apply", .type = t_bool,
      AT(struct rl_in, auto_apply), HAS(struct rl_in, has_auto)},
@@ -479,6 +479,12 @@ static enum lk_err t_rate_limits(const struct field *f, json_t *v, void *out,
             return wrong(f, ei, "an array of objects {\"name\", \"limit\", \"window_ms\"}");
         if ((e = sub_object(x, &t, label(f), &r, ei)) != LK_OK)
             return e;
+        if (r.window_ms > LK_RL_WINDOW_MS_MAX && strcmp(r.name, "default") != 0)
+            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits[].window_ms",
+                                  "rate_limits[%zu].window_ms must be between %d and %d; only "
+                                  "the limit named default may be up to %lld",
+                                  i, LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX,
+                                  LK_RL_DEFAULT_WINDOW_MS_MAX);
         memcpy(dst->name, r.name, sizeof(dst->name));
         dst->limit = r.limit;
         dst->window_ms = r.window_ms;

@@ -452,7 +452,9 @@ bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, struct lk_pa
         pg->want = (int)n;
     }
     if ((found = lk_mreq_query(m, "cursor", v, sizeof(v))) != 0 && (found < 0 || v[0])) {
-        if (found < 0 || v[0] != prefix ||
+        if (prefix == 0 && found > 0 && strlen(v) < sizeof(pg->cursor)) {
+            memcpy(pg->cursor, v, strlen(v) + 1);
+        } else if (prefix == 0 || found < 0 || v[0] != prefix ||
             lk_parse_i64(v + 1, strlen(v + 1), 1, INT64_MAX, before) != 0) {
             lk_errinfo_set(&ei, LK_ERR_INVALID_REQUEST, "cursor",
                            "'cursor' must be a next_cursor from an earlier page");
@@ -475,11 +477,22 @@ int lk_page_add(struct lk_page *pg, json_t *item, int64_t id)
     return 0;
 }
 
+int lk_page_add_ref(struct lk_page *pg, json_t *item, const char *ref)
+{
+    if (lk_page_add(pg, item, 0) != 0)
+        return 1;
+    snprintf(pg->last_ref, sizeof(pg->last_ref), "%s", ref);
+    return 0;
+}
+
 void lk_page_answer(struct lk_mreq *m, struct lk_page *pg, json_t *fields, const char *name)
 {
     char cursor[32];
 
-    snprintf(cursor, sizeof(cursor), "%c%lld", pg->prefix, (long long)pg->last_id);
+    if (pg->prefix == 0)
+        snprintf(cursor, sizeof(cursor), "%s", pg->last_ref);
+    else
+        snprintf(cursor, sizeof(cursor), "%c%lld", pg->prefix, (long long)pg->last_id);
     if (fields == NULL)
         fields = json_object();
     json_object_set_new(fields, name ? name : "data", pg->data);

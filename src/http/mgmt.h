@@ -103,20 +103,28 @@ int lk_mreq_query(const struct lk_mreq *m, const char *name, char *out, size_t o
 
 /* One page of a listing, newest first: a store query asks for want + 1 rows;
  * the extra one only tells that there is a next page. */
+#define LK_PAGE_REF_MAX 32
 struct lk_page {
     json_t *data;    /* the items */
     int want, seen;
     int64_t last_id; /* of the last item kept: the next page starts below it */
-    char prefix;     /* of this listing's cursors ("c123") */
+    char prefix;     /* of this listing's cursors ("c123"); 0: by reference */
+    /* Listings by reference (prefix 0), whose row numbers would tell how many
+     * rows all workspaces have: the cursor given ("" : none), which the caller
+     * resolves within its workspace, and the last item's reference (its id). */
+    char cursor[LK_PAGE_REF_MAX];
+    char last_ref[LK_PAGE_REF_MAX];
 };
 
 /* Reads `limit` (1..max, default def) and `cursor` (a next_cursor of this
- * listing, into *before; 0 without one) and starts pg. On a bad value writes
- * the 400 answer and returns false. */
+ * listing, into *before; 0 without one; with prefix 0 into pg->cursor as it
+ * is) and starts pg. On a bad value writes the 400 answer and returns false. */
 bool lk_mreq_page(struct lk_mreq *m, int def, int max, char prefix, struct lk_page *pg /* OUT */,
                   int64_t *before /* OUT */);
 /* Adds item (taken) with id; returns nonzero once the page is full (stop). */
 int lk_page_add(struct lk_page *pg, json_t *item, int64_t id);
+/* The same for a listing by reference: ref (an id) is the next cursor. */
+int lk_page_add_ref(struct lk_page *pg, json_t *item, const char *ref);
 /* Answers 200 with `fields` (taken; may be NULL) plus the items, under `name`
  * ("data" when NULL), and "next_cursor". */
 void lk_page_answer(struct lk_mreq *m, struct lk_page *pg, json_t *fields, const char *name);

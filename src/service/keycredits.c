@@ -72,6 +72,7 @@ static enum lk_err reserve_txn(struct lk_store *s, void *arg)
     }
     current(&k, r->now, &left, &period, &refilled);
     r->out->gen = k.credits_gen;
+    r->out->period = period;
     lk_key_row_release(&k);
     if (left < r->cost) {
         r->out->short_ = true;
@@ -107,8 +108,12 @@ static enum lk_err refund_txn(struct lk_store *s, void *arg)
     struct lk_key_credit_row c;
     enum lk_err e = lk_store_key_credits_get(s, r->rowid, &c);
 
-    /* gone with a management write that replaced the number: nothing to give back */
-    if (e == LK_ERR_NOT_FOUND || (e == LK_OK && c.gen != r->sp->gen))
+    /* Gone with a management write that replaced the number, or with a refill
+     * since (a refill changes the period, not gen): the cost was taken from a
+     * number that is no more, so nothing is given back, or it would be counted
+     * on top of the fresh one. */
+    if (e == LK_ERR_NOT_FOUND ||
+        (e == LK_OK && (c.gen != r->sp->gen || c.period != r->sp->period)))
         return LK_OK;
     if (e != LK_OK)
         return e;

@@ -25,6 +25,7 @@ struct lk_key_spend {
     bool short_;  /* fewer than the cost: nothing spent (a due refill is written) */
     int64_t left; /* the key's credits after the reservation */
     int64_t gen;  /* the credits_gen it was made in */
+    int64_t period; /* the refill period it was taken from (0: no refill) */
 };
 
 /* The key's own credits at `now` as k (a stored row) has them, a refill due at

@@ -113,8 +113,15 @@ static enum lk_err apply_rate_limits(const struct lk_key_spec *spec, struct lk_k
             if (strcmp(spec->rate_limits[j].name, r->name) == 0)
                 return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
                                       "two rate limits are named %s", r->name);
-        if (strcmp(r->name, "default") != 0)
+        if (strcmp(r->name, "default") != 0) {
+            if (r->window_ms < LK_RL_WINDOW_MS_MIN || r->window_ms > LK_RL_WINDOW_MS_MAX)
+                return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
+                                      "a rate limit's window is %d to %d ms (only the one named "
+                                      "default may be up to %lld)",
+                                      LK_RL_WINDOW_MS_MIN, LK_RL_WINDOW_MS_MAX,
+                                      LK_RL_DEFAULT_WINDOW_MS_MAX);
             continue;
+        }
         if (!r->auto_apply || r->window_ms % 1000 != 0)
             return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "rate_limits",
                                   "the rate limit named default is the key's rate_limit: it "
@@ -377,6 +384,24 @@ enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const ch
     if (e == LK_OK)
         merge_last_used(app, out);
     return e;
+}
+
+enum lk_err lk_keys_cursor(struct lk_app *app, const struct lk_actor *who, const char *cursor,
+                           int64_t *before_rowid, struct lk_errinfo *ei)
+{
+    struct lk_key_row row;
+    enum lk_err e;
+
+    if (cursor[0] == '\0')
+        return LK_OK;
+    if ((e = lk_store_key_get(app->store, who->workspace_id, cursor, &row)) == LK_ERR_NOT_FOUND)
+        return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "cursor",
+                              "'cursor' must be a next_cursor from an earlier page");
+    if (e != LK_OK)
+        return e;
+    *before_rowid = row.rowid;
+    lk_key_row_release(&row);
+    return LK_OK;
 }
 
 struct list_ctx {

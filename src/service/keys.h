@@ -110,6 +110,15 @@ enum lk_err lk_keys_permissions_in_use(struct lk_app *app, const struct lk_actor
 enum lk_err lk_keys_get(struct lk_app *app, const struct lk_actor *who, const char *id,
                         struct lk_key_row *out /* OUT */);
 
+/* A listing's cursor: the id of the last key of the page before (random, so
+ * it tells nothing of other workspaces' keys, as a row number would), resolved
+ * within who's workspace to where the next page starts (*before_rowid; left
+ * as it is for ""). LK_ERR_INVALID_REQUEST (field "cursor") for one that names
+ * no key of the workspace. Keys are never deleted from the store, so a cursor
+ * stays good. */
+enum lk_err lk_keys_cursor(struct lk_app *app, const struct lk_actor *who, const char *cursor,
+                           int64_t *before_rowid /* OUT */, struct lk_errinfo *ei);
+
 /* Lists keys newest first; each row (borrowed) goes to cb. With
  * f->identity_id set, only that identity's keys (see lk_identities_get). */
 enum lk_err lk_keys_list(struct lk_app *app, const struct lk_actor *who,

@@ -292,15 +292,6 @@ static enum lk_err find_key(struct lk_app *app, const struct lk_leak_item *it, i
     return e;
 }
 
-/* A reported field, kept out of the event when it holds the token itself (a
- * scanner that put it there must not make us store it). */
-static const char *withheld(const struct lk_leak_item *it, const char *field)
-{
-    return memmem(field, strlen(field), it->token, it->token_len) != NULL
-               ? "(withheld: holds the token)"
-               : field;
-}
-
 /* The event's detail: the scanner, where the token was found, and the key's
  * hint, never the token. The URL is cut (at a whole character) until the text
  * fits an audit event. */
@@ -314,12 +305,11 @@ static void leak_detail(enum lk_leak_scanner scanner, const struct lk_leak_item 
 
     if (lk_secret_parse(it->token, it->token_len, &v) == LK_OK)
         lk_secret_hint(&v, hint);
-    snprintf(url, sizeof(url), "%s", withheld(it, it->url));
+    snprintf(url, sizeof(url), "%s", it->url);
     cut = strlen(url);
     for (;;) {
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "scanner", scanner_names[scanner], "url",
-                              url, "source", withheld(it, it->source), "type",
-                              withheld(it, it->type), "hint", hint);
+                              url, "source", it->source, "type", it->type, "hint", hint);
         size_t n = o ? json_dumpb(o, out, LK_AUDIT_DETAIL_MAX - 1, JSON_COMPACT) : 0;
         json_decref(o);
         if (n > 0 && n < LK_AUDIT_DETAIL_MAX) {
@@ -335,10 +325,51 @@ static void leak_detail(enum lk_leak_scanner scanner, const struct lk_leak_item 
     }
 }
 
+/* Bytes the URL may take in the key.leaked webhook event, JSON-escaped: the
+ * rest of the event is at most ~1.8 KiB (a 200-byte name and a hint escaped
+ * six times over, ids, the envelope), so it always fits LK_HOOK_PAYLOAD_MAX
+ * and the event is always sent. */
+#define EVENT_URL_MAX 2048
+
+static size_t escaped_len(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    size_t n = j ? json_dumpb(j, NULL, 0, JSON_ENCODE_ANY) : SIZE_MAX;
+
+    json_decref(j);
+    return n;
+}
+
+/* url (of room LK_LEAK_URL_MAX + 4) cut at a whole UTF-8 character, "..."
+ * after it, until it takes at most max bytes JSON-escaped. */
+static void cut_url(char *url, size_t max)
+{
+    size_t len = strlen(url), lo = 0, hi;
+
+    if (escaped_len(url, len) <= max)
+        return;
+    /* The longest prefix that fits with its "...": escaping only grows with it. */
+    hi = len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2, cut = lk_utf8_valid_prefix(url, mid);
+        char save[4];
+        memcpy(save, url + cut, 4);
+        memcpy(url + cut, "...", 4);
+        bool fits = escaped_len(url, cut + 3) <= max;
+        memcpy(url + cut, save, 4);
+        if (fits)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    lo = lk_utf8_valid_prefix(url, lo);
+    memcpy(url + lo, "...", 4);
+}
+
 struct leaked_txn {
     const struct lk_actor *who;
     const char *workspace_id, *key_id, *detail;
-    const char *url; /* where it was found, withheld when it holds the token */
+    const char *url; /* where it was found, cut to fit the webhook event */
     int64_t now;
 };
 
@@ -368,6 +399,7 @@ static enum lk_err end_key(struct lk_app *app, const struct lk_actor *who, const
 {
     struct lk_errinfo ei;
     char detail[LK_AUDIT_DETAIL_MAX];
+    char url[LK_LEAK_URL_MAX + 4];
     enum lk_err e;
 
     lk_errinfo_clear(&ei);
@@ -389,7 +421,9 @@ static enum lk_err end_key(struct lk_app *app, const struct lk_actor *who, const
         return LK_ERR_STORAGE_UNAVAILABLE;
     }
     leak_detail(scanner, it, detail);
-    struct leaked_txn t = {who, f->workspace_id, f->id, detail, withheld(it, it->url), now};
+    snprintf(url, sizeof(url), "%s", it->url);
+    cut_url(url, EVENT_URL_MAX);
+    struct leaked_txn t = {who, f->workspace_id, f->id, detail, url, now};
     if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, leaked_event, &t)) != LK_OK)
         lk_error("leak report (%s): key %s revoked, its key.leaked event not written: %s",
                  scanner_names[scanner], f->id, lk_err_code(e));

@@ -1,7 +1,10 @@
 /*
  * fuzz_secret.c — lk_secret_parse on arbitrary bytes: it never reads outside s[0..len),
- * and what it accepts is a view inside the input of the shape DESIGN §2 describes.
+ * and what it accepts is a view inside the input of the shape DESIGN §2 describes;
+ * lk_secret_scan on the same bytes never reads outside them and finds every
+ * secret the parse accepts.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,8 +24,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > 4 * LK_SECRET_MAX)
         return 0;
+    bool found = lk_secret_scan(s, size);
     if (lk_secret_parse(s, size, &v) != LK_OK)
         return 0;
+    CHECK(found);
     CHECK(v.body >= s && v.body_len <= size && v.body + v.body_len <= s + size);
     if (v.format == LK_FORMAT_HEX) {
         CHECK(v.body_len == 64 && size == 64 && v.prefix == NULL && v.env == LK_ENV_LIVE);

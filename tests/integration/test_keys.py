@@ -848,3 +848,19 @@ def test_grace_period_is_never_shorter_than_asked(server, ws, grace):
         if checked == 2:
             break
     assert checked > 0, "no verification came back in time on this machine"
+
+
+def test_list_cursors_tell_nothing_of_other_workspaces(server, ws, ws2):
+    # A cursor is the id of the last key of the page: random, and only good in
+    # its own workspace. A row number would grow with every workspace's keys.
+    mine = [ws.create_key()["id"] for _ in range(3)]
+    before = expect_status(server.get("/v1/keys", key=ws.root_key, params={"limit": 1}), 200)
+    for _ in range(5):
+        ws2.create_key()
+    after = expect_status(server.get("/v1/keys", key=ws.root_key, params={"limit": 1}), 200)
+    assert before["next_cursor"] == after["next_cursor"] == mine[-1]
+    keys, pages = list_all(server, ws.root_key, limit=1)
+    assert [k["id"] for k in keys][:3] == mine[::-1] and pages[0] == 1
+    theirs = expect_status(server.get("/v1/keys", key=ws2.root_key, params={"limit": 1}), 200)
+    r = server.get("/v1/keys", key=ws.root_key, params={"cursor": theirs["next_cursor"]})
+    assert_error(r, 400, "invalid_request", field="cursor")

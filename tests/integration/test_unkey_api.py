@@ -602,3 +602,62 @@ def test_checks_with_shared_counters(tmp_path):
             assert ok(v2(srv, "keys.verifyKey", other, {"key": k["key"]}))["code"] == "NOT_FOUND"
     finally:
         redis.stop()
+
+
+def test_the_default_limits_window_round_trips_between_v1_and_v2(server, ws):
+    # /v1's rate_limit takes a window of up to 31 days; v2 shows it as the limit
+    # named default, and takes back what it shows (an SDK's read-modify-write).
+    k = ws.create_key(rate_limit={"limit": 5, "window_s": 86401})
+    got = ok(v2(server, "keys.getKey", ws.root_key, {"keyId": k["id"]}))
+    assert [(r["name"], r["duration"]) for r in got["ratelimits"]] == [("default", 86401000)]
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["id"], "ratelimits": [
+        {x: r[x] for x in ("name", "limit", "duration", "autoApply")} for r in got["ratelimits"]]}))
+    assert ws.get_key(k["id"])["rate_limit"] == {"limit": 5, "window_s": 86401}
+    # ...and the other way: v2's longest window for default is /v1's longest.
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["id"], "ratelimits": [
+        {"name": "default", "limit": 7, "duration": 2678400000, "autoApply": True}]}))
+    assert ws.get_key(k["id"])["rate_limit"] == {"limit": 7, "window_s": 2678400}
+    r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                     json={"rate_limit": ws.get_key(k["id"])["rate_limit"]})
+    assert r.status_code == 200, describe(r)
+    # One bound each, on both APIs: 31 days for default, one day for the others.
+    for name, ms, loc in (("default", 2678401000, "body.ratelimits[0].duration"),
+                          ("other", 86400001, "body.ratelimits[0].duration")):
+        err(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["id"], "ratelimits": [
+            {"name": name, "limit": 1, "duration": ms, "autoApply": True}]}), 400, location=loc)
+    r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                     json={"rate_limits": [{"name": "default", "limit": 3, "window_ms": 2678400000}]})
+    assert r.status_code == 200, describe(r)
+    assert ws.get_key(k["id"])["rate_limit"] == {"limit": 3, "window_s": 2678400}
+    for rl in ({"name": "default", "limit": 3, "window_ms": 2678401000},
+               {"name": "other", "limit": 3, "window_ms": 86400001}):
+        r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key, json={"rate_limits": [rl]})
+        assert r.status_code == 400 and "window_ms" in r.text, describe(r)
+    r = server.patch(f"/v1/keys/{k['id']}", key=ws.root_key,
+                     json={"rate_limit": {"limit": 3, "window_s": 2678401}})
+    assert r.status_code == 400, describe(r)
+
+
+def test_list_cursors_tell_nothing_of_other_workspaces(server, ws, ws2):
+    mine = [create(server, ws)["keyId"] for _ in range(3)]
+    page = lambda w, **b: v2(server, "apis.listKeys", w.root_key, {"apiId": w.id, "limit": 1, **b})
+    before = ok(page(ws)) and page(ws).json()["pagination"]
+    for _ in range(5):
+        create(server, ws2)
+    after = page(ws).json()["pagination"]
+    assert before == after and after["cursor"] == mine[-1], after
+    nxt = page(ws, cursor=after["cursor"]).json()
+    assert [k["keyId"] for k in nxt["data"]] == [mine[-2]] and nxt["pagination"]["cursor"] == mine[-2]
+    theirs = page(ws2).json()["pagination"]["cursor"]
+    err(page(ws, cursor=theirs), 400, location="body.cursor")
+
+
+def test_a_second_reroll_ends_the_first_ones_grace(server, ws):
+    # One previous secret is kept (docs/unkey.md): the secret before the last
+    # stops at once, the one the second reroll replaced gets its expiration.
+    k = create(server, ws)
+    first = ok(v2(server, "keys.rerollKey", ws.root_key, {"keyId": k["keyId"], "expiration": 3600000}))
+    second = ok(v2(server, "keys.rerollKey", ws.root_key, {"keyId": k["keyId"], "expiration": 3600000}))
+    code = lambda s: ok(v2(server, "keys.verifyKey", ws.root_key, {"key": s}))["code"]
+    assert code(second["key"]) == "VALID" and code(first["key"]) == "VALID"
+    assert code(k["key"]) == "NOT_FOUND"

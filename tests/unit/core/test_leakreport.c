@@ -114,8 +114,11 @@ static void test_bounds(void **state)
     }
     /* The longest token and URL, then one byte more. */
     for (int extra = 0; extra <= 1; extra++) {
-        n = (size_t)snprintf(body, cap, "[{\"token\":\"%0*d\",\"url\":\"%0*d\"}]",
-                             LK_LEAK_TOKEN_MAX, 0, LK_LEAK_URL_MAX + extra, 0);
+        /* a URL of "1/" (no run a secret could be) */
+        n = (size_t)snprintf(body, cap, "[{\"token\":\"%0*d\",\"url\":\"", LK_LEAK_TOKEN_MAX, 0);
+        for (int i = 0; i < LK_LEAK_URL_MAX + extra; i++)
+            body[n++] = i % 2 ? '/' : '1';
+        n += (size_t)snprintf(body + n, cap - n, "\"}]");
         assert_int_equal(lk_leak_report_parse(body, n, &r, NULL),
                          extra ? LK_ERR_INVALID_REQUEST : LK_OK);
         if (!extra) {
@@ -127,6 +130,32 @@ static void test_bounds(void **state)
     free(body);
 }
 
+/* type, url and source never carry a secret out of the report: the match's own
+ * token, another key's secret, as sent or percent-encoded (twice over too). */
+static void test_fields_holding_a_secret_are_withheld(void **state)
+{
+    static const char body[] =
+        "[{\"token\":\"tok-1\",\"type\":\"lk_live_0123456789abcdefGHIJ\","
+        "\"url\":\"https://x/%256C%256B%255Flive%255F0123456789abcdefGHIJ\","
+        "\"source\":\"a tok-1 b\"},"
+        "{\"token\":\"tok-2\",\"type\":\"latchkey_api_key\","
+        "\"url\":\"https://x/%74ok-2\",\"source\":\"commit\"}]";
+    struct lk_leak_report r;
+    struct lk_errinfo ei;
+
+    (void)state;
+    lk_errinfo_clear(&ei);
+    assert_int_equal(lk_leak_report_parse(body, strlen(body), &r, &ei), LK_OK);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.items[0].type, LK_LEAK_WITHHELD);
+    assert_string_equal(r.items[0].url, LK_LEAK_WITHHELD);
+    assert_string_equal(r.items[0].source, LK_LEAK_WITHHELD);
+    assert_string_equal(r.items[1].type, "latchkey_api_key");
+    assert_string_equal(r.items[1].url, LK_LEAK_WITHHELD);
+    assert_string_equal(r.items[1].source, "commit");
+    lk_leak_report_release(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -134,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_optional_fields_and_unknown_members),
         cmocka_unit_test(test_refusals_name_the_item_and_field),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_fields_holding_a_secret_are_withheld),
     };
     return cmocka_run_group_tests_name("core/leakreport", tests, NULL, NULL);
 }

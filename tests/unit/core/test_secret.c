@@ -492,6 +492,43 @@ static void test_diagnose(void **state)
                         "the body and checksum must be base62 characters (0-9, A-Z, a-z)");
 }
 
+/* The scan finds a secret anywhere in a text, whole, cut short, changed (no
+ * checksum is asked), its environment in any case, or its body alone; what
+ * only looks a little like one (a Git object name, a hint, a word) is none. */
+static void test_scan(void **state)
+{
+    uint8_t bytes[LK_SECRET_BYTES];
+    char good[LK_SECRET_MAX], text[256], hex[LK_SECRET_MAX];
+    size_t n, h;
+
+    (void)state;
+    fill_bytes(FILL_SEQ1, bytes);
+    n = lk_secret_format(LK_FORMAT_DEFAULT, "acme_x", LK_ENV_LIVE, bytes, good);
+    h = lk_secret_format(LK_FORMAT_HEX, NULL, LK_ENV_LIVE, bytes, hex);
+    assert_true(lk_secret_scan(good, n));
+    snprintf(text, sizeof(text), "https://x/?k=%s&y=1", good);
+    assert_true(lk_secret_scan(text, strlen(text)));
+    assert_true(lk_secret_scan(good, 12 + LK_SECRET_SCAN_AFTER_ENV)); /* cut short */
+    snprintf(text, sizeof(text), "%.*s", (int)n, good);
+    text[n - 1] = text[n - 1] == 'a' ? 'b' : 'a'; /* checksum broken */
+    assert_true(lk_secret_scan(text, n));
+    snprintf(text, sizeof(text), "zz_LiVe_%.20s", good + 12);
+    assert_true(lk_secret_scan(text, strlen(text)));
+    assert_true(lk_secret_scan(good + 12, n - 12)); /* the body without its prefix */
+    assert_true(lk_secret_scan(hex, h));
+    snprintf(text, sizeof(text), "/%.*s/", LK_SECRET_SCAN_RUN, hex);
+    assert_true(lk_secret_scan(text, strlen(text)));
+    /* none */
+    assert_false(lk_secret_scan("", 0));
+    snprintf(text, sizeof(text), "https://github.com/o/r/blob/%.40s/config.env", hex);
+    assert_false(lk_secret_scan(text, strlen(text)));
+    assert_false(lk_secret_scan("lk_live_...Ab3x", 15));
+    snprintf(text, sizeof(text), "run_test_%.*s", LK_SECRET_SCAN_AFTER_ENV - 1, good + 12);
+    assert_false(lk_secret_scan(text, strlen(text)));
+    assert_false(lk_secret_scan("latchkey_api_key", 16));
+    assert_false(lk_secret_scan("_live_", 6));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,7 +538,7 @@ int main(void)
         cmocka_unit_test(test_parse_embedded_nul), cmocka_unit_test(test_parse_single_char_changes),
         cmocka_unit_test(test_parse_lengths),      cmocka_unit_test(test_hint),
         cmocka_unit_test(test_prefix_valid),       cmocka_unit_test(test_env),
-        cmocka_unit_test(test_diagnose),
+        cmocka_unit_test(test_diagnose), cmocka_unit_test(test_scan),
     };
     return cmocka_run_group_tests_name("core/secret", tests, NULL, NULL);
 }
