@@ -372,7 +372,12 @@ def test_private_destinations_are_refused_by_default(make_server, tmp_path, rece
     for url in (receiver.url, "http://localhost:9/x", "http://169.254.169.254/latest/meta-data",
                 "http://10.1.2.3/", "http://[::1]:8080/", "http://[fe80::1]/",
                 "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://192.168.1.1/",
-                "http://0x7f000001/", "http://2130706433/", "http://127.1/"):
+                "http://0x7f000001/", "http://2130706433/", "http://127.1/",
+                # site-local, IPv4-translated and 6to4 wrapping loopback or 10/8,
+                # discard-only, Teredo, local-use NAT64, documentation
+                "http://[fec0::1]/", "http://[::ffff:0:127.0.0.1]/", "http://[2002:7f00:1::]/",
+                "http://[2002:a00:1::]/", "http://[100::1]/", "http://[2001::1]/",
+                "http://[64:ff9b:1::a00:1]/", "http://[2001:db8::1]/", "http://[3fff::1]/"):
         r = srv.post("/v1/webhooks", key=w.root_key, json={"url": url, "events": ["*"]})
         doc = expect_status(r, 400)
         assert "address" in doc["error"]["message"] or "localhost" in doc["error"]["message"]
@@ -390,6 +395,33 @@ def test_private_destinations_are_refused_by_default(make_server, tmp_path, rece
                                              key=w.root_key), 200)["data"], 10, "an attempt")
     assert log[0]["status"] is None and "private" in log[0]["error"]
     assert receiver.got == []
+
+
+def test_a_black_holed_workspace_does_not_hold_up_another(make_server, tmp_path, receiver):
+    """Workspace A's 16 endpoints accept connections and never answer; its 80
+    deliveries would fill every claim for ten timeouts (15 s) if claims went by
+    due time alone. B's event is claimed in the next round and arrives at once."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(1024)  # the kernel accepts; nobody reads or answers
+    try:
+        srv = make_server(config=hook_config(tmp_path, webhook_timeout_ms="1500",
+                                             webhook_max_attempts="2"))
+        a, b = srv.create_workspace(), srv.create_workspace()
+        for i in range(16):
+            add_endpoint(srv, a, f"http://127.0.0.1:{hole.getsockname()[1]}/{i}", ["key.created"])
+        add_endpoint(srv, b, receiver.url, ["key.revoked"])
+        for _ in range(5):
+            a.create_key()
+        k = b.create_key()
+        time.sleep(0.5)  # A's deliveries are due first and being sent
+        t0 = time.monotonic()
+        assert srv.delete(f"/v1/keys/{k['id']}", key=b.root_key).status_code == 204
+        receiver.wait_for("key.revoked", timeout=30)
+        took = time.monotonic() - t0
+        assert took < 5, f"B's event waited {took:.1f} s behind A's black-holed endpoints"
+    finally:
+        hole.close()
 
 
 def set_quota(srv, ws_id, **body):
