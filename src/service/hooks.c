@@ -28,6 +28,7 @@
 #define CLAIM_BATCH 8   /* deliveries sent at once */
 #define POLL_MS 250     /* how often the delivery thread looks for due work */
 #define LEASE_MARGIN_MS 30000
+#define LOOKUPS_STALE_MAX 64 /* given-up name lookups still running; past it, no new ones */
 #define BACKOFF_CAP_MS (10LL * 3600 * 1000)
 #define WORKSPACES_TTL_S 5 /* which workspaces have endpoints is read again after this */
 #define MAP_BUCKETS 1024
@@ -71,6 +72,7 @@ struct lk_hooks {
     size_t nmap;
     int64_t gen, gen_at; /* the last read of the workspaces with endpoints, and when */
     int64_t pruned_at;
+    struct lookup *stale; /* the delivery thread's only, then lk_hooks_free's */
 };
 
 /* --- small pieces ---------------------------------------------------------------------- */
@@ -544,24 +546,120 @@ static int on_job(void *arg, const struct lk_hook_job *j)
     return 0;
 }
 
-/* Resolves the endpoint's host and picks an address it may reach: the one
- * connected to, so a name that resolves elsewhere later changes nothing. */
-static bool resolve(struct lk_hooks *h, struct job *jb)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL, *a;
+/* A name lookup of its own (getaddrinfo_a), so a resolver that does not
+ * answer holds the delivery thread for at most the timeout. One given up on
+ * while glibc's helper thread still runs it cannot be freed yet: it waits in
+ * h->stale until it ends. */
+struct lookup {
+    struct gaicb cb;
+    struct addrinfo hints;
+    char host[LK_HOOKURL_HOST_MAX + 1];
     char port[8];
-    bool refused = false;
-    int rc;
+    struct lookup *next;
+};
 
-    snprintf(port, sizeof(port), "%u", (unsigned)jb->url.port);
-    if (jb->url.host_is_ip)
-        hints.ai_flags = AI_NUMERICHOST;
-    if ((rc = getaddrinfo(jb->url.host, port, &hints, &res)) != 0) {
-        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: %s",
-                 gai_strerror(rc));
-        return false;
+static void lookup_free(struct lookup *l)
+{
+    if (l == NULL)
+        return;
+    if (l->cb.ar_result != NULL)
+        freeaddrinfo(l->cb.ar_result);
+    free(l);
+}
+
+/* Frees the stale lookups that have ended; returns how many still run. */
+static size_t reap_stale(struct lk_hooks *h)
+{
+    struct lookup **p = &h->stale;
+    size_t left = 0;
+
+    while (*p != NULL) {
+        struct lookup *l = *p;
+        if (gai_error(&l->cb) == EAI_INPROGRESS) {
+            left++;
+            p = &l->next;
+            continue;
+        }
+        *p = l->next;
+        lookup_free(l);
     }
-    for (a = res; a != NULL; a = a->ai_next) {
+    return left;
+}
+
+/* Starts a lookup of jb's host, or sets jb->req.error. */
+static struct lookup *lookup_start(struct lk_hooks *h, struct job *jb)
+{
+    struct lookup *l;
+    struct gaicb *list[1];
+
+    if (reap_stale(h) >= LOOKUPS_STALE_MAX) {
+        snprintf(jb->req.error, sizeof(jb->req.error),
+                 "cannot resolve the host: too many name lookups still unanswered");
+        return NULL;
+    }
+    l = lk_calloc(1, sizeof(*l));
+    snprintf(l->host, sizeof(l->host), "%s", jb->url.host);
+    snprintf(l->port, sizeof(l->port), "%u", (unsigned)jb->url.port);
+    l->hints = (struct addrinfo){.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+    list[0] = &l->cb;
+    if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0) {
+        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: no lookup thread");
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+/* Waits until every lookup in l[0..n) (NULL ones skipped) has ended or
+ * deadline_ms has passed. */
+static void lookups_wait(struct lookup *const *l, size_t n, int64_t deadline_ms)
+{
+    for (;;) {
+        const struct gaicb *wait[CLAIM_BATCH];
+        size_t k = 0;
+        int64_t left = deadline_ms - lk_clock_now_ms();
+
+        for (size_t i = 0; i < n; i++)
+            if (l[i] != NULL && gai_error(&l[i]->cb) == EAI_INPROGRESS)
+                wait[k++] = &l[i]->cb;
+        if (k == 0 || left <= 0)
+            return;
+        struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = left % 1000 * 1000000L};
+        gai_suspend(wait, (int)k, &ts);
+    }
+}
+
+/* Ends lookup l for jb: its answer, or NULL with jb->req.error set; a lookup
+ * still running is given up on (kept in h->stale until it ends). */
+static struct addrinfo *lookup_end(struct lk_hooks *h, struct job *jb, struct lookup *l)
+{
+    int rc = gai_error(&l->cb);
+
+    if (rc == EAI_INPROGRESS && gai_cancel(&l->cb) != EAI_CANCELED &&
+        gai_error(&l->cb) == EAI_INPROGRESS) {
+        l->next = h->stale;
+        h->stale = l;
+        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: timed out");
+        return NULL;
+    }
+    if (rc == EAI_INPROGRESS)
+        rc = gai_error(&l->cb);
+    if (rc != 0) {
+        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: %s",
+                 rc == EAI_CANCELED || rc == EAI_INPROGRESS ? "timed out" : gai_strerror(rc));
+        return NULL;
+    }
+    return l->cb.ar_result;
+}
+
+/* Picks an address of res the endpoint may reach: the one connected to, so a
+ * name that resolves elsewhere later changes nothing. */
+static bool pick(struct lk_hooks *h, struct job *jb, const struct addrinfo *res)
+{
+    bool refused = false;
+
+    for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
         if (a->ai_addrlen > sizeof(jb->addr))
             continue;
         if (!h->cfg.private_targets && !lk_hookaddr_public(a->ai_addr)) {
@@ -570,10 +668,8 @@ static bool resolve(struct lk_hooks *h, struct job *jb)
         }
         memcpy(&jb->addr, a->ai_addr, a->ai_addrlen);
         jb->addrlen = (unsigned)a->ai_addrlen;
-        freeaddrinfo(res);
         return true;
     }
-    freeaddrinfo(res);
     snprintf(jb->req.error, sizeof(jb->req.error), "%s",
              refused ? "refused: the host resolves to a private or loopback address "
                        "(webhook_allow_private)"
@@ -581,21 +677,50 @@ static bool resolve(struct lk_hooks *h, struct job *jb)
     return false;
 }
 
+/* An address literal needs no resolver: getaddrinfo only parses it. */
+static bool resolve_literal(struct lk_hooks *h, struct job *jb)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV},
+                    *res = NULL;
+    char port[8];
+    int rc;
+    bool ok;
+
+    snprintf(port, sizeof(port), "%u", (unsigned)jb->url.port);
+    if ((rc = getaddrinfo(jb->url.host, port, &hints, &res)) != 0) {
+        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: %s",
+                 gai_strerror(rc));
+        return false;
+    }
+    ok = pick(h, jb, res);
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* Parses jb's URL; false (jb->req.error set) when it is bad. */
+static bool parse_url(struct job *jb)
+{
+    struct lk_errinfo ei;
+
+    memset(&jb->req, 0, sizeof(jb->req));
+    lk_errinfo_clear(&ei);
+    if (lk_hookurl_parse(jb->j.ep.url, strlen(jb->j.ep.url), LK_HOOK_URL_MAX, &jb->url, &ei) !=
+        LK_OK) {
+        snprintf(jb->req.error, sizeof(jb->req.error), "bad url: %s", ei.detail);
+        return false;
+    }
+    return true;
+}
+
+/* Signs jb's request, its address resolved and checked. */
 static void prepare(struct lk_hooks *h, struct job *jb, int64_t now)
 {
     uint8_t key[LK_HOOKSIG_KEY_LEN];
     char sig[LK_HOOKSIG_MAX];
-    struct lk_errinfo ei;
     const struct lk_hook_job *j = &jb->j;
 
-    memset(&jb->req, 0, sizeof(jb->req));
-    lk_errinfo_clear(&ei);
-    if (lk_hookurl_parse(j->ep.url, strlen(j->ep.url), LK_HOOK_URL_MAX, &jb->url, &ei) != LK_OK) {
-        snprintf(jb->req.error, sizeof(jb->req.error), "bad url: %s", ei.detail);
-        return;
-    }
-    if (!resolve(h, jb))
-        return;
     lk_hooksig_derive(h->master, MASTER_LEN, j->ep.id, j->ep.salt, key);
     lk_hooksig_sign(key, sizeof(key), j->ev.id, now, j->ev.payload, strlen(j->ev.payload), sig);
     OPENSSL_cleanse(key, sizeof(key));
@@ -656,22 +781,42 @@ static void record(struct lk_hooks *h, struct job *jb, int64_t started_ms)
                 a.endpoint_id, a.attempt);
 }
 
+/* Claims a batch, resolves its names at once (all within the timeout), then
+ * sends it (within the timeout again): the lease covers both. */
 static void deliver_once(struct lk_hooks *h, lk_hook_send_fn send)
 {
     struct job v[CLAIM_BATCH];
     struct claimed c = {v, 0};
     struct lk_hook_request reqs[CLAIM_BATCH];
+    struct lookup *lk[CLAIM_BATCH] = {0};
+    bool parsed[CLAIM_BATCH];
     size_t nreq = 0, map[CLAIM_BATCH];
     int64_t now_ms = lk_clock_now_ms();
 
     memset(v, 0, sizeof(v));
     if (lk_store_hook_claim(h->app->store, h->node_id, now_ms,
-                            now_ms + h->cfg.timeout_ms + LEASE_MARGIN_MS, CLAIM_BATCH, on_job,
+                            now_ms + 2 * h->cfg.timeout_ms + LEASE_MARGIN_MS, CLAIM_BATCH, on_job,
                             &c) != LK_OK ||
         c.n == 0)
         return;
     for (size_t i = 0; i < c.n; i++) {
-        prepare(h, &v[i], now_ms / 1000);
+        parsed[i] = parse_url(&v[i]);
+        if (parsed[i] && !v[i].url.host_is_ip)
+            parsed[i] = (lk[i] = lookup_start(h, &v[i])) != NULL;
+    }
+    lookups_wait(lk, c.n, now_ms + h->cfg.timeout_ms);
+    for (size_t i = 0; i < c.n; i++) {
+        bool ok = parsed[i];
+        if (ok && lk[i] != NULL) {
+            const struct addrinfo *res = lookup_end(h, &v[i], lk[i]);
+            ok = res != NULL && pick(h, &v[i], res);
+            if (h->stale != lk[i])
+                lookup_free(lk[i]);
+        } else if (ok) {
+            ok = resolve_literal(h, &v[i]);
+        }
+        if (ok)
+            prepare(h, &v[i], now_ms / 1000);
         if (v[i].ready) {
             map[nreq] = i;
             reqs[nreq++] = v[i].req;
@@ -822,6 +967,9 @@ void lk_hooks_free(struct lk_hooks *h)
         pthread_join(h->writer, NULL);
         pthread_join(h->deliverer, NULL);
     }
+    /* A lookup glibc still runs is left to it (its helper writes into it). */
+    for (int64_t until = lk_clock_now_ms() + 1000; reap_stale(h) > 0 && lk_clock_now_ms() < until;)
+        usleep(10000);
     map_clear(h);
     free(h->q);
     OPENSSL_cleanse(h->master, sizeof(h->master));

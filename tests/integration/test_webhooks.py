@@ -424,6 +424,22 @@ def test_a_black_holed_workspace_does_not_hold_up_another(make_server, tmp_path,
         hole.close()
 
 
+def test_a_name_that_does_not_resolve_fails_and_is_tried_again(hook_server, receiver):
+    srv = hook_server
+    w = srv.create_workspace()
+    ep = add_endpoint(srv, w, "http://no-such-host.invalid/hook", ["key.created"])
+    ok = add_endpoint(srv, w, receiver.url, ["key.created"])
+    w.create_key()
+    receiver.wait_for("key.created")
+    log = poll(lambda: (lambda d: len(d) >= 2 and d)(expect_status(
+        srv.get(f"/v1/webhooks/{ep['id']}/deliveries", key=w.root_key), 200)["data"]),
+        15, "two attempts")
+    assert [d["attempt"] for d in reversed(log)][:2] == [1, 2]
+    for d in log:
+        assert d["status"] is None and d["error"].startswith("cannot resolve the host"), d
+    assert ok["id"] != ep["id"]
+
+
 def set_quota(srv, ws_id, **body):
     return expect_status(srv.patch(f"/v1/workspaces/{ws_id}", key=srv.root_key, json=body), 200)
 
