@@ -529,20 +529,27 @@ struct job {
     unsigned addrlen;
     char headers[512];
     struct lk_hook_request req;
-    bool ready;
+    struct lookup *lookup; /* while its host's name is looked up */
+    int64_t claimed_ms;
+    bool ready, started;
 };
 
-struct claimed {
-    struct job *v;
+/* What this node's delivery thread holds: claimed, being resolved or in flight. */
+struct held {
+    struct job *v[LK_HOOK_IN_FLIGHT];
     size_t n;
 };
 
 static int on_job(void *arg, const struct lk_hook_job *j)
 {
-    struct claimed *c = arg;
+    struct held *c = arg;
+    struct job *jb;
 
-    if (c->n < CLAIM_BATCH)
-        c->v[c->n++].j = *j;
+    if (c->n == LK_HOOK_IN_FLIGHT)
+        return 1;
+    jb = lk_calloc(1, sizeof(*jb));
+    jb->j = *j;
+    c->v[c->n++] = jb;
     return 0;
 }
 
@@ -609,25 +616,6 @@ static struct lookup *lookup_start(struct lk_hooks *h, struct job *jb)
         return NULL;
     }
     return l;
-}
-
-/* Waits until every lookup in l[0..n) (NULL ones skipped) has ended or
- * deadline_ms has passed. */
-static void lookups_wait(struct lookup *const *l, size_t n, int64_t deadline_ms)
-{
-    for (;;) {
-        const struct gaicb *wait[CLAIM_BATCH];
-        size_t k = 0;
-        int64_t left = deadline_ms - lk_clock_now_ms();
-
-        for (size_t i = 0; i < n; i++)
-            if (l[i] != NULL && gai_error(&l[i]->cb) == EAI_INPROGRESS)
-                wait[k++] = &l[i]->cb;
-        if (k == 0 || left <= 0)
-            return;
-        struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = left % 1000 * 1000000L};
-        gai_suspend(wait, (int)k, &ts);
-    }
 }
 
 /* Ends lookup l for jb: its answer, or NULL with jb->req.error set; a lookup
@@ -781,60 +769,141 @@ static void record(struct lk_hooks *h, struct job *jb, int64_t started_ms)
                 a.endpoint_id, a.attempt);
 }
 
-/* Claims a batch, resolves its names at once (all within the timeout), then
- * sends it (within the timeout again): the lease covers both. */
-static void deliver_once(struct lk_hooks *h, lk_hook_send_fn send)
+/* Claims up to `want` more deliveries into hd (each one's lease covers its
+ * lookup and its request, each bounded by the timeout) and starts their
+ * lookups. Returns how many it claimed. */
+static size_t claim_more(struct lk_hooks *h, struct held *hd, size_t want, int64_t now_ms)
 {
-    struct job v[CLAIM_BATCH];
-    struct claimed c = {v, 0};
-    struct lk_hook_request reqs[CLAIM_BATCH];
-    struct lookup *lk[CLAIM_BATCH] = {0};
-    bool parsed[CLAIM_BATCH];
-    size_t nreq = 0, map[CLAIM_BATCH];
-    int64_t now_ms = lk_clock_now_ms();
+    size_t first = hd->n;
 
-    memset(v, 0, sizeof(v));
     if (lk_store_hook_claim(h->app->store, h->node_id, now_ms,
-                            now_ms + 2 * h->cfg.timeout_ms + LEASE_MARGIN_MS, CLAIM_BATCH, on_job,
-                            &c) != LK_OK ||
-        c.n == 0)
-        return;
-    for (size_t i = 0; i < c.n; i++) {
-        parsed[i] = parse_url(&v[i]);
-        if (parsed[i] && !v[i].url.host_is_ip)
-            parsed[i] = (lk[i] = lookup_start(h, &v[i])) != NULL;
+                            now_ms + 2 * h->cfg.timeout_ms + LEASE_MARGIN_MS, (int)want, on_job,
+                            hd) != LK_OK)
+        lk_warn("webhooks: could not claim due deliveries");
+    for (size_t i = first; i < hd->n; i++) {
+        struct job *jb = hd->v[i];
+        jb->claimed_ms = now_ms;
+        if (!parse_url(jb))
+            continue;
+        if (!jb->url.host_is_ip)
+            jb->lookup = lookup_start(h, jb);
+        else if (resolve_literal(h, jb))
+            prepare(h, jb, now_ms / 1000);
     }
-    lookups_wait(lk, c.n, now_ms + h->cfg.timeout_ms);
-    for (size_t i = 0; i < c.n; i++) {
-        bool ok = parsed[i];
-        if (ok && lk[i] != NULL) {
-            const struct addrinfo *res = lookup_end(h, &v[i], lk[i]);
-            ok = res != NULL && pick(h, &v[i], res);
-            if (h->stale != lk[i])
-                lookup_free(lk[i]);
-        } else if (ok) {
-            ok = resolve_literal(h, &v[i]);
+    return hd->n - first;
+}
+
+/* Moves on the lookups that ended or ran out of time; true while some run. */
+static bool step_lookups(struct lk_hooks *h, struct held *hd, int64_t now_ms)
+{
+    bool running = false;
+
+    for (size_t i = 0; i < hd->n; i++) {
+        struct job *jb = hd->v[i];
+        struct lookup *l = jb->lookup;
+        if (l == NULL)
+            continue;
+        if (gai_error(&l->cb) == EAI_INPROGRESS && now_ms < jb->claimed_ms + h->cfg.timeout_ms) {
+            running = true;
+            continue;
         }
-        if (ok)
-            prepare(h, &v[i], now_ms / 1000);
-        if (v[i].ready) {
-            map[nreq] = i;
-            reqs[nreq++] = v[i].req;
+        const struct addrinfo *res = lookup_end(h, jb, l);
+        if (res != NULL && pick(h, jb, res))
+            prepare(h, jb, now_ms / 1000);
+        if (h->stale != l)
+            lookup_free(l);
+        jb->lookup = NULL;
+    }
+    return running;
+}
+
+/* Records job i's attempt and lets it go. */
+static void settle(struct lk_hooks *h, struct held *hd, size_t i)
+{
+    struct job *jb = hd->v[i];
+
+    record(h, jb, jb->claimed_ms);
+    free(jb);
+    hd->v[i] = hd->v[--hd->n];
+}
+
+/* Lets go of what is held when the thread stops: lookups still running are
+ * left to glibc, requests in flight were dropped by the sender; the leases are
+ * given back so another node (or this one, started again) sends them at once. */
+static void drop_held(struct lk_hooks *h, struct held *hd)
+{
+    for (size_t i = 0; i < hd->n; i++) {
+        struct lookup *l = hd->v[i]->lookup;
+        if (l != NULL && (gai_cancel(&l->cb) == EAI_CANCELED || gai_error(&l->cb) != EAI_INPROGRESS)) {
+            lookup_free(l);
+        } else if (l != NULL) {
+            l->next = h->stale;
+            h->stale = l;
         }
+        free(hd->v[i]);
     }
-    if (nreq > 0)
-        send(reqs, nreq, h->cfg.timeout_ms);
-    for (size_t k = 0; k < nreq; k++) {
-        v[map[k]].req.status = reqs[k].status;
-        memcpy(v[map[k]].req.error, reqs[k].error, sizeof(reqs[k].error));
+    if (hd->n > 0 && lk_store_hook_release(h->app->store, h->node_id) != LK_OK)
+        lk_warn("webhooks: could not give back this node's deliveries; their leases will expire");
+    hd->n = 0;
+}
+
+/* One turn of the delivery thread: refills what it holds up to
+ * LK_HOOK_IN_FLIGHT (round-robin claims, store side), records what ended, each
+ * delivery on its own: a receiver that never answers holds one slot for the
+ * timeout, never the others. *next_claim_ms is when to look for due work again.
+ * Returns false when there is nothing to wait for but the next claim. */
+static bool deliver_turn(struct lk_hooks *h, lk_hook_send_fn send, struct held *hd,
+                         int64_t *next_claim_ms)
+{
+    struct lk_hook_request *start[LK_HOOK_IN_FLIGHT], *done[LK_HOOK_IN_FLIGHT];
+    size_t nstart = 0, ndone;
+    int64_t now_ms = lk_clock_now_ms(), wait;
+    bool resolving;
+
+    if (hd->n < LK_HOOK_IN_FLIGHT && now_ms >= *next_claim_ms) {
+        size_t want = LK_HOOK_IN_FLIGHT - hd->n;
+        if (want > CLAIM_BATCH)
+            want = CLAIM_BATCH;
+        /* A full claim says more may be due: look again at once. */
+        *next_claim_ms = claim_more(h, hd, want, now_ms) == want ? now_ms : now_ms + POLL_MS;
     }
-    for (size_t i = 0; i < c.n; i++)
-        record(h, &v[i], now_ms);
+    resolving = step_lookups(h, hd, now_ms);
+    for (size_t i = 0; i < hd->n;) {
+        struct job *jb = hd->v[i];
+        if (!jb->ready && jb->lookup == NULL) {
+            settle(h, hd, i); /* bad url, no address, refused: nothing to send */
+            continue;
+        }
+        if (jb->ready && !jb->started) {
+            jb->started = true;
+            start[nstart++] = &jb->req;
+        }
+        i++;
+    }
+    if (hd->n == 0)
+        return *next_claim_ms <= now_ms;
+    wait = resolving ? 20 : *next_claim_ms - now_ms;
+    if (hd->n == LK_HOOK_IN_FLIGHT || wait > POLL_MS)
+        wait = resolving ? 20 : POLL_MS;
+    if (wait < 0)
+        wait = 0;
+    ndone = send(start, nstart, h->cfg.timeout_ms, wait, done, LK_HOOK_IN_FLIGHT);
+    for (size_t k = 0; k < ndone; k++)
+        for (size_t i = 0; i < hd->n; i++)
+            if (&hd->v[i]->req == done[k]) {
+                settle(h, hd, i);
+                break;
+            }
+    if (ndone > 0)
+        *next_claim_ms = now_ms; /* a slot is free: refill it at once */
+    return true;
 }
 
 static void *deliverer_main(void *arg)
 {
     struct lk_hooks *h = arg;
+    struct held hd = {.n = 0};
+    int64_t next_claim_ms = 0;
     struct timespec ts;
     bool released = false;
 
@@ -842,16 +911,19 @@ static void *deliverer_main(void *arg)
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
         lk_hook_send_fn send = atomic_load(&h->send);
+        bool busy = false;
         pthread_mutex_unlock(&h->mu);
         /* Work this node held when it died is taken back at once, not after its
          * lease: the receiver sees it again with the same webhook-id. */
         if (!released)
             released = lk_store_hook_release(h->app->store, h->node_id) == LK_OK;
         if (send != NULL && released && h->have_key)
-            deliver_once(h, send);
+            busy = deliver_turn(h, send, &hd, &next_claim_ms);
         pthread_mutex_lock(&h->mu);
         if (h->stopping)
             break;
+        if (busy)
+            continue;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += POLL_MS * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
@@ -863,7 +935,8 @@ static void *deliverer_main(void *arg)
     pthread_mutex_unlock(&h->mu);
     lk_hook_send_fn send = atomic_load(&h->send);
     if (send != NULL)
-        send(NULL, 0, 0);
+        send(NULL, 0, 0, -1, NULL, 0);
+    drop_held(h, &hd);
     lk_keycache_thread_offline();
     return NULL;
 }
