@@ -188,8 +188,16 @@ size_t lk_hookclient_send(struct lk_hook_request *const *start, size_t nstart, i
         }
         return ndone;
     }
-    for (size_t i = 0; i < nstart && T.nfly < LK_HOOK_IN_FLIGHT; i++) {
-        struct call *c = lk_calloc(1, sizeof(*c));
+    for (size_t i = 0; i < nstart; i++) {
+        struct call *c;
+        if (T.nfly == LK_HOOK_IN_FLIGHT) { /* the caller holds no more than this: never */
+            snprintf(start[i]->error, sizeof(start[i]->error), "too many requests in flight");
+            start[i]->status = 0;
+            if (ndone < cap)
+                done[ndone++] = start[i];
+            continue;
+        }
+        c = lk_calloc(1, sizeof(*c));
         c->r = start[i];
         c->r->status = 0;
         c->r->error[0] = '\0';

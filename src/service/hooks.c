@@ -27,6 +27,7 @@
 #define QUEUE_MAX 65536 /* signals held for the writer; more wait for the next flush */
 #define CLAIM_BATCH 8   /* deliveries sent at once */
 #define POLL_MS 250     /* how often the delivery thread looks for due work */
+#define CLAIM_GAP_MS 20 /* at least this between two claims (each reads every due row) */
 #define LEASE_MARGIN_MS 30000
 #define LOOKUPS_STALE_MAX 64 /* given-up name lookups still running; past it, no new ones */
 #define BACKOFF_CAP_MS (10LL * 3600 * 1000)
@@ -73,6 +74,7 @@ struct lk_hooks {
     int64_t gen, gen_at; /* the last read of the workspaces with endpoints, and when */
     int64_t pruned_at;
     struct lookup *stale; /* the delivery thread's only, then lk_hooks_free's */
+    int64_t claimed_at;   /* the delivery thread's last claim */
 };
 
 /* --- small pieces ---------------------------------------------------------------------- */
@@ -860,13 +862,17 @@ static bool deliver_turn(struct lk_hooks *h, lk_hook_send_fn send, struct held *
     int64_t now_ms = lk_clock_now_ms(), wait;
     bool resolving;
 
-    if (hd->n < LK_HOOK_IN_FLIGHT && now_ms >= *next_claim_ms) {
+    if (hd->n < LK_HOOK_IN_FLIGHT && now_ms >= *next_claim_ms &&
+        now_ms >= h->claimed_at + CLAIM_GAP_MS) {
         size_t want = LK_HOOK_IN_FLIGHT - hd->n;
         if (want > CLAIM_BATCH)
             want = CLAIM_BATCH;
+        h->claimed_at = now_ms;
         /* A full claim says more may be due: look again at once. */
         *next_claim_ms = claim_more(h, hd, want, now_ms) == want ? now_ms : now_ms + POLL_MS;
     }
+    int64_t next = *next_claim_ms > h->claimed_at + CLAIM_GAP_MS ? *next_claim_ms
+                                                                 : h->claimed_at + CLAIM_GAP_MS;
     resolving = step_lookups(h, hd, now_ms);
     for (size_t i = 0; i < hd->n;) {
         struct job *jb = hd->v[i];
@@ -881,10 +887,12 @@ static bool deliver_turn(struct lk_hooks *h, lk_hook_send_fn send, struct held *
         i++;
     }
     if (hd->n == 0)
-        return *next_claim_ms <= now_ms;
-    wait = resolving ? 20 : *next_claim_ms - now_ms;
-    if (hd->n == LK_HOOK_IN_FLIGHT || wait > POLL_MS)
-        wait = resolving ? 20 : POLL_MS;
+        return next <= now_ms;
+    wait = hd->n == LK_HOOK_IN_FLIGHT ? POLL_MS : next - now_ms;
+    if (resolving && wait > 20)
+        wait = 20;
+    if (wait > POLL_MS)
+        wait = POLL_MS;
     if (wait < 0)
         wait = 0;
     ndone = send(start, nstart, h->cfg.timeout_ms, wait, done, LK_HOOK_IN_FLIGHT);
