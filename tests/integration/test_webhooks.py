@@ -599,6 +599,38 @@ def test_two_nodes_on_one_database_never_send_one_attempt_twice(tmp_path, receiv
         _finish(first)
 
 
+def test_a_clean_stop_hands_the_delivery_in_flight_to_another_node(tmp_path, receiver):
+    """SIGTERM mid-delivery gives the lease back: another node sends the same
+    webhook-id at once, not after the lease or a retry (10 minutes here)."""
+    cfg = hook_config(tmp_path, webhook_retry_base_ms="600000")
+    first = LatchkeyServer(tmp_path / "n0", config=cfg)
+    second = LatchkeyServer(tmp_path / "n1", init=False,
+                            config=dict(cfg, state_dir=str(tmp_path / "n1" / "state")))
+    second.db_path, second.db_url = first.db_path, first.db_url
+    second.root_key, second.workspace_id = first.root_key, first.workspace_id
+    first.start()
+    _live_servers.append(first)
+    try:
+        w = first.create_workspace()
+        add_endpoint(first, w, receiver.url, ["key.created"])
+        receiver.hold.set()
+        w.create_key()
+        assert receiver.held.wait(15), "the delivery never came"
+        t0 = time.monotonic()
+        assert first.stop() == 0
+        assert time.monotonic() - t0 < 3, "the stop waited for the receiver"
+        receiver.hold.clear()
+        receiver.release.set()
+        second.start()
+        _live_servers.append(second)
+        ev = receiver.wait_for("key.created", timeout=10)[0]
+        with receiver.lock:
+            assert [g["headers"]["webhook-id"] for g in receiver.got] == [ev["id"]]
+    finally:
+        _finish(second)
+        _finish(first)
+
+
 def make_cert(d, name):
     """A self-signed certificate for 127.0.0.1: (cert path, key path)."""
     cert, key = d / f"{name}.crt", d / f"{name}.key"
