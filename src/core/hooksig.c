@@ -170,29 +170,61 @@ static bool v4_public(uint32_t a)
     return true;
 }
 
+static uint32_t v4_at(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* An IPv6 address whose traffic ends at an IPv4 one (mapped, compatible,
+ * translated, NAT64, 6to4) is judged by that IPv4 address; ranges that never
+ * reach a public host (local, site-local, discard, documentation, local-use
+ * NAT64, Teredo, whose client address cannot be judged) are closed. */
+static bool v6_public(const uint8_t *b)
+{
+    static const uint8_t zero[16] = {0};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t translated[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const struct {
+        uint8_t net[4];
+        unsigned bits;
+    } closed[] = {
+        {{0x01, 0x00, 0x00, 0x00}, 64}, /* 100::/64: discard-only (prefix /32 here) */
+        {{0x00, 0x64, 0xff, 0x9b}, 32}, /* 64:ff9b::/32 outside its /96: local-use NAT64 */
+        {{0x20, 0x01, 0x00, 0x00}, 32}, /* 2001::/32: Teredo */
+        {{0x20, 0x01, 0x0d, 0xb8}, 32}, /* 2001:db8::/32: documentation */
+        {{0x3f, 0xff, 0x00, 0x00}, 20}, /* 3fff::/20: documentation */
+        {{0xfc, 0x00, 0x00, 0x00}, 7},  /* fc00::/7: unique-local */
+        {{0xfe, 0x80, 0x00, 0x00}, 10}, /* fe80::/10: link-local */
+        {{0xfe, 0xc0, 0x00, 0x00}, 10}, /* fec0::/10: site-local */
+        {{0xff, 0x00, 0x00, 0x00}, 8},  /* ff00::/8: multicast */
+    };
+    uint32_t head = v4_at(b);
+
+    if (memcmp(b, mapped, 12) == 0 || memcmp(b, translated, 12) == 0 ||
+        memcmp(b, nat64, 12) == 0 || (memcmp(b, zero, 12) == 0 && (b[12] | b[13]) != 0))
+        return v4_public(v4_at(b + 12)); /* mapped, translated, NAT64, compatible */
+    if (memcmp(b, zero, 15) == 0)
+        return false; /* :: and ::1 */
+    if (b[0] == 0x20 && b[1] == 0x02) /* 2002::/16: 6to4 wraps the IPv4 after it */
+        return v4_public(v4_at(b + 2));
+    for (size_t i = 0; i < LK_ARRAY_LEN(closed); i++) {
+        uint32_t mask = closed[i].bits >= 32 ? 0xffffffffu : ~(0xffffffffu >> closed[i].bits);
+        if ((head & mask) != v4_at(closed[i].net))
+            continue;
+        /* 100::/64 is the only entry longer than 32 bits: its next 4 bytes are 0. */
+        if (closed[i].bits > 32 && memcmp(b + 4, zero, 4) != 0)
+            continue;
+        return false;
+    }
+    return true;
+}
+
 bool lk_hookaddr_public(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET)
         return v4_public(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
-    if (sa->sa_family == AF_INET6) {
-        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        static const uint8_t zero[15] = {0};
-        if (memcmp(b, mapped, 12) == 0 || (memcmp(b, zero, 12) == 0 && (b[12] | b[13]) != 0))
-            return v4_public((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
-                             b[15]); /* mapped, or IPv4-compatible */
-        if (memcmp(b, zero, 15) == 0)
-            return false;          /* :: and ::1 */
-        if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique-local */
-            return false;
-        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) /* fe80::/10 link-local */
-            return false;
-        if (b[0] == 0xff) /* multicast */
-            return false;
-        if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) /* NAT64 */
-            return v4_public((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
-                             b[15]);
-        return true;
-    }
+    if (sa->sa_family == AF_INET6)
+        return v6_public(((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
     return false;
 }

@@ -9,7 +9,6 @@
 #include "base/log.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-#define MAX_AT_ONCE 16
 #define HEAD_MAX 4096
 
 /* The delivery thread's loop, made on its first send. */
@@ -19,6 +18,11 @@ static _Thread_local struct {
     int64_t timeout_ms;
     SSL_CTX *ssl;
     h2o_http1client_ctx_t ctx;
+    struct call *fly[LK_HOOK_IN_FLIGHT]; /* started, not yet handed back */
+    size_t nfly;
+    struct call *closing[LK_HOOK_IN_FLIGHT]; /* handed back; their sockets still closing */
+    size_t nclosing;
+    struct lk_hook_request scratch;
 } T;
 
 struct call {
@@ -27,6 +31,7 @@ struct call {
     h2o_http1client_t *client;
     h2o_iovec_t bufs[2];
     char head[HEAD_MAX];
+    int64_t deadline_ms;
     bool done, pooled;
 };
 
@@ -90,7 +95,7 @@ static bool setup(int64_t timeout_ms)
     return true;
 }
 
-static void start(struct call *c)
+static void start_call(struct call *c)
 {
     const struct lk_hook_request *r = c->r;
     const struct lk_hookurl *u = r->url;
@@ -125,56 +130,105 @@ static void start(struct call *c)
     }
 }
 
-void lk_hookclient_send(struct lk_hook_request *reqs, size_t n, int64_t timeout_ms)
+/* Frees the calls handed back before the last turn of the loop: their sockets
+ * are gone by now, so their pools may go too. */
+static void drop_closing(void)
 {
-    struct call calls[MAX_AT_ONCE];
-    int64_t deadline;
-    size_t left;
+    for (size_t i = 0; i < T.nclosing; i++) {
+        if (T.closing[i]->pooled)
+            h2o_socketpool_dispose(&T.closing[i]->pool);
+        free(T.closing[i]);
+    }
+    T.nclosing = 0;
+}
 
-    if (reqs == NULL) { /* the delivery thread ends: its loop goes with it */
-        if (T.loop != NULL) {
-            h2o_timeout_dispose(T.loop, &T.io_timeout);
-            h2o_evloop_destroy(T.loop);
-            T.loop = NULL;
-        }
-        SSL_CTX_free(T.ssl);
-        T.ssl = NULL;
-        return;
+static void end_call(struct call *c, const char *why)
+{
+    if (!c->done) {
+        if (c->client != NULL)
+            h2o_http1client_cancel(c->client);
+        finish(c, 0, why);
     }
-    if (n > MAX_AT_ONCE)
-        n = MAX_AT_ONCE;
+}
+
+static void shut_down(void)
+{
+    for (size_t i = 0; i < T.nfly; i++) {
+        T.fly[i]->r = &T.scratch; /* the caller's request is not written again */
+        end_call(T.fly[i], "stopped");
+        T.closing[T.nclosing++] = T.fly[i];
+    }
+    T.nfly = 0;
+    if (T.loop != NULL) {
+        h2o_evloop_run(T.loop, 0);
+        drop_closing();
+        h2o_timeout_dispose(T.loop, &T.io_timeout);
+        h2o_evloop_destroy(T.loop);
+        T.loop = NULL;
+    }
+    SSL_CTX_free(T.ssl);
+    T.ssl = NULL;
+}
+
+size_t lk_hookclient_send(struct lk_hook_request *const *start, size_t nstart, int64_t timeout_ms,
+                          int64_t wait_ms, struct lk_hook_request **done, size_t cap)
+{
+    int64_t until;
+    size_t ndone = 0;
+
+    if (start == NULL && wait_ms < 0) { /* the delivery thread ends: its loop goes with it */
+        shut_down();
+        return 0;
+    }
     if (!setup(timeout_ms)) {
-        for (size_t i = 0; i < n; i++)
-            snprintf(reqs[i].error, sizeof(reqs[i].error), "no TLS context");
-        return;
-    }
-    memset(calls, 0, sizeof(calls));
-    for (size_t i = 0; i < n; i++) {
-        calls[i].r = &reqs[i];
-        reqs[i].status = 0;
-        reqs[i].error[0] = '\0';
-        start(&calls[i]);
-    }
-    deadline = lk_clock_now_ms() + timeout_ms;
-    for (;;) {
-        int64_t now = lk_clock_now_ms();
-        left = 0;
-        for (size_t i = 0; i < n; i++)
-            left += !calls[i].done;
-        if (left == 0 || now >= deadline)
-            break;
-        h2o_evloop_run(T.loop, (int32_t)(deadline - now < 100 ? deadline - now : 100));
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!calls[i].done) {
-            if (calls[i].client != NULL)
-                h2o_http1client_cancel(calls[i].client);
-            finish(&calls[i], 0, "timed out");
+        for (size_t i = 0; i < nstart && ndone < cap; i++) {
+            snprintf(start[i]->error, sizeof(start[i]->error), "no TLS context");
+            start[i]->status = 0;
+            done[ndone++] = start[i];
         }
+        return ndone;
+    }
+    for (size_t i = 0; i < nstart; i++) {
+        struct call *c;
+        if (T.nfly == LK_HOOK_IN_FLIGHT) { /* the caller holds no more than this: never */
+            snprintf(start[i]->error, sizeof(start[i]->error), "too many requests in flight");
+            start[i]->status = 0;
+            if (ndone < cap)
+                done[ndone++] = start[i];
+            continue;
+        }
+        c = lk_calloc(1, sizeof(*c));
+        c->r = start[i];
+        c->r->status = 0;
+        c->r->error[0] = '\0';
+        c->deadline_ms = lk_clock_now_ms() + timeout_ms;
+        T.fly[T.nfly++] = c;
+        start_call(c);
+    }
+    until = lk_clock_now_ms() + (wait_ms > 0 ? wait_ms : 0);
+    for (;;) {
+        int64_t now = lk_clock_now_ms(), next = until;
+        /* Hand back what ended, each on its own deadline. */
+        for (size_t i = 0; i < T.nfly && ndone < cap;) {
+            struct call *c = T.fly[i];
+            if (!c->done && now >= c->deadline_ms)
+                end_call(c, "timed out");
+            if (!c->done) {
+                if (c->deadline_ms < next)
+                    next = c->deadline_ms;
+                i++;
+                continue;
+            }
+            done[ndone++] = c->r;
+            T.closing[T.nclosing++] = c;
+            T.fly[i] = T.fly[--T.nfly];
+        }
+        if (ndone > 0 || now >= until)
+            break;
+        h2o_evloop_run(T.loop, (int32_t)(next - now < 100 ? next - now : 100));
     }
     /* Let closed sockets go before their pools do. */
     h2o_evloop_run(T.loop, 0);
-    for (size_t i = 0; i < n; i++)
-        if (calls[i].pooled)
-            h2o_socketpool_dispose(&calls[i].pool);
+    drop_closing();
+    return ndone;
 }

@@ -13,8 +13,9 @@
 
 #include "service/hooks.h"
 
-/* An lk_hook_send_fn: sends reqs[0..n) concurrently, each bounded by timeout_ms;
- * reqs NULL frees the thread's loop and TLS context. */
-void lk_hookclient_send(struct lk_hook_request *reqs, size_t n, int64_t timeout_ms);
+/* The lk_hook_send_fn (service/hooks.h): requests in flight on the thread's
+ * loop, each with its own deadline, handed back as each ends. */
+size_t lk_hookclient_send(struct lk_hook_request *const *start, size_t nstart, int64_t timeout_ms,
+                          int64_t wait_ms, struct lk_hook_request **done, size_t cap);
 
 #endif

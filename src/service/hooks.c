@@ -27,7 +27,9 @@
 #define QUEUE_MAX 65536 /* signals held for the writer; more wait for the next flush */
 #define CLAIM_BATCH 8   /* deliveries sent at once */
 #define POLL_MS 250     /* how often the delivery thread looks for due work */
+#define CLAIM_GAP_MS 20 /* at least this between two claims (each reads every due row) */
 #define LEASE_MARGIN_MS 30000
+#define LOOKUPS_STALE_MAX 64 /* given-up name lookups still running; past it, no new ones */
 #define BACKOFF_CAP_MS (10LL * 3600 * 1000)
 #define WORKSPACES_TTL_S 5 /* which workspaces have endpoints is read again after this */
 #define MAP_BUCKETS 1024
@@ -71,6 +73,8 @@ struct lk_hooks {
     size_t nmap;
     int64_t gen, gen_at; /* the last read of the workspaces with endpoints, and when */
     int64_t pruned_at;
+    struct lookup *stale; /* the delivery thread's only, then lk_hooks_free's */
+    int64_t claimed_at;   /* the delivery thread's last claim */
 };
 
 /* --- small pieces ---------------------------------------------------------------------- */
@@ -527,41 +531,125 @@ struct job {
     unsigned addrlen;
     char headers[512];
     struct lk_hook_request req;
-    bool ready;
+    struct lookup *lookup; /* while its host's name is looked up */
+    int64_t claimed_ms;
+    bool ready, started;
 };
 
-struct claimed {
-    struct job *v;
+/* What this node's delivery thread holds: claimed, being resolved or in flight. */
+struct held {
+    struct job *v[LK_HOOK_IN_FLIGHT];
     size_t n;
 };
 
 static int on_job(void *arg, const struct lk_hook_job *j)
 {
-    struct claimed *c = arg;
+    struct held *c = arg;
+    struct job *jb;
 
-    if (c->n < CLAIM_BATCH)
-        c->v[c->n++].j = *j;
+    if (c->n == LK_HOOK_IN_FLIGHT)
+        return 1;
+    jb = lk_calloc(1, sizeof(*jb));
+    jb->j = *j;
+    c->v[c->n++] = jb;
     return 0;
 }
 
-/* Resolves the endpoint's host and picks an address it may reach: the one
- * connected to, so a name that resolves elsewhere later changes nothing. */
-static bool resolve(struct lk_hooks *h, struct job *jb)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL, *a;
+/* A name lookup of its own (getaddrinfo_a), so a resolver that does not
+ * answer holds the delivery thread for at most the timeout. One given up on
+ * while glibc's helper thread still runs it cannot be freed yet: it waits in
+ * h->stale until it ends. */
+struct lookup {
+    struct gaicb cb;
+    struct addrinfo hints;
+    char host[LK_HOOKURL_HOST_MAX + 1];
     char port[8];
-    bool refused = false;
-    int rc;
+    struct lookup *next;
+};
 
-    snprintf(port, sizeof(port), "%u", (unsigned)jb->url.port);
-    if (jb->url.host_is_ip)
-        hints.ai_flags = AI_NUMERICHOST;
-    if ((rc = getaddrinfo(jb->url.host, port, &hints, &res)) != 0) {
-        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: %s",
-                 gai_strerror(rc));
-        return false;
+static void lookup_free(struct lookup *l)
+{
+    if (l == NULL)
+        return;
+    if (l->cb.ar_result != NULL)
+        freeaddrinfo(l->cb.ar_result);
+    free(l);
+}
+
+/* Frees the stale lookups that have ended; returns how many still run. */
+static size_t reap_stale(struct lk_hooks *h)
+{
+    struct lookup **p = &h->stale;
+    size_t left = 0;
+
+    while (*p != NULL) {
+        struct lookup *l = *p;
+        if (gai_error(&l->cb) == EAI_INPROGRESS) {
+            left++;
+            p = &l->next;
+            continue;
+        }
+        *p = l->next;
+        lookup_free(l);
     }
-    for (a = res; a != NULL; a = a->ai_next) {
+    return left;
+}
+
+/* Starts a lookup of jb's host, or sets jb->req.error. */
+static struct lookup *lookup_start(struct lk_hooks *h, struct job *jb)
+{
+    struct lookup *l;
+    struct gaicb *list[1];
+
+    if (reap_stale(h) >= LOOKUPS_STALE_MAX) {
+        snprintf(jb->req.error, sizeof(jb->req.error),
+                 "cannot resolve the host: too many name lookups still unanswered");
+        return NULL;
+    }
+    l = lk_calloc(1, sizeof(*l));
+    snprintf(l->host, sizeof(l->host), "%s", jb->url.host);
+    snprintf(l->port, sizeof(l->port), "%u", (unsigned)jb->url.port);
+    l->hints = (struct addrinfo){.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+    list[0] = &l->cb;
+    if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0) {
+        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: no lookup thread");
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+/* Ends lookup l for jb: its answer, or NULL with jb->req.error set; a lookup
+ * still running is given up on (kept in h->stale until it ends). */
+static struct addrinfo *lookup_end(struct lk_hooks *h, struct job *jb, struct lookup *l)
+{
+    int rc = gai_error(&l->cb);
+
+    if (rc == EAI_INPROGRESS && gai_cancel(&l->cb) != EAI_CANCELED &&
+        gai_error(&l->cb) == EAI_INPROGRESS) {
+        l->next = h->stale;
+        h->stale = l;
+        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: timed out");
+        return NULL;
+    }
+    if (rc == EAI_INPROGRESS)
+        rc = gai_error(&l->cb);
+    if (rc != 0) {
+        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: %s",
+                 rc == EAI_CANCELED || rc == EAI_INPROGRESS ? "timed out" : gai_strerror(rc));
+        return NULL;
+    }
+    return l->cb.ar_result;
+}
+
+/* Picks an address of res the endpoint may reach: the one connected to, so a
+ * name that resolves elsewhere later changes nothing. */
+static bool pick(struct lk_hooks *h, struct job *jb, const struct addrinfo *res)
+{
+    bool refused = false;
+
+    for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
         if (a->ai_addrlen > sizeof(jb->addr))
             continue;
         if (!h->cfg.private_targets && !lk_hookaddr_public(a->ai_addr)) {
@@ -570,10 +658,8 @@ static bool resolve(struct lk_hooks *h, struct job *jb)
         }
         memcpy(&jb->addr, a->ai_addr, a->ai_addrlen);
         jb->addrlen = (unsigned)a->ai_addrlen;
-        freeaddrinfo(res);
         return true;
     }
-    freeaddrinfo(res);
     snprintf(jb->req.error, sizeof(jb->req.error), "%s",
              refused ? "refused: the host resolves to a private or loopback address "
                        "(webhook_allow_private)"
@@ -581,21 +667,50 @@ static bool resolve(struct lk_hooks *h, struct job *jb)
     return false;
 }
 
+/* An address literal needs no resolver: getaddrinfo only parses it. */
+static bool resolve_literal(struct lk_hooks *h, struct job *jb)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV},
+                    *res = NULL;
+    char port[8];
+    int rc;
+    bool ok;
+
+    snprintf(port, sizeof(port), "%u", (unsigned)jb->url.port);
+    if ((rc = getaddrinfo(jb->url.host, port, &hints, &res)) != 0) {
+        snprintf(jb->req.error, sizeof(jb->req.error), "cannot resolve the host: %s",
+                 gai_strerror(rc));
+        return false;
+    }
+    ok = pick(h, jb, res);
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* Parses jb's URL; false (jb->req.error set) when it is bad. */
+static bool parse_url(struct job *jb)
+{
+    struct lk_errinfo ei;
+
+    memset(&jb->req, 0, sizeof(jb->req));
+    lk_errinfo_clear(&ei);
+    if (lk_hookurl_parse(jb->j.ep.url, strlen(jb->j.ep.url), LK_HOOK_URL_MAX, &jb->url, &ei) !=
+        LK_OK) {
+        snprintf(jb->req.error, sizeof(jb->req.error), "bad url: %s", ei.detail);
+        return false;
+    }
+    return true;
+}
+
+/* Signs jb's request, its address resolved and checked. */
 static void prepare(struct lk_hooks *h, struct job *jb, int64_t now)
 {
     uint8_t key[LK_HOOKSIG_KEY_LEN];
     char sig[LK_HOOKSIG_MAX];
-    struct lk_errinfo ei;
     const struct lk_hook_job *j = &jb->j;
 
-    memset(&jb->req, 0, sizeof(jb->req));
-    lk_errinfo_clear(&ei);
-    if (lk_hookurl_parse(j->ep.url, strlen(j->ep.url), LK_HOOK_URL_MAX, &jb->url, &ei) != LK_OK) {
-        snprintf(jb->req.error, sizeof(jb->req.error), "bad url: %s", ei.detail);
-        return;
-    }
-    if (!resolve(h, jb))
-        return;
     lk_hooksig_derive(h->master, MASTER_LEN, j->ep.id, j->ep.salt, key);
     lk_hooksig_sign(key, sizeof(key), j->ev.id, now, j->ev.payload, strlen(j->ev.payload), sig);
     OPENSSL_cleanse(key, sizeof(key));
@@ -656,40 +771,147 @@ static void record(struct lk_hooks *h, struct job *jb, int64_t started_ms)
                 a.endpoint_id, a.attempt);
 }
 
-static void deliver_once(struct lk_hooks *h, lk_hook_send_fn send)
+/* Claims up to `want` more deliveries into hd (each one's lease covers its
+ * lookup and its request, each bounded by the timeout) and starts their
+ * lookups. Returns how many it claimed. */
+static size_t claim_more(struct lk_hooks *h, struct held *hd, size_t want, int64_t now_ms)
 {
-    struct job v[CLAIM_BATCH];
-    struct claimed c = {v, 0};
-    struct lk_hook_request reqs[CLAIM_BATCH];
-    size_t nreq = 0, map[CLAIM_BATCH];
-    int64_t now_ms = lk_clock_now_ms();
+    size_t first = hd->n;
 
-    memset(v, 0, sizeof(v));
     if (lk_store_hook_claim(h->app->store, h->node_id, now_ms,
-                            now_ms + h->cfg.timeout_ms + LEASE_MARGIN_MS, CLAIM_BATCH, on_job,
-                            &c) != LK_OK ||
-        c.n == 0)
-        return;
-    for (size_t i = 0; i < c.n; i++) {
-        prepare(h, &v[i], now_ms / 1000);
-        if (v[i].ready) {
-            map[nreq] = i;
-            reqs[nreq++] = v[i].req;
+                            now_ms + 2 * h->cfg.timeout_ms + LEASE_MARGIN_MS, (int)want, on_job,
+                            hd) != LK_OK)
+        lk_warn("webhooks: could not claim due deliveries");
+    for (size_t i = first; i < hd->n; i++) {
+        struct job *jb = hd->v[i];
+        jb->claimed_ms = now_ms;
+        if (!parse_url(jb))
+            continue;
+        if (!jb->url.host_is_ip)
+            jb->lookup = lookup_start(h, jb);
+        else if (resolve_literal(h, jb))
+            prepare(h, jb, now_ms / 1000);
+    }
+    return hd->n - first;
+}
+
+/* Moves on the lookups that ended or ran out of time; true while some run. */
+static bool step_lookups(struct lk_hooks *h, struct held *hd, int64_t now_ms)
+{
+    bool running = false;
+
+    for (size_t i = 0; i < hd->n; i++) {
+        struct job *jb = hd->v[i];
+        struct lookup *l = jb->lookup;
+        if (l == NULL)
+            continue;
+        if (gai_error(&l->cb) == EAI_INPROGRESS && now_ms < jb->claimed_ms + h->cfg.timeout_ms) {
+            running = true;
+            continue;
         }
+        const struct addrinfo *res = lookup_end(h, jb, l);
+        if (res != NULL && pick(h, jb, res))
+            prepare(h, jb, now_ms / 1000);
+        if (h->stale != l)
+            lookup_free(l);
+        jb->lookup = NULL;
     }
-    if (nreq > 0)
-        send(reqs, nreq, h->cfg.timeout_ms);
-    for (size_t k = 0; k < nreq; k++) {
-        v[map[k]].req.status = reqs[k].status;
-        memcpy(v[map[k]].req.error, reqs[k].error, sizeof(reqs[k].error));
+    return running;
+}
+
+/* Records job i's attempt and lets it go. */
+static void settle(struct lk_hooks *h, struct held *hd, size_t i)
+{
+    struct job *jb = hd->v[i];
+
+    record(h, jb, jb->claimed_ms);
+    free(jb);
+    hd->v[i] = hd->v[--hd->n];
+}
+
+/* Lets go of what is held when the thread stops: lookups still running are
+ * left to glibc, requests in flight were dropped by the sender; the leases are
+ * given back so another node (or this one, started again) sends them at once. */
+static void drop_held(struct lk_hooks *h, struct held *hd)
+{
+    for (size_t i = 0; i < hd->n; i++) {
+        struct lookup *l = hd->v[i]->lookup;
+        if (l != NULL && (gai_cancel(&l->cb) == EAI_CANCELED || gai_error(&l->cb) != EAI_INPROGRESS)) {
+            lookup_free(l);
+        } else if (l != NULL) {
+            l->next = h->stale;
+            h->stale = l;
+        }
+        free(hd->v[i]);
     }
-    for (size_t i = 0; i < c.n; i++)
-        record(h, &v[i], now_ms);
+    if (hd->n > 0 && lk_store_hook_release(h->app->store, h->node_id) != LK_OK)
+        lk_warn("webhooks: could not give back this node's deliveries; their leases will expire");
+    hd->n = 0;
+}
+
+/* One turn of the delivery thread: refills what it holds up to
+ * LK_HOOK_IN_FLIGHT (round-robin claims, store side), records what ended, each
+ * delivery on its own: a receiver that never answers holds one slot for the
+ * timeout, never the others. *next_claim_ms is when to look for due work again.
+ * Returns false when there is nothing to wait for but the next claim. */
+static bool deliver_turn(struct lk_hooks *h, lk_hook_send_fn send, struct held *hd,
+                         int64_t *next_claim_ms)
+{
+    struct lk_hook_request *start[LK_HOOK_IN_FLIGHT], *done[LK_HOOK_IN_FLIGHT];
+    size_t nstart = 0, ndone;
+    int64_t now_ms = lk_clock_now_ms(), wait;
+    bool resolving;
+
+    if (hd->n < LK_HOOK_IN_FLIGHT && now_ms >= *next_claim_ms &&
+        now_ms >= h->claimed_at + CLAIM_GAP_MS) {
+        size_t want = LK_HOOK_IN_FLIGHT - hd->n;
+        if (want > CLAIM_BATCH)
+            want = CLAIM_BATCH;
+        h->claimed_at = now_ms;
+        /* A full claim says more may be due: look again at once. */
+        *next_claim_ms = claim_more(h, hd, want, now_ms) == want ? now_ms : now_ms + POLL_MS;
+    }
+    int64_t next = *next_claim_ms > h->claimed_at + CLAIM_GAP_MS ? *next_claim_ms
+                                                                 : h->claimed_at + CLAIM_GAP_MS;
+    resolving = step_lookups(h, hd, now_ms);
+    for (size_t i = 0; i < hd->n;) {
+        struct job *jb = hd->v[i];
+        if (!jb->ready && jb->lookup == NULL) {
+            settle(h, hd, i); /* bad url, no address, refused: nothing to send */
+            continue;
+        }
+        if (jb->ready && !jb->started) {
+            jb->started = true;
+            start[nstart++] = &jb->req;
+        }
+        i++;
+    }
+    if (hd->n == 0)
+        return next <= now_ms;
+    wait = hd->n == LK_HOOK_IN_FLIGHT ? POLL_MS : next - now_ms;
+    if (resolving && wait > 20)
+        wait = 20;
+    if (wait > POLL_MS)
+        wait = POLL_MS;
+    if (wait < 0)
+        wait = 0;
+    ndone = send(start, nstart, h->cfg.timeout_ms, wait, done, LK_HOOK_IN_FLIGHT);
+    for (size_t k = 0; k < ndone; k++)
+        for (size_t i = 0; i < hd->n; i++)
+            if (&hd->v[i]->req == done[k]) {
+                settle(h, hd, i);
+                break;
+            }
+    if (ndone > 0)
+        *next_claim_ms = now_ms; /* a slot is free: refill it at once */
+    return true;
 }
 
 static void *deliverer_main(void *arg)
 {
     struct lk_hooks *h = arg;
+    struct held hd = {.n = 0};
+    int64_t next_claim_ms = 0;
     struct timespec ts;
     bool released = false;
 
@@ -697,16 +919,19 @@ static void *deliverer_main(void *arg)
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
         lk_hook_send_fn send = atomic_load(&h->send);
+        bool busy = false;
         pthread_mutex_unlock(&h->mu);
         /* Work this node held when it died is taken back at once, not after its
          * lease: the receiver sees it again with the same webhook-id. */
         if (!released)
             released = lk_store_hook_release(h->app->store, h->node_id) == LK_OK;
         if (send != NULL && released && h->have_key)
-            deliver_once(h, send);
+            busy = deliver_turn(h, send, &hd, &next_claim_ms);
         pthread_mutex_lock(&h->mu);
         if (h->stopping)
             break;
+        if (busy)
+            continue;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += POLL_MS * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
@@ -718,7 +943,8 @@ static void *deliverer_main(void *arg)
     pthread_mutex_unlock(&h->mu);
     lk_hook_send_fn send = atomic_load(&h->send);
     if (send != NULL)
-        send(NULL, 0, 0);
+        send(NULL, 0, 0, -1, NULL, 0);
+    drop_held(h, &hd);
     lk_keycache_thread_offline();
     return NULL;
 }
@@ -822,6 +1048,9 @@ void lk_hooks_free(struct lk_hooks *h)
         pthread_join(h->writer, NULL);
         pthread_join(h->deliverer, NULL);
     }
+    /* A lookup glibc still runs is left to it (its helper writes into it). */
+    for (int64_t until = lk_clock_now_ms() + 1000; reap_stale(h) > 0 && lk_clock_now_ms() < until;)
+        usleep(10000);
     map_clear(h);
     free(h->q);
     OPENSSL_cleanse(h->master, sizeof(h->master));

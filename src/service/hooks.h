@@ -67,10 +67,18 @@ struct lk_hook_request {
     char error[201];
 };
 
-/* Sends reqs[0..n) at once and returns when each has an answer or failed,
- * within timeout_ms. Called from the delivery thread only; once more with reqs
- * NULL when that thread ends, to free what the sender keeps for it. */
-typedef void (*lk_hook_send_fn)(struct lk_hook_request *reqs, size_t n, int64_t timeout_ms);
+/* Starts start[0..nstart) (each request stays the caller's and must stay valid
+ * until handed back; each ends within timeout_ms of its start), then waits at
+ * most wait_ms for requests in flight to end and hands back those that ended
+ * (status and error set) in done[0..cap), returning their count; the others
+ * go on, each ending on its own. At most LK_HOOK_IN_FLIGHT are in flight.
+ * Called from the delivery thread only; once more with start NULL and
+ * wait_ms < 0 when that thread ends: what is in flight is dropped (never handed
+ * back) and what the sender keeps for the thread is freed. */
+#define LK_HOOK_IN_FLIGHT 16
+typedef size_t (*lk_hook_send_fn)(struct lk_hook_request *const *start, size_t nstart,
+                                  int64_t timeout_ms, int64_t wait_ms,
+                                  struct lk_hook_request **done, size_t cap);
 
 /* --- life ---------------------------------------------------------------------------- */
 

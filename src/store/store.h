@@ -603,7 +603,10 @@ enum lk_err lk_store_hook_event_insert(struct lk_store *s, const struct lk_hook_
                                        int64_t due_ms, bool *inserted /* OUT */);
 /* Claims at most `limit` pending deliveries due at now_ms whose lease has
  * expired, leasing each to node_id until lease_until_ms (a row another node
- * claimed first is skipped), and hands each to cb. */
+ * claimed first is skipped), and hands each to cb. Fair between workspaces:
+ * round-robin between them (and between a workspace's endpoints), and no
+ * workspace gets more than 4 deliveries leased (in flight) at once, on all
+ * nodes together. */
 enum lk_err lk_store_hook_claim(struct lk_store *s, const char *node_id, int64_t now_ms,
                                 int64_t lease_until_ms, int limit, lk_hook_job_cb cb, void *arg);
 /* Records attempt a and moves its delivery on, if node_id still holds its

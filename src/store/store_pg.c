@@ -2527,17 +2527,26 @@ static int row_hook_job(PGresult *r, int i, void *arg)
     return 0;
 }
 
+/* Round-robin between workspaces and a workspace's endpoints, at most 4 of a
+ * workspace in flight, as the SQLite store does (ST_HOOK_DUE there). */
 static enum lk_err pg_hook_due(struct lk_store *base, int64_t now_ms, int limit,
                                struct lk__hook_jobs *j)
 {
     return read_stmt(PG(base),
-                     "SELECT v.id, v.workspace_id, v.type, v.payload, v.created_at, e.id,"
-                     " e.workspace_id, e.url, e.events, e.description, e.salt, e.created_at,"
-                     " d.attempts FROM webhook_deliveries d"
-                     " JOIN webhook_events v ON v.id = d.event_id"
-                     " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
-                     " WHERE d.state = 0 AND d.next_ms <= $1 AND d.lease_until_ms <= $1"
-                     " ORDER BY d.next_ms LIMIT $2",
+                     "SELECT v.id, v.workspace_id, v.type, v.payload, v.created_at, e.id, "
+                     "e.workspace_id, e.url, e.events, e.description, e.salt, e.created_at, "
+                     "q.attempts FROM (SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.ws "
+                     "ORDER BY p.busy DESC, p.ep_rank, p.next_ms) AS ws_rank FROM (SELECT d.event_id, "
+                     "d.endpoint_id, d.attempts, d.next_ms, e.workspace_id AS ws, "
+                     "CASE WHEN d.lease_until_ms > $1 THEN 1 ELSE 0 END AS busy, "
+                     "ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY "
+                     "CASE WHEN d.lease_until_ms > $1 THEN 1 ELSE 0 END DESC, d.next_ms) AS ep_rank "
+                     "FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+                     "WHERE d.state = 0 AND d.next_ms <= $1) p) q "
+                     "JOIN webhook_events v ON v.id = q.event_id "
+                     "JOIN webhook_endpoints e ON e.id = q.endpoint_id "
+                     "WHERE q.busy = 0 AND q.ws_rank <= 4 "
+                     "ORDER BY q.ws_rank, q.next_ms, q.event_id, q.endpoint_id LIMIT $2",
                      false, row_hook_job, j, "find due webhook deliveries", "ii", now_ms,
                      (int64_t)limit);
 }

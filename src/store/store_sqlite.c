@@ -540,13 +540,24 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_HOOK_EV_FANOUT] = "INSERT OR IGNORE INTO webhook_deliveries(event_id, endpoint_id, next_ms) "
                           "SELECT ?1, id, ?4 FROM webhook_endpoints WHERE workspace_id = ?2 AND "
                           "(instr(events, ',' || ?3 || ',') > 0 OR instr(events, ',*,') > 0)",
+    /* Round-robin: each workspace's first due delivery (each of its endpoints
+     * in turn), then each one's second, ...; deliveries leased (in flight on any
+     * node) count first, and a workspace has at most 4 in flight: one
+     * workspace's backlog or black-holed receivers cannot fill every claim. */
     [ST_HOOK_DUE] = "SELECT v.id, v.workspace_id, v.type, v.payload, v.created_at, e.id, "
                     "e.workspace_id, e.url, e.events, e.description, e.salt, e.created_at, "
-                    "d.attempts FROM webhook_deliveries d "
-                    "JOIN webhook_events v ON v.id = d.event_id "
-                    "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
-                    "WHERE d.state = 0 AND d.next_ms <= ?1 AND d.lease_until_ms <= ?1 "
-                    "ORDER BY d.next_ms LIMIT ?2",
+                    "q.attempts FROM (SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.ws "
+                    "ORDER BY p.busy DESC, p.ep_rank, p.next_ms) AS ws_rank FROM (SELECT d.event_id, "
+                    "d.endpoint_id, d.attempts, d.next_ms, e.workspace_id AS ws, "
+                    "CASE WHEN d.lease_until_ms > ?1 THEN 1 ELSE 0 END AS busy, "
+                    "ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY "
+                    "CASE WHEN d.lease_until_ms > ?1 THEN 1 ELSE 0 END DESC, d.next_ms) AS ep_rank "
+                    "FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+                    "WHERE d.state = 0 AND d.next_ms <= ?1) p) q "
+                    "JOIN webhook_events v ON v.id = q.event_id "
+                    "JOIN webhook_endpoints e ON e.id = q.endpoint_id "
+                    "WHERE q.busy = 0 AND q.ws_rank <= 4 "
+                    "ORDER BY q.ws_rank, q.next_ms, q.event_id, q.endpoint_id LIMIT ?2",
     [ST_HOOK_LEASE] = "UPDATE webhook_deliveries SET lease_until_ms = ?3, lease_node = ?4 "
                       "WHERE event_id = ?1 AND endpoint_id = ?2 AND state = 0 "
                       "AND lease_until_ms <= ?5",

@@ -3,8 +3,11 @@
  * hostile input): it never reads outside url[0..len), and what it accepts is
  * http(s), a host of the allowed characters that fits, a port, a path inside the
  * input starting with '/', printable ASCII only; a refusal names the field and
- * says why in bounded, valid text.
+ * says why in bounded, valid text; an address literal it accepts is one the
+ * SSRF classifier (lk_hookaddr_public) judges.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,5 +47,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK((u.path >= s && u.path + u.path_len <= s + size) || u.path_len == 1);
     for (size_t i = 0; i < size; i++)
         CHECK(data[i] > 0x20 && data[i] < 0x7f && data[i] != '#');
+    if (u.host_is_ip) { /* the SSRF classifier takes every literal the parser lets through */
+        struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+        struct sockaddr_in s4 = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET6, u.host, &s6.sin6_addr) == 1)
+            (void)lk_hookaddr_public((const struct sockaddr *)&s6);
+        else
+            CHECK(inet_pton(AF_INET, u.host, &s4.sin_addr) == 1 &&
+                  (lk_hookaddr_public((const struct sockaddr *)&s4) || true));
+    }
     return 0;
 }

@@ -372,7 +372,12 @@ def test_private_destinations_are_refused_by_default(make_server, tmp_path, rece
     for url in (receiver.url, "http://localhost:9/x", "http://169.254.169.254/latest/meta-data",
                 "http://10.1.2.3/", "http://[::1]:8080/", "http://[fe80::1]/",
                 "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://192.168.1.1/",
-                "http://0x7f000001/", "http://2130706433/", "http://127.1/"):
+                "http://0x7f000001/", "http://2130706433/", "http://127.1/",
+                # site-local, IPv4-translated and 6to4 wrapping loopback or 10/8,
+                # discard-only, Teredo, local-use NAT64, documentation
+                "http://[fec0::1]/", "http://[::ffff:0:127.0.0.1]/", "http://[2002:7f00:1::]/",
+                "http://[2002:a00:1::]/", "http://[100::1]/", "http://[2001::1]/",
+                "http://[64:ff9b:1::a00:1]/", "http://[2001:db8::1]/", "http://[3fff::1]/"):
         r = srv.post("/v1/webhooks", key=w.root_key, json={"url": url, "events": ["*"]})
         doc = expect_status(r, 400)
         assert "address" in doc["error"]["message"] or "localhost" in doc["error"]["message"]
@@ -390,6 +395,49 @@ def test_private_destinations_are_refused_by_default(make_server, tmp_path, rece
                                              key=w.root_key), 200)["data"], 10, "an attempt")
     assert log[0]["status"] is None and "private" in log[0]["error"]
     assert receiver.got == []
+
+
+def test_a_black_holed_workspace_does_not_hold_up_another(make_server, tmp_path, receiver):
+    """Workspace A's 16 endpoints accept connections and never answer; its 80
+    deliveries would fill every claim for ten timeouts (15 s) if claims went by
+    due time alone. B's event is claimed in the next round and arrives at once."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(1024)  # the kernel accepts; nobody reads or answers
+    try:
+        srv = make_server(config=hook_config(tmp_path, webhook_timeout_ms="1500",
+                                             webhook_max_attempts="2"))
+        a, b = srv.create_workspace(), srv.create_workspace()
+        for i in range(16):
+            add_endpoint(srv, a, f"http://127.0.0.1:{hole.getsockname()[1]}/{i}", ["key.created"])
+        add_endpoint(srv, b, receiver.url, ["key.revoked"])
+        for _ in range(5):
+            a.create_key()
+        k = b.create_key()
+        time.sleep(0.5)  # A's deliveries are due first and being sent
+        t0 = time.monotonic()
+        assert srv.delete(f"/v1/keys/{k['id']}", key=b.root_key).status_code == 204
+        receiver.wait_for("key.revoked", timeout=30)
+        took = time.monotonic() - t0
+        assert took < 5, f"B's event waited {took:.1f} s behind A's black-holed endpoints"
+    finally:
+        hole.close()
+
+
+def test_a_name_that_does_not_resolve_fails_and_is_tried_again(hook_server, receiver):
+    srv = hook_server
+    w = srv.create_workspace()
+    ep = add_endpoint(srv, w, "http://no-such-host.invalid/hook", ["key.created"])
+    ok = add_endpoint(srv, w, receiver.url, ["key.created"])
+    w.create_key()
+    receiver.wait_for("key.created")
+    log = poll(lambda: (lambda d: len(d) >= 2 and d)(expect_status(
+        srv.get(f"/v1/webhooks/{ep['id']}/deliveries", key=w.root_key), 200)["data"]),
+        15, "two attempts")
+    assert [d["attempt"] for d in reversed(log)][:2] == [1, 2]
+    for d in log:
+        assert d["status"] is None and d["error"].startswith("cannot resolve the host"), d
+    assert ok["id"] != ep["id"]
 
 
 def set_quota(srv, ws_id, **body):
@@ -546,6 +594,38 @@ def test_two_nodes_on_one_database_never_send_one_attempt_twice(tmp_path, receiv
             ids = [g["headers"]["webhook-id"] for g in receiver.got]
         assert len(ids) == 12 and len(set(ids)) == 12, ids
         assert sorted(e["data"]["key_id"] for e in receiver.events()) == sorted(made)
+    finally:
+        _finish(second)
+        _finish(first)
+
+
+def test_a_clean_stop_hands_the_delivery_in_flight_to_another_node(tmp_path, receiver):
+    """SIGTERM mid-delivery gives the lease back: another node sends the same
+    webhook-id at once, not after the lease or a retry (10 minutes here)."""
+    cfg = hook_config(tmp_path, webhook_retry_base_ms="600000")
+    first = LatchkeyServer(tmp_path / "n0", config=cfg)
+    second = LatchkeyServer(tmp_path / "n1", init=False,
+                            config=dict(cfg, state_dir=str(tmp_path / "n1" / "state")))
+    second.db_path, second.db_url = first.db_path, first.db_url
+    second.root_key, second.workspace_id = first.root_key, first.workspace_id
+    first.start()
+    _live_servers.append(first)
+    try:
+        w = first.create_workspace()
+        add_endpoint(first, w, receiver.url, ["key.created"])
+        receiver.hold.set()
+        w.create_key()
+        assert receiver.held.wait(15), "the delivery never came"
+        t0 = time.monotonic()
+        assert first.stop() == 0
+        assert time.monotonic() - t0 < 3, "the stop waited for the receiver"
+        receiver.hold.clear()
+        receiver.release.set()
+        second.start()
+        _live_servers.append(second)
+        ev = receiver.wait_for("key.created", timeout=10)[0]
+        with receiver.lock:
+            assert [g["headers"]["webhook-id"] for g in receiver.got] == [ev["id"]]
     finally:
         _finish(second)
         _finish(first)

@@ -121,6 +121,16 @@ static void test_addresses(void **state)
         {"fc00::1", false},       {"fd12::1", false},      {"ff02::1", false},
         {"::ffff:127.0.0.1", false}, {"::ffff:8.8.8.8", true}, {"64:ff9b::a00:1", false},
         {"2606:4700::1111", true},
+        /* site-local, discard-only, documentation, Teredo, local-use NAT64 */
+        {"fec0::1", false},       {"feff::1", false},      {"100::1", false},
+        {"100::ffff:1", false},   {"100:0:0:1::1", true},  {"2001:db8::1", false},
+        {"3fff::1", false},       {"3fff:fff::1", false},  {"3fff:1000::1", true},
+        {"2001::1", false},       {"2001:0:4136:e378::1", false}, {"2001:4860::8888", true},
+        {"64:ff9b:1::a00:1", false}, {"64:ff9b:1::808:808", false}, {"64:ff9b::808:808", true},
+        /* IPv4-translated and 6to4 are judged by the IPv4 address they carry */
+        {"::ffff:0:127.0.0.1", false}, {"::ffff:0:10.0.0.1", false}, {"::ffff:0:8.8.8.8", true},
+        {"2002:7f00:1::", false}, {"2002:a00:1::", false}, {"2002:a9fe:a9fe::1", false},
+        {"2002:c0a8:101::", false}, {"2002:808:808::1", true},
     };
 
     (void)state;

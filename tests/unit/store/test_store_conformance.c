@@ -1717,6 +1717,59 @@ static void test_webhooks(void **state)
     assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_event_txn, &ev), LK_OK);
 }
 
+static enum lk_err insert_late_event_txn(struct lk_store *s, void *arg)
+{
+    return lk_store_hook_event_insert(s, arg, 5500, NULL);
+}
+
+/* Claims go round-robin between workspaces, not by due time alone, and a
+ * workspace has at most 4 deliveries leased at once, on all nodes together. */
+static void test_webhook_claims_are_fair(void **state)
+{
+    struct lk_hook_endpoint_row a, b;
+    struct lk_hook_event_row ev;
+    struct jobs jobs = {0};
+    int of_b = 0;
+
+    (void)state;
+    put_ws("ws_a");
+    put_ws("ws_b");
+    make_endpoint(&a, "wh_a", "ws_a", ",*,", 10);
+    make_endpoint(&b, "wh_b", "ws_b", ",*,", 20);
+    NEEDS(lk_store_hook_endpoint_insert(st, &a));
+    assert_int_equal(lk_store_hook_endpoint_insert(st, &b), LK_OK);
+    for (int i = 0; i < 6; i++) { /* ws_a's six, due first */
+        char id[32];
+        snprintf(id, sizeof(id), "evt_a%d", i);
+        make_event(&ev, id, "ws_a", "key.created");
+        assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_event_txn, &ev), LK_OK);
+    }
+    make_event(&ev, "evt_b", "ws_b", "key.created");
+    assert_int_equal(lk_store_txn(st, LK_TXN_DEFAULT, insert_late_event_txn, &ev), LK_OK);
+
+    /* three claimed: ws_b's one among them, though ws_a's six were due before it */
+    assert_int_equal(lk_store_hook_claim(st, "node_1", 6000, 60000, 3, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 3);
+    for (int i = 0; i < jobs.n; i++)
+        of_b += strcmp(jobs.rows[i].ev.workspace_id, "ws_b") == 0;
+    assert_int_equal(of_b, 1);
+    /* ws_a has two in flight on node_1: another node gets two more, not four */
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 6000, 60000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 2);
+    jobs.n = 0;
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 6000, 60000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 0);
+    /* node_1's leases given back: ws_b's first (it has none in flight), then
+     * two of ws_a's, up to its four */
+    assert_int_equal(lk_store_hook_release(st, "node_1"), LK_OK);
+    assert_int_equal(lk_store_hook_claim(st, "node_2", 6000, 60000, 8, add_job, &jobs), LK_OK);
+    assert_int_equal(jobs.n, 3);
+    assert_string_equal(jobs.rows[0].ev.workspace_id, "ws_b");
+    assert_string_equal(jobs.rows[1].ev.workspace_id, "ws_a");
+    assert_string_equal(jobs.rows[2].ev.workspace_id, "ws_a");
+}
+
 static void test_webhook_alarms_and_settings(void **state)
 {
     bool changed = false;
@@ -1942,6 +1995,7 @@ static const struct CMUnitTest tests[] = {
     T(test_scans),
     T(test_key_scan_for_the_cache),
     T(test_webhooks),
+    T(test_webhook_claims_are_fair),
     T(test_webhook_alarms_and_settings),
     T(test_identities),
     T(test_key_model_fields),
