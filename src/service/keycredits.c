@@ -87,11 +87,11 @@ static enum lk_err reserve_txn(struct lk_store *s, void *arg)
         s, &(struct lk_key_credit_row){r->rowid, r->out->gen, left, period});
 }
 
-enum lk_err lk_keycredits_reserve(struct lk_app *app, int64_t rowid, int64_t cost, int64_t now,
-                                  struct lk_key_spend *out)
+enum lk_err lk_keycredits_reserve(struct lk_store *store, int64_t rowid, int64_t cost,
+                                  int64_t now, struct lk_key_spend *out)
 {
     struct reserve r = {rowid, cost, now, out};
-    enum lk_err e = lk_store_txn(app->store, LK_TXN_DEFAULT, reserve_txn, &r);
+    enum lk_err e = lk_store_txn(store, LK_TXN_DEFAULT, reserve_txn, &r);
 
     /* a key deleted from under us cannot be: keys are revoked, never removed */
     return e == LK_OK ? LK_OK : LK_ERR_STORAGE_UNAVAILABLE;
@@ -121,15 +121,15 @@ static enum lk_err refund_txn(struct lk_store *s, void *arg)
     return lk_store_key_credits_put(s, &c);
 }
 
-enum lk_err lk_keycredits_refund(struct lk_app *app, int64_t rowid, const struct lk_key_spend *sp,
-                                 int64_t cost)
+enum lk_err lk_keycredits_refund(struct lk_store *store, int64_t rowid,
+                                 const struct lk_key_spend *sp, int64_t cost)
 {
     struct refund r = {rowid, cost, sp};
     enum lk_err e;
 
     if (sp->none || sp->short_ || cost <= 0)
         return LK_OK;
-    if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, refund_txn, &r)) != LK_OK)
+    if ((e = lk_store_txn(store, LK_TXN_DEFAULT, refund_txn, &r)) != LK_OK)
         lk_log(LK_LOG_ERROR,
                "keys: could not give back %lld credits of a refused check to key row %lld",
                (long long)cost, (long long)rowid);

@@ -16,7 +16,6 @@
 #include <stdint.h>
 
 #include "core/err.h"
-#include "service/app.h"
 #include "store/store.h"
 
 /* What a reservation found. */
@@ -35,13 +34,13 @@ int64_t lk_keycredits_now(const struct lk_key_row *k, int64_t now);
 /* Takes `cost` from the own credits of the key with this rowid, in one
  * transaction, refilling first if a refill is due at now. LK_OK with *out
  * saying what happened; LK_ERR_STORAGE_UNAVAILABLE (nothing taken). */
-enum lk_err lk_keycredits_reserve(struct lk_app *app, int64_t rowid, int64_t cost, int64_t now,
-                                  struct lk_key_spend *out /* OUT */);
+enum lk_err lk_keycredits_reserve(struct lk_store *store, int64_t rowid, int64_t cost,
+                                  int64_t now, struct lk_key_spend *out /* OUT */);
 
 /* Gives back a reservation whose check was refused after it (a rate limit,
  * the quota, the workspace's balance), unless a management write replaced
  * the number since. */
-enum lk_err lk_keycredits_refund(struct lk_app *app, int64_t rowid, const struct lk_key_spend *sp,
-                                 int64_t cost);
+enum lk_err lk_keycredits_refund(struct lk_store *store, int64_t rowid,
+                                 const struct lk_key_spend *sp, int64_t cost);
 
 #endif

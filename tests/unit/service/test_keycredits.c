@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "base/common.h"
-#include "service/app_int.h"
 #include "service/keycredits.h"
 #include "store/store.h"
 
@@ -23,7 +22,7 @@
 
 struct fixture {
     char dir[64];
-    struct lk_app app;
+    struct lk_store *store;
     int64_t rowid;
 };
 
@@ -38,13 +37,13 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/lk-keycredits-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(url, sizeof(url), "sqlite:%s/db", f->dir);
-    if (lk_store_open(url, &f->app.store, &ei) != LK_OK)
+    if (lk_store_open(url, &f->store, &ei) != LK_OK)
         fail_msg("open: %s", ei.detail);
     snprintf(w.id, sizeof(w.id), "ws_a");
     snprintf(w.name, sizeof(w.name), "a");
     snprintf(w.key_prefix, sizeof(w.key_prefix), "lk");
     w.quota = w.test_quota = -1;
-    assert_int_equal(lk_store_ws_insert(f->app.store, &w), LK_OK);
+    assert_int_equal(lk_store_ws_insert(f->store, &w), LK_OK);
     snprintf(k.id, sizeof(k.id), "key_1");
     snprintf(k.workspace_id, sizeof(k.workspace_id), "ws_a");
     snprintf(k.name, sizeof(k.name), "k");
@@ -63,7 +62,7 @@ static int setup(void **state)
     k.credits_gen = 1;
     k.credits_set_at = T0 - 3600;
     k.created_at = T0 - 3600;
-    assert_int_equal(lk_store_key_insert(f->app.store, &k), LK_OK);
+    assert_int_equal(lk_store_key_insert(f->store, &k), LK_OK);
     f->rowid = k.rowid;
     *state = f;
     return 0;
@@ -74,7 +73,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     char path[128];
 
-    lk_store_close(f->app.store);
+    lk_store_close(f->store);
     for (const char *const *s = (const char *const[]){"/db", "/db-wal", "/db-shm", NULL}; *s; s++) {
         snprintf(path, sizeof(path), "%s%s", f->dir, *s);
         unlink(path);
@@ -89,7 +88,7 @@ static int64_t left_at(struct fixture *f, int64_t now)
     struct lk_key_row k;
     int64_t n;
 
-    assert_int_equal(lk_store_key_get_by_rowid(f->app.store, f->rowid, &k), LK_OK);
+    assert_int_equal(lk_store_key_get_by_rowid(f->store, f->rowid, &k), LK_OK);
     n = lk_keycredits_now(&k, now);
     lk_key_row_release(&k);
     return n;
@@ -104,13 +103,13 @@ static void test_a_refund_after_a_refill_gives_nothing_back(void **state)
     struct fixture *f = *state;
     struct lk_key_spend a, b;
 
-    assert_int_equal(lk_keycredits_reserve(&f->app, f->rowid, 4, T0, &a), LK_OK);
+    assert_int_equal(lk_keycredits_reserve(f->store, f->rowid, 4, T0, &a), LK_OK);
     assert_false(a.none || a.short_);
     assert_int_equal(a.left, 6);
     /* after midnight: another check refills to 10 and takes 1 */
-    assert_int_equal(lk_keycredits_reserve(&f->app, f->rowid, 1, T0 + 120, &b), LK_OK);
+    assert_int_equal(lk_keycredits_reserve(f->store, f->rowid, 1, T0 + 120, &b), LK_OK);
     assert_int_equal(b.left, 9);
-    assert_int_equal(lk_keycredits_refund(&f->app, f->rowid, &a, 4), LK_OK);
+    assert_int_equal(lk_keycredits_refund(f->store, f->rowid, &a, 4), LK_OK);
     assert_int_equal(left_at(f, T0 + 180), 9);
 }
 
@@ -120,14 +119,14 @@ static void test_a_refund_in_the_same_period_gives_it_back(void **state)
     struct fixture *f = *state;
     struct lk_key_spend a, b;
 
-    assert_int_equal(lk_keycredits_reserve(&f->app, f->rowid, 4, T0, &a), LK_OK);
-    assert_int_equal(lk_keycredits_reserve(&f->app, f->rowid, 1, T0 + 1, &b), LK_OK);
-    assert_int_equal(lk_keycredits_refund(&f->app, f->rowid, &a, 4), LK_OK);
+    assert_int_equal(lk_keycredits_reserve(f->store, f->rowid, 4, T0, &a), LK_OK);
+    assert_int_equal(lk_keycredits_reserve(f->store, f->rowid, 1, T0 + 1, &b), LK_OK);
+    assert_int_equal(lk_keycredits_refund(f->store, f->rowid, &a, 4), LK_OK);
     assert_int_equal(left_at(f, T0 + 2), 9);
     /* and a refund after the boundary that no check has crossed yet: the next
      * check's refill replaces the number, so nothing is counted twice */
-    assert_int_equal(lk_keycredits_reserve(&f->app, f->rowid, 2, T0 + 3, &a), LK_OK);
-    assert_int_equal(lk_keycredits_refund(&f->app, f->rowid, &a, 2), LK_OK);
+    assert_int_equal(lk_keycredits_reserve(f->store, f->rowid, 2, T0 + 3, &a), LK_OK);
+    assert_int_equal(lk_keycredits_refund(f->store, f->rowid, &a, 2), LK_OK);
     assert_int_equal(left_at(f, T0 + DAY / 2), 10);
 }
 
