@@ -58,6 +58,18 @@ static const struct lk_ckey *lookup(struct lk_app *app, const struct digests *d)
     return k;
 }
 
+/* Whether query q is one permission, the common case, which needs no parser:
+ * the parser would read it as one word and judge it with lk_perm_valid too
+ * (a bare AND or OR is a keyword to it, never a permission). */
+static bool one_permission(const char *q, size_t len)
+{
+    if (len == 2 && (q[0] | 0x20) == 'o' && (q[1] | 0x20) == 'r')
+        return false;
+    if (len == 3 && (q[0] | 0x20) == 'a' && (q[1] | 0x20) == 'n' && (q[2] | 0x20) == 'd')
+        return false;
+    return lk_perm_valid(q, len);
+}
+
 /* The key's state, environment and permissions, in DESIGN §4's order. */
 static enum lk_err check_key(const struct lk_ckey *k, const struct lk_verify_req *req)
 {
@@ -71,9 +83,13 @@ static enum lk_err check_key(const struct lk_ckey *k, const struct lk_verify_req
         return LK_ERR_INACTIVE_KEY;
     if (req->needs != NULL) {
         bool ok = false;
+        if (one_permission(req->needs, req->needs_len))
+            ok = lk_verify_key_covers(k, req->needs, req->needs_len);
         /* The caller checked the query's syntax; a failure here still refuses. */
-        if (lk_permquery_eval(req->needs, req->needs_len, key_has, (void *)k, &ok, NULL) != LK_OK ||
-            !ok)
+        else if (lk_permquery_eval(req->needs, req->needs_len, key_has, (void *)k, &ok, NULL) !=
+                 LK_OK)
+            ok = false;
+        if (!ok)
             return LK_ERR_INSUFFICIENT_PERMISSIONS;
     }
     return LK_OK;
@@ -220,7 +236,7 @@ static enum lk_err unreserve(struct lk_app *app, const struct lk_verify_req *r, 
     const struct lk_limits_prior *p = r->prior;
 
     if (p->key_credits == LK_KC_RESERVED)
-        lk_keycredits_refund(app, rowid, ks, r->cost);
+        lk_keycredits_refund(app->store, rowid, ks, r->cost);
     if (p->named == LK_NAMED_TAKEN)
         lk_limits_named_give(app, rowid, p);
     return e;
@@ -247,7 +263,7 @@ enum lk_err lk_verify_leasing(struct lk_app *app, const struct lk_verify_req *re
             /* once: a reserved check is decided by the next lk_verify */
             rowid = k->rowid;
             lk_keycache_read_unlock();
-            if (lk_keycredits_reserve(app, rowid, r.cost, r.now, &ks) != LK_OK)
+            if (lk_keycredits_reserve(app->store, rowid, r.cost, r.now, &ks) != LK_OK)
                 return LK_ERR_STORAGE_UNAVAILABLE;
             prior.key_credits = ks.none ? LK_KC_NONE : ks.short_ ? LK_KC_SHORT : LK_KC_RESERVED;
             prior.key_credits_left = ks.left;
