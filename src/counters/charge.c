@@ -350,13 +350,8 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
     if (r->n_named > 0) {
         /* made before the lock: no allocation under a spinlock */
         nw = atomic_load_explicit(&st->named, memory_order_acquire);
-        if (nw == NULL) {
-            struct lk_named_windows *fresh = lk_calloc(1, sizeof(*fresh));
-            if (atomic_compare_exchange_strong(&st->named, &nw, fresh))
-                nw = fresh;
-            else
-                free(fresh);
-        }
+        if (nw == NULL)
+            nw = lk_counters_named(c, st);
         info->named_refused = -1;
         now_ms = lk_clock_now_ms();
     }

@@ -15,14 +15,15 @@
 /* The counter file: chunks of CHUNK_SIZE bytes, each mapped on its own (a chunk
  * is never moved, so pointers into it stay valid while the file grows). Chunk 0
  * starts with the header; then, in every chunk, slots one after the other until
- * a zero tag: a slot header and a workspace or key state. A slot is zeroed, then
+ * a zero tag: a slot header and a workspace or key state, or a key's named
+ * rate-limit windows (after its key's slot). A slot is zeroed, then
  * filled, then tagged, so a kill while making one leaves a free slot. Nothing in
  * the file is believed unchecked: the header names the magic, version, this
  * build's layout, the boot and the database file, with a checksum; every state
  * read back must be sane (ids, bounds, no duplicates), or the whole file counts
  * as lost. */
 #define FILE_MAGIC "LKCTRS01"
-#define FILE_VERSION 1
+#define FILE_VERSION 2 /* 2: named rate-limit windows in slots of their own */
 #define CHUNK_SIZE ((size_t)1 << 20)
 #define HEADER_SIZE 4096
 #define MAX_CHUNKS 16384 /* 16 GiB: far beyond any real file; bounds a hostile one */
@@ -30,12 +31,18 @@
 #define SANE_MAX (INT64_C(1) << 53) /* every count and amount stays below */
 #define SANE_TIME (INT64_C(1) << 40)
 
-enum { SLOT_FREE = 0, SLOT_WS = 0x57535431 /* "WST1" */, SLOT_KEY = 0x4b535431 /* "KST1" */ };
+enum {
+    SLOT_FREE = 0,
+    SLOT_WS = 0x57535431,   /* "WST1" */
+    SLOT_KEY = 0x4b535431,  /* "KST1" */
+    SLOT_NAMED = 0x4e525731 /* "NRW1" */
+};
 
 struct file_header {
     char magic[8];
     uint32_t version, chunk_size;
     uint32_t ws_size, key_size; /* this build's layout: another build starts afresh */
+    uint32_t named_size, pad;
     char boot_id[BOOT_ID_MAX];
     char owner[BOOT_ID_MAX]; /* the database file the counts belong to */
     uint64_t check;          /* FNV-1a of the bytes above */
@@ -49,6 +56,7 @@ struct slot {
 #define SLOT_ROUND(n) (((n) + 63) & ~(size_t)63)
 #define WS_SLOT SLOT_ROUND(sizeof(struct slot) + sizeof(struct lk_wstate))
 #define KEY_SLOT SLOT_ROUND(sizeof(struct slot) + sizeof(struct lk_kstate))
+#define NAMED_SLOT SLOT_ROUND(sizeof(struct slot) + sizeof(struct lk_named_windows))
 
 /* Two open-addressed tables (workspace id → state, key row id → state), grown
  * at half full. Only the first check of a key and management calls look here;
@@ -166,6 +174,7 @@ static void header_fill(struct lk_counters *c, struct file_header *h)
     h->chunk_size = (uint32_t)CHUNK_SIZE;
     h->ws_size = (uint32_t)sizeof(struct lk_wstate);
     h->key_size = (uint32_t)sizeof(struct lk_kstate);
+    h->named_size = (uint32_t)sizeof(struct lk_named_windows);
     memcpy(h->boot_id, c->boot_id, BOOT_ID_MAX);
     memcpy(h->owner, c->owner, BOOT_ID_MAX);
     h->check = fnv(h, offsetof(struct file_header, check));
@@ -288,6 +297,27 @@ static bool key_sane(const struct lk_kstate *k)
 static struct lk_wstate *find_ws_locked(struct lk_counters *c, const char *id);
 static struct lk_kstate *find_key_locked(struct lk_counters *c, int64_t rowid);
 
+/* Named windows read back: of a key read back before them (their slot is made
+ * after the key's), that has none yet, at most LK_CHARGE_NAMED_MAX of them,
+ * each name once (charge.c finds a window by name and relies on room for
+ * every limit), times and counts in bounds. Entries past n are never read. */
+static struct lk_kstate *named_owner(struct lk_counters *c, const struct lk_named_windows *nw)
+{
+    struct lk_kstate *k = nw->rowid > 0 ? find_key_locked(c, nw->rowid) : NULL;
+
+    if (k == NULL || atomic_load(&k->named) != NULL || nw->n < 0 || nw->n > LK_CHARGE_NAMED_MAX)
+        return NULL;
+    for (int i = 0; i < nw->n; i++) {
+        const struct lk_named_window *w = &nw->w[i];
+        if (!sane(w->start_ms) || w->start_ms >= SANE_TIME * 1000 || !sane(w->count))
+            return NULL;
+        for (int j = 0; j < i; j++)
+            if (nw->w[j].name_hash == w->name_hash)
+                return NULL;
+    }
+    return k;
+}
+
 /* What a state keeps from the last process: its counts. Locks, lists and
  * pointers are this process's. */
 static void ws_attach(struct lk_counters *c, struct lk_wstate *w, bool recovered)
@@ -336,7 +366,10 @@ static bool read_back(struct lk_counters *c)
         while (off + sizeof(struct slot) <= CHUNK_SIZE) {
             uint8_t *p = c->chunks[i] + off;
             uint32_t kind = atomic_load(&((struct slot *)p)->tag);
-            size_t size = kind == SLOT_WS ? WS_SLOT : kind == SLOT_KEY ? KEY_SLOT : 0;
+            size_t size = kind == SLOT_WS    ? WS_SLOT
+                          : kind == SLOT_KEY   ? KEY_SLOT
+                          : kind == SLOT_NAMED ? NAMED_SLOT
+                                               : 0;
 
             if (kind == SLOT_FREE)
                 break;
@@ -348,12 +381,19 @@ static bool read_back(struct lk_counters *c)
                     return false;
                 w->heap = false;
                 ws_attach(c, w, true);
-            } else {
+            } else if (kind == SLOT_KEY) {
                 struct lk_kstate *k = (struct lk_kstate *)(p + sizeof(struct slot));
                 if (!key_sane(k) || find_key_locked(c, k->rowid) != NULL)
                     return false;
                 k->heap = false;
                 key_attach(c, k, true);
+            } else {
+                struct lk_named_windows *nw = (struct lk_named_windows *)(p + sizeof(struct slot));
+                struct lk_kstate *k = named_owner(c, nw);
+                if (k == NULL)
+                    return false;
+                nw->heap = false;
+                atomic_store_explicit(&k->named, nw, memory_order_release);
             }
             off += size;
         }
@@ -433,8 +473,9 @@ void lk_counters_free(struct lk_counters *c)
         return;
     for (size_t i = 0; i < c->keys.cap; i++) {
         struct lk_kstate *k = c->keys.slots[i];
-        if (k != NULL)
-            free(atomic_load(&k->named));
+        struct lk_named_windows *nw = k != NULL ? atomic_load(&k->named) : NULL;
+        if (nw != NULL && nw->heap)
+            free(nw);
         if (k != NULL && k->heap)
             free(k);
     }
@@ -531,6 +572,25 @@ struct lk_kstate *lk_counters_key(struct lk_counters *c, int64_t rowid, struct l
         k->ws = ws;
     pthread_mutex_unlock(&c->mu);
     return k;
+}
+
+struct lk_named_windows *lk_counters_named(struct lk_counters *c, struct lk_kstate *k)
+{
+    struct lk_named_windows *nw;
+    bool heap = true;
+
+    pthread_mutex_lock(&c->mu);
+    if ((nw = atomic_load_explicit(&k->named, memory_order_acquire)) == NULL) {
+        /* A key on the heap keeps its windows there: a slot in the file without
+         * its key's before it would make the file unbelievable. */
+        nw = k->heap ? lk_calloc(1, sizeof(*nw)) : alloc_state(c, NAMED_SLOT, sizeof(*nw), &heap);
+        nw->heap = heap;
+        nw->rowid = k->rowid;
+        tag(nw, heap, SLOT_NAMED);
+        atomic_store_explicit(&k->named, nw, memory_order_release);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return nw;
 }
 
 void lk_counters_reserve(struct lk_counters *c)

@@ -88,9 +88,12 @@ struct lk_wstate {
 };
 
 /* The windows of a key's named rate limits (charge.h), by name: made on the
- * key's first check that applies one, on the heap (not in the counter file:
- * after a restart they start afresh). Guarded by ws->mu. */
+ * key's first check that applies one (lk_counters_named), in a slot of the
+ * counter file of their own, so they outlive the process like the key's
+ * default window; read back by `rowid`. Guarded by ws->mu. */
 struct lk_named_windows {
+    int64_t rowid; /* the key's */
+    bool heap;     /* as in struct lk_wstate */
     int n;
     struct lk_named_window {
         uint64_t name_hash;
@@ -137,6 +140,10 @@ static inline void lk_wstate_unlock(struct lk_wstate *ws)
         atomic_store_explicit(&ws->credits_pub, credits, memory_order_relaxed);
     pthread_spin_unlock(&ws->mu);
 }
+
+/* The named windows of k, made (in the counter file when k is) at its first
+ * call; the one allocation of a key's named limits, made before ws->mu. */
+struct lk_named_windows *lk_counters_named(struct lk_counters *c, struct lk_kstate *k);
 
 #define LK_PEND_DAY(v) ((int64_t)((v) >> 32))
 #define LK_PEND_N(v) ((int64_t)((v) & 0xffffffffu))
