@@ -446,3 +446,38 @@ def test_a_copy_keeps_identities_and_what_own_credits_have_left(tmp_path, fresh_
     finally:
         _finish(copy)
     srv.start()
+
+
+def spend_named(srv, secret, n):
+    for i in range(n):
+        d = verify(srv, secret, ratelimits=[{"name": "hourly", "cost": 1}])
+        assert d["valid"] and limits_of(d)["hourly"] == (n, n - 1 - i), d
+
+
+def still_refused(srv, secret, n):
+    d = verify(srv, secret, ratelimits=[{"name": "hourly", "cost": 1}])
+    assert (d["valid"], d["rate_limited"]) == (False, "hourly"), d
+    assert limits_of(d)["hourly"] == (n, 0), d
+    d = verify(srv, secret)
+    assert d["valid"] and limits_of(d) == {"burst": (1000, 996)}, "the other limit kept its count"
+
+
+@pytest.mark.sqlite_only("named windows are in the counter file, which a PostgreSQL server has not")
+@pytest.mark.parametrize("stop", ["kill9", "clean"])
+def test_named_window_survives_a_restart(fresh_server, stop):
+    srv = fresh_server
+    r = srv.post("/v1/keys", key=srv.root_key, json={"name": "n", "rate_limits": [
+        {"name": "hourly", "limit": 3, "window_ms": 3600000},
+        {"name": "burst", "limit": 1000, "window_ms": 3600000, "auto_apply": True}]})
+    k = expect_status(r, 201)
+    plain = expect_status(srv.post("/v1/keys", key=srv.root_key, json={"name": "p"}), 201)
+    spend_named(srv, k["secret"], 3)
+    assert verify(srv, plain["secret"])["valid"]
+    if stop == "kill9":
+        srv.kill9()
+        srv.start()
+    else:
+        srv.restart()
+    assert srv.stderr_text().count("starts afresh") == 1, "the counter file was read back"
+    still_refused(srv, k["secret"], 3)
+    assert verify(srv, plain["secret"])["valid"], "a key without named limits is as before"
