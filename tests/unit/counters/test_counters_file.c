@@ -271,6 +271,151 @@ static void test_a_file_that_is_not_sane_counts_as_lost(void **state)
     lk_counters_free(open_file(false));
 }
 
+/* Named rate limits: two of key 7's, 5 an hour each (the windows run on the
+ * wall clock, so an hour outlasts the test). */
+#define NAMED_LIMIT 5
+static const struct lk_charge_named named_limits[2] = {
+    {.name_hash = 0x1111, .limit = NAMED_LIMIT, .window_ms = 3600000, .cost = 1},
+    {.name_hash = 0x2222, .limit = 1000, .window_ms = 3600000, .cost = 1},
+};
+
+static enum lk_err check_named(struct lk_counters *c, struct lk_wstate *ws, struct lk_kstate *k,
+                               struct lk_charge_out *out)
+{
+    struct lk_charge_req r = {.spend_cap = -1, .now = NOW, .named = named_limits, .n_named = 2};
+
+    return lk_charge(c, ws, k, &r, out);
+}
+
+/* ws_abc's key 7 with both named windows spent to NAMED_LIMIT, and key 8
+ * with none, in a file of their own. */
+static void fill_named(void)
+{
+    struct lk_counters *c = open_any();
+    struct lk_wstate *ws;
+    struct lk_charge_out out;
+
+    lk_counters_free(c);
+    assert_int_equal(truncate(path, 0), 0);
+    c = open_file(false);
+    ws = lk_counters_ws(c, "ws_abc");
+    assert_int_equal(check(c, ws, lk_counters_key(c, 8, ws)), LK_OK);
+    for (int i = 0; i < NAMED_LIMIT; i++)
+        assert_int_equal(check_named(c, ws, lk_counters_key(c, 7, ws), &out), LK_OK);
+    lk_counters_free(c); /* as a kill would leave it */
+}
+
+/* Where fill_named() put key 7's named windows in the file: past their tag. */
+static off_t named_at(void)
+{
+    const uint32_t tag = 0x4e525731; /* "NRW1", counters.c */
+    uint32_t got = 0;
+    off_t at;
+    int fd;
+
+    assert_true((fd = open(path, O_RDONLY)) >= 0);
+    for (at = 4096; pread(fd, &got, sizeof(got), at) == (ssize_t)sizeof(got); at += 16)
+        if (got == tag)
+            break;
+    close(fd);
+    assert_int_equal(got, tag);
+    return at + 16; /* the slot header */
+}
+
+static void test_named_windows_are_read_back(void **state)
+{
+    struct lk_counters *c;
+    struct lk_wstate *ws;
+    struct lk_charge_out out;
+
+    (void)state;
+    fill_named();
+    c = open_file(true);
+    ws = lk_counters_find_ws(c, "ws_abc");
+    assert_non_null(ws);
+    /* the dead process's window is full, and nothing was counted */
+    assert_int_equal(check_named(c, ws, lk_counters_key(c, 7, ws), &out), LK_ERR_RATE_LIMITED);
+    assert_int_equal(out.named_refused, 0);
+    assert_int_equal(out.named[0].remaining, 0);
+    assert_int_equal(out.named[1].remaining, 1000 - NAMED_LIMIT);
+    /* a key without named limits has none and makes none */
+    assert_int_equal(check(c, ws, lk_counters_key(c, 8, ws)), LK_OK);
+    /* one made now is in the file too, after its key */
+    assert_int_equal(check_named(c, ws, lk_counters_key(c, 9, ws), &out), LK_OK);
+    lk_counters_free(c);
+    c = open_file(true);
+    ws = lk_counters_find_ws(c, "ws_abc");
+    assert_int_equal(check_named(c, ws, lk_counters_key(c, 9, ws), &out), LK_OK);
+    assert_int_equal(out.named[0].remaining, NAMED_LIMIT - 2);
+    assert_int_equal(check_named(c, ws, lk_counters_key(c, 7, ws), &out), LK_ERR_RATE_LIMITED);
+    lk_counters_free(c);
+}
+
+/* fill_named()'s file with `n` bytes of `b` at `off` into key 7's windows is
+ * not believed: the whole file starts afresh. */
+static void named_damaged(off_t off, const void *b, size_t n)
+{
+    struct lk_counters *c;
+    struct lk_wstate *ws;
+    struct lk_charge_out out;
+
+    fill_named();
+    poke(named_at() + off, b, n);
+    c = open_file(false);
+    assert_null(lk_counters_find_ws(c, "ws_abc"));
+    ws = lk_counters_ws(c, "ws_abc");
+    assert_int_equal(check_named(c, ws, lk_counters_key(c, 7, ws), &out), LK_OK);
+    lk_counters_free(c);
+}
+
+static void test_damaged_named_windows_count_as_lost(void **state)
+{
+    /* the layout of struct lk_named_windows: rowid, heap, n, then each
+     * window's name hash, start and count */
+    enum { ROWID = 0, N = 12, W0 = 16, W1 = 40, START = 8, COUNT = 16 };
+    int64_t v;
+    int32_t n;
+    uint8_t junk[512];
+
+    (void)state;
+    v = 12345;
+    named_damaged(ROWID, &v, sizeof(v)); /* of a key the file has not */
+    n = LK_CHARGE_NAMED_MAX + 1;
+    named_damaged(N, &n, sizeof(n)); /* more windows than there is room for */
+    n = -1;
+    named_damaged(N, &n, sizeof(n));
+    v = -1;
+    named_damaged(W0 + COUNT, &v, sizeof(v)); /* a count out of bounds */
+    v = INT64_MAX;
+    named_damaged(W1 + START, &v, sizeof(v)); /* a start out of bounds */
+    v = 0x1111;
+    named_damaged(W1, &v, sizeof(v)); /* one name twice */
+    /* a second slot for the same key: copy the slot after itself */
+    {
+        uint8_t slot[16 + 16 + 24 * LK_CHARGE_NAMED_MAX];
+        int fd;
+        fill_named();
+        assert_true((fd = open(path, O_RDONLY)) >= 0);
+        assert_int_equal(pread(fd, slot, sizeof(slot), named_at() - 16), (ssize_t)sizeof(slot));
+        close(fd);
+        named_damaged(-16 + 256, slot, sizeof(slot));
+    }
+    /* random bytes over the windows: whatever they say, no crash */
+    for (int round = 0; round < 32; round++) {
+        struct lk_counters *c;
+        struct lk_wstate *ws;
+        struct lk_charge_out out;
+        fill_named();
+        lk_rand_bytes(junk, sizeof(junk));
+        poke(named_at() - 16 + round % 4, junk, sizeof(junk) - (size_t)round * 8);
+        c = open_any();
+        ws = lk_counters_ws(c, "ws_abc");
+        (void)check_named(c, ws, lk_counters_key(c, 7, ws), &out);
+        (void)check_named(c, ws, lk_counters_key(c, 8, ws), &out);
+        lk_counters_free(c);
+    }
+}
+
 static void test_grows_in_chunks_and_keeps_pointers(void **state)
 {
     struct lk_counters *c = open_file(false);
@@ -313,6 +458,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_file_that_is_not_sane_counts_as_lost, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_grows_in_chunks_and_keeps_pointers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_named_windows_are_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_named_windows_count_as_lost, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("counters/file", tests, NULL, NULL);
 }
