@@ -225,26 +225,36 @@ static void damaged(off_t at, const void *b, size_t n)
     lk_counters_free(c);
 }
 
+/* The first offset past the header, a multiple of `step`, where the file holds
+ * the n bytes of `want`. */
+static off_t find_at(const void *want, size_t n, off_t step)
+{
+    uint8_t got[16];
+    off_t at;
+    int fd;
+
+    assert_true(n <= sizeof(got));
+    assert_true((fd = open(path, O_RDONLY)) >= 0);
+    for (at = 4096; pread(fd, got, n, at) == (ssize_t)n; at += step)
+        if (memcmp(got, want, n) == 0)
+            break;
+    close(fd);
+    assert_memory_equal(got, want, n);
+    return at;
+}
+
 /* Where fill() put ws_abc's `avail` in the file (the layout is private). */
 static off_t avail_at(void)
 {
     struct lk_counters *c = open_any();
-    int64_t v = AVAIL, got;
-    int fd;
-    off_t at;
+    int64_t v = AVAIL;
 
     lk_counters_free(c);
     assert_int_equal(truncate(path, 0), 0);
     c = open_file(false);
     fill(c);
     lk_counters_free(c);
-    assert_true((fd = open(path, O_RDONLY)) >= 0);
-    for (at = 4096; pread(fd, &got, sizeof(got), at) == (ssize_t)sizeof(got); at += 8)
-        if (got == v)
-            break;
-    close(fd);
-    assert_int_equal(got, v);
-    return at;
+    return find_at(&v, sizeof(v), 8);
 }
 
 static void test_a_file_that_is_not_sane_counts_as_lost(void **state)
@@ -309,17 +319,8 @@ static void fill_named(void)
 static off_t named_at(void)
 {
     const uint32_t tag = 0x4e525731; /* "NRW1", counters.c */
-    uint32_t got = 0;
-    off_t at;
-    int fd;
 
-    assert_true((fd = open(path, O_RDONLY)) >= 0);
-    for (at = 4096; pread(fd, &got, sizeof(got), at) == (ssize_t)sizeof(got); at += 16)
-        if (got == tag)
-            break;
-    close(fd);
-    assert_int_equal(got, tag);
-    return at + 16; /* the slot header */
+    return find_at(&tag, sizeof(tag), 16) + 16; /* the slot header */
 }
 
 static void test_named_windows_are_read_back(void **state)
