@@ -380,7 +380,6 @@ def named_checker(srv, secret, tally, stop):
             tally[0] += ok
 
 
-@pytest.mark.sqlite_only("named windows are in the counter file, which a PostgreSQL server has not")
 def test_kill9_under_concurrent_checks_keeps_named_windows(make_server):
     srv = make_server(start=False)
     use_boot_id(srv, "boot-same")

@@ -462,7 +462,6 @@ def still_refused(srv, secret, n):
     assert d["valid"] and limits_of(d) == {"burst": (1000, 996)}, "the other limit kept its count"
 
 
-@pytest.mark.sqlite_only("named windows are in the counter file, which a PostgreSQL server has not")
 @pytest.mark.parametrize("stop", ["kill9", "clean"])
 def test_named_window_survives_a_restart(fresh_server, stop):
     srv = fresh_server
