@@ -519,6 +519,11 @@ def test_verify_returns_meta_and_identity(server, ws, ws2):
     assert only_meta["meta"] == {"a": 1} and "identity" not in only_meta
     only_idn = verify(server, ws, create(server, ws, externalId="user_2")["key"])
     assert "meta" not in only_idn and only_idn["identity"]["externalId"] == "user_2"
+    # a key with credits of its own is decided on a worker: the same answer
+    paid = verify(server, ws, create(server, ws, meta={"p": 1}, externalId="user_2",
+                                     credits={"remaining": 5})["key"])
+    assert paid["credits"] == 4 and paid["meta"] == {"p": 1}, paid
+    assert paid["identity"] == only_idn["identity"]
     # a change shows at the next check
     ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["keyId"], "meta": {"plan": "team"}}))
     assert verify(server, ws, k["key"])["meta"] == {"plan": "team"}
