@@ -332,10 +332,46 @@ static void put_perms(struct lk_textout *o, const struct lk_ckey *k)
  * the key's id, the numbers and the member names. */
 #define NAMED_MAX (2 * LK_RL_NAME_MAX + LK_ID_MAX + 200)
 
+/* Bytes the key's meta and identity take in the answer: their texts as the
+ * cache holds them (meta at most 4096 bytes, an external id's JSON at most
+ * six bytes for each of its 255) and the member names. */
+static size_t ext_cap(const struct lk_ckey *k)
+{
+    const struct lk_ckey_ext *x = k ? k->ext : NULL;
+
+    if (x == NULL)
+        return 0;
+    return (x->meta_json ? x->meta_len + 16 : 0) +
+           (x->identity_id ? strlen(x->identity_id) + strlen(x->external_json) + 48 : 0);
+}
+
 static size_t answer_cap(const struct lk_ckey *k, const struct lk_limits_info *info)
 {
     return ANSWER_MAX + (k ? strlen(k->name_json) + strlen(k->permissions_json) : 0) +
-           (info->ext & LK_INFO_NAMED ? (size_t)info->n_named * NAMED_MAX : 0);
+           ext_cap(k) + (info->ext & LK_INFO_NAMED ? (size_t)info->n_named * NAMED_MAX : 0);
+}
+
+/* The key's meta (an object, left out when it is {}) and its identity (left
+ * out when it has none), from the cache: the texts were made JSON on the way
+ * in (meta) or when the entry was built (the external id). Latchkey's
+ * identities carry no meta of their own, so the identity has none. */
+static void put_ext(struct lk_textout *o, const struct lk_ckey *k)
+{
+    const struct lk_ckey_ext *x = k->ext;
+
+    if (x == NULL)
+        return;
+    if (x->meta_json != NULL) {
+        LK_TEXTOUT_LIT(o, ",\"meta\":");
+        lk_textout_put(o, x->meta_json, x->meta_len);
+    }
+    if (x->identity_id != NULL) {
+        LK_TEXTOUT_LIT(o, ",\"identity\":{\"id\":\"");
+        lk_textout_str(o, x->identity_id);
+        LK_TEXTOUT_LIT(o, "\",\"externalId\":");
+        lk_textout_str(o, x->external_json);
+        LK_TEXTOUT_LIT(o, "}");
+    }
 }
 
 static void put_rl(struct lk_textout *o, const struct lk_ckey *k, const char *name, size_t name_len,
@@ -440,6 +476,7 @@ static size_t render(char *buf, size_t cap, const char *request_id, enum lk_err 
             LK_TEXTOUT_LIT(&o, ",\"enabled\":true");
         else
             LK_TEXTOUT_LIT(&o, ",\"enabled\":false");
+        put_ext(&o, k);
         if (k->expires_at != 0) {
             LK_TEXTOUT_LIT(&o, ",\"expires\":");
             lk_textout_uint(&o, k->expires_at * 1000);

@@ -76,7 +76,7 @@ static size_t answer_cap(const struct lk_ckey *k)
      * under LK_RL_NAME_MAX + 96 bytes, "default" among them) and
      * "rate_limited" with a name. */
     return RESPONSE_MAX + (k ? strlen(k->permissions_json) + strlen(k->name_json) : 0) +
-           (k && k->ext ? (size_t)(k->ext->n_rl + 1) * (LK_RL_NAME_MAX + 96) + 256 : 0);
+           (k && k->ext_limits ? (size_t)(k->ext->n_rl + 1) * (LK_RL_NAME_MAX + 96) + 256 : 0);
 }
 
 /* One entry of the answer's "ratelimits": names are [A-Za-z0-9_.:-] only. */

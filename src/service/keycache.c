@@ -450,23 +450,47 @@ static struct permset *set_of(const struct centry *e)
     return caa_container_of(e->k.perms, struct permset, list);
 }
 
-/* The rarely used part of row's entries, or NULL when it has none of it. */
+/* Whether a key's meta text says something: "{}" (the default) and "" say
+ * nothing, and a key with nothing to say pays nothing for it. Meta is an
+ * object's compact JSON (checked on the way in); anything else is not shown. */
+static bool meta_said(const char *meta)
+{
+    size_t n = meta ? strlen(meta) : 0;
+
+    return n > 2 && meta[0] == '{' && meta[n - 1] == '}';
+}
+
+/* The rarely used part of row's entries, or NULL when it has none of it: own
+ * credits, named limits, meta (compact JSON of at most 4096 bytes, checked on
+ * the way in) and identity, in one allocation. */
 static const struct lk_ckey_ext *ext_new(struct lk_keycache *c, const struct lk_key_row *row)
 {
     int n = row->n_rate_limits > LK_KEY_RATE_LIMITS_MAX ? LK_KEY_RATE_LIMITS_MAX
                                                        : row->n_rate_limits;
-    size_t size;
+    bool meta = meta_said(row->meta), idn = row->identity_id[0] != '\0';
+    size_t size, mlen = meta ? strlen(row->meta) : 0, ilen = idn ? strlen(row->identity_id) : 0;
+    json_t *xs = NULL;
+    char *xj = NULL, *p;
+    size_t xlen = 0;
     struct lk_ckey_ext *x;
 
-    if (!row->has_credits && n <= 0)
+    if (!row->has_credits && n <= 0 && !meta && !idn)
         return NULL;
     if (n < 0)
         n = 0;
-    size = sizeof(*x) + (size_t)n * sizeof(x->rl[0]);
+    if (idn) {
+        xs = json_string(row->external_id);
+        xj = xs ? json_dumps(xs, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        json_decref(xs);
+        xlen = xj ? strlen(xj) : 2;
+    }
+    size = sizeof(*x) + (size_t)n * sizeof(x->rl[0]) + (meta ? mlen + 1 : 0) +
+           (idn ? ilen + 1 + xlen + 1 : 0);
     x = lk_calloc(1, size);
     c->entry_bytes += size;
     x->credits = row->has_credits;
     x->n_rl = n;
+    x->bytes = (uint32_t)size;
     for (int i = 0; i < n; i++) {
         const struct lk_key_rl *r = &row->rate_limits[i];
         x->rl[i].limit = r->limit;
@@ -478,12 +502,27 @@ static const struct lk_ckey_ext *ext_new(struct lk_keycache *c, const struct lk_
         for (size_t j = 0; j < x->rl[i].name_len; j++)
             x->rl[i].name_hash = (x->rl[i].name_hash ^ (uint8_t)r->name[j]) * UINT64_C(1099511628211);
     }
+    p = (char *)&x->rl[n];
+    if (meta) {
+        memcpy(p, row->meta, mlen + 1);
+        x->meta_json = p;
+        x->meta_len = (uint32_t)mlen;
+        p += mlen + 1;
+    }
+    if (idn) {
+        memcpy(p, row->identity_id, ilen + 1);
+        x->identity_id = p;
+        p += ilen + 1;
+        memcpy(p, xj ? xj : "\"\"", xlen + 1);
+        x->external_json = p;
+    }
+    free(xj);
     return x;
 }
 
 static size_t ext_size(const struct lk_ckey_ext *x)
 {
-    return x ? sizeof(*x) + (size_t)x->n_rl * sizeof(x->rl[0]) : 0;
+    return x ? x->bytes : 0;
 }
 
 static void centry_free(struct centry *e)
@@ -542,6 +581,7 @@ static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row 
     e->k.rl_window_s = (int32_t)row->rl_window_s;
     e->k.spend_cap = row->daily_spend_cap;
     e->k.ext = ext_new(c, row);
+    e->k.ext_limits = e->k.ext != NULL && (e->k.ext->credits || e->k.ext->n_rl > 0);
     atomic_init(&e->k.st, NULL);
     struct permset *ps = permset_get(c, row->permissions ? row->permissions : "[\"*\"]");
     e->k.permissions_json = ps->json;

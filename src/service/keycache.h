@@ -47,11 +47,17 @@ struct lk_ckey_rl {
 };
 
 /* What few keys have, behind one pointer so that a key without them pays
- * nothing for them: its own credits (spent in the store, service/keycredits.h)
- * and its named rate limits. */
+ * nothing for them: its own credits (spent in the store, service/keycredits.h),
+ * its named rate limits, its meta and its identity (shown by Unkey's verify).
+ * The strings live in the same allocation, after rl[]. */
 struct lk_ckey_ext {
     bool credits; /* the key has its own credits */
     int n_rl;     /* named limits in rl[] */
+    uint32_t bytes;            /* the whole allocation */
+    uint32_t meta_len;         /* bytes of meta_json */
+    const char *meta_json;     /* the key's meta, a JSON object's text; NULL: none ({}) */
+    const char *identity_id;   /* the key's identity; NULL: none */
+    const char *external_json; /* the identity's external_id as a JSON string, quoted */
     struct lk_ckey_rl rl[];
 };
 
@@ -70,10 +76,13 @@ struct lk_ckey {
     const char *name_json;        /* the key's name as a JSON string, quotes included */
     int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
     int64_t spend_cap;             /* daily spend cap; -1: none */
-    const struct lk_ckey_ext *ext; /* NULL: no own credits, no named limits */
+    const struct lk_ckey_ext *ext; /* NULL: no credits, named limits, meta or identity */
     uint8_t env;  /* enum lk_env */
     uint8_t kind; /* enum lk_key_kind */
     bool enabled;
+    /* ext has own credits or named limits: the checks' slower path. A key whose
+     * ext holds only its meta or identity is checked as a plain one. */
+    bool ext_limits;
     char id[LK_ID_MAX];
 };
 

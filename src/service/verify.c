@@ -197,7 +197,7 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     if (e == LK_OK && req->n_ratelimits > 0 &&
         (info->rl_unknown = lk_limits_named_unknown(k, req->ratelimits, req->n_ratelimits)) >= 0)
         return LK_ERR_INVALID_REQUEST; /* the caller's mistake: not counted */
-    if (e == LK_OK && k->ext != NULL) {
+    if (e == LK_OK && k->ext_limits) {
         e = apply_ext(app, k, req, info);
         if (info->need_lease && info->ext == LK_INFO_NEED_NAMED && req->refill_inline)
             e = named_inline(app, k, req, info);
@@ -211,9 +211,9 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
         if (lk_limits_refill(app, &info->refill, req->now) != LK_OK &&
             !(info->refill.parts == LK_REFILL_RATE && app->fail_open_rate_limits))
             return LK_ERR_STORAGE_UNAVAILABLE;
-        e = k->ext != NULL ? apply_ext(app, k, req, info)
-                           : lk_limits_apply(app, k, req->cost, req->now, info);
-        if (k->ext != NULL && info->need_lease && info->ext == LK_INFO_NEED_NAMED)
+        e = k->ext_limits ? apply_ext(app, k, req, info)
+                          : lk_limits_apply(app, k, req->cost, req->now, info);
+        if (k->ext_limits && info->need_lease && info->ext == LK_INFO_NEED_NAMED)
             e = named_inline(app, k, req, info);
         if (info->need_lease && info->refill.parts != 0)
             return LK_ERR_STORAGE_UNAVAILABLE; /* taken by other checks meanwhile */

@@ -288,10 +288,11 @@ enum lk_err lk_store_key_list(struct lk_store *s, const char *ws_id,
 /* What a scan of every key reads of each. */
 enum lk_key_cols {
     LK_KEY_COLS_ALL = 0, /* the whole row (a copy of the database) */
-    /* what the key cache keeps: meta, hint, created_by, identity_id and
-     * external_id are "", created_at and the credits' refill, generation and
-     * times 0, credits_now -1 (a million keys start faster without reading
-     * them); has_credits and the named rate limits are read */
+    /* what the key cache keeps: hint and created_by are "", meta is "" when
+     * it is "{}" (most keys: NULL in the row, nothing to copy), created_at and
+     * the credits' refill, generation and times 0, credits_now -1 (a million
+     * keys start faster without reading them); has_credits, the named rate
+     * limits, identity_id and external_id (NULL for most keys) are read */
     LK_KEY_COLS_CACHE,
 };
 /* Every key of every workspace, in rowid order (to fill the cache at start). */

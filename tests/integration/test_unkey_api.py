@@ -76,6 +76,10 @@ def create(server, ws, **body):
     return ok(v2(server, "keys.createKey", ws.root_key, {"apiId": ws.id, **body}))
 
 
+def verify(server, ws, key, **body):
+    return ok(v2(server, "keys.verifyKey", ws.root_key, {"key": key, **body}))
+
+
 # -- the envelope and the absence of null ---------------------------------------------
 
 def test_every_answer_is_the_envelope_without_nulls(server, ws):
@@ -498,6 +502,75 @@ def test_changes_survive_a_restart(fresh_server):
     assert got["permissions"] == ["a.b", "c.d"]
     assert ok(v2(srv, "keys.verifyKey", ws.root_key,
                  {"key": k["key"], "permissions": "c.d"}))["code"] == "VALID"
+
+
+def test_verify_returns_meta_and_identity(server, ws, ws2):
+    meta = {"plan": "pro", "seats": 5, "tags": ["a"], "deep": {"x": [1, {"y": False}]},
+            "s": "caf\u00e9 \"q\" \\ \u2028"}
+    k = create(server, ws, meta=meta, externalId="user_\u00e9\"1")
+    idn = ok(v2(server, "keys.getKey", ws.root_key, {"keyId": k["keyId"]}))["identity"]
+    v = verify(server, ws, k["key"])
+    assert v["code"] == "VALID" and v["meta"] == meta
+    assert v["identity"] == {"id": idn["id"], "externalId": "user_\u00e9\"1"}
+    # what a key without them answers has neither (no "meta": {}, no null)
+    bare = verify(server, ws, create(server, ws, meta={})["key"])
+    assert "meta" not in bare and "identity" not in bare, bare
+    only_meta = verify(server, ws, create(server, ws, meta={"a": 1})["key"])
+    assert only_meta["meta"] == {"a": 1} and "identity" not in only_meta
+    only_idn = verify(server, ws, create(server, ws, externalId="user_2")["key"])
+    assert "meta" not in only_idn and only_idn["identity"]["externalId"] == "user_2"
+    # a key with credits of its own is decided on a worker: the same answer
+    paid = verify(server, ws, create(server, ws, meta={"p": 1}, externalId="user_2",
+                                     credits={"remaining": 5})["key"])
+    assert paid["credits"] == 4 and paid["meta"] == {"p": 1}, paid
+    assert paid["identity"] == only_idn["identity"]
+    # a change shows at the next check
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["keyId"], "meta": {"plan": "team"}}))
+    assert verify(server, ws, k["key"])["meta"] == {"plan": "team"}
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["keyId"], "externalId": "user_3"}))
+    assert verify(server, ws, k["key"])["identity"]["externalId"] == "user_3"
+    ok(v2(server, "keys.updateKey", ws.root_key,
+          {"keyId": k["keyId"], "meta": None, "externalId": None}))
+    v = verify(server, ws, k["key"])
+    assert v["code"] == "VALID" and "meta" not in v and "identity" not in v, v
+    ws.server.patch(f"/v1/keys/{k['keyId']}", key=ws.root_key, json={"meta": {"v1": True}})
+    assert verify(server, ws, k["key"])["meta"] == {"v1": True}
+    # a found key that is refused shows them; another workspace's key shows nothing
+    ok(v2(server, "keys.updateKey", ws.root_key, {"keyId": k["keyId"], "enabled": False}))
+    off = verify(server, ws, k["key"])
+    assert off["code"] == "DISABLED" and off["meta"] == {"v1": True}
+    assert verify(server, ws2, k["key"]) == {"valid": False, "code": "NOT_FOUND"}
+    # a revoked key is a deleted one: nothing of it
+    ok(v2(server, "keys.deleteKey", ws.root_key, {"keyId": k["keyId"]}))
+    assert verify(server, ws, k["key"]) == {"valid": False, "code": "NOT_FOUND"}
+
+
+def test_verify_shows_the_largest_meta_and_identity_whole(server, ws):
+    # meta at its bound (4096 bytes as compact JSON, every quote escaped), the
+    # longest external id with quotes, permissions and named limits beside them
+    meta = {"q": "\"" * 2040}
+    ext = "\"" * 100 + "\u00e9" * 77
+    assert len(ext.encode()) == 254
+    k = create(server, ws, meta=meta, externalId=ext + "x", permissions=["a.b", "c.d"],
+               ratelimits=[{"name": f"n{i}", "limit": 5, "duration": 60000, "autoApply": True}
+                           for i in range(5)])
+    v = verify(server, ws, k["key"], permissions="a.b")
+    assert v["code"] == "VALID" and v["meta"] == meta and v["identity"]["externalId"] == ext + "x"
+    assert len(v["ratelimits"]) == 5 and v["permissions"] == ["a.b", "c.d"]
+
+
+def test_meta_and_identity_survive_a_restart(fresh_server):
+    srv = fresh_server
+    ws = srv.create_workspace()
+    k = create(srv, ws, meta={"plan": "pro"}, externalId="user_r")
+    plain = create(srv, ws)
+    ok(v2(srv, "keys.rerollKey", ws.root_key, {"keyId": k["keyId"], "expiration": 3600_000}))
+    srv.kill9()
+    srv.start()  # the cache is filled from a scan of the store, not from the changes
+    v = verify(srv, ws, k["key"])  # the old secret, in its grace period
+    assert v["meta"] == {"plan": "pro"} and v["identity"]["externalId"] == "user_r", v
+    v = verify(srv, ws, plain["key"])
+    assert v["code"] == "VALID" and "meta" not in v and "identity" not in v, v
 
 
 def test_external_ids_are_per_workspace(server, ws, ws2):

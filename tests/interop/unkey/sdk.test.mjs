@@ -331,6 +331,30 @@ test('externalId links keys to an identity; listKeys filters by it', async () =>
   assert.equal((await unkey.keys.getKey({ keyId: a.data.keyId })).data.identity.externalId, 'user_456');
 });
 
+test('verifyKey returns the key\'s meta and identity, as Unkey does', async () => {
+  const unkey = sdk();
+  const meta = { plan: 'pro', seats: 5, tags: ['a', 'b'], nested: { ok: true }, note: 'caf\u00e9 "q"' };
+  const k = await unkey.keys.createKey({ apiId: srv.apiId, meta, externalId: 'user_meta' });
+  const got = await unkey.keys.getKey({ keyId: k.data.keyId });
+  const v = await unkey.keys.verifyKey({ key: k.data.key });
+  assert.equal(v.data.code, 'VALID');
+  assert.deepEqual(v.data.meta, meta);
+  assert.equal(typeof v.data.meta.seats, 'number');
+  assert.deepEqual(v.data.identity, { id: got.data.identity.id, externalId: 'user_meta' });
+  assert.match(v.data.identity.id, /^idn_/);
+
+  // A found key that is refused shows them too; a key without either shows neither.
+  await unkey.keys.updateKey({ keyId: k.data.keyId, enabled: false, meta: { plan: 'team' } });
+  const off = await unkey.keys.verifyKey({ key: k.data.key });
+  assert.equal(off.data.code, 'DISABLED');
+  assert.deepEqual(off.data.meta, { plan: 'team' });
+  assert.equal(off.data.identity.externalId, 'user_meta');
+  const bare = await unkey.keys.createKey({ apiId: srv.apiId });
+  const bv = await unkey.keys.verifyKey({ key: bare.data.key });
+  assert.equal(bv.data.meta, undefined);
+  assert.equal(bv.data.identity, undefined);
+});
+
 test('workspaces are sealed: another apiId is not found, another\'s key is NOT_FOUND', async () => {
   const mine = sdk();
   const theirs = sdk(srv.other.rootKey);

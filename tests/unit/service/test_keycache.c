@@ -329,6 +329,54 @@ static void test_concurrent_readers(void **state)
     assert_int_equal(lk_keycache_count(f->c), STABLE + CHURN + 60 * 1000);
 }
 
+/* Meta and identity ride in ext: a key without them (or with meta {}) has no
+ * ext at all; one with only them has ext but is not on the limits' path; a
+ * change that removes them leaves no ext, and the bytes counted come back. */
+static void test_meta_and_identity(void **state)
+{
+    struct fixture *f = *state;
+    struct lk_key_row r;
+    uint8_t d[LK_DIGEST_LEN];
+    const struct lk_ckey *k;
+    size_t plain_bytes;
+
+    make_digest(d, 0x5151515151515151u, 3, 1);
+    make_row(&r, 1, d, "plain");
+    r.meta = (char *)"{}";
+    lk_keycache_put(f->c, &r);
+    k = find(f->c, d);
+    assert_null(k->ext);
+    assert_false(k->ext_limits);
+    plain_bytes = lk_keycache_bytes(f->c);
+
+    r.meta = (char *)"{\"plan\":\"pro\"}";
+    snprintf(r.identity_id, sizeof(r.identity_id), "idn_abc");
+    snprintf(r.external_id, sizeof(r.external_id), "user \"1\"");
+    lk_keycache_put(f->c, &r);
+    k = find(f->c, d);
+    assert_non_null(k->ext);
+    assert_false(k->ext_limits);
+    assert_string_equal(k->ext->meta_json, "{\"plan\":\"pro\"}");
+    assert_int_equal(k->ext->meta_len, strlen(k->ext->meta_json));
+    assert_string_equal(k->ext->identity_id, "idn_abc");
+    assert_string_equal(k->ext->external_json, "\"user \\\"1\\\"\"");
+    assert_true(lk_keycache_bytes(f->c) > plain_bytes);
+
+    r.has_credits = true; /* with credits: the limits' path, meta kept */
+    lk_keycache_put(f->c, &r);
+    k = find(f->c, d);
+    assert_true(k->ext_limits);
+    assert_string_equal(k->ext->meta_json, "{\"plan\":\"pro\"}");
+
+    r.has_credits = false;
+    r.meta = (char *)"";
+    r.identity_id[0] = r.external_id[0] = '\0';
+    lk_keycache_put(f->c, &r);
+    k = find(f->c, d);
+    assert_null(k->ext);
+    assert_int_equal(lk_keycache_bytes(f->c), plain_bytes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +385,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_and_identity, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1309,8 +1309,11 @@ static int compare_cached(void *arg, const struct lk_key_row *k)
         assert_int_equal(k->prev_pepper_id, w->prev_pepper_id);
         assert_int_equal(k->prev_until, w->prev_until);
     }
-    /* what the cache does not keep is not read */
-    assert_string_equal(k->meta, "");
+    /* meta when it says something ("" for {}), the identity; what the cache
+     * does not keep is not read */
+    assert_string_equal(k->meta, strcmp(w->meta, "{}") == 0 ? "" : w->meta);
+    assert_string_equal(k->identity_id, w->identity_id);
+    assert_string_equal(k->external_id, w->external_id);
     assert_string_equal(k->hint, "");
     assert_string_equal(k->created_by, "");
     return 0;
@@ -1336,6 +1339,9 @@ static void test_key_scan_for_the_cache(void **state)
     memset(b.prev_digest, 9, LK_DIGEST_LEN);
     b.prev_pepper_id = 1;
     b.prev_until = 1700000900;
+    b.meta = (char *)"{}";
+    snprintf(b.identity_id, sizeof(b.identity_id), "idn_1");
+    snprintf(b.external_id, sizeof(b.external_id), "user \"1\"");
     assert_int_equal(lk_store_key_insert(st, &a), LK_OK);
     assert_int_equal(lk_store_key_insert(st, &b), LK_OK);
     struct lk_touch t = {a.rowid, 1700000600};
@@ -1344,6 +1350,8 @@ static void test_key_scan_for_the_cache(void **state)
     assert_int_equal(p.n, 2);
     assert_string_equal(p.whole[0].meta, "{\"team\":\"x\"}");
     assert_string_equal(p.whole[0].created_by, "usr_1");
+    assert_string_equal(p.whole[1].meta, "{}");
+    assert_string_equal(p.whole[1].external_id, "user \"1\"");
     p.n = 0;
     assert_int_equal(lk_store_key_scan(st, LK_KEY_COLS_CACHE, compare_cached, &p), LK_OK);
     assert_int_equal(p.n, 2);
