@@ -660,7 +660,14 @@ SHARED_CONFIG = {"failed_key_limit": "none", "login_rate_limit": "none"}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One server per test module; use `ws` for a clean workspace inside it."""
-    srv = LatchkeyServer(tmp_path_factory.mktemp("latchkey"), config=dict(SHARED_CONFIG))
+    d = tmp_path_factory.mktemp("latchkey")
+    config = dict(SHARED_CONFIG)
+    if PG_URL:
+        # webhooks on PostgreSQL need the master key every node shares (on SQLite
+        # it is made beside the database)
+        (d / "webhook-key").write_bytes(os.urandom(32))
+        config["webhook_key_file"] = str(d / "webhook-key")
+    srv = LatchkeyServer(d, config=config)
     srv.auto_restart = True
     srv.start()
     _live_servers.append(srv)
