@@ -37,6 +37,17 @@ void lk_digest_secret(const struct lk_pepper *p, const char *secret, size_t len,
 void lk_digest_pepper(const struct lk_pepper *p, const uint8_t sha[LK_DIGEST_LEN],
                       uint8_t out[LK_DIGEST_LEN]);
 
+/* A piece of a message to authenticate. */
+struct lk_bytes {
+    const void *p;
+    size_t n;
+};
+
+/* out = HMAC-SHA256(key, the n parts one after another), for signatures of
+ * messages built from pieces (webhooks, signed leak reports). */
+void lk_hmac_sha256(const uint8_t *key, size_t keylen, const struct lk_bytes *parts, size_t n,
+                    uint8_t out[LK_DIGEST_LEN]);
+
 /* Constant-time equality of two digests. */
 bool lk_digest_equal(const uint8_t a[LK_DIGEST_LEN], const uint8_t b[LK_DIGEST_LEN]);
 

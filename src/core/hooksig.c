@@ -4,34 +4,10 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
-#include <openssl/params.h>
 
 #include "base/common.h"
+#include "core/digest.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
-
-/* HMAC-SHA256 over the n parts, with OpenSSL 3's EVP_MAC. */
-struct part {
-    const void *p;
-    size_t n;
-};
-
-static void hmac_parts(const uint8_t *key, size_t keylen, const struct part *parts, size_t n,
-                       uint8_t out[32])
-{
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    size_t outlen = 0;
-
-    lk_assert(c != NULL && EVP_MAC_init(c, key, keylen, params) == 1);
-    for (size_t i = 0; i < n; i++)
-        lk_assert(EVP_MAC_update(c, parts[i].p, parts[i].n) == 1);
-    lk_assert(EVP_MAC_final(c, out, &outlen, 32) == 1 && outlen == 32);
-    EVP_MAC_CTX_free(c);
-    EVP_MAC_free(mac);
-}
 
 void lk_hooksig_sign(const uint8_t *key, size_t keylen, const char *id, int64_t ts,
                      const void *body, size_t len, char sig[LK_HOOKSIG_MAX])
@@ -41,7 +17,7 @@ void lk_hooksig_sign(const uint8_t *key, size_t keylen, const char *id, int64_t 
     int n = snprintf(head, sizeof(head), "%s.%lld.", id, (long long)ts);
 
     lk_assert(n > 0 && (size_t)n < sizeof(head));
-    hmac_parts(key, keylen, (struct part[]){{head, (size_t)n}, {body, len}}, 2, mac);
+    lk_hmac_sha256(key, keylen, (struct lk_bytes[]){{head, (size_t)n}, {body, len}}, 2, mac);
     memcpy(sig, "v1,", 3);
     EVP_EncodeBlock((uint8_t *)sig + 3, mac, (int)sizeof(mac)); /* 44 chars + NUL */
     OPENSSL_cleanse(mac, sizeof(mac));
@@ -58,11 +34,11 @@ void lk_hooksig_derive(const uint8_t *master, size_t mlen, const char *endpoint_
 {
     static const char label[] = "latchkey-webhook-v1"; /* with its NUL */
 
-    hmac_parts(master, mlen,
-               (struct part[]){{label, sizeof(label)},
-                               {endpoint_id, strlen(endpoint_id) + 1},
-                               {salt, strlen(salt)}},
-               3, key);
+    lk_hmac_sha256(master, mlen,
+                   (struct lk_bytes[]){{label, sizeof(label)},
+                                       {endpoint_id, strlen(endpoint_id) + 1},
+                                       {salt, strlen(salt)}},
+                   3, key);
 }
 
 static bool host_char(char c)

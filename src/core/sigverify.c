@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 
 #include "base/common.h"
+#include "core/digest.h"
 #include "core/quote.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -254,20 +255,8 @@ out:
 static void hmac_of(const uint8_t *secret, size_t secret_len, const char *ts, size_t ts_len,
                     const void *body, size_t body_len, uint8_t mac[32])
 {
-    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *c = m ? EVP_MAC_CTX_new(m) : NULL;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    size_t n = 0;
-
-    lk_assert(c != NULL);
-    lk_assert(EVP_MAC_init(c, secret, secret_len, params) == 1);
-    lk_assert(EVP_MAC_update(c, (const unsigned char *)ts, ts_len) == 1);
-    lk_assert(EVP_MAC_update(c, (const unsigned char *)".", 1) == 1);
-    lk_assert(EVP_MAC_update(c, body, body_len) == 1);
-    lk_assert(EVP_MAC_final(c, mac, &n, 32) == 1 && n == 32);
-    EVP_MAC_CTX_free(c);
-    EVP_MAC_free(m);
+    lk_hmac_sha256(secret, secret_len,
+                   (struct lk_bytes[]){{ts, ts_len}, {".", 1}, {body, body_len}}, 3, mac);
 }
 
 void lk_sig_hmac_sign(const uint8_t *secret, size_t secret_len, const char *ts, size_t ts_len,
