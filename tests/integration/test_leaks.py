@@ -529,45 +529,11 @@ def test_check_format_says_whether_a_secret_is_well_formed(server, ws):
 # --- webhooks (docs/webhooks.md) --------------------------------------------------------------
 
 
-def test_a_leak_sends_key_revoked_then_key_leaked_naming_the_url(tmp_path):
-    from test_webhooks import Receiver, hook_config, verify_signature
-    signer = Signer(tmp_path)
-    keys = tmp_path / "github-keys.json"
-    keys.write_text(keys_doc((OUR_KEY_ID, signer.pem, True)))
-    srv = LatchkeyServer(tmp_path / "srv", config={**hook_config(tmp_path),
-                                                   "leaks_github_keys_file": str(keys)})
-    _live_servers.append(srv)
-    srv.start()
-    srv.signer = signer
-    receiver = Receiver()
-    try:
-        ws = srv.create_workspace()
-        ep = expect_status(srv.post("/v1/webhooks", key=ws.root_key, json={
-            "url": receiver.url, "events": ["key.revoked", "key.leaked"]}), 201)
-        k = ws.create_key(name="ci")
-        url = "https://github.com/octocat/Hello-World/blob/abc/.env"
-        expect_status(post_github(srv, [match(k["secret"], url=url)]), 200)
-        leaked = receiver.wait_for("key.leaked")[0]
-        revoked = receiver.wait_for("key.revoked")[0]
-        assert leaked["data"]["key_id"] == revoked["data"]["key_id"] == k["id"]
-        assert leaked["data"]["source"] == url and leaked["data"]["hint"] == k["hint"]
-        with receiver.lock:
-            got = list(receiver.got)
-        for g in got:
-            assert verify_signature(ep["secret"], g["headers"], g["body"])
-            assert k["secret"].encode() not in g["body"]
-        # a replayed report ends nothing more and sends nothing more
-        expect_status(post_github(srv, [match(k["secret"], url=url)]), 200)
-        time.sleep(1.5)
-        assert len(receiver.events("key.leaked")) == 1 and len(receiver.events("key.revoked")) == 1
-    finally:
-        receiver.stop()
-        _finish(srv)
-
-
-def test_another_keys_secret_is_withheld_everywhere_and_a_long_url_still_sends(tmp_path):
+@pytest.fixture
+def hooked(tmp_path):
+    """A server taking GitHub reports signed by our key, with webhooks on, and a
+    receiver for them."""
     from test_webhooks import Receiver, hook_config
-    from urllib.parse import quote
     signer = Signer(tmp_path)
     keys = tmp_path / "github-keys.json"
     keys.write_text(keys_doc((OUR_KEY_ID, signer.pem, True)))
@@ -577,55 +543,83 @@ def test_another_keys_secret_is_withheld_everywhere_and_a_long_url_still_sends(t
     srv.start()
     srv.signer = signer
     receiver = Receiver()
-    try:
-        ws = srv.create_workspace()
-        expect_status(srv.post("/v1/webhooks", key=ws.root_key, json={
-            "url": receiver.url, "events": ["key.leaked"]}), 201)
-        other = ws.create_key()["secret"]  # a live key nobody reported
-        hexsecret = "ab" * 32                # the legacy form's shape
-        # The other key's secret as it is, percent-encoded (one character, or
-        # all of them twice over), cut short, or the legacy shape: each field
-        # holding one is withheld.
-        pct1 = other[:10] + "%" + other[10].encode().hex() + other[11:]
-        twice = quote(quote(other, safe=""), safe="").replace("_", "%255F")
-        shapes = [other, pct1, twice, other[:-5], "ws_LIVE_" + other.split("_live_")[1][:20],
-                  other.split("_live_")[1], hexsecret]
-        victims = [ws.create_key() for _ in shapes]
-        body = [{"token": v["secret"], "url": "https://x/" + s, "type": s,
-                 "source": s if len(s) <= 64 else other}
-                for v, s in zip(victims, shapes)]
-        r = post_github(srv, body)
-        answer = expect_status(r, 200)
-        assert [a["label"] for a in answer] == ["true_positive"] * len(shapes)
-        assert [a["token_type"] for a in answer] == ["(withheld: holds a secret)"] * len(shapes)
-        events = audit(srv, ws)
-        assert len(events) == len(shapes)
-        for ev in events:
-            assert ev["detail"]["url"] == ev["detail"]["type"] == ev["detail"]["source"] \
-                == "(withheld: holds a secret)"
-        sent = receiver.wait_for("key.leaked", n=len(shapes))
-        assert {e["data"]["source"] for e in sent} == {"(withheld: holds a secret)"}
-        for blob in (r.text, json.dumps(events), json.dumps(sent)):
-            for s in shapes:
-                assert s not in blob and other[5:25] not in blob
-        assert code_of(srv, other) == "valid"
-        # What is not a secret stays: a Git object name in a GitHub URL.
-        plain = ws.create_key()
-        url = "https://github.com/o/r/blob/" + "0123456789abcdef" * 2 + "01234567/.env"
-        assert expect_status(post_github(srv, [match(plain["secret"], url=url)]), 200)[0][
-            "token_type"] == "latchkey_api_key"
-        # A URL JSON makes six times as long is cut for the webhook event, which
-        # is sent (it was dropped, too large), and the cut is at a whole character.
-        long1, long2 = ws.create_key(), ws.create_key()
-        expect_status(post_github(srv, [match(long1["secret"], url="\u0001" * 2048),
-                                        match(long2["secret"], url="é" * 1024)]), 200)
-        sent = {e["data"]["key_id"]: e["data"]["source"]
-                for e in receiver.wait_for("key.leaked", n=len(shapes) + 3)}
-        assert sent[plain["id"]] == url
-        c1, c2 = sent[long1["id"]], sent[long2["id"]]
-        assert c1.endswith("...") and set(c1[:-3]) == {"\u0001"} and len(c1) > 100
-        assert c2.endswith("...") and set(c2[:-3]) == {"é"} and len(c2) > 100
-        assert "could not be built" not in srv.stderr_text()
-    finally:
-        receiver.stop()
-        _finish(srv)
+    yield srv, receiver
+    receiver.stop()
+    _finish(srv)
+
+
+def test_a_leak_sends_key_revoked_then_key_leaked_naming_the_url(hooked):
+    from test_webhooks import verify_signature
+    srv, receiver = hooked
+    ws = srv.create_workspace()
+    ep = expect_status(srv.post("/v1/webhooks", key=ws.root_key, json={
+        "url": receiver.url, "events": ["key.revoked", "key.leaked"]}), 201)
+    k = ws.create_key(name="ci")
+    url = "https://github.com/octocat/Hello-World/blob/abc/.env"
+    expect_status(post_github(srv, [match(k["secret"], url=url)]), 200)
+    leaked = receiver.wait_for("key.leaked")[0]
+    revoked = receiver.wait_for("key.revoked")[0]
+    assert leaked["data"]["key_id"] == revoked["data"]["key_id"] == k["id"]
+    assert leaked["data"]["source"] == url and leaked["data"]["hint"] == k["hint"]
+    with receiver.lock:
+        got = list(receiver.got)
+    for g in got:
+        assert verify_signature(ep["secret"], g["headers"], g["body"])
+        assert k["secret"].encode() not in g["body"]
+    # a replayed report ends nothing more and sends nothing more
+    expect_status(post_github(srv, [match(k["secret"], url=url)]), 200)
+    time.sleep(1.5)
+    assert len(receiver.events("key.leaked")) == 1 and len(receiver.events("key.revoked")) == 1
+
+
+def test_another_keys_secret_is_withheld_everywhere_and_a_long_url_still_sends(hooked):
+    from urllib.parse import quote
+    srv, receiver = hooked
+    ws = srv.create_workspace()
+    expect_status(srv.post("/v1/webhooks", key=ws.root_key, json={
+        "url": receiver.url, "events": ["key.leaked"]}), 201)
+    other = ws.create_key()["secret"]  # a live key nobody reported
+    hexsecret = "ab" * 32                # the legacy form's shape
+    # The other key's secret as it is, percent-encoded (one character, or
+    # all of them twice over), cut short, or the legacy shape: each field
+    # holding one is withheld.
+    pct1 = other[:10] + "%" + other[10].encode().hex() + other[11:]
+    twice = quote(quote(other, safe=""), safe="").replace("_", "%255F")
+    shapes = [other, pct1, twice, other[:-5], "ws_LIVE_" + other.split("_live_")[1][:20],
+              other.split("_live_")[1], hexsecret]
+    victims = [ws.create_key() for _ in shapes]
+    body = [{"token": v["secret"], "url": "https://x/" + s, "type": s,
+             "source": s if len(s) <= 64 else other}
+            for v, s in zip(victims, shapes)]
+    r = post_github(srv, body)
+    answer = expect_status(r, 200)
+    assert [a["label"] for a in answer] == ["true_positive"] * len(shapes)
+    assert [a["token_type"] for a in answer] == ["(withheld: holds a secret)"] * len(shapes)
+    events = audit(srv, ws)
+    assert len(events) == len(shapes)
+    for ev in events:
+        assert ev["detail"]["url"] == ev["detail"]["type"] == ev["detail"]["source"] \
+            == "(withheld: holds a secret)"
+    sent = receiver.wait_for("key.leaked", n=len(shapes))
+    assert {e["data"]["source"] for e in sent} == {"(withheld: holds a secret)"}
+    for blob in (r.text, json.dumps(events), json.dumps(sent)):
+        for s in shapes:
+            assert s not in blob and other[5:25] not in blob
+    assert code_of(srv, other) == "valid"
+    # What is not a secret stays: a Git object name in a GitHub URL.
+    plain = ws.create_key()
+    url = "https://github.com/o/r/blob/" + "0123456789abcdef" * 2 + "01234567/.env"
+    assert expect_status(post_github(srv, [match(plain["secret"], url=url)]), 200)[0][
+        "token_type"] == "latchkey_api_key"
+    # A URL JSON makes six times as long is cut for the webhook event, which
+    # is sent (it was dropped, too large), and the cut is at a whole character.
+    long1, long2 = ws.create_key(), ws.create_key()
+    expect_status(post_github(srv, [match(long1["secret"], url="\u0001" * 2048),
+                                    match(long2["secret"], url="é" * 1024)]), 200)
+    sent = {e["data"]["key_id"]: e["data"]["source"]
+            for e in receiver.wait_for("key.leaked", n=len(shapes) + 3)}
+    assert sent[plain["id"]] == url
+    c1, c2 = sent[long1["id"]], sent[long2["id"]]
+    assert c1.endswith("...") and set(c1[:-3]) == {"\u0001"} and len(c1) > 100
+    assert c2.endswith("...") and set(c2[:-3]) == {"é"} and len(c2) > 100
+    assert "could not be built" not in srv.stderr_text()
