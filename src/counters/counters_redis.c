@@ -330,6 +330,7 @@ enum lk_err lk_shared_open(const char *url, struct lk_shared **out, struct lk_er
     atomic_init(&s->up, false);
     atomic_init(&s->status, "connecting");
     lk_assert(pthread_create(&s->thread, NULL, keeper, s) == 0);
+    pthread_setname_np(s->thread, "lk-redis");
     *out = s;
     return LK_OK;
 }

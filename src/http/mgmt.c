@@ -381,8 +381,10 @@ struct lk_mgmt *lk_mgmt_new(struct lk_app *app)
     mg->app = app;
     pthread_mutex_init(&mg->mu, NULL);
     pthread_cond_init(&mg->cond, NULL);
-    for (; mg->nthreads < LK_MGMT_WORKERS; mg->nthreads++)
+    for (; mg->nthreads < LK_MGMT_WORKERS; mg->nthreads++) {
         lk_assert(pthread_create(&mg->threads[mg->nthreads], NULL, worker_main, mg) == 0);
+        pthread_setname_np(mg->threads[mg->nthreads], "lk-worker");
+    }
     return mg;
 }
 

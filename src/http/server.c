@@ -298,6 +298,7 @@ enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_e
             e = lk_errinfo_set(ei, LK_ERR_INTERNAL, "", "cannot start event loop threads");
             goto out;
         }
+        pthread_setname_np(threads[started].tid, "lk-loop"); /* for top -H and perf */
         srv->fds[started] = -1; /* the loop closes it */
     }
     while (atomic_load(&ready) < n)

@@ -226,6 +226,7 @@ enum lk_err lk_feed_open(struct lk_app *app, bool follow, int64_t stale_after_ms
     atomic_store(&f->confirmed_at_ms, atomic_load(&f->current_at_ms));
     if (follow) {
         lk_assert(pthread_create(&f->thread, NULL, feed_main, f) == 0);
+        pthread_setname_np(f->thread, "lk-feed");
         f->started = true;
     }
     *out = f;

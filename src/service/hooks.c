@@ -1030,6 +1030,8 @@ enum lk_err lk_hooks_new(struct lk_app *app, const struct lk_hooks_config *cfg, 
         h->running = true;
         lk_assert(pthread_create(&h->writer, NULL, writer_main, h) == 0);
         lk_assert(pthread_create(&h->deliverer, NULL, deliverer_main, h) == 0);
+        pthread_setname_np(h->writer, "lk-hook-writer");
+        pthread_setname_np(h->deliverer, "lk-hook-send");
     }
     *out = h;
     return LK_OK;

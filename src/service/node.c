@@ -320,6 +320,7 @@ void lk_node_start(struct lk_node *n, struct lk_app *app)
     pthread_condattr_destroy(&ca);
     n->app = app;
     lk_assert(pthread_create(&n->thread, NULL, node_main, n) == 0);
+    pthread_setname_np(n->thread, "lk-node");
     n->started = true;
 }
 

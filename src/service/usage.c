@@ -235,6 +235,7 @@ struct lk_usage *lk_usage_new(struct lk_app *app)
     pthread_mutex_init(&u->flush_mu, NULL);
     pthread_cond_init(&u->cond, NULL);
     lk_assert(pthread_create(&u->thread, NULL, flush_main, u) == 0);
+    pthread_setname_np(u->thread, "lk-recorder");
     return u;
 }
 

@@ -374,3 +374,75 @@ def test_locked_database_gives_503_and_does_not_stall_verification(fresh_server)
     expect_status(srv.auth_context(victim["secret"]), 200)
     assert w.get_key(victim["id"])["status"] == "active"
     w.create_key(name="after")
+
+
+# -- where the counter file lives ------------------------------------------------------
+
+def _limited_remaining(srv, k):
+    r = expect_status(srv.verify({"key": k["secret"]}), 200)
+    assert r["valid"], r
+    return r["ratelimit"]["remaining"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
+def test_a_running_node_keeps_its_counts_in_ram_and_puts_them_back_at_stop(fresh_server):
+    """While it serves, the counter file is in /dev/shm (a disk file written through
+    a mapping stalls its writers whenever the kernel writes it back); a stop puts it
+    back in the state, from where the next start reads it, and leaves no RAM held."""
+    srv = fresh_server
+    w = srv.create_workspace()
+    k = w.create_key(rate_limit={"limit": 50, "window_s": 3600})
+    for _ in range(3):
+        _limited_remaining(srv, k)
+    live, state = srv.live_counters_path, srv.state_counters_path
+    assert live.is_file(), f"no counter file at {live}"
+    assert live.stat().st_mode & 0o077 == 0
+    assert live.stat().st_size >= 1 << 20
+    assert state.stat().st_size == 0  # the lock only, while the node runs
+    assert srv.stop() is not None
+    assert not live.exists(), "a stopped node left its counters in RAM"
+    assert state.stat().st_size >= 1 << 20
+    srv.start()
+    # the rate window went on across the stop: 3 counted before, this is the 4th
+    assert _limited_remaining(srv, k) == 50 - 4
+    assert live.is_file() and state.stat().st_size == 0
+    srv.kill9()
+    # a kill leaves the live file, and the next start takes it as it is
+    assert live.is_file()
+    srv.start()
+    assert _limited_remaining(srv, k) == 50 - 5
+
+
+def test_counters_dir_none_keeps_the_file_in_the_state(make_server):
+    srv = make_server(config={"counters_dir": "none"})
+    w = srv.create_workspace()
+    k = w.create_key(rate_limit={"limit": 50, "window_s": 3600})
+    _limited_remaining(srv, k)
+    assert not srv.live_counters_path.exists()
+    assert srv.state_counters_path.stat().st_size >= 1 << 20
+    srv.kill9()
+    srv.start()
+    assert _limited_remaining(srv, k) == 50 - 2
+
+
+def test_a_counters_dir_of_its_own(make_server, tmp_path):
+    d = tmp_path / "ram"
+    d.mkdir()
+    srv = make_server(config={"counters_dir": str(d)})
+    w = srv.create_workspace()
+    k = w.create_key(rate_limit={"limit": 50, "window_s": 3600})
+    _limited_remaining(srv, k)
+    files = [p for p in d.iterdir() if p.name.endswith(".counters")]
+    assert len(files) == 1 and files[0].name.startswith("latchkey-"), files
+    srv.kill9()
+    srv.start()
+    assert _limited_remaining(srv, k) == 50 - 2
+    assert srv.stop() is not None
+    assert not any(d.iterdir())
+
+
+def test_a_counters_dir_that_is_no_directory_stops_the_start(make_server, tmp_path):
+    srv = make_server(config={"counters_dir": str(tmp_path / "missing")}, start=False)
+    with pytest.raises(BaseException):
+        srv.start()
+    assert "counters_dir" in srv.stderr_text() and "is not a directory" in srv.stderr_text()
