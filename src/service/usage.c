@@ -204,20 +204,38 @@ void lk_usage_resume(struct lk_usage *u)
     pthread_mutex_unlock(&u->flush_mu);
 }
 
+/* The wait before the next write after one that took took_ms (usage.h). */
+static int64_t next_wait_ms(int64_t took_ms)
+{
+    int64_t wait = took_ms * LK_USAGE_SHARE;
+
+    return wait < LK_USAGE_FLUSH_MS ? LK_USAGE_FLUSH_MS
+           : wait > LK_USAGE_FLUSH_MAX_MS ? LK_USAGE_FLUSH_MAX_MS
+                                          : wait;
+}
+
 static void *flush_main(void *arg)
 {
     struct lk_usage *u = arg;
     struct timespec deadline;
+    int64_t wait_ms = LK_USAGE_FLUSH_MS, t0;
 
     pthread_mutex_lock(&u->mu);
     while (!u->stopping) {
         clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += LK_USAGE_FLUSH_MS / 1000;
+        deadline.tv_sec += wait_ms / 1000;
+        deadline.tv_nsec += (wait_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
         pthread_cond_timedwait(&u->cond, &u->mu, &deadline);
         if (u->stopping)
             break;
         pthread_mutex_unlock(&u->mu);
+        t0 = lk_clock_mono_coarse_ms();
         lk_usage_flush(u);
+        wait_ms = next_wait_ms(lk_clock_mono_coarse_ms() - t0);
         pthread_mutex_lock(&u->mu);
     }
     pthread_mutex_unlock(&u->mu);

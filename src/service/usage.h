@@ -20,7 +20,13 @@
 #include "service/keycache.h"
 #include "store/store.h"
 
+/* The recorder writes every LK_USAGE_FLUSH_MS, or, after a write that took T,
+ * LK_USAGE_SHARE times T later, at most LK_USAGE_FLUSH_MAX_MS: under heavy
+ * load (a write a row for each key checked) it keeps to about a tenth of a
+ * core, and each write carries more checks a row. */
 #define LK_USAGE_FLUSH_MS 1000
+#define LK_USAGE_FLUSH_MAX_MS 10000
+#define LK_USAGE_SHARE 10
 #define LK_USAGE_MAX_PENDING 1000000 /* touches held between flushes; more are merged later */
 #define LK_USAGE_KEEP_S (90 * 86400) /* usage is kept this long */
 /* A key's stored last-used time is written when a check falls in a later minute
@@ -49,7 +55,7 @@ void lk_usage_flush(struct lk_usage *u);
  * counters hold unwritten can be read as one (no batch is half-way between). */
 /* How long ago the last flush that wrote everything began: every count older
  * than that is in the store, so it bounds the age of the oldest unwritten one
- * (stays below about LK_USAGE_FLUSH_MS while the store accepts writes). Any thread. */
+ * (stays below about LK_USAGE_FLUSH_MAX_MS while the store accepts writes). Any thread. */
 int64_t lk_usage_lag_ms(struct lk_usage *u);
 
 void lk_usage_pause(struct lk_usage *u);
