@@ -102,6 +102,17 @@ struct lk_named_windows {
 };
 
 struct lk_kstate {
+    /* First, in the cache line the state starts in (16 bytes into a 64-byte
+     * line of the counter file): what every check of the key writes, so a
+     * check of a key without limits misses one line here, not three.
+     * Usage of hour `count_hour` by outcome, all of it (atomics); `saved` of it
+     * is written. The first count of a new hour moves the unsaved rest of the
+     * old hour aside (spill) and keeps the old hour's totals in prev_counts. */
+    _Atomic int64_t count_hour;
+    _Atomic bool queued; /* on the dirty list */
+    bool recovered, heap; /* as in struct lk_wstate */
+    _Atomic uint32_t counts[LK_USAGE_CODES];
+    struct lk_kstate *next_dirty;
     int64_t rowid;
     struct lk_wstate *ws;
     /* Guarded by ws->mu. */
@@ -109,19 +120,11 @@ struct lk_kstate {
     int64_t spend_day, spent;     /* the UTC day's spend (all of it, stored or not) */
     int64_t prev_day, prev_spent; /* the day before spend_day's, kept for recovery */
     int64_t unsaved_day, unsaved; /* spend not yet written, of unsaved_day */
-    /* Usage of hour `count_hour` by outcome, all of it (atomics); `saved` of it
-     * is written. The first count of a new hour moves the unsaved rest of the
-     * old hour aside (spill) and keeps the old hour's totals in prev_counts. */
-    _Atomic uint32_t counts[LK_USAGE_CODES];
     uint32_t saved[LK_USAGE_CODES]; /* guarded by the counters' registry mutex */
-    _Atomic int64_t count_hour;
     int64_t prev_hour;
     uint32_t prev_counts[LK_USAGE_CODES];
     struct lk_slice sh_rl, sh_sp; /* slices of the shared rate window and day spend (ws->mu) */
     _Atomic(struct lk_named_windows *) named; /* NULL until a named limit applies */
-    _Atomic bool queued; /* on the dirty list */
-    bool recovered, heap; /* as in struct lk_wstate */
-    struct lk_kstate *next_dirty;
 };
 
 /* Take and release ws->mu (inline: every check with limits does). */
