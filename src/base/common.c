@@ -9,6 +9,21 @@ void lk__assert_fail(const char *what, const char *file, int line)
     abort();
 }
 
+size_t lk_i64_dec(char out[LK_I64_DEC_MAX], int64_t v)
+{
+    char buf[LK_I64_DEC_MAX];
+    size_t i = sizeof(buf);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do
+        buf[--i] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        buf[--i] = '-';
+    memcpy(out, buf + i, sizeof(buf) - i);
+    return sizeof(buf) - i;
+}
+
 int lk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
 {
     bool neg = false;

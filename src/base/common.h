@@ -28,6 +28,11 @@ _Noreturn void lk__assert_fail(const char *what, const char *file, int line);
  * ('+', spaces, overflow, empty). */
 int lk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out /* OUT */);
 
+/* Writes v in decimal to out (not terminated); returns its length (at most
+ * 20). printf-free: for numbers written on every request. */
+#define LK_I64_DEC_MAX 20
+size_t lk_i64_dec(char out[LK_I64_DEC_MAX], int64_t v);
+
 /* The value of hex digit c (either case), or -1. */
 int lk_hex_value(char c);
 

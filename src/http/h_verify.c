@@ -57,16 +57,9 @@ static void put_str(struct out *o, const char *s)
 
 static void put_i64(struct out *o, int64_t v)
 {
-    char buf[24];
-    size_t i = sizeof(buf);
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    char buf[LK_I64_DEC_MAX];
 
-    do
-        buf[--i] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (v < 0)
-        buf[--i] = '-';
-    put(o, buf + i, sizeof(buf) - i);
+    put(o, buf, lk_i64_dec(buf, v));
 }
 
 /* Bytes the answer about key k may take (k may be NULL). */

@@ -71,11 +71,10 @@ void lk_respond_header(struct lk_reqctx *rc, const char *name, const char *value
 
 static void add_number_header(h2o_req_t *req, const char *name, int64_t v)
 {
-    char *buf = h2o_mem_alloc_pool(&req->pool, 24);
-    int n = snprintf(buf, 24, "%lld", (long long)v);
+    char *buf = h2o_mem_alloc_pool(&req->pool, LK_I64_DEC_MAX);
+    size_t n = lk_i64_dec(buf, v);
 
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, buf,
-                          (size_t)n);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, buf, n);
 }
 
 void lk_respond_limit_headers(h2o_req_t *req, const struct lk_limits_info *info,
