@@ -198,6 +198,14 @@ med_min_max() {
         }'
 }
 
+# cpu_sample: "total idle steal" clock ticks of all CPUs so far, from /proc/stat's
+# cpu line (user through steal; guest time is inside user already); "0 0 0"
+# where there is none.
+cpu_sample() {
+    awk '$1 == "cpu" { for (i = 2; i <= 9; i++) t += $i; print t, $5, $9; f = 1; exit }
+        END { if (!f) print 0, 0, 0 }' /proc/stat 2>/dev/null || echo 0 0 0
+}
+
 # text_pad WIDTH TEXT: TEXT right-aligned in WIDTH characters. printf pads to
 # bytes, and the tables hold multi-byte characters (½, –); this counts every
 # byte but UTF-8 continuation bytes.

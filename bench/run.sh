@@ -340,6 +340,8 @@ EOF
 
 # URL of each measured side, by name.
 declare -A URL
+# The host's steal during each wrk run of the rounds, in percent, one a line.
+: >"$D/steal.txt"
 
 # alive: dies if a server stopped.
 alive() {
@@ -354,7 +356,7 @@ alive() {
 # req/s over the side listed before it ($D/ratios-NAME.txt); $D/res-NAME.txt
 # gets the median req/s, p50 and p99 of the side's rounds and its errors summed.
 rounds() {
-    local script=$1 n r i name prev line med lo hi rps p50 p99 non2xx sockerr
+    local script=$1 n r i f name prev line med lo hi rps p50 p99 non2xx sockerr t0 t1 s0 s1 steal
     shift
     local -a names=("$@") order
     local -A got
@@ -369,14 +371,20 @@ rounds() {
         for ((i = 0; i < n; i++)); do order+=("${names[(r + i) % n]}"); done
         note "round $((r + 1))/$ROUNDS: ${order[*]}, ${ROUND_SECONDS}s each (wrk -t$THREADS -c$CONNS)"
         for name in "${order[@]}"; do
+            read -r t0 _ s0 < <(cpu_sample)
             wrk_measure "$name-r$((r + 1))" "${URL[$name]}" "$ROUND_SECONDS" -s "$script"
+            read -r t1 _ s1 < <(cpu_sample)
             alive
+            steal=$(awk -v dt=$((t1 - t0)) -v ds=$((s1 - s0)) \
+                'BEGIN { if (dt > 0) printf "%.0f", 100 * ds / dt; else print "?" }')
+            [[ $steal == "?" ]] || printf '%s\n' "$steal" >>"$D/steal.txt"
             read -r line <"$D/res-$name-r$((r + 1)).txt"
             printf '%s\n' "$line" >>"$D/rounds-$name.txt"
             got[$name]=${line%% *}
             read -r rps p50 p99 non2xx sockerr <<<"$line"
-            printf '    %-24s round %d: %7.0f req/s, p50 %s, p99 %s, %d errors\n' "$name" $((r + 1)) \
-                "$rps" "$(fmt_lat "$p50")" "$(fmt_lat "$p99")" $((non2xx + sockerr))
+            printf '    %-24s round %d: %7.0f req/s, p50 %s, p99 %s, %d errors, steal %s %%\n' \
+                "$name" $((r + 1)) "$rps" "$(fmt_lat "$p50")" "$(fmt_lat "$p99")" \
+                $((non2xx + sockerr)) "$steal"
         done
         for ((i = 1; i < n; i++)); do
             awk -v a="${got[${names[i]}]}" -v b="${got[${names[i - 1]}]}" \
@@ -501,6 +509,12 @@ printf '%-10s %s\n' tools: "wrk $WRK_VERSION, $NGINX_VERSION, bench/loadgen"
 printf '%-10s %s\n' latchkey: "$LOOPS event loops (--threads $LOOPS), access log off; nginx $CORES workers"
 printf '%-10s %s\n' load: "req/s: median of $ROUNDS rounds of wrk -t$THREADS -c$CONNS -d${ROUND_SECONDS}s, sides alternating (after ${WARMUP}s warm-up each)"
 printf '%-10s %s\n' "" "p50/p99: loadgen -c$CONNS -d${OPEN_SECONDS}s at half that rate, from the intended send time"
+if [[ -s $D/steal.txt ]]; then
+    read -r st_med _ st_max < <(med_min_max "$D/steal.txt")
+    printf '%-10s %s\n' steal: "$(printf 'median %.0f %%, max %.0f %% of CPU time over the wrk runs (/proc/stat)' "$st_med" "$st_max")"
+else
+    printf '%-10s %s\n' steal: "unknown (no /proc/stat)"
+fi
 printf '%-10s %s\n' keys: "$KEYS live keys (seeded in $((SEED_MS / 1000)).$(printf '%03d' $((SEED_MS % 1000)))s)"
 printf '%-10s %s\n' startup: "serve to first /healthz 200 in $((START_MS / 1000)).$(printf '%03d' $((START_MS % 1000)))s"
 printf '%-10s %s\n' rss: "$(fmt_mib "$RSS_LOADED") after loading, $(fmt_mib "$RSS_AFTER") after the runs"
@@ -528,6 +542,8 @@ echo "each round's pair run seconds apart (range: lowest and highest round); the
 echo "over the row above (latchkey's forward auth over the do-nothing auth service)."
 echo "goals: verify and auth-context >= 0.90, with a rate limit and a cost >= 0.80,"
 echo "forward auth >= 0.90 of the do-nothing service; p99 < 1 ms at half load."
+echo "steal: time the hypervisor ran something else on our vCPUs; above a few percent the"
+echo "rounds disagree, and a repeated run is worth more than this one."
 echo "p99 @½: on a shared VM the machine's own tail is in every row (bench/README.md, \"Tail"
 echo "latency on this machine\"); compare latchkey's with the nginx row's just above it."
 echo "credits spent by the limited runs (one per valid check, warm-ups included): ${SPENT:-?}"
