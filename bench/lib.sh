@@ -8,12 +8,14 @@ note() { printf '%s: %s\n' "${BENCH_NAME:-bench}" "$*" >&2; }
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
 # need_uints VAR:KNOB...: dies naming KNOB (what the user sets) unless $VAR is
-# a non-negative integer.
+# a non-negative integer of at most 9 digits; sets it to its decimal value, so a
+# leading 0 does not make later arithmetic read it as octal.
 need_uints() {
     local v var
     for v in "$@"; do
         var=${v%%:*}
-        is_uint "${!var}" || die "${v#*:} must be a non-negative integer (got '${!var}')"
+        [[ ${!var} =~ ^[0-9]{1,9}$ ]] || die "${v#*:} must be a non-negative integer below 10^9 (got '${!var}')"
+        printf -v "$var" '%d' "$((10#${!var}))"
     done
 }
 
@@ -150,22 +152,68 @@ wrk_bg() {
     return "$rc"
 }
 
-# run_wrk NAME URL [wrk args...]: warm-up, then the measured run; raw output
-# goes to $D/wrk-NAME.txt and is echoed indented.
+# wrk_warmup NAME URL [wrk args...]: a WARMUP-second wrk run nothing is read
+# from (none when WARMUP is 0).
+wrk_warmup() {
+    local name=$1 url=$2
+    shift 2
+    (( WARMUP > 0 )) || return 0
+    note "$name: warm-up ${WARMUP}s"
+    wrk_bg "$D/wrk-$name-warmup.txt" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$@" "$url" ||
+        { cat "$D/wrk-$name-warmup.txt" >&2; die "wrk warm-up for $name failed"; }
+}
+
+# wrk_measure NAME URL SECS [wrk args...]: one measured wrk run of SECS seconds;
+# raw output in $D/wrk-NAME.txt, its parse_wrk line in $D/res-NAME.txt.
+wrk_measure() {
+    local name=$1 url=$2 secs=$3
+    shift 3
+    wrk_bg "$D/wrk-$name.txt" -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency "$@" "$url" ||
+        { cat "$D/wrk-$name.txt" >&2; die "wrk for $name failed"; }
+    parse_wrk "$D/wrk-$name.txt" >"$D/res-$name.txt" ||
+        { cat "$D/wrk-$name.txt" >&2; die "could not parse wrk output for $name (above)"; }
+}
+
+# run_wrk NAME URL [wrk args...]: warm-up, then the measured run of SECONDS_RUN;
+# raw output goes to $D/wrk-NAME.txt and is echoed indented.
 run_wrk() {
     local name=$1 url=$2
     shift 2
-    if (( WARMUP > 0 )); then
-        note "$name: warm-up ${WARMUP}s"
-        wrk_bg "$D/wrk-$name-warmup.txt" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$@" "$url" ||
-            { cat "$D/wrk-$name-warmup.txt" >&2; die "wrk warm-up for $name failed"; }
-    fi
+    wrk_warmup "$name" "$url" "$@"
     note "$name: measuring ${SECONDS_RUN}s (wrk -t$THREADS -c$CONNS --latency)"
-    wrk_bg "$D/wrk-$name.txt" -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency "$@" "$url" ||
-        { cat "$D/wrk-$name.txt" >&2; die "wrk for $name failed"; }
+    wrk_measure "$name" "$url" "$SECONDS_RUN" "$@"
     sed 's/^/    /' "$D/wrk-$name.txt"
-    parse_wrk "$D/wrk-$name.txt" >"$D/res-$name.txt" ||
-        die "could not parse wrk output for $name (see above)"
+}
+
+# med_min_max [FILE]: "median min max" of the numbers in FILE (or stdin), one a
+# line (the median of an even count is the mean of the middle two). Fails when
+# there are none.
+med_min_max() {
+    sort -g "$@" | awk '
+        { v[++n] = $1 }
+        END {
+            if (n == 0) exit 1
+            m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            printf "%.4f %.4f %.4f\n", m, v[1], v[n]
+        }'
+}
+
+# cpu_sample: "total idle steal" clock ticks of all CPUs so far, from /proc/stat's
+# cpu line (user through steal; guest time is inside user already); "0 0 0"
+# where there is none.
+cpu_sample() {
+    awk '$1 == "cpu" { for (i = 2; i <= 9; i++) t += $i; print t, $5, $9; f = 1; exit }
+        END { if (!f) print 0, 0, 0 }' /proc/stat 2>/dev/null || echo 0 0 0
+}
+
+# text_pad WIDTH TEXT: TEXT right-aligned in WIDTH characters. printf pads to
+# bytes, and the tables hold multi-byte characters (½, –); this counts every
+# byte but UTF-8 continuation bytes.
+text_pad() {
+    local w=$1 s=$2 n
+    n=$(printf '%s' "$s" | LC_ALL=C tr -d '\200-\277' | wc -c)
+    (( n < w )) && printf '%*s' $((w - n)) ''
+    printf '%s' "$s"
 }
 
 # nginx_http_common TMPDIR: the lines every benchmark nginx's http block starts

@@ -5,11 +5,30 @@
 # nginx answering a fixed 60-byte body, on loopback, with the same wrk load; and
 # nginx as a gateway: straight to an upstream, through a do-nothing auth service,
 # and through latchkey's forward auth with the shipped deploy/nginx/latchkey.conf.
+# The sides of each comparison run in alternating rounds of short wrk runs, and
+# the ratios are medians of per-round ratios: the baseline of a shared VM drifts.
 # Run from anywhere as `bash bench/run.sh` (`make bench`); see bench/README.md.
+#
+# Knobs (environment): BENCH_KEYS (100000), BENCH_ROUNDS (5 rounds per
+# comparison), BENCH_ROUND_SECONDS (3, one wrk run of a round), BENCH_WARMUP (2,
+# one warm-up of each side first; 0 = none), BENCH_THREADS (1), BENCH_CONNS (32),
+# BENCH_LOOPS (nproc), BENCH_OPEN_SECONDS (10), BENCH_OPEN_WARMUP (1),
+# BENCH_PORT, BENCH_NGINX_PORT (free ports), BENCH_START_TIMEOUT (60), LATCHKEY,
+# WRK, NGINX, LOADGEN. BENCH_SECONDS is not used here (bench/tls.sh and
+# bench/cluster.sh run one long wrk run each).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+
+case ${1:-} in
+'') ;;
+-h | --help)
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+    exit 0 ;;
+*) printf 'bench: error: no arguments (got %s); settings are environment variables, see --help\n' "$1" >&2
+    exit 2 ;;
+esac
 
 NGINX=${NGINX:-nginx}
 
@@ -25,6 +44,19 @@ for v in BENCH_PORT BENCH_NGINX_PORT; do
     [[ -z ${!v:-} ]] || { is_uint "${!v}" && (( ${!v} >= 1 && ${!v} <= 65535 )); } ||
         die "$v must be a TCP port (got '${!v}')"
 done
+# Rounds of wrk (the benchmark section below says why), the open-loop runs,
+# latchkey's event loops (default one per core).
+ROUNDS=${BENCH_ROUNDS:-5}
+ROUND_SECONDS=${BENCH_ROUND_SECONDS:-3}
+OPEN_SECONDS=${BENCH_OPEN_SECONDS:-10}
+OPEN_WARMUP=${BENCH_OPEN_WARMUP:-1}
+need_uints ROUNDS:BENCH_ROUNDS ROUND_SECONDS:BENCH_ROUND_SECONDS \
+    OPEN_SECONDS:BENCH_OPEN_SECONDS OPEN_WARMUP:BENCH_OPEN_WARMUP
+(( ROUNDS >= 1 && ROUNDS <= 100 )) || die "BENCH_ROUNDS must be 1 to 100 (got $ROUNDS)"
+(( ROUND_SECONDS >= 1 )) || die "BENCH_ROUND_SECONDS must be at least 1"
+(( OPEN_SECONDS >= 1 )) || die "BENCH_OPEN_SECONDS must be at least 1"
+LOOPS=${BENCH_LOOPS:-$(nproc)}
+is_uint "$LOOPS" && (( LOOPS >= 1 && LOOPS <= 64 )) || die "BENCH_LOOPS must be 1 to 64 (got '$LOOPS')"
 (( ${#NGINX_BODY} == 60 )) || die "internal: nginx body is ${#NGINX_BODY} bytes, not 60"
 
 # --- tools ---------------------------------------------------------------
@@ -35,6 +67,8 @@ command -v "$NGINX" >/dev/null 2>&1 ||
     die "'$NGINX' not found; install it (Debian: apt-get install nginx-light) or set NGINX=/path/to/nginx"
 command -v curl >/dev/null 2>&1 || die "'curl' not found; install it (Debian: apt-get install curl)"
 command -v shuf >/dev/null 2>&1 || die "'shuf' (coreutils) not found"
+LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
+[[ -x $LOADGEN ]] || die "load generator '$LOADGEN' not found; run 'make build/loadgen' first"
 [[ -x $LATCHKEY ]] || die "latchkey binary '$LATCHKEY' not found or not executable; run 'make' first"
 
 # --- scratch dir and cleanup ---------------------------------------------
@@ -115,12 +149,6 @@ DELETE  /api/**         api:delete
 GET     /api/**         any
 *       /**             any
 RULES
-
-# Event loops: BENCH_LOOPS (default one per core); the open-loop generator.
-LOOPS=${BENCH_LOOPS:-$(nproc)}
-LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
-is_uint "$LOOPS" && (( LOOPS >= 1 && LOOPS <= 64 )) || die "BENCH_LOOPS must be 1 to 64 (got '$LOOPS')"
-[[ -x $LOADGEN ]] || die "load generator '$LOADGEN' not found; run 'make build/loadgen' first"
 
 LK_PORT=${BENCH_PORT:-$(free_port)}
 note "serve on 127.0.0.1:$LK_PORT with $LOOPS event loops"
@@ -300,6 +328,88 @@ request = function()
 end
 EOF
 
+# --- benchmark -----------------------------------------------------------
+
+# On a shared small VM the baseline drifts by tens of percent within a minute, so
+# one long run of each side, one after the other, gives ratios that swing from
+# row to row. Instead every comparison is a set of sides measured in rounds of
+# short wrk runs, the order rotating each round (two sides: A B, B A, A B, ...),
+# so a steady drift favours each side in turn; a side's req/s is the median of
+# its rounds, and a ratio the median of the per-round ratios, each taken from
+# two runs seconds apart.
+
+# URL of each measured side, by name.
+declare -A URL
+# The host's steal during each wrk run of the rounds, in percent, one a line.
+: >"$D/steal.txt"
+
+# alive: dies if a server stopped.
+alive() {
+    kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited during the benchmark"
+    kill -0 "$NULL_PID" 2>/dev/null || die "the do-nothing auth service exited during the benchmark"
+    kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the benchmark"
+}
+
+# rounds SCRIPT NAME...: a warm-up of each side, then ROUNDS rounds of one
+# ROUND_SECONDS wrk run of each (wrk -s SCRIPT on ${URL[NAME]}), round r in the
+# order of the list rotated by r. Each round gives every side after the first its
+# req/s over the side listed before it ($D/ratios-NAME.txt); $D/res-NAME.txt
+# gets the median req/s, p50 and p99 of the side's rounds and its errors summed.
+rounds() {
+    local script=$1 n r i f name prev line med lo hi rps p50 p99 non2xx sockerr t0 t1 s0 s1 steal
+    shift
+    local -a names=("$@") order
+    local -A got
+    n=${#names[@]}
+    for name in "${names[@]}"; do
+        wrk_warmup "$name" "${URL[$name]}" -s "$script"
+        : >"$D/rounds-$name.txt"
+        : >"$D/ratios-$name.txt"
+    done
+    for ((r = 0; r < ROUNDS; r++)); do
+        order=()
+        for ((i = 0; i < n; i++)); do order+=("${names[(r + i) % n]}"); done
+        note "round $((r + 1))/$ROUNDS: ${order[*]}, ${ROUND_SECONDS}s each (wrk -t$THREADS -c$CONNS)"
+        for name in "${order[@]}"; do
+            read -r t0 _ s0 < <(cpu_sample)
+            wrk_measure "$name-r$((r + 1))" "${URL[$name]}" "$ROUND_SECONDS" -s "$script"
+            read -r t1 _ s1 < <(cpu_sample)
+            alive
+            steal=$(awk -v dt=$((t1 - t0)) -v ds=$((s1 - s0)) \
+                'BEGIN { if (dt > 0) printf "%.0f", 100 * ds / dt; else print "?" }')
+            [[ $steal == "?" ]] || printf '%s\n' "$steal" >>"$D/steal.txt"
+            read -r line <"$D/res-$name-r$((r + 1)).txt"
+            printf '%s\n' "$line" >>"$D/rounds-$name.txt"
+            got[$name]=${line%% *}
+            read -r rps p50 p99 non2xx sockerr <<<"$line"
+            printf '    %-24s round %d: %7.0f req/s, p50 %s, p99 %s, %d errors, steal %s %%\n' \
+                "$name" $((r + 1)) "$rps" "$(fmt_lat "$p50")" "$(fmt_lat "$p99")" \
+                $((non2xx + sockerr)) "$steal"
+        done
+        for ((i = 1; i < n; i++)); do
+            awk -v a="${got[${names[i]}]}" -v b="${got[${names[i - 1]}]}" \
+                'BEGIN { if (b > 0) printf "%.4f\n", a / b; else print 0 }' >>"$D/ratios-${names[i]}.txt"
+        done
+    done
+    for ((i = 0; i < n; i++)); do
+        name=${names[i]}
+        {
+            for f in 1 2 3; do
+                cut -d' ' -f"$f" "$D/rounds-$name.txt" | med_min_max | cut -d' ' -f1
+            done
+            awk '{ e += $4; s += $5 } END { printf "%d %d\n", e, s }' "$D/rounds-$name.txt"
+        } | paste -sd' ' >"$D/res-$name.txt"
+        if (( i > 0 )); then
+            prev=${names[i - 1]}
+            read -r med lo hi < <(med_min_max "$D/ratios-$name.txt")
+            awk -v a="$name" -v b="$prev" -v m="$med" -v lo="$lo" -v hi="$hi" '
+                { v = v sprintf(" %.2f", $1) }
+                END { printf "    %s / %s per round:%s; median %.2f (%.2f-%.2f)\n", a, b, v, m, lo, hi }' \
+                "$D/ratios-$name.txt"
+        fi
+    done
+}
+
 # run_open NAME RATE URL [loadgen args...]: the open-loop run at RATE req/s;
 # its "result" line goes to $D/open-NAME.txt.
 run_open() {
@@ -312,41 +422,34 @@ run_open() {
     wait "$WRK_PID" || rc=$?
     WRK_PID=
     (( rc == 0 )) || { cat "$D/loadgen-$name.txt" >&2; die "loadgen for $name failed"; }
+    printf '    %s, open loop:\n' "$name"
     sed 's/^/    /' "$D/loadgen-$name.txt"
     grep '^result ' "$D/loadgen-$name.txt" | cut -d' ' -f2- >"$D/open-$name.txt"
     [[ -s $D/open-$name.txt ]] || die "no result line from loadgen for $name"
+    alive
 }
 
-# half NAME: half the req/s wrk measured for NAME, at least 1.
+# half NAME: half the median req/s of NAME's rounds, at least 1.
 half() {
     local rps
     read -r rps _ <"$D/res-$1.txt"
     awk -v r="$rps" 'BEGIN { h = int(r / 2); print (h < 1 ? 1 : h) }'
 }
 
-# --- benchmark -----------------------------------------------------------
-
-# Each target: nginx's fixed body, then latchkey, closed loop (wrk, saturation);
-# then both again open loop at half their own saturation rate (loadgen). Each
-# latchkey row is compared with the nginx run just before it: on a shared small
-# VM the baseline drifts by tens of percent within minutes.
-OPEN_SECONDS=${BENCH_OPEN_SECONDS:-10}
-OPEN_WARMUP=${BENCH_OPEN_WARMUP:-1}
-need_uints OPEN_SECONDS:BENCH_OPEN_SECONDS OPEN_WARMUP:BENCH_OPEN_WARMUP
-(( OPEN_SECONDS >= 1 )) || die "BENCH_OPEN_SECONDS must be at least 1"
+# Each target: nginx's fixed body against latchkey in rounds (wrk, closed loop,
+# saturation); then both open loop at half their own median rate (loadgen), nginx
+# first, back to back.
 JSON_HDR='Content-Type: application/json'
 TARGETS="verify verify-rand auth-context auth-context-rand verify-limited"
 # nginx gets the very same requests (method, headers, body, keys drawn) on `/`:
-# the generator's own cost, a Lua script drawing keys included, is in both rows.
+# the generator's own cost, a Lua script drawing keys included, is in both sides.
 for name in $TARGETS; do
-    run_wrk "nginx-$name" "$NG/" -s "$D/$name.lua"
-    kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited during its benchmark"
+    URL[nginx-$name]=$NG/
     case $name in
-    verify*) url=$LK/v1/verify ;;
-    auth-context*) url=$LK/v1/auth-context ;;
+    verify*) URL[$name]=$LK/v1/verify ;;
+    auth-context*) URL[$name]=$LK/v1/auth-context ;;
     esac
-    run_wrk "$name" "$url" -s "$D/$name.lua"
-    kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the $name benchmark"
+    rounds "$D/$name.lua" "nginx-$name" "$name"
     case $name in
     verify) open_args=(-m POST -H "$JSON_HDR" -b '{"key":"{key}"}' -k "$D/one.txt") ;;
     verify-rand) open_args=(-m POST -H "$JSON_HDR" -b '{"key":"{key}"}' -k "$SECRETS") ;;
@@ -354,44 +457,45 @@ for name in $TARGETS; do
     auth-context-rand) open_args=(-H 'Authorization: Bearer {key}' -k "$SECRETS") ;;
     verify-limited) open_args=(-m POST -H "$JSON_HDR" -b '{"key":"{key}","cost":1}' -k "$D/limited.txt") ;;
     esac
-    run_open "nginx-$name" "$(half "nginx-$name")" "$NG/" "${open_args[@]}"
-    run_open "$name" "$(half "$name")" "$url" "${open_args[@]}"
-    kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the $name benchmark"
+    run_open "nginx-$name" "$(half "nginx-$name")" "${URL[nginx-$name]}" "${open_args[@]}"
+    run_open "$name" "$(half "$name")" "${URL[$name]}" "${open_args[@]}"
 done
-# The gateway rows back to back, in one order, with the same key header.
+# The gateway rows: three sides in each round, the same key header; ratios
+# do-nothing auth over plain proxying, latchkey over the do-nothing auth service.
 GATEWAYS="gw-plain gw-null gw-latchkey"
-gw_url() {
-    case $1 in
-    gw-plain) echo "http://127.0.0.1:$GW_PLAIN_PORT/api/items?page=2" ;;
-    gw-null) echo "http://127.0.0.1:$GW_NULL_PORT/api/items?page=2" ;;
-    gw-latchkey) echo "http://127.0.0.1:$GW_LK_PORT/api/items?page=2" ;;
-    esac
-}
+URL[gw-plain]="http://127.0.0.1:$GW_PLAIN_PORT/api/items?page=2"
+URL[gw-null]="http://127.0.0.1:$GW_NULL_PORT/api/items?page=2"
+URL[gw-latchkey]="http://127.0.0.1:$GW_LK_PORT/api/items?page=2"
+# shellcheck disable=SC2086 # the word list
+rounds "$D/auth-context.lua" $GATEWAYS
 for name in $GATEWAYS; do
-    run_wrk "$name" "$(gw_url "$name")" -s "$D/auth-context.lua"
+    run_open "$name" "$(half "$name")" "${URL[$name]}" -H 'Authorization: Bearer {key}' -k "$D/one.txt"
 done
-for name in $GATEWAYS; do
-    run_open "$name" "$(half "$name")" "$(gw_url "$name")" -H 'Authorization: Bearer {key}' -k "$D/one.txt"
-done
-kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited during the gateway benchmark"
-kill -0 "$LK_PID" 2>/dev/null || die "latchkey exited during the gateway benchmark"
 SPENT=$(curl -s -H "Authorization: Bearer $ROOT_KEY" "$LK/v1/credits" | grep -o '"spent":[0-9]*' | cut -d: -f2)
 RSS_AFTER=$(rss_kib "$LK_PID")
 
 # --- report --------------------------------------------------------------
 
-# row LABEL NAME BASE: one line of the table; BASE is the row the ratio is against
-# (empty: none).
-row() {
-    local label=$1 name=$2 base=$3 rps non2xx sockerr brps ratio orate op50 op99 oerr
-    read -r rps _ _ non2xx sockerr <"$D/res-$name.txt"
-    ratio=-
-    if [[ -n $base ]]; then
-        read -r brps _ <"$D/res-$base.txt"
-        ratio=$(awk -v a="$rps" -v b="$brps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+# ratio_cell NAME: "median (min–max)" of NAME's per-round ratios; "-" when it
+# has none (a row compared with nothing), the median alone after one round.
+ratio_cell() {
+    local med lo hi
+    [[ -s $D/ratios-$1.txt ]] || { printf -- '-'; return; }
+    read -r med lo hi < <(med_min_max "$D/ratios-$1.txt")
+    if (( ROUNDS == 1 )); then
+        printf '%.2f' "$med"
+    else
+        printf '%.2f (%.2f–%.2f)' "$med" "$lo" "$hi"
     fi
+}
+
+# row LABEL NAME: one line of the table.
+row() {
+    local label=$1 name=$2 rps non2xx sockerr orate op50 op99 oerr
+    read -r rps _ _ non2xx sockerr <"$D/res-$name.txt"
     read -r orate op50 _ op99 _ _ oerr _ <"$D/open-$name.txt"
-    printf '| %-34s | %9.0f | %8s | %9.0f | %9s | %9s | %6s |\n' "$label" "$rps" "$ratio" \
+    printf '| %-33s | %7.0f | %s | %7.0f | %9s | %9s | %6s |\n' "$label" "$rps" \
+        "$(text_pad 16 "$(ratio_cell "$name")")" \
         "$orate" "$(fmt_lat "$op50")" "$(fmt_lat "$op99")" "$((non2xx + sockerr + oerr))"
     if (( non2xx + sockerr + oerr > 0 )); then
         note "warning: $name had $non2xx non-2xx/3xx responses, $sockerr socket errors (wrk) and $oerr errors (loadgen); its numbers are not a valid measurement"
@@ -403,13 +507,21 @@ echo "== latchkey benchmark =="
 printf '%-10s %s\n' machine: "$CORES cores, $CPU_MODEL, Linux $KERNEL"
 printf '%-10s %s\n' tools: "wrk $WRK_VERSION, $NGINX_VERSION, bench/loadgen"
 printf '%-10s %s\n' latchkey: "$LOOPS event loops (--threads $LOOPS), access log off; nginx $CORES workers"
-printf '%-10s %s\n' load: "req/s: wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s (after ${WARMUP}s warm-up); p50/p99: loadgen -c$CONNS -d${OPEN_SECONDS}s at half that rate, from the intended send time"
+printf '%-10s %s\n' load: "req/s: median of $ROUNDS rounds of wrk -t$THREADS -c$CONNS -d${ROUND_SECONDS}s, sides alternating (after ${WARMUP}s warm-up each)"
+printf '%-10s %s\n' "" "p50/p99: loadgen -c$CONNS -d${OPEN_SECONDS}s at half that rate, from the intended send time"
+if [[ -s $D/steal.txt ]]; then
+    read -r st_med _ st_max < <(med_min_max "$D/steal.txt")
+    printf '%-10s %s\n' steal: "$(printf 'median %.0f %%, max %.0f %% of CPU time over the wrk runs (/proc/stat)' "$st_med" "$st_max")"
+else
+    printf '%-10s %s\n' steal: "unknown (no /proc/stat)"
+fi
 printf '%-10s %s\n' keys: "$KEYS live keys (seeded in $((SEED_MS / 1000)).$(printf '%03d' $((SEED_MS % 1000)))s)"
 printf '%-10s %s\n' startup: "serve to first /healthz 200 in $((START_MS / 1000)).$(printf '%03d' $((START_MS % 1000)))s"
 printf '%-10s %s\n' rss: "$(fmt_mib "$RSS_LOADED") after loading, $(fmt_mib "$RSS_AFTER") after the runs"
 echo
-printf '| %-34s | %9s | %8s | %9s | %9s | %9s | %6s |\n' target req/s vs.nginx "½ load" "p50 @½" "p99 @½" errors
-echo '|------------------------------------|----------:|---------:|----------:|----------:|----------:|-------:|'
+printf '| %-33s | %7s | %16s | %s | %9s | %9s | %6s |\n' target req/s "vs.nginx (range)" \
+    "$(text_pad 7 "½ load")" "$(text_pad 9 "p50 @½")" "$(text_pad 9 "p99 @½")" errors
+echo '|-----------------------------------|--------:|-----------------:|--------:|----------:|----------:|-------:|'
 for name in $TARGETS; do
     case $name in
     verify) label="POST /v1/verify, one key" ;;
@@ -418,15 +530,20 @@ for name in $TARGETS; do
     auth-context-rand) label="GET /v1/auth-context, random keys" ;;
     verify-limited) label="verify, rate limit + cost" ;;
     esac
-    row "  nginx, same requests" "nginx-$name" ""
-    row "$label" "$name" "nginx-$name"
+    row "  nginx, same requests" "nginx-$name"
+    row "$label" "$name"
 done
-row "nginx -> upstream" gw-plain ""
-row "nginx -> do-nothing auth -> up" gw-null gw-plain
-row "nginx -> latchkey -> upstream" gw-latchkey gw-null
+row "nginx -> upstream" gw-plain
+row "nginx -> do-nothing auth -> up" gw-null
+row "nginx -> latchkey -> upstream" gw-latchkey
 echo
-echo "vs.nginx: req/s over the nginx row just above (the gateway rows: over the row above;"
-echo "latchkey's forward auth over the do-nothing auth service)."
+echo "vs.nginx: the median over $ROUNDS rounds of the row's req/s over the nginx row above it,"
+echo "each round's pair run seconds apart (range: lowest and highest round); the gateway rows:"
+echo "over the row above (latchkey's forward auth over the do-nothing auth service)."
 echo "goals: verify and auth-context >= 0.90, with a rate limit and a cost >= 0.80,"
 echo "forward auth >= 0.90 of the do-nothing service; p99 < 1 ms at half load."
+echo "steal: time the hypervisor ran something else on our vCPUs; above a few percent the"
+echo "rounds disagree, and a repeated run is worth more than this one."
+echo "p99 @½: on a shared VM the machine's own tail is in every row (bench/README.md, \"Tail"
+echo "latency on this machine\"); compare latchkey's with the nginx row's just above it."
 echo "credits spent by the limited runs (one per valid check, warm-ups included): ${SPENT:-?}"
