@@ -121,7 +121,7 @@ static struct lk_limits_config limits_of(const struct lk_config *file)
 
 static int open_app(const char *db, const char *pepper, const struct lk_config *file,
                     struct lk_route_rules *routes, const char *routes_file, bool serving,
-                    const char *state_dir, const char *counters_dir, struct lk_app **app)
+                    const char *state_dir, struct lk_app **app)
 {
     struct lk_app_config cfg = {.db_url = db, .pepper_file = pepper, .limits = limits_of(file),
                                 .routes = routes, .routes_file = routes_file, .serving = serving,
@@ -130,7 +130,6 @@ static int open_app(const char *db, const char *pepper, const struct lk_config *
                                 .redis_fail_open_rate_limits =
                                     file->redis_fail_open_rate_limits == 1,
                                 .state_dir = state_dir,
-                                .counters_dir = serving ? counters_dir : NULL,
                                 .feed_stale_after_ms = file->feed_stale_after_ms,
                                 /* Only a server takes leak reports. */
                                 .leaks_github_keys_file =
@@ -177,7 +176,7 @@ static int run_init(const struct lk_cmd *self, int argc, char **argv)
     if (optind != argc)
         return lk_cli_usage(self);
     lk_config_parse("", 0, &defaults, NULL);
-    if ((rc = open_app(db, pepper, &defaults, NULL, NULL, false, NULL, NULL, &app)) != 0)
+    if ((rc = open_app(db, pepper, &defaults, NULL, NULL, false, NULL, &app)) != 0)
         return rc;
     rc = bootstrap(app, json, false, NULL, &created);
     lk_app_close(app);
@@ -260,14 +259,13 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
                                          {"root-key-file", required_argument, NULL, 'R'},
                                          {"redis", required_argument, NULL, 'X'},
                                          {"state-dir", required_argument, NULL, 'S'},
-                                         {"counters-dir", required_argument, NULL, 'D'},
                                          {"version", no_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *db = NULL, *listen = NULL, *pepper = NULL, *config = NULL, *routes_file = NULL;
     const char *trusted = NULL, *tls_cert = NULL, *tls_key = NULL;
     const char *log_file = NULL, *log_level = NULL, *key_file = NULL, *redis = NULL;
-    const char *state_dir = NULL, *counters_dir = NULL;
+    const char *state_dir = NULL;
     bool no_access_log = false;
     enum lk_log_level level = LK_LOG_INFO;
     struct lk_route_rules routes = {0};
@@ -302,7 +300,6 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         case 'R': key_file = optarg; break;
         case 'X': redis = optarg; break;
         case 'S': state_dir = optarg; break;
-        case 'D': counters_dir = optarg; break;
         case 'V': return lk_cli_version();
         case 'h': return lk_cli_help(self);
         default: return lk_cli_usage(self);
@@ -326,8 +323,6 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         routes_file = file.routes;
     if (state_dir == NULL && file.state_dir[0])
         state_dir = file.state_dir;
-    if (counters_dir == NULL && file.counters_dir[0])
-        counters_dir = file.counters_dir;
     if (tls_cert == NULL && file.tls_cert[0])
         tls_cert = file.tls_cert;
     if (tls_key == NULL && file.tls_key[0])
@@ -371,7 +366,7 @@ static int run_serve(const struct lk_cmd *self, int argc, char **argv)
         lk_log_stop();
         return lk_cli_fail("%s", ei.detail[0] ? ei.detail : "cannot listen");
     }
-    rc = open_app(db, pepper, &file, &routes, routes_file, true, state_dir, counters_dir, &app);
+    rc = open_app(db, pepper, &file, &routes, routes_file, true, state_dir, &app);
     lk_route_rules_free(&routes); /* emptied when the app took them */
     if (rc != 0)
         goto out;
@@ -401,8 +396,7 @@ const struct lk_cmd lk_cmd_serve = {
     "serve [--listen HOST:PORT] [--db URL] [--config FILE] [--routes FILE] [--pepper-file FILE] "
     "[--threads N] [--trusted-proxies ADDR[/BITS],...] [--tls-cert FILE --tls-key FILE] "
     "[--log-file PATH] [--log-level debug|info|warn|error|off] [--no-access-log] "
-    "[--root-key-file PATH] [--redis redis://[:PASSWORD@]HOST:PORT[/DB]] [--state-dir DIR] "
-    "[--counters-dir DIR|none]",
+    "[--root-key-file PATH] [--redis redis://[:PASSWORD@]HOST:PORT[/DB]] [--state-dir DIR]",
     "serve the HTTP API (default 127.0.0.1:8080, sqlite:latchkey.db); HTTPS and HTTP/2 with "
     "--tls-cert/--tls-key; SIGHUP reloads them and the routes file",
     run_serve,
@@ -425,7 +419,4 @@ const struct lk_cmd lk_cmd_serve = {
     "                         better kept in the config file's `redis`)\n"
     "  --state-dir DIR        this node's id and counter file (default: beside an SQLite\n"
     "                         database, <db>.node and <db>.counters; one node per directory)\n"
-    "  --counters-dir DIR     a RAM filesystem to keep the counter file in while serving\n"
-    "                         (default /dev/shm when it is a tmpfs with 1 GiB free; `none`:\n"
-    "                         in the state directory, docs/operations.md)\n"
     "  --version              print the version and exit\n"};

@@ -35,7 +35,6 @@ static enum lk_err set(struct lk_config *c, const char *name, size_t nlen, const
         {"log_file", offsetof(struct lk_config, log_file)},
         {"redis", offsetof(struct lk_config, redis)},
         {"state_dir", offsetof(struct lk_config, state_dir)},
-        {"counters_dir", offsetof(struct lk_config, counters_dir)},
         {"leaks_github_keys_file", offsetof(struct lk_config, leaks_github_keys_file)},
         {"leaks_report_secret_file", offsetof(struct lk_config, leaks_report_secret_file)},
         {"webhook_key_file", offsetof(struct lk_config, webhook_key_file)},

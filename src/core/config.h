@@ -68,7 +68,6 @@ struct lk_config {
     char redis[LK_CONFIG_MAX_VALUE];    /* redis://… ; "" : no shared counters */
     int redis_fail_open_rate_limits;    /* 1 on, 0 off (the default) */
     char state_dir[LK_CONFIG_MAX_VALUE]; /* "" : beside an SQLite file */
-    char counters_dir[LK_CONFIG_MAX_VALUE]; /* "" : /dev/shm if a tmpfs; "none" */
     int64_t feed_stale_after_ms;         /* 0 when not set */
     /* Leak reports (docs/leaks.md): GitHub's secret scanning public keys, in
      * GitHub's `public_keys` JSON; the generic report's HMAC secret. "" : none. */

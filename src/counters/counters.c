@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,10 +71,6 @@ struct lk_counters {
     pthread_mutex_t mu; /* guards the tables, the lists and the file's growth */
     struct table ws, keys;
     int fd; /* the counter file; -1: states on the heap */
-    /* With a live file (lk_counters_open): fd is the live file, keep_fd the
-     * state file it came from and goes back to; else -1. */
-    int keep_fd;
-    char live_path[LK_COUNTERS_PATH_MAX];
     uint8_t **chunks;
     size_t nchunks, chunk_cap;
     size_t cur, used; /* states are made in chunk `cur`, of which `used` bytes are taken */
@@ -137,7 +132,7 @@ struct lk_counters *lk_counters_new(void)
 {
     struct lk_counters *c = lk_calloc(1, sizeof(*c));
     pthread_mutex_init(&c->mu, NULL);
-    c->fd = c->keep_fd = -1;
+    c->fd = -1;
     return c;
 }
 
@@ -434,75 +429,8 @@ static bool start_afresh(struct lk_counters *c)
     return true;
 }
 
-/* Copies all of `from` over `to` (which ends as long as it); false on any
- * error, leaving `to` in an unknown state. */
-static bool copy_file(int from, int to)
-{
-    static char buf[1 << 16];
-    struct stat st;
-    off_t off = 0;
-
-    if (fstat(from, &st) != 0 || ftruncate(to, st.st_size) != 0)
-        return false;
-    while (off < st.st_size) {
-        ssize_t n = pread(from, buf, sizeof(buf), off);
-        if (n <= 0)
-            return false;
-        for (ssize_t w = 0; w < n;) {
-            ssize_t m = pwrite(to, buf + w, (size_t)(n - w), off + w);
-            if (m <= 0)
-                return false;
-            w += m;
-        }
-        off += n;
-    }
-    return true;
-}
-
-/* The live file for the state file `keep` in live_dir, named by the state
- * file's device and inode: a copy of a state directory gets a file of its own,
- * and one process holds it (its lock). The state file's content moves in when
- * the live file is new (a first start there, or after a reboot or a stop). */
-static bool open_live(struct lk_counters *c, const char *path, const char *live_dir)
-{
-    struct stat st, lst;
-    int n;
-
-    c->keep_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (c->keep_fd < 0 || fstat(c->keep_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        lk_error("cannot open the counter file %s: %s", path, strerror(errno));
-        return false;
-    }
-    n = snprintf(c->live_path, sizeof(c->live_path), "%s/latchkey-%llx-%llx.counters", live_dir,
-                 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
-    if (n < 0 || (size_t)n >= sizeof(c->live_path)) {
-        lk_error("the counters directory's path is too long");
-        return false;
-    }
-    c->fd = open(c->live_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (c->fd < 0 || fstat(c->fd, &lst) != 0 || !S_ISREG(lst.st_mode)) {
-        lk_error("cannot open the counter file %s: %s", c->live_path, strerror(errno));
-        return false;
-    }
-    if (flock(c->fd, LOCK_EX | LOCK_NB) != 0) {
-        lk_error("the counter file %s is in use by another process", c->live_path);
-        return false;
-    }
-    if (lst.st_size == 0 && st.st_size > 0) {
-        if (!copy_file(c->keep_fd, c->fd)) {
-            lk_error("cannot copy %s to %s: %s", path, c->live_path, strerror(errno));
-            return false;
-        }
-        /* The counts are in the live file from here on; a stale copy beside it
-         * would only mislead. */
-        if (ftruncate(c->keep_fd, 0) != 0)
-            lk_warn("cannot empty %s: %s", path, strerror(errno));
-    }
-    return true;
-}
-
-enum lk_err lk_counters_open(const char *path, const char *live_dir, const char *owner,
-                             struct lk_counters **out, bool *recovered)
+enum lk_err lk_counters_open(const char *path, const char *owner, struct lk_counters **out,
+                             bool *recovered)
 {
     struct lk_counters *c = lk_counters_new();
     struct stat st;
@@ -512,13 +440,7 @@ enum lk_err lk_counters_open(const char *path, const char *live_dir, const char 
     *recovered = false;
     read_boot_id(c->boot_id);
     snprintf(c->owner, sizeof(c->owner), "%s", owner);
-    if (live_dir != NULL) {
-        if (!open_live(c, path, live_dir))
-            goto fail;
-        path = c->live_path;
-    } else {
-        c->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    }
+    c->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (c->fd < 0 || fstat(c->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         lk_error("cannot open the counter file %s: %s", path, strerror(errno));
         goto fail;
@@ -542,14 +464,8 @@ enum lk_err lk_counters_open(const char *path, const char *live_dir, const char 
     *out = c;
     return LK_OK;
 fail:
-    c->live_path[0] = '\0'; /* not ours to move back or remove */
     lk_counters_free(c);
     return LK_ERR_STORAGE_UNAVAILABLE;
-}
-
-const char *lk_counters_file(const struct lk_counters *c)
-{
-    return c->live_path[0] != '\0' ? c->live_path : NULL;
 }
 
 void lk_counters_free(struct lk_counters *c)
@@ -576,19 +492,8 @@ void lk_counters_free(struct lk_counters *c)
     free(c->keys.slots);
     free(c->ws.slots);
     unmap_all(c); /* the file keeps the counts for the next start */
-    /* A live file goes back to the state file and then away: memory is not
-     * held by a stopped node. Until the copy is whole the live file stays, and
-     * the next start takes it. */
-    if (c->live_path[0] != '\0' && c->keep_fd >= 0 && c->fd >= 0) {
-        if (copy_file(c->fd, c->keep_fd))
-            unlink(c->live_path);
-        else
-            lk_warn("cannot copy %s back; it stays for the next start", c->live_path);
-    }
     if (c->fd >= 0)
         close(c->fd);
-    if (c->keep_fd >= 0)
-        close(c->keep_fd);
     lk_counter_rows_free(&c->spill);
     pthread_mutex_destroy(&c->mu);
     free(c);

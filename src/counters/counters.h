@@ -64,8 +64,6 @@ struct lk_kstate;
 /* The workspace's id. */
 const char *lk_wstate_id(const struct lk_wstate *ws);
 
-#define LK_COUNTERS_PATH_MAX 4096
-
 /* Counters in memory only. Caller frees with lk_counters_free(). */
 struct lk_counters *lk_counters_new(void);
 /* Counters kept in the file at `path`, made if missing. Only the node that
@@ -77,19 +75,9 @@ struct lk_counters *lk_counters_new(void);
  * boot, another layout, not sane: it is outside input) it starts empty and
  * *recovered is false. The boot id is /proc/sys/kernel/random/boot_id, or for
  * tests the content of the file named by LATCHKEY_BOOT_ID_FILE.
- *
- * live_dir (NULL: none) is a directory on a RAM filesystem: the counts are then
- * kept while the process runs in a file there, named by path's device and
- * inode (lk_counters_file()), which takes path's content when it is new and
- * gives it back at lk_counters_free(). A disk file written through a shared
- * mapping stalls the writing thread whenever the kernel writes its pages
- * back (tens to hundreds of milliseconds on a busy disk); a RAM file is never
- * written back, and survives a kill just the same.
- * LK_ERR_STORAGE_UNAVAILABLE if a file cannot be opened, locked or mapped. */
-enum lk_err lk_counters_open(const char *path, const char *live_dir, const char *owner,
+ * LK_ERR_STORAGE_UNAVAILABLE if the file cannot be opened or mapped. */
+enum lk_err lk_counters_open(const char *path, const char *owner,
                              struct lk_counters **out /* OUT */, bool *recovered /* OUT */);
-/* The live file in use (lk_counters_open()), or NULL. */
-const char *lk_counters_file(const struct lk_counters *c);
 void lk_counters_free(struct lk_counters *c);
 
 /* The state of workspace `id` if there is one (NULL otherwise). */

@@ -3,10 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
-#include <linux/magic.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -25,8 +23,6 @@
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define PEPPER_FILE_MAX 4096
-#define AUTO_COUNTERS_DIR "/dev/shm"
-#define AUTO_COUNTERS_ROOM ((uint64_t)1 << 30) /* ~2 million keys' counters */
 
 static enum lk_err read_pepper(const char *path, struct lk_pepper **out, struct lk_errinfo *ei)
 {
@@ -57,40 +53,12 @@ static enum lk_err read_pepper(const char *path, struct lk_pepper **out, struct 
  * memory. The counts belong to this database: for an SQLite file its inode (a
  * copy or a restored backup does not take another file's counts for its own),
  * else the node. */
-/* Where the counter file lives while the node runs (counters/counters.h):
- * the configured directory, none for "none", or by default /dev/shm when it is
- * a RAM filesystem with room for a few million keys' counters. */
-static enum lk_err counters_dir(const char *want, const char **out, struct lk_errinfo *ei)
-{
-    struct statfs fs;
-    struct stat st;
-
-    *out = NULL;
-    if (want != NULL && strcmp(want, "none") == 0)
-        return LK_OK;
-    if (want != NULL && want[0] != '\0') {
-        if (stat(want, &st) != 0 || !S_ISDIR(st.st_mode))
-            return lk_errinfo_set(ei, LK_ERR_INVALID_REQUEST, "counters-dir",
-                                  "counters_dir %s is not a directory (give a directory on a "
-                                  "RAM filesystem, or none)",
-                                  want);
-        *out = want;
-        return LK_OK;
-    }
-    if (statfs(AUTO_COUNTERS_DIR, &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
-        (uint64_t)fs.f_bavail * (uint64_t)fs.f_bsize >= AUTO_COUNTERS_ROOM &&
-        access(AUTO_COUNTERS_DIR, W_OK | X_OK) == 0)
-        *out = AUTO_COUNTERS_DIR;
-    return LK_OK;
-}
-
 static enum lk_err open_counters(struct lk_app *app, const struct lk_app_config *cfg,
                                  bool *recovered, struct lk_errinfo *ei)
 {
-    const char *db = cfg->db_url, *path, *live;
+    const char *db = cfg->db_url, *path;
     char owner[64];
     struct stat st;
-    enum lk_err e;
 
     *recovered = false;
     if (app->node == NULL) {
@@ -107,13 +75,8 @@ static enum lk_err open_counters(struct lk_app *app, const struct lk_app_config 
     } else {
         snprintf(owner, sizeof(owner), "%s", lk_node_id(app->node));
     }
-    if ((e = counters_dir(cfg->counters_dir, &live, ei)) != LK_OK)
-        return e;
-    if (lk_counters_open(path, live, owner, &app->counters, recovered) != LK_OK)
-        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "counters-dir", "cannot open %s%s%s",
-                              path, live ? " in " : "", live ? live : "");
-    if (lk_counters_file(app->counters) != NULL)
-        path = lk_counters_file(app->counters);
+    if (lk_counters_open(path, owner, &app->counters, recovered) != LK_OK)
+        return lk_errinfo_set(ei, LK_ERR_STORAGE_UNAVAILABLE, "db", "cannot open %s", path);
     if (!*recovered)
         lk_info("counter file %s starts afresh (new, from another boot, or not readable)", path);
     return LK_OK;

@@ -63,11 +63,6 @@ struct lk_app_config {
     /* The node's state directory (config `state_dir`, --state-dir); NULL: beside
      * an SQLite file (`<db>.node`, `<db>.counters`), required for other stores. */
     const char *state_dir;
-    /* Where a serving node keeps its counter file while it runs (config
-     * `counters_dir`, --counters-dir): a directory on a RAM filesystem, or
-     * "none" for the state directory itself; NULL or "": /dev/shm when it is a
-     * tmpfs with 1 GiB free, else the state directory. */
-    const char *counters_dir;
     /* Verification answers 503 once the feed has not confirmed the cache is
      * current for this long (config `feed_stale_after_ms`); 0: the default. */
     int64_t feed_stale_after_ms;

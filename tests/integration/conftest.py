@@ -189,32 +189,11 @@ class LatchkeyServer:
             self.init()
 
     @property
-    def state_counters_path(self):
-        """The node's counter file in its state (beside an SQLite file, else in the
-        state dir): the lock, and where the counts rest while it is stopped."""
+    def counters_path(self):
+        """The node's counter file (beside an SQLite file, else in the state dir)."""
         if self.db_url.startswith("sqlite:"):
             return self.db_path.with_name(self.db_path.name + ".counters")
         return self.state_dir / "counters"
-
-    @property
-    def live_counters_path(self):
-        """Where a running (or killed) server keeps its counts: /dev/shm, named by
-        the state file's device and inode (docs/operations.md); None before the
-        first start."""
-        try:
-            st = self.state_counters_path.stat()
-        except FileNotFoundError:
-            return None
-        return Path("/dev/shm") / f"latchkey-{st.st_dev:x}-{st.st_ino:x}.counters"
-
-    @property
-    def counters_path(self):
-        """The file that holds the counts now: the live one while the server runs
-        or after a kill, the state file after a stop."""
-        live = self.live_counters_path
-        if live is not None and (live.exists() or live.is_symlink()):
-            return live
-        return self.state_counters_path
 
     # -- lifecycle --------------------------------------------------------
 
@@ -670,13 +649,6 @@ def _finish(srv):
         if srv in _live_servers:
             _live_servers.remove(srv)
         srv.drop_database()
-        # a killed server's counts stay in RAM until a restart takes them: the
-        # test is over, so nobody will
-        live = srv.live_counters_path
-        if live is not None and (live.is_symlink() or live.is_file()):
-            live.unlink()
-        elif live is not None and live.is_dir():
-            live.rmdir()
     srv.check_sanitizers()
 
 

@@ -198,11 +198,6 @@ def test_systemd_unit_is_hardened():
                  "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes"):
         assert re.search(rf"^{re.escape(line)}$", unit, re.M), f"unit lacks {line}"
     assert "--root-key-file /var/lib/latchkey/" in unit
-    # the counter file in RAM that a crash and Restart=on-failure keep (its own
-    # /dev/shm would go with the unit)
-    for line in ("RuntimeDirectory=latchkey", "RuntimeDirectoryPreserve=yes"):
-        assert re.search(rf"^{re.escape(line)}$", unit, re.M), f"unit lacks {line}"
-    assert "--counters-dir /run/latchkey" in unit
 
 
 def test_systemd_unit_verifies(tmp_path):

@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -58,7 +57,7 @@ static struct lk_counters *open_file(bool want_recovered)
     struct lk_counters *c = NULL;
     bool recovered = !want_recovered;
 
-    assert_int_equal(lk_counters_open(path, NULL, owner, &c, &recovered), LK_OK);
+    assert_int_equal(lk_counters_open(path, owner, &c, &recovered), LK_OK);
     assert_non_null(c);
     assert_int_equal(recovered, want_recovered);
     return c;
@@ -168,45 +167,6 @@ static void test_read_back_on_the_same_boot(void **state)
     lk_counters_free(c);
 }
 
-/* With a live directory the counts are kept there while open, named by the
- * state file; the state file's content moves in, and goes back at free. */
-static void test_a_live_file_takes_the_counts_and_gives_them_back(void **state)
-{
-    char live_dir[160];
-    struct lk_counters *c = open_file(false), *c2 = NULL;
-    struct lk_wallet w;
-    struct stat st;
-    bool recovered = false;
-
-    (void)state;
-    fill(c);
-    lk_counters_free(c); /* the counts rest in the state file */
-    snprintf(live_dir, sizeof(live_dir), "%s/live", dir);
-    assert_int_equal(mkdir(live_dir, 0700), 0);
-    assert_int_equal(lk_counters_open(path, live_dir, owner, &c, &recovered), LK_OK);
-    assert_true(recovered);
-    assert_non_null(lk_counters_file(c));
-    assert_int_equal(strncmp(lk_counters_file(c), live_dir, strlen(live_dir)), 0);
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_size, 0); /* moved, not copied */
-    lk_wallet_get(lk_counters_find_ws(c, "ws_abc"), &w);
-    assert_int_equal(w.avail, AVAIL);
-    /* one process per live file */
-    assert_int_equal(lk_counters_open(path, live_dir, owner, &c2, &recovered),
-                     LK_ERR_STORAGE_UNAVAILABLE);
-    assert_null(c2);
-    lk_wallet_moved(lk_counters_find_ws(c, "ws_abc"), -1, 0, 0);
-    char live[LK_COUNTERS_PATH_MAX];
-    snprintf(live, sizeof(live), "%s", lk_counters_file(c));
-    lk_counters_free(c);
-    assert_int_equal(access(live, F_OK), -1); /* gone: back in the state file */
-    c = open_file(true);
-    lk_wallet_get(lk_counters_find_ws(c, "ws_abc"), &w);
-    assert_int_equal(w.avail, AVAIL - 1);
-    lk_counters_free(c);
-    rmdir(live_dir);
-}
-
 static void test_another_database_starts_afresh(void **state)
 {
     struct lk_counters *c = open_file(false);
@@ -244,7 +204,7 @@ static struct lk_counters *open_any(void)
     struct lk_counters *c = NULL;
     bool recovered;
 
-    assert_int_equal(lk_counters_open(path, NULL, owner, &c, &recovered), LK_OK);
+    assert_int_equal(lk_counters_open(path, owner, &c, &recovered), LK_OK);
     assert_non_null(c);
     return c;
 }
@@ -496,8 +456,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_back_on_the_same_boot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_another_boot_starts_afresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_another_database_starts_afresh, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_live_file_takes_the_counts_and_gives_them_back,
-                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_file_that_is_not_sane_counts_as_lost, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_grows_in_chunks_and_keeps_pointers, setup, teardown),
