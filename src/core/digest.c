@@ -142,8 +142,10 @@ void lk_hmac_sha256(const uint8_t *key, size_t keylen, const struct lk_bytes *pa
     pthread_once(&tl_once, tl_init);
     c = EVP_MAC_CTX_new(hmac_mac);
     /* Failures here are the library's (memory), never the input's: any key
-     * length and any message authenticate. */
-    lk_assert(c != NULL && EVP_MAC_init(c, key, keylen, params) == 1);
+     * length and any message authenticate. A NULL key would ask OpenSSL for a
+     * key set before, of which there is none: an empty key is "". */
+    lk_assert(c != NULL &&
+              EVP_MAC_init(c, key != NULL ? key : (const uint8_t *)"", keylen, params) == 1);
     for (size_t i = 0; i < n; i++)
         lk_assert(EVP_MAC_update(c, parts[i].p, parts[i].n) == 1);
     lk_assert(EVP_MAC_final(c, out, &outlen, LK_DIGEST_LEN) == 1 && outlen == LK_DIGEST_LEN);

@@ -387,6 +387,28 @@ static void test_pepper_reused_address(void **state)
     lk_pepper_free(b);
 }
 
+/* lk_hmac_sha256 asserts on OpenSSL's failures only: an empty key, empty or
+ * NULL parts (an empty request body), a long key and a large message all
+ * authenticate, so no request reaches the assertions. */
+static void test_hmac_any_key_and_message(void **state)
+{
+    static uint8_t big[1 << 20];
+    uint8_t key[200], d[LK_DIGEST_LEN];
+
+    (void)state;
+    lk_hmac_sha256(NULL, 0, (struct lk_bytes[]){{NULL, 0}}, 1, d);
+    check_hex("empty", d, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    lk_hmac_sha256((const uint8_t *)"", 0, NULL, 0, d);
+    check_hex("no parts", d, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    memset(key, 'k', sizeof(key));
+    lk_hmac_sha256(key, sizeof(key),
+                   (struct lk_bytes[]){{"ab", 2}, {NULL, 0}, {"\0\0\0", 3}}, 3, d);
+    check_hex("long key", d, "c6c624d8df33fb1d1b3bc3be972ce687fc4352195aaff323818cbb0e4f9aa8de");
+    memset(big, 'x', sizeof(big));
+    lk_hmac_sha256((const uint8_t *)"key", 3, (struct lk_bytes[]){{big, sizeof(big)}}, 1, d);
+    check_hex("1 MiB", d, "6a496cf83ed26e3c51195036a4f81f7e1f3e22929c5ad82a93792dfd53b26651");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_hex_rejects),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_pepper_reused_address),
+        cmocka_unit_test(test_hmac_any_key_and_message),
     };
     return cmocka_run_group_tests_name("core/digest", tests, NULL, NULL);
 }
