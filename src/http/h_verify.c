@@ -15,6 +15,7 @@
 #include "http/jsonin.h"
 #include "http/keyread.h"
 #include "http/render.h"
+#include "http/textout.h"
 #include "service/verify.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
@@ -35,33 +36,6 @@ static bool want_env_of(struct lk_reqctx *rc, int *env)
     return true;
 }
 
-/* Appends to a buffer sized beforehand (answer_cap): printf-free, since the
- * verify answer is rendered for every request. */
-struct out {
-    char *p, *end;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-    lk_assert(n <= (size_t)(o->end - o->p));
-    memcpy(o->p, s, n);
-    o->p += n;
-}
-
-#define PUT(o, lit) put((o), (lit), sizeof(lit) - 1)
-
-static void put_str(struct out *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-static void put_i64(struct out *o, int64_t v)
-{
-    char buf[LK_I64_DEC_MAX];
-
-    put(o, buf, lk_i64_dec(buf, v));
-}
-
 /* Bytes the answer about key k may take (k may be NULL). */
 static size_t answer_cap(const struct lk_ckey *k)
 {
@@ -73,31 +47,31 @@ static size_t answer_cap(const struct lk_ckey *k)
 }
 
 /* One entry of the answer's "ratelimits": names are [A-Za-z0-9_.:-] only. */
-static void put_named(struct out *o, const char *name, size_t name_len, int64_t limit,
+static void put_named(struct lk_textout *o, const char *name, size_t name_len, int64_t limit,
                       int64_t remaining, int64_t reset_at_ms)
 {
-    PUT(o, "{\"name\":\"");
-    put(o, name, name_len);
-    PUT(o, "\",\"limit\":");
-    put_i64(o, limit);
-    PUT(o, ",\"remaining\":");
-    put_i64(o, remaining);
-    PUT(o, ",\"reset_at\":");
-    put_i64(o, reset_at_ms);
-    PUT(o, "}");
+    LK_TEXTOUT_LIT(o, "{\"name\":\"");
+    lk_textout_put(o, name, name_len);
+    LK_TEXTOUT_LIT(o, "\",\"limit\":");
+    lk_textout_i64(o, limit);
+    LK_TEXTOUT_LIT(o, ",\"remaining\":");
+    lk_textout_i64(o, remaining);
+    LK_TEXTOUT_LIT(o, ",\"reset_at\":");
+    lk_textout_i64(o, reset_at_ms);
+    LK_TEXTOUT_LIT(o, "}");
 }
 
 /* "ratelimits" (every limit the check applied, "default" first) and
  * "rate_limited" (the one that refused, or null), for a check that applied a
  * named limit. */
-static void named_fields(struct out *o, enum lk_err e, const struct lk_limits_info *info,
+static void named_fields(struct lk_textout *o, enum lk_err e, const struct lk_limits_info *info,
                          int64_t now_ms)
 {
     const char *refused = NULL;
     size_t refused_len = 0;
     bool first = true;
 
-    PUT(o, ",\"ratelimits\":[");
+    LK_TEXTOUT_LIT(o, ",\"ratelimits\":[");
     if (info->has_rl) {
         put_named(o, "default", 7, info->rl_limit, info->rl_remaining,
                   now_ms + info->rl_reset * 1000);
@@ -105,12 +79,12 @@ static void named_fields(struct out *o, enum lk_err e, const struct lk_limits_in
     }
     for (int i = 0; i < info->n_named; i++) {
         if (!first)
-            PUT(o, ",");
+            LK_TEXTOUT_LIT(o, ",");
         first = false;
         put_named(o, info->named[i].name, info->named[i].name_len, info->named[i].limit,
                   info->named[i].remaining, info->named[i].reset_at);
     }
-    PUT(o, "],\"rate_limited\":");
+    LK_TEXTOUT_LIT(o, "],\"rate_limited\":");
     if (e == LK_ERR_RATE_LIMITED && info->rl_refused >= 0) {
         refused = info->named[info->rl_refused].name;
         refused_len = info->named[info->rl_refused].name_len;
@@ -119,44 +93,44 @@ static void named_fields(struct out *o, enum lk_err e, const struct lk_limits_in
         refused_len = 7;
     }
     if (refused == NULL) {
-        PUT(o, "null");
+        LK_TEXTOUT_LIT(o, "null");
     } else {
-        PUT(o, "\"");
-        put(o, refused, refused_len);
-        PUT(o, "\"");
+        LK_TEXTOUT_LIT(o, "\"");
+        lk_textout_put(o, refused, refused_len);
+        LK_TEXTOUT_LIT(o, "\"");
     }
 }
 
 /* Appends the key's context fields (no braces). Call inside the cache read lock. */
-static void key_fields(struct out *o, const struct lk_ckey *k)
+static void key_fields(struct lk_textout *o, const struct lk_ckey *k)
 {
     char t[LK_TIME_STRLEN];
 
     if (k == NULL) {
-        PUT(o, "\"key_id\":null,\"workspace_id\":null,\"environment\":null,\"kind\":null,"
+        LK_TEXTOUT_LIT(o, "\"key_id\":null,\"workspace_id\":null,\"environment\":null,\"kind\":null,"
                "\"name\":null,\"permissions\":null,\"expires_at\":null");
         return;
     }
-    PUT(o, "\"key_id\":\"");
-    put_str(o, k->id);
-    PUT(o, "\",\"workspace_id\":\"");
-    put_str(o, lk_ckey_workspace_id(k));
-    PUT(o, "\",\"environment\":\"");
-    put_str(o, lk_env_name(k->env));
-    PUT(o, "\",\"kind\":\"");
-    put_str(o, lk_render_kind(k->kind));
-    PUT(o, "\",\"name\":");
-    put_str(o, k->name_json);
-    PUT(o, ",\"permissions\":");
-    put_str(o, k->permissions_json);
-    PUT(o, ",\"expires_at\":");
+    LK_TEXTOUT_LIT(o, "\"key_id\":\"");
+    lk_textout_str(o, k->id);
+    LK_TEXTOUT_LIT(o, "\",\"workspace_id\":\"");
+    lk_textout_str(o, lk_ckey_workspace_id(k));
+    LK_TEXTOUT_LIT(o, "\",\"environment\":\"");
+    lk_textout_str(o, lk_env_name(k->env));
+    LK_TEXTOUT_LIT(o, "\",\"kind\":\"");
+    lk_textout_str(o, lk_render_kind(k->kind));
+    LK_TEXTOUT_LIT(o, "\",\"name\":");
+    lk_textout_str(o, k->name_json);
+    LK_TEXTOUT_LIT(o, ",\"permissions\":");
+    lk_textout_str(o, k->permissions_json);
+    LK_TEXTOUT_LIT(o, ",\"expires_at\":");
     if (k->expires_at == 0) {
-        PUT(o, "null");
+        LK_TEXTOUT_LIT(o, "null");
     } else {
         lk_time_format(k->expires_at, t);
-        PUT(o, "\"");
-        put_str(o, t);
-        PUT(o, "\"");
+        LK_TEXTOUT_LIT(o, "\"");
+        lk_textout_str(o, t);
+        LK_TEXTOUT_LIT(o, "\"");
     }
 }
 
@@ -164,51 +138,51 @@ static void key_fields(struct out *o, const struct lk_ckey *k)
 static size_t verify_answer(char *buf, size_t cap, enum lk_err e, const struct lk_ckey *k,
                             const struct lk_limits_info *info, bool show_credits)
 {
-    struct out o = {buf, buf + cap};
+    struct lk_textout o = {buf, buf + cap};
 
     if (e == LK_OK)
-        PUT(&o, "{\"valid\":true,\"code\":\"");
+        LK_TEXTOUT_LIT(&o, "{\"valid\":true,\"code\":\"");
     else
-        PUT(&o, "{\"valid\":false,\"code\":\"");
-    put_str(&o, lk_err_code(e));
-    PUT(&o, "\",");
+        LK_TEXTOUT_LIT(&o, "{\"valid\":false,\"code\":\"");
+    lk_textout_str(&o, lk_err_code(e));
+    LK_TEXTOUT_LIT(&o, "\",");
     key_fields(&o, k);
     if (info->has_rl) {
-        PUT(&o, ",\"ratelimit\":{\"limit\":");
-        put_i64(&o, info->rl_limit);
-        PUT(&o, ",\"remaining\":");
-        put_i64(&o, info->rl_remaining);
-        PUT(&o, ",\"reset\":");
-        put_i64(&o, info->rl_reset);
-        PUT(&o, "}");
+        LK_TEXTOUT_LIT(&o, ",\"ratelimit\":{\"limit\":");
+        lk_textout_i64(&o, info->rl_limit);
+        LK_TEXTOUT_LIT(&o, ",\"remaining\":");
+        lk_textout_i64(&o, info->rl_remaining);
+        LK_TEXTOUT_LIT(&o, ",\"reset\":");
+        lk_textout_i64(&o, info->rl_reset);
+        LK_TEXTOUT_LIT(&o, "}");
     }
     if (k != NULL && show_credits) {
-        PUT(&o, ",\"remaining_credits\":");
-        put_i64(&o, info->remaining_credits);
+        LK_TEXTOUT_LIT(&o, ",\"remaining_credits\":");
+        lk_textout_i64(&o, info->remaining_credits);
     }
     if (info->ext & LK_INFO_NAMED)
         named_fields(&o, e, info, lk_clock_now_ms());
     if (info->ext & LK_INFO_KEY_CREDITS) {
         /* the key's own credits, beside the workspace's remaining_credits */
-        PUT(&o, ",\"credits\":{\"remaining\":");
-        put_i64(&o, info->key_credits_remaining);
-        PUT(&o, ",\"exceeded\":");
+        LK_TEXTOUT_LIT(&o, ",\"credits\":{\"remaining\":");
+        lk_textout_i64(&o, info->key_credits_remaining);
+        LK_TEXTOUT_LIT(&o, ",\"exceeded\":");
         if (info->key_credits_short)
-            PUT(&o, "true}");
+            LK_TEXTOUT_LIT(&o, "true}");
         else
-            PUT(&o, "false}");
+            LK_TEXTOUT_LIT(&o, "false}");
     }
     if (info->has_cap) {
         int64_t left = info->cap - info->spent_today;
-        PUT(&o, ",\"daily_spend\":{\"cap\":");
-        put_i64(&o, info->cap);
-        PUT(&o, ",\"spent\":");
-        put_i64(&o, info->spent_today);
-        PUT(&o, ",\"remaining\":");
-        put_i64(&o, left > 0 ? left : 0);
-        PUT(&o, "}");
+        LK_TEXTOUT_LIT(&o, ",\"daily_spend\":{\"cap\":");
+        lk_textout_i64(&o, info->cap);
+        LK_TEXTOUT_LIT(&o, ",\"spent\":");
+        lk_textout_i64(&o, info->spent_today);
+        LK_TEXTOUT_LIT(&o, ",\"remaining\":");
+        lk_textout_i64(&o, left > 0 ? left : 0);
+        LK_TEXTOUT_LIT(&o, "}");
     }
-    PUT(&o, "}");
+    LK_TEXTOUT_LIT(&o, "}");
     return (size_t)(o.p - buf);
 }
 
@@ -237,10 +211,10 @@ int lk_h_auth_context(struct lk_reqctx *rc)
     if ((e = lk_verify(rc->app, &vr, &k, &info)) == LK_OK) {
         size_t cap = answer_cap(k);
         body = h2o_mem_alloc_pool(&rc->req->pool, cap);
-        struct out o = {body, body + cap};
-        PUT(&o, "{");
+        struct lk_textout o = {body, body + cap};
+        LK_TEXTOUT_LIT(&o, "{");
         key_fields(&o, k);
-        PUT(&o, "}");
+        LK_TEXTOUT_LIT(&o, "}");
         len = (size_t)(o.p - body);
         lk_accesslog_key(rc->req, k->id);
     }

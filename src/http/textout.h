@@ -1,7 +1,7 @@
 /*
  * textout.h — appending to an answer buffer sized beforehand, without printf:
- * the check answers (POST /v2/keys.verifyKey) are rendered this way for every
- * request. Header-only, static inline, so that each append compiles into the
+ * the check answers (POST /v1/verify, POST /v2/keys.verifyKey) are rendered
+ * this way for every request. Header-only, static inline, so that each append compiles into the
  * renderer on the hot path. The caller sizes the buffer for the longest answer;
  * writing past it is a bug of ours, asserted (never input-driven).
  */
@@ -32,17 +32,18 @@ static inline void lk_textout_str(struct lk_textout *o, const char *s)
     lk_textout_put(o, s, strlen(s));
 }
 
+/* v in decimal. */
+static inline void lk_textout_i64(struct lk_textout *o, int64_t v)
+{
+    char buf[LK_I64_DEC_MAX];
+
+    lk_textout_put(o, buf, lk_i64_dec(buf, v));
+}
+
 /* v in decimal; negative numbers as 0 (every number here is a count or a time). */
 static inline void lk_textout_uint(struct lk_textout *o, int64_t v)
 {
-    char buf[24];
-    char *q = buf + sizeof(buf);
-    uint64_t u = v < 0 ? 0 : (uint64_t)v;
-
-    do
-        *--q = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    lk_textout_put(o, q, (size_t)(buf + sizeof(buf) - q));
+    lk_textout_i64(o, v < 0 ? 0 : v);
 }
 
 #endif
