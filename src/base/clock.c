@@ -71,3 +71,17 @@ int64_t lk_clock_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
            (offset_file != NULL ? offset_now() * 1000 : 0);
 }
+
+struct timespec lk_clock_after_ms(clockid_t clk, int64_t ms)
+{
+    struct timespec t;
+
+    clock_gettime(clk, &t);
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}

@@ -6,6 +6,7 @@
 #define LK_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Reads LATCHKEY_CLOCK_OFFSET_FILE (tests only: a file of seconds added to every
  * reading, re-read every 100 ms). Call once at start, before threads. */
@@ -21,5 +22,9 @@ int64_t lk_clock_now_ms(void);
  * ns; it lags the precise one by at most a tick, a few ms): for bounds of a
  * second or so checked on every request. */
 int64_t lk_clock_mono_coarse_ms(void);
+
+/* The time `ms` (>= 0) milliseconds from now on clock `clk`: a deadline for
+ * pthread_cond_timedwait (CLOCK_REALTIME unless the condition says otherwise). */
+struct timespec lk_clock_after_ms(clockid_t clk, int64_t ms);
 
 #endif

@@ -23,6 +23,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
 
+#include "base/clock.h"
 #include "base/common.h"
 #include "base/log.h"
 #include "base/stats.h"
@@ -252,13 +253,7 @@ static bool nap(struct lk_shared *s, int64_t ms)
     struct timespec t;
     bool go;
 
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000;
-    if (t.tv_nsec >= 1000000000) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000;
-    }
+    t = lk_clock_after_ms(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&s->wait_mu);
     if (!s->stopping)
         pthread_cond_timedwait(&s->wake, &s->wait_mu, &t);

@@ -932,12 +932,7 @@ static void *deliverer_main(void *arg)
             break;
         if (busy)
             continue;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += POLL_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        ts = lk_clock_after_ms(CLOCK_REALTIME, POLL_MS);
         pthread_cond_timedwait(&h->dcv, &h->mu, &ts);
     }
     pthread_mutex_unlock(&h->mu);

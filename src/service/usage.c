@@ -222,13 +222,7 @@ static void *flush_main(void *arg)
 
     pthread_mutex_lock(&u->mu);
     while (!u->stopping) {
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += wait_ms / 1000;
-        deadline.tv_nsec += (wait_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
+        deadline = lk_clock_after_ms(CLOCK_REALTIME, wait_ms);
         pthread_cond_timedwait(&u->cond, &u->mu, &deadline);
         if (u->stopping)
             break;

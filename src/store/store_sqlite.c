@@ -8,6 +8,7 @@
 #include <time.h>
 #include <sqlite3.h>
 
+#include "base/clock.h"
 #include "base/common.h"
 #include "base/log.h"
 #include "store/store_int.h"
@@ -2062,7 +2063,7 @@ static bool other_commit(struct sqlite_store *s)
 static enum lk_err sq_changes_wait(struct lk_store *base, int timeout_ms)
 {
     struct sqlite_store *s = SQ(base);
-    struct timespec now, until;
+    struct timespec until;
     uint64_t gen;
     int left = timeout_ms;
 
@@ -2073,11 +2074,7 @@ static enum lk_err sq_changes_wait(struct lk_store *base, int timeout_ms)
         int slice = left < WAIT_POLL_MS ? left : WAIT_POLL_MS;
         bool woken;
 
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        until = now;
-        until.tv_nsec += (long)slice * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        until = lk_clock_after_ms(CLOCK_MONOTONIC, slice);
         pthread_mutex_lock(&wake_mu);
         while (wake_gen == gen && pthread_cond_timedwait(&wake_cv, &wake_mu, &until) == 0)
             ;
