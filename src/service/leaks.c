@@ -230,8 +230,10 @@ static enum lk_err check(struct lk_app *app, bool github, const char *a, const c
                : lk_sig_hmac_check(l->secret, l->secret_len, a, strlen(a), b, strlen(b), body,
                                    body_len, now, LK_LEAKS_REPORT_SKEW_S, ei);
     pthread_rwlock_unlock(&l->mu);
-    if (e == LK_ERR_INVALID_SIGNATURE && address != NULL)
-        lk_throttle_note(l->failures, address, now);
+    if (e == LK_ERR_INVALID_SIGNATURE && address != NULL &&
+        !lk_throttle_note(l->failures, address, now, retry_after))
+        return lk_errinfo_set(ei, LK_ERR_TOO_MANY_REQUESTS, "",
+                              "too many reports with a wrong signature from this address");
     return e;
 }
 

@@ -186,17 +186,20 @@ bool lk_throttle_blocked(struct lk_throttle *t, const char *name, int64_t now,
     return blocked;
 }
 
-void lk_throttle_note(struct lk_throttle *t, const char *name, int64_t now)
+bool lk_throttle_note(struct lk_throttle *t, const char *name, int64_t now, int64_t *retry_after)
 {
     struct slot *s;
+    bool counted;
 
     if (t == NULL)
-        return;
+        return true;
     uint64_t key = key_of(t, name);
     pthread_mutex_lock(&t->mu);
     s = slot_for(t, key, now);
-    lk_window_add(&s->w, now, t->window_s);
+    if ((counted = !lk_window_full(&s->w, now, t->limit, t->window_s, retry_after)))
+        lk_window_add(&s->w, now, t->window_s);
     if (s->w.count >= t->limit && s->w.start + t->window_s > atomic_load(&t->horizon))
         atomic_store(&t->horizon, s->w.start + t->window_s);
     pthread_mutex_unlock(&t->mu);
+    return counted;
 }

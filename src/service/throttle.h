@@ -35,8 +35,14 @@ void lk_throttle_refund(struct lk_throttle *t, const char *name);
  * NULL throttle (the limit is off): never blocked. */
 bool lk_throttle_blocked(struct lk_throttle *t, const char *name, int64_t now,
                          int64_t *retry_after /* OUT */);
-/* Counts one failure of `name`. Accepts NULL. */
-void lk_throttle_note(struct lk_throttle *t, const char *name, int64_t now);
+/* Counts one failure of `name` and returns true; or returns false (and
+ * *retry_after) without counting when `name` already has `limit` failures in its
+ * open window. The check in lk_throttle_blocked() and this count are two steps,
+ * and parallel failures can all pass the first: the caller answers a false here
+ * as blocked, so no more than `limit` failures are ever answered as such.
+ * Accepts a NULL throttle (true); retry_after may be NULL. */
+bool lk_throttle_note(struct lk_throttle *t, const char *name, int64_t now,
+                      int64_t *retry_after /* OUT */);
 
 /* Forgets `name` (after a success). */
 void lk_throttle_clear(struct lk_throttle *t, const char *name);

@@ -482,8 +482,9 @@ enum lk_err lk_invitations_accept(struct lk_app *app, const char *token, const c
     OPENSSL_cleanse(d, sizeof(d));
     /* Unknown, used (deleted) and expired answer alike. */
     if (e == LK_ERR_NOT_FOUND || (e == LK_OK && now >= inv.expires_at)) {
-        lk_throttle_note(app->failed_keys, address, now);
-        return LK_ERR_INVALID_INVITATION;
+        return lk_throttle_note(app->failed_keys, address, now, retry_after)
+                   ? LK_ERR_INVALID_INVITATION
+                   : LK_ERR_TOO_MANY_REQUESTS;
     }
     if (e != LK_OK)
         return e;

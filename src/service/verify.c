@@ -184,8 +184,11 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
     if (e != LK_OK)
         return e;
     if (k == NULL) {
-        if (req->address != NULL)
-            lk_throttle_note(app->failed_keys, req->address, req->now);
+        /* Counted under the throttle's lock: a guess that finds the limit
+         * reached since the check above is refused like one blocked there. */
+        if (req->address != NULL &&
+            !lk_throttle_note(app->failed_keys, req->address, req->now, &info->retry_after))
+            return LK_ERR_TOO_MANY_REQUESTS;
         return LK_ERR_INVALID_KEY;
     }
     *key = k;
