@@ -133,11 +133,10 @@ bool lk_secret_scan(const char *s, size_t len)
     return false;
 }
 
-enum lk_err lk_secret_parse(const char *s, size_t len, struct lk_secret_view *out)
+enum lk_err lk_secret_parse_shape(const char *s, size_t len, struct lk_secret_view *out)
 {
     const size_t tail = ENV_PART_LEN + BODY_LEN + CHECK_LEN;
     const char *envp;
-    uint32_t want;
 
     if (len == HEX_LEN && is_lower_hex(s, len)) {
         *out = (struct lk_secret_view){LK_FORMAT_HEX, LK_ENV_LIVE, NULL, 0, s, len};
@@ -157,14 +156,28 @@ enum lk_err lk_secret_parse(const char *s, size_t len, struct lk_secret_view *ou
         return LK_ERR_MALFORMED_KEY;
     if (!lk_base62_all_digits(s + len - BODY_LEN - CHECK_LEN, BODY_LEN + CHECK_LEN))
         return LK_ERR_MALFORMED_KEY;
-    if (!lk_base62_decode_u32(s + len - CHECK_LEN, &want) || crc_of(s, len - CHECK_LEN) != want)
-        return LK_ERR_MALFORMED_KEY;
     out->format = LK_FORMAT_DEFAULT;
     out->prefix = s;
     out->prefix_len = (size_t)(envp - s);
     out->body = s + len - BODY_LEN - CHECK_LEN;
     out->body_len = BODY_LEN;
     return LK_OK;
+}
+
+bool lk_secret_checksum_ok(const char *s, size_t len, const struct lk_secret_view *v)
+{
+    uint32_t want;
+
+    if (v->format == LK_FORMAT_HEX)
+        return true; /* legacy secrets carry none */
+    return lk_base62_decode_u32(s + len - CHECK_LEN, &want) && crc_of(s, len - CHECK_LEN) == want;
+}
+
+enum lk_err lk_secret_parse(const char *s, size_t len, struct lk_secret_view *out)
+{
+    enum lk_err e = lk_secret_parse_shape(s, len, out);
+
+    return e == LK_OK && !lk_secret_checksum_ok(s, len, out) ? LK_ERR_MALFORMED_KEY : e;
 }
 
 size_t lk_secret_format(enum lk_key_format fmt, const char *prefix, enum lk_env env,

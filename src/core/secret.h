@@ -40,6 +40,13 @@ struct lk_secret_view {
 /* Parses s[0..len). Returns LK_OK or LK_ERR_MALFORMED_KEY. */
 enum lk_err lk_secret_parse(const char *s, size_t len, struct lk_secret_view *out /* OUT */);
 
+/* lk_secret_parse in its two steps: the shape (everything but the checksum),
+ * then, for a secret of that shape, the checksum. A caller that looks the
+ * secret up in between may skip the second step for a secret it made itself,
+ * whose checksum is right by construction. */
+enum lk_err lk_secret_parse_shape(const char *s, size_t len, struct lk_secret_view *out /* OUT */);
+bool lk_secret_checksum_ok(const char *s, size_t len, const struct lk_secret_view *v);
+
 /* Why s[0..len) is not a secret lk_secret_parse takes (a short sentence, never
  * quoting it), or NULL when it is one. For `latchkey keys check-format`. */
 const char *lk_secret_diagnose(const char *s, size_t len);

@@ -574,6 +574,9 @@ static struct centry *centry_new(struct lk_keycache *c, const struct lk_key_row 
     e->k.env = (uint8_t)row->env;
     e->k.kind = (uint8_t)row->kind;
     e->k.enabled = row->enabled;
+    /* A previous secret may be an imported one the key was regenerated from. */
+    e->k.made_here = retired_at == 0 && d == row->digest &&
+                     strcmp(row->hint, LK_KEY_HINT_IMPORTED) != 0;
     memcpy(e->k.id, row->id, sizeof(e->k.id));
     atomic_init(&e->k.last_used, row->last_used_at);
     /* Validated on the way in: a limit ≤ 10^9, a window ≤ 31 days. */

@@ -83,6 +83,9 @@ struct lk_ckey {
     /* ext has own credits or named limits: the checks' slower path. A key whose
      * ext holds only its meta or identity is checked as a plain one. */
     bool ext_limits;
+    /* The secret was made here (the key's current secret, not imported): its
+     * checksum is right by construction, so a check that found it needs none. */
+    bool made_here;
     char id[LK_ID_MAX];
 };
 

@@ -303,7 +303,7 @@ static enum lk_err create_key(struct lk_app *app, const struct lk_actor *who,
             memcpy(k.digest, spec->sha256, LK_DIGEST_LEN);
         }
         k.pepper_id = lk_pepper_id(app->pepper);
-        snprintf(k.hint, sizeof(k.hint), "imported");
+        snprintf(k.hint, sizeof(k.hint), "%s", LK_KEY_HINT_IMPORTED);
         secret[0] = '\0';
     }
     if ((e = lk_store_txn(app->store, LK_TXN_DEFAULT, create_txn,

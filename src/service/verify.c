@@ -174,13 +174,20 @@ enum lk_err lk_verify(struct lk_app *app, const struct lk_verify_req *req,
         digest_and_prefetch(app, req->secret, req->len, &d);
     else
         d.mask = 0;
-    e = lk_secret_parse(req->secret, req->len, &view) != LK_OK ? LK_ERR_MALFORMED_KEY
+    e = lk_secret_parse_shape(req->secret, req->len, &view) != LK_OK ? LK_ERR_MALFORMED_KEY
         /* A cache this node cannot vouch for answers nothing about keys: not a
          * stale "valid", and not "unknown" for a key created elsewhere. */
         : lk_feed_stale(app->feed) ? LK_ERR_STORAGE_UNAVAILABLE
                                    : LK_OK;
     k = e == LK_OK ? lookup(app, &d) : NULL;
     explicit_bzero(&d, sizeof(d)); /* as lk_sha256's context: cheaper than OPENSSL_cleanse */
+    /* The checksum tells a typo (malformed) from a wrong key (invalid). A
+     * secret found among those made here has it right: only the others pay. */
+    if (e == LK_OK && (k == NULL || !k->made_here) &&
+        !lk_secret_checksum_ok(req->secret, req->len, &view)) {
+        k = NULL;
+        e = LK_ERR_MALFORMED_KEY;
+    }
     if (e != LK_OK)
         return e;
     if (k == NULL) {

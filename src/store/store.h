@@ -60,6 +60,9 @@ struct lk_ws_row {
     int64_t quota, test_quota; /* valid checks per rolling 30 days; -1: unlimited */
 };
 
+/* The hint of a key stored from a digest made elsewhere (no secret here). */
+#define LK_KEY_HINT_IMPORTED "imported"
+
 /* One key as stored. Times are Unix seconds, 0 meaning "none"; rl_* are 0 when
  * the key has no rate limit, daily_spend_cap is -1 when it has no cap.
  * permissions and meta are owned JSON texts (array, object); release with

@@ -1,8 +1,10 @@
 /*
  * fuzz_secret.c — lk_secret_parse on arbitrary bytes: it never reads outside s[0..len),
  * and what it accepts is a view inside the input of the shape DESIGN §2 describes;
- * lk_secret_scan on the same bytes never reads outside them and finds every
- * secret the parse accepts.
+ * its two steps (lk_secret_parse_shape, lk_secret_checksum_ok) accept exactly
+ * what it accepts, and the shape alone already gives that view; lk_secret_scan
+ * on the same bytes never reads outside them and finds every secret of that
+ * shape.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,8 +27,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 4 * LK_SECRET_MAX)
         return 0;
     bool found = lk_secret_scan(s, size);
-    if (lk_secret_parse(s, size, &v) != LK_OK)
+    struct lk_secret_view whole;
+    bool parsed = lk_secret_parse(s, size, &whole) == LK_OK;
+    if (lk_secret_parse_shape(s, size, &v) != LK_OK) {
+        CHECK(!parsed);
         return 0;
+    }
+    CHECK(parsed == lk_secret_checksum_ok(s, size, &v));
+    CHECK(!parsed || memcmp(&whole, &v, sizeof(v)) == 0);
     CHECK(found);
     CHECK(v.body >= s && v.body_len <= size && v.body + v.body_len <= s + size);
     if (v.format == LK_FORMAT_HEX) {

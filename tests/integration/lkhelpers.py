@@ -43,7 +43,8 @@ def make_secret(prefix="lk", env="live", body=None):
 
 
 def flip_char(s, index):
-    """Replace s[index] by another base62 character."""
+    """Replace s[index] by another base62 character; the length stays."""
+    index %= len(s)  # s[index + 1:] of index -1 would be all of s
     c = s[index]
     repl = "A" if c != "A" else "B"
     return s[:index] + repl + s[index + 1:]

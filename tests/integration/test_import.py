@@ -6,8 +6,8 @@ import secrets
 
 import pytest
 
-from lkhelpers import (UNDO_SQLITE_MIGRATIONS_FROM_8, assert_error, describe, expect_status, has_key,
-                       make_secret)
+from lkhelpers import (UNDO_SQLITE_MIGRATIONS_FROM_8, assert_error, describe, expect_status,
+                       flip_char, has_key, make_secret)
 
 
 def sha(secret):
@@ -374,3 +374,28 @@ def test_import_under_a_pepper_of_a_key_made_before_it(tmp_path):
             proc.terminate()
             proc.wait(timeout=10)
         srv.check_sanitizers()
+
+
+def test_imported_secret_with_a_wrong_checksum_stays_malformed(server, ws):
+    """A check that finds a secret latchkey made skips its checksum (right by
+    construction); an imported one was made elsewhere, and a latchkey-shaped
+    secret whose checksum is wrong is still refused as malformed after import."""
+    s = flip_char(make_secret(), -1)
+    r = import_key(server, ws, s)
+    expect_status(r, 201)
+    v = expect_status(server.verify({"key": s}), 200)
+    assert v["valid"] is False and v["code"] == "malformed_key", v
+    assert v["key_id"] is None, v
+    assert_error(server.auth_context(s), 401, "malformed_key")
+    # Regenerated, the new secret is latchkey's own; the imported one, kept as
+    # the previous secret for the grace period, is still malformed.
+    new = expect_status(server.post(f"/v1/keys/{r.json()['id']}/regenerate", key=ws.root_key,
+                                    json={"grace_period_s": 600}), 200)
+    assert expect_status(server.verify({"key": new["secret"]}), 200)["valid"] is True
+    v = expect_status(server.verify({"key": s}), 200)
+    assert v["code"] == "malformed_key", v
+    # an imported secret with a right checksum verifies (the checksum was checked)
+    good = make_secret()
+    doc = expect_status(import_key(server, ws, good), 201)
+    v = expect_status(server.verify({"key": good}), 200)
+    assert v["valid"] is True and v["key_id"] == doc["id"], v

@@ -251,6 +251,39 @@ static void test_parse_add_check_sane(void **state)
     assert_int_equal(lk_secret_parse(buf, 61, &v), LK_OK);
 }
 
+/* The parse in two steps: the shape takes a secret whose checksum is wrong,
+ * with the same view the whole parse gives a right one; the checksum step
+ * refuses it, and a legacy hex secret has no checksum to fail. */
+static void test_parse_shape_then_checksum(void **state)
+{
+    char good[LK_SECRET_MAX] = "flw_sk_live_" BODY_OK "2PGtLo";
+    char bad[LK_SECRET_MAX] = "flw_sk_live_" BODY_OK "2PGtLp";
+    char hex[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    struct lk_secret_view v, w;
+
+    (void)state;
+    assert_int_equal(lk_secret_parse(good, 61, &w), LK_OK);
+    assert_int_equal(lk_secret_parse_shape(good, 61, &v), LK_OK);
+    assert_memory_equal(&v, &w, sizeof(v));
+    assert_true(lk_secret_checksum_ok(good, 61, &v));
+
+    assert_int_equal(lk_secret_parse(bad, 61, &w), LK_ERR_MALFORMED_KEY);
+    assert_int_equal(lk_secret_parse_shape(bad, 61, &v), LK_OK);
+    assert_int_equal(v.format, LK_FORMAT_DEFAULT);
+    assert_int_equal(v.prefix_len, 6);
+    assert_false(lk_secret_checksum_ok(bad, 61, &v));
+    /* a check that overflows 32 bits is no checksum either */
+    memcpy(bad + 55, "zzzzzz", 6);
+    assert_int_equal(lk_secret_parse_shape(bad, 61, &v), LK_OK);
+    assert_false(lk_secret_checksum_ok(bad, 61, &v));
+    /* what fails in shape fails the whole parse */
+    assert_int_equal(lk_secret_parse_shape("flw_sk_live_short", 17, &v), LK_ERR_MALFORMED_KEY);
+
+    assert_int_equal(lk_secret_parse_shape(hex, 64, &v), LK_OK);
+    assert_int_equal(v.format, LK_FORMAT_HEX);
+    assert_true(lk_secret_checksum_ok(hex, 64, &v));
+}
+
 /* A NUL inside the string is a character like any other: no prefix stops there. */
 static void test_parse_embedded_nul(void **state)
 {
@@ -539,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_parse_lengths),      cmocka_unit_test(test_hint),
         cmocka_unit_test(test_prefix_valid),       cmocka_unit_test(test_env),
         cmocka_unit_test(test_diagnose), cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_parse_shape_then_checksum),
     };
     return cmocka_run_group_tests_name("core/secret", tests, NULL, NULL);
 }
