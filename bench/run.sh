@@ -9,7 +9,7 @@
 # the ratios are medians of per-round ratios: the baseline of a shared VM drifts.
 # Run from anywhere as `bash bench/run.sh` (`make bench`); see bench/README.md.
 #
-# Knobs (environment): BENCH_KEYS (100000), BENCH_ROUNDS (5 rounds per
+# Knobs (environment): BENCH_KEYS (100000), BENCH_ROUNDS (7 rounds per
 # comparison), BENCH_ROUND_SECONDS (3, one wrk run of a round), BENCH_WARMUP (2,
 # one warm-up of each side first; 0 = none), BENCH_MAX_STEAL (8: a round in which
 # the hypervisor stole more than this % of any run is measured again, at most
@@ -48,7 +48,7 @@ for v in BENCH_PORT BENCH_NGINX_PORT; do
 done
 # Rounds of wrk (the benchmark section below says why), the open-loop runs,
 # latchkey's event loops (default one per core).
-ROUNDS=${BENCH_ROUNDS:-5}
+ROUNDS=${BENCH_ROUNDS:-7}
 ROUND_SECONDS=${BENCH_ROUND_SECONDS:-3}
 OPEN_SECONDS=${BENCH_OPEN_SECONDS:-10}
 OPEN_WARMUP=${BENCH_OPEN_WARMUP:-1}
