@@ -291,7 +291,8 @@ enum lk_err lk_store_key_list(struct lk_store *s, const char *ws_id,
 /* What a scan of every key reads of each. */
 enum lk_key_cols {
     LK_KEY_COLS_ALL = 0, /* the whole row (a copy of the database) */
-    /* what the key cache keeps: hint and created_by are "", meta is "" when
+    /* what the key cache keeps: hint is "" unless LK_KEY_HINT_IMPORTED (the
+     * cache tells keys made here by it), created_by is "", meta is "" when
      * it is "{}" (most keys: NULL in the row, nothing to copy), created_at and
      * the credits' refill, generation and times 0, credits_now -1 (a million
      * keys start faster without reading them); has_credits, the named rate

@@ -1314,7 +1314,8 @@ static int compare_cached(void *arg, const struct lk_key_row *k)
     assert_string_equal(k->meta, strcmp(w->meta, "{}") == 0 ? "" : w->meta);
     assert_string_equal(k->identity_id, w->identity_id);
     assert_string_equal(k->external_id, w->external_id);
-    assert_string_equal(k->hint, "");
+    /* the one hint the cache reads: it tells imported keys from those made here */
+    assert_string_equal(k->hint, strcmp(w->hint, LK_KEY_HINT_IMPORTED) == 0 ? w->hint : "");
     assert_string_equal(k->created_by, "");
     return 0;
 }
@@ -1342,6 +1343,7 @@ static void test_key_scan_for_the_cache(void **state)
     b.meta = (char *)"{}";
     snprintf(b.identity_id, sizeof(b.identity_id), "idn_1");
     snprintf(b.external_id, sizeof(b.external_id), "user \"1\"");
+    snprintf(b.hint, sizeof(b.hint), "%s", LK_KEY_HINT_IMPORTED);
     assert_int_equal(lk_store_key_insert(st, &a), LK_OK);
     assert_int_equal(lk_store_key_insert(st, &b), LK_OK);
     struct lk_touch t = {a.rowid, 1700000600};
@@ -1352,6 +1354,8 @@ static void test_key_scan_for_the_cache(void **state)
     assert_string_equal(p.whole[0].created_by, "usr_1");
     assert_string_equal(p.whole[1].meta, "{}");
     assert_string_equal(p.whole[1].external_id, "user \"1\"");
+    assert_string_equal(p.whole[0].hint, "lk_...01");
+    assert_string_equal(p.whole[1].hint, LK_KEY_HINT_IMPORTED);
     p.n = 0;
     assert_int_equal(lk_store_key_scan(st, LK_KEY_COLS_CACHE, compare_cached, &p), LK_OK);
     assert_int_equal(p.n, 2);
