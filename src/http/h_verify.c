@@ -107,8 +107,9 @@ static void key_fields(struct lk_textout *o, const struct lk_ckey *k)
     char t[LK_TIME_STRLEN];
 
     if (k == NULL) {
-        LK_TEXTOUT_LIT(o, "\"key_id\":null,\"workspace_id\":null,\"environment\":null,\"kind\":null,"
-               "\"name\":null,\"permissions\":null,\"expires_at\":null");
+        LK_TEXTOUT_LIT(o,
+                       "\"key_id\":null,\"workspace_id\":null,\"environment\":null,\"kind\":null,"
+                       "\"name\":null,\"permissions\":null,\"expires_at\":null");
         return;
     }
     LK_TEXTOUT_LIT(o, "\"key_id\":\"");

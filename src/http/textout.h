@@ -1,9 +1,10 @@
 /*
  * textout.h — appending to an answer buffer sized beforehand, without printf:
  * the check answers (POST /v1/verify, POST /v2/keys.verifyKey) are rendered
- * this way for every request. Header-only, static inline, so that each append compiles into the
- * renderer on the hot path. The caller sizes the buffer for the longest answer;
- * writing past it is a bug of ours, asserted (never input-driven).
+ * this way for every request. Header-only, static inline, so that each append
+ * compiles into the renderer on the hot path. The caller sizes the buffer for
+ * the longest answer; writing past it is a bug of ours, asserted (never
+ * input-driven).
  */
 #ifndef LK_TEXTOUT_H
 #define LK_TEXTOUT_H

@@ -349,8 +349,8 @@ enum stmt_id {
     " WHERE c.key_rowid = keys.rowid AND c.gen = keys.credits_gen)"
 /* KEY_READ in the same places, with constants for what the cache does not keep */
 #define KEY_COLS_CACHE                                                                             \
-    "rowid, id, workspace_id, name, environment, kind, permissions, NULLIF(meta, '{}'),"         \
-    " CASE WHEN hint = '" LK_KEY_HINT_IMPORTED "' THEN hint ELSE '' END,"                         \
+    "rowid, id, workspace_id, name, environment, kind, permissions, NULLIF(meta, '{}'),"          \
+    " CASE WHEN hint = '" LK_KEY_HINT_IMPORTED "' THEN hint ELSE '' END,"                          \
     " enabled, expires_at, revoked_at, 0, last_used_at, rl_limit, rl_window_s, daily_spend_cap,"   \
     " digest, pepper_id, prev_digest, prev_pepper_id, prev_until, '', identity_id, external_id,"   \
     " credits_remaining, 0, 0, 0, 0,"                                                              \
