@@ -7,6 +7,7 @@
 #include "base/version.h"
 #include "http/accesslog.h"
 #include "http/handlers.h"
+#include "http/server.h"
 #include "service/credits.h"
 #include "service/health.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
@@ -126,6 +127,14 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
     family(&t, "latchkey_connections_open", "gauge", "Client connections open now.");
     add(&t, "latchkey_connections_open %llu\n",
         (unsigned long long)(accepted > closed ? accepted - closed : 0));
+    {
+        int per_loop[LK_SERVER_MAX_LOOPS];
+        int nl = lk_server_loop_connections(per_loop, LK_SERVER_MAX_LOOPS);
+        family(&t, "latchkey_loop_connections_open", "gauge",
+               "Client connections open now on each event loop.");
+        for (int i = 0; i < nl; i++)
+            add(&t, "latchkey_loop_connections_open{loop=\"%d\"} %d\n", i, per_loop[i]);
+    }
     family(&t, "latchkey_connections_accepted_total", "counter", "Client connections accepted.");
     add(&t, "latchkey_connections_accepted_total %llu\n", (unsigned long long)accepted);
 

@@ -25,7 +25,7 @@
 #include "service/leaks.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
-#define MAX_THREADS 64
+#define MAX_THREADS LK_SERVER_MAX_LOOPS
 #define LOOP_WAKE_MS 100 /* how often an idle loop looks at the stop flag */
 
 struct lk_handler {
@@ -44,10 +44,24 @@ struct loop_thread {
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
     struct lk_tls *tls; /* NULL: plain HTTP */
+    struct loop_thread *all; /* every loop, this one among them */
+    int n;
+    atomic_int conns; /* connections open on this loop */
+    h2o_multithread_receiver_t handoff; /* connections accepted by another loop */
+};
+
+/* A connection accepted by one loop for another to serve. */
+struct handoff {
+    h2o_multithread_message_t msg; /* must stay first: the receiver gets this */
+    int fd;
 };
 
 static atomic_bool stopping;
 static atomic_int ready;
+/* The running loops, for lk_server_loop_connections (set before they start,
+ * cleared after they stop; /metrics asks from a loop). */
+static struct loop_thread *running;
+static int running_n;
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -60,26 +74,83 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 static void on_conn_close(void *data)
 {
-    (void)data;
+    struct loop_thread *t = data;
+
+    atomic_fetch_sub_explicit(&t->conns, 1, memory_order_relaxed);
     lk_stats_add(LK_STAT_CONN_CLOSED, 1);
 }
 
-static void on_accept(h2o_socket_t *listener, const char *err)
+/* A new connection on t: TLS handshake or the first request head, then h2o. */
+static void serve_conn(struct loop_thread *t, h2o_socket_t *sock)
 {
-    struct loop_thread *t = listener->data;
-    h2o_socket_t *sock;
-
-    if (err != NULL)
-        return;
-    if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
-        return;
     /* /metrics: connections accepted and open (h2o calls on_close as it frees). */
     lk_stats_add(LK_STAT_CONN_ACCEPTED, 1);
     sock->on_close.cb = on_conn_close;
+    sock->on_close.data = t;
     if (t->tls != NULL)
         lk_tls_accept(t->tls, &t->accept_ctx, sock); /* the handshake, then as below */
     else
         lk_reqhead_accept(&t->accept_ctx, sock); /* reads the first head, then h2o_accept() */
+}
+
+/* The loop with the fewest open connections, t itself on a tie. The kernel
+ * hashes each connection to one loop's socket (SO_REUSEPORT), and a few dozen
+ * keep-alive connections split unevenly: 32 often land 19 and 13, so one loop
+ * saturates while the other idles. Keep-alive clients hold a connection for many
+ * requests, so an even count is an even load. */
+static struct loop_thread *least_loaded(struct loop_thread *t)
+{
+    struct loop_thread *best = t;
+    int least = atomic_load_explicit(&t->conns, memory_order_relaxed);
+
+    for (int i = 0; i < t->n; i++) {
+        int c = atomic_load_explicit(&t->all[i].conns, memory_order_relaxed);
+        if (c < least) {
+            least = c;
+            best = &t->all[i];
+        }
+    }
+    return best;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    struct loop_thread *t = listener->data, *to;
+    struct handoff *h;
+    h2o_socket_t *sock;
+    int fd, on = 1;
+
+    if (err != NULL)
+        return;
+    to = least_loaded(t);
+    if (to == t) {
+        if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
+            return;
+        atomic_fetch_add_explicit(&t->conns, 1, memory_order_relaxed);
+        serve_conn(t, sock);
+        return;
+    }
+    if ((fd = accept4(h2o_socket_get_fd(listener), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0)
+        return;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    /* Counted now, so the next accept, on any loop, sees it placed. */
+    atomic_fetch_add_explicit(&to->conns, 1, memory_order_relaxed);
+    h = lk_calloc(1, sizeof(*h));
+    h->fd = fd;
+    h2o_multithread_send_message(&to->handoff, &h->msg);
+}
+
+static void on_handoff(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    struct loop_thread *t = H2O_STRUCT_FROM_MEMBER(struct loop_thread, handoff, receiver);
+
+    while (!h2o_linklist_is_empty(messages)) {
+        struct handoff *h = (struct handoff *)messages->next;
+        h2o_linklist_unlink(&h->msg.link);
+        serve_conn(t, h2o_evloop_socket_create(t->loop, h->fd,
+                                               H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION));
+        free(h);
+    }
 }
 
 /* SO_REUSEPORT would also let a second latchkey (or anything of the same user)
@@ -138,10 +209,15 @@ static void *loop_main(void *arg)
     h2o_context_init(&t->ctx, t->loop, t->conf);
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = t->conf->hosts;
+    h2o_multithread_register_receiver(h2o_multithread_create_queue(t->loop), &t->handoff,
+                                      on_handoff);
     t->listener = h2o_evloop_socket_create(t->loop, t->fd, H2O_SOCKET_FLAG_DONT_READ);
     t->listener->data = t;
-    h2o_socket_read_start(t->listener, on_accept);
+    /* Accept only once every loop can take a connection handed to it. */
     atomic_fetch_add(&ready, 1);
+    while (atomic_load(&ready) < t->n && !atomic_load(&stopping))
+        usleep(1000);
+    h2o_socket_read_start(t->listener, on_accept);
     while (!atomic_load(&stopping)) {
         h2o_evloop_run(t->loop, LOOP_WAKE_MS);
         lk_log_flush_thread(); /* this iteration's access lines, to the log writer */
@@ -153,6 +229,15 @@ static void *loop_main(void *arg)
      * already durable. */
     lk_keycache_thread_offline();
     return NULL;
+}
+
+int lk_server_loop_connections(int *out, int cap)
+{
+    int n = running_n < cap ? running_n : cap;
+
+    for (int i = 0; i < n; i++)
+        out[i] = atomic_load_explicit(&running[i].conns, memory_order_relaxed);
+    return n;
 }
 
 void lk_server_block_signals(sigset_t *set)
@@ -292,7 +377,11 @@ enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_e
         threads[i].conf = &conf;
         threads[i].app = app;
         threads[i].tls = srv->tls;
+        threads[i].all = threads;
+        threads[i].n = n;
     }
+    running = threads;
+    running_n = n;
     for (; started < n; started++) {
         if (pthread_create(&threads[started].tid, NULL, loop_main, &threads[started]) != 0) {
             e = lk_errinfo_set(ei, LK_ERR_INTERNAL, "", "cannot start event loop threads");
@@ -315,6 +404,8 @@ out:
     atomic_store(&stopping, true);
     for (int i = 0; i < started; i++)
         pthread_join(threads[i].tid, NULL);
+    running = NULL;
+    running_n = 0;
     free(threads);
     /* After the loops: a worker may still be finishing a write; let it, then stop. */
     lk_mgmt_free(mgmt);

@@ -1,7 +1,8 @@
 /*
  * server.h — latchkey's HTTP server: h2o's event loop, one per thread, each with
  * its own listening socket on the same port (SO_REUSEPORT), so the kernel spreads
- * connections across cores with no shared accept lock (DESIGN §8).
+ * connections across cores with no shared accept lock. A loop that accepts while
+ * another holds fewer connections hands the new one over, so the loops stay even.
  */
 #ifndef LK_SERVER_H
 #define LK_SERVER_H
@@ -12,6 +13,8 @@
 
 #include "core/err.h"
 #include "service/app.h"
+
+#define LK_SERVER_MAX_LOOPS 64 /* event loops at most (--threads) */
 
 struct lk_server_config {
     const char *host; /* numeric address, e.g. "127.0.0.1" */
@@ -45,6 +48,10 @@ enum lk_err lk_server_listen(const struct lk_server_config *cfg, struct lk_serve
  * listening on http://HOST:PORT" (https with TLS) to stdout once every loop is
  * ready. The caller closes the app afterwards (which flushes usage). */
 enum lk_err lk_server_run(struct lk_server *srv, struct lk_app *app, struct lk_errinfo *ei);
+
+/* Connections open on each running event loop, into out[0..cap); returns how
+ * many loops it filled (0 when no server runs). For /metrics. */
+int lk_server_loop_connections(int *out, int cap);
 
 /* Closes the sockets no loop took. Accepts NULL. */
 void lk_server_free(struct lk_server *srv);

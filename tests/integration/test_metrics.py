@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import poll
+from conftest import LatchkeyServer, _finish, _live_servers, poll
 from lkhelpers import describe, expect_status
 
 parser = pytest.importorskip(
@@ -30,6 +30,7 @@ FAMILIES = {
     "latchkey_feed_stale": "gauge",
     "latchkey_feed_reloads": "counter",
     "latchkey_connections_open": "gauge",
+    "latchkey_loop_connections_open": "gauge",
     "latchkey_connections_accepted": "counter",
     "latchkey_store_errors": "counter",
     "latchkey_store_duration_seconds": "histogram",
@@ -164,6 +165,44 @@ def test_connections_open_falls_when_clients_leave(server):
             s.close()
     poll(lambda: value(server, "latchkey_connections_open") <= 1.0,
          what="connections_open back to the scrape's own")
+
+
+def loop_counts(srv):
+    """Open connections of each event loop, from /metrics (the scrape's own among them)."""
+    got = samples(scrape(srv))
+    return sorted(v for (name, _), v in got.items() if name == "latchkey_loop_connections_open")
+
+
+def test_connections_are_spread_evenly_over_the_event_loops(tmp_path):
+    # The kernel hashes connections to the loops' sockets; 12 of them on 4 loops
+    # rarely land 3 apiece by chance. latchkey hands each new connection to the
+    # loop with the fewest, so they always do.
+    srv = LatchkeyServer(tmp_path / "srv", config={"threads": 4})
+    srv.start()
+    _live_servers.append(srv)
+    sessions = []
+    try:
+        for round_ in range(2):
+            for _ in range(12):
+                s = requests.Session()  # one keep-alive connection, held open
+                sessions.append(s)
+                assert s.get(srv.url("/healthz"), timeout=5).status_code == 200
+            counts = loop_counts(srv)
+            assert len(counts) == 4, counts
+            # 12 held connections and the scrape's own
+            assert counts == [3, 3, 3, 4], f"round {round_ + 1}: connections per loop {counts}"
+            # Every connection served requests on the loop it was placed on.
+            for s in sessions:
+                assert s.get(srv.url("/healthz"), timeout=5).status_code == 200
+            for s in sessions:
+                s.close()
+            sessions.clear()
+            # The loops count closes too, or the next round would be placed unevenly.
+            poll(lambda: sum(loop_counts(srv)) == 1, what="every held connection closed")
+    finally:
+        for s in sessions:
+            s.close()
+        _finish(srv)
 
 
 def test_credit_leases_are_counted(server, ws):
