@@ -157,7 +157,17 @@ void lk_respond_send_typed(h2o_req_t *req, int status, const char *request_id, e
     }
     add_request_id(req, request_id);
     req->res.content_length = len; /* else h2o falls back to chunked encoding */
-    h2o_send_inline(req, body, len);
+    if (len > 0) {
+        h2o_send_inline(req, body, len);
+    } else {
+        /* h2o_send_inline would queue an empty buffer after the head; h2o's writev
+         * then stops before it, calls the write partial and waits for EPOLLOUT to
+         * write nothing: a second writev and two epoll_ctl for every forward-auth
+         * answer and 204. */
+        static h2o_generator_t generator = {NULL, NULL};
+        h2o_start_response(req, &generator);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    }
 }
 
 int lk_respond_raw(struct lk_reqctx *rc, int status, const char *body, size_t len)
