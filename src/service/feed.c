@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/stats.h"
 #include "service/app.h"
+#include "service/keyload.h"
 #include "base/banned.h" /* last: bans unsafe calls below this line */
 
 #define BATCH 256 /* changes read at a time */
@@ -48,14 +49,6 @@ static void note_head(struct lk_feed *f, int64_t seq)
         atomic_store_explicit(&f->head_seen, seq, memory_order_relaxed);
 }
 
-static int load_key(void *arg, const struct lk_key_row *row)
-{
-    struct lk_keycache *cache = arg;
-
-    lk_keycache_put(cache, row);
-    return 0;
-}
-
 static void apply_ws(struct lk_app *app, const struct lk_ws_row *w)
 {
     lk_counters_set_quota(lk_counters_ws(app->counters, w->id), w->quota, w->test_quota);
@@ -80,7 +73,7 @@ static enum lk_err snapshot(struct lk_feed *f)
 
     if ((e = lk_store_changes_head(f->store, &head)) != LK_OK ||
         (e = lk_store_ws_list(f->store, load_ws, app)) != LK_OK ||
-        (e = lk_store_key_scan(f->store, LK_KEY_COLS_CACHE, load_key, app->cache)) != LK_OK)
+        (e = lk_keyload(f->store, app->cache)) != LK_OK)
         return e;
     lk_keycache_fit(app->cache);
     f->applied = head;
