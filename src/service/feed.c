@@ -73,7 +73,7 @@ static enum lk_err snapshot(struct lk_feed *f)
 
     if ((e = lk_store_changes_head(f->store, &head)) != LK_OK ||
         (e = lk_store_ws_list(f->store, load_ws, app)) != LK_OK ||
-        (e = lk_keyload(f->store, app->cache)) != LK_OK)
+        (e = lk_keyload(f->store, app->store, app->cache)) != LK_OK)
         return e;
     lk_keycache_fit(app->cache);
     f->applied = head;

@@ -12,6 +12,8 @@
 #define BATCH_ROWS 256 /* rows handed over at a time: one lock round per batch */
 #define BATCHES 8      /* in flight: how far the reader may run ahead */
 #define NONE SIZE_MAX  /* an offset of a string or list the row does not have */
+/* Keys from which a second reader pays for its connection's scan set-up. */
+#define TWO_READERS_FROM 20000
 
 /* Rows copied out of the scan, which lends them only for its callback. Their
  * permissions, meta and named rate limits go to two arenas of the batch; the
@@ -29,15 +31,23 @@ struct batch {
 };
 
 struct loader {
-    struct lk_store *store;
     pthread_mutex_t mu;
-    pthread_cond_t filled;       /* a batch was handed over, or the scan ended */
-    pthread_cond_t emptied;      /* a batch is free again */
-    struct batch *full, **tail;  /* handed over, oldest first */
-    struct batch *free;          /* to fill */
-    bool done;                   /* guarded by mu: the scan returned ... */
-    enum lk_err err;             /* ... with this */
-    struct batch *filling;       /* the reader's own */
+    pthread_cond_t filled;      /* a batch was handed over, or a reader ended */
+    pthread_cond_t emptied;     /* a batch is free again */
+    struct batch *full, **tail; /* handed over, oldest first */
+    struct batch *free;         /* to fill */
+    int running;                /* guarded by mu: readers not yet ended */
+};
+
+/* One reader thread: a range of rowids on a connection of its own. */
+struct reader {
+    struct loader *l;
+    struct lk_store *store;
+    int64_t after, upto;
+    struct batch *filling; /* the reader's own */
+    enum lk_err err;
+    pthread_t tid;
+    bool started;
 };
 
 static size_t keep_text(struct batch *b, const char *s)
@@ -94,15 +104,16 @@ static void hand_over(struct loader *l, struct batch *b)
 
 static int on_row(void *arg, const struct lk_key_row *row)
 {
-    struct loader *l = arg;
-    struct batch *b = l->filling;
+    struct reader *rd = arg;
+    struct loader *l = rd->l;
+    struct batch *b = rd->filling;
     int i;
 
     if (b == NULL) {
         pthread_mutex_lock(&l->mu);
         while (l->free == NULL)
             pthread_cond_wait(&l->emptied, &l->mu);
-        b = l->filling = l->free;
+        b = rd->filling = l->free;
         l->free = b->next;
         pthread_mutex_unlock(&l->mu);
         b->n = 0;
@@ -114,7 +125,7 @@ static int on_row(void *arg, const struct lk_key_row *row)
     b->meta_off[i] = keep_text(b, row->meta);
     b->rl_off[i] = keep_rls(b, row->rate_limits, row->n_rate_limits);
     if (b->n == BATCH_ROWS) {
-        l->filling = NULL;
+        rd->filling = NULL;
         hand_over(l, b);
     }
     return 0;
@@ -122,16 +133,17 @@ static int on_row(void *arg, const struct lk_key_row *row)
 
 static void *reader_main(void *arg)
 {
-    struct loader *l = arg;
-    enum lk_err e = lk_store_key_scan(l->store, LK_KEY_COLS_CACHE, on_row, l);
+    struct reader *rd = arg;
+    struct loader *l = rd->l;
 
-    if (l->filling != NULL) {
-        hand_over(l, l->filling);
-        l->filling = NULL;
+    rd->err = lk_store_key_scan_range(rd->store, LK_KEY_COLS_CACHE, rd->after, rd->upto, on_row,
+                                      rd);
+    if (rd->filling != NULL) {
+        hand_over(l, rd->filling);
+        rd->filling = NULL;
     }
     pthread_mutex_lock(&l->mu);
-    l->err = e;
-    l->done = true;
+    l->running--;
     pthread_cond_signal(&l->filled);
     pthread_mutex_unlock(&l->mu);
     return NULL;
@@ -143,13 +155,30 @@ static int put_row(void *arg, const struct lk_key_row *row)
     return 0;
 }
 
-enum lk_err lk_keyload(struct lk_store *s, struct lk_keycache *c)
+enum lk_err lk_keyload(struct lk_store *s, struct lk_store *s2, struct lk_keycache *c)
 {
-    struct loader l = {.store = s};
+    struct loader l = {0};
+    struct reader rd[2] = {{.l = &l, .store = s, .after = 0, .upto = INT64_MAX}};
+    int nrd = 1;
     struct batch *b;
-    pthread_t tid;
-    enum lk_err e;
+    enum lk_err e = LK_OK;
+    int64_t max = 0;
 
+    /* Halves by rowid (dense enough: keys are revoked, not deleted) on two
+     * connections; one reader when there is one connection or few keys. */
+    if (lk_store_key_rowid_max(s, &max) != LK_OK)
+        max = 0;
+    /* The cache's index by rowid maps a rowid to its low bits: two readers'
+     * interleaved ranges would pile up in a table smaller than the rowids
+     * (a start of a million keys took a minute). Sized up front, every rowid has
+     * its own slot, and the digest table never copies itself while it fills. */
+    if (lk_keycache_count(c) == 0 && max > 0)
+        lk_keycache_reserve(c, (unsigned long)max);
+    if (s2 != NULL && s2 != s && max >= TWO_READERS_FROM) {
+        rd[0].upto = max / 2;
+        rd[1] = (struct reader){.l = &l, .store = s2, .after = max / 2, .upto = INT64_MAX};
+        nrd = 2;
+    }
     pthread_mutex_init(&l.mu, NULL);
     pthread_cond_init(&l.filled, NULL);
     pthread_cond_init(&l.emptied, NULL);
@@ -159,22 +188,29 @@ enum lk_err lk_keyload(struct lk_store *s, struct lk_keycache *c)
         b->next = l.free;
         l.free = b;
     }
-    if (pthread_create(&tid, NULL, reader_main, &l) != 0) {
-        lk_warn("key load: no reader thread, reading on this one");
-        e = lk_store_key_scan(s, LK_KEY_COLS_CACHE, put_row, c);
-        goto out;
+    for (int i = 0; i < nrd; i++) {
+        pthread_mutex_lock(&l.mu);
+        l.running++;
+        pthread_mutex_unlock(&l.mu);
+        if (pthread_create(&rd[i].tid, NULL, reader_main, &rd[i]) != 0) {
+            pthread_mutex_lock(&l.mu);
+            l.running--;
+            pthread_mutex_unlock(&l.mu);
+            continue; /* its range is read on this thread below */
+        }
+        rd[i].started = true;
+        pthread_setname_np(rd[i].tid, "lk-keyload");
     }
-    pthread_setname_np(tid, "lk-keyload");
     for (;;) {
         pthread_mutex_lock(&l.mu);
-        while (l.full == NULL && !l.done)
+        while (l.full == NULL && l.running > 0)
             pthread_cond_wait(&l.filled, &l.mu);
         b = l.full;
         if (b != NULL && (l.full = b->next) == NULL)
             l.tail = &l.full;
         pthread_mutex_unlock(&l.mu);
         if (b == NULL)
-            break; /* done, and every batch put */
+            break; /* every reader ended, and every batch is put */
         for (int i = 0; i < b->n; i++)
             lk_keycache_put(c, &b->rows[i]);
         pthread_mutex_lock(&l.mu);
@@ -183,9 +219,17 @@ enum lk_err lk_keyload(struct lk_store *s, struct lk_keycache *c)
         pthread_cond_signal(&l.emptied);
         pthread_mutex_unlock(&l.mu);
     }
-    pthread_join(tid, NULL);
-    e = l.err;
-out:
+    for (int i = 0; i < nrd; i++) {
+        if (rd[i].started) {
+            pthread_join(rd[i].tid, NULL);
+        } else {
+            lk_warn("key load: no reader thread, reading on this one");
+            rd[i].err = lk_store_key_scan_range(rd[i].store, LK_KEY_COLS_CACHE, rd[i].after,
+                                                rd[i].upto, put_row, c);
+        }
+        if (e == LK_OK)
+            e = rd[i].err;
+    }
     while ((b = l.free) != NULL) {
         l.free = b->next;
         free(b->text);

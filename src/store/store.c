@@ -192,9 +192,21 @@ enum lk_err lk_store_key_list(struct lk_store *s, const char *ws_id,
 enum lk_err lk_store_key_scan(struct lk_store *s, enum lk_key_cols cols, lk_key_row_cb cb,
                               void *arg)
 {
+    return lk_store_key_scan_range(s, cols, 0, INT64_MAX, cb, arg);
+}
+enum lk_err lk_store_key_scan_range(struct lk_store *s, enum lk_key_cols cols, int64_t after,
+                                    int64_t upto, lk_key_row_cb cb, void *arg)
+{
     uint64_t t0 = lk_stats_now_ns();
 
-    return timed(t0, s->ops->key_scan(s, cols, cb, arg));
+    return timed(t0, s->ops->key_scan(s, cols, after, upto, cb, arg));
+}
+enum lk_err lk_store_key_rowid_max(struct lk_store *s, int64_t *out)
+{
+    uint64_t t0 = lk_stats_now_ns();
+
+    *out = 0;
+    return timed(t0, s->ops->key_rowid_max(s, out));
 }
 enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, size_t n)
 {

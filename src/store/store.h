@@ -302,6 +302,12 @@ enum lk_key_cols {
 /* Every key of every workspace, in rowid order (to fill the cache at start). */
 enum lk_err lk_store_key_scan(struct lk_store *s, enum lk_key_cols cols, lk_key_row_cb cb,
                               void *arg);
+/* The keys with after < rowid <= upto, in rowid order: a part of the scan above,
+ * so that two connections can read halves of the table at once. */
+enum lk_err lk_store_key_scan_range(struct lk_store *s, enum lk_key_cols cols, int64_t after,
+                                    int64_t upto, lk_key_row_cb cb, void *arg);
+/* The highest rowid of a key, 0 when there is none. */
+enum lk_err lk_store_key_rowid_max(struct lk_store *s, int64_t *out /* OUT */);
 /* Records last-used times, never moving one backwards; one transaction. */
 enum lk_err lk_store_keys_touch(struct lk_store *s, const struct lk_touch *t, size_t n);
 

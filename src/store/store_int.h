@@ -38,8 +38,9 @@ struct lk_store_ops {
                            struct lk_key_row *out);
     enum lk_err (*key_list)(struct lk_store *s, const char *ws_id, const struct lk_key_filter *f,
                             lk_key_row_cb cb, void *arg);
-    enum lk_err (*key_scan)(struct lk_store *s, enum lk_key_cols cols, lk_key_row_cb cb,
-                            void *arg);
+    enum lk_err (*key_scan)(struct lk_store *s, enum lk_key_cols cols, int64_t after,
+                            int64_t upto, lk_key_row_cb cb, void *arg);
+    enum lk_err (*key_rowid_max)(struct lk_store *s, int64_t *out);
     enum lk_err (*keys_touch)(struct lk_store *s, const struct lk_touch *t, size_t n);
     enum lk_err (*audit_insert)(struct lk_store *s, const struct lk_audit_row *a);
     enum lk_err (*audit_list)(struct lk_store *s, const char *ws_id,

@@ -1571,23 +1571,30 @@ static int row_key_page(PGresult *r, int i, void *arg)
  * no transaction held open across pages): a key committed meanwhile may or
  * may not be in the scan, which the feed covers by reading the log from a head
  * taken before it (docs/internals/feed.md). */
-static enum lk_err pg_key_scan(struct lk_store *base, enum lk_key_cols cols, lk_key_row_cb cb,
-                               void *arg)
+static enum lk_err pg_key_scan(struct lk_store *base, enum lk_key_cols cols, int64_t after,
+                               int64_t upto, lk_key_row_cb cb, void *arg)
 {
     static const char *const sql[] = {
-        [LK_KEY_COLS_ALL] = "SELECT " KEY_COLS " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
-        [LK_KEY_COLS_CACHE] =
-            "SELECT " KEY_COLS_CACHE " FROM keys WHERE rowid > $1 ORDER BY rowid LIMIT $2",
+        [LK_KEY_COLS_ALL] = "SELECT " KEY_COLS " FROM keys WHERE rowid > $1 AND rowid <= $3"
+                            " ORDER BY rowid LIMIT $2",
+        [LK_KEY_COLS_CACHE] = "SELECT " KEY_COLS_CACHE " FROM keys WHERE rowid > $1"
+                              " AND rowid <= $3 ORDER BY rowid LIMIT $2",
     };
-    struct key_page pg = {cb, arg, 0, 0, false};
+    struct key_page pg = {cb, arg, after, 0, false};
     enum lk_err e;
 
     do {
         pg.rows = 0;
         e = read_stmt(PG(base), sql[cols == LK_KEY_COLS_CACHE], false, row_key_page, &pg,
-                      "scan keys", "ii", pg.last, (int64_t)SCAN_PAGE);
+                      "scan keys", "iii", pg.last, (int64_t)SCAN_PAGE, upto);
     } while (e == LK_OK && !pg.stopped && pg.rows == SCAN_PAGE);
     return e;
+}
+
+static enum lk_err pg_key_rowid_max(struct lk_store *base, int64_t *out)
+{
+    return read_stmt(PG(base), "SELECT coalesce(max(rowid), 0) FROM keys", false, row_count, out,
+                     "find the last key", "");
 }
 
 /* An array literal ("{1,2,3}", "{\"ws_a\"}") built element by element. */
@@ -2841,6 +2848,7 @@ static enum lk_err pg_key_credits_get(struct lk_store *base, int64_t key_rowid,
     .key_get = pg_key_get,                                                                         \
     .key_list = pg_key_list,                                                                       \
     .key_scan = pg_key_scan,                                                                       \
+    .key_rowid_max = pg_key_rowid_max,                                                             \
     .keys_touch = pg_keys_touch,                                                                   \
     .audit_insert = pg_audit_insert,                                                               \
     .audit_list = pg_audit_list,                                                                   \

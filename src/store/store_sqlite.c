@@ -236,6 +236,7 @@ enum stmt_id {
     ST_KEY_GET,
     ST_KEY_SCAN,
     ST_KEY_SCAN_CACHE,
+    ST_KEY_ROWID_MAX,
     ST_KEY_TOUCH,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
@@ -375,8 +376,10 @@ static const char *const stmt_sql[ST__COUNT] = {
                       "credits_refill_day = ?29, credits_gen = ?30, credits_set_at = ?31, "
                       "rate_limits = ?32 WHERE id = ?2 AND workspace_id = ?3",
     [ST_KEY_GET] = "SELECT " KEY_READ " FROM keys WHERE workspace_id = ?1 AND id = ?2",
-    [ST_KEY_SCAN] = "SELECT " KEY_READ " FROM keys ORDER BY rowid",
-    [ST_KEY_SCAN_CACHE] = "SELECT " KEY_COLS_CACHE " FROM keys ORDER BY rowid",
+    [ST_KEY_SCAN] = "SELECT " KEY_READ " FROM keys WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid",
+    [ST_KEY_SCAN_CACHE] = "SELECT " KEY_COLS_CACHE " FROM keys WHERE rowid > ?1 AND rowid <= ?2"
+                          " ORDER BY rowid",
+    [ST_KEY_ROWID_MAX] = "SELECT coalesce(max(rowid), 0) FROM keys",
     [ST_KEY_TOUCH] = "UPDATE keys SET last_used_at = ?2 WHERE rowid = ?1 AND "
                      "(last_used_at IS NULL OR last_used_at < ?2)",
     [ST_AUDIT_INSERT] = "INSERT INTO audit_events(workspace_id, actor, action, target, address, "
@@ -1273,8 +1276,8 @@ out:
     return e;
 }
 
-static enum lk_err sq_key_scan(struct lk_store *base, enum lk_key_cols cols, lk_key_row_cb cb,
-                               void *arg)
+static enum lk_err sq_key_scan(struct lk_store *base, enum lk_key_cols cols, int64_t after,
+                               int64_t upto, lk_key_row_cb cb, void *arg)
 {
     struct sqlite_store *s = SQ(base);
     enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
@@ -1282,9 +1285,31 @@ static enum lk_err sq_key_scan(struct lk_store *base, enum lk_key_cols cols, lk_
 
     pthread_mutex_lock(&s->mu);
     if ((st = stmt(s, cols == LK_KEY_COLS_CACHE ? ST_KEY_SCAN_CACHE : ST_KEY_SCAN)) != NULL) {
+        sqlite3_bind_int64(st, 1, after);
+        sqlite3_bind_int64(st, 2, upto);
         e = each_key(s, st, cb, arg);
         sqlite3_reset(st);
+        /* The pages a scan of the whole table leaves in this connection's cache
+         * are not what its next calls read; two connections scan at start. */
+        sqlite3_db_release_memory(s->db);
     }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static enum lk_err sq_key_rowid_max(struct lk_store *base, int64_t *out)
+{
+    struct sqlite_store *s = SQ(base);
+    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
+    sqlite3_stmt *st;
+
+    pthread_mutex_lock(&s->mu);
+    if ((st = stmt(s, ST_KEY_ROWID_MAX)) != NULL && sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        e = LK_OK;
+    }
+    if (st)
+        sqlite3_reset(st);
     pthread_mutex_unlock(&s->mu);
     return e;
 }
@@ -2551,6 +2576,7 @@ const struct lk_store_ops lk__store_sqlite_ops = {
     .key_get = sq_key_get,
     .key_list = sq_key_list,
     .key_scan = sq_key_scan,
+    .key_rowid_max = sq_key_rowid_max,
     .keys_touch = sq_keys_touch,
     .audit_insert = sq_audit_insert,
     .audit_list = sq_audit_list,

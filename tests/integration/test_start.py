@@ -94,3 +94,31 @@ def test_unusable_listen_address_on_empty_database_creates_nothing(tmp_path):
     assert "ipv4" in res.stderr.lower(), res.stderr
     assert not ANY_SECRET.search(res.stdout + res.stderr), res.stdout
     assert workspace_count(srv) == 0
+
+
+def test_a_start_of_many_keys_puts_every_one_in_the_cache(make_server):
+    """From 20 000 keys a start reads the table with two threads, each half of the
+    rowids on a connection of its own: keys of both halves and at the seam
+    verify, and the cache holds every one."""
+    import requests
+
+    def cached(srv):
+        text = requests.get(srv.url("/metrics"), timeout=5).text
+        line = [ln for ln in text.splitlines() if ln.startswith("latchkey_keys_cached ")]
+        assert line, text[:500]
+        return int(line[0].split()[1])
+
+    srv = make_server()
+    before = cached(srv)  # the root key and what init made
+    srv.stop()
+    out = srv.dir / "secrets.txt"
+    res = run_cli(["seed", "--db", srv.db_url, "--count", "25000", "--out", str(out)],
+                  timeout=300)
+    assert res.returncode == 0, res.stderr
+    secrets = out.read_text().splitlines()
+    assert len(secrets) == 25000
+    srv.start()
+    for s in secrets[:3] + secrets[12498:12503] + secrets[-3:]:
+        v = expect_status(srv.verify({"key": s}), 200)
+        assert v["valid"] is True, v
+    assert cached(srv) == before + 25000

@@ -2,7 +2,8 @@
  * test_keyload.c — src/service/keyload.c: every key of a real SQLite store
  * reaches the cache whole, though a reader thread copies the rows out of the
  * scan in batches and the calling thread puts them. Enough keys for many
- * batches and for the reader to wait for the writer; permissions, meta, named
+ * batches and for the readers to wait for the writer, with one reader and
+ * with two (each half of the table); permissions, meta, named
  * rate limits and previous secrets vary from key to key, so a row that took
  * another's strings, or lost its own when its batch was refilled, shows.
  */
@@ -23,7 +24,7 @@
 #include "service/keyload.h"
 #include "store/store.h"
 
-#define NKEYS 5000 /* about twenty batches, more than are in flight */
+#define NKEYS 24000 /* about a hundred batches; enough for two readers */
 
 static char tmpdir[64], url[128];
 
@@ -64,16 +65,15 @@ static void make_key(struct lk_key_row *k, int i, char *perms, size_t psz, char 
     }
 }
 
-static void test_every_key_arrives_whole(void **state)
+static void load_and_check(bool two_readers)
 {
-    struct lk_store *st = NULL;
+    struct lk_store *st = NULL, *st2 = NULL;
     struct lk_counters *ctr;
     struct lk_keycache *c;
     struct lk_errinfo ei;
     struct lk_ws_row w = {0};
     unsigned long prevs = 0;
 
-    (void)state;
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/lk-keyload-XXXXXX");
     assert_non_null(mkdtemp(tmpdir));
     snprintf(url, sizeof(url), "sqlite:%s/db", tmpdir);
@@ -104,7 +104,9 @@ static void test_every_key_arrives_whole(void **state)
     lk_keycache_thread_online();
     ctr = lk_counters_new();
     c = lk_keycache_new(ctr);
-    assert_int_equal(lk_keyload(st, c), LK_OK);
+    if (two_readers && lk_store_open(url, &st2, &ei) != LK_OK)
+        fail_msg("open a second connection: %s", ei.detail);
+    assert_int_equal(lk_keyload(st, st2, c), LK_OK);
     assert_int_equal(lk_keycache_count(c), NKEYS + prevs);
 
     lk_keycache_read_lock();
@@ -153,6 +155,7 @@ static void test_every_key_arrives_whole(void **state)
     lk_keycache_free(c);
     lk_counters_free(ctr);
     lk_keycache_thread_offline();
+    lk_store_close(st2);
     lk_store_close(st);
     {
         const char *suffix[] = {"", "-wal", "-shm", "-journal", ".counters", ".webhook-key"};
@@ -165,10 +168,24 @@ static void test_every_key_arrives_whole(void **state)
     }
 }
 
+static void test_every_key_arrives_whole(void **state)
+{
+    (void)state;
+    load_and_check(false);
+}
+
+/* Each reader its half of the rowids, on a connection of its own. */
+static void test_two_readers_bring_every_key_once(void **state)
+{
+    (void)state;
+    load_and_check(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_key_arrives_whole),
+        cmocka_unit_test(test_two_readers_bring_every_key_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -238,7 +238,11 @@ static void test_keys(void **state)
     struct key_ids ki = {0};
     struct lk_key_filter f = {.env = -1, .status = LK_STATUS_ANY, .now = 1700000500, .limit = 10};
 
+    int64_t none = -1;
+
     (void)state;
+    assert_int_equal(lk_store_key_rowid_max(st, &none), LK_OK);
+    assert_int_equal(none, 0); /* no key yet */
     put_ws("ws_a");
     make_key(&k, "key_1", "ws_a", 0x11);
     k.expires_at = 1800000000;
@@ -335,6 +339,27 @@ static void test_keys(void **state)
     assert_int_equal(lk_store_key_scan(st, LK_KEY_COLS_ALL, add_key_id, &ki), LK_OK);
     assert_int_equal(ki.n, 2);
     assert_string_equal(ki.ids[0], "key_1"); /* by rowid */
+    /* a range of rowids, after < rowid <= upto: the halves a start reads at once */
+    int64_t max = -1;
+    assert_int_equal(lk_store_key_rowid_max(st, &max), LK_OK);
+    assert_int_equal(max, rowid2);
+    ki.n = 0;
+    assert_int_equal(lk_store_key_scan_range(st, LK_KEY_COLS_CACHE, 0, rowid2 - 1, add_key_id,
+                                             &ki),
+                     LK_OK);
+    assert_int_equal(ki.n, 1);
+    assert_string_equal(ki.ids[0], "key_1");
+    ki.n = 0;
+    assert_int_equal(lk_store_key_scan_range(st, LK_KEY_COLS_CACHE, rowid2 - 1, INT64_MAX,
+                                             add_key_id, &ki),
+                     LK_OK);
+    assert_int_equal(ki.n, 1);
+    assert_string_equal(ki.ids[0], "key_2");
+    ki.n = 0;
+    assert_int_equal(lk_store_key_scan_range(st, LK_KEY_COLS_ALL, rowid2, INT64_MAX, add_key_id,
+                                             &ki),
+                     LK_OK);
+    assert_int_equal(ki.n, 0);
 
     /* last-used times never move backwards */
     struct lk_touch t[] = {{k.rowid, 1700000600}, {k.rowid, 1700000500}};
