@@ -1109,14 +1109,15 @@ out:
     return e;
 }
 
-static enum lk_err sq_ws_count(struct lk_store *base, int64_t *out)
+/* The one integer a statement without parameters answers (a count, a maximum). */
+static enum lk_err one_i64(struct lk_store *base, enum stmt_id id, int64_t *out)
 {
     struct sqlite_store *s = SQ(base);
     enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
     sqlite3_stmt *st;
 
     pthread_mutex_lock(&s->mu);
-    if ((st = stmt(s, ST_WS_COUNT)) != NULL && sqlite3_step(st) == SQLITE_ROW) {
+    if ((st = stmt(s, id)) != NULL && sqlite3_step(st) == SQLITE_ROW) {
         *out = sqlite3_column_int64(st, 0);
         e = LK_OK;
     }
@@ -1124,6 +1125,11 @@ static enum lk_err sq_ws_count(struct lk_store *base, int64_t *out)
         sqlite3_reset(st);
     pthread_mutex_unlock(&s->mu);
     return e;
+}
+
+static enum lk_err sq_ws_count(struct lk_store *base, int64_t *out)
+{
+    return one_i64(base, ST_WS_COUNT, out);
 }
 
 static enum lk_err sq_key_insert(struct lk_store *base, struct lk_key_row *k)
@@ -1299,19 +1305,7 @@ static enum lk_err sq_key_scan(struct lk_store *base, enum lk_key_cols cols, int
 
 static enum lk_err sq_key_rowid_max(struct lk_store *base, int64_t *out)
 {
-    struct sqlite_store *s = SQ(base);
-    enum lk_err e = LK_ERR_STORAGE_UNAVAILABLE;
-    sqlite3_stmt *st;
-
-    pthread_mutex_lock(&s->mu);
-    if ((st = stmt(s, ST_KEY_ROWID_MAX)) != NULL && sqlite3_step(st) == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
-        e = LK_OK;
-    }
-    if (st)
-        sqlite3_reset(st);
-    pthread_mutex_unlock(&s->mu);
-    return e;
+    return one_i64(base, ST_KEY_ROWID_MAX, out);
 }
 
 static enum lk_err sq_keys_touch(struct lk_store *base, const struct lk_touch *t, size_t n)
