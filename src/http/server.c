@@ -80,9 +80,13 @@ static void on_conn_close(void *data)
     lk_stats_add(LK_STAT_CONN_CLOSED, 1);
 }
 
-/* A new connection on t: TLS handshake or the first request head, then h2o. */
-static void serve_conn(struct loop_thread *t, h2o_socket_t *sock)
+/* A new connection (accepted fd) on t: TLS handshake or the first request
+ * head, then h2o. */
+static void serve_conn(struct loop_thread *t, int fd)
 {
+    h2o_socket_t *sock =
+        h2o_evloop_socket_create(t->loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+
     /* /metrics: connections accepted and open (h2o calls on_close as it frees). */
     lk_stats_add(LK_STAT_CONN_ACCEPTED, 1);
     sock->on_close.cb = on_conn_close;
@@ -117,24 +121,22 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 {
     struct loop_thread *t = listener->data, *to;
     struct handoff *h;
-    h2o_socket_t *sock;
     int fd, on = 1;
 
     if (err != NULL)
         return;
-    to = least_loaded(t);
-    if (to == t) {
-        if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
-            return;
-        atomic_fetch_add_explicit(&t->conns, 1, memory_order_relaxed);
-        serve_conn(t, sock);
-        return;
-    }
+    /* Accepted here whichever loop serves it: an h2o socket belongs to one loop,
+     * so the fd is made one on the loop that takes it. */
     if ((fd = accept4(h2o_socket_get_fd(listener), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0)
         return;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    to = least_loaded(t);
     /* Counted now, so the next accept, on any loop, sees it placed. */
     atomic_fetch_add_explicit(&to->conns, 1, memory_order_relaxed);
+    if (to == t) {
+        serve_conn(t, fd);
+        return;
+    }
     h = lk_calloc(1, sizeof(*h));
     h->fd = fd;
     h2o_multithread_send_message(&to->handoff, &h->msg);
@@ -147,8 +149,7 @@ static void on_handoff(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     while (!h2o_linklist_is_empty(messages)) {
         struct handoff *h = (struct handoff *)messages->next;
         h2o_linklist_unlink(&h->msg.link);
-        serve_conn(t, h2o_evloop_socket_create(t->loop, h->fd,
-                                               H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION));
+        serve_conn(t, h->fd);
         free(h);
     }
 }
