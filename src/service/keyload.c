@@ -188,10 +188,8 @@ enum lk_err lk_keyload(struct lk_store *s, struct lk_store *s2, struct lk_keycac
         b->next = l.free;
         l.free = b;
     }
+    l.running = nrd; /* before any reader runs, so none can count down first */
     for (int i = 0; i < nrd; i++) {
-        pthread_mutex_lock(&l.mu);
-        l.running++;
-        pthread_mutex_unlock(&l.mu);
         if (pthread_create(&rd[i].tid, NULL, reader_main, &rd[i]) != 0) {
             pthread_mutex_lock(&l.mu);
             l.running--;
