@@ -155,8 +155,10 @@ static void *verify_loop(void *arg)
     lk_keycache_read_lock();
     t0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
     for (long r = 0; r < l->rounds; r++) {
-        /* A stride co-prime with the sample walks it in a scattered order. */
-        long i = l->first + (r * 2654435761L) % l->m;
+        /* The sample is shuffled (shuffle()), so walking it in order reads the
+         * secrets as a server reads requests it just received, and still
+         * meets the keys in a scattered order. */
+        long i = l->first + r % l->m;
         struct lk_verify_req req = {l->sm->secrets[i], l->sm->lens[i], LK_VERIFY_ANY_ENV,
                                     "storage:read", 12, l->now, true};
         struct lk_limits_info info;
@@ -173,6 +175,25 @@ static void *verify_loop(void *arg)
     lk_keycache_thread_offline();
     lk_assert(ok == l->rounds);
     return NULL;
+}
+
+/* Shuffles sm[0..m) in place, so consecutive secrets belong to keys put far
+ * apart: the cache's entries, counters and slots are met in no order, as on a
+ * server where each request names any key. */
+static void shuffle(struct sample *sm, long m, uint64_t seed)
+{
+    char tmp[LK_SECRET_MAX];
+
+    for (long i = m - 1; i > 0; i--) {
+        long j = (long)(splitmix(&seed) % (uint64_t)(i + 1));
+        size_t len = sm->lens[i];
+        memcpy(tmp, sm->secrets[i], LK_SECRET_MAX);
+        memcpy(sm->secrets[i], sm->secrets[j], LK_SECRET_MAX);
+        memcpy(sm->secrets[j], tmp, LK_SECRET_MAX);
+        sm->lens[i] = sm->lens[j];
+        sm->lens[j] = len;
+    }
+    OPENSSL_cleanse(tmp, sizeof(tmp));
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -263,6 +284,7 @@ static void run(long n, long db_max)
     load_s = (now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
     for (long i = 0; i < SAMPLE; i++)
         make_secret(&unknown, i);
+    shuffle(&sm, m, (uint64_t)now);
     lk_keycache_thread_offline(); /* the loops come online on their own threads */
 
     /* Warm up (the counters of each sampled key are made on its first check). */

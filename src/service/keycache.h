@@ -61,22 +61,20 @@ struct lk_ckey_ext {
     struct lk_ckey_rl rl[];
 };
 
-/* One cached digest of one key. Read-only except `last_used`. The first 64
- * bytes are what every check reads: the digest compared and the key's state. */
+/* One cached digest of one key. Read-only except `last_used`. The first 109
+ * bytes are what every check of a key without own credits or named limits
+ * reads (the digest compared, the key's state, its counting), so such a check
+ * reads two cache lines of the entry, or three; the rest is for answers. */
 struct lk_ckey {
     uint8_t digest[LK_DIGEST_LEN];
-    int64_t rowid;
     int64_t expires_at, revoked_at; /* 0: none */
     int64_t retired_at;             /* 0: current secret; else refused from this time */
-    _Atomic int64_t last_used; /* Unix seconds of the last verification, 0 if none */
-    struct lk_wstate *ws;          /* the workspace: its id (lk_wstate_id) and counters */
     _Atomic(struct lk_kstate *) st; /* the key's counters, made on first check */
+    struct lk_wstate *ws;           /* the workspace: its id (lk_wstate_id) and counters */
     const struct lk_permlist *perms;
-    const char *permissions_json; /* JSON array text */
-    const char *name_json;        /* the key's name as a JSON string, quotes included */
-    int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
+    _Atomic int64_t last_used;     /* Unix seconds of the last verification, 0 if none */
     int64_t spend_cap;             /* daily spend cap; -1: none */
-    const struct lk_ckey_ext *ext; /* NULL: no credits, named limits, meta or identity */
+    int32_t rl_limit, rl_window_s; /* the key's own rate limit; 0: none */
     uint8_t env;  /* enum lk_env */
     uint8_t kind; /* enum lk_key_kind */
     bool enabled;
@@ -86,6 +84,10 @@ struct lk_ckey {
     /* The secret was made here (the key's current secret, not imported): its
      * checksum is right by construction, so a check that found it needs none. */
     bool made_here;
+    const struct lk_ckey_ext *ext; /* NULL: no credits, named limits, meta or identity */
+    int64_t rowid;
+    const char *permissions_json; /* JSON array text */
+    const char *name_json;        /* the key's name as a JSON string, quotes included */
     char id[LK_ID_MAX];
 };
 
