@@ -26,6 +26,7 @@ enum lk_stat {
     LK_STAT_LOG_DROPPED, /* access and diagnostic lines dropped: the writer fell behind */
     LK_STAT_SHARED_CALLS,  /* reservations sent to the shared counters (Redis) */
     LK_STAT_SHARED_ERRORS, /* of them, failed: down, timed out or refused */
+    LK_STAT_ACCEPT_PAUSED, /* accepting paused: out of descriptors or memory */
     LK_STAT__COUNT
 };
 

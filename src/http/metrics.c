@@ -137,6 +137,9 @@ size_t lk_metrics_render(struct lk_app *app, char *out, size_t cap)
     }
     family(&t, "latchkey_connections_accepted_total", "counter", "Client connections accepted.");
     add(&t, "latchkey_connections_accepted_total %llu\n", (unsigned long long)accepted);
+    counter(&t, "latchkey_accept_pauses_total",
+            "Times a loop stopped accepting for 100 ms: out of file descriptors or memory.",
+            LK_STAT_ACCEPT_PAUSED);
 
     counter(&t, "latchkey_store_errors_total",
             "Database calls that failed (unavailable or internal error).", LK_STAT_STORE_ERRORS);

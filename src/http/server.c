@@ -12,6 +12,7 @@
 
 #include <h2o.h>
 
+#include "base/clock.h"
 #include "base/common.h"
 #include "base/log.h"
 #include "base/stats.h"
@@ -27,6 +28,11 @@
 
 #define MAX_THREADS LK_SERVER_MAX_LOOPS
 #define LOOP_WAKE_MS 100 /* how often an idle loop looks at the stop flag */
+/* Out of descriptors (or kernel memory), accept4 fails while the connection
+ * waits in the backlog and the listener stays readable: retrying at once spins
+ * the loop. It stops accepting this long instead, as nginx does. */
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPT_WARN_EVERY_MS 10000 /* one warning per loop this often at most */
 
 struct lk_handler {
     h2o_handler_t super;
@@ -48,6 +54,9 @@ struct loop_thread {
     int n;
     atomic_int conns; /* connections open on this loop */
     h2o_multithread_receiver_t handoff; /* connections accepted by another loop */
+    h2o_timeout_t accept_pause;         /* ACCEPT_PAUSE_MS */
+    h2o_timeout_entry_t accept_resume;  /* linked while not accepting */
+    int64_t warned_ms;                  /* last out-of-descriptors warning */
 };
 
 /* A connection accepted by one loop for another to serve. */
@@ -117,6 +126,37 @@ static struct loop_thread *least_loaded(struct loop_thread *t)
     return best;
 }
 
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void on_accept_resume(h2o_timeout_entry_t *entry)
+{
+    struct loop_thread *t = H2O_STRUCT_FROM_MEMBER(struct loop_thread, accept_resume, entry);
+
+    if (!atomic_load(&stopping))
+        h2o_socket_read_start(t->listener, on_accept);
+}
+
+/* accept4 failed for want of a resource: pause accepting (see ACCEPT_PAUSE_MS).
+ * Connections open meanwhile are served as before, and closing them is what
+ * frees the descriptors. */
+static void pause_accepting(struct loop_thread *t, int err)
+{
+    int64_t now = lk_clock_mono_coarse_ms();
+
+    h2o_socket_read_stop(t->listener);
+    if (!h2o_timeout_is_linked(&t->accept_resume))
+        h2o_timeout_link(t->loop, &t->accept_pause, &t->accept_resume);
+    lk_stats_add(LK_STAT_ACCEPT_PAUSED, 1);
+    if (t->warned_ms == 0 || now - t->warned_ms >= ACCEPT_WARN_EVERY_MS) {
+        t->warned_ms = now;
+        lk_log(LK_LOG_WARN,
+               "cannot accept connections: %s; pausing %d ms at a time (raise the open-files "
+               "limit, ulimit -n, or lower the clients' connections)",
+               err == EMFILE || err == ENFILE ? "out of file descriptors" : "out of memory",
+               ACCEPT_PAUSE_MS);
+    }
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     struct loop_thread *t = listener->data, *to;
@@ -127,8 +167,11 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         return;
     /* Accepted here whichever loop serves it: an h2o socket belongs to one loop,
      * so the fd is made one on the loop that takes it. */
-    if ((fd = accept4(h2o_socket_get_fd(listener), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0)
-        return;
+    if ((fd = accept4(h2o_socket_get_fd(listener), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            pause_accepting(t, errno);
+        return; /* EAGAIN, ECONNABORTED, EINTR: the next readiness says */
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     to = least_loaded(t);
     /* Counted now, so the next accept, on any loop, sees it placed. */
@@ -214,6 +257,8 @@ static void *loop_main(void *arg)
                                       on_handoff);
     t->listener = h2o_evloop_socket_create(t->loop, t->fd, H2O_SOCKET_FLAG_DONT_READ);
     t->listener->data = t;
+    h2o_timeout_init(t->loop, &t->accept_pause, ACCEPT_PAUSE_MS);
+    t->accept_resume.cb = on_accept_resume;
     /* Accept only once every loop can take a connection handed to it. */
     atomic_fetch_add(&ready, 1);
     while (atomic_load(&ready) < t->n && !atomic_load(&stopping))
@@ -223,6 +268,8 @@ static void *loop_main(void *arg)
         h2o_evloop_run(t->loop, LOOP_WAKE_MS);
         lk_log_flush_thread(); /* this iteration's access lines, to the log writer */
     }
+    if (h2o_timeout_is_linked(&t->accept_resume))
+        h2o_timeout_unlink(&t->accept_resume);
     h2o_socket_read_stop(t->listener);
     h2o_socket_close(t->listener);
     /* The context is not disposed: h2o 2.2 asserts when keep-alive connections are

@@ -3,6 +3,8 @@ the checks, connections, store calls and credit leases they count, and that neve
 names a secret, a key or a workspace."""
 
 import json
+import os
+import resource
 import socket
 import sqlite3
 import threading
@@ -32,6 +34,7 @@ FAMILIES = {
     "latchkey_connections_open": "gauge",
     "latchkey_loop_connections_open": "gauge",
     "latchkey_connections_accepted": "counter",
+    "latchkey_accept_pauses": "counter",
     "latchkey_store_errors": "counter",
     "latchkey_store_duration_seconds": "histogram",
     "latchkey_recorder_lag_seconds": "gauge",
@@ -201,6 +204,53 @@ def test_connections_are_spread_evenly_over_the_event_loops(tmp_path):
             poll(lambda: sum(loop_counts(srv)) == 1, what="every held connection closed")
     finally:
         for s in sessions:
+            s.close()
+        _finish(srv)
+
+
+def cpu_ticks(pid):
+    """User plus system CPU time of process pid so far, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_out_of_descriptors_pauses_accepting_instead_of_spinning(tmp_path):
+    # At its open-files limit accept4 fails with EMFILE while the connection
+    # waits in the backlog, so the listener stays readable: a loop that retried
+    # at once burned a whole core (200 ticks in 2 s) until a descriptor freed.
+    srv = LatchkeyServer(tmp_path / "srv")
+    srv.start()
+    _live_servers.append(srv)
+    held = []
+    try:
+        pid = srv.proc.pid
+        in_use = len(os.listdir(f"/proc/{pid}/fd"))
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (in_use + 6, hard))  # the soft limit
+        for _ in range(20):
+            held.append(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        poll(lambda: "cannot accept connections: out of file descriptors" in srv.stderr_text(),
+             what="the out-of-descriptors warning")
+        before = cpu_ticks(pid)
+        time.sleep(2)
+        spent = cpu_ticks(pid) - before
+        assert spent < 50, f"{spent} ticks of CPU in 2 s while out of descriptors"
+        # One warning, not one per failed accept.
+        assert srv.stderr_text().count("cannot accept connections") <= 2, srv.stderr_tail()
+        # The connections it could accept are served meanwhile.
+        held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert held[0].recv(64).startswith(b"HTTP/1.1 200"), "an accepted connection unserved"
+        for s in held:
+            s.close()
+        held.clear()
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        # Accepting resumed: a new client is answered, and the pauses were counted.
+        assert value(srv, "latchkey_accept_pauses_total") >= 1
+        poll(lambda: value(srv, "latchkey_connections_open") <= 1.0,
+             what="the held connections closed")
+    finally:
+        for s in held:
             s.close()
         _finish(srv)
 
