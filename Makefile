@@ -164,6 +164,8 @@ layers:
 test: deps-test
 	@$(MAKE) --no-print-directory layers
 	@$(MAKE) --no-print-directory all
+	@# the benchmarks build with every change, so `make bench` never meets a stale one
+	@$(MAKE) --no-print-directory $(BUILD)/bench_verify $(BUILD)/loadgen
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit unit-pg integration-all
 	@$(MAKE) --no-print-directory browser
 	@$(MAKE) --no-print-directory interop

@@ -28,6 +28,8 @@
 #include "core/digest.h"
 #include "core/secret.h"
 #include "service/app.h"
+#include "service/auth.h"
+#include "service/credits.h"
 #include "service/keycache.h"
 #include "service/keys.h"
 #include "service/verify.h"
@@ -142,8 +144,17 @@ struct loop {
     long first, m, rounds;
     int64_t now;
     enum lk_err want;
+    int64_t cost; /* > 0: each check spends this from the workspace's credits */
     double cpu_ns;
 };
+
+static void on_decided(void *arg, enum lk_err e, const struct lk_ckey *k,
+                       const struct lk_limits_info *info)
+{
+    (void)k;
+    (void)info;
+    *(enum lk_err *)arg = e;
+}
 
 static void *verify_loop(void *arg)
 {
@@ -160,10 +171,15 @@ static void *verify_loop(void *arg)
          * meets the keys in a scattered order. */
         long i = l->first + r % l->m;
         struct lk_verify_req req = {l->sm->secrets[i], l->sm->lens[i], LK_VERIFY_ANY_ENV,
-                                    "storage:read", 12, l->now, true};
+                                    "storage:read", 12, l->now, true, l->cost};
         struct lk_limits_info info;
         const struct lk_ckey *k;
-        if (lk_verify(l->app, &req, &k, &info) == l->want)
+        enum lk_err e = LK_ERR_INTERNAL;
+        if (l->cost == 0)
+            e = lk_verify(l->app, &req, &k, &info);
+        else /* as a loop's worker does: a check that needs a lease gets one */
+            lk_verify_leasing(l->app, &req, on_decided, &e);
+        if (e == l->want)
             ok++;
         if ((r & 1023) == 1023) { /* let writers' grace periods pass, as a loop would */
             lk_keycache_read_unlock();
@@ -211,14 +227,14 @@ static double median(double *v, int n)
 /* Verifications per second on `threads` threads, each on its share of the
  * sample; *cpu_ns: CPU time per verification on the first thread. */
 static double throughput(struct lk_app *app, const struct sample *sm, long m, int threads,
-                         int64_t now, enum lk_err want, double *cpu_ns)
+                         int64_t now, enum lk_err want, int64_t cost, double *cpu_ns)
 {
     pthread_t th[2];
     struct loop l[2];
     double t0 = now_ns(CLOCK_MONOTONIC), t1;
 
     for (int t = 0; t < threads; t++) {
-        l[t] = (struct loop){app, sm, t * (m / threads), m / threads, ROUNDS, now, want, 0};
+        l[t] = (struct loop){app, sm, t * (m / threads), m / threads, ROUNDS, now, want, cost, 0};
         lk_assert(pthread_create(&th[t], NULL, verify_loop, &l[t]) == 0);
     }
     for (int t = 0; t < threads; t++)
@@ -233,15 +249,28 @@ static double throughput(struct lk_app *app, const struct sample *sm, long m, in
  * that another program disturbed is slower, never faster, and one such pass
  * must not decide the figure. *cpu_ns: the median CPU time per check. */
 static double measure(struct lk_app *app, const struct sample *sm, long m, int threads,
-                      int64_t now, enum lk_err want, double *cpu_ns)
+                      int64_t now, enum lk_err want, int64_t cost, double *cpu_ns)
 {
     double rate[PASSES], ns[PASSES];
 
     for (int p = 0; p < PASSES; p++)
-        rate[p] = throughput(app, sm, m, threads, now, want, &ns[p]);
+        rate[p] = throughput(app, sm, m, threads, now, want, cost, &ns[p]);
     if (cpu_ns != NULL)
         *cpu_ns = median(ns, PASSES);
     return median(rate, PASSES);
+}
+
+/* Credits for the checks with a cost: more than they can spend. */
+static void top_up(struct lk_app *app, const char *ws_id, int64_t now)
+{
+    struct lk_actor who = {.perms = ~0u};
+    struct lk_ledger_row entry;
+    int64_t balance;
+
+    memcpy(who.workspace_id, ws_id, LK_ID_MAX);
+    snprintf(who.id, sizeof(who.id), "bench");
+    lk_assert(lk_credits_top_up(app, &who, INT64_C(1) << 40, "bench", now, &entry, &balance) ==
+              LK_OK);
 }
 
 static void run(long n, long db_max)
@@ -258,7 +287,7 @@ static void run(long n, long db_max)
     int64_t now = lk_clock_now_s();
     bool synthetic = n > db_max;
     long m = n < SAMPLE ? n : SAMPLE, rss0;
-    double t0, load_s, valid_ns, unknown_ns, one, two;
+    double t0, load_s, valid_ns, unknown_ns, one, two, cost_ns, cost_one, cost_two;
 
     lk_assert(mkdtemp(dir) != NULL);
     snprintf(url, sizeof(url), "sqlite:%s/bench.db", dir);
@@ -284,20 +313,26 @@ static void run(long n, long db_max)
     load_s = (now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
     for (long i = 0; i < SAMPLE; i++)
         make_secret(&unknown, i);
+    top_up(app, synthetic ? w.id : ws_id, now);
     shuffle(&sm, m, (uint64_t)now);
     lk_keycache_thread_offline(); /* the loops come online on their own threads */
 
     /* Warm up (the counters of each sampled key are made on its first check). */
-    throughput(app, &sm, m, 1, now, LK_OK, NULL);
-    one = measure(app, &sm, m, 1, now, LK_OK, &valid_ns);
-    two = measure(app, &sm, m, 2, now, LK_OK, NULL);
-    measure(app, &unknown, SAMPLE, 1, now, LK_ERR_INVALID_KEY, &unknown_ns);
+    throughput(app, &sm, m, 1, now, LK_OK, 0, NULL);
+    one = measure(app, &sm, m, 1, now, LK_OK, 0, &valid_ns);
+    two = measure(app, &sm, m, 2, now, LK_OK, 0, NULL);
+    measure(app, &unknown, SAMPLE, 1, now, LK_ERR_INVALID_KEY, 0, &unknown_ns);
+    /* With a cost: the workspace's credits, under its lock (docs/internals/keycache.md). */
+    throughput(app, &sm, m, 1, now, LK_OK, 1, NULL);
+    cost_one = measure(app, &sm, m, 1, now, LK_OK, 1, &cost_ns);
+    cost_two = measure(app, &sm, m, 2, now, LK_OK, 1, NULL);
 
     size_t cache = lk_keycache_bytes(lk_app_keycache(app));
-    printf("| %10ld | %-9s | %8.2f | %8.0f | %9.0f | %5.0f | %10.0f | %9.0f | %7.2f | %7.2f |\n",
+    printf("| %10ld | %-9s | %8.2f | %8.0f | %9.0f | %5.0f | %10.0f | %9.0f | %7.2f | %7.2f "
+           "| %9.0f | %7.2f | %7.2f |\n",
            n, synthetic ? "synthetic" : "sqlite", load_s, rss_kib() / 1024.0,
            (double)cache / 1048576.0, (double)cache / (double)n, valid_ns, unknown_ns, one / 1e6,
-           two / 1e6);
+           two / 1e6, cost_ns, cost_one / 1e6, cost_two / 1e6);
     (void)rss0;
     fflush(stdout);
     lk_keycache_thread_online();
@@ -343,9 +378,9 @@ int main(int argc, char **argv)
            "second, wall clock; each the median of %d passes of %d checks)\n\n",
            PASSES, ROUNDS);
     printf("| keys       | source    | load (s) | RSS(MiB) | cache(MiB)| B/key | valid (ns) "
-           "| unknown (ns) | 1 thr M/s | 2 thr M/s |\n");
+           "| unknown (ns) | 1 thr M/s | 2 thr M/s | cost (ns) | cost 1 thr | cost 2 thr |\n");
     printf("|-----------:|-----------|---------:|---------:|----------:|------:|-----------:"
-           "|----------:|--------:|--------:|\n");
+           "|----------:|--------:|--------:|----------:|--------:|--------:|\n");
     fflush(stdout);
     if (argc > 1) {
         for (int i = 1; i < argc; i++) {

@@ -220,19 +220,25 @@ void lk_charge_give_back(struct lk_counters *c, struct lk_shared *sh, int64_t no
  * the quota rings under mu by whoever reads them next). False: take the
  * locked path (a quota is set, the day turned, or the lane is far from its
  * last fold). */
-static bool charge_free(struct lk_counters *c, struct lk_wstate *ws, bool test, int64_t today,
-                        struct lk_charge_out *info)
+static unsigned my_lane(void)
 {
     static _Atomic unsigned next_lane;
     static _Thread_local unsigned lane = UINT_MAX;
+
+    if (lane == UINT_MAX)
+        lane = atomic_fetch_add_explicit(&next_lane, 1, memory_order_relaxed) % LK_PEND_LANES;
+    return lane;
+}
+
+static bool charge_free(struct lk_counters *c, struct lk_wstate *ws, bool test, int64_t today,
+                        struct lk_charge_out *info)
+{
     _Atomic uint64_t *p;
     uint64_t v;
 
     if (atomic_load_explicit(test ? &ws->test_quota : &ws->quota, memory_order_relaxed) >= 0)
         return false;
-    if (lane == UINT_MAX)
-        lane = atomic_fetch_add_explicit(&next_lane, 1, memory_order_relaxed) % LK_PEND_LANES;
-    p = &ws->pend[lane].n[test ? 1 : 0];
+    p = &ws->pend[my_lane()].n[test ? 1 : 0];
     v = atomic_load_explicit(p, memory_order_relaxed);
     do {
         if (LK_PEND_DAY(v) != today || LK_PEND_N(v) >= INT32_MAX)
@@ -360,7 +366,14 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
         charge_free(c, ws, test, today, info))
         return LK_OK;
     lk_wstate_lock(ws);
-    lk_wstate_fold(ws, today);
+    /* The rings are read below only for a quota. Otherwise folding is for the
+     * lock-free path: it moves the lanes to today, and this thread's lane on
+     * another day is the sign that the day turned (readers of the rings fold
+     * for themselves). Folding reads every lane's line. */
+    if ((test ? ws->test_quota : ws->quota) >= 0 ||
+        LK_PEND_DAY(atomic_load_explicit(&ws->pend[my_lane()].n[test ? 1 : 0],
+                                         memory_order_relaxed)) != today)
+        lk_wstate_fold(ws, today);
     if (st->spend_day != today) {
         st->prev_day = st->spend_day; /* until written, for recovery */
         st->prev_spent = st->spent;
