@@ -13,7 +13,9 @@
 # comparison), BENCH_ROUND_SECONDS (3, one wrk run of a round), BENCH_WARMUP (2,
 # one warm-up of each side first; 0 = none), BENCH_MAX_STEAL (8: a round in which
 # the hypervisor stole more than this % of any run is measured again, at most
-# BENCH_ROUND_RETRIES (2) times), BENCH_THREADS (1), BENCH_CONNS (32),
+# BENCH_ROUND_RETRIES (2) times), BENCH_TARGETS (all: "verify verify-rand
+# auth-context auth-context-rand verify-limited gateway"; a subset runs only
+# those rows), BENCH_THREADS (1), BENCH_CONNS (32),
 # BENCH_LOOPS (nproc), BENCH_OPEN_SECONDS (10), BENCH_OPEN_WARMUP (1),
 # BENCH_PORT, BENCH_NGINX_PORT (free ports), BENCH_START_TIMEOUT (60), LATCHKEY,
 # WRK, NGINX, LOADGEN. BENCH_SECONDS is not used here (bench/tls.sh and
@@ -62,6 +64,18 @@ need_uints ROUNDS:BENCH_ROUNDS ROUND_SECONDS:BENCH_ROUND_SECONDS \
 (( ROUNDS >= 1 && ROUNDS <= 100 )) || die "BENCH_ROUNDS must be 1 to 100 (got $ROUNDS)"
 (( ROUND_SECONDS >= 1 )) || die "BENCH_ROUND_SECONDS must be at least 1"
 (( OPEN_SECONDS >= 1 )) || die "BENCH_OPEN_SECONDS must be at least 1"
+ALL_TARGETS="verify verify-rand auth-context auth-context-rand verify-limited gateway"
+SELECTED=${BENCH_TARGETS:-$ALL_TARGETS}
+GATEWAY=0
+TARGETS=
+for t in $SELECTED; do
+    case " $ALL_TARGETS " in
+    *" $t "*) ;;
+    *) die "BENCH_TARGETS: unknown target '$t' (targets: $ALL_TARGETS)" ;;
+    esac
+    if [[ $t == gateway ]]; then GATEWAY=1; else TARGETS="$TARGETS $t"; fi
+done
+[[ -n $TARGETS || $GATEWAY == 1 ]] || die "BENCH_TARGETS names no target (targets: $ALL_TARGETS)"
 LOOPS=${BENCH_LOOPS:-$(nproc)}
 is_uint "$LOOPS" && (( LOOPS >= 1 && LOOPS <= 64 )) || die "BENCH_LOOPS must be 1 to 64 (got '$LOOPS')"
 (( ${#NGINX_BODY} == 60 )) || die "internal: nginx body is ${#NGINX_BODY} bytes, not 60"
@@ -463,7 +477,6 @@ half() {
 # saturation); then both open loop at half their own median rate (loadgen), nginx
 # first, back to back.
 JSON_HDR='Content-Type: application/json'
-TARGETS="verify verify-rand auth-context auth-context-rand verify-limited"
 # nginx gets the very same requests (method, headers, body, keys drawn) on `/`:
 # the generator's own cost, a Lua script drawing keys included, is in both sides.
 for name in $TARGETS; do
@@ -489,11 +502,13 @@ GATEWAYS="gw-plain gw-null gw-latchkey"
 URL[gw-plain]="http://127.0.0.1:$GW_PLAIN_PORT/api/items?page=2"
 URL[gw-null]="http://127.0.0.1:$GW_NULL_PORT/api/items?page=2"
 URL[gw-latchkey]="http://127.0.0.1:$GW_LK_PORT/api/items?page=2"
-# shellcheck disable=SC2086 # the word list
-rounds "$D/auth-context.lua" $GATEWAYS
-for name in $GATEWAYS; do
-    run_open "$name" "$(half "$name")" "${URL[$name]}" -H 'Authorization: Bearer {key}' -k "$D/one.txt"
-done
+if (( GATEWAY )); then
+    # shellcheck disable=SC2086 # the word list
+    rounds "$D/auth-context.lua" $GATEWAYS
+    for name in $GATEWAYS; do
+        run_open "$name" "$(half "$name")" "${URL[$name]}" -H 'Authorization: Bearer {key}' -k "$D/one.txt"
+    done
+fi
 SPENT=$(curl -s -H "Authorization: Bearer $ROOT_KEY" "$LK/v1/credits" | grep -o '"spent":[0-9]*' | cut -d: -f2)
 RSS_AFTER=$(rss_kib "$LK_PID")
 
@@ -556,9 +571,11 @@ for name in $TARGETS; do
     row "  nginx, same requests" "nginx-$name"
     row "$label" "$name"
 done
-row "nginx -> upstream" gw-plain
-row "nginx -> do-nothing auth -> up" gw-null
-row "nginx -> latchkey -> upstream" gw-latchkey
+if (( GATEWAY )); then
+    row "nginx -> upstream" gw-plain
+    row "nginx -> do-nothing auth -> up" gw-null
+    row "nginx -> latchkey -> upstream" gw-latchkey
+fi
 echo
 echo "vs.nginx: the median over $ROUNDS rounds of the row's req/s over the nginx row above it,"
 echo "each round's pair run seconds apart (range: lowest and highest round); the gateway rows:"
