@@ -213,13 +213,8 @@ void lk_charge_give_back(struct lk_counters *c, struct lk_shared *sh, int64_t no
     lk_counters_each_key(c, give_back_key, &g);
 }
 
-/* A check with nothing to decide: free (cost 0, or a test key), no rate limit,
- * no quota on its environment, no day spend cap to report. All it changes is
- * the workspace's count of checks today, which needs no lock: one atomic add
- * on this thread's lane of it, a cache line no other loop writes (folded into
- * the quota rings under mu by whoever reads them next). False: take the
- * locked path (a quota is set, the day turned, or the lane is far from its
- * last fold). */
+/* This thread's lane of a workspace's lock-free counts: fixed at its first
+ * use, threads taking lanes in turn. */
 static unsigned my_lane(void)
 {
     static _Atomic unsigned next_lane;
@@ -230,6 +225,13 @@ static unsigned my_lane(void)
     return lane;
 }
 
+/* A check with nothing to decide: free (cost 0, or a test key), no rate limit,
+ * no quota on its environment, no day spend cap to report. All it changes is
+ * the workspace's count of checks today, which needs no lock: one atomic add
+ * on this thread's lane of it, a cache line no other loop writes (folded into
+ * the quota rings under mu by whoever reads them next). False: take the
+ * locked path (a quota is set, the day turned, or the lane is far from its
+ * last fold). */
 static bool charge_free(struct lk_counters *c, struct lk_wstate *ws, bool test, int64_t today,
                         struct lk_charge_out *info)
 {
@@ -338,6 +340,7 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
     struct { int64_t limit, window_s; } rl = {r->rl_limit, r->rl_window_s};
     int64_t now = r->now, cost = r->cost, spend_cap = r->spend_cap, ws_cost;
     int64_t today = lk_day_of(now), quota, retry = 0, now_ms = 0;
+    uint64_t mine; /* this thread's lane */
     struct lk_slice *qs = test ? &ws->sh_q_test : &ws->sh_q_live;
     /* With shared counters the rate window, quota and day spend are decided
      * from this node's slices of them; without, from this node's own counts.
@@ -367,12 +370,12 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
         return LK_OK;
     lk_wstate_lock(ws);
     /* The rings are read below only for a quota. Otherwise folding is for the
-     * lock-free path: it moves the lanes to today, and this thread's lane on
-     * another day is the sign that the day turned (readers of the rings fold
-     * for themselves). Folding reads every lane's line. */
-    if ((test ? ws->test_quota : ws->quota) >= 0 ||
-        LK_PEND_DAY(atomic_load_explicit(&ws->pend[my_lane()].n[test ? 1 : 0],
-                                         memory_order_relaxed)) != today)
+     * lock-free path, and is due when this thread's lane refused it (another
+     * day: the day turned; or full); readers of the rings fold for themselves.
+     * Folding reads every lane's line. */
+    mine = atomic_load_explicit(&ws->pend[my_lane()].n[test ? 1 : 0], memory_order_relaxed);
+    if ((test ? ws->test_quota : ws->quota) >= 0 || LK_PEND_DAY(mine) != today ||
+        LK_PEND_N(mine) >= INT32_MAX)
         lk_wstate_fold(ws, today);
     if (st->spend_day != today) {
         st->prev_day = st->spend_day; /* until written, for recovery */

@@ -164,8 +164,8 @@ static inline void lk_wstate_fold(struct lk_wstate *ws, int64_t today)
             uint64_t v = atomic_load(p), next;
             /* Keeps the day (or moves to today) so lock-free counting goes on.
              * A lane with nothing counted on the right day is left unwritten:
-             * a compare-and-swap of every lane on every locked check cost ~100
-             * ns and took each loop's lane line from it. */
+             * a compare-and-swap of all of them on every locked check cost
+             * tens of ns and took each loop's lane line from it. */
             do {
                 next = day_ok ? LK_PEND(today, 0) : v & ~(uint64_t)0xffffffffu;
                 if (v == next)

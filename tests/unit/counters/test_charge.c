@@ -298,6 +298,36 @@ static void test_free_checks_count_on_their_day(void **state)
     assert_int_equal(lk_quota_day(&q.live, DAY + 1), 3);
 }
 
+/* A locked check without a quota leaves the lanes alone unless its own lane
+ * is on another day: the lanes' counts still reach the rings on their days,
+ * the quota view and the recorder's batch, once. */
+static void test_paying_checks_leave_the_lanes_counts_on_their_days(void **state)
+{
+    struct lk_charge_out out;
+    struct lk_quota_view q;
+    int64_t spent, quota, key_spend;
+
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(charge_at(NOW, false, 0, 0, &out), LK_OK);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(charge_at(NOW, false, 1, 0, &out), LK_OK);
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 5);
+    /* the next day: the paying check finds its lane on the day before */
+    assert_int_equal(charge_at(NOW + 86400, false, 1, 0, &out), LK_OK);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(charge_at(NOW + 86400, false, 0, 0, &out), LK_OK);
+    lk_counters_quota_view(ws, &q);
+    assert_int_equal(lk_quota_day(&q.live, DAY), 5);
+    assert_int_equal(lk_quota_day(&q.live, DAY + 1), 3);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(quota, 8);
+    assert_int_equal(spent, 3);
+    taken(&spent, &quota, &key_spend);
+    assert_int_equal(quota, 0);
+}
+
 #define RACE_CHECKS 1000000
 
 static _Atomic int checkers_left;
@@ -415,6 +445,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_a_free_check_still_counts_and_limits_set_later_apply_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_checks_count_on_their_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paying_checks_leave_the_lanes_counts_on_their_days,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_checks_from_two_threads_are_all_counted_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_check_a_shared_slice_cannot_decide_applies_nothing,
