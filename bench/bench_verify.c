@@ -322,7 +322,7 @@ static void run(long n, long db_max)
     one = measure(app, &sm, m, 1, now, LK_OK, 0, &valid_ns);
     two = measure(app, &sm, m, 2, now, LK_OK, 0, NULL);
     measure(app, &unknown, SAMPLE, 1, now, LK_ERR_INVALID_KEY, 0, &unknown_ns);
-    /* With a cost: the workspace's credits, under its lock (docs/internals/keycache.md). */
+    /* With a cost: the workspace's credits, under its lock (docs/internals/limits.md). */
     throughput(app, &sm, m, 1, now, LK_OK, 1, NULL);
     cost_one = measure(app, &sm, m, 1, now, LK_OK, 1, &cost_ns);
     cost_two = measure(app, &sm, m, 2, now, LK_OK, 1, NULL);

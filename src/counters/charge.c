@@ -213,16 +213,23 @@ void lk_charge_give_back(struct lk_counters *c, struct lk_shared *sh, int64_t no
     lk_counters_each_key(c, give_back_key, &g);
 }
 
-/* This thread's lane of a workspace's lock-free counts: fixed at its first
- * use, threads taking lanes in turn. */
-static unsigned my_lane(void)
+/* This thread's lane of ws's lock-free counts of `test` checks: the lane is
+ * fixed at the thread's first use, threads taking lanes in turn. */
+static _Atomic uint64_t *my_lane(struct lk_wstate *ws, bool test)
 {
     static _Atomic unsigned next_lane;
     static _Thread_local unsigned lane = UINT_MAX;
 
     if (lane == UINT_MAX)
         lane = atomic_fetch_add_explicit(&next_lane, 1, memory_order_relaxed) % LK_PEND_LANES;
-    return lane;
+    return &ws->pend[lane].n[test ? 1 : 0];
+}
+
+/* Whether a lane holding v takes one more check of `today` without the lock:
+ * not once the day turned, nor when it is full. */
+static bool lane_takes(uint64_t v, int64_t today)
+{
+    return LK_PEND_DAY(v) == today && LK_PEND_N(v) < INT32_MAX;
 }
 
 /* A check with nothing to decide: free (cost 0, or a test key), no rate limit,
@@ -240,10 +247,10 @@ static bool charge_free(struct lk_counters *c, struct lk_wstate *ws, bool test, 
 
     if (atomic_load_explicit(test ? &ws->test_quota : &ws->quota, memory_order_relaxed) >= 0)
         return false;
-    p = &ws->pend[my_lane()].n[test ? 1 : 0];
+    p = my_lane(ws, test);
     v = atomic_load_explicit(p, memory_order_relaxed);
     do {
-        if (LK_PEND_DAY(v) != today || LK_PEND_N(v) >= INT32_MAX)
+        if (!lane_takes(v, today))
             return false;
     } while (!atomic_compare_exchange_weak(p, &v, v + 1));
     info->remaining_credits = atomic_load_explicit(&ws->credits_pub, memory_order_relaxed);
@@ -340,7 +347,6 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
     struct { int64_t limit, window_s; } rl = {r->rl_limit, r->rl_window_s};
     int64_t now = r->now, cost = r->cost, spend_cap = r->spend_cap, ws_cost;
     int64_t today = lk_day_of(now), quota, retry = 0, now_ms = 0;
-    uint64_t mine; /* this thread's lane */
     struct lk_slice *qs = test ? &ws->sh_q_test : &ws->sh_q_live;
     /* With shared counters the rate window, quota and day spend are decided
      * from this node's slices of them; without, from this node's own counts.
@@ -373,9 +379,8 @@ enum lk_err lk_charge(struct lk_counters *c, struct lk_wstate *ws, struct lk_kst
      * lock-free path, and is due when this thread's lane refused it (another
      * day: the day turned; or full); readers of the rings fold for themselves.
      * Folding reads every lane's line. */
-    mine = atomic_load_explicit(&ws->pend[my_lane()].n[test ? 1 : 0], memory_order_relaxed);
-    if ((test ? ws->test_quota : ws->quota) >= 0 || LK_PEND_DAY(mine) != today ||
-        LK_PEND_N(mine) >= INT32_MAX)
+    if ((test ? ws->test_quota : ws->quota) >= 0 ||
+        !lane_takes(atomic_load_explicit(my_lane(ws, test), memory_order_relaxed), today))
         lk_wstate_fold(ws, today);
     if (st->spend_day != today) {
         st->prev_day = st->spend_day; /* until written, for recovery */
