@@ -13,7 +13,7 @@
  *     lk_wallet_moved(amount, …)    committed: memory holds it, the mark goes
  *     or lk_wallet_unmark()         not committed
  * so a process killed anywhere in between leaves a file that says, with the
- * stored lease's mark, whether the write committed (docs/internals/credits.md).
+ * stored lease's mark, whether the write committed (docs/internals/limits.md, "Money").
  *
  * Thread safety: every function is safe from any thread.
  */
