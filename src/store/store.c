@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "base/common.h"
+#include "base/log.h"
 #include "base/rand.h"
 #include "base/stats.h"
 #include "store/store_int.h"
@@ -119,8 +120,12 @@ enum lk_err lk_store_txn(struct lk_store *s, unsigned flags, lk_txn_fn fn, void 
             lk_store_rollback(s);
         if (e == LK_OK || s->ops->retryable == NULL || !s->ops->retryable(s))
             return e;
-        if (attempt + 1 == TXN_ATTEMPTS)
+        if (attempt + 1 == TXN_ATTEMPTS) {
+            /* Retried failures are logged at debug: say once that they won. */
+            lk_warn("a transaction failed %d times on conflicts with others; gave up",
+                    TXN_ATTEMPTS);
             break;
+        }
         /* Two transactions that keep failing each other would fail together
          * again at once: wait a random while, growing, before the next try. */
         uint32_t r;
